@@ -1,0 +1,44 @@
+# One command each: `make demo` (offline demo), `make test` (set up and run every test).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all demo test test-fast lint bench bench-big lab-up lab-down clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fleet demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not lab"
+
+lint: $(STAMP)
+	$(BIN)/ruff check fleet tests bench
+	$(BIN)/ruff format --check fleet tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+bench-big: $(STAMP)
+	$(BIN)/python -m bench.run --big
+
+lab-up: $(STAMP)
+	$(BIN)/python -m tests.lab up
+
+lab-down: $(STAMP)
+	$(BIN)/python -m tests.lab down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

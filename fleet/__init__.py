@@ -1,0 +1,3 @@
+"""fleet: which office copiers will fail to scan-to-email, and why."""
+
+__version__ = "0.1.0"

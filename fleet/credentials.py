@@ -1,0 +1,80 @@
+"""Secrets: read from the environment or a file at the moment of use, never stored.
+
+Every secret that is read is remembered (in this process only) so that `scrub` can
+blank it out of any text that is about to be logged or shown: a server or a library
+that echoes a credential back must not leak it through us.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+REDACTED = "****"
+
+_known: set[str] = set()
+_lock = threading.Lock()
+
+
+class SecretError(Exception):
+    """A configured secret could not be read (unset variable, missing file)."""
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a secret lives: an environment variable or a file. Holds no secret itself."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"${self.env}" if self.env else f"file {self.file}"
+
+    def read(self) -> str:
+        """The secret's value; raises SecretError when it cannot be read."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise SecretError(f"environment variable {self.env} is not set")
+        elif self.file is not None:
+            try:
+                with open(self.file, encoding="utf-8") as handle:
+                    value = handle.read().strip()
+            except OSError as exc:
+                raise SecretError(f"cannot read {self.file}: {exc.strerror}") from None
+            if not value:
+                raise SecretError(f"{self.file} is empty")
+        else:
+            raise SecretError("no secret source configured")
+        remember(value)
+        return value
+
+
+def remember(value: str) -> None:
+    """Register a secret so that `scrub` removes it from text."""
+    if len(value) >= 4:  # shorter strings would blank ordinary words
+        with _lock:
+            _known.add(value)
+
+
+def scrub(text: str) -> str:
+    """Replace every secret this process has read with ****."""
+    if not _known:
+        return text
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that blanks known secrets from every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        return True

@@ -1,0 +1,185 @@
+"""One DNS resolver per sweep (aiodns), with de-duplication, a cap on queries in flight,
+and answers normalised into "what happened" instead of exceptions.
+
+Every question (name, type) is asked at most once per sweep, however many sites,
+devices or checks need it: later askers await the first asker's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import aiodns
+import pycares
+from aiodns import error as dns_error
+
+
+class Outcome(StrEnum):
+    answer = "answer"
+    nxdomain = "nxdomain"  # the name does not exist
+    nodata = "nodata"  # the name exists, with no record of this type
+    timeout = "timeout"
+    servfail = "servfail"
+    refused = "refused"
+    error = "error"
+
+
+@dataclass(frozen=True)
+class Answer:
+    outcome: Outcome
+    records: tuple[str, ...] = ()  # A/AAAA: addresses; TXT: joined strings; MX: "pref host"
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.answer
+
+
+_ERRNO_OUTCOME = {
+    dns_error.ARES_ENOTFOUND: Outcome.nxdomain,
+    dns_error.ARES_ENODATA: Outcome.nodata,
+    dns_error.ARES_ETIMEOUT: Outcome.timeout,
+    dns_error.ARES_ESERVFAIL: Outcome.servfail,
+    dns_error.ARES_EREFUSED: Outcome.refused,
+}
+
+_OUTCOME_WORDS = {
+    Outcome.nxdomain: "no such name",
+    Outcome.nodata: "no record of that type",
+    Outcome.timeout: "the resolver did not answer in time",
+    Outcome.servfail: "the resolver answered SERVFAIL",
+    Outcome.refused: "the resolver refused the query (REFUSED)",
+}
+
+
+@dataclass
+class DnsStats:
+    queries: int = 0  # questions actually sent (after de-duplication)
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Dns:
+    """The sweep's resolver. Create inside the running event loop; close when done."""
+
+    def __init__(
+        self,
+        nameservers: list[str] | None = None,
+        timeout_s: float = 3.0,
+        tries: int = 2,
+        concurrency: int = 100,
+    ) -> None:
+        self.nameservers = list(nameservers or [])
+        self.timeout_s = timeout_s
+        self.tries = tries
+        # ARES_FLAG_NOSEARCH: never append search domains; a DNSBL name is always absolute.
+        self._resolver = aiodns.DNSResolver(
+            nameservers=self.nameservers or None,
+            timeout=timeout_s,
+            tries=tries,
+            flags=pycares.ARES_FLAG_NOSEARCH | pycares.ARES_FLAG_NOCHECKRESP,
+        )
+        self._limit = asyncio.Semaphore(concurrency)
+        self._cache: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+        self.stats = DnsStats()
+
+    @property
+    def description(self) -> str:
+        return ", ".join(self.nameservers) if self.nameservers else "the system resolver"
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+    async def query(self, name: str, rtype: str) -> Answer:
+        """Ask (name, rtype) once per sweep; never raises for DNS trouble."""
+        key = (name.lower().rstrip("."), rtype)
+        task = self._cache.get(key)
+        if task is None:
+            # A task of its own, so that one cancelled asker does not cancel the others.
+            task = asyncio.ensure_future(self._ask(key[0], rtype))
+            self._cache[key] = task
+        return await asyncio.shield(task)
+
+    async def _ask(self, name: str, rtype: str) -> Answer:
+        async with self._limit:
+            self.stats.queries += 1
+            self.stats.by_type[rtype] = self.stats.by_type.get(rtype, 0) + 1
+            # c-ares has its own timeout and retries; this outer bound only guards
+            # against a resolver that never calls back.
+            budget = self.timeout_s * self.tries * 2 + 1
+            try:
+                async with asyncio.timeout(budget):
+                    result = await self._resolver.query_dns(name, rtype)
+            except TimeoutError:
+                return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
+            except dns_error.DNSError as exc:
+                code = exc.args[0] if exc.args else None
+                outcome = _ERRNO_OUTCOME.get(code, Outcome.error)
+                words = (
+                    _OUTCOME_WORDS.get(outcome) or f"DNS error: {exc.args[-1] if exc.args else exc}"
+                )
+                return Answer(outcome, detail=words)
+            except ValueError as exc:  # a name c-ares will not send
+                return Answer(Outcome.error, detail=f"bad query name: {exc}")
+        return _records(result, rtype)
+
+    async def addresses(self, host: str) -> Answer:
+        """IPv4 then IPv6 addresses of a host name (an IP literal answers itself)."""
+        try:
+            return Answer(Outcome.answer, (str(ipaddress.ip_address(host)),))
+        except ValueError:
+            pass
+        if host.lower() == "localhost":
+            return Answer(Outcome.answer, ("127.0.0.1",))
+        v4, v6 = await asyncio.gather(self.query(host, "A"), self.query(host, "AAAA"))
+        records = v4.records + v6.records
+        if records:
+            return Answer(Outcome.answer, records)
+        # Report the more telling failure: a timeout says more than "no AAAA".
+        for candidate in (v4, v6):
+            if candidate.outcome not in (Outcome.nodata, Outcome.nxdomain):
+                return candidate
+        return v4
+
+
+def _records(result: pycares.DNSResult, rtype: str) -> Answer:
+    out: list[str] = []
+    for record in result.answer:
+        data = record.data
+        if rtype in ("A", "AAAA") and isinstance(
+            data, pycares.ARecordData | pycares.AAAARecordData
+        ):
+            if record.type == (pycares.QUERY_TYPE_A if rtype == "A" else pycares.QUERY_TYPE_AAAA):
+                out.append(data.addr)
+        elif rtype == "TXT" and isinstance(data, pycares.TXTRecordData):
+            out.append(data.data.decode("utf-8", "replace"))
+        elif rtype == "MX" and isinstance(data, pycares.MXRecordData):
+            out.append(f"{data.priority} {data.exchange.rstrip('.').lower()}")
+    if not out:
+        # Answers of another type only (a CNAME chain to nothing, a wrong record type).
+        kinds = sorted({_type_name(r.type) for r in result.answer})
+        detail = f"answer had no {rtype} record" + (f" (only {', '.join(kinds)})" if kinds else "")
+        return Answer(Outcome.nodata, detail=detail)
+    return Answer(Outcome.answer, tuple(out))
+
+
+def _type_name(qtype: int) -> str:
+    for name in ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR", "SRV"):
+        if getattr(pycares, f"QUERY_TYPE_{name}", None) == qtype:
+            return name
+    return str(qtype)
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def family_of(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET

@@ -1,0 +1,133 @@
+"""How a site's traffic leaves: from this machine, from a chosen source address, or
+through a SOCKS5 proxy at the site. Each way hands a connected socket to the SMTP probe.
+
+Failures of the way out itself (the proxy is down, the bind address is not on this
+machine) are `egress_unreachable`: they say nothing about the mail server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
+from python_socks.async_.asyncio import Proxy
+
+from fleet.classify import EgressError
+from fleet.dns import Dns, family_of
+from fleet.inventory import SiteEgress
+from fleet.results import Category, EgressTransport
+
+# Opens a TCP connection to (host, port) within a timeout and returns the socket.
+Opener = Callable[[str, int, float], Awaitable[socket.socket]]
+
+# SOCKS5 reply codes (RFC 1928) that describe the destination, not the proxy.
+_DESTINATION_REPLIES = {
+    3: "network unreachable from the site",
+    4: "host unreachable from the site",
+    5: "connection refused (seen from the site)",
+    6: "TTL expired on the way from the site",
+}
+
+
+def transport_of(egress: SiteEgress) -> EgressTransport:
+    if egress.via.startswith("socks5://"):
+        return EgressTransport.socks5
+    return EgressTransport.bind if egress.bind else EgressTransport.direct
+
+
+def make_opener(egress: SiteEgress, dns: Dns) -> Opener:
+    """The way out for one site's conversations."""
+    if egress.via.startswith("socks5://"):
+        return _socks5_opener(egress.via, egress.bind)
+    return _direct_opener(egress.bind, dns)
+
+
+def _direct_opener(bind: str | None, dns: Dns) -> Opener:
+    async def open_direct(host: str, port: int, timeout_s: float) -> socket.socket:
+        async with asyncio.timeout(timeout_s):
+            answer = await dns.addresses(host)
+            if not answer.ok:
+                raise EgressError(Category.unreachable, f"{host} does not resolve: {answer.detail}")
+            addresses = list(answer.records)
+            if bind is not None:
+                # Only addresses of the bind address's family can be reached from it.
+                family = family_of(bind)
+                addresses = [a for a in addresses if family_of(a) == family]
+                if not addresses:
+                    raise EgressError(
+                        Category.unreachable,
+                        f"{host} has no address of the same IP version as {bind}",
+                    )
+            last: OSError | None = None
+            for address in addresses:
+                try:
+                    return await _connect(address, port, bind)
+                except OSError as exc:
+                    if bind is not None and exc.errno == errno.EADDRNOTAVAIL:
+                        raise EgressError(
+                            Category.egress_unreachable,
+                            f"cannot send from {bind}: the address is not on this machine",
+                        ) from None
+                    last = exc
+            assert last is not None  # noqa: S101 - at least one address was tried
+            raise last
+
+    return open_direct
+
+
+async def _connect(address: str, port: int, bind: str | None) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    family = family_of(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if bind is not None:
+            sock.bind((bind, 0))
+        await loop.sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _socks5_opener(via: str, bind: str | None) -> Opener:
+    parts = urlsplit(via)
+    proxy_host, proxy_port = parts.hostname or "", parts.port or 1080
+
+    async def open_socks5(host: str, port: int, timeout_s: float) -> socket.socket:
+        # rdns: the proxy resolves the mail host, as the site's own copier would.
+        proxy = Proxy(ProxyType.SOCKS5, proxy_host, proxy_port, rdns=True)
+        local = (bind, 0) if bind else None
+        try:
+            sock: socket.socket = await proxy.connect(
+                host, port, timeout=timeout_s, local_addr=local
+            )
+        except ProxyTimeoutError:
+            raise EgressError(
+                Category.timeout,
+                f"no connection to {host}:{port} through the SOCKS5 proxy {via} in time",
+            ) from None
+        except ProxyConnectionError as exc:
+            raise EgressError(
+                Category.egress_unreachable, f"SOCKS5 proxy {via} unreachable: {exc}"
+            ) from None
+        except ProxyError as exc:
+            code = getattr(exc, "error_code", None)
+            if code in _DESTINATION_REPLIES:
+                raise EgressError(
+                    Category.unreachable,
+                    f"{host}:{port}: {_DESTINATION_REPLIES[code]} (SOCKS5 reply {code})",
+                ) from None
+            raise EgressError(
+                Category.egress_unreachable, f"SOCKS5 proxy {via} failed: {exc}"
+            ) from None
+        except OSError as exc:
+            raise EgressError(Category.egress_unreachable, f"SOCKS5 proxy {via}: {exc}") from None
+        sock.setblocking(False)
+        return sock
+
+    return open_socks5

@@ -1,0 +1,765 @@
+"""The inventory: clients, sites and copiers, as pydantic models loaded from YAML.
+
+Errors name the file, line, column and field path, and all of them are reported at once.
+Secrets are never values in the YAML: only `*_env` (an environment variable) or `*_file`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from fleet.results import ListingSeverity, Mode, Security
+from fleet.yaml_source import (
+    Path,
+    SourceError,
+    SourceMap,
+    YamlLoadError,
+    format_path,
+    load_yaml,
+)
+
+DEFAULT_INVENTORY = "inventory.yaml"
+INVENTORY_ENV = "FLEET_INVENTORY"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# ---- value types with messages a technician understands -------------------------------
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {str(value).lower()}")
+    return value
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"must be 1-65535, got {value}")
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value).strip("[]")))
+    except ValueError:
+        raise ValueError(f"must be an IP address, got '{value}'") from None
+
+
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$"
+)
+
+
+def _host(value: str) -> str:
+    value = str(value).strip()
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    if not _HOST_RE.match(value):
+        raise ValueError(f"must be a host name or IP address, got '{value}'")
+    return value.rstrip(".").lower()
+
+
+def _nameserver(value: str) -> str:
+    """`host` or `host:port` (IPv6 as `[::1]:53`), normalised for c-ares."""
+    text = str(value).strip()
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"must be an IP address or address:port, got '{value}'")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"must be an IP address or address:port, got '{value}'") from None
+    if port is None:
+        return str(address)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"port must be 1-65535, got '{port}'")
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+_ADDR_RE = re.compile(r"^[^\s<>@\"(),;:\\]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$")
+
+
+def _address(value: str) -> str:
+    value = str(value).strip()
+    if not _ADDR_RE.match(value):
+        raise ValueError(f"must be an e-mail address like scanner@example.com, got '{value}'")
+    return value
+
+
+def _slug(value: str) -> str:
+    value = str(value)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", value):
+        raise ValueError(
+            f"must be a short id of lowercase letters, digits, '.', '_' or '-', got '{value}'"
+        )
+    return value
+
+
+def _tls_version(value: Any) -> str:
+    # YAML reads `tls_max: 1.2` as a float; accept it as the version it means.
+    text = f"{value:.1f}" if isinstance(value, float) else str(value).strip()
+    if text not in TLS_VERSIONS:
+        raise ValueError(f"must be one of {', '.join(TLS_VERSIONS)}, got '{value}'")
+    return text
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value)):
+        raise ValueError(f"must be an environment variable name, got '{value}'")
+    return str(value)
+
+
+def _via(value: str) -> str:
+    text = str(value).strip()
+    if text == "direct":
+        return text
+    parts = urlsplit(text)
+    if parts.scheme != "socks5":
+        raise ValueError(f"must be 'direct' or 'socks5://host:port', got '{value}'")
+    if parts.username or parts.password:
+        raise ValueError("proxy credentials must not be written in the inventory")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"proxy port must be 1-65535, got '{value}'") from None
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError(f"must be 'socks5://host:port', got '{value}'")
+    return f"socks5://{_host(parts.hostname)}:{port}"
+
+
+TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+
+Port = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_port)]
+Seconds = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_positive)]
+Count = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_at_least_one)]
+IpAddress = Annotated[str, AfterValidator(_ip)]
+Host = Annotated[str, AfterValidator(_host)]
+Nameserver = Annotated[str, AfterValidator(_nameserver)]
+Address = Annotated[str, AfterValidator(_address)]
+Slug = Annotated[str, AfterValidator(_slug)]
+TlsVersion = Annotated[str, BeforeValidator(_tls_version)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Via = Annotated[str, AfterValidator(_via)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+# ---- defaults ---------------------------------------------------------------------------
+
+
+class DnsSettings(Strict):
+    nameservers: list[Nameserver] = Field(default_factory=list)
+    timeout_s: Seconds = 3.0
+    tries: Count = 2
+    concurrency: Count = 100  # DNS queries in flight at once
+
+
+class Timeouts(Strict):
+    connect_s: Seconds = 10.0
+    command_s: Seconds = 30.0
+    site_s: Seconds = 120.0
+
+
+class Concurrency(Strict):
+    global_: Count = Field(200, alias="global")
+    per_site: Count = 2
+    per_host: Count = 20
+
+
+class SiteConcurrency(Strict):
+    per_site: Count | None = None
+
+
+class SiteTimeouts(Strict):
+    connect_s: Seconds | None = None
+    command_s: Seconds | None = None
+    site_s: Seconds | None = None
+
+
+class Defaults(Strict):
+    dns: DnsSettings = Field(default_factory=DnsSettings)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    concurrency: Concurrency = Field(default_factory=lambda: Concurrency.model_validate({}))
+    ehlo_name: Host | None = None  # the name the probe gives in EHLO (default: this machine's)
+
+
+# ---- blocklists -------------------------------------------------------------------------
+
+BlocklistKind = Literal["spamhaus-zen", "spamhaus-dqs", "spamcop", "barracuda", "generic"]
+
+
+def _code(value: Any) -> str:
+    text = str(value)
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError(
+            f"return codes must be IPv4 addresses like 127.0.0.2, got '{value}'"
+        ) from None
+    return str(address)
+
+
+ReturnCode = Annotated[str, BeforeValidator(_code)]
+
+
+class CodeMeaning(Strict):
+    list: Text
+    meaning: Text
+    severity: ListingSeverity = ListingSeverity.abuse
+
+
+class BlocklistZone(Strict):
+    zone: Host | None = None
+    kind: BlocklistKind = "generic"
+    name: Text | None = None
+    codes: dict[ReturnCode, CodeMeaning] = Field(default_factory=dict)
+    key_env: EnvName | None = None  # Spamhaus DQS key
+    key_file: str | None = None
+    delist: Text | None = None  # where to ask for removal
+
+    @model_validator(mode="after")
+    def _zone_or_dqs(self) -> BlocklistZone:
+        if self.kind == "spamhaus-dqs":
+            if (self.key_env is None) == (self.key_file is None):
+                raise ValueError("a spamhaus-dqs zone needs exactly one of key_env or key_file")
+        elif self.zone is None:
+            raise ValueError("'zone' is required (the DNS zone to query, e.g. zen.spamhaus.org)")
+        elif self.key_env or self.key_file:
+            raise ValueError("key_env/key_file are only for kind: spamhaus-dqs")
+        return self
+
+
+# ---- SMTP settings ----------------------------------------------------------------------
+
+
+class OAuth2(Strict):
+    token_env: EnvName | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OAuth2:
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("oauth2 needs exactly one of token_env or token_file")
+        return self
+
+
+class Auth(Strict):
+    username: Text
+    password_env: EnvName | None = None
+    password_file: str | None = None
+    oauth2: OAuth2 | None = None
+    mechanism: Literal["plain", "login", "xoauth2"] | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Auth:
+        sources = [self.password_env, self.password_file, self.oauth2]
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError("auth needs exactly one of password_env, password_file or oauth2")
+        if self.oauth2 is not None and self.mechanism not in (None, "xoauth2"):
+            raise ValueError("oauth2 authenticates with mechanism xoauth2")
+        if self.oauth2 is None and self.mechanism == "xoauth2":
+            raise ValueError("mechanism xoauth2 needs an oauth2 token source")
+        return self
+
+    @property
+    def uses_password(self) -> bool:
+        return self.oauth2 is None
+
+
+class SmtpSettings(Strict):
+    """A device's SMTP settings after its profile has been merged in."""
+
+    profile: str | None = None
+    host: Host
+    port: Port
+    security: Security = Security.starttls
+    auth: Auth | None = None
+    from_: Address = Field(alias="from")
+    to: Address
+    tls_max: TlsVersion | None = None
+    tls_verify: bool = True  # False: the copier does not check certificates
+    ca_file: str | None = None
+    ehlo_name: Host | None = None
+    mode: Mode | None = None  # derived from port and auth when absent
+
+    @property
+    def effective_mode(self) -> Mode:
+        if self.mode is not None:
+            return self.mode
+        if self.auth is not None:
+            return Mode.relay if self.port == 25 else Mode.submission
+        return Mode.submission if self.port in (465, 587) else Mode.direct_send
+
+
+class SmtpProfile(Strict):
+    """Reusable SMTP settings: any of a device's `smtp` keys."""
+
+    host: Host | None = None
+    port: Port | None = None
+    security: Security | None = None
+    auth: Auth | None = None
+    from_: Address | None = Field(None, alias="from")
+    to: Address | None = None
+    tls_max: TlsVersion | None = None
+    tls_verify: bool | None = None
+    ca_file: str | None = None
+    ehlo_name: Host | None = None
+    mode: Mode | None = None
+
+
+class Device(Strict):
+    id: Slug
+    model: Text | None = None
+    location: Text | None = None
+    smtp: SmtpSettings
+
+
+class SiteEgress(Strict):
+    via: Via = "direct"
+    bind: IpAddress | None = None
+    ip: IpAddress | None = None
+
+
+class Site(Strict):
+    id: Slug
+    client: Text
+    name: Text | None = None
+    tags: list[Text] = Field(default_factory=list)
+    egress: SiteEgress = Field(default_factory=SiteEgress)
+    concurrency: SiteConcurrency = Field(default_factory=SiteConcurrency)
+    timeouts: SiteTimeouts = Field(default_factory=SiteTimeouts)
+    devices: list[Device] = Field(min_length=1)
+
+
+class Inventory(Strict):
+    defaults: Defaults = Field(default_factory=Defaults)
+    profiles: dict[str, SmtpProfile] = Field(default_factory=dict)
+    blocklists: list[BlocklistZone] = Field(default_factory=list)
+    notifications: dict[str, Any] | None = None
+    sites: list[Site] = Field(min_length=1)
+
+    # where the inventory was read from; relative file paths resolve against its folder
+    source: str | None = Field(None, exclude=True)
+
+    def devices(self) -> Iterator[tuple[Site, Device]]:
+        for site in self.sites:
+            for device in site.devices:
+                yield site, device
+
+    def summary(self) -> str:
+        """`3 clients, 4 sites, 9 devices (direct_send 4, relay 1, submission 4)`."""
+        clients = {site.client for site in self.sites}
+        modes: dict[str, int] = {}
+        for _, device in self.devices():
+            mode = device.smtp.effective_mode.value
+            modes[mode] = modes.get(mode, 0) + 1
+        by_mode = ", ".join(f"{m} {n}" for m, n in sorted(modes.items()))
+        n_devices = sum(modes.values())
+        return (
+            f"{len(clients)} client{'s' * (len(clients) != 1)}, "
+            f"{len(self.sites)} site{'s' * (len(self.sites) != 1)}, "
+            f"{n_devices} device{'s' * (n_devices != 1)} ({by_mode})"
+        )
+
+
+# ---- loading ----------------------------------------------------------------------------
+
+
+class InventoryError(Exception):
+    """The inventory could not be used; `errors` lists every problem found."""
+
+    def __init__(self, errors: list[SourceError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+# Keys that would hold a secret: rejected wherever they appear, with the right advice.
+_SECRET_KEYS = {
+    "password": "use password_env (an environment variable) or password_file",
+    "pass": "use password_env (an environment variable) or password_file",
+    "token": "use token_env (an environment variable) or token_file",
+    "secret": "use an environment variable (*_env) or a file (*_file)",
+    "key": "use key_env (an environment variable) or key_file",
+    "api_key": "use an environment variable (*_env) or a file (*_file)",
+}
+
+_FILE_KEYS = ("ca_file", "password_file", "token_file", "key_file")
+
+
+def resolve_inventory_path(path: str | None) -> str:
+    """The -i/--inventory rule: the given path, else $FLEET_INVENTORY, else ./inventory.yaml."""
+    return path or os.environ.get(INVENTORY_ENV) or DEFAULT_INVENTORY
+
+
+def load_inventory(path: str) -> Inventory:
+    """Read and validate an inventory file; raise InventoryError naming every problem."""
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError([SourceError(path, None, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError([SourceError(path, None, "", f"cannot read: {exc}")]) from None
+    return parse_inventory(text, path)
+
+
+def parse_inventory(text: str, file: str) -> Inventory:
+    try:
+        data, smap = load_yaml(text, file)
+    except YamlLoadError as exc:
+        raise InventoryError(exc.errors) from None
+    if not isinstance(data, dict):
+        raise InventoryError(
+            [SourceError(file, smap.find(()), "", "an inventory is a mapping with a 'sites' list")]
+        )
+    base = FsPath(file).resolve().parent
+    quiet: set[Path] = set()  # paths whose follow-on errors would only repeat a reported one
+    errors = _secret_key_errors(data, (), smap, file, quiet)
+    errors.extend(_cross_checks(data, smap, file))
+    data, origins = _merge_profiles(data, smap, file, errors, quiet)
+    _resolve_files(data, base)
+    inventory: Inventory | None = None
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        errors.extend(_translate(exc, smap, origins, quiet, file))
+    if errors:
+        errors.sort(key=lambda e: (e.position.line, e.position.column) if e.position else (0, 0))
+        raise InventoryError(_dedupe(errors))
+    assert inventory is not None  # noqa: S101 - no errors means it validated
+    return inventory.model_copy(update={"source": file})
+
+
+def _dedupe(errors: list[SourceError]) -> list[SourceError]:
+    seen: set[str] = set()
+    out = []
+    for error in errors:
+        if str(error) not in seen:
+            seen.add(str(error))
+            out.append(error)
+    return out
+
+
+def _secret_key_errors(
+    data: Any, path: Path, smap: SourceMap, file: str, quiet: set[Path]
+) -> list[SourceError]:
+    errors: list[SourceError] = []
+    if isinstance(data, dict):
+        for key, value in list(data.items()):
+            child = (*path, key)
+            advice = _SECRET_KEYS.get(str(key).lower())
+            if advice is not None:
+                errors.append(
+                    SourceError(
+                        file,
+                        smap.find(child),
+                        format_path(child),
+                        f"secrets must not be written in the inventory: {advice}",
+                    )
+                )
+                del data[key]  # reported once here, not again as an unknown key
+                quiet.add(path)
+                continue
+            errors.extend(_secret_key_errors(value, child, smap, file, quiet))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            errors.extend(_secret_key_errors(item, (*path, index), smap, file, quiet))
+    return errors
+
+
+def _merge_profiles(
+    data: dict[str, Any], smap: SourceMap, file: str, errors: list[SourceError], quiet: set[Path]
+) -> tuple[dict[str, Any], dict[Path, Path]]:
+    """Overlay each device's `smtp` keys on its profile.
+
+    Returns the merged data and, for keys that came from a profile, the profile path they
+    came from (so an error in a profile value points at the profile's line).
+    """
+    origins: dict[Path, Path] = {}
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict):
+        profiles = {}
+    sites = data.get("sites")
+    if not isinstance(sites, list):
+        return data, origins
+    for s, site in enumerate(sites):
+        devices = site.get("devices") if isinstance(site, dict) else None
+        if not isinstance(devices, list):
+            continue
+        for d, device in enumerate(devices):
+            smtp = device.get("smtp") if isinstance(device, dict) else None
+            if not isinstance(smtp, dict) or "profile" not in smtp:
+                continue
+            name = smtp["profile"]
+            path: Path = ("sites", s, "devices", d, "smtp")
+            if not isinstance(name, str) or name not in profiles:
+                known = ", ".join(sorted(profiles)) or "none defined"
+                hint = difflib.get_close_matches(str(name), list(profiles), n=1)
+                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+                errors.append(
+                    SourceError(
+                        file,
+                        smap.find((*path, "profile")),
+                        format_path((*path, "profile")),
+                        f"unknown profile '{name}'{suggestion}; profiles: {known}",
+                    )
+                )
+                quiet.add(path)
+                continue
+            profile = profiles[name]
+            if not isinstance(profile, dict):
+                continue
+            merged = dict(profile)
+            for key in profile:
+                if key not in smtp:
+                    origins[(*path, key)] = ("profiles", name, key)
+            merged.update(smtp)
+            device["smtp"] = merged
+    return data, origins
+
+
+def _resolve_files(data: Any, base: FsPath) -> None:
+    """Make `*_file` paths absolute, relative to the inventory's folder."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in _FILE_KEYS and isinstance(value, str) and value:
+                data[key] = str((base / os.path.expanduser(value)).resolve())
+            else:
+                _resolve_files(value, base)
+    elif isinstance(data, list):
+        for item in data:
+            _resolve_files(item, base)
+
+
+# Pydantic error types, re-worded for people who edit YAML rather than Python.
+_TYPE_WORDS = {
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping (key: value)",
+    "model_type": "must be a mapping (key: value)",
+    "model_attributes_type": "must be a mapping (key: value)",
+}
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _model_keys(path: Path) -> list[str]:
+    """The keys allowed at a path, for 'did you mean' hints."""
+    model: type[BaseModel] | None = Inventory
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            # dict-valued fields (profiles, codes) take arbitrary keys at this level
+            return []
+        model = _inner_model(field.annotation)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items() if n != "source"]
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _translate(
+    exc: ValidationError,
+    smap: SourceMap,
+    origins: dict[Path, Path],
+    quiet: set[Path],
+    file: str,
+) -> list[SourceError]:
+    errors = []
+    for err in exc.errors():
+        loc: Path = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        kind = err["type"]
+        if loc in origins:
+            continue  # a bad value inherited from a profile is reported at the profile
+        if kind in ("missing", "value_error") and any(loc[: len(q)] == q for q in quiet):
+            continue
+        got = err.get("input")
+        last = loc[-1] if loc else ""
+        source_loc = origins.get(loc, loc)
+        if kind == "extra_forbidden":
+            allowed = _model_keys(loc[:-1])
+            hint = difflib.get_close_matches(str(last), allowed, n=1)
+            message = f"unknown key '{last}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            if allowed:
+                message += f"; allowed: {', '.join(allowed)}"
+        elif kind == "missing":
+            message = f"'{last}' is required"
+            source_loc = loc[:-1]
+        elif kind in ("literal_error", "enum"):
+            expected = err.get("ctx", {}).get("expected", "")
+            message = f"must be one of {expected}, got '{got}'"
+        elif kind in _TYPE_WORDS:
+            message = f"{_TYPE_WORDS[kind]}, got {_show(got)}"
+        elif kind == "value_error":
+            message = str(err["msg"]).removeprefix("Value error, ")
+        elif kind == "too_short":
+            message = "must not be empty"
+        elif kind == "string_too_short":
+            message = "must not be empty"
+        else:
+            message = str(err["msg"])
+        position = smap.find(source_loc)
+        errors.append(SourceError(file, position, format_path(loc), message))
+    return errors
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return str(value)
+
+
+def _cross_checks(data: Any, smap: SourceMap, file: str) -> list[SourceError]:
+    """Rules that span several values (unique ids, zones), checked on the raw data so they
+    are reported even when other values are wrong."""
+    errors: list[SourceError] = []
+
+    def duplicates(items: Any, path: Path, key: str, what: str) -> None:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            value = item.get(key) if isinstance(item, dict) else None
+            if not isinstance(value, str | int):
+                continue
+            value = str(value)
+            here: Path = (*path, index, key)
+            if value in seen:
+                first = smap.find((*path, seen[value], key))
+                line = f" (first at line {first.line})" if first else ""
+                errors.append(
+                    SourceError(
+                        file,
+                        smap.find(here),
+                        format_path(here),
+                        f"duplicate {what} '{value}'{line}",
+                    )
+                )
+            else:
+                seen[value] = index
+
+    sites = data.get("sites")
+    duplicates(sites, ("sites",), "id", "site id")
+    for s, site in enumerate(sites if isinstance(sites, list) else []):
+        if isinstance(site, dict):
+            duplicates(site.get("devices"), ("sites", s, "devices"), "id", "device id")
+    duplicates(data.get("blocklists"), ("blocklists",), "zone", "blocklist zone")
+    return errors
+
+
+def preflight(inventory: Inventory) -> list[str]:
+    """Problems that stop a sweep but not `validate`: unset secrets, missing files."""
+    problems = []
+    for s, site in enumerate(inventory.sites):
+        for d, device in enumerate(site.devices):
+            where = f"sites[{s}].devices[{d}] ({site.id}/{device.id})"
+            smtp = device.smtp
+            if smtp.ca_file and not os.path.isfile(smtp.ca_file):
+                problems.append(f"{where}.smtp.ca_file: no such file: {smtp.ca_file}")
+            auth = smtp.auth
+            if auth is None:
+                continue
+            if auth.password_env and auth.password_env not in os.environ:
+                problems.append(
+                    f"{where}.smtp.auth.password_env: {auth.password_env} is not set in the environment"
+                )
+            if auth.password_file and not os.path.isfile(auth.password_file):
+                problems.append(
+                    f"{where}.smtp.auth.password_file: no such file: {auth.password_file}"
+                )
+            if auth.oauth2 and auth.oauth2.token_env and auth.oauth2.token_env not in os.environ:
+                problems.append(
+                    f"{where}.smtp.auth.oauth2.token_env: {auth.oauth2.token_env} is not set in the environment"
+                )
+            if (
+                auth.oauth2
+                and auth.oauth2.token_file
+                and not os.path.isfile(auth.oauth2.token_file)
+            ):
+                problems.append(
+                    f"{where}.smtp.auth.oauth2.token_file: no such file: {auth.oauth2.token_file}"
+                )
+    for z, zone in enumerate(inventory.blocklists):
+        if zone.key_env and zone.key_env not in os.environ:
+            problems.append(
+                f"blocklists[{z}].key_env: {zone.key_env} is not set in the environment"
+            )
+        if zone.key_file and not os.path.isfile(zone.key_file):
+            problems.append(f"blocklists[{z}].key_file: no such file: {zone.key_file}")
+    return problems
+
+
+def inventory_schema() -> dict[str, Any]:
+    """The inventory's JSON Schema, for editors that autocomplete YAML."""
+    schema = Inventory.model_json_schema(by_alias=True, mode="validation")
+    schema["title"] = "fleet inventory"
+    schema.setdefault("properties", {}).pop("source", None)
+    return schema

@@ -1,0 +1,252 @@
+"""A small authoritative DNS server for the loopback lab (dnslib for the wire format),
+serving blocklist zones, MX/TXT/A records, and chosen faults per name or zone: timeouts,
+SERVFAIL, REFUSED, truncation, wrong record types, slow answers. It counts every query
+it receives, so tests can prove what the probe asked and how often."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import cast
+
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+
+from fleet.probes.dnsbl_zones import reverse_name
+
+FAULTS = ("timeout", "servfail", "refused", "truncate", "wrong_type", "echo_client")
+
+
+@dataclass
+class QueryLog:
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    clients: list[str] = field(default_factory=list)
+
+    def count(self, name: str, rtype: str = "A") -> int:
+        return self.counts[(name.lower().rstrip("."), rtype)]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class LabDns:
+    """Records by (name, type); faults by name or by zone (a suffix)."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], list[str]] = {}
+        self.faults: dict[str, str] = {}
+        self.delays: dict[str, float] = {}
+        self.log = QueryLog()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+
+    # -- content ----------------------------------------------------------------------
+
+    def add(self, name: str, rtype: str, *values: str) -> None:
+        self.records.setdefault((_norm(name), rtype), []).extend(values)
+
+    def remove(self, name: str, rtype: str | None = None) -> None:
+        for key in list(self.records):
+            if key[0] == _norm(name) and (rtype is None or key[1] == rtype):
+                del self.records[key]
+
+    def list_ip(self, zone: str, ip: str, *codes: str, reason: str | None = None) -> None:
+        """List an IP on a blocklist zone with return codes and an optional TXT reason."""
+        name = f"{reverse_name(ip)}.{zone}"
+        self.remove(name)
+        self.add(name, "A", *codes)
+        if reason is not None:
+            self.add(name, "TXT", reason.replace("$", ip))
+
+    def delist_ip(self, zone: str, ip: str) -> None:
+        self.remove(f"{reverse_name(ip)}.{zone}")
+
+    def blocklist(self, zone: str, listed: dict[str, tuple[str, ...]] | None = None) -> None:
+        """A working blocklist zone: its RFC 5782 test entry plus the given listings."""
+        self.list_ip(zone, "127.0.0.2", "127.0.0.2", reason="RFC 5782 test entry")
+        for ip, codes in (listed or {}).items():
+            self.list_ip(
+                zone, ip, *codes, reason=f"Listed by lab, see https://lab.test/query/ip/{ip}"
+            )
+
+    def fault(self, name_or_zone: str, kind: str) -> None:
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
+        self.faults[_norm(name_or_zone)] = kind
+
+    def delay(self, name_or_zone: str, seconds: float) -> None:
+        self.delays[_norm(name_or_zone)] = seconds
+
+    @property
+    def nameserver(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- serving ----------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(host, port)
+            )
+            chosen = udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await loop.create_server(lambda: _Tcp(self), host=host, port=chosen)
+            except OSError:
+                udp.close()
+                if port:
+                    raise
+                continue
+            self._udp = udp
+            self.host, self.port = host, chosen
+            return int(chosen)
+        raise OSError("no free port for the lab DNS server")
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+            self._tcp = None
+
+    def _match(self, table: dict[str, str] | dict[str, float], name: str) -> str | None:
+        parts = name.split(".")
+        for i in range(len(parts)):
+            suffix = ".".join(parts[i:])
+            if suffix in table:
+                return suffix
+        return None
+
+    async def answer(self, data: bytes, client: str, over_tcp: bool) -> bytes | None:
+        try:
+            request = DNSRecord.parse(data)
+        except Exception:  # a malformed packet gets no answer, as from many servers
+            return None
+        question = request.q
+        name = _norm(str(question.qname))
+        rtype = QTYPE.get(question.qtype, str(question.qtype))
+        self.log.counts[(name, rtype)] += 1
+        self.log.clients.append(client)
+        reply = request.reply()
+        delayed = self._match(self.delays, name)
+        if delayed is not None:
+            await asyncio.sleep(self.delays[delayed])
+        faulted = self._match(self.faults, name)
+        kind = self.faults[faulted] if faulted is not None else None
+        if kind == "timeout":
+            return None
+        if kind == "servfail":
+            reply.header.rcode = RCODE.SERVFAIL
+            return _pack(reply)
+        if kind == "refused":
+            reply.header.rcode = RCODE.REFUSED
+            return _pack(reply)
+        if kind == "truncate":
+            if over_tcp:
+                return None  # and over TCP, nothing either: the answer never arrives
+            reply.header.tc = 1
+            return _pack(reply)
+        if kind == "wrong_type":
+            reply.add_answer(
+                RR(question.qname, QTYPE.TXT, rdata=TXT("not the type you asked"), ttl=60)
+            )
+            return _pack(reply)
+        if kind == "echo_client" and rtype == "A":
+            reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(client), ttl=0))
+            return _pack(reply)
+        values = self.records.get((name, rtype))
+        if values:
+            for value in values:
+                reply.add_answer(
+                    RR(question.qname, QTYPE.reverse[rtype], rdata=_rdata(rtype, value), ttl=60)
+                )
+        elif not any(key[0] == name for key in self.records):
+            reply.header.rcode = RCODE.NXDOMAIN
+        return _pack(reply)
+
+
+def _pack(reply: DNSRecord) -> bytes:
+    return bytes(reply.pack())
+
+
+def _norm(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+def _rdata(rtype: str, value: str) -> A | AAAA | MX | TXT:
+    if rtype == "A":
+        return A(value)
+    if rtype == "AAAA":
+        return AAAA(value)
+    if rtype == "MX":
+        preference, _, exchange = value.partition(" ")
+        return MX(exchange, int(preference))
+    if rtype == "TXT":
+        # Strings over 255 bytes go out as several character-strings, as in real zones.
+        raw = value.encode()
+        return TXT([raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""])
+    raise ValueError(f"the lab DNS server does not serve {rtype}")
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: LabDns) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        task = asyncio.ensure_future(self._reply(data, addr))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _reply(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        answer = await self.server.answer(data, str(addr[0]), over_tcp=False)
+        if answer is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(answer, addr)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+
+class _Tcp(asyncio.Protocol):
+    def __init__(self, server: LabDns) -> None:
+        self.server = server
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= 2:
+            (length,) = struct.unpack("!H", self.buffer[:2])
+            if len(self.buffer) >= 2 + length:
+                message, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+                self.task = asyncio.ensure_future(self._reply(message))
+
+    async def _reply(self, message: bytes) -> None:
+        assert self.transport is not None  # noqa: S101
+        peer = self.transport.get_extra_info("peername")
+        answer = await self.server.answer(message, str(peer[0]) if peer else "?", over_tcp=True)
+        if answer is None:
+            self.transport.close()
+        elif not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(answer)) + answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                self.task.cancel()

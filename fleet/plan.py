@@ -1,0 +1,234 @@
+"""Inventory -> probe work: which conversations to have at each site, from where, and
+which blocklist lookups to make, de-duplicated.
+
+Two copiers at one site with the same host, port, security, login, sender, recipient
+and TLS settings have the same conversation: it is had once and both get the result.
+Blocklist lookups are per distinct egress IP across the whole sweep.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from fleet.credentials import SecretSource
+from fleet.egress import transport_of
+from fleet.inventory import Device, Inventory, Site, SmtpSettings
+from fleet.probes.dnsbl_zones import Zone, zones_from_inventory
+from fleet.probes.smtp import ConversationSpec
+from fleet.results import EgressTransport
+
+
+@dataclass(frozen=True)
+class PlannedConversation:
+    spec: ConversationSpec
+    devices: tuple[Device, ...]
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    site: Site
+    conversations: tuple[PlannedConversation, ...]
+    per_site: int
+    connect_s: float
+    command_s: float
+    site_s: float
+
+    @property
+    def transport(self) -> EgressTransport:
+        return transport_of(self.site.egress)
+
+    @property
+    def declared_ip(self) -> str | None:
+        return self.site.egress.ip
+
+
+@dataclass(frozen=True)
+class PlanCounts:
+    sites: int
+    devices: int
+    conversations: int
+    zones: int
+    declared_ips: int
+    lookups: int  # known in advance: declared IPs x zones (observed IPs may add more)
+    self_tests: int
+
+    def line(self) -> str:
+        return (
+            f"{self.sites} sites, {self.devices} devices -> {self.conversations} SMTP conversations; "
+            f"{self.declared_ips} declared egress IPs x {self.zones} blocklists = {self.lookups} "
+            f"lookups (+{self.self_tests} self-test queries; IPs the servers echo may add more)"
+        )
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    inventory: Inventory
+    sites: tuple[SitePlan, ...]
+    zones: tuple[Zone, ...]
+    filters: tuple[str, ...] = ()
+
+    def counts(self) -> PlanCounts:
+        declared = {s.declared_ip for s in self.sites if s.declared_ip}
+        return PlanCounts(
+            sites=len(self.sites),
+            devices=sum(len(s.site.devices) for s in self.sites),
+            conversations=sum(len(s.conversations) for s in self.sites),
+            zones=len(self.zones),
+            declared_ips=len(declared),
+            lookups=len(declared) * len(self.zones),
+            self_tests=2 * len(self.zones),
+        )
+
+
+class PlanError(Exception):
+    """The filters select nothing, or name sites that do not exist."""
+
+
+def default_ehlo_name() -> str:
+    name = socket.getfqdn()
+    return name if "." in name else f"{name}.local"
+
+
+def conversation_key(site: Site, smtp: SmtpSettings) -> tuple[object, ...]:
+    auth = smtp.auth
+    return (
+        smtp.host,
+        smtp.port,
+        smtp.security,
+        smtp.effective_mode,
+        auth.username if auth else None,
+        auth.mechanism if auth else None,
+        smtp.from_,
+        smtp.to,
+        smtp.tls_max,
+        smtp.tls_verify,
+        smtp.ca_file,
+        smtp.ehlo_name,
+    )
+
+
+def _spec(conversation_id: str, smtp: SmtpSettings, ehlo_name: str) -> ConversationSpec:
+    auth = smtp.auth
+    secret = None
+    if auth is not None:
+        if auth.oauth2 is not None:
+            secret = SecretSource(env=auth.oauth2.token_env, file=auth.oauth2.token_file)
+        else:
+            secret = SecretSource(env=auth.password_env, file=auth.password_file)
+    return ConversationSpec(
+        id=conversation_id,
+        host=smtp.host,
+        port=smtp.port,
+        security=smtp.security,
+        mode=smtp.effective_mode,
+        mail_from=smtp.from_,
+        rcpt_to=smtp.to,
+        ehlo_name=smtp.ehlo_name or ehlo_name,
+        username=auth.username if auth else None,
+        mechanism=auth.mechanism if auth else None,
+        secret=secret,
+        oauth=bool(auth and auth.oauth2),
+        tls_max=smtp.tls_max,
+        tls_verify=smtp.tls_verify,
+        ca_file=smtp.ca_file,
+    )
+
+
+def select_sites(
+    inventory: Inventory,
+    site_ids: tuple[str, ...] = (),
+    client: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> list[Site]:
+    """The sites a sweep covers: all, or those matching every filter given."""
+    known = {site.id for site in inventory.sites}
+    missing = [s for s in site_ids if s not in known]
+    if missing:
+        raise PlanError(f"no such site: {', '.join(missing)}")
+    chosen = []
+    for site in inventory.sites:
+        if site_ids and site.id not in site_ids:
+            continue
+        if client is not None and site.client.lower() != client.lower():
+            continue
+        if tags and not set(tags) & set(site.tags):
+            continue
+        chosen.append(site)
+    if not chosen:
+        raise PlanError("the filters select no site")
+    return chosen
+
+
+def plan_sweep(
+    inventory: Inventory,
+    site_ids: tuple[str, ...] = (),
+    client: str | None = None,
+    tags: tuple[str, ...] = (),
+    ehlo_name: str | None = None,
+) -> SweepPlan:
+    """Turn an inventory (optionally filtered) into de-duplicated probe work."""
+    defaults = inventory.defaults
+    name = ehlo_name or defaults.ehlo_name or default_ehlo_name()
+    site_plans = []
+    for site in select_sites(inventory, site_ids, client, tags):
+        groups: dict[tuple[object, ...], list[Device]] = {}
+        for device in site.devices:
+            groups.setdefault(conversation_key(site, device.smtp), []).append(device)
+        conversations = tuple(
+            PlannedConversation(_spec(f"{site.id}#{n}", devices[0].smtp, name), tuple(devices))
+            for n, devices in enumerate(groups.values(), start=1)
+        )
+        timeouts = site.timeouts
+        site_plans.append(
+            SitePlan(
+                site=site,
+                conversations=conversations,
+                per_site=site.concurrency.per_site or defaults.concurrency.per_site,
+                connect_s=timeouts.connect_s or defaults.timeouts.connect_s,
+                command_s=timeouts.command_s or defaults.timeouts.command_s,
+                site_s=timeouts.site_s or defaults.timeouts.site_s,
+            )
+        )
+    filters = [f"site={s}" for s in site_ids]
+    if client:
+        filters.append(f"client={client}")
+    filters.extend(f"tag={t}" for t in tags)
+    return SweepPlan(
+        inventory=inventory,
+        sites=tuple(site_plans),
+        zones=tuple(zones_from_inventory(inventory.blocklists)),
+        filters=tuple(filters),
+    )
+
+
+def describe(plan: SweepPlan) -> str:
+    """What a sweep would probe, from where: the text of `fleet sweep --dry-run`."""
+    counts = plan.counts()
+    defaults = plan.inventory.defaults
+    lines = [
+        "fleet sweep --dry-run: nothing is sent.",
+        counts.line(),
+        f"concurrency: global {defaults.concurrency.global_}, per site {defaults.concurrency.per_site} "
+        f"(unless a site overrides it), per host {defaults.concurrency.per_host}",
+        "blocklists: "
+        + (", ".join(f"{z.display} ({z.name})" for z in plan.zones) or "none configured"),
+        "",
+    ]
+    for site_plan in plan.sites:
+        site = site_plan.site
+        egress = site.egress
+        where = egress.via if egress.via != "direct" else "direct"
+        if egress.bind:
+            where += f", from {egress.bind}"
+        ip = f", expected IP {egress.ip}" if egress.ip else ", egress IP not declared"
+        lines.append(f"{site.id} ({site.client}) via {where}{ip}")
+        for planned in site_plan.conversations:
+            spec = planned.spec
+            login = f" as {spec.username}" if spec.username else ""
+            devices = ", ".join(d.id for d in planned.devices)
+            lines.append(
+                f"  {spec.mode.value:<11} {spec.host}:{spec.port} {spec.security.value}{login}: "
+                f"{spec.mail_from} -> {spec.rcpt_to}  [{devices}]"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""What blocklists' answers mean: built-in return-code maps, and how inventory zones are
+turned into the zones the probe queries (a DQS key goes into the query name only)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from fleet.credentials import SecretSource
+from fleet.inventory import BlocklistZone
+from fleet.results import ListingSeverity
+
+ABUSE, POLICY = ListingSeverity.abuse, ListingSeverity.policy
+
+
+@dataclass(frozen=True)
+class CodeMeaning:
+    list: str
+    meaning: str
+    severity: ListingSeverity
+
+
+_ZEN: dict[str, CodeMeaning] = {
+    "127.0.0.2": CodeMeaning(
+        "SBL", "Spamhaus Block List: verified spam source or spam operation", ABUSE
+    ),
+    "127.0.0.3": CodeMeaning(
+        "SBL CSS", "snowshoe or low-reputation spam source (automated)", ABUSE
+    ),
+    "127.0.0.4": CodeMeaning("XBL", "exploited or infected host (bot, open proxy)", ABUSE),
+    "127.0.0.5": CodeMeaning("XBL", "exploited or infected host", ABUSE),
+    "127.0.0.6": CodeMeaning("XBL", "exploited or infected host", ABUSE),
+    "127.0.0.7": CodeMeaning("XBL", "exploited or infected host", ABUSE),
+    "127.0.0.9": CodeMeaning("SBL DROP", "hijacked or rogue netblock", ABUSE),
+    "127.0.0.10": CodeMeaning(
+        "PBL (ISP)",
+        "end-user IP range, listed by its ISP: should not send mail directly to MX",
+        POLICY,
+    ),
+    "127.0.0.11": CodeMeaning(
+        "PBL (Spamhaus)",
+        "end-user or dynamic IP range, listed by Spamhaus: should not send mail directly to MX",
+        POLICY,
+    ),
+    "127.0.0.20": CodeMeaning("AuthBL", "seen abusing SMTP AUTH (credential stuffing)", ABUSE),
+    "127.0.0.30": CodeMeaning("BCL", "botnet controller", ABUSE),
+}
+
+# Spamhaus answers in 127.255.255.0/24 are errors, never listings ("must not be used to
+# reject email").
+SPAMHAUS_ERRORS = {
+    "127.255.255.252": "Spamhaus says the query name is mistyped (wrong zone)",
+    "127.255.255.254": (
+        "Spamhaus refuses this resolver (a public or open resolver, or big cloud DNS): use a "
+        "local recursive resolver or a DQS key"
+    ),
+    "127.255.255.255": "Spamhaus refuses: this resolver is over the free-use query limit",
+}
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    name: str
+    codes: dict[str, CodeMeaning]
+    delist: str
+    spamhaus: bool = False
+
+
+KINDS: dict[str, KindDefaults] = {
+    "spamhaus-zen": KindDefaults(
+        "Spamhaus ZEN", _ZEN, "https://check.spamhaus.org/ (look up {ip})", spamhaus=True
+    ),
+    "spamhaus-dqs": KindDefaults(
+        "Spamhaus DQS", _ZEN, "https://check.spamhaus.org/ (look up {ip})", spamhaus=True
+    ),
+    "spamcop": KindDefaults(
+        "SpamCop",
+        {"127.0.0.2": CodeMeaning("SpamCop", "reported as a spam source by SpamCop users", ABUSE)},
+        "https://www.spamcop.net/bl.shtml?{ip} (listings expire about 24 h after reports stop)",
+    ),
+    "barracuda": KindDefaults(
+        "Barracuda BRBL",
+        {"127.0.0.2": CodeMeaning("BRBL", "poor reputation with Barracuda", ABUSE)},
+        "https://www.barracudacentral.org/rbl/removal-request ({ip})",
+    ),
+    "generic": KindDefaults("", {}, "the list's removal page for {ip}"),
+}
+
+DQS_ZONE = "zen.dq.spamhaus.net"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A zone as the probe uses it. `display` is what people see; `query_suffix` may
+    contain a DQS key and is never shown."""
+
+    display: str
+    name: str
+    kind: str
+    codes: dict[str, CodeMeaning] = field(default_factory=dict)
+    delist: str = ""
+    key: SecretSource | None = None
+    spamhaus: bool = False
+
+    def meaning(self, code: str) -> CodeMeaning | None:
+        """What a 127.0.0.x answer means on this zone (None: not a listing code)."""
+        known = self.codes.get(code)
+        if known is not None:
+            return known
+        if self.kind == "generic" or not self.codes:
+            address = ipaddress.IPv4Address(code)
+            if address in _LISTING_RANGE and code != "127.0.0.1":
+                return CodeMeaning(self.name, f"listed on {self.name} (code {code})", ABUSE)
+        return None
+
+
+_LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")
+
+
+def zones_from_inventory(blocklists: list[BlocklistZone]) -> list[Zone]:
+    """The inventory's blocklists with their meaning maps (inventory codes override)."""
+    zones = []
+    for entry in blocklists:
+        defaults = KINDS[entry.kind]
+        codes = dict(defaults.codes)
+        for code, meaning in entry.codes.items():
+            codes[code] = CodeMeaning(meaning.list, meaning.meaning, meaning.severity)
+        key = None
+        if entry.kind == "spamhaus-dqs":
+            key = SecretSource(env=entry.key_env, file=entry.key_file)
+            display = DQS_ZONE
+        else:
+            display = entry.zone or ""
+        zones.append(
+            Zone(
+                display=display,
+                name=entry.name or defaults.name or display,
+                kind=entry.kind,
+                codes=codes,
+                delist=entry.delist or defaults.delist,
+                key=key,
+                spamhaus=defaults.spamhaus,
+            )
+        )
+    return zones
+
+
+def reverse_name(ip: str) -> str:
+    """Reversed octets (IPv4) or nibbles (IPv6), as blocklists expect."""
+    address = ipaddress.ip_address(ip)
+    pointer = address.reverse_pointer
+    return pointer.removesuffix(".in-addr.arpa").removesuffix(".ip6.arpa")

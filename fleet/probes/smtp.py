@@ -1,0 +1,858 @@
+"""The SMTP conversation a copier would have, stage by stage, stopping before any mail
+is sent (unless the user explicitly asks for a test message).
+
+connect -> banner -> ehlo -> starttls -> tls -> ehlo_tls -> auth -> mail -> rcpt -> quit
+(implicit TLS: connect -> tls -> banner -> ehlo_tls -> ...). Every stage is recorded with
+the command sent (secrets redacted), the reply, and the time it took; the first stage
+that fails decides the conversation's category. Network faults never raise out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any, TypeVar
+
+import aiosmtplib
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from fleet.classify import (
+    Classification,
+    Context,
+    Fault,
+    ProbeTimeout,
+    classify_exception,
+    classify_reply,
+    echoed_client_ip,
+    make_reply,
+    provider_of,
+)
+from fleet.credentials import SecretError, SecretSource
+from fleet.egress import Opener
+from fleet.results import (
+    Category,
+    Conversation,
+    Mode,
+    Reply,
+    Security,
+    Stage,
+    StageResult,
+    StageStatus,
+    TlsInfo,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConversationSpec:
+    """Everything that makes one conversation different from another."""
+
+    id: str
+    host: str
+    port: int
+    security: Security
+    mode: Mode
+    mail_from: str
+    rcpt_to: str
+    ehlo_name: str
+    username: str | None = None
+    mechanism: str | None = None  # plain | login | xoauth2; None: the best one offered
+    secret: SecretSource | None = None
+    oauth: bool = False
+    tls_max: str | None = None
+    tls_verify: bool = True
+    ca_file: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """Whose login this is, for the one-AUTH-attempt-per-sweep rule."""
+        return f"{self.username}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    connect_s: float = 10.0
+    command_s: float = 30.0
+    send_test: bool = False  # send DATA with a labelled test message: only when asked
+
+
+# ---- shared per sweep: TLS contexts, certificate parsing, the AUTH gate ------------------
+
+_TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class TlsContexts:
+    """SSL contexts by (ca_file, tls_max, verify): building one loads the CA store, which
+    costs milliseconds, so a sweep builds each kind once."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple[str | None, str | None, bool], ssl.SSLContext] = {}
+        self._certs: dict[bytes, TlsInfo] = {}
+
+    def get(self, ca_file: str | None, tls_max: str | None, verify: bool) -> ssl.SSLContext:
+        key = (ca_file, tls_max, verify)
+        context = self._contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(cafile=ca_file)
+            if not verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if tls_max is not None:
+                context.maximum_version = _TLS_VERSIONS[tls_max]
+                if tls_max in ("1.0", "1.1"):
+                    # Old firmware: let OpenSSL speak the old protocol it would speak.
+                    context.minimum_version = ssl.TLSVersion.TLSv1
+                    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            self._contexts[key] = context
+        return context
+
+    def certificate(self, der: bytes | None) -> TlsInfo:
+        """Subject, issuer, SANs and expiry of a DER certificate (parsed once per sweep)."""
+        if not der:
+            return TlsInfo()
+        digest = hashlib.sha256(der).digest()
+        info = self._certs.get(digest)
+        if info is None:
+            info = _parse_certificate(der)
+            self._certs[digest] = info
+        return info
+
+
+def _parse_certificate(der: bytes) -> TlsInfo:
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        return TlsInfo(verify_error=f"unreadable certificate: {exc}")
+    san: list[str] = []
+    with contextlib.suppress(x509.ExtensionNotFound, ValueError):
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = [
+            *ext.get_values_for_type(x509.DNSName),
+            *map(str, ext.get_values_for_type(x509.IPAddress)),
+        ]
+    return TlsInfo(
+        subject=_name(cert.subject),
+        issuer=_name(cert.issuer),
+        san=san,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def _name(name: x509.Name) -> str:
+    common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if common:
+        value = common[0].value
+        return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return name.rfc4514_string()
+
+
+@dataclass
+class _AuthOutcome:
+    decision: Classification
+    reply: Reply | None
+    where: str
+
+
+class AuthGate:
+    """Exactly one failing AUTH attempt per identity per sweep: a retry loop, or fifty sites
+    sharing a mailbox, could otherwise lock that mailbox out. Attempts for one identity
+    run one at a time; after a failure, later conversations do not try again."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._failures: dict[str, _AuthOutcome] = {}
+        self.attempts: dict[str, int] = {}
+
+    def lock(self, identity: str) -> asyncio.Lock:
+        return self._locks.setdefault(identity, asyncio.Lock())
+
+    def failure(self, identity: str) -> _AuthOutcome | None:
+        return self._failures.get(identity)
+
+    def record_attempt(self, identity: str) -> None:
+        self.attempts[identity] = self.attempts.get(identity, 0) + 1
+
+    def record_failure(self, identity: str, outcome: _AuthOutcome) -> None:
+        self._failures[identity] = outcome
+
+
+# ---- the conversation -------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """The conversation cannot go on; the reason is already recorded."""
+
+
+@dataclass
+class _Decision:
+    stage: Stage
+    classification: Classification
+    reply: Reply | None
+
+
+@dataclass
+class _State:
+    stages: list[StageResult] = field(default_factory=list)
+    decision: _Decision | None = None
+    ehlo_before: list[str] = field(default_factory=list)
+    ehlo_after: list[str] = field(default_factory=list)
+    tls: TlsInfo | None = None
+    observed_ip: str | None = None
+    texts: list[str] = field(default_factory=list)
+    current: tuple[Stage, str | None, float] | None = None
+    mail_sent: bool = False
+    mechanism: str | None = None
+    test_message_id: str | None = None
+    queue_id: str | None = None
+
+
+async def converse(
+    spec: ConversationSpec,
+    opener: Opener,
+    settings: ProbeSettings,
+    tls: TlsContexts,
+    gate: AuthGate,
+    *,
+    deadline: float | None = None,
+    site_ip: str | None = None,
+    label: str = "",
+) -> Conversation:
+    """Have the copier's conversation with its server and say what the server decided."""
+    probe = _Probe(spec, opener, settings, tls, gate, site_ip, label)
+    return await probe.run(deadline)
+
+
+class _Probe:
+    def __init__(
+        self,
+        spec: ConversationSpec,
+        opener: Opener,
+        settings: ProbeSettings,
+        tls: TlsContexts,
+        gate: AuthGate,
+        site_ip: str | None,
+        label: str,
+    ) -> None:
+        self.spec = spec
+        self.opener = opener
+        self.settings = settings
+        self.tls_contexts = tls
+        self.gate = gate
+        self.site_ip = site_ip
+        self.label = label
+        self.state = _State()
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.context = (
+            tls.get(spec.ca_file, spec.tls_max, spec.tls_verify)
+            if spec.security is not Security.none
+            else None
+        )
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self, deadline: float | None) -> Conversation:
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._stages()
+        except _Stop:
+            pass
+        except TimeoutError:
+            # The site's own time budget ran out in the middle of a stage.
+            current = self.state.current
+            if current is not None and self.state.decision is None:
+                stage, command, began = current
+                self._fault(
+                    stage,
+                    command,
+                    classify_exception(
+                        stage, ProbeTimeout("the site's time budget (site_s) ran out")
+                    ),
+                    time.perf_counter() - began,
+                )
+        finally:
+            await self._quit()
+        return self._result(started_at, time.perf_counter() - t0)
+
+    async def _stages(self) -> None:
+        spec = self.spec
+        connect_s = self.settings.connect_s
+        target = f"connect {spec.host}:{spec.port}"
+        sock, elapsed = await self._do(
+            Stage.connect,
+            target,
+            lambda: self.opener(spec.host, spec.port, connect_s),
+            connect_s + 1,
+        )
+        self.state.stages.append(
+            StageResult(
+                stage=Stage.connect,
+                status=StageStatus.ok,
+                command=target,
+                elapsed_s=round(elapsed, 6),
+            )
+        )
+        implicit = spec.security is Security.tls
+        self.smtp = aiosmtplib.SMTP(
+            hostname=spec.host,
+            local_hostname=spec.ehlo_name,
+            timeout=self.settings.command_s,
+            start_tls=False,
+            use_tls=implicit,
+            tls_context=self.context if implicit else None,
+        )
+        smtp = self.smtp
+        ehlo_command = f"EHLO {spec.ehlo_name}"
+        if implicit:
+            await self._implicit_tls_and_banner(sock)
+        else:
+            await self._exchange(Stage.banner, None, lambda: smtp.connect(sock=sock))
+            ehlo = await self._exchange(Stage.ehlo, ehlo_command, smtp.ehlo)
+            self.state.ehlo_before = _capabilities(ehlo)
+            if spec.security is Security.starttls:
+                await self._starttls()
+        if spec.security is not Security.none:
+            ehlo = await self._exchange(Stage.ehlo_tls, ehlo_command, smtp.ehlo)
+            self.state.ehlo_after = _capabilities(ehlo)
+        if spec.username is not None:
+            await self._auth()
+        await self._exchange(
+            Stage.mail, f"MAIL FROM:<{spec.mail_from}>", lambda: smtp.mail(spec.mail_from)
+        )
+        self.state.mail_sent = True
+        await self._exchange(
+            Stage.rcpt, f"RCPT TO:<{spec.rcpt_to}>", lambda: smtp.rcpt(spec.rcpt_to)
+        )
+        if self.settings.send_test:
+            await self._send_test()
+
+    async def _implicit_tls_and_banner(self, sock: Any) -> None:
+        smtp = self.smtp
+        assert smtp is not None  # noqa: S101
+        began = time.perf_counter()
+        self.state.current = (Stage.tls, "TLS handshake (implicit TLS)", began)
+        try:
+            async with asyncio.timeout(self.settings.command_s * 2 + 1):
+                banner = await smtp.connect(sock=sock)
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            # The handshake worked; the server then refused us in its greeting.
+            self.state.stages.append(
+                StageResult(
+                    stage=Stage.tls, status=StageStatus.ok, command="TLS handshake (implicit TLS)"
+                )
+            )
+            self._fault(
+                Stage.banner,
+                None,
+                classify_exception(Stage.banner, exc),
+                time.perf_counter() - began,
+            )
+            raise _Stop from None
+        except Exception as exc:
+            stage = Stage.banner if "ready message" in str(exc) else Stage.tls
+            self._fault(stage, None, classify_exception(stage, exc), time.perf_counter() - began)
+            raise _Stop from None
+        self.state.current = None
+        self._record_tls()
+        self.state.stages.append(
+            StageResult(
+                stage=Stage.tls,
+                status=StageStatus.ok,
+                command="TLS handshake (implicit TLS)",
+                elapsed_s=round(time.perf_counter() - began, 6),
+                detail="timed together with the greeting that followed",
+            )
+        )
+        self._ok(Stage.banner, None, banner, None)
+
+    async def _starttls(self) -> None:
+        smtp = self.smtp
+        assert smtp is not None  # noqa: S101
+        if not smtp.supports_extension("starttls"):
+            self._decide(
+                Stage.starttls,
+                "STARTTLS",
+                StageStatus.failed,
+                Classification(
+                    Category.tls_failure,
+                    "the server does not offer STARTTLS",
+                    f"{self.spec.host}:{self.spec.port} does not offer STARTTLS: set the copier to the "
+                    "security the server offers, or use a host that supports TLS.",
+                    "tls.not_offered",
+                ),
+                None,
+                0.0,
+            )
+            raise _Stop
+        began = time.perf_counter()
+        self.state.current = (Stage.starttls, "STARTTLS", began)
+        try:
+            async with asyncio.timeout(self.settings.command_s * 2 + 1):
+                reply = await smtp.starttls(
+                    tls_context=self.context, server_hostname=self.spec.host
+                )
+        except Exception as exc:
+            elapsed = time.perf_counter() - began
+            if _before_handshake(exc):
+                self._fault(
+                    Stage.starttls, "STARTTLS", classify_exception(Stage.starttls, exc), elapsed
+                )
+            else:
+                # The server said 220 and the handshake itself failed.
+                self.state.stages.append(
+                    StageResult(
+                        stage=Stage.starttls,
+                        status=StageStatus.ok,
+                        command="STARTTLS",
+                        reply=Reply(code=220, text=""),
+                        detail="the handshake that followed failed",
+                    )
+                )
+                self._fault(Stage.tls, None, classify_exception(Stage.tls, exc), elapsed)
+            raise _Stop from None
+        self.state.current = None
+        self._ok(Stage.starttls, "STARTTLS", reply, None)
+        self._record_tls()
+        self.state.stages.append(
+            StageResult(
+                stage=Stage.tls,
+                status=StageStatus.ok,
+                command="TLS handshake",
+                elapsed_s=round(time.perf_counter() - began, 6),
+                detail="timed together with the STARTTLS reply",
+            )
+        )
+
+    async def _auth(self) -> None:
+        spec, smtp, state = self.spec, self.smtp, self.state
+        assert smtp is not None  # noqa: S101
+        if state.tls is None or state.tls.verified is not True:
+            why = (
+                "the connection is not encrypted"
+                if state.tls is None
+                else "the server's certificate was not verified (tls_verify: false)"
+            )
+            self._decide(
+                Stage.auth,
+                None,
+                StageStatus.failed,
+                Classification(
+                    Category.tls_required,
+                    f"fleet did not send the password: {why}",
+                    "Use STARTTLS or implicit TLS with a certificate the copier verifies: a password "
+                    "sent without verified TLS can be read or stolen on the way.",
+                    "fleet.no_password_without_verified_tls",
+                ),
+                None,
+                0.0,
+            )
+            raise _Stop
+        offered = [m.lower() for m in smtp.server_auth_methods]
+        mechanism = _choose_mechanism(spec, offered)
+        if mechanism is None:
+            what = ", ".join(m.upper() for m in offered) or "no AUTH at all"
+            self._decide(
+                Stage.auth,
+                None,
+                StageStatus.failed,
+                Classification(
+                    Category.auth_disabled,
+                    f"the server offers {what}: no mechanism this login can use",
+                    (
+                        f"{spec.host}:{spec.port} offers {what}: password (Basic) AUTH is not available "
+                        "here; use OAuth (XOAUTH2) if the copier supports it, or the provider's "
+                        "submission host."
+                        if not spec.oauth
+                        else f"{spec.host}:{spec.port} does not offer XOAUTH2: use a password mechanism "
+                        "or another host."
+                    ),
+                    "smtp.auth_not_offered",
+                ),
+                None,
+                0.0,
+            )
+            raise _Stop
+        state.mechanism = mechanism
+        command = f"AUTH {mechanism.upper()} ****"
+        async with self.gate.lock(spec.identity):
+            prior = self.gate.failure(spec.identity)
+            if prior is not None:
+                self._decide(
+                    Stage.auth,
+                    command,
+                    StageStatus.skipped,
+                    Classification(
+                        prior.decision.category,
+                        prior.decision.finding,
+                        prior.decision.remediation
+                        + f" (Not retried here: this login already failed this sweep at {prior.where}.)",
+                        prior.decision.rule,
+                    ),
+                    prior.reply,
+                    0.0,
+                )
+                raise _Stop
+            try:
+                secret = spec.secret.read() if spec.secret is not None else ""
+            except SecretError as exc:
+                self._decide(
+                    Stage.auth,
+                    None,
+                    StageStatus.error,
+                    Classification(
+                        Category.auth_failed,
+                        f"could not read the secret: {exc}",
+                        f"Provide {spec.secret.describe() if spec.secret else 'the secret'} on the machine that sweeps.",
+                        "fleet.secret_unreadable",
+                    ),
+                    None,
+                    0.0,
+                )
+                raise _Stop from None
+            self.gate.record_attempt(spec.identity)
+            method: Callable[[], Awaitable[aiosmtplib.SMTPResponse]]
+            user = spec.username or ""
+            if mechanism == "plain":
+                method = lambda: smtp.auth_plain(user, secret)  # noqa: E731
+            elif mechanism == "login":
+                method = lambda: smtp.auth_login(user, secret)  # noqa: E731
+            else:
+                method = lambda: smtp.auth_xoauth2(user, secret)  # noqa: E731
+            try:
+                await self._exchange(Stage.auth, command, method)
+            except _Stop:
+                decision = state.decision
+                if decision is not None:
+                    where = self.label or spec.id
+                    self.gate.record_failure(
+                        spec.identity, _AuthOutcome(decision.classification, decision.reply, where)
+                    )
+                raise
+
+    async def _send_test(self) -> None:
+        smtp = self.smtp
+        assert smtp is not None  # noqa: S101
+        test_id = uuid.uuid4().hex[:16]
+        message = EmailMessage()
+        message["From"] = self.spec.mail_from
+        message["To"] = self.spec.rcpt_to
+        message["Subject"] = f"[fleet test] scan-to-email check {self.label} ({test_id})"
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(idstring=f"fleet-{test_id}", domain="fleet.invalid")
+        message["X-Fleet-Test-Id"] = test_id
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(
+            "This is a test message from fleet, the scan-to-email checker your IT provider runs.\n"
+            f"It checks that {self.label} can deliver scans by e-mail. Test id: {test_id}\n"
+            "You can delete it.\n"
+        )
+        self.state.test_message_id = test_id
+        reply = await self._exchange(
+            Stage.data, f"DATA (test message {test_id})", lambda: smtp.data(message.as_bytes())
+        )
+        self.state.mail_sent = False  # the transaction is complete: nothing to reset
+        self.state.queue_id = _queue_id(reply.message)
+
+    async def _quit(self) -> None:
+        """RSET (when a transaction is open) then QUIT; best effort, never decisive."""
+        smtp = self.smtp
+        if smtp is None or not smtp.is_connected:
+            if smtp is not None:
+                smtp.close()
+            return
+        began = time.perf_counter()
+        commands = "RSET; QUIT" if self.state.mail_sent else "QUIT"
+        try:
+            async with asyncio.timeout(min(self.settings.command_s, 5.0)):
+                if self.state.mail_sent:
+                    with contextlib.suppress(aiosmtplib.SMTPResponseException):
+                        await smtp.rset()
+                reply = await smtp.quit()
+            self.state.stages.append(
+                StageResult(
+                    stage=Stage.quit,
+                    status=StageStatus.ok,
+                    command=commands,
+                    reply=make_reply(reply.code, reply.message),
+                    elapsed_s=round(time.perf_counter() - began, 6),
+                )
+            )
+        except (Exception, asyncio.CancelledError) as exc:
+            fault = classify_exception(Stage.quit, exc)
+            self.state.stages.append(
+                StageResult(
+                    stage=Stage.quit,
+                    status=StageStatus.error if fault.reply is None else StageStatus.failed,
+                    command=commands,
+                    reply=fault.reply,
+                    elapsed_s=round(time.perf_counter() - began, 6),
+                    detail=fault.detail or None,
+                )
+            )
+            if isinstance(exc, asyncio.CancelledError):
+                smtp.close()
+                raise
+        finally:
+            smtp.close()
+
+    # -- recording ------------------------------------------------------------------------
+
+    async def _do(
+        self,
+        stage: Stage,
+        command: str | None,
+        action: Callable[[], Awaitable[T]],
+        limit_s: float | None = None,
+    ) -> tuple[T, float]:
+        """Run one stage under its own timeout; on any fault, record it and stop."""
+        began = time.perf_counter()
+        self.state.current = (stage, command, began)
+        try:
+            async with asyncio.timeout(limit_s or self.settings.command_s + 1):
+                result = await action()
+        except Exception as exc:
+            self._fault(stage, command, classify_exception(stage, exc), time.perf_counter() - began)
+            raise _Stop from None
+        self.state.current = None
+        return result, time.perf_counter() - began
+
+    async def _exchange(
+        self,
+        stage: Stage,
+        command: str | None,
+        action: Callable[[], Awaitable[aiosmtplib.SMTPResponse]],
+    ) -> aiosmtplib.SMTPResponse:
+        """A command and its positive reply, recorded as one stage."""
+        response, elapsed = await self._do(stage, command, action)
+        self._ok(stage, command, response, elapsed)
+        return response
+
+    def _ok(
+        self,
+        stage: Stage,
+        command: str | None,
+        response: aiosmtplib.SMTPResponse,
+        elapsed: float | None,
+    ) -> None:
+        reply = make_reply(response.code, response.message)
+        self._observe(reply.text)
+        self.state.stages.append(
+            StageResult(
+                stage=stage,
+                status=StageStatus.ok,
+                command=command,
+                reply=reply,
+                elapsed_s=None if elapsed is None else round(elapsed, 6),
+            )
+        )
+
+    def _fault(self, stage: Stage, command: str | None, fault: Fault, elapsed: float) -> None:
+        if fault.reply is not None:
+            self._observe(fault.reply.text)
+            classification = classify_reply(stage, fault.reply, self._context())
+            self._decide(stage, command, StageStatus.failed, classification, fault.reply, elapsed)
+            return
+        classification = Classification(
+            fault.category, fault.detail, _fault_remedy(fault, self.spec, stage), fault.rule
+        )
+        self._decide(
+            stage, command, fault.status, classification, None, elapsed, detail=fault.detail
+        )
+
+    def _decide(
+        self,
+        stage: Stage,
+        command: str | None,
+        status: StageStatus,
+        classification: Classification,
+        reply: Reply | None,
+        elapsed: float,
+        detail: str | None = None,
+    ) -> None:
+        self.state.current = None
+        self.state.stages.append(
+            StageResult(
+                stage=stage,
+                status=status,
+                command=command,
+                reply=reply,
+                elapsed_s=round(elapsed, 6),
+                detail=detail or (classification.finding if reply is None else None),
+            )
+        )
+        if self.state.decision is None:
+            self.state.decision = _Decision(stage, classification, reply)
+
+    def _observe(self, text: str) -> None:
+        self.state.texts.append(text)
+        if self.state.observed_ip is None:
+            self.state.observed_ip = echoed_client_ip(text)
+
+    def _record_tls(self) -> None:
+        smtp = self.smtp
+        assert smtp is not None  # noqa: S101
+        ssl_object = smtp.get_transport_info("ssl_object")
+        if ssl_object is None:
+            return
+        cert = self.tls_contexts.certificate(ssl_object.getpeercert(binary_form=True))
+        cipher = ssl_object.cipher()
+        self.state.tls = cert.model_copy(
+            update={
+                "version": ssl_object.version(),
+                "cipher": cipher[0] if cipher else None,
+                "verified": True if self.spec.tls_verify else None,
+                "capped_at": self.spec.tls_max,
+            }
+        )
+
+    def _context(self) -> Context:
+        spec = self.spec
+        return Context(
+            mode=spec.mode,
+            host=spec.host,
+            port=spec.port,
+            authenticated=spec.username is not None,
+            ip=self.state.observed_ip or self.site_ip,
+            username=spec.username,
+            sender=spec.mail_from,
+            tls_max=spec.tls_max,
+            provider=provider_of(spec.host, self.state.texts),
+        )
+
+    def _result(self, started_at: datetime, elapsed: float) -> Conversation:
+        spec, state = self.spec, self.state
+        decision = state.decision
+        if decision is None:
+            category, stage, reply, rule = Category.ok, None, None, None
+            finding = "the server accepted the sender and the recipient" + (
+                " and the test message" if self.settings.send_test else ""
+            )
+            remediation = None
+        else:
+            category = decision.classification.category
+            stage, reply, rule = decision.stage, decision.reply, decision.classification.rule
+            finding = decision.classification.finding
+            remediation = decision.classification.remediation
+        tls = state.tls
+        if (
+            tls is None
+            and spec.security is not Security.none
+            and stage in (Stage.tls, Stage.starttls)
+        ):
+            failed = next((s for s in state.stages if s.stage is stage), None)
+            tls = TlsInfo(
+                verified=False if rule == "tls.certificate" else None,
+                verify_error=failed.detail if failed is not None else None,
+                capped_at=spec.tls_max,
+            )
+        return Conversation(
+            id=spec.id,
+            host=spec.host,
+            port=spec.port,
+            security=spec.security,
+            mode=spec.mode,
+            auth_mechanism=state.mechanism,
+            started_at=started_at,
+            elapsed_s=round(elapsed, 6),
+            stages=state.stages,
+            ehlo_before_tls=state.ehlo_before,
+            ehlo_after_tls=state.ehlo_after,
+            tls=tls,
+            observed_ip=state.observed_ip,
+            category=category,
+            rule=rule,
+            failed_stage=stage,
+            reply=reply,
+            finding=finding,
+            remediation=remediation,
+            test_message_id=state.test_message_id,
+            queue_id=state.queue_id,
+        )
+
+
+def _before_handshake(exc: BaseException) -> bool:
+    """Did STARTTLS fail before the TLS handshake began (no 220, or no reply at all)?"""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return True
+    if isinstance(exc, aiosmtplib.SMTPReadTimeoutError):
+        return True
+    return isinstance(exc, aiosmtplib.SMTPServerDisconnected) and "upgrading" not in str(exc)
+
+
+def _choose_mechanism(spec: ConversationSpec, offered: list[str]) -> str | None:
+    if spec.mechanism is not None:
+        return spec.mechanism if spec.mechanism in offered else None
+    if spec.oauth:
+        return "xoauth2" if "xoauth2" in offered else None
+    for mechanism in ("plain", "login"):
+        if mechanism in offered:
+            return mechanism
+    return None
+
+
+def _capabilities(response: aiosmtplib.SMTPResponse) -> list[str]:
+    lines = make_reply(response.code, response.message).text.splitlines()
+    return [line.strip() for line in lines[1:] if line.strip()]
+
+
+_QUEUE_ID_PATTERNS = (
+    re.compile(r"queued as ([A-Za-z0-9]+)", re.IGNORECASE),
+    re.compile(r"InternalId=(\d+)"),
+    re.compile(r"\bid=([A-Za-z0-9-]+)"),
+    re.compile(r"<([^>\s]+@[^>\s]+)>"),
+)
+
+
+def _queue_id(text: str) -> str | None:
+    for pattern in _QUEUE_ID_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return match.group(1)
+    return text.strip()[:200] or None
+
+
+_FAULT_REMEDY: dict[Category, str] = {
+    Category.timeout: "{endpoint} did not answer in time: check that the site's firewall or ISP does not "
+    "block port {port} (many ISPs block 25), and that the host is right.",
+    Category.unreachable: "{endpoint} cannot be reached from the site: check the host name, the port, "
+    "and the site's firewall.",
+    Category.egress_unreachable: "fleet could not reach the site's egress: check the SOCKS5 proxy or "
+    "tunnel, or the bind address. This says nothing about the mail server yet.",
+    Category.tls_failure: "The TLS handshake with {endpoint} failed: see the detail; update the "
+    "copier's firmware or certificates, or fix the server's certificate.",
+    Category.protocol_error: "{endpoint} broke the SMTP conversation: if it persists, tell the server's "
+    "administrator or use another host.",
+}
+
+
+def _fault_remedy(fault: Fault, spec: ConversationSpec, stage: Stage) -> str:
+    if fault.rule == "tls.version" and spec.tls_max is not None:
+        return (
+            f"The copier speaks TLS {spec.tls_max} at most, and {spec.host} needs newer: update the "
+            "copier's firmware, or relay through a local relay that accepts old TLS."
+        )
+    if fault.rule == "tls.certificate":
+        return (
+            f"The certificate of {spec.host} is not trusted ({fault.detail}): fix the server's "
+            "certificate, or give the device the CA it should trust (ca_file)."
+        )
+    template = _FAULT_REMEDY.get(fault.category, _FAULT_REMEDY[Category.protocol_error])
+    return template.format(endpoint=f"{spec.host}:{spec.port}", port=spec.port)

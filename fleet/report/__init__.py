@@ -1,0 +1,29 @@
+"""Renderers: pure functions from a sweep result to text for people and machines."""
+
+from __future__ import annotations
+
+from fleet.report.csv_report import render_csv
+from fleet.report.json_report import render_json
+from fleet.report.table import render_table
+from fleet.results import SweepResult
+
+FORMATS = ("table", "csv", "json")
+
+
+def render(
+    result_format: str,
+    result: SweepResult,
+    *,
+    detail: bool = False,
+    per_site: bool = False,
+    colour: bool = False,
+) -> str:
+    """Render a sweep in one of FORMATS."""
+    if result_format == "csv":
+        return render_csv(result, per_site=per_site)
+    if result_format == "json":
+        return render_json(result)
+    return render_table(result, detail=detail, colour=colour)
+
+
+__all__ = ["FORMATS", "render", "render_csv", "render_json", "render_table"]

@@ -1,0 +1,102 @@
+"""CSV for account managers: one row per device (or per site), safe to open in Excel."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fleet.report.sanitize import for_spreadsheet
+from fleet.report.summary import blocklist_summary, top_flag
+from fleet.results import Severity, SweepResult
+
+DEVICE_COLUMNS = [
+    "sweep_time",
+    "client",
+    "site",
+    "device",
+    "model",
+    "location",
+    "mode",
+    "verdict",
+    "finding",
+    "recommended_action",
+    "failed_stage",
+    "reply_code",
+    "reply_enhanced",
+    "reply_text",
+    "egress_ip",
+    "blocklists",
+    "flags",
+]
+
+SITE_COLUMNS = [
+    "sweep_time",
+    "client",
+    "site",
+    "site_name",
+    "verdict",
+    "top_flag",
+    "finding",
+    "recommended_action",
+    "egress_ip",
+    "blocklists",
+    "devices",
+    "devices_failing",
+    "flags",
+]
+
+
+def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
+    """UTF-8 text with a header row and ISO times; write it with a BOM for Excel."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    when = result.sweep.started_at.isoformat(timespec="seconds")
+    if per_site:
+        writer.writerow(SITE_COLUMNS)
+        for site in result.sites:
+            flags = [f for f in site.flags if f.severity is not Severity.info]
+            first = flags[0] if flags else None
+            failing = [d.device for d in site.devices if d.verdict.value in ("critical", "unknown")]
+            row = [
+                when,
+                site.client,
+                site.site,
+                site.name,
+                site.verdict.value,
+                top_flag(site),
+                first.evidence if first else "no problem found",
+                first.remediation if first else "",
+                site.egress_ip,
+                blocklist_summary(site),
+                len(site.devices),
+                len(failing),
+                " ".join(f.code for f in site.flags),
+            ]
+            writer.writerow([for_spreadsheet(v) for v in row])
+        return buffer.getvalue()
+    writer.writerow(DEVICE_COLUMNS)
+    for site in result.sites:
+        for device in site.devices:
+            reply = device.reply
+            codes = " ".join(f.code for f in site.flags if device.device in f.devices)
+            row = [
+                when,
+                site.client,
+                site.site,
+                device.device,
+                device.model,
+                device.location,
+                device.mode.value,
+                device.verdict.value,
+                device.finding,
+                device.remediation or "",
+                device.failed_stage.value if device.failed_stage else "",
+                reply.code if reply else "",
+                reply.enhanced if reply else "",
+                reply.text if reply else "",
+                site.egress_ip,
+                blocklist_summary(site),
+                codes,
+            ]
+            writer.writerow([for_spreadsheet(v) for v in row])
+    return buffer.getvalue()

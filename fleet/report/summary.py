@@ -1,0 +1,82 @@
+"""Facts about a sweep that every report shows the same way."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fleet.results import (
+    VERDICT_RANK,
+    BlocklistStatus,
+    Severity,
+    SiteResult,
+    SweepResult,
+    Verdict,
+)
+
+
+def exit_code(result: SweepResult) -> int:
+    """Monitoring-plugin convention: 0 ok, 1 warn, 2 critical, 3 unknown (or incomplete).
+
+    A critical finding outranks an unknown one: it is the thing to act on. An incomplete
+    sweep is at least unknown: what was not swept cannot be called fine.
+    """
+    verdicts = {site.verdict for site in result.sites}
+    if Verdict.critical in verdicts:
+        return 2
+    if Verdict.unknown in verdicts or not result.sweep.complete:
+        return 3
+    if Verdict.warn in verdicts:
+        return 1
+    return 0
+
+
+def verdict_counts(result: SweepResult) -> str:
+    counts = Counter(site.verdict for site in result.sites)
+    ordered = sorted(counts, key=lambda v: -VERDICT_RANK[v])
+    return ", ".join(f"{counts[v]} {v.value}" for v in ordered) or "no sites"
+
+
+def headline(result: SweepResult) -> str:
+    sweep = result.sweep
+    when = sweep.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    state = (
+        ""
+        if sweep.complete
+        else f" INCOMPLETE ({sweep.interrupted}; {len(sweep.sites_missing)} sites not swept)"
+    )
+    return f"fleet sweep {sweep.id} at {when}: {len(result.sites)} sites: {verdict_counts(result)}{state}"
+
+
+def blocklist_summary(site: SiteResult) -> str:
+    """`clean`, `listed: XBL (zen.spamhaus.org)`, `unknown (2)`, or `-` when not checked."""
+    if not site.blocklists:
+        return "-"
+    listed = [b for b in site.blocklists if b.status is BlocklistStatus.listed]
+    unknown = [b for b in site.blocklists if b.status is BlocklistStatus.unknown]
+    parts = []
+    if listed:
+        parts.append(
+            "listed: " + ", ".join(f"{'/'.join(b.lists) or b.name} ({b.zone})" for b in listed)
+        )
+    if unknown:
+        parts.append(f"unknown ({len(unknown)})")
+    return "; ".join(parts) or "clean"
+
+
+def top_flag(site: SiteResult) -> str:
+    flags = [f for f in site.flags if f.severity is not Severity.info]
+    return flags[0].code if flags else ""
+
+
+def device_counts(site: SiteResult) -> str:
+    """`direct_send 2 (1 failing), submission 1`."""
+    by_mode: dict[str, list[int]] = {}
+    for device in site.devices:
+        total_failing = by_mode.setdefault(device.mode.value, [0, 0])
+        total_failing[0] += 1
+        if device.verdict in (Verdict.critical, Verdict.unknown):
+            total_failing[1] += 1
+    parts = []
+    for mode, (total, failing) in sorted(by_mode.items()):
+        parts.append(f"{mode} {total}" + (f" ({failing} failing)" if failing else ""))
+    return ", ".join(parts)

@@ -1,0 +1,158 @@
+"""The morning table: one row per site (or per device with --detail), then what to do."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tabulate import tabulate
+
+from fleet.report.sanitize import for_terminal
+from fleet.report.summary import blocklist_summary, device_counts, headline, top_flag
+from fleet.results import Change, Severity, SweepResult, Verdict
+
+_COLOURS = {
+    Verdict.critical: "\x1b[1;31m",
+    Verdict.unknown: "\x1b[1;35m",
+    Verdict.warn: "\x1b[33m",
+    Verdict.ok: "\x1b[32m",
+}
+_RESET = "\x1b[0m"
+
+
+def _verdict(verdict: Verdict, colour: bool) -> str:
+    return f"{_COLOURS[verdict]}{verdict.value}{_RESET}" if colour else verdict.value
+
+
+def render_table(
+    result: SweepResult, *, detail: bool = False, colour: bool = False, width: int = 100
+) -> str:
+    """The sweep as text for people: changes first, the matrix, then the findings."""
+    out = [headline(result)]
+    if result.changes:
+        out += ["", render_changes(result.changes, result.previous_sweep)]
+    out.append("")
+    if detail:
+        out.append(_device_rows(result, colour))
+    else:
+        out.append(_site_rows(result, colour))
+    findings = _findings(result, width)
+    if findings:
+        out += ["", findings]
+    return "\n".join(out) + "\n"
+
+
+def _site_rows(result: SweepResult, colour: bool) -> str:
+    rows = [
+        [
+            for_terminal(site.client, 30),
+            site.site,
+            site.egress_ip or "?",
+            for_terminal(blocklist_summary(site), 50),
+            device_counts(site),
+            _verdict(site.verdict, colour),
+            top_flag(site),
+        ]
+        for site in result.sites
+    ]
+    headers = ["client", "site", "egress IP", "blocklists", "devices", "verdict", "top flag"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _device_rows(result: SweepResult, colour: bool) -> str:
+    rows = []
+    for site in result.sites:
+        for device in site.devices:
+            reply = device.reply
+            said = (
+                f"{reply.code} {reply.text}"
+                if reply and reply.code
+                else (device.finding if device.category.value != "ok" else "")
+            )
+            rows.append(
+                [
+                    for_terminal(site.client, 24),
+                    site.site,
+                    device.device,
+                    device.mode.value,
+                    _verdict(device.verdict, colour),
+                    device.category.value,
+                    device.failed_stage.value if device.failed_stage else "",
+                    for_terminal(said, 70),
+                ]
+            )
+    headers = ["client", "site", "device", "mode", "verdict", "category", "failed at", "reply"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _findings(result: SweepResult, width: int) -> str:
+    blocks = []
+    for site in result.sites:
+        flags = [f for f in site.flags if f.severity is not Severity.info]
+        if not flags:
+            continue
+        lines = [f"{site.site} ({for_terminal(site.client)}): {site.verdict.value}"]
+        for flag in flags:
+            devices = ", ".join(flag.devices)
+            lines.append(f"  {flag.code} [{flag.severity.value}] {devices}")
+            lines += textwrap.wrap(
+                "evidence: " + for_terminal(flag.evidence, 600),
+                width,
+                initial_indent="    ",
+                subsequent_indent="      ",
+            )
+            lines += textwrap.wrap(
+                "do: " + for_terminal(flag.remediation),
+                width,
+                initial_indent="    ",
+                subsequent_indent="      ",
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def render_changes(changes: list[Change], previous: str | None) -> str:
+    """What changed since the previous complete sweep of the same sites."""
+    since = f" since sweep {previous}" if previous else ""
+    lines = [f"Changes{since}:"]
+    for change in changes:
+        lines.append(
+            f"  [{change.severity.value}] {change.site}: {for_terminal(change.summary, 200)}"
+        )
+    return "\n".join(lines)
+
+
+def render_transcript(result: SweepResult) -> str:
+    """Every stage of every conversation: what `fleet scan` shows for one site."""
+    lines = []
+    for site in result.sites:
+        seen: set[str] = set()
+        for device in site.devices:
+            if device.conversation in seen:
+                continue
+            seen.add(device.conversation)
+            sharing = [d.device for d in site.devices if d.conversation == device.conversation]
+            lines.append(
+                f"{site.site}: {', '.join(sharing)} -> {device.host}:{device.port} ({device.mode.value}): "
+                f"{device.category.value}"
+            )
+            for stage in device.transcript:
+                took = f"{stage.elapsed_s * 1000:.0f} ms" if stage.elapsed_s is not None else ""
+                sent = for_terminal(stage.command or "")
+                lines.append(f"  {stage.stage.value:<9} {stage.status.value:<7} {took:>7}  {sent}")
+                if stage.reply is not None:
+                    for text in stage.reply.text.splitlines()[:12] or [""]:
+                        code = stage.reply.code if stage.reply.code is not None else ""
+                        lines.append(
+                            f"  {'':<9} {'':<7} {'':>7}  <- {code} {for_terminal(text, 120)}"
+                        )
+                elif stage.detail:
+                    lines.append(f"  {'':<9} {'':<7} {'':>7}  !! {for_terminal(stage.detail, 120)}")
+            if device.tls is not None and device.tls.version:
+                tls = device.tls
+                expiry = tls.not_after.date().isoformat() if tls.not_after else "?"
+                lines.append(
+                    f"  tls: {tls.version} {tls.cipher}; certificate {for_terminal(tls.subject)} "
+                    f"by {for_terminal(tls.issuer)}, expires {expiry}, verified: {tls.verified}"
+                )
+            lines.append("")
+    return "\n".join(lines)

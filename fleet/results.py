@@ -1,0 +1,295 @@
+"""The typed result model shared by probes, matrix, reports and store.
+
+Every result is frozen and JSON-serialisable through pydantic; this module imports
+nothing of ours so that everything else can depend on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    """Base for results: immutable, and unknown keys are an error when read back."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Mode(StrEnum):
+    """How a copier hands its mail to the server."""
+
+    direct_send = "direct_send"  # port 25 to the tenant's MX, no auth
+    relay = "relay"  # port 25 with auth or an inbound connector
+    submission = "submission"  # 587/465 with AUTH
+
+
+class Security(StrEnum):
+    none = "none"
+    starttls = "starttls"
+    tls = "tls"
+
+
+class Stage(StrEnum):
+    """The stages of a copier's SMTP conversation, in the order they happen."""
+
+    connect = "connect"
+    banner = "banner"
+    ehlo = "ehlo"
+    starttls = "starttls"
+    tls = "tls"
+    ehlo_tls = "ehlo_tls"
+    auth = "auth"
+    mail = "mail"
+    rcpt = "rcpt"
+    data = "data"
+    quit = "quit"
+
+
+class StageStatus(StrEnum):
+    ok = "ok"
+    failed = "failed"  # the server answered no (4xx/5xx)
+    error = "error"  # the conversation broke: timeout, reset, garbage, TLS alert
+    skipped = "skipped"  # not reached, or deliberately not run
+
+
+class Category(StrEnum):
+    """What the server decided, in one closed vocabulary."""
+
+    ok = "ok"
+    ip_reputation = "ip_reputation"
+    auth_disabled = "auth_disabled"
+    auth_failed = "auth_failed"
+    auth_required = "auth_required"
+    relay_denied = "relay_denied"
+    sender_rejected = "sender_rejected"
+    recipient_rejected = "recipient_rejected"
+    message_rejected = "message_rejected"
+    tls_required = "tls_required"
+    tls_failure = "tls_failure"
+    throttled = "throttled"
+    temporary_failure = "temporary_failure"
+    unreachable = "unreachable"
+    egress_unreachable = "egress_unreachable"
+    timeout = "timeout"
+    protocol_error = "protocol_error"
+
+
+class Verdict(StrEnum):
+    ok = "ok"
+    warn = "warn"
+    critical = "critical"
+    unknown = "unknown"
+
+
+class Severity(StrEnum):
+    info = "info"
+    warn = "warn"
+    critical = "critical"
+    unknown = "unknown"
+
+
+# Worst first; a site's verdict is the worst of its flags. `unknown` outranks `warn`
+# because "we could not tell" must never read as a mere warning.
+VERDICT_RANK: dict[Verdict, int] = {
+    Verdict.critical: 3,
+    Verdict.unknown: 2,
+    Verdict.warn: 1,
+    Verdict.ok: 0,
+}
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    """The worst verdict of several (ok when there are none)."""
+    return max(verdicts, key=VERDICT_RANK.__getitem__, default=Verdict.ok)
+
+
+class Reply(Model):
+    """One SMTP reply: code, enhanced status code (if any) and the full text."""
+
+    code: int | None = None
+    enhanced: str | None = None
+    text: str = ""
+
+
+class StageResult(Model):
+    stage: Stage
+    status: StageStatus
+    command: str | None = None  # as sent, secrets redacted
+    reply: Reply | None = None
+    elapsed_s: float | None = None
+    detail: str | None = None  # what went wrong when there was no reply
+
+
+class TlsInfo(Model):
+    version: str | None = None
+    cipher: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    san: list[str] = Field(default_factory=list)
+    not_after: datetime | None = None
+    verified: bool | None = None  # None: the device does not verify, so neither did we
+    verify_error: str | None = None
+    capped_at: str | None = None  # the device's tls_max, when the probe was capped
+
+
+class Conversation(Model):
+    """One SMTP conversation as a copier would have it, stage by stage."""
+
+    id: str
+    host: str
+    port: int
+    security: Security
+    mode: Mode
+    auth_mechanism: str | None = None
+    started_at: datetime
+    elapsed_s: float
+    stages: list[StageResult]
+    ehlo_before_tls: list[str] = Field(default_factory=list)
+    ehlo_after_tls: list[str] = Field(default_factory=list)
+    tls: TlsInfo | None = None
+    observed_ip: str | None = None  # the client IP the server echoed
+    category: Category
+    rule: str | None = None  # the classifier rule that matched
+    failed_stage: Stage | None = None
+    reply: Reply | None = None  # the reply that decided the category
+    finding: str  # what happened, in plain words
+    remediation: str | None = None
+    test_message_id: str | None = None  # only with --send-test
+    queue_id: str | None = None
+
+
+class BlocklistStatus(StrEnum):
+    listed = "listed"
+    clean = "clean"
+    unknown = "unknown"
+
+
+class ListingSeverity(StrEnum):
+    abuse = "abuse"  # spam source, exploited host: receivers reject
+    policy = "policy"  # dynamic/residential range: must not send direct to MX
+
+
+class BlocklistResult(Model):
+    ip: str
+    zone: str  # as shown to people; never contains a DQS key
+    name: str
+    status: BlocklistStatus
+    codes: list[str] = Field(default_factory=list)
+    lists: list[str] = Field(default_factory=list)
+    meaning: str | None = None
+    severity: ListingSeverity | None = None
+    reason: str | None = None  # the list's TXT record
+    delist: str | None = None
+    detail: str | None = None  # why unknown
+
+
+class EgressTransport(StrEnum):
+    direct = "direct"
+    bind = "bind"
+    socks5 = "socks5"
+
+
+class Egress(Model):
+    transport: EgressTransport
+    via: str = "direct"
+    bind: str | None = None
+    declared_ip: str | None = None
+    observed_ips: list[str] = Field(default_factory=list)
+    egress_ip: str | None = None  # the IP receivers see: observed if known, else declared
+
+
+class Flag(Model):
+    code: str
+    severity: Severity
+    devices: list[str] = Field(default_factory=list)
+    evidence: str
+    remediation: str
+
+
+class DeviceResult(Model):
+    device: str
+    model: str | None = None
+    location: str | None = None
+    mode: Mode
+    verdict: Verdict
+    category: Category
+    failed_stage: Stage | None = None
+    reply: Reply | None = None
+    finding: str
+    remediation: str | None = None
+    conversation: str  # id of the conversation this device shares
+    host: str
+    port: int
+    tls: TlsInfo | None = None
+    transcript: list[StageResult] = Field(default_factory=list)
+    test_message_id: str | None = None
+    queue_id: str | None = None
+
+
+class SiteResult(Model):
+    site: str
+    client: str
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    verdict: Verdict
+    flags: list[Flag] = Field(default_factory=list)
+    egress_ip: str | None = None
+    egress: Egress
+    blocklists: list[BlocklistResult] = Field(default_factory=list)
+    devices: list[DeviceResult] = Field(default_factory=list)
+    checks: list[DirectSendCheck] = Field(default_factory=list)
+    started_at: datetime
+    finished_at: datetime
+
+
+class DirectSendCheck(Model):
+    """MX and SPF readiness of one Direct Send or relay device (filled by probes/dns_checks)."""
+
+    device: str
+    kind: str  # "mx" or "spf"
+    domain: str
+    ip: str | None = None
+    result: str  # mx: match | mismatch | unknown; spf: pass, fail, softfail, ...
+    detail: str
+    record: str | None = None
+
+
+class SweepInfo(Model):
+    id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    complete: bool
+    interrupted: str | None = None  # why it stopped early
+    tool_version: str
+    inventory: str | None = None
+    filters: list[str] = Field(default_factory=list)
+    sites_planned: int
+    sites_missing: list[str] = Field(default_factory=list)
+    send_test: bool = False
+    origin: str | None = None  # "local", or "ingest:<file>" for an agent's result
+    digest: str | None = None  # sha256 of the canonical sites, set on agent output
+
+
+class Change(Model):
+    """One difference between a sweep and the previous complete sweep of a site."""
+
+    site: str
+    client: str
+    kind: str  # new_flag | resolved_flag | verdict | listed | delisted | egress_ip
+    severity: Severity
+    summary: str
+    before: str | None = None
+    after: str | None = None
+
+
+class SweepResult(Model):
+    sweep: SweepInfo
+    sites: list[SiteResult]
+    changes: list[Change] = Field(default_factory=list)
+    previous_sweep: str | None = None
+
+
+SiteResult.model_rebuild()

@@ -1,0 +1,294 @@
+"""Run a sweep plan: every site from its own egress, concurrently and politely.
+
+A fixed pool of site workers pulls sites from the plan (memory grows with results, not
+with sites waiting). Each conversation holds, in this order, a slot of its site, of its
+destination host, and of the whole sweep; only running conversations hold global slots.
+The site's time budget (site_s) pauses while a conversation waits for the sweep's caps.
+Stopping is clean: `stop` ends the pulling of new sites and lets running stages end or
+time out; `abort` cancels what is running. Either way, finished sites are returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from fleet import __version__
+from fleet.dns import Dns
+from fleet.egress import make_opener
+from fleet.matrix import DeviceObservation, SiteObservation, assess
+from fleet.plan import SitePlan, SweepPlan
+from fleet.probes.dnsbl import BlocklistProbe
+from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse
+from fleet.results import (
+    Conversation,
+    Egress,
+    Flag,
+    Severity,
+    SiteResult,
+    SweepInfo,
+    SweepResult,
+    Verdict,
+)
+
+SiteCallback = Callable[[SiteResult], None]
+log = logging.getLogger("fleet.runner")
+
+
+def new_sweep_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class RunStats:
+    conversations: int = 0
+    dns_queries: int = 0
+    dns_by_type: dict[str, int] = field(default_factory=dict)
+    auth_attempts: int = 0
+
+
+@dataclass
+class Control:
+    """How the caller stops a sweep: `stop` (finish running sites), `abort` (cancel them)."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None
+
+
+class _Caps:
+    def __init__(self, global_cap: int, per_host: int) -> None:
+        self.global_slots = asyncio.Semaphore(global_cap)
+        self.per_host = per_host
+        self.hosts: dict[str, asyncio.Semaphore] = {}
+
+    def host(self, name: str) -> asyncio.Semaphore:
+        slot = self.hosts.get(name)
+        if slot is None:
+            slot = self.hosts[name] = asyncio.Semaphore(self.per_host)
+        return slot
+
+
+class _SiteClock:
+    """A site's time budget, paused while its conversations wait for the sweep's caps."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.start = time.monotonic()
+        self.budget_s = budget_s
+        self.paused_s = 0.0
+
+    def deadline(self) -> float:
+        # asyncio.timeout_at uses the loop clock, which is time.monotonic on every loop here.
+        return asyncio.get_running_loop().time() + (
+            self.start + self.budget_s + self.paused_s - time.monotonic()
+        )
+
+
+class Sweeper:
+    """Everything one sweep shares: resolver, blocklists, TLS contexts, the AUTH gate, caps."""
+
+    def __init__(
+        self, plan: SweepPlan, *, send_test: bool = False, today: datetime | None = None
+    ) -> None:
+        self.plan = plan
+        defaults = plan.inventory.defaults
+        self.send_test = send_test
+        self.today = (today or datetime.now(UTC)).date()
+        self.dns = Dns(
+            defaults.dns.nameservers,
+            defaults.dns.timeout_s,
+            defaults.dns.tries,
+            defaults.dns.concurrency,
+        )
+        self.blocklists = BlocklistProbe(self.dns, list(plan.zones))
+        self.tls = TlsContexts()
+        self.gate = AuthGate()
+        self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
+        self.stats = RunStats()
+
+    async def close(self) -> None:
+        await self.dns.close()
+
+    async def site(self, site_plan: SitePlan) -> SiteResult:
+        """Probe one site: its conversations first (they may reveal its IP), then blocklists."""
+        site = site_plan.site
+        started_at = datetime.now(UTC)
+        clock = _SiteClock(site_plan.site_s)
+        opener = make_opener(site.egress, self.dns)
+        settings = ProbeSettings(site_plan.connect_s, site_plan.command_s, self.send_test)
+        site_slots = asyncio.Semaphore(site_plan.per_site)
+
+        async def one(index: int) -> Conversation:
+            planned = site_plan.conversations[index]
+            async with site_slots:
+                waited = time.monotonic()
+                async with self.caps.host(planned.spec.host), self.caps.global_slots:
+                    clock.paused_s += time.monotonic() - waited
+                    self.stats.conversations += 1
+                    return await converse(
+                        planned.spec,
+                        opener,
+                        settings,
+                        self.tls,
+                        self.gate,
+                        deadline=clock.deadline(),
+                        site_ip=site.egress.ip,
+                        label=f"{site.id}/{'+'.join(d.id for d in planned.devices)}",
+                    )
+
+        conversations = await asyncio.gather(*(one(i) for i in range(len(site_plan.conversations))))
+        observed = list(dict.fromkeys(c.observed_ip for c in conversations if c.observed_ip))
+        declared = site.egress.ip
+        ips = list(dict.fromkeys([*([declared] if declared else []), *observed]))
+        blocklists = await self.blocklists.check(ips) if ips and self.plan.zones else []
+        egress = Egress(
+            transport=site_plan.transport,
+            via=site.egress.via,
+            bind=site.egress.bind,
+            declared_ip=declared,
+            observed_ips=observed,
+            egress_ip=observed[0] if observed else declared,
+        )
+        devices = []
+        for planned, conversation in zip(site_plan.conversations, conversations, strict=True):
+            for device in planned.devices:
+                auth = device.smtp.auth
+                devices.append(
+                    DeviceObservation(
+                        device=device.id,
+                        model=device.model,
+                        location=device.location,
+                        mode=device.smtp.effective_mode,
+                        authenticated=auth is not None,
+                        uses_password=auth is not None and auth.uses_password,
+                        tls_max=device.smtp.tls_max,
+                        conversation=conversation,
+                    )
+                )
+        order = {d.id: i for i, d in enumerate(site.devices)}
+        devices.sort(key=lambda d: order[d.device])
+        observation = SiteObservation(
+            site=site.id,
+            client=site.client,
+            name=site.name,
+            tags=list(site.tags),
+            egress=egress,
+            devices=devices,
+            blocklists=blocklists,
+            checks=[],
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            zones=len(self.plan.zones),
+        )
+        return assess(observation, self.today)
+
+
+def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
+    """A site that fleet itself failed on: accounted for, never silently missing."""
+    site = site_plan.site
+    now = datetime.now(UTC)
+    return SiteResult(
+        site=site.id,
+        client=site.client,
+        name=site.name,
+        tags=list(site.tags),
+        verdict=Verdict.unknown,
+        flags=[
+            Flag(
+                code="INTERNAL_ERROR",
+                severity=Severity.unknown,
+                devices=[d.id for d in site.devices],
+                evidence=f"{type(exc).__name__}: {exc}"[:500],
+                remediation="fleet failed on this site: run `fleet scan` on it with --debug and report the trace.",
+            )
+        ],
+        egress=Egress(
+            transport=site_plan.transport,
+            via=site.egress.via,
+            bind=site.egress.bind,
+            declared_ip=site.egress.ip,
+            egress_ip=site.egress.ip,
+        ),
+        egress_ip=site.egress.ip,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+async def run_sweep(
+    plan: SweepPlan,
+    *,
+    send_test: bool = False,
+    control: Control | None = None,
+    on_site: SiteCallback | None = None,
+    sweep_id: str | None = None,
+    inventory_path: str | None = None,
+    stats: RunStats | None = None,
+) -> SweepResult:
+    """Probe every site of the plan and gather one typed sweep result."""
+    control = control or Control()
+    started_at = datetime.now(UTC)
+    sweep_id = sweep_id or new_sweep_id(started_at)
+    sweeper = Sweeper(plan, send_test=send_test, today=started_at)
+    done: dict[int, SiteResult] = {}
+    pending = iter(enumerate(plan.sites))
+
+    async def worker() -> None:
+        while not control.stop.is_set() and not control.abort.is_set():
+            try:
+                index, site_plan = next(pending)
+            except StopIteration:
+                return
+            try:
+                result = await sweeper.site(site_plan)
+            except Exception as exc:  # a bug must cost one site, never the sweep
+                log.exception("internal error while sweeping %s", site_plan.site.id)
+                result = internal_error(site_plan, exc)
+            done[index] = result
+            if on_site is not None:
+                on_site(result)
+
+    n_workers = max(1, min(plan.inventory.defaults.concurrency.global_, len(plan.sites)))
+    workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
+    aborted = asyncio.ensure_future(control.abort.wait())
+    try:
+        await asyncio.wait([*workers, aborted], return_when=asyncio.FIRST_COMPLETED)
+        while not aborted.done() and not all(w.done() for w in workers):
+            await asyncio.wait([*workers, aborted], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in [*workers, aborted]:
+            task.cancel()
+        await asyncio.gather(*workers, aborted, return_exceptions=True)
+        if stats is not None:
+            stats.conversations = sweeper.stats.conversations
+            stats.dns_queries = sweeper.dns.stats.queries
+            stats.dns_by_type = dict(sweeper.dns.stats.by_type)
+            stats.auth_attempts = sum(sweeper.gate.attempts.values())
+        await sweeper.close()
+    sites = [done[i] for i in sorted(done)]
+    missing = [sp.site.id for i, sp in enumerate(plan.sites) if i not in done]
+    complete = not missing
+    return SweepResult(
+        sweep=SweepInfo(
+            id=sweep_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            complete=complete,
+            interrupted=None
+            if complete
+            else (control.reason or "stopped before every site was swept"),
+            tool_version=__version__,
+            inventory=inventory_path,
+            filters=list(plan.filters),
+            sites_planned=len(plan.sites),
+            sites_missing=missing,
+            send_test=send_test,
+            origin="local",
+        ),
+        sites=sites,
+    )

@@ -1,0 +1,170 @@
+"""YAML loading that remembers where every value came from (file, line, column).
+
+PyYAML's composer gives each node a start mark; we build plain Python data from the
+node tree and keep a map from each value's path to its position, so validation errors
+can name `inventory.yaml:14:9`. Duplicate keys, which PyYAML silently collapses, are
+errors here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """One problem found in a source file, already in words a technician understands."""
+
+    file: str
+    position: Position | None
+    path: str  # e.g. sites[2].devices[0].smtp.port ("" for the whole file)
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.position is not None:
+            where = f"{where}:{self.position.line}:{self.position.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+@dataclass
+class SourceMap:
+    """Positions of values (and of their keys) by path."""
+
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)
+
+    def find(self, path: Path) -> Position | None:
+        """The position of a path, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if prefix in self.keys:
+                return self.keys[prefix]
+            if prefix in self.values:
+                return self.values[prefix]
+        return None
+
+
+def format_path(path: Path) -> str:
+    """Render a path as `sites[2].devices[0].smtp.port`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class YamlLoadError(Exception):
+    def __init__(self, errors: list[SourceError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def _pos(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    """Parse YAML text into plain data and a source map; raise YamlLoadError on any problem."""
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+    try:
+        root = yaml.compose(text, Loader=loader_class)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos = Position(mark.line + 1, mark.column + 1) if mark is not None else None
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise YamlLoadError([SourceError(file, pos, "", f"not valid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise YamlLoadError([SourceError(file, None, "", f"not valid YAML: {exc}")]) from None
+    smap = SourceMap()
+    errors: list[SourceError] = []
+    if root is None:
+        return None, smap
+    builder = _Builder(file, smap, errors)
+    data = builder.build(root, ())
+    if errors:
+        raise YamlLoadError(errors)
+    return data, smap
+
+
+# A YAML alias may point at a huge or self-referencing tree ("billion laughs"): cap the
+# number of values we are willing to build.
+MAX_VALUES = 2_000_000
+
+
+class _Builder:
+    def __init__(self, file: str, smap: SourceMap, errors: list[SourceError]) -> None:
+        self.file = file
+        self.smap = smap
+        self.errors = errors
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.count = 0
+        self.stack: set[int] = set()
+
+    def error(self, node: yaml.Node, path: Path, message: str) -> None:
+        self.errors.append(SourceError(self.file, _pos(node), format_path(path), message))
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        # SafeConstructor resolves the tag: int, float, bool, null, timestamp, str.
+        return self.constructor.construct_object(node, deep=True)
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise YamlLoadError(
+                [SourceError(self.file, _pos(node), "", "too many values (a YAML alias bomb?)")]
+            )
+        self.smap.values.setdefault(path, _pos(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return self.scalar(node)
+            except yaml.YAMLError as exc:
+                self.error(node, path, f"bad value: {exc}")
+                return None
+        if id(node) in self.stack:
+            self.error(node, path, "a YAML alias refers to itself")
+            return None
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.stack.discard(id(node))
+        self.error(node, path, "unsupported YAML node")
+        return None
+
+    def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.error(key_node, path, "YAML merge keys (<<) are not supported")
+                continue
+            key = self.scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is None or not isinstance(key, str | int | float | bool):
+                self.error(key_node, path, "keys must be plain text")
+                continue
+            key = str(key)
+            child = (*path, key)
+            if key in out:
+                first = self.smap.keys.get(child)
+                where = f" (first at line {first.line})" if first else ""
+                self.error(key_node, child, f"duplicate key '{key}'{where}")
+                continue
+            self.smap.keys[child] = _pos(key_node)
+            out[key] = self.build(value_node, child)
+        return out
