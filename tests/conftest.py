@@ -1,0 +1,208 @@
+"""Shared fixtures: real servers on loopback (aiosmtpd, the lab DNS server), certificates
+from a private CA, inventories written to disk, and the fleet command line.
+
+Tests send traffic only to 127.0.0.0/8. A test that needs a real binary (rbldnsd,
+microsocks, postfix, swaks) skips with a message saying what to install, except in CI
+(CI=true), where a missing binary fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx, m365_submission
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Debian package that provides each binary the lab tier uses.
+PACKAGES = {
+    "rbldnsd": "rbldnsd",
+    "microsocks": "microsocks",
+    "postfix": "postfix",
+    "swaks": "swaks",
+    "dnsmasq": "dnsmasq-base",
+    "ncat": "ncat",
+    "dovecot": "dovecot-core",
+}
+
+
+def require_binary(name: str) -> str:
+    """The path of a binary the test needs: skip without it, but fail in CI."""
+    found = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if found:
+        return found
+    message = f"{name} is not installed: apt-get install {PACKAGES.get(name, name)}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing server fails the run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> LabCertificates:
+    """A private CA (its PEM is `certs.ca_file`) and server certificates it signs."""
+    return LabCertificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+async def lab_dns() -> AsyncIterator[LabDns]:
+    server = LabDns()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@dataclass
+class M365Lab:
+    tenant: Tenant
+    mx: LabSmtpServer
+    submission: LabSmtpServer
+    ca_file: str
+
+
+@pytest.fixture
+async def m365(certs: LabCertificates) -> AsyncIterator[M365Lab]:
+    """A Microsoft 365-like tenant: its MX (Direct Send) and its submission endpoint."""
+    tenant = Tenant(accepted_domains={"contoso.test"})
+    context = certs.server_context("localhost", "127.0.0.1")
+    mx = m365_mx(tenant, context)
+    submission = m365_submission(tenant, context)
+    await mx.start()
+    await submission.start()
+    try:
+        yield M365Lab(tenant, mx, submission, str(certs.ca_file))
+    finally:
+        await mx.stop()
+        await submission.stop()
+
+
+@pytest.fixture
+def write_inventory(tmp_path: Path) -> Iterator[object]:
+    """Write an inventory (dedented YAML) to a file and return its path."""
+
+    def write(text: str, name: str = "inventory.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    yield write
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def fleet_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+    env.update(extra)
+    return env
+
+
+def run_fleet(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Run:
+    """Run the fleet command line in a child process (blocking: only for tests with no
+    in-process servers)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fleet", *args],
+        capture_output=True,
+        text=True,
+        env=env or fleet_env(),
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+async def run_fleet_async(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> Run:
+    """Run the fleet command line in a child process while this test's servers keep running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fleet",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env or fleet_env(),
+        cwd=cwd,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+@pytest.fixture
+def socks_proxy() -> Iterator[object]:
+    """Start microsocks instances (`start(bind_ip) -> "socks5://127.0.0.1:PORT"`); each one
+    sends from its own source address, like a proxy at a different site. Stopped by PID."""
+    binary = require_binary("microsocks")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(bind_ip: str) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, "-i", "127.0.0.1", "-p", str(port), "-b", bind_ip],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        wait_for_port(port)
+        return f"socks5://127.0.0.1:{port}"
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
