@@ -8,7 +8,9 @@ devices or checks need it: later askers await the first asker's answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,6 +18,10 @@ from enum import StrEnum
 import aiodns
 import pycares
 from aiodns import error as dns_error
+
+from fleet.credentials import scrub
+
+log = logging.getLogger("fleet.dns")
 
 
 class Outcome(StrEnum):
@@ -55,6 +61,17 @@ _OUTCOME_WORDS = {
     Outcome.refused: "the resolver refused the query (REFUSED)",
 }
 
+# c-ares errors that are not an answer at all, in words people can act on.
+_ERRNO_WORDS = {
+    dns_error.ARES_ECONNREFUSED: (
+        "could not reach the resolver (nothing answers there, or it dropped the connection)"
+    ),
+    dns_error.ARES_EBADRESP: "the resolver's answer could not be read",
+    dns_error.ARES_EFORMERR: "the resolver said the query was malformed (FORMERR)",
+    dns_error.ARES_ENOTIMP: "the resolver does not implement this query (NOTIMP)",
+    dns_error.ARES_EBADNAME: "the query name is not a valid DNS name",
+}
+
 
 @dataclass
 class DnsStats:
@@ -76,11 +93,15 @@ class Dns:
         self.timeout_s = timeout_s
         self.tries = tries
         # ARES_FLAG_NOSEARCH: never append search domains; a DNSBL name is always absolute.
+        # (No ARES_FLAG_NOCHECKRESP: with it c-ares would stop at the first resolver that
+        # answers SERVFAIL or REFUSED instead of asking the next one, and would accept
+        # answers to a question it did not ask. Without it, when every resolver refuses,
+        # c-ares still reports SERVFAIL or REFUSED.)
         self._resolver = aiodns.DNSResolver(
             nameservers=self.nameservers or None,
             timeout=timeout_s,
             tries=tries,
-            flags=pycares.ARES_FLAG_NOSEARCH | pycares.ARES_FLAG_NOCHECKRESP,
+            flags=pycares.ARES_FLAG_NOSEARCH,
         )
         self._limit = asyncio.Semaphore(concurrency)
         self._cache: dict[tuple[str, str], asyncio.Future[Answer]] = {}
@@ -91,6 +112,13 @@ class Dns:
         return ", ".join(self.nameservers) if self.nameservers else "the system resolver"
 
     async def close(self) -> None:
+        """Stop questions still in flight (their askers get CancelledError) and the resolver."""
+        pending = [task for task in self._cache.values() if not task.done()]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self._resolver.close()
 
     async def query(self, name: str, rtype: str) -> Answer:
@@ -114,17 +142,24 @@ class Dns:
                 async with asyncio.timeout(budget):
                     result = await self._resolver.query_dns(name, rtype)
             except TimeoutError:
+                log.debug("%s %s: no callback within %.1f s", rtype, scrub(name), budget)
                 return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
             except dns_error.DNSError as exc:
                 code = exc.args[0] if exc.args else None
                 outcome = _ERRNO_OUTCOME.get(code, Outcome.error)
                 words = (
-                    _OUTCOME_WORDS.get(outcome) or f"DNS error: {exc.args[-1] if exc.args else exc}"
+                    _OUTCOME_WORDS.get(outcome)
+                    or _ERRNO_WORDS.get(code)
+                    or f"DNS error: {exc.args[-1] if exc.args else exc}"
                 )
-                return Answer(outcome, detail=words)
-            except ValueError as exc:  # a name c-ares will not send
-                return Answer(Outcome.error, detail=f"bad query name: {exc}")
-        return _records(result, rtype)
+                # The name may hold a secret (a DQS key): scrub it before it is logged.
+                log.debug("%s %s: %s", rtype, scrub(name), outcome.value)
+                return Answer(outcome, detail=scrub(words))
+            except ValueError:  # a name c-ares will not send (the text may quote the name)
+                return Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME])
+        answer = _records(result, rtype)
+        log.debug("%s %s: %s %s", rtype, scrub(name), answer.outcome.value, answer.records)
+        return answer
 
     async def addresses(self, host: str) -> Answer:
         """IPv4 then IPv6 addresses of a host name (an IP literal answers itself)."""

@@ -229,6 +229,18 @@ class DeviceResult(Model):
     queue_id: str | None = None
 
 
+class DirectSendCheck(Model):
+    """MX and SPF readiness of one Direct Send or relay device (filled by probes/dns_checks)."""
+
+    device: str
+    kind: str  # "mx" or "spf"
+    domain: str
+    ip: str | None = None
+    result: str  # mx: match | mismatch | unknown; spf: pass, fail, softfail, ...
+    detail: str
+    record: str | None = None
+
+
 class SiteResult(Model):
     site: str
     client: str
@@ -245,18 +257,6 @@ class SiteResult(Model):
     finished_at: datetime
 
 
-class DirectSendCheck(Model):
-    """MX and SPF readiness of one Direct Send or relay device (filled by probes/dns_checks)."""
-
-    device: str
-    kind: str  # "mx" or "spf"
-    domain: str
-    ip: str | None = None
-    result: str  # mx: match | mismatch | unknown; spf: pass, fail, softfail, ...
-    detail: str
-    record: str | None = None
-
-
 class SweepInfo(Model):
     id: str
     started_at: datetime
@@ -270,7 +270,8 @@ class SweepInfo(Model):
     sites_missing: list[str] = Field(default_factory=list)
     send_test: bool = False
     origin: str | None = None  # "local", or "ingest:<file>" for an agent's result
-    digest: str | None = None  # sha256 of the canonical sites, set on agent output
+    digest: str | None = None  # sha256 of the canonical content (agent mode)
+    signature: str | None = None  # HMAC of the digest with FLEET_AGENT_KEY, when set
 
 
 class Change(Model):
@@ -290,6 +291,3 @@ class SweepResult(Model):
     sites: list[SiteResult]
     changes: list[Change] = Field(default_factory=list)
     previous_sweep: str | None = None
-
-
-SiteResult.model_rebuild()

@@ -226,14 +226,32 @@ async def run_sweep(
     send_test: bool = False,
     control: Control | None = None,
     on_site: SiteCallback | None = None,
+    on_start: Callable[[SweepInfo], None] | None = None,
     sweep_id: str | None = None,
     inventory_path: str | None = None,
     stats: RunStats | None = None,
 ) -> SweepResult:
-    """Probe every site of the plan and gather one typed sweep result."""
+    """Probe every site of the plan and gather one typed sweep result.
+
+    `on_start` sees the sweep's info before anything is probed, `on_site` each site as soon
+    as it is done (the store writes it there); an exception in either stops the sweep.
+    """
     control = control or Control()
     started_at = datetime.now(UTC)
     sweep_id = sweep_id or new_sweep_id(started_at)
+    info = SweepInfo(
+        id=sweep_id,
+        started_at=started_at,
+        complete=False,
+        tool_version=__version__,
+        inventory=inventory_path,
+        filters=list(plan.filters),
+        sites_planned=len(plan.sites),
+        send_test=send_test,
+        origin="local",
+    )
+    if on_start is not None:
+        on_start(info)
     sweeper = Sweeper(plan, send_test=send_test, today=started_at)
     done: dict[int, SiteResult] = {}
     pending = iter(enumerate(plan.sites))
@@ -257,12 +275,17 @@ async def run_sweep(
     workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
     aborted = asyncio.ensure_future(control.abort.wait())
     try:
-        await asyncio.wait([*workers, aborted], return_when=asyncio.FIRST_COMPLETED)
         while not aborted.done() and not all(w.done() for w in workers):
             await asyncio.wait([*workers, aborted], return_when=asyncio.FIRST_COMPLETED)
+            for worker_task in workers:
+                if worker_task.done() and not worker_task.cancelled():
+                    failure = worker_task.exception()
+                    if failure is not None:
+                        raise failure  # the store or a callback failed: stop the sweep
     finally:
-        for task in [*workers, aborted]:
-            task.cancel()
+        aborted.cancel()
+        for worker_task in workers:
+            worker_task.cancel()
         await asyncio.gather(*workers, aborted, return_exceptions=True)
         if stats is not None:
             stats.conversations = sweeper.stats.conversations
@@ -274,21 +297,15 @@ async def run_sweep(
     missing = [sp.site.id for i, sp in enumerate(plan.sites) if i not in done]
     complete = not missing
     return SweepResult(
-        sweep=SweepInfo(
-            id=sweep_id,
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            complete=complete,
-            interrupted=None
-            if complete
-            else (control.reason or "stopped before every site was swept"),
-            tool_version=__version__,
-            inventory=inventory_path,
-            filters=list(plan.filters),
-            sites_planned=len(plan.sites),
-            sites_missing=missing,
-            send_test=send_test,
-            origin="local",
+        sweep=info.model_copy(
+            update={
+                "finished_at": datetime.now(UTC),
+                "complete": complete,
+                "interrupted": None
+                if complete
+                else (control.reason or "stopped before every site was swept"),
+                "sites_missing": missing,
+            }
         ),
         sites=sites,
     )

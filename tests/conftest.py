@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +93,7 @@ async def m365(certs: LabCertificates) -> AsyncIterator[M365Lab]:
 
 
 @pytest.fixture
-def write_inventory(tmp_path: Path) -> Iterator[object]:
+def write_inventory(tmp_path: Path) -> Callable[..., Path]:
     """Write an inventory (dedented YAML) to a file and return its path."""
 
     def write(text: str, name: str = "inventory.yaml") -> Path:
@@ -101,7 +101,7 @@ def write_inventory(tmp_path: Path) -> Iterator[object]:
         path.write_text(textwrap.dedent(text), encoding="utf-8")
         return path
 
-    yield write
+    return write
 
 
 @dataclass
@@ -134,7 +134,7 @@ def run_fleet(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
 
 
 async def run_fleet_async(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, limit_s: float = 120
 ) -> Run:
     """Run the fleet command line in a child process while this test's servers keep running."""
     process = await asyncio.create_subprocess_exec(
@@ -148,7 +148,7 @@ async def run_fleet_async(
         cwd=cwd,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        out, err = await asyncio.wait_for(process.communicate(), limit_s)
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -1,5 +1,6 @@
 """SMTP servers for the loopback lab (aiosmtpd) that speak like the ones copiers meet:
-a Microsoft 365 tenant MX (Direct Send) and the Microsoft 365 submission endpoint.
+a Microsoft 365 tenant MX (Direct Send), the Microsoft 365 submission endpoint, and
+Google's smtp.gmail.com (STARTTLS on 587 or implicit TLS on 465).
 
 They decide per client IP the way Exchange Online does: the EHLO reply echoes the client
 address ("Hello [127.0.0.20]"), a banned IP is refused at RCPT TO with 5.7.606, and the
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -42,6 +45,19 @@ NOT_AUTHENTICATED = (
 )
 SEND_AS_DENIED = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
 THREAD_LIMIT = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
+UNABLE_TO_RELAY = "550 5.7.1 Unable to relay [BY2NAM01FT030.eop-nam01.prod.protection.outlook.com]"
+
+# Google's replies are multi-line, every line carrying the code (as smtp.gmail.com sends them).
+GOOGLE_BAD_CREDENTIALS = (
+    "535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
+    "535 5.7.8  https://support.google.com/mail/?p=BadCredentials "
+    "d2e1a72fcca58-7a1b2c3d4e5f6sm1234567b3a.12 - gsmtp"
+)
+GOOGLE_AUTH_REQUIRED = (
+    "530-5.7.0 Authentication Required. For more information, go to\r\n"
+    "530 5.7.0  https://support.google.com/mail/?p=WantAuthError "
+    "a1b2c3d4e5f6-7a1b2c3d4e5f6sm7654321pgb.34 - gsmtp"
+)
 
 
 def banned_ip_reply(ip: str) -> str:
@@ -64,6 +80,7 @@ class ServerStats:
     max_per_peer: dict[str, int] = field(default_factory=dict)
     peers: list[str] = field(default_factory=list)
     auth_attempts: int = 0
+    commands: list[str] = field(default_factory=list)  # verbs only: AUTH arguments are secret
     messages: list[bytes] = field(default_factory=list)
     live: set[asyncio.BaseTransport | None] = field(default_factory=set)
 
@@ -105,6 +122,11 @@ class Tenant:
         return address.rpartition("@")[2].lower()
 
 
+def _tls_active(server: SMTP) -> bool:
+    """Is this connection encrypted (after STARTTLS, or from the start with implicit TLS)?"""
+    return server._tls_protocol is not None or bool(getattr(server, "lab_implicit_tls", False))
+
+
 def _peer_ip(session: Session) -> str:
     # aiosmtpd types `peer` as a string, but it holds the socket's (host, port) tuple.
     peer: Any = session.peer
@@ -129,7 +151,7 @@ class _M365Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        tls_active = server._tls_protocol is not None
+        tls_active = _tls_active(server)
         lines = [f"{self.pod} Hello [{_peer_ip(session)}]", *MX_EXTENSIONS]
         if server.tls_context is not None and not tls_active:
             lines.append("STARTTLS")
@@ -181,7 +203,7 @@ class M365MxHandler(_M365Handler):
         if ip in tenant.throttled_ips:
             return "451 4.7.500 Access denied, please try again later. (AS1111)"
         if tenant.domain_of(address) not in tenant.accepted_domains:
-            return "550 5.7.1 Unable to relay (Direct Send only reaches this tenant's mailboxes)"
+            return UNABLE_TO_RELAY
         sender_domain = tenant.domain_of(envelope.mail_from or "")
         if (
             tenant.reject_direct_send

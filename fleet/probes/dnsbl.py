@@ -11,14 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import re
 
-from fleet.credentials import SecretError
+from fleet.credentials import SecretError, SecretSource
 from fleet.dns import Answer, Dns, Outcome
 from fleet.probes.dnsbl_zones import SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
 
+log = logging.getLogger("fleet.dnsbl")
+
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+_LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")
 _ERROR_RANGE = ipaddress.IPv4Network("127.255.255.0/24")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+# One zone as the cache sees it: two DQS entries with different keys are two zones.
+ZoneKey = tuple[str, SecretSource | None]
+
+
+def _zone_key(zone: Zone) -> ZoneKey:
+    return (zone.display.lower(), zone.key)
 
 
 class BlocklistProbe:
@@ -27,10 +40,10 @@ class BlocklistProbe:
     def __init__(self, dns: Dns, zones: list[Zone]) -> None:
         self.dns = dns
         self.zones = zones
-        self._suffix: dict[str, str | None] = {}
-        self._suffix_error: dict[str, str] = {}
-        self._self_tests: dict[str, asyncio.Future[str | None]] = {}
-        self._results: dict[tuple[str, str], asyncio.Future[BlocklistResult]] = {}
+        self._suffix: dict[ZoneKey, str | None] = {}
+        self._suffix_error: dict[ZoneKey, str] = {}
+        self._self_tests: dict[ZoneKey, asyncio.Future[str | None]] = {}
+        self._results: dict[tuple[str, ZoneKey], asyncio.Future[BlocklistResult]] = {}
 
     async def check(self, ips: list[str]) -> list[BlocklistResult]:
         """Every zone for every IP, concurrently; results in (ip, zone) order."""
@@ -38,34 +51,58 @@ class BlocklistProbe:
         return list(await asyncio.gather(*jobs))
 
     async def lookup(self, ip: str, zone: Zone) -> BlocklistResult:
-        key = (ip, zone.display)
+        """One IP on one zone; never raises for DNS trouble."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return _unknown(ip, zone, f"{ip!r} is not an IP address")
+        # An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is listed as IPv4.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        key = (str(address), _zone_key(zone))
         task = self._results.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._lookup(ip, zone))
+            # A task of its own, so that one cancelled asker does not cancel the others.
+            task = asyncio.ensure_future(self._lookup(str(address), zone))
             self._results[key] = task
-        return await asyncio.shield(task)
+        result = await asyncio.shield(task)
+        return result if result.ip == ip else result.model_copy(update={"ip": ip})
 
     def self_test(self, zone: Zone) -> asyncio.Future[str | None]:
-        """Why this zone cannot be trusted with this resolver (None: it passed)."""
-        task = self._self_tests.get(zone.display)
+        """Why this zone cannot be trusted with this resolver (None: it passed); once per sweep."""
+        key = _zone_key(zone)
+        task = self._self_tests.get(key)
         if task is None:
             task = asyncio.ensure_future(self._self_test(zone))
-            self._self_tests[zone.display] = task
-        return task
+            self._self_tests[key] = task
+        # Shielded: a caller that is cancelled must not cancel the test the others await.
+        return asyncio.shield(task)
 
     # -- internals ----------------------------------------------------------------------
 
     def _query_suffix(self, zone: Zone) -> str | None:
-        if zone.display not in self._suffix:
-            if zone.key is None:
-                self._suffix[zone.display] = zone.display
-            else:
+        """The zone as queried: with the DQS key in front (never shown or logged)."""
+        key = _zone_key(zone)
+        if key not in self._suffix:
+            self._suffix[key] = zone.display
+            if zone.key is not None:
                 try:
-                    self._suffix[zone.display] = f"{zone.key.read()}.{zone.display}"
+                    secret = zone.key.read()
                 except SecretError as exc:
-                    self._suffix[zone.display] = None
-                    self._suffix_error[zone.display] = f"the DQS key is not available ({exc})"
-        return self._suffix[zone.display]
+                    self._suffix[key] = None
+                    self._suffix_error[key] = (
+                        f"the Spamhaus DQS key is not available ({exc}): nothing was queried"
+                    )
+                else:
+                    if _DNS_LABEL.fullmatch(secret):
+                        self._suffix[key] = f"{secret}.{zone.display}"
+                    else:
+                        self._suffix[key] = None
+                        self._suffix_error[key] = (
+                            f"the Spamhaus DQS key from {zone.key.describe()} is not a valid DNS "
+                            "label (letters, digits and hyphens): nothing was queried"
+                        )
+        return self._suffix[key]
 
     async def _ask(self, ip: str, zone: Zone, rtype: str) -> Answer:
         suffix = self._query_suffix(zone)
@@ -74,89 +111,100 @@ class BlocklistProbe:
 
     async def _self_test(self, zone: Zone) -> str | None:
         if self._query_suffix(zone) is None:
-            return self._suffix_error[zone.display]
+            return self._suffix_error[_zone_key(zone)]
         positive, negative = await asyncio.gather(
             self._ask("127.0.0.2", zone, "A"), self._ask("127.0.0.1", zone, "A")
         )
-        where = f"resolver {self.dns.description}"
-        if positive.outcome is Outcome.answer:
-            refusal = _refusal(zone, positive.records)
-            if refusal is not None:
-                return refusal
-        elif positive.outcome is Outcome.nxdomain:
-            return (
-                "self-test failed: the test entry 127.0.0.2 is not listed (wrong zone name, a dead "
-                f"list, or a {where} that rewrites answers)"
-            )
-        else:
-            return f"self-test failed: {positive.detail} ({where})"
-        if negative.outcome is Outcome.answer:
-            refusal = _refusal(zone, negative.records)
-            return refusal or (
-                "self-test failed: 127.0.0.1 is listed, so this list answers 'listed' for every IP "
-                "(a dead or hijacked list)"
-            )
-        if negative.outcome is not Outcome.nxdomain:
-            return f"self-test failed: {negative.detail} ({where})"
-        return None
+        failed = _judge_self_test(zone, positive, negative, self.dns.description)
+        log.debug("self-test of %s: %s", zone.display, failed or "passed")
+        return failed
 
     async def _lookup(self, ip: str, zone: Zone) -> BlocklistResult:
-        base = {"ip": ip, "zone": zone.display, "name": zone.name}
         failed = await self.self_test(zone)
         if failed is not None:
-            return BlocklistResult(**base, status=BlocklistStatus.unknown, detail=failed)
-        answer = await self._ask(ip, zone, "A")
-        if answer.outcome is Outcome.nxdomain:
-            return BlocklistResult(**base, status=BlocklistStatus.clean)
-        if answer.outcome is not Outcome.answer:
-            return BlocklistResult(**base, status=BlocklistStatus.unknown, detail=answer.detail)
-        return await self._interpret(ip, zone, answer, base)
+            result = _unknown(ip, zone, failed)
+        else:
+            answer = await self._ask(ip, zone, "A")
+            if answer.outcome is Outcome.nxdomain:
+                result = BlocklistResult(
+                    ip=ip, zone=zone.display, name=zone.name, status=BlocklistStatus.clean
+                )
+            elif answer.outcome is not Outcome.answer:
+                result = _unknown(ip, zone, answer.detail or f"the lookup failed ({answer.outcome})")
+            else:
+                result = await self._interpret(ip, zone, answer)
+        log.debug("%s on %s: %s %s", ip, zone.display, result.status.value, result.codes)
+        return result
 
-    async def _interpret(
-        self, ip: str, zone: Zone, answer: Answer, base: dict[str, str]
-    ) -> BlocklistResult:
+    async def _interpret(self, ip: str, zone: Zone, answer: Answer) -> BlocklistResult:
         codes = sorted(set(answer.records), key=_sort_key)
         refusal = _refusal(zone, codes)
+        if refusal is None and "127.0.0.1" in codes:
+            refusal = "answered 127.0.0.1, which is not a listing code (RFC 5782)"
         if refusal is not None:
-            return BlocklistResult(
-                **base, status=BlocklistStatus.unknown, codes=codes, detail=refusal
-            )
-        if "127.0.0.1" in codes:
-            return BlocklistResult(
-                **base,
-                status=BlocklistStatus.unknown,
-                codes=codes,
-                detail="answered 127.0.0.1, which is not a listing code (RFC 5782)",
-            )
-        meanings = []
-        for code in codes:
-            meaning = zone.meaning(code)
-            meanings.append(
-                meaning.meaning
-                if meaning
-                else f"listed with code {code}, which fleet has no meaning for"
-            )
-        lists = []
-        for code in codes:
-            meaning = zone.meaning(code)
-            name = meaning.list if meaning else zone.name
-            if name not in lists:
-                lists.append(name)
-        # A listing is "policy" only if every code is a policy code (PBL alone).
-        severities = {m.severity for m in (zone.meaning(c) for c in codes) if m is not None}
-        policy_only = severities == {ListingSeverity.policy} and all(zone.meaning(c) for c in codes)
+            return _unknown(ip, zone, refusal, codes)
+        meanings = [zone.meaning(code) for code in codes]
+        texts = [
+            m.meaning if m else f"listed with code {code}, which fleet has no meaning for"
+            for code, m in zip(codes, meanings, strict=True)
+        ]
+        lists = [m.list if m else zone.name for m in meanings]
+        # "policy" only if every code is a known policy code (PBL alone); .4 + .10 is abuse.
+        policy_only = all(m is not None and m.severity is ListingSeverity.policy for m in meanings)
         txt = await self._ask(ip, zone, "TXT")
-        reason = "; ".join(txt.records)[:500] if txt.ok else None
+        reason = "; ".join(t for t in txt.records if t.strip())[:500] if txt.ok else None
         return BlocklistResult(
-            **base,
+            ip=ip,
+            zone=zone.display,
+            name=zone.name,
             status=BlocklistStatus.listed,
             codes=codes,
-            lists=lists,
-            meaning="; ".join(dict.fromkeys(meanings)),
+            lists=list(dict.fromkeys(lists)),
+            meaning="; ".join(dict.fromkeys(texts)),
             severity=ListingSeverity.policy if policy_only else ListingSeverity.abuse,
-            reason=reason,
-            delist=zone.delist.format(ip=ip) if zone.delist else None,
+            reason=reason or None,
+            # replace, not str.format: a delisting text from the inventory may hold braces.
+            delist=zone.delist.replace("{ip}", ip) if zone.delist else None,
         )
+
+
+def _unknown(ip: str, zone: Zone, why: str, codes: list[str] | None = None) -> BlocklistResult:
+    return BlocklistResult(
+        ip=ip,
+        zone=zone.display,
+        name=zone.name,
+        status=BlocklistStatus.unknown,
+        codes=codes or [],
+        detail=why,
+    )
+
+
+def _judge_self_test(zone: Zone, positive: Answer, negative: Answer, resolver: str) -> str | None:
+    """RFC 5782: the test entry 127.0.0.2 must be listed, and 127.0.0.1 must not be."""
+    where = f"resolver {resolver}"
+    if positive.outcome is Outcome.nxdomain:
+        return (
+            "self-test failed: the test entry 127.0.0.2 is not listed (a wrong zone name, a dead "
+            f"list, or a {where} that rewrites answers)"
+        )
+    if positive.outcome is not Outcome.answer:
+        return f"self-test failed: 127.0.0.2: {positive.detail} ({where})"
+    refusal = _refusal(zone, positive.records)
+    if refusal is not None:
+        return f"self-test failed: {refusal}"
+    if set(positive.records) == {"127.0.0.1"}:
+        return "self-test failed: the test entry 127.0.0.2 answered 127.0.0.1, not a listing code"
+    if negative.outcome is Outcome.answer:
+        refusal = _refusal(zone, negative.records)
+        if refusal is not None:
+            return f"self-test failed: {refusal}"
+        return (
+            "self-test failed: 127.0.0.1 is listed, so this list answers 'listed' for every IP "
+            f"(a dead or hijacked list, or a {where} that answers every name)"
+        )
+    if negative.outcome is not Outcome.nxdomain:
+        return f"self-test failed: 127.0.0.1: {negative.detail} ({where})"
+    return None
 
 
 def _refusal(zone: Zone, codes: list[str] | tuple[str, ...]) -> str | None:
@@ -171,12 +219,15 @@ def _refusal(zone: Zone, codes: list[str] | tuple[str, ...]) -> str | None:
                 f"answer {code} is outside 127.0.0.0/8: not a blocklist answer (a resolver that "
                 "rewrites missing names, or a dead list)"
             )
+        if zone.spamhaus and code in SPAMHAUS_ERRORS:
+            return SPAMHAUS_ERRORS[code]
         if address in _ERROR_RANGE:
             if zone.spamhaus:
-                return SPAMHAUS_ERRORS.get(
-                    code, f"Spamhaus answered the error code {code} (not a listing)"
-                )
+                return f"Spamhaus answered the error code {code} (not a listing)"
             return f"answered the error code {code} (not a listing)"
+        if zone.spamhaus and address not in _LISTING_RANGE:
+            # Spamhaus IP zones list only in 127.0.0.0/24; anything else is an error code.
+            return f"Spamhaus answered {code}, which is not a listing code for an IP"
     return None
 
 

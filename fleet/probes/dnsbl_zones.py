@@ -55,6 +55,7 @@ SPAMHAUS_ERRORS = {
         "local recursive resolver or a DQS key"
     ),
     "127.255.255.255": "Spamhaus refuses: this resolver is over the free-use query limit",
+    "127.0.1.255": "Spamhaus says an IP was looked up on a domain list (DBL): wrong zone",
 }
 
 
@@ -128,7 +129,8 @@ def zones_from_inventory(blocklists: list[BlocklistZone]) -> list[Zone]:
         key = None
         if entry.kind == "spamhaus-dqs":
             key = SecretSource(env=entry.key_env, file=entry.key_file)
-            display = DQS_ZONE
+            # The key goes in front of the zone only when querying: `<ip>.<key>.<zone>`.
+            display = entry.zone or DQS_ZONE
         else:
             display = entry.zone or ""
         zones.append(

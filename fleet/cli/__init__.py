@@ -1,0 +1,13 @@
+"""The command line: the only package that reads argv, prints, or exits.
+
+`app` holds the group and the plumbing shared by every command; `sweeping` the commands
+that probe (validate, schema, sweep, scan, demo); `history` the ones that read the store
+(report, history, diff, ingest, prune).
+"""
+
+from __future__ import annotations
+
+from fleet.cli import history, sweeping
+from fleet.cli.app import cli, main
+
+__all__ = ["cli", "history", "main", "sweeping"]

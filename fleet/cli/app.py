@@ -1,0 +1,209 @@
+"""The command group and the plumbing every command shares.
+
+Exit codes follow the monitoring-plugin convention: 0 ok, 1 warn, 2 critical, 3 unknown
+or the tool could not run (bad inventory, bad arguments, unwritable output).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fleet import __version__
+from fleet.credentials import ScrubFilter
+from fleet.inventory import Inventory, InventoryError, load_inventory, resolve_inventory_path
+from fleet.plan import SweepPlan
+from fleet.results import SiteResult, SweepInfo, SweepResult, Verdict
+from fleet.runner import Control, run_sweep
+from fleet.store import Store, StoreError, default_db_path
+
+EXIT_UNKNOWN = 3
+log = logging.getLogger("fleet")
+
+
+class Failure(click.ClickException):
+    """The tool could not run: a short message, exit 3."""
+
+    exit_code = EXIT_UNKNOWN
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"fleet: {self.message}", err=True)
+
+
+# ---- plumbing -------------------------------------------------------------------------
+
+
+def setup_logging(debug: bool, log_file: str | None) -> None:
+    logger = logging.getLogger()
+    for handler in list(logger.handlers):
+        if getattr(handler, "_fleet", False):
+            logger.removeHandler(handler)
+    level = logging.DEBUG if debug else logging.WARNING
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(ScrubFilter())
+        handler._fleet = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    # aiosmtpd and asyncio are chatty at INFO; the probe's own debug is what helps.
+    # aiosmtpd (the demo lab's servers) logs its own deprecations at WARNING.
+    logging.getLogger("mail.log").setLevel(logging.INFO if debug else logging.ERROR)
+
+
+def load_or_fail(path: str | None) -> tuple[str, Inventory]:
+    chosen = resolve_inventory_path(path)
+    try:
+        return chosen, load_inventory(chosen)
+    except InventoryError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        n = len(exc.errors)
+        raise Failure(f"{chosen}: {n} problem{'s' * (n != 1)}; nothing was probed") from None
+
+
+def write_output(text: str, output: str | None, *, bom: bool = False) -> None:
+    """To stdout, or atomically to a file (a crash never leaves half a report)."""
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, target)
+    except OSError as exc:
+        raise Failure(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def progress_bar(
+    total: int, quiet: bool
+) -> tuple[Callable[[SiteResult], None], Callable[[], None]]:
+    """A progress bar on stderr when it is a terminal; silent under cron."""
+    if quiet or not sys.stderr.isatty():
+        return (lambda _site: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="site", file=sys.stderr, leave=False, dynamic_ncols=True)
+    failing = 0
+
+    def update(site: SiteResult) -> None:
+        nonlocal failing
+        if site.verdict in (Verdict.critical, Verdict.unknown):
+            failing += 1
+        bar.set_postfix(failing=failing, refresh=False)
+        bar.update(1)
+
+    return update, bar.close
+
+
+async def sweep_with_signals(
+    plan: SweepPlan,
+    *,
+    send_test: bool,
+    on_site: Callable[[SiteResult], None],
+    on_start: Callable[[SweepInfo], None] | None = None,
+    inventory_path: str | None,
+) -> SweepResult:
+    """Run a sweep; SIGINT/SIGTERM stop new work (a second one cancels running work)."""
+    control = Control()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if control.stop.is_set():
+            control.abort.set()
+            click.echo(f"fleet: {name} again: cancelling running conversations", err=True)
+            return
+        control.reason = f"interrupted by {name}"
+        control.stop.set()
+        click.echo(f"fleet: {name}: finishing running sites, starting no new ones", err=True)
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+    try:
+        return await run_sweep(
+            plan,
+            send_test=send_test,
+            control=control,
+            on_site=on_site,
+            inventory_path=inventory_path,
+        )
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def colour_wanted(output: str | None) -> bool:
+    return output in (None, "-") and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def open_store(db: str | None) -> Store:
+    try:
+        return Store(db or default_db_path())
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+
+
+# ---- commands -------------------------------------------------------------------------
+
+db_option = click.option(
+    "--db",
+    metavar="PATH",
+    help="The history store (default: $FLEET_DB, else fleet.db in the user's data folder).",
+)
+
+inventory_option = click.option(
+    "-i",
+    "--inventory",
+    "inventory",
+    metavar="PATH",
+    help="The inventory (default: $FLEET_INVENTORY, else ./inventory.yaml).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fleet")
+@click.option("--debug", is_flag=True, help="Debug logging on stderr (secrets are redacted).")
+@click.option("--log-file", metavar="FILE", help="Also append the log to FILE.")
+def cli(debug: bool, log_file: str | None) -> None:
+    """Find out, before the client calls, which office copiers will fail to scan-to-email."""
+    setup_logging(debug, log_file)
+
+
+# ---- entry point ----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run a command and exit with its code."""
+    try:
+        code = cli.main(args=argv, prog_name="fleet", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_UNKNOWN
+    except click.Abort:
+        click.echo("fleet: aborted", err=True)
+        code = EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        click.echo("fleet: interrupted", err=True)
+        code = EXIT_UNKNOWN
+    sys.exit(code if isinstance(code, int) else 0)

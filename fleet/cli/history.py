@@ -1,0 +1,232 @@
+"""Commands that read the store: report, history, diff, ingest, prune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+from fleet.agent import IngestError, read_agent_result
+from fleet.changes import SiteDigest, compare_sweeps
+from fleet.cli.app import (
+    Failure,
+    cli,
+    colour_wanted,
+    db_option,
+    inventory_option,
+    load_or_fail,
+    open_store,
+    write_output,
+)
+from fleet.report import FORMATS, render
+from fleet.report.summary import exit_code
+from fleet.report.table import render_changes
+from fleet.results import Change
+from fleet.store import StoreError
+
+
+@cli.command()
+@db_option
+@click.option("--sweep", "sweep_id", metavar="ID", help="The stored sweep to show.")
+@click.option("--last", is_flag=True, help="The most recent sweep (the default).")
+@click.option(
+    "--format", "result_format", type=click.Choice(FORMATS), default="table", show_default=True
+)
+@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option("--detail", is_flag=True, help="Table: one row per device.")
+@click.option("--per-site", is_flag=True, help="CSV: one row per site.")
+def report(
+    db: str | None,
+    sweep_id: str | None,
+    last: bool,
+    result_format: str,
+    output: str | None,
+    detail: bool,
+    per_site: bool,
+) -> int:
+    """Re-render a stored sweep without probing again (the CSV for account managers)."""
+    if sweep_id and last:
+        raise Failure("give --sweep ID or --last, not both")
+    store = open_store(db)
+    try:
+        chosen = sweep_id or store.last_id()
+        if chosen is None:
+            raise Failure(f"the store {store.path} holds no sweep yet")
+        result = store.load(chosen)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        store.close()
+    text = render(
+        result_format, result, detail=detail, per_site=per_site, colour=colour_wanted(output)
+    )
+    write_output(text, output, bom=result_format == "csv")
+    return exit_code(result)
+
+
+@cli.command()
+@db_option
+@click.option("--site", metavar="ID", help="One site's verdict over time.")
+@click.option("--limit", default=30, show_default=True, help="How many sweeps to show.")
+def history(db: str | None, site: str | None, limit: int) -> int:
+    """Past sweeps, or one site's verdict, IP, flags and listings over time."""
+    store = open_store(db)
+    try:
+        if site is None:
+            headers = ["sweep", "started (UTC)", "complete", "origin", "sites", "verdicts"]
+            rows = [
+                [
+                    r.id,
+                    r.started_at[:19].replace("T", " "),
+                    "yes" if r.complete else f"no ({r.interrupted or 'unfinished or killed'})",
+                    r.origin,
+                    r.sites,
+                    ", ".join(f"{n} {v}" for v, n in sorted(r.verdicts.items())),
+                ]
+                for r in store.sweeps(limit)
+            ]
+        else:
+            headers = ["sweep", "started (UTC)", "verdict", "egress IP", "listed", "flags", ""]
+            rows = [
+                [
+                    r.sweep_id,
+                    r.started_at[:19].replace("T", " "),
+                    r.verdict,
+                    r.egress_ip or "?",
+                    "; ".join(r.listed) or "-",
+                    " ".join(r.flags),
+                    "" if r.complete else "incomplete sweep",
+                ]
+                for r in store.site_history(site, limit)
+            ]
+            if not rows:
+                raise Failure(f"no stored result for site '{site}'")
+    finally:
+        store.close()
+    if not rows:
+        click.echo("no sweeps stored yet")
+        return 0
+    click.echo(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    return 0
+
+
+@cli.command()
+@db_option
+@click.argument("sweep_a", required=False)
+@click.argument("sweep_b", required=False)
+@click.option(
+    "--format",
+    "result_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def diff(db: str | None, sweep_a: str | None, sweep_b: str | None, result_format: str) -> int:
+    """What changed from SWEEP_A to SWEEP_B.
+
+    With one sweep: that sweep against the previous complete sweep of its sites; with none:
+    the last sweep.
+    """
+    store = open_store(db)
+    try:
+        newest = sweep_b or sweep_a or store.last_id()
+        if newest is None:
+            raise Failure(f"the store {store.path} holds no sweep yet")
+        newer = store.load(newest)
+        changes: list[Change]
+        previous: str | None
+        if sweep_a and sweep_b:
+            older = store.load(sweep_a)
+            before = {s.site: SiteDigest.of(s) for s in older.sites}
+            changes, previous = compare_sweeps(before, newer.sites), older.sweep.id
+        else:
+            changes, previous = store.changes_for(newer)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        store.close()
+    if result_format == "json":
+        document = {
+            "from": previous,
+            "to": newer.sweep.id,
+            "changes": [c.model_dump(mode="json") for c in changes],
+        }
+        click.echo(json.dumps(document, indent=2))
+    elif previous is None:
+        click.echo(
+            f"sweep {newer.sweep.id}: no earlier complete sweep of these sites to compare with"
+        )
+    elif not changes:
+        click.echo(f"no changes from sweep {previous} to {newer.sweep.id}")
+    else:
+        click.echo(f"From sweep {previous} to {newer.sweep.id}:")
+        click.echo(render_changes(changes, None).removeprefix("Changes:\n"))
+    return 0
+
+
+@cli.command()
+@db_option
+@inventory_option
+@click.argument("files", nargs=-1, required=True, metavar="RESULT.json...")
+def ingest(db: str | None, inventory: str | None, files: tuple[str, ...]) -> int:
+    """Store results that `fleet sweep --format json` produced at sites (agent mode)."""
+    _, inv = load_or_fail(inventory)
+    store = open_store(db)
+    refused = 0
+    try:
+        for name in files:
+            try:
+                text = Path(name).read_text(encoding="utf-8")
+                result = read_agent_result(text, name, inv)
+                if store.has(result.sweep.id):
+                    raise IngestError(
+                        f"{name}: sweep {result.sweep.id} is already in the store (a duplicate)"
+                    )
+                changes, previous = store.changes_for(result)
+                sweep = result.sweep.model_copy(update={"origin": f"ingest:{Path(name).name}"})
+                store.save(
+                    result.model_copy(
+                        update={"sweep": sweep, "changes": changes, "previous_sweep": previous}
+                    )
+                )
+            except (OSError, UnicodeDecodeError) as exc:
+                click.echo(f"fleet: {name}: cannot read: {exc}", err=True)
+                refused += 1
+                continue
+            except (IngestError, StoreError) as exc:
+                click.echo(f"fleet: {exc}", err=True)
+                refused += 1
+                continue
+            click.echo(
+                f"{name}: stored sweep {result.sweep.id} ({len(result.sites)} site(s)); "
+                f"{len(changes)} change(s) since the previous sweep"
+            )
+            if changes:
+                click.echo(render_changes(changes, previous))
+    finally:
+        store.close()
+    if refused:
+        raise Failure(f"{refused} of {len(files)} file(s) refused; nothing of theirs was stored")
+    return 0
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=0),
+    required=True,
+    metavar="N",
+    help="Keep the sweeps of the last N days.",
+)
+def prune(db: str | None, keep_days: int) -> int:
+    """Delete sweeps older than N days from the history."""
+    store = open_store(db)
+    try:
+        removed = store.prune(keep_days)
+    finally:
+        store.close()
+    click.echo(f"removed {removed} sweep(s) older than {keep_days} days")
+    return 0

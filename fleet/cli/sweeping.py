@@ -1,0 +1,259 @@
+"""Commands that read an inventory and probe: validate, schema, sweep, scan, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from fleet.agent import seal
+from fleet.cli.app import (
+    Failure,
+    cli,
+    colour_wanted,
+    db_option,
+    inventory_option,
+    load_or_fail,
+    open_store,
+    progress_bar,
+    sweep_with_signals,
+    write_output,
+)
+from fleet.inventory import inventory_schema, load_inventory, preflight
+from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
+from fleet.report import FORMATS, render
+from fleet.report.summary import exit_code, headline
+from fleet.report.table import render_transcript
+from fleet.results import SiteResult, SweepInfo, SweepResult
+from fleet.runner import run_sweep
+from fleet.store import Store, StoreError
+
+
+@cli.command()
+@click.argument("inventory_arg", metavar="[INVENTORY]", required=False)
+@inventory_option
+def validate(inventory_arg: str | None, inventory: str | None) -> int:
+    """Check an inventory; exit 0 with a summary, or 3 with every problem found."""
+    path, inv = load_or_fail(inventory_arg or inventory)
+    click.echo(f"{path}: valid: {inv.summary()}")
+    for problem in preflight(inv):
+        click.echo(f"note: a sweep here would stop on: {problem}", err=True)
+    return 0
+
+
+@cli.command()
+def schema() -> int:
+    """Print the inventory's JSON Schema (for editor completion of the YAML)."""
+    click.echo(json.dumps(inventory_schema(), indent=2))
+    return 0
+
+
+def _report_options(func: Callable[..., int]) -> Callable[..., int]:
+    options = [
+        click.option(
+            "--format",
+            "result_format",
+            type=click.Choice(FORMATS),
+            default="table",
+            show_default=True,
+            help="table for people, csv for account managers, json for machines.",
+        ),
+        click.option(
+            "--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
+        ),
+        click.option("--detail", is_flag=True, help="Table: one row per device."),
+        click.option("--per-site", is_flag=True, help="CSV: one row per site."),
+        click.option(
+            "--send-test",
+            is_flag=True,
+            help="Also send DATA: a small, labelled test message (its id is in the report).",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--no-store", is_flag=True, help="Do not keep this sweep in the history."),
+        db_option,
+        inventory_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@_report_options
+@click.option(
+    "--site", "site_ids", multiple=True, metavar="ID", help="Only this site (repeatable)."
+)
+@click.option("--client", metavar="NAME", help="Only this client's sites.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="T", help="Only sites with this tag (repeatable)."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be probed, from where; send nothing."
+)
+def sweep(
+    inventory: str | None,
+    site_ids: tuple[str, ...],
+    client: str | None,
+    tags: tuple[str, ...],
+    dry_run: bool,
+    result_format: str,
+    output: str | None,
+    detail: bool,
+    per_site: bool,
+    send_test: bool,
+    quiet: bool,
+    no_store: bool,
+    db: str | None,
+) -> int:
+    """Sweep the inventory's sites: SMTP conversations from each site's egress, and blocklists."""
+    path, inv = load_or_fail(inventory)
+    try:
+        plan = plan_sweep(inv, site_ids, client, tags)
+    except PlanError as exc:
+        raise Failure(str(exc)) from None
+    if dry_run:
+        write_output(describe(plan) + "\n", output)
+        return 0
+    result = _probe(path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db)
+    return _report(result, result_format, output, detail=detail, per_site=per_site)
+
+
+@cli.command()
+@click.argument("site_id")
+@_report_options
+def scan(
+    site_id: str,
+    inventory: str | None,
+    result_format: str,
+    output: str | None,
+    detail: bool,
+    per_site: bool,
+    send_test: bool,
+    quiet: bool,
+    no_store: bool,
+    db: str | None,
+) -> int:
+    """Rescan one site now and show every stage of its conversations."""
+    path, inv = load_or_fail(inventory)
+    try:
+        plan = plan_sweep(inv, (site_id,))
+    except PlanError as exc:
+        raise Failure(str(exc)) from None
+    result = _probe(path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db)
+    if result_format == "table" and output in (None, "-"):
+        click.echo(render_transcript(result))
+    return _report(result, result_format, output, detail=detail, per_site=per_site)
+
+
+def _probe(
+    path: str | None, plan: SweepPlan, *, send_test: bool, quiet: bool, store: bool, db: str | None
+) -> SweepResult:
+    """Check secrets, take the store's lock, and sweep into the store."""
+    selected = plan.inventory.model_copy(update={"sites": [s.site for s in plan.sites]})
+    problems = preflight(selected)
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise Failure(f"{len(problems)} secret(s) or file(s) missing; nothing was probed")
+    history = open_store(db) if store else None
+    try:
+        if history is not None:
+            try:
+                history.lock("fleet sweep")
+            except StoreError as exc:
+                raise Failure(str(exc)) from None
+        return _sweep_into(plan, path, history, send_test=send_test, quiet=quiet)
+    finally:
+        if history is not None:
+            history.close()
+
+
+def _sweep_into(
+    plan: SweepPlan, path: str | None, store: Store | None, *, send_test: bool, quiet: bool
+) -> SweepResult:
+    """Run the sweep, writing each site to the store as soon as it is done."""
+    update, close = progress_bar(len(plan.sites), quiet)
+    sweep_id: list[str] = []
+
+    def started(info: SweepInfo) -> None:
+        sweep_id.append(info.id)
+        if store is not None:
+            store.begin_sweep(info)
+
+    def site_done(site: SiteResult) -> None:
+        if store is not None:
+            store.add_site(sweep_id[0], site)
+        update(site)
+
+    try:
+        result = asyncio.run(
+            sweep_with_signals(
+                plan, send_test=send_test, on_site=site_done, on_start=started, inventory_path=path
+            )
+        )
+    finally:
+        close()
+    if store is not None:
+        changes, previous = store.changes_for(result)
+        store.finish_sweep(result.sweep, changes, previous)
+        result = result.model_copy(update={"changes": changes, "previous_sweep": previous})
+    return result
+
+
+def _report(
+    result: SweepResult, result_format: str, output: str | None, *, detail: bool, per_site: bool
+) -> int:
+    if result_format == "json":
+        result = seal(result)  # self-contained for agent mode: `fleet ingest` checks the digest
+    text = render(
+        result_format, result, detail=detail, per_site=per_site, colour=colour_wanted(output)
+    )
+    write_output(text, output, bom=result_format == "csv")
+    if output not in (None, "-"):
+        click.echo(headline(result), err=True)
+    return exit_code(result)
+
+
+@cli.command()
+@click.option(
+    "--csv",
+    "csv_path",
+    default="fleet-demo.csv",
+    show_default=True,
+    metavar="FILE",
+    help="Where to write the account managers' CSV.",
+)
+@click.option("--keep", metavar="DIR", help="Keep the lab's files (inventory, CA) in DIR.")
+def demo(csv_path: str, keep: str | None) -> int:
+    """Offline demo: start a Microsoft 365-like lab on loopback and sweep four sites."""
+    from fleet.lab.demo import DemoLab
+
+    async def run(folder: Path) -> SweepResult:
+        lab = DemoLab(folder)
+        inventory_path = await lab.start()
+        try:
+            plan = plan_sweep(load_inventory(str(inventory_path)))
+            return await run_sweep(plan, inventory_path=str(inventory_path))
+        finally:
+            await lab.stop()
+
+    if keep:
+        folder = Path(keep)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = asyncio.run(run(folder))
+    else:
+        with tempfile.TemporaryDirectory(prefix="fleet-demo-") as temp:
+            result = asyncio.run(run(Path(temp)))
+    click.echo("fleet demo: a Microsoft 365-like MX and submission endpoint, and a blocklist,")
+    click.echo("on 127.0.0.1; four sites, each sending from its own 127.0.0.x address.\n")
+    click.echo(render("table", result, colour=colour_wanted(None)), nl=False)
+    write_output(render("csv", result), csv_path, bom=True)
+    click.echo(f"\nCSV for account managers: {csv_path}")
+    click.echo(
+        f"(a real sweep would exit {exit_code(result)}: 0 ok, 1 warn, 2 critical, 3 unknown)"
+    )
+    return 0

@@ -1,0 +1,349 @@
+"""The history of sweeps in SQLite (stdlib sqlite3, WAL, versioned schema).
+
+A sweep is written as it goes: its row first (incomplete), then each site in a
+transaction of its own as soon as the site is done, then the row is marked complete. An
+interrupted or killed sweep keeps every finished site and stays marked incomplete; no
+crash leaves half a site. A lock file keeps two sweeps from using one store at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import platformdirs
+
+from fleet.changes import SiteDigest, compare_sweeps
+from fleet.results import Change, SiteResult, SweepInfo, SweepResult
+
+DB_ENV = "FLEET_DB"
+
+# Each migration takes the schema from version N to N+1; never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sweeps (
+        id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        complete INTEGER NOT NULL DEFAULT 0,
+        origin TEXT NOT NULL DEFAULT 'local',
+        info TEXT NOT NULL,
+        changes TEXT,
+        previous TEXT
+    );
+    CREATE INDEX sweeps_started ON sweeps (started_at);
+    CREATE TABLE site_results (
+        sweep_id TEXT NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+        site TEXT NOT NULL,
+        client TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        egress_ip TEXT,
+        finished_at TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        result TEXT NOT NULL,
+        PRIMARY KEY (sweep_id, site)
+    );
+    CREATE INDEX site_results_site ON site_results (site, finished_at);
+    """,
+)
+
+
+class StoreError(Exception):
+    """The store cannot be used (unwritable, corrupt, locked, a duplicate)."""
+
+
+def default_db_path() -> str:
+    return os.environ.get(DB_ENV) or str(Path(platformdirs.user_data_dir("fleet")) / "fleet.db")
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    id: str
+    started_at: str
+    finished_at: str | None
+    complete: bool
+    origin: str
+    sites: int
+    verdicts: dict[str, int]
+    interrupted: str | None
+
+
+@dataclass(frozen=True)
+class SiteHistoryRow:
+    sweep_id: str
+    started_at: str
+    complete: bool
+    verdict: str
+    egress_ip: str | None
+    flags: list[str]
+    listed: list[str]
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        folder = Path(path).resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            created = not Path(path).exists()
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            if created:
+                os.chmod(path, 0o600)  # client names, IPs and findings: not for other users
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from None
+        self._lock_handle: int | None = None
+
+    def close(self) -> None:
+        self.unlock()
+        self.db.close()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this fleet knows "
+                f"({len(MIGRATIONS)}): upgrade fleet"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            with self._transaction():
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- the lock -----------------------------------------------------------------------
+
+    def lock(self, what: str) -> None:
+        """Take the store's sweep lock, or raise StoreError naming who holds it."""
+        lock_path = f"{self.path}.lock"
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = (
+                os.pread(handle, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            )
+            os.close(handle)
+            raise StoreError(
+                f"another sweep is already using the store {self.path} ({holder}); "
+                "two sweeps on one store never overlap: try again when it has finished"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(
+            handle, f"pid {os.getpid()}, {what}, since {datetime.now(UTC):%H:%M:%S} UTC".encode(), 0
+        )
+        self._lock_handle = handle
+
+    def unlock(self) -> None:
+        if self._lock_handle is not None:
+            os.ftruncate(self._lock_handle, 0)
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            os.close(self._lock_handle)
+            self._lock_handle = None
+
+    # -- writing ------------------------------------------------------------------------
+
+    def begin_sweep(self, info: SweepInfo) -> None:
+        try:
+            with self._transaction():
+                self.db.execute(
+                    "INSERT INTO sweeps (id, started_at, complete, origin, info) VALUES (?, ?, 0, ?, ?)",
+                    (info.id, _ts(info.started_at), info.origin or "local", info.model_dump_json()),
+                )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"sweep {info.id} is already in the store") from None
+
+    def add_site(self, sweep_id: str, site: SiteResult) -> None:
+        """One site, in one transaction: it is in the store whole, or not at all."""
+        digest = json.dumps(SiteDigest.of(site).to_json(), separators=(",", ":"))
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO site_results "
+                "(sweep_id, site, client, verdict, egress_ip, finished_at, digest, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sweep_id,
+                    site.site,
+                    site.client,
+                    site.verdict.value,
+                    site.egress_ip,
+                    _ts(site.finished_at),
+                    digest,
+                    site.model_dump_json(),
+                ),
+            )
+
+    def finish_sweep(self, info: SweepInfo, changes: list[Change], previous: str | None) -> None:
+        payload = json.dumps([c.model_dump(mode="json") for c in changes])
+        with self._transaction():
+            self.db.execute(
+                "UPDATE sweeps SET finished_at = ?, complete = ?, info = ?, changes = ?, previous = ? "
+                "WHERE id = ?",
+                (
+                    _ts(info.finished_at) if info.finished_at else None,
+                    int(info.complete),
+                    info.model_dump_json(),
+                    payload,
+                    previous,
+                    info.id,
+                ),
+            )
+
+    def save(self, result: SweepResult) -> None:
+        """Store a whole sweep at once (an ingested agent result)."""
+        self.begin_sweep(result.sweep)
+        for site in result.sites:
+            self.add_site(result.sweep.id, site)
+        self.finish_sweep(result.sweep, result.changes, result.previous_sweep)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def previous(
+        self, sites: list[str], before: datetime, exclude: str
+    ) -> tuple[dict[str, SiteDigest], str | None]:
+        """Each site's state in the latest complete sweep before `before` (and the newest
+        such sweep's id)."""
+        found: dict[str, SiteDigest] = {}
+        newest: tuple[str, str] | None = None
+        query = (
+            "SELECT r.digest, s.id, s.started_at FROM site_results r JOIN sweeps s ON s.id = r.sweep_id "
+            "WHERE r.site = ? AND s.complete = 1 AND s.started_at < ? AND s.id != ? "
+            "ORDER BY s.started_at DESC LIMIT 1"
+        )
+        for site in sites:
+            row = self.db.execute(query, (site, _ts(before), exclude)).fetchone()
+            if row is None:
+                continue
+            found[site] = SiteDigest.from_json(json.loads(row[0]))
+            if newest is None or row[2] > newest[1]:
+                newest = (row[1], row[2])
+        return found, newest[0] if newest else None
+
+    def changes_for(self, result: SweepResult) -> tuple[list[Change], str | None]:
+        """What changed in this sweep since the previous complete sweep of its sites."""
+        before, previous_id = self.previous(
+            [s.site for s in result.sites], result.sweep.started_at, result.sweep.id
+        )
+        return compare_sweeps(before, result.sites), previous_id
+
+    def sweep_ids(self, complete_only: bool = False) -> list[str]:
+        where = "WHERE complete = 1" if complete_only else ""
+        rows = self.db.execute(f"SELECT id FROM sweeps {where} ORDER BY started_at").fetchall()  # noqa: S608
+        return [str(r[0]) for r in rows]
+
+    def last_id(self, complete_only: bool = False) -> str | None:
+        ids = self.sweep_ids(complete_only)
+        return ids[-1] if ids else None
+
+    def has(self, sweep_id: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is not None
+        )
+
+    def load(self, sweep_id: str) -> SweepResult:
+        row = self.db.execute(
+            "SELECT info, changes, previous FROM sweeps WHERE id = ?", (sweep_id,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no sweep {sweep_id} in the store {self.path}")
+        info = SweepInfo.model_validate_json(row[0])
+        sites = [
+            SiteResult.model_validate_json(r[0])
+            for r in self.db.execute(
+                "SELECT result FROM site_results WHERE sweep_id = ? ORDER BY rowid", (sweep_id,)
+            )
+        ]
+        changes = [Change.model_validate(c) for c in json.loads(row[1])] if row[1] else []
+        return SweepResult(sweep=info, sites=sites, changes=changes, previous_sweep=row[2])
+
+    def sweeps(self, limit: int = 50) -> list[SweepRow]:
+        rows = self.db.execute(
+            "SELECT id, started_at, finished_at, complete, origin, info FROM sweeps ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        out = []
+        for sweep_id, started, finished, complete, origin, info in rows:
+            verdicts: dict[str, int] = {}
+            for verdict, count in self.db.execute(
+                "SELECT verdict, COUNT(*) FROM site_results WHERE sweep_id = ? GROUP BY verdict",
+                (sweep_id,),
+            ):
+                verdicts[str(verdict)] = int(count)
+            parsed = SweepInfo.model_validate_json(info)
+            out.append(
+                SweepRow(
+                    id=sweep_id,
+                    started_at=started,
+                    finished_at=finished,
+                    complete=bool(complete),
+                    origin=origin,
+                    sites=sum(verdicts.values()),
+                    verdicts=verdicts,
+                    interrupted=parsed.interrupted if not complete else None,
+                )
+            )
+        return out
+
+    def site_history(self, site: str, limit: int = 100) -> list[SiteHistoryRow]:
+        rows = self.db.execute(
+            "SELECT s.id, s.started_at, s.complete, r.verdict, r.egress_ip, r.digest "
+            "FROM site_results r JOIN sweeps s ON s.id = r.sweep_id WHERE r.site = ? "
+            "ORDER BY s.started_at DESC LIMIT ?",
+            (site, limit),
+        ).fetchall()
+        out = []
+        for sweep_id, started, complete, verdict, egress_ip, digest in rows:
+            parsed = SiteDigest.from_json(json.loads(digest))
+            out.append(
+                SiteHistoryRow(
+                    sweep_id=sweep_id,
+                    started_at=started,
+                    complete=bool(complete),
+                    verdict=verdict,
+                    egress_ip=egress_ip,
+                    flags=sorted(parsed.flags),
+                    listed=[
+                        f"{ip} on {zone} ({lists})"
+                        for (ip, zone), lists in sorted(parsed.listed.items())
+                    ],
+                )
+            )
+        return out
+
+    def prune(self, keep_days: int) -> int:
+        """Delete sweeps that started more than keep_days ago; returns how many."""
+        cutoff = _ts(datetime.now(UTC) - timedelta(days=keep_days))
+        with self._transaction():
+            cursor = self.db.execute("DELETE FROM sweeps WHERE started_at < ?", (cutoff,))
+        return int(cursor.rowcount)
+
+    def integrity(self) -> str:
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _ts(moment: datetime) -> str:
+    """Sortable UTC timestamps with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
