@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from fleet.credentials import scrub
 from fleet.results import Category, Mode, Reply, Stage, StageStatus
 
 # ---- parsing ----------------------------------------------------------------------------
 
 # An enhanced status code starts a reply line: "5.7.606 Access denied ...". Anchoring at the
-# line start keeps the octets of a bracketed IP ("[40.107.5.7]") from reading as one.
-_ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$|[;,.:)\]])", re.MULTILINE)
+# line start keeps the octets of a bracketed IP ("[40.107.5.7]") from reading as one, and a
+# fourth number ("5.7.5.7 is listed") means an IP address, not a code.
+_ENHANCED_RE = re.compile(
+    r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))", re.MULTILINE
+)
 
 
 def parse_enhanced(text: str) -> str | None:
@@ -37,8 +41,9 @@ def parse_enhanced(text: str) -> str | None:
 
 
 def make_reply(code: int | None, text: str) -> Reply:
-    """A Reply with its enhanced code parsed and its text made safe to store."""
-    clean = clean_text(text)
+    """A Reply with its enhanced code parsed and its text made safe to store (valid Unicode,
+    and no secret this process has read, should a server echo one back)."""
+    clean = scrub(clean_text(text))
     return Reply(code=code, enhanced=parse_enhanced(clean), text=clean)
 
 
@@ -154,14 +159,17 @@ class Rule:
     text: str | None = None  # a key phrase (regex, case-insensitive)
     code_class: str | None = None  # "4" or "5": only replies of that class
     stages: tuple[Stage, ...] = ()
+    providers: tuple[str, ...] = ()  # only for these services (see `provider_of`)
     _text_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.text is not None:
             object.__setattr__(self, "_text_re", re.compile(self.text, re.IGNORECASE))
 
-    def matches(self, stage: Stage, reply: Reply) -> bool:
+    def matches(self, stage: Stage, reply: Reply, provider: str = "other") -> bool:
         if self.stages and stage not in self.stages:
+            return False
+        if self.providers and provider not in self.providers:
             return False
         if self.code_class and not str(reply.code or "").startswith(self.code_class):
             return False
@@ -261,7 +269,9 @@ RULES: tuple[Rule, ...] = (
         "google.unsolicited_rate",
         Category.ip_reputation,
         "Google sees an unusual rate of unsolicited mail from {ip}",
-        _IP_REPUTATION_FIX,
+        "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
+        "sending spam behind that IP and stop it; meanwhile send through authenticated "
+        "submission on {submission} or a relay with a clean IP.",
         text=r"unusual rate of unsolicited mail|low reputation of the sending IP",
     ),
     Rule(
@@ -555,9 +565,18 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.1.10",),
     ),
     Rule(
-        "smtp.unable_to_relay",
+        "google.relay_ip_not_registered",
         Category.relay_denied,
-        "the server will not relay to the recipient's domain",
+        "Google's SMTP relay does not know {ip} (or this login) as a sender for the domain",
+        "Register the site's IP {ip} in the Google Admin console (Apps > Google Workspace > "
+        "Gmail > Routing > SMTP relay service), or configure the relay to accept SMTP AUTH "
+        "and give the copier a login.",
+        text=r"IP not in whitelist|invalid credentials for relay",
+    ),
+    Rule(
+        "m365.unable_to_relay",
+        Category.relay_denied,
+        "Microsoft 365 will not relay to the recipient's domain",
         {
             "unauthenticated": (
                 "{host} refuses to relay: Direct Send only reaches mailboxes hosted in the "
@@ -565,12 +584,30 @@ RULES: tuple[Rule, ...] = (
                 "{submission} or a connector relay from a static IP."
             ),
             "authenticated": (
+                "{host} refuses to relay for {mailbox}: check that the login succeeded and the "
+                "mailbox may send, or use {submission}."
+            ),
+        },
+        text=r"unable to relay",
+        providers=("microsoft",),
+    ),
+    Rule(
+        "smtp.relay_denied",
+        Category.relay_denied,
+        "the server will not relay to the recipient's domain",
+        {
+            "unauthenticated": (
+                "{host} only accepts mail for its own domains from this site: send to a "
+                "recipient it hosts, log in first (submission on {submission}), or ask its "
+                "administrator to allow relaying from {ip}."
+            ),
+            "authenticated": (
                 "{host} refuses to relay for {mailbox}: allow relaying for this login on the "
                 "server, or use the provider's submission host ({submission})."
             ),
         },
         text=r"unable to relay|relay(ing)? (access )?(denied|not permitted|not allowed)|"
-        r"not permitted to relay|invalid credentials for relay|IP not in whitelist",
+        r"not permitted to relay",
     ),
     Rule(
         "smtp.unknown_recipient",
@@ -698,7 +735,7 @@ def _render(template: Remedy, context: Context, reply_text: str) -> str:
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
     """Category, finding and remediation for a negative reply at a stage."""
     for rule in RULES:
-        if rule.matches(stage, reply):
+        if rule.matches(stage, reply, context.provider):
             return Classification(
                 rule.category,
                 _render(rule.finding, context, reply.text),
@@ -849,7 +886,8 @@ def _timeout_detail(stage: Stage, exc: BaseException) -> str:
 
 def _ssl_detail(exc: ssl.SSLError) -> tuple[str, str]:
     """(rule, detail) for a TLS failure that is not a certificate problem."""
-    reason = (exc.reason or str(exc)).lower()
+    # OpenSSL names reasons in capitals with underscores ("WRONG_VERSION_NUMBER").
+    reason = f"{exc.reason or ''} {exc}".lower().replace("_", " ")
     if any(w in reason for w in ("wrong version number", "record layer failure", "packet length")):
         return "tls.not_tls", "the server did not answer with TLS (plaintext or garbage?)"
     if any(

@@ -118,7 +118,9 @@ def fleet_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_fleet(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Run:
+def run_fleet(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> Run:
     """Run the fleet command line in a child process (blocking: only for tests with no
     in-process servers)."""
     done = subprocess.run(

@@ -89,7 +89,9 @@ def test_a_literal_password_is_refused_with_advice() -> None:
 
 
 def test_unknown_key_suggests_the_right_one() -> None:
-    (only,) = errors_of(MINIMAL.replace("client: Acme Dental", "client: Acme Dental\n    tagz: [x]"))
+    (only,) = errors_of(
+        MINIMAL.replace("client: Acme Dental", "client: Acme Dental\n    tagz: [x]")
+    )
     assert "sites[0].tagz: unknown key 'tagz' (did you mean 'tags'?)" in only
     assert only.startswith("inv.yaml:6:5:")
 
@@ -126,7 +128,9 @@ def test_relative_files_resolve_against_the_inventory_folder(tmp_path: Path) -> 
 def test_validate_command_summarises_and_exits_0() -> None:
     run = run_fleet("validate", str(ROOT / "inventory.example.yaml"))
     assert run.code == 0, run.stderr
-    assert "valid: 3 clients, 4 sites, 7 devices (direct_send 3, relay 1, submission 3)" in run.stdout
+    assert (
+        "valid: 3 clients, 4 sites, 7 devices (direct_send 3, relay 1, submission 3)" in run.stdout
+    )
 
 
 def test_validate_takes_the_inventory_option_and_env(tmp_path: Path) -> None:
@@ -143,7 +147,9 @@ def test_validate_takes_the_inventory_option_and_env(tmp_path: Path) -> None:
 
 def test_validate_exits_3_with_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "inv.yaml"
-    path.write_text(MINIMAL.replace("port: 25,", "port: 70000,").replace("bind: 127.0.0.20", "bind: nope"))
+    path.write_text(
+        MINIMAL.replace("port: 25,", "port: 70000,").replace("bind: 127.0.0.20", "bind: nope")
+    )
     run = run_fleet("validate", str(path))
     assert run.code == 3
     assert f"{path}:9:61: sites[0].devices[0].smtp.port: must be 1-65535, got 70000" in run.stderr

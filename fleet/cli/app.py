@@ -144,6 +144,7 @@ async def sweep_with_signals(
             send_test=send_test,
             control=control,
             on_site=on_site,
+            on_start=on_start,
             inventory_path=inventory_path,
         )
     finally:
@@ -205,5 +206,11 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_UNKNOWN
     except KeyboardInterrupt:
         click.echo("fleet: interrupted", err=True)
+        code = EXIT_UNKNOWN
+    except Exception as exc:  # a bug: say so plainly; the trace is for --debug
+        log.debug("internal error", exc_info=True)
+        click.echo(f"fleet: internal error: {type(exc).__name__}: {exc}", err=True)
+        if "--debug" not in (argv if argv is not None else sys.argv):
+            click.echo("fleet: run again with --debug for the trace", err=True)
         code = EXIT_UNKNOWN
     sys.exit(code if isinstance(code, int) else 0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,8 +44,11 @@ class LabCertificates:
         )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         if max_version is not None:
-            context.minimum_version = ssl.TLSVersion.TLSv1
-            context.maximum_version = max_version
+            # An old server on purpose: Python deprecates TLS 1.0/1.1, the lab still needs them.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
+                context.maximum_version = max_version
             context.set_ciphers("DEFAULT:@SECLEVEL=0")
         cert.configure_cert(context)
         return context

@@ -6,7 +6,6 @@ it receives, so tests can prove what the probe asked and how often."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,13 +15,26 @@ from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 
 from fleet.probes.dnsbl_zones import reverse_name
 
-FAULTS = ("timeout", "servfail", "refused", "truncate", "wrong_type", "echo_client")
+# truncate: TC over UDP and no answer over TCP (the answer never arrives);
+# truncate_udp: TC over UDP, the full answer over TCP (what a big TXT record gets).
+FAULTS = (
+    "timeout",
+    "servfail",
+    "refused",
+    "truncate",
+    "truncate_udp",
+    "wrong_type",
+    "echo_client",
+)
 
 
 @dataclass
 class QueryLog:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     clients: list[str] = field(default_factory=list)
+    transports: Counter[str] = field(default_factory=Counter)  # "udp" / "tcp"
+    in_flight: int = 0  # questions being answered right now (slow answers pile up here)
+    max_in_flight: int = 0
 
     def count(self, name: str, rtype: str = "A") -> int:
         return self.counts[(name.lower().rstrip("."), rtype)]
@@ -31,6 +43,10 @@ class QueryLog:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def names(self) -> set[str]:
+        """Every name asked about, whatever the type."""
+        return {name for name, _ in self.counts}
+
 
 class LabDns:
     """Records by (name, type); faults by name or by zone (a suffix)."""
@@ -38,12 +54,14 @@ class LabDns:
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], list[str]] = {}
         self.faults: dict[str, str] = {}
+        self.typed_faults: dict[tuple[str, str], str] = {}  # (name or zone, type) -> fault
         self.delays: dict[str, float] = {}
         self.log = QueryLog()
         self.host = "127.0.0.1"
         self.port = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.Transport] = set()
 
     # -- content ----------------------------------------------------------------------
 
@@ -74,10 +92,18 @@ class LabDns:
                 zone, ip, *codes, reason=f"Listed by lab, see https://lab.test/query/ip/{ip}"
             )
 
-    def fault(self, name_or_zone: str, kind: str) -> None:
+    def fault(self, name_or_zone: str, kind: str, rtype: str | None = None) -> None:
+        """Misbehave for a name and every name under it; only for `rtype` if given."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
-        self.faults[_norm(name_or_zone)] = kind
+        if rtype is None:
+            self.faults[_norm(name_or_zone)] = kind
+        else:
+            self.typed_faults[(_norm(name_or_zone), rtype)] = kind
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+        self.typed_faults.clear()
 
     def delay(self, name_or_zone: str, seconds: float) -> None:
         self.delays[_norm(name_or_zone)] = seconds
@@ -113,6 +139,9 @@ class LabDns:
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()
+            # Clients keep TCP connections open; close them, or wait_closed would wait.
+            for connection in list(self._connections):
+                connection.close()
             await self._tcp.wait_closed()
             self._tcp = None
 
@@ -122,6 +151,15 @@ class LabDns:
             suffix = ".".join(parts[i:])
             if suffix in table:
                 return suffix
+        return None
+
+    def _fault_for(self, name: str, rtype: str) -> str | None:
+        parts = name.split(".")
+        for i in range(len(parts)):
+            suffix = ".".join(parts[i:])
+            kind = self.typed_faults.get((suffix, rtype)) or self.faults.get(suffix)
+            if kind is not None:
+                return kind
         return None
 
     async def answer(self, data: bytes, client: str, over_tcp: bool) -> bytes | None:
@@ -134,12 +172,28 @@ class LabDns:
         rtype = QTYPE.get(question.qtype, str(question.qtype))
         self.log.counts[(name, rtype)] += 1
         self.log.clients.append(client)
+        self.log.transports["tcp" if over_tcp else "udp"] += 1
+        self.log.in_flight += 1
+        self.log.max_in_flight = max(self.log.max_in_flight, self.log.in_flight)
+        try:
+            delayed = self._match(self.delays, name)
+            if delayed is not None:
+                await asyncio.sleep(self.delays[delayed])
+            return self._reply(request, name, rtype, client, over_tcp)
+        finally:
+            self.log.in_flight -= 1
+
+    def _reply(
+        self, request: DNSRecord, name: str, rtype: str, client: str, over_tcp: bool
+    ) -> bytes | None:
+        question = request.q
         reply = request.reply()
-        delayed = self._match(self.delays, name)
-        if delayed is not None:
-            await asyncio.sleep(self.delays[delayed])
-        faulted = self._match(self.faults, name)
-        kind = self.faults[faulted] if faulted is not None else None
+        kind = self._fault_for(name, rtype)
+        if kind == "truncate_udp":
+            if not over_tcp:
+                reply.header.tc = 1
+                return _pack(reply)
+            kind = None  # over TCP the whole answer
         if kind == "timeout":
             return None
         if kind == "servfail":
@@ -154,9 +208,13 @@ class LabDns:
             reply.header.tc = 1
             return _pack(reply)
         if kind == "wrong_type":
-            reply.add_answer(
-                RR(question.qname, QTYPE.TXT, rdata=TXT("not the type you asked"), ttl=60)
-            )
+            # An answer of another type than asked: TXT for anything, A for TXT.
+            if rtype == "TXT":
+                reply.add_answer(RR(question.qname, QTYPE.A, rdata=A("127.0.0.2"), ttl=60))
+            else:
+                reply.add_answer(
+                    RR(question.qname, QTYPE.TXT, rdata=TXT("not the type you asked"), ttl=60)
+                )
             return _pack(reply)
         if kind == "echo_client" and rtype == "A":
             reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(client), ttl=0))
@@ -215,6 +273,8 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(answer, addr)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.server._connections.discard(self.transport)
         for task in self.tasks:
             task.cancel()
 
@@ -224,18 +284,23 @@ class _Tcp(asyncio.Protocol):
         self.server = server
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.server._connections.add(self.transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if len(self.buffer) >= 2:
+        # A client may send several queries on one connection, even in one segment.
+        while len(self.buffer) >= 2:
             (length,) = struct.unpack("!H", self.buffer[:2])
-            if len(self.buffer) >= 2 + length:
-                message, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
-                self.task = asyncio.ensure_future(self._reply(message))
+            if len(self.buffer) < 2 + length:
+                break
+            message, self.buffer = self.buffer[2 : 2 + length], self.buffer[2 + length :]
+            task = asyncio.ensure_future(self._reply(message))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def _reply(self, message: bytes) -> None:
         assert self.transport is not None  # noqa: S101
@@ -247,6 +312,7 @@ class _Tcp(asyncio.Protocol):
             self.transport.write(struct.pack("!H", len(answer)) + answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.task is not None:
-            with contextlib.suppress(Exception):
-                self.task.cancel()
+        if self.transport is not None:
+            self.server._connections.discard(self.transport)
+        for task in self.tasks:
+            task.cancel()

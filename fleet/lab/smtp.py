@@ -220,6 +220,25 @@ class M365MxHandler(_M365Handler):
         return "250 2.1.5 Recipient OK"
 
 
+def _xoauth2(server: SMTP, tenant: Tenant, args: list[str]) -> AuthResult:
+    """SASL XOAUTH2: "user=<login>\x01auth=Bearer <token>\x01\x01", checked against the tenant."""
+    stats: ServerStats = server.lab_stats  # type: ignore[attr-defined]
+    stats.auth_attempts += 1
+    try:
+        blob = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
+    except (binascii.Error, UnicodeDecodeError):
+        return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode")
+    fields = dict(part.split("=", 1) for part in blob.split("\x01") if "=" in part)
+    user = fields.get("user", "").lower()
+    token = fields.get("auth", "").removeprefix("Bearer ")
+    mailbox = tenant.mailboxes.get(user)
+    if mailbox is None or mailbox.token is None or token != mailbox.token:
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
+    return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
+
 class M365SubmissionHandler(_M365Handler):
     """`smtp.office365.com:587`: STARTTLS, then AUTH LOGIN or XOAUTH2, then MAIL."""
 
@@ -227,21 +246,7 @@ class M365SubmissionHandler(_M365Handler):
         super().__init__(tenant, submission=True)
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
-        stats: ServerStats = server.lab_stats  # type: ignore[attr-defined]
-        stats.auth_attempts += 1
-        try:
-            blob = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
-        except (binascii.Error, UnicodeDecodeError):
-            return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode")
-        fields = dict(part.split("=", 1) for part in blob.split("\x01") if "=" in part)
-        user = fields.get("user", "").lower()
-        token = fields.get("auth", "").removeprefix("Bearer ")
-        mailbox = self.tenant.mailboxes.get(user)
-        if mailbox is None or mailbox.token is None or token != mailbox.token:
-            return AuthResult(
-                success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
-            )
-        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        return _xoauth2(server, self.tenant, args)
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -305,13 +310,34 @@ class LabSMTP(SMTP):
     (to emulate a WAN round trip)."""
 
     def __init__(
-        self, handler: Any, stats: ServerStats, delay_s: float = 0.0, **kwargs: Any
+        self,
+        handler: Any,
+        stats: ServerStats,
+        delay_s: float = 0.0,
+        implicit_tls: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self.lab_stats = stats
+        self.lab_implicit_tls = implicit_tls
         self.delay_s = delay_s
         self._lab_peer = "?"
         self._lab_transport: asyncio.BaseTransport | None = None
+        self._smtp_methods = {
+            verb: self._recorded(verb, method) for verb, method in self._smtp_methods.items()
+        }
+
+    def _recorded(
+        self, verb: str, method: Callable[[str | None], Awaitable[None]]
+    ) -> Callable[[str | None], Awaitable[None]]:
+        """Count each command verb the client sent (never its arguments)."""
+
+        @functools.wraps(method)
+        async def run(arg: str | None) -> None:
+            self.lab_stats.commands.append(verb)
+            await method(arg)
+
+        return run
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._lab_peer == "?":  # not again when STARTTLS re-wraps the transport
@@ -348,8 +374,10 @@ class LabSmtpServer:
         authenticator: Any = None,
         auth_exclude: tuple[str, ...] = (),
         delay_s: float = 0.0,
+        implicit_tls: bool = False,
     ) -> None:
         self.handler = handler
+        self.implicit_tls = implicit_tls
         self.hostname = hostname
         self.ident = ident or (
             "Microsoft ESMTP MAIL Service ready at " + format_datetime(datetime.now(UTC))
@@ -368,18 +396,26 @@ class LabSmtpServer:
             self.handler,
             self.stats,
             delay_s=self.delay_s,
+            implicit_tls=self.implicit_tls,
             hostname=self.hostname,
             ident=self.ident,
-            tls_context=self.tls_context,
+            # With implicit TLS the whole connection is encrypted: no STARTTLS to offer, and
+            # aiosmtpd's own "TLS before AUTH" check only knows about STARTTLS.
+            tls_context=None if self.implicit_tls else self.tls_context,
             authenticator=self.authenticator,
             auth_exclude_mechanism=self.auth_exclude,
-            auth_require_tls=True,
+            auth_require_tls=not self.implicit_tls,
             loop=asyncio.get_running_loop(),
         )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._protocol, host=host, port=port)
+        self.server = await loop.create_server(
+            self._protocol,
+            host=host,
+            port=port,
+            ssl=self.tls_context if self.implicit_tls else None,
+        )
         self.host = host
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
@@ -419,4 +455,94 @@ def m365_submission(
         authenticator=handler.authenticate,
         auth_exclude=("PLAIN",),
         delay_s=delay_s,
+    )
+
+
+class GoogleSmtpHandler:
+    """`smtp.gmail.com`: echoes the client IP ("at your service, [ip]"), offers AUTH only over
+    TLS with all the mechanisms Google lists, and answers in multi-line replies."""
+
+    host = "smtp.gmail.com"
+    stamp = "d2e1a72fcca58-7a1b2c3d4e5f6sm1234567b3a.12 - gsmtp"
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [f"{self.host} at your service, [{_peer_ip(session)}]", "SIZE 35882577", "8BITMIME"]
+        if server.tls_context is not None and not _tls_active(server):
+            lines.append("STARTTLS")
+        if _tls_active(server):
+            lines.append("AUTH LOGIN PLAIN XOAUTH2 PLAIN-CLIENTTOKEN OAUTHBEARER XOAUTH")
+        lines.extend(["ENHANCEDSTATUSCODES", "PIPELINING", "CHUNKING", "SMTPUTF8"])
+        return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return _xoauth2(server, self.tenant, args)
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        stats: ServerStats = server.lab_stats  # type: ignore[attr-defined]
+        stats.auth_attempts += 1
+        if isinstance(auth_data, LoginPassword):
+            mailbox = self.tenant.mailboxes.get(auth_data.login.decode("utf-8", "replace").lower())
+            if mailbox is not None and auth_data.password.decode("utf-8", "replace") == (
+                mailbox.password
+            ):
+                return AuthResult(
+                    success=True, auth_data=auth_data, message=f"235 2.7.0 Accepted {self.stamp}"
+                )
+        return AuthResult(success=False, handled=False, message=GOOGLE_BAD_CREDENTIALS)
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if not session.authenticated:
+            return GOOGLE_AUTH_REQUIRED
+        envelope.mail_from = address
+        return f"250 2.1.0 OK {self.stamp}"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        envelope.rcpt_tos.append(address)
+        return f"250 2.1.5 OK {self.stamp}"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        stats: ServerStats = server.lab_stats  # type: ignore[attr-defined]
+        stats.messages.append(bytes(envelope.original_content or b""))
+        return f"250 2.0.0 OK  {int(datetime.now(UTC).timestamp())} {self.stamp}"
+
+
+def google_smtp(
+    tenant: Tenant, tls_context: ssl.SSLContext, implicit_tls: bool = False
+) -> LabSmtpServer:
+    """Google's smtp.gmail.com: STARTTLS (587) or implicit TLS (465), AUTH over TLS only."""
+    handler = GoogleSmtpHandler(tenant)
+    return LabSmtpServer(
+        handler,
+        hostname=handler.host,
+        ident=f"ESMTP {handler.stamp}",
+        tls_context=tls_context,
+        authenticator=handler.authenticate,
+        implicit_tls=implicit_tls,
     )

@@ -130,7 +130,9 @@ class BlocklistProbe:
                     ip=ip, zone=zone.display, name=zone.name, status=BlocklistStatus.clean
                 )
             elif answer.outcome is not Outcome.answer:
-                result = _unknown(ip, zone, answer.detail or f"the lookup failed ({answer.outcome})")
+                result = _unknown(
+                    ip, zone, answer.detail or f"the lookup failed ({answer.outcome})"
+                )
             else:
                 result = await self._interpret(ip, zone, answer)
         log.debug("%s on %s: %s %s", ip, zone.display, result.status.value, result.codes)

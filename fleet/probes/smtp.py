@@ -10,12 +10,14 @@ that fails decides the conversation's category. Network faults never raise out o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import re
 import ssl
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +40,7 @@ from fleet.classify import (
     make_reply,
     provider_of,
 )
-from fleet.credentials import SecretError, SecretSource
+from fleet.credentials import SecretError, SecretSource, remember
 from fleet.egress import Opener
 from fleet.results import (
     Category,
@@ -115,11 +117,14 @@ class TlsContexts:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
             if tls_max is not None:
-                context.maximum_version = _TLS_VERSIONS[tls_max]
-                if tls_max in ("1.0", "1.1"):
-                    # Old firmware: let OpenSSL speak the old protocol it would speak.
-                    context.minimum_version = ssl.TLSVersion.TLSv1
-                    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+                # Python deprecates TLS 1.0/1.1; speaking them is the point of a cap at 1.1.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    context.maximum_version = _TLS_VERSIONS[tls_max]
+                    if tls_max in ("1.0", "1.1"):
+                        # Old firmware: let OpenSSL speak the old protocol it would speak.
+                        context.minimum_version = ssl.TLSVersion.TLSv1
+                        context.set_ciphers("DEFAULT:@SECLEVEL=0")
             self._contexts[key] = context
         return context
 
@@ -259,11 +264,14 @@ class _Probe:
         self.label = label
         self.state = _State()
         self.smtp: aiosmtplib.SMTP | None = None
-        self.context = (
-            tls.get(spec.ca_file, spec.tls_max, spec.tls_verify)
-            if spec.security is not Security.none
-            else None
-        )
+        self.context: ssl.SSLContext | None = None
+        self.context_error: str | None = None
+        if spec.security is not Security.none:
+            try:
+                self.context = tls.get(spec.ca_file, spec.tls_max, spec.tls_verify)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                # A ca_file that is not a PEM certificate: a finding, not a crash of the sweep.
+                self.context_error = f"cannot load ca_file {spec.ca_file}: {exc}"
 
     # -- running ------------------------------------------------------------------------
 
@@ -294,6 +302,22 @@ class _Probe:
 
     async def _stages(self) -> None:
         spec = self.spec
+        if self.context_error is not None:
+            self._decide(
+                Stage.tls,
+                None,
+                StageStatus.error,
+                Classification(
+                    Category.tls_failure,
+                    self.context_error,
+                    f"Fix the device's ca_file ({spec.ca_file}): it must be a PEM file of the "
+                    "CA that signed the server's certificate.",
+                    "tls.ca_file",
+                ),
+                None,
+                0.0,
+            )
+            raise _Stop
         connect_s = self.settings.connect_s
         target = f"connect {spec.host}:{spec.port}"
         sock, elapsed = await self._do(
@@ -527,24 +551,42 @@ class _Probe:
                     0.0,
                 )
                 raise _Stop from None
+            user = spec.username or ""
+            _remember_wire_forms(user, secret)
             self.gate.record_attempt(spec.identity)
             method: Callable[[], Awaitable[aiosmtplib.SMTPResponse]]
-            user = spec.username or ""
             if mechanism == "plain":
                 method = lambda: smtp.auth_plain(user, secret)  # noqa: E731
             elif mechanism == "login":
                 method = lambda: smtp.auth_login(user, secret)  # noqa: E731
             else:
                 method = lambda: smtp.auth_xoauth2(user, secret)  # noqa: E731
+            where = self.label or spec.id
             try:
                 await self._exchange(Stage.auth, command, method)
             except _Stop:
                 decision = state.decision
                 if decision is not None:
-                    where = self.label or spec.id
                     self.gate.record_failure(
                         spec.identity, _AuthOutcome(decision.classification, decision.reply, where)
                     )
+                raise
+            except asyncio.CancelledError:
+                # The site's budget ran out mid-AUTH: the server may have counted a failure,
+                # so nobody tries this login again in this sweep.
+                self.gate.record_failure(
+                    spec.identity,
+                    _AuthOutcome(
+                        Classification(
+                            Category.timeout,
+                            "the login attempt was cut off before the server answered",
+                            "Give the site more time (timeouts.site_s) and run it again.",
+                            "fleet.auth_interrupted",
+                        ),
+                        None,
+                        where,
+                    ),
+                )
                 raise
 
     async def _send_test(self) -> None:
@@ -554,14 +596,15 @@ class _Probe:
         message = EmailMessage()
         message["From"] = self.spec.mail_from
         message["To"] = self.spec.rcpt_to
-        message["Subject"] = f"[fleet test] scan-to-email check {self.label} ({test_id})"
+        label = self.label or self.spec.id
+        message["Subject"] = f"[fleet test] scan-to-email check {label} ({test_id})"
         message["Date"] = format_datetime(datetime.now(UTC))
         message["Message-ID"] = make_msgid(idstring=f"fleet-{test_id}", domain="fleet.invalid")
         message["X-Fleet-Test-Id"] = test_id
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(
             "This is a test message from fleet, the scan-to-email checker your IT provider runs.\n"
-            f"It checks that {self.label} can deliver scans by e-mail. Test id: {test_id}\n"
+            f"It checks that {label} can deliver scans by e-mail. Test id: {test_id}\n"
             "You can delete it.\n"
         )
         self.state.test_message_id = test_id
@@ -577,6 +620,22 @@ class _Probe:
         if smtp is None or not smtp.is_connected:
             if smtp is not None:
                 smtp.close()
+            return
+        broken = next(
+            (s for s in self.state.stages if s.status is StageStatus.error and s.reply is None),
+            None,
+        )
+        if broken is not None:
+            # A server that stopped answering (or talks garbage) would only make QUIT wait
+            # for another timeout: hang up instead.
+            smtp.close()
+            self.state.stages.append(
+                StageResult(
+                    stage=Stage.quit,
+                    status=StageStatus.skipped,
+                    detail=f"closed without QUIT after the {broken.stage.value} stage broke",
+                )
+            )
             return
         began = time.perf_counter()
         commands = "RSET; QUIT" if self.state.mail_sent else "QUIT"
@@ -786,6 +845,18 @@ class _Probe:
             test_message_id=state.test_message_id,
             queue_id=state.queue_id,
         )
+
+
+def _remember_wire_forms(user: str, secret: str) -> None:
+    """Register the secret as it travels in AUTH (base64), so a server that echoes it back
+    cannot leak it through a recorded reply or a log line."""
+    for blob in (
+        secret,
+        base64.b64encode(secret.encode()).decode(),
+        base64.b64encode(f"\0{user}\0{secret}".encode()).decode(),
+        base64.b64encode(f"user={user}\1auth=Bearer {secret}\1\1".encode()).decode(),
+    ):
+        remember(blob)
 
 
 def _before_handshake(exc: BaseException) -> bool:

@@ -74,7 +74,9 @@ def alive(process: Tracked) -> list[int]:
     return pids
 
 
-def stop(process: Tracked, reap: subprocess.Popen[bytes] | None = None, timeout_s: float = 5) -> None:
+def stop(
+    process: Tracked, reap: subprocess.Popen[bytes] | None = None, timeout_s: float = 5
+) -> None:
     """SIGTERM, then SIGKILL after `timeout_s`; for a session leader, the whole session."""
     if is_running(process.pid, process.program):
         _signal(process.pid, signal.SIGTERM)

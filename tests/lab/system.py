@@ -73,9 +73,7 @@ def disallow_config_directory(directory: Path, main_cf: Path = MAIN_CF) -> None:
             return
         original = read_original(main_cf)
         # Directories of labs that crashed without stopping are gone: drop them too.
-        wanted = [
-            d for d in original.lab_directories if d != str(directory) and Path(d).exists()
-        ]
+        wanted = [d for d in original.lab_directories if d != str(directory) and Path(d).exists()]
         _write(main_cf, original, wanted)
 
 

@@ -1,0 +1,440 @@
+"""The lab: real mail software on loopback, started and stopped by PID.
+
+```
+fleet --SOCKS5--> microsocks 127.0.0.1:P1 -b 127.0.0.20 (XBL-listed) --+
+      --SOCKS5--> microsocks 127.0.0.1:P2 -b 127.0.0.21 (PBL-listed) --+--> Postfix 127.0.0.1:SMTP
+      --SOCKS5--> microsocks 127.0.0.1:P3 -b 127.0.0.30 (clean)      --+    (STARTTLS, RBL at RCPT)
+Postfix --(its own resolv.conf)--> dnsmasq DNS_ADDRESS:53 --zen.lab.test--> rbldnsd 127.0.0.1:RBL
+fleet's own blocklist lookups go straight to rbldnsd.
+```
+
+`make lab-up` (tests/lab/__main__.py) and the lab tests' fixtures both use `Lab`. Everything
+lives in one run folder: configuration, logs, PID files, the CA and the inventory. The only
+system file touched is /etc/postfix/main.cf (see system.py); /etc/resolv.conf is replaced
+only inside Postfix's private mount namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dnslib
+
+from fleet.lab.certs import LabCertificates
+from tests.lab import processes, system
+from tests.lab.processes import Tracked
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+DEFAULT_RUN_DIR = HERE / "run"
+
+ZONE = "zen.lab.test"
+MX_NAME = "lab-mx.test"
+EHLO_NAME = "scanner-host.msp.test"
+RECIPIENT_DOMAIN = "contoso.test"
+RECIPIENT = f"frontdesk@{RECIPIENT_DOMAIN}"
+# Addresses tried for dnsmasq, in order: not .53/.54, which systemd-resolved may own.
+DNS_ADDRESSES = tuple(f"127.0.{n}.153" for n in range(16))
+
+# Debian package of every program the lab runs.
+PACKAGES = {
+    "postfix": "postfix",
+    "rbldnsd": "rbldnsd",
+    "dnsmasq": "dnsmasq-base",
+    "microsocks": "microsocks",
+    "unshare": "util-linux",
+}
+
+
+@dataclass(frozen=True)
+class LabSite:
+    id: str
+    client: str
+    name: str
+    egress_ip: str
+    listing: str  # what the blocklist says about the egress IP, for people
+
+
+SITES = (
+    LabSite(
+        "contoso-hq", "Contoso Dental", "Contoso HQ", "127.0.0.20",
+        "listed as an exploited host (XBL, 127.0.0.4): Postfix rejects it at RCPT TO",
+    ),
+    LabSite(
+        "contoso-branch", "Contoso Dental", "Contoso Branch", "127.0.0.21",
+        "listed as a dynamic range (PBL, 127.0.0.10): Postfix accepts it",
+    ),
+    LabSite(
+        "fabrikam", "Fabrikam Health", "Fabrikam clinic", "127.0.0.30",
+        "not listed: Postfix accepts it",
+    ),
+)  # fmt: skip
+
+
+class LabError(Exception):
+    """The lab could not start: what failed, with the relevant log lines."""
+
+
+@dataclass
+class Ports:
+    smtp: int
+    rbldnsd: int
+    dns_address: str
+    socks: dict[str, int]  # site id -> microsocks port
+
+    @classmethod
+    def fixed(cls) -> Ports:
+        """Memorable ports for `make lab-up`."""
+        return cls(2525, 5354, DNS_ADDRESSES[0], {s.id: 1081 + i for i, s in enumerate(SITES)})
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports nobody uses now, and a dnsmasq address of its own (test sessions may overlap)."""
+        return cls(
+            free_port(socket.SOCK_STREAM),
+            free_port(socket.SOCK_DGRAM),
+            free_dns_address(),
+            {s.id: free_port(socket.SOCK_STREAM) for s in SITES},
+        )
+
+
+@dataclass
+class Lab:
+    run_dir: Path
+    ports: Ports
+    processes: list[Tracked] = field(default_factory=list)
+    _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+
+    # -- where things are -------------------------------------------------------------
+
+    @property
+    def config_dir(self) -> Path:
+        return self.run_dir / "postfix" / "etc"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.run_dir / "tls" / "lab-ca.pem"
+
+    @property
+    def inventory(self) -> Path:
+        return self.run_dir / "inventory.yaml"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "log"
+
+    @property
+    def nameserver(self) -> str:
+        """Where fleet's own blocklist lookups go: rbldnsd itself."""
+        return f"127.0.0.1:{self.ports.rbldnsd}"
+
+    def socks_url(self, site: LabSite) -> str:
+        return f"socks5://127.0.0.1:{self.ports.socks[site.id]}"
+
+    # -- start and stop ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start everything; on any failure, stop what started and raise LabError."""
+        binaries = find_binaries()
+        self._prepare_run_dir()
+        try:
+            self._write_certificates()
+            self._start_rbldnsd(binaries["rbldnsd"])
+            self._start_dnsmasq(binaries["dnsmasq"])
+            self._start_postfix(binaries["postfix"], binaries["unshare"])
+            for site in SITES:
+                self._start_microsocks(binaries["microsocks"], site)
+            self.inventory.write_text(inventory_yaml(self), encoding="utf-8")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process by PID (newest first) and restore /etc/postfix/main.cf."""
+        for process in reversed(self.processes):
+            processes.stop(process, reap=self._children.pop(process.pid, None))
+        system.disallow_config_directory(self.config_dir)
+        self.processes = []
+        (self.run_dir / "state.json").unlink(missing_ok=True)
+
+    def survivors(self) -> list[str]:
+        """Processes the lab started that still run (should be none after stop)."""
+        return [f"{p.name} (pid {pid})" for p in self.processes for pid in processes.alive(p)]
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Lab | None:
+        """The lab recorded in `run_dir` by an earlier `start` (None: no lab there)."""
+        try:
+            state = json.loads((run_dir / "state.json").read_text())
+        except FileNotFoundError:
+            return None
+        return cls(
+            run_dir,
+            Ports(**state["ports"]),
+            [Tracked(**p) for p in state["processes"]],
+        )
+
+    # -- internals --------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir = self.run_dir.resolve()
+        for sub in ("log", "tls", "zones", "postfix/etc", "postfix/queue", "postfix/data"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        # rbldnsd and Postfix drop to their own users: every folder on the way must be
+        # traversable by them.
+        self.run_dir.chmod(0o755)
+        for folder in (self.run_dir, *self.run_dir.parents):
+            if not folder.stat().st_mode & 0o001:
+                raise LabError(
+                    f"{folder} is not traversable by other users (rbldns, postfix): "
+                    "choose a run folder elsewhere, or chmod o+x it"
+                )
+        postfix_user = pwd.getpwnam("postfix")
+        os.chown(self.run_dir / "postfix" / "data", postfix_user.pw_uid, postfix_user.pw_gid)
+        self._save()
+
+    def _save(self) -> None:
+        state = {"ports": asdict(self.ports), "processes": [asdict(p) for p in self.processes]}
+        (self.run_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+
+    def _track(self, name: str, pid: int, program: str, *, session: bool = False) -> None:
+        self.processes.append(Tracked(name, pid, program, session))
+        self._save()
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        child = processes.start_background(name, command, self.log_dir / f"{name}.out")
+        self._children[child.pid] = child
+        self._track(name, child.pid, Path(command[0]).name)
+        return child
+
+    def _write_certificates(self) -> None:
+        certs = LabCertificates(self.run_dir / "tls")
+        server = certs.ca.issue_cert(MX_NAME, "localhost", "127.0.0.1")
+        chain = self.run_dir / "tls" / "lab-mx.pem"  # key, then certificate chain
+        server.private_key_and_cert_chain_pem.write_to_path(str(chain))
+        chain.chmod(0o600)
+
+    def _start_rbldnsd(self, binary: str) -> None:
+        zone_file = self.run_dir / "zones" / ZONE
+        shutil.copyfile(TEMPLATES / ZONE, zone_file)
+        zone_file.chmod(0o644)
+        child = self._spawn(
+            "rbldnsd",
+            [
+                binary, "-n", "-b", f"127.0.0.1/{self.ports.rbldnsd}", "-u", _user("rbldns"),
+                "-c", "5s", "-t", "60", f"{ZONE}:ip4set:{zone_file}",
+            ],
+        )  # fmt: skip
+        self._wait_dns("rbldnsd", child, "127.0.0.1", self.ports.rbldnsd)
+
+    def _start_dnsmasq(self, binary: str) -> None:
+        records = "\n".join(
+            f"host-record={site.id}.sites.lab.test,{site.egress_ip}" for site in SITES
+        )
+        conf = self.run_dir / "dnsmasq.conf"
+        conf.write_text(
+            render(
+                "dnsmasq.conf",
+                DNS_ADDRESS=self.ports.dns_address,
+                DNS_USER=_user("dnsmasq"),
+                ZONE=ZONE,
+                RBLDNSD_PORT=str(self.ports.rbldnsd),
+                HOST_RECORDS=records,
+                RUN=str(self.run_dir),
+            )
+        )
+        child = self._spawn("dnsmasq", [binary, "--keep-in-foreground", f"--conf-file={conf}"])
+        self._wait_dns("dnsmasq", child, self.ports.dns_address, 53)
+        (self.run_dir / "resolv.conf").write_text(
+            f"# Postfix's resolver in the fleet lab: dnsmasq, and nothing else.\n"
+            f"nameserver {self.ports.dns_address}\noptions timeout:1 attempts:1\n"
+        )
+
+    def _start_postfix(self, binary: str, unshare: str) -> None:
+        values = {
+            "RUN": str(self.run_dir),
+            "SMTP_PORT": str(self.ports.smtp),
+            "ZONE": ZONE,
+            "RECIPIENT_DOMAIN": RECIPIENT_DOMAIN,
+            "RECIPIENTS": ", ".join(
+                f"{name}@{RECIPIENT_DOMAIN}=ok" for name in ("frontdesk", "reception", "records")
+            ),
+        }
+        for name in ("main.cf", "master.cf"):
+            (self.config_dir / name).write_text(render(name, **values))
+        system.allow_config_directory(self.config_dir)
+        # Postfix alone sees the lab's resolv.conf: a bind mount in a private mount namespace
+        # that lives as long as its master does. `-c` must be absolute.
+        script = (
+            f'mount --bind "{self.run_dir}/resolv.conf" /etc/resolv.conf '
+            f'&& exec "{binary}" -c "{self.config_dir}" start'
+        )
+        done = subprocess.run(
+            [unshare, "--mount", "--propagation", "private", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        pid = processes.read_pid(self.run_dir / "postfix" / "queue" / "pid" / "master.pid")
+        if pid is not None:
+            self._track("postfix", pid, "master", session=True)
+        if done.returncode != 0 or pid is None:
+            raise LabError(
+                f"postfix did not start (exit {done.returncode}): {done.stderr.strip()}\n"
+                + self._log_tail("postfix.log")
+            )
+        wait_for_port("postfix", self.ports.smtp, lambda: processes.is_running(pid, "master"))
+
+    def _start_microsocks(self, binary: str, site: LabSite) -> None:
+        port = self.ports.socks[site.id]
+        child = self._spawn(
+            f"microsocks-{site.id}",
+            [binary, "-i", "127.0.0.1", "-p", str(port), "-b", site.egress_ip],
+        )
+        wait_for_port(f"microsocks for {site.id}", port, lambda: child.poll() is None)
+
+    def _wait_dns(self, name: str, child: subprocess.Popen[bytes], address: str, port: int) -> None:
+        """Until `address:port` answers the zone's RFC 5782 test entry."""
+        query = dnslib.DNSRecord.question(f"2.0.0.127.{ZONE}", "A").pack()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise LabError(
+                    f"{name} exited with {child.returncode}\n" + self._log_tail(f"{name}.out")
+                )
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(0.2)
+                try:
+                    sock.sendto(query, (address, port))
+                    reply = dnslib.DNSRecord.parse(sock.recv(4096))
+                except OSError:
+                    time.sleep(0.02)
+                    continue
+            if reply.header.rcode == 0 and reply.rr:
+                return
+            time.sleep(0.02)
+        raise LabError(f"{name} on {address}:{port} does not answer for {ZONE} after 10 s")
+
+    def _log_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            text = (self.log_dir / name).read_text(errors="replace")
+        except FileNotFoundError:
+            return f"(no {name})"
+        return f"last lines of {self.log_dir / name}:\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def find_binaries() -> dict[str, str]:
+    """Every program the lab runs, or LabError naming the Debian packages to install."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = {name: shutil.which(name, path=search) for name in PACKAGES}
+    missing = sorted({PACKAGES[name] for name, path in found.items() if path is None})
+    if missing:
+        raise LabError(
+            f"not installed: {', '.join(n for n, p in found.items() if p is None)}; "
+            f"run as root: bash tests/lab/install-packages.sh (apt-get install {' '.join(missing)})"
+        )
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def render(template: str, **values: str) -> str:
+    """A template from templates/ with its @NAME@ placeholders filled in."""
+    text = (TEMPLATES / template).read_text()
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], text)
+
+
+def inventory_yaml(lab: Lab) -> str:
+    """An inventory that sweeps the lab's sites, each through its own SOCKS5 proxy."""
+    sites = []
+    for site in SITES:
+        sites.append(
+            f"""\
+  - id: {site.id}
+    client: {site.client}
+    name: {site.name}
+    # {site.listing}
+    egress: {{via: "{lab.socks_url(site)}", ip: {site.egress_ip}}}
+    devices:
+      - id: mfp-{site.id}
+        model: Ricoh IM C3000
+        # Direct Send (unauthenticated, to the MX): explicit, because the port is not 25.
+        smtp: {{profile: lab-mx, mode: direct_send, from: scanner@{RECIPIENT_DOMAIN}, to: {RECIPIENT}}}
+"""
+        )
+    return f"""\
+# The fleet lab (tests/lab): a real Postfix MX on 127.0.0.1:{lab.ports.smtp} that rejects clients
+# listed on {ZONE} (rbldnsd) at RCPT TO, and one microsocks proxy per site, each sending
+# from the site's own 127.0.0.x address. Postfix never echoes the client's IP, so every
+# site declares its egress.ip.
+defaults:
+  dns: {{nameservers: ["{lab.nameserver}"], timeout_s: 2, tries: 1}}
+  timeouts: {{connect_s: 5, command_s: 10, site_s: 30}}
+  concurrency: {{global: 20, per_site: 2, per_host: 10}}
+  ehlo_name: {EHLO_NAME}
+blocklists:
+  - zone: {ZONE}
+    kind: spamhaus-zen
+    name: Spamhaus ZEN (lab zone)
+profiles:
+  lab-mx: {{host: 127.0.0.1, port: {lab.ports.smtp}, security: starttls, ca_file: "{lab.ca_file}"}}
+sites:
+{"".join(sites)}"""
+
+
+def free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_dns_address() -> str:
+    """The first of DNS_ADDRESSES where port 53 is free (UDP and TCP)."""
+    for address in DNS_ADDRESSES:
+        if port_free(address, 53):
+            return address
+    raise LabError(f"port 53 is taken on every one of {', '.join(DNS_ADDRESSES)}")
+
+
+def port_free(address: str, port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                return False
+    return True
+
+
+def wait_for_port(
+    name: str, port: int, running: Callable[[], bool], timeout_s: float = 10
+) -> None:
+    """Until something accepts on 127.0.0.1:`port` (`running()` false: it died)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not running():
+            raise LabError(f"{name} exited before listening on 127.0.0.1:{port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise LabError(f"{name}: nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+def _user(name: str) -> str:
+    """A daemon's own user if the package created it, else nobody."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return "nobody"
+    return name

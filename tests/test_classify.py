@@ -1,0 +1,998 @@
+"""The reply classifier: real reply texts (from ../shared/docs/domain.md and real servers)
+-> category, rule and a remediation a technician can act on; the fallback by code class and
+stage; the client IP a server echoes; and the one mapping of exceptions to categories."""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+
+import aiosmtplib
+import pytest
+
+from fleet.classify import (
+    RULES,
+    Context,
+    EgressError,
+    ProbeTimeout,
+    classify_exception,
+    classify_reply,
+    echoed_client_ip,
+    make_reply,
+    parse_enhanced,
+)
+from fleet.credentials import remember
+from fleet.results import Category, Mode, Stage, StageStatus
+
+# ---- who is asking: the contexts a remediation is written for ---------------------------
+
+SITE_IP = "203.0.113.5"
+
+M365_MX = Context(
+    mode=Mode.direct_send,
+    host="contoso-test.mail.protection.outlook.com",
+    port=25,
+    authenticated=False,
+    ip=SITE_IP,
+    sender="scanner@contoso.test",
+    provider="microsoft",
+)
+M365_SUBMISSION = Context(
+    mode=Mode.submission,
+    host="smtp.office365.com",
+    port=587,
+    authenticated=True,
+    ip=SITE_IP,
+    username="scanner@contoso.test",
+    sender="frontdesk@contoso.test",
+    provider="microsoft",
+)
+GOOGLE = Context(
+    mode=Mode.submission,
+    host="smtp.gmail.com",
+    port=587,
+    authenticated=True,
+    ip=SITE_IP,
+    username="scanner@northwind.test",
+    provider="google",
+)
+GOOGLE_RELAY = Context(
+    mode=Mode.relay, host="smtp-relay.gmail.com", port=25, authenticated=False, ip=SITE_IP
+)
+POSTFIX = Context(
+    mode=Mode.direct_send, host="mx.fabrikam.test", port=25, authenticated=False, ip=SITE_IP
+)
+POSTFIX_SUBMISSION = Context(
+    mode=Mode.submission,
+    host="mail.fabrikam.test",
+    port=587,
+    authenticated=True,
+    ip=SITE_IP,
+    username="scanner@fabrikam.test",
+)
+EXIM = POSTFIX
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    stage: Stage
+    code: int
+    text: str  # as aiosmtplib hands it over: the code stripped from every line
+    context: Context
+    category: Category
+    rule: str
+    remedy: str  # a key part of the remediation (a regex)
+    enhanced: str | None = None
+
+
+MICROSOFT = [
+    Case(
+        "m365 5.7.606 banned sending IP",
+        Stage.rcpt,
+        550,
+        "5.7.606 Access denied, banned sending IP [203.0.113.5]. To request removal from this "
+        "list please visit https://sender.office.com/ and follow the directions. For more "
+        "information please go to http://go.microsoft.com/fwlink/?LinkID=526655 AS(1430) "
+        "[BY2NAM01FT030.eop-nam01.prod.protection.outlook.com]",
+        M365_MX,
+        Category.ip_reputation,
+        "m365.banned_sending_ip",
+        r"Site IP 203\.0\.113\.5 is banned by Microsoft .*smtp\.office365\.com:587.*"
+        r"https://sender\.office\.com/",
+        "5.7.606",
+    ),
+    Case(
+        "m365 5.7.649 end of the banned range",
+        Stage.mail,
+        550,
+        "5.7.649 Access denied, banned sending IP [203.0.113.5].",
+        M365_MX,
+        Category.ip_reputation,
+        "m365.banned_sending_ip",
+        r"sender\.office\.com",
+        "5.7.649",
+    ),
+    Case(
+        "m365 5.7.511 banned sender",
+        Stage.rcpt,
+        550,
+        "5.7.511 Access denied, banned sender[203.0.113.5]. To request removal from this list "
+        "please forward this message to delist@microsoft.com.",
+        M365_MX,
+        Category.ip_reputation,
+        "m365.banned_sender_ip",
+        r"delist@microsoft\.com",
+        "5.7.511",
+    ),
+    Case(
+        "m365 5.7.513 customer block list",
+        Stage.rcpt,
+        550,
+        "5.7.513 Service unavailable, Client host [203.0.113.5] blocked by fabrikam.com using "
+        "Customer Block list (AS16012607)",
+        M365_MX,
+        Category.ip_reputation,
+        "m365.customer_block_list",
+        r"recipient organisation blocks 203\.0\.113\.5",
+        "5.7.513",
+    ),
+    Case(
+        "m365 5.7.708 traffic not accepted from this IP",
+        Stage.rcpt,
+        550,
+        "5.7.708 Access denied, traffic not accepted from this IP. For more information please "
+        "go to http://go.microsoft.com/fwlink/?LinkId=526653 AS(7230)",
+        M365_MX,
+        Category.ip_reputation,
+        "m365.low_reputation_ip",
+        r"Microsoft support",
+        "5.7.708",
+    ),
+    Case(
+        "outlook.com consumer network block list",
+        Stage.mail,
+        550,
+        "5.7.1 Unfortunately, messages from [204.11.58.44] weren't sent. Please contact your "
+        "Internet service provider since part of their network is on our block list (AS3150). "
+        "You can also refer your provider to "
+        "http://mail.live.com/mail/troubleshooting.aspx#errors.",
+        M365_MX,
+        Category.ip_reputation,
+        "outlook.network_block",
+        r"relay",
+        "5.7.1",
+    ),
+    Case(
+        "m365 451 4.7.500 throttling",
+        Stage.rcpt,
+        451,
+        "4.7.500 Access denied, please try again later. (AS1111)",
+        M365_MX,
+        Category.throttled,
+        "m365.ip_throttled",
+        r"Microsoft throttles 203\.0\.113\.5.*wait",
+        "4.7.500",
+    ),
+    Case(
+        "m365 4.7.850 temporary restriction",
+        Stage.rcpt,
+        451,
+        "4.7.850 Access denied, please try again later.",
+        M365_MX,
+        Category.throttled,
+        "m365.ip_throttled",
+        r"wait",
+        "4.7.850",
+    ),
+    Case(
+        "m365 432 4.3.2 sender thread limit",
+        Stage.data,
+        432,
+        "4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded "
+        "[Hostname=AM6PR0502MB3655.eurprd05.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.throttled,
+        "m365.sender_thread_limit",
+        r"More than 3 connections at once for scanner@contoso\.test",
+        "4.3.2",
+    ),
+    Case(
+        "m365 5.7.139 disabled for the Tenant",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+        "Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. "
+        "[LO4P302CA0005.GBRP302.PROD.OUTLOOK.COM]",
+        M365_SUBMISSION,
+        Category.auth_disabled,
+        "m365.smtp_auth_disabled_tenant",
+        r"Set-CASMailbox -SmtpClientAuthenticationDisabled \$false.*XOAUTH2",
+        "5.7.139",
+    ),
+    Case(
+        "m365 5.7.139 disabled for the Tenant, older text without the URL",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+        "Tenant. Visit  for more information.",
+        M365_SUBMISSION,
+        Category.auth_disabled,
+        "m365.smtp_auth_disabled_tenant",
+        r"scanner@contoso\.test",
+        "5.7.139",
+    ),
+    Case(
+        "m365 5.7.139 security defaults",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, user is locked by your organization's security "
+        "defaults policy. Contact your administrator. [LO4P302CA0005.GBRP302.PROD.OUTLOOK.COM]",
+        M365_SUBMISSION,
+        Category.auth_disabled,
+        "m365.security_defaults",
+        r"Conditional Access policy that excludes this account",
+        "5.7.139",
+    ),
+    Case(
+        "m365 5.7.139 did not meet the criteria",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, the request did not meet the criteria to be "
+        "authenticated successfully. Contact your administrator.",
+        M365_SUBMISSION,
+        Category.auth_disabled,
+        "m365.conditional_access",
+        r"legacy-auth block",
+        "5.7.139",
+    ),
+    Case(
+        "m365 5.7.139 credentials were incorrect",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, the user credentials were incorrect. "
+        "[SN4PR0201CA0065.namprd02.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.auth_failed,
+        "m365.bad_credentials",
+        r"password for scanner@contoso\.test is wrong",
+        "5.7.139",
+    ),
+    Case(
+        "m365 5.7.139 federated STS unreachable",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, federated STS service was unreachable.",
+        M365_SUBMISSION,
+        Category.auth_failed,
+        "m365.federated_sts",
+        r"federation",
+        "5.7.139",
+    ),
+    Case(
+        "m365 5.7.139 federated STS without HTTPS",
+        Stage.auth,
+        535,
+        "5.7.139 Authentication unsuccessful, the federated STS URL does not support HTTPS.",
+        M365_SUBMISSION,
+        Category.auth_failed,
+        "m365.federated_sts",
+        r"TLS 1\.2",
+        "5.7.139",
+    ),
+    Case(
+        "m365 535 5.7.3 authentication unsuccessful",
+        Stage.auth,
+        535,
+        "5.7.3 Authentication unsuccessful [SN4PR0201CA0065.namprd02.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.auth_failed,
+        "m365.auth_unsuccessful",
+        r"check the password.*SmtpClientAuthenticationDisabled",
+        "5.7.3",
+    ),
+    Case(
+        "m365 550 5.7.30 basic auth not supported",
+        Stage.auth,
+        550,
+        "5.7.30 Basic authentication is not supported for Client Submission.",
+        M365_SUBMISSION,
+        Category.auth_disabled,
+        "m365.basic_auth_retired",
+        r"OAuth \(XOAUTH2\)",
+        "5.7.30",
+    ),
+    Case(
+        "m365 530 5.7.57 not authenticated (device without a login)",
+        Stage.mail,
+        530,
+        "5.7.57 Client was not authenticated to send anonymous mail during MAIL FROM "
+        "[AM6PR0502CA0057.eurprd05.prod.outlook.com]",
+        Context(
+            mode=Mode.submission,
+            host="smtp.office365.com",
+            port=587,
+            authenticated=False,
+            provider="microsoft",
+        ),
+        Category.auth_required,
+        "m365.client_not_authenticated",
+        r"smtp\.office365\.com:587 requires a login .*tenant's MX for Direct Send",
+        "5.7.57",
+    ),
+    Case(
+        "m365 530 5.7.57 'SMTP;' variant, device with a login",
+        Stage.mail,
+        530,
+        "5.7.57 SMTP; Client was not authenticated to send anonymous mail during MAIL FROM "
+        "[AM6PR0502CA0057.eurprd05.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.auth_required,
+        "m365.client_not_authenticated",
+        r"STARTTLS succeeds first",
+        "5.7.57",
+    ),
+    Case(
+        "m365 5.7.60 send as denied",
+        Stage.mail,
+        550,
+        "5.7.60 SMTP; Client does not have permissions to send as this sender",
+        M365_SUBMISSION,
+        Category.sender_rejected,
+        "m365.send_as_denied",
+        r"set the copier's From to scanner@contoso\.test.*Send As on frontdesk@contoso\.test",
+        "5.7.60",
+    ),
+    Case(
+        "m365 554 5.2.252 SendAsDenied",
+        Stage.data,
+        554,
+        "5.2.252 SendAsDenied; platform@contoso.test not allowed to send as "
+        "system@contoso.test; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied",
+        M365_SUBMISSION,
+        Category.sender_rejected,
+        "m365.send_as_denied",
+        r"Send As",
+        "5.2.252",
+    ),
+    Case(
+        "m365 550 5.1.8 bad outbound sender",
+        Stage.mail,
+        550,
+        "5.1.8 Access denied, bad outbound sender",
+        M365_SUBMISSION,
+        Category.sender_rejected,
+        "m365.restricted_sender",
+        r"restricted users",
+        "5.1.8",
+    ),
+    Case(
+        "m365 5.7.64 TenantAttribution",
+        Stage.rcpt,
+        550,
+        "5.7.64 TenantAttribution; Relay Access Denied "
+        "[SN1NAM02FT052.eop-nam02.prod.protection.outlook.com]",
+        M365_MX,
+        Category.relay_denied,
+        "m365.tenant_attribution",
+        r"update the inbound connector .* 203\.0\.113\.5",
+        "5.7.64",
+    ),
+    Case(
+        "m365 5.7.68 TenantInboundAttribution (RejectDirectSend)",
+        Stage.rcpt,
+        550,
+        "5.7.68 TenantInboundAttribution; Direct Send not allowed for this organization from "
+        "unauthorized sources",
+        M365_MX,
+        Category.relay_denied,
+        "m365.reject_direct_send",
+        r"RejectDirectSend.*connector for the site's static IP 203\.0\.113\.5",
+        "5.7.68",
+    ),
+    Case(
+        "m365 550 5.4.1 DBEB recipient address rejected",
+        Stage.rcpt,
+        550,
+        "5.4.1 [nobody@contoso.test]: Recipient address rejected: Access denied "
+        "[CY1GCC01FT007.eop-gcc01.prod.protection.outlook.com]",
+        M365_MX,
+        Category.recipient_rejected,
+        "m365.dbeb_unknown_recipient",
+        r"Directory-Based Edge Blocking",
+        "5.4.1",
+    ),
+    Case(
+        "m365 550 5.4.1 Relay Access Denied (wrong MX / domain not accepted)",
+        Stage.rcpt,
+        550,
+        "5.4.1 Relay Access Denied [BN1NAM02FT010.eop-nam02.prod.protection.outlook.com]",
+        M365_MX,
+        Category.relay_denied,
+        "m365.relay_access_denied",
+        r"current MX",
+        "5.4.1",
+    ),
+    Case(
+        "m365 550 5.1.10 RecipientNotFound",
+        Stage.rcpt,
+        550,
+        "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient nobody@contoso.test not found by SMTP "
+        "address lookup",
+        M365_MX,
+        Category.recipient_rejected,
+        "m365.recipient_not_found",
+        r"does not exist",
+        "5.1.10",
+    ),
+    Case(
+        "m365 550 5.7.1 Unable to relay (Direct Send to an outside recipient)",
+        Stage.rcpt,
+        550,
+        "5.7.1 Unable to relay [BY2NAM01FT030.eop-nam01.prod.protection.outlook.com]",
+        M365_MX,
+        Category.relay_denied,
+        "m365.unable_to_relay",
+        r"Direct Send only reaches mailboxes hosted in the same tenant.*smtp\.office365\.com:587",
+        "5.7.1",
+    ),
+    Case(
+        "m365 421 4.7.66 TLS 1.0 and 1.1",
+        Stage.starttls,
+        421,
+        "4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to "
+        "support TLS 1.2. Visit https://aka.ms/smtp_auth_tls",
+        M365_SUBMISSION,
+        Category.tls_failure,
+        "m365.tls_legacy",
+        r"TLS 1\.2 or newer.*firmware",
+        "4.7.66",
+    ),
+    Case(
+        "m365 421 4.7.66 at AUTH",
+        Stage.auth,
+        421,
+        "4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to "
+        "support TLS 1.2. Visit https://aka.ms/smtp_auth_tls",
+        M365_SUBMISSION,
+        Category.tls_failure,
+        "m365.tls_legacy",
+        r"firmware",
+        "4.7.66",
+    ),
+]
+
+GOOGLE_CASES = [
+    Case(
+        "google 535-5.7.8 BadCredentials (multi-line, each line with the code)",
+        Stage.auth,
+        535,
+        "5.7.8 Username and Password not accepted. For more information, go to\n"
+        "5.7.8  https://support.google.com/mail/?p=BadCredentials "
+        "d2e1a72fcca58-7a1b2c3d4e5f6sm1234567b3a.12 - gsmtp",
+        GOOGLE,
+        Category.auth_failed,
+        "google.bad_credentials",
+        r"App Password for scanner@northwind\.test",
+        "5.7.8",
+    ),
+    Case(
+        "google 530-5.7.0 Authentication Required",
+        Stage.mail,
+        530,
+        "5.7.0 Authentication Required. For more information, go to\n"
+        "5.7.0  https://support.google.com/mail/?p=WantAuthError "
+        "a1b2c3d4e5f6-7a1b2c3d4e5f6sm7654321pgb.34 - gsmtp",
+        Context(
+            mode=Mode.submission,
+            host="smtp.gmail.com",
+            port=587,
+            authenticated=False,
+            provider="google",
+        ),
+        Category.auth_required,
+        "smtp.auth_required",
+        r"smtp\.gmail\.com:587 requires authentication",
+        "5.7.0",
+    ),
+    Case(
+        "google relay 421 4.7.0 IP not in whitelist",
+        Stage.rcpt,
+        421,
+        "4.7.0 IP not in whitelist for RCPT domain, closing connection. "
+        "a1b2c3d4e5f6-7a1b2c3d4e5f6sm7654321pgb.34 - gsmtp",
+        GOOGLE_RELAY,
+        Category.relay_denied,
+        "google.relay_ip_not_registered",
+        r"Register the site's IP 203\.0\.113\.5 in the Google Admin console",
+        "4.7.0",
+    ),
+    Case(
+        "google relay 550 5.7.1 Invalid credentials for relay",
+        Stage.mail,
+        550,
+        "5.7.1 Invalid credentials for relay [203.0.113.5]. The IP address you've registered "
+        "in your G Suite SMTP Relay service doesn't match domain of the account this email is "
+        "being sent from. - gsmtp",
+        GOOGLE_RELAY,
+        Category.relay_denied,
+        "google.relay_ip_not_registered",
+        r"SMTP relay service",
+        "5.7.1",
+    ),
+    Case(
+        "google 421 4.7.0 unusual rate of unsolicited mail",
+        Stage.mail,
+        421,
+        "4.7.0 Our system has detected an unusual rate of unsolicited mail originating from "
+        "your IP address. To protect our users from spam, mail sent from your IP address has "
+        "been temporarily blocked. - gsmtp",
+        Context(
+            mode=Mode.direct_send,
+            host="gmail-smtp-in.l.google.com",
+            port=25,
+            authenticated=False,
+            ip=SITE_IP,
+            provider="google",
+        ),
+        Category.ip_reputation,
+        "google.unsolicited_rate",
+        r"Google refuses mail from 203\.0\.113\.5 for its reputation",
+        "4.7.0",
+    ),
+]
+
+POSTFIX_AND_EXIM = [
+    Case(
+        "postfix 554 5.7.1 blocked using zen.spamhaus.org",
+        Stage.rcpt,
+        554,
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org; "
+        "https://www.spamhaus.org/query/ip/203.0.113.5",
+        POSTFIX,
+        Category.ip_reputation,
+        "dnsbl.blocked_using",
+        r"Site IP 203\.0\.113\.5 is rejected for reputation \(zen\.spamhaus\.org\)",
+        "5.7.1",
+    ),
+    Case(
+        "postfix 554 5.7.1 blocked at the greeting",
+        Stage.banner,
+        554,
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
+        POSTFIX,
+        Category.ip_reputation,
+        "dnsbl.blocked_using",
+        r"zen\.spamhaus\.org",
+        "5.7.1",
+    ),
+    Case(
+        "postfix 554 5.7.1 Relay access denied",
+        Stage.rcpt,
+        554,
+        "5.7.1 <someone@example.net>: Relay access denied",
+        POSTFIX,
+        Category.relay_denied,
+        "smtp.relay_denied",
+        r"mx\.fabrikam\.test only accepts mail for its own domains",
+        "5.7.1",
+    ),
+    Case(
+        "postfix 550 5.1.1 User unknown",
+        Stage.rcpt,
+        550,
+        "5.1.1 <nobody@fabrikam.test>: Recipient address rejected: User unknown in virtual "
+        "mailbox table",
+        POSTFIX,
+        Category.recipient_rejected,
+        "smtp.unknown_recipient",
+        r"fix the 'to' address",
+        "5.1.1",
+    ),
+    Case(
+        "postfix 530 5.7.0 Must issue a STARTTLS command first",
+        Stage.mail,
+        530,
+        "5.7.0 Must issue a STARTTLS command first",
+        POSTFIX_SUBMISSION,
+        Category.tls_required,
+        "tls.must_starttls_first",
+        r"security to STARTTLS \(port 587\)",
+        "5.7.0",
+    ),
+    Case(
+        "postfix 535 5.7.8 authentication failed",
+        Stage.auth,
+        535,
+        "5.7.8 Error: authentication failed: (reason unavailable)",
+        POSTFIX_SUBMISSION,
+        Category.auth_failed,
+        "smtp.auth_failed",
+        r"credentials of scanner@fabrikam\.test",
+        "5.7.8",
+    ),
+    Case(
+        "exim 550 relay not permitted",
+        Stage.rcpt,
+        550,
+        "relay not permitted",
+        EXIM,
+        Category.relay_denied,
+        "smtp.relay_denied",
+        r"allow relaying from 203\.0\.113\.5",
+        None,
+    ),
+    Case(
+        "exim 535 Incorrect authentication data",
+        Stage.auth,
+        535,
+        "Incorrect authentication data",
+        POSTFIX_SUBMISSION,
+        Category.auth_failed,
+        "smtp.auth_failed",
+        r"check the username and password",
+        None,
+    ),
+]
+
+CASES = MICROSOFT + GOOGLE_CASES + POSTFIX_AND_EXIM
+PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_real_replies_get_their_category_rule_and_remediation(case: Case) -> None:
+    reply = make_reply(case.code, case.text)
+
+    decision = classify_reply(case.stage, reply, case.context)
+
+    assert reply.enhanced == case.enhanced
+    assert reply.text == case.text
+    assert (decision.category, decision.rule) == (case.category, case.rule)
+    assert decision.finding
+    assert decision.remediation
+    assert not PLACEHOLDER.search(decision.finding), decision.finding
+    assert not PLACEHOLDER.search(decision.remediation), decision.remediation
+    assert re.search(case.remedy, decision.remediation), decision.remediation
+
+
+def test_the_issue_example_remediation_for_a_spamhaus_listed_direct_send_site() -> None:
+    # Given the seed ticket: Direct Send on port 25 rejected at RCPT TO for Spamhaus
+    reply = make_reply(
+        554,
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
+    )
+    context = Context(
+        mode=Mode.direct_send,
+        host="contoso-com.mail.protection.outlook.com",
+        port=25,
+        authenticated=False,
+        ip=SITE_IP,
+        provider="microsoft",
+    )
+
+    decision = classify_reply(Stage.rcpt, reply, context)
+
+    assert decision.remediation.startswith(
+        "Site IP 203.0.113.5 is rejected for reputation (zen.spamhaus.org): move this copier "
+        "to authenticated submission on smtp.office365.com:587 with STARTTLS, or relay through "
+        "a clean static IP"
+    )
+
+
+def test_ip_reputation_with_a_login_does_not_suggest_logging_in() -> None:
+    reply = make_reply(554, "5.7.1 Client host [203.0.113.5] blocked using bl.spamcop.net")
+
+    decision = classify_reply(Stage.rcpt, reply, POSTFIX_SUBMISSION)
+
+    assert decision.category is Category.ip_reputation
+    assert "even with a login" in decision.remediation
+    assert "bl.spamcop.net" in decision.remediation
+
+
+def test_unable_to_relay_from_another_server_does_not_talk_about_direct_send() -> None:
+    decision = classify_reply(Stage.rcpt, make_reply(550, "5.7.1 Unable to relay"), POSTFIX)
+
+    assert decision.rule == "smtp.relay_denied"
+    assert "Direct Send" not in decision.remediation
+
+
+@pytest.mark.parametrize(
+    "context",
+    [M365_MX, M365_SUBMISSION, GOOGLE, GOOGLE_RELAY, POSTFIX, Context(Mode.relay, "h", 25, True)],
+    ids=["m365-mx", "m365-submission", "google", "google-relay", "postfix", "bare"],
+)
+def test_every_rule_renders_without_leftover_placeholders(context: Context) -> None:
+    # Given every template of every rule (both the with-login and the without-login text)
+    for rule in RULES:
+        remedies = (
+            [rule.remediation] if isinstance(rule.remediation, str) else rule.remediation.values()
+        )
+        for template in [rule.finding, *remedies]:
+            # When it is filled in with the fewest facts known (no IP, no username)
+            text = template.format_map(context.fields("5.7.1 no list named here"))
+
+            # Then nothing is left for a technician to puzzle over
+            assert text, rule.id
+            assert not PLACEHOLDER.search(text), rule.id
+
+
+def test_rule_ids_are_unique() -> None:
+    ids = [rule.id for rule in RULES]
+    assert len(ids) == len(set(ids))
+
+
+# ---- parsing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5.7.606 Access denied, banned sending IP [40.107.5.7].", "5.7.606"),
+        ("Access denied, banned sending IP [40.107.5.7]", None),
+        ("[40.107.5.7] 5.7.1 is not at the start", None),
+        ("Hello [2.5.7.9]", None),
+        ("5.7.5.7 is listed at bl.example", None),  # an IP at the line start is no code
+        ("2.0.0 SMTP server ready", "2.0.0"),
+        ("5.7.57 SMTP; Client was not authenticated", "5.7.57"),
+        ("4.7.500 Access denied, please try again later. (AS1111)", "4.7.500"),
+        ("5.7.139 Authentication unsuccessful", "5.7.139"),
+        ("5.2.252 SendAsDenied; a not allowed to send as b", "5.2.252"),
+        ("5.7.8 Username and Password not accepted.\n5.7.8  https://x", "5.7.8"),
+        ("first line without\n5.7.1 second line with", "5.7.1"),
+        ("5.7.1: colon after the code", "5.7.1"),
+        ("5.7.1", "5.7.1"),
+        ("3.7.1 not a valid class", None),
+        ("250 5.7.1 reply code left in the text", None),
+        ("", None),
+    ],
+)
+def test_parse_enhanced(text: str, expected: str | None) -> None:
+    assert parse_enhanced(text) == expected
+
+
+def test_a_bracketed_ip_never_reads_as_an_enhanced_code() -> None:
+    reply = make_reply(550, "Access denied, banned sending IP [40.107.5.7]")
+
+    assert reply.enhanced is None
+
+
+def test_reply_text_is_made_valid_unicode() -> None:
+    reply = make_reply(550, "bad \udcff byte\x00")
+
+    assert reply.text == "bad \ufffd byte\ufffd"
+    reply.model_dump_json()
+
+
+def test_a_secret_the_process_read_is_blanked_from_reply_text() -> None:
+    remember("s3cret-canary-classify")
+
+    reply = make_reply(535, "5.7.8 bad password s3cret-canary-classify for scanner")
+
+    assert "s3cret-canary-classify" not in reply.text
+    assert "****" in reply.text
+
+
+# ---- the fallback: code class and stage ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "category"),
+    [
+        (Stage.rcpt, 550, Category.recipient_rejected),
+        (Stage.mail, 553, Category.sender_rejected),
+        (Stage.auth, 535, Category.auth_failed),
+        (Stage.data, 554, Category.message_rejected),
+        (Stage.banner, 554, Category.unreachable),
+        (Stage.ehlo, 550, Category.protocol_error),
+        (Stage.rcpt, 452, Category.temporary_failure),
+        (Stage.auth, 454, Category.temporary_failure),
+        (Stage.mail, 421, Category.temporary_failure),
+        (Stage.rcpt, 299, Category.protocol_error),
+        (Stage.rcpt, 999, Category.protocol_error),
+        (Stage.mail, None, Category.protocol_error),
+    ],
+)
+def test_unknown_replies_fall_back_by_code_class_and_stage(
+    stage: Stage, code: int | None, category: Category
+) -> None:
+    text = "9.9.9 Kumquat policy says no (xyzzy) [mx7.example]"
+    reply = make_reply(code, text)
+
+    decision = classify_reply(stage, reply, POSTFIX)
+
+    assert decision.category is category
+    assert decision.rule is None
+    assert reply.text == text  # the raw text is kept for the technician
+    assert stage.value in decision.finding
+    assert decision.remediation
+    assert not PLACEHOLDER.search(decision.remediation)
+
+
+# ---- the client IP a server echoes --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ip"),
+    [
+        (
+            "MN2PR01CA0065.outlook.office365.com Hello [203.0.113.5]\nSIZE 157286400\nSTARTTLS",
+            "203.0.113.5",
+        ),
+        ("BL2NAM06FT004.mail.protection.outlook.com Hello [121.74.10.20]", "121.74.10.20"),
+        (
+            "VE1EUR01FT034.mail.protection.outlook.com Hello [2401:4900:a052:31f0::5]",
+            "2401:4900:a052:31f0::5",
+        ),
+        ("smtp.gmail.com at your service, [45.124.48.90]\nSIZE 35882577", "45.124.48.90"),
+        ("mx.example.net Hello copier.local [198.51.100.7]\nSIZE 52428800", "198.51.100.7"),
+        (
+            "5.7.1 Service unavailable; Client host [192.0.2.44] blocked using zen.spamhaus.org",
+            "192.0.2.44",
+        ),
+        ("5.7.606 Access denied, banned sending IP [185.234.72.45].", "185.234.72.45"),
+        ("lab-mx.test\nPIPELINING\nSTARTTLS", None),  # Postfix's EHLO never shows it
+        ("mx.example.net Hello [not-an-ip]", None),
+        ("2.1.0 Sender OK", None),
+    ],
+)
+def test_echoed_client_ip(text: str, ip: str | None) -> None:
+    assert echoed_client_ip(text) == ip
+
+
+def test_echoed_ipv6_is_normalised() -> None:
+    assert echoed_client_ip("host Hello [2001:DB8:0:0::1]") == "2001:db8::1"
+
+
+# ---- exceptions: the one place they become categories --------------------------------------
+
+
+def test_smtp_connect_timeout_is_a_timeout_not_a_connect_error() -> None:
+    exc = aiosmtplib.SMTPConnectTimeoutError("Timed out connecting to mx.example on port 25")
+    assert isinstance(exc, aiosmtplib.SMTPConnectError)  # why the order matters
+
+    fault = classify_exception(Stage.connect, exc)
+
+    assert (fault.status, fault.category) == (StageStatus.error, Category.timeout)
+
+
+@pytest.mark.parametrize(
+    ("stage", "exc"),
+    [
+        (Stage.connect, TimeoutError()),
+        (Stage.banner, aiosmtplib.SMTPTimeoutError("Timed out")),
+        (Stage.rcpt, aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response")),
+        (Stage.auth, ProbeTimeout("the site's time budget (site_s) ran out")),
+        (Stage.connect, EgressError(Category.timeout, "SOCKS5 proxy did not connect in time")),
+    ],
+)
+def test_timeouts(stage: Stage, exc: BaseException) -> None:
+    fault = classify_exception(stage, exc)
+
+    assert fault.category is Category.timeout
+    assert fault.detail
+
+
+def test_a_timeout_wrapped_in_another_error_is_still_a_timeout() -> None:
+    try:
+        try:
+            raise TimeoutError
+        except TimeoutError as inner:
+            raise aiosmtplib.SMTPServerDisconnected("gone") from inner
+    except aiosmtplib.SMTPServerDisconnected as outer:
+        fault = classify_exception(Stage.mail, outer)
+
+    assert fault.category is Category.timeout
+
+
+@pytest.mark.parametrize(
+    ("exc", "category", "words"),
+    [
+        (
+            ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+            Category.unreachable,
+            "connection refused",
+        ),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), Category.unreachable, "no route"),
+        (OSError(errno.ENETUNREACH, "Network is unreachable"), Category.unreachable, "network"),
+        (
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+            Category.unreachable,
+            "does not resolve",
+        ),
+        (
+            EgressError(Category.egress_unreachable, "SOCKS5 proxy down"),
+            Category.egress_unreachable,
+            "SOCKS5",
+        ),
+    ],
+)
+def test_unreachable(exc: BaseException, category: Category, words: str) -> None:
+    fault = classify_exception(Stage.connect, exc)
+
+    assert fault.category is category
+    assert words in fault.detail
+
+
+def _verify_error(message: str) -> ssl.SSLCertVerificationError:
+    exc = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
+    exc.verify_message = message
+    exc.reason = "CERTIFICATE_VERIFY_FAILED"
+    return exc
+
+
+@pytest.mark.parametrize(
+    "message", ["certificate has expired", "self-signed certificate", "Hostname mismatch"]
+)
+def test_certificate_verification_errors(message: str) -> None:
+    wrapped = aiosmtplib.SMTPConnectError("TLS failed")
+    wrapped.__cause__ = _verify_error(message)
+
+    for exc in (_verify_error(message), wrapped):
+        fault = classify_exception(Stage.tls, exc)
+
+        assert (fault.category, fault.rule) == (Category.tls_failure, "tls.certificate")
+        assert message in fault.detail
+
+
+@pytest.mark.parametrize(
+    ("reason", "rule"),
+    [
+        ("WRONG_VERSION_NUMBER", "tls.not_tls"),  # a plaintext (or garbage) answer to TLS
+        ("RECORD_LAYER_FAILURE", "tls.not_tls"),
+        ("UNSUPPORTED_PROTOCOL", "tls.version"),
+        ("TLSV1_ALERT_PROTOCOL_VERSION", "tls.version"),
+        ("SSLV3_ALERT_HANDSHAKE_FAILURE", "tls.cipher"),
+        ("SOMETHING_ELSE", "tls.error"),
+    ],
+)
+def test_tls_errors(reason: str, rule: str) -> None:
+    exc = ssl.SSLError(1, f"[SSL: {reason}] {reason.lower().replace('_', ' ')} (_ssl.c:1006)")
+    exc.reason = reason
+
+    fault = classify_exception(Stage.tls, exc)
+
+    assert (fault.category, fault.rule) == (Category.tls_failure, rule)
+
+
+def test_a_negative_smtp_reply_becomes_a_reply_to_classify() -> None:
+    exc = aiosmtplib.SMTPResponseException(550, "5.7.606 Access denied, banned sending IP [x]")
+
+    fault = classify_exception(Stage.rcpt, exc)
+
+    assert fault.status is StageStatus.failed
+    assert fault.reply is not None
+    assert (fault.reply.code, fault.reply.enhanced) == (550, "5.7.606")
+
+
+def test_a_malformed_reply_is_a_protocol_error() -> None:
+    exc = aiosmtplib.SMTPResponseException(-1, "Malformed SMTP response line: hello there")
+
+    fault = classify_exception(Stage.ehlo, exc)
+
+    assert (fault.status, fault.category) == (StageStatus.error, Category.protocol_error)
+    assert "hello there" in fault.detail
+
+
+@pytest.mark.parametrize(
+    ("stage", "category"),
+    [
+        (Stage.banner, Category.unreachable),
+        (Stage.tls, Category.tls_failure),
+        (Stage.starttls, Category.tls_failure),
+        (Stage.rcpt, Category.protocol_error),
+    ],
+)
+def test_a_disconnect_means_what_its_stage_says(stage: Stage, category: Category) -> None:
+    fault = classify_exception(stage, aiosmtplib.SMTPServerDisconnected("Connection lost"))
+
+    assert fault.category is category
+
+
+def test_a_reset_after_the_greeting_is_a_protocol_error() -> None:
+    reset = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+
+    assert classify_exception(Stage.connect, reset).category is Category.unreachable
+    assert classify_exception(Stage.mail, reset).category is Category.protocol_error

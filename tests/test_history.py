@@ -1,0 +1,411 @@
+"""History and nightly operations: the store, what changed since last night, agent mode,
+the sweep lock, and a sweep killed half-way (issue 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fleet.lab.dns import LabDns
+from fleet.lab.smtp import Tenant, m365_mx
+from fleet.results import SweepResult
+
+from .conftest import M365Lab, fleet_env, run_fleet_async
+
+ZONE = "zen.lab.test"
+
+
+def inventory_text(
+    dns: LabDns, mx_port: int, ca_file: str, sites: int = 3, site_s: int = 30
+) -> str:
+    rows = []
+    for n in range(sites):
+        ip = f"127.0.0.{40 + n}"
+        rows.append(
+            f"""\
+  - id: site-{n}
+    client: Client {n % 2}
+    egress: {{bind: {ip}, ip: {ip}}}
+    devices:
+      - id: mfp
+        smtp: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{ca_file}",
+                from: scanner@contoso.test, to: frontdesk@contoso.test}}
+"""
+        )
+    return f"""\
+defaults:
+  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 1, tries: 1}}
+  timeouts: {{connect_s: 5, command_s: 5, site_s: {site_s}}}
+  concurrency: {{global: 4, per_site: 1, per_host: 4}}
+blocklists:
+  - zone: {ZONE}
+    kind: spamhaus-zen
+sites:
+""" + "".join(rows)
+
+
+@pytest.fixture
+def inventory(lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]) -> Path:
+    lab_dns.blocklist(ZONE)
+    return write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file))
+
+
+async def sweep_json(inventory: Path, db: Path, *extra: str) -> tuple[int, SweepResult]:
+    run = await run_fleet_async(
+        "sweep", "-i", str(inventory), "--db", str(db), "--format", "json", "-q", *extra
+    )
+    assert run.code in (0, 1, 2), run.stderr
+    return run.code, SweepResult.model_validate_json(run.stdout)
+
+
+async def test_listing_then_delisting_are_reported_as_changes(
+    inventory: Path, lab_dns: LabDns, m365: M365Lab, tmp_path: Path
+) -> None:
+    db = tmp_path / "fleet.db"
+    # Given a first sweep where every site is clean
+    code, first = await sweep_json(inventory, db)
+    assert code == 0
+    assert first.changes == []
+    assert first.previous_sweep is None
+
+    # When site-1's IP gets listed (exploited host) and the MX starts refusing it
+    lab_dns.list_ip(ZONE, "127.0.0.41", "127.0.0.4", reason="Listed by lab XBL")
+    m365.tenant.banned_ips.add("127.0.0.41")
+    code, second = await sweep_json(inventory, db)
+
+    # Then the second sweep reports exactly that, compared with the first
+    assert code == 2
+    assert second.previous_sweep == first.sweep.id
+    changed = {(c.site, c.kind, c.after) for c in second.changes}
+    assert changed == {
+        ("site-1", "verdict", "critical"),
+        ("site-1", "new_flag", "DIRECT_SEND_DIRTY_IP"),
+        ("site-1", "new_flag", "LISTED"),
+        ("site-1", "listed", f"127.0.0.41 {ZONE}"),
+    }
+
+    # And after delisting, a third sweep reports it resolved
+    lab_dns.delist_ip(ZONE, "127.0.0.41")
+    m365.tenant.banned_ips.clear()
+    code, third = await sweep_json(inventory, db)
+    assert code == 0
+    assert third.previous_sweep == second.sweep.id
+    kinds = {(c.site, c.kind, c.before) for c in third.changes}
+    assert ("site-1", "delisted", f"127.0.0.41 {ZONE}") in kinds
+    assert ("site-1", "resolved_flag", "DIRECT_SEND_DIRTY_IP") in kinds
+    assert ("site-1", "verdict", "critical") in kinds
+    assert {c.site for c in third.changes} == {"site-1"}
+
+    # The table shows the changes at the top, and diff/history/report agree
+    table = await run_fleet_async("report", "--db", str(db), "--sweep", second.sweep.id)
+    assert table.code == 2
+    head = table.stdout.split("\n\n")[1]
+    assert head.startswith(f"Changes since sweep {first.sweep.id}:")
+    assert "site-1: 127.0.0.41 newly listed on zen.lab.test (XBL)" in head
+    diff = await run_fleet_async("diff", "--db", str(db), first.sweep.id, third.sweep.id)
+    assert diff.code == 0
+    assert "no changes" in diff.stdout  # clean then, clean again
+    diff = await run_fleet_async("diff", "--db", str(db), "--format", "json", second.sweep.id)
+    assert json.loads(diff.stdout)["from"] == first.sweep.id
+    history = await run_fleet_async("history", "--db", str(db), "--site", "site-1")
+    lines = history.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == [
+        third.sweep.id,
+        second.sweep.id,
+        first.sweep.id,
+    ]
+    assert "127.0.0.41 on zen.lab.test (XBL)" in lines[3]
+    sweeps = await run_fleet_async("history", "--db", str(db))
+    assert sweeps.stdout.count("yes") == 3
+
+
+async def test_report_rerenders_a_stored_sweep_as_csv(inventory: Path, tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    _, result = await sweep_json(inventory, db)
+    out = tmp_path / "morning.csv"
+    run = await run_fleet_async(
+        "report", "--db", str(db), "--last", "--format", "csv", "--output", str(out)
+    )
+    assert run.code == 0, run.stderr
+    text = out.read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0].startswith("sweep_time,client,site,device")
+    assert text.count("\n") == 1 + len(result.sites)
+
+
+async def test_a_killed_sweep_keeps_finished_sites_and_the_next_one_runs(
+    lab_dns: LabDns, certs: object, write_inventory: Callable[..., Path], tmp_path: Path
+) -> None:
+    from fleet.lab.certs import LabCertificates
+
+    assert isinstance(certs, LabCertificates)
+    lab_dns.blocklist(ZONE)
+    # A slow MX: every reply waits, so a sweep of 6 sites one at a time takes a while.
+    slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.15)
+    await slow.start()
+    try:
+        text = inventory_text(lab_dns, slow.port, str(certs.ca_file), sites=6)
+        text = text.replace(
+            "global: 4, per_site: 1, per_host: 4", "global: 1, per_site: 1, per_host: 1"
+        )
+        inventory = write_inventory(text)
+        db = tmp_path / "fleet.db"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fleet",
+            "sweep",
+            "-i",
+            str(inventory),
+            "--db",
+            str(db),
+            "-q",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=fleet_env(),
+        )
+        # Wait until at least two sites are stored, then kill without warning.
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            if db.exists() and _count(db, "SELECT COUNT(*) FROM site_results") >= 2:
+                break
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+        with sqlite3.connect(db) as check:
+            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            stored = check.execute("SELECT COUNT(*) FROM site_results").fetchone()[0]
+            complete = check.execute("SELECT complete FROM sweeps").fetchall()
+        assert 2 <= stored < 6
+        assert complete == [(0,)]
+
+        # The lock died with the process: the next sweep runs, and compares with no
+        # incomplete sweep.
+        code, result = await sweep_json(inventory, db, "--site", "site-0")
+        assert code == 0
+        assert result.previous_sweep is None
+        history = await run_fleet_async("history", "--db", str(db))
+        assert "unfinished or killed" in history.stdout
+    finally:
+        await slow.stop()
+
+
+def _count(db: Path, query: str) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as connection:
+            return int(connection.execute(query).fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+async def test_two_sweeps_on_one_store_never_overlap(
+    lab_dns: LabDns, certs: object, write_inventory: Callable[..., Path], tmp_path: Path
+) -> None:
+    from fleet.lab.certs import LabCertificates
+
+    assert isinstance(certs, LabCertificates)
+    lab_dns.blocklist(ZONE)
+    slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.2)
+    await slow.start()
+    try:
+        inventory = write_inventory(inventory_text(lab_dns, slow.port, str(certs.ca_file), sites=2))
+        db = tmp_path / "fleet.db"
+        first = asyncio.ensure_future(sweep_json(inventory, db))
+        for _ in range(200):  # until the first sweep holds the lock
+            await asyncio.sleep(0.05)
+            if db.exists() and _count(db, "SELECT COUNT(*) FROM sweeps") == 1:
+                break
+        second = await run_fleet_async("sweep", "-i", str(inventory), "--db", str(db), "-q")
+        assert second.code == 3
+        assert "another sweep is already using the store" in second.stderr
+        assert "(pid " in second.stderr
+        code, _ = await first
+        assert code == 0
+    finally:
+        await slow.stop()
+
+
+async def test_agent_results_are_ingested_and_bad_ones_refused(
+    inventory: Path, tmp_path: Path
+) -> None:
+    central = tmp_path / "central.db"
+    result_file = tmp_path / "site-1.json"
+    # At the site: the RMM runs a one-site sweep that writes a self-contained result.
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--site",
+        "site-1",
+        "--no-store",
+        "--format",
+        "json",
+        "--output",
+        str(result_file),
+        "-q",
+    )
+    assert run.code == 0, run.stderr
+    document = json.loads(result_file.read_text())
+    assert len(document["sweep"]["digest"]) == 64
+
+    # On the central machine: ingested as if swept there.
+    run = await run_fleet_async(
+        "ingest", "-i", str(inventory), "--db", str(central), str(result_file)
+    )
+    assert run.code == 0, run.stderr
+    assert "stored sweep" in run.stdout
+    history = await run_fleet_async("history", "--db", str(central))
+    assert f"ingest:{result_file.name}" in history.stdout
+
+    # A duplicate is refused
+    again = await run_fleet_async(
+        "ingest", "-i", str(inventory), "--db", str(central), str(result_file)
+    )
+    assert again.code == 3
+    assert "already in the store (a duplicate)" in again.stderr
+
+    # A tampered file is refused: someone turned a verdict green
+    tampered = tmp_path / "tampered.json"
+    document["sweep"]["id"] = "20991231T000000Z-feed00"
+    document["sites"][0]["verdict"] = "ok"
+    document["sites"][0]["flags"] = []
+    tampered.write_text(json.dumps(document))
+    run = await run_fleet_async("ingest", "-i", str(inventory), "--db", str(central), str(tampered))
+    assert run.code == 3
+    assert "does not match its digest" in run.stderr
+
+    # Malformed files are refused with a clear error, and nothing is stored
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text('{"sweep": {"id": 1}')
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(result_file.read_text()[:500])
+    run = await run_fleet_async(
+        "ingest", "-i", str(inventory), "--db", str(central), str(garbage), str(truncated)
+    )
+    assert run.code == 3
+    assert "garbage.json: not a fleet sweep result" in run.stderr
+    assert "truncated.json: not a fleet sweep result" in run.stderr
+    assert "2 of 2 file(s) refused" in run.stderr
+    assert _count(central, "SELECT COUNT(*) FROM sweeps") == 1
+
+
+async def test_ingest_refuses_a_site_the_inventory_does_not_know(
+    inventory: Path, tmp_path: Path, write_inventory: Callable[..., Path]
+) -> None:
+    result_file = tmp_path / "r.json"
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--site",
+        "site-0",
+        "--no-store",
+        "--format",
+        "json",
+        "-o",
+        str(result_file),
+        "-q",
+    )
+    assert run.code == 0, run.stderr
+    other = write_inventory(
+        (await asyncio.to_thread(inventory.read_text)).replace("id: site-0", "id: elsewhere"),
+        name="other.yaml",
+    )
+    run = await run_fleet_async(
+        "ingest", "-i", str(other), "--db", str(tmp_path / "c.db"), str(result_file)
+    )
+    assert run.code == 3
+    assert "site 'site-0' is not in the inventory" in run.stderr
+
+
+async def test_signed_agent_results_need_the_key(inventory: Path, tmp_path: Path) -> None:
+    result_file = tmp_path / "r.json"
+    key_env = fleet_env(FLEET_AGENT_KEY="shared-secret-between-rmm-and-central")
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--site",
+        "site-0",
+        "--no-store",
+        "--format",
+        "json",
+        "-o",
+        str(result_file),
+        "-q",
+        env=key_env,
+    )
+    assert run.code == 0, run.stderr
+    text = result_file.read_text()
+    assert "shared-secret-between-rmm-and-central" not in text
+    assert json.loads(text)["sweep"]["signature"]
+    wrong = fleet_env(FLEET_AGENT_KEY="another-key")
+    run = await run_fleet_async(
+        "ingest", "-i", str(inventory), "--db", str(tmp_path / "c.db"), str(result_file), env=wrong
+    )
+    assert run.code == 3
+    assert "signature does not match" in run.stderr
+    run = await run_fleet_async(
+        "ingest",
+        "-i",
+        str(inventory),
+        "--db",
+        str(tmp_path / "c.db"),
+        str(result_file),
+        env=key_env,
+    )
+    assert run.code == 0, run.stderr
+
+
+async def test_prune_keeps_recent_sweeps(inventory: Path, tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    await sweep_json(inventory, db)
+    with sqlite3.connect(db) as connection:  # age the sweep by 40 days
+        connection.execute("UPDATE sweeps SET started_at = '2026-01-01T00:00:00.000000Z'")
+    await sweep_json(inventory, db)
+    run = await run_fleet_async("prune", "--db", str(db), "--keep-days", "30")
+    assert run.code == 0
+    assert "removed 1 sweep(s)" in run.stdout
+    assert _count(db, "SELECT COUNT(*) FROM sweeps") == 1
+    assert _count(db, "SELECT COUNT(*) FROM site_results") == 3  # cascade
+
+
+def test_store_schema_is_versioned_and_private(tmp_path: Path) -> None:
+    from fleet.store import MIGRATIONS, Store
+
+    store = Store(str(tmp_path / "sub" / "fleet.db"))
+    try:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.integrity() == "ok"
+    finally:
+        store.close()
+    assert oct(os.stat(tmp_path / "sub" / "fleet.db").st_mode & 0o777) == "0o600"
+
+
+def test_a_store_from_a_newer_fleet_is_refused(tmp_path: Path) -> None:
+    from fleet.store import Store, StoreError
+
+    path = tmp_path / "fleet.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer than this fleet knows"):
+        Store(str(path))
+
+
+async def test_an_unwritable_store_is_a_clear_error(inventory: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    run = await run_fleet_async(
+        "sweep", "-i", str(inventory), "--db", str(blocker / "fleet.db"), "-q"
+    )
+    assert run.code == 3
+    assert "cannot open the store" in run.stderr
+    assert "Traceback" not in run.stderr
