@@ -214,8 +214,17 @@ class SiteTimeouts(Strict):
     site_s: Seconds | None = None
 
 
+class PublicIpLookup(Strict):
+    """Ask a resolver that answers with the asker's own address (OpenDNS's myip) what this
+    machine's public IP is: the egress IP of sites swept `direct`."""
+
+    name: Host = "myip.opendns.com"
+    nameserver: Nameserver = "208.67.222.222"
+
+
 class Defaults(Strict):
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    public_ip_lookup: PublicIpLookup | None = None  # off unless configured
     timeouts: Timeouts = Field(default_factory=Timeouts)
     concurrency: Concurrency = Field(default_factory=lambda: Concurrency.model_validate({}))
     ehlo_name: Host | None = None  # the name the probe gives in EHLO (default: this machine's)

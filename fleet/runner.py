@@ -28,6 +28,7 @@ from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse
 from fleet.results import (
     Conversation,
     Egress,
+    EgressTransport,
     Flag,
     Severity,
     SiteResult,
@@ -110,9 +111,33 @@ class Sweeper:
         self.gate = AuthGate()
         self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
         self.stats = RunStats()
+        self._public_ip: asyncio.Future[str | None] | None = None
 
     async def close(self) -> None:
         await self.dns.close()
+
+    async def public_ip(self) -> str | None:
+        """This machine's public IP from a "what is my IP" resolver, asked once per sweep."""
+        lookup = self.plan.inventory.defaults.public_ip_lookup
+        if lookup is None:
+            return None
+        if self._public_ip is None:
+            self._public_ip = asyncio.ensure_future(
+                self._ask_public_ip(lookup.name, lookup.nameserver)
+            )
+        return await asyncio.shield(self._public_ip)
+
+    async def _ask_public_ip(self, name: str, nameserver: str) -> str | None:
+        defaults = self.plan.inventory.defaults.dns
+        resolver = Dns([nameserver], defaults.timeout_s, defaults.tries)
+        try:
+            answer = await resolver.query(name, "A")
+        finally:
+            await resolver.close()
+        if not answer.ok:
+            log.warning("public IP lookup of %s at %s failed: %s", name, nameserver, answer.detail)
+            return None
+        return answer.records[0]
 
     async def site(self, site_plan: SitePlan) -> SiteResult:
         """Probe one site: its conversations first (they may reveal its IP), then blocklists."""
@@ -142,7 +167,10 @@ class Sweeper:
                     )
 
         conversations = await asyncio.gather(*(one(i) for i in range(len(site_plan.conversations))))
-        observed = list(dict.fromkeys(c.observed_ip for c in conversations if c.observed_ip))
+        echoed: list[str | None] = [c.observed_ip for c in conversations]
+        if site_plan.transport is EgressTransport.direct:
+            echoed.append(await self.public_ip())
+        observed = list(dict.fromkeys(ip for ip in echoed if ip))
         declared = site.egress.ip
         ips = list(dict.fromkeys([*([declared] if declared else []), *observed]))
         blocklists = await self.blocklists.check(ips) if ips and self.plan.zones else []

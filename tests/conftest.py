@@ -208,3 +208,14 @@ def socks_proxy() -> Iterator[object]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+async def eventually(
+    predicate: Callable[[], bool], limit_s: float = 20.0, step_s: float = 0.02
+) -> None:
+    """Wait until a condition seen from outside (a server's counters, a file) holds."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {limit_s} s")
+        await asyncio.sleep(step_s)

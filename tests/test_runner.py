@@ -1,0 +1,358 @@
+"""The sweep orchestrator: each site from its own egress, caps that hold, clean stops,
+and a plan that can be inspected (issue 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fleet.inventory import load_inventory
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
+from fleet.plan import plan_sweep
+from fleet.results import Category, EgressTransport, SweepResult, Verdict
+from fleet.runner import Control, RunStats, run_sweep
+
+from .conftest import ROOT, M365Lab, eventually, fleet_env, run_fleet
+
+ZONE = "zen.lab.test"
+
+
+def device(port: int, ca_file: str, to: str = "frontdesk@contoso.test", ident: str = "mfp") -> str:
+    return (
+        f"      - id: {ident}\n"
+        f'        smtp: {{host: 127.0.0.1, port: {port}, security: starttls, ca_file: "{ca_file}", '
+        f"from: scanner@contoso.test, to: {to}}}\n"
+    )
+
+
+def header(
+    dns: LabDns, concurrency: str = "global: 50, per_site: 2, per_host: 50", site_s: float = 30
+) -> str:
+    return (
+        "defaults:\n"
+        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 1, tries: 1}}\n'
+        f"  timeouts: {{connect_s: 3, command_s: 3, site_s: {site_s}}}\n"
+        f"  concurrency: {{{concurrency}}}\n"
+        "blocklists:\n"
+        f"  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
+        "sites:\n"
+    )
+
+
+async def sweep(
+    path: Path, control: Control | None = None, stats: RunStats | None = None
+) -> SweepResult:
+    return await run_sweep(plan_sweep(load_inventory(str(path))), control=control, stats=stats)
+
+
+async def test_each_site_is_probed_from_its_own_egress(
+    m365: M365Lab,
+    lab_dns: LabDns,
+    socks_proxy: Callable[[str], str],
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given four sites leaving by different ways: two bind a source address, two go
+    # through their own SOCKS5 proxy that sends from its own address
+    lab_dns.blocklist(ZONE, {"127.0.0.52": ("127.0.0.4",)})
+    m365.tenant.banned_ips.add("127.0.0.52")
+    proxy_a = socks_proxy("127.0.0.52")
+    proxy_b = socks_proxy("127.0.0.53")
+    text = header(lab_dns)
+    for name, egress in [
+        ("bind-a", "{bind: 127.0.0.50}"),
+        ("bind-b", "{bind: 127.0.0.51}"),
+        ("socks-a", f'{{via: "{proxy_a}"}}'),
+        ("socks-b", f'{{via: "{proxy_b}", ip: 127.0.0.99}}'),
+    ]:
+        text += f"  - id: {name}\n    client: Contoso\n    egress: {egress}\n    devices:\n"
+        text += device(m365.mx.port, m365.ca_file)
+    result = await sweep(write_inventory(text))
+
+    # Then the server saw each site from its own address, and the results say so
+    sites = {s.site: s for s in result.sites}
+    assert {s: sites[s].egress_ip for s in sites} == {
+        "bind-a": "127.0.0.50",
+        "bind-b": "127.0.0.51",
+        "socks-a": "127.0.0.52",
+        "socks-b": "127.0.0.53",
+    }
+    assert sites["socks-a"].egress.transport is EgressTransport.socks5
+    assert sites["bind-a"].egress.transport is EgressTransport.bind
+    assert set(m365.mx.stats.peers) == {"127.0.0.50", "127.0.0.51", "127.0.0.52", "127.0.0.53"}
+    # the server decided per site: only the listed IP is refused
+    assert sites["socks-a"].verdict is Verdict.critical
+    assert sites["socks-a"].devices[0].category is Category.ip_reputation
+    assert sites["socks-a"].flags[0].code == "DIRECT_SEND_DIRTY_IP"
+    assert {sites[s].verdict for s in ("bind-a", "bind-b")} == {Verdict.ok}
+    # declared and observed disagree: both recorded, flagged, and both looked up
+    socks_b = sites["socks-b"]
+    assert socks_b.egress.declared_ip == "127.0.0.99"
+    assert socks_b.egress.observed_ips == ["127.0.0.53"]
+    assert "EGRESS_IP_CHANGED" in {f.code for f in socks_b.flags}
+    assert {b.ip for b in socks_b.blocklists} == {"127.0.0.99", "127.0.0.53"}
+
+
+async def test_a_dead_proxy_is_egress_unreachable_not_an_smtp_failure(
+    m365: M365Lab, lab_dns: LabDns, write_inventory: Callable[..., Path]
+) -> None:
+    from .conftest import free_port
+
+    lab_dns.blocklist(ZONE)
+    text = header(lab_dns)
+    text += f'  - id: far\n    client: C\n    egress: {{via: "socks5://127.0.0.1:{free_port()}", ip: 127.0.0.60}}\n    devices:\n'
+    text += device(m365.mx.port, m365.ca_file)
+    (site,) = (await sweep(write_inventory(text))).sites
+    assert site.devices[0].category is Category.egress_unreachable
+    assert site.devices[0].failed_stage.value == "connect"
+    assert site.verdict is Verdict.unknown
+    assert [f.code for f in site.flags] == ["EGRESS_UNREACHABLE"]
+    assert m365.mx.stats.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "expect"),
+    [
+        ("global: 50, per_site: 2, per_host: 50", {"per_site": 2}),
+        ("global: 50, per_site: 3, per_host: 4", {"per_host": 4}),
+        ("global: 5, per_site: 3, per_host: 50", {"global": 5}),
+    ],
+)
+async def test_concurrency_caps_hold(
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    concurrency: str,
+    expect: dict[str, int],
+) -> None:
+    # Slow servers keep connections open long enough to overlap.
+    lab_dns.blocklist(ZONE)
+    tenant = Tenant(accepted_domains={"contoso.test"})
+    servers = [m365_mx(tenant, certs.server_context(), delay_s=0.04) for _ in range(2)]
+    for server in servers:
+        await server.start()
+    try:
+        text = header(lab_dns, concurrency)
+        for n in range(6):
+            text += f"  - id: site-{n}\n    client: C\n    egress: {{bind: 127.0.1.{n + 1}}}\n    devices:\n"
+            for k in range(3):  # three distinct conversations per site, on two servers
+                port = servers[k % 2].port
+                text += device(
+                    port, str(certs.ca_file), to=f"user{k}@contoso.test", ident=f"mfp-{k}"
+                )
+        result = await sweep(write_inventory(text))
+        assert len(result.sites) == 6
+        assert all(d.category is Category.ok for s in result.sites for d in s.devices)
+        per_peer = max(max(s.stats.max_per_peer.values()) for s in servers)
+        total = _max_total([s.stats for s in servers])
+        if "per_site" in expect:
+            # no site ever has more than per_site connections open, and some reach it
+            assert _max_site(servers) == expect["per_site"]
+        if "per_host" in expect:
+            # both servers are host 127.0.0.1: the cap is per destination host, across ports
+            assert total == expect["per_host"]
+        if "global" in expect:
+            assert total == expect["global"]
+        assert per_peer <= 3
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+def _max_site(servers: list[LabSmtpServer]) -> int:
+    """The most connections one site (one source address) had open at once, on all servers."""
+    events: list[tuple[float, int, str]] = []
+    for server in servers:
+        events.extend(server.stats.timeline)
+    open_now: dict[str, int] = {}
+    most = 0
+    for _, delta, peer in sorted(events):
+        open_now[peer] = open_now.get(peer, 0) + delta
+        most = max(most, open_now[peer])
+    return most
+
+
+def _max_total(stats: list[object]) -> int:
+    events: list[tuple[float, int, str]] = []
+    for s in stats:
+        events.extend(s.timeline)  # type: ignore[attr-defined]
+    now = most = 0
+    for _, delta, _peer in sorted(events):
+        now += delta
+        most = max(most, now)
+    return most
+
+
+async def test_the_site_time_budget_ends_a_hung_site(
+    lab_dns: LabDns, write_inventory: Callable[..., Path], certs: LabCertificates
+) -> None:
+    # A server that accepts and never says anything: only the site budget can end it
+    # before the command timeout.
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        lab_dns.blocklist(ZONE)
+        text = header(lab_dns, site_s=0.5).replace("command_s: 3", "command_s: 20")
+        text += "  - id: hung\n    client: C\n    egress: {bind: 127.0.0.70, ip: 127.0.0.70}\n    devices:\n"
+        text += device(port, str(certs.ca_file))
+        started = time.monotonic()
+        (site,) = (await sweep(write_inventory(text))).sites
+        assert time.monotonic() - started < 3
+        assert site.devices[0].category is Category.timeout
+        assert "site_s" in (site.devices[0].finding or "")
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.05)  # let the handlers close their connections
+
+
+async def test_stop_finishes_running_sites_and_marks_the_sweep_incomplete(
+    certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
+) -> None:
+    lab_dns.blocklist(ZONE)
+    slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.05)
+    await slow.start()
+    try:
+        text = header(lab_dns, "global: 1, per_site: 1, per_host: 1")
+        for n in range(5):
+            text += f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.2.{n + 1}}}\n    devices:\n"
+            text += device(slow.port, str(certs.ca_file))
+        control = Control()
+        done: list[str] = []
+
+        def on_site(site: object) -> None:
+            done.append(getattr(site, "site", ""))
+            if len(done) == 2:
+                control.reason = "interrupted by test"
+                control.stop.set()
+
+        result = await run_sweep(
+            plan_sweep(load_inventory(str(write_inventory(text)))), control=control, on_site=on_site
+        )
+        assert [s.site for s in result.sites] == ["s0", "s1"]
+        assert result.sweep.complete is False
+        assert result.sweep.interrupted == "interrupted by test"
+        assert result.sweep.sites_missing == ["s2", "s3", "s4"]
+        assert all(s.verdict is Verdict.ok for s in result.sites)  # finished whole, not cut
+    finally:
+        await slow.stop()
+
+
+async def test_sigterm_stops_the_command_promptly_with_what_finished(
+    certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
+) -> None:
+    lab_dns.blocklist(ZONE)
+    slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.1)
+    await slow.start()
+    try:
+        text = header(lab_dns, "global: 1, per_site: 1, per_host: 1")
+        for n in range(8):
+            text += f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.3.{n + 1}}}\n    devices:\n"
+            text += device(slow.port, str(certs.ca_file))
+        inventory = write_inventory(text)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fleet",
+            "sweep",
+            "-i",
+            str(inventory),
+            "--no-store",
+            "--format",
+            "json",
+            "-q",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=fleet_env(),
+        )
+        # When the first sites have been probed, SIGTERM arrives
+        await eventually(lambda: len(slow.stats.peers) >= 2)
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        out, err = await asyncio.wait_for(process.communicate(), 20)
+        # Then the command exits promptly: the running site finishes, no new one starts
+        assert time.monotonic() - signalled < 3
+        assert process.returncode == 3
+        assert b"SIGTERM: finishing running sites" in err
+        result = SweepResult.model_validate_json(out)
+        assert result.sweep.complete is False
+        assert result.sweep.interrupted == "interrupted by SIGTERM"
+        assert 1 <= len(result.sites) < 8
+        assert len(result.sites) + len(result.sweep.sites_missing) == 8
+        assert all(s.verdict is Verdict.ok for s in result.sites)
+    finally:
+        await slow.stop()
+
+
+def test_dry_run_reports_the_deduplicated_plan_of_the_example() -> None:
+    run = run_fleet("sweep", "-i", str(ROOT / "inventory.example.yaml"), "--dry-run")
+    assert run.code == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "fleet sweep --dry-run: nothing is sent."
+    # contoso-hq's two copiers share one conversation: 7 devices, 6 conversations;
+    # two sites declare an egress IP, looked up on two blocklists.
+    assert lines[1] == (
+        "4 sites, 7 devices -> 6 SMTP conversations; 2 declared egress IPs x 2 blocklists = 4 "
+        "lookups (+4 self-test queries; IPs the servers echo may add more)"
+    )
+    assert (
+        "contoso-branch (Contoso Dental) via socks5://10.20.0.5:1080, expected IP 198.51.100.23"
+        in run.stdout
+    )
+    assert "[mfp-frontdesk, mfp-backoffice]" in run.stdout
+    assert "northwind-office (Northwind Traders) via direct, from 192.0.2.10" in run.stdout
+
+
+def test_dry_run_honours_filters() -> None:
+    run = run_fleet(
+        "sweep",
+        "-i",
+        str(ROOT / "inventory.example.yaml"),
+        "--dry-run",
+        "--client",
+        "contoso dental",
+    )
+    assert run.code == 0
+    assert run.stdout.splitlines()[1].startswith("2 sites, 3 devices -> 2 SMTP conversations")
+    run = run_fleet(
+        "sweep", "-i", str(ROOT / "inventory.example.yaml"), "--dry-run", "--tag", "weekly"
+    )
+    assert run.stdout.splitlines()[1].startswith("1 sites, 2 devices -> 2 SMTP conversations")
+    run = run_fleet(
+        "sweep", "-i", str(ROOT / "inventory.example.yaml"), "--dry-run", "--site", "nope"
+    )
+    assert run.code == 3
+    assert "no such site: nope" in run.stderr
+
+
+async def test_public_ip_lookup_gives_direct_sites_their_egress_ip(
+    lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]
+) -> None:
+    # A "what is my IP" name that the lab resolver answers with the asker's address.
+    lab_dns.fault("myip.lab.test", "echo_client")
+    lab_dns.blocklist(ZONE)
+    text = header(lab_dns).replace(
+        "blocklists:",
+        f'  public_ip_lookup: {{name: myip.lab.test, nameserver: "{lab_dns.nameserver}"}}\nblocklists:',
+    )
+    # a submission-like server that does not echo the IP would leave it unknown without the lookup
+    text += "  - id: here\n    client: C\n    devices:\n" + device(m365.mx.port, m365.ca_file)
+    stats = RunStats()
+    (site,) = (await sweep(write_inventory(text), stats=stats)).sites
+    assert "127.0.0.1" in site.egress.observed_ips
+    assert lab_dns.log.count("myip.lab.test") == 1
