@@ -378,11 +378,68 @@ class Site(Strict):
     devices: list[Device] = Field(min_length=1)
 
 
+# ---- notifications ----------------------------------------------------------------------
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL, got '{value}'")
+    if parts.username or parts.password:
+        raise ValueError("credentials must not be written in the URL: use url_env or url_file")
+    return str(value)
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class EmailNotification(Strict):
+    """Alerts by e-mail through the MSP's own relay."""
+
+    host: Host
+    port: Port = 587
+    security: Security = Security.starttls
+    auth: Auth | None = None
+    from_: Address = Field(alias="from")
+    to: list[Address] = Field(min_length=1)
+    attach_csv: bool = False
+    ca_file: str | None = None
+    subject_prefix: str = "[fleet]"
+    timeout_s: Seconds = 30.0
+
+
+class WebhookNotification(Strict):
+    """Alerts as a JSON POST. Slack and Teams webhook URLs carry their secret in the URL:
+    give those with url_env or url_file."""
+
+    url: HttpUrl | None = None
+    url_env: EnvName | None = None
+    url_file: str | None = None
+    format: Literal["teams", "slack", "generic"] = "generic"
+    timeout_s: Seconds = 10.0
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookNotification:
+        if sum(v is not None for v in (self.url, self.url_env, self.url_file)) != 1:
+            raise ValueError("a webhook needs exactly one of url, url_env or url_file")
+        if self.url is not None and self.format in ("teams", "slack"):
+            raise ValueError(
+                f"a {self.format} webhook URL is a secret: give it with url_env or url_file, not url"
+            )
+        return self
+
+
+class Notifications(Strict):
+    when: Literal["changes", "always", "critical"] = "changes"
+    email: EmailNotification | None = None
+    webhook: WebhookNotification | None = None
+
+
 class Inventory(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     profiles: dict[str, SmtpProfile] = Field(default_factory=dict)
     blocklists: list[BlocklistZone] = Field(default_factory=list)
-    notifications: dict[str, Any] | None = None
+    notifications: Notifications | None = None
     sites: list[Site] = Field(min_length=1)
 
     # where the inventory was read from; relative file paths resolve against its folder
@@ -430,7 +487,7 @@ _SECRET_KEYS = {
     "api_key": "use an environment variable (*_env) or a file (*_file)",
 }
 
-_FILE_KEYS = ("ca_file", "password_file", "token_file", "key_file")
+_FILE_KEYS = ("ca_file", "password_file", "token_file", "key_file", "url_file")
 
 
 def resolve_inventory_path(path: str | None) -> str:
@@ -763,6 +820,25 @@ def preflight(inventory: Inventory) -> list[str]:
             )
         if zone.key_file and not os.path.isfile(zone.key_file):
             problems.append(f"blocklists[{z}].key_file: no such file: {zone.key_file}")
+    return problems
+
+
+def notification_problems(notifications: Notifications | None) -> list[str]:
+    """Problems that stop sending alerts (checked only when alerts are asked for)."""
+    problems = []
+    email = notifications.email if notifications else None
+    if email is not None and email.auth is not None and email.auth.password_env:
+        if email.auth.password_env not in os.environ:
+            problems.append(
+                f"notifications.email.auth.password_env: {email.auth.password_env} is not set in the environment"
+            )
+    webhook = notifications.webhook if notifications else None
+    if webhook is not None and webhook.url_env and webhook.url_env not in os.environ:
+        problems.append(
+            f"notifications.webhook.url_env: {webhook.url_env} is not set in the environment"
+        )
+    if webhook is not None and webhook.url_file and not os.path.isfile(webhook.url_file):
+        problems.append(f"notifications.webhook.url_file: no such file: {webhook.url_file}")
     return problems
 
 

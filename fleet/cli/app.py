@@ -20,7 +20,15 @@ import click
 
 from fleet import __version__
 from fleet.credentials import ScrubFilter
-from fleet.inventory import Inventory, InventoryError, load_inventory, resolve_inventory_path
+from fleet.inventory import (
+    Inventory,
+    InventoryError,
+    Notifications,
+    load_inventory,
+    notification_problems,
+    resolve_inventory_path,
+)
+from fleet.notify import NotifyError, notify
 from fleet.plan import SweepPlan
 from fleet.results import SiteResult, SweepInfo, SweepResult, Verdict
 from fleet.runner import Control, run_sweep
@@ -154,6 +162,36 @@ async def sweep_with_signals(
 
 def colour_wanted(output: str | None) -> bool:
     return output in (None, "-") and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def check_notifications(inventory: Inventory) -> None:
+    """Before sweeping with --notify: the inventory must say where alerts go, with secrets."""
+    if inventory.notifications is None or not (
+        inventory.notifications.email or inventory.notifications.webhook
+    ):
+        raise Failure("--notify, but the inventory has no notifications section (email or webhook)")
+    problems = notification_problems(inventory.notifications)
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise Failure("alerts could not be sent; nothing was probed")
+
+
+def send_alerts(settings: Notifications, result: SweepResult, *, force: bool = False) -> bool:
+    """Send a stored sweep's alerts; False (said on stderr) when a channel failed."""
+    try:
+        sent = asyncio.run(notify(settings, result, force=force))
+    except NotifyError as exc:
+        click.echo(
+            f"fleet: alert not delivered: {exc} (the sweep is stored; `fleet notify --last` re-sends it)",
+            err=True,
+        )
+        return False
+    if sent:
+        click.echo(f"fleet: alert sent: {', '.join(sent)}", err=True)
+    else:
+        click.echo(f"fleet: no alert (when: {settings.when}, and nothing to report)", err=True)
+    return True
 
 
 def open_store(db: str | None) -> Store:

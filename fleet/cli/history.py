@@ -11,13 +11,16 @@ from tabulate import tabulate
 from fleet.agent import IngestError, read_agent_result
 from fleet.changes import SiteDigest, compare_sweeps
 from fleet.cli.app import (
+    EXIT_UNKNOWN,
     Failure,
+    check_notifications,
     cli,
     colour_wanted,
     db_option,
     inventory_option,
     load_or_fail,
     open_store,
+    send_alerts,
     write_output,
 )
 from fleet.report import FORMATS, render
@@ -210,6 +213,34 @@ def ingest(db: str | None, inventory: str | None, files: tuple[str, ...]) -> int
     if refused:
         raise Failure(f"{refused} of {len(files)} file(s) refused; nothing of theirs was stored")
     return 0
+
+
+@cli.command(name="notify")
+@db_option
+@inventory_option
+@click.option("--sweep", "sweep_id", metavar="ID", help="The stored sweep to alert about.")
+@click.option("--last", is_flag=True, help="The most recent sweep (the default).")
+@click.option("--force", is_flag=True, help="Send even when the `when` rule would not.")
+def notify_command(
+    db: str | None, inventory: str | None, sweep_id: str | None, last: bool, force: bool
+) -> int:
+    """(Re-)send the alerts for a stored sweep."""
+    if sweep_id and last:
+        raise Failure("give --sweep ID or --last, not both")
+    _, inv = load_or_fail(inventory)
+    check_notifications(inv)
+    assert inv.notifications is not None  # noqa: S101 - checked above
+    store = open_store(db)
+    try:
+        chosen = sweep_id or store.last_id()
+        if chosen is None:
+            raise Failure(f"the store {store.path} holds no sweep yet")
+        result = store.load(chosen)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        store.close()
+    return 0 if send_alerts(inv.notifications, result, force=force) else EXIT_UNKNOWN
 
 
 @cli.command()

@@ -12,7 +12,9 @@ import click
 
 from fleet.agent import seal
 from fleet.cli.app import (
+    EXIT_UNKNOWN,
     Failure,
+    check_notifications,
     cli,
     colour_wanted,
     db_option,
@@ -20,6 +22,7 @@ from fleet.cli.app import (
     load_or_fail,
     open_store,
     progress_bar,
+    send_alerts,
     sweep_with_signals,
     write_output,
 )
@@ -94,12 +97,16 @@ def _report_options(func: Callable[..., int]) -> Callable[..., int]:
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be probed, from where; send nothing."
 )
+@click.option(
+    "--notify", is_flag=True, help="After the sweep is stored, send the inventory's alerts."
+)
 def sweep(
     inventory: str | None,
     site_ids: tuple[str, ...],
     client: str | None,
     tags: tuple[str, ...],
     dry_run: bool,
+    notify: bool,
     result_format: str,
     output: str | None,
     detail: bool,
@@ -118,8 +125,13 @@ def sweep(
     if dry_run:
         write_output(describe(plan) + "\n", output)
         return 0
+    if notify:
+        check_notifications(inv)
     result = _probe(path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db)
-    return _report(result, result_format, output, detail=detail, per_site=per_site)
+    code = _report(result, result_format, output, detail=detail, per_site=per_site)
+    if notify and inv.notifications is not None and not send_alerts(inv.notifications, result):
+        return EXIT_UNKNOWN
+    return code
 
 
 @cli.command()

@@ -1,0 +1,284 @@
+"""Alerts on change: one grouped message per sweep, by e-mail and/or webhook.
+
+`when: changes` (the default) sends only if something changed since the previous sweep,
+`critical` only for new critical findings, `always` every time. However many sites
+changed, a sweep sends one message per channel: no alert storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiosmtplib
+import httpx
+
+from fleet.credentials import SecretError, SecretSource
+from fleet.inventory import EmailNotification, Notifications, WebhookNotification
+from fleet.report.csv_report import render_csv
+from fleet.report.sanitize import for_terminal
+from fleet.report.summary import top_flag, verdict_counts
+from fleet.results import Change, Security, Severity, SweepResult, Verdict
+
+log = logging.getLogger("fleet.notify")
+
+
+class NotifyError(Exception):
+    """An alert could not be delivered (the sweep itself is already stored)."""
+
+
+def new_critical(result: SweepResult) -> list[Change]:
+    return [
+        c
+        for c in result.changes
+        if c.severity is Severity.critical and c.kind in ("new_flag", "verdict")
+    ]
+
+
+def should_send(when: str, result: SweepResult) -> bool:
+    if when == "always":
+        return True
+    if when == "critical":
+        return bool(new_critical(result))
+    return bool(result.changes)
+
+
+@dataclass(frozen=True)
+class Alert:
+    subject: str
+    text: str
+    html: str
+    document: dict[str, Any]  # the generic JSON body
+
+
+def compose(result: SweepResult, prefix: str = "[fleet]") -> Alert:
+    """The one message about a sweep: changes first, then what is still wrong."""
+    critical = new_critical(result)
+    listings = [c for c in result.changes if c.kind == "listed"]
+    resolved = [c for c in result.changes if c.kind in ("resolved_flag", "delisted")]
+    changed_sites = sorted({c.site for c in result.changes})
+    subject = (
+        f"{prefix} {len(critical)} new critical finding{'s' * (len(critical) != 1)}, "
+        f"{len(changed_sites)} site{'s' * (len(changed_sites) != 1)} changed "
+        f"({verdict_counts(result)})"
+    )
+    still_wrong = [s for s in result.sites if s.verdict is not Verdict.ok]
+    lines = [
+        f"fleet sweep {result.sweep.id}, {result.sweep.started_at:%Y-%m-%d %H:%M} UTC: {verdict_counts(result)}"
+    ]
+    if not result.sweep.complete:
+        lines.append(f"INCOMPLETE: {result.sweep.interrupted}")
+    lines.append("")
+    for title, group in (
+        ("New critical findings", critical),
+        ("New listings", listings),
+        ("Resolved", resolved),
+        ("Other changes", [c for c in result.changes if c not in critical + listings + resolved]),
+    ):
+        if group:
+            lines.append(f"{title}:")
+            lines += [
+                f"  {c.site} ({for_terminal(c.client)}): {for_terminal(c.summary)}" for c in group
+            ]
+            lines.append("")
+    if not result.changes:
+        lines += ["No changes since the previous sweep.", ""]
+    if still_wrong:
+        lines.append("Still wrong:")
+        for site in still_wrong:
+            flag = next((f for f in site.flags if f.code == top_flag(site)), None)
+            action = f": {for_terminal(flag.remediation, 160)}" if flag else ""
+            lines.append(
+                f"  {site.site} ({for_terminal(site.client)}) {site.verdict.value} {top_flag(site)}{action}"
+            )
+    text = "\n".join(lines).rstrip() + "\n"
+    document = {
+        "sweep": result.sweep.id,
+        "started_at": result.sweep.started_at.isoformat(),
+        "complete": result.sweep.complete,
+        "counts": {v.value: sum(1 for s in result.sites if s.verdict is v) for v in Verdict},
+        "new_critical": len(critical),
+        "changed_sites": changed_sites,
+        "changes": [c.model_dump(mode="json") for c in result.changes],
+        "still_wrong": [
+            {
+                "site": s.site,
+                "client": s.client,
+                "verdict": s.verdict.value,
+                "top_flag": top_flag(s),
+            }
+            for s in still_wrong
+        ],
+        "summary": subject.removeprefix(prefix).strip(),
+    }
+    return Alert(subject=subject, text=text, html=_html(text), document=document)
+
+
+def _html(text: str) -> str:
+    body = "".join(
+        f"<h3>{html.escape(line[:-1])}</h3>"
+        if line.endswith(":") and not line.startswith(" ")
+        else f"<div style='margin-left:1.5em'>{html.escape(line.strip())}</div>"
+        if line.startswith(" ")
+        else f"<p>{html.escape(line)}</p>"
+        for line in text.splitlines()
+        if line.strip()
+    )
+    return f"<html><body style='font-family:sans-serif'>{body}</body></html>"
+
+
+# ---- channels -----------------------------------------------------------------------------
+
+
+async def send_email(settings: EmailNotification, alert: Alert, result: SweepResult) -> None:
+    message = EmailMessage()
+    message["From"] = settings.from_
+    message["To"] = ", ".join(settings.to)
+    message["Subject"] = alert.subject
+    message["Date"] = format_datetime(result.sweep.finished_at or result.sweep.started_at)
+    message["Message-ID"] = make_msgid(domain="fleet.invalid")
+    message.set_content(alert.text)
+    message.add_alternative(alert.html, subtype="html")
+    if settings.attach_csv:
+        message.add_attachment(
+            render_csv(result).encode("utf-8-sig"),
+            maintype="text",
+            subtype="csv",
+            filename=f"fleet-{result.sweep.id}.csv",
+        )
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    smtp = aiosmtplib.SMTP(
+        hostname=settings.host,
+        port=settings.port,
+        timeout=settings.timeout_s,
+        use_tls=settings.security is Security.tls,
+        start_tls=settings.security is Security.starttls,
+        tls_context=context if settings.security is not Security.none else None,
+    )
+    where = f"{settings.host}:{settings.port}"
+    try:
+        async with asyncio.timeout(settings.timeout_s * 3):
+            await smtp.connect()
+            if smtp.is_ehlo_or_helo_needed:  # STARTTLS forgets what the server offered
+                await smtp.ehlo()
+            if settings.auth is not None:
+                await _login(smtp, settings)
+            await smtp.send_message(message)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError, SecretError) as exc:
+        raise NotifyError(
+            f"e-mail alert through {where} failed: {for_terminal(str(exc), 300) or type(exc).__name__}"
+        ) from None
+    finally:
+        smtp.close()
+
+
+async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification) -> None:
+    """One attempt with one mechanism: a relay must not lock the alert mailbox out."""
+    auth = settings.auth
+    assert auth is not None  # noqa: S101
+    if auth.oauth2 is not None:
+        token = SecretSource(env=auth.oauth2.token_env, file=auth.oauth2.token_file).read()
+        await smtp.auth_xoauth2(auth.username, token)
+        return
+    password = SecretSource(env=auth.password_env, file=auth.password_file).read()
+    offered = [m.lower() for m in smtp.server_auth_methods]
+    if (auth.mechanism or "plain") == "plain" and "plain" in offered:
+        await smtp.auth_plain(auth.username, password)
+    elif "login" in offered:
+        await smtp.auth_login(auth.username, password)
+    else:
+        raise aiosmtplib.SMTPException(
+            f"the relay offers no password mechanism ({', '.join(offered) or 'none'})"
+        )
+
+
+def webhook_body(settings: WebhookNotification, alert: Alert) -> dict[str, Any]:
+    """The JSON each kind of incoming webhook expects."""
+    if settings.format == "slack":
+        return {
+            "text": alert.subject,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{alert.text}```"}}
+            ],
+        }
+    if settings.format == "teams":
+        card = {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": [
+                {
+                    "type": "TextBlock",
+                    "size": "Medium",
+                    "weight": "Bolder",
+                    "text": alert.subject,
+                    "wrap": True,
+                },
+                {"type": "TextBlock", "text": alert.text, "wrap": True, "fontType": "Monospace"},
+            ],
+        }
+        return {
+            "type": "message",
+            "attachments": [
+                {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+            ],
+        }
+    return alert.document
+
+
+async def post_webhook(settings: WebhookNotification, alert: Alert) -> None:
+    try:
+        url = settings.url or SecretSource(env=settings.url_env, file=settings.url_file).read()
+    except SecretError as exc:
+        raise NotifyError(f"webhook alert failed: {exc}") from None
+    host = urlsplit(url).hostname or "?"  # the URL's path may be the secret: never shown
+    body = webhook_body(settings, alert)
+    last = ""
+    async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False) as client:
+        for attempt in (1, 2):  # one retry, for a blip
+            try:
+                response = await client.post(url, json=body)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}"
+            else:
+                if response.status_code < 300:
+                    return
+                last = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code != 429:
+                    break  # the receiver refused the message itself: a retry will not help
+            if attempt == 1:
+                await asyncio.sleep(1.0)
+    raise NotifyError(f"webhook alert to {host} failed: {last}")
+
+
+async def notify(settings: Notifications, result: SweepResult, *, force: bool = False) -> list[str]:
+    """Send the sweep's alert on every configured channel; returns what was sent.
+
+    Raises NotifyError naming every channel that failed (the others were still tried)."""
+    if not force and not should_send(settings.when, result):
+        return []
+    prefix = settings.email.subject_prefix if settings.email else "[fleet]"
+    alert = compose(result, prefix)
+    sent, failures = [], []
+    if settings.email is not None:
+        try:
+            await send_email(settings.email, alert, result)
+            sent.append(f"e-mail to {', '.join(settings.email.to)}")
+        except NotifyError as exc:
+            failures.append(str(exc))
+    if settings.webhook is not None:
+        try:
+            await post_webhook(settings.webhook, alert)
+            sent.append(f"{settings.webhook.format} webhook")
+        except NotifyError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise NotifyError("; ".join(failures))
+    return sent
