@@ -511,9 +511,18 @@ def parse_inventory(text: str, file: str) -> Inventory:
         data, smap = load_yaml(text, file)
     except YamlLoadError as exc:
         raise InventoryError(exc.errors) from None
+    if data is None:
+        data = {}  # an empty file: reported below as the missing 'sites'
     if not isinstance(data, dict):
         raise InventoryError(
-            [SourceError(file, smap.find(()), "", "an inventory is a mapping with a 'sites' list")]
+            [
+                SourceError(
+                    file,
+                    smap.find(()),
+                    "inventory",
+                    "must be a mapping with a 'sites' list, got a list or a value",
+                )
+            ]
         )
     base = FsPath(file).resolve().parent
     quiet: set[Path] = set()  # paths whose follow-on errors would only repeat a reported one
@@ -760,7 +769,7 @@ def _cross_checks(data: Any, smap: SourceMap, file: str) -> list[SourceError]:
             here: Path = (*path, index, key)
             if value in seen:
                 first = smap.find((*path, seen[value], key))
-                line = f" (first at line {first.line})" if first else ""
+                line = f" (first at line {first.line})"
                 errors.append(
                     SourceError(
                         file,

@@ -8,6 +8,7 @@ errors here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,15 +46,15 @@ class SourceMap:
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)
 
-    def find(self, path: Path) -> Position | None:
-        """The position of a path, or of its nearest ancestor that has one."""
+    def find(self, path: Path) -> Position:
+        """The position of a path, or of its nearest ancestor that has one (else 1:1)."""
         for end in range(len(path), -1, -1):
             prefix = path[:end]
             if prefix in self.keys:
                 return self.keys[prefix]
             if prefix in self.values:
                 return self.values[prefix]
-        return None
+        return Position(1, 1)
 
 
 def format_path(path: Path) -> str:
@@ -73,6 +74,19 @@ class YamlLoadError(Exception):
         self.errors = errors
 
 
+_KEY_RE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w.-]*)\s*:")
+
+
+def _key_near(text: str, line: int) -> str:
+    """The YAML key on or just above a line: where a syntax error most likely sits."""
+    lines = text.splitlines()
+    for number in range(min(line, len(lines)), 0, -1):
+        match = _KEY_RE.match(lines[number - 1])
+        if match:
+            return f"near '{match.group(1)}' (line {number})"
+    return ""
+
+
 def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -84,11 +98,14 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         root = yaml.compose(text, Loader=loader_class)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        pos = Position(mark.line + 1, mark.column + 1) if mark is not None else None
+        pos = Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
         problem = exc.problem or exc.context or "not valid YAML"
-        raise YamlLoadError([SourceError(file, pos, "", f"not valid YAML: {problem}")]) from None
+        near = _key_near(text, pos.line)
+        raise YamlLoadError([SourceError(file, pos, near, f"not valid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
-        raise YamlLoadError([SourceError(file, None, "", f"not valid YAML: {exc}")]) from None
+        raise YamlLoadError(
+            [SourceError(file, Position(1, 1), "", f"not valid YAML: {exc}")]
+        ) from None
     smap = SourceMap()
     errors: list[SourceError] = []
     if root is None:
@@ -100,9 +117,11 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     return data, smap
 
 
-# A YAML alias may point at a huge or self-referencing tree ("billion laughs"): cap the
-# number of values we are willing to build.
-MAX_VALUES = 2_000_000
+# A YAML alias may point at a huge or self-referencing tree ("billion laughs"). Aliases
+# re-use nodes, so a bomb builds far more values than the file has nodes: stop when the
+# values built outnumber the distinct nodes by this factor (past a small floor).
+ALIAS_EXPANSION_LIMIT = 20
+ALIAS_FLOOR = 10_000
 
 
 class _Builder:
@@ -112,6 +131,7 @@ class _Builder:
         self.errors = errors
         self.constructor = yaml.constructor.SafeConstructor()
         self.count = 0
+        self.nodes: set[int] = set()
         self.stack: set[int] = set()
 
     def error(self, node: yaml.Node, path: Path, message: str) -> None:
@@ -123,9 +143,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
-        if self.count > MAX_VALUES:
+        self.nodes.add(id(node))
+        if self.count > ALIAS_FLOOR and self.count > ALIAS_EXPANSION_LIMIT * len(self.nodes):
             raise YamlLoadError(
-                [SourceError(self.file, _pos(node), "", "too many values (a YAML alias bomb?)")]
+                [SourceError(self.file, _pos(node), format_path(path), "too many values (a YAML alias bomb?)")]
             )
         self.smap.values.setdefault(path, _pos(node))
         if isinstance(node, yaml.ScalarNode):
