@@ -29,9 +29,7 @@ from fleet.results import Category, Mode, Reply, Stage, StageStatus
 # An enhanced status code starts a reply line: "5.7.606 Access denied ...". Anchoring at the
 # line start keeps the octets of a bracketed IP ("[40.107.5.7]") from reading as one, and a
 # fourth number ("5.7.5.7 is listed") means an IP address, not a code.
-_ENHANCED_RE = re.compile(
-    r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))", re.MULTILINE
-)
+_ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))", re.MULTILINE)
 
 
 def parse_enhanced(text: str) -> str | None:
@@ -840,6 +838,12 @@ def classify_exception(stage: Stage, exc: BaseException) -> Fault:
         if isinstance(e, OSError) and e.errno in _UNREACHABLE_ERRNOS:
             what = _UNREACHABLE_ERRNOS[e.errno]
             category = Category.unreachable
+            if e.errno == errno.ECONNRESET and stage in (Stage.tls, Stage.starttls):
+                return Fault(
+                    StageStatus.error,
+                    Category.tls_failure,
+                    "connection reset during the TLS handshake",
+                )
             if stage not in (Stage.connect, Stage.banner) and e.errno == errno.ECONNRESET:
                 category = Category.protocol_error
             return Fault(StageStatus.error, category, what)

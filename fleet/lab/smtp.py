@@ -14,6 +14,7 @@ import base64
 import binascii
 import functools
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,8 +84,11 @@ class ServerStats:
     commands: list[str] = field(default_factory=list)  # verbs only: AUTH arguments are secret
     messages: list[bytes] = field(default_factory=list)
     live: set[asyncio.BaseTransport | None] = field(default_factory=set)
+    # (when, +1 opened / -1 closed, peer): lets tests replay concurrency per site or overall
+    timeline: list[tuple[float, int, str]] = field(default_factory=list)
 
     def opened(self, peer: str) -> None:
+        self.timeline.append((time.monotonic(), 1, peer))
         self.connections += 1
         self.concurrent += 1
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
@@ -93,6 +97,7 @@ class ServerStats:
         self.peers.append(peer)
 
     def closed(self, peer: str) -> None:
+        self.timeline.append((time.monotonic(), -1, peer))
         self.concurrent -= 1
         self.per_peer[peer] = self.per_peer.get(peer, 1) - 1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import re
 import ssl
@@ -392,7 +393,10 @@ class _Probe:
             raise _Stop from None
         except Exception as exc:
             stage = Stage.banner if "ready message" in str(exc) else Stage.tls
-            self._fault(stage, None, classify_exception(stage, exc), time.perf_counter() - began)
+            fault = (
+                self._handshake_fault(exc) if stage is Stage.tls else classify_exception(stage, exc)
+            )
+            self._fault(stage, None, fault, time.perf_counter() - began)
             raise _Stop from None
         self.state.current = None
         self._record_tls()
@@ -450,7 +454,7 @@ class _Probe:
                         detail="the handshake that followed failed",
                     )
                 )
-                self._fault(Stage.tls, None, classify_exception(Stage.tls, exc), elapsed)
+                self._fault(Stage.tls, None, self._handshake_fault(exc), elapsed)
             raise _Stop from None
         self.state.current = None
         self._ok(Stage.starttls, "STARTTLS", reply, None)
@@ -671,6 +675,24 @@ class _Probe:
                 raise
         finally:
             smtp.close()
+
+    def _handshake_fault(self, exc: BaseException) -> Fault:
+        """A failed TLS handshake; for a copier capped at TLS 1.0/1.1, a server that just
+        hangs up is the classic sign of a TLS 1.2+ only endpoint (many send no alert)."""
+        fault = classify_exception(Stage.tls, exc)
+        tls_max = self.spec.tls_max
+        if (
+            tls_max in ("1.0", "1.1")
+            and fault.category is Category.tls_failure
+            and fault.rule in (None, "tls.error")
+        ):
+            return dataclasses.replace(
+                fault,
+                rule="tls.version",
+                detail=f"{fault.detail}: the copier offers TLS {tls_max} at most, and servers "
+                "that require TLS 1.2 or newer end the handshake like this",
+            )
+        return fault
 
     # -- recording ------------------------------------------------------------------------
 
@@ -919,6 +941,11 @@ def _fault_remedy(fault: Fault, spec: ConversationSpec, stage: Stage) -> str:
         return (
             f"The copier speaks TLS {spec.tls_max} at most, and {spec.host} needs newer: update the "
             "copier's firmware, or relay through a local relay that accepts old TLS."
+        )
+    if fault.rule == "tls.not_tls" and spec.security is Security.tls:
+        return (
+            f"{spec.host}:{spec.port} answered in plain text, not TLS: set the copier's security "
+            "to STARTTLS on this port, or use the port that offers implicit TLS (usually 465)."
         )
     if fault.rule == "tls.certificate":
         return (
