@@ -24,11 +24,11 @@ from fleet.results import BlocklistResult, BlocklistStatus
 TIMEOUT_S = 0.3  # per DNS attempt in these tests: small, so faults cost little time
 
 
-def zone(name: str | None = "zen.lab.test", kind: str = "spamhaus-zen", **extra: Any) -> Zone:
+def zone(zone_name: str | None = "zen.lab.test", kind: str = "spamhaus-zen", **extra: Any) -> Zone:
     """A zone exactly as `zones_from_inventory` makes it from an inventory entry."""
     entry: dict[str, Any] = {"kind": kind, **extra}
-    if name is not None:
-        entry["zone"] = name
+    if zone_name is not None:
+        entry["zone"] = zone_name
     return zones_from_inventory([BlocklistZone.model_validate(entry)])[0]
 
 

@@ -190,7 +190,9 @@ def _judge_self_test(zone: Zone, positive: Answer, negative: Answer, resolver: s
             f"list, or a {where} that rewrites answers)"
         )
     if positive.outcome is not Outcome.answer:
-        return f"self-test failed: 127.0.0.2: {positive.detail} ({where})"
+        return (
+            f"self-test failed: no answer for the test entry 127.0.0.2: {positive.detail} ({where})"
+        )
     refusal = _refusal(zone, positive.records)
     if refusal is not None:
         return f"self-test failed: {refusal}"
@@ -205,7 +207,9 @@ def _judge_self_test(zone: Zone, positive: Answer, negative: Answer, resolver: s
             f"(a dead or hijacked list, or a {where} that answers every name)"
         )
     if negative.outcome is not Outcome.nxdomain:
-        return f"self-test failed: 127.0.0.1: {negative.detail} ({where})"
+        return (
+            f"self-test failed: no answer for the test entry 127.0.0.1: {negative.detail} ({where})"
+        )
     return None
 
 

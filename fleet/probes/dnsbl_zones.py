@@ -92,8 +92,8 @@ DQS_ZONE = "zen.dq.spamhaus.net"
 
 @dataclass(frozen=True)
 class Zone:
-    """A zone as the probe uses it. `display` is what people see; `query_suffix` may
-    contain a DQS key and is never shown."""
+    """A zone as the probe uses it. `display` is what people see; `key` says where a DQS
+    key is read from, and the key itself goes only into query names, never into results."""
 
     display: str
     name: str
