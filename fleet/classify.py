@@ -16,12 +16,12 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import aiosmtplib
 
-from fleet.credentials import scrub
+from fleet.credentials import REDACTED
 from fleet.results import Category, Mode, Reply, Stage, StageStatus
 
 # ---- parsing ----------------------------------------------------------------------------
@@ -32,16 +32,22 @@ from fleet.results import Category, Mode, Reply, Stage, StageStatus
 _ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))", re.MULTILINE)
 
 
+_ENHANCED_FULL_RE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+
+
 def parse_enhanced(text: str) -> str | None:
     """The first enhanced status code (RFC 3463) at the start of a reply line, if any."""
     match = _ENHANCED_RE.search(text)
     return ".".join(match.groups()) if match else None
 
 
-def make_reply(code: int | None, text: str) -> Reply:
-    """A Reply with its enhanced code parsed and its text made safe to store (valid Unicode,
-    and no secret this process has read, should a server echo one back)."""
-    clean = scrub(clean_text(text))
+def make_reply(code: int | None, text: str, secrets: Iterable[str] = ()) -> Reply:
+    """A Reply with its enhanced code parsed and its text made safe to store: valid Unicode,
+    and none of the given secrets (what this conversation sent), should a server echo one."""
+    clean = clean_text(text)
+    for secret in secrets:
+        if secret in clean:
+            clean = clean.replace(secret, REDACTED)
     return Reply(code=code, enhanced=parse_enhanced(clean), text=clean)
 
 
@@ -50,7 +56,13 @@ def clean_text(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        # Escaped bytes back to bytes; any other lone surrogate (from an exception's text, or
+        # a library that decodes differently) passes as bytes that cannot decode either.
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "surrogatepass")
+        text = data.decode("utf-8", "replace")
     return text.replace("\x00", "\ufffd")
 
 
@@ -177,6 +189,8 @@ class Rule:
 
 
 def _code_in(code: str, wanted: tuple[str, ...]) -> bool:
+    if not _ENHANCED_FULL_RE.fullmatch(code):
+        return False  # a Reply built elsewhere (read back, hand-made) may hold anything
     parts = tuple(int(p) for p in code.split("."))
     for item in wanted:
         low, _, high = item.partition("-")
@@ -813,7 +827,8 @@ def classify_exception(stage: Stage, exc: BaseException) -> Fault:
             return Fault(
                 StageStatus.error,
                 Category.tls_failure,
-                f"certificate not trusted: {e.verify_message or e.reason or e}",
+                "certificate not trusted: "
+                + clean_text(str(_ssl_attr(e, "verify_message") or _ssl_attr(e, "reason") or e)),
                 rule="tls.certificate",
             )
     for e in chain:
@@ -891,13 +906,21 @@ def _timeout_detail(stage: Stage, exc: BaseException) -> str:
 def _ssl_detail(exc: ssl.SSLError) -> tuple[str, str]:
     """(rule, detail) for a TLS failure that is not a certificate problem."""
     # OpenSSL names reasons in capitals with underscores ("WRONG_VERSION_NUMBER").
-    reason = f"{exc.reason or ''} {exc}".lower().replace("_", " ")
+    why = _ssl_attr(exc, "reason")
+    reason = f"{why or ''} {exc}".lower().replace("_", " ")
+    said = clean_text(str(why or exc))[:300]
     if any(w in reason for w in ("wrong version number", "record layer failure", "packet length")):
         return "tls.not_tls", "the server did not answer with TLS (plaintext or garbage?)"
     if any(
         w in reason for w in ("unsupported protocol", "protocol version", "no protocols available")
     ):
-        return "tls.version", f"no TLS version in common with the server ({exc.reason})"
+        return "tls.version", f"no TLS version in common with the server ({said})"
     if "handshake failure" in reason or "no shared cipher" in reason:
-        return "tls.cipher", f"TLS handshake failed: no cipher in common ({exc.reason})"
-    return "tls.error", f"TLS error: {exc.reason or exc}"
+        return "tls.cipher", f"TLS handshake failed: no cipher in common ({said})"
+    return "tls.error", f"TLS error: {said}"
+
+
+def _ssl_attr(exc: ssl.SSLError, name: str) -> object:
+    """`reason` and `verify_message` are set by OpenSSL's errors, not by an SSLError that
+    Python code raised itself."""
+    return getattr(exc, name, None)

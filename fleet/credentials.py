@@ -16,6 +16,11 @@ REDACTED = "****"
 
 _known: set[str] = set()
 _lock = threading.Lock()
+# A sweep reads thousands of secrets (and their base64 forms). They are indexed by their
+# first four characters, so scrubbing a text costs one dictionary look-up per character,
+# however many secrets there are, and remembering one costs next to nothing.
+_PREFIX = 4
+_by_prefix: dict[str, list[str]] = {}
 
 
 class SecretError(Exception):
@@ -54,19 +59,45 @@ class SecretSource:
 
 def remember(value: str) -> None:
     """Register a secret so that `scrub` removes it from text."""
-    if len(value) >= 4:  # shorter strings would blank ordinary words
-        with _lock:
-            _known.add(value)
+    if len(value) < _PREFIX or value in _known:  # shorter strings would blank ordinary words
+        return
+    with _lock:
+        _known.add(value)
+        _by_prefix.setdefault(value[:_PREFIX], []).append(value)
 
 
 def scrub(text: str) -> str:
     """Replace every secret this process has read with ****."""
     if not _known:
         return text
-    for secret in sorted(_known, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    parts: list[str] = []
+    start = index = 0
+    end = len(text) - _PREFIX
+    while index <= end:
+        bucket = _by_prefix.get(text[index : index + _PREFIX])
+        # the longest secret that starts here wins
+        match = max((s for s in bucket if text.startswith(s, index)), key=len, default=None) if bucket else None
+        if match is None:
+            index += 1
+            continue
+        parts += [text[start:index], REDACTED]
+        index = start = index + len(match)
+    if not parts:
+        return text
+    parts.append(text[start:])
+    return "".join(parts)
+
+
+class Scrubbed:
+    """Text for a log call, scrubbed only if the record is actually formatted."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return scrub(self.text)
 
 
 class ScrubFilter(logging.Filter):

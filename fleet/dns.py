@@ -19,7 +19,7 @@ import aiodns
 import pycares
 from aiodns import error as dns_error
 
-from fleet.credentials import scrub
+from fleet.credentials import Scrubbed
 
 log = logging.getLogger("fleet.dns")
 
@@ -142,7 +142,7 @@ class Dns:
                 async with asyncio.timeout(budget):
                     result = await self._resolver.query_dns(name, rtype)
             except TimeoutError:
-                log.debug("%s %s: no callback within %.1f s", rtype, scrub(name), budget)
+                log.debug("%s %s: no callback within %.1f s", rtype, Scrubbed(name), budget)
                 return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
             except dns_error.DNSError as exc:
                 code = exc.args[0] if exc.args else None
@@ -153,12 +153,12 @@ class Dns:
                     or f"DNS error: {exc.args[-1] if exc.args else exc}"
                 )
                 # The name may hold a secret (a DQS key): scrub it before it is logged.
-                log.debug("%s %s: %s", rtype, scrub(name), outcome.value)
-                return Answer(outcome, detail=scrub(words))
+                log.debug("%s %s: %s", rtype, Scrubbed(name), outcome.value)
+                return Answer(outcome, detail=words)  # our words: never the query name
             except ValueError:  # a name c-ares will not send (the text may quote the name)
                 return Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME])
         answer = _records(result, rtype)
-        log.debug("%s %s: %s %s", rtype, scrub(name), answer.outcome.value, answer.records)
+        log.debug("%s %s: %s %s", rtype, Scrubbed(name), answer.outcome.value, answer.records)
         return answer
 
     async def addresses(self, host: str) -> Answer:

@@ -630,17 +630,21 @@ def _merge_profiles(
     return data, origins
 
 
-def _resolve_files(data: Any, base: FsPath) -> None:
+def _resolve_files(data: Any, base: FsPath, seen: dict[str, str] | None = None) -> None:
     """Make `*_file` paths absolute, relative to the inventory's folder."""
+    seen = {} if seen is None else seen  # many devices name the same file: resolve it once
     if isinstance(data, dict):
         for key, value in data.items():
             if key in _FILE_KEYS and isinstance(value, str) and value:
-                data[key] = str((base / os.path.expanduser(value)).resolve())
-            else:
-                _resolve_files(value, base)
+                if value not in seen:
+                    seen[value] = str((base / os.path.expanduser(value)).resolve())
+                data[key] = seen[value]
+            elif isinstance(value, dict | list):
+                _resolve_files(value, base, seen)
     elif isinstance(data, list):
         for item in data:
-            _resolve_files(item, base)
+            if isinstance(item, dict | list):
+                _resolve_files(item, base, seen)
 
 
 # Pydantic error types, re-worded for people who edit YAML rather than Python.

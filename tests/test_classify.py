@@ -24,7 +24,7 @@ from fleet.classify import (
     make_reply,
     parse_enhanced,
 )
-from fleet.credentials import remember
+from fleet.credentials import remember, scrub
 from fleet.results import Category, Mode, Stage, StageStatus
 
 # ---- who is asking: the contexts a remediation is written for ---------------------------
@@ -766,13 +766,22 @@ def test_reply_text_is_made_valid_unicode() -> None:
     reply.model_dump_json()
 
 
-def test_a_secret_the_process_read_is_blanked_from_reply_text() -> None:
-    remember("s3cret-canary-classify")
-
-    reply = make_reply(535, "5.7.8 bad password s3cret-canary-classify for scanner")
+def test_a_secret_the_conversation_sent_is_blanked_from_reply_text() -> None:
+    reply = make_reply(
+        535,
+        "5.7.8 bad password s3cret-canary-classify for scanner",
+        secrets=("s3cret-canary-classify",),
+    )
 
     assert "s3cret-canary-classify" not in reply.text
     assert "****" in reply.text
+
+
+def test_every_secret_the_process_read_is_blanked_from_log_text() -> None:
+    remember("s3cret-canary-logline")
+    remember("another-canary-secret")
+
+    assert scrub("x s3cret-canary-logline y another-canary-secret") == "x **** y ****"
 
 
 # ---- the fallback: code class and stage ----------------------------------------------------

@@ -264,6 +264,7 @@ class _Probe:
         self.site_ip = site_ip
         self.label = label
         self.state = _State()
+        self.secrets: tuple[str, ...] = ()  # what this conversation sent, to clean from replies
         self.smtp: aiosmtplib.SMTP | None = None
         self.context: ssl.SSLContext | None = None
         self.context_error: str | None = None
@@ -556,7 +557,7 @@ class _Probe:
                 )
                 raise _Stop from None
             user = spec.username or ""
-            _remember_wire_forms(user, secret)
+            self.secrets = _remember_wire_forms(user, secret)
             self.gate.record_attempt(spec.identity)
             method: Callable[[], Awaitable[aiosmtplib.SMTPResponse]]
             if mechanism == "plain":
@@ -654,7 +655,7 @@ class _Probe:
                     stage=Stage.quit,
                     status=StageStatus.ok,
                     command=commands,
-                    reply=make_reply(reply.code, reply.message),
+                    reply=make_reply(reply.code, reply.message, self.secrets),
                     elapsed_s=round(time.perf_counter() - began, 6),
                 )
             )
@@ -665,7 +666,9 @@ class _Probe:
                     stage=Stage.quit,
                     status=StageStatus.error if fault.reply is None else StageStatus.failed,
                     command=commands,
-                    reply=fault.reply,
+                    reply=None
+                    if fault.reply is None
+                    else make_reply(fault.reply.code, fault.reply.text, self.secrets),
                     elapsed_s=round(time.perf_counter() - began, 6),
                     detail=fault.detail or None,
                 )
@@ -733,7 +736,7 @@ class _Probe:
         response: aiosmtplib.SMTPResponse,
         elapsed: float | None,
     ) -> None:
-        reply = make_reply(response.code, response.message)
+        reply = make_reply(response.code, response.message, self.secrets)
         self._observe(reply.text)
         self.state.stages.append(
             StageResult(
@@ -746,6 +749,10 @@ class _Probe:
         )
 
     def _fault(self, stage: Stage, command: str | None, fault: Fault, elapsed: float) -> None:
+        if fault.reply is not None and self.secrets:
+            fault = dataclasses.replace(
+                fault, reply=make_reply(fault.reply.code, fault.reply.text, self.secrets)
+            )
         if fault.reply is not None:
             self._observe(fault.reply.text)
             classification = classify_reply(stage, fault.reply, self._context())
@@ -869,16 +876,19 @@ class _Probe:
         )
 
 
-def _remember_wire_forms(user: str, secret: str) -> None:
-    """Register the secret as it travels in AUTH (base64), so a server that echoes it back
-    cannot leak it through a recorded reply or a log line."""
-    for blob in (
+def _remember_wire_forms(user: str, secret: str) -> tuple[str, ...]:
+    """The secret as it travels in AUTH (plain and base64), longest first: replies of this
+    conversation are cleaned of them, and the log filter learns them too, so a server that
+    echoes one back cannot leak it through a recorded reply or a log line."""
+    forms = (
         secret,
         base64.b64encode(secret.encode()).decode(),
         base64.b64encode(f"\0{user}\0{secret}".encode()).decode(),
         base64.b64encode(f"user={user}\1auth=Bearer {secret}\1\1".encode()).decode(),
-    ):
-        remember(blob)
+    )
+    for form in forms:
+        remember(form)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _before_handshake(exc: BaseException) -> bool:
@@ -942,10 +952,22 @@ def _fault_remedy(fault: Fault, spec: ConversationSpec, stage: Stage) -> str:
             f"The copier speaks TLS {spec.tls_max} at most, and {spec.host} needs newer: update the "
             "copier's firmware, or relay through a local relay that accepts old TLS."
         )
+    if fault.rule == "tls.version":
+        return (
+            f"{spec.host}:{spec.port} speaks only TLS versions that fleet (like current copier "
+            "firmware) refuses as insecure, TLS 1.0 or 1.1: upgrade the server to TLS 1.2 or "
+            "newer, or point the copier at a server that has it."
+        )
     if fault.rule == "tls.not_tls" and spec.security is Security.tls:
         return (
             f"{spec.host}:{spec.port} answered in plain text, not TLS: set the copier's security "
             "to STARTTLS on this port, or use the port that offers implicit TLS (usually 465)."
+        )
+    if fault.rule == "tls.not_tls":
+        return (
+            f"{spec.host}:{spec.port} accepted STARTTLS but did not speak TLS: a broken server, or "
+            "a firewall that inspects SMTP (ESMTP inspection, 'SMTP fixup') and mangles STARTTLS "
+            "on the way. Check the site's firewall first, then tell the server's administrator."
         )
     if fault.rule == "tls.certificate":
         return (

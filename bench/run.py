@@ -1,0 +1,253 @@
+"""`make bench`: sweep generated inventories against a loopback load lab and print how
+close fleet comes to the critical-path bound, and how it compares with swaks.
+
+    python -m bench.run [--sizes 100,1000] [--big] [--delay 0.025] [--sample 200]
+
+Everything runs on 127.0.0.0/8: the load lab (two SMTP responders that wait `delay` before
+every reply, and a blocklist DNS server) runs in separate processes, and the scanner runs as
+`fleet sweep` in a child process whose own CPU time and peak RSS are read with wait4().
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.generate import PASSWORD_ENV, ZONE, Mix, inventory
+from fleet.inventory import load_inventory
+from fleet.plan import plan_sweep
+
+PASSWORD = "bench-password-not-a-secret"  # noqa: S105 - the load lab's test mailbox
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Child:
+    wall_s: float
+    cpu_s: float
+    max_rss_mb: float
+    code: int
+
+
+def run_measured(argv: list[str], env: dict[str, str], stdin: str | None = None) -> Child:
+    """Run a command; its own (and its waited-for children's) CPU and peak RSS via wait4."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    if stdin is not None:
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    if process.returncode not in (0, 1, 2, 123) and errors:
+        print(errors[-2000:], file=sys.stderr)
+    return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode)
+
+
+class Lab:
+    """The load lab's processes: two SMTP responders and the DNS server."""
+
+    def __init__(self, folder: Path, delay: float, dirty: list[str]) -> None:
+        self.folder = folder
+        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        dirty_arg = ",".join(dirty)
+        self.mx = self._start(["smtp", "--role", "mx", "--delay", str(delay), "--dirty", dirty_arg,
+                               "--folder", str(folder / "certs")], "mx")
+        self.submission = self._start(["smtp", "--role", "submission", "--delay", str(delay),
+                                       "--folder", str(folder / "certs")], "submission")
+        self.dns = self._start(["dns", "--zone", ZONE, "--dirty", dirty_arg], "dns")
+
+    def _start(self, args: list[str], name: str) -> dict[str, object]:
+        ready = self.folder / f"{name}.json"
+        process = subprocess.Popen([sys.executable, "-m", "bench.servers", *args, "--ready", str(ready)], cwd=ROOT)
+        self.processes.append((process, ready))
+        for _ in range(400):
+            if ready.exists() and ready.stat().st_size:
+                return dict(json.loads(ready.read_text()))
+            time.sleep(0.025)
+        raise RuntimeError(f"the load lab's {name} server did not start")
+
+    def stop(self) -> dict[str, dict[str, int]]:
+        stats = {}
+        for process, ready in self.processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+            path = ready.with_suffix(".stats")
+            if path.exists():
+                stats[ready.stem] = json.loads(path.read_text())
+        return stats
+
+
+@dataclass
+class PlanFacts:
+    sites: int
+    devices: int
+    conversations: int
+    submission: int
+    direct: int
+    declared_ips: int
+    zones: int
+
+
+def plan_facts(path: Path) -> PlanFacts:
+    plan = plan_sweep(load_inventory(str(path)))
+    conversations = [c for s in plan.sites for c in s.conversations]
+    submission = sum(1 for c in conversations if c.spec.username)
+    return PlanFacts(
+        sites=len(plan.sites),
+        devices=sum(len(s.site.devices) for s in plan.sites),
+        conversations=len(conversations),
+        submission=submission,
+        direct=len(conversations) - submission,
+        declared_ips=len({s.declared_ip for s in plan.sites}),
+        zones=len(plan.zones),
+    )
+
+
+# Replies the responder delays, per conversation: banner, EHLO, STARTTLS, EHLO, [AUTH LOGIN
+# 334 + 235], MAIL, RCPT, RSET, QUIT. The TLS handshake itself is not delayed.
+REPLIES_SUBMISSION = 10
+REPLIES_DIRECT = 8
+
+
+def bound(facts: PlanFacts, delay: float, global_cap: int, per_site: int, cpu_s: float) -> tuple[float, str]:
+    work = (facts.submission * REPLIES_SUBMISSION + facts.direct * REPLIES_DIRECT) * delay
+    network = work / global_cap
+    # With per_site >= the conversations of any site (2 here), the per-site cap adds no wave;
+    # the longest single conversation is the floor of any wave.
+    longest = REPLIES_SUBMISSION * delay
+    network = max(network, longest)
+    waves = math.ceil(facts.conversations / global_cap)
+    text = (
+        f"network: ({facts.submission} conv x {REPLIES_SUBMISSION} + {facts.direct} conv x {REPLIES_DIRECT} "
+        f"delayed replies) x {delay * 1000:.0f} ms / global cap {global_cap} = {network:.2f} s "
+        f"(~{waves} waves; per-site cap {per_site} adds none); scanner CPU floor {cpu_s:.2f} s"
+    )
+    return max(network, cpu_s), text
+
+
+def swaks_lines(path: Path, lab: Lab, sample: int) -> list[str]:
+    """swaks argument lines for a sample of the plan's distinct conversations."""
+    plan = plan_sweep(load_inventory(str(path)))
+    lines = []
+    for site_plan in plan.sites:
+        for planned in site_plan.conversations:
+            spec = planned.spec
+            args = [
+                "--server", "127.0.0.1", "--port", str(spec.port), "--from", spec.mail_from, "--to", spec.rcpt_to,
+                "--ehlo", spec.ehlo_name, "--tls", "--quit-after", "RCPT", "--hide-all",
+                "--local-interface", str(site_plan.site.egress.bind),
+            ]
+            if spec.username:
+                args += ["--auth", "LOGIN", "--auth-user", spec.username, "--auth-password", PASSWORD]
+            lines.append(" ".join(args))
+            if len(lines) >= sample:
+                return lines
+    return lines
+
+
+def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[str, object]:
+    mix = Mix(sites, 5)
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as temp:
+        folder = Path(temp)
+        lab = Lab(folder, args.delay, mix.dirty_ips())
+        try:
+            path = folder / "inventory.yaml"
+            ca_file = str(lab.mx["ca_file"])
+            path.write_text(inventory(
+                mix, mx_port=int(str(lab.mx["port"])), submission_port=int(str(lab.submission["port"])),
+                ca_file=ca_file, nameserver=f"127.0.0.1:{lab.dns['dns']}", global_cap=args.global_cap,
+            ))
+            facts = plan_facts(path)
+            env = {**os.environ, PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"}
+            fleet = run_measured(
+                [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db", str(folder / "fleet.db"),
+                 "--format", "csv", "--output", str(folder / "out.csv"), "-q"],
+                env,
+            )
+            baseline = None
+            if shutil.which("swaks") and args.sample > 0:
+                lines = swaks_lines(path, lab, args.sample)
+                baseline = (len(lines), run_measured(
+                    ["xargs", "-P", str(args.global_cap), "-L", "1", "swaks"], env, stdin="\n".join(lines) + "\n"
+                ))
+        finally:
+            servers = lab.stop()
+    connections = servers.get("mx", {}).get("connections", 0) + servers.get("submission", {}).get("connections", 0)
+    dns = servers.get("dns", {})
+    limit, how = bound(facts, args.delay, args.global_cap, 2, fleet.cpu_s)
+    return {
+        "facts": facts, "fleet": fleet, "connections": connections, "dns": dns, "bound": limit, "how": how,
+        "baseline": baseline, "startup_cpu": startup_cpu,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--sizes", default="100,1000", help="site counts, comma separated")
+    parser.add_argument("--big", action="store_true", help="also 10,000 sites")
+    parser.add_argument("--delay", type=float, default=0.025, help="seconds added to every SMTP reply")
+    parser.add_argument("--sample", type=int, default=200, help="swaks baseline sample (0: skip)")
+    parser.add_argument("--global-cap", type=int, default=200)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.big and 10000 not in sizes:
+        sizes.append(10000)
+    startup = run_measured([sys.executable, "-m", "fleet", "--version"], dict(os.environ))
+    print(f"fleet benchmark: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"reply delay {args.delay * 1000:.0f} ms, global cap {args.global_cap}, per-site cap 2")
+    print(f"(scanner start-up alone: {startup.cpu_s * 1000:.0f} ms CPU, included below)\n")
+    for sites in sizes:
+        result = run_size(sites, args, startup.cpu_s)
+        report(sites, result)
+
+
+def report(sites: int, r: dict[str, object]) -> None:
+    facts = r["facts"]
+    fleet = r["fleet"]
+    assert isinstance(facts, PlanFacts) and isinstance(fleet, Child)
+    dns = r["dns"]
+    assert isinstance(dns, dict)
+    per_conv = fleet.cpu_s / max(facts.conversations, 1) * 1000
+    bound_s = float(str(r["bound"]))
+    print(f"== {sites} sites x 5 copiers (exit {fleet.code})")
+    print(f"  sites {facts.sites}, devices {facts.devices}, distinct conversations {facts.conversations} "
+          f"(made: {r['connections']}), blocklist lookups {facts.declared_ips * facts.zones} "
+          f"(DNS queries received: {dns.get('queries', '?')}, A queries per (ip, zone) at most "
+          f"{dns.get('max_per_name', '?')})")
+    print(f"  wall {fleet.wall_s:.2f} s, scanner CPU {fleet.cpu_s:.2f} s ({per_conv:.2f} ms per conversation), "
+          f"peak RSS {fleet.max_rss_mb:.0f} MB")
+    print(f"  bound {bound_s:.2f} s = max({r['how']})")
+    print(f"  wall / bound = {fleet.wall_s / bound_s:.2f}")
+    baseline = r["baseline"]
+    if isinstance(baseline, tuple):
+        sample, swaks = baseline
+        assert isinstance(swaks, Child)
+        swaks_cpu = swaks.cpu_s / sample * 1000
+        swaks_wall = swaks.wall_s / sample * facts.conversations
+        print(f"  swaks baseline: {sample} conversations in {swaks.wall_s:.2f} s wall, {swaks_cpu:.1f} ms CPU each; "
+              f"extrapolated to {facts.conversations}: {swaks_wall:.1f} s wall")
+        print(f"  fleet vs swaks: {swaks_wall / fleet.wall_s:.1f}x faster wall, {swaks_cpu / per_conv:.0f}x less CPU "
+              "per conversation")
+    print()
+
+
+if __name__ == "__main__":
+    main()

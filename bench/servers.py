@@ -1,0 +1,87 @@
+"""The benchmark's load lab, run as separate processes so the scanner's own CPU can be
+measured apart: Microsoft 365-like SMTP endpoints that wait before every reply (a WAN
+round trip), and a blocklist DNS server.
+
+    python -m bench.servers smtp --role mx|submission --delay 0.025 --dirty IP,IP --folder D --ready FILE
+    python -m bench.servers dns --zone Z --dirty IP,IP --ready FILE
+
+Each writes a JSON line with its ports to FILE when it is listening, then serves until
+SIGTERM. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from bench import responder
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+
+
+async def serve_smtp(args: argparse.Namespace) -> None:
+    certs = LabCertificates(Path(args.folder))
+    context = certs.server_context("localhost", "127.0.0.1")
+    stats = {"connections": 0}
+    server = await responder.serve(
+        delay=args.delay,
+        context=context,
+        submission=args.role == "submission",
+        banned=set(filter(None, args.dirty.split(","))),
+        stats=stats,
+    )
+    port = server.sockets[0].getsockname()[1]
+    Path(args.ready).write_text(json.dumps({"port": port, "ca_file": str(certs.ca_file)}))
+    await _until_terminated()
+    server.close()
+    Path(args.ready).with_suffix(".stats").write_text(json.dumps(stats))
+
+
+async def serve_dns(args: argparse.Namespace) -> None:
+    dns = LabDns()
+    await dns.start()
+    listed = {ip: ("127.0.0.4",) for ip in filter(None, args.dirty.split(","))}
+    dns.blocklist(args.zone, listed)
+    Path(args.ready).write_text(json.dumps({"dns": dns.port}))
+    await _until_terminated()
+    a_counts = [n for (name, rtype), n in dns.log.counts.items() if rtype == "A" and name.endswith(args.zone)]
+    counts = {"queries": dns.log.total, "max_per_name": max(a_counts, default=0)}
+    Path(args.ready).with_suffix(".stats").write_text(json.dumps(counts))
+    await dns.stop()
+
+
+async def _until_terminated() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.servers")
+    sub = parser.add_subparsers(dest="kind", required=True)
+    smtp = sub.add_parser("smtp")
+    smtp.add_argument("--role", choices=("mx", "submission"), required=True)
+    smtp.add_argument("--delay", type=float, default=0.025)
+    smtp.add_argument("--dirty", default="")
+    smtp.add_argument("--folder", required=True)
+    smtp.add_argument("--ready", required=True)
+    dns = sub.add_parser("dns")
+    dns.add_argument("--zone", required=True)
+    dns.add_argument("--dirty", default="")
+    dns.add_argument("--ready", required=True)
+    args = parser.parse_args()
+    runner = serve_smtp if args.kind == "smtp" else serve_dns
+    try:
+        asyncio.run(runner(args))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
