@@ -8,6 +8,7 @@ from an IP that is listed on a blocklist, or that a server rejected for reputati
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,8 +25,10 @@ from fleet.results import (
     Flag,
     ListingSeverity,
     Mode,
+    MxResult,
     Severity,
     SiteResult,
+    SpfResult,
     Stage,
     Verdict,
     worst,
@@ -214,9 +217,9 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
             " | ".join(evidence),
             _dirty_ip_remedy(ip, lists, delist, today),
         )
-    dynamic = [
-        d.device for d in port25 if d.device not in dirty and d.conversation.category is Category.ok
-    ]
+    # Not (yet) rejected for its IP: a copier that failed for another reason (an unknown
+    # recipient, a dead MX) still sends from a range receivers will refuse.
+    dynamic = [d.device for d in port25 if d.device not in dirty]
     if policy and dynamic:
         flags.add(
             "DIRECT_SEND_DYNAMIC_IP",
@@ -366,7 +369,125 @@ def _spoke_like_exchange(conversation: Conversation) -> bool:
 
 def _check_flags(site: SiteObservation) -> list[Flag]:
     """Flags from the MX and SPF checks of Direct Send devices (see probes/direct_send)."""
-    return []
+    flags = []
+    for check in site.checks:
+        flag = _mx_flag(check) if check.kind == "mx" else _spf_flag(check)
+        if flag is not None:
+            flags.append(flag)
+    return flags
+
+
+_CHECK_RESOLVER_ADVICE = (
+    "Check the resolver in defaults.dns.nameservers, and that the domain's DNS servers answer."
+)
+
+
+def _mx_flag(check: DirectSendCheck) -> Flag | None:
+    result = check.result
+    if result == MxResult.mismatch and check.mx_hosts:
+        why = (
+            "an IP address stops working without warning when the provider moves its servers"
+            if check.host and _is_ip_address(check.host)
+            else "a stale or mistyped host fails, or reaches a server that no longer takes "
+            "the domain's mail"
+        )
+        return Flag(
+            code="MX_MISMATCH",
+            severity=Severity.warn,
+            devices=[check.device],
+            evidence=check.detail,
+            remediation=f"Set these copiers' SMTP server to {check.mx_hosts[0]} (the current MX "
+            f"of {check.domain}) instead of {check.host}: {why}.",
+        )
+    if result == MxResult.unknown:
+        return Flag(
+            code="MX_UNKNOWN",
+            severity=Severity.unknown,
+            devices=[check.device],
+            evidence=check.detail,
+            remediation=f"fleet could not tell whether these copiers use the MX of "
+            f"{check.domain}. {_CHECK_RESOLVER_ADVICE}",
+        )
+    return None
+
+
+def _with_mechanism(record: str, mechanism: str) -> str:
+    """The record with `mechanism` first, before anything that could end the evaluation."""
+    return f"{record[:6]} {mechanism}{record[6:]}"
+
+
+def _spf_flag(check: DirectSendCheck) -> Flag | None:
+    result, domain, ip = check.result, check.domain, check.ip
+    record = f"`{check.record}`" if check.record else "(none)"
+    if result in (SpfResult.fail, SpfResult.softfail, SpfResult.neutral, SpfResult.none):
+        if check.record and check.add:
+            fix = (
+                f"Add {check.add} to the SPF record of {domain}, so that receivers accept Direct "
+                f"Send mail from the site's IP {ip}. It reads {record}; make it "
+                f"`{_with_mechanism(check.record, check.add)}`."
+            )
+        else:
+            fix = (
+                f"{domain} publishes no SPF record: publish the TXT record `v=spf1 {check.add} "
+                f"include:spf.protection.outlook.com -all` at {domain} (the include is Microsoft "
+                "365's; add one for every other service that sends as the domain)."
+            )
+        consequence = (
+            "receivers that enforce SPF or DMARC reject this mail"
+            if result == SpfResult.fail
+            else "receivers treat this mail as suspect and often junk it"
+        )
+        return Flag(
+            code="SPF_NOT_AUTHORISED",
+            severity=Severity.critical if result == SpfResult.fail else Severity.warn,
+            devices=[check.device],
+            evidence=f"SPF of {domain} for {ip}: {result}: {check.detail}; {consequence}; "
+            f"record: {record}",
+            remediation=fix,
+        )
+    if result == SpfResult.permerror:
+        hint = (
+            " Replace some include: terms with the ip4:/ip6: ranges they stand for, or remove "
+            "services that no longer send as the domain, to stay within 10 lookups."
+            if "DNS lookups" in check.detail
+            else ""
+        )
+        return Flag(
+            code="SPF_BROKEN",
+            severity=Severity.warn,
+            devices=[check.device],
+            evidence=f"SPF of {domain} for {ip}: permerror: {check.detail}; record: {record}",
+            remediation=f"Fix the SPF record of {domain} ({check.detail}): receivers treat a "
+            f"broken record as failing SPF, for every sender of the domain.{hint} Make sure the "
+            f"fixed record authorises {ip} ({check.add}).",
+        )
+    if result == SpfResult.temperror:
+        return Flag(
+            code="SPF_UNKNOWN",
+            severity=Severity.unknown,
+            devices=[check.device],
+            evidence=f"SPF of {domain} for {ip}: temperror: {check.detail}",
+            remediation=f"fleet could not tell whether {domain} authorises {ip}: "
+            f"{check.detail}. {_CHECK_RESOLVER_ADVICE}",
+        )
+    if result == SpfResult.unknown:
+        return Flag(
+            code="SPF_UNKNOWN",
+            severity=Severity.unknown,
+            devices=[check.device],
+            evidence=f"SPF of {domain}: {check.detail}",
+            remediation="Declare the site's public IP in egress.ip, so fleet can check that "
+            f"the SPF record of {domain} authorises it.",
+        )
+    return None
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:

@@ -229,16 +229,41 @@ class DeviceResult(Model):
     queue_id: str | None = None
 
 
+class SpfResult(StrEnum):
+    """The results of RFC 7208 check_host(), plus `unknown`: no egress IP to check."""
+
+    pass_ = "pass"  # noqa: S105 - an SPF result, not a password
+    fail = "fail"
+    softfail = "softfail"
+    neutral = "neutral"
+    none = "none"
+    permerror = "permerror"
+    temperror = "temperror"
+    unknown = "unknown"
+
+
+class MxResult(StrEnum):
+    match = "match"  # the copier's host is one of the domain's MX hosts
+    mismatch = "mismatch"  # another host, a typo, or an IP address instead of the MX name
+    none = "none"  # the domain publishes no MX: nothing to compare with
+    unknown = "unknown"  # the MX lookup could not be answered
+
+
 class DirectSendCheck(Model):
-    """MX and SPF readiness of one Direct Send or relay device (filled by probes/dns_checks)."""
+    """MX and SPF readiness of one Direct Send or relay device (filled by probes/direct_send)."""
 
     device: str
     kind: str  # "mx" or "spf"
-    domain: str
-    ip: str | None = None
-    result: str  # mx: match | mismatch | unknown; spf: pass, fail, softfail, ...
+    domain: str  # mx: the domain whose MX the copier should use; spf: the sender's domain
+    ip: str | None = None  # spf: the egress IP evaluated
+    result: str  # an MxResult or SpfResult value
     detail: str
-    record: str | None = None
+    record: str | None = None  # spf: the domain's SPF record, exactly as published
+    host: str | None = None  # mx: the host the copier is configured for
+    mx_hosts: list[str] = Field(default_factory=list)  # mx: the domain's MX, preferred first
+    mechanism: str | None = None  # spf: the term that decided ("-all", "include:...")
+    lookups: int | None = None  # spf: terms that cost a DNS lookup (RFC 7208 limit: 10)
+    add: str | None = None  # spf: the mechanism that would authorise the IP ("ip4:...")
 
 
 class SiteResult(Model):

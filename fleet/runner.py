@@ -23,6 +23,7 @@ from fleet.dns import Dns
 from fleet.egress import make_opener
 from fleet.matrix import DeviceObservation, SiteObservation, assess
 from fleet.plan import SitePlan, SweepPlan
+from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse
 from fleet.results import (
@@ -30,6 +31,7 @@ from fleet.results import (
     Egress,
     EgressTransport,
     Flag,
+    Mode,
     Severity,
     SiteResult,
     SweepInfo,
@@ -107,6 +109,7 @@ class Sweeper:
             defaults.dns.concurrency,
         )
         self.blocklists = BlocklistProbe(self.dns, list(plan.zones))
+        self.direct_send = DirectSendProbe(self.dns)
         self.tls = TlsContexts()
         self.gate = AuthGate()
         self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
@@ -174,6 +177,7 @@ class Sweeper:
         declared = site.egress.ip
         ips = list(dict.fromkeys([*([declared] if declared else []), *observed]))
         blocklists = await self.blocklists.check(ips) if ips and self.plan.zones else []
+        checks = await self.direct_send.check(direct_send_targets(site_plan), ips)
         egress = Egress(
             transport=site_plan.transport,
             via=site.egress.via,
@@ -208,12 +212,34 @@ class Sweeper:
             egress=egress,
             devices=devices,
             blocklists=blocklists,
-            checks=[],
+            checks=checks,
             started_at=started_at,
             finished_at=datetime.now(UTC),
             zones=len(self.plan.zones),
         )
         return assess(observation, self.today)
+
+
+def direct_send_targets(site_plan: SitePlan) -> list[DirectSendTarget]:
+    """The site's copiers that send unauthenticated on port 25 (Direct Send, connector relay):
+    the ones whose MX and SPF readiness is checked."""
+    targets = []
+    for planned in site_plan.conversations:
+        spec = planned.spec
+        if spec.username is not None or spec.mode not in (Mode.direct_send, Mode.relay):
+            continue
+        for device in planned.devices:
+            targets.append(
+                DirectSendTarget(
+                    device=device.id,
+                    mode=spec.mode,
+                    host=spec.host,
+                    sender=spec.mail_from,
+                    recipient=spec.rcpt_to,
+                    helo=spec.ehlo_name,
+                )
+            )
+    return targets
 
 
 def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:

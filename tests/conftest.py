@@ -219,3 +219,9 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {limit_s} s")
         await asyncio.sleep(step_s)
+
+
+def publish_spf(dns: LabDns, domain: str = "contoso.test") -> None:
+    """Let every loopback source address send as `domain` (SPF), as a healthy Direct Send
+    site's domain would: tests about other things then see no SPF finding."""
+    dns.add(domain, "TXT", "v=spf1 ip4:127.0.0.0/8 -all")

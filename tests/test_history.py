@@ -18,7 +18,7 @@ from fleet.lab.dns import LabDns
 from fleet.lab.smtp import Tenant, m365_mx
 from fleet.results import SweepResult
 
-from .conftest import M365Lab, fleet_env, run_fleet_async
+from .conftest import M365Lab, fleet_env, publish_spf, run_fleet_async
 
 ZONE = "zen.lab.test"
 
@@ -55,6 +55,7 @@ sites:
 @pytest.fixture
 def inventory(lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]) -> Path:
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     return write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file))
 
 
@@ -147,6 +148,7 @@ async def test_a_killed_sweep_keeps_finished_sites_and_the_next_one_runs(
 
     assert isinstance(certs, LabCertificates)
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     # A slow MX: every reply waits, so a sweep of 6 sites one at a time takes a while.
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.15)
     await slow.start()
@@ -212,6 +214,7 @@ async def test_two_sweeps_on_one_store_never_overlap(
 
     assert isinstance(certs, LabCertificates)
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.2)
     await slow.start()
     try:

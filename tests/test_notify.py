@@ -23,7 +23,7 @@ from fleet.lab.smtp import LabSmtpServer
 from fleet.notify import Alert, compose, notify, post_webhook
 from fleet.results import SweepResult
 
-from .conftest import M365Lab, fleet_env, run_fleet_async
+from .conftest import M365Lab, fleet_env, publish_spf, run_fleet_async
 
 ZONE = "zen.lab.test"
 RELAY_PASSWORD = "relay-canary-Pa55"  # a test secret, passed by environment
@@ -163,6 +163,7 @@ async def test_an_email_alert_is_sent_only_when_something_changed(
 ) -> None:
     handler, server = relay
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     path = write_inventory(inventory(lab_dns, m365, email_block(server, m365.ca_file), sites=3))
     db = tmp_path / "fleet.db"
 
@@ -217,6 +218,7 @@ async def test_when_critical_ignores_mere_changes(
 ) -> None:
     handler, server = relay
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     path = write_inventory(
         inventory(lab_dns, m365, email_block(server, m365.ca_file, when="critical"))
     )
@@ -234,6 +236,8 @@ async def test_a_dead_relay_is_a_clear_error_and_the_sweep_stays_stored(
     from .conftest import free_port
 
     lab_dns.blocklist(ZONE)
+
+    publish_spf(lab_dns)
     dead = f"  when: always\n  email:\n    host: 127.0.0.1\n    port: {free_port()}\n    security: none\n    from: fleet@msp.test\n    to: [noc@msp.test]\n"
     path = write_inventory(inventory(lab_dns, m365, dead))
     db = tmp_path / "fleet.db"
@@ -253,6 +257,7 @@ async def test_notify_last_resends_through_a_webhook_in_each_format(
     tmp_path: Path,
 ) -> None:
     lab_dns.blocklist(ZONE, {"127.0.0.80": ("127.0.0.4",)})
+    publish_spf(lab_dns)
     db = tmp_path / "fleet.db"
     url = f"http://127.0.0.1:{webhook.port}/hooks/T000/B000/secret-token-xyz"
     for kind in ("generic", "slack", "teams"):

@@ -20,7 +20,7 @@ from fleet.plan import plan_sweep
 from fleet.results import Category, EgressTransport, SweepResult, Verdict
 from fleet.runner import Control, RunStats, run_sweep
 
-from .conftest import ROOT, M365Lab, eventually, fleet_env, run_fleet
+from .conftest import ROOT, M365Lab, eventually, fleet_env, publish_spf, run_fleet
 
 ZONE = "zen.lab.test"
 
@@ -62,6 +62,7 @@ async def test_each_site_is_probed_from_its_own_egress(
     # Given four sites leaving by different ways: two bind a source address, two go
     # through their own SOCKS5 proxy that sends from its own address
     lab_dns.blocklist(ZONE, {"127.0.0.52": ("127.0.0.4",)})
+    publish_spf(lab_dns)
     m365.tenant.banned_ips.add("127.0.0.52")
     proxy_a = socks_proxy("127.0.0.52")
     proxy_b = socks_proxy("127.0.0.53")
@@ -106,6 +107,8 @@ async def test_a_dead_proxy_is_egress_unreachable_not_an_smtp_failure(
     from .conftest import free_port
 
     lab_dns.blocklist(ZONE)
+
+    publish_spf(lab_dns)
     text = header(lab_dns)
     text += f'  - id: far\n    client: C\n    egress: {{via: "socks5://127.0.0.1:{free_port()}", ip: 127.0.0.60}}\n    devices:\n'
     text += device(m365.mx.port, m365.ca_file)
@@ -134,6 +137,7 @@ async def test_concurrency_caps_hold(
 ) -> None:
     # Slow servers keep connections open long enough to overlap.
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     tenant = Tenant(accepted_domains={"contoso.test"})
     servers = [m365_mx(tenant, certs.server_context(), delay_s=0.04) for _ in range(2)]
     for server in servers:
@@ -206,6 +210,7 @@ async def test_the_site_time_budget_ends_a_hung_site(
     port = server.sockets[0].getsockname()[1]
     try:
         lab_dns.blocklist(ZONE)
+        publish_spf(lab_dns)
         text = header(lab_dns, site_s=0.5).replace("command_s: 3", "command_s: 20")
         text += "  - id: hung\n    client: C\n    egress: {bind: 127.0.0.70, ip: 127.0.0.70}\n    devices:\n"
         text += device(port, str(certs.ca_file))
@@ -225,6 +230,7 @@ async def test_stop_finishes_running_sites_and_marks_the_sweep_incomplete(
     certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
 ) -> None:
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.05)
     await slow.start()
     try:
@@ -257,6 +263,7 @@ async def test_sigterm_stops_the_command_promptly_with_what_finished(
     certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
 ) -> None:
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.1)
     await slow.start()
     try:
@@ -346,6 +353,7 @@ async def test_public_ip_lookup_gives_direct_sites_their_egress_ip(
     # A "what is my IP" name that the lab resolver answers with the asker's address.
     lab_dns.fault("myip.lab.test", "echo_client")
     lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
     text = header(lab_dns).replace(
         "blocklists:",
         f'  public_ip_lookup: {{name: myip.lab.test, nameserver: "{lab_dns.nameserver}"}}\nblocklists:',

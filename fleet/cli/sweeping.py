@@ -241,8 +241,8 @@ def _report(
 )
 @click.option("--keep", metavar="DIR", help="Keep the lab's files (inventory, CA) in DIR.")
 def demo(csv_path: str, keep: str | None) -> int:
-    """Offline demo: start a Microsoft 365-like lab on loopback and sweep four sites."""
-    from fleet.lab.demo import DemoLab
+    """Offline demo: start a Microsoft 365-like lab on loopback and sweep five sites."""
+    from fleet.lab.demo import INTRO, DemoLab
 
     async def run(folder: Path) -> SweepResult:
         lab = DemoLab(folder)
@@ -260,8 +260,7 @@ def demo(csv_path: str, keep: str | None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="fleet-demo-") as temp:
             result = asyncio.run(run(Path(temp)))
-    click.echo("fleet demo: a Microsoft 365-like MX and submission endpoint, and a blocklist,")
-    click.echo("on 127.0.0.1; four sites, each sending from its own 127.0.0.x address.\n")
+    click.echo(INTRO)
     click.echo(render("table", result, colour=colour_wanted(None)), nl=False)
     write_output(render("csv", result), csv_path, bom=True)
     click.echo(f"\nCSV for account managers: {csv_path}")

@@ -1,6 +1,6 @@
-"""The offline demo: a small Microsoft 365-like lab on loopback, and an inventory of four
+"""The offline demo: a small Microsoft 365-like lab on loopback, and an inventory of five
 sites that each `bind` their own 127.0.0.x address, so each one looks different to the
-servers and to the blocklist.
+servers, to the blocklist and to SPF.
 
 - contoso-hq      Direct Send from an IP listed on the blocklist (XBL): the MX rejects it
                   at RCPT TO -> critical, DIRECT_SEND_DIRTY_IP
@@ -8,6 +8,8 @@ servers and to the blocklist.
                   DIRECT_SEND_DYNAMIC_IP
 - northwind       submission to a tenant with SMTP AUTH disabled -> critical, AUTH_DISABLED
 - fabrikam        Direct Send from a clean IP, and submission with OAuth -> ok
+- tailspin        Direct Send from a clean IP that the SPF record of tailspin.test does not
+                  name (it ends in ~all) -> warn, SPF_NOT_AUTHORISED
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ from fleet.lab.smtp import LabSmtpServer, Mailbox, Tenant, m365_mx, m365_submiss
 
 ZONE = "zen.demo.test"
 MX_HOST = "contoso-test.mail.protection.demo.test"
+TAILSPIN_MX_HOST = "tailspin-test.mail.protection.demo.test"
 SUBMISSION_HOST = "smtp.office365.demo.test"
+PROVIDER_SPF = "spf.protection.outlook.demo.test"  # the mail provider's own SPF, to include
 DIRTY_IP, DYNAMIC_IP, AUTH_OFF_IP, CLEAN_IP = "127.0.0.20", "127.0.0.21", "127.0.0.22", "127.0.0.23"
+NOT_IN_SPF_IP = "127.0.0.24"
+
+# What `fleet demo` says before the matrix.
+INTRO = (
+    "fleet demo: a Microsoft 365-like MX and submission endpoint, a blocklist and the DNS\n"
+    "(MX, SPF) on 127.0.0.1; five sites, each sending from its own 127.0.0.x address.\n"
+)
 
 # Demo secrets: set in this process's environment only, as an MSP would set real ones.
 DEMO_SECRETS = {
@@ -42,19 +53,24 @@ class DemoLab:
     async def start(self) -> Path:
         """Start the lab and write the demo inventory; returns the inventory's path."""
         certs = LabCertificates(self.folder)
-        context = certs.server_context(MX_HOST, SUBMISSION_HOST, "localhost")
+        context = certs.server_context(MX_HOST, TAILSPIN_MX_HOST, SUBMISSION_HOST, "localhost")
         await self.dns.start()
         self.dns.blocklist(ZONE, {DIRTY_IP: ("127.0.0.4",), DYNAMIC_IP: ("127.0.0.10",)})
-        for name in (MX_HOST, SUBMISSION_HOST):
+        for name in (MX_HOST, TAILSPIN_MX_HOST, SUBMISSION_HOST):
             self.dns.add(name, "A", "127.0.0.1")
+        # Contoso's SPF names its offices' IPs: HQ's is authorised (and listed all the same).
         self.dns.add("contoso.test", "MX", f"0 {MX_HOST}")
         self.dns.add(
             "contoso.test",
             "TXT",
-            f"v=spf1 ip4:{DYNAMIC_IP} ip4:{CLEAN_IP} include:spf.protection.outlook.test -all",
+            f"v=spf1 ip4:{DIRTY_IP} ip4:{DYNAMIC_IP} ip4:{CLEAN_IP} include:{PROVIDER_SPF} -all",
         )
+        # Tailspin's SPF names only its mail provider: the warehouse's IP is missing.
+        self.dns.add("tailspin.test", "MX", f"0 {TAILSPIN_MX_HOST}")
+        self.dns.add("tailspin.test", "TXT", f"v=spf1 include:{PROVIDER_SPF} ~all")
+        self.dns.add(PROVIDER_SPF, "TXT", "v=spf1 ip4:127.0.0.192/26 -all")
         tenant = Tenant(
-            accepted_domains={"contoso.test", "northwind.test", "fabrikam.test"},
+            accepted_domains={"contoso.test", "northwind.test", "fabrikam.test", "tailspin.test"},
             banned_ips={DIRTY_IP},
             mailboxes={
                 "scanner@northwind.test": Mailbox(
@@ -152,4 +168,13 @@ sites:
           auth: {{username: scanner@fabrikam.test, oauth2: {{token_env: FLEET_DEMO_FABRIKAM_TOKEN}}}}
           from: scanner@fabrikam.test
           to: lab@fabrikam.test
+  - id: tailspin
+    client: Tailspin Toys
+    name: Tailspin warehouse
+    egress: {{bind: {NOT_IN_SPF_IP}, ip: {NOT_IN_SPF_IP}}}
+    devices:
+      - id: brother-warehouse
+        model: Brother MFC-L8900CDW
+        location: Warehouse
+        smtp: {{host: {TAILSPIN_MX_HOST}, port: {mx_port}, security: starttls, ca_file: "{ca_file}", from: scanner@tailspin.test, to: office@tailspin.test}}
 """

@@ -6,7 +6,7 @@ import csv
 import io
 
 from fleet.report.sanitize import for_spreadsheet
-from fleet.report.summary import blocklist_summary, top_flag
+from fleet.report.summary import blocklist_summary, check_results, top_flag
 from fleet.results import Severity, SweepResult
 
 DEVICE_COLUMNS = [
@@ -27,6 +27,8 @@ DEVICE_COLUMNS = [
     "egress_ip",
     "blocklists",
     "flags",
+    "mx_check",
+    "spf_check",
 ]
 
 SITE_COLUMNS = [
@@ -43,7 +45,14 @@ SITE_COLUMNS = [
     "devices",
     "devices_failing",
     "flags",
+    "mx_check",
+    "spf_check",
 ]
+
+
+def _or_not_checked(text: str) -> str:
+    # The table's "-" would need neutralising in a spreadsheet (it starts like a formula).
+    return "not checked" if text == "-" else text
 
 
 def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
@@ -67,10 +76,12 @@ def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
                 first.evidence if first else "no problem found",
                 first.remediation if first else "",
                 site.egress_ip,
-                blocklist_summary(site),
+                _or_not_checked(blocklist_summary(site)),
                 len(site.devices),
                 len(failing),
                 " ".join(f.code for f in site.flags),
+                _or_not_checked(check_results(site, "mx")),
+                _or_not_checked(check_results(site, "spf")),
             ]
             writer.writerow([for_spreadsheet(v) for v in row])
         return buffer.getvalue()
@@ -95,8 +106,10 @@ def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
                 reply.enhanced if reply else "",
                 reply.text if reply else "",
                 site.egress_ip,
-                blocklist_summary(site),
+                _or_not_checked(blocklist_summary(site)),
                 codes,
+                _or_not_checked(check_results(site, "mx", device.device)),
+                _or_not_checked(check_results(site, "spf", device.device)),
             ]
             writer.writerow([for_spreadsheet(v) for v in row])
     return buffer.getvalue()

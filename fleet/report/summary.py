@@ -7,8 +7,10 @@ from collections import Counter
 from fleet.results import (
     VERDICT_RANK,
     BlocklistStatus,
+    MxResult,
     Severity,
     SiteResult,
+    SpfResult,
     SweepResult,
     Verdict,
 )
@@ -80,3 +82,29 @@ def device_counts(site: SiteResult) -> str:
     for mode, (total, failing) in sorted(by_mode.items()):
         parts.append(f"{mode} {total}" + (f" ({failing} failing)" if failing else ""))
     return ", ".join(parts)
+
+
+def check_results(site: SiteResult, kind: str, device: str | None = None) -> str:
+    """`softfail (127.0.0.24)` for spf, `mismatch` for mx; `-` when nothing was checked.
+
+    Distinct results only, so fifty copiers that share one result show it once.
+    """
+    checks = [c for c in site.checks if c.kind == kind and device in (None, c.device)]
+    if not checks:
+        return "-"
+    parts = [f"{c.result} ({c.ip})" if kind == "spf" and c.ip else c.result for c in checks]
+    return ", ".join(dict.fromkeys(parts))
+
+
+def checks_summary(site: SiteResult, device: str | None = None) -> str:
+    """For the table: `ok`, or what is wrong (`spf softfail`, `mx mismatch; spf fail`);
+    `-` when nothing was checked."""
+    checks = [c for c in site.checks if device in (None, c.device)]
+    if not checks:
+        return "-"
+    wrong = [f"{c.kind} {c.result}" for c in checks if c.result not in _FINE[c.kind]]
+    return "; ".join(dict.fromkeys(wrong)) or "ok"
+
+
+# Results that need no action, per kind: "none" is fine for MX (nothing to compare), not for SPF.
+_FINE = {"mx": (MxResult.match, MxResult.none), "spf": (SpfResult.pass_,)}

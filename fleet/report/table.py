@@ -7,7 +7,13 @@ import textwrap
 from tabulate import tabulate
 
 from fleet.report.sanitize import for_terminal
-from fleet.report.summary import blocklist_summary, device_counts, headline, top_flag
+from fleet.report.summary import (
+    blocklist_summary,
+    checks_summary,
+    device_counts,
+    headline,
+    top_flag,
+)
 from fleet.results import Change, Severity, SweepResult, Verdict
 
 _COLOURS = {
@@ -48,13 +54,23 @@ def _site_rows(result: SweepResult, colour: bool) -> str:
             site.site,
             site.egress_ip or "?",
             for_terminal(blocklist_summary(site), 50),
+            for_terminal(checks_summary(site), 50),
             device_counts(site),
             _verdict(site.verdict, colour),
             top_flag(site),
         ]
         for site in result.sites
     ]
-    headers = ["client", "site", "egress IP", "blocklists", "devices", "verdict", "top flag"]
+    headers = [
+        "client",
+        "site",
+        "egress IP",
+        "blocklists",
+        "mx / spf",
+        "devices",
+        "verdict",
+        "top flag",
+    ]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
@@ -78,9 +94,20 @@ def _device_rows(result: SweepResult, colour: bool) -> str:
                     device.category.value,
                     device.failed_stage.value if device.failed_stage else "",
                     for_terminal(said, 70),
+                    for_terminal(checks_summary(site, device.device), 40),
                 ]
             )
-    headers = ["client", "site", "device", "mode", "verdict", "category", "failed at", "reply"]
+    headers = [
+        "client",
+        "site",
+        "device",
+        "mode",
+        "verdict",
+        "category",
+        "failed at",
+        "reply",
+        "mx / spf",
+    ]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
@@ -94,20 +121,22 @@ def _findings(result: SweepResult, width: int) -> str:
         for flag in flags:
             devices = ", ".join(flag.devices)
             lines.append(f"  {flag.code} [{flag.severity.value}] {devices}")
-            lines += textwrap.wrap(
-                "evidence: " + for_terminal(flag.evidence, 600),
-                width,
-                initial_indent="    ",
-                subsequent_indent="      ",
-            )
-            lines += textwrap.wrap(
-                "do: " + for_terminal(flag.remediation),
-                width,
-                initial_indent="    ",
-                subsequent_indent="      ",
-            )
+            lines += _wrap("evidence: " + for_terminal(flag.evidence, 600), width)
+            lines += _wrap("do: " + for_terminal(flag.remediation), width)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    # Never inside a word: host names, URLs and SPF terms must survive copy and paste.
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent="    ",
+        subsequent_indent="      ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 def render_changes(changes: list[Change], previous: str | None) -> str:

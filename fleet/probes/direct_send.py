@@ -1,0 +1,178 @@
+"""Direct Send readiness of a site: does each copier that sends unauthenticated on port 25
+talk to the right MX, and does the sender domain's SPF authorise the site's egress IP?
+
+Which devices: Direct Send, and relay without a login (a connector relay), the copiers whose
+mail a receiver judges by the site's IP. An authenticated relay hands its mail to a smarthost
+whose own IP and name are what count, so it is not checked here.
+
+MX: a Direct Send copier must send to the MX of its recipient's domain (Direct Send only
+reaches the tenant's own mailboxes); a connector relay to the MX of its sender's domain (the
+tenant it relays through). A copier set to an IP address is a mismatch even when the address
+is right today: Microsoft moves its MX addresses without notice.
+
+SPF: one evaluation per (sender domain, egress IP) per sweep, shared by every site and
+device that needs it (a second one only when the record's macros read the sender or HELO).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+
+from fleet.dns import Dns, Outcome, is_ip
+from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
+from fleet.results import DirectSendCheck, Mode, MxResult, SpfResult
+
+
+@dataclass(frozen=True)
+class DirectSendTarget:
+    """One copier that sends unauthenticated on port 25, as configured."""
+
+    device: str
+    mode: Mode
+    host: str
+    sender: str
+    recipient: str
+    helo: str
+
+    @property
+    def mx_domain(self) -> str:
+        address = self.recipient if self.mode is Mode.direct_send else self.sender
+        return domain_of(address)
+
+    @property
+    def sender_domain(self) -> str:
+        return domain_of(self.sender)
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower().rstrip(".")
+
+
+class SpfEvaluations:
+    """SPF results of one sweep, each (domain, ip) evaluated once, whoever asks."""
+
+    def __init__(self, dns: Dns, budget_s: float = DEFAULT_BUDGET_S) -> None:
+        self.dns = dns
+        self.budget_s = budget_s
+        self.evaluations = 0  # how many check_host() runs the sweep needed
+        self._tasks: dict[tuple[str, ...], asyncio.Future[SpfEvaluation]] = {}
+
+    async def get(self, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation:
+        domain = domain.lower().rstrip(".")
+        first = await self._run((domain, ip), domain, ip, sender, helo)
+        if not first.uses_sender or (first.sender, first.helo) == (sender.lower(), helo.lower()):
+            return first
+        # Its macros read the sender or HELO: this sender gets an evaluation of its own.
+        return await self._run((domain, ip, sender.lower(), helo.lower()), domain, ip, sender, helo)
+
+    async def _run(
+        self, key: tuple[str, ...], domain: str, ip: str, sender: str, helo: str
+    ) -> SpfEvaluation:
+        task = self._tasks.get(key)
+        if task is None:
+            # A task of its own, so that one cancelled site does not cancel the others.
+            task = asyncio.ensure_future(
+                evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
+            )
+            self._tasks[key] = task
+            self.evaluations += 1
+        return await asyncio.shield(task)
+
+
+class DirectSendProbe:
+    """The MX and SPF checks of a sweep, on its shared resolver."""
+
+    def __init__(self, dns: Dns, spf_budget_s: float = DEFAULT_BUDGET_S) -> None:
+        self.dns = dns
+        self.spf = SpfEvaluations(dns, spf_budget_s)
+
+    async def check(self, targets: list[DirectSendTarget], ips: list[str]) -> list[DirectSendCheck]:
+        """Per device: its MX check, then its SPF check for each egress IP (in that order)."""
+        async with asyncio.TaskGroup() as group:
+            mx = [group.create_task(self.mx(t)) for t in targets]
+            spf = [group.create_task(self.spf_check(t, ips)) for t in targets]
+        out: list[DirectSendCheck] = []
+        for mx_check, per_ip in zip(mx, spf, strict=True):
+            out.append(mx_check.result())
+            out.extend(per_ip.result())
+        return out
+
+    async def mx(self, target: DirectSendTarget) -> DirectSendCheck:
+        domain = target.mx_domain
+        host = target.host.lower().rstrip(".")
+        answer = await self.dns.query(domain, "MX")
+
+        def check(result: MxResult, detail: str, hosts: list[str] | None = None) -> DirectSendCheck:
+            return DirectSendCheck(
+                device=target.device,
+                kind="mx",
+                domain=domain,
+                result=result.value,
+                detail=detail,
+                host=host,
+                mx_hosts=hosts or [],
+            )
+
+        if answer.outcome in (Outcome.nxdomain, Outcome.nodata):
+            return check(MxResult.none, f"{domain} publishes no MX record ({answer.detail})")
+        if not answer.ok:
+            return check(MxResult.unknown, f"MX lookup of {domain}: {answer.detail}")
+        ranked = sorted(
+            (int(preference), exchange)
+            for preference, _, exchange in (r.partition(" ") for r in answer.records)
+        )
+        hosts = list(dict.fromkeys(exchange for _, exchange in ranked if exchange))
+        if not hosts:
+            return check(MxResult.none, f"{domain} publishes a null MX: it accepts no mail")
+        current = ", ".join(hosts)
+        if is_ip(host):
+            return check(
+                MxResult.mismatch,
+                f"the copier sends to the IP address {host}, not to the MX of {domain} "
+                f"({current}) by name",
+                hosts,
+            )
+        if host in hosts:
+            return check(MxResult.match, f"{host} is an MX of {domain}", hosts)
+        return check(
+            MxResult.mismatch,
+            f"the copier sends to {host}, but the MX of {domain} is {current}",
+            hosts,
+        )
+
+    async def spf_check(self, target: DirectSendTarget, ips: list[str]) -> list[DirectSendCheck]:
+        domain = target.sender_domain
+        if not ips:
+            return [
+                DirectSendCheck(
+                    device=target.device,
+                    kind="spf",
+                    domain=domain,
+                    result=SpfResult.unknown.value,
+                    detail="the site's public IP is not known (not declared, and no server "
+                    "echoed it): SPF could not be checked",
+                )
+            ]
+        evaluations = await asyncio.gather(
+            *(self.spf.get(domain, ip, target.sender, target.helo) for ip in ips)
+        )
+        return [_spf_check(target.device, e) for e in evaluations]
+
+
+def _spf_check(device: str, evaluation: SpfEvaluation) -> DirectSendCheck:
+    authorised = evaluation.result is SpfResult.pass_
+    version = ipaddress.ip_address(evaluation.ip).version
+    return DirectSendCheck(
+        device=device,
+        kind="spf",
+        domain=evaluation.domain,
+        ip=evaluation.ip,
+        result=evaluation.result.value,
+        detail=evaluation.detail,
+        record=evaluation.record,
+        mechanism=evaluation.mechanism,
+        lookups=evaluation.lookups,
+        add=None if authorised else f"ip{version}:{evaluation.ip}",
+    )
