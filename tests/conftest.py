@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -111,9 +112,13 @@ class Run:
     stderr: str
 
 
+# A sweep without --db must never write the user's own history: tests default to this one.
+_TEST_DB = os.path.join(tempfile.gettempdir(), f"fleet-tests-{os.getpid()}", "fleet.db")
+
+
 def fleet_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+    env.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "FLEET_DB": _TEST_DB})
     env.update(extra)
     return env
 

@@ -69,9 +69,16 @@ def session_members(sid: int) -> list[int]:
 def alive(process: Tracked) -> list[int]:
     """The PIDs of `process` (and, for a session leader, its children) still running."""
     pids = [process.pid] if is_running(process.pid, process.program) else []
-    if process.session:
+    # Children outlive a killed leader for a moment; but if the PID now belongs to another
+    # program, the session is someone else's.
+    if process.session and (pids or not is_running(process.pid)):
         pids += [p for p in session_members(process.pid) if p != process.pid]
     return pids
+
+
+def survivors(started: list[Tracked]) -> list[str]:
+    """Which of `started` (and their children) still run: none, after the lab stopped."""
+    return [f"{p.name} (pid {pid})" for p in started for pid in alive(p)]
 
 
 def stop(

@@ -2,16 +2,19 @@
 
 ```
 fleet --SOCKS5--> microsocks 127.0.0.1:P1 -b 127.0.0.20 (XBL-listed) --+
-      --SOCKS5--> microsocks 127.0.0.1:P2 -b 127.0.0.21 (PBL-listed) --+--> Postfix 127.0.0.1:SMTP
-      --SOCKS5--> microsocks 127.0.0.1:P3 -b 127.0.0.30 (clean)      --+    (STARTTLS, RBL at RCPT)
-Postfix --(its own resolv.conf)--> dnsmasq DNS_ADDRESS:53 --zen.lab.test--> rbldnsd 127.0.0.1:RBL
-fleet's own blocklist lookups go straight to rbldnsd.
+      --SOCKS5--> microsocks 127.0.0.1:P2 -b 127.0.0.21 (PBL-listed) --+--> Postfix lab-mx.test
+      --SOCKS5--> microsocks 127.0.0.1:P3 -b 127.0.0.30 (clean)      --+    = 127.0.0.1:SMTP
+                                                                            (STARTTLS, RBL at RCPT)
+dnsmasq DNS_ADDRESS:53: the lab's resolver, for Postfix, microsocks and fleet. It answers
+lab-mx.test, the MX and SPF of contoso.test and the sites' reverse names itself, forwards
+zen.lab.test to rbldnsd 127.0.0.1:RBL, and refuses everything else.
 ```
 
 `make lab-up` (tests/lab/__main__.py) and the lab tests' fixtures both use `Lab`. Everything
 lives in one run folder: configuration, logs, PID files, the CA and the inventory. The only
-system file touched is /etc/postfix/main.cf (see system.py); /etc/resolv.conf is replaced
-only inside Postfix's private mount namespace.
+system file touched is /etc/postfix/main.cf (see system.py). Postfix and microsocks resolve
+names through the lab's resolv.conf, bind-mounted over /etc/resolv.conf in a private mount
+namespace of their own: the machine's resolver is never changed.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ class Ports:
     @classmethod
     def fixed(cls) -> Ports:
         """Memorable ports for `make lab-up`."""
-        return cls(2525, 5354, DNS_ADDRESSES[0], {s.id: 1081 + i for i, s in enumerate(SITES)})
+        return cls(2525, 5354, free_dns_address(), {s.id: 1081 + i for i, s in enumerate(SITES)})
 
     @classmethod
     def free(cls) -> Ports:
@@ -134,9 +137,8 @@ class Lab:
         return self.run_dir / "log"
 
     @property
-    def nameserver(self) -> str:
-        """Where fleet's own blocklist lookups go: rbldnsd itself."""
-        return f"127.0.0.1:{self.ports.rbldnsd}"
+    def resolv_conf(self) -> Path:
+        return self.run_dir / "resolv.conf"
 
     def socks_url(self, site: LabSite) -> str:
         return f"socks5://127.0.0.1:{self.ports.socks[site.id]}"
@@ -153,23 +155,22 @@ class Lab:
             self._start_dnsmasq(binaries["dnsmasq"])
             self._start_postfix(binaries["postfix"], binaries["unshare"])
             for site in SITES:
-                self._start_microsocks(binaries["microsocks"], site)
+                self._start_microsocks(binaries["microsocks"], binaries["unshare"], site)
             self.inventory.write_text(inventory_yaml(self), encoding="utf-8")
         except BaseException:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop every process by PID (newest first) and restore /etc/postfix/main.cf."""
-        for process in reversed(self.processes):
+    def stop(self) -> list[Tracked]:
+        """Stop every process by PID (newest first) and restore /etc/postfix/main.cf;
+        returns what it stopped."""
+        stopped = list(reversed(self.processes))
+        for process in stopped:
             processes.stop(process, reap=self._children.pop(process.pid, None))
         system.disallow_config_directory(self.config_dir)
         self.processes = []
         (self.run_dir / "state.json").unlink(missing_ok=True)
-
-    def survivors(self) -> list[str]:
-        """Processes the lab started that still run (should be none after stop)."""
-        return [f"{p.name} (pid {pid})" for p in self.processes for pid in processes.alive(p)]
+        return stopped
 
     @classmethod
     def load(cls, run_dir: Path) -> Lab | None:
@@ -211,11 +212,19 @@ class Lab:
         self.processes.append(Tracked(name, pid, program, session))
         self._save()
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, command: list[str], program: str | None = None
+    ) -> subprocess.Popen[bytes]:
         child = processes.start_background(name, command, self.log_dir / f"{name}.out")
         self._children[child.pid] = child
-        self._track(name, child.pid, Path(command[0]).name)
+        self._track(name, child.pid, program or Path(command[0]).name)
         return child
+
+    def _with_lab_resolver(self, unshare: str, command: list[str]) -> list[str]:
+        """`command`, run in a private mount namespace whose /etc/resolv.conf is the lab's
+        (the namespace lives as long as the program, and only it sees the change)."""
+        script = f'mount --bind "{self.resolv_conf}" /etc/resolv.conf && exec "$0" "$@"'
+        return [unshare, "--mount", "--propagation", "private", "sh", "-c", script, *command]
 
     def _write_certificates(self) -> None:
         certs = LabCertificates(self.run_dir / "tls")
@@ -238,8 +247,14 @@ class Lab:
         self._wait_dns("rbldnsd", child, "127.0.0.1", self.ports.rbldnsd)
 
     def _start_dnsmasq(self, binary: str) -> None:
+        spf = " ".join(f"ip4:{site.egress_ip}" for site in SITES)
         records = "\n".join(
-            f"host-record={site.id}.sites.lab.test,{site.egress_ip}" for site in SITES
+            [
+                f"host-record={MX_NAME},127.0.0.1",
+                f"mx-host={RECIPIENT_DOMAIN},{MX_NAME},0",
+                f'txt-record={RECIPIENT_DOMAIN},"v=spf1 {spf} -all"',
+                *(f"host-record={site.id}.sites.lab.test,{site.egress_ip}" for site in SITES),
+            ]
         )
         conf = self.run_dir / "dnsmasq.conf"
         conf.write_text(
@@ -255,8 +270,8 @@ class Lab:
         )
         child = self._spawn("dnsmasq", [binary, "--keep-in-foreground", f"--conf-file={conf}"])
         self._wait_dns("dnsmasq", child, self.ports.dns_address, 53)
-        (self.run_dir / "resolv.conf").write_text(
-            f"# Postfix's resolver in the fleet lab: dnsmasq, and nothing else.\n"
+        self.resolv_conf.write_text(
+            "# The resolver of Postfix and microsocks in the fleet lab: dnsmasq, nothing else.\n"
             f"nameserver {self.ports.dns_address}\noptions timeout:1 attempts:1\n"
         )
 
@@ -272,23 +287,23 @@ class Lab:
         }
         for name in ("main.cf", "master.cf"):
             (self.config_dir / name).write_text(render(name, **values))
+            system.cool_down(self.config_dir / name)
         system.allow_config_directory(self.config_dir)
-        # Postfix alone sees the lab's resolv.conf: a bind mount in a private mount namespace
-        # that lives as long as its master does. `-c` must be absolute.
-        script = (
-            f'mount --bind "{self.run_dir}/resolv.conf" /etc/resolv.conf '
-            f'&& exec "{binary}" -c "{self.config_dir}" start'
-        )
-        done = subprocess.run(
-            [unshare, "--mount", "--propagation", "private", "sh", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        pid = processes.read_pid(self.run_dir / "postfix" / "queue" / "pid" / "master.pid")
-        if pid is not None:
-            self._track("postfix", pid, "master", session=True)
+        pid_file = self.run_dir / "postfix" / "queue" / "pid" / "master.pid"
+        try:
+            # The master (and with it the mount namespace) outlives this command. `-c` must
+            # be absolute: a relative one is silently ignored.
+            done = subprocess.run(
+                self._with_lab_resolver(unshare, [binary, "-c", str(self.config_dir), "start"]),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            pid = processes.read_pid(pid_file)
+            if pid is not None:
+                self._track("postfix", pid, "master", session=True)
         if done.returncode != 0 or pid is None:
             raise LabError(
                 f"postfix did not start (exit {done.returncode}): {done.stderr.strip()}\n"
@@ -296,11 +311,13 @@ class Lab:
             )
         wait_for_port("postfix", self.ports.smtp, lambda: processes.is_running(pid, "master"))
 
-    def _start_microsocks(self, binary: str, site: LabSite) -> None:
+    def _start_microsocks(self, binary: str, unshare: str, site: LabSite) -> None:
         port = self.ports.socks[site.id]
+        # The proxy resolves the mail host for its clients, as a site's proxy would with the
+        # site's resolver: here, the lab's.
+        command = [binary, "-i", "127.0.0.1", "-p", str(port), "-b", site.egress_ip]
         child = self._spawn(
-            f"microsocks-{site.id}",
-            [binary, "-i", "127.0.0.1", "-p", str(port), "-b", site.egress_ip],
+            f"microsocks-{site.id}", self._with_lab_resolver(unshare, command), "microsocks"
         )
         wait_for_port(f"microsocks for {site.id}", port, lambda: child.poll() is None)
 
@@ -316,7 +333,9 @@ class Lab:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.settimeout(0.2)
                 try:
-                    sock.sendto(query, (address, port))
+                    # Connected: "port unreachable" ends the wait at once, not after 0.2 s.
+                    sock.connect((address, port))
+                    sock.send(query)
                     reply = dnslib.DNSRecord.parse(sock.recv(4096))
                 except OSError:
                     time.sleep(0.02)
@@ -372,12 +391,13 @@ def inventory_yaml(lab: Lab) -> str:
 """
         )
     return f"""\
-# The fleet lab (tests/lab): a real Postfix MX on 127.0.0.1:{lab.ports.smtp} that rejects clients
-# listed on {ZONE} (rbldnsd) at RCPT TO, and one microsocks proxy per site, each sending
-# from the site's own 127.0.0.x address. Postfix never echoes the client's IP, so every
-# site declares its egress.ip.
+# The fleet lab (tests/lab): a real Postfix, {MX_NAME} (127.0.0.1:{lab.ports.smtp}), the MX of
+# {RECIPIENT_DOMAIN}, that rejects clients listed on {ZONE} (rbldnsd) at RCPT TO, and one
+# microsocks proxy per site, each sending from the site's own 127.0.0.x address. The lab's
+# dnsmasq ({lab.ports.dns_address}) answers every name fleet asks. Postfix never echoes
+# the client's IP, so every site declares its egress.ip.
 defaults:
-  dns: {{nameservers: ["{lab.nameserver}"], timeout_s: 2, tries: 1}}
+  dns: {{nameservers: ["{lab.ports.dns_address}"], timeout_s: 2, tries: 1}}
   timeouts: {{connect_s: 5, command_s: 10, site_s: 30}}
   concurrency: {{global: 20, per_site: 2, per_host: 10}}
   ehlo_name: {EHLO_NAME}
@@ -386,7 +406,7 @@ blocklists:
     kind: spamhaus-zen
     name: Spamhaus ZEN (lab zone)
 profiles:
-  lab-mx: {{host: 127.0.0.1, port: {lab.ports.smtp}, security: starttls, ca_file: "{lab.ca_file}"}}
+  lab-mx: {{host: {MX_NAME}, port: {lab.ports.smtp}, security: starttls, ca_file: "{lab.ca_file}"}}
 sites:
 {"".join(sites)}"""
 
@@ -415,9 +435,7 @@ def port_free(address: str, port: int) -> bool:
     return True
 
 
-def wait_for_port(
-    name: str, port: int, running: Callable[[], bool], timeout_s: float = 10
-) -> None:
+def wait_for_port(name: str, port: int, running: Callable[[], bool], timeout_s: float = 10) -> None:
     """Until something accepts on 127.0.0.1:`port` (`running()` false: it died)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

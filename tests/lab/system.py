@@ -15,6 +15,7 @@ import fcntl
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,14 @@ class Original:
 
 def read_original(main_cf: Path = MAIN_CF) -> Original:
     """The file without the lab's block, and the lab directories the block names."""
-    if not main_cf.exists():
+    return original_of(snapshot(main_cf))
+
+
+def original_of(content: bytes | None) -> Original:
+    """What main.cf with this content was before any lab touched it."""
+    if content is None:
         return Original(None, ())
-    text = main_cf.read_text(encoding="utf-8")
+    text = content.decode("utf-8")
     match = _BLOCK.search(text)
     if match is None:
         return Original(text, ())
@@ -113,6 +119,7 @@ def _replace(path: Path, text: str) -> None:
             handle.write(text)
         os.chmod(temp, mode)
         os.chown(temp, *owner)
+        cool_down(Path(temp))
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -129,6 +136,13 @@ def _locked(main_cf: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def cool_down(path: Path) -> None:
+    """Date a fresh configuration file 2 s back: Postfix reads a file modified within the
+    last second again and again, 300 ms apart, until it has "cooled down"."""
+    past = time.time() - 2
+    os.utime(path, (past, past))
 
 
 def snapshot(path: Path) -> bytes | None:
