@@ -12,12 +12,14 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
 from fleet.credentials import remember
 from fleet.inventory import Inventory
-from fleet.results import SweepResult
+from fleet.results import SiteResult, SweepInfo, SweepResult
 
 KEY_ENV = "FLEET_AGENT_KEY"
 
@@ -26,15 +28,21 @@ class IngestError(Exception):
     """An agent result that must not be stored, with the reason."""
 
 
-def content_digest(result: SweepResult) -> str:
-    """SHA-256 of the sweep's identity and sites, in a canonical JSON form."""
-    body = {
-        "id": result.sweep.id,
-        "started_at": result.sweep.started_at.isoformat(),
-        "sites": [site.model_dump(mode="json") for site in result.sites],
-    }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_digest(info: SweepInfo, sites: Iterable[SiteResult]) -> str:
+    """SHA-256 of the canonical JSON of {"id", "sites", "started_at"}, computed site by
+    site, so a sweep streamed from the store never has to be in memory at once."""
+    digest = hashlib.sha256()
+    digest.update(f'{{"id":{_canonical(info.id)},"sites":['.encode())
+    for index, site in enumerate(sites):
+        if index:
+            digest.update(b",")
+        digest.update(_canonical(site.model_dump(mode="json")).encode("utf-8"))
+    digest.update(f'],"started_at":{_canonical(info.started_at.isoformat())}}}'.encode())
+    return digest.hexdigest()
 
 
 def _key() -> bytes | None:
@@ -45,13 +53,17 @@ def _key() -> bytes | None:
     return key.encode("utf-8")
 
 
-def seal(result: SweepResult) -> SweepResult:
-    """The result with its digest (and signature, when FLEET_AGENT_KEY is set)."""
-    digest = content_digest(result)
+def seal_info(info: SweepInfo, sites: Iterable[SiteResult]) -> SweepInfo:
+    """The sweep's info with its digest (and signature, when FLEET_AGENT_KEY is set)."""
+    digest = content_digest(info, sites)
     key = _key()
     signature = hmac.new(key, digest.encode(), hashlib.sha256).hexdigest() if key else None
-    sweep = result.sweep.model_copy(update={"digest": digest, "signature": signature})
-    return result.model_copy(update={"sweep": sweep})
+    return info.model_copy(update={"digest": digest, "signature": signature})
+
+
+def seal(result: SweepResult) -> SweepResult:
+    """The result with its digest (and signature, when FLEET_AGENT_KEY is set)."""
+    return result.model_copy(update={"sweep": seal_info(result.sweep, result.sites)})
 
 
 def read_agent_result(text: str, name: str, inventory: Inventory) -> SweepResult:
@@ -68,7 +80,7 @@ def read_agent_result(text: str, name: str, inventory: Inventory) -> SweepResult
         raise IngestError(
             f"{name}: the result has no digest (produce it with `fleet sweep --format json`)"
         )
-    if not hmac.compare_digest(result.sweep.digest, content_digest(result)):
+    if not hmac.compare_digest(result.sweep.digest, content_digest(result.sweep, result.sites)):
         raise IngestError(
             f"{name}: the content does not match its digest: the file was changed or damaged"
         )

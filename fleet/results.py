@@ -281,6 +281,14 @@ class SiteResult(Model):
     started_at: datetime
     finished_at: datetime
 
+    def without_transcripts(self) -> SiteResult:
+        """The site as reports for people need it; transcripts stay in the store. A sweep of
+        10,000 sites keeps these in memory, not every stage of 20,000 conversations."""
+        if not any(device.transcript for device in self.devices):
+            return self
+        devices = [device.model_copy(update={"transcript": []}) for device in self.devices]
+        return self.model_copy(update={"devices": devices})
+
 
 class SweepInfo(Model):
     id: str

@@ -281,6 +281,7 @@ async def run_sweep(
     control: Control | None = None,
     on_site: SiteCallback | None = None,
     on_start: Callable[[SweepInfo], None] | None = None,
+    retain: Callable[[SiteResult], SiteResult] | None = None,
     sweep_id: str | None = None,
     inventory_path: str | None = None,
     stats: RunStats | None = None,
@@ -289,6 +290,8 @@ async def run_sweep(
 
     `on_start` sees the sweep's info before anything is probed, `on_site` each site as soon
     as it is done (the store writes it there); an exception in either stops the sweep.
+    `retain` decides what of each site stays in memory for the returned result (the whole
+    site by default; the store's caller keeps sites without transcripts).
     """
     control = control or Control()
     started_at = datetime.now(UTC)
@@ -321,9 +324,9 @@ async def run_sweep(
             except Exception as exc:  # a bug must cost one site, never the sweep
                 log.exception("internal error while sweeping %s", site_plan.site.id)
                 result = internal_error(site_plan, exc)
-            done[index] = result
             if on_site is not None:
                 on_site(result)
+            done[index] = retain(result) if retain is not None else result
 
     n_workers = max(1, min(plan.inventory.defaults.concurrency.global_, len(plan.sites)))
     workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]

@@ -46,6 +46,7 @@ MIGRATIONS: tuple[str, ...] = (
         verdict TEXT NOT NULL,
         egress_ip TEXT,
         finished_at TEXT NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
         digest TEXT NOT NULL,
         result TEXT NOT NULL,
         PRIMARY KEY (sweep_id, site)
@@ -176,14 +177,15 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"sweep {info.id} is already in the store") from None
 
-    def add_site(self, sweep_id: str, site: SiteResult) -> None:
-        """One site, in one transaction: it is in the store whole, or not at all."""
+    def add_site(self, sweep_id: str, site: SiteResult, position: int = 0) -> None:
+        """One site, in one transaction: it is in the store whole, or not at all.
+        `position` is the site's place in the plan, so reports keep the inventory's order."""
         digest = json.dumps(SiteDigest.of(site).to_json(), separators=(",", ":"))
         with self._transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO site_results "
-                "(sweep_id, site, client, verdict, egress_ip, finished_at, digest, result) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "(sweep_id, site, client, verdict, egress_ip, finished_at, position, digest, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sweep_id,
                     site.site,
@@ -191,6 +193,7 @@ class Store:
                     site.verdict.value,
                     site.egress_ip,
                     _ts(site.finished_at),
+                    position,
                     digest,
                     site.model_dump_json(),
                 ),
@@ -215,8 +218,8 @@ class Store:
     def save(self, result: SweepResult) -> None:
         """Store a whole sweep at once (an ingested agent result)."""
         self.begin_sweep(result.sweep)
-        for site in result.sites:
-            self.add_site(result.sweep.id, site)
+        for position, site in enumerate(result.sites):
+            self.add_site(result.sweep.id, site, position)
         self.finish_sweep(result.sweep, result.changes, result.previous_sweep)
 
     # -- reading ------------------------------------------------------------------------
@@ -263,21 +266,30 @@ class Store:
             self.db.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is not None
         )
 
-    def load(self, sweep_id: str) -> SweepResult:
+    def info(self, sweep_id: str) -> tuple[SweepInfo, list[Change], str | None]:
+        """A stored sweep's info, its changes, and the sweep they were computed against."""
         row = self.db.execute(
             "SELECT info, changes, previous FROM sweeps WHERE id = ?", (sweep_id,)
         ).fetchone()
         if row is None:
             raise StoreError(f"no sweep {sweep_id} in the store {self.path}")
-        info = SweepInfo.model_validate_json(row[0])
-        sites = [
-            SiteResult.model_validate_json(r[0])
-            for r in self.db.execute(
-                "SELECT result FROM site_results WHERE sweep_id = ? ORDER BY rowid", (sweep_id,)
-            )
-        ]
         changes = [Change.model_validate(c) for c in json.loads(row[1])] if row[1] else []
-        return SweepResult(sweep=info, sites=sites, changes=changes, previous_sweep=row[2])
+        return SweepInfo.model_validate_json(row[0]), changes, row[2]
+
+    def sites(self, sweep_id: str) -> Iterator[SiteResult]:
+        """A stored sweep's sites in the inventory's order, one at a time."""
+        rows = self.db.execute(
+            "SELECT result FROM site_results WHERE sweep_id = ? ORDER BY position, rowid",
+            (sweep_id,),
+        )
+        for (result,) in rows:
+            yield SiteResult.model_validate_json(result)
+
+    def load(self, sweep_id: str, *, light: bool = False) -> SweepResult:
+        """A stored sweep; `light` leaves the transcripts in the store (for table and CSV)."""
+        info, changes, previous = self.info(sweep_id)
+        sites = [s.without_transcripts() if light else s for s in self.sites(sweep_id)]
+        return SweepResult(sweep=info, sites=sites, changes=changes, previous_sweep=previous)
 
     def sweeps(self, limit: int = 50) -> list[SweepRow]:
         rows = self.db.execute(

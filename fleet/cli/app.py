@@ -7,6 +7,7 @@ or the tool could not run (bad inventory, bad arguments, unwritable output).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -83,16 +84,29 @@ def load_or_fail(path: str | None) -> tuple[str, Inventory]:
 
 def write_output(text: str, output: str | None, *, bom: bool = False) -> None:
     """To stdout, or atomically to a file (a crash never leaves half a report)."""
+    write_stream(lambda handle: handle.write(text), output, bom=bom)
+
+
+def write_stream(
+    writer: Callable[[TextIO], object], output: str | None, *, bom: bool = False
+) -> None:
+    """Let `writer` write a report to stdout, or atomically to a file."""
     if output is None or output == "-":
-        click.echo(text, nl=False)
+        writer(sys.stdout)
+        sys.stdout.flush()
         return
     target = Path(output)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temp, target)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
+                writer(handle)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
     except OSError as exc:
         raise Failure(f"cannot write {output}: {exc.strerror or exc}") from None
 
@@ -124,6 +138,7 @@ async def sweep_with_signals(
     send_test: bool,
     on_site: Callable[[SiteResult], None],
     on_start: Callable[[SweepInfo], None] | None = None,
+    retain: Callable[[SiteResult], SiteResult] | None = None,
     inventory_path: str | None,
 ) -> SweepResult:
     """Run a sweep; SIGINT/SIGTERM stop new work (a second one cancels running work)."""
@@ -153,6 +168,7 @@ async def sweep_with_signals(
             control=control,
             on_site=on_site,
             on_start=on_start,
+            retain=retain,
             inventory_path=inventory_path,
         )
     finally:

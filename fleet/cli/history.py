@@ -15,15 +15,14 @@ from fleet.cli.app import (
     Failure,
     check_notifications,
     cli,
-    colour_wanted,
     db_option,
     inventory_option,
     load_or_fail,
     open_store,
     send_alerts,
-    write_output,
 )
-from fleet.report import FORMATS, render
+from fleet.cli.sweeping import emit
+from fleet.report import FORMATS
 from fleet.report.summary import exit_code
 from fleet.report.table import render_changes
 from fleet.results import Change
@@ -57,15 +56,12 @@ def report(
         chosen = sweep_id or store.last_id()
         if chosen is None:
             raise Failure(f"the store {store.path} holds no sweep yet")
-        result = store.load(chosen)
+        result = store.load(chosen, light=True)  # JSON streams the transcripts from the store
     except StoreError as exc:
         raise Failure(str(exc)) from None
     finally:
         store.close()
-    text = render(
-        result_format, result, detail=detail, per_site=per_site, colour=colour_wanted(output)
-    )
-    write_output(text, output, bom=result_format == "csv")
+    emit(result, result_format, output, detail=detail, per_site=per_site, store_path=store.path)
     return exit_code(result)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from fleet.agent import seal
+from fleet.agent import seal, seal_info
 from fleet.cli.app import (
     EXIT_UNKNOWN,
     Failure,
@@ -25,10 +25,12 @@ from fleet.cli.app import (
     send_alerts,
     sweep_with_signals,
     write_output,
+    write_stream,
 )
 from fleet.inventory import inventory_schema, load_inventory, preflight
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
 from fleet.report import FORMATS, render
+from fleet.report.json_report import write_json
 from fleet.report.summary import exit_code, headline
 from fleet.report.table import render_transcript
 from fleet.results import SiteResult, SweepInfo, SweepResult
@@ -127,8 +129,12 @@ def sweep(
         return 0
     if notify:
         check_notifications(inv)
-    result = _probe(path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db)
-    code = _report(result, result_format, output, detail=detail, per_site=per_site)
+    result, store_path = _probe(
+        path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db
+    )
+    code = _report(
+        result, result_format, output, detail=detail, per_site=per_site, store_path=store_path
+    )
     if notify and inv.notifications is not None and not send_alerts(inv.notifications, result):
         return EXIT_UNKNOWN
     return code
@@ -155,16 +161,28 @@ def scan(
         plan = plan_sweep(inv, (site_id,))
     except PlanError as exc:
         raise Failure(str(exc)) from None
-    result = _probe(path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db)
+    result, store_path = _probe(
+        path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db, light=False
+    )
     if result_format == "table" and output in (None, "-"):
         click.echo(render_transcript(result))
-    return _report(result, result_format, output, detail=detail, per_site=per_site)
+    return _report(
+        result, result_format, output, detail=detail, per_site=per_site, store_path=store_path
+    )
 
 
 def _probe(
-    path: str | None, plan: SweepPlan, *, send_test: bool, quiet: bool, store: bool, db: str | None
-) -> SweepResult:
-    """Check secrets, take the store's lock, and sweep into the store."""
+    path: str | None,
+    plan: SweepPlan,
+    *,
+    send_test: bool,
+    quiet: bool,
+    store: bool,
+    db: str | None,
+    light: bool = True,
+) -> tuple[SweepResult, str | None]:
+    """Check secrets, take the store's lock, and sweep into the store. With a store, the
+    result in memory leaves transcripts out (`light`); they are in the store."""
     selected = plan.inventory.model_copy(update={"sites": [s.site for s in plan.sites]})
     problems = preflight(selected)
     if problems:
@@ -178,18 +196,26 @@ def _probe(
                 history.lock("fleet sweep")
             except StoreError as exc:
                 raise Failure(str(exc)) from None
-        return _sweep_into(plan, path, history, send_test=send_test, quiet=quiet)
+        result = _sweep_into(plan, path, history, send_test=send_test, quiet=quiet, light=light)
+        return result, history.path if history is not None else None
     finally:
         if history is not None:
             history.close()
 
 
 def _sweep_into(
-    plan: SweepPlan, path: str | None, store: Store | None, *, send_test: bool, quiet: bool
+    plan: SweepPlan,
+    path: str | None,
+    store: Store | None,
+    *,
+    send_test: bool,
+    quiet: bool,
+    light: bool,
 ) -> SweepResult:
     """Run the sweep, writing each site to the store as soon as it is done."""
     update, close = progress_bar(len(plan.sites), quiet)
     sweep_id: list[str] = []
+    positions = {site_plan.site.id: n for n, site_plan in enumerate(plan.sites)}
 
     def started(info: SweepInfo) -> None:
         sweep_id.append(info.id)
@@ -198,13 +224,19 @@ def _sweep_into(
 
     def site_done(site: SiteResult) -> None:
         if store is not None:
-            store.add_site(sweep_id[0], site)
+            store.add_site(sweep_id[0], site, positions[site.site])
         update(site)
 
+    retain = SiteResult.without_transcripts if store is not None and light else None
     try:
         result = asyncio.run(
             sweep_with_signals(
-                plan, send_test=send_test, on_site=site_done, on_start=started, inventory_path=path
+                plan,
+                send_test=send_test,
+                on_site=site_done,
+                on_start=started,
+                retain=retain,
+                inventory_path=path,
             )
         )
     finally:
@@ -216,15 +248,49 @@ def _sweep_into(
     return result
 
 
-def _report(
-    result: SweepResult, result_format: str, output: str | None, *, detail: bool, per_site: bool
-) -> int:
+def emit(
+    result: SweepResult,
+    result_format: str,
+    output: str | None,
+    *,
+    detail: bool,
+    per_site: bool,
+    store_path: str | None,
+) -> None:
+    """Write the report. JSON carries every transcript: from the store, site by site, when
+    the sweep was stored; sealed with its digest for agent mode either way."""
+    if result_format == "json" and store_path is not None:
+        store = open_store(store_path)
+        try:
+            sweep_id = result.sweep.id
+            info = seal_info(result.sweep, store.sites(sweep_id))
+            write_stream(
+                lambda out: write_json(
+                    out, info, store.sites(sweep_id), result.changes, result.previous_sweep
+                ),
+                output,
+            )
+        finally:
+            store.close()
+        return
     if result_format == "json":
-        result = seal(result)  # self-contained for agent mode: `fleet ingest` checks the digest
+        result = seal(result)
     text = render(
         result_format, result, detail=detail, per_site=per_site, colour=colour_wanted(output)
     )
     write_output(text, output, bom=result_format == "csv")
+
+
+def _report(
+    result: SweepResult,
+    result_format: str,
+    output: str | None,
+    *,
+    detail: bool,
+    per_site: bool,
+    store_path: str | None,
+) -> int:
+    emit(result, result_format, output, detail=detail, per_site=per_site, store_path=store_path)
     if output not in (None, "-"):
         click.echo(headline(result), err=True)
     return exit_code(result)

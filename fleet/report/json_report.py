@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
-from fleet.results import SweepResult
+import json
+from collections.abc import Iterable
+from typing import TextIO
+
+from fleet.results import Change, SiteResult, SweepInfo, SweepResult
 
 
 def render_json(result: SweepResult) -> str:
     return result.model_dump_json(indent=2) + "\n"
+
+
+def write_json(
+    out: TextIO,
+    info: SweepInfo,
+    sites: Iterable[SiteResult],
+    changes: list[Change],
+    previous: str | None,
+) -> None:
+    """The same document as render_json, written site by site (a big sweep is streamed
+    from the store instead of being held in memory)."""
+
+    def indented(text: str) -> str:
+        return text.replace("\n", "\n    ")
+
+    out.write('{\n  "sweep": ')
+    out.write(info.model_dump_json(indent=2).replace("\n", "\n  "))
+    out.write(',\n  "sites": [')
+    wrote = False
+    for site in sites:
+        out.write(",\n    " if wrote else "\n    ")
+        out.write(indented(site.model_dump_json(indent=2)))
+        wrote = True
+    out.write("\n  ]" if wrote else "]")
+    out.write(',\n  "changes": [')
+    for index, change in enumerate(changes):
+        out.write(",\n    " if index else "\n    ")
+        out.write(indented(change.model_dump_json(indent=2)))
+    out.write("\n  ]" if changes else "]")
+    out.write(f',\n  "previous_sweep": {json.dumps(previous)}\n}}\n')
 
 
 def read_json(text: str) -> SweepResult:
