@@ -58,7 +58,15 @@ class SecretSource:
 
 
 def remember(value: str) -> None:
-    """Register a secret so that `scrub` removes it from text."""
+    """Register a secret so that `scrub` removes it from text: as it is, and in lower case,
+    because DNS names are (a DQS key is part of a query name, and resolvers and our own
+    cache lower-case those)."""
+    _remember(value)
+    if value.lower() != value:
+        _remember(value.lower())
+
+
+def _remember(value: str) -> None:
     if len(value) < _PREFIX or value in _known:  # shorter strings would blank ordinary words
         return
     with _lock:
@@ -76,7 +84,11 @@ def scrub(text: str) -> str:
     while index <= end:
         bucket = _by_prefix.get(text[index : index + _PREFIX])
         # the longest secret that starts here wins
-        match = max((s for s in bucket if text.startswith(s, index)), key=len, default=None) if bucket else None
+        match = (
+            max((s for s in bucket if text.startswith(s, index)), key=len, default=None)
+            if bucket
+            else None
+        )
         if match is None:
             index += 1
             continue

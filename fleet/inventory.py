@@ -142,6 +142,13 @@ def _tls_version(value: Any) -> str:
     return text
 
 
+def _file_path(value: str) -> str:
+    # A NUL cannot be in a path: the operating system would refuse it, much later.
+    if "\x00" in value:
+        raise ValueError("must be a file path, got text with a NUL character in it")
+    return value
+
+
 def _env_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value)):
         raise ValueError(f"must be an environment variable name, got '{value}'")
@@ -178,6 +185,7 @@ Address = Annotated[str, AfterValidator(_address)]
 Slug = Annotated[str, AfterValidator(_slug)]
 TlsVersion = Annotated[str, BeforeValidator(_tls_version)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
+FilePath = Annotated[str, AfterValidator(_file_path)]
 Via = Annotated[str, AfterValidator(_via)]
 Text = Annotated[str, Field(min_length=1)]
 
@@ -261,7 +269,7 @@ class BlocklistZone(Strict):
     name: Text | None = None
     codes: dict[ReturnCode, CodeMeaning] = Field(default_factory=dict)
     key_env: EnvName | None = None  # Spamhaus DQS key
-    key_file: str | None = None
+    key_file: FilePath | None = None
     delist: Text | None = None  # where to ask for removal
 
     @model_validator(mode="after")
@@ -281,7 +289,7 @@ class BlocklistZone(Strict):
 
 class OAuth2(Strict):
     token_env: EnvName | None = None
-    token_file: str | None = None
+    token_file: FilePath | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> OAuth2:
@@ -293,7 +301,7 @@ class OAuth2(Strict):
 class Auth(Strict):
     username: Text
     password_env: EnvName | None = None
-    password_file: str | None = None
+    password_file: FilePath | None = None
     oauth2: OAuth2 | None = None
     mechanism: Literal["plain", "login", "xoauth2"] | None = None
 
@@ -325,7 +333,7 @@ class SmtpSettings(Strict):
     to: Address
     tls_max: TlsVersion | None = None
     tls_verify: bool = True  # False: the copier does not check certificates
-    ca_file: str | None = None
+    ca_file: FilePath | None = None
     ehlo_name: Host | None = None
     mode: Mode | None = None  # derived from port and auth when absent
 
@@ -349,7 +357,7 @@ class SmtpProfile(Strict):
     to: Address | None = None
     tls_max: TlsVersion | None = None
     tls_verify: bool | None = None
-    ca_file: str | None = None
+    ca_file: FilePath | None = None
     ehlo_name: Host | None = None
     mode: Mode | None = None
 
@@ -403,7 +411,7 @@ class EmailNotification(Strict):
     from_: Address = Field(alias="from")
     to: list[Address] = Field(min_length=1)
     attach_csv: bool = False
-    ca_file: str | None = None
+    ca_file: FilePath | None = None
     subject_prefix: str = "[fleet]"
     timeout_s: Seconds = 30.0
 
@@ -414,7 +422,7 @@ class WebhookNotification(Strict):
 
     url: HttpUrl | None = None
     url_env: EnvName | None = None
-    url_file: str | None = None
+    url_file: FilePath | None = None
     format: Literal["teams", "slack", "generic"] = "generic"
     timeout_s: Seconds = 10.0
 
@@ -635,7 +643,7 @@ def _resolve_files(data: Any, base: FsPath, seen: dict[str, str] | None = None) 
     seen = {} if seen is None else seen  # many devices name the same file: resolve it once
     if isinstance(data, dict):
         for key, value in data.items():
-            if key in _FILE_KEYS and isinstance(value, str) and value:
+            if key in _FILE_KEYS and isinstance(value, str) and value and "\x00" not in value:
                 if value not in seen:
                     seen[value] = str((base / os.path.expanduser(value)).resolve())
                 data[key] = seen[value]
@@ -708,11 +716,12 @@ def _translate(
     quiet: set[Path],
     file: str,
 ) -> list[SourceError]:
-    errors = []
+    errors: list[SourceError] = []
     for err in exc.errors():
         loc: Path = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         kind = err["type"]
-        if loc in origins:
+        inherited = origins.get(loc)
+        if inherited is not None and format_path(inherited) in {e.path for e in errors}:
             continue  # a bad value inherited from a profile is reported at the profile
         if kind in ("missing", "value_error") and any(loc[: len(q)] == q for q in quiet):
             continue
@@ -741,6 +750,9 @@ def _translate(
             message = "must not be empty"
         else:
             message = str(err["msg"])
+        if inherited is not None:
+            # The profile allows it (`host: null` there means "no default"), the device not.
+            message += f" (inherited from {format_path(inherited)})"
         position = smap.find(source_loc)
         errors.append(SourceError(file, position, format_path(loc), message))
     return errors

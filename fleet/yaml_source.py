@@ -160,7 +160,10 @@ class _Builder:
             # PyYAML's constructors raise whatever their parsing hits: ValueError for a
             # date like 2024-02-30 or an integer of 5,000 digits, AttributeError for
             # `!!timestamp x`, KeyError for `!!bool maybe`. A bad value, not a crash.
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            if isinstance(exc, yaml.YAMLError | ValueError):
+                problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [""])[0]
+            else:
+                problem = f"not a valid {node.tag.rpartition(':')[2]}"
             shown = node.value if len(node.value) <= 40 else node.value[:39] + "…"
             self.error(node, path, f"bad value '{shown}': {problem}")
             return _BAD

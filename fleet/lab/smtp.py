@@ -420,6 +420,9 @@ class LabSmtpServer:
             host=host,
             port=port,
             ssl=self.tls_context if self.implicit_tls else None,
+            # Exchange Online takes thousands of connections at once; asyncio's default
+            # backlog (100) would drop a big sweep's SYNs and read as a firewall.
+            backlog=1024,
         )
         self.host = host
         self.port = self.server.sockets[0].getsockname()[1]

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import re
 
-from fleet.credentials import SecretError, SecretSource
+from fleet.credentials import SecretError, SecretSource, scrub
 from fleet.dns import Answer, Dns, Outcome
 from fleet.probes.dnsbl_zones import SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
@@ -140,6 +140,8 @@ class BlocklistProbe:
 
     async def _interpret(self, ip: str, zone: Zone, answer: Answer) -> BlocklistResult:
         codes = sorted(set(answer.records), key=_sort_key)
+        if not codes:  # an answer is a listing only if it says which
+            return _unknown(ip, zone, "the answer had no A record")
         refusal = _refusal(zone, codes)
         if refusal is None and "127.0.0.1" in codes:
             refusal = "answered 127.0.0.1, which is not a listing code (RFC 5782)"
@@ -154,7 +156,8 @@ class BlocklistProbe:
         # "policy" only if every code is a known policy code (PBL alone); .4 + .10 is abuse.
         policy_only = all(m is not None and m.severity is ListingSeverity.policy for m in meanings)
         txt = await self._ask(ip, zone, "TXT")
-        reason = "; ".join(t for t in txt.records if t.strip())[:500] if txt.ok else None
+        # A list's TXT may repeat the query name, which holds a DQS key: scrub what we keep.
+        reason = scrub("; ".join(t for t in txt.records if t.strip()))[:500] if txt.ok else None
         return BlocklistResult(
             ip=ip,
             zone=zone.display,

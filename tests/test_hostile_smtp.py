@@ -1,0 +1,369 @@
+"""The hostile-server corpus: for every way a broken or malicious SMTP server misbehaves
+(tests/hostile.py), a sweep ends that device in a classified result, in time, while the rest
+of the sweep carries on.
+
+Each behaviour is one site of a real sweep (inventory -> plan -> run_sweep), next to a
+healthy Microsoft 365-like site that must come out `ok`. The time each takes is measured
+against a bound computed from the timeouts, never waited for with a sleep.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet.inventory import load_inventory
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.plan import plan_sweep
+from fleet.report import render
+from fleet.report.table import render_transcript
+from fleet.results import Category, SiteResult, Stage, StageStatus, SweepResult, Verdict
+from fleet.runner import run_sweep
+
+from .conftest import M365Lab
+from .hostile import (
+    BEHAVIOURS,
+    PASSWORD_ENV,
+    HostileServer,
+    device_yaml,
+    healthy_site,
+    inventory_header,
+    publish_contoso,
+)
+
+CONNECT_S = 0.5
+COMMAND_S = 0.5
+SITE_S = 3.0
+# What a loaded machine may add (TLS handshakes, DNS, scheduling; about 0.02 s measured
+# here). Less than command_s on purpose: a second timeout waited out (a QUIT to a silent
+# server, a retry) would break the bound.
+MARGIN_S = 0.4
+
+
+def bound_s(stalls: int, site_s: float = SITE_S) -> float:
+    """How long a hostile site may take: a server that goes quiet costs one stage timeout
+    (command_s: the probe stops at the first broken stage and hangs up without a QUIT that
+    would wait again); one that breaks the protocol costs nothing but the margin. Never more
+    than the site's budget (site_s), however slowly the server dribbles its replies."""
+    return min(site_s, stalls * COMMAND_S) + MARGIN_S
+
+
+def header(dns: LabDns) -> str:
+    return inventory_header(dns, connect_s=CONNECT_S, command_s=COMMAND_S, site_s=SITE_S)
+
+
+def hostile_site(
+    behaviour: str,
+    port: int,
+    ca_file: str,
+    site_id: str = "hostile",
+    bind: str | None = None,
+    site_s: float | None = None,
+) -> str:
+    egress = f"    egress: {{bind: {bind}}}\n" if bind else ""
+    budget = f"    timeouts: {{site_s: {site_s}}}\n" if site_s else ""
+    return f"  - id: {site_id}\n    client: Hostile\n{egress}{budget}    devices:\n" + device_yaml(
+        BEHAVIOURS[behaviour], port, ca_file
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    behaviour: str
+    category: Category
+    stage: Stage
+    stalls: int = 0  # stage timeouts the server makes the probe wait out
+    finding: str = ""  # words in the finding
+    remedy: str = ""  # words in the remediation
+    site_s: float = SITE_S  # the site's budget
+
+    @property
+    def limit_s(self) -> float:
+        return bound_s(self.stalls, self.site_s)
+
+    @property
+    def least_s(self) -> float:
+        """A stall costs the configured timeout, no less: proof that it is what ended it."""
+        return min(self.site_s, self.stalls * COMMAND_S) * 0.95
+
+
+CASES = [
+    Case("silent", Category.timeout, Stage.banner, 1, "no complete greeting", "did not answer"),
+    Case("endless_banner", Category.timeout, Stage.banner, 1, "no complete greeting"),
+    Case("ten_megabyte_line", Category.protocol_error, Stage.ehlo, 0, "too long", "broke"),
+    Case("non_utf8", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"),
+    Case("busy_at_banner", Category.temporary_failure, Stage.banner, 0, "421", "later"),
+    Case("mismatched_multiline", Category.protocol_error, Stage.ehlo, 0, "550"),
+    Case("unterminated_multiline", Category.timeout, Stage.ehlo, 1, "no complete reply to ehlo"),
+    Case("code_out_of_range", Category.protocol_error, Stage.ehlo, 0, "999"),
+    Case("code_not_a_number", Category.protocol_error, Stage.banner, 0, "malformed", "broke"),
+    Case("starttls_454", Category.tls_failure, Stage.starttls, 0, "could not start TLS"),
+    Case(
+        "starttls_then_plaintext",
+        Category.tls_failure,
+        Stage.tls,
+        0,
+        "not answer with TLS",
+        "firewall",
+    ),
+    Case(
+        "starttls_then_garbage",
+        Category.tls_failure,
+        Stage.tls,
+        0,
+        "not answer with TLS",
+        "firewall",
+    ),
+    # The injected plain text is discarded, never read as a reply: the handshake waits.
+    Case("starttls_pipelined_plaintext", Category.timeout, Stage.tls, 1, "TLS handshake"),
+    Case("tls_reset_mid_handshake", Category.tls_failure, Stage.tls, 0, "reset"),
+    Case("tls_closed_mid_handshake", Category.tls_failure, Stage.tls, 0, "closed"),
+    Case("expired_certificate", Category.tls_failure, Stage.tls, 0, "expired", "certificate"),
+    Case(
+        "self_signed_certificate", Category.tls_failure, Stage.tls, 0, "self-signed", "certificate"
+    ),
+    Case(
+        "wrong_host_certificate", Category.tls_failure, Stage.tls, 0, "not valid for", "certificate"
+    ),
+    Case("tls_1_0_only", Category.tls_failure, Stage.tls, 0, "no TLS version in common", "TLS 1.2"),
+    Case("close_after_ehlo", Category.protocol_error, Stage.mail, 0, "closed the connection"),
+    Case("close_after_auth", Category.protocol_error, Stage.auth, 0, "closed the connection"),
+    Case("close_after_rcpt", Category.protocol_error, Stage.rcpt, 0, "closed the connection"),
+    Case("slowloris", Category.timeout, Stage.banner, 1, "no complete greeting"),
+    # Replies 0.3 s apart, each within command_s: the site's budget of 0.75 s ends it at MAIL.
+    Case("tarpit", Category.timeout, Stage.mail, 2, "site_s", "did not answer", site_s=0.75),
+    Case("endless_4xx", Category.temporary_failure, Stage.ehlo, 0, "450", "later"),
+    Case(
+        "escape_in_rcpt", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"
+    ),
+    Case("echo_auth_line", Category.auth_failed, Stage.auth, 0, "rejected the login"),
+]
+
+
+def test_every_behaviour_has_a_case() -> None:
+    assert {c.behaviour for c in CASES} == set(BEHAVIOURS)
+
+
+# ---- hygiene of what a hostile server can put into results -------------------------------
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*strings_in(k), *strings_in(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in strings_in(item)]
+    return []
+
+
+def assert_clean_json(result: SweepResult) -> None:
+    """Serialisable, valid UTF-8, and no NUL or lone surrogate anywhere."""
+    dumped = result.model_dump_json()
+    dumped.encode("utf-8")  # strict: a lone surrogate would fail here
+    assert "\\u0000" not in dumped
+    for text in strings_in(json.loads(dumped)):
+        assert "\x00" not in text
+        assert not _SURROGATE.search(text), text
+    assert SweepResult.model_validate_json(dumped) == result
+
+
+# ---- the corpus ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def lab(lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch) -> LabDns:
+    publish_contoso(lab_dns)
+    monkeypatch.setenv(PASSWORD_ENV, "hostile-test-password")
+    return lab_dns
+
+
+async def sweep_with(
+    behaviour: str | Callable[[str], str],
+    sites: Callable[[int], str],
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+) -> tuple[SweepResult, float, HostileServer]:
+    server = HostileServer(behaviour, certs)
+    port = await server.start()
+    try:
+        path = write_inventory(sites(port))
+        began = time.perf_counter()
+        result = await run_sweep(plan_sweep(load_inventory(str(path))))
+        took_s = time.perf_counter() - began
+    finally:
+        await server.stop()
+    return result, took_s, server
+
+
+def site_seconds(site: SiteResult) -> float:
+    return (site.finished_at - site.started_at).total_seconds()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.behaviour for c in CASES])
+async def test_a_hostile_server_ends_in_a_classified_result_in_time(
+    case: Case,
+    m365: M365Lab,
+    lab: LabDns,
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a sweep of two sites: a healthy one, and one whose server misbehaves
+    def inventory(port: int) -> str:
+        return (
+            header(lab)
+            + healthy_site(m365.mx.port, m365.ca_file)
+            + hostile_site(case.behaviour, port, str(certs.ca_file), site_s=case.site_s)
+        )
+
+    # When it runs
+    result, took_s, server = await sweep_with(case.behaviour, inventory, certs, write_inventory)
+
+    # Then every site is accounted for, and the healthy one is untouched
+    sites = {s.site: s for s in result.sites}
+    assert result.sweep.complete
+    assert [s.site for s in result.sites] == ["healthy", "hostile"]
+    assert sites["healthy"].verdict is Verdict.ok, sites["healthy"].flags
+    # ... the hostile device got a category, a finding and a remediation, from one conversation
+    (device,) = sites["hostile"].devices
+    assert (device.category, device.failed_stage) == (case.category, case.stage), device.finding
+    assert device.verdict is Verdict.critical or case.category is Category.temporary_failure
+    assert case.finding.lower() in device.finding.lower()
+    assert device.remediation is not None
+    assert case.remedy.lower() in device.remediation.lower()
+    assert server.connections == 1
+    failed = [s for s in device.transcript if s.stage is case.stage][-1]
+    assert failed.status in (StageStatus.failed, StageStatus.error)
+    assert failed.reply is not None or failed.detail  # the evidence is kept
+    # ... in time: the whole sweep, and the hostile site on its own clock
+    assert took_s <= case.limit_s, f"{took_s:.2f} s > {case.limit_s:.2f} s"
+    assert site_seconds(sites["hostile"]) <= case.limit_s
+    assert took_s >= case.least_s
+    # ... and what the server sent is safe to store and show
+    assert_clean_json(result)
+
+
+# ---- what the corpus proves beyond the category ---------------------------------------------
+
+
+async def sweep_one(
+    behaviour: str, lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> tuple[SiteResult, HostileServer]:
+    def inventory(port: int) -> str:
+        return header(lab) + hostile_site(behaviour, port, str(certs.ca_file))
+
+    result, _, server = await sweep_with(behaviour, inventory, certs, write_inventory)
+    (site,) = result.sites
+    return site, server
+
+
+def verbs(server: HostileServer) -> list[str]:
+    return [line.split(b" ", 1)[0].strip().decode().upper() for line in server.lines]
+
+
+async def test_escape_sequences_and_formulas_from_a_server_are_neutralised_in_reports(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a server whose RCPT rejection carries terminal escapes and a spreadsheet formula
+    def inventory(port: int) -> str:
+        return header(lab) + hostile_site("escape_in_rcpt", port, str(certs.ca_file))
+
+    result, _, _ = await sweep_with("escape_in_rcpt", inventory, certs, write_inventory)
+    (device,) = result.sites[0].devices
+    assert device.reply is not None
+    assert device.reply.text.startswith("=HYPERLINK(")  # kept as evidence, as the server said it
+
+    # Then no table shows an escape sequence or a control character
+    tables = [render("table", result), render("table", result, detail=True)]
+    tables.append(render_transcript(result))  # what `fleet scan` shows
+    for table in tables:
+        assert "\x1b" not in table
+        assert "\x07" not in table
+        assert "\x9b" not in table
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", table)
+    assert "=HYPERLINK(" in tables[1]  # shown, as text
+    assert "user unknown" in tables[2]
+    # ... and in the CSV the formula is text, in every cell where it appears
+    for per_site in (False, True):
+        rows = list(csv.reader(io.StringIO(render("csv", result, per_site=per_site))))
+        cells = [cell for row in rows[1:] for cell in row]
+        assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        assert "\x1b" not in "".join(cells)
+        if not per_site:
+            reply_text = rows[1][rows[0].index("reply_text")]
+            assert reply_text.startswith("'=HYPERLINK(")
+            assert "user unknown" in reply_text
+    # ... and the JSON keeps the exact text, escaped as JSON does
+    assert "\\u001b[31m" in render("json", result)
+
+
+async def test_non_utf8_bytes_are_kept_as_replacement_characters(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    site, _ = await sweep_one("non_utf8", lab, certs, write_inventory)
+
+    (device,) = site.devices
+    assert device.reply is not None
+    assert device.reply.code == 550
+    assert device.reply.enhanced == "5.1.1"
+    assert "user unknown" in device.reply.text
+    assert "\ufffd" in device.reply.text  # the undecodable bytes and the NUL, visibly replaced
+    banner = next(s for s in device.transcript if s.stage is Stage.banner)
+    assert banner.reply is not None
+    assert "\ufffd" in banner.reply.text
+    assert "\x00" not in banner.reply.text
+
+
+async def test_an_endless_4xx_server_gets_one_try_and_no_retry_loop(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    site, server = await sweep_one("endless_4xx", lab, certs, write_inventory)
+
+    assert site.devices[0].category is Category.temporary_failure
+    assert server.connections == 1
+    assert verbs(server) == ["EHLO", "QUIT"]
+
+
+async def test_a_server_that_hangs_up_on_auth_gets_one_auth_attempt(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given two copiers at one site that share a login to a server that hangs up on AUTH
+    def inventory(port: int) -> str:
+        device = device_yaml(BEHAVIOURS["close_after_auth"], port, str(certs.ca_file))
+        twin = device.replace("- id: mfp", "- id: mfp-2").replace(
+            "security: starttls", "security: starttls, ehlo_name: second.contoso.test"
+        )
+        return header(lab) + "  - id: hostile\n    client: Hostile\n    devices:\n" + device + twin
+
+    result, _, server = await sweep_with("close_after_auth", inventory, certs, write_inventory)
+
+    # Then the login was tried once: the second conversation did not try it again
+    assert verbs(server).count("AUTH") == 1
+    categories = {d.device: d.category for d in result.sites[0].devices}
+    assert categories["mfp"] is Category.protocol_error
+    assert server.connections == 2
+
+
+async def test_plaintext_injected_after_starttls_is_never_read_as_a_reply(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a server that pipelines a plain-text greeting and EHLO reply behind its 220
+    site, server = await sweep_one("starttls_pipelined_plaintext", lab, certs, write_inventory)
+
+    # Then nothing after STARTTLS was taken from it: no EHLO after TLS, no MAIL, no AUTH
+    (device,) = site.devices
+    assert [s.stage for s in device.transcript if s.status is StageStatus.ok][-1] is Stage.starttls
+    assert "MAIL" not in verbs(server)
+    assert device.tls is None or device.tls.version is None

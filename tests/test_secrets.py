@@ -1,0 +1,213 @@
+"""Secret hygiene, end to end: a canary password and a canary Spamhaus DQS key go through
+full sweeps of the real command line (a child process, `--debug` and `--log-file`), with
+every failure that could make a secret travel back: a wrong password, servers that echo the
+AUTH line (PLAIN and LOGIN) in their 535, a server that hangs up on AUTH, a DQS listing,
+and a DQS zone that fails its self-test.
+
+Then every byte fleet wrote is read: stdout and stderr of every command, the JSON and CSV
+files, the log file, the SQLite store (the .db file and its -wal and -shm files) and what
+`fleet report`, `history`, `diff` and `scan` print. The canaries appear in none of them, in
+any form they travel in (as written, base64 as in AUTH LOGIN, base64 of the AUTH PLAIN
+string, and the DQS key in lower case, as DNS names are compared).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fleet.dns import Dns
+from fleet.inventory import BlocklistZone
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.lab.smtp import Mailbox
+from fleet.probes.dnsbl import BlocklistProbe
+from fleet.probes.dnsbl_zones import DQS_ZONE, reverse_name, zones_from_inventory
+from fleet.results import BlocklistStatus
+
+from .conftest import M365Lab, Run, fleet_env, run_fleet_async
+from .hostile import HostileServer, inventory_header
+
+PASSWORD_ENV = "FLEET_CANARY_PASSWORD"
+DQS_ENV = "FLEET_CANARY_DQS_KEY"
+BROKEN_DQS_ZONE = "broken.dq.test"
+SITE_IP = "127.0.0.31"
+USERS = {
+    "login-ok": "scanner@contoso.test",
+    "login-wrong": "frontdesk@contoso.test",
+    "echo-plain": "echo-plain@contoso.test",
+    "echo-login": "echo-login@contoso.test",
+    "hang-up": "hang-up@contoso.test",
+}
+
+
+def canaries() -> tuple[str, str]:
+    unique = uuid.uuid4().hex[:10]
+    # Mixed case on purpose: DNS lower-cases names, and a lower-cased key is still the key.
+    return f"CanaryPw-{unique}-Q7x", f"CanaryDqs{unique}Z9"
+
+
+def forms(password: str, dqs_key: str) -> dict[str, str]:
+    """Every form in which a canary travels or could come back."""
+    found = {
+        "password": password,
+        "password, lower case": password.lower(),
+        "password, base64 (AUTH LOGIN)": base64.b64encode(password.encode()).decode(),
+        "dqs key": dqs_key,
+        "dqs key, lower case": dqs_key.lower(),
+        "dqs key, upper case": dqs_key.upper(),
+    }
+    for user in USERS.values():
+        plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        found[f"AUTH PLAIN of {user}"] = plain
+    return found
+
+
+def site(site_id: str, port: int, ca_file: str, mechanism: str | None = None) -> str:
+    login = f"username: {USERS[site_id]}, password_env: {PASSWORD_ENV}"
+    if mechanism:
+        login += f", mechanism: {mechanism}"
+    return (
+        f"  - id: {site_id}\n    client: Canary\n"
+        f"    egress: {{bind: {SITE_IP}, ip: {SITE_IP}}}\n"
+        "    devices:\n      - id: mfp\n"
+        f"        smtp: {{host: localhost, port: {port}, security: starttls, "
+        f'ca_file: "{ca_file}", from: {USERS[site_id]}, to: alice@contoso.test, '
+        f"auth: {{{login}}}}}\n"
+    )
+
+
+async def test_canary_secrets_appear_in_no_output_log_or_store(
+    m365: M365Lab,
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    tmp_path: Path,
+    write_inventory: Callable[..., Path],
+) -> None:
+    password, dqs_key = canaries()
+    secret_forms = forms(password, dqs_key)
+
+    # Given: Microsoft 365 knows the canary for one mailbox, and another password for another
+    m365.tenant.mailboxes[USERS["login-ok"]] = Mailbox(password=password)
+    m365.tenant.mailboxes[USERS["login-wrong"]] = Mailbox(password="not-the-canary")
+    # ... a careless server that repeats every AUTH line, and one that hangs up on AUTH
+    echo = HostileServer("echo_auth_line", certs)
+    hang_up = HostileServer("close_after_auth", certs)
+    await echo.start()
+    await hang_up.start()
+    # ... Spamhaus DQS under the key: the site's IP is listed; a second DQS zone fails its
+    # self-test
+    dqs_zone = f"{dqs_key}.{DQS_ZONE}"
+    lab_dns.blocklist(dqs_zone)
+    query_name = f"{reverse_name(SITE_IP)}.{dqs_zone}"
+    lab_dns.list_ip(dqs_zone, SITE_IP, "127.0.0.4", reason="https://check.spamhaus.org/$")
+    lab_dns.fault(f"{dqs_key}.{BROKEN_DQS_ZONE}", "servfail")
+    inventory = write_inventory(
+        inventory_header(
+            lab_dns,
+            connect_s=5,
+            command_s=5,
+            site_s=30,
+            blocklists=[
+                f"{{kind: spamhaus-dqs, key_env: {DQS_ENV}}}",
+                f"{{kind: spamhaus-dqs, key_env: {DQS_ENV}, zone: {BROKEN_DQS_ZONE}}}",
+            ],
+        )
+        + site("login-ok", m365.submission.port, m365.ca_file)
+        + site("login-wrong", m365.submission.port, m365.ca_file)
+        + site("echo-plain", echo.port, str(certs.ca_file), "plain")
+        + site("echo-login", echo.port, str(certs.ca_file), "login")
+        + site("hang-up", hang_up.port, str(certs.ca_file))
+    )
+    db = tmp_path / "store" / "fleet.db"
+    log_file = tmp_path / "fleet.log"
+    env = fleet_env(**{PASSWORD_ENV: password, DQS_ENV: dqs_key})
+
+    async def fleet(*args: str) -> Run:
+        return await run_fleet_async(
+            "--debug", "--log-file", str(log_file), *args, env=env, cwd=tmp_path
+        )
+
+    # When the sweep runs three times (JSON, CSV and table), and the stored sweeps are
+    # re-rendered, listed, compared and one site rescanned
+    try:
+        sweep = ["sweep", "-i", str(inventory), "--db", str(db), "-q"]
+        runs = [
+            await fleet(*sweep, "--format", "json", "--output", str(tmp_path / "out.json")),
+            await fleet(*sweep, "--format", "csv", "--output", str(tmp_path / "out.csv")),
+            await fleet(*sweep, "--format", "table", "--detail"),
+        ]
+        for report_format in ("json", "csv", "table"):
+            runs.append(await fleet("report", "--last", "--db", str(db), "--format", report_format))
+        runs.append(await fleet("report", "--last", "--db", str(db), "--detail"))
+        runs.append(await fleet("history", "--db", str(db)))
+        runs.append(await fleet("diff", "--db", str(db)))
+        runs.append(await fleet("scan", "echo-plain", "-i", str(inventory), "--db", str(db)))
+    finally:
+        await echo.stop()
+        await hang_up.stop()
+
+    # Then the sweeps ran, failed where they should, and did use the canaries
+    assert [r.code for r in runs[:3]] == [2, 2, 2], runs[0].stderr
+    assert all(r.code in (0, 1, 2, 3) for r in runs)
+    assert "Traceback" not in "".join(r.stderr for r in runs)
+    assert m365.submission.stats.auth_attempts >= 2
+    echoed = b"".join(echo.lines).decode()
+    assert base64.b64encode(f"\0{USERS['echo-plain']}\0{password}".encode()).decode() in echoed
+    assert base64.b64encode(password.encode()).decode() in echoed  # AUTH LOGIN's second line
+    assert b"AUTH" in b"".join(hang_up.lines)
+    asked = lab_dns.log.names()
+    assert query_name.lower() in asked  # the key went into the query names
+    assert any(n.endswith(f"{dqs_key.lower()}.{BROKEN_DQS_ZONE}") for n in asked)
+    logged = log_file.read_text(encoding="utf-8")
+    assert "DEBUG" in logged  # --debug was on, and the log file has it
+    out_json = (tmp_path / "out.json").read_text(encoding="utf-8")
+    out_csv = (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
+    for words in ("auth_failed", '"listed"', "self-test failed", "Authentication failed for"):
+        assert words in out_json
+    assert "****" in out_json  # the echoed AUTH lines are kept, with the secret blanked
+
+    # ... and no canary, in any form, is in anything fleet wrote
+    texts = {"log file": logged, "out.json": out_json, "out.csv": out_csv}
+    for i, run in enumerate(runs):
+        texts[f"stdout of run {i}"] = run.stdout
+        texts[f"stderr of run {i}"] = run.stderr
+    store_files = sorted(db.parent.glob(db.name + "*"))
+    assert db in store_files
+    leaks = [
+        (where, form)
+        for where, text in texts.items()
+        for form, value in secret_forms.items()
+        if value in text
+    ]
+    leaks += [
+        (path.name, form)
+        for path in store_files
+        for form, value in secret_forms.items()
+        if value.encode() in path.read_bytes() or value.encode("utf-16-le") in path.read_bytes()
+    ]
+    assert leaks == [], leaks
+
+
+async def test_a_txt_record_that_repeats_the_query_name_does_not_leak_the_dqs_key(
+    lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, dqs_key = canaries()
+    monkeypatch.setenv(DQS_ENV, dqs_key)
+    dqs_zone = f"{dqs_key}.{DQS_ZONE}"
+    lab_dns.blocklist(dqs_zone)
+    query_name = f"{reverse_name(SITE_IP)}.{dqs_zone}"
+    lab_dns.list_ip(dqs_zone, SITE_IP, "127.0.0.4", reason=f"listed: {query_name}")
+    (zone,) = zones_from_inventory([BlocklistZone(kind="spamhaus-dqs", key_env=DQS_ENV)])
+    dns = Dns([lab_dns.nameserver], timeout_s=1, tries=1)
+    try:
+        result = await BlocklistProbe(dns, [zone]).lookup(SITE_IP, zone)
+    finally:
+        await dns.close()
+
+    assert result.status is BlocklistStatus.listed
+    assert dqs_key.lower() not in result.model_dump_json().lower()
