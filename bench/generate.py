@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 BASE = ipaddress.IPv4Address("127.10.0.0")
 ZONE = "zen.bench.test"
-PASSWORD_ENV = "BENCH_SCANNER_PASSWORD"
+PASSWORD_ENV = "BENCH_SCANNER_PASSWORD"  # noqa: S105 - the name of a variable
 
 
 def site_ip(n: int) -> str:
@@ -42,19 +42,27 @@ class Mix:
         return [site_ip(n) for n in range(self.sites) if self.kind(n) == "dirty-direct"]
 
 
-def inventory(mix: Mix, *, mx_port: int, submission_port: int, ca_file: str, nameserver: str,
-              global_cap: int = 200, per_site: int = 2) -> str:
+def inventory(
+    mix: Mix,
+    *,
+    mx_port: int,
+    submission_port: int,
+    ca_file: str,
+    nameserver: str,
+    global_cap: int = 200,
+    per_site: int = 2,
+) -> str:
     lines = [
         "defaults:",
-        f"  dns: {{nameservers: [\"{nameserver}\"], timeout_s: 3, tries: 2}}",
+        f'  dns: {{nameservers: ["{nameserver}"], timeout_s: 3, tries: 2}}',
         "  timeouts: {connect_s: 10, command_s: 30, site_s: 120}",
         f"  concurrency: {{global: {global_cap}, per_site: {per_site}, per_host: {global_cap}}}",
         "  ehlo_name: scanner.msp.bench.test",
         "blocklists:",
         f"  - {{zone: {ZONE}, kind: spamhaus-zen}}",
         "profiles:",
-        f"  m365-submission: {{host: 127.0.0.1, port: {submission_port}, security: starttls, ca_file: \"{ca_file}\"}}",
-        f"  m365-direct-send: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: \"{ca_file}\", mode: direct_send}}",
+        f'  m365-submission: {{host: 127.0.0.1, port: {submission_port}, security: starttls, ca_file: "{ca_file}"}}',
+        f'  m365-direct-send: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{ca_file}", mode: direct_send}}',
         "sites:",
     ]
     for n in range(mix.sites):

@@ -19,7 +19,13 @@ EHLO_TAIL = ["8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"]
 
 class Responder(asyncio.Protocol):
     def __init__(
-        self, *, delay: float, context: ssl.SSLContext, submission: bool, banned: set[str], stats: dict[str, int]
+        self,
+        *,
+        delay: float,
+        context: ssl.SSLContext,
+        submission: bool,
+        banned: set[str],
+        stats: dict[str, int],
     ) -> None:
         self.delay = delay
         self.context = context
@@ -33,6 +39,7 @@ class Responder(asyncio.Protocol):
         self.tls = False
         self.awaiting_password = False
         self.upgrading = False
+        self.upgrade_task: asyncio.Future[None] | None = None
 
     # -- wire -----------------------------------------------------------------------------
 
@@ -42,7 +49,9 @@ class Responder(asyncio.Protocol):
             self.transport = cast(asyncio.Transport, transport)
             peer = transport.get_extra_info("peername")
             self.peer = peer[0] if peer else "?"
-            self.reply("220 BY2NAM01FT030.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready")
+            self.reply(
+                "220 BY2NAM01FT030.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready"
+            )
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -61,7 +70,7 @@ class Responder(asyncio.Protocol):
         transport.write(text.encode() + b"\r\n")
         if then_upgrade:
             self.upgrading = True
-            asyncio.ensure_future(self._upgrade(transport))
+            self.upgrade_task = asyncio.ensure_future(self._upgrade(transport))
         if then_close:
             transport.close()
 
@@ -130,11 +139,18 @@ class Responder(asyncio.Protocol):
 
 
 async def serve(
-    *, delay: float, context: ssl.SSLContext, submission: bool, banned: set[str], stats: dict[str, int]
+    *,
+    delay: float,
+    context: ssl.SSLContext,
+    submission: bool,
+    banned: set[str],
+    stats: dict[str, int],
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: Responder(delay=delay, context=context, submission=submission, banned=banned, stats=stats),
+        lambda: Responder(
+            delay=delay, context=context, submission=submission, banned=banned, stats=stats
+        ),
         host="127.0.0.1",
         port=0,
         backlog=4096,

@@ -44,8 +44,12 @@ def run_measured(argv: list[str], env: dict[str, str], stdin: str | None = None)
     """Run a command; its own (and its waited-for children's) CPU and peak RSS via wait4."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        argv, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        argv,
+        env=env,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     if stdin is not None:
         assert process.stdin is not None
@@ -68,15 +72,39 @@ class Lab:
         self.folder = folder
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
         dirty_arg = ",".join(dirty)
-        self.mx = self._start(["smtp", "--role", "mx", "--delay", str(delay), "--dirty", dirty_arg,
-                               "--folder", str(folder / "certs")], "mx")
-        self.submission = self._start(["smtp", "--role", "submission", "--delay", str(delay),
-                                       "--folder", str(folder / "certs")], "submission")
+        self.mx = self._start(
+            [
+                "smtp",
+                "--role",
+                "mx",
+                "--delay",
+                str(delay),
+                "--dirty",
+                dirty_arg,
+                "--folder",
+                str(folder / "certs"),
+            ],
+            "mx",
+        )
+        self.submission = self._start(
+            [
+                "smtp",
+                "--role",
+                "submission",
+                "--delay",
+                str(delay),
+                "--folder",
+                str(folder / "certs"),
+            ],
+            "submission",
+        )
         self.dns = self._start(["dns", "--zone", ZONE, "--dirty", dirty_arg], "dns")
 
     def _start(self, args: list[str], name: str) -> dict[str, object]:
         ready = self.folder / f"{name}.json"
-        process = subprocess.Popen([sys.executable, "-m", "bench.servers", *args, "--ready", str(ready)], cwd=ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.servers", *args, "--ready", str(ready)], cwd=ROOT
+        )
         self.processes.append((process, ready))
         for _ in range(400):
             if ready.exists() and ready.stat().st_size:
@@ -127,7 +155,9 @@ REPLIES_SUBMISSION = 10
 REPLIES_DIRECT = 8
 
 
-def bound(facts: PlanFacts, delay: float, global_cap: int, per_site: int, cpu_s: float) -> tuple[float, str]:
+def bound(
+    facts: PlanFacts, delay: float, global_cap: int, per_site: int, cpu_s: float
+) -> tuple[float, str]:
     work = (facts.submission * REPLIES_SUBMISSION + facts.direct * REPLIES_DIRECT) * delay
     network = work / global_cap
     # With per_site >= the conversations of any site (2 here), the per-site cap adds no wave;
@@ -143,6 +173,31 @@ def bound(facts: PlanFacts, delay: float, global_cap: int, per_site: int, cpu_s:
     return max(network, cpu_s), text
 
 
+def bare_conversations(path: Path, sample: int) -> list[dict[str, object]]:
+    """The plan's first `sample` distinct conversations, as bench.bare takes them."""
+    plan = plan_sweep(load_inventory(str(path)))
+    out: list[dict[str, object]] = []
+    for site_plan in plan.sites:
+        for planned in site_plan.conversations:
+            spec = planned.spec
+            out.append(
+                {
+                    "host": spec.host,
+                    "port": spec.port,
+                    "ca_file": spec.ca_file,
+                    "ehlo": spec.ehlo_name,
+                    "bind": site_plan.site.egress.bind,
+                    "from": spec.mail_from,
+                    "to": spec.rcpt_to,
+                    "username": spec.username,
+                    "password": PASSWORD if spec.username else None,
+                }
+            )
+            if len(out) >= sample:
+                return out
+    return out
+
+
 def swaks_lines(path: Path, lab: Lab, sample: int) -> list[str]:
     """swaks argument lines for a sample of the plan's distinct conversations."""
     plan = plan_sweep(load_inventory(str(path)))
@@ -151,12 +206,32 @@ def swaks_lines(path: Path, lab: Lab, sample: int) -> list[str]:
         for planned in site_plan.conversations:
             spec = planned.spec
             args = [
-                "--server", "127.0.0.1", "--port", str(spec.port), "--from", spec.mail_from, "--to", spec.rcpt_to,
-                "--ehlo", spec.ehlo_name, "--tls", "--quit-after", "RCPT", "--hide-all",
-                "--local-interface", str(site_plan.site.egress.bind),
+                "--server",
+                "127.0.0.1",
+                "--port",
+                str(spec.port),
+                "--from",
+                spec.mail_from,
+                "--to",
+                spec.rcpt_to,
+                "--ehlo",
+                spec.ehlo_name,
+                "--tls",
+                "--quit-after",
+                "RCPT",
+                "--hide-all",
+                "--local-interface",
+                str(site_plan.site.egress.bind),
             ]
             if spec.username:
-                args += ["--auth", "LOGIN", "--auth-user", spec.username, "--auth-password", PASSWORD]
+                args += [
+                    "--auth",
+                    "LOGIN",
+                    "--auth-user",
+                    spec.username,
+                    "--auth-password",
+                    PASSWORD,
+                ]
             lines.append(" ".join(args))
             if len(lines) >= sample:
                 return lines
@@ -171,31 +246,74 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
         try:
             path = folder / "inventory.yaml"
             ca_file = str(lab.mx["ca_file"])
-            path.write_text(inventory(
-                mix, mx_port=int(str(lab.mx["port"])), submission_port=int(str(lab.submission["port"])),
-                ca_file=ca_file, nameserver=f"127.0.0.1:{lab.dns['dns']}", global_cap=args.global_cap,
-            ))
+            path.write_text(
+                inventory(
+                    mix,
+                    mx_port=int(str(lab.mx["port"])),
+                    submission_port=int(str(lab.submission["port"])),
+                    ca_file=ca_file,
+                    nameserver=f"127.0.0.1:{lab.dns['dns']}",
+                    global_cap=args.global_cap,
+                )
+            )
             facts = plan_facts(path)
             env = {**os.environ, PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"}
             fleet = run_measured(
-                [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db", str(folder / "fleet.db"),
-                 "--format", "csv", "--output", str(folder / "out.csv"), "-q"],
+                [
+                    sys.executable,
+                    "-m",
+                    "fleet",
+                    "sweep",
+                    "-i",
+                    str(path),
+                    "--db",
+                    str(folder / "fleet.db"),
+                    "--format",
+                    "csv",
+                    "--output",
+                    str(folder / "out.csv"),
+                    "-q",
+                ],
                 env,
+            )
+            bare_items = bare_conversations(path, args.bare_sample)
+            bare_file = folder / "bare.json"
+            bare_file.write_text(json.dumps(bare_items))
+            bare = (
+                len(bare_items),
+                run_measured(
+                    [sys.executable, "-m", "bench.bare", str(bare_file), str(args.global_cap)], env
+                ),
             )
             baseline = None
             if shutil.which("swaks") and args.sample > 0:
                 lines = swaks_lines(path, lab, args.sample)
-                baseline = (len(lines), run_measured(
-                    ["xargs", "-P", str(args.global_cap), "-L", "1", "swaks"], env, stdin="\n".join(lines) + "\n"
-                ))
+                baseline = (
+                    len(lines),
+                    run_measured(
+                        ["xargs", "-P", str(args.global_cap), "-L", "1", "swaks"],
+                        env,
+                        stdin="\n".join(lines) + "\n",
+                    ),
+                )
         finally:
             servers = lab.stop()
-    connections = servers.get("mx", {}).get("connections", 0) + servers.get("submission", {}).get("connections", 0)
+    connections = servers.get("mx", {}).get("connections", 0) + servers.get("submission", {}).get(
+        "connections", 0
+    )
+    connections -= bare[0] + (baseline[0] if baseline else 0)  # the baselines' own conversations
     dns = servers.get("dns", {})
     limit, how = bound(facts, args.delay, args.global_cap, 2, fleet.cpu_s)
     return {
-        "facts": facts, "fleet": fleet, "connections": connections, "dns": dns, "bound": limit, "how": how,
-        "baseline": baseline, "startup_cpu": startup_cpu,
+        "facts": facts,
+        "fleet": fleet,
+        "connections": connections,
+        "dns": dns,
+        "bound": limit,
+        "how": how,
+        "baseline": baseline,
+        "bare": bare,
+        "startup_cpu": startup_cpu,
     }
 
 
@@ -203,16 +321,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--sizes", default="100,1000", help="site counts, comma separated")
     parser.add_argument("--big", action="store_true", help="also 10,000 sites")
-    parser.add_argument("--delay", type=float, default=0.025, help="seconds added to every SMTP reply")
+    parser.add_argument(
+        "--delay", type=float, default=0.025, help="seconds added to every SMTP reply"
+    )
     parser.add_argument("--sample", type=int, default=200, help="swaks baseline sample (0: skip)")
     parser.add_argument("--global-cap", type=int, default=200)
+    parser.add_argument(
+        "--bare-sample", type=int, default=2000, help="bare aiosmtplib conversations"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.big and 10000 not in sizes:
         sizes.append(10000)
     startup = run_measured([sys.executable, "-m", "fleet", "--version"], dict(os.environ))
-    print(f"fleet benchmark: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"reply delay {args.delay * 1000:.0f} ms, global cap {args.global_cap}, per-site cap 2")
+    bare_startup = run_measured(
+        [sys.executable, "-c", "import aiosmtplib, asyncio, ssl, json"], dict(os.environ)
+    )
+    args.bare_startup = bare_startup.cpu_s
+    print(
+        f"fleet benchmark: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"reply delay {args.delay * 1000:.0f} ms, global cap {args.global_cap}, per-site cap 2"
+    )
     print(f"(scanner start-up alone: {startup.cpu_s * 1000:.0f} ms CPU, included below)\n")
     for sites in sizes:
         result = run_size(sites, args, startup.cpu_s)
@@ -222,18 +351,33 @@ def main() -> None:
 def report(sites: int, r: dict[str, object]) -> None:
     facts = r["facts"]
     fleet = r["fleet"]
-    assert isinstance(facts, PlanFacts) and isinstance(fleet, Child)
+    assert isinstance(facts, PlanFacts)
+    assert isinstance(fleet, Child)
     dns = r["dns"]
     assert isinstance(dns, dict)
     per_conv = fleet.cpu_s / max(facts.conversations, 1) * 1000
     bound_s = float(str(r["bound"]))
     print(f"== {sites} sites x 5 copiers (exit {fleet.code})")
-    print(f"  sites {facts.sites}, devices {facts.devices}, distinct conversations {facts.conversations} "
-          f"(made: {r['connections']}), blocklist lookups {facts.declared_ips * facts.zones} "
-          f"(DNS queries received: {dns.get('queries', '?')}, A queries per (ip, zone) at most "
-          f"{dns.get('max_per_name', '?')})")
-    print(f"  wall {fleet.wall_s:.2f} s, scanner CPU {fleet.cpu_s:.2f} s ({per_conv:.2f} ms per conversation), "
-          f"peak RSS {fleet.max_rss_mb:.0f} MB")
+    print(
+        f"  sites {facts.sites}, devices {facts.devices}, distinct conversations {facts.conversations} "
+        f"(made: {r['connections']}), blocklist lookups {facts.declared_ips * facts.zones} "
+        f"(DNS queries received: {dns.get('queries', '?')}, A queries per (ip, zone) at most "
+        f"{dns.get('max_per_name', '?')})"
+    )
+    print(
+        f"  wall {fleet.wall_s:.2f} s, scanner CPU {fleet.cpu_s:.2f} s ({per_conv:.2f} ms per conversation), "
+        f"peak RSS {fleet.max_rss_mb:.0f} MB"
+    )
+    bare = r["bare"]
+    if isinstance(bare, tuple):
+        count, child = bare
+        assert isinstance(child, Child)
+        floor = (child.cpu_s - float(str(r["startup_cpu"])) * 0) / count * 1000
+        print(
+            f"  bare aiosmtplib, same conversations and lab: {floor:.2f} ms CPU per conversation "
+            f"({count} conversations, its interpreter start-up included); fleet's own share: "
+            f"{per_conv - floor:.2f} ms ({per_conv / floor:.2f}x)"
+        )
     print(f"  bound {bound_s:.2f} s = max({r['how']})")
     print(f"  wall / bound = {fleet.wall_s / bound_s:.2f}")
     baseline = r["baseline"]
@@ -242,10 +386,14 @@ def report(sites: int, r: dict[str, object]) -> None:
         assert isinstance(swaks, Child)
         swaks_cpu = swaks.cpu_s / sample * 1000
         swaks_wall = swaks.wall_s / sample * facts.conversations
-        print(f"  swaks baseline: {sample} conversations in {swaks.wall_s:.2f} s wall, {swaks_cpu:.1f} ms CPU each; "
-              f"extrapolated to {facts.conversations}: {swaks_wall:.1f} s wall")
-        print(f"  fleet vs swaks: {swaks_wall / fleet.wall_s:.1f}x faster wall, {swaks_cpu / per_conv:.0f}x less CPU "
-              "per conversation")
+        print(
+            f"  swaks baseline: {sample} conversations in {swaks.wall_s:.2f} s wall, {swaks_cpu:.1f} ms CPU each; "
+            f"extrapolated to {facts.conversations}: {swaks_wall:.1f} s wall"
+        )
+        print(
+            f"  fleet vs swaks: {swaks_wall / fleet.wall_s:.1f}x faster wall, {swaks_cpu / per_conv:.0f}x less CPU "
+            "per conversation"
+        )
     print()
 
 

@@ -35,7 +35,7 @@ async def serve_smtp(args: argparse.Namespace) -> None:
         stats=stats,
     )
     port = server.sockets[0].getsockname()[1]
-    Path(args.ready).write_text(json.dumps({"port": port, "ca_file": str(certs.ca_file)}))
+    _write(args.ready, {"port": port, "ca_file": str(certs.ca_file)})
     await _until_terminated()
     server.close()
     Path(args.ready).with_suffix(".stats").write_text(json.dumps(stats))
@@ -44,14 +44,23 @@ async def serve_smtp(args: argparse.Namespace) -> None:
 async def serve_dns(args: argparse.Namespace) -> None:
     dns = LabDns()
     await dns.start()
-    listed = {ip: ("127.0.0.4",) for ip in filter(None, args.dirty.split(","))}
+    listed = dict.fromkeys(filter(None, args.dirty.split(",")), ("127.0.0.4",))
     dns.blocklist(args.zone, listed)
-    Path(args.ready).write_text(json.dumps({"dns": dns.port}))
+    _write(args.ready, {"dns": dns.port})
     await _until_terminated()
-    a_counts = [n for (name, rtype), n in dns.log.counts.items() if rtype == "A" and name.endswith(args.zone)]
+    a_counts = [
+        n
+        for (name, rtype), n in dns.log.counts.items()
+        if rtype == "A" and name.endswith(args.zone)
+    ]
     counts = {"queries": dns.log.total, "max_per_name": max(a_counts, default=0)}
     Path(args.ready).with_suffix(".stats").write_text(json.dumps(counts))
     await dns.stop()
+
+
+def _write(path: str, document: dict[str, object]) -> None:
+    """Tell bench.run we listen (a small file, written before the loop serves anything)."""
+    Path(path).write_text(json.dumps(document))
 
 
 async def _until_terminated() -> None:

@@ -48,7 +48,7 @@ def make_reply(code: int | None, text: str, secrets: Iterable[str] = ()) -> Repl
     for secret in secrets:
         if secret in clean:
             clean = clean.replace(secret, REDACTED)
-    return Reply(code=code, enhanced=parse_enhanced(clean), text=clean)
+    return Reply.model_construct(code=code, enhanced=parse_enhanced(clean), text=clean)
 
 
 def clean_text(text: str) -> str:

@@ -25,7 +25,7 @@ from fleet.matrix import DeviceObservation, SiteObservation, assess
 from fleet.plan import SitePlan, SweepPlan
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
-from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse
+from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse, use_small_tls_buffers
 from fleet.results import (
     Conversation,
     Egress,
@@ -99,6 +99,7 @@ class Sweeper:
         self, plan: SweepPlan, *, send_test: bool = False, today: datetime | None = None
     ) -> None:
         self.plan = plan
+        use_small_tls_buffers()
         defaults = plan.inventory.defaults
         self.send_test = send_test
         self.today = (today or datetime.now(UTC)).date()

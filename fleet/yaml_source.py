@@ -1,13 +1,14 @@
 """YAML loading that remembers where every value came from (file, line, column).
 
-PyYAML's composer gives each node a start mark; we build plain Python data from the
-node tree and keep a map from each value's path to its position, so validation errors
-can name `inventory.yaml:14:9`. Duplicate keys, which PyYAML silently collapses, are
-errors here.
+PyYAML's parser gives each event a start mark; we build plain Python data from the event
+stream and keep a map from each value's path to its position, so validation errors can
+name `inventory.yaml:14:9`. Duplicate keys, which PyYAML silently collapses, are errors
+here.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import yaml
 
 Path = tuple[str | int, ...]
+# libyaml and pure-Python PyYAML give marks of two classes with the same fields.
+Mark = Any
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,10 @@ class SourceError:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-def _packed(mark: yaml.Mark) -> int:
+def _packed(mark: Mark) -> int:
     """A parser mark as one small int (line and column), so that the parse tree and its
     marks can be freed before validation: a 10,000-site inventory stays light."""
-    return (mark.line << 24) | min(mark.column, 0xFFFFFF)
+    return (int(mark.line) << 24) | min(int(mark.column), 0xFFFFFF)
 
 
 @dataclass
@@ -52,6 +55,7 @@ class SourceMap:
 
     values: dict[Path, int] = field(default_factory=dict)
     keys: dict[Path, int] = field(default_factory=dict)
+    record: bool = True  # False: positions are worked out later, only if an error needs one
 
     def find(self, path: Path) -> Position:
         """The position of a path, or of its nearest ancestor that has one (else 1:1)."""
@@ -100,11 +104,48 @@ def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
-    """Parse YAML text into plain data and a source map; raise YamlLoadError on any problem."""
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+class LazySourceMap(SourceMap):
+    """A source map that parses the text again, with positions, the first time an error
+    needs one: a valid inventory (the usual case) never pays for positions."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(record=False)
+        self._text: str | None = text
+        self._file = file
+
+    def find(self, path: Path) -> Position:
+        if self._text is not None:
+            text, self._text = self._text, None
+            try:
+                _, full = load_yaml(text, self._file)
+            except YamlLoadError:  # cannot happen: the same text parsed once already
+                full = SourceMap()
+            self.values, self.keys = full.values, full.keys
+        return super().find(path)
+
+
+def load_yaml(text: str, file: str, *, positions: bool = True) -> tuple[Any, SourceMap]:
+    """Parse YAML text into plain data and a source map; raise YamlLoadError on any problem.
+
+    Built from the parser's event stream (libyaml when available), never from a node tree:
+    a 10,000-site inventory never holds a second copy of itself in parse nodes and marks.
+    With positions=False the map is lazy: positions are worked out only if asked for.
+    """
+    if not positions:
+        try:
+            data, _ = _load(text, file, SourceMap(record=False))
+        except YamlLoadError:
+            return load_yaml(text, file)  # report its problems with every position
+        return data, LazySourceMap(text, file)
+    return _load(text, file, SourceMap())
+
+
+def _load(text: str, file: str, smap: SourceMap) -> tuple[Any, SourceMap]:
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    errors: list[SourceError] = []
+    builder = _Builder(file, smap, errors)
     try:
-        root = yaml.compose(text, Loader=loader_class)
+        data = builder.run(yaml.parse(text, Loader=loader_class))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
@@ -115,25 +156,34 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise YamlLoadError(
             [SourceError(file, Position(1, 1), "", f"not valid YAML: {exc}")]
         ) from None
-    smap = SourceMap()
-    errors: list[SourceError] = []
-    if root is None:
-        return None, smap
-    builder = _Builder(file, smap, errors)
-    data = builder.build(root, ())
     if errors:
         raise YamlLoadError(errors)
     return data, smap
 
 
-# A YAML alias may point at a huge or self-referencing tree ("billion laughs"). Aliases
-# re-use nodes, so a bomb builds far more values than the file has nodes: stop when the
-# values built outnumber the distinct nodes by this factor (past a small floor).
+# A YAML alias may point at a huge or self-referencing tree ("billion laughs"). Each alias
+# is expanded into a copy of what its anchor holds, so a bomb builds far more values than
+# the file has events: stop when the values built outnumber the events read by this factor
+# (past a small floor), before copying.
 ALIAS_EXPANSION_LIMIT = 20
 ALIAS_FLOOR = 10_000
 
-
 _BAD = object()  # a scalar that could not be read (the error is already recorded)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass
+class _Open:
+    """A mapping or sequence being built."""
+
+    value: dict[str, Any] | list[Any]
+    path: Path
+    anchor: str | None
+    start: int  # the value count when it opened, to know its size when it closes
+    key: Any = None  # mapping: the key waiting for its value (None: expecting a key)
+    key_mark: Mark | None = None
+    key_pending: bool = False
+    skip_value: bool = False  # the key was refused: build its value, then drop it
 
 
 class _Builder:
@@ -142,18 +192,160 @@ class _Builder:
         self.smap = smap
         self.errors = errors
         self.constructor = yaml.constructor.SafeConstructor()
-        self.count = 0
-        self.nodes: set[int] = set()
-        self.stack: set[int] = set()
+        self.resolver = yaml.resolver.Resolver()
+        self.count = 0  # values built, aliases expanded
+        self.events = 0  # values actually written in the file
+        self.anchors: dict[str, tuple[Any, int]] = {}  # name -> (value, size)
+        self.open_anchors: set[str] = set()
+        self.stack: list[_Open] = []
 
-    def error(self, node: yaml.Node, path: Path, message: str) -> None:
-        self.errors.append(SourceError(self.file, _pos(node), format_path(path), message))
+    def error(self, mark: Mark | None, path: Path, message: str) -> None:
+        position = Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
+        self.errors.append(SourceError(self.file, position, format_path(path), message))
 
-    def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
-        """The value of a scalar, or _BAD (reported) when it cannot be read."""
-        if node.tag == _STR_TAG:  # most values: text, as written
-            return node.value
-        # SafeConstructor handles the other tags: int, float, bool, null, timestamp.
+    # -- the event loop -------------------------------------------------------------------
+
+    def run(self, events: Any) -> Any:
+        root: Any = None
+        documents = 0
+        for event in events:
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    self.error(
+                        event.start_mark,
+                        (),
+                        "an inventory is one YAML document (found a second '---')",
+                    )
+                    return root
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                path = self._child_path(event.start_mark)
+                container: dict[str, Any] | list[Any] = (
+                    {} if isinstance(event, yaml.MappingStartEvent) else []
+                )
+                self._count(event.start_mark, path, 1)
+                if event.anchor:
+                    self.open_anchors.add(event.anchor)
+                self.stack.append(_Open(container, path, event.anchor, self.count))
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                done = self.stack.pop()
+                if done.anchor:
+                    self.open_anchors.discard(done.anchor)
+                    self.anchors[done.anchor] = (done.value, self.count - done.start + 1)
+                root = self._place(done.value, root)
+            elif isinstance(event, yaml.ScalarEvent):
+                root = self._scalar_event(event, root)
+            elif isinstance(event, yaml.AliasEvent):
+                root = self._alias_event(event, root)
+        return root
+
+    # -- placing values -------------------------------------------------------------------
+
+    def _child_path(self, mark: Mark) -> Path:
+        """The path of the value that starts here (and record where it starts). Without
+        positions no path is needed: any error makes the loader parse again with them."""
+        if not self.smap.record:
+            return ()
+        if not self.stack:
+            path: Path = ()
+        else:
+            parent = self.stack[-1]
+            if isinstance(parent.value, list):
+                path = (*parent.path, len(parent.value))
+            elif parent.key_pending:
+                path = (*parent.path, str(parent.key))
+            else:
+                return parent.path  # a key (scalar or not): positions come from the key
+        if self.smap.record:
+            self.smap.values.setdefault(path, _packed(mark))
+        return path
+
+    def _place(self, value: Any, root: Any) -> Any:
+        """Put a finished value into its parent (or make it the document's root)."""
+        if not self.stack:
+            return value
+        parent = self.stack[-1]
+        if isinstance(parent.value, list):
+            parent.value.append(value)
+            return root
+        if not parent.key_pending:
+            self._take_key(parent, value)
+            return root
+        if not parent.skip_value:
+            parent.value[str(parent.key)] = value
+        parent.key, parent.key_pending, parent.skip_value = None, False, False
+        return root
+
+    def _take_key(self, parent: _Open, key: Any, mark: Mark | None = None) -> None:
+        assert isinstance(parent.value, dict)  # noqa: S101 - only mappings take keys
+        parent.key_pending, parent.key_mark = True, mark
+        if key is _BAD:
+            parent.skip_value = True  # already reported
+            return
+        if key is _MERGE_TAG:
+            self.error(mark, parent.path, "YAML merge keys (<<) are not supported")
+            parent.skip_value = True
+            return
+        if key is None or not isinstance(key, str | int | float | bool):
+            self.error(mark, parent.path, "keys must be plain text")
+            parent.skip_value = True
+            return
+        parent.key = str(key)
+        child = (*parent.path, parent.key)
+        if parent.key in parent.value:
+            first = self.smap.keys.get(child)
+            where = f" (first at line {(first >> 24) + 1})" if first is not None else ""
+            self.error(mark, child, f"duplicate key '{parent.key}'{where}")
+            parent.skip_value = True
+            return
+        if mark is not None and self.smap.record:
+            self.smap.keys[child] = _packed(mark)
+
+    def _count(self, mark: Mark, path: Path, size: int) -> None:
+        self.events += 1
+        self.count += size
+        if self.count > ALIAS_FLOOR and self.count > ALIAS_EXPANSION_LIMIT * self.events:
+            raise YamlLoadError(
+                [
+                    SourceError(
+                        self.file,
+                        Position(mark.line + 1, mark.column + 1),
+                        format_path(path),
+                        "too many values (a YAML alias bomb?)",
+                    )
+                ]
+            )
+
+    # -- scalars and aliases ----------------------------------------------------------------
+
+    def _scalar_event(self, event: yaml.ScalarEvent, root: Any) -> Any:
+        parent = self.stack[-1] if self.stack else None
+        is_key = parent is not None and isinstance(parent.value, dict) and not parent.key_pending
+        path = self._child_path(event.start_mark)
+        self._count(event.start_mark, path, 1)
+        value = self._scalar_value(event, path)
+        if event.anchor:
+            self.anchors[event.anchor] = (value, 1)
+        if is_key:
+            assert parent is not None  # noqa: S101
+            self._take_key(parent, value, event.start_mark)
+            return root
+        return self._place(None if value is _BAD else value, root)
+
+    def _scalar_value(self, event: yaml.ScalarEvent, path: Path) -> Any:
+        """The value of a scalar, _MERGE_TAG for `<<`, or _BAD (reported) when unreadable."""
+        tag = event.tag
+        if tag is None or tag == "!":
+            plain = bool(event.implicit[0])
+            resolve: Any = self.resolver.resolve  # untyped in the stubs
+            tag = str(resolve(yaml.ScalarNode, event.value, (plain, not plain)))
+        if tag == _STR_TAG:  # most values: text, as written
+            return event.value
+        if tag == _MERGE_TAG:
+            return _MERGE_TAG
+        start: Mark = event.start_mark
+        end: Mark = event.end_mark
+        node = yaml.ScalarNode(tag, event.value, start, end, event.style)
         try:
             return self.constructor.construct_object(node, deep=True)
         except Exception as exc:
@@ -163,62 +355,29 @@ class _Builder:
             if isinstance(exc, yaml.YAMLError | ValueError):
                 problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [""])[0]
             else:
-                problem = f"not a valid {node.tag.rpartition(':')[2]}"
-            shown = node.value if len(node.value) <= 40 else node.value[:39] + "…"
-            self.error(node, path, f"bad value '{shown}': {problem}")
+                problem = f"not a valid {tag.rpartition(':')[2]}"
+            shown = event.value if len(event.value) <= 40 else event.value[:39] + "…"
+            self.error(event.start_mark, path, f"bad value '{shown}': {problem}")
             return _BAD
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
-        self.count += 1
-        self.nodes.add(id(node))
-        if self.count > ALIAS_FLOOR and self.count > ALIAS_EXPANSION_LIMIT * len(self.nodes):
-            raise YamlLoadError(
-                [
-                    SourceError(
-                        self.file,
-                        _pos(node),
-                        format_path(path),
-                        "too many values (a YAML alias bomb?)",
-                    )
-                ]
-            )
-        self.smap.values.setdefault(path, _packed(node.start_mark))
-        if isinstance(node, yaml.ScalarNode):
-            value = self.scalar(node, path)
-            return None if value is _BAD else value
-        if id(node) in self.stack:
-            self.error(node, path, "a YAML alias refers to itself")
-            return None
-        self.stack.add(id(node))
-        try:
-            if isinstance(node, yaml.MappingNode):
-                return self.mapping(node, path)
-            if isinstance(node, yaml.SequenceNode):
-                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        finally:
-            self.stack.discard(id(node))
-        self.error(node, path, "unsupported YAML node")
-        return None
-
-    def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                self.error(key_node, path, "YAML merge keys (<<) are not supported")
-                continue
-            key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
-            if key is _BAD:
-                continue  # already reported
-            if key is None or not isinstance(key, str | int | float | bool):
-                self.error(key_node, path, "keys must be plain text")
-                continue
-            key = str(key)
-            child = (*path, key)
-            if key in out:
-                first = self.smap.keys.get(child)
-                where = f" (first at line {(first >> 24) + 1})" if first is not None else ""
-                self.error(key_node, child, f"duplicate key '{key}'{where}")
-                continue
-            self.smap.keys[child] = _packed(key_node.start_mark)
-            out[key] = self.build(value_node, child)
-        return out
+    def _alias_event(self, event: yaml.AliasEvent, root: Any) -> Any:
+        parent = self.stack[-1] if self.stack else None
+        is_key = parent is not None and isinstance(parent.value, dict) and not parent.key_pending
+        path = self._child_path(event.start_mark)
+        name = event.anchor or ""
+        if name in self.open_anchors:
+            self.error(event.start_mark, path, "a YAML alias refers to itself")
+            value: Any = None
+        elif name not in self.anchors:
+            self.error(event.start_mark, path, f"unknown YAML alias '*{name}'")
+            value = None
+        else:
+            held, size = self.anchors[name]
+            self._count(event.start_mark, path, size)
+            # a copy, as if written out again: later edits of one use must not change another
+            value = copy.deepcopy(held)
+        if is_key:
+            assert parent is not None  # noqa: S101
+            self._take_key(parent, value, event.start_mark)
+            return root
+        return self._place(value, root)

@@ -29,7 +29,6 @@ from fleet.inventory import (
     notification_problems,
     resolve_inventory_path,
 )
-from fleet.notify import NotifyError, notify
 from fleet.plan import SweepPlan
 from fleet.results import SiteResult, SweepInfo, SweepResult, Verdict
 from fleet.runner import Control, run_sweep
@@ -195,6 +194,8 @@ def check_notifications(inventory: Inventory) -> None:
 
 def send_alerts(settings: Notifications, result: SweepResult, *, force: bool = False) -> bool:
     """Send a stored sweep's alerts; False (said on stderr) when a channel failed."""
+    from fleet.notify import NotifyError, notify  # httpx and friends: only when alerting
+
     try:
         sent = asyncio.run(notify(settings, result, force=force))
     except NotifyError as exc:

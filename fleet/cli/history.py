@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from tabulate import tabulate
 
 from fleet.agent import IngestError, read_agent_result
 from fleet.changes import SiteDigest, compare_sweeps
@@ -107,6 +106,8 @@ def history(db: str | None, site: str | None, limit: int) -> int:
     if not rows:
         click.echo("no sweeps stored yet")
         return 0
+    from tabulate import tabulate  # imported when a table is printed, not for every sweep
+
     click.echo(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
     return 0
 

@@ -40,11 +40,19 @@ def for_terminal(text: str | None, limit: int | None = None) -> str:
     return clean
 
 
+# A cell that needs no work: no control or bidi character, and not starting like a formula.
+_PLAIN_CELL = re.compile(
+    r"[^=+\-@\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069][^\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*"
+)
+
+
 def for_spreadsheet(value: object) -> str:
     """A CSV cell Excel will not run: control characters removed, formulas neutralised."""
     if value is None:
         return ""
     text = str(value)
+    if not text or _PLAIN_CELL.fullmatch(text):
+        return text  # the usual cell: nothing to strip, nothing to neutralise
     starts_like_formula = text.startswith(FORMULA_STARTS) or text.lstrip().startswith(
         FORMULA_STARTS[:4]
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import textwrap
 
-from tabulate import tabulate
-
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import (
     blocklist_summary,
@@ -23,6 +21,12 @@ _COLOURS = {
     Verdict.ok: "\x1b[32m",
 }
 _RESET = "\x1b[0m"
+
+
+def _tabulate(rows: list[list[str]], headers: list[str]) -> str:
+    from tabulate import tabulate  # imported when a table is rendered, not for CSV or JSON
+
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
 def _verdict(verdict: Verdict, colour: bool) -> str:
@@ -71,7 +75,7 @@ def _site_rows(result: SweepResult, colour: bool) -> str:
         "verdict",
         "top flag",
     ]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return _tabulate(rows, headers)
 
 
 def _device_rows(result: SweepResult, colour: bool) -> str:
@@ -108,7 +112,7 @@ def _device_rows(result: SweepResult, colour: bool) -> str:
         "reply",
         "mx / spf",
     ]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return _tabulate(rows, headers)
 
 
 def _findings(result: SweepResult, width: int) -> str:
