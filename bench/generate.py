@@ -47,7 +47,8 @@ def inventory(
     *,
     mx_port: int,
     submission_port: int,
-    ca_file: str,
+    mx_ca: str,
+    submission_ca: str,
     nameserver: str,
     global_cap: int = 200,
     per_site: int = 2,
@@ -61,8 +62,8 @@ def inventory(
         "blocklists:",
         f"  - {{zone: {ZONE}, kind: spamhaus-zen}}",
         "profiles:",
-        f'  m365-submission: {{host: 127.0.0.1, port: {submission_port}, security: starttls, ca_file: "{ca_file}"}}',
-        f'  m365-direct-send: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{ca_file}", mode: direct_send}}',
+        f'  m365-submission: {{host: 127.0.0.1, port: {submission_port}, security: starttls, ca_file: "{submission_ca}"}}',
+        f'  m365-direct-send: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{mx_ca}", mode: direct_send}}',
         "sites:",
     ]
     for n in range(mix.sites):

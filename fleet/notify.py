@@ -25,7 +25,7 @@ from fleet.inventory import EmailNotification, Notifications, WebhookNotificatio
 from fleet.report.csv_report import render_csv
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import top_flag, verdict_counts
-from fleet.results import Change, Security, Severity, SweepResult, Verdict
+from fleet.results import Change, Security, Severity, SweepResult, SweepView, Verdict
 
 log = logging.getLogger("fleet.notify")
 
@@ -34,7 +34,7 @@ class NotifyError(Exception):
     """An alert could not be delivered (the sweep itself is already stored)."""
 
 
-def new_critical(result: SweepResult) -> list[Change]:
+def new_critical(result: SweepResult | SweepView) -> list[Change]:
     return [
         c
         for c in result.changes
@@ -42,7 +42,7 @@ def new_critical(result: SweepResult) -> list[Change]:
     ]
 
 
-def should_send(when: str, result: SweepResult) -> bool:
+def should_send(when: str, result: SweepResult | SweepView) -> bool:
     if when == "always":
         return True
     if when == "critical":
@@ -58,8 +58,9 @@ class Alert:
     document: dict[str, Any]  # the generic JSON body
 
 
-def compose(result: SweepResult, prefix: str = "[fleet]") -> Alert:
+def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
     """The one message about a sweep: changes first, then what is still wrong."""
+    result = SweepView.of(sweep)
     critical = new_critical(result)
     listings = [c for c in result.changes if c.kind == "listed"]
     resolved = [c for c in result.changes if c.kind in ("resolved_flag", "delisted")]
@@ -103,7 +104,7 @@ def compose(result: SweepResult, prefix: str = "[fleet]") -> Alert:
         "sweep": result.sweep.id,
         "started_at": result.sweep.started_at.isoformat(),
         "complete": result.sweep.complete,
-        "counts": {v.value: sum(1 for s in result.sites if s.verdict is v) for v in Verdict},
+        "counts": {v.value: result.counts.get(v, 0) for v in Verdict},
         "new_critical": len(critical),
         "changed_sites": changed_sites,
         "changes": [c.model_dump(mode="json") for c in result.changes],
@@ -137,7 +138,9 @@ def _html(text: str) -> str:
 # ---- channels -----------------------------------------------------------------------------
 
 
-async def send_email(settings: EmailNotification, alert: Alert, result: SweepResult) -> None:
+async def send_email(
+    settings: EmailNotification, alert: Alert, result: SweepResult | SweepView
+) -> None:
     message = EmailMessage()
     message["From"] = settings.from_
     message["To"] = ", ".join(settings.to)
@@ -258,7 +261,9 @@ async def post_webhook(settings: WebhookNotification, alert: Alert) -> None:
     raise NotifyError(f"webhook alert to {host} failed: {last}")
 
 
-async def notify(settings: Notifications, result: SweepResult, *, force: bool = False) -> list[str]:
+async def notify(
+    settings: Notifications, result: SweepResult | SweepView, *, force: bool = False
+) -> list[str]:
     """Send the sweep's alert on every configured channel; returns what was sent.
 
     Raises NotifyError naming every channel that failed (the others were still tried)."""

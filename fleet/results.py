@@ -6,6 +6,8 @@ nothing of ours so that everything else can depend on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -324,3 +326,34 @@ class SweepResult(Model):
     sites: list[SiteResult]
     changes: list[Change] = Field(default_factory=list)
     previous_sweep: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepView:
+    """A sweep as the reports read it: its info, changes and verdict counts, and its sites one
+    at a time, from memory or streamed from the store, so that a sweep of 10,000 sites is
+    never held in memory whole. Each reading of `sites` starts again from the first site."""
+
+    sweep: SweepInfo
+    changes: list[Change]
+    previous_sweep: str | None
+    counts: dict[Verdict, int]
+    site_source: Callable[[], Iterator[SiteResult]]
+
+    @property
+    def sites(self) -> Iterator[SiteResult]:
+        return self.site_source()
+
+    @property
+    def site_count(self) -> int:
+        return sum(self.counts.values())
+
+    @classmethod
+    def of(cls, result: SweepResult | SweepView) -> SweepView:
+        if isinstance(result, SweepView):
+            return result
+        counts: dict[Verdict, int] = {}
+        for site in result.sites:
+            counts[site.verdict] = counts.get(site.verdict, 0) + 1
+        sites = result.sites
+        return cls(result.sweep, result.changes, result.previous_sweep, counts, lambda: iter(sites))

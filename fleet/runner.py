@@ -282,7 +282,7 @@ async def run_sweep(
     control: Control | None = None,
     on_site: SiteCallback | None = None,
     on_start: Callable[[SweepInfo], None] | None = None,
-    retain: Callable[[SiteResult], SiteResult] | None = None,
+    retain: Callable[[SiteResult], SiteResult | None] | None = None,
     sweep_id: str | None = None,
     inventory_path: str | None = None,
     stats: RunStats | None = None,
@@ -291,8 +291,8 @@ async def run_sweep(
 
     `on_start` sees the sweep's info before anything is probed, `on_site` each site as soon
     as it is done (the store writes it there); an exception in either stops the sweep.
-    `retain` decides what of each site stays in memory for the returned result (the whole
-    site by default; the store's caller keeps sites without transcripts).
+    `retain` decides what of each site stays in memory for the returned result: the whole
+    site by default; None keeps nothing (the caller reads the sites back from the store).
     """
     control = control or Control()
     started_at = datetime.now(UTC)
@@ -312,6 +312,7 @@ async def run_sweep(
         on_start(info)
     sweeper = Sweeper(plan, send_test=send_test, today=started_at)
     done: dict[int, SiteResult] = {}
+    finished: set[int] = set()
     pending = iter(enumerate(plan.sites))
 
     async def worker() -> None:
@@ -327,7 +328,10 @@ async def run_sweep(
                 result = internal_error(site_plan, exc)
             if on_site is not None:
                 on_site(result)
-            done[index] = retain(result) if retain is not None else result
+            kept = retain(result) if retain is not None else result
+            finished.add(index)
+            if kept is not None:
+                done[index] = kept
 
     n_workers = max(1, min(plan.inventory.defaults.concurrency.global_, len(plan.sites)))
     workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
@@ -352,7 +356,7 @@ async def run_sweep(
             stats.auth_attempts = sum(sweeper.gate.attempts.values())
         await sweeper.close()
     sites = [done[i] for i in sorted(done)]
-    missing = [sp.site.id for i, sp in enumerate(plan.sites) if i not in done]
+    missing = [sp.site.id for i, sp in enumerate(plan.sites) if i not in finished]
     complete = not missing
     return SweepResult(
         sweep=info.model_copy(

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import platformdirs
 
-from fleet.changes import SiteDigest, compare_sweeps
-from fleet.results import Change, SiteResult, SweepInfo, SweepResult
+from fleet.changes import SiteDigest, compare, compare_sweeps
+from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 
 DB_ENV = "FLEET_DB"
 
@@ -244,6 +244,43 @@ class Store:
             if newest is None or row[2] > newest[1]:
                 newest = (row[1], row[2])
         return found, newest[0] if newest else None
+
+    def stored_changes(
+        self, sweep_id: str, started_at: datetime
+    ) -> tuple[list[Change], str | None]:
+        """What changed in a stored sweep since the previous complete sweep of its sites,
+        from the digests kept beside each site (no full result is read)."""
+        rows = self.db.execute(
+            "SELECT site, digest FROM site_results WHERE sweep_id = ? ORDER BY position, rowid",
+            (sweep_id,),
+        ).fetchall()
+        now = {site: SiteDigest.from_json(json.loads(digest)) for site, digest in rows}
+        before, previous_id = self.previous(list(now), started_at, sweep_id)
+        changes = [
+            c
+            for site, digest in now.items()
+            if site in before
+            for c in compare(before[site], digest)
+        ]
+        return changes, previous_id
+
+    def view(self, sweep_id: str, *, light: bool = True) -> SweepView:
+        """A stored sweep for the reports: counts from the index, sites read one at a time
+        when a report reads them (the store must stay open until then)."""
+        info, changes, previous = self.info(sweep_id)
+        counts = {
+            Verdict(verdict): int(n)
+            for verdict, n in self.db.execute(
+                "SELECT verdict, COUNT(*) FROM site_results WHERE sweep_id = ? GROUP BY verdict",
+                (sweep_id,),
+            )
+        }
+
+        def sites() -> Iterator[SiteResult]:
+            for site in self.sites(sweep_id):
+                yield site.without_transcripts() if light else site
+
+        return SweepView(info, changes, previous, counts, sites)
 
     def changes_for(self, result: SweepResult) -> tuple[list[Change], str | None]:
         """What changed in this sweep since the previous complete sweep of its sites."""

@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -30,11 +30,12 @@ from fleet.inventory import (
     resolve_inventory_path,
 )
 from fleet.plan import SweepPlan
-from fleet.results import SiteResult, SweepInfo, SweepResult, Verdict
+from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 from fleet.runner import Control, run_sweep
 from fleet.store import Store, StoreError, default_db_path
 
 EXIT_UNKNOWN = 3
+T = TypeVar("T")
 log = logging.getLogger("fleet")
 
 
@@ -137,7 +138,7 @@ async def sweep_with_signals(
     send_test: bool,
     on_site: Callable[[SiteResult], None],
     on_start: Callable[[SweepInfo], None] | None = None,
-    retain: Callable[[SiteResult], SiteResult] | None = None,
+    retain: Callable[[SiteResult], SiteResult | None] | None = None,
     inventory_path: str | None,
 ) -> SweepResult:
     """Run a sweep; SIGINT/SIGTERM stop new work (a second one cancels running work)."""
@@ -192,12 +193,14 @@ def check_notifications(inventory: Inventory) -> None:
         raise Failure("alerts could not be sent; nothing was probed")
 
 
-def send_alerts(settings: Notifications, result: SweepResult, *, force: bool = False) -> bool:
+def send_alerts(
+    settings: Notifications, result: SweepResult | SweepView, *, force: bool = False
+) -> bool:
     """Send a stored sweep's alerts; False (said on stderr) when a channel failed."""
     from fleet.notify import NotifyError, notify  # httpx and friends: only when alerting
 
     try:
-        sent = asyncio.run(notify(settings, result, force=force))
+        sent = run_async(notify(settings, result, force=force))
     except NotifyError as exc:
         click.echo(
             f"fleet: alert not delivered: {exc} (the sweep is stored; `fleet notify --last` re-sends it)",
@@ -209,6 +212,25 @@ def send_alerts(settings: Notifications, result: SweepResult, *, force: bool = F
     else:
         click.echo(f"fleet: no alert (when: {settings.when}, and nothing to report)", err=True)
     return True
+
+
+LOOP_ENV = "FLEET_LOOP"
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop when it is installed (libuv: a sweep spends most of its CPU
+    in the event loop and sockets), else on asyncio's own loop; FLEET_LOOP=asyncio forces
+    the latter."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if os.environ.get(LOOP_ENV, "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 def open_store(db: str | None) -> Store:

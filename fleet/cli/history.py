@@ -55,13 +55,13 @@ def report(
         chosen = sweep_id or store.last_id()
         if chosen is None:
             raise Failure(f"the store {store.path} holds no sweep yet")
-        result = store.load(chosen, light=True)  # JSON streams the transcripts from the store
+        view = store.view(chosen)  # sites are read one at a time as the report is written
+        emit(view, result_format, output, detail=detail, per_site=per_site)
     except StoreError as exc:
         raise Failure(str(exc)) from None
     finally:
         store.close()
-    emit(result, result_format, output, detail=detail, per_site=per_site, store_path=store.path)
-    return exit_code(result)
+    return exit_code(view)
 
 
 @cli.command()
@@ -232,12 +232,12 @@ def notify_command(
         chosen = sweep_id or store.last_id()
         if chosen is None:
             raise Failure(f"the store {store.path} holds no sweep yet")
-        result = store.load(chosen)
+        sent = send_alerts(inv.notifications, store.view(chosen), force=force)
     except StoreError as exc:
         raise Failure(str(exc)) from None
     finally:
         store.close()
-    return 0 if send_alerts(inv.notifications, result, force=force) else EXIT_UNKNOWN
+    return 0 if sent else EXIT_UNKNOWN
 
 
 @cli.command()

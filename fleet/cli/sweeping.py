@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import gc
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -22,6 +23,7 @@ from fleet.cli.app import (
     load_or_fail,
     open_store,
     progress_bar,
+    run_async,
     send_alerts,
     sweep_with_signals,
     write_output,
@@ -30,10 +32,11 @@ from fleet.cli.app import (
 from fleet.inventory import inventory_schema, load_inventory, preflight
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
 from fleet.report import FORMATS, render
+from fleet.report.csv_report import write_csv
 from fleet.report.json_report import write_json
 from fleet.report.summary import exit_code, headline
 from fleet.report.table import render_transcript
-from fleet.results import SiteResult, SweepInfo, SweepResult
+from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
 from fleet.runner import run_sweep
 from fleet.store import Store, StoreError
 
@@ -129,14 +132,11 @@ def sweep(
         return 0
     if notify:
         check_notifications(inv)
-    result, store_path = _probe(
-        path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db
-    )
-    code = _report(
-        result, result_format, output, detail=detail, per_site=per_site, store_path=store_path
-    )
-    if notify and inv.notifications is not None and not send_alerts(inv.notifications, result):
-        return EXIT_UNKNOWN
+    with _history(not no_store, db) as store:
+        result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=True)
+        code = _report(result, result_format, output, detail=detail, per_site=per_site)
+        if notify and inv.notifications is not None and not send_alerts(inv.notifications, result):
+            return EXIT_UNKNOWN
     return code
 
 
@@ -161,58 +161,48 @@ def scan(
         plan = plan_sweep(inv, (site_id,))
     except PlanError as exc:
         raise Failure(str(exc)) from None
-    result, store_path = _probe(
-        path, plan, send_test=send_test, quiet=quiet, store=not no_store, db=db, light=False
-    )
-    if result_format == "table" and output in (None, "-"):
-        click.echo(render_transcript(result))
-    return _report(
-        result, result_format, output, detail=detail, per_site=per_site, store_path=store_path
-    )
+    with _history(not no_store, db) as store:
+        result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
+        if result_format == "table" and output in (None, "-"):
+            click.echo(render_transcript(result))
+        return _report(result, result_format, output, detail=detail, per_site=per_site)
+
+
+@contextlib.contextmanager
+def _history(use: bool, db: str | None) -> Iterator[Store | None]:
+    """The store, locked for this sweep and open until its reports are written."""
+    if not use:
+        yield None
+        return
+    store = open_store(db)
+    try:
+        try:
+            store.lock("fleet sweep")
+        except StoreError as exc:
+            raise Failure(str(exc)) from None
+        yield store
+    finally:
+        store.close()
 
 
 def _probe(
     path: str | None,
     plan: SweepPlan,
+    store: Store | None,
     *,
     send_test: bool,
     quiet: bool,
-    store: bool,
-    db: str | None,
-    light: bool = True,
-) -> tuple[SweepResult, str | None]:
-    """Check secrets, take the store's lock, and sweep into the store. With a store, the
-    result in memory leaves transcripts out (`light`); they are in the store."""
+    light: bool,
+) -> SweepResult | SweepView:
+    """Check secrets, then sweep. With a store, each site goes into it as soon as it is done
+    and nothing of it stays in memory: the reports read the sites back one at a time (`light`:
+    without their transcripts). Without a store the result is held in memory whole."""
     selected = plan.inventory.model_copy(update={"sites": [s.site for s in plan.sites]})
     problems = preflight(selected)
     if problems:
         for problem in problems:
             click.echo(problem, err=True)
         raise Failure(f"{len(problems)} secret(s) or file(s) missing; nothing was probed")
-    history = open_store(db) if store else None
-    try:
-        if history is not None:
-            try:
-                history.lock("fleet sweep")
-            except StoreError as exc:
-                raise Failure(str(exc)) from None
-        result = _sweep_into(plan, path, history, send_test=send_test, quiet=quiet, light=light)
-        return result, history.path if history is not None else None
-    finally:
-        if history is not None:
-            history.close()
-
-
-def _sweep_into(
-    plan: SweepPlan,
-    path: str | None,
-    store: Store | None,
-    *,
-    send_test: bool,
-    quiet: bool,
-    light: bool,
-) -> SweepResult:
-    """Run the sweep, writing each site to the store as soon as it is done."""
     update, close = progress_bar(len(plan.sites), quiet)
     sweep_id: list[str] = []
     positions = {site_plan.site.id: n for n, site_plan in enumerate(plan.sites)}
@@ -227,70 +217,77 @@ def _sweep_into(
             store.add_site(sweep_id[0], site, positions[site.site])
         update(site)
 
-    retain = SiteResult.without_transcripts if store is not None and light else None
+    # The inventory and the plan live as long as the sweep: keep the garbage collector from
+    # walking those objects again and again while conversations allocate and free their own.
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(20_000, 20, 20)  # most garbage is freed by reference counting anyway
     try:
-        result = asyncio.run(
+        result = run_async(
             sweep_with_signals(
                 plan,
                 send_test=send_test,
                 on_site=site_done,
                 on_start=started,
-                retain=retain,
+                retain=_forget if store is not None else None,
                 inventory_path=path,
             )
         )
     finally:
         close()
-    if store is not None:
-        changes, previous = store.changes_for(result)
-        store.finish_sweep(result.sweep, changes, previous)
-        result = result.model_copy(update={"changes": changes, "previous_sweep": previous})
-    return result
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+    if store is None:
+        return result
+    changes, previous = store.stored_changes(result.sweep.id, result.sweep.started_at)
+    store.finish_sweep(result.sweep, changes, previous)
+    return store.view(result.sweep.id, light=light)
+
+
+def _forget(site: SiteResult) -> None:
+    """Keep nothing of a stored site in memory."""
+    return None
 
 
 def emit(
-    result: SweepResult,
+    result: SweepResult | SweepView,
     result_format: str,
     output: str | None,
     *,
     detail: bool,
     per_site: bool,
-    store_path: str | None,
 ) -> None:
-    """Write the report. JSON carries every transcript: from the store, site by site, when
-    the sweep was stored; sealed with its digest for agent mode either way."""
-    if result_format == "json" and store_path is not None:
-        store = open_store(store_path)
-        try:
-            sweep_id = result.sweep.id
-            info = seal_info(result.sweep, store.sites(sweep_id))
+    """Write the report. A stored sweep's sites are read from the store as they are written:
+    JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
+    agent mode."""
+    if result_format == "json":
+        if isinstance(result, SweepView):
+            view = result
+            info = seal_info(view.sweep, view.sites)
             write_stream(
-                lambda out: write_json(
-                    out, info, store.sites(sweep_id), result.changes, result.previous_sweep
-                ),
+                lambda out: write_json(out, info, view.sites, view.changes, view.previous_sweep),
                 output,
             )
-        finally:
-            store.close()
+        else:
+            write_output(render("json", seal(result)), output)
         return
-    if result_format == "json":
-        result = seal(result)
-    text = render(
-        result_format, result, detail=detail, per_site=per_site, colour=colour_wanted(output)
-    )
-    write_output(text, output, bom=result_format == "csv")
+    if result_format == "csv":
+        write_stream(lambda out: write_csv(out, result, per_site=per_site), output, bom=True)
+        return
+    text = render(result_format, result, detail=detail, colour=colour_wanted(output))
+    write_output(text, output)
 
 
 def _report(
-    result: SweepResult,
+    result: SweepResult | SweepView,
     result_format: str,
     output: str | None,
     *,
     detail: bool,
     per_site: bool,
-    store_path: str | None,
 ) -> int:
-    emit(result, result_format, output, detail=detail, per_site=per_site, store_path=store_path)
+    emit(result, result_format, output, detail=detail, per_site=per_site)
     if output not in (None, "-"):
         click.echo(headline(result), err=True)
     return exit_code(result)
@@ -322,10 +319,10 @@ def demo(csv_path: str, keep: str | None) -> int:
     if keep:
         folder = Path(keep)
         folder.mkdir(parents=True, exist_ok=True)
-        result = asyncio.run(run(folder))
+        result = run_async(run(folder))
     else:
         with tempfile.TemporaryDirectory(prefix="fleet-demo-") as temp:
-            result = asyncio.run(run(Path(temp)))
+            result = run_async(run(Path(temp)))
     click.echo(INTRO)
     click.echo(render("table", result, colour=colour_wanted(None)), nl=False)
     write_output(render("csv", result), csv_path, bom=True)

@@ -38,6 +38,7 @@ from fleet.classify import (
     ProbeTimeout,
     classify_exception,
     classify_reply,
+    clean_text,
     echoed_client_ip,
     make_reply,
     provider_of,
@@ -755,7 +756,8 @@ class _Probe:
         elapsed: float | None,
     ) -> None:
         reply = make_reply(response.code, response.message, self.secrets)
-        self._observe(reply.text)
+        if stage in _GREETINGS:  # where servers echo the client's IP; rejections are seen in _fault
+            self._observe(reply.text)
         # Built from our own typed values: no validation needed on the hot path.
         self.state.stages.append(
             StageResult.model_construct(
@@ -932,8 +934,11 @@ def _choose_mechanism(spec: ConversationSpec, offered: list[str]) -> str | None:
 
 
 def _capabilities(response: aiosmtplib.SMTPResponse) -> list[str]:
-    lines = make_reply(response.code, response.message).text.splitlines()
+    lines = clean_text(response.message).splitlines()
     return [line.strip() for line in lines[1:] if line.strip()]
+
+
+_GREETINGS = frozenset({Stage.banner, Stage.ehlo, Stage.ehlo_tls})
 
 
 _QUEUE_ID_PATTERNS = (

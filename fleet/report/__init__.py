@@ -5,14 +5,14 @@ from __future__ import annotations
 from fleet.report.csv_report import render_csv
 from fleet.report.json_report import render_json
 from fleet.report.table import render_table
-from fleet.results import SweepResult
+from fleet.results import SweepResult, SweepView
 
 FORMATS = ("table", "csv", "json")
 
 
 def render(
     result_format: str,
-    result: SweepResult,
+    result: SweepResult | SweepView,
     *,
     detail: bool = False,
     per_site: bool = False,
@@ -22,6 +22,8 @@ def render(
     if result_format == "csv":
         return render_csv(result, per_site=per_site)
     if result_format == "json":
+        if isinstance(result, SweepView):
+            raise TypeError("a streamed sweep is written with report.json_report.write_json")
         return render_json(result)
     return render_table(result, detail=detail, colour=colour)
 

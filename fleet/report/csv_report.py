@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import TextIO
 
 from fleet.report.sanitize import for_spreadsheet
 from fleet.report.summary import blocklist_summary, check_results, top_flag
-from fleet.results import Severity, SweepResult
+from fleet.results import Severity, SweepResult, SweepView
 
 DEVICE_COLUMNS = [
     "sweep_time",
@@ -55,10 +56,17 @@ def _or_not_checked(text: str) -> str:
     return "not checked" if text == "-" else text
 
 
-def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
+def render_csv(sweep: SweepResult | SweepView, *, per_site: bool = False) -> str:
     """UTF-8 text with a header row and ISO times; write it with a BOM for Excel."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    write_csv(buffer, sweep, per_site=per_site)
+    return buffer.getvalue()
+
+
+def write_csv(out: TextIO, sweep: SweepResult | SweepView, *, per_site: bool = False) -> None:
+    """The CSV, written row by row as the sites are read."""
+    result = SweepView.of(sweep)
+    writer = csv.writer(out, lineterminator="\r\n")
     when = result.sweep.started_at.isoformat(timespec="seconds")
     if per_site:
         writer.writerow(SITE_COLUMNS)
@@ -84,7 +92,7 @@ def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
                 _or_not_checked(check_results(site, "spf")),
             ]
             writer.writerow([for_spreadsheet(v) for v in row])
-        return buffer.getvalue()
+        return
     writer.writerow(DEVICE_COLUMNS)
     for site in result.sites:
         for device in site.devices:
@@ -112,4 +120,3 @@ def render_csv(result: SweepResult, *, per_site: bool = False) -> str:
                 _or_not_checked(check_results(site, "spf", device.device)),
             ]
             writer.writerow([for_spreadsheet(v) for v in row])
-    return buffer.getvalue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from fleet.results import (
     VERDICT_RANK,
     BlocklistStatus,
@@ -12,17 +10,19 @@ from fleet.results import (
     SiteResult,
     SpfResult,
     SweepResult,
+    SweepView,
     Verdict,
 )
 
 
-def exit_code(result: SweepResult) -> int:
+def exit_code(sweep: SweepResult | SweepView) -> int:
     """Monitoring-plugin convention: 0 ok, 1 warn, 2 critical, 3 unknown (or incomplete).
 
     A critical finding outranks an unknown one: it is the thing to act on. An incomplete
     sweep is at least unknown: what was not swept cannot be called fine.
     """
-    verdicts = {site.verdict for site in result.sites}
+    result = SweepView.of(sweep)
+    verdicts = {verdict for verdict, count in result.counts.items() if count}
     if Verdict.critical in verdicts:
         return 2
     if Verdict.unknown in verdicts or not result.sweep.complete:
@@ -32,13 +32,14 @@ def exit_code(result: SweepResult) -> int:
     return 0
 
 
-def verdict_counts(result: SweepResult) -> str:
-    counts = Counter(site.verdict for site in result.sites)
-    ordered = sorted(counts, key=lambda v: -VERDICT_RANK[v])
+def verdict_counts(sweep: SweepResult | SweepView) -> str:
+    counts = SweepView.of(sweep).counts
+    ordered = sorted((v for v in counts if counts[v]), key=lambda v: -VERDICT_RANK[v])
     return ", ".join(f"{counts[v]} {v.value}" for v in ordered) or "no sites"
 
 
-def headline(result: SweepResult) -> str:
+def headline(view: SweepResult | SweepView) -> str:
+    result = SweepView.of(view)
     sweep = result.sweep
     when = sweep.started_at.strftime("%Y-%m-%d %H:%M UTC")
     state = (
@@ -46,7 +47,7 @@ def headline(result: SweepResult) -> str:
         if sweep.complete
         else f" INCOMPLETE ({sweep.interrupted}; {len(sweep.sites_missing)} sites not swept)"
     )
-    return f"fleet sweep {sweep.id} at {when}: {len(result.sites)} sites: {verdict_counts(result)}{state}"
+    return f"fleet sweep {sweep.id} at {when}: {result.site_count} sites: {verdict_counts(result)}{state}"
 
 
 def blocklist_summary(site: SiteResult) -> str:

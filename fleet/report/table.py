@@ -12,7 +12,7 @@ from fleet.report.summary import (
     headline,
     top_flag,
 )
-from fleet.results import Change, Severity, SweepResult, Verdict
+from fleet.results import Change, Severity, SweepResult, SweepView, Verdict
 
 _COLOURS = {
     Verdict.critical: "\x1b[1;31m",
@@ -34,9 +34,10 @@ def _verdict(verdict: Verdict, colour: bool) -> str:
 
 
 def render_table(
-    result: SweepResult, *, detail: bool = False, colour: bool = False, width: int = 100
+    sweep: SweepResult | SweepView, *, detail: bool = False, colour: bool = False, width: int = 100
 ) -> str:
     """The sweep as text for people: changes first, the matrix, then the findings."""
+    result = SweepView.of(sweep)
     out = [headline(result)]
     if result.changes:
         out += ["", render_changes(result.changes, result.previous_sweep)]
@@ -51,7 +52,7 @@ def render_table(
     return "\n".join(out) + "\n"
 
 
-def _site_rows(result: SweepResult, colour: bool) -> str:
+def _site_rows(result: SweepView, colour: bool) -> str:
     rows = [
         [
             for_terminal(site.client, 30),
@@ -78,7 +79,7 @@ def _site_rows(result: SweepResult, colour: bool) -> str:
     return _tabulate(rows, headers)
 
 
-def _device_rows(result: SweepResult, colour: bool) -> str:
+def _device_rows(result: SweepView, colour: bool) -> str:
     rows = []
     for site in result.sites:
         for device in site.devices:
@@ -115,7 +116,7 @@ def _device_rows(result: SweepResult, colour: bool) -> str:
     return _tabulate(rows, headers)
 
 
-def _findings(result: SweepResult, width: int) -> str:
+def _findings(result: SweepView, width: int) -> str:
     blocks = []
     for site in result.sites:
         flags = [f for f in site.flags if f.severity is not Severity.info]
@@ -154,8 +155,9 @@ def render_changes(changes: list[Change], previous: str | None) -> str:
     return "\n".join(lines)
 
 
-def render_transcript(result: SweepResult) -> str:
+def render_transcript(sweep: SweepResult | SweepView) -> str:
     """Every stage of every conversation: what `fleet scan` shows for one site."""
+    result = SweepView.of(sweep)
     lines = []
     for site in result.sites:
         seen: set[str] = set()
