@@ -29,7 +29,7 @@ from fleet.cli.app import (
     write_output,
     write_stream,
 )
-from fleet.inventory import inventory_schema, load_inventory, preflight
+from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
 from fleet.report import FORMATS, render
 from fleet.report.csv_report import write_csv
@@ -122,11 +122,7 @@ def sweep(
     db: str | None,
 ) -> int:
     """Sweep the inventory's sites: SMTP conversations from each site's egress, and blocklists."""
-    path, inv = load_or_fail(inventory)
-    try:
-        plan = plan_sweep(inv, site_ids, client, tags)
-    except PlanError as exc:
-        raise Failure(str(exc)) from None
+    path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
     if dry_run:
         write_output(describe(plan) + "\n", output)
         return 0
@@ -156,16 +152,25 @@ def scan(
     db: str | None,
 ) -> int:
     """Rescan one site now and show every stage of its conversations."""
-    path, inv = load_or_fail(inventory)
-    try:
-        plan = plan_sweep(inv, (site_id,))
-    except PlanError as exc:
-        raise Failure(str(exc)) from None
+    path, _, plan = _plan_or_fail(inventory, (site_id,))
     with _history(not no_store, db) as store:
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
         if result_format == "table" and output in (None, "-"):
             click.echo(render_transcript(result))
         return _report(result, result_format, output, detail=detail, per_site=per_site)
+
+
+def _plan_or_fail(
+    inventory: str | None,
+    site_ids: tuple[str, ...] = (),
+    client: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> tuple[str, Inventory, SweepPlan]:
+    path, inv = load_or_fail(inventory)
+    try:
+        return path, inv, plan_sweep(inv, site_ids, client, tags)
+    except PlanError as exc:
+        raise Failure(str(exc)) from None
 
 
 @contextlib.contextmanager
