@@ -33,15 +33,17 @@ def _canonical(value: Any) -> str:
 
 
 def content_digest(info: SweepInfo, sites: Iterable[SiteResult]) -> str:
-    """SHA-256 of the canonical JSON of {"id", "sites", "started_at"}, computed site by
-    site, so a sweep streamed from the store never has to be in memory at once."""
+    """SHA-256 of the canonical JSON of {"sites": [...], "sweep": {...}}: every site and the
+    whole sweep header (complete, missing sites...) but the digest, signature and origin.
+    Computed site by site, so a sweep streamed from the store is never in memory at once."""
     digest = hashlib.sha256()
-    digest.update(f'{{"id":{_canonical(info.id)},"sites":['.encode())
+    digest.update(b'{"sites":[')
     for index, site in enumerate(sites):
         if index:
             digest.update(b",")
         digest.update(_canonical(site.model_dump(mode="json")).encode("utf-8"))
-    digest.update(f'],"started_at":{_canonical(info.started_at.isoformat())}}}'.encode())
+    header = info.model_dump(mode="json", exclude={"digest", "signature", "origin"})
+    digest.update(f'],"sweep":{_canonical(header)}}}'.encode())
     return digest.hexdigest()
 
 

@@ -801,7 +801,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
     current: BaseException | None = exc
     while current is not None and current not in seen:
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        # `raise ... from None` means the context is not part of the story
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
     return seen
 
 
@@ -817,11 +820,11 @@ _UNREACHABLE_ERRNOS = {
 def classify_exception(stage: Stage, exc: BaseException) -> Fault:
     """The one place that maps exceptions to categories. Timeouts are checked first:
     aiosmtplib's SMTPConnectTimeoutError is both a timeout and a connect error."""
+    if isinstance(exc, EgressError):  # the egress already said what happened
+        return Fault(StageStatus.error, exc.category, exc.detail)
     chain = _chain(exc)
     if any(isinstance(e, TimeoutError | asyncio.TimeoutError | ProbeTimeout) for e in chain):
         return Fault(StageStatus.error, Category.timeout, _timeout_detail(stage, exc))
-    if isinstance(exc, EgressError):
-        return Fault(StageStatus.error, exc.category, exc.detail)
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             return Fault(

@@ -7,6 +7,7 @@ that echoes a credential back must not leak it through us.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import threading
@@ -72,6 +73,20 @@ def _remember(value: str) -> None:
     with _lock:
         _known.add(value)
         _by_prefix.setdefault(value[:_PREFIX], []).append(value)
+
+
+def remember_auth_forms(user: str, secret: str) -> tuple[str, ...]:
+    """Register a secret as it travels in SMTP AUTH (plain, and base64 as in LOGIN, PLAIN and
+    XOAUTH2), so that a server echoing one back cannot leak it; longest first."""
+    forms = (
+        secret,
+        base64.b64encode(secret.encode()).decode(),
+        base64.b64encode(f"\0{user}\0{secret}".encode()).decode(),
+        base64.b64encode(f"user={user}\1auth=Bearer {secret}\1\1".encode()).decode(),
+    )
+    for form in forms:
+        remember(form)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def scrub(text: str) -> str:

@@ -8,6 +8,7 @@ machine) are `egress_unreachable`: they say nothing about the mail server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,27 @@ async def _connect(address: str, port: int, bind: str | None) -> socket.socket:
     return sock
 
 
+async def _answers(host: str, port: int, bind: str | None, timeout_s: float) -> bool:
+    """Does the proxy itself answer a SOCKS5 greeting (no authentication offered) in time?"""
+    writer = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(
+                host, port, local_addr=(bind, 0) if bind else None
+            )
+            writer.write(b"\x05\x01\x00")
+            await writer.drain()
+            reply = await reader.readexactly(2)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    return reply[:1] == b"\x05"
+
+
 def _socks5_opener(via: str, bind: str | None) -> Opener:
     parts = urlsplit(via)
     proxy_host, proxy_port = parts.hostname or "", parts.port or 1080
@@ -107,9 +129,16 @@ def _socks5_opener(via: str, bind: str | None) -> Opener:
                 host, port, timeout=timeout_s, local_addr=local
             )
         except ProxyTimeoutError:
+            # Either the proxy is not answering (egress trouble) or it is, and the mail host
+            # does not answer from the site (a real finding, e.g. port 25 blocked there).
+            if not await _answers(proxy_host, proxy_port, bind, min(timeout_s, 3.0)):
+                raise EgressError(
+                    Category.egress_unreachable, f"SOCKS5 proxy {via} does not answer"
+                ) from None
             raise EgressError(
                 Category.timeout,
-                f"no connection to {host}:{port} through the SOCKS5 proxy {via} in time",
+                f"no connection to {host}:{port} from the site (through {via}) in time: a "
+                f"firewall at the site, or its ISP, may block port {port}",
             ) from None
         except ProxyConnectionError as exc:
             raise EgressError(

@@ -214,7 +214,8 @@ class Concurrency(Strict):
 
 
 class SiteConcurrency(Strict):
-    per_site: Count | None = None
+    per_site: Count | None = None  # conversations at this site at once
+    per_host: Count | None = None  # and, from this site, to one mail server at once
 
 
 class SiteTimeouts(Strict):
@@ -415,6 +416,12 @@ class EmailNotification(Strict):
     ca_file: FilePath | None = None
     subject_prefix: str = "[fleet]"
     timeout_s: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _login_needs_tls(self) -> EmailNotification:
+        if self.auth is not None and self.security is Security.none:
+            raise ValueError("a login to the relay needs TLS: set security to starttls or tls")
+        return self
 
 
 class WebhookNotification(Strict):
@@ -888,44 +895,18 @@ def _cross_checks(data: Any, smap: SourceMap, file: str) -> list[SourceError]:
 
 
 def preflight(inventory: Inventory) -> list[str]:
-    """Problems that stop a sweep but not `validate`: unset secrets, missing files."""
+    """Problems that stop a sweep but not `validate`: unset or empty secrets, missing files."""
     problems = []
     for s, site in enumerate(inventory.sites):
         for d, device in enumerate(site.devices):
-            where = f"sites[{s}].devices[{d}] ({site.id}/{device.id})"
+            where = f"sites[{s}].devices[{d}] ({site.id}/{device.id}).smtp"
             smtp = device.smtp
             if smtp.ca_file and not os.path.isfile(smtp.ca_file):
-                problems.append(f"{where}.smtp.ca_file: no such file: {smtp.ca_file}")
-            auth = smtp.auth
-            if auth is None:
-                continue
-            if auth.password_env and auth.password_env not in os.environ:
-                problems.append(
-                    f"{where}.smtp.auth.password_env: {auth.password_env} is not set in the environment"
-                )
-            if auth.password_file and not os.path.isfile(auth.password_file):
-                problems.append(
-                    f"{where}.smtp.auth.password_file: no such file: {auth.password_file}"
-                )
-            if auth.oauth2 and auth.oauth2.token_env and auth.oauth2.token_env not in os.environ:
-                problems.append(
-                    f"{where}.smtp.auth.oauth2.token_env: {auth.oauth2.token_env} is not set in the environment"
-                )
-            if (
-                auth.oauth2
-                and auth.oauth2.token_file
-                and not os.path.isfile(auth.oauth2.token_file)
-            ):
-                problems.append(
-                    f"{where}.smtp.auth.oauth2.token_file: no such file: {auth.oauth2.token_file}"
-                )
+                problems.append(f"{where}.ca_file: no such file: {smtp.ca_file}")
+            if smtp.auth is not None:
+                problems.extend(_secret_problems(f"{where}.auth", smtp.auth))
     for z, zone in enumerate(inventory.blocklists):
-        if zone.key_env and zone.key_env not in os.environ:
-            problems.append(
-                f"blocklists[{z}].key_env: {zone.key_env} is not set in the environment"
-            )
-        if zone.key_file and not os.path.isfile(zone.key_file):
-            problems.append(f"blocklists[{z}].key_file: no such file: {zone.key_file}")
+        problems.extend(_source_problems(f"blocklists[{z}].key", zone.key_env, zone.key_file))
     return problems
 
 
@@ -933,19 +914,34 @@ def notification_problems(notifications: Notifications | None) -> list[str]:
     """Problems that stop sending alerts (checked only when alerts are asked for)."""
     problems = []
     email = notifications.email if notifications else None
-    if email is not None and email.auth is not None and email.auth.password_env:
-        if email.auth.password_env not in os.environ:
-            problems.append(
-                f"notifications.email.auth.password_env: {email.auth.password_env} is not set in the environment"
-            )
+    if email is not None:
+        if email.ca_file and not os.path.isfile(email.ca_file):
+            problems.append(f"notifications.email.ca_file: no such file: {email.ca_file}")
+        if email.auth is not None:
+            problems.extend(_secret_problems("notifications.email.auth", email.auth))
     webhook = notifications.webhook if notifications else None
-    if webhook is not None and webhook.url_env and webhook.url_env not in os.environ:
-        problems.append(
-            f"notifications.webhook.url_env: {webhook.url_env} is not set in the environment"
+    if webhook is not None:
+        problems.extend(
+            _source_problems("notifications.webhook.url", webhook.url_env, webhook.url_file)
         )
-    if webhook is not None and webhook.url_file and not os.path.isfile(webhook.url_file):
-        problems.append(f"notifications.webhook.url_file: no such file: {webhook.url_file}")
     return problems
+
+
+def _secret_problems(where: str, auth: Auth) -> list[str]:
+    if auth.oauth2 is not None:
+        return _source_problems(
+            f"{where}.oauth2.token", auth.oauth2.token_env, auth.oauth2.token_file
+        )
+    return _source_problems(f"{where}.password", auth.password_env, auth.password_file)
+
+
+def _source_problems(where: str, env: str | None, file: str | None) -> list[str]:
+    """An unset or empty variable, or a missing file (SecretSource.read would refuse them)."""
+    if env is not None and not os.environ.get(env):
+        return [f"{where}_env: {env} is not set in the environment (or is empty)"]
+    if file is not None and not os.path.isfile(file):
+        return [f"{where}_file: no such file: {file}"]
+    return []
 
 
 def inventory_schema() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import httpx
 
-from fleet.credentials import SecretError, SecretSource
+from fleet.credentials import SecretError, SecretSource, remember, remember_auth_forms, scrub
 from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
 from fleet.report.sanitize import for_terminal
@@ -35,11 +36,9 @@ class NotifyError(Exception):
 
 
 def new_critical(result: SweepResult | SweepView) -> list[Change]:
-    return [
-        c
-        for c in result.changes
-        if c.severity is Severity.critical and c.kind in ("new_flag", "verdict")
-    ]
+    """The critical findings that are new since the previous sweep (a site turning critical
+    is told by its new flags, so it is not counted twice)."""
+    return [c for c in result.changes if c.severity is Severity.critical and c.kind == "new_flag"]
 
 
 def should_send(when: str, result: SweepResult | SweepView) -> bool:
@@ -156,16 +155,20 @@ async def send_email(
             subtype="csv",
             filename=f"fleet-{result.sweep.id}.csv",
         )
-    context = ssl.create_default_context(cafile=settings.ca_file)
+    where = f"{settings.host}:{settings.port}"
+    try:
+        context = ssl.create_default_context(cafile=settings.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise NotifyError(f"e-mail alert through {where}: cannot read ca_file: {exc}") from None
     smtp = aiosmtplib.SMTP(
         hostname=settings.host,
         port=settings.port,
+        local_hostname=socket.gethostname(),  # no DNS look-up of our own name
         timeout=settings.timeout_s,
         use_tls=settings.security is Security.tls,
         start_tls=settings.security is Security.starttls,
         tls_context=context if settings.security is not Security.none else None,
     )
-    where = f"{settings.host}:{settings.port}"
     try:
         async with asyncio.timeout(settings.timeout_s * 3):
             await smtp.connect()
@@ -175,9 +178,8 @@ async def send_email(
                 await _login(smtp, settings)
             await smtp.send_message(message)
     except (aiosmtplib.SMTPException, OSError, TimeoutError, SecretError) as exc:
-        raise NotifyError(
-            f"e-mail alert through {where} failed: {for_terminal(str(exc), 300) or type(exc).__name__}"
-        ) from None
+        said = for_terminal(scrub(str(exc)), 300) or type(exc).__name__
+        raise NotifyError(f"e-mail alert through {where} failed: {said}") from None
     finally:
         smtp.close()
 
@@ -186,11 +188,15 @@ async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification) -> None:
     """One attempt with one mechanism: a relay must not lock the alert mailbox out."""
     auth = settings.auth
     assert auth is not None  # noqa: S101
+    if smtp.get_transport_info("sslcontext") is None:  # the inventory also refuses this
+        raise aiosmtplib.SMTPException("no password is sent to the relay without TLS")
     if auth.oauth2 is not None:
         token = SecretSource(env=auth.oauth2.token_env, file=auth.oauth2.token_file).read()
+        remember_auth_forms(auth.username, token)
         await smtp.auth_xoauth2(auth.username, token)
         return
     password = SecretSource(env=auth.password_env, file=auth.password_file).read()
+    remember_auth_forms(auth.username, password)
     offered = [m.lower() for m in smtp.server_auth_methods]
     if (auth.mechanism or "plain") == "plain" and "plain" in offered:
         await smtp.auth_plain(auth.username, password)
@@ -241,6 +247,8 @@ async def post_webhook(settings: WebhookNotification, alert: Alert) -> None:
         url = settings.url or SecretSource(env=settings.url_env, file=settings.url_file).read()
     except SecretError as exc:
         raise NotifyError(f"webhook alert failed: {exc}") from None
+    if settings.url is None:  # from url_env/url_file: a secret, in the form httpx writes it too
+        remember(str(httpx.URL(url)))
     host = urlsplit(url).hostname or "?"  # the URL's path may be the secret: never shown
     body = webhook_body(settings, alert)
     last = ""

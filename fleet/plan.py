@@ -30,6 +30,7 @@ class SitePlan:
     site: Site
     conversations: tuple[PlannedConversation, ...]
     per_site: int
+    per_host: int | None  # this site's own cap per destination host (None: only the sweep's)
     connect_s: float
     command_s: float
     site_s: float
@@ -86,12 +87,15 @@ class PlanError(Exception):
 
 
 def default_ehlo_name() -> str:
-    name = socket.getfqdn()
+    """This machine's name, without asking DNS (a dry run sends nothing at all)."""
+    name = socket.gethostname()
     return name if "." in name else f"{name}.local"
 
 
 def conversation_key(site: Site, smtp: SmtpSettings) -> tuple[object, ...]:
+    """What makes two copiers' conversations the same one (then it is had once)."""
     auth = smtp.auth
+    oauth = auth.oauth2 if auth else None
     return (
         smtp.host,
         smtp.port,
@@ -99,6 +103,10 @@ def conversation_key(site: Site, smtp: SmtpSettings) -> tuple[object, ...]:
         smtp.effective_mode,
         auth.username if auth else None,
         auth.mechanism if auth else None,
+        # the same login with another secret (or OAuth) is another test of that login
+        auth.password_env if auth else None,
+        auth.password_file if auth else None,
+        (oauth.token_env, oauth.token_file) if oauth else None,
         smtp.from_,
         smtp.to,
         smtp.tls_max,
@@ -185,6 +193,7 @@ def plan_sweep(
                 site=site,
                 conversations=conversations,
                 per_site=site.concurrency.per_site or defaults.concurrency.per_site,
+                per_host=site.concurrency.per_host,
                 connect_s=timeouts.connect_s or defaults.timeouts.connect_s,
                 command_s=timeouts.command_s or defaults.timeouts.command_s,
                 site_s=timeouts.site_s or defaults.timeouts.site_s,

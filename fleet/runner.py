@@ -11,6 +11,7 @@ time out; `abort` cancels what is running. Either way, finished sites are return
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -151,10 +152,16 @@ class Sweeper:
         opener = make_opener(site.egress, self.dns)
         settings = ProbeSettings(site_plan.connect_s, site_plan.command_s, self.send_test)
         site_slots = asyncio.Semaphore(site_plan.per_site)
+        site_hosts: dict[str, asyncio.Semaphore] = {}
+
+        def site_host(name: str) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+            if site_plan.per_host is None:
+                return contextlib.nullcontext()
+            return site_hosts.setdefault(name, asyncio.Semaphore(site_plan.per_host))
 
         async def one(index: int) -> Conversation:
             planned = site_plan.conversations[index]
-            async with site_slots:
+            async with site_slots, site_host(planned.spec.host):
                 waited = time.monotonic()
                 async with self.caps.host(planned.spec.host), self.caps.global_slots:
                     clock.paused_s += time.monotonic() - waited

@@ -412,3 +412,21 @@ async def test_an_unwritable_store_is_a_clear_error(inventory: Path, tmp_path: P
     assert run.code == 3
     assert "cannot open the store" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+async def test_json_from_a_stored_sweep_carries_every_transcript(
+    inventory: Path, tmp_path: Path
+) -> None:
+    # A sweep kept in the store is streamed back for its report: JSON must still hold the
+    # whole conversation of every device, both from `sweep` and later from `report`.
+    db = tmp_path / "fleet.db"
+    _, swept = await sweep_json(inventory, db)
+    stages = [[s.stage.value for s in d.transcript] for site in swept.sites for d in site.devices]
+    assert stages
+    assert all(names[:3] == ["connect", "banner", "ehlo"] and "rcpt" in names for names in stages)
+    run = await run_fleet_async("report", "--db", str(db), "--last", "--format", "json")
+    assert run.code == 0, run.stderr
+    again = SweepResult.model_validate_json(run.stdout)
+    assert [[len(d.transcript) for d in s.devices] for s in again.sites] == [
+        [len(d.transcript) for d in s.devices] for s in swept.sites
+    ]

@@ -111,8 +111,11 @@ def test_preflight_reports_unset_secrets_without_values(monkeypatch: pytest.Monk
     inventory = parse_inventory(MINIMAL, "inv.yaml")
     monkeypatch.delenv("ACME_PW", raising=False)
     assert preflight(inventory) == [
-        "sites[0].devices[1] (acme-hq/mfp-2).smtp.auth.password_env: ACME_PW is not set in the environment"
+        "sites[0].devices[1] (acme-hq/mfp-2).smtp.auth.password_env: ACME_PW is not set in the "
+        "environment (or is empty)"
     ]
+    monkeypatch.setenv("ACME_PW", "")  # set but empty: no password either
+    assert len(preflight(inventory)) == 1
     monkeypatch.setenv("ACME_PW", "s3cret-value")
     assert preflight(inventory) == []
 

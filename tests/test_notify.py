@@ -184,7 +184,7 @@ async def test_an_email_alert_is_sent_only_when_something_changed(
     assert code == 2, err
     assert "alert sent: e-mail to noc@msp.test, oncall@msp.test" in err
     (message,) = handler.messages
-    assert message["Subject"].startswith("[fleet] 4 new critical findings, 2 sites changed")
+    assert message["Subject"].startswith("[fleet] 2 new critical findings, 2 sites changed")
     assert message["To"] == "noc@msp.test, oncall@msp.test"
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
@@ -352,3 +352,51 @@ def test_notifications_are_validated(write_inventory: Callable[..., Path]) -> No
     assert "a slack webhook URL is a secret: give it with url_env or url_file" in text
     assert "notifications.email.auth.password: secrets must not be written" in text
     assert "notifications.email.to: must not be empty" in text
+
+
+def test_a_login_to_the_alert_relay_needs_tls(write_inventory: Callable[..., Path]) -> None:
+    from fleet.inventory import InventoryError, load_inventory
+
+    text = (
+        "notifications:\n  email: {host: relay.test, port: 25, security: none, from: a@b.test, "
+        "to: [c@d.test], auth: {username: u, password_env: P}}\n"
+        "sites:\n  - id: a\n    client: c\n    devices:\n      - id: d\n"
+        "        smtp: {host: h.test, port: 25, from: a@b.test, to: c@d.test}\n"
+    )
+    with pytest.raises(InventoryError, match="a login to the relay needs TLS"):
+        load_inventory(str(write_inventory(text)))
+
+
+async def test_a_bad_relay_ca_file_does_not_stop_the_webhook(
+    webhook: WebhookReceiver, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from fleet.inventory import EmailNotification, Notifications
+    from fleet.notify import NotifyError
+    from fleet.results import SweepInfo
+
+    broken_ca = tmp_path / "not-a-ca.pem"
+    broken_ca.write_text("not a certificate")
+    result = SweepResult(
+        sweep=SweepInfo(
+            id="s2", started_at=datetime.now(UTC), complete=True, tool_version="x", sites_planned=0
+        ),
+        sites=[],
+    )
+    settings = Notifications(
+        when="always",
+        email=EmailNotification.model_validate(
+            {
+                "host": "127.0.0.1",
+                "port": 9,
+                "from": "a@b.test",
+                "to": ["c@d.test"],
+                "ca_file": str(broken_ca),
+            }
+        ),
+        webhook=WebhookNotification(url=f"http://127.0.0.1:{webhook.port}/h"),
+    )
+    with pytest.raises(NotifyError, match="cannot read ca_file"):
+        await notify(settings, result)
+    assert len(webhook.bodies) == 1  # the other channel was still tried, and delivered

@@ -364,3 +364,56 @@ async def test_public_ip_lookup_gives_direct_sites_their_egress_ip(
     (site,) = (await sweep(write_inventory(text), stats=stats)).sites
     assert "127.0.0.1" in site.egress.observed_ips
     assert lab_dns.log.count("myip.lab.test") == 1
+
+
+async def test_a_proxy_that_accepts_and_never_answers_is_egress_unreachable(
+    m365: M365Lab, lab_dns: LabDns, write_inventory: Callable[..., Path]
+) -> None:
+    # A SOCKS5 proxy that takes the connection and says nothing: the egress is broken, which
+    # says nothing about the mail server (not UNREACHABLE, not "port 25 blocked").
+    release = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    proxy = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        lab_dns.blocklist(ZONE)
+        publish_spf(lab_dns)
+        text = header(lab_dns).replace("connect_s: 3", "connect_s: 0.5")
+        text += f'  - id: mute\n    client: C\n    egress: {{via: "socks5://127.0.0.1:{port}", ip: 127.0.0.61}}\n    devices:\n'
+        text += device(m365.mx.port, m365.ca_file)
+        (site,) = (await sweep(write_inventory(text))).sites
+        assert site.devices[0].category is Category.egress_unreachable
+        assert "does not answer" in (site.devices[0].finding or "")
+        assert [f.code for f in site.flags] == ["EGRESS_UNREACHABLE"]
+        assert site.verdict is Verdict.unknown
+    finally:
+        release.set()
+        proxy.close()
+        await proxy.wait_closed()
+        await asyncio.sleep(0.05)
+
+
+def test_copiers_with_the_same_login_but_other_secrets_are_tested_apart(
+    write_inventory: Callable[..., Path],
+) -> None:
+    # One username, three ways to sign in: three conversations, not one.
+    text = "sites:\n  - id: s\n    client: C\n    devices:\n"
+    for n, auth in enumerate(
+        [
+            "{username: scan@c.test, password_env: PW_A}",
+            "{username: scan@c.test, password_file: pw.txt}",
+            "{username: scan@c.test, oauth2: {token_env: TOKEN}}",
+            "{username: scan@c.test, password_env: PW_A}",
+        ]
+    ):
+        text += (
+            f"      - id: d{n}\n        smtp: {{host: smtp.c.test, port: 587, auth: {auth}, "
+            "from: scan@c.test, to: x@c.test}\n"
+        )
+    plan = plan_sweep(load_inventory(str(write_inventory(text))))
+    groups = [[d.id for d in c.devices] for c in plan.sites[0].conversations]
+    assert groups == [["d0", "d3"], ["d1"], ["d2"]]

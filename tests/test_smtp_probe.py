@@ -487,6 +487,31 @@ async def test_exactly_one_auth_attempt_per_identity_per_sweep(
     assert "Not retried here" in skipped.remediation
 
 
+async def test_waiting_for_another_attempt_with_the_same_login_can_time_out(
+    m365: M365Lab, sweep: Sweep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another conversation holding this mailbox's login turn for longer than the
+    # site's time budget lasts
+    monkeypatch.setenv("FLEET_TEST_PASSWORD", "right-password")
+    m365.tenant.mailboxes[MAILBOX] = Mailbox(password="right-password")
+    spec = submission(m365)
+    async with sweep.gate.lock(spec.identity):
+        deadline = asyncio.get_running_loop().time() + 1.0
+        # When the conversation reaches AUTH and waits its turn
+        waited = await sweep.converse(spec, deadline=deadline)
+    # Then it says it ran out of time at auth: never "ok" with no MAIL or RCPT
+    assert waited.category is Category.timeout
+    assert waited.failed_stage is Stage.auth
+    assert "site_s" in waited.finding
+    assert m365.submission.stats.auth_attempts == 0
+
+
+def test_the_login_identity_is_the_mailbox_whatever_the_endpoint(m365: M365Lab) -> None:
+    one = submission(m365, username="Scanner@Contoso.test")
+    other = replace(one, host="smtp-legacy.office365.com", port=25)
+    assert one.identity == other.identity == "scanner@contoso.test"
+
+
 async def test_one_auth_attempt_even_when_the_server_offers_several_mechanisms(
     certs: LabCertificates,
     sweep: Sweep,

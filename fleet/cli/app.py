@@ -67,8 +67,11 @@ def setup_logging(debug: bool, log_file: str | None) -> None:
         logger.addHandler(handler)
     logger.setLevel(level)
     # aiosmtpd and asyncio are chatty at INFO; the probe's own debug is what helps.
-    # aiosmtpd (the demo lab's servers) logs its own deprecations at WARNING.
+    # aiosmtpd (the demo lab's servers) logs its own deprecations at WARNING; httpx logs
+    # every request's URL at INFO, and a webhook URL is a secret.
     logging.getLogger("mail.log").setLevel(logging.INFO if debug else logging.ERROR)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_or_fail(path: str | None) -> tuple[str, Inventory]:

@@ -55,7 +55,8 @@ def report(
         chosen = sweep_id or store.last_id()
         if chosen is None:
             raise Failure(f"the store {store.path} holds no sweep yet")
-        view = store.view(chosen)  # sites are read one at a time as the report is written
+        # sites are read one at a time as the report is written; JSON carries the transcripts
+        view = store.view(chosen, light=result_format != "json")
         emit(view, result_format, output, detail=detail, per_site=per_site)
     except StoreError as exc:
         raise Failure(str(exc)) from None

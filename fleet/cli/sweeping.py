@@ -129,7 +129,8 @@ def sweep(
     if notify:
         check_notifications(inv)
     with _history(not no_store, db) as store:
-        result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=True)
+        light = result_format != "json"  # JSON carries every transcript
+        result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
         code = _report(result, result_format, output, detail=detail, per_site=per_site)
         if notify and inv.notifications is not None and not send_alerts(inv.notifications, result):
             return EXIT_UNKNOWN

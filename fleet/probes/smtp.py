@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto
-import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -43,7 +42,7 @@ from fleet.classify import (
     make_reply,
     provider_of,
 )
-from fleet.credentials import SecretError, SecretSource, remember
+from fleet.credentials import SecretError, SecretSource, remember_auth_forms
 from fleet.egress import Opener
 from fleet.results import (
     Category,
@@ -82,8 +81,9 @@ class ConversationSpec:
 
     @property
     def identity(self) -> str:
-        """Whose login this is, for the one-AUTH-attempt-per-sweep rule."""
-        return f"{self.username}@{self.host}:{self.port}"
+        """Whose login this is, for the one-AUTH-attempt-per-sweep rule: the mailbox, whichever
+        endpoint (smtp.office365.com:587, smtp-legacy...) it is tried on."""
+        return (self.username or "").lower()
 
 
 @dataclass(frozen=True)
@@ -340,7 +340,7 @@ class _Probe:
             Stage.connect,
             target,
             lambda: self.opener(spec.host, spec.port, connect_s),
-            connect_s + 1,
+            connect_s + 4,  # room for telling a dead SOCKS5 proxy from a blocked port
         )
         self.state.stages.append(
             StageResult(
@@ -535,6 +535,9 @@ class _Probe:
             raise _Stop
         state.mechanism = mechanism
         command = f"AUTH {mechanism.upper()} ****"
+        # Waiting for another conversation's attempt with the same login is part of this
+        # stage: if the site's time runs out here, the result must say so (not "ok").
+        state.current = (Stage.auth, command, time.perf_counter())
         async with self.gate.lock(spec.identity):
             prior = self.gate.failure(spec.identity)
             if prior is not None:
@@ -571,7 +574,7 @@ class _Probe:
                 )
                 raise _Stop from None
             user = spec.username or ""
-            self.secrets = _remember_wire_forms(user, secret)
+            self.secrets = remember_auth_forms(user, secret)
             self.gate.record_attempt(spec.identity)
             method: Callable[[], Awaitable[aiosmtplib.SMTPResponse]]
             if mechanism == "plain":
@@ -896,21 +899,6 @@ class _Probe:
             test_message_id=state.test_message_id,
             queue_id=state.queue_id,
         )
-
-
-def _remember_wire_forms(user: str, secret: str) -> tuple[str, ...]:
-    """The secret as it travels in AUTH (plain and base64), longest first: replies of this
-    conversation are cleaned of them, and the log filter learns them too, so a server that
-    echoes one back cannot leak it through a recorded reply or a log line."""
-    forms = (
-        secret,
-        base64.b64encode(secret.encode()).decode(),
-        base64.b64encode(f"\0{user}\0{secret}".encode()).decode(),
-        base64.b64encode(f"user={user}\1auth=Bearer {secret}\1\1".encode()).decode(),
-    )
-    for form in forms:
-        remember(form)
-    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _before_handshake(exc: BaseException) -> bool:
