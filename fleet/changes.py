@@ -139,11 +139,12 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
     return sorted(changes, key=lambda c: order[c.severity])
 
 
-def compare_sweeps(before: dict[str, SiteDigest], sites: list[SiteResult]) -> list[Change]:
+def compare_digests(before: dict[str, SiteDigest], now: dict[str, SiteDigest]) -> list[Change]:
     """Changes of every site that has a previous result; sites seen for the first time have none."""
-    changes: list[Change] = []
-    for site in sites:
-        previous = before.get(site.site)
-        if previous is not None:
-            changes.extend(compare(previous, SiteDigest.of(site)))
-    return changes
+    return [
+        c for site, digest in now.items() if site in before for c in compare(before[site], digest)
+    ]
+
+
+def compare_sweeps(before: dict[str, SiteDigest], sites: list[SiteResult]) -> list[Change]:
+    return compare_digests(before, {site.site: SiteDigest.of(site) for site in sites})

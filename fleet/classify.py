@@ -849,6 +849,12 @@ def classify_exception(stage: Stage, exc: BaseException) -> Fault:
         return Fault(StageStatus.failed, Category.protocol_error, "", reply)
     for e in chain:
         if isinstance(e, socket.gaierror):
+            if e.errno in (socket.EAI_AGAIN, socket.EAI_FAIL):  # the resolver, not the name
+                return Fault(
+                    StageStatus.error,
+                    Category.resolver_failure,
+                    f"name lookup failed: {e.strerror}",
+                )
             return Fault(
                 StageStatus.error, Category.unreachable, f"host name does not resolve: {e.strerror}"
             )

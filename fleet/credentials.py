@@ -130,9 +130,20 @@ class Scrubbed:
 class ScrubFilter(logging.Filter):
     """A logging filter that blanks known secrets from every record."""
 
+    _formatter = logging.Formatter()
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = scrub(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
+        # A traceback quotes exception messages and source lines: scrub it too, and hand
+        # the formatter the clean text instead of the exception to format again.
+        if record.exc_info:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True

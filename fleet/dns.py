@@ -8,7 +8,6 @@ devices or checks need it: later askers await the first asker's answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ipaddress
 import logging
@@ -117,10 +116,13 @@ class Dns:
         pending = [task for task in self._cache.values() if not task.done()]
         for task in pending:
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._resolver.close()
+        try:
+            if pending:
+                # wait() does not raise for the cancelled questions, but a cancellation of
+                # close() itself still reaches its caller (suppressing it here would eat it).
+                await asyncio.wait(pending)
+        finally:  # even when cancelled: c-ares must not call back into a closed loop later
+            await self._resolver.close()
 
     async def query(self, name: str, rtype: str) -> Answer:
         """Ask (name, rtype) once per sweep; never raises for DNS trouble."""

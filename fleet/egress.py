@@ -18,7 +18,7 @@ from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, Pr
 from python_socks.async_.asyncio import Proxy
 
 from fleet.classify import EgressError
-from fleet.dns import Dns, family_of
+from fleet.dns import Dns, Outcome, family_of
 from fleet.inventory import SiteEgress
 from fleet.results import Category, EgressTransport
 
@@ -51,8 +51,12 @@ def _direct_opener(bind: str | None, dns: Dns) -> Opener:
     async def open_direct(host: str, port: int, timeout_s: float) -> socket.socket:
         async with asyncio.timeout(timeout_s):
             answer = await dns.addresses(host)
-            if not answer.ok:
+            if answer.outcome in (Outcome.nxdomain, Outcome.nodata):
                 raise EgressError(Category.unreachable, f"{host} does not resolve: {answer.detail}")
+            if not answer.ok:  # our resolver's trouble, not a fact about the mail host
+                raise EgressError(
+                    Category.resolver_failure, f"cannot look up {host}: {answer.detail}"
+                )
             addresses = list(answer.records)
             if bind is not None:
                 # Only addresses of the bind address's family can be reached from it.

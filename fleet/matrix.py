@@ -8,12 +8,12 @@ from an IP that is listed on a blocklist, or that a server rejected for reputati
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from fleet import m365
+from fleet.dns import is_ip
 from fleet.results import (
     BlocklistResult,
     BlocklistStatus,
@@ -98,6 +98,7 @@ _CATEGORY_FLAGS: dict[Category, tuple[str, Severity]] = {
     Category.unreachable: ("UNREACHABLE", Severity.critical),
     Category.timeout: ("TIMEOUT", Severity.critical),
     Category.egress_unreachable: ("EGRESS_UNREACHABLE", Severity.unknown),
+    Category.resolver_failure: ("RESOLVER_FAILURE", Severity.unknown),
     Category.protocol_error: ("PROTOCOL_ERROR", Severity.critical),
 }
 
@@ -387,7 +388,7 @@ def _mx_flag(check: DirectSendCheck) -> Flag | None:
     if result == MxResult.mismatch and check.mx_hosts:
         why = (
             "an IP address stops working without warning when the provider moves its servers"
-            if check.host and _is_ip_address(check.host)
+            if check.host and is_ip(check.host)
             else "a stale or mistyped host fails, or reaches a server that no longer takes "
             "the domain's mail"
         )
@@ -480,14 +481,6 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
             f"the SPF record of {domain} authorises it.",
         )
     return None
-
-
-def _is_ip_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:

@@ -75,6 +75,7 @@ class Category(StrEnum):
     temporary_failure = "temporary_failure"
     unreachable = "unreachable"
     egress_unreachable = "egress_unreachable"
+    resolver_failure = "resolver_failure"  # fleet's resolver failed: nothing known about the host
     timeout = "timeout"
     protocol_error = "protocol_error"
 
@@ -293,7 +294,9 @@ class SiteResult(Model):
 
 
 class SweepInfo(Model):
-    id: str
+    # An id is printed, stored and named on the command line: a result from elsewhere
+    # (an agent's file) with anything but these characters is refused when read.
+    id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,99}$")
     started_at: datetime
     finished_at: datetime | None = None
     complete: bool

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fleet import __version__
+from fleet.credentials import scrub
 from fleet.dns import Dns
 from fleet.egress import make_opener
 from fleet.matrix import DeviceObservation, SiteObservation, assess
@@ -119,6 +120,8 @@ class Sweeper:
         self._public_ip: asyncio.Future[str | None] | None = None
 
     async def close(self) -> None:
+        if self._public_ip is not None:
+            self._public_ip.cancel()
         await self.dns.close()
 
     async def public_ip(self) -> str | None:
@@ -177,7 +180,14 @@ class Sweeper:
                         label=f"{site.id}/{'+'.join(d.id for d in planned.devices)}",
                     )
 
-        conversations = await asyncio.gather(*(one(i) for i in range(len(site_plan.conversations))))
+        try:
+            # A task group, so that a bug in one conversation stops its siblings instead of
+            # leaving them running after the site has been given up.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(i)) for i in range(len(site_plan.conversations))]
+        except ExceptionGroup as failures:
+            raise failures.exceptions[0] from None  # the first bug is the one to report
+        conversations = [task.result() for task in tasks]
         echoed: list[str | None] = [c.observed_ip for c in conversations]
         if site_plan.transport is EgressTransport.direct:
             echoed.append(await self.public_ip())
@@ -265,7 +275,7 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
                 code="INTERNAL_ERROR",
                 severity=Severity.unknown,
                 devices=[d.id for d in site.devices],
-                evidence=f"{type(exc).__name__}: {exc}"[:500],
+                evidence=scrub(f"{type(exc).__name__}: {exc}")[:500],
                 remediation="fleet failed on this site: run `fleet scan` on it with --debug and report the trace.",
             )
         ],
@@ -355,13 +365,15 @@ async def run_sweep(
         aborted.cancel()
         for worker_task in workers:
             worker_task.cancel()
-        await asyncio.gather(*workers, aborted, return_exceptions=True)
-        if stats is not None:
-            stats.conversations = sweeper.stats.conversations
-            stats.dns_queries = sweeper.dns.stats.queries
-            stats.dns_by_type = dict(sweeper.dns.stats.by_type)
-            stats.auth_attempts = sum(sweeper.gate.attempts.values())
-        await sweeper.close()
+        try:
+            await asyncio.gather(*workers, aborted, return_exceptions=True)
+        finally:  # even if this wait is itself cancelled: no resolver or socket left open
+            if stats is not None:
+                stats.conversations = sweeper.stats.conversations
+                stats.dns_queries = sweeper.dns.stats.queries
+                stats.dns_by_type = dict(sweeper.dns.stats.by_type)
+                stats.auth_attempts = sum(sweeper.gate.attempts.values())
+            await sweeper.close()
     sites = [done[i] for i in sorted(done)]
     missing = [sp.site.id for i, sp in enumerate(plan.sites) if i not in finished]
     complete = not missing

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import platformdirs
 
-from fleet.changes import SiteDigest, compare, compare_sweeps
+from fleet.changes import SiteDigest, compare_digests, compare_sweeps
 from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 
 DB_ENV = "FLEET_DB"
@@ -127,6 +127,11 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        # Nested use joins the outer transaction, so save() is all-or-nothing while
+        # begin_sweep/add_site/finish_sweep each stay atomic on their own.
+        if self.db.in_transaction:
+            yield
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -216,11 +221,13 @@ class Store:
             )
 
     def save(self, result: SweepResult) -> None:
-        """Store a whole sweep at once (an ingested agent result)."""
-        self.begin_sweep(result.sweep)
-        for position, site in enumerate(result.sites):
-            self.add_site(result.sweep.id, site, position)
-        self.finish_sweep(result.sweep, result.changes, result.previous_sweep)
+        """Store a whole sweep at once (an ingested agent result), in one transaction:
+        a failure part-way leaves no half-ingested sweep behind."""
+        with self._transaction():
+            self.begin_sweep(result.sweep)
+            for position, site in enumerate(result.sites):
+                self.add_site(result.sweep.id, site, position)
+            self.finish_sweep(result.sweep, result.changes, result.previous_sweep)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -250,19 +257,17 @@ class Store:
     ) -> tuple[list[Change], str | None]:
         """What changed in a stored sweep since the previous complete sweep of its sites,
         from the digests kept beside each site (no full result is read)."""
+        now = self.digests(sweep_id)
+        before, previous_id = self.previous(list(now), started_at, sweep_id)
+        return compare_digests(before, now), previous_id
+
+    def digests(self, sweep_id: str) -> dict[str, SiteDigest]:
+        """Each site's state in a stored sweep, in plan order (what changes are made of)."""
         rows = self.db.execute(
             "SELECT site, digest FROM site_results WHERE sweep_id = ? ORDER BY position, rowid",
             (sweep_id,),
         ).fetchall()
-        now = {site: SiteDigest.from_json(json.loads(digest)) for site, digest in rows}
-        before, previous_id = self.previous(list(now), started_at, sweep_id)
-        changes = [
-            c
-            for site, digest in now.items()
-            if site in before
-            for c in compare(before[site], digest)
-        ]
-        return changes, previous_id
+        return {site: SiteDigest.from_json(json.loads(digest)) for site, digest in rows}
 
     def view(self, sweep_id: str, *, light: bool = True) -> SweepView:
         """A stored sweep for the reports: counts from the index, sites read one at a time

@@ -5,6 +5,8 @@ stage; the client IP a server echoes; and the one mapping of exceptions to categ
 from __future__ import annotations
 
 import errno
+import io
+import logging
 import re
 import socket
 import ssl
@@ -24,7 +26,7 @@ from fleet.classify import (
     make_reply,
     parse_enhanced,
 )
-from fleet.credentials import remember, scrub
+from fleet.credentials import ScrubFilter, remember, scrub
 from fleet.results import Category, Mode, Stage, StageStatus
 
 # ---- who is asking: the contexts a remediation is written for ---------------------------
@@ -784,6 +786,27 @@ def test_every_secret_the_process_read_is_blanked_from_log_text() -> None:
     assert scrub("x s3cret-canary-logline y another-canary-secret") == "x **** y ****"
 
 
+def test_a_logged_traceback_is_scrubbed_too() -> None:
+    remember("s3cret-canary-traceback")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ScrubFilter())
+    logger = logging.getLogger("fleet.test.scrub")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("login failed for s3cret-canary-traceback")
+        except ValueError:
+            logger.exception("while sweeping %s", "site-1")
+        logger.error("stack", stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "while sweeping site-1" in text
+    assert "ValueError: login failed for ****" in text  # the traceback is still there
+    assert "s3cret-canary-traceback" not in text
+
+
 # ---- the fallback: code class and stage ----------------------------------------------------
 
 
@@ -910,6 +933,11 @@ def test_a_timeout_wrapped_in_another_error_is_still_a_timeout() -> None:
             socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
             Category.unreachable,
             "does not resolve",
+        ),
+        (
+            socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+            Category.resolver_failure,
+            "name lookup failed",
         ),
         (
             EgressError(Category.egress_unreachable, "SOCKS5 proxy down"),

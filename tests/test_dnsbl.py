@@ -1044,3 +1044,20 @@ async def test_dns_close_ends_questions_in_flight(lab_dns: LabDns) -> None:
     with pytest.raises(asyncio.CancelledError):
         await asking
     assert time.monotonic() - started < 1.0
+
+
+async def test_closing_the_resolver_stops_questions_but_not_a_cancellation_of_close(
+    silent_nameserver: str,
+) -> None:
+    dns = Dns([silent_nameserver], 5.0, 1)
+    asker = asyncio.ensure_future(dns.query("example.test", "A"))
+    await asyncio.sleep(0.05)  # the question is in flight, and will never be answered
+    closing = asyncio.ensure_future(dns.close())
+    await asyncio.sleep(0)  # close() has cancelled the question and waits for it
+    closing.cancel()
+    # Whoever cancels close() (a second Ctrl-C, a scheduler's timeout) must see it cancelled.
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(asyncio.CancelledError):
+        await asker
+    assert dns._resolver._closed  # and the resolver is closed all the same

@@ -430,3 +430,40 @@ async def test_json_from_a_stored_sweep_carries_every_transcript(
     assert [[len(d.transcript) for d in s.devices] for s in again.sites] == [
         [len(d.transcript) for d in s.devices] for s in swept.sites
     ]
+
+
+def test_save_is_all_or_nothing_and_the_store_files_stay_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleet.store import Store
+
+    from .test_reports import fixed_sweep
+
+    result = fixed_sweep()
+    store = Store(str(tmp_path / "fleet.db"))
+    try:
+        real_add = store.add_site
+        calls = 0
+
+        def failing_add(sweep_id: str, site: object, position: int = 0) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise OSError("disk full")
+            real_add(sweep_id, site, position)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "add_site", failing_add)
+        with pytest.raises(OSError, match="disk full"):
+            store.save(result)
+        assert not store.has(result.sweep.id)  # no half-ingested sweep
+        assert store.db.execute("SELECT COUNT(*) FROM site_results").fetchone()[0] == 0
+
+        monkeypatch.setattr(store, "add_site", real_add)
+        store.save(result)
+        assert store.has(result.sweep.id)
+        assert len(list(store.sites(result.sweep.id))) == len(result.sites)
+        for suffix in ("", "-wal", "-shm"):  # SQLite gives its side files the db's mode
+            mode = os.stat(tmp_path / f"fleet.db{suffix}").st_mode & 0o777
+            assert mode == 0o600, suffix
+    finally:
+        store.close()

@@ -230,6 +230,35 @@ async def test_when_critical_ignores_mere_changes(
     assert handler.messages == []
 
 
+async def test_notify_without_the_history_is_refused_unless_alerts_are_always_sent(
+    lab_dns: LabDns,
+    m365: M365Lab,
+    relay: tuple[Relay, LabSmtpServer],
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    handler, server = relay
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    db = tmp_path / "fleet.db"
+    changes = write_inventory(inventory(lab_dns, m365, email_block(server, m365.ca_file)))
+
+    # `when: changes` cannot see a change without the history: refused before probing
+    code, err = await sweep(changes, db, "--no-store")
+    assert code == 3
+    assert "needs the history to see what changed" in err
+    assert m365.mx.stats.connections == 0
+    assert not db.exists()
+
+    always = write_inventory(
+        inventory(lab_dns, m365, email_block(server, m365.ca_file, when="always"))
+    )
+    code, err = await sweep(always, db, "--no-store")
+    assert code == 0, err
+    assert len(handler.messages) == 1
+    assert not db.exists()
+
+
 async def test_a_dead_relay_is_a_clear_error_and_the_sweep_stays_stored(
     lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path], tmp_path: Path
 ) -> None:

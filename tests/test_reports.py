@@ -603,6 +603,40 @@ def test_terminal_text_loses_every_escape_and_control() -> None:
     assert strip_controls("a\r\nb\tc", keep_newlines=True) == "a\nb c"
 
 
+def test_a_result_from_elsewhere_reaches_the_terminal_without_its_escapes() -> None:
+    # An agent's file (or a damaged store) carries escapes in fields fleet normally fills
+    # itself: identifiers, the egress IP, flag codes, the reason a sweep stopped.
+    escape = "\x1b]0;pwned\x07\x1b[2J"
+    result = fixed_sweep()
+    site = result.sites[0]
+    device = site.devices[0].model_copy(
+        update={"device": f"mfp{escape}", "host": f"mx{escape}.test"}
+    )
+    flag = site.flags[0].model_copy(update={"code": f"IP_REPUTATION{escape}"})
+    site = site.model_copy(
+        update={"egress_ip": f"203.0.113.20{escape}", "devices": [device], "flags": [flag]}
+    )
+    sweep = result.sweep.model_copy(update={"complete": False, "interrupted": f"stop{escape}"})
+    hostile = result.model_copy(update={"sweep": sweep, "sites": [site]})
+    for text in (
+        render_table(hostile),
+        render_table(hostile, detail=True),
+        render_transcript(hostile),
+    ):
+        assert "\x1b" not in text and "\x07" not in text
+    table = render_table(hostile)
+    assert "203.0.113.20 " in table and "IP_REPUTATION [critical] mfp" in table
+    assert "INCOMPLETE (stop;" in table
+
+
+def test_a_sweep_id_with_anything_but_plain_characters_is_refused() -> None:
+    document = fixed_sweep().sweep.model_dump(mode="json")
+    SweepInfo.model_validate(document)
+    for bad in ("x\x1b[2J", "../../etc", "a b", ""):
+        with pytest.raises(ValueError, match="id"):
+            SweepInfo.model_validate({**document, "id": bad})
+
+
 class HostileHandler:
     """An MX that answers RCPT TO with terminal escapes and a spreadsheet formula."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -417,3 +418,80 @@ def test_copiers_with_the_same_login_but_other_secrets_are_tested_apart(
     plan = plan_sweep(load_inventory(str(write_inventory(text))))
     groups = [[d.id for d in c.devices] for c in plan.sites[0].conversations]
     assert groups == [["d0", "d3"], ["d1"], ["d2"]]
+
+
+async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubbed(
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    certs: LabCertificates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fleet.credentials import remember
+    from fleet.runner import Sweeper
+
+    remember("s3cret-canary-internal")
+    real_site = Sweeper.site
+
+    async def buggy_site(self: Sweeper, site_plan: object) -> object:
+        if site_plan.site.id == "broken":  # type: ignore[attr-defined]
+            raise RuntimeError("unexpected state near s3cret-canary-internal")
+        return await real_site(self, site_plan)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Sweeper, "site", buggy_site)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    text = header(lab_dns)
+    for ident, ip in (("broken", "127.0.0.71"), ("fine", "127.0.0.72")):
+        text += (
+            f"  - id: {ident}\n    client: C\n    egress: {{bind: {ip}, ip: {ip}}}\n    devices:\n"
+        )
+        text += device(closed, str(certs.ca_file))
+    result = await sweep(write_inventory(text))
+    assert result.sweep.complete
+    broken, fine = result.sites
+    assert broken.verdict is Verdict.unknown
+    (flag,) = broken.flags
+    assert flag.code == "INTERNAL_ERROR"
+    assert flag.evidence == "RuntimeError: unexpected state near ****"
+    assert fine.devices[0].category is Category.unreachable  # swept as usual
+
+
+async def test_a_bug_in_one_conversation_stops_its_siblings(
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    certs: LabCertificates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fleet.runner
+
+    sibling_cancelled = asyncio.Event()
+
+    async def buggy_converse(spec: object, *args: object, **kwargs: object) -> object:
+        if spec.rcpt_to.startswith("bug"):  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+            raise KeyError("a bug")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            sibling_cancelled.set()
+            raise
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(fleet.runner, "converse", buggy_converse)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    text = header(lab_dns)
+    text += (
+        "  - id: one\n    client: C\n    egress: {bind: 127.0.0.73, ip: 127.0.0.73}\n    devices:\n"
+    )
+    text += device(2525, str(certs.ca_file), to="bug@contoso.test", ident="a")
+    text += device(2525, str(certs.ca_file), to="fine@contoso.test", ident="b")
+    started = time.monotonic()
+    (site,) = (await sweep(write_inventory(text))).sites
+    assert time.monotonic() - started < 5  # not the 30 s of the orphaned sibling
+    assert sibling_cancelled.is_set()
+    assert [f.code for f in site.flags] == ["INTERNAL_ERROR"]
+    assert site.flags[0].evidence == "KeyError: 'a bug'"

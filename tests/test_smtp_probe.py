@@ -31,6 +31,7 @@ from fleet.dns import Dns
 from fleet.egress import make_opener
 from fleet.inventory import SiteEgress
 from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
 from fleet.lab.smtp import (
     LabSmtpServer,
     M365SubmissionHandler,
@@ -917,6 +918,44 @@ async def test_closed_port_is_unreachable(sweep: Sweep, certs: LabCertificates) 
     assert "connection refused" in conversation.finding
     assert conversation.remediation is not None
     assert "cannot be reached from the site" in conversation.remediation
+
+
+@pytest.mark.parametrize(
+    ("fault", "category", "words"),
+    [
+        ("nxdomain", Category.unreachable, "does not resolve"),
+        ("servfail", Category.resolver_failure, "cannot look up"),
+        ("refused", Category.resolver_failure, "cannot look up"),
+    ],
+)
+async def test_a_mail_host_that_does_not_exist_is_unreachable_but_a_failing_resolver_is_not(
+    lab_dns: LabDns, certs: LabCertificates, fault: str, category: Category, words: str
+) -> None:
+    if fault != "nxdomain":  # the lab answers NXDOMAIN for a name it does not have
+        lab_dns.fault("smtp.nowhere.test", fault)
+    dns = Dns([lab_dns.nameserver], 1.0, 1)
+    try:
+        spec = ConversationSpec(
+            id="named",
+            host="smtp.nowhere.test",
+            port=25,
+            security=Security.starttls,
+            mode=Mode.direct_send,
+            mail_from="scanner@contoso.test",
+            rcpt_to="alice@contoso.test",
+            ehlo_name="copier.contoso.test",
+            ca_file=str(certs.ca_file),
+        )
+        conversation = await Sweep(dns).converse(spec)
+    finally:
+        await dns.close()
+
+    assert conversation.category is category
+    assert conversation.failed_stage is Stage.connect
+    assert words in conversation.finding
+    if category is Category.resolver_failure:  # says what to check, and that it is not the host
+        assert conversation.remediation is not None
+        assert "defaults.dns.nameservers" in conversation.remediation
 
 
 async def test_a_bind_address_not_on_this_machine_is_egress_unreachable(

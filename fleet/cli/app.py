@@ -20,7 +20,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from fleet import __version__
-from fleet.credentials import ScrubFilter
+from fleet.credentials import ScrubFilter, scrub
 from fleet.inventory import (
     Inventory,
     InventoryError,
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_UNKNOWN
     except Exception as exc:  # a bug: say so plainly; the trace is for --debug
         log.debug("internal error", exc_info=True)
-        click.echo(f"fleet: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(scrub(f"fleet: internal error: {type(exc).__name__}: {exc}"), err=True)
         if "--debug" not in (argv if argv is not None else sys.argv):
             click.echo("fleet: run again with --debug for the trace", err=True)
         code = EXIT_UNKNOWN

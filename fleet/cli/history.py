@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from fleet.agent import IngestError, read_agent_result
-from fleet.changes import SiteDigest, compare_sweeps
+from fleet.changes import compare_digests
 from fleet.cli.app import (
     EXIT_UNKNOWN,
     Failure,
@@ -22,6 +22,7 @@ from fleet.cli.app import (
 )
 from fleet.cli.sweeping import emit
 from fleet.report import FORMATS
+from fleet.report.sanitize import for_terminal
 from fleet.report.summary import exit_code
 from fleet.report.table import render_changes
 from fleet.results import Change
@@ -77,10 +78,12 @@ def history(db: str | None, site: str | None, limit: int) -> int:
             headers = ["sweep", "started (UTC)", "complete", "origin", "sites", "verdicts"]
             rows = [
                 [
-                    r.id,
+                    for_terminal(r.id),
                     r.started_at[:19].replace("T", " "),
-                    "yes" if r.complete else f"no ({r.interrupted or 'unfinished or killed'})",
-                    r.origin,
+                    "yes"
+                    if r.complete
+                    else f"no ({for_terminal(r.interrupted) or 'unfinished or killed'})",
+                    for_terminal(r.origin),
                     r.sites,
                     ", ".join(f"{n} {v}" for v, n in sorted(r.verdicts.items())),
                 ]
@@ -90,12 +93,12 @@ def history(db: str | None, site: str | None, limit: int) -> int:
             headers = ["sweep", "started (UTC)", "verdict", "egress IP", "listed", "flags", ""]
             rows = [
                 [
-                    r.sweep_id,
+                    for_terminal(r.sweep_id),
                     r.started_at[:19].replace("T", " "),
                     r.verdict,
-                    r.egress_ip or "?",
-                    "; ".join(r.listed) or "-",
-                    " ".join(r.flags),
+                    for_terminal(r.egress_ip) or "?",
+                    for_terminal("; ".join(r.listed)) or "-",
+                    for_terminal(" ".join(r.flags)),
                     "" if r.complete else "incomplete sweep",
                 ]
                 for r in store.site_history(site, limit)
@@ -135,15 +138,16 @@ def diff(db: str | None, sweep_a: str | None, sweep_b: str | None, result_format
         newest = sweep_b or sweep_a or store.last_id()
         if newest is None:
             raise Failure(f"the store {store.path} holds no sweep yet")
-        newer = store.load(newest)
+        # From the digests kept beside each site: no full result (or transcript) is read.
+        newer, _, _ = store.info(newest)
         changes: list[Change]
         previous: str | None
         if sweep_a and sweep_b:
-            older = store.load(sweep_a)
-            before = {s.site: SiteDigest.of(s) for s in older.sites}
-            changes, previous = compare_sweeps(before, newer.sites), older.sweep.id
+            store.info(sweep_a)  # a clear error when it is not in the store
+            before = store.digests(sweep_a)
+            changes, previous = compare_digests(before, store.digests(newest)), sweep_a
         else:
-            changes, previous = store.changes_for(newer)
+            changes, previous = store.stored_changes(newest, newer.started_at)
     except StoreError as exc:
         raise Failure(str(exc)) from None
     finally:
@@ -151,18 +155,16 @@ def diff(db: str | None, sweep_a: str | None, sweep_b: str | None, result_format
     if result_format == "json":
         document = {
             "from": previous,
-            "to": newer.sweep.id,
+            "to": newer.id,
             "changes": [c.model_dump(mode="json") for c in changes],
         }
         click.echo(json.dumps(document, indent=2))
     elif previous is None:
-        click.echo(
-            f"sweep {newer.sweep.id}: no earlier complete sweep of these sites to compare with"
-        )
+        click.echo(f"sweep {newer.id}: no earlier complete sweep of these sites to compare with")
     elif not changes:
-        click.echo(f"no changes from sweep {previous} to {newer.sweep.id}")
+        click.echo(f"no changes from sweep {previous} to {newer.id}")
     else:
-        click.echo(f"From sweep {previous} to {newer.sweep.id}:")
+        click.echo(f"From sweep {previous} to {newer.id}:")
         click.echo(render_changes(changes, None).removeprefix("Changes:\n"))
     return 0
 

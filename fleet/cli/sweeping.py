@@ -128,6 +128,14 @@ def sweep(
         return 0
     if notify:
         check_notifications(inv)
+        when = inv.notifications.when if inv.notifications is not None else "changes"
+        if no_store and when != "always":
+            # Changes are measured against the stored history: without it, `changes` and
+            # `critical` alerts would never be sent, and nobody would know why.
+            raise Failure(
+                f"--notify with --no-store: `notifications.when: {when}` needs the history to "
+                "see what changed; keep the store, or set `when: always`"
+            )
     with _history(not no_store, db) as store:
         light = result_format != "json"  # JSON carries every transcript
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)

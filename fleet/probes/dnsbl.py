@@ -16,13 +16,12 @@ import re
 
 from fleet.credentials import SecretError, SecretSource, scrub
 from fleet.dns import Answer, Dns, Outcome
-from fleet.probes.dnsbl_zones import SPAMHAUS_ERRORS, Zone, reverse_name
+from fleet.probes.dnsbl_zones import LISTING_RANGE, SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
 
 log = logging.getLogger("fleet.dnsbl")
 
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
-_LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")
 _ERROR_RANGE = ipaddress.IPv4Network("127.255.255.0/24")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -234,7 +233,7 @@ def _refusal(zone: Zone, codes: list[str] | tuple[str, ...]) -> str | None:
             if zone.spamhaus:
                 return f"Spamhaus answered the error code {code} (not a listing)"
             return f"answered the error code {code} (not a listing)"
-        if zone.spamhaus and address not in _LISTING_RANGE:
+        if zone.spamhaus and address not in LISTING_RANGE:
             # Spamhaus IP zones list only in 127.0.0.0/24; anything else is an error code.
             return f"Spamhaus answered {code}, which is not a listing code for an IP"
     return None

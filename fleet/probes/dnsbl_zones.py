@@ -110,12 +110,12 @@ class Zone:
             return known
         if self.kind == "generic" or not self.codes:
             address = ipaddress.IPv4Address(code)
-            if address in _LISTING_RANGE and code != "127.0.0.1":
+            if address in LISTING_RANGE and code != "127.0.0.1":
                 return CodeMeaning(self.name, f"listed on {self.name} (code {code})", ABUSE)
         return None
 
 
-_LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")
+LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")  # where IP listings answer
 
 
 def zones_from_inventory(blocklists: list[BlocklistZone]) -> list[Zone]:

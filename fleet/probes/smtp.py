@@ -952,6 +952,9 @@ _FAULT_REMEDY: dict[Category, str] = {
     "and the site's firewall.",
     Category.egress_unreachable: "fleet could not reach the site's egress: check the SOCKS5 proxy or "
     "tunnel, or the bind address. This says nothing about the mail server yet.",
+    Category.resolver_failure: "fleet's resolver could not look up the mail host: check "
+    "`defaults.dns.nameservers` and that they answer from here. This says nothing about "
+    "{endpoint} yet.",
     Category.tls_failure: "The TLS handshake with {endpoint} failed: see the detail; update the "
     "copier's firmware or certificates, or fix the server's certificate.",
     Category.protocol_error: "{endpoint} broke the SMTP conversation: if it persists, tell the server's "

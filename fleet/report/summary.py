@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fleet.report.sanitize import for_terminal
 from fleet.results import (
     VERDICT_RANK,
     BlocklistStatus,
@@ -45,9 +46,10 @@ def headline(view: SweepResult | SweepView) -> str:
     state = (
         ""
         if sweep.complete
-        else f" INCOMPLETE ({sweep.interrupted}; {len(sweep.sites_missing)} sites not swept)"
+        else f" INCOMPLETE ({for_terminal(sweep.interrupted)}; "
+        f"{len(sweep.sites_missing)} sites not swept)"
     )
-    return f"fleet sweep {sweep.id} at {when}: {result.site_count} sites: {verdict_counts(result)}{state}"
+    return f"fleet sweep {for_terminal(sweep.id)} at {when}: {result.site_count} sites: {verdict_counts(result)}{state}"
 
 
 def blocklist_summary(site: SiteResult) -> str:

@@ -56,13 +56,13 @@ def _site_rows(result: SweepView, colour: bool) -> str:
     rows = [
         [
             for_terminal(site.client, 30),
-            site.site,
-            site.egress_ip or "?",
+            for_terminal(site.site),
+            for_terminal(site.egress_ip) or "?",
             for_terminal(blocklist_summary(site), 50),
             for_terminal(checks_summary(site), 50),
             device_counts(site),
             _verdict(site.verdict, colour),
-            top_flag(site),
+            for_terminal(top_flag(site)),
         ]
         for site in result.sites
     ]
@@ -92,8 +92,8 @@ def _device_rows(result: SweepView, colour: bool) -> str:
             rows.append(
                 [
                     for_terminal(site.client, 24),
-                    site.site,
-                    device.device,
+                    for_terminal(site.site),
+                    for_terminal(device.device),
                     device.mode.value,
                     _verdict(device.verdict, colour),
                     device.category.value,
@@ -122,10 +122,10 @@ def _findings(result: SweepView, width: int) -> str:
         flags = [f for f in site.flags if f.severity is not Severity.info]
         if not flags:
             continue
-        lines = [f"{site.site} ({for_terminal(site.client)}): {site.verdict.value}"]
+        lines = [f"{for_terminal(site.site)} ({for_terminal(site.client)}): {site.verdict.value}"]
         for flag in flags:
-            devices = ", ".join(flag.devices)
-            lines.append(f"  {flag.code} [{flag.severity.value}] {devices}")
+            devices = for_terminal(", ".join(flag.devices))
+            lines.append(f"  {for_terminal(flag.code)} [{flag.severity.value}] {devices}")
             lines += _wrap("evidence: " + for_terminal(flag.evidence, 600), width)
             lines += _wrap("do: " + for_terminal(flag.remediation), width)
         blocks.append("\n".join(lines))
@@ -150,7 +150,8 @@ def render_changes(changes: list[Change], previous: str | None) -> str:
     lines = [f"Changes{since}:"]
     for change in changes:
         lines.append(
-            f"  [{change.severity.value}] {change.site}: {for_terminal(change.summary, 200)}"
+            f"  [{change.severity.value}] {for_terminal(change.site)}: "
+            f"{for_terminal(change.summary, 200)}"
         )
     return "\n".join(lines)
 
@@ -167,7 +168,8 @@ def render_transcript(sweep: SweepResult | SweepView) -> str:
             seen.add(device.conversation)
             sharing = [d.device for d in site.devices if d.conversation == device.conversation]
             lines.append(
-                f"{site.site}: {', '.join(sharing)} -> {device.host}:{device.port} ({device.mode.value}): "
+                f"{for_terminal(site.site)}: {for_terminal(', '.join(sharing))} -> "
+                f"{for_terminal(device.host)}:{device.port} ({device.mode.value}): "
                 f"{device.category.value}"
             )
             for stage in device.transcript:
@@ -186,7 +188,7 @@ def render_transcript(sweep: SweepResult | SweepView) -> str:
                 tls = device.tls
                 expiry = tls.not_after.date().isoformat() if tls.not_after else "?"
                 lines.append(
-                    f"  tls: {tls.version} {tls.cipher}; certificate {for_terminal(tls.subject)} "
+                    f"  tls: {for_terminal(tls.version)} {for_terminal(tls.cipher)}; certificate {for_terminal(tls.subject)} "
                     f"by {for_terminal(tls.issuer)}, expires {expiry}, verified: {tls.verified}"
                 )
             lines.append("")
