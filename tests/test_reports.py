@@ -623,9 +623,11 @@ def test_a_result_from_elsewhere_reaches_the_terminal_without_its_escapes() -> N
         render_table(hostile, detail=True),
         render_transcript(hostile),
     ):
-        assert "\x1b" not in text and "\x07" not in text
+        assert "\x1b" not in text
+        assert "\x07" not in text
     table = render_table(hostile)
-    assert "203.0.113.20 " in table and "IP_REPUTATION [critical] mfp" in table
+    assert "203.0.113.20 " in table
+    assert "IP_REPUTATION [critical] mfp" in table
     assert "INCOMPLETE (stop;" in table
 
 
