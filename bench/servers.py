@@ -48,12 +48,20 @@ async def serve_dns(args: argparse.Namespace) -> None:
     dns.blocklist(args.zone, listed)
     _write(args.ready, {"dns": dns.port})
     await _until_terminated()
+    # The (ip, zone) lookups actually made: A questions in the zone, less the self-test's
+    # two (127.0.0.2 and 127.0.0.1, RFC 5782); the site IPs are 127.10.x.x, never those.
+    self_test = {f"2.0.0.127.{args.zone}", f"1.0.0.127.{args.zone}"}
     a_counts = [
         n
         for (name, rtype), n in dns.log.counts.items()
-        if rtype == "A" and name.endswith(args.zone)
+        if rtype == "A" and name.endswith(args.zone) and name.rstrip(".") not in self_test
     ]
-    counts = {"queries": dns.log.total, "max_per_name": max(a_counts, default=0)}
+    counts = {
+        "queries": dns.log.total,
+        "lookups": len(a_counts),  # distinct (ip, zone) names asked
+        "min_per_name": min(a_counts, default=0),
+        "max_per_name": max(a_counts, default=0),
+    }
     Path(args.ready).with_suffix(".stats").write_text(json.dumps(counts))
     await dns.stop()
 

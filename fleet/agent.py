@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from fleet.credentials import remember
 from fleet.inventory import Inventory
+from fleet.report.sanitize import for_terminal
 from fleet.results import SiteResult, SweepInfo, SweepResult
 
 KEY_ENV = "FLEET_AGENT_KEY"
@@ -74,9 +75,10 @@ def read_agent_result(text: str, name: str, inventory: Inventory) -> SweepResult
         result = SweepResult.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the document"
+        where = for_terminal(".".join(str(p) for p in first["loc"]), 200) or "the document"
         raise IngestError(
-            f"{name}: not a fleet sweep result ({exc.error_count()} problems; first: {where}: {first['msg']})"
+            f"{name}: not a fleet sweep result ({exc.error_count()} problems; first: {where}: "
+            f"{for_terminal(first['msg'], 300)})"
         ) from None
     if result.sweep.digest is None:
         raise IngestError(
@@ -96,13 +98,15 @@ def read_agent_result(text: str, name: str, inventory: Inventory) -> SweepResult
                 f"{name}: the signature does not match {KEY_ENV}: not produced by a trusted agent"
             )
     known = {site.id: site for site in inventory.sites}
-    for site in result.sites:
+    for site in result.sites:  # what the file says is printed: without its escapes
         if site.site not in known:
-            raise IngestError(f"{name}: site '{site.site}' is not in the inventory")
+            raise IngestError(
+                f"{name}: site '{for_terminal(site.site, 100)}' is not in the inventory"
+            )
         if known[site.site].client != site.client:
             raise IngestError(
                 f"{name}: site '{site.site}' belongs to '{known[site.site].client}' in the inventory, "
-                f"not '{site.client}'"
+                f"not '{for_terminal(site.client, 100)}'"
             )
     if not result.sites:
         raise IngestError(f"{name}: the result holds no site")

@@ -176,7 +176,10 @@ class Rule:
         if self.text is not None:
             object.__setattr__(self, "_text_re", re.compile(self.text, re.IGNORECASE))
 
-    def matches(self, stage: Stage, reply: Reply, provider: str = "other") -> bool:
+    def matches(
+        self, stage: Stage, reply: Reply, provider: str = "other", text: str | None = None
+    ) -> bool:
+        """`text`: the reply text to search, if not `reply.text` (see `unwrapped`)."""
         if self.stages and stage not in self.stages:
             return False
         if self.providers and provider not in self.providers:
@@ -185,7 +188,21 @@ class Rule:
             return False
         if self.enhanced and not (reply.enhanced and _code_in(reply.enhanced, self.enhanced)):
             return False
-        return not (self._text_re is not None and not self._text_re.search(reply.text))
+        return not (
+            self._text_re is not None
+            and not self._text_re.search(reply.text if text is None else text)
+        )
+
+
+# A multi-line reply repeats its enhanced code on every line, and Google wraps sentences
+# across lines ("not authorized to\n5.7.1 send email directly"): key phrases are searched
+# in the lines joined back into one.
+_CONTINUATION_RE = re.compile(r"[ \t]*\r?\n(?:[245]\.\d{1,3}\.\d{1,3}(?=\s|$))?[ \t]*")
+
+
+def unwrapped(text: str) -> str:
+    """A reply's lines joined with single spaces, the repeated enhanced codes left out."""
+    return _CONTINUATION_RE.sub(" ", text)
 
 
 def _code_in(code: str, wanted: tuple[str, ...]) -> bool:
@@ -213,6 +230,12 @@ _IP_REPUTATION_FIX: Remedy = {
         "through a clean static IP."
     ),
 }
+
+_TENANT_BLOCK_LIST_FIX = (
+    "Your own tenant blocks this recipient in its Tenant Allow/Block List (5.7.703): the "
+    "Microsoft 365 admin removes the entry (Microsoft Defender portal, Tenant Allow/Block "
+    "Lists), or the copier sends to another recipient."
+)
 
 _AUTH_ALTERNATIVES = (
     "OAuth (XOAUTH2) if the copier supports it, a connector relay from a clean static IP, "
@@ -278,27 +301,52 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.25",),
     ),
     Rule(
+        "google.low_reputation_ip",
+        Category.ip_reputation,
+        "Google rates {ip} as a sender of very low reputation",
+        "Google refuses mail from {ip} for its very low reputation: find what sends spam from "
+        "that IP and stop it; meanwhile send through authenticated submission on {submission} "
+        "or a relay with a clean IP.",
+        text=r"low reputation of the sending IP",
+    ),
+    Rule(
         "google.unsolicited_rate",
         Category.ip_reputation,
         "Google sees an unusual rate of unsolicited mail from {ip}",
         "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
         "sending spam behind that IP and stop it; meanwhile send through authenticated "
         "submission on {submission} or a relay with a clean IP.",
-        text=r"unusual rate of unsolicited mail|low reputation of the sending IP",
+        text=r"unusual rate of unsolicited mail|UnsolicitedRateLimitError",
     ),
     Rule(
         "google.not_authorized_direct",
         Category.ip_reputation,
         "Google does not accept mail sent directly from {ip} (a dynamic or residential range)",
         _IP_REPUTATION_FIX,
-        text=r"not authorized to send email directly",
+        text=r"not authorized to send email directly|NotAuthorizedError",
+    ),
+    # Before the DNSBL phrases: a "Tenant Allow Block List" blocks recipients, not the IP.
+    Rule(
+        "m365.tenant_block_list",
+        Category.recipient_rejected,
+        "the sending tenant's Tenant Allow/Block List blocks the recipient",
+        _TENANT_BLOCK_LIST_FIX,
+        enhanced=("5.7.703",),
+    ),
+    Rule(
+        "m365.tenant_block_list_text",
+        Category.recipient_rejected,
+        "the sending tenant's Tenant Allow/Block List blocks the recipient",
+        _TENANT_BLOCK_LIST_FIX,
+        text=r"Tenant Allow ?/? ?Block List",
     ),
     Rule(
         "dnsbl.blocked_using",
         Category.ip_reputation,
         "the server rejects {ip} because it is listed on {list}",
         _IP_REPUTATION_FIX,
-        text=r"blocked using|spamhaus|listed (at|on|in) |\bRBL\b|\bDNSBL\b|black ?list|block ?list",
+        text=r"blocked using|spamhaus|listed (at|on|in) |\bRBL\b|\bDNSBL\b|black ?list|"
+        r"(?<!allow )(?<!allow/)block ?list",
         code_class="5",
     ),
     # -- TLS ------------------------------------------------------------------------------
@@ -483,6 +531,33 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.1.8",),
     ),
     Rule(
+        "m365.banned_account",
+        Category.sender_rejected,
+        "Microsoft has banned the sending account for spam",
+        {
+            "unauthenticated": (
+                "Microsoft has banned the sender {sender} for spam (5.7.501-5.7.503): secure the "
+                "account (reset its credentials, look for a compromise), then contact Microsoft "
+                "support to lift the ban."
+            ),
+            "authenticated": (
+                "Microsoft has banned {mailbox} for sending spam (5.7.501-5.7.503): secure the "
+                "account (reset its password, look for a compromise and forwarding rules), then "
+                "contact Microsoft support to lift the ban, and give the copier the new password."
+            ),
+        },
+        enhanced=("5.7.501-5.7.503",),
+    ),
+    Rule(
+        "m365.banned_sender_domain",
+        Category.sender_rejected,
+        "Microsoft has banned a domain this sender uses",
+        "Microsoft bans a domain of this conversation (5.7.800: the EHLO name, or the domain of "
+        "{sender} in MAIL FROM or From): make sure the copier's EHLO name and sender are in "
+        "your own domain, then contact Microsoft support.",
+        enhanced=("5.7.800",),
+    ),
+    Rule(
         "m365.tenant_threshold",
         Category.sender_rejected,
         "the tenant is blocked from sending (it sent too much spam)",
@@ -499,12 +574,21 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.750",),
     ),
     Rule(
+        "ipv6.needs_spf_or_dkim",
+        Category.sender_rejected,
+        "mail sent over IPv6 must pass SPF or DKIM, and this did not",
+        "Mail sent over IPv6 must pass SPF or DKIM (4.7.26) and a copier does not sign with "
+        "DKIM: add the site's IPv6 address (ip6:) to the SPF record of {sender}'s domain, or "
+        "send over IPv4.",
+        enhanced=("4.7.26",),
+    ),
+    Rule(
         "sender.authentication",
         Category.sender_rejected,
         "the receiver rejects the sender for SPF, DKIM or DMARC",
         "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
         "the SPF record of {sender}'s domain, or send through an authorised relay.",
-        enhanced=("5.7.23", "5.7.509", "5.7.515", "4.7.26", "5.7.26"),
+        enhanced=("5.7.23", "5.7.509", "5.7.515", "5.7.26"),
     ),
     Rule(
         "smtp.sender_rejected",
@@ -549,6 +633,14 @@ RULES: tuple[Rule, ...] = (
         "The connector no longer matches (TenantAttribution): update the inbound connector "
         "(and SPF) to the IP the server saw, {ip}.",
         text=r"TenantAttribution|wrong Office 365 region",
+    ),
+    Rule(
+        "ipv6.not_accepted",
+        Category.recipient_rejected,
+        "the recipient's domain does not accept mail over IPv6",
+        "The recipient's domain refuses mail over IPv6 (5.7.510): send over IPv4 (an IPv4 "
+        "route from the site to {host}, or IPv6 turned off on the copier).",
+        enhanced=("5.7.510",),
     ),
     Rule(
         "m365.dbeb_unknown_recipient",
@@ -662,12 +754,37 @@ RULES: tuple[Rule, ...] = (
         text=r"thread limit|concurrent",
     ),
     Rule(
+        "m365.ipv6_range_limit",
+        Category.throttled,
+        "Microsoft 365 limits how much mail the site's IPv6 range may send",
+        "The site's IPv6 range sent more than Microsoft permits (5.7.508): slow down (fewer "
+        "devices or messages at once) and try again later, or send over IPv4.",
+        text=r"exceeded permitted limits",
+    ),
+    Rule(
+        "google.relay_peak_limit",
+        Category.throttled,
+        "the Workspace customer is over Google's SMTP relay peak limit",
+        "Google's SMTP relay takes no more mail for this Workspace customer for now (4.2.1 "
+        "peak limit): the copier should retry later; if it recurs, spread the sending over "
+        "time and find what else sends through the relay.",
+        text=r"Peak SMTP relay limit",
+    ),
+    Rule(
         "m365.submission_quota",
         Category.throttled,
         "the mailbox exceeded its daily sending limit",
         "{mailbox} exceeded SMTP AUTH limits (30 messages/min, 10,000 recipients/day): spread "
         "the load or use a relay.",
-        text=r"SubmissionQuotaExceeded|Peak SMTP relay limit|exceeded permitted limits",
+        text=r"SubmissionQuotaExceeded",
+    ),
+    Rule(
+        "smtp.too_many_recipients",
+        Category.throttled,
+        "the message has more recipients than the server takes at once",
+        "The server takes fewer recipients per message (4.5.3): send the scan to fewer "
+        "recipients at once, or to a distribution group.",
+        enhanced=("4.5.3",),
     ),
     Rule(
         "smtp.rate_limited",
@@ -686,6 +803,16 @@ RULES: tuple[Rule, ...] = (
         "The server rejects the EHLO name (5.7.506): set ehlo_name to the copier's own host "
         "name, never the server's.",
         enhanced=("5.7.506",),
+    ),
+    Rule(
+        "smtp.hello_first",
+        Category.protocol_error,
+        "the server wants EHLO before this command",
+        "The server asked for EHLO although fleet sent one (and sends it again after STARTTLS, "
+        "as RFC 3207 requires): an SMTP-inspecting firewall between the site and {host}, or "
+        "the server, loses the session state; turn off the firewall's SMTP inspection, else "
+        "tell the server's administrator.",
+        text=r"send (hello|e?helo)( command)? first",
     ),
 )
 
@@ -746,8 +873,9 @@ def _render(template: Remedy, context: Context, reply_text: str) -> str:
 
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
     """Category, finding and remediation for a negative reply at a stage."""
+    text = unwrapped(reply.text)
     for rule in RULES:
-        if rule.matches(stage, reply, context.provider):
+        if rule.matches(stage, reply, context.provider, text):
             return Classification(
                 rule.category,
                 _render(rule.finding, context, reply.text),

@@ -211,6 +211,37 @@ def _type_name(qtype: int) -> str:
     return str(qtype)
 
 
+class NameserverError(ValueError):
+    """A nameserver given by name that the system resolver cannot turn into an address."""
+
+
+def nameserver_addresses(servers: list[str]) -> list[str]:
+    """The inventory's nameservers as c-ares wants them: names (`dns.msp.lan`,
+    `localhost:5353`) become their system-resolver address, IPv4 first; addresses stay."""
+    out = []
+    for server in servers:
+        host, port = server, None
+        if not server.startswith("[") and server.count(":") == 1:
+            host, port = server.split(":")
+        if server.startswith("[") or is_ip(host):
+            out.append(server)
+            continue
+        try:
+            # Once per sweep, before anything is probed: a short blocking call is fine here.
+            found = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise NameserverError(
+                f"defaults.dns.nameservers: cannot resolve '{host}': {exc}"
+            ) from None
+        addresses = sorted({str(info[4][0]) for info in found}, key=lambda a: (":" in a, a))
+        address = addresses[0]
+        if port is None:
+            out.append(address)
+        else:
+            out.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+    return out
+
+
 def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -95,24 +95,28 @@ def _host(value: str) -> str:
 
 
 def _nameserver(value: str) -> str:
-    """`host` or `host:port` (IPv6 as `[::1]:53`), normalised for c-ares."""
+    """`host` or `host:port` (IPv6 as `[::1]:53`), normalised for c-ares. A host name is
+    kept as written and resolved once when a sweep starts (c-ares wants addresses)."""
     text = str(value).strip()
     host, port = text, None
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else None
         if rest and not rest.startswith(":"):
-            raise ValueError(f"must be an IP address or address:port, got '{value}'")
+            raise ValueError(f"must be a host or host:port, got '{value}'")
     elif text.count(":") == 1:
         host, port = text.split(":")
+    if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        raise ValueError(f"port must be 1-65535, got '{port}'")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"must be an IP address or address:port, got '{value}'") from None
+        if text.startswith("[") or not _HOST_RE.match(host):
+            raise ValueError(f"must be a host or host:port, got '{value}'") from None
+        name = host.rstrip(".").lower()
+        return name if port is None else f"{name}:{port}"
     if port is None:
         return str(address)
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"port must be 1-65535, got '{port}'")
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
@@ -441,6 +445,12 @@ class WebhookNotification(Strict):
         if self.url is not None and self.format in ("teams", "slack"):
             raise ValueError(
                 f"a {self.format} webhook URL is a secret: give it with url_env or url_file, not url"
+            )
+        if self.url is not None and urlsplit(self.url).query:
+            # A token in the URL is a secret, and the inventory is not a secret store.
+            raise ValueError(
+                "this webhook URL carries a query string (often a token): give it with "
+                "url_env or url_file, not url"
             )
         return self
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from fleet import __version__
 from fleet.credentials import scrub
-from fleet.dns import Dns
+from fleet.dns import Dns, NameserverError, nameserver_addresses
 from fleet.egress import make_opener
 from fleet.matrix import DeviceObservation, SiteObservation, assess
 from fleet.plan import SitePlan, SweepPlan
@@ -106,7 +106,7 @@ class Sweeper:
         self.send_test = send_test
         self.today = (today or datetime.now(UTC)).date()
         self.dns = Dns(
-            defaults.dns.nameservers,
+            nameserver_addresses(defaults.dns.nameservers),  # NameserverError: before probing
             defaults.dns.timeout_s,
             defaults.dns.tries,
             defaults.dns.concurrency,
@@ -137,7 +137,11 @@ class Sweeper:
 
     async def _ask_public_ip(self, name: str, nameserver: str) -> str | None:
         defaults = self.plan.inventory.defaults.dns
-        resolver = Dns([nameserver], defaults.timeout_s, defaults.tries)
+        try:
+            resolver = Dns(nameserver_addresses([nameserver]), defaults.timeout_s, defaults.tries)
+        except NameserverError as exc:
+            log.warning("public IP lookup: %s", exc)
+            return None
         try:
             answer = await resolver.query(name, "A")
         finally:
@@ -325,9 +329,13 @@ async def run_sweep(
         send_test=send_test,
         origin="local",
     )
+    sweeper = Sweeper(plan, send_test=send_test, today=started_at)  # may refuse: nothing begun
     if on_start is not None:
-        on_start(info)
-    sweeper = Sweeper(plan, send_test=send_test, today=started_at)
+        try:
+            on_start(info)
+        except BaseException:
+            await sweeper.close()
+            raise
     done: dict[int, SiteResult] = {}
     finished: set[int] = set()
     pending = iter(enumerate(plan.sites))

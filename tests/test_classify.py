@@ -25,6 +25,7 @@ from fleet.classify import (
     echoed_client_ip,
     make_reply,
     parse_enhanced,
+    unwrapped,
 )
 from fleet.credentials import ScrubFilter, remember, scrub
 from fleet.results import Category, Mode, Stage, StageStatus
@@ -59,6 +60,14 @@ GOOGLE = Context(
     authenticated=True,
     ip=SITE_IP,
     username="scanner@northwind.test",
+    provider="google",
+)
+GOOGLE_MX = Context(
+    mode=Mode.direct_send,
+    host="gmail-smtp-in.l.google.com",
+    port=25,
+    authenticated=False,
+    ip=SITE_IP,
     provider="google",
 )
 GOOGLE_RELAY = Context(
@@ -465,6 +474,366 @@ MICROSOFT = [
         r"firmware",
         "4.7.66",
     ),
+    Case(
+        "m365 5.7.511 banned sender, the table's text",
+        Stage.rcpt,
+        550,
+        "5.7.511 Access denied, banned sender",
+        M365_MX,
+        Category.ip_reputation,
+        "m365.banned_sender_ip",
+        r"delist@microsoft\.com",
+        "5.7.511",
+    ),
+    Case(
+        "m365 5.7.501 spam abuse detected (a banned account)",
+        Stage.mail,
+        550,
+        "5.7.501 Access denied, spam abuse detected [AM6PR0502CA0057.eurprd05.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.sender_rejected,
+        "m365.banned_account",
+        r"banned scanner@contoso\.test for sending spam.*reset its password.*Microsoft support",
+        "5.7.501",
+    ),
+    Case(
+        "m365 5.7.502 banned sender (an account, not an IP)",
+        Stage.mail,
+        550,
+        "5.7.502 Access denied, banned sender",
+        M365_MX,
+        Category.sender_rejected,
+        "m365.banned_account",
+        r"banned the sender scanner@contoso\.test for spam.*reset its credentials.*"
+        r"Microsoft support",
+        "5.7.502",
+    ),
+    Case(
+        "m365 5.7.503 banned sender",
+        Stage.mail,
+        550,
+        "5.7.503 Access denied, banned sender [SN4PR0201CA0065.namprd02.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.sender_rejected,
+        "m365.banned_account",
+        r"secure the account",
+        "5.7.503",
+    ),
+    Case(
+        "m365 5.7.800 banned sender (a banned domain)",
+        Stage.mail,
+        550,
+        "5.7.800 Access denied, banned sender",
+        M365_MX,
+        Category.sender_rejected,
+        "m365.banned_sender_domain",
+        r"5\.7\.800: the EHLO name.*scanner@contoso\.test.*Microsoft support",
+        "5.7.800",
+    ),
+    Case(
+        "m365 5.7.506 bad HELO",
+        Stage.ehlo,
+        550,
+        "5.7.506 Access Denied, Bad HELO",
+        M365_MX,
+        Category.protocol_error,
+        "m365.bad_helo",
+        r"set ehlo_name to the copier's own host name",
+        "5.7.506",
+    ),
+    Case(
+        "m365 5.7.508 IPv6 range exceeded permitted limits",
+        Stage.rcpt,
+        550,
+        "5.7.508 Access denied, [2001:db8:7ca6:22::45] has exceeded permitted limits within "
+        "2001:db8:7ca6::/48 range",
+        M365_MX,
+        Category.throttled,
+        "m365.ipv6_range_limit",
+        r"IPv6 range .*5\.7\.508.*slow down.*IPv4",
+        "5.7.508",
+    ),
+    Case(
+        "m365 5.7.510 does not accept email over IPv6",
+        Stage.rcpt,
+        550,
+        "5.7.510 Access denied, [contoso.com] does not accept email over IPv6",
+        M365_MX,
+        Category.recipient_rejected,
+        "ipv6.not_accepted",
+        r"send over IPv4",
+        "5.7.510",
+    ),
+    Case(
+        "m365 4.7.26 IPv6 must pass SPF or DKIM",
+        Stage.data,
+        450,
+        "4.7.26 Access denied, a message sent over IPv6 [2001:db8:7ca6:22::45] must pass either "
+        "SPF or DKIM validation, this message is not signed",
+        M365_MX,
+        Category.sender_rejected,
+        "ipv6.needs_spf_or_dkim",
+        r"ip6:.*SPF record of scanner@contoso\.test's domain.*IPv4",
+        "4.7.26",
+    ),
+    Case(
+        "m365 5.7.25 IPv6 needs a PTR",
+        Stage.rcpt,
+        550,
+        "5.7.25 Access denied, the sending IPv6 address [2001:db8:7ca6:22::45] must have a "
+        "reverse DNS record",
+        M365_MX,
+        Category.ip_reputation,
+        "ipv6.no_ptr",
+        r"PTR record",
+        "5.7.25",
+    ),
+    Case(
+        "m365 5.7.703 Tenant Allow Block List (a recipient block, not a DNSBL)",
+        Stage.rcpt,
+        550,
+        "5.7.703 Your message can't be delivered because messages to nobody@fabrikam.test, "
+        "other@fabrikam.test are blocked by your organization using Tenant Allow Block List.",
+        M365_SUBMISSION,
+        Category.recipient_rejected,
+        "m365.tenant_block_list",
+        r"Tenant Allow/Block List \(5\.7\.703\).*removes the entry",
+        "5.7.703",
+    ),
+    Case(
+        "m365 Tenant Allow Block List without an enhanced code",
+        Stage.rcpt,
+        550,
+        "Your message can't be delivered because messages to nobody@fabrikam.test are blocked "
+        "by your organization using Tenant Allow Block List.",
+        M365_MX,
+        Category.recipient_rejected,
+        "m365.tenant_block_list_text",
+        r"Tenant Allow/Block List",
+        None,
+    ),
+    Case(
+        "m365 5.7.705 tenant has exceeded threshold",
+        Stage.mail,
+        550,
+        "5.7.705 Access denied, tenant has exceeded threshold",
+        M365_MX,
+        Category.sender_rejected,
+        "m365.tenant_threshold",
+        r"compromised account or connector.*Microsoft support",
+        "5.7.705",
+    ),
+    Case(
+        "m365 5.7.750 unregistered domains",
+        Stage.mail,
+        550,
+        "5.7.750 Service unavailable. Client blocked from sending from unregistered domains",
+        M365_MX,
+        Category.sender_rejected,
+        "m365.unregistered_domain",
+        r"Add and verify the sender's domain",
+        "5.7.750",
+    ),
+    Case(
+        "m365 5.7.750 unregistered domain, the page-title text",
+        Stage.mail,
+        550,
+        "5.7.750 Client blocked from sending from unregistered domain",
+        M365_MX,
+        Category.sender_rejected,
+        "m365.unregistered_domain",
+        r"accepted domain",
+        "5.7.750",
+    ),
+    Case(
+        "m365 5.7.23 SPF violation",
+        Stage.data,
+        550,
+        "5.7.23 The message was rejected because of Sender Policy Framework violation",
+        M365_MX,
+        Category.sender_rejected,
+        "sender.authentication",
+        r"add ip4:203\.0\.113\.5 to the SPF record of scanner@contoso\.test's domain",
+        "5.7.23",
+    ),
+    Case(
+        "m365 5.7.509 DMARC reject",
+        Stage.data,
+        550,
+        "5.7.509 Access denied, sending domain [contoso.test] does not pass DMARC verification "
+        "and has a DMARC policy of reject.",
+        M365_MX,
+        Category.sender_rejected,
+        "sender.authentication",
+        r"SPF/DKIM/DMARC",
+        "5.7.509",
+    ),
+    Case(
+        "m365 5.7.515 required authentication level",
+        Stage.data,
+        550,
+        "5.7.515 Access denied, sending domain contoso.test doesn't meet the required "
+        "authentication level.",
+        M365_MX,
+        Category.sender_rejected,
+        "sender.authentication",
+        r"SPF/DKIM/DMARC",
+        "5.7.515",
+    ),
+    Case(
+        "m365 5.7.512 RFC 5322 section 3.6.2",
+        Stage.data,
+        550,
+        "5.7.512 Access denied, message must be RFC 5322 section 3.6.2 compliant",
+        M365_SUBMISSION,
+        Category.message_rejected,
+        "m365.message_format",
+        r"From formatting",
+        "5.7.512",
+    ),
+    Case(
+        "m365 550 5.7.504 recipient address rejected",
+        Stage.rcpt,
+        550,
+        "5.7.504 [nobody@contoso.test]: Recipient address rejected: Access denied",
+        M365_MX,
+        Category.recipient_rejected,
+        "m365.dbeb_unknown_recipient",
+        r"fix the recipient address",
+        "5.7.504",
+    ),
+    Case(
+        "m365 550 5.1.10 RecipientNotFound, the table's text",
+        Stage.rcpt,
+        550,
+        "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+        M365_MX,
+        Category.recipient_rejected,
+        "m365.recipient_not_found",
+        r"fix the 'to' address",
+        "5.1.10",
+    ),
+    Case(
+        "outlook.com 550 5.5.0 mailbox unavailable",
+        Stage.rcpt,
+        550,
+        "5.5.0 Requested action not taken: mailbox unavailable",
+        M365_MX,
+        Category.recipient_rejected,
+        "smtp.unknown_recipient",
+        r"fix the 'to' address",
+        "5.5.0",
+    ),
+    Case(
+        "m365 4.4.62 wrong Office 365 region",
+        Stage.rcpt,
+        451,
+        "4.4.62 Mail sent to the wrong Office 365 region "
+        "[SN1NAM02FT052.eop-nam02.prod.protection.outlook.com]",
+        M365_MX,
+        Category.relay_denied,
+        "m365.tenant_attribution",
+        r"update the inbound connector .* 203\.0\.113\.5",
+        "4.4.62",
+    ),
+    Case(
+        "m365 452 4.5.3 too many recipients",
+        Stage.rcpt,
+        452,
+        "4.5.3 Too many recipients",
+        M365_SUBMISSION,
+        Category.throttled,
+        "smtp.too_many_recipients",
+        r"fewer recipients",
+        "4.5.3",
+    ),
+    Case(
+        "m365 554 5.2.0 SubmissionQuotaExceeded",
+        Stage.data,
+        554,
+        "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException "
+        "[Hostname=AM6PR0502MB3655.eurprd05.prod.outlook.com]",
+        M365_SUBMISSION,
+        Category.throttled,
+        "m365.submission_quota",
+        r"scanner@contoso\.test exceeded SMTP AUTH limits",
+        "5.2.0",
+    ),
+    Case(
+        "m365 554 5.2.2 mailbox full",
+        Stage.data,
+        554,
+        "5.2.2 mailbox full; "
+        "STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded",
+        M365_SUBMISSION,
+        Category.message_rejected,
+        "m365.mailbox_full",
+        r"retention policy to Sent Items",
+        "5.2.2",
+    ),
+    Case(
+        "m365 554 5.2.252 SendAsDenied, the short form",
+        Stage.data,
+        554,
+        "5.2.252 SendAsDenied; platform@contoso.test not allowed to send as system@contoso.test",
+        M365_SUBMISSION,
+        Category.sender_rejected,
+        "m365.send_as_denied",
+        r"Send As",
+        "5.2.252",
+    ),
+    Case(
+        "m365 5.7.57 older text: client not authenticated to send mail",
+        Stage.mail,
+        530,
+        "5.7.57 Client not authenticated to send mail",
+        Context(
+            mode=Mode.submission,
+            host="smtp.office365.com",
+            port=587,
+            authenticated=False,
+            provider="microsoft",
+        ),
+        Category.auth_required,
+        "m365.client_not_authenticated",
+        r"requires a login \(5\.7\.57\)",
+        "5.7.57",
+    ),
+    Case(
+        "m365 5.7.1 client was not authenticated",
+        Stage.mail,
+        530,
+        "5.7.1 Client was not authenticated",
+        M365_MX,
+        Category.auth_required,
+        "smtp.auth_required",
+        r"requires authentication",
+        "5.7.1",
+    ),
+    Case(
+        "exchange 503 5.5.2 send hello first",
+        Stage.mail,
+        503,
+        "5.5.2 Send hello first [MN2PR01CA0065.prod.exchangelabs.com]",
+        M365_SUBMISSION,
+        Category.protocol_error,
+        "smtp.hello_first",
+        r"RFC 3207.*SMTP inspection",
+        "5.5.2",
+    ),
+    Case(
+        "eop 5.7.1 blocked using Spamhaus",
+        Stage.rcpt,
+        550,
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using Spamhaus. To request "
+        "removal from this list see https://www.spamhaus.org/query/ip/203.0.113.5 (AS3130). "
+        "[BN8NAM12FT045.eop-nam12.prod.protection.outlook.com]",
+        M365_MX,
+        Category.ip_reputation,
+        "dnsbl.blocked_using",
+        r"Site IP 203\.0\.113\.5 is rejected for reputation \(Spamhaus\)",
+        "5.7.1",
+    ),
 ]
 
 GOOGLE_CASES = [
@@ -532,18 +901,114 @@ GOOGLE_CASES = [
         "4.7.0 Our system has detected an unusual rate of unsolicited mail originating from "
         "your IP address. To protect our users from spam, mail sent from your IP address has "
         "been temporarily blocked. - gsmtp",
-        Context(
-            mode=Mode.direct_send,
-            host="gmail-smtp-in.l.google.com",
-            port=25,
-            authenticated=False,
-            ip=SITE_IP,
-            provider="google",
-        ),
+        GOOGLE_MX,
         Category.ip_reputation,
         "google.unsolicited_rate",
         r"Google refuses mail from 203\.0\.113\.5 for its reputation",
         "4.7.0",
+    ),
+    Case(
+        "google 534-5.7.9 Application-specific password required",
+        Stage.auth,
+        534,
+        "5.7.9 Application-specific password required. Learn more at\n"
+        "5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor "
+        "d2e1a72fcca58-7a1b2c3d4e5f6sm1234567b3a.12 - gsmtp",
+        GOOGLE,
+        Category.auth_disabled,
+        "google.app_password_required",
+        r"App Password \(needs 2-Step Verification\) for scanner@northwind\.test",
+        "5.7.9",
+    ),
+    Case(
+        "google relay 421 4.7.0 TLS required for RCPT domain",
+        Stage.rcpt,
+        421,
+        "4.7.0 TLS required for RCPT domain, closing connection. "
+        "a1b2c3d4e5f6-7a1b2c3d4e5f6sm7654321pgb.34 - gsmtp",
+        GOOGLE_RELAY,
+        Category.tls_required,
+        "tls.must_starttls_first",
+        r"security to STARTTLS \(port 25\)",
+        "4.7.0",
+    ),
+    Case(
+        "google relay 450 4.2.1 Peak SMTP relay limit",
+        Stage.rcpt,
+        450,
+        "4.2.1 Peak SMTP relay limit exceeded for customer. "
+        "a1b2c3d4e5f6-7a1b2c3d4e5f6sm7654321pgb.34 - gsmtp",
+        GOOGLE_RELAY,
+        Category.throttled,
+        "google.relay_peak_limit",
+        r"Google's SMTP relay .*retry later",
+        "4.2.1",
+    ),
+    Case(
+        "google 421 4.7.28 unusual rate (the newer code), wrapped over lines",
+        Stage.mail,
+        421,
+        "4.7.28 [203.0.113.5] Our system has detected an unusual rate of\n"
+        "4.7.28 unsolicited mail originating from your IP address. To protect our\n"
+        "4.7.28 users from spam, mail sent from your IP address has been temporarily\n"
+        "4.7.28 rate limited. - gsmtp",
+        GOOGLE_MX,
+        Category.ip_reputation,
+        "google.unsolicited_rate",
+        r"Google refuses mail from 203\.0\.113\.5 for its reputation",
+        "4.7.28",
+    ),
+    Case(
+        "google 550 5.7.1 very low reputation of the sending IP address",
+        Stage.data,
+        550,
+        "5.7.1 [203.0.113.5] Our system has detected that this message is likely suspicious "
+        "due to the very low reputation of the sending IP address. To best protect our users "
+        "from spam, the message has been blocked. - gsmtp",
+        GOOGLE_MX,
+        Category.ip_reputation,
+        "google.low_reputation_ip",
+        r"Google refuses mail from 203\.0\.113\.5 for its very low reputation.*"
+        r"smtp\.gmail\.com:587",
+        "5.7.1",
+    ),
+    Case(
+        "google 550-5.7.1 not authorized to send email directly",
+        Stage.rcpt,
+        550,
+        "5.7.1 [203.0.113.5] The IP you're using to send mail is not authorized to send email "
+        "directly to our servers. Please use the SMTP relay at your service provider instead. "
+        "- gsmtp",
+        GOOGLE_MX,
+        Category.ip_reputation,
+        "google.not_authorized_direct",
+        r"Site IP 203\.0\.113\.5 .*authenticated submission on smtp\.gmail\.com:587",
+        "5.7.1",
+    ),
+    Case(
+        "google 550-5.7.1 not authorized to send email directly, wrapped over lines",
+        Stage.rcpt,
+        550,
+        "5.7.1 [203.0.113.5] The IP you're using to send mail is not authorized to\n"
+        "5.7.1 send email directly to our servers. Please use the SMTP relay at your\n"
+        "5.7.1 service provider instead. - gsmtp",
+        GOOGLE_MX,
+        Category.ip_reputation,
+        "google.not_authorized_direct",
+        r"relay through a clean static IP",
+        "5.7.1",
+    ),
+    Case(
+        "google 550-5.7.26 unauthenticated sender (SPF/DKIM)",
+        Stage.data,
+        550,
+        "5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail\n"
+        "5.7.26 requires all senders to authenticate with either SPF or DKIM. - gsmtp",
+        GOOGLE_MX,
+        Category.sender_rejected,
+        "sender.authentication",
+        r"add ip4:203\.0\.113\.5 to the SPF record",
+        "5.7.26",
     ),
 ]
 
@@ -684,6 +1149,52 @@ def test_the_issue_example_remediation_for_a_spamhaus_listed_direct_send_site() 
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org; "
+        "https://www.spamhaus.org/query/ip/203.0.113.5",
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using "
+        "b.barracudacentral.org; http://www.barracudanetworks.com/reputation/?pr=1&ip=203.0.113.5",
+        "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using Barracuda "
+        "Reputation; http://www.barracudanetworks.com/reputation/?pr=1&ip=203.0.113.5",
+        "5.7.1 Client host [203.0.113.5] blocked using bl.spamcop.net; Blocked - see "
+        "https://www.spamcop.net/bl.shtml?203.0.113.5",
+        "5.7.1 Your IP 203.0.113.5 is listed in a block list",
+        "5.7.1 Message rejected: the sending IP is on a Block List",
+        "5.7.1 Rejected: 203.0.113.5 is on our blocklist",
+        "Rejected because 203.0.113.5 is in a black list at zen.spamhaus.org",
+        "5.7.1 Blocked by RBL",
+    ],
+)
+def test_dnsbl_wordings_stay_ip_reputation(text: str) -> None:
+    # The "Tenant Allow Block List" fix must not lose any real blocklist rejection
+    decision = classify_reply(Stage.rcpt, make_reply(554, text), POSTFIX)
+
+    assert (decision.category, decision.rule) == (Category.ip_reputation, "dnsbl.blocked_using")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "5.7.703 Your message can't be delivered because messages to a@fabrikam.test are "
+        "blocked by your organization using Tenant Allow/Block List.",
+        "Your message can't be delivered because messages to a@fabrikam.test are blocked by "
+        "your organization using Tenant Allow/Block Lists.",
+        "Your message can't be delivered because messages to a@fabrikam.test are blocked by "
+        "your organization using Tenant Allow Block List.",
+    ],
+)
+def test_a_tenant_allow_block_list_is_no_ip_blocklist(text: str) -> None:
+    # An admin's block of a recipient: calling it IP reputation would raise a false
+    # DIRECT_SEND_DIRTY_IP for a site whose IP is fine
+    decision = classify_reply(Stage.rcpt, make_reply(550, text), M365_MX)
+
+    assert decision.category is Category.recipient_rejected
+    assert decision.rule in {"m365.tenant_block_list", "m365.tenant_block_list_text"}
+    assert "Tenant Allow/Block List" in decision.remediation
+
+
 def test_ip_reputation_with_a_login_does_not_suggest_logging_in() -> None:
     reply = make_reply(554, "5.7.1 Client host [203.0.113.5] blocked using bl.spamcop.net")
 
@@ -753,6 +1264,22 @@ def test_rule_ids_are_unique() -> None:
 )
 def test_parse_enhanced(text: str, expected: str | None) -> None:
     assert parse_enhanced(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "5.7.1 not authorized to\n5.7.1 send email directly",
+            "5.7.1 not authorized to send email directly",
+        ),
+        ("one\r\n  two", "one two"),
+        ("listed:\n5.7.5.7 is an IP, not a code", "listed: 5.7.5.7 is an IP, not a code"),
+        ("single line", "single line"),
+    ],
+)
+def test_key_phrases_are_searched_in_the_lines_joined_back(text: str, expected: str) -> None:
+    assert unwrapped(text) == expected
 
 
 def test_a_bracketed_ip_never_reads_as_an_enhanced_code() -> None:

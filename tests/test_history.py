@@ -266,6 +266,9 @@ async def test_agent_results_are_ingested_and_bad_ones_refused(
     assert "stored sweep" in run.stdout
     history = await run_fleet_async("history", "--db", str(central))
     assert f"ingest:{result_file.name}" in history.stdout
+    report = await run_fleet_async("report", "--db", str(central), "--format", "csv")
+    assert report.code == 0, report.stderr
+    assert "site-1" in report.stdout  # the ingested sweep reports like a local one
 
     # A duplicate is refused
     again = await run_fleet_async(
@@ -326,6 +329,20 @@ async def test_ingest_refuses_a_site_the_inventory_does_not_know(
     )
     assert run.code == 3
     assert "site 'site-0' is not in the inventory" in run.stderr
+
+    # A crafted file (its digest recomputed by whoever made it) reaches no terminal raw
+    from fleet.agent import seal
+
+    crafted = SweepResult.model_validate_json(result_file.read_text())
+    site = crafted.sites[0].model_copy(update={"site": "x\x1b]0;pwned\x07\x1b[2Jy"})
+    crafted_file = tmp_path / "crafted.json"
+    crafted_file.write_text(seal(crafted.model_copy(update={"sites": [site]})).model_dump_json())
+    run = await run_fleet_async(
+        "ingest", "-i", str(other), "--db", str(tmp_path / "c.db"), str(crafted_file)
+    )
+    assert run.code == 3
+    assert "site 'xy' is not in the inventory" in run.stderr
+    assert "\x1b" not in run.stderr
 
 
 async def test_signed_agent_results_need_the_key(inventory: Path, tmp_path: Path) -> None:

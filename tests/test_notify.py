@@ -277,6 +277,12 @@ async def test_a_dead_relay_is_a_clear_error_and_the_sweep_stays_stored(
     history = await run_fleet_async("history", "--db", str(db))
     assert history.stdout.count("yes") == 1  # the sweep is complete in the store
 
+    # Without the store, it does not pretend the sweep can be re-sent
+    code, err = await sweep(path, tmp_path / "unused.db", "--no-store")
+    assert code == 3
+    assert "the sweep was not stored (--no-store)" in err
+    assert "notify --last" not in err
+
 
 async def test_notify_last_resends_through_a_webhook_in_each_format(
     lab_dns: LabDns,

@@ -495,3 +495,40 @@ async def test_a_bug_in_one_conversation_stops_its_siblings(
     assert sibling_cancelled.is_set()
     assert [f.code for f in site.flags] == ["INTERNAL_ERROR"]
     assert site.flags[0].evidence == "KeyError: 'a bug'"
+
+
+async def test_a_nameserver_given_by_name_is_resolved_once_when_the_sweep_starts(
+    lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]
+) -> None:
+    # `localhost` comes from /etc/hosts: no DNS question leaves this machine.
+    lab_dns.blocklist(ZONE, {"127.0.0.90": ("127.0.0.4",)})
+    publish_spf(lab_dns)
+    text = header(lab_dns).replace(f'"{lab_dns.nameserver}"', f'"localhost:{lab_dns.port}"')
+    assert f"localhost:{lab_dns.port}" in text
+    text += "  - id: listed\n    client: C\n    egress: {bind: 127.0.0.90, ip: 127.0.0.90}\n    devices:\n"
+    text += device(m365.mx.port, m365.ca_file)
+    (site,) = (await sweep(write_inventory(text))).sites
+    assert [b.status.value for b in site.blocklists] == ["listed"]
+
+
+async def test_a_nameserver_name_that_does_not_resolve_stops_the_sweep_before_anything(
+    lab_dns: LabDns, write_inventory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket as socket_module
+
+    from fleet.dns import NameserverError
+
+    def no_such_name(host: str, *args: object, **kwargs: object) -> object:
+        # The system resolver's answer for a name that does not exist, without asking
+        # anyone (a test sends nothing beyond loopback).
+        raise socket_module.gaierror(socket_module.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", no_such_name)
+    text = header(lab_dns).replace(f'"{lab_dns.nameserver}"', '"dns.msp.lan"')
+    text += "  - id: a\n    client: C\n    devices:\n" + device(25, "/nonexistent")
+    started: list[object] = []
+    with pytest.raises(NameserverError, match=r"cannot resolve 'dns\.msp\.lan'"):
+        await run_sweep(
+            plan_sweep(load_inventory(str(write_inventory(text)))), on_start=started.append
+        )
+    assert started == []  # nothing begun, so nothing half-stored

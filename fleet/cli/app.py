@@ -197,18 +197,24 @@ def check_notifications(inventory: Inventory) -> None:
 
 
 def send_alerts(
-    settings: Notifications, result: SweepResult | SweepView, *, force: bool = False
+    settings: Notifications,
+    result: SweepResult | SweepView,
+    *,
+    force: bool = False,
+    stored: bool = True,
 ) -> bool:
-    """Send a stored sweep's alerts; False (said on stderr) when a channel failed."""
+    """Send a sweep's alerts; False (said on stderr) when a channel failed."""
     from fleet.notify import NotifyError, notify  # httpx and friends: only when alerting
 
     try:
         sent = run_async(notify(settings, result, force=force))
     except NotifyError as exc:
-        click.echo(
-            f"fleet: alert not delivered: {exc} (the sweep is stored; `fleet notify --last` re-sends it)",
-            err=True,
+        where = (
+            "the sweep is stored; `fleet notify --last` re-sends it"
+            if stored
+            else "the sweep was not stored (--no-store): its report above is all there is"
         )
+        click.echo(f"fleet: alert not delivered: {exc} ({where})", err=True)
         return False
     if sent:
         click.echo(f"fleet: alert sent: {', '.join(sent)}", err=True)

@@ -29,6 +29,7 @@ from fleet.cli.app import (
     write_output,
     write_stream,
 )
+from fleet.dns import NameserverError
 from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
 from fleet.report import FORMATS, render
@@ -140,7 +141,11 @@ def sweep(
         light = result_format != "json"  # JSON carries every transcript
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
         code = _report(result, result_format, output, detail=detail, per_site=per_site)
-        if notify and inv.notifications is not None and not send_alerts(inv.notifications, result):
+        if (
+            notify
+            and inv.notifications is not None
+            and not send_alerts(inv.notifications, result, stored=store is not None)
+        ):
             return EXIT_UNKNOWN
     return code
 
@@ -248,6 +253,8 @@ def _probe(
                 inventory_path=path,
             )
         )
+    except NameserverError as exc:
+        raise Failure(f"{exc}; nothing was probed") from None
     finally:
         close()
         gc.set_threshold(*thresholds)
