@@ -294,8 +294,10 @@ RULES: tuple[Rule, ...] = (
         text=r"part of their network is on our block ?list",
     ),
     Rule(
+        # Not reputation: the address is fine, its DNS is missing. (As ip_reputation it would
+        # read as a dirty IP on Direct Send, with delisting advice that cannot help.)
         "ipv6.no_ptr",
-        Category.ip_reputation,
+        Category.sender_rejected,
         "the receiver requires a reverse DNS name for the sending IPv6 address",
         "Add a PTR record for the site's IPv6 address, or send over IPv4.",
         enhanced=("5.7.25",),

@@ -583,7 +583,7 @@ MICROSOFT = [
         "5.7.25 Access denied, the sending IPv6 address [2001:db8:7ca6:22::45] must have a "
         "reverse DNS record",
         M365_MX,
-        Category.ip_reputation,
+        Category.sender_rejected,
         "ipv6.no_ptr",
         r"PTR record",
         "5.7.25",
