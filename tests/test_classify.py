@@ -85,6 +85,13 @@ POSTFIX_SUBMISSION = Context(
     username="scanner@fabrikam.test",
 )
 EXIM = POSTFIX
+M365_SUBMISSION_NO_LOGIN = Context(
+    mode=Mode.submission,
+    host="smtp.office365.com",
+    port=587,
+    authenticated=False,
+    provider="microsoft",
+)
 
 
 @dataclass(frozen=True)
@@ -322,13 +329,7 @@ MICROSOFT = [
         530,
         "5.7.57 Client was not authenticated to send anonymous mail during MAIL FROM "
         "[AM6PR0502CA0057.eurprd05.prod.outlook.com]",
-        Context(
-            mode=Mode.submission,
-            host="smtp.office365.com",
-            port=587,
-            authenticated=False,
-            provider="microsoft",
-        ),
+        M365_SUBMISSION_NO_LOGIN,
         Category.auth_required,
         "m365.client_not_authenticated",
         r"smtp\.office365\.com:587 requires a login .*tenant's MX for Direct Send",
@@ -787,13 +788,7 @@ MICROSOFT = [
         Stage.mail,
         530,
         "5.7.57 Client not authenticated to send mail",
-        Context(
-            mode=Mode.submission,
-            host="smtp.office365.com",
-            port=587,
-            authenticated=False,
-            provider="microsoft",
-        ),
+        M365_SUBMISSION_NO_LOGIN,
         Category.auth_required,
         "m365.client_not_authenticated",
         r"requires a login \(5\.7\.57\)",
