@@ -13,8 +13,8 @@ import asyncio
 import ssl
 from typing import cast
 
-EHLO_HEAD = ["SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES"]
-EHLO_TAIL = ["8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"]
+# The test lab's Microsoft 365 wording, so the scanner classifies the same replies.
+from fleet.lab.smtp import MX_EXTENSIONS, TAIL_EXTENSIONS, banned_ip_reply
 
 
 class Responder(asyncio.Protocol):
@@ -102,12 +102,12 @@ class Responder(asyncio.Protocol):
         if verb in ("EHLO", "HELO"):
             # The client may speak before start_tls() has returned here: upgrading is TLS.
             tls = self.tls or self.upgrading
-            lines = [f"LO4P302CA0005.outlook.office365.com Hello [{self.peer}]", *EHLO_HEAD]
+            lines = [f"LO4P302CA0005.outlook.office365.com Hello [{self.peer}]", *MX_EXTENSIONS]
             if not tls:
                 lines.append("STARTTLS")
             elif self.submission:
                 lines.append("AUTH LOGIN PLAIN XOAUTH2")
-            lines.extend(EHLO_TAIL)
+            lines.extend(TAIL_EXTENSIONS)
             self.reply("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
         elif verb == "STAR":
             self.reply("220 2.0.0 SMTP server ready", then_upgrade=True)
@@ -122,10 +122,7 @@ class Responder(asyncio.Protocol):
             self.reply("250 2.1.0 Sender OK")
         elif verb == "RCPT":
             if self.peer in self.banned:
-                self.reply(
-                    f"550 5.7.606 Access denied, banned sending IP [{self.peer}]. To request removal from "
-                    "this list please visit https://sender.office.com/ and follow the directions."
-                )
+                self.reply(banned_ip_reply(self.peer))
             else:
                 self.reply("250 2.1.5 Recipient OK")
         elif verb == "RSET":

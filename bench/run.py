@@ -210,7 +210,7 @@ def bare_conversations(path: Path, sample: int) -> list[dict[str, object]]:
     return out
 
 
-def swaks_lines(path: Path, lab: Lab, sample: int) -> list[str]:
+def swaks_lines(path: Path, sample: int) -> list[str]:
     """swaks argument lines for a sample of the plan's distinct conversations."""
     plan = plan_sweep(load_inventory(str(path)))
     lines = []
@@ -306,7 +306,7 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
                 else ""
             )
             if not skipped:
-                lines = swaks_lines(path, lab, args.sample)
+                lines = swaks_lines(path, args.sample)
                 baseline = (
                     len(lines),
                     run_measured(
@@ -396,13 +396,18 @@ def report(sites: int, r: dict[str, object]) -> None:
     if isinstance(bare, tuple):
         count, child = bare
         assert isinstance(child, Child)
-        floor = (child.cpu_s - float(str(r["bare_startup"]))) / count * 1000
-        steady = (fleet.cpu_s - float(str(r["startup_cpu"]))) / max(facts.conversations, 1) * 1000
-        print(
-            f"  bare aiosmtplib on the same conversations and lab: {floor:.2f} ms CPU per conversation; "
-            f"fleet without its start-up: {steady:.2f} ms; fleet's own share {steady - floor:.2f} ms "
-            f"({steady / floor:.2f}x the floor)"
-        )
+        if child.code != 0:  # a crash part-way: no floor to speak of
+            print(f"  bare aiosmtplib: no figure (bench.bare exited {child.code})")
+        else:
+            floor = (child.cpu_s - float(str(r["bare_startup"]))) / count * 1000
+            steady = (
+                (fleet.cpu_s - float(str(r["startup_cpu"]))) / max(facts.conversations, 1) * 1000
+            )
+            print(
+                f"  bare aiosmtplib on the same conversations and lab: {floor:.2f} ms CPU per "
+                f"conversation; fleet without its start-up: {steady:.2f} ms; fleet's own share "
+                f"{steady - floor:.2f} ms ({steady / floor:.2f}x the floor)"
+            )
     print(f"  bound {bound_s:.2f} s = max({r['how']})")
     print(f"  wall / bound = {fleet.wall_s / bound_s:.2f}")
     baseline = r["baseline"]

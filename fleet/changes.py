@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.results import BlocklistStatus, Change, Severity, SiteResult, Verdict
+from fleet.results import SEVERITY_ORDER, BlocklistStatus, Change, Severity, SiteResult, Verdict
 
 _VERDICT_SEVERITY = {
     Verdict.critical: Severity.critical,
@@ -135,8 +135,7 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
             before.egress_ip,
             after.egress_ip,
         )
-    order = {Severity.critical: 0, Severity.unknown: 1, Severity.warn: 2, Severity.info: 3}
-    return sorted(changes, key=lambda c: order[c.severity])
+    return sorted(changes, key=lambda c: SEVERITY_ORDER[c.severity])
 
 
 def compare_digests(before: dict[str, SiteDigest], now: dict[str, SiteDigest]) -> list[Change]:
@@ -144,7 +143,3 @@ def compare_digests(before: dict[str, SiteDigest], now: dict[str, SiteDigest]) -
     return [
         c for site, digest in now.items() if site in before for c in compare(before[site], digest)
     ]
-
-
-def compare_sweeps(before: dict[str, SiteDigest], sites: list[SiteResult]) -> list[Change]:
-    return compare_digests(before, {site.site: SiteDigest.of(site) for site in sites})

@@ -176,10 +176,8 @@ class Rule:
         if self.text is not None:
             object.__setattr__(self, "_text_re", re.compile(self.text, re.IGNORECASE))
 
-    def matches(
-        self, stage: Stage, reply: Reply, provider: str = "other", text: str | None = None
-    ) -> bool:
-        """`text`: the reply text to search, if not `reply.text` (see `unwrapped`)."""
+    def matches(self, stage: Stage, reply: Reply, provider: str, text: str) -> bool:
+        """`text`: the reply text to search (see `unwrapped`)."""
         if self.stages and stage not in self.stages:
             return False
         if self.providers and provider not in self.providers:
@@ -188,10 +186,7 @@ class Rule:
             return False
         if self.enhanced and not (reply.enhanced and _code_in(reply.enhanced, self.enhanced)):
             return False
-        return not (
-            self._text_re is not None
-            and not self._text_re.search(reply.text if text is None else text)
-        )
+        return not (self._text_re is not None and not self._text_re.search(text))
 
 
 # A multi-line reply repeats its enhanced code on every line, and Google wraps sentences
@@ -866,11 +861,11 @@ class Classification:
     rule: str | None = None
 
 
-def _render(template: Remedy, context: Context, reply_text: str) -> str:
+def _render(template: Remedy, context: Context, fields: dict[str, str]) -> str:
     if not isinstance(template, str):
         key = "authenticated" if context.authenticated else "unauthenticated"
         template = template[key]
-    return template.format_map(context.fields(reply_text))
+    return template.format_map(fields)
 
 
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
@@ -878,10 +873,11 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     text = unwrapped(reply.text)
     for rule in RULES:
         if rule.matches(stage, reply, context.provider, text):
+            fields = context.fields(reply.text)
             return Classification(
                 rule.category,
-                _render(rule.finding, context, reply.text),
-                _render(rule.remediation, context, reply.text),
+                _render(rule.finding, context, fields),
+                _render(rule.remediation, context, fields),
                 rule.id,
             )
     code = reply.code or 0
@@ -894,7 +890,7 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     return Classification(
         category,
         _FALLBACK_FINDING[category] + f" ({stage.value}: {code or 'no valid code'})",
-        _render(_FALLBACK_REMEDY[category], context, reply.text),
+        _render(_FALLBACK_REMEDY[category], context, context.fields(reply.text)),
         None,
     )
 

@@ -242,6 +242,15 @@ def nameserver_addresses(servers: list[str]) -> list[str]:
     return out
 
 
+def unmapped(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address; an IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as the
+    IPv4 address it is. Raises ValueError for what is not an IP address."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

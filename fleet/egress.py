@@ -42,7 +42,7 @@ def transport_of(egress: SiteEgress) -> EgressTransport:
 
 def make_opener(egress: SiteEgress, dns: Dns) -> Opener:
     """The way out for one site's conversations."""
-    if egress.via.startswith("socks5://"):
+    if transport_of(egress) is EgressTransport.socks5:
         return _socks5_opener(egress.via, egress.bind)
     return _direct_opener(egress.bind, dns)
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from fleet.credentials import SecretSource
 from fleet.results import ListingSeverity, Mode, Security
 from fleet.yaml_source import (
     Path,
@@ -175,7 +176,8 @@ def _via(value: str) -> str:
         raise ValueError(f"proxy port must be 1-65535, got '{value}'") from None
     if not parts.hostname or port is None or parts.path not in ("", "/"):
         raise ValueError(f"must be 'socks5://host:port', got '{value}'")
-    return f"socks5://{_host(parts.hostname)}:{port}"
+    host = _host(parts.hostname)
+    return f"socks5://[{host}]:{port}" if ":" in host else f"socks5://{host}:{port}"
 
 
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
@@ -326,6 +328,13 @@ class Auth(Strict):
     def uses_password(self) -> bool:
         return self.oauth2 is None
 
+    @property
+    def secret(self) -> SecretSource:
+        """Where this login's password or OAuth token is read from."""
+        if self.oauth2 is not None:
+            return SecretSource(env=self.oauth2.token_env, file=self.oauth2.token_file)
+        return SecretSource(env=self.password_env, file=self.password_file)
+
 
 class SmtpSettings(Strict):
     """A device's SMTP settings after its profile has been merged in."""
@@ -473,9 +482,6 @@ class InventoryHead(Strict):
 class Inventory(InventoryHead):
     sites: list[Site] = Field(min_length=1)
 
-    # where the inventory was read from; relative file paths resolve against its folder
-    source: str | None = Field(None, exclude=True)
-
     def devices(self) -> Iterator[tuple[Site, Device]]:
         for site in self.sites:
             for device in site.devices:
@@ -608,7 +614,7 @@ def _validate(
         sites_raw[index] = None  # the raw data of a validated site is no longer needed
     if errors or head is None:
         return None
-    return Inventory.model_construct(**dict(head), sites=sites, source=file)
+    return Inventory.model_construct(**dict(head), sites=sites)
 
 
 def _share_smtp(raw: Any, shared: dict[str, SmtpSettings]) -> None:
@@ -791,7 +797,7 @@ def _model_keys(path: Path) -> list[str]:
         model = _inner_model(field.annotation)
     if model is None:
         return []
-    return [f.alias or n for n, f in model.model_fields.items() if n != "source"]
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
@@ -842,9 +848,7 @@ def _translate(
             message = f"{_TYPE_WORDS[kind]}, got {_show(got)}"
         elif kind == "value_error":
             message = str(err["msg"]).removeprefix("Value error, ")
-        elif kind == "too_short":
-            message = "must not be empty"
-        elif kind == "string_too_short":
+        elif kind in ("too_short", "string_too_short"):
             message = "must not be empty"
         else:
             message = str(err["msg"])
@@ -904,10 +908,13 @@ def _cross_checks(data: Any, smap: SourceMap, file: str) -> list[SourceError]:
     return errors
 
 
-def preflight(inventory: Inventory) -> list[str]:
-    """Problems that stop a sweep but not `validate`: unset or empty secrets, missing files."""
+def preflight(inventory: Inventory, site_ids: set[str] | None = None) -> list[str]:
+    """Problems that stop a sweep but not `validate`: unset or empty secrets, missing files.
+    `site_ids` limits it to the sites a sweep selected; each keeps its place in the file."""
     problems = []
     for s, site in enumerate(inventory.sites):
+        if site_ids is not None and site.id not in site_ids:
+            continue
         for d, device in enumerate(site.devices):
             where = f"sites[{s}].devices[{d}] ({site.id}/{device.id}).smtp"
             smtp = device.smtp
@@ -938,11 +945,9 @@ def notification_problems(notifications: Notifications | None) -> list[str]:
 
 
 def _secret_problems(where: str, auth: Auth) -> list[str]:
-    if auth.oauth2 is not None:
-        return _source_problems(
-            f"{where}.oauth2.token", auth.oauth2.token_env, auth.oauth2.token_file
-        )
-    return _source_problems(f"{where}.password", auth.password_env, auth.password_file)
+    secret = auth.secret
+    what = "oauth2.token" if auth.oauth2 is not None else "password"
+    return _source_problems(f"{where}.{what}", secret.env, secret.file)
 
 
 def _source_problems(where: str, env: str | None, file: str | None) -> list[str]:
@@ -958,5 +963,4 @@ def inventory_schema() -> dict[str, Any]:
     """The inventory's JSON Schema, for editors that autocomplete YAML."""
     schema = Inventory.model_json_schema(by_alias=True, mode="validation")
     schema["title"] = "fleet inventory"
-    schema.setdefault("properties", {}).pop("source", None)
     return schema

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from fleet import m365
 from fleet.dns import is_ip
 from fleet.results import (
+    SEVERITY_ORDER,
     BlocklistResult,
     BlocklistStatus,
     Category,
@@ -78,8 +79,6 @@ SEVERITY_VERDICT = {
     Severity.warn: Verdict.warn,
     Severity.info: Verdict.ok,
 }
-
-_SEVERITY_ORDER = {Severity.critical: 0, Severity.unknown: 1, Severity.warn: 2, Severity.info: 3}
 
 # A failed conversation's category -> (flag, severity).
 _CATEGORY_FLAGS: dict[Category, tuple[str, Severity]] = {
@@ -173,7 +172,7 @@ class _Flags:
         )
 
     def sorted(self) -> list[Flag]:
-        return sorted(self.flags, key=lambda f: (_SEVERITY_ORDER[f.severity], f.code))
+        return sorted(self.flags, key=lambda f: (SEVERITY_ORDER[f.severity], f.code))
 
 
 def assess(site: SiteObservation, today: date) -> SiteResult:

@@ -25,7 +25,7 @@ from fleet.credentials import SecretError, SecretSource, remember, remember_auth
 from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
 from fleet.report.sanitize import for_terminal
-from fleet.report.summary import top_flag, verdict_counts
+from fleet.report.summary import top, verdict_counts
 from fleet.results import Change, Security, Severity, SweepResult, SweepView, Verdict
 
 log = logging.getLogger("fleet.notify")
@@ -69,18 +69,22 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
         f"{len(changed_sites)} site{'s' * (len(changed_sites) != 1)} changed "
         f"({verdict_counts(result)})"
     )
-    still_wrong = [s for s in result.sites if s.verdict is not Verdict.ok]
+    # What the message needs of each failing site, not the site (it may carry transcripts).
+    still_wrong = [
+        (s.site, s.client, s.verdict, top(s)) for s in result.sites if s.verdict is not Verdict.ok
+    ]
     lines = [
         f"fleet sweep {result.sweep.id}, {result.sweep.started_at:%Y-%m-%d %H:%M} UTC: {verdict_counts(result)}"
     ]
     if not result.sweep.complete:
         lines.append(f"INCOMPLETE: {result.sweep.interrupted}")
     lines.append("")
+    grouped = {id(c) for c in (*critical, *listings, *resolved)}
     for title, group in (
         ("New critical findings", critical),
         ("New listings", listings),
         ("Resolved", resolved),
-        ("Other changes", [c for c in result.changes if c not in critical + listings + resolved]),
+        ("Other changes", [c for c in result.changes if id(c) not in grouped]),
     ):
         if group:
             lines.append(f"{title}:")
@@ -92,12 +96,11 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
         lines += ["No changes since the previous sweep.", ""]
     if still_wrong:
         lines.append("Still wrong:")
-        for site in still_wrong:
-            flag = next((f for f in site.flags if f.code == top_flag(site)), None)
-            action = f": {for_terminal(flag.remediation, 160)}" if flag else ""
-            lines.append(
-                f"  {site.site} ({for_terminal(site.client)}) {site.verdict.value} {top_flag(site)}{action}"
+        for site_id, client, verdict, flag in still_wrong:
+            code, action = (
+                (flag.code, f": {for_terminal(flag.remediation, 160)}") if flag else ("", "")
             )
+            lines.append(f"  {site_id} ({for_terminal(client)}) {verdict.value} {code}{action}")
     text = "\n".join(lines).rstrip() + "\n"
     document = {
         "sweep": result.sweep.id,
@@ -109,12 +112,12 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
         "changes": [c.model_dump(mode="json") for c in result.changes],
         "still_wrong": [
             {
-                "site": s.site,
-                "client": s.client,
-                "verdict": s.verdict.value,
-                "top_flag": top_flag(s),
+                "site": site_id,
+                "client": client,
+                "verdict": verdict.value,
+                "top_flag": flag.code if flag else "",
             }
-            for s in still_wrong
+            for site_id, client, verdict, flag in still_wrong
         ],
         "summary": subject.removeprefix(prefix).strip(),
     }
@@ -191,11 +194,11 @@ async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification) -> None:
     if smtp.get_transport_info("sslcontext") is None:  # the inventory also refuses this
         raise aiosmtplib.SMTPException("no password is sent to the relay without TLS")
     if auth.oauth2 is not None:
-        token = SecretSource(env=auth.oauth2.token_env, file=auth.oauth2.token_file).read()
+        token = auth.secret.read()
         remember_auth_forms(auth.username, token)
         await smtp.auth_xoauth2(auth.username, token)
         return
-    password = SecretSource(env=auth.password_env, file=auth.password_file).read()
+    password = auth.secret.read()
     remember_auth_forms(auth.username, password)
     offered = [m.lower() for m in smtp.server_auth_methods]
     if (auth.mechanism or "plain") == "plain" and "plain" in offered:

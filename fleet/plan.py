@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from fleet.credentials import SecretSource
 from fleet.egress import transport_of
 from fleet.inventory import Device, Inventory, Site, SmtpSettings
 from fleet.probes.dnsbl_zones import Zone, zones_from_inventory
@@ -92,10 +91,9 @@ def default_ehlo_name() -> str:
     return name if "." in name else f"{name}.local"
 
 
-def conversation_key(site: Site, smtp: SmtpSettings) -> tuple[object, ...]:
+def conversation_key(smtp: SmtpSettings) -> tuple[object, ...]:
     """What makes two copiers' conversations the same one (then it is had once)."""
     auth = smtp.auth
-    oauth = auth.oauth2 if auth else None
     return (
         smtp.host,
         smtp.port,
@@ -104,9 +102,7 @@ def conversation_key(site: Site, smtp: SmtpSettings) -> tuple[object, ...]:
         auth.username if auth else None,
         auth.mechanism if auth else None,
         # the same login with another secret (or OAuth) is another test of that login
-        auth.password_env if auth else None,
-        auth.password_file if auth else None,
-        (oauth.token_env, oauth.token_file) if oauth else None,
+        (auth.uses_password, auth.secret) if auth else None,
         smtp.from_,
         smtp.to,
         smtp.tls_max,
@@ -118,12 +114,6 @@ def conversation_key(site: Site, smtp: SmtpSettings) -> tuple[object, ...]:
 
 def _spec(conversation_id: str, smtp: SmtpSettings, ehlo_name: str) -> ConversationSpec:
     auth = smtp.auth
-    secret = None
-    if auth is not None:
-        if auth.oauth2 is not None:
-            secret = SecretSource(env=auth.oauth2.token_env, file=auth.oauth2.token_file)
-        else:
-            secret = SecretSource(env=auth.password_env, file=auth.password_file)
     return ConversationSpec(
         id=conversation_id,
         host=smtp.host,
@@ -135,7 +125,7 @@ def _spec(conversation_id: str, smtp: SmtpSettings, ehlo_name: str) -> Conversat
         ehlo_name=smtp.ehlo_name or ehlo_name,
         username=auth.username if auth else None,
         mechanism=auth.mechanism if auth else None,
-        secret=secret,
+        secret=auth.secret if auth else None,
         oauth=bool(auth and auth.oauth2),
         tls_max=smtp.tls_max,
         tls_verify=smtp.tls_verify,
@@ -182,7 +172,7 @@ def plan_sweep(
     for site in select_sites(inventory, site_ids, client, tags):
         groups: dict[tuple[object, ...], list[Device]] = {}
         for device in site.devices:
-            groups.setdefault(conversation_key(site, device.smtp), []).append(device)
+            groups.setdefault(conversation_key(device.smtp), []).append(device)
         conversations = tuple(
             PlannedConversation(_spec(f"{site.id}#{n}", devices[0].smtp, name), tuple(devices))
             for n, devices in enumerate(groups.values(), start=1)
@@ -227,7 +217,7 @@ def describe(plan: SweepPlan) -> str:
     for site_plan in plan.sites:
         site = site_plan.site
         egress = site.egress
-        where = egress.via if egress.via != "direct" else "direct"
+        where = egress.via
         if egress.bind:
             where += f", from {egress.bind}"
         ip = f", expected IP {egress.ip}" if egress.ip else ", egress IP not declared"

@@ -104,6 +104,15 @@ VERDICT_RANK: dict[Verdict, int] = {
 }
 
 
+# The order flags and changes are listed in: worst first.
+SEVERITY_ORDER: dict[Severity, int] = {
+    Severity.critical: 0,
+    Severity.unknown: 1,
+    Severity.warn: 2,
+    Severity.info: 3,
+}
+
+
 def worst(verdicts: list[Verdict]) -> Verdict:
     """The worst verdict of several (ok when there are none)."""
     return max(verdicts, key=VERDICT_RANK.__getitem__, default=Verdict.ok)

@@ -67,12 +67,17 @@ class Control:
 
 
 class _Caps:
-    def __init__(self, global_cap: int, per_host: int) -> None:
-        self.global_slots = asyncio.Semaphore(global_cap)
+    """Conversations at once, in all and to one host (no per-host cap when it is None).
+    The sweep has one; each site has its own within it."""
+
+    def __init__(self, total: int, per_host: int | None) -> None:
+        self.slots = asyncio.Semaphore(total)
         self.per_host = per_host
         self.hosts: dict[str, asyncio.Semaphore] = {}
 
-    def host(self, name: str) -> asyncio.Semaphore:
+    def host(self, name: str) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        if self.per_host is None:
+            return contextlib.nullcontext()
         slot = self.hosts.get(name)
         if slot is None:
             slot = self.hosts[name] = asyncio.Semaphore(self.per_host)
@@ -118,6 +123,14 @@ class Sweeper:
         self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
         self.stats = RunStats()
         self._public_ip: asyncio.Future[str | None] | None = None
+        # Resolved here, with the main nameservers: never a blocking lookup mid-sweep.
+        self._public_ip_server: str | None = None
+        lookup = defaults.public_ip_lookup
+        if lookup is not None:
+            try:
+                (self._public_ip_server,) = nameserver_addresses([lookup.nameserver])
+            except NameserverError as exc:
+                log.warning("public IP lookup: %s", exc)
 
     async def close(self) -> None:
         if self._public_ip is not None:
@@ -127,21 +140,17 @@ class Sweeper:
     async def public_ip(self) -> str | None:
         """This machine's public IP from a "what is my IP" resolver, asked once per sweep."""
         lookup = self.plan.inventory.defaults.public_ip_lookup
-        if lookup is None:
+        if lookup is None or self._public_ip_server is None:
             return None
         if self._public_ip is None:
             self._public_ip = asyncio.ensure_future(
-                self._ask_public_ip(lookup.name, lookup.nameserver)
+                self._ask_public_ip(lookup.name, self._public_ip_server)
             )
         return await asyncio.shield(self._public_ip)
 
     async def _ask_public_ip(self, name: str, nameserver: str) -> str | None:
         defaults = self.plan.inventory.defaults.dns
-        try:
-            resolver = Dns(nameserver_addresses([nameserver]), defaults.timeout_s, defaults.tries)
-        except NameserverError as exc:
-            log.warning("public IP lookup: %s", exc)
-            return None
+        resolver = Dns([nameserver], defaults.timeout_s, defaults.tries)
         try:
             answer = await resolver.query(name, "A")
         finally:
@@ -158,19 +167,13 @@ class Sweeper:
         clock = _SiteClock(site_plan.site_s)
         opener = make_opener(site.egress, self.dns)
         settings = ProbeSettings(site_plan.connect_s, site_plan.command_s, self.send_test)
-        site_slots = asyncio.Semaphore(site_plan.per_site)
-        site_hosts: dict[str, asyncio.Semaphore] = {}
-
-        def site_host(name: str) -> asyncio.Semaphore | contextlib.nullcontext[None]:
-            if site_plan.per_host is None:
-                return contextlib.nullcontext()
-            return site_hosts.setdefault(name, asyncio.Semaphore(site_plan.per_host))
+        site_caps = _Caps(site_plan.per_site, site_plan.per_host)
 
         async def one(index: int) -> Conversation:
             planned = site_plan.conversations[index]
-            async with site_slots, site_host(planned.spec.host):
+            async with site_caps.slots, site_caps.host(planned.spec.host):
                 waited = time.monotonic()
-                async with self.caps.host(planned.spec.host), self.caps.global_slots:
+                async with self.caps.host(planned.spec.host), self.caps.slots:
                     clock.paused_s += time.monotonic() - waited
                     self.stats.conversations += 1
                     return await converse(
@@ -200,14 +203,7 @@ class Sweeper:
         ips = list(dict.fromkeys([*([declared] if declared else []), *observed]))
         blocklists = await self.blocklists.check(ips) if ips and self.plan.zones else []
         checks = await self.direct_send.check(direct_send_targets(site_plan), ips)
-        egress = Egress(
-            transport=site_plan.transport,
-            via=site.egress.via,
-            bind=site.egress.bind,
-            declared_ip=declared,
-            observed_ips=observed,
-            egress_ip=observed[0] if observed else declared,
-        )
+        egress = _egress(site_plan, observed)
         devices = []
         for planned, conversation in zip(site_plan.conversations, conversations, strict=True):
             for device in planned.devices:
@@ -264,6 +260,19 @@ def direct_send_targets(site_plan: SitePlan) -> list[DirectSendTarget]:
     return targets
 
 
+def _egress(site_plan: SitePlan, observed: list[str]) -> Egress:
+    """How the site left, and the IP servers saw (else the one it declared)."""
+    egress = site_plan.site.egress
+    return Egress(
+        transport=site_plan.transport,
+        via=egress.via,
+        bind=egress.bind,
+        declared_ip=egress.ip,
+        observed_ips=observed,
+        egress_ip=observed[0] if observed else egress.ip,
+    )
+
+
 def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
     """A site that fleet itself failed on: accounted for, never silently missing."""
     site = site_plan.site
@@ -283,13 +292,7 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
                 remediation="fleet failed on this site: run `fleet scan` on it with --debug and report the trace.",
             )
         ],
-        egress=Egress(
-            transport=site_plan.transport,
-            via=site.egress.via,
-            bind=site.egress.bind,
-            declared_ip=site.egress.ip,
-            egress_ip=site.egress.ip,
-        ),
+        egress=_egress(site_plan, []),
         egress_ip=site.egress.ip,
         started_at=now,
         finished_at=now,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import platformdirs
 
-from fleet.changes import SiteDigest, compare_digests, compare_sweeps
+from fleet.changes import SiteDigest, compare_digests
 from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 
 DB_ENV = "FLEET_DB"
@@ -220,14 +220,17 @@ class Store:
                 ),
             )
 
-    def save(self, result: SweepResult) -> None:
+    def save(self, result: SweepResult) -> tuple[list[Change], str | None]:
         """Store a whole sweep at once (an ingested agent result), in one transaction:
-        a failure part-way leaves no half-ingested sweep behind."""
+        a failure part-way leaves no half-ingested sweep behind. Its changes are measured
+        from the stored digests, as a local sweep's are; they are returned."""
         with self._transaction():
             self.begin_sweep(result.sweep)
             for position, site in enumerate(result.sites):
                 self.add_site(result.sweep.id, site, position)
-            self.finish_sweep(result.sweep, result.changes, result.previous_sweep)
+            changes, previous = self.stored_changes(result.sweep.id, result.sweep.started_at)
+            self.finish_sweep(result.sweep, changes, previous)
+        return changes, previous
 
     # -- reading ------------------------------------------------------------------------
 
@@ -273,13 +276,7 @@ class Store:
         """A stored sweep for the reports: counts from the index, sites read one at a time
         when a report reads them (the store must stay open until then)."""
         info, changes, previous = self.info(sweep_id)
-        counts = {
-            Verdict(verdict): int(n)
-            for verdict, n in self.db.execute(
-                "SELECT verdict, COUNT(*) FROM site_results WHERE sweep_id = ? GROUP BY verdict",
-                (sweep_id,),
-            )
-        }
+        counts = {Verdict(v): n for v, n in self._verdict_counts(sweep_id).items()}
 
         def sites() -> Iterator[SiteResult]:
             for site in self.sites(sweep_id):
@@ -287,21 +284,16 @@ class Store:
 
         return SweepView(info, changes, previous, counts, sites)
 
-    def changes_for(self, result: SweepResult) -> tuple[list[Change], str | None]:
-        """What changed in this sweep since the previous complete sweep of its sites."""
-        before, previous_id = self.previous(
-            [s.site for s in result.sites], result.sweep.started_at, result.sweep.id
+    def _verdict_counts(self, sweep_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT verdict, COUNT(*) FROM site_results WHERE sweep_id = ? GROUP BY verdict",
+            (sweep_id,),
         )
-        return compare_sweeps(before, result.sites), previous_id
+        return {str(verdict): int(n) for verdict, n in rows}
 
-    def sweep_ids(self, complete_only: bool = False) -> list[str]:
-        where = "WHERE complete = 1" if complete_only else ""
-        rows = self.db.execute(f"SELECT id FROM sweeps {where} ORDER BY started_at").fetchall()  # noqa: S608
-        return [str(r[0]) for r in rows]
-
-    def last_id(self, complete_only: bool = False) -> str | None:
-        ids = self.sweep_ids(complete_only)
-        return ids[-1] if ids else None
+    def last_id(self) -> str | None:
+        row = self.db.execute("SELECT id FROM sweeps ORDER BY started_at DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None
 
     def has(self, sweep_id: str) -> bool:
         return (
@@ -327,12 +319,6 @@ class Store:
         for (result,) in rows:
             yield SiteResult.model_validate_json(result)
 
-    def load(self, sweep_id: str, *, light: bool = False) -> SweepResult:
-        """A stored sweep; `light` leaves the transcripts in the store (for table and CSV)."""
-        info, changes, previous = self.info(sweep_id)
-        sites = [s.without_transcripts() if light else s for s in self.sites(sweep_id)]
-        return SweepResult(sweep=info, sites=sites, changes=changes, previous_sweep=previous)
-
     def sweeps(self, limit: int = 50) -> list[SweepRow]:
         rows = self.db.execute(
             "SELECT id, started_at, finished_at, complete, origin, info FROM sweeps ORDER BY started_at DESC LIMIT ?",
@@ -340,12 +326,7 @@ class Store:
         ).fetchall()
         out = []
         for sweep_id, started, finished, complete, origin, info in rows:
-            verdicts: dict[str, int] = {}
-            for verdict, count in self.db.execute(
-                "SELECT verdict, COUNT(*) FROM site_results WHERE sweep_id = ? GROUP BY verdict",
-                (sweep_id,),
-            ):
-                verdicts[str(verdict)] = int(count)
+            verdicts = self._verdict_counts(sweep_id)
             parsed = SweepInfo.model_validate_json(info)
             out.append(
                 SweepRow(

@@ -100,8 +100,9 @@ def _key_near(text: str, line: int) -> str:
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
-def _pos(node: yaml.Node) -> Position:
-    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+def _position(mark: Mark | None) -> Position:
+    """A YAML mark as a 1-based position (the start of the file when there is none)."""
+    return Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
 
 
 class LazySourceMap(SourceMap):
@@ -147,8 +148,7 @@ def _load(text: str, file: str, smap: SourceMap) -> tuple[Any, SourceMap]:
     try:
         data = builder.run(yaml.parse(text, Loader=loader_class))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
+        pos = _position(exc.problem_mark or exc.context_mark)
         problem = exc.problem or exc.context or "not valid YAML"
         near = _key_near(text, pos.line)
         raise YamlLoadError([SourceError(file, pos, near, f"not valid YAML: {problem}")]) from None
@@ -181,7 +181,6 @@ class _Open:
     anchor: str | None
     start: int  # the value count when it opened, to know its size when it closes
     key: Any = None  # mapping: the key waiting for its value (None: expecting a key)
-    key_mark: Mark | None = None
     key_pending: bool = False
     skip_value: bool = False  # the key was refused: build its value, then drop it
 
@@ -200,8 +199,7 @@ class _Builder:
         self.stack: list[_Open] = []
 
     def error(self, mark: Mark | None, path: Path, message: str) -> None:
-        position = Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
-        self.errors.append(SourceError(self.file, position, format_path(path), message))
+        self.errors.append(SourceError(self.file, _position(mark), format_path(path), message))
 
     # -- the event loop -------------------------------------------------------------------
 
@@ -256,8 +254,7 @@ class _Builder:
                 path = (*parent.path, str(parent.key))
             else:
                 return parent.path  # a key (scalar or not): positions come from the key
-        if self.smap.record:
-            self.smap.values.setdefault(path, _packed(mark))
+        self.smap.values.setdefault(path, _packed(mark))
         return path
 
     def _place(self, value: Any, root: Any) -> Any:
@@ -278,7 +275,7 @@ class _Builder:
 
     def _take_key(self, parent: _Open, key: Any, mark: Mark | None = None) -> None:
         assert isinstance(parent.value, dict)  # noqa: S101 - only mappings take keys
-        parent.key_pending, parent.key_mark = True, mark
+        parent.key_pending = True
         if key is _BAD:
             parent.skip_value = True  # already reported
             return
@@ -309,7 +306,7 @@ class _Builder:
                 [
                     SourceError(
                         self.file,
-                        Position(mark.line + 1, mark.column + 1),
+                        _position(mark),
                         format_path(path),
                         "too many values (a YAML alias bomb?)",
                     )

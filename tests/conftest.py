@@ -167,7 +167,7 @@ async def run_fleet_async(
 def free_port(host: str = "127.0.0.1") -> int:
     import socket
 
-    with socket.socket() as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -188,21 +188,22 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
 
 @pytest.fixture
 def socks_proxy() -> Iterator[object]:
-    """Start microsocks instances (`start(bind_ip) -> "socks5://127.0.0.1:PORT"`); each one
-    sends from its own source address, like a proxy at a different site. Stopped by PID."""
+    """Start microsocks instances (`start(bind_ip) -> "socks5://127.0.0.1:PORT"`, or listening
+    on `listen`, e.g. ::1); each one sends from its own source address, like a proxy at a
+    different site. Stopped by PID."""
     binary = require_binary("microsocks")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(bind_ip: str) -> str:
-        port = free_port()
+    def start(bind_ip: str, listen: str = "127.0.0.1") -> str:
+        port = free_port(listen)
         process = subprocess.Popen(
-            [binary, "-i", "127.0.0.1", "-p", str(port), "-b", bind_ip],
+            [binary, "-i", listen, "-p", str(port), "-b", bind_ip],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         processes.append(process)
-        wait_for_port(port)
-        return f"socks5://127.0.0.1:{port}"
+        wait_for_port(port, listen)
+        return f"socks5://[{listen}]:{port}" if ":" in listen else f"socks5://{listen}:{port}"
 
     yield start
     for process in processes:

@@ -25,6 +25,8 @@ from datetime import timedelta
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 
+from .conftest import publish_spf
+
 HOST = "hostile.example.test"
 BANNER = f"220 {HOST} ESMTP\r\n".encode()
 TRICKLE_S = 0.05  # pause between the pieces of a reply that never ends
@@ -593,7 +595,7 @@ def publish_contoso(dns: LabDns) -> None:
     """DNS for the healthy neighbour: its copier's host is the MX of contoso.test, and the
     domain's SPF authorises every loopback address the sites send from."""
     dns.add("contoso.test", "MX", "0 localhost")
-    dns.add("contoso.test", "TXT", "v=spf1 ip4:127.0.0.0/8 -all")
+    publish_spf(dns)
 
 
 def inventory_header(

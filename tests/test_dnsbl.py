@@ -25,7 +25,7 @@ from fleet.probes.dnsbl_zones import DQS_ZONE, SPAMHAUS_ERRORS, reverse_name, zo
 from fleet.results import BlocklistStatus, ListingSeverity
 from fleet.runner import RunStats, run_sweep
 
-from .conftest import M365Lab, require_binary
+from .conftest import M365Lab, eventually, require_binary
 from .dnsbl_helpers import (
     TIMEOUT_S,
     Rbldnsd,
@@ -608,7 +608,7 @@ async def test_a_cancelled_asker_does_not_spoil_the_answer_for_the_others(zen: L
         first_test = asyncio.ensure_future(probe.self_test(probe.zones[0]))
         first_lookup = asyncio.ensure_future(probe.lookup(LISTED, probe.zones[0]))
         second_lookup = asyncio.ensure_future(probe.lookup(LISTED, probe.zones[0]))
-        await asyncio.sleep(0.02)  # let them start asking
+        await eventually(lambda: a_count(zen, "127.0.0.2") == 1)  # the self-test is asking
         first_test.cancel()
         first_lookup.cancel()
         result = await second_lookup
@@ -975,7 +975,7 @@ async def test_dns_query_is_asked_once_even_when_the_first_asker_is_cancelled(
     try:
         first = asyncio.ensure_future(dns.query("slow.lab.test", "A"))
         others = [asyncio.ensure_future(dns.query("SLOW.lab.test.", "A")) for _ in range(3)]
-        await asyncio.sleep(0.02)
+        await eventually(lambda: lab_dns.log.count("slow.lab.test", "A") == 1)  # in flight
         first.cancel()
         answers = await asyncio.gather(*others)
     finally:
@@ -1038,7 +1038,7 @@ async def test_dns_close_ends_questions_in_flight(lab_dns: LabDns) -> None:
     lab_dns.fault("never.lab.test", "timeout")
     dns = Dns([lab_dns.nameserver], timeout_s=5.0, tries=1)
     asking = asyncio.ensure_future(dns.query("never.lab.test", "A"))
-    await asyncio.sleep(0.02)
+    await eventually(lambda: lab_dns.log.count("never.lab.test", "A") >= 1)  # in flight
     started = time.monotonic()
     await dns.close()
     with pytest.raises(asyncio.CancelledError):

@@ -18,7 +18,7 @@ from fleet.lab.dns import LabDns
 from fleet.lab.smtp import Tenant, m365_mx
 from fleet.results import SweepResult
 
-from .conftest import M365Lab, fleet_env, publish_spf, run_fleet_async
+from .conftest import M365Lab, eventually, fleet_env, publish_spf, run_fleet_async
 
 ZONE = "zen.lab.test"
 
@@ -174,10 +174,9 @@ async def test_a_killed_sweep_keeps_finished_sites_and_the_next_one_runs(
             env=fleet_env(),
         )
         # Wait until at least two sites are stored, then kill without warning.
-        for _ in range(400):
-            await asyncio.sleep(0.05)
-            if db.exists() and _count(db, "SELECT COUNT(*) FROM site_results") >= 2:
-                break
+        await eventually(
+            lambda: db.exists() and _count(db, "SELECT COUNT(*) FROM site_results") >= 2
+        )
         process.send_signal(signal.SIGKILL)
         await process.wait()
 
@@ -221,10 +220,8 @@ async def test_two_sweeps_on_one_store_never_overlap(
         inventory = write_inventory(inventory_text(lab_dns, slow.port, str(certs.ca_file), sites=2))
         db = tmp_path / "fleet.db"
         first = asyncio.ensure_future(sweep_json(inventory, db))
-        for _ in range(200):  # until the first sweep holds the lock
-            await asyncio.sleep(0.05)
-            if db.exists() and _count(db, "SELECT COUNT(*) FROM sweeps") == 1:
-                break
+        # until the first sweep holds the lock
+        await eventually(lambda: db.exists() and _count(db, "SELECT COUNT(*) FROM sweeps") == 1)
         second = await run_fleet_async("sweep", "-i", str(inventory), "--db", str(db), "-q")
         assert second.code == 3
         assert "another sweep is already using the store" in second.stderr

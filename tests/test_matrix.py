@@ -21,6 +21,7 @@ from fleet.lab.smtp import (
     M365MxHandler,
     M365SubmissionHandler,
     Mailbox,
+    QuietHandler,
     google_smtp,
     m365_mx,
 )
@@ -39,7 +40,7 @@ from fleet.results import (
 )
 from fleet.runner import Control, run_sweep
 
-from .conftest import M365Lab, free_port
+from .conftest import M365Lab, free_port, publish_spf
 
 ZONE = "zen.lab.test"
 PASSWORD_ENV = "FLEET_TEST_MATRIX_PASSWORD"
@@ -59,7 +60,7 @@ def lab(lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch) -> LabDns:
     """The lab DNS with a working blocklist zone, and SPF that authorises every loopback
     address for the tests' sender domain (so only the flag under test shows)."""
     lab_dns.blocklist(ZONE)
-    lab_dns.add("contoso.test", "TXT", "v=spf1 ip4:127.0.0.0/8 -all")
+    publish_spf(lab_dns)
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     return lab_dns
@@ -690,21 +691,6 @@ async def test_a_lookup_that_cannot_be_answered_makes_the_site_unknown(
     assert unknown.evidence.startswith("127.0.0.53 on zen.lab.test: ")
     assert "defaults.dns.nameservers" in unknown.remediation
     assert blind.devices[0].verdict is Verdict.unknown
-
-
-class QuietHandler:
-    """A Postfix-like MX: its EHLO does not echo the client's address."""
-
-    async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
 
 
 async def test_a_site_whose_ip_nobody_knows_is_unknown(

@@ -317,40 +317,33 @@ async def test_notify_last_resends_through_a_webhook_in_each_format(
     assert card["content"]["type"] == "AdaptiveCard"
 
 
-async def test_a_webhook_is_retried_once_then_reported() -> None:
-    alert = Alert(subject="[fleet] test", text="x\n", html="<p>x</p>", document={"summary": "x"})
-
-    def settings_for(port: int) -> WebhookNotification:
-        return WebhookNotification(url=f"http://127.0.0.1:{port}/hook", timeout_s=2)
-
-    flaky = WebhookReceiver(statuses=[503, 200])
-    await flaky.start()
-    try:
-        await post_webhook(settings_for(flaky.port), alert)
-        assert len(flaky.bodies) == 2  # one retry, then delivered
-    finally:
-        await flaky.stop()
-    broken = WebhookReceiver(statuses=[500, 500, 500])
-    await broken.start()
-    try:
-        with pytest.raises(Exception, match=r"webhook alert to 127\.0\.0\.1 failed: HTTP 500"):
-            await post_webhook(settings_for(broken.port), alert)
-        assert len(broken.bodies) == 2  # exactly one retry
-    finally:
-        await broken.stop()
-    refused = WebhookReceiver(statuses=[400])
-    await refused.start()
-    try:
-        with pytest.raises(Exception, match="HTTP 400"):
-            await post_webhook(settings_for(refused.port), alert)
-        assert len(refused.bodies) == 1  # a refusal is not retried
-    finally:
-        await refused.stop()
-
-
-async def test_nothing_changed_means_nothing_sent_in_process(
-    lab_dns: LabDns, m365: M365Lab, webhook: WebhookReceiver
+@pytest.mark.parametrize(
+    ("statuses", "posts", "error"),
+    [
+        ([503, 200], 2, None),  # one retry, then delivered
+        ([500, 500, 500], 2, r"webhook alert to 127\.0\.0\.1 failed: HTTP 500"),  # one retry
+        ([400], 1, "HTTP 400"),  # a refusal is not retried
+    ],
+)
+async def test_a_webhook_is_retried_once_then_reported(
+    statuses: list[int], posts: int, error: str | None
 ) -> None:
+    alert = Alert(subject="[fleet] test", text="x\n", html="<p>x</p>", document={"summary": "x"})
+    receiver = WebhookReceiver(statuses=statuses)
+    await receiver.start()
+    try:
+        settings = WebhookNotification(url=f"http://127.0.0.1:{receiver.port}/hook", timeout_s=2)
+        if error is None:
+            await post_webhook(settings, alert)
+        else:
+            with pytest.raises(Exception, match=error):
+                await post_webhook(settings, alert)
+        assert len(receiver.bodies) == posts
+    finally:
+        await receiver.stop()
+
+
+async def test_nothing_changed_means_nothing_sent_in_process(webhook: WebhookReceiver) -> None:
     from datetime import UTC, datetime
 
     from fleet.inventory import Notifications

@@ -46,7 +46,7 @@ from fleet.results import (
     TlsInfo,
 )
 
-from .conftest import M365Lab, fleet_env, run_fleet_async
+from .conftest import M365Lab, fleet_env, publish_spf, run_fleet_async
 from .test_matrix import PASSWORD, PASSWORD_ENV, ZONE, direct_send, header, site, submission
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -664,7 +664,7 @@ async def test_a_hostile_server_reaches_no_terminal_and_no_spreadsheet_formula(
     lab_dns: LabDns, certs: LabCertificates, write_inventory: WriteInventory
 ) -> None:
     # Given a server whose banner and RCPT TO replies carry escape sequences and formulas
-    lab_dns.add("contoso.test", "TXT", "v=spf1 ip4:127.0.0.0/8 -all")
+    publish_spf(lab_dns)
     server = LabSmtpServer(
         HostileHandler(),
         hostname="evil.test",
@@ -732,7 +732,7 @@ async def test_the_command_line_writes_each_format(
     # Given a site with a Direct Send copier and a password copier (whose secret must
     # appear nowhere), and another site on the blocklist
     lab_dns.blocklist(ZONE, {"127.0.0.73": ("127.0.0.4",)})
-    lab_dns.add("contoso.test", "TXT", "v=spf1 ip4:127.0.0.0/8 -all")
+    publish_spf(lab_dns)
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(password=PASSWORD)
     text = (
         header(lab_dns)

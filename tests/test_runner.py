@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -16,12 +15,12 @@ import pytest
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
-from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
+from fleet.lab.smtp import LabSmtpServer, QuietHandler, Tenant, m365_mx
 from fleet.plan import plan_sweep
 from fleet.results import Category, EgressTransport, SweepResult, Verdict
 from fleet.runner import Control, RunStats, run_sweep
 
-from .conftest import ROOT, M365Lab, eventually, fleet_env, publish_spf, run_fleet
+from .conftest import ROOT, M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet
 
 ZONE = "zen.lab.test"
 
@@ -102,13 +101,29 @@ async def test_each_site_is_probed_from_its_own_egress(
     assert {b.ip for b in socks_b.blocklists} == {"127.0.0.99", "127.0.0.53"}
 
 
+async def test_a_proxy_on_an_ipv6_address_is_used_as_written(
+    m365: M365Lab,
+    lab_dns: LabDns,
+    socks_proxy: Callable[..., str],
+    write_inventory: Callable[..., Path],
+) -> None:
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    proxy = socks_proxy("127.0.0.54", listen="::1")
+    assert proxy.startswith("socks5://[::1]:")
+    text = header(lab_dns)
+    text += f'  - id: v6-proxy\n    client: C\n    egress: {{via: "{proxy}"}}\n    devices:\n'
+    text += device(m365.mx.port, m365.ca_file)
+    (site,) = (await sweep(write_inventory(text))).sites
+    assert site.egress.via == proxy  # kept with its brackets, so it can be parsed again
+    assert site.egress_ip == "127.0.0.54"
+    assert site.verdict is Verdict.ok
+
+
 async def test_a_dead_proxy_is_egress_unreachable_not_an_smtp_failure(
     m365: M365Lab, lab_dns: LabDns, write_inventory: Callable[..., Path]
 ) -> None:
-    from .conftest import free_port
-
     lab_dns.blocklist(ZONE)
-
     publish_spf(lab_dns)
     text = header(lab_dns)
     text += f'  - id: far\n    client: C\n    egress: {{via: "socks5://127.0.0.1:{free_port()}", ip: 127.0.0.60}}\n    devices:\n'
@@ -349,7 +364,7 @@ def test_dry_run_honours_filters() -> None:
 
 
 async def test_public_ip_lookup_gives_direct_sites_their_egress_ip(
-    lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]
+    lab_dns: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
 ) -> None:
     # A "what is my IP" name that the lab resolver answers with the asker's address.
     lab_dns.fault("myip.lab.test", "echo_client")
@@ -359,11 +374,19 @@ async def test_public_ip_lookup_gives_direct_sites_their_egress_ip(
         "blocklists:",
         f'  public_ip_lookup: {{name: myip.lab.test, nameserver: "{lab_dns.nameserver}"}}\nblocklists:',
     )
-    # a submission-like server that does not echo the IP would leave it unknown without the lookup
-    text += "  - id: here\n    client: C\n    devices:\n" + device(m365.mx.port, m365.ca_file)
-    stats = RunStats()
-    (site,) = (await sweep(write_inventory(text), stats=stats)).sites
-    assert "127.0.0.1" in site.egress.observed_ips
+    # a server that does not echo the IP: without the lookup the site's IP would be unknown
+    quiet = LabSmtpServer(
+        QuietHandler(), hostname="lab-mx.test", tls_context=certs.server_context("localhost")
+    )
+    await quiet.start()
+    try:
+        text += "  - id: here\n    client: C\n    devices:\n" + device(
+            quiet.port, str(certs.ca_file)
+        )
+        (site,) = (await sweep(write_inventory(text))).sites
+    finally:
+        await quiet.stop()
+    assert site.egress.observed_ips == ["127.0.0.1"]
     assert lab_dns.log.count("myip.lab.test") == 1
 
 
@@ -440,9 +463,7 @@ async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubb
     monkeypatch.setattr(Sweeper, "site", buggy_site)
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    with socket.socket() as probe:  # a port nobody listens on: connection refused
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # nobody listens there: connection refused
     text = header(lab_dns)
     for ident, ip in (("broken", "127.0.0.71"), ("fine", "127.0.0.72")):
         text += (

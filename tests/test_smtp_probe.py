@@ -14,7 +14,6 @@ import contextlib
 import email
 import logging
 import re
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +41,8 @@ from fleet.lab.smtp import (
 )
 from fleet.probes.smtp import AuthGate, ConversationSpec, ProbeSettings, TlsContexts, converse
 from fleet.results import Category, Conversation, Mode, Security, Stage, StageStatus
+
+from .conftest import free_port
 
 if TYPE_CHECKING:
     from tests.conftest import M365Lab
@@ -211,12 +212,6 @@ class ScriptedServer:
 
 
 EHLO_OK = b"250-mx.example.test Hello [127.0.0.1]\r\n250 PIPELINING\r\n"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostfixSubmissionHandler:
@@ -902,7 +897,7 @@ async def test_closed_port_is_unreachable(sweep: Sweep, certs: LabCertificates) 
     spec = ConversationSpec(
         id="closed",
         host="127.0.0.1",
-        port=closed_port(),
+        port=free_port(),  # nobody listens there
         security=Security.starttls,
         mode=Mode.direct_send,
         mail_from="scanner@contoso.test",

@@ -24,7 +24,7 @@ from fleet.cli.sweeping import emit
 from fleet.report import FORMATS
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import exit_code
-from fleet.report.table import render_changes
+from fleet.report.table import render_changes, tabulate_rows
 from fleet.results import Change
 from fleet.store import StoreError
 
@@ -110,9 +110,7 @@ def history(db: str | None, site: str | None, limit: int) -> int:
     if not rows:
         click.echo("no sweeps stored yet")
         return 0
-    from tabulate import tabulate  # imported when a table is printed, not for every sweep
-
-    click.echo(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    click.echo(tabulate_rows(rows, headers))
     return 0
 
 
@@ -187,13 +185,8 @@ def ingest(db: str | None, inventory: str | None, files: tuple[str, ...]) -> int
                     raise IngestError(
                         f"{name}: sweep {result.sweep.id} is already in the store (a duplicate)"
                     )
-                changes, previous = store.changes_for(result)
                 sweep = result.sweep.model_copy(update={"origin": f"ingest:{Path(name).name}"})
-                store.save(
-                    result.model_copy(
-                        update={"sweep": sweep, "changes": changes, "previous_sweep": previous}
-                    )
-                )
+                changes, previous = store.save(result.model_copy(update={"sweep": sweep}))
             except (OSError, UnicodeDecodeError) as exc:
                 click.echo(f"fleet: {name}: cannot read: {exc}", err=True)
                 refused += 1

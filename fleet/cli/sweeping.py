@@ -216,8 +216,7 @@ def _probe(
     """Check secrets, then sweep. With a store, each site goes into it as soon as it is done
     and nothing of it stays in memory: the reports read the sites back one at a time (`light`:
     without their transcripts). Without a store the result is held in memory whole."""
-    selected = plan.inventory.model_copy(update={"sites": [s.site for s in plan.sites]})
-    problems = preflight(selected)
+    problems = preflight(plan.inventory, {s.site.id for s in plan.sites})
     if problems:
         for problem in problems:
             click.echo(problem, err=True)

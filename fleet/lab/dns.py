@@ -31,7 +31,6 @@ FAULTS = (
 @dataclass
 class QueryLog:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    clients: list[str] = field(default_factory=list)
     transports: Counter[str] = field(default_factory=Counter)  # "udp" / "tcp"
     in_flight: int = 0  # questions being answered right now (slow answers pile up here)
     max_in_flight: int = 0
@@ -171,7 +170,6 @@ class LabDns:
         name = _norm(str(question.qname))
         rtype = QTYPE.get(question.qtype, str(question.qtype))
         self.log.counts[(name, rtype)] += 1
-        self.log.clients.append(client)
         self.log.transports["tcp" if over_tcp else "udp"] += 1
         self.log.in_flight += 1
         self.log.max_in_flight = max(self.log.max_in_flight, self.log.in_flight)

@@ -75,8 +75,6 @@ class ServerStats:
     """What a lab server saw: used by tests to check politeness and AUTH attempts."""
 
     connections: int = 0
-    concurrent: int = 0
-    max_concurrent: int = 0
     per_peer: dict[str, int] = field(default_factory=dict)
     max_per_peer: dict[str, int] = field(default_factory=dict)
     peers: list[str] = field(default_factory=list)
@@ -90,15 +88,12 @@ class ServerStats:
     def opened(self, peer: str) -> None:
         self.timeline.append((time.monotonic(), 1, peer))
         self.connections += 1
-        self.concurrent += 1
-        self.max_concurrent = max(self.max_concurrent, self.concurrent)
         self.per_peer[peer] = self.per_peer.get(peer, 0) + 1
         self.max_per_peer[peer] = max(self.max_per_peer.get(peer, 0), self.per_peer[peer])
         self.peers.append(peer)
 
     def closed(self, peer: str) -> None:
         self.timeline.append((time.monotonic(), -1, peer))
-        self.concurrent -= 1
         self.per_peer[peer] = self.per_peer.get(peer, 1) - 1
 
 
@@ -308,6 +303,22 @@ class M365SubmissionHandler(_M365Handler):
     ) -> str:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Recipient OK"
+
+
+class QuietHandler:
+    """A Postfix-like MX that accepts every recipient; its EHLO does not echo the client's
+    address, so only the site's declared IP (or a public IP lookup) tells it."""
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
 
 
 class LabSMTP(SMTP):

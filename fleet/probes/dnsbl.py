@@ -15,7 +15,7 @@ import logging
 import re
 
 from fleet.credentials import SecretError, SecretSource, scrub
-from fleet.dns import Answer, Dns, Outcome
+from fleet.dns import Answer, Dns, Outcome, unmapped
 from fleet.probes.dnsbl_zones import LISTING_RANGE, SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
 
@@ -52,12 +52,9 @@ class BlocklistProbe:
     async def lookup(self, ip: str, zone: Zone) -> BlocklistResult:
         """One IP on one zone; never raises for DNS trouble."""
         try:
-            address = ipaddress.ip_address(ip)
+            address = unmapped(ip)  # a mapped IPv4 client is listed as IPv4
         except ValueError:
             return _unknown(ip, zone, f"{ip!r} is not an IP address")
-        # An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is listed as IPv4.
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         key = (str(address), _zone_key(zone))
         task = self._results.get(key)
         if task is None:

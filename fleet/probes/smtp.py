@@ -691,8 +691,7 @@ class _Probe:
                 )
             )
             if isinstance(exc, asyncio.CancelledError):
-                smtp.close()
-                raise
+                raise  # after the finally below has closed the connection
         finally:
             smtp.close()
 

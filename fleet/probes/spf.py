@@ -28,7 +28,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from fleet.dns import Answer, Dns, Outcome
+from fleet.dns import Answer, Dns, Outcome, unmapped
 from fleet.results import SpfResult
 
 MAX_LOOKUPS = 10  # include, a, mx, ptr, exists and redirect (RFC 7208 4.6.4)
@@ -470,9 +470,7 @@ async def evaluate(
     budget_s: float = DEFAULT_BUDGET_S,
 ) -> SpfEvaluation:
     """check_host(ip, domain, sender) with HELO `helo`; never raises for DNS trouble."""
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address = unmapped(ip)
     checker = _CheckHost(dns, address, sender, helo)
     domain = domain.lower().rstrip(".")
     try:

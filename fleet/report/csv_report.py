@@ -7,8 +7,8 @@ import io
 from typing import TextIO
 
 from fleet.report.sanitize import for_spreadsheet
-from fleet.report.summary import blocklist_summary, check_results, top_flag
-from fleet.results import Severity, SweepResult, SweepView
+from fleet.report.summary import blocklist_summary, check_results, top
+from fleet.results import SweepResult, SweepView
 
 DEVICE_COLUMNS = [
     "sweep_time",
@@ -71,8 +71,7 @@ def write_csv(out: TextIO, sweep: SweepResult | SweepView, *, per_site: bool = F
     if per_site:
         writer.writerow(SITE_COLUMNS)
         for site in result.sites:
-            flags = [f for f in site.flags if f.severity is not Severity.info]
-            first = flags[0] if flags else None
+            first = top(site)
             failing = [d.device for d in site.devices if d.verdict.value in ("critical", "unknown")]
             row = [
                 when,
@@ -80,7 +79,7 @@ def write_csv(out: TextIO, sweep: SweepResult | SweepView, *, per_site: bool = F
                 site.site,
                 site.name,
                 site.verdict.value,
-                top_flag(site),
+                first.code if first else "",
                 first.evidence if first else "no problem found",
                 first.remediation if first else "",
                 site.egress_ip,

@@ -6,6 +6,7 @@ from fleet.report.sanitize import for_terminal
 from fleet.results import (
     VERDICT_RANK,
     BlocklistStatus,
+    Flag,
     MxResult,
     Severity,
     SiteResult,
@@ -68,9 +69,14 @@ def blocklist_summary(site: SiteResult) -> str:
     return "; ".join(parts) or "clean"
 
 
+def top(site: SiteResult) -> Flag | None:
+    """The flag to act on first: flags are sorted worst first, info last."""
+    return next((f for f in site.flags if f.severity is not Severity.info), None)
+
+
 def top_flag(site: SiteResult) -> str:
-    flags = [f for f in site.flags if f.severity is not Severity.info]
-    return flags[0].code if flags else ""
+    flag = top(site)
+    return flag.code if flag else ""
 
 
 def device_counts(site: SiteResult) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import (
@@ -23,7 +24,8 @@ _COLOURS = {
 _RESET = "\x1b[0m"
 
 
-def _tabulate(rows: list[list[str]], headers: list[str]) -> str:
+def tabulate_rows(rows: Sequence[Sequence[object]], headers: list[str]) -> str:
+    """A plain text table (numbers left as written)."""
     from tabulate import tabulate  # imported when a table is rendered, not for CSV or JSON
 
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
@@ -76,7 +78,7 @@ def _site_rows(result: SweepView, colour: bool) -> str:
         "verdict",
         "top flag",
     ]
-    return _tabulate(rows, headers)
+    return tabulate_rows(rows, headers)
 
 
 def _device_rows(result: SweepView, colour: bool) -> str:
@@ -113,7 +115,7 @@ def _device_rows(result: SweepView, colour: bool) -> str:
         "reply",
         "mx / spf",
     ]
-    return _tabulate(rows, headers)
+    return tabulate_rows(rows, headers)
 
 
 def _findings(result: SweepView, width: int) -> str:
