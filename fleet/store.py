@@ -3,12 +3,11 @@
 A sweep is written as it goes: its row first (incomplete), then each site in a
 transaction of its own as soon as the site is done, then the row is marked complete. An
 interrupted or killed sweep keeps every finished site and stays marked incomplete; no
-crash leaves half a site. A lock file keeps two sweeps from using one store at once.
+crash leaves half a site. A lock (fleet.store_lock) keeps two sweeps from using one store at once.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -22,6 +21,7 @@ import platformdirs
 
 from fleet.changes import SiteDigest, compare_digests
 from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView, Verdict
+from fleet.store_lock import LockHeld, StoreLock
 
 DB_ENV = "FLEET_DB"
 
@@ -103,7 +103,7 @@ class Store:
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from None
-        self._lock_handle: int | None = None
+        self._lock = StoreLock(path)
 
     def close(self) -> None:
         self.unlock()
@@ -144,31 +144,18 @@ class Store:
 
     def lock(self, what: str) -> None:
         """Take the store's sweep lock, or raise StoreError naming who holds it."""
-        lock_path = f"{self.path}.lock"
-        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = (
-                os.pread(handle, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            )
-            os.close(handle)
+            self._lock.acquire(what)
+        except LockHeld as exc:
             raise StoreError(
-                f"another sweep is already using the store {self.path} ({holder}); "
+                f"another sweep is already using the store {self.path} ({exc}); "
                 "two sweeps on one store never overlap: try again when it has finished"
             ) from None
-        os.ftruncate(handle, 0)
-        os.pwrite(
-            handle, f"pid {os.getpid()}, {what}, since {datetime.now(UTC):%H:%M:%S} UTC".encode(), 0
-        )
-        self._lock_handle = handle
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot lock the store {self.path}: {exc}") from None
 
     def unlock(self) -> None:
-        if self._lock_handle is not None:
-            os.ftruncate(self._lock_handle, 0)
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            os.close(self._lock_handle)
-            self._lock_handle = None
+        self._lock.release()
 
     # -- writing ------------------------------------------------------------------------
 
