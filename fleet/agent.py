@@ -2,8 +2,11 @@
 result that the central machine ingests as if it had swept the site itself.
 
 The result carries a SHA-256 digest of its content, so a damaged or hand-edited file is
-refused. With FLEET_AGENT_KEY set on both machines the digest is also signed (HMAC),
-so a file not produced by a holder of the key is refused too.
+refused. Each site has its own key, derived on the central machine from a master key
+(`fleet agent-key SITE_ID` prints it); the agent signs the digest with it (FLEET_AGENT_KEY
+at the site), and the central checks every site of a file against that site's key. So an
+agent can sign only for its own site, and the central needs to keep one secret, not one
+per site.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import hmac
 import json
 import os
 from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,10 +28,119 @@ from fleet.report.sanitize import for_terminal
 from fleet.results import SiteResult, SweepInfo, SweepResult
 
 KEY_ENV = "FLEET_AGENT_KEY"
+MASTER_KEY_ENV = "FLEET_AGENT_MASTER_KEY"
+# Versioned, so the derivation can change without an old site key passing for a new one.
+_DERIVATION_LABEL = b"fleet agent key v1\0"
+_MASTER_KEY_MIN_CHARS = 16
+
+
+class Refusal(StrEnum):
+    """Why a result is refused; the central server answers each with its own HTTP status."""
+
+    invalid = "invalid"  # not a fleet result, damaged, or not acceptable as it is
+    unsigned = "unsigned"  # no signature, and the central has a master key
+    bad_signature = "bad_signature"  # signed, but not with the key of any site it names
+    wrong_site = "wrong_site"  # signed with another site's key
+    unknown_site = "unknown_site"  # a site (or client) the inventory does not know
 
 
 class IngestError(Exception):
     """An agent result that must not be stored, with the reason."""
+
+    def __init__(self, message: str, refusal: Refusal = Refusal.invalid) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
+class AgentKeyError(Exception):
+    """The central's master key cannot be read or is unusable."""
+
+
+def derive_site_key(master: bytes, site_id: str) -> str:
+    """The key the agent at `site_id` signs with: HMAC-SHA256 of the site's id under the
+    master key, in hex (what `fleet agent-key` prints and FLEET_AGENT_KEY holds)."""
+    return hmac.new(master, _DERIVATION_LABEL + site_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def load_master_key(key_file: str | None) -> bytes | None:
+    """The central's master key: from `key_file` when given, else FLEET_AGENT_MASTER_KEY;
+    None when neither is set."""
+    if key_file is not None:
+        try:
+            value = Path(key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AgentKeyError(f"cannot read the master key file {key_file}: {exc}") from None
+        source = key_file
+    else:
+        value = os.environ.get(MASTER_KEY_ENV, "").strip()
+        source = MASTER_KEY_ENV
+        if not value:
+            return None
+    if len(value) < _MASTER_KEY_MIN_CHARS:
+        raise AgentKeyError(
+            f"the master key in {source} is too short ({len(value)} characters; at least "
+            f"{_MASTER_KEY_MIN_CHARS}, e.g. `openssl rand -hex 32`)"
+        )
+    remember(value)
+    return value.encode("utf-8")
+
+
+class SiteKeys:
+    """The central's keys: every site's, derived from the master key on demand. Without a
+    master key (`master` None) nothing can be verified and signatures are not checked."""
+
+    def __init__(self, master: bytes | None) -> None:
+        self.master = master
+        self._cache: dict[str, bytes] = {}
+
+    @property
+    def checks(self) -> bool:
+        return self.master is not None
+
+    def key(self, site_id: str) -> bytes:
+        if self.master is None:
+            raise AgentKeyError("no master key: site keys cannot be derived")
+        cached = self._cache.get(site_id)
+        if cached is None:
+            cached = derive_site_key(self.master, site_id).encode("ascii")
+            self._cache[site_id] = cached
+        return cached
+
+    def signs(self, site_id: str, digest: str, signature: str) -> bool:
+        expected = hmac.new(self.key(site_id), digest.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(signature, expected)
+
+    def check(self, result: SweepResult, name: str, inventory: Inventory) -> None:
+        """Raise IngestError unless every site of `result` is signed with its own key."""
+        if self.master is None:
+            return
+        digest, signature = result.sweep.digest, result.sweep.signature
+        assert digest is not None  # noqa: S101 - read_agent_result checked it first
+        if signature is None:
+            raise IngestError(
+                f"{name}: the result is not signed; this central takes only results signed "
+                f"with their site's key (at the site, set {KEY_ENV} to what "
+                "`fleet agent-key SITE_ID` prints here)",
+                Refusal.unsigned,
+            )
+        for site in result.sites:
+            if self.signs(site.site, digest, signature):
+                continue
+            signer = next(
+                (s.id for s in inventory.sites if self.signs(s.id, digest, signature)), None
+            )
+            if signer is not None:
+                raise IngestError(
+                    f"{name}: signed with the key of site '{signer}', not of site '{site.site}' "
+                    "that it holds results for: an agent may only send its own site's results",
+                    Refusal.wrong_site,
+                )
+            raise IngestError(
+                f"{name}: the signature does not match the key of site '{site.site}': not "
+                f"produced by that site's agent, or its {KEY_ENV} is not the key "
+                "`fleet agent-key` prints for it",
+                Refusal.bad_signature,
+            )
 
 
 def _canonical(value: Any) -> str:
@@ -69,8 +183,9 @@ def seal(result: SweepResult) -> SweepResult:
     return result.model_copy(update={"sweep": seal_info(result.sweep, result.sites)})
 
 
-def read_agent_result(text: str, name: str, inventory: Inventory) -> SweepResult:
-    """Parse and check an agent's result file; raise IngestError saying what is wrong."""
+def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys) -> SweepResult:
+    """Parse and check an agent's result file (digest, sites, each site's signature when
+    the central has a master key); raise IngestError saying what is wrong."""
     try:
         result = SweepResult.model_validate_json(text)
     except ValidationError as exc:
@@ -88,26 +203,20 @@ def read_agent_result(text: str, name: str, inventory: Inventory) -> SweepResult
         raise IngestError(
             f"{name}: the content does not match its digest: the file was changed or damaged"
         )
-    key = _key()
-    if key is not None:
-        expected = hmac.new(key, result.sweep.digest.encode(), hashlib.sha256).hexdigest()
-        if result.sweep.signature is None or not hmac.compare_digest(
-            result.sweep.signature, expected
-        ):
-            raise IngestError(
-                f"{name}: the signature does not match {KEY_ENV}: not produced by a trusted agent"
-            )
     known = {site.id: site for site in inventory.sites}
     for site in result.sites:  # what the file says is printed: without its escapes
         if site.site not in known:
             raise IngestError(
-                f"{name}: site '{for_terminal(site.site, 100)}' is not in the inventory"
+                f"{name}: site '{for_terminal(site.site, 100)}' is not in the inventory",
+                Refusal.unknown_site,
             )
         if known[site.site].client != site.client:
             raise IngestError(
                 f"{name}: site '{site.site}' belongs to '{known[site.site].client}' in the inventory, "
-                f"not '{for_terminal(site.client, 100)}'"
+                f"not '{for_terminal(site.client, 100)}'",
+                Refusal.unknown_site,
             )
     if not result.sites:
         raise IngestError(f"{name}: the result holds no site")
+    keys.check(result, name, inventory)
     return result

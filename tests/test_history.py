@@ -342,9 +342,38 @@ async def test_ingest_refuses_a_site_the_inventory_does_not_know(
     assert "\x1b" not in run.stderr
 
 
-async def test_signed_agent_results_need_the_key(inventory: Path, tmp_path: Path) -> None:
-    result_file = tmp_path / "r.json"
-    key_env = fleet_env(FLEET_AGENT_KEY="shared-secret-between-rmm-and-central")
+MASTER = "central-master-key-0123456789abcdef"
+
+
+async def site_key(inventory: Path, site_id: str, master: str = MASTER) -> str:
+    """What `fleet agent-key` prints on the central for a site."""
+    run = await run_fleet_async(
+        "agent-key", site_id, "-i", str(inventory), env=fleet_env(FLEET_AGENT_MASTER_KEY=master)
+    )
+    assert run.code == 0, run.stderr
+    return run.stdout.strip()
+
+
+async def test_agent_keys_are_per_site_and_derived_from_the_master_key(
+    inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a master key on the central, each site gets its own key
+    key_0, key_1 = await site_key(inventory, "site-0"), await site_key(inventory, "site-1")
+    assert len(key_0) == 64
+    assert int(key_0, 16) >= 0
+    assert key_0 != key_1
+    assert key_0 == await site_key(inventory, "site-0")  # derived: nothing to keep per site
+    assert key_0 != await site_key(inventory, "site-0", master="another-master-key-0123456789")
+    key_file = tmp_path / "master.key"
+    key_file.write_text(MASTER + "\n")
+    run = await run_fleet_async(
+        "agent-key", "site-0", "-i", str(inventory), "--master-key-file", str(key_file)
+    )
+    assert (run.code, run.stdout.strip()) == (0, key_0)
+    assert MASTER not in run.stdout + run.stderr
+
+    # When the agent at site-0 sweeps with its own key
+    result_file = tmp_path / "site-0.json"
     run = await run_fleet_async(
         "sweep",
         "-i",
@@ -357,28 +386,95 @@ async def test_signed_agent_results_need_the_key(inventory: Path, tmp_path: Path
         "-o",
         str(result_file),
         "-q",
-        env=key_env,
+        env=fleet_env(FLEET_AGENT_KEY=key_0),
     )
     assert run.code == 0, run.stderr
     text = result_file.read_text()
-    assert "shared-secret-between-rmm-and-central" not in text
+    assert key_0 not in text
     assert json.loads(text)["sweep"]["signature"]
-    wrong = fleet_env(FLEET_AGENT_KEY="another-key")
+
+    # Then the central with the master key stores it, and says nothing about the key
+    central = fleet_env(FLEET_AGENT_MASTER_KEY=MASTER)
+    db = tmp_path / "c.db"
     run = await run_fleet_async(
-        "ingest", "-i", str(inventory), "--db", str(tmp_path / "c.db"), str(result_file), env=wrong
+        "ingest", "-i", str(inventory), "--db", str(db), str(result_file), env=central
     )
-    assert run.code == 3
-    assert "signature does not match" in run.stderr
+    assert run.code == 0, run.stderr
+    assert "WARNING" not in run.stderr
+    assert MASTER not in run.stdout + run.stderr
+    assert key_0 not in run.stdout + run.stderr
+
+    # A file for site-0 signed with site-1's key is refused: site-1 cannot write site-0
+    result = SweepResult.model_validate_json(text)
+    forged = result.model_copy(
+        update={"sweep": result.sweep.model_copy(update={"id": "20260101T000000Z-f0f0f0"})}
+    )
+    monkeypatch.setenv("FLEET_AGENT_KEY", key_1)
+    from fleet.agent import seal
+
+    forged_file = tmp_path / "forged.json"
+    forged_file.write_text(seal(forged).model_dump_json())
+    # An unsigned file is refused too, and so is one signed with an unknown key
+    monkeypatch.delenv("FLEET_AGENT_KEY")
+    unsigned_file = tmp_path / "unsigned.json"
+    unsigned_file.write_text(seal(forged).model_dump_json())
+    monkeypatch.setenv("FLEET_AGENT_KEY", "a-key-no-site-has-0123456789")
+    stranger_file = tmp_path / "stranger.json"
+    stranger_file.write_text(seal(forged).model_dump_json())
+    monkeypatch.delenv("FLEET_AGENT_KEY")
     run = await run_fleet_async(
         "ingest",
         "-i",
         str(inventory),
         "--db",
-        str(tmp_path / "c.db"),
-        str(result_file),
-        env=key_env,
+        str(db),
+        str(forged_file),
+        str(unsigned_file),
+        str(stranger_file),
+        env=central,
     )
-    assert run.code == 0, run.stderr
+    assert run.code == 3
+    assert "forged.json: signed with the key of site 'site-1', not of site 'site-0'" in run.stderr
+    assert "unsigned.json: the result is not signed" in run.stderr
+    assert "stranger.json: the signature does not match the key of site 'site-0'" in run.stderr
+    assert "3 of 3 file(s) refused" in run.stderr
+    assert _count(db, "SELECT COUNT(*) FROM sweeps") == 1
+
+    # A central without a master key takes them all, but says so loudly on every run
+    for _ in range(2):
+        run = await run_fleet_async(
+            "ingest",
+            "-i",
+            str(inventory),
+            "--db",
+            str(tmp_path / "open.db"),
+            str(unsigned_file),
+            env=fleet_env(FLEET_AGENT_KEY=key_0),
+        )
+        assert "WARNING: no agent master key" in run.stderr
+        assert "FLEET_AGENT_KEY is an agent's own site key" in run.stderr
+    assert _count(tmp_path / "open.db", "SELECT COUNT(*) FROM sweeps") == 1
+
+
+async def test_agent_key_refuses_what_it_cannot_do(inventory: Path, tmp_path: Path) -> None:
+    run = await run_fleet_async("agent-key", "site-0", "-i", str(inventory))
+    assert run.code == 3
+    assert "no master key" in run.stderr
+    central = fleet_env(FLEET_AGENT_MASTER_KEY=MASTER)
+    run = await run_fleet_async("agent-key", "nowhere", "-i", str(inventory), env=central)
+    assert run.code == 3
+    assert "site 'nowhere' is not in the inventory" in run.stderr
+    run = await run_fleet_async(
+        "agent-key", "site-0", "-i", str(inventory), env=fleet_env(FLEET_AGENT_MASTER_KEY="short")
+    )
+    assert run.code == 3
+    assert "too short" in run.stderr
+    assert "short" not in run.stdout
+    run = await run_fleet_async(
+        "agent-key", "site-0", "-i", str(inventory), "--master-key-file", str(tmp_path / "none")
+    )
+    assert run.code == 3
+    assert "cannot read the master key file" in run.stderr
 
 
 async def test_prune_keeps_recent_sweeps(inventory: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from fleet.cli.app import (
     open_store,
     send_alerts,
 )
+from fleet.cli.keys import central_keys, master_key_option
 from fleet.cli.sweeping import emit
 from fleet.report import FORMATS
 from fleet.report.sanitize import for_terminal
@@ -170,17 +171,21 @@ def diff(db: str | None, sweep_a: str | None, sweep_b: str | None, result_format
 @cli.command()
 @db_option
 @inventory_option
+@master_key_option
 @click.argument("files", nargs=-1, required=True, metavar="RESULT.json...")
-def ingest(db: str | None, inventory: str | None, files: tuple[str, ...]) -> int:
+def ingest(
+    db: str | None, inventory: str | None, master_key_file: str | None, files: tuple[str, ...]
+) -> int:
     """Store results that `fleet sweep --format json` produced at sites (agent mode)."""
     _, inv = load_or_fail(inventory)
+    keys = central_keys(master_key_file, warn=True)
     store = open_store(db)
     refused = 0
     try:
         for name in files:
             try:
                 text = Path(name).read_text(encoding="utf-8")
-                result = read_agent_result(text, name, inv)
+                result = read_agent_result(text, name, inv, keys)
                 if store.has(result.sweep.id):
                     raise IngestError(
                         f"{name}: sweep {result.sweep.id} is already in the store (a duplicate)"
