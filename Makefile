@@ -27,6 +27,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check fleet tests bench
 	$(BIN)/ruff format --check fleet tests bench
 	$(BIN)/mypy
+# the same strict check again as Windows sees it (no fcntl, no add_signal_handler, msvcrt)
+	$(BIN)/mypy --platform win32 --cache-dir .mypy_cache/win32
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
