@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine
@@ -20,7 +19,9 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from fleet import __version__
+from fleet.console import tolerate_legacy_code_pages
 from fleet.credentials import ScrubFilter, scrub
+from fleet.interrupts import on_stop_signals
 from fleet.inventory import (
     Inventory,
     InventoryError,
@@ -144,9 +145,9 @@ async def sweep_with_signals(
     retain: Callable[[SiteResult], SiteResult | None] | None = None,
     inventory_path: str | None,
 ) -> SweepResult:
-    """Run a sweep; SIGINT/SIGTERM stop new work (a second one cancels running work)."""
+    """Run a sweep; Ctrl-C (SIGINT, Ctrl-Break, SIGTERM) stops new work, keeping what
+    finished and marking the sweep incomplete; a second one cancels running work."""
     control = Control()
-    loop = asyncio.get_running_loop()
 
     def on_signal(name: str) -> None:
         if control.stop.is_set():
@@ -157,14 +158,7 @@ async def sweep_with_signals(
         control.stop.set()
         click.echo(f"fleet: {name}: finishing running sites, starting no new ones", err=True)
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig.name)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-            pass
-    try:
+    with on_stop_signals(on_signal):
         return await run_sweep(
             plan,
             send_test=send_test,
@@ -174,9 +168,6 @@ async def sweep_with_signals(
             retain=retain,
             inventory_path=inventory_path,
         )
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def colour_wanted(output: str | None) -> bool:
@@ -280,6 +271,7 @@ def cli(debug: bool, log_file: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run a command and exit with its code."""
+    tolerate_legacy_code_pages()
     try:
         code = cli.main(args=argv, prog_name="fleet", standalone_mode=False)
     except click.exceptions.Exit as exc:
