@@ -329,12 +329,16 @@ class Store:
             )
         return out
 
-    def site_history(self, site: str, limit: int = 100) -> list[SiteHistoryRow]:
+    def site_history(
+        self, site: str, limit: int = 100, *, until: datetime | None = None
+    ) -> list[SiteHistoryRow]:
+        """The site's results, newest first; `until`: only sweeps that started by then."""
         rows = self.db.execute(
             "SELECT s.id, s.started_at, s.complete, r.verdict, r.egress_ip, r.digest "
-            "FROM site_results r JOIN sweeps s ON s.id = r.sweep_id WHERE r.site = ? "
+            "FROM site_results r JOIN sweeps s ON s.id = r.sweep_id "
+            "WHERE r.site = ? AND s.started_at <= ? "
             "ORDER BY s.started_at DESC LIMIT ?",
-            (site, limit),
+            (site, _ts(until) if until else "9999", limit),
         ).fetchall()
         out = []
         for sweep_id, started, complete, verdict, egress_ip, digest in rows:

@@ -24,7 +24,7 @@ from fleet.cli.keys import central_keys, master_key_option
 from fleet.cli.sweeping import emit
 from fleet.report import FORMATS
 from fleet.report.sanitize import for_terminal
-from fleet.report.summary import exit_code
+from fleet.report.summary import exit_code, only_client
 from fleet.report.table import render_changes, tabulate_rows
 from fleet.results import Change
 from fleet.store import StoreError
@@ -40,6 +40,7 @@ from fleet.store import StoreError
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
 @click.option("--detail", is_flag=True, help="Table: one row per device.")
 @click.option("--per-site", is_flag=True, help="CSV: one row per site.")
+@click.option("--client", metavar="NAME", help="Only this client's sites (one client's page).")
 def report(
     db: str | None,
     sweep_id: str | None,
@@ -48,6 +49,7 @@ def report(
     output: str | None,
     detail: bool,
     per_site: bool,
+    client: str | None,
 ) -> int:
     """Re-render a stored sweep without probing again (the CSV for account managers)."""
     if sweep_id and last:
@@ -57,9 +59,14 @@ def report(
         chosen = sweep_id or store.last_id()
         if chosen is None:
             raise Failure(f"the store {store.path} holds no sweep yet")
-        # sites are read one at a time as the report is written; JSON carries the transcripts
-        view = store.view(chosen, light=result_format != "json")
-        emit(view, result_format, output, detail=detail, per_site=per_site)
+        # sites are read one at a time as the report is written; JSON and HTML carry
+        # transcripts
+        view = store.view(chosen, light=result_format not in ("json", "html"))
+        if client is not None:
+            view = only_client(view, client)
+            if not view.site_count:
+                raise Failure(f"sweep {chosen} has no site of client '{for_terminal(client)}'")
+        emit(view, result_format, output, detail=detail, per_site=per_site, store=store)
     except StoreError as exc:
         raise Failure(str(exc)) from None
     finally:

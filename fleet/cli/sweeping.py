@@ -7,6 +7,7 @@ import gc
 import json
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -34,12 +35,13 @@ from fleet.inventory import Inventory, inventory_schema, load_inventory, preflig
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
 from fleet.report import FORMATS, render
 from fleet.report.csv_report import write_csv
+from fleet.report.html import TREND_LENGTH
 from fleet.report.json_report import write_json
 from fleet.report.summary import exit_code, headline
 from fleet.report.table import render_transcript
 from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
 from fleet.runner import run_sweep
-from fleet.store import Store, StoreError
+from fleet.store import SiteHistoryRow, Store, StoreError
 
 
 @cli.command()
@@ -69,7 +71,8 @@ def _report_options(func: Callable[..., int]) -> Callable[..., int]:
             type=click.Choice(FORMATS),
             default="table",
             show_default=True,
-            help="table for people, csv for account managers, json for machines.",
+            help="table for people, csv for account managers, json for machines, html for a "
+            "page to read, print or mail.",
         ),
         click.option(
             "--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
@@ -138,9 +141,9 @@ def sweep(
                 "see what changed; keep the store, or set `when: always`"
             )
     with _history(not no_store, db) as store:
-        light = result_format != "json"  # JSON carries every transcript
+        light = result_format not in ("json", "html")  # these carry transcripts
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
-        code = _report(result, result_format, output, detail=detail, per_site=per_site)
+        code = _report(result, result_format, output, detail=detail, per_site=per_site, store=store)
         if (
             notify
             and inv.notifications is not None
@@ -171,7 +174,7 @@ def scan(
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
         if result_format == "table" and output in (None, "-"):
             click.echo(render_transcript(result))
-        return _report(result, result_format, output, detail=detail, per_site=per_site)
+        return _report(result, result_format, output, detail=detail, per_site=per_site, store=store)
 
 
 def _plan_or_fail(
@@ -265,6 +268,11 @@ def _probe(
     return store.view(result.sweep.id, light=light)
 
 
+def trends(store: Store, until: datetime) -> Callable[[str], list[SiteHistoryRow]]:
+    """Each site's past results for its trend strip, read from the store when drawn."""
+    return lambda site: store.site_history(site, TREND_LENGTH, until=until)
+
+
 def _forget(site: SiteResult) -> None:
     """Keep nothing of a stored site in memory."""
     return None
@@ -277,10 +285,11 @@ def emit(
     *,
     detail: bool,
     per_site: bool,
+    store: Store | None = None,
 ) -> None:
     """Write the report. A stored sweep's sites are read from the store as they are written:
     JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
-    agent mode."""
+    agent mode. HTML draws each site's trend from the store's history, when there is one."""
     if result_format == "json":
         if isinstance(result, SweepView):
             view = result
@@ -295,6 +304,10 @@ def emit(
     if result_format == "csv":
         write_stream(lambda out: write_csv(out, result, per_site=per_site), output, bom=True)
         return
+    if result_format == "html":
+        history = trends(store, result.sweep.started_at) if store is not None else None
+        write_output(render("html", result, history=history), output)
+        return
     text = render(result_format, result, detail=detail, colour=colour_wanted(output))
     write_output(text, output)
 
@@ -306,8 +319,9 @@ def _report(
     *,
     detail: bool,
     per_site: bool,
+    store: Store | None = None,
 ) -> int:
-    emit(result, result_format, output, detail=detail, per_site=per_site)
+    emit(result, result_format, output, detail=detail, per_site=per_site, store=store)
     if output not in (None, "-"):
         click.echo(headline(result), err=True)
     return exit_code(result)
@@ -322,8 +336,16 @@ def _report(
     metavar="FILE",
     help="Where to write the account managers' CSV.",
 )
+@click.option(
+    "--html",
+    "html_path",
+    default="fleet-demo.html",
+    show_default=True,
+    metavar="FILE",
+    help="Where to write the HTML report.",
+)
 @click.option("--keep", metavar="DIR", help="Keep the lab's files (inventory, CA) in DIR.")
-def demo(csv_path: str, keep: str | None) -> int:
+def demo(csv_path: str, html_path: str, keep: str | None) -> int:
     """Offline demo: start a Microsoft 365-like lab on loopback and sweep five sites."""
     from fleet.lab.demo import INTRO, DemoLab
 
@@ -346,7 +368,9 @@ def demo(csv_path: str, keep: str | None) -> int:
     click.echo(INTRO)
     click.echo(render("table", result, colour=colour_wanted(None)), nl=False)
     write_output(render("csv", result), csv_path, bom=True)
+    write_output(render("html", result), html_path)
     click.echo(f"\nCSV for account managers: {csv_path}")
+    click.echo(f"HTML report (open it in a browser): {Path(html_path).resolve()}")
     click.echo(
         f"(a real sweep would exit {exit_code(result)}: 0 ok, 1 warn, 2 critical, 3 unknown)"
     )

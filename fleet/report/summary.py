@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fleet.report.sanitize import for_terminal
 from fleet.results import (
     VERDICT_RANK,
@@ -117,3 +119,18 @@ def checks_summary(site: SiteResult, device: str | None = None) -> str:
 
 # Results that need no action, per kind: "none" is fine for MX (nothing to compare), not for SPF.
 _FINE = {"mx": (MxResult.match, MxResult.none), "spf": (SpfResult.pass_,)}
+
+
+def only_client(sweep: SweepResult | SweepView, client: str) -> SweepView:
+    """The sweep with one client's sites only (its changes too); verdicts counted again."""
+    result = SweepView.of(sweep)
+    counts: dict[Verdict, int] = {}
+    for site in result.sites:
+        if site.client == client:
+            counts[site.verdict] = counts.get(site.verdict, 0) + 1
+
+    def sites() -> Iterator[SiteResult]:
+        return (site for site in result.sites if site.client == client)
+
+    changes = [c for c in result.changes if c.client == client]
+    return SweepView(result.sweep, changes, result.previous_sweep, counts, sites)
