@@ -37,6 +37,7 @@ PACKAGES = {
     "dnsmasq": "dnsmasq-base",
     "ncat": "ncat",
     "dovecot": "dovecot-core",
+    "chromium": "chromium",
 }
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what the lab tier (tests/lab) needs from Debian: Postfix without a default
 # configuration, rbldnsd, dnsmasq (the program only, not its service), microsocks, swaks
-# (with its TLS module), ncat, and strace (the demo test proves it only talks to loopback). Non-interactive, starts no service, and does nothing
-# (exit 0) when everything is already there. Run as root; .ci/run calls it before `make test`.
+# (with its TLS module), ncat, strace (the demo test proves it only talks to loopback), and
+# chromium (the HTML report is loaded in it, headless). Non-interactive, starts no service,
+# and does nothing (exit 0) when everything is already there. Run as root; .ci/run calls it
+# before `make test`.
 set -euo pipefail
 
 # program (or Perl module) -> the Debian package that provides it
@@ -15,6 +17,7 @@ declare -A PROVIDES=(
     [Net::SSLeay]=libnet-ssleay-perl
     [ncat]=ncat
     [strace]=strace
+    [chromium]=chromium
 )
 
 have() {

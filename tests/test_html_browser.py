@@ -1,0 +1,302 @@
+"""The HTML report in a real browser (issue 21): reports rendered by the command line from
+real sweeps against loopback servers, loaded in headless Chromium (Debian's `chromium`;
+missing, the test skips, or fails under CI=true).
+
+Checked in the rendered DOM: every site, verdict and flag; a server's `<script>` and
+`<img onerror>` shown as text and never run; no network request; a screenshot that is not
+blank; the print stylesheet (A4 landscape, colours kept); the filter, and the page without
+JavaScript."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from PIL import Image
+
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.lab.smtp import LabSmtpServer, Mailbox
+
+from .browser import chromium
+from .conftest import M365Lab, fleet_env, publish_spf, require_binary, run_fleet_async
+from .test_matrix import PASSWORD, PASSWORD_ENV, ZONE, direct_send, header, submission
+
+WriteInventory = Callable[..., Path]
+MARKUP = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+A4_LANDSCAPE_PX = 1047  # 297 mm less 2 x 10 mm margins, at 96 px per inch
+
+
+class MarkupHandler:
+    """An MX whose RCPT TO refusal carries markup (its banner does too)."""
+
+    replies: ClassVar[str] = f"550 5.7.1 refused {MARKUP}"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        return self.replies
+
+
+def client_site(ident: str, client: str, bind: str, *devices: str) -> str:
+    return (
+        f"  - id: {ident}\n    client: {client}\n    egress: {{bind: {bind}, ip: {bind}}}\n"
+        "    devices:\n" + "".join(devices)
+    )
+
+
+@pytest.fixture
+def chromium_binary() -> str:
+    return require_binary("chromium")
+
+
+async def _sweep_twice(
+    lab_dns: LabDns,
+    m365: M365Lab,
+    certs: LabCertificates,
+    write_inventory: WriteInventory,
+    tmp_path: Path,
+) -> tuple[dict[str, Any], Path]:
+    """Two sweeps into one store (the second after a site got listed); the HTML of the
+    second from `fleet sweep`, `fleet report` and `fleet report --client`, and its JSON."""
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(password=PASSWORD)
+    hostile = LabSmtpServer(
+        MarkupHandler(),
+        hostname="evil.test",
+        ident=f"ESMTP {MARKUP} ready",
+        tls_context=certs.server_context("localhost", "127.0.0.1"),
+    )
+    await hostile.start()
+    try:
+        text = (
+            header(lab_dns)
+            + client_site(
+                "clean", "Fabrikam", "127.0.0.80", direct_send(m365.mx.port, m365.ca_file)
+            )
+            + client_site(
+                "listed", "Contoso", "127.0.0.81", direct_send(m365.mx.port, m365.ca_file)
+            )
+            + client_site(
+                "office",
+                "Contoso",
+                "127.0.0.82",
+                submission(m365.submission.port, m365.ca_file, "konica"),
+            )
+            + client_site(
+                "hostile",
+                f"Evil {MARKUP}",
+                "127.0.0.83",
+                direct_send(hostile.port, str(certs.ca_file), "mfp-evil"),
+            )
+        )
+        inventory = str(write_inventory(text))
+        env = fleet_env(**{PASSWORD_ENV: PASSWORD})
+        db = str(tmp_path / "fleet.db")
+
+        async def fleet(*args: str) -> str:
+            run = await run_fleet_async(*args, "--db", db, env=env, cwd=tmp_path)
+            assert run.code in (0, 1, 2), run.stderr
+            assert PASSWORD not in run.stdout + run.stderr
+            return run.stdout
+
+        await fleet("sweep", "-i", inventory, "-q", "--format", "html", "--output", "first.html")
+        lab_dns.list_ip(ZONE, "127.0.0.81", "127.0.0.4", reason="Listed by lab XBL")
+        await fleet("sweep", "-i", inventory, "-q", "--format", "html", "--output", "sweep.html")
+    finally:
+        await hostile.stop()
+    await fleet("report", "--last", "--format", "html", "--output", "report.html")
+    await fleet(
+        "report", "--last", "--format", "html", "--client", "Contoso", "--output", "client.html"
+    )
+    document = json.loads(await fleet("report", "--last", "--format", "json"))
+    for name in ("sweep.html", "report.html", "client.html"):
+        assert PASSWORD not in (tmp_path / name).read_text(encoding="utf-8")
+    return document, tmp_path
+
+
+async def test_a_real_sweep_renders_in_chromium(
+    lab_dns: LabDns,
+    m365: M365Lab,
+    certs: LabCertificates,
+    write_inventory: WriteInventory,
+    tmp_path: Path,
+    chromium_binary: str,
+) -> None:
+    # Given two real sweeps of four sites (one newly listed, one whose server and client
+    # name carry markup), and the HTML that `fleet sweep` and `fleet report` wrote
+    document, folder = await _sweep_twice(lab_dns, m365, certs, write_inventory, tmp_path)
+    sites = {s["site"]: s for s in document["sites"]}
+    assert {k: s["verdict"] for k, s in sites.items()} == {
+        "clean": "ok",
+        "listed": "critical",
+        "office": "warn",
+        "hostile": "critical",
+    }
+    # the page of `fleet sweep` is the page of `fleet report` for the same sweep
+    assert (folder / "sweep.html").read_text() == (folder / "report.html").read_text()
+
+    async with chromium(folder / "profile", executable=chromium_binary) as browser:
+        page = await browser.context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
+        url = (folder / "report.html").as_uri()
+        await page.goto(url)
+        await page.wait_for_load_state("load")
+
+        # Then every site is a row with its verdict, and every flag is shown
+        rows = await page.eval_on_selector_all(
+            "#matrix tr[data-site]",
+            "rows => rows.map(r => [r.dataset.site, r.dataset.verdict, r.innerText])",
+        )
+        assert [(site, verdict) for site, verdict, _ in rows] == [
+            ("listed", "critical"),
+            ("office", "warn"),
+            ("hostile", "critical"),
+            ("clean", "ok"),
+        ]  # clients worst first (Contoso before the hostile one by name), sites worst first
+        for site, verdict, text in rows:
+            assert verdict in text
+            for flag in sites[site]["flags"]:
+                assert flag["code"] in text, (site, flag["code"])
+        body = await page.inner_text("body")
+        for site in sites.values():
+            for flag in site["flags"]:
+                if flag["severity"] != "info":
+                    assert flag["remediation"] in body
+        assert "DIRECT_SEND_DIRTY_IP" in body
+        assert "BASIC_AUTH_RETIRING" in body
+        # the header: counts, the Basic AUTH cut-off with the copier that still uses a password
+        header_text = await page.inner_text("header")
+        assert "2 critical" in header_text
+        assert "1 warn" in header_text
+        assert "31 December 2026" in header_text
+        assert "1 copier at 1 site still logs in to Microsoft 365 with a password" in header_text
+        # the change since the first sweep, at the top, and a two-sweep trend per site
+        changes = await page.inner_text("#changes")
+        assert "listed" in changes
+        assert "DIRECT_SEND_DIRTY_IP" in changes
+        listed_trend = await page.eval_on_selector_all(
+            'tr[data-site="listed"] svg rect', "marks => marks.map(m => m.dataset.verdict)"
+        )
+        assert listed_trend == ["ok", "critical"]
+
+        # ...and the server's markup is text: shown, not run, not an element
+        assert await page.evaluate("typeof window.pwned") == "undefined"
+        assert await page.locator("img").count() == 0
+        assert await page.locator("script").count() == 1
+        for details in await page.locator("details").all():
+            await details.evaluate("d => d.open = true")
+        transcripts = await page.inner_text("#details")
+        assert f"550 5.7.1 refused {MARKUP}" in transcripts
+        assert f"ESMTP {MARKUP} ready" in transcripts
+        assert f"Evil {MARKUP}" in await page.inner_text("#matrix")
+        assert await page.evaluate("typeof window.pwned") == "undefined"
+        assert errors == []
+
+        # The page asked for nothing but itself
+        assert browser.requests == [url]
+        assert browser.blocked == []
+
+        # A screenshot is not blank: many colours, and the critical cells' red among them
+        shot = Image.open(io.BytesIO(await page.screenshot(full_page=True))).convert("RGB")
+        colours = shot.getcolors(maxcolors=1 << 20)
+        assert colours is not None
+        assert len(colours) > 50
+        assert (253, 226, 225) in {rgb for _, rgb in colours}
+        assert shot.height > 600
+
+        # The filter narrows the rows to one client, then to some verdicts
+        assert await page.locator("#filters").is_visible()
+        await page.select_option("#filters select", "Contoso")
+        visible = await page.eval_on_selector_all(
+            "#matrix tr[data-site]", "rows => rows.filter(r => !r.hidden).map(r => r.dataset.site)"
+        )
+        assert visible == ["listed", "office"]
+        await page.uncheck('#filters input[value="critical"]')
+        visible = await page.eval_on_selector_all(
+            "#matrix tr[data-site]", "rows => rows.filter(r => !r.hidden).map(r => r.dataset.site)"
+        )
+        assert visible == ["office"]
+
+        # Printed: A4 landscape, the matrix fits the page, colours kept, no filter
+        await page.reload()
+        await page.set_viewport_size({"width": A4_LANDSCAPE_PX, "height": 740})
+        await page.emulate_media(media="print")
+        printed = await page.evaluate(
+            """() => {
+                const cell = document.querySelector('#matrix td.v-critical');
+                const style = getComputedStyle(cell);
+                return {
+                    filters: getComputedStyle(document.getElementById('filters')).display,
+                    font: parseFloat(getComputedStyle(document.body).fontSize),
+                    matrix: document.getElementById('matrix').getBoundingClientRect().width,
+                    page: document.documentElement.scrollWidth,
+                    background: style.backgroundColor,
+                    adjust: style.printColorAdjust,
+                };
+            }"""
+        )
+        assert printed["filters"] == "none"
+        assert printed["font"] == pytest.approx(10.67, abs=0.01)  # 8pt
+        assert printed["matrix"] <= A4_LANDSCAPE_PX
+        assert printed["page"] <= A4_LANDSCAPE_PX
+        assert printed["background"] == "rgb(253, 226, 225)"
+        assert printed["adjust"] == "exact"
+        pdf = await page.pdf(prefer_css_page_size=True, print_background=True)
+        sizes = {
+            (round(float(w)), round(float(h)))
+            for w, h in re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)
+        }
+        assert sizes == {(842, 595)}  # A4 landscape, in points
+        await page.emulate_media(media="screen")
+        assert await page.evaluate("getComputedStyle(document.body).fontSize") == "14px"
+
+        # One client's page holds that client's sites only
+        await page.goto((folder / "client.html").as_uri())
+        client_rows = await page.eval_on_selector_all(
+            "#matrix tr[data-site]", "rows => rows.map(r => r.dataset.site)"
+        )
+        assert client_rows == ["listed", "office"]
+        assert browser.blocked == []
+
+
+async def test_the_page_is_complete_without_javascript(
+    tmp_path: Path, chromium_binary: str
+) -> None:
+    # Given the demo's report, opened with JavaScript off
+    run = await run_fleet_async("demo", cwd=tmp_path, env=fleet_env())
+    assert run.code == 0, run.stderr
+    async with chromium(
+        tmp_path / "profile", executable=chromium_binary, javascript=False
+    ) as browser:
+        page = await browser.context.new_page()
+        await page.goto((tmp_path / "fleet-demo.html").as_uri())
+        # Then every site and its findings are there, and the filter (which needs it) is not
+        rows = await page.eval_on_selector_all(
+            "#matrix tr[data-site]", "rows => rows.filter(r => !r.hidden).map(r => r.dataset.site)"
+        )
+        assert sorted(rows) == ["contoso-branch", "contoso-hq", "fabrikam", "northwind", "tailspin"]
+        assert not await page.locator("#filters").is_visible()
+        details = await page.inner_text("#details")
+        for code in (
+            "DIRECT_SEND_DIRTY_IP",
+            "DIRECT_SEND_DYNAMIC_IP",
+            "AUTH_DISABLED",
+            "SPF_NOT_AUTHORISED",
+        ):
+            assert code in details
+        assert browser.blocked == []
