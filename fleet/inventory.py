@@ -295,15 +295,90 @@ class BlocklistZone(Strict):
 # ---- SMTP settings ----------------------------------------------------------------------
 
 
+def _https_url(value: str) -> str:
+    parts = urlsplit(str(value))
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"must be an https:// URL, got '{value}'")
+    if parts.username or parts.password or parts.query:
+        raise ValueError("must be a plain https:// URL without credentials or a query string")
+    return str(value).rstrip("/")
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+
+# The keys each OAuth provider takes (besides `provider`); any other key is a mistake.
+_OAUTH_KEYS = {
+    "token": {"token_env", "token_file"},
+    "microsoft": {
+        "tenant_id",
+        "client_id",
+        "client_secret_env",
+        "client_secret_file",
+        "certificate_file",
+        "private_key_file",
+        "authority",
+        "ca_file",
+    },
+    "google": {"service_account_file", "ca_file"},
+}
+
+
 class OAuth2(Strict):
+    """Where the XOAUTH2 access token comes from: a token fetched elsewhere (`token`), or
+    fleet's own from Microsoft Entra ID (client credentials) or a Google service account."""
+
+    provider: Literal["microsoft", "google", "token"] | None = None  # None: token
     token_env: EnvName | None = None
     token_file: FilePath | None = None
+    tenant_id: Text | None = None
+    client_id: Text | None = None
+    client_secret_env: EnvName | None = None
+    client_secret_file: FilePath | None = None
+    certificate_file: FilePath | None = None  # PEM certificate (and its key, unless below)
+    private_key_file: FilePath | None = None  # the certificate's private key, if apart
+    authority: HttpsUrl | None = None  # default https://login.microsoftonline.com
+    service_account_file: FilePath | None = None  # google: the key file (JSON)
+    ca_file: FilePath | None = None  # CA for the token endpoint (a TLS-inspecting proxy)
+
+    @property
+    def kind(self) -> str:
+        return self.provider or "token"
 
     @model_validator(mode="after")
     def _one_source(self) -> OAuth2:
-        if (self.token_env is None) == (self.token_file is None):
-            raise ValueError("oauth2 needs exactly one of token_env or token_file")
+        kind = self.kind
+        given = {
+            k
+            for k in _OAUTH_KEYS["microsoft"] | _OAUTH_KEYS["google"] | _OAUTH_KEYS["token"]
+            if getattr(self, k) is not None
+        }
+        stray = sorted(given - _OAUTH_KEYS[kind])
+        if stray:
+            raise ValueError(f"oauth2 provider {kind} does not take {', '.join(stray)}")
+        if kind == "token":
+            if (self.token_env is None) == (self.token_file is None):
+                raise ValueError("oauth2 needs exactly one of token_env or token_file")
+        elif kind == "microsoft":
+            if self.tenant_id is None or self.client_id is None:
+                raise ValueError("oauth2 provider microsoft needs tenant_id and client_id")
+            credentials = [self.client_secret_env, self.client_secret_file, self.certificate_file]
+            if sum(c is not None for c in credentials) != 1:
+                raise ValueError(
+                    "oauth2 provider microsoft needs exactly one of client_secret_env, "
+                    "client_secret_file or certificate_file"
+                )
+            if self.private_key_file is not None and self.certificate_file is None:
+                raise ValueError("private_key_file goes with certificate_file")
+        elif self.service_account_file is None:
+            raise ValueError("oauth2 provider google needs service_account_file")
         return self
+
+    @property
+    def client_secret(self) -> SecretSource | None:
+        """Microsoft: where the app's client secret lives (None for a certificate)."""
+        if self.client_secret_env is None and self.client_secret_file is None:
+            return None
+        return SecretSource(env=self.client_secret_env, file=self.client_secret_file)
 
 
 class Auth(Strict):
@@ -332,8 +407,15 @@ class Auth(Strict):
     def secret(self) -> SecretSource:
         """Where this login's password or OAuth token is read from."""
         if self.oauth2 is not None:
+            # microsoft/google: the token is fetched (fleet.oauth); the app's own credential
+            # is in oauth2, and this source names none.
             return SecretSource(env=self.oauth2.token_env, file=self.oauth2.token_file)
         return SecretSource(env=self.password_env, file=self.password_file)
+
+    @property
+    def fetches_token(self) -> bool:
+        """fleet gets the OAuth token itself (provider microsoft or google)."""
+        return self.oauth2 is not None and self.oauth2.kind != "token"
 
 
 class SmtpSettings(Strict):
@@ -434,6 +516,8 @@ class EmailNotification(Strict):
     def _login_needs_tls(self) -> EmailNotification:
         if self.auth is not None and self.security is Security.none:
             raise ValueError("a login to the relay needs TLS: set security to starttls or tls")
+        if self.auth is not None and self.auth.fetches_token:
+            raise ValueError("the alert relay takes a password or an oauth2 token_env/token_file")
         return self
 
 
@@ -522,9 +606,21 @@ _SECRET_KEYS = {
     "secret": "use an environment variable (*_env) or a file (*_file)",
     "key": "use key_env (an environment variable) or key_file",
     "api_key": "use an environment variable (*_env) or a file (*_file)",
+    "client_secret": "use client_secret_env (an environment variable) or client_secret_file",
+    "private_key": "use private_key_file",
 }
 
-_FILE_KEYS = ("ca_file", "password_file", "token_file", "key_file", "url_file")
+_FILE_KEYS = (
+    "ca_file",
+    "password_file",
+    "token_file",
+    "key_file",
+    "url_file",
+    "client_secret_file",
+    "certificate_file",
+    "private_key_file",
+    "service_account_file",
+)
 
 
 def resolve_inventory_path(path: str | None) -> str:
@@ -945,6 +1041,19 @@ def notification_problems(notifications: Notifications | None) -> list[str]:
 
 
 def _secret_problems(where: str, auth: Auth) -> list[str]:
+    oauth2 = auth.oauth2
+    if oauth2 is not None and oauth2.kind != "token":
+        problems = []
+        secret_source = oauth2.client_secret
+        if secret_source is not None:
+            problems += _source_problems(
+                f"{where}.oauth2.client_secret", secret_source.env, secret_source.file
+            )
+        for key in ("certificate_file", "private_key_file", "service_account_file", "ca_file"):
+            path = getattr(oauth2, key)
+            if path is not None and not os.path.isfile(path):
+                problems.append(f"{where}.oauth2.{key}: no such file: {path}")
+        return problems
     secret = auth.secret
     what = "oauth2.token" if auth.oauth2 is not None else "password"
     return _source_problems(f"{where}.{what}", secret.env, secret.file)

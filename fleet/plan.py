@@ -12,7 +12,8 @@ import socket
 from dataclasses import dataclass
 
 from fleet.egress import transport_of
-from fleet.inventory import Device, Inventory, Site, SmtpSettings
+from fleet.inventory import Auth, Device, Inventory, Site, SmtpSettings
+from fleet.oauth import MICROSOFT_AUTHORITY, TokenRequest
 from fleet.probes.dnsbl_zones import Zone, zones_from_inventory
 from fleet.probes.smtp import ConversationSpec
 from fleet.results import EgressTransport
@@ -102,7 +103,7 @@ def conversation_key(smtp: SmtpSettings) -> tuple[object, ...]:
         auth.username if auth else None,
         auth.mechanism if auth else None,
         # the same login with another secret (or OAuth) is another test of that login
-        (auth.uses_password, auth.secret) if auth else None,
+        (auth.uses_password, auth.secret, auth.oauth2) if auth else None,
         smtp.from_,
         smtp.to,
         smtp.tls_max,
@@ -127,9 +128,29 @@ def _spec(conversation_id: str, smtp: SmtpSettings, ehlo_name: str) -> Conversat
         mechanism=auth.mechanism if auth else None,
         secret=auth.secret if auth else None,
         oauth=bool(auth and auth.oauth2),
+        token_request=token_request(auth) if auth else None,
         tls_max=smtp.tls_max,
         tls_verify=smtp.tls_verify,
         ca_file=smtp.ca_file,
+    )
+
+
+def token_request(auth: Auth) -> TokenRequest | None:
+    """How fleet fetches this login's OAuth token (None: a password, or a given token)."""
+    oauth2 = auth.oauth2
+    if oauth2 is None or oauth2.kind == "token":
+        return None
+    return TokenRequest(
+        provider=oauth2.kind,
+        client_id=oauth2.client_id,
+        tenant_id=oauth2.tenant_id,
+        authority=oauth2.authority or MICROSOFT_AUTHORITY,
+        client_secret=oauth2.client_secret,
+        certificate_file=oauth2.certificate_file,
+        private_key_file=oauth2.private_key_file,
+        service_account_file=oauth2.service_account_file,
+        subject=auth.username if oauth2.kind == "google" else None,
+        ca_file=oauth2.ca_file,
     )
 
 

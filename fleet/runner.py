@@ -24,6 +24,7 @@ from fleet.credentials import scrub
 from fleet.dns import Dns, NameserverError, nameserver_addresses
 from fleet.egress import make_opener
 from fleet.matrix import DeviceObservation, SiteObservation, assess
+from fleet.oauth import TokenBroker
 from fleet.plan import SitePlan, SweepPlan
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
@@ -120,6 +121,7 @@ class Sweeper:
         self.direct_send = DirectSendProbe(self.dns)
         self.tls = TlsContexts()
         self.gate = AuthGate()
+        self.tokens = TokenBroker()  # OAuth tokens: fetched once per app and tenant per sweep
         self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
         self.stats = RunStats()
         self._public_ip: asyncio.Future[str | None] | None = None
@@ -185,6 +187,7 @@ class Sweeper:
                         deadline=clock.deadline(),
                         site_ip=site.egress.ip,
                         label=f"{site.id}/{'+'.join(d.id for d in planned.devices)}",
+                        tokens=self.tokens,
                     )
 
         try:

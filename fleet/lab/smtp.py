@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import functools
 import ssl
 import time
@@ -22,6 +23,8 @@ from email.utils import format_datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from fleet.lab.oauth import SEND_AS_APP, LabTokenEndpoint
 
 MX_EXTENSIONS = ["SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES"]
 TAIL_EXTENSIONS = ["8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"]
@@ -43,6 +46,14 @@ BASIC_RETIRED = "550 5.7.30 Basic authentication is not supported for Client Sub
 NOT_AUTHENTICATED = (
     "530 5.7.57 Client was not authenticated to send anonymous mail during MAIL FROM "
     "[LO4P302CA0005.GBRP302.PROD.OUTLOOK.COM]"
+)
+MAILBOX_AUTH_DISABLED = (
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+    "Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information. "
+    "[LO4P302CA0005.GBRP302.PROD.OUTLOOK.COM]"
+)
+OAUTH_UNSUCCESSFUL = (
+    "535 5.7.3 Authentication unsuccessful [LO4P302CA0005.GBRP302.PROD.OUTLOOK.COM]"
 )
 SEND_AS_DENIED = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
 THREAD_LIMIT = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
@@ -103,6 +114,8 @@ class Mailbox:
     token: str | None = None  # an OAuth access token accepted by XOAUTH2
     behaviour: str = "ok"  # ok | auth_disabled | security_defaults | basic_retired | throttled
     send_as: set[str] = field(default_factory=set)
+    # apps given access with Add-MailboxPermission (their app ids), for app-only XOAUTH2
+    oauth_apps: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -117,6 +130,10 @@ class Tenant:
     reject_direct_send: bool = False
     connector_ips: set[str] = field(default_factory=set)
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    # the lab token endpoint whose tokens this tenant accepts, and the apps registered in
+    # Exchange with New-ServicePrincipal (their app ids)
+    token_endpoint: LabTokenEndpoint | None = None
+    service_principals: set[str] = field(default_factory=set)
 
     def domain_of(self, address: str) -> str:
         return address.rpartition("@")[2].lower()
@@ -232,10 +249,33 @@ def _xoauth2(server: SMTP, tenant: Tenant, args: list[str]) -> AuthResult:
     user = fields.get("user", "").lower()
     token = fields.get("auth", "").removeprefix("Bearer ")
     mailbox = tenant.mailboxes.get(user)
+    issued = tenant.token_endpoint.issued.get(token) if tenant.token_endpoint else None
+    if issued is not None:
+        return _issued_token(tenant, user, mailbox, issued)
     if mailbox is None or mailbox.token is None or token != mailbox.token:
         return AuthResult(
             success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
         )
+    return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
+
+def _issued_token(tenant: Tenant, user: str, mailbox: Mailbox | None, issued: Any) -> AuthResult:
+    """A token from the lab's endpoint, judged as Exchange Online judges an app token."""
+    refused = AuthResult(success=False, handled=False, message=OAUTH_UNSUCCESSFUL)
+    if mailbox is None:
+        return refused
+    if mailbox.behaviour == "auth_disabled":
+        return AuthResult(success=False, handled=False, message=MAILBOX_AUTH_DISABLED)
+    if issued.provider == "google":
+        if issued.subject != user:
+            return AuthResult(success=False, handled=False, message=GOOGLE_BAD_CREDENTIALS)
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+    if (
+        SEND_AS_APP not in issued.roles
+        or issued.app_id not in tenant.service_principals
+        or issued.app_id not in mailbox.oauth_apps
+    ):
+        return refused
     return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
 
 
@@ -334,6 +374,10 @@ class LabSMTP(SMTP):
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
+        # An XOAUTH2 line carries a whole access token (Entra's are 1-3 KB): Exchange takes
+        # it, aiosmtpd's 512-byte default would not. Per instance: aiosmtpd's is shared.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.command_size_limits["AUTH"] = 16384
         self.lab_stats = stats
         self.lab_implicit_tls = implicit_tls
         self.delay_s = delay_s

@@ -36,6 +36,7 @@ from fleet.classify import (
     Fault,
     ProbeTimeout,
     classify_exception,
+    classify_oauth_refusal,
     classify_reply,
     clean_text,
     echoed_client_ip,
@@ -44,6 +45,7 @@ from fleet.classify import (
 )
 from fleet.credentials import SecretError, SecretSource, remember_auth_forms
 from fleet.egress import Opener
+from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest
 from fleet.results import (
     Category,
     Conversation,
@@ -75,6 +77,7 @@ class ConversationSpec:
     mechanism: str | None = None  # plain | login | xoauth2; None: the best one offered
     secret: SecretSource | None = None
     oauth: bool = False
+    token_request: TokenRequest | None = None  # fleet fetches the XOAUTH2 token itself
     tls_max: str | None = None
     tls_verify: bool = True
     ca_file: str | None = None
@@ -82,8 +85,14 @@ class ConversationSpec:
     @property
     def identity(self) -> str:
         """Whose login this is, for the one-AUTH-attempt-per-sweep rule: the mailbox, whichever
-        endpoint (smtp.office365.com:587, smtp-legacy...) it is tried on."""
-        return (self.username or "").lower()
+        endpoint (smtp.office365.com:587, smtp-legacy...) it is tried on. An OAuth login is
+        another identity per app: a failed password (or another app's failure) must not stop
+        the test of a way forward."""
+        mailbox = (self.username or "").lower()
+        if not self.oauth:
+            return mailbox
+        app = self.token_request
+        return f"{mailbox} (oauth2 {app.describe() if app else 'token'})"
 
 
 @dataclass(frozen=True)
@@ -253,9 +262,10 @@ async def converse(
     deadline: float | None = None,
     site_ip: str | None = None,
     label: str = "",
+    tokens: TokenBroker | None = None,
 ) -> Conversation:
     """Have the copier's conversation with its server and say what the server decided."""
-    probe = _Probe(spec, opener, settings, tls, gate, site_ip, label)
+    probe = _Probe(spec, opener, settings, tls, gate, site_ip, label, tokens)
     return await probe.run(deadline)
 
 
@@ -269,8 +279,11 @@ class _Probe:
         gate: AuthGate,
         site_ip: str | None,
         label: str,
+        tokens: TokenBroker | None = None,
     ) -> None:
         self.spec = spec
+        self.tokens = tokens
+        self.token: Token | None = None
         self.opener = opener
         self.settings = settings
         self.tls_contexts = tls
@@ -557,7 +570,10 @@ class _Probe:
                 )
                 raise _Stop
             try:
-                secret = spec.secret.read() if spec.secret is not None else ""
+                if spec.token_request is not None:
+                    secret = await self._fetch_token(spec.token_request, command)
+                else:
+                    secret = spec.secret.read() if spec.secret is not None else ""
             except SecretError as exc:
                 self._decide(
                     Stage.auth,
@@ -588,6 +604,10 @@ class _Probe:
                 await self._exchange(Stage.auth, command, method)
             except _Stop:
                 decision = state.decision
+                if decision is not None and spec.token_request is not None:
+                    decision.classification = _oauth_refusal(
+                        decision, spec.token_request, self.token, self._context()
+                    )
                 if decision is not None:
                     self.gate.record_failure(
                         spec.identity, _AuthOutcome(decision.classification, decision.reply, where)
@@ -610,6 +630,30 @@ class _Probe:
                     ),
                 )
                 raise
+
+    async def _fetch_token(self, request: TokenRequest, command: str) -> str:
+        """The XOAUTH2 token from the sweep's broker; a token that cannot be had ends the
+        conversation with the provider's reason (nothing is sent to the SMTP server)."""
+        broker = self.tokens if self.tokens is not None else TokenBroker()
+        began = time.perf_counter()
+        outcome = await broker.get(request)
+        if isinstance(outcome, TokenFailure):
+            self._decide(
+                Stage.auth,
+                None,
+                StageStatus.error,
+                Classification(
+                    Category.auth_failed,
+                    f"no OAuth token from {request.describe()}: {outcome.finding}",
+                    outcome.remediation,
+                    f"oauth.token.{outcome.reason}",
+                ),
+                None,
+                time.perf_counter() - began,
+            )
+            raise _Stop
+        self.token = outcome
+        return outcome.value
 
     async def _send_test(self) -> None:
         smtp = self.smtp
@@ -857,6 +901,12 @@ class _Probe:
             finding = "the server accepted the sender and the recipient" + (
                 " and the test message" if self.settings.send_test else ""
             )
+            if spec.token_request is not None:
+                rule = "oauth.proven"
+                finding = (
+                    f"OAuth works: XOAUTH2 as {spec.username} with a token from "
+                    f"{spec.token_request.describe()} was accepted, then " + finding
+                )
             remediation = None
         else:
             category = decision.classification.category
@@ -898,6 +948,22 @@ class _Probe:
             test_message_id=state.test_message_id,
             queue_id=state.queue_id,
         )
+
+
+def _oauth_refusal(
+    decision: _Decision, request: TokenRequest, token: Token | None, context: Context
+) -> Classification:
+    """A refused XOAUTH2 login, read with what fleet knows about its token."""
+    if decision.stage is not Stage.auth or decision.reply is None:
+        return decision.classification
+    refined = classify_oauth_refusal(
+        decision.reply,
+        context,
+        roles=token.roles if token is not None else None,
+        client_id=request.client_id,
+        tenant_id=request.tenant_id,
+    )
+    return refined or decision.classification
 
 
 def _before_handshake(exc: BaseException) -> bool:

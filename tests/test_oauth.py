@@ -1,0 +1,300 @@
+"""OAuth for SMTP (XOAUTH2) with tokens fleet fetches itself, through the real command line.
+
+A loopback HTTPS token endpoint speaks like Microsoft Entra ID (OpenID discovery, client
+credentials, JSON errors with AADSTS codes, as MSAL reads them) and like Google's (a service
+account's signed JWT); the Microsoft 365-like submission server accepts XOAUTH2 only with a
+token that endpoint issued, and refuses in Exchange's words otherwise. Every finding is
+reached through `fleet sweep`; the tokens, client secrets and XOAUTH2 blobs appear in no
+output, log or store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.lab.oauth import LabApp, LabTokenEndpoint
+from fleet.lab.smtp import Mailbox
+
+from .conftest import M365Lab, fleet_env, run_fleet_async
+from .hostile import inventory_header
+
+TENANT = "00000000-0000-4000-8000-0000000000c1"
+OTHER_TENANT = "00000000-0000-4000-8000-0000000000ff"  # not a tenant the endpoint knows
+APP_OK = "11111111-1111-4111-8111-000000000001"
+APP_EXPIRED = "11111111-1111-4111-8111-000000000002"
+APP_NO_ROLE = "11111111-1111-4111-8111-000000000003"
+APP_NOT_IN_EXCHANGE = "11111111-1111-4111-8111-000000000004"
+APP_CERT = "11111111-1111-4111-8111-000000000005"
+APP_UNKNOWN = "11111111-1111-4111-8111-0000000000ff"
+SCANNER = "scanner@contoso.test"
+FRONTDESK = "frontdesk@contoso.test"
+DISABLED = "disabled@contoso.test"
+SITE_IP = "127.0.0.41"
+
+
+@pytest.fixture
+def token_endpoint(certs: LabCertificates) -> Iterator[LabTokenEndpoint]:
+    endpoint = LabTokenEndpoint(certs.server_context("127.0.0.1"))
+    endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+def secret() -> str:
+    return f"Sec~{uuid.uuid4().hex}.Qz"
+
+
+def certificate(folder: Path, *, expired: bool = False) -> tuple[Path, str]:
+    """A self-signed app certificate (PEM with its key, as certificate_file takes it)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleet-smtp-app")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=400))
+        .not_valid_after(now - timedelta(days=2) if expired else now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path = folder / f"app-{'expired' if expired else 'valid'}.pem"
+    path.write_text(cert_pem + key_pem, encoding="utf-8")
+    return path, cert_pem
+
+
+def device(
+    device_id: str, port: int, ca_file: str, username: str, oauth2: str | None = None
+) -> str:
+    login = (
+        f"{{username: {username}, oauth2: {{{oauth2}}}}}"
+        if oauth2
+        else f"{{username: {username}, password_env: FLEET_OAUTH_TEST_PASSWORD}}"
+    )
+    return (
+        f"      - id: {device_id}\n"
+        f"        smtp: {{host: localhost, port: {port}, security: starttls, "
+        f'ca_file: "{ca_file}", from: {username}, to: alice@contoso.test, auth: {login}}}\n'
+    )
+
+
+def site(site_id: str, *devices: str) -> str:
+    return (
+        f"  - id: {site_id}\n    client: Contoso\n"
+        f"    egress: {{bind: {SITE_IP}, ip: {SITE_IP}}}\n    devices:\n" + "".join(devices)
+    )
+
+
+def microsoft(
+    endpoint: LabTokenEndpoint,
+    ca_file: str,
+    client_id: str,
+    secret_env: str | None = None,
+    tenant: str = TENANT,
+    certificate_file: Path | None = None,
+) -> str:
+    credential = (
+        f'certificate_file: "{certificate_file}"'
+        if certificate_file
+        else f"client_secret_env: {secret_env}"
+    )
+    return (
+        f"provider: microsoft, tenant_id: {tenant}, client_id: {client_id}, {credential}, "
+        f'authority: "{endpoint.authority}", ca_file: "{ca_file}"'
+    )
+
+
+def by_device(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["device"]: d for s in result["sites"] for d in s["devices"]}
+
+
+def store_files(folder: Path) -> dict[str, str]:
+    """The SQLite store's files (the database, its WAL and shared memory), as text."""
+    return {p.name: p.read_bytes().decode("latin-1") for p in folder.glob("fleet.db*")}
+
+
+def xoauth2_blob(user: str, token: str) -> str:
+    return base64.b64encode(f"user={user}\1auth=Bearer {token}\1\1".encode()).decode()
+
+
+async def test_every_oauth_finding_through_the_cli(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    # Given a tenant whose apps are set up right, and wrong in every way Entra ID and
+    # Exchange Online know
+    ca = str(certs.ca_file)
+    secrets = {name: secret() for name in ("ok", "wrong", "expired", "norole", "noexch")}
+    endpoint = token_endpoint
+    endpoint.add_app(TENANT, LabApp(APP_OK, secret=secrets["ok"]))
+    endpoint.add_app(TENANT, LabApp(APP_EXPIRED, secret=secrets["expired"], secret_expired=True))
+    endpoint.add_app(TENANT, LabApp(APP_NO_ROLE, secret=secrets["norole"], roles=[]))
+    endpoint.add_app(TENANT, LabApp(APP_NOT_IN_EXCHANGE, secret=secrets["noexch"]))
+    cert_file, cert_pem = certificate(tmp_path)
+    expired_file, _ = certificate(tmp_path, expired=True)
+    endpoint.add_app(TENANT, LabApp(APP_CERT, certificate_pem=cert_pem))
+    tenant = m365.tenant
+    tenant.token_endpoint = endpoint
+    tenant.service_principals = {APP_OK, APP_NO_ROLE, APP_CERT}
+    apps = {APP_OK, APP_NO_ROLE, APP_NOT_IN_EXCHANGE, APP_CERT}
+    tenant.mailboxes[SCANNER] = Mailbox(password="pw", oauth_apps=set(apps))
+    tenant.mailboxes[FRONTDESK] = Mailbox(password="pw", oauth_apps=set(apps))
+    tenant.mailboxes[DISABLED] = Mailbox(behaviour="auth_disabled", oauth_apps=set(apps))
+    port = m365.submission.port
+    env = {f"FLEET_OAUTH_{name.upper()}": value for name, value in secrets.items()}
+
+    def ms(client_id: str, env_name: str = "FLEET_OAUTH_OK", **kwargs: Any) -> str:
+        return microsoft(endpoint, ca, client_id, env_name, **kwargs)
+
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
+        + site(
+            "hq",
+            device("mfp-oauth", port, ca, SCANNER, ms(APP_OK)),
+            device("mfp-oauth-2", port, ca, FRONTDESK, ms(APP_OK)),
+            device("mfp-cert", port, ca, SCANNER, ms(APP_CERT, certificate_file=cert_file)),
+        )
+        + site(
+            "branch",
+            device("wrong-secret", port, ca, SCANNER, ms(APP_OK, "FLEET_OAUTH_WRONG")),
+            device("expired-secret", port, ca, SCANNER, ms(APP_EXPIRED, "FLEET_OAUTH_EXPIRED")),
+            device("wrong-tenant", port, ca, SCANNER, ms(APP_OK, tenant=OTHER_TENANT)),
+            device("wrong-client", port, ca, SCANNER, ms(APP_UNKNOWN)),
+            device(
+                "expired-cert", port, ca, FRONTDESK, ms(APP_CERT, certificate_file=expired_file)
+            ),
+        )
+        + site(
+            "annex",
+            device("no-send-as-app", port, ca, SCANNER, ms(APP_NO_ROLE, "FLEET_OAUTH_NOROLE")),
+            device(
+                "not-in-exchange",
+                port,
+                ca,
+                FRONTDESK,
+                ms(APP_NOT_IN_EXCHANGE, "FLEET_OAUTH_NOEXCH"),
+            ),
+            device("auth-disabled", port, ca, DISABLED, ms(APP_OK)),
+        )
+    )
+    db = tmp_path / "fleet.db"
+    log = tmp_path / "fleet.log"
+    out = tmp_path / "result.json"
+
+    # When it is swept through the command line, with debug logging
+    run = await run_fleet_async(
+        "--debug",
+        "--log-file",
+        str(log),
+        "sweep",
+        "-i",
+        str(inventory),
+        "--db",
+        str(db),
+        "--format",
+        "json",
+        "--output",
+        str(out),
+        env=fleet_env(FLEET_OAUTH_TEST_PASSWORD="pw", **env),
+    )
+    table = await run_fleet_async("report", "--last", "--db", str(db), "--detail", env=fleet_env())
+
+    # Then each device says what happened, with the provider's own reason
+    assert run.code == 2, run.stderr
+    devices = by_device(json.loads(out.read_text(encoding="utf-8")))
+    ok = devices["mfp-oauth"]
+    assert ok["category"] == "ok", ok["finding"]
+    assert "OAuth works: XOAUTH2 as scanner@contoso.test" in ok["finding"]
+    assert devices["mfp-oauth-2"]["category"] == "ok"
+    assert devices["mfp-cert"]["category"] == "ok", devices["mfp-cert"]["finding"]
+
+    def finding(name: str) -> tuple[str, str, str]:
+        d = devices[name]
+        return d["category"], d["finding"], d["remediation"] or ""
+
+    category, text, remedy = finding("wrong-secret")
+    assert category == "auth_failed"
+    assert "client secret of app" in text
+    assert "AADSTS7000215" in text
+    assert "Value (not its Secret ID)" in remedy
+    category, text, remedy = finding("expired-secret")
+    assert "has expired" in text
+    assert "AADSTS7000222" in text
+    assert "New client secret" in remedy
+    category, text, remedy = finding("wrong-tenant")
+    assert f"does not know the tenant {OTHER_TENANT}" in text
+    assert "AADSTS90002" in text
+    assert "Directory (tenant) ID" in remedy
+    category, text, remedy = finding("wrong-client")
+    assert "AADSTS700016" in text
+    assert "never consented" in text
+    assert f"adminconsent?client_id={APP_UNKNOWN}" in remedy
+    category, text, remedy = finding("expired-cert")
+    assert "certificate expired on" in text
+    assert (datetime.now(UTC) - timedelta(days=2)).date().isoformat() in text
+    category, text, remedy = finding("no-send-as-app")
+    assert category == "auth_failed"
+    assert "no SMTP.SendAsApp permission" in text
+    assert "Grant admin consent" in remedy
+    assert devices["no-send-as-app"]["reply"]["text"].startswith("5.7.3 Authentication")
+    category, text, remedy = finding("not-in-exchange")
+    assert "service principal is not registered" in text
+    assert f"New-ServicePrincipal -AppId {APP_NOT_IN_EXCHANGE}" in remedy
+    assert f"Add-MailboxPermission -Identity {FRONTDESK}" in remedy
+    category, text, remedy = finding("auth-disabled")
+    assert category == "auth_disabled"
+    assert "disabled for the mailbox" in text
+    assert f"Set-CASMailbox -Identity {DISABLED} -SmtpClientAuthenticationDisabled $false" in remedy
+
+    # And a token is fetched once per app and tenant for the whole sweep
+    posts = [r for r in endpoint.requests if r.startswith("POST") and r.endswith(APP_OK)]
+    assert len(posts) == 2, "\n".join(endpoint.requests)  # right secret (3 devices), wrong one
+
+    # And neither the tokens nor the client secrets appear anywhere fleet wrote
+    outputs = {
+        "stdout": run.stdout,
+        "stderr": run.stderr,
+        "log": log.read_text(encoding="utf-8"),
+        "json": out.read_text(encoding="utf-8"),
+        "report": table.stdout + table.stderr,
+    }
+    outputs.update(store_files(tmp_path))
+    assert endpoint.issued, "the endpoint issued no token"
+    forbidden = dict(secrets)
+    forbidden["certificate key"] = cert_file.read_text().split("-----BEGIN PRIVATE KEY-----")[1][
+        :64
+    ]
+    for n, token in enumerate(endpoint.issued):
+        forbidden[f"token {n}"] = token
+        for user in (SCANNER, FRONTDESK, DISABLED):
+            forbidden[f"xoauth2 {n} {user}"] = xoauth2_blob(user, token)
+    for where, text in outputs.items():
+        for what, value in forbidden.items():
+            assert value not in text, f"{what} appears in {where}"
