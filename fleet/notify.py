@@ -8,7 +8,6 @@ changed, a sweep sends one message per channel: no alert storm.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import socket
 import ssl
@@ -24,6 +23,7 @@ import httpx
 from fleet.credentials import SecretError, SecretSource, remember, remember_auth_forms, scrub
 from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
+from fleet.report.html import render_email_html
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import top, verdict_counts
 from fleet.results import Change, Security, Severity, SweepResult, SweepView, Verdict
@@ -121,20 +121,8 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
         ],
         "summary": subject.removeprefix(prefix).strip(),
     }
-    return Alert(subject=subject, text=text, html=_html(text), document=document)
-
-
-def _html(text: str) -> str:
-    body = "".join(
-        f"<h3>{html.escape(line[:-1])}</h3>"
-        if line.endswith(":") and not line.startswith(" ")
-        else f"<div style='margin-left:1.5em'>{html.escape(line.strip())}</div>"
-        if line.startswith(" ")
-        else f"<p>{html.escape(line)}</p>"
-        for line in text.splitlines()
-        if line.strip()
-    )
-    return f"<html><body style='font-family:sans-serif'>{body}</body></html>"
+    # the HTML part: the HTML report's header, changes and findings (e-mail-safe subset)
+    return Alert(subject=subject, text=text, html=render_email_html(result), document=document)
 
 
 # ---- channels -----------------------------------------------------------------------------

@@ -79,10 +79,20 @@ def test_the_demo_prints_the_matrix_and_writes_the_csv(tmp_path: Path) -> None:
     assert devices["konica-2f"]["flags"] == "AUTH_DISABLED"
     assert devices["xerox-records"]["verdict"] == "ok"
     assert devices["brother-warehouse"]["spf_check"] == "softfail (127.0.0.24)"
+
+    # And the HTML report is there too, with every site and its verdict, and it says where
+    html_path = (tmp_path / "fleet-demo.html").resolve()
+    assert f"HTML report (open it in a browser): {html_path}" in run.stdout
+    page = html_path.read_text(encoding="utf-8")
+    for name, (verdict, _) in STORIES.items():
+        assert f'data-site="{name}" data-client=' in page
+        assert re.search(f'data-site="{name}" data-client="[^"]+" data-verdict="{verdict}"', page)
+
     # the demo's secrets stay out of its outputs
     for secret in ("demo-password-northwind", "demo-oauth-token-fabrikam"):
         assert secret not in run.stdout + run.stderr
         assert secret.encode() not in raw
+        assert secret not in page
 
 
 _ADDRESS = re.compile(

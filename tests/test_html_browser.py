@@ -122,6 +122,16 @@ async def _sweep_twice(
         "report", "--last", "--format", "html", "--client", "Contoso", "--output", "client.html"
     )
     document = json.loads(await fleet("report", "--last", "--format", "json"))
+    # --client narrows the other formats too, and a client the sweep does not have is an error
+    per_site = await fleet(
+        "report", "--last", "--format", "csv", "--per-site", "--client", "Contoso"
+    )
+    assert [line.split(",")[2] for line in per_site.splitlines()[1:]] == ["listed", "office"]
+    nobody = await run_fleet_async(
+        "report", "--last", "--client", "Nobody", "--db", db, env=env, cwd=tmp_path
+    )
+    assert nobody.code == 3
+    assert "has no site of client 'Nobody'" in nobody.stderr
     for name in ("sweep.html", "report.html", "client.html"):
         assert PASSWORD not in (tmp_path / name).read_text(encoding="utf-8")
     return document, tmp_path

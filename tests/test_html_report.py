@@ -161,3 +161,11 @@ def test_the_alert_html_is_the_e_mail_safe_subset() -> None:
     assert "DIRECT_SEND_DIRTY_IP" in text
     assert "Basic AUTH cut-off, 31 December 2026" in text
     assert "fabrikam" not in text  # ok sites need no attention
+
+
+def test_the_alert_carries_the_e_mail_html() -> None:
+    from fleet.notify import compose
+
+    alert = compose(hostile_sweep())
+    assert alert.html == render_email_html(hostile_sweep())
+    assert "&lt;img src=x onerror=" in alert.html

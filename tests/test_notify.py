@@ -193,7 +193,12 @@ async def test_an_email_alert_is_sent_only_when_something_changed(
     assert "office-0 (Client 0): new DIRECT_SEND_DIRTY_IP" in text
     assert "office-1 (Client 1): 127.0.0.81 newly listed on zen.lab.test (XBL)" in text
     assert "office-2" not in text
-    assert message.get_body(preferencelist=("html",)) is not None
+    html_part = message.get_body(preferencelist=("html",))
+    assert html_part is not None  # the HTML report's e-mail form: changes, then findings
+    html_text = html_part.get_content()
+    assert html_text.index("newly listed on zen.lab.test") < html_text.index("Sites that need")
+    assert "DIRECT_SEND_DIRTY_IP" in html_text
+    assert "<script" not in html_text
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename().endswith(".csv")
     content = attachment.get_content()

@@ -190,7 +190,9 @@ def render_email_html(
 ) -> str:
     """The alert e-mail's HTML part: the same header, changes and findings, in the subset
     mail clients show (tables and inline styles; no script, SVG or collapsible parts)."""
-    context = _context(sweep, history=None, client=client, today=today, transcripts=False)
+    context = _context(
+        sweep, history=None, client=client, today=today, transcripts=False, keep_ok=False
+    )
     return _environment().get_template("email.html.j2").render(legend=LEGEND, **context)
 
 
@@ -211,7 +213,10 @@ def _context(
     client: str | None,
     today: date | None,
     transcripts: bool = True,
+    keep_ok: bool = True,
 ) -> dict[str, object]:
+    """What the templates read. Sites are read once; `keep_ok=False` (the e-mail) keeps
+    only the rows of sites that are not ok, so a big sweep's alert holds few of them."""
     view = SweepView.of(sweep)
     info = view.sweep
     day = today or info.started_at.date()
@@ -228,6 +233,8 @@ def _context(
         }
         retiring_devices += len(retiring)
         retiring_sites += bool(retiring)
+        if not keep_ok and site.verdict is Verdict.ok:
+            continue
         points = _points(history, site.site)
         groups.setdefault(site.client, []).append(_site_row(site, info, points, transcripts))
     clients = [
