@@ -30,6 +30,7 @@ from fleet.cli.app import (
     write_output,
     write_stream,
 )
+from fleet.console import json_escapes_on_stdout
 from fleet.dns import NameserverError
 from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
@@ -291,15 +292,18 @@ def emit(
     JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
     agent mode. HTML draws each site's trend from the store's history, when there is one."""
     if result_format == "json":
-        if isinstance(result, SweepView):
-            view = result
-            info = seal_info(view.sweep, view.sites)
-            write_stream(
-                lambda out: write_json(out, info, view.sites, view.changes, view.previous_sweep),
-                output,
-            )
-        else:
-            write_output(render("json", seal(result)), output)
+        with json_escapes_on_stdout():
+            if isinstance(result, SweepView):
+                view = result
+                info = seal_info(view.sweep, view.sites)
+                write_stream(
+                    lambda out: write_json(
+                        out, info, view.sites, view.changes, view.previous_sweep
+                    ),
+                    output,
+                )
+            else:
+                write_output(render("json", seal(result)), output)
         return
     if result_format == "csv":
         write_stream(lambda out: write_csv(out, result, per_site=per_site), output, bom=True)
