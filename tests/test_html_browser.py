@@ -115,6 +115,11 @@ async def _sweep_twice(
         await fleet("sweep", "-i", inventory, "-q", "--format", "html", "--output", "first.html")
         lab_dns.list_ip(ZONE, "127.0.0.81", "127.0.0.4", reason="Listed by lab XBL")
         await fleet("sweep", "-i", inventory, "-q", "--format", "html", "--output", "sweep.html")
+        scan = await run_fleet_async(
+            "scan", "hostile", "-i", inventory, "--no-store", "--format", "html", "-o", "scan.html",
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert scan.code == 2, scan.stderr
     finally:
         await hostile.stop()
     await fleet("report", "--last", "--format", "html", "--output", "report.html")
@@ -132,6 +137,9 @@ async def _sweep_twice(
     )
     assert nobody.code == 3
     assert "has no site of client 'Nobody'" in nobody.stderr
+    scanned = (tmp_path / "scan.html").read_text(encoding="utf-8")
+    assert re.findall(r'<tr data-site="([^"]+)"', scanned) == ["hostile"]
+    assert "refused &lt;script&gt;window.pwned=1&lt;/script&gt;" in scanned  # its transcript
     for name in ("sweep.html", "report.html", "client.html"):
         assert PASSWORD not in (tmp_path / name).read_text(encoding="utf-8")
     return document, tmp_path

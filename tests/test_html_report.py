@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
 
-from fleet.report.html import TREND_LENGTH, content_security_policy, render_email_html, render_html
+from fleet.report.html import (
+    EMAIL_SITES,
+    TREND_LENGTH,
+    content_security_policy,
+    render_email_html,
+    render_html,
+)
 from fleet.results import Change, Severity, SweepResult
 
 from .test_reports import T0, fixed_sweep
@@ -169,3 +175,36 @@ def test_the_alert_carries_the_e_mail_html() -> None:
     alert = compose(hostile_sweep())
     assert alert.html == render_email_html(hostile_sweep())
     assert "&lt;img src=x onerror=" in alert.html
+
+
+def test_an_incomplete_sweep_says_so_and_what_was_not_swept() -> None:
+    result = fixed_sweep()
+    info = result.sweep.model_copy(
+        update={
+            "complete": False,
+            "interrupted": "interrupted by SIGTERM",
+            "sites_missing": ["litware"],
+            "finished_at": None,
+        }
+    )
+    page = render_html(result.model_copy(update={"sweep": info}))
+    notice = page.split('id="incomplete"', 1)[1].split("</div>", 1)[0]
+    assert "This sweep is incomplete" in notice
+    assert "interrupted by SIGTERM" in notice
+    assert "1 planned site not swept: litware" in notice
+    assert "took <strong>did not finish</strong>" in page
+
+
+def test_the_alert_html_lists_the_worst_sites_then_a_count() -> None:
+    result = fixed_sweep()
+    sites = [
+        s.model_copy(update={"site": f"{s.site}-{n}"})
+        for n in range(EMAIL_SITES)
+        for s in result.sites
+    ]
+    page = render_email_html(result.model_copy(update={"sites": sites}))
+    listed = re.findall(r"<b>([a-z-]+-\d+)</b>", page)
+    assert len(listed) == EMAIL_SITES
+    assert all(name.startswith(("contoso-hq", "northwind")) for name in listed)  # critical
+    not_ok = sum(s.verdict.value != "ok" for s in sites)
+    assert f"{not_ok - EMAIL_SITES} more sites need attention" in page

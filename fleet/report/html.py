@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
 TREND_LENGTH = 30  # sweeps shown in each site's trend strip
+EMAIL_SITES = 50  # sites listed in the alert e-mail's HTML part, worst first
 
 # The words shown with every colour (never colour alone), worst first.
 LEGEND = (
@@ -112,6 +114,12 @@ class TranscriptLine:
     took: str
     text: str
     kind: str  # "sent", "reply" or "error"
+
+    @property
+    def prefix(self) -> str:
+        """The columns before the text, as `fleet scan` prints them."""
+        arrow = {"sent": "-> ", "reply": "<- ", "error": "!! "}[self.kind] if self.text else ""
+        return f"{self.stage:<9} {self.status:<7} {self.took:>7}  {arrow}"
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,17 @@ def render_email_html(
     context = _context(
         sweep, history=None, client=client, today=today, transcripts=False, keep_ok=False
     )
+    # Mail clients cut long messages (Gmail at about 100 kB): the worst sites, then a count.
+    room = EMAIL_SITES
+    kept: list[ClientGroup] = []
+    groups = context["clients"]
+    assert isinstance(groups, list)  # noqa: S101 - for mypy: _context builds it
+    for group in groups:
+        if room > 0:
+            kept.append(ClientGroup(group.client, group.verdict, group.rows[:room]))
+        room -= len(group.rows)
+    context["clients"] = kept
+    context["left_out"] = max(0, -room)
     return _environment().get_template("email.html.j2").render(legend=LEGEND, **context)
 
 
@@ -470,9 +489,13 @@ def _text(value: object) -> object:
     """Every expression passes here before it is escaped: strings lose control characters
     and bidi overrides (a server's escape sequences are noise, and an override could make
     text read differently from what it is)."""
-    if isinstance(value, str) and not isinstance(value, Markup):
+    if isinstance(value, str) and not isinstance(value, Markup) and _CONTROLS.search(value):
         return strip_controls(value, keep_newlines=True)
     return value
+
+
+# What strip_controls removes: C0 and C1 controls but tab and newline, bidi overrides.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @cache
