@@ -50,6 +50,8 @@ class DeviceObservation:
     uses_password: bool
     tls_max: str | None
     conversation: Conversation
+    mailbox: str | None = None  # the login's username
+    login: str | None = None  # password | oauth2
 
     @property
     def port25_unauthenticated(self) -> bool:
@@ -512,4 +514,6 @@ def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:
         transcript=conversation.stages,
         test_message_id=conversation.test_message_id,
         queue_id=conversation.queue_id,
+        mailbox=d.mailbox,
+        login=d.login,
     )

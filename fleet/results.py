@@ -239,6 +239,8 @@ class DeviceResult(Model):
     transcript: list[StageResult] = Field(default_factory=list)
     test_message_id: str | None = None
     queue_id: str | None = None
+    mailbox: str | None = None  # the login's username (not a secret): the readiness view
+    login: str | None = None  # password | oauth2 (None: no login)
 
 
 class SpfResult(StrEnum):

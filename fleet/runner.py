@@ -221,6 +221,12 @@ class Sweeper:
                         uses_password=auth is not None and auth.uses_password,
                         tls_max=device.smtp.tls_max,
                         conversation=conversation,
+                        mailbox=auth.username if auth is not None else None,
+                        login=None
+                        if auth is None
+                        else "password"
+                        if auth.uses_password
+                        else "oauth2",
                     )
                 )
         order = {d.id: i for i, d in enumerate(site.devices)}

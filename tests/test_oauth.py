@@ -29,7 +29,7 @@ from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from fleet.lab.smtp import Mailbox
 
-from .conftest import M365Lab, fleet_env, run_fleet_async
+from .conftest import M365Lab, Run, fleet_env, run_fleet_async
 from .hostile import inventory_header
 
 TENANT = "00000000-0000-4000-8000-0000000000c1"
@@ -298,3 +298,62 @@ async def test_every_oauth_finding_through_the_cli(
     for where, text in outputs.items():
         for what, value in forbidden.items():
             assert value not in text, f"{what} appears in {where}"
+
+
+async def test_readiness_view_counts_copiers_at_risk_and_proven_ways_forward(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    # Given two copiers logging in with passwords to a Microsoft 365-like server, and an
+    # OAuth device proving XOAUTH2 for the first one's mailbox only
+    ca = str(certs.ca_file)
+    client_secret = secret()
+    token_endpoint.add_app(TENANT, LabApp(APP_OK, secret=client_secret))
+    tenant = m365.tenant
+    tenant.token_endpoint = token_endpoint
+    tenant.service_principals = {APP_OK}
+    tenant.mailboxes[SCANNER] = Mailbox(password="pw", oauth_apps={APP_OK})
+    tenant.mailboxes[FRONTDESK] = Mailbox(password="pw")
+    port = m365.submission.port
+    oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
+        + site(
+            "hq",
+            device("mfp-scanner", port, ca, SCANNER),
+            device("mfp-frontdesk", port, ca, FRONTDESK),
+        )
+        + site("pilot", device("oauth-pilot", port, ca, SCANNER, oauth2))
+    )
+    db = tmp_path / "fleet.db"
+    env = fleet_env(FLEET_OAUTH_TEST_PASSWORD="pw", FLEET_OAUTH_OK=client_secret)
+
+    # When it is swept, then the readiness view is asked for in every format
+    run = await run_fleet_async("sweep", "-i", str(inventory), "--db", str(db), env=env)
+    views: dict[str, Run] = {}
+    for fmt in ("table", "csv", "json"):
+        views[fmt] = await run_fleet_async(
+            "report", "--last", "--db", str(db), "--readiness", "--format", fmt, env=env
+        )
+
+    # Then the matrix names the count, and each view lists both copiers
+    headline = "Basic AUTH cut-off: 2 copiers at risk, 1 with a proven way forward"
+    assert headline in run.stdout, run.stdout + run.stderr
+    assert headline in views["table"].stdout
+    body = json.loads(views["json"].stdout)
+    assert (body["at_risk"], body["proven"]) == (2, 1)
+    rows = {r["device"]: r for r in body["copiers"]}
+    assert rows["mfp-scanner"]["proven"] is True
+    assert "proven at pilot/oauth-pilot" in rows["mfp-scanner"]["way_forward"]
+    assert rows["mfp-frontdesk"]["proven"] is False
+    lines = views["csv"].stdout.lstrip("\ufeff").splitlines()
+    assert lines[0] == "client,site,device,mailbox,host,proven,way_forward"
+    assert any(line.startswith("Contoso,hq,mfp-frontdesk,frontdesk@contoso.test") for line in lines)
+    for view in (run, *views.values()):
+        assert client_secret not in view.stdout + view.stderr
+        for token in token_endpoint.issued:
+            assert token not in view.stdout + view.stderr

@@ -21,7 +21,7 @@ from fleet.cli.app import (
     send_alerts,
 )
 from fleet.cli.keys import central_keys, master_key_option
-from fleet.cli.sweeping import emit
+from fleet.cli.sweeping import emit, readiness_option
 from fleet.report import FORMATS
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import exit_code, only_client
@@ -41,6 +41,7 @@ from fleet.store import StoreError
 @click.option("--detail", is_flag=True, help="Table: one row per device.")
 @click.option("--per-site", is_flag=True, help="CSV: one row per site.")
 @click.option("--client", metavar="NAME", help="Only this client's sites (one client's page).")
+@readiness_option
 def report(
     db: str | None,
     sweep_id: str | None,
@@ -50,6 +51,7 @@ def report(
     detail: bool,
     per_site: bool,
     client: str | None,
+    readiness_view: bool,
 ) -> int:
     """Re-render a stored sweep without probing again (the CSV for account managers)."""
     if sweep_id and last:
@@ -66,7 +68,15 @@ def report(
             view = only_client(view, client)
             if not view.site_count:
                 raise Failure(f"sweep {chosen} has no site of client '{for_terminal(client)}'")
-        emit(view, result_format, output, detail=detail, per_site=per_site, store=store)
+        emit(
+            view,
+            result_format,
+            output,
+            detail=detail,
+            per_site=per_site,
+            store=store,
+            readiness_view=readiness_view,
+        )
     except StoreError as exc:
         raise Failure(str(exc)) from None
     finally:

@@ -34,10 +34,16 @@ from fleet.console import json_escapes_on_stdout
 from fleet.dns import NameserverError
 from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
 from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
+from fleet.readiness import readiness
 from fleet.report import FORMATS, render
 from fleet.report.csv_report import write_csv
 from fleet.report.html import TREND_LENGTH
 from fleet.report.json_report import write_json
+from fleet.report.readiness_report import (
+    render_readiness_csv,
+    render_readiness_json,
+    render_readiness_table,
+)
 from fleet.report.summary import exit_code, headline
 from fleet.report.table import render_transcript
 from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
@@ -64,6 +70,15 @@ def schema() -> int:
     return 0
 
 
+readiness_option = click.option(
+    "--readiness",
+    "readiness_view",
+    is_flag=True,
+    help="The Basic AUTH cut-off view instead: per copier that logs in to Microsoft 365 with a "
+    "password, whether a way forward (OAuth, High Volume Email) is proven (table, csv, json).",
+)
+
+
 def _report_options(func: Callable[..., int]) -> Callable[..., int]:
     options = [
         click.option(
@@ -80,6 +95,7 @@ def _report_options(func: Callable[..., int]) -> Callable[..., int]:
         ),
         click.option("--detail", is_flag=True, help="Table: one row per device."),
         click.option("--per-site", is_flag=True, help="CSV: one row per site."),
+        readiness_option,
         click.option(
             "--send-test",
             is_flag=True,
@@ -121,6 +137,7 @@ def sweep(
     output: str | None,
     detail: bool,
     per_site: bool,
+    readiness_view: bool,
     send_test: bool,
     quiet: bool,
     no_store: bool,
@@ -144,7 +161,15 @@ def sweep(
     with _history(not no_store, db) as store:
         light = result_format not in ("json", "html")  # these carry transcripts
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
-        code = _report(result, result_format, output, detail=detail, per_site=per_site, store=store)
+        code = _report(
+            result,
+            result_format,
+            output,
+            detail=detail,
+            per_site=per_site,
+            store=store,
+            readiness_view=readiness_view,
+        )
         if (
             notify
             and inv.notifications is not None
@@ -164,6 +189,7 @@ def scan(
     output: str | None,
     detail: bool,
     per_site: bool,
+    readiness_view: bool,
     send_test: bool,
     quiet: bool,
     no_store: bool,
@@ -175,7 +201,15 @@ def scan(
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
         if result_format == "table" and output in (None, "-"):
             click.echo(render_transcript(result))
-        return _report(result, result_format, output, detail=detail, per_site=per_site, store=store)
+        return _report(
+            result,
+            result_format,
+            output,
+            detail=detail,
+            per_site=per_site,
+            store=store,
+            readiness_view=readiness_view,
+        )
 
 
 def _plan_or_fail(
@@ -287,10 +321,22 @@ def emit(
     detail: bool,
     per_site: bool,
     store: Store | None = None,
+    readiness_view: bool = False,
 ) -> None:
     """Write the report. A stored sweep's sites are read from the store as they are written:
     JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
-    agent mode. HTML draws each site's trend from the store's history, when there is one."""
+    agent mode. HTML draws each site's trend from the store's history, when there is one.
+    `readiness_view`: the Basic AUTH cut-off view (fleet.readiness) instead of the matrix."""
+    if readiness_view:
+        cutoff = readiness(SweepView.of(result).sites)
+        if result_format == "html":
+            raise Failure("--readiness is shown as table, csv or json (the HTML report has it)")
+        renderer = {
+            "csv": render_readiness_csv,
+            "json": render_readiness_json,
+        }.get(result_format, render_readiness_table)
+        write_output(renderer(cutoff), output, bom=result_format == "csv")
+        return
     if result_format == "json":
         with json_escapes_on_stdout():
             if isinstance(result, SweepView):
@@ -324,8 +370,17 @@ def _report(
     detail: bool,
     per_site: bool,
     store: Store | None = None,
+    readiness_view: bool = False,
 ) -> int:
-    emit(result, result_format, output, detail=detail, per_site=per_site, store=store)
+    emit(
+        result,
+        result_format,
+        output,
+        detail=detail,
+        per_site=per_site,
+        store=store,
+        readiness_view=readiness_view,
+    )
     if output not in (None, "-"):
         click.echo(headline(result), err=True)
     return exit_code(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from fleet.readiness import readiness
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import (
     blocklist_summary,
@@ -41,6 +42,9 @@ def render_table(
     """The sweep as text for people: changes first, the matrix, then the findings."""
     result = SweepView.of(sweep)
     out = [headline(result)]
+    cutoff = readiness(result.sites)
+    if cutoff.at_risk:
+        out.append(cutoff.headline + " (fleet report --last --readiness)")
     if result.changes:
         out += ["", render_changes(result.changes, result.previous_sweep)]
     out.append("")

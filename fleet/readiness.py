@@ -1,0 +1,89 @@
+"""Readiness for the Basic AUTH cut-off: per copier that logs in to Microsoft 365 with a
+password, has this sweep proven a way forward for its mailbox?
+
+Proven means: a device with `oauth2` for the same mailbox got through (XOAUTH2, MAIL and
+RCPT accepted), or a High Volume Email account of the same mail domain did
+(smtp-hve.office365.com keeps Basic AUTH until September 2028, internal recipients only).
+A pure function of a sweep's sites, so the table, CSV, JSON and HTML show the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleet.results import Category, SiteResult
+
+HVE_HOSTS = ("smtp-hve.office365.com", "smtp.hve.mx.microsoft")
+RETIRING_FLAG = "BASIC_AUTH_RETIRING"
+
+
+class ReadinessRow(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client: str
+    site: str
+    device: str
+    mailbox: str | None
+    host: str
+    proven: bool
+    way_forward: str | None = None  # what proved it: "oauth2: site/device", "hve: ..."
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at_risk: int = 0
+    proven: int = 0
+    copiers: list[ReadinessRow] = Field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"Basic AUTH cut-off: {self.at_risk} copiers at risk, {self.proven} with a "
+            "proven way forward"
+        )
+
+
+def _domain(mailbox: str | None) -> str:
+    return (mailbox or "").rpartition("@")[2].lower()
+
+
+def readiness(sites: Iterable[SiteResult]) -> Readiness:
+    """The cut-off readiness of a sweep (`sites` may be a stream: it is read once)."""
+    at_risk: list[tuple[SiteResult, str, str | None, str]] = []
+    oauth_proven: dict[str, str] = {}  # mailbox -> where
+    hve_proven: dict[str, str] = {}  # mail domain -> where
+    for site in sites:
+        retiring = {d for f in site.flags if f.code == RETIRING_FLAG for d in f.devices}
+        for device in site.devices:
+            where = f"{site.site}/{device.device}"
+            mailbox = (device.mailbox or "").lower() or None
+            if device.device in retiring:
+                at_risk.append((site, device.device, mailbox, device.host))
+            if device.category is not Category.ok or mailbox is None:
+                continue
+            if device.login == "oauth2":
+                oauth_proven.setdefault(mailbox, where)
+            elif device.host.lower() in HVE_HOSTS:
+                hve_proven.setdefault(_domain(mailbox), f"{mailbox} at {where}")
+    rows = []
+    for site, device_id, mailbox, host in at_risk:
+        way = None
+        if mailbox is not None and mailbox in oauth_proven:
+            way = f"oauth2 (XOAUTH2) for {mailbox} proven at {oauth_proven[mailbox]}"
+        elif _domain(mailbox) in hve_proven:
+            way = f"High Volume Email account {hve_proven[_domain(mailbox)]}"
+        rows.append(
+            ReadinessRow(
+                client=site.client,
+                site=site.site,
+                device=device_id,
+                mailbox=mailbox,
+                host=host,
+                proven=way is not None,
+                way_forward=way,
+            )
+        )
+    return Readiness(at_risk=len(rows), proven=sum(r.proven for r in rows), copiers=rows)
