@@ -22,7 +22,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fleet.credentials import remember
 from fleet.inventory import Inventory
 from fleet.report.sanitize import for_terminal
 from fleet.results import SiteResult, SweepInfo, SweepResult
@@ -81,7 +80,6 @@ def load_master_key(key_file: str | None) -> bytes | None:
             f"the master key in {source} is too short ({len(value)} characters; at least "
             f"{_MASTER_KEY_MIN_CHARS}, e.g. `openssl rand -hex 32`)"
         )
-    remember(value)
     return value.encode("utf-8")
 
 
@@ -166,7 +164,6 @@ def _key() -> bytes | None:
     key = os.environ.get(KEY_ENV)
     if not key:
         return None
-    remember(key)
     return key.encode("utf-8")
 
 

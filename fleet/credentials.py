@@ -1,27 +1,51 @@
-"""Secrets: read from the environment or a file at the moment of use, never stored.
+"""Secrets: where they are read from, and the one boundary that keeps them out of output.
 
-Every secret that is read is remembered (in this process only) so that `scrub` can
-blank it out of any text that is about to be logged or shown: a server or a library
-that echoes a credential back must not leak it through us.
+A secret is read from the environment or a file at the moment of use, never stored.
+`Secrets` is one sweep's (one command's) book of every secret it handled, in every form
+it took on the wire: as written, base64 of it (an AUTH LOGIN line), the AUTH PLAIN blob,
+the XOAUTH2 blob, a DQS key in any letter case. `Secrets.scrub` blanks them out of text,
+whole or in long fragments, and also when a server spreads one over several lines;
+`Secrets.scrub_model` does it to every string of a result before it is stored, rendered
+or logged. There is no process-wide registry: two sweeps never share (or hide) secrets.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import logging
 import os
+import re
+import stat
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 REDACTED = "****"
 
-_known: set[str] = set()
-_lock = threading.Lock()
-# A sweep reads thousands of secrets (and their base64 forms). They are indexed by their
-# first four characters, so scrubbing a text costs one dictionary look-up per character,
-# however many secrets there are, and remembering one costs next to nothing.
-_PREFIX = 4
-_by_prefix: dict[str, list[str]] = {}
+log = logging.getLogger("fleet.credentials")
+
+# Shorter strings would blank ordinary words.
+MIN_SECRET = 4
+# A piece of an encoded form of a secret (base64, as AUTH sends it) this long is a leak: a
+# server that cuts an echo short, or wraps it over lines, must not give a password away.
+# A secret as written may hold ordinary words ("internal"): there a piece must be at least
+# half of it (still most of what an attacker needs), so that the words stay readable.
+FRAGMENT = 8
+# Text is probed every _STRIDE characters for a _GRAM-long piece of a known form, then the
+# match is grown both ways: every fragment of FRAGMENT characters or more holds one probed
+# piece (FRAGMENT >= _GRAM + _STRIDE - 1), at a quarter of the cost of probing everywhere.
+_GRAM = 5
+_STRIDE = 4
+# Multi-line replies repeat their code (and often an enhanced code) on every line: the text
+# between them is what a server may have split a secret over.
+_LINE_PREFIX = re.compile(r"^\s*(?:\d{3}[ -])?\s*(?:[245]\.\d{1,3}\.\d{1,3}\s+)?")
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SecretError(Exception):
@@ -47,6 +71,7 @@ class SecretSource:
         elif self.file is not None:
             try:
                 with open(self.file, encoding="utf-8") as handle:
+                    warn_if_exposed(self.file, handle.fileno())
                     value = handle.read().strip()
             except OSError as exc:
                 raise SecretError(f"cannot read {self.file}: {exc.strerror}") from None
@@ -54,87 +79,242 @@ class SecretSource:
                 raise SecretError(f"{self.file} is empty")
         else:
             raise SecretError("no secret source configured")
-        remember(value)
         return value
 
 
-def remember(value: str) -> None:
-    """Register a secret so that `scrub` removes it from text: as it is, and in lower case,
-    because DNS names are (a DQS key is part of a query name, and resolvers and our own
-    cache lower-case those)."""
-    _remember(value)
-    if value.lower() != value:
-        _remember(value.lower())
+_warned: set[str] = set()
 
 
-def _remember(value: str) -> None:
-    if len(value) < _PREFIX or value in _known:  # shorter strings would blank ordinary words
-        return
-    with _lock:
-        _known.add(value)
-        _by_prefix.setdefault(value[:_PREFIX], []).append(value)
-
-
-def remember_auth_forms(user: str, secret: str) -> tuple[str, ...]:
-    """Register a secret as it travels in SMTP AUTH (plain, and base64 as in LOGIN, PLAIN and
-    XOAUTH2), so that a server echoing one back cannot leak it; longest first."""
-    forms = (
-        secret,
-        base64.b64encode(secret.encode()).decode(),
-        base64.b64encode(f"\0{user}\0{secret}".encode()).decode(),
-        base64.b64encode(f"user={user}\1auth=Bearer {secret}\1\1".encode()).decode(),
-    )
-    for form in forms:
-        remember(form)
-    return tuple(sorted(forms, key=len, reverse=True))
-
-
-def scrub(text: str) -> str:
-    """Replace every secret this process has read with ****."""
-    if not _known:
-        return text
-    parts: list[str] = []
-    start = index = 0
-    end = len(text) - _PREFIX
-    while index <= end:
-        bucket = _by_prefix.get(text[index : index + _PREFIX])
-        # the longest secret that starts here wins
-        match = (
-            max((s for s in bucket if text.startswith(s, index)), key=len, default=None)
-            if bucket
-            else None
+def warn_if_exposed(path: str, fd: int | None = None) -> bool:
+    """Warn (once per file), as ssh does, when a secret's file can be read by other users.
+    Only where files have POSIX permissions; True when it warned."""
+    if os.name != "posix":
+        return False
+    try:
+        mode = os.fstat(fd).st_mode if fd is not None else os.stat(path).st_mode
+    except OSError:
+        return False
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return False
+    if path not in _warned:
+        _warned.add(path)
+        log.warning(
+            "the secret file %s is accessible by other users (mode %s): chmod 600 it",
+            path,
+            oct(stat.S_IMODE(mode)),
         )
-        if match is None:
-            index += 1
+    return True
+
+
+def login_forms(user: str, secret: str) -> tuple[str, ...]:
+    """A login's secret in every form SMTP AUTH sends it: as written, base64 (the AUTH LOGIN
+    password line), the AUTH PLAIN blob (with and without an authorisation identity) and
+    the XOAUTH2 blob."""
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+    return (
+        secret,
+        b64(secret),
+        b64(f"\0{user}\0{secret}"),
+        b64(f"{user}\0{user}\0{secret}"),
+        b64(f"user={user}\1auth=Bearer {secret}\1\1"),
+    )
+
+
+class Secrets:
+    """Every secret one sweep or command handled, in every form it took, and the scrubber
+    that blanks them (case-insensitively: DNS names, and resolvers that randomise the case
+    of a query name, do not keep a DQS key's case)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._forms: set[str] = set()  # lower case, matched whole or in fragments
+        self._whole: set[str] = set()  # lower case, matched whole only (URLs)
+        self._short: set[str] = set()  # forms too short to be found by their pieces
+        self._pieces: dict[str, list[tuple[str, int]]] = {}  # piece -> (form, offset)
+        self._minimum: dict[str, int] = {}  # form -> the shortest piece of it that leaks
+
+    def __bool__(self) -> bool:
+        return bool(self._forms or self._whole)
+
+    def add(self, value: str, *, fragments: bool = True, encoded: bool = False) -> None:
+        """Know a secret as it is (`fragments=False`: only whole, for a URL whose scheme and
+        host are not secret; `encoded`: a base64 form, where a short piece is a leak)."""
+        form = value.strip().lower()
+        if len(form) < MIN_SECRET or form in self._forms or form in self._whole:
+            return
+        with self._lock:
+            if not fragments:
+                self._whole.add(form)
+                return
+            self._forms.add(form)
+            minimum = FRAGMENT if encoded else max(FRAGMENT, -(-len(form) // 2))
+            self._minimum[form] = min(minimum, len(form))
+            if len(form) < FRAGMENT:
+                self._short.add(form)
+                return
+            for offset in range(len(form) - _GRAM + 1):
+                self._pieces.setdefault(form[offset : offset + _GRAM], []).append((form, offset))
+
+    def add_login(self, user: str, secret: str) -> None:
+        """Know a login's password or token in every form AUTH sends it."""
+        raw, *encoded = login_forms(user, secret)
+        self.add(raw)
+        for form in encoded:
+            self.add(form, encoded=True)
+
+    def add_key_file(self, value: str) -> None:
+        """Know a secret, and when it is a PEM key (or a JSON key file holding one, as a
+        Google service account's), each line of the key, which is what could be echoed."""
+        self.add(value)
+        texts = [value]
+        if value.lstrip().startswith("{"):
+            with contextlib.suppress(ValueError):
+                document = json.loads(value)
+                if isinstance(document, dict) and isinstance(document.get("private_key"), str):
+                    texts.append(document["private_key"])
+        for text in texts:
+            for line in text.splitlines():
+                if len(line.strip()) >= 2 * FRAGMENT and "-----" not in line:
+                    self.add(line)
+
+    def add_sources(self, sources: Iterable[tuple[str | None, SecretSource]]) -> None:
+        """Read and know every (username, source) that can be read; one that cannot is left
+        to its user, who reports it. A username makes the secret a login."""
+        for user, source in sources:
+            try:
+                value = source.read()
+            except SecretError:
+                continue
+            if user is None:
+                self.add_key_file(value)
+            else:
+                self.add_login(user, value)
+
+    # -- scrubbing ------------------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """The text with every known secret, or long piece of one, replaced by ****."""
+        if not text or len(text) < MIN_SECRET or not (self._forms or self._whole):
+            return text
+        lower = text.lower()
+        if len(lower) != len(text):  # a few characters grow when lower-cased
+            lower = "".join(c.lower()[:1] or c for c in text)
+        hidden = bytearray(len(text))
+        self._mark(lower, range(len(lower)), hidden)
+        if "\n" in lower or "\r" in lower:
+            joined, where = _join_lines(lower)
+            self._mark(joined, where, hidden)
+        if not any(hidden):
+            return text
+        parts: list[str] = []
+        index = 0
+        while index < len(text):
+            if hidden[index]:
+                parts.append(REDACTED)
+                while index < len(text) and hidden[index]:
+                    index += 1
+            else:
+                start = index
+                while index < len(text) and not hidden[index]:
+                    index += 1
+                parts.append(text[start:index])
+        return "".join(parts)
+
+    def _mark(self, text: str, where: range | list[int], hidden: bytearray) -> None:
+        """Mark in `hidden` (positions of the original text, through `where`) every known
+        form of `text`: whole, or a piece of FRAGMENT characters or more."""
+        for form in (*self._whole, *self._short):
+            start = text.find(form)
+            while start != -1:
+                for i in range(start, start + len(form)):
+                    hidden[where[i]] = 1
+                start = text.find(form, start + 1)
+        pieces = self._pieces
+        if not pieces:
+            return
+        size = len(text)
+        for index in range(0, size - _GRAM + 1, _STRIDE):
+            found = pieces.get(text[index : index + _GRAM])
+            if found is None:
+                continue
+            for form, offset in found:
+                left, at = index, offset
+                while left > 0 and at > 0 and text[left - 1] == form[at - 1]:
+                    left, at = left - 1, at - 1
+                right, at = index + _GRAM, offset + _GRAM
+                while right < size and at < len(form) and text[right] == form[at]:
+                    right, at = right + 1, at + 1
+                if right - left >= self._minimum[form]:
+                    for i in range(left, right):
+                        hidden[where[i]] = 1
+
+    def scrub_model(self, model: M) -> M:
+        """The model with every string in it scrubbed (the same object when nothing was)."""
+        if not self:
+            return model
+        cleaned = self._clean(model)
+        assert isinstance(cleaned, type(model))  # noqa: S101 - _clean keeps types
+        return cleaned
+
+    def _clean(self, value: Any) -> Any:
+        if type(value) is str:  # not an enum value: those are ours
+            return self.scrub(value)
+        if isinstance(value, BaseModel):
+            update = {}
+            for name in type(value).model_fields:
+                field = getattr(value, name)
+                clean = self._clean(field)
+                if clean is not field:
+                    update[name] = clean
+            return value.model_copy(update=update) if update else value
+        if isinstance(value, list | tuple):
+            items = [self._clean(item) for item in value]
+            if all(a is b for a, b in zip(items, value, strict=True)):
+                return value
+            return type(value)(items)
+        if isinstance(value, dict):
+            cleaned = {self._clean(k): self._clean(v) for k, v in value.items()}
+            if all(a is b for a, b in zip(cleaned.items(), value.items(), strict=True)):
+                return value
+            return cleaned
+        return value
+
+
+def _join_lines(text: str) -> tuple[str, list[int]]:
+    """The text's lines without their breaks, reply codes and edge spaces, run together (a
+    secret a server spread over several lines reads whole again), and where each character
+    came from."""
+    joined: list[str] = []
+    where: list[int] = []
+    start = 0
+    for line in re.split(r"(\r\n|\r|\n)", text):
+        if line in ("\r\n", "\r", "\n"):
+            start += len(line)
             continue
-        parts += [text[start:index], REDACTED]
-        index = start = index + len(match)
-    if not parts:
-        return text
-    parts.append(text[start:])
-    return "".join(parts)
-
-
-class Scrubbed:
-    """Text for a log call, scrubbed only if the record is actually formatted."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return scrub(self.text)
+        prefix = _LINE_PREFIX.match(line)
+        skip = prefix.end() if prefix else 0
+        body = line[skip:].rstrip()
+        joined.append(body)
+        where.extend(range(start + skip, start + skip + len(body)))
+        start += len(line)
+    return "".join(joined), where
 
 
 class ScrubFilter(logging.Filter):
-    """A logging filter that blanks known secrets from every record."""
+    """A logging filter that blanks the given secrets from every record."""
 
     _formatter = logging.Formatter()
 
+    def __init__(self, secrets: Secrets) -> None:
+        super().__init__()
+        self.secrets = secrets
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = scrub(message)
+        clean = self.secrets.scrub(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
         # A traceback quotes exception messages and source lines: scrub it too, and hand
@@ -143,7 +323,7 @@ class ScrubFilter(logging.Filter):
             record.exc_text = self._formatter.formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = self.secrets.scrub(record.exc_text)
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
+            record.stack_info = self.secrets.scrub(record.stack_info)
         return True

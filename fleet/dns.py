@@ -19,8 +19,6 @@ import aiodns
 import pycares
 from aiodns import error as dns_error
 
-from fleet.credentials import Scrubbed
-
 log = logging.getLogger("fleet.dns")
 
 
@@ -124,17 +122,18 @@ class Dns:
         finally:  # even when cancelled: c-ares must not call back into a closed loop later
             await self._resolver.close()
 
-    async def query(self, name: str, rtype: str) -> Answer:
-        """Ask (name, rtype) once per sweep; never raises for DNS trouble."""
+    async def query(self, name: str, rtype: str, *, shown: str | None = None) -> Answer:
+        """Ask (name, rtype) once per sweep; never raises for DNS trouble. `shown` is the
+        name as logged, when the name itself holds a secret (a DQS key)."""
         key = (name.lower().rstrip("."), rtype)
         task = self._cache.get(key)
         if task is None:
             # A task of its own, so that one cancelled asker does not cancel the others.
-            task = asyncio.ensure_future(self._ask(key[0], rtype))
+            task = asyncio.ensure_future(self._ask(key[0], rtype, shown or key[0]))
             self._cache[key] = task
         return await asyncio.shield(task)
 
-    async def _ask(self, name: str, rtype: str) -> Answer:
+    async def _ask(self, name: str, rtype: str, shown: str) -> Answer:
         async with self._limit:
             self.stats.queries += 1
             self.stats.by_type[rtype] = self.stats.by_type.get(rtype, 0) + 1
@@ -145,7 +144,7 @@ class Dns:
                 async with asyncio.timeout(budget):
                     result = await self._resolver.query_dns(name, rtype)
             except TimeoutError:
-                log.debug("%s %s: no callback within %.1f s", rtype, Scrubbed(name), budget)
+                log.debug("%s %s: no callback within %.1f s", rtype, shown, budget)
                 return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
             except dns_error.DNSError as exc:
                 code = exc.args[0] if exc.args else None
@@ -155,13 +154,13 @@ class Dns:
                     or _ERRNO_WORDS.get(code)
                     or f"DNS error: {exc.args[-1] if exc.args else exc}"
                 )
-                # The name may hold a secret (a DQS key): scrub it before it is logged.
-                log.debug("%s %s: %s", rtype, Scrubbed(name), outcome.value)
+                # `shown`: the name with a DQS key blanked, when it holds one.
+                log.debug("%s %s: %s", rtype, shown, outcome.value)
                 return Answer(outcome, detail=words)  # our words: never the query name
             except ValueError:  # a name c-ares will not send (the text may quote the name)
                 return Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME])
         answer = _records(result, rtype)
-        log.debug("%s %s: %s %s", rtype, Scrubbed(name), answer.outcome.value, answer.records)
+        log.debug("%s %s: %s %s", rtype, shown, answer.outcome.value, answer.records)
         return answer
 
     async def addresses(self, host: str) -> Answer:

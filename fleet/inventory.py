@@ -571,6 +571,40 @@ class Inventory(InventoryHead):
             for device in site.devices:
                 yield site, device
 
+    def secret_sources(self) -> Iterator[tuple[str | None, SecretSource]]:
+        """Every login (username, where its secret is) and key the inventory names, each
+        once: what a sweep must know to scrub from what servers and resolvers send back."""
+        seen: set[tuple[str | None, SecretSource]] = set()
+        entries: list[tuple[str | None, SecretSource]] = []
+        for _, device in self.devices():
+            auth = device.smtp.auth
+            if auth is not None:
+                entries.append((auth.username, auth.secret))
+            oauth2 = auth.oauth2 if auth is not None else None
+            if oauth2 is not None:  # the app's own credential, when fleet fetches the token
+                if oauth2.client_secret_env or oauth2.client_secret_file:
+                    client_secret = SecretSource(
+                        env=oauth2.client_secret_env, file=oauth2.client_secret_file
+                    )
+                    entries.append((None, client_secret))
+                for key_file in (
+                    oauth2.private_key_file,
+                    oauth2.certificate_file,
+                    oauth2.service_account_file,
+                ):
+                    if key_file is not None:
+                        entries.append((None, SecretSource(file=key_file)))
+        for zone in self.blocklists:
+            if zone.key_env is not None or zone.key_file is not None:
+                entries.append((None, SecretSource(env=zone.key_env, file=zone.key_file)))
+        email = self.notifications.email if self.notifications else None
+        if email is not None and email.auth is not None:
+            entries.append((email.auth.username, email.auth.secret))
+        for entry in entries:
+            if entry not in seen:
+                seen.add(entry)
+                yield entry
+
     def summary(self) -> str:
         """`3 clients, 4 sites, 9 devices (direct_send 4, relay 1, submission 4)`."""
         clients = {site.client for site in self.sites}

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import httpx
 
-from fleet.credentials import SecretError, SecretSource, remember, remember_auth_forms, scrub
+from fleet.credentials import SecretError, Secrets, SecretSource
 from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
 from fleet.report.html import render_email_html
@@ -129,8 +129,12 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
 
 
 async def send_email(
-    settings: EmailNotification, alert: Alert, result: SweepResult | SweepView
+    settings: EmailNotification,
+    alert: Alert,
+    result: SweepResult | SweepView,
+    secrets: Secrets | None = None,
 ) -> None:
+    secrets = secrets if secrets is not None else Secrets()
     message = EmailMessage()
     message["From"] = settings.from_
     message["To"] = ", ".join(settings.to)
@@ -166,16 +170,16 @@ async def send_email(
             if smtp.is_ehlo_or_helo_needed:  # STARTTLS forgets what the server offered
                 await smtp.ehlo()
             if settings.auth is not None:
-                await _login(smtp, settings)
+                await _login(smtp, settings, secrets)
             await smtp.send_message(message)
     except (aiosmtplib.SMTPException, OSError, TimeoutError, SecretError) as exc:
-        said = for_terminal(scrub(str(exc)), 300) or type(exc).__name__
+        said = for_terminal(secrets.scrub(str(exc)), 300) or type(exc).__name__
         raise NotifyError(f"e-mail alert through {where} failed: {said}") from None
     finally:
         smtp.close()
 
 
-async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification) -> None:
+async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification, secrets: Secrets) -> None:
     """One attempt with one mechanism: a relay must not lock the alert mailbox out."""
     auth = settings.auth
     assert auth is not None  # noqa: S101
@@ -183,11 +187,11 @@ async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification) -> None:
         raise aiosmtplib.SMTPException("no password is sent to the relay without TLS")
     if auth.oauth2 is not None:
         token = auth.secret.read()
-        remember_auth_forms(auth.username, token)
+        secrets.add_login(auth.username, token)
         await smtp.auth_xoauth2(auth.username, token)
         return
     password = auth.secret.read()
-    remember_auth_forms(auth.username, password)
+    secrets.add_login(auth.username, password)
     offered = [m.lower() for m in smtp.server_auth_methods]
     if (auth.mechanism or "plain") == "plain" and "plain" in offered:
         await smtp.auth_plain(auth.username, password)
@@ -233,13 +237,17 @@ def webhook_body(settings: WebhookNotification, alert: Alert) -> dict[str, Any]:
     return alert.document
 
 
-async def post_webhook(settings: WebhookNotification, alert: Alert) -> None:
+async def post_webhook(
+    settings: WebhookNotification, alert: Alert, secrets: Secrets | None = None
+) -> None:
     try:
         url = settings.url or SecretSource(env=settings.url_env, file=settings.url_file).read()
     except SecretError as exc:
         raise NotifyError(f"webhook alert failed: {exc}") from None
     if settings.url is None:  # from url_env/url_file: a secret, in the form httpx writes it too
-        remember(str(httpx.URL(url)))
+        if secrets is not None:  # the scheme and host alone are no secret: only whole
+            secrets.add(url, fragments=False)
+            secrets.add(str(httpx.URL(url)), fragments=False)
     host = urlsplit(url).hostname or "?"  # the URL's path may be the secret: never shown
     body = webhook_body(settings, alert)
     last = ""
@@ -261,7 +269,11 @@ async def post_webhook(settings: WebhookNotification, alert: Alert) -> None:
 
 
 async def notify(
-    settings: Notifications, result: SweepResult | SweepView, *, force: bool = False
+    settings: Notifications,
+    result: SweepResult | SweepView,
+    *,
+    force: bool = False,
+    secrets: Secrets | None = None,
 ) -> list[str]:
     """Send the sweep's alert on every configured channel; returns what was sent.
 
@@ -273,13 +285,13 @@ async def notify(
     sent, failures = [], []
     if settings.email is not None:
         try:
-            await send_email(settings.email, alert, result)
+            await send_email(settings.email, alert, result, secrets)
             sent.append(f"e-mail to {', '.join(settings.email.to)}")
         except NotifyError as exc:
             failures.append(str(exc))
     if settings.webhook is not None:
         try:
-            await post_webhook(settings.webhook, alert)
+            await post_webhook(settings.webhook, alert, secrets)
             sent.append(f"{settings.webhook.format} webhook")
         except NotifyError as exc:
             failures.append(str(exc))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet.credentials import SecretError, SecretSource, remember
+from fleet.credentials import SecretError, SecretSource
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
@@ -163,7 +163,7 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         credential = loaded
     else:
         assert request.client_secret is not None  # noqa: S101 - the inventory requires one
-        credential = request.client_secret.read()  # remembered for scrubbing by read()
+        credential = request.client_secret.read()  # the sweep's book knows it (secret_sources)
     authority = f"{request.authority.rstrip('/')}/{request.tenant_id}"
     try:
         app = msal.ConfidentialClientApplication(
@@ -194,7 +194,7 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         return _aad_failure(request, _json_description(quoted))
     if "access_token" in result:
         token = str(result["access_token"])
-        remember(token)
+        # the probe adds the token to the sweep's book before it is sent
         expires_in = result.get("expires_in")
         expires_at = (
             datetime.fromtimestamp(datetime.now(UTC).timestamp() + float(expires_in), UTC)
@@ -240,7 +240,7 @@ def _certificate_credential(request: TokenRequest) -> dict[str, str] | TokenFail
             f"Create a new certificate, upload it to the app registration {request.client_id} "
             "(Certificates & secrets > Certificates) and point certificate_file at it.",
         )
-    remember(key_pem)
+    # the key's file is in the sweep's book (Inventory.secret_sources)
     begin = cert_pem.index("-----BEGIN CERTIFICATE-----")
     end = cert_pem.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
     return {"private_key": key_pem, "public_certificate": cert_pem[begin:end]}
@@ -402,7 +402,6 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
     info_text = SecretSource(file=path).read()
     try:
         info = json.loads(info_text)
-        remember(str(info.get("private_key", "")))
         credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=[GOOGLE_SCOPE], subject=request.subject
         )
@@ -461,7 +460,6 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             "Check the service account, its key and its domain-wide delegation.",
             text.split(":", 1)[0][:60] or None,
         )
-    token = str(credentials.token)
-    remember(token)
+    token = str(credentials.token)  # the probe adds it to the sweep's book before use
     expiry = credentials.expiry
     return Token(token, None, expiry.replace(tzinfo=UTC) if expiry is not None else None)

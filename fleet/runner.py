@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fleet import __version__
-from fleet.credentials import scrub
+from fleet.credentials import Secrets
 from fleet.dns import Dns, NameserverError, nameserver_addresses
 from fleet.egress import make_opener
 from fleet.matrix import DeviceObservation, SiteObservation, assess
@@ -104,9 +104,18 @@ class Sweeper:
     """Everything one sweep shares: resolver, blocklists, TLS contexts, the AUTH gate, caps."""
 
     def __init__(
-        self, plan: SweepPlan, *, send_test: bool = False, today: datetime | None = None
+        self,
+        plan: SweepPlan,
+        *,
+        send_test: bool = False,
+        today: datetime | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.plan = plan
+        # Every secret of the sweep, known before any site is probed: a server may repeat
+        # what another site's conversation sent (see `finish`).
+        self.secrets = secrets if secrets is not None else Secrets()
+        self.secrets.add_sources(plan.inventory.secret_sources())
         use_small_tls_buffers()
         defaults = plan.inventory.defaults
         self.send_test = send_test
@@ -117,7 +126,7 @@ class Sweeper:
             defaults.dns.tries,
             defaults.dns.concurrency,
         )
-        self.blocklists = BlocklistProbe(self.dns, list(plan.zones))
+        self.blocklists = BlocklistProbe(self.dns, list(plan.zones), self.secrets)
         self.direct_send = DirectSendProbe(self.dns)
         self.tls = TlsContexts()
         self.gate = AuthGate()
@@ -188,6 +197,7 @@ class Sweeper:
                         site_ip=site.egress.ip,
                         label=f"{site.id}/{'+'.join(d.id for d in planned.devices)}",
                         tokens=self.tokens,
+                        secrets=self.secrets,
                     )
 
         try:
@@ -246,6 +256,12 @@ class Sweeper:
         )
         return assess(observation, self.today)
 
+    def finish(self, result: SiteResult) -> SiteResult:
+        """The boundary every site result passes before it is stored, rendered or logged:
+        every string in it (replies, details, findings, evidence, transcripts) without any
+        secret of the sweep, in any form it took on the wire, whole or in pieces."""
+        return self.secrets.scrub_model(result)
+
 
 def direct_send_targets(site_plan: SitePlan) -> list[DirectSendTarget]:
     """The site's copiers that send unauthenticated on port 25 (Direct Send, connector relay):
@@ -297,7 +313,7 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
                 code="INTERNAL_ERROR",
                 severity=Severity.unknown,
                 devices=[d.id for d in site.devices],
-                evidence=scrub(f"{type(exc).__name__}: {exc}")[:500],
+                evidence=f"{type(exc).__name__}: {exc}"[:500],  # scrubbed by Sweeper.finish
                 remediation="fleet failed on this site: run `fleet scan` on it with --debug and report the trace.",
             )
         ],
@@ -319,6 +335,7 @@ async def run_sweep(
     sweep_id: str | None = None,
     inventory_path: str | None = None,
     stats: RunStats | None = None,
+    secrets: Secrets | None = None,
 ) -> SweepResult:
     """Probe every site of the plan and gather one typed sweep result.
 
@@ -326,6 +343,7 @@ async def run_sweep(
     as it is done (the store writes it there); an exception in either stops the sweep.
     `retain` decides what of each site stays in memory for the returned result: the whole
     site by default; None keeps nothing (the caller reads the sites back from the store).
+    `secrets` is the book the caller's log scrubs with: the sweep adds every secret it reads.
     """
     control = control or Control()
     started_at = datetime.now(UTC)
@@ -341,7 +359,7 @@ async def run_sweep(
         send_test=send_test,
         origin="local",
     )
-    sweeper = Sweeper(plan, send_test=send_test, today=started_at)  # may refuse: nothing begun
+    sweeper = Sweeper(plan, send_test=send_test, today=started_at, secrets=secrets)  # may refuse
     if on_start is not None:
         try:
             on_start(info)
@@ -363,6 +381,7 @@ async def run_sweep(
             except Exception as exc:  # a bug must cost one site, never the sweep
                 log.exception("internal error while sweeping %s", site_plan.site.id)
                 result = internal_error(site_plan, exc)
+            result = sweeper.finish(result)
             if on_site is not None:
                 on_site(result)
             kept = retain(result) if retain is not None else result

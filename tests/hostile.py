@@ -204,6 +204,85 @@ async def echo_auth(conn: Conn, line: bytes) -> bool:
     return True
 
 
+async def _auth_lines(conn: Conn, line: bytes) -> list[bytes]:
+    """Everything the client sent for its AUTH: the command, and the lines it was asked for."""
+    said = [line.strip()]
+    parts = line.split()
+    if len(parts) >= 2 and parts[1].upper() == b"LOGIN":
+        if len(parts) == 2:
+            await conn.send(b"334 VXNlcm5hbWU6\r\n")
+            said.append((await conn.line() or b"").strip())
+        await conn.send(b"334 UGFzc3dvcmQ6\r\n")
+        said.append((await conn.line() or b"").strip())
+    elif len(parts) == 2:
+        await conn.send(b"334 \r\n")
+        said.append((await conn.line() or b"").strip())
+    return said
+
+
+def _credential(said: list[bytes]) -> bytes:
+    """The line that carries the secret: AUTH PLAIN's blob, or AUTH LOGIN's password line."""
+    last = said[-1].split()
+    return last[-1] if last else b""
+
+
+async def malformed_auth_echo(conn: Conn, line: bytes) -> bool:
+    """A reply that is not SMTP at all (code 5X5), quoting the login line it refuses."""
+    said = await _auth_lines(conn, line)
+    await conn.send(b"5X5 login refused for: " + said[-1] + b"\r\n")
+    return True
+
+
+async def multiline_auth_echo(conn: Conn, line: bytes) -> bool:
+    """A 535 that wraps the credential it quotes over lines of six characters."""
+    credential = _credential(await _auth_lines(conn, line))
+    pieces = [credential[i : i + 6] for i in range(0, len(credential), 6)]
+    lines = [b"Authentication failed for:", *pieces, b"end of reply"]
+    await conn.send(
+        b"".join(
+            b"535" + (b"-" if i < len(lines) - 1 else b" ") + b"5.7.8 " + text + b"\r\n"
+            for i, text in enumerate(lines)
+        )
+    )
+    return True
+
+
+async def truncated_auth_echo(conn: Conn, line: bytes) -> bool:
+    """A 535 that quotes the credential cut short (its last five characters missing)."""
+    credential = _credential(await _auth_lines(conn, line))
+    await conn.send(b"535 5.7.8 bad credentials: " + credential[:-5] + b"...\r\n")
+    return True
+
+
+async def quit_echoes_auth(conn: Conn) -> None:
+    """Accepts the login, then answers QUIT with a malformed reply quoting it."""
+    said: list[bytes] = []
+
+    async def auth(conn: Conn, line: bytes) -> bool:
+        said.extend(await _auth_lines(conn, line))
+        await conn.send(b"235 2.7.0 Authentication successful\r\n")
+        return True
+
+    async def quit_(conn: Conn, line: bytes) -> bool:
+        await conn.send(b"2X1 bye, and remember: " + b" ".join(said) + b"\r\n")
+        return False
+
+    await dialogue(conn, tls="valid", on={"AUTH": auth, "QUIT": quit_})
+
+
+async def rcpt_quotes_another_login(conn: Conn) -> None:
+    """Refuses RCPT quoting the last AUTH line any connection sent this server (a server
+    that mixes up its sessions' logs)."""
+
+    async def refuse(conn: Conn, line: bytes) -> bool:
+        said = [x.strip() for x in conn.server.lines if x.upper().startswith(b"AUTH ")]
+        quoted = said[-1] if said else b"(none)"
+        await conn.send(b"550 5.7.1 Relaying denied; last session said: " + quoted + b"\r\n")
+        return True
+
+    await dialogue(conn, on={"RCPT": refuse})
+
+
 def _b64_or_raw(word: bytes) -> bytes:
     try:
         return base64.b64decode(word, validate=True)
@@ -434,6 +513,14 @@ async def echo_auth_line(conn: Conn) -> None:
     await dialogue(conn, tls="valid", on={"AUTH": echo_auth})
 
 
+def auth_with(handler: Handler) -> Serve:
+    async def serve(conn: Conn) -> None:
+        await dialogue(conn, tls="valid", on={"AUTH": handler})
+
+    serve.__name__ = handler.__name__
+    return serve
+
+
 @dataclass(frozen=True)
 class Behaviour:
     name: str
@@ -472,7 +559,16 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("endless_4xx", endless_4xx),
         Behaviour("escape_in_rcpt", escape_in_rcpt),
         Behaviour("echo_auth_line", echo_auth_line, "starttls", login=True),
+        Behaviour("malformed_auth_echo", auth_with(malformed_auth_echo), "starttls", login=True),
+        Behaviour("multiline_auth_echo", auth_with(multiline_auth_echo), "starttls", login=True),
+        Behaviour("truncated_auth_echo", auth_with(truncated_auth_echo), "starttls", login=True),
+        Behaviour("rcpt_quotes_another_login", rcpt_quotes_another_login),
     )
+}
+
+# Behaviours that end `ok` (so outside the corpus of failures), for the secret hygiene tests.
+QUIET_LEAKS: dict[str, Behaviour] = {
+    "quit_echoes_auth": Behaviour("quit_echoes_auth", quit_echoes_auth, "starttls", login=True),
 }
 
 
@@ -533,7 +629,7 @@ class HostileServer:
 
     def choose(self, peer: str) -> Behaviour:
         name = self.behaviour if isinstance(self.behaviour, str) else self.behaviour(peer)
-        return BEHAVIOURS[name]
+        return BEHAVIOURS[name] if name in BEHAVIOURS else QUIET_LEAKS[name]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()

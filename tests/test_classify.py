@@ -27,7 +27,7 @@ from fleet.classify import (
     parse_enhanced,
     unwrapped,
 )
-from fleet.credentials import ScrubFilter, remember, scrub
+from fleet.credentials import ScrubFilter, Secrets
 from fleet.results import Category, Mode, Stage, StageStatus
 
 # ---- who is asking: the contexts a remediation is written for ---------------------------
@@ -1301,18 +1301,20 @@ def test_a_secret_the_conversation_sent_is_blanked_from_reply_text() -> None:
     assert "****" in reply.text
 
 
-def test_every_secret_the_process_read_is_blanked_from_log_text() -> None:
-    remember("s3cret-canary-logline")
-    remember("another-canary-secret")
+def test_every_secret_the_sweep_read_is_blanked_from_log_text() -> None:
+    secrets = Secrets()
+    secrets.add("s3cret-canary-logline")
+    secrets.add("another-canary-secret")
 
-    assert scrub("x s3cret-canary-logline y another-canary-secret") == "x **** y ****"
+    assert secrets.scrub("x s3cret-canary-logline y another-canary-secret") == "x **** y ****"
 
 
 def test_a_logged_traceback_is_scrubbed_too() -> None:
-    remember("s3cret-canary-traceback")
+    secrets = Secrets()
+    secrets.add("s3cret-canary-traceback")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(ScrubFilter())
+    handler.addFilter(ScrubFilter(secrets))
     logger = logging.getLogger("fleet.test.scrub")
     logger.addHandler(handler)
     try:

@@ -147,6 +147,10 @@ CASES = [
         "escape_in_rcpt", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"
     ),
     Case("echo_auth_line", Category.auth_failed, Stage.auth, 0, "rejected the login"),
+    Case("malformed_auth_echo", Category.protocol_error, Stage.auth, 0, "malformed"),
+    Case("multiline_auth_echo", Category.auth_failed, Stage.auth, 0, "rejected the login"),
+    Case("truncated_auth_echo", Category.auth_failed, Stage.auth, 0, "rejected the login"),
+    Case("rcpt_quotes_another_login", Category.relay_denied, Stage.rcpt, 0, "relay"),
 ]
 
 

@@ -449,10 +449,11 @@ async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubb
     certs: LabCertificates,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fleet.credentials import remember
+    from fleet.credentials import Secrets
     from fleet.runner import Sweeper
 
-    remember("s3cret-canary-internal")
+    secrets = Secrets()
+    secrets.add("s3cret-canary-internal")  # as if the sweep had read it
     real_site = Sweeper.site
 
     async def buggy_site(self: Sweeper, site_plan: object) -> object:
@@ -470,7 +471,8 @@ async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubb
             f"  - id: {ident}\n    client: C\n    egress: {{bind: {ip}, ip: {ip}}}\n    devices:\n"
         )
         text += device(closed, str(certs.ca_file))
-    result = await sweep(write_inventory(text))
+    plan = plan_sweep(load_inventory(str(write_inventory(text))))
+    result = await run_sweep(plan, secrets=secrets)
     assert result.sweep.complete
     broken, fine = result.sites
     assert broken.verdict is Verdict.unknown

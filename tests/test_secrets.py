@@ -211,3 +211,167 @@ async def test_a_txt_record_that_repeats_the_query_name_does_not_leak_the_dqs_ke
 
     assert result.status is BlocklistStatus.listed
     assert dqs_key.lower() not in result.model_dump_json().lower()
+
+
+# ---- echoes in every shape: malformed, multi-line, truncated, another site's, other case ----
+
+ECHO_PASSWORD_ENV = "FLEET_ECHO_PASSWORD"
+ECHO_SITES = {  # site -> (behaviour, mechanism, the address it sends from)
+    "malformed-plain": ("malformed_auth_echo", "plain", "127.0.0.41"),
+    "malformed-login": ("malformed_auth_echo", "login", "127.0.0.42"),
+    "multiline": ("multiline_auth_echo", "plain", "127.0.0.43"),
+    "truncated": ("truncated_auth_echo", "plain", "127.0.0.44"),
+    "quit-echo": ("quit_echoes_auth", "plain", "127.0.0.45"),
+    # no login of its own: its RCPT refusal quotes the login quit-echo sent just before
+    "quoted-elsewhere": ("rcpt_quotes_another_login", None, "127.0.0.46"),
+}
+
+
+def windows(value: str, size: int) -> set[str]:
+    """Every piece of `size` characters of a value (the whole value when it is shorter)."""
+    size = min(size, len(value))
+    return {value[i : i + size] for i in range(len(value) - size + 1)}
+
+
+def leaked_pieces(text: str, password: str, users: list[str], dqs_key: str) -> list[str]:
+    """Which forms of the secrets a text gives away, whole or in pieces: half of the password
+    or key as written (in any case), eight characters of any base64 form."""
+    found = []
+    lower = text.lower()
+    for name, value in (("password", password), ("dqs key", dqs_key)):
+        if any(piece.lower() in lower for piece in windows(value, -(-len(value) // 2))):
+            found.append(name)
+    encoded = {"base64 password": base64.b64encode(password.encode()).decode()}
+    for user in users:
+        blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        # from the first base64 group that holds a byte of the password: the part before
+        # only encodes the username, which is no secret
+        encoded[f"AUTH PLAIN of {user}"] = blob[(len(user.encode()) + 2) // 3 * 4 :]
+    for name, value in encoded.items():
+        if any(piece in text for piece in windows(value, 8)):
+            found.append(name)
+    return found
+
+
+async def test_credentials_echoed_in_any_shape_leak_into_no_output(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    tmp_path: Path,
+    write_inventory: Callable[..., Path],
+) -> None:
+    """Issue 17, items 1-4: malformed replies (to AUTH PLAIN, AUTH LOGIN and QUIT) quoting
+    the credential, a base64 credential wrapped over a multi-line reply or cut short, a
+    server quoting another site's AUTH line, and a TXT record repeating the DQS query name
+    in another letter case. Checked in the table, CSV, JSON, the store, `fleet scan`,
+    stderr, the log file and the alert's CSV attachment."""
+    from fleet.lab.smtp import LabSmtpServer
+
+    from .hostile import HostileServer as Hostile
+    from .test_notify import Relay
+
+    password, dqs_key = canaries()
+    users = [f"{site_id}@contoso.test" for site_id in ECHO_SITES]
+    # Given one hostile server playing a behaviour per site (by the client's address) ...
+    by_address = {ip: behaviour for behaviour, _, ip in ECHO_SITES.values()}
+    server = Hostile(by_address.__getitem__, certs)
+    port = await server.start()
+    # ... a DQS zone listing the last site, whose TXT repeats the query name in swapped case
+    dqs_zone = f"{dqs_key}.{DQS_ZONE}"
+    lab_dns.blocklist(dqs_zone)
+    listed_ip = ECHO_SITES["quoted-elsewhere"][2]
+    query_name = f"{reverse_name(listed_ip)}.{dqs_zone}"
+    lab_dns.list_ip(dqs_zone, listed_ip, "127.0.0.4", reason=f"see {query_name.swapcase()}")
+    # ... and the MSP's relay, which receives the alert with its CSV
+    relay = Relay()
+    relay_server = LabSmtpServer(
+        relay, hostname="relay.msp.test", tls_context=certs.server_context()
+    )
+    await relay_server.start()
+    text = inventory_header(
+        lab_dns,
+        connect_s=5,
+        command_s=5,
+        site_s=30,
+        concurrency="global: 1",  # the sites in order: quit-echo logs in before quoted-elsewhere
+        blocklists=[f"{{kind: spamhaus-dqs, key_env: {DQS_ENV}}}"],
+    ).replace(
+        "sites:\n",
+        "notifications:\n  when: always\n  email:\n"
+        f"    host: 127.0.0.1\n    port: {relay_server.port}\n    security: starttls\n"
+        f'    ca_file: "{certs.ca_file}"\n    from: fleet@msp.test\n    to: [noc@msp.test]\n'
+        "    attach_csv: true\nsites:\n",
+    )
+    for site_id, (_, mechanism, ip) in ECHO_SITES.items():
+        login = (
+            f", auth: {{username: {site_id}@contoso.test, password_env: {ECHO_PASSWORD_ENV}, "
+            f"mechanism: {mechanism}}}"
+            if mechanism
+            else ""
+        )
+        security = f'starttls, ca_file: "{certs.ca_file}"' if mechanism else "none"
+        text += (
+            f"  - id: {site_id}\n    client: Echo\n    egress: {{bind: {ip}, ip: {ip}}}\n"
+            "    devices:\n      - id: mfp\n"
+            f"        smtp: {{host: 127.0.0.1, port: {port}, security: {security}, "
+            f"from: scanner@contoso.test, to: alice@contoso.test{login}}}\n"
+        )
+    inventory = write_inventory(text)
+    db = tmp_path / "fleet.db"
+    log_file = tmp_path / "fleet.log"
+    env = fleet_env(**{ECHO_PASSWORD_ENV: password, DQS_ENV: dqs_key})
+
+    async def fleet(*args: str) -> Run:
+        return await run_fleet_async(
+            "--debug", "--log-file", str(log_file), *args, env=env, cwd=tmp_path
+        )
+
+    # When it is swept in every format (with the alert), and sites are rescanned
+    sweep = ["sweep", "-i", str(inventory), "--db", str(db), "-q", "--notify"]
+    try:
+        runs = [
+            await fleet(*sweep, "--format", "json", "--output", str(tmp_path / "out.json")),
+            await fleet(*sweep, "--format", "csv", "--output", str(tmp_path / "out.csv")),
+            await fleet(*sweep, "--format", "table", "--detail"),
+            await fleet("report", "--last", "--db", str(db), "--format", "json"),
+            await fleet("scan", "malformed-plain", "-i", str(inventory), "--db", str(db)),
+            await fleet("scan", "quit-echo", "-i", str(inventory), "--db", str(db)),
+        ]
+    finally:
+        await server.stop()
+        await relay_server.stop()
+
+    # Then the servers did echo the credentials, and the sweeps said what happened
+    heard = b"".join(server.lines).decode()
+    assert base64.b64encode(f"\0{users[0]}\0{password}".encode()).decode() in heard
+    assert base64.b64encode(password.encode()).decode() in heard  # AUTH LOGIN's password
+    assert [r.code for r in runs[:3]] == [2, 2, 2], runs[0].stderr
+    assert "Traceback" not in "".join(r.stderr for r in runs)
+    out_json = (tmp_path / "out.json").read_text(encoding="utf-8")
+    for words in ("malformed", "Relaying denied; last session said", "****", '"listed"'):
+        assert words in out_json
+    assert len(relay.messages) == 3
+    # ... and no form of any secret, whole or in pieces, is in anything fleet wrote
+    texts = {
+        "log file": log_file.read_text(encoding="utf-8"),
+        "out.json": out_json,
+        "out.csv": (tmp_path / "out.csv").read_text(encoding="utf-8-sig"),
+    }
+    for i, run in enumerate(runs):
+        texts[f"stdout of run {i}"] = run.stdout
+        texts[f"stderr of run {i}"] = run.stderr
+    for i, message in enumerate(relay.messages):
+        texts[f"alert {i}"] = message.as_string()
+        for n, part in enumerate(message.walk()):
+            if not part.is_multipart():
+                content = part.get_content()
+                texts[f"alert {i} part {n}"] = (
+                    content.decode("utf-8-sig") if isinstance(content, bytes) else content
+                )
+    for path in sorted(db.parent.glob(db.name + "*")):
+        texts[path.name] = path.read_bytes().decode("latin-1")
+    leaks = {
+        where: found
+        for where, t in texts.items()
+        if (found := leaked_pieces(t, password, users, dqs_key))
+    }
+    assert leaks == {}

@@ -19,8 +19,10 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from fleet import __version__
+from fleet.agent import KEY_ENV as AGENT_KEY_ENV
+from fleet.agent import MASTER_KEY_ENV as AGENT_MASTER_KEY_ENV
 from fleet.console import tolerate_legacy_code_pages
-from fleet.credentials import ScrubFilter, scrub
+from fleet.credentials import ScrubFilter, Secrets, SecretSource
 from fleet.interrupts import on_stop_signals
 from fleet.inventory import (
     Inventory,
@@ -52,7 +54,17 @@ class Failure(click.ClickException):
 # ---- plumbing -------------------------------------------------------------------------
 
 
-def setup_logging(debug: bool, log_file: str | None) -> None:
+# This command's secrets: every secret it reads, in every form, scrubbed from its log and
+# its messages. One book per command run (set by `cli`), never shared between two runs.
+_secrets = Secrets()
+
+
+def command_secrets() -> Secrets:
+    """The book of the command being run: sweeps and alerts add what they read to it."""
+    return _secrets
+
+
+def setup_logging(debug: bool, log_file: str | None, secrets: Secrets) -> None:
     logger = logging.getLogger()
     for handler in list(logger.handlers):
         if getattr(handler, "_fleet", False):
@@ -63,7 +75,7 @@ def setup_logging(debug: bool, log_file: str | None) -> None:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(ScrubFilter())
+        handler.addFilter(ScrubFilter(secrets))
         handler._fleet = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(level)
@@ -161,6 +173,7 @@ async def sweep_with_signals(
     with on_stop_signals(on_signal):
         return await run_sweep(
             plan,
+            secrets=_secrets,
             send_test=send_test,
             control=control,
             on_site=on_site,
@@ -198,7 +211,7 @@ def send_alerts(
     from fleet.notify import NotifyError, notify  # httpx and friends: only when alerting
 
     try:
-        sent = run_async(notify(settings, result, force=force))
+        sent = run_async(notify(settings, result, force=force, secrets=_secrets))
     except NotifyError as exc:
         where = (
             "the sweep is stored; `fleet notify --last` re-sends it"
@@ -263,7 +276,13 @@ inventory_option = click.option(
 @click.option("--log-file", metavar="FILE", help="Also append the log to FILE.")
 def cli(debug: bool, log_file: str | None) -> None:
     """Find out, before the client calls, which office copiers will fail to scan-to-email."""
-    setup_logging(debug, log_file)
+    global _secrets
+    _secrets = Secrets()
+    # the agent keys, when they are set: never shown by any command
+    _secrets.add_sources(
+        (None, SecretSource(env=name)) for name in (AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV)
+    )
+    setup_logging(debug, log_file, _secrets)
 
 
 # ---- entry point ----------------------------------------------------------------------
@@ -287,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_UNKNOWN
     except Exception as exc:  # a bug: say so plainly; the trace is for --debug
         log.debug("internal error", exc_info=True)
-        click.echo(scrub(f"fleet: internal error: {type(exc).__name__}: {exc}"), err=True)
+        said = _secrets.scrub(f"fleet: internal error: {type(exc).__name__}: {exc}")
+        click.echo(said, err=True)
         if "--debug" not in (argv if argv is not None else sys.argv):
             click.echo("fleet: run again with --debug for the trace", err=True)
         code = EXIT_UNKNOWN

@@ -19,6 +19,7 @@ from fleet.cli.app import (
     check_notifications,
     cli,
     colour_wanted,
+    command_secrets,
     db_option,
     inventory_option,
     load_or_fail,
@@ -413,7 +414,9 @@ def demo(csv_path: str, html_path: str, keep: str | None) -> int:
         inventory_path = await lab.start()
         try:
             plan = plan_sweep(load_inventory(str(inventory_path)))
-            return await run_sweep(plan, inventory_path=str(inventory_path))
+            return await run_sweep(
+                plan, inventory_path=str(inventory_path), secrets=command_secrets()
+            )
         finally:
             await lab.stop()
 

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import re
 
-from fleet.credentials import SecretError, SecretSource, scrub
+from fleet.credentials import REDACTED, SecretError, Secrets, SecretSource
 from fleet.dns import Answer, Dns, Outcome, unmapped
 from fleet.probes.dnsbl_zones import LISTING_RANGE, SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
@@ -36,9 +36,11 @@ def _zone_key(zone: Zone) -> ZoneKey:
 class BlocklistProbe:
     """Looks up IPs on the sweep's zones; each (ip, zone) is asked once per sweep."""
 
-    def __init__(self, dns: Dns, zones: list[Zone]) -> None:
+    def __init__(self, dns: Dns, zones: list[Zone], secrets: Secrets | None = None) -> None:
         self.dns = dns
         self.zones = zones
+        # The sweep's book: a DQS key read here is scrubbed from everything the sweep keeps.
+        self.secrets = secrets if secrets is not None else Secrets()
         self._suffix: dict[ZoneKey, str | None] = {}
         self._suffix_error: dict[ZoneKey, str] = {}
         self._self_tests: dict[ZoneKey, asyncio.Future[str | None]] = {}
@@ -90,6 +92,7 @@ class BlocklistProbe:
                         f"the Spamhaus DQS key is not available ({exc}): nothing was queried"
                     )
                 else:
+                    self.secrets.add(secret)
                     if _DNS_LABEL.fullmatch(secret):
                         self._suffix[key] = f"{secret}.{zone.display}"
                     else:
@@ -103,7 +106,10 @@ class BlocklistProbe:
     async def _ask(self, ip: str, zone: Zone, rtype: str) -> Answer:
         suffix = self._query_suffix(zone)
         assert suffix is not None  # noqa: S101 - callers check the self-test first
-        return await self.dns.query(f"{reverse_name(ip)}.{suffix}", rtype)
+        name = f"{reverse_name(ip)}.{suffix}"
+        # The name holds the DQS key: it is logged with the key blanked.
+        shown = name if zone.key is None else f"{reverse_name(ip)}.{REDACTED}.{zone.display}"
+        return await self.dns.query(name, rtype, shown=shown)
 
     async def _self_test(self, zone: Zone) -> str | None:
         if self._query_suffix(zone) is None:
@@ -153,7 +159,8 @@ class BlocklistProbe:
         policy_only = all(m is not None and m.severity is ListingSeverity.policy for m in meanings)
         txt = await self._ask(ip, zone, "TXT")
         # A list's TXT may repeat the query name, which holds a DQS key: scrub what we keep.
-        reason = scrub("; ".join(t for t in txt.records if t.strip()))[:500] if txt.ok else None
+        said = "; ".join(t for t in txt.records if t.strip())
+        reason = self.secrets.scrub(said)[:500] if txt.ok else None
         return BlocklistResult(
             ip=ip,
             zone=zone.display,

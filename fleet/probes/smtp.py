@@ -43,7 +43,7 @@ from fleet.classify import (
     make_reply,
     provider_of,
 )
-from fleet.credentials import SecretError, SecretSource, remember_auth_forms
+from fleet.credentials import SecretError, Secrets, SecretSource, login_forms
 from fleet.egress import Opener
 from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest
 from fleet.results import (
@@ -263,9 +263,11 @@ async def converse(
     site_ip: str | None = None,
     label: str = "",
     tokens: TokenBroker | None = None,
+    secrets: Secrets | None = None,
 ) -> Conversation:
-    """Have the copier's conversation with its server and say what the server decided."""
-    probe = _Probe(spec, opener, settings, tls, gate, site_ip, label, tokens)
+    """Have the copier's conversation with its server and say what the server decided.
+    The secret it sends is added to `secrets`, the sweep's book that scrubs every result."""
+    probe = _Probe(spec, opener, settings, tls, gate, site_ip, label, tokens, secrets)
     return await probe.run(deadline)
 
 
@@ -280,10 +282,12 @@ class _Probe:
         site_ip: str | None,
         label: str,
         tokens: TokenBroker | None = None,
+        book: Secrets | None = None,
     ) -> None:
         self.spec = spec
         self.tokens = tokens
         self.token: Token | None = None
+        self.book = book
         self.opener = opener
         self.settings = settings
         self.tls_contexts = tls
@@ -590,7 +594,9 @@ class _Probe:
                 )
                 raise _Stop from None
             user = spec.username or ""
-            self.secrets = remember_auth_forms(user, secret)
+            if self.book is not None:
+                self.book.add_login(user, secret)
+            self.secrets = tuple(sorted(login_forms(user, secret), key=len, reverse=True))
             self.gate.record_attempt(spec.identity)
             method: Callable[[], Awaitable[aiosmtplib.SMTPResponse]]
             if mechanism == "plain":

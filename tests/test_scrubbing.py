@@ -1,0 +1,90 @@
+"""The scrubbing boundary (fleet.credentials.Secrets): one sweep's secrets, in every form
+they took on the wire, blanked whole or in pieces, across lines and letter case."""
+
+from __future__ import annotations
+
+import base64
+
+from fleet.credentials import REDACTED, Secrets, login_forms
+from fleet.results import Reply
+
+PASSWORD = "Tr0ub4dor-horse-Battery9"
+USER = "scanner@contoso.test"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def book() -> Secrets:
+    secrets = Secrets()
+    secrets.add_login(USER, PASSWORD)
+    return secrets
+
+
+def test_each_sweep_has_its_own_book() -> None:
+    first, second = book(), Secrets()
+    assert PASSWORD not in first.scrub(f"said {PASSWORD}")
+    assert second.scrub(f"said {PASSWORD}") == f"said {PASSWORD}"  # nothing shared
+
+
+def test_every_wire_form_of_a_login_is_blanked() -> None:
+    secrets = book()
+    for form in login_forms(USER, PASSWORD):
+        assert (
+            secrets.scrub(f"535 5.7.8 refused: {form} (bye)")
+            == f"535 5.7.8 refused: {REDACTED} (bye)"
+        )
+
+
+def test_a_credential_cut_short_is_blanked() -> None:
+    blob = b64(f"\0{USER}\0{PASSWORD}")
+    said = book().scrub(f"bad credentials: {blob[:-5]}...")
+    assert said == f"bad credentials: {REDACTED}..."
+
+
+def test_a_credential_wrapped_over_lines_is_blanked() -> None:
+    blob = b64(f"\0{USER}\0{PASSWORD}")
+    pieces = [blob[i : i + 6] for i in range(0, len(blob), 6)]
+    text = "5.7.8 Authentication failed for:\n" + "\n".join(f"5.7.8 {p}" for p in pieces)
+    said = book().scrub(text)
+    assert all(p not in said for p in pieces if len(p) > 2)
+    assert said.startswith("5.7.8 Authentication failed for:\n5.7.8 ****")
+
+
+def test_half_of_a_password_is_blanked_in_any_case() -> None:
+    said = book().scrub(f"you typed {PASSWORD[:13].upper()}")
+    assert said == f"you typed {REDACTED}"
+
+
+def test_a_dns_key_in_another_letter_case_is_blanked() -> None:
+    secrets = Secrets()
+    secrets.add("k7C9q2mzx4fwP8r3tnb6")
+    name = "2.0.0.127.K7c9Q2MZX4FWp8R3TNB6.zen.dq.spamhaus.net"
+    assert secrets.scrub(name) == f"2.0.0.127.{REDACTED}.zen.dq.spamhaus.net"
+
+
+def test_ordinary_words_in_a_secret_stay_readable_elsewhere() -> None:
+    secrets = Secrets()
+    secrets.add("s3cret-canary-internal")
+    assert secrets.scrub("INTERNAL_ERROR near s3cret-canary-internal") == "INTERNAL_ERROR near ****"
+
+
+def test_a_url_is_blanked_only_whole() -> None:
+    secrets = Secrets()
+    secrets.add("https://hooks.slack.test/services/T0/B0/XYZ", fragments=False)
+    said = secrets.scrub(
+        "see https://check.spamhaus.org and https://hooks.slack.test/services/T0/B0/XYZ"
+    )
+    assert said == "see https://check.spamhaus.org and ****"
+
+
+def test_a_model_is_scrubbed_field_by_field_and_keeps_its_types() -> None:
+    reply = Reply(
+        code=535, enhanced="5.7.8", text=f"AUTH PLAIN {b64(chr(0) + USER + chr(0) + PASSWORD)}"
+    )
+    clean = book().scrub_model(reply)
+    assert clean.text == f"AUTH PLAIN {REDACTED}"
+    assert clean.code == 535
+    untouched = Reply(code=250, text="OK")
+    assert book().scrub_model(untouched) is untouched
