@@ -95,9 +95,69 @@ def blocklist_named(text: str) -> str | None:
     match = re.search(r"blocked using ([A-Za-z0-9.-]+[A-Za-z0-9])", text)
     if match:
         return match.group(1)
-    if re.search(r"spamhaus", text, re.IGNORECASE):
-        return "Spamhaus"
+    match = re.search(
+        r"\b((?:[a-z0-9-]+\.)*(?:spamhaus|spamcop|barracudacentral|uribl|surbl|sorbs|abuseat|"
+        r"mailspike|psbl\.surriel)\.(?:org|net|com))\b",
+        text,
+        re.IGNORECASE,
+    )
+    if match:
+        return match.group(1).lower()
+    for name in ("Spamhaus DBL", "Spamhaus", "URIBL", "SURBL", "Barracuda", "SpamCop"):
+        if re.search(re.escape(name), text, re.IGNORECASE):
+            return name
     return None
+
+
+_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}"
+_LISTED_DOMAIN_PATTERNS = (
+    # Spamhaus's lookup link: https://check.spamhaus.org/listed/?searchterm=x, query/dbl?domain=x
+    re.compile(r"(?:[?&](?:domain|searchterm|d)=)(" + _DOMAIN + r")", re.IGNORECASE),
+    # "Sender address [a@example.com] blocked using dbl.spamhaus.org"
+    re.compile(r"address \[?<?[^@\s<>\[\]]+@(" + _DOMAIN + r")", re.IGNORECASE),
+    # "domain example.com is listed", "Helo domain [x.example] is listed", "example.com is listed"
+    re.compile(
+        r"(?:domain|helo|ehlo|host ?name|url|uri)\s+[\[<('\"]?(" + _DOMAIN + r")[\]>)'\"]?"
+        r"\s+(?:is |was |has been )?(?:listed|black ?listed|block ?listed|blocked)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"[\[<('\"]?(" + _DOMAIN + r")[\]>)'\"]?\s+(?:is |was |has been )?"
+        r"(?:listed|black ?listed|block ?listed) (?:at|on|in|by)",
+        re.IGNORECASE,
+    ),
+)
+_LIST_ZONE_RE = re.compile(
+    r"(?:spamhaus|spamcop|barracudacentral|uribl|surbl|sorbs|abuseat|mailspike)\.(?:org|net|com)$",
+    re.IGNORECASE,
+)
+
+
+def listed_domain(text: str) -> str | None:
+    """The domain a domain-blocklist rejection names, if it names one (not the list's own)."""
+    for pattern in _LISTED_DOMAIN_PATTERNS:
+        for match in pattern.finditer(text):
+            domain = match.group(1).rstrip(".").lower()
+            if not _LIST_ZONE_RE.search(domain) and not domain.startswith("www.spamhaus"):
+                return domain
+    return None
+
+
+# What makes a listing a listing of the site's IP: the reply names an IP address (not a
+# list's own 127.0.0.x answer), the client host, or a list that holds only IP addresses.
+_IP_EVIDENCE_RE = re.compile(
+    r"(?<![\d.])(?!127\.)(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)|\[[0-9a-f]*:[0-9a-f:]+\]|"
+    r"\b(?:client|sending|connecting|your|remote|source|sender) (?:host|IP|address)\b|"
+    r"\bIP(?:v[46])?(?: address)?\b|"
+    r"\b(?:zen|sbl|xbl|pbl|sbl-xbl|cbl|bl\.spamcop|b\.barracudacentral|dnsbl\.sorbs|"
+    r"bl\.mailspike|psbl\.surriel)\b|\bRBL\b|\bDNSBL\b|query/ip|query/bl|\bBRBL\b",
+    re.IGNORECASE,
+)
+
+
+def names_the_ip(text: str) -> bool:
+    """Does a listing reply say it is about an IP address (the client's, or on an IP list)?"""
+    return _IP_EVIDENCE_RE.search(text) is not None
 
 
 # ---- the context a remediation is written for -----------------------------------------
@@ -116,10 +176,20 @@ class Context:
     sender: str | None = None
     tls_max: str | None = None
     provider: str = "other"  # microsoft | google | other
+    ehlo_name: str | None = None  # the name the probe gave in EHLO, as the copier would
 
     def fields(self, reply_text: str) -> dict[str, str]:
         listed_by = blocklist_named(reply_text)
+        domain = listed_domain(reply_text)
+        if domain is None:
+            text = reply_text.lower()
+            if re.search(r"\b(?:helo|ehlo)\b", text) and self.ehlo_name:
+                domain = self.ehlo_name
+            elif re.search(r"mail ?from|sender|envelope", text) and self.sender:
+                domain = self.sender.rpartition("@")[2]
         return {
+            "listed_domain": domain or "a domain of this mail (the sender's, the EHLO name or a link)",
+            "ehlo_name": repr(self.ehlo_name) if self.ehlo_name else "the copier's EHLO name",
             "ip": self.ip or "the site's public IP",
             "host": self.host,
             "port": str(self.port),
@@ -167,14 +237,19 @@ class Rule:
     remediation: Remedy
     enhanced: tuple[str, ...] = ()  # exact codes, or ranges "5.7.606-5.7.649"
     text: str | None = None  # a key phrase (regex, case-insensitive)
-    code_class: str | None = None  # "4" or "5": only replies of that class
+    code_class: str | None = None  # "4", "5" or a whole code ("501"): only those replies
     stages: tuple[Stage, ...] = ()
     providers: tuple[str, ...] = ()  # only for these services (see `provider_of`)
+    unless: str | None = None  # a phrase (regex) that keeps the rule from matching
+    ip_evidence: bool = False  # only when the reply says it is about an IP (`names_the_ip`)
+    _unless_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
     _text_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.text is not None:
             object.__setattr__(self, "_text_re", re.compile(self.text, re.IGNORECASE))
+        if self.unless is not None:
+            object.__setattr__(self, "_unless_re", re.compile(self.unless, re.IGNORECASE))
 
     def matches(self, stage: Stage, reply: Reply, provider: str, text: str) -> bool:
         """`text`: the reply text to search (see `unwrapped`)."""
@@ -186,7 +261,11 @@ class Rule:
             return False
         if self.enhanced and not (reply.enhanced and _code_in(reply.enhanced, self.enhanced)):
             return False
-        return not (self._text_re is not None and not self._text_re.search(text))
+        if self._text_re is not None and not self._text_re.search(text):
+            return False
+        if self._unless_re is not None and self._unless_re.search(text):
+            return False
+        return not (self.ip_evidence and not names_the_ip(text))
 
 
 # A multi-line reply repeats its enhanced code on every line, and Google wraps sentences
@@ -226,6 +305,12 @@ _IP_REPUTATION_FIX: Remedy = {
     ),
 }
 
+# Words of a blocklist rejection (an IP or a domain listing: see `names_the_ip`).
+_LISTING_TEXT = (
+    r"blocked using|spamhaus|listed (?:at|on|in|by) |\bRBL\b|\bDNSBL\b|black ?list|"
+    r"(?<!allow )(?<!allow/)block ?list|is listed\b|are listed\b"
+)
+
 _TENANT_BLOCK_LIST_FIX = (
     "Your own tenant blocks this recipient in its Tenant Allow/Block List (5.7.703): the "
     "Microsoft 365 admin removes the entry (Microsoft Defender portal, Tenant Allow/Block "
@@ -237,7 +322,139 @@ _AUTH_ALTERNATIVES = (
     "Microsoft 365 High Volume Email, or an SMTP relay service"
 )
 
+_RECEIVER_FAULT_FIX = (
+    "{host} refuses mail because its own blocklist lookups are broken: it asks {list} "
+    "through a public or open resolver, which the list refuses (Spamhaus answers "
+    "127.255.255.x), and the server reads the refusal as a listing. Nothing is listed and "
+    "nothing can be delisted on your side: tell the receiving organisation's mail "
+    "administrator to query the list through their own resolver (or a Spamhaus DQS key). "
+    "Until they fix it, mail from any sender to them fails."
+)
+
+_DOMAIN_LISTED_FIX = (
+    "The server refuses the mail because a domain is listed ({listed_domain} on {list}), "
+    "not the site's IP: make sure the copier's sender ({sender}) and EHLO name "
+    "({ehlo_name}) are in a domain you control; look the domain up at the list "
+    "(https://check.spamhaus.org/ for the Spamhaus DBL, https://admin.uribl.com/, "
+    "https://www.surbl.org/surbl-analysis), remove what got it listed (a compromised "
+    "mailbox, spam that links to it), then request removal. There is no IP to delist."
+)
+
+_REVERSE_DNS_FIX = (
+    "The receiver wants a reverse DNS (PTR) name for the site's IP {ip} that points back to "
+    "it: ask the ISP that owns {ip} for a PTR record naming a host whose A record is {ip} "
+    "(for example mail.yourdomain), or send through a relay that has one. This is a missing "
+    "DNS record, not a blocklist listing: there is nothing to delist."
+)
+
+_HELO_FIX = (
+    "The copier introduced itself as {ehlo_name} and {endpoint} refuses that name (copiers "
+    "often send a bare device name): set the copier's host name, or its SMTP HELO/EHLO name "
+    "setting, to a fully-qualified name that resolves in DNS (for example "
+    "scanner1.yourdomain), never the server's own name; then set the same ehlo_name in the "
+    "inventory so fleet tests what the copier sends."
+)
+
 RULES: tuple[Rule, ...] = (
+    # -- the receiver's own fault: before anything that reads a list's name --------------
+    Rule(
+        "receiver.dnsbl_open_resolver",
+        Category.receiver_fault,
+        "the receiver's own blocklist lookups fail (it queries {list} through a public "
+        "resolver): not the site's reputation",
+        _RECEIVER_FAULT_FIX,
+        text=r"open resolver|public (?:dns )?resolver|127\.255\.255\.\d+|spamhaus\.org/returnc|"
+        r"excessive number of queries|blocklist quer(?:y|ies) (?:was |were )?refused",
+    ),
+    # -- a domain is listed, not the IP: before the IP lists ------------------------------
+    Rule(
+        "dnsbl.domain_listed",
+        Category.domain_reputation,
+        "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
+        _DOMAIN_LISTED_FIX,
+        text=r"\bdbl\b|\buribl\b|\bsurbl\b|\bdomain block ?list|"
+        r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b[^.;]{0,80}?"
+        r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
+        r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
+        r"(?:url|uri|link|web ?site)s?\b[^.;]{0,80}?\b(?:listed|black ?listed|block ?listed)|"
+        r"reputation of the sending domain|domain reputation|(?:helo|ehlo) (?:name|host) "
+        r"(?:is )?(?:listed|black ?listed|block ?listed)",
+        code_class="5",
+    ),
+    Rule(
+        "dnsbl.domain_listed_temporary",
+        Category.domain_reputation,
+        "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
+        _DOMAIN_LISTED_FIX,
+        text=r"\bdbl\b|\buribl\b|\bsurbl\b|domain (?:\S+ )?(?:is )?(?:listed|black ?listed|"
+        r"block ?listed)",
+        code_class="4",
+    ),
+    # -- reverse DNS, at any stage --------------------------------------------------------
+    Rule(
+        # Gmail and Microsoft: "the sending IP(v6) address must have a reverse DNS record"
+        "rdns.missing_ptr_code",
+        Category.reverse_dns,
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not "
+        "match",
+        _REVERSE_DNS_FIX,
+        enhanced=("5.7.25", "4.7.25"),
+    ),
+    Rule(
+        "rdns.missing_ptr",
+        Category.reverse_dns,
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not "
+        "match",
+        _REVERSE_DNS_FIX,
+        text=r"reverse[- ](?:dns|hostname|host name|lookup|name|record|resolution|resolve)|"
+        r"\brdns\b|\bptr\b|find your (?:host ?name|reverse)|"
+        r"(?:can ?not|can't|unable to|could not|failed to) (?:find|resolve|lookup|look up) "
+        r"(?:your |the )?(?:host ?name|client ?host ?name|name for your (?:ip|address))|"
+        r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
+        r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
+        r"(?:ip|address) (?:does not|doesn't) resolve|unknown client host|"
+        r"client host rejected: (?:cannot|can't) find",
+    ),
+    # -- the EHLO name ------------------------------------------------------------------
+    Rule(
+        "m365.bad_helo",
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        "The server refuses the EHLO name {ehlo_name} (5.7.506: it looks like the server's own "
+        "name, a spambot trait): set the copier's host name or EHLO name to its own "
+        "fully-qualified name, never the server's; then set the same ehlo_name in the inventory.",
+        enhanced=("5.7.506",),
+    ),
+    Rule(
+        "helo.refused",
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        _HELO_FIX,
+        text=r"helo command rejected|(?:invalid|bad|illegal|forged|malformed|bogus) "
+        r"(?:e?helo|hello)|(?:e?helo|hello)(?:/e?helo)? (?:name|hostname|host name|argument|"
+        r"domain|string|greeting)s?\b(?![^.;]{0,40}\blisted)|"
+        r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
+        r"syntactically invalid e?helo|e?helo (?:rejected|refused|not accepted|denied)|"
+        r"(?:your|the) e?helo\b|e?helo (?:should|must)",
+        unless=r"send (?:hello|e?helo)(?: command)? first",
+    ),
+    Rule(
+        # EHLO's only argument is the name: a syntax refusal of EHLO is about the name.
+        "helo.syntax",
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        _HELO_FIX,
+        stages=(Stage.ehlo, Stage.ehlo_tls),
+        enhanced=("5.5.2", "5.5.4", "5.1.0-5.1.9"),
+    ),
+    Rule(
+        "helo.syntax_code",
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        _HELO_FIX,
+        stages=(Stage.ehlo, Stage.ehlo_tls),
+        code_class="501",
+    ),
     # -- IP reputation ------------------------------------------------------------------
     Rule(
         "m365.banned_sending_ip",
@@ -289,15 +506,6 @@ RULES: tuple[Rule, ...] = (
         text=r"part of their network is on our block ?list",
     ),
     Rule(
-        # Not reputation: the address is fine, its DNS is missing. (As ip_reputation it would
-        # read as a dirty IP on Direct Send, with delisting advice that cannot help.)
-        "ipv6.no_ptr",
-        Category.sender_rejected,
-        "the receiver requires a reverse DNS name for the sending IPv6 address",
-        "Add a PTR record for the site's IPv6 address, or send over IPv4.",
-        enhanced=("5.7.25",),
-    ),
-    Rule(
         "google.low_reputation_ip",
         Category.ip_reputation,
         "Google rates {ip} as a sender of very low reputation",
@@ -337,14 +545,39 @@ RULES: tuple[Rule, ...] = (
         _TENANT_BLOCK_LIST_FIX,
         text=r"Tenant Allow ?/? ?Block List",
     ),
+    # Vendors' IP reputation services, which never say "DNSBL".
     Rule(
         "dnsbl.blocked_using",
         Category.ip_reputation,
         "the server rejects {ip} because it is listed on {list}",
         _IP_REPUTATION_FIX,
-        text=r"blocked using|spamhaus|listed (at|on|in) |\bRBL\b|\bDNSBL\b|black ?list|"
-        r"(?<!allow )(?<!allow/)block ?list",
-        code_class="5",
+        text=_LISTING_TEXT,
+        ip_evidence=True,
+    ),
+    Rule(
+        "vendor.ip_reputation",
+        Category.ip_reputation,
+        "the receiver's reputation service refuses {ip}",
+        _IP_REPUTATION_FIX,
+        text=r"ipcheck\.proofpoint\.com|proofpoint\.com/dnsbl|dnsbl-lookup|"
+        r"blocked for spamming|spamming issues|cloudmark|\bCSI\b|"
+        r"\bBRBL\b|barracudacentral|barracuda ?(?:networks )?reputation|\bSBRS\b|senderbase|"
+        r"talosintelligence|trend ?micro|\bERS\b|mail-abuse\.com|\bQIL\b|\bRBL\+|"
+        r"(?:ip|sending|sender|mta|network)(?:'s)? (?:address )?reputation|"
+        r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
+        r"ip reputation",
+        unless=r"domain",
+    ),
+    Rule(
+        # "Listed in Spamhaus" alone does not say whether the IP or a domain is listed: no
+        # delisting advice for an IP that may be clean (and no DIRECT_SEND_DIRTY_IP).
+        "dnsbl.listing_unspecified",
+        Category.unrecognised_refusal,
+        "the server cites a blocklist ({list}) without saying what is listed",
+        "The server refuses and names a blocklist ({list}) but not whether the site's IP "
+        "{ip} or a domain (the sender {sender}, the EHLO name {ehlo_name}) is listed: look each "
+        "of them up at the list, and delist whichever is listed after fixing the cause.",
+        text=_LISTING_TEXT,
     ),
     # -- TLS ------------------------------------------------------------------------------
     Rule(
@@ -362,7 +595,20 @@ RULES: tuple[Rule, ...] = (
         "the server requires STARTTLS before this command",
         "Set the copier's security to STARTTLS (port {port}); the server refuses to go on "
         "without encryption.",
-        text=r"STARTTLS (command )?first|Must issue a STARTTLS|TLS required|encryption required",
+        text=r"STARTTLS (?:command )?first|Must issue a STARTTLS|(?:TLS|STARTTLS|encryption|"
+        r"secure connection|SSL) (?:is )?(?:required|needed|mandatory)|"
+        r"requires? (?:TLS|STARTTLS|encryption|a secure connection|an encrypted)|"
+        r"must (?:use|issue|start) (?:STARTTLS|TLS)|not (?:over|using) (?:TLS|an encrypted)|"
+        r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)",
+        unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
+    ),
+    Rule(
+        "tls.encryption_required_code",
+        Category.tls_required,
+        "the server requires encryption before this command",
+        "Set the copier's security to STARTTLS (port {port}) or implicit TLS: the server "
+        "refuses to go on without encryption.",
+        enhanced=("5.7.11", "5.7.10"),
     ),
     Rule(
         "tls.not_available",
@@ -425,6 +671,17 @@ RULES: tuple[Rule, ...] = (
         text=r"credentials were incorrect",
     ),
     Rule(
+        "m365.smtp_auth_refused",
+        Category.auth_disabled,
+        "Microsoft 365 refuses password logins for {mailbox} (5.7.139)",
+        "Microsoft refuses this login for a policy reason (5.7.139, see the reply text): check "
+        "that SMTP AUTH is enabled for {mailbox} (Get-CASMailbox | fl "
+        "SmtpClientAuthenticationDisabled) and that security defaults or Conditional Access "
+        "do not block it; better: " + _AUTH_ALTERNATIVES + ".",
+        enhanced=("5.7.139",),
+        unless=r"credentials were incorrect|federated STS",
+    ),
+    Rule(
         "m365.basic_auth_retired",
         Category.auth_disabled,
         "Microsoft 365 no longer accepts Basic (password) authentication for SMTP",
@@ -432,6 +689,16 @@ RULES: tuple[Rule, ...] = (
         + _AUTH_ALTERNATIVES
         + ".",
         enhanced=("5.7.30",),
+    ),
+    Rule(
+        "auth.basic_disabled",
+        Category.auth_disabled,
+        "the server no longer accepts Basic (password) authentication",
+        "Basic (password) AUTH is turned off for {mailbox}: move the copier to "
+        + _AUTH_ALTERNATIVES
+        + ".",
+        text=r"basic auth(?:entication)? (?:is )?(?:disabled|not (?:supported|allowed|enabled)|"
+        r"blocked|turned off|deprecated)|legacy auth(?:entication)? (?:is )?(?:disabled|blocked)",
     ),
     Rule(
         "m365.auth_unsuccessful",
@@ -481,7 +748,14 @@ RULES: tuple[Rule, ...] = (
         "the server only accepts mail after a login",
         "{endpoint} requires authentication: configure a mailbox and password (or OAuth) on "
         "the copier, or use a host that accepts unauthenticated mail for your domain.",
-        text=r"authentication required|not authenticated|must authenticate|WantAuthError",
+        text=r"authentication (?:is )?required|auth(?:entication)? required|not authenticated|"
+        r"must (?:first )?authenticate|WantAuthError|unauthenticated (?:senders?|relay|mail|"
+        r"sending|users?|clients?)|smtp auth(?:entication)? (?:is )?required|"
+        r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
+        r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
+        r"(?:log ?in|authenticate) (?:first|before)|anonymous (?:relay|mail|senders?) "
+        r"(?:is |are )?not (?:allowed|permitted|accepted)",
+        unless=r"invalid credentials",
     ),
     Rule(
         "smtp.auth_failed",
@@ -593,7 +867,12 @@ RULES: tuple[Rule, ...] = (
         "the server rejects the sender address {sender}",
         "The server refuses {sender} as a sender: use an address in a domain the server "
         "accepts mail from (usually the login mailbox or an accepted domain).",
-        text=r"sender address rejected|sender (is )?not allowed|sender verify failed",
+        text=r"sender address rejected|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
+        r"sender verif\w+ failed|verification failed for|envelope blocked|"
+        r"envelope sender|badmailfrom|sender (?:domain )?(?:must exist|not found|unknown|"
+        r"rejected|denied|blocked)|(?:mail ?from|sender) (?:address )?(?:is )?(?:invalid|"
+        r"rejected|refused|blocked|not accepted)|domain of sender address|"
+        r"sender domain|unverifiable sender|spoof",
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
@@ -707,23 +986,12 @@ RULES: tuple[Rule, ...] = (
                 "server, or use the provider's submission host ({submission})."
             ),
         },
-        text=r"unable to relay|relay(ing)? (access )?(denied|not permitted|not allowed)|"
+        text=r"unable to relay|relay(?:ing)? (?:access )?(?:is )?(?:denied|not permitted|"
+        r"not allowed|prohibited|refused|disallowed)|not (?:permitted|allowed|authori[sz]ed) "
+        r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
+        r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
+        r"(?:not|isn't) (?:a )?local (?:domain|recipient)|"
         r"not permitted to relay",
-    ),
-    Rule(
-        "smtp.unknown_recipient",
-        Category.recipient_rejected,
-        "the server does not know the recipient",
-        "The test recipient is unknown to the server: fix the 'to' address.",
-        text=r"user unknown|unknown user|no such user|mailbox unavailable|"
-        r"recipient address rejected|does not exist|RecipientNotFound",
-    ),
-    Rule(
-        "m365.message_format",
-        Category.message_rejected,
-        "the message's From header is not RFC 5322 compliant",
-        "Fix the copier's From formatting (angle brackets, quoted display name) (5.7.512).",
-        enhanced=("5.7.512",),
     ),
     Rule(
         "m365.mailbox_full",
@@ -731,6 +999,37 @@ RULES: tuple[Rule, ...] = (
         "the sending mailbox is full",
         "The scanner mailbox's Sent Items filled it: add a retention policy to Sent Items.",
         enhanced=("5.2.2",),
+        stages=(Stage.mail, Stage.data),
+    ),
+    Rule(
+        "smtp.unknown_recipient",
+        Category.recipient_rejected,
+        "the server does not know the recipient",
+        "The test recipient is unknown to the server: fix the 'to' address.",
+        text=r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|account)|"
+        r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
+        r"recipient address rejected|does not exist|RecipientNotFound|"
+        r"(?:invalid|unknown|bad) (?:recipient|mailbox|address)|recipient (?:not found|unknown|"
+        r"invalid|rejected)|(?:user|account|address) (?:not found|disabled|unknown)|"
+        r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
+        r"(?:user|recipient) doesn't exist|undeliverable address|no mailbox",
+    ),
+    Rule(
+        # RFC 3463: X.1.x are address statuses; X.2.1/X.2.2 the mailbox is disabled or full.
+        "smtp.recipient_status",
+        Category.recipient_rejected,
+        "the server refuses the recipient (its status code says the address is the problem)",
+        "The server refuses the test recipient (an address status code): check the 'to' address, and that the "
+        "mailbox exists and is not full.",
+        stages=(Stage.rcpt,),
+        enhanced=("5.1.0-5.1.6", "5.1.9-5.1.99", "5.2.1-5.2.2", "4.2.2"),
+    ),
+    Rule(
+        "m365.message_format",
+        Category.message_rejected,
+        "the message's From header is not RFC 5322 compliant",
+        "Fix the copier's From formatting (angle brackets, quoted display name) (5.7.512).",
+        enhanced=("5.7.512",),
     ),
     # -- throttling -----------------------------------------------------------------------
     Rule(
@@ -784,6 +1083,33 @@ RULES: tuple[Rule, ...] = (
         enhanced=("4.5.3",),
     ),
     Rule(
+        # Microsoft's "451 4.7.0 Temporary server error. Please try again later. PRX4": a
+        # fault on its side, not a limit on the site.
+        "smtp.temporary_server_error",
+        Category.temporary_failure,
+        "the server had a temporary internal error",
+        "{host} reported an internal error of its own (a transient fault, not a limit on this "
+        "site): run the site again later; if it persists for hours, check the provider's "
+        "service health.",
+        text=r"temporary server error|internal server error|temporary (?:local )?(?:problem|"
+        r"failure)|local error in processing|try again later.{0,20}\bPRX\d",
+        code_class="4",
+    ),
+    Rule(
+        # A limit is a limit even when the server says it permanently (Gmail 550 5.4.5).
+        "smtp.sending_limit",
+        Category.throttled,
+        "the server says a sending limit was exceeded",
+        "A sending limit was exceeded ({mailbox} or this site): spread the sending over time "
+        "or over more mailboxes, or use a relay service sized for the volume.",
+        text=r"sending (?:limit|quota)|(?:daily|hourly|message|rate|recipient) (?:user )?"
+        r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
+        r"exceeded (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
+        r"too many (?:messages|mails|emails|connections|recipients)|rate limit",
+        code_class="5",
+        unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage",
+    ),
+    Rule(
         "smtp.rate_limited",
         Category.throttled,
         "the server is limiting the rate or number of connections",
@@ -793,14 +1119,6 @@ RULES: tuple[Rule, ...] = (
         code_class="4",
     ),
     # -- protocol -------------------------------------------------------------------------
-    Rule(
-        "m365.bad_helo",
-        Category.protocol_error,
-        "the server rejected the EHLO name",
-        "The server rejects the EHLO name (5.7.506): set ehlo_name to the copier's own host "
-        "name, never the server's.",
-        enhanced=("5.7.506",),
-    ),
     Rule(
         "smtp.hello_first",
         Category.protocol_error,
@@ -816,41 +1134,42 @@ RULES: tuple[Rule, ...] = (
 
 # ---- classification -----------------------------------------------------------------------
 
-# A reply no rule knows: category from the code class and the stage it came at.
-_FALLBACK_5XX: dict[Stage, Category] = {
-    Stage.banner: Category.unreachable,
-    Stage.starttls: Category.tls_failure,
-    Stage.auth: Category.auth_failed,
-    Stage.mail: Category.sender_rejected,
-    Stage.rcpt: Category.recipient_rejected,
-    Stage.data: Category.message_rejected,
-}
-
+# A reply no rule knows. A 4xx is a deferral, whatever it says; a 5xx claims only what its
+# stage or its code proves (a refused STARTTLS cannot start TLS; 535 is RFC 4954's "credentials
+# invalid"), and is otherwise an unrecognised refusal, shown in the server's own words.
 _FALLBACK_FINDING: dict[Category, str] = {
-    Category.unreachable: "the server refused service at the greeting",
-    Category.tls_failure: "the server refused to start TLS",
-    Category.auth_failed: "the server rejected the login",
-    Category.sender_rejected: "the server rejected the sender",
-    Category.recipient_rejected: "the server rejected the recipient",
-    Category.message_rejected: "the server rejected the test message",
-    Category.protocol_error: "the server gave an unexpected reply",
-    Category.temporary_failure: "the server deferred with a temporary error",
+    Category.tls_failure: "the server refused to start TLS ({stage}: {code})",
+    Category.auth_failed: "the server rejected the login ({stage}: {code})",
+    Category.unrecognised_refusal: "the server refused at {stage} ({code}) for a reason fleet "
+    "does not recognise: \"{said}\"",
+    Category.protocol_error: "the server gave an unexpected reply ({stage}: {code})",
+    Category.temporary_failure: "the server deferred with a temporary error ({stage}: {code})",
 }
 
 _FALLBACK_REMEDY: dict[Category, str] = {
-    Category.unreachable: "{endpoint} refuses this site at the greeting: read the reply text; "
-    "this is often a block of the site's IP.",
     Category.tls_failure: "{endpoint} could not start TLS: tell the server's administrator.",
     Category.auth_failed: "Check the copier's username and password for {endpoint}.",
-    Category.sender_rejected: "Use a sender address that {endpoint} accepts.",
-    Category.recipient_rejected: "Check the recipient address and that {endpoint} accepts mail "
-    "for its domain.",
-    Category.message_rejected: "Read the reply text: the server refused the message itself.",
+    Category.unrecognised_refusal: "fleet does not recognise these words and claims no cause: "
+    "read the server's reply; if it names a list, a policy or a vendor, look it up there, "
+    "otherwise ask the administrator of {host} what the refusal at {stage} means.",
     Category.protocol_error: "Read the reply text; if it persists, tell the server's "
     "administrator.",
     Category.temporary_failure: "The server deferred (4xx): run the site again later; if it "
     "persists, read the reply text.",
 }
+
+
+def _fallback_category(stage: Stage, reply: Reply) -> Category:
+    code = reply.code or 0
+    if 400 <= code <= 499:
+        return Category.temporary_failure
+    if not 500 <= code <= 599:
+        return Category.protocol_error
+    if stage is Stage.starttls:
+        return Category.tls_failure
+    if stage is Stage.auth and (code == 535 or reply.enhanced == "5.7.8"):
+        return Category.auth_failed
+    return Category.unrecognised_refusal
 
 
 @dataclass(frozen=True)
@@ -880,17 +1199,18 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
                 _render(rule.remediation, context, fields),
                 rule.id,
             )
-    code = reply.code or 0
-    if 500 <= code <= 599:
-        category = _FALLBACK_5XX.get(stage, Category.protocol_error)
-    elif 400 <= code <= 499:
-        category = Category.temporary_failure
-    else:
-        category = Category.protocol_error
+    category = _fallback_category(stage, reply)
+    said = " ".join(reply.text.split())
+    fields = {
+        **context.fields(reply.text),
+        "stage": stage.value,
+        "code": str(reply.code or "no valid code"),
+        "said": said if len(said) <= 200 else said[:199] + "\N{HORIZONTAL ELLIPSIS}",
+    }
     return Classification(
         category,
-        _FALLBACK_FINDING[category] + f" ({stage.value}: {code or 'no valid code'})",
-        _render(_FALLBACK_REMEDY[category], context, context.fields(reply.text)),
+        _FALLBACK_FINDING[category].format_map(fields),
+        _FALLBACK_REMEDY[category].format_map(fields),
         None,
     )
 

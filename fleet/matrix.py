@@ -101,6 +101,11 @@ _CATEGORY_FLAGS: dict[Category, tuple[str, Severity]] = {
     Category.egress_unreachable: ("EGRESS_UNREACHABLE", Severity.unknown),
     Category.resolver_failure: ("RESOLVER_FAILURE", Severity.unknown),
     Category.protocol_error: ("PROTOCOL_ERROR", Severity.critical),
+    Category.domain_reputation: ("DOMAIN_LISTED", Severity.critical),
+    Category.reverse_dns: ("REVERSE_DNS", Severity.critical),
+    Category.helo_rejected: ("HELO_REJECTED", Severity.critical),
+    Category.receiver_fault: ("RECEIVER_FAULT", Severity.critical),
+    Category.unrecognised_refusal: ("UNRECOGNISED_REFUSAL", Severity.critical),
 }
 
 _DIRECT_SEND_REJECTED_RULES = {

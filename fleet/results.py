@@ -78,6 +78,12 @@ class Category(StrEnum):
     resolver_failure = "resolver_failure"  # fleet's resolver failed: nothing known about the host
     timeout = "timeout"
     protocol_error = "protocol_error"
+    # A domain of the conversation (sender, EHLO name, a link) is listed, not the site's IP.
+    domain_reputation = "domain_reputation"
+    reverse_dns = "reverse_dns"  # the site's IP has no PTR, or one that does not match
+    helo_rejected = "helo_rejected"  # the EHLO/HELO name the copier gives is refused
+    receiver_fault = "receiver_fault"  # the receiver's own broken setup (e.g. its DNSBL resolver)
+    unrecognised_refusal = "unrecognised_refusal"  # words fleet does not know: shown, not guessed
 
 
 class Verdict(StrEnum):

@@ -537,9 +537,9 @@ MICROSOFT = [
         550,
         "5.7.506 Access Denied, Bad HELO",
         M365_MX,
-        Category.protocol_error,
+        Category.helo_rejected,
         "m365.bad_helo",
-        r"set ehlo_name to the copier's own host name",
+        r"fully-qualified name, never the server's; then set the same ehlo_name",
         "5.7.506",
     ),
     Case(
@@ -584,9 +584,9 @@ MICROSOFT = [
         "5.7.25 Access denied, the sending IPv6 address [2001:db8:7ca6:22::45] must have a "
         "reverse DNS record",
         M365_MX,
-        Category.sender_rejected,
-        "ipv6.no_ptr",
-        r"PTR record",
+        Category.reverse_dns,
+        "rdns.missing_ptr_code",
+        r"PTR record.*nothing to delist",
         "5.7.25",
     ),
     Case(
@@ -1337,12 +1337,16 @@ def test_a_logged_traceback_is_scrubbed_too() -> None:
 @pytest.mark.parametrize(
     ("stage", "code", "category"),
     [
-        (Stage.rcpt, 550, Category.recipient_rejected),
-        (Stage.mail, 553, Category.sender_rejected),
+        # a 5xx with words fleet does not know claims nothing it cannot prove (#16)
+        (Stage.rcpt, 550, Category.unrecognised_refusal),
+        (Stage.mail, 553, Category.unrecognised_refusal),
         (Stage.auth, 535, Category.auth_failed),
-        (Stage.data, 554, Category.message_rejected),
-        (Stage.banner, 554, Category.unreachable),
-        (Stage.ehlo, 550, Category.protocol_error),
+        (Stage.auth, 554, Category.unrecognised_refusal),
+        (Stage.starttls, 554, Category.tls_failure),
+        (Stage.data, 554, Category.unrecognised_refusal),
+        (Stage.banner, 554, Category.unrecognised_refusal),
+        (Stage.ehlo, 550, Category.unrecognised_refusal),
+        (Stage.banner, 421, Category.temporary_failure),
         (Stage.rcpt, 452, Category.temporary_failure),
         (Stage.auth, 454, Category.temporary_failure),
         (Stage.mail, 421, Category.temporary_failure),

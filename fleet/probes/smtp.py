@@ -225,6 +225,47 @@ class AuthGate:
 # ---- the conversation -------------------------------------------------------------------
 
 
+class _GreetingAwareSMTP(aiosmtplib.SMTP):
+    """aiosmtplib hangs up as soon as a greeting is not 220. A server that refuses in its
+    greeting (RFC 5321 3.1: 554 instead of 220) still listens and expects a QUIT: send it,
+    and keep what it answered for the transcript."""
+
+    quit_s: float = 5.0
+    greeting_quit: StageResult | None = None
+
+    async def _create_connection(self, timeout: float | None) -> aiosmtplib.SMTPResponse:
+        try:
+            return await super()._create_connection(timeout)
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            if 500 <= exc.code <= 599:  # a 421 greeting closes the channel itself
+                await self._quit_after_refusal()
+            raise
+
+    async def _quit_after_refusal(self) -> None:
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.quit_s):
+                reply = await self.execute_command(b"QUIT")
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.greeting_quit = StageResult(
+                stage=Stage.quit,
+                status=StageStatus.error,
+                command="QUIT",
+                elapsed_s=round(time.perf_counter() - began, 6),
+                detail="no answer to QUIT after the refused greeting",
+            )
+            return
+        self.greeting_quit = StageResult(
+            stage=Stage.quit,
+            status=StageStatus.ok if reply.code == 221 else StageStatus.failed,
+            command="QUIT",
+            reply=make_reply(reply.code, reply.message),
+            elapsed_s=round(time.perf_counter() - began, 6),
+        )
+
+
 class _Stop(Exception):
     """The conversation cannot go on; the reason is already recorded."""
 
@@ -296,7 +337,7 @@ class _Probe:
         self.label = label
         self.state = _State()
         self.secrets: tuple[str, ...] = ()  # what this conversation sent, to clean from replies
-        self.smtp: aiosmtplib.SMTP | None = None
+        self.smtp: _GreetingAwareSMTP | None = None
         self.context: ssl.SSLContext | None = None
         self.context_error: str | None = None
         if spec.security is not Security.none:
@@ -368,7 +409,7 @@ class _Probe:
             )
         )
         implicit = spec.security is Security.tls
-        self.smtp = aiosmtplib.SMTP(
+        self.smtp = _GreetingAwareSMTP(
             hostname=spec.host,
             local_hostname=spec.ehlo_name,
             timeout=self.settings.command_s,
@@ -376,6 +417,7 @@ class _Probe:
             use_tls=implicit,
             tls_context=self.context if implicit else None,
         )
+        self.smtp.quit_s = min(self.settings.command_s, 5.0)
         smtp = self.smtp
         ehlo_command = f"EHLO {spec.ehlo_name}"
         if implicit:
@@ -692,6 +734,8 @@ class _Probe:
         if smtp is None or not smtp.is_connected:
             if smtp is not None:
                 smtp.close()
+                if smtp.greeting_quit is not None:
+                    self.state.stages.append(smtp.greeting_quit)
             return
         broken = next(
             (s for s in self.state.stages if s.status is StageStatus.error and s.reply is None),
@@ -897,6 +941,7 @@ class _Probe:
             sender=spec.mail_from,
             tls_max=spec.tls_max,
             provider=provider_of(spec.host, self.state.texts),
+            ehlo_name=spec.ehlo_name,
         )
 
     def _result(self, started_at: datetime, elapsed: float) -> Conversation:
