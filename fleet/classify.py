@@ -118,7 +118,7 @@ _LISTED_DOMAIN_PATTERNS = (
     # "domain example.com is listed", "Helo domain [x.example] is listed", "example.com is listed"
     re.compile(
         r"(?:domain|helo|ehlo|host ?name|url|uri)\s+[\[<('\"]?(" + _DOMAIN + r")[\]>)'\"]?"
-        r"\s+(?:is |was |has been )?(?:listed|black ?listed|block ?listed|blocked)",
+        r"\s+(?:is |was |has been )?(?:listed|black ?listed|block ?listed|blocked|present|found)",
         re.IGNORECASE,
     ),
     re.compile(
@@ -188,7 +188,8 @@ class Context:
             elif re.search(r"mail ?from|sender|envelope", text) and self.sender:
                 domain = self.sender.rpartition("@")[2]
         return {
-            "listed_domain": domain or "a domain of this mail (the sender's, the EHLO name or a link)",
+            "listed_domain": domain
+            or "a domain of this mail (the sender's, the EHLO name or a link)",
             "ehlo_name": repr(self.ehlo_name) if self.ehlo_name else "the copier's EHLO name",
             "ip": self.ip or "the site's public IP",
             "host": self.host,
@@ -378,33 +379,23 @@ RULES: tuple[Rule, ...] = (
         r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
         r"(?:url|uri|link|web ?site)s?\b[^.;]{0,80}?\b(?:listed|black ?listed|block ?listed)|"
         r"reputation of the sending domain|domain reputation|(?:helo|ehlo) (?:name|host) "
-        r"(?:is )?(?:listed|black ?listed|block ?listed)",
-        code_class="5",
-    ),
-    Rule(
-        "dnsbl.domain_listed_temporary",
-        Category.domain_reputation,
-        "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
-        _DOMAIN_LISTED_FIX,
-        text=r"\bdbl\b|\buribl\b|\bsurbl\b|domain (?:\S+ )?(?:is )?(?:listed|black ?listed|"
-        r"block ?listed)",
-        code_class="4",
+        r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
+        r"unsolicited (?:e-?)?mail (?:originating from your DKIM domain|containing one of your "
+        r"URL domains)|(?:DKIM|URL|sending|sender) domain\b[^.;]{0,60}(?:poor|low|bad) reputation",
     ),
     # -- reverse DNS, at any stage --------------------------------------------------------
     Rule(
         # Gmail and Microsoft: "the sending IP(v6) address must have a reverse DNS record"
         "rdns.missing_ptr_code",
         Category.reverse_dns,
-        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not "
-        "match",
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         _REVERSE_DNS_FIX,
         enhanced=("5.7.25", "4.7.25"),
     ),
     Rule(
         "rdns.missing_ptr",
         Category.reverse_dns,
-        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not "
-        "match",
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         _REVERSE_DNS_FIX,
         text=r"reverse[- ](?:dns|hostname|host name|lookup|name|record|resolution|resolve)|"
         r"\brdns\b|\bptr\b|find your (?:host ?name|reverse)|"
@@ -435,7 +426,7 @@ RULES: tuple[Rule, ...] = (
         r"domain|string|greeting)s?\b(?![^.;]{0,40}\blisted)|"
         r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
         r"syntactically invalid e?helo|e?helo (?:rejected|refused|not accepted|denied)|"
-        r"(?:your|the) e?helo\b|e?helo (?:should|must)",
+        r"your e?helo (?:name |host ?name )?(?:is|was|does)|e?helo (?:should|must)",
         unless=r"send (?:hello|e?helo)(?: command)? first",
     ),
     Rule(
@@ -456,6 +447,89 @@ RULES: tuple[Rule, ...] = (
         code_class="501",
     ),
     # -- IP reputation ------------------------------------------------------------------
+    # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
+    Rule(
+        "ipv6.needs_spf_or_dkim",
+        Category.sender_rejected,
+        "mail sent over IPv6 must pass SPF or DKIM, and this did not",
+        "Mail sent over IPv6 must pass SPF or DKIM (4.7.26) and a copier does not sign with "
+        "DKIM: add the site's IPv6 address (ip6:) to the SPF record of {sender}'s domain, or "
+        "send over IPv4.",
+        enhanced=("4.7.26",),
+    ),
+    Rule(
+        "sender.authentication",
+        Category.sender_rejected,
+        "the receiver rejects the sender for SPF, DKIM or DMARC",
+        "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
+        "the SPF record of {sender}'s domain, or send through an authorised relay.",
+        enhanced=("5.7.23", "5.7.509", "5.7.515", "5.7.26"),
+    ),
+    Rule(
+        "sender.spf_dkim_dmarc",
+        Category.sender_rejected,
+        "the receiver rejects the sender for SPF, DKIM or DMARC",
+        "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
+        "the SPF record of {sender}'s domain (and publish DMARC), or send through an "
+        "authorised relay.",
+        text=r"\bSPF\b|\bDKIM\b|\bDMARC\b|sender policy framework",
+    ),
+    # -- limits that name the IP are still limits -----------------------------------------
+    Rule(
+        "smtp.frequency_limited",
+        Category.throttled,
+        "the server limits how often this site may connect or send",
+        "The server limits how often {ip} may connect or send: reduce how many devices send "
+        "at once and how often, or wait and try again later.",
+        text=r"frequency limit|receiving (?:e-?mail|mail|messages)? ?(?:at a rate|too quickly)|"
+        r"ReceivingRate|too many (?:connections|sessions|concurrent)|connection (?:rate|limit)",
+    ),
+    # -- IP reputation ----------------------------------------------------------------------
+    Rule(
+        "google.low_reputation_ip",
+        Category.ip_reputation,
+        "Google rates {ip} as a sender of very low reputation",
+        "Google refuses mail from {ip} for its very low reputation: find what sends spam from "
+        "that IP and stop it; meanwhile send through authenticated submission on {submission} "
+        "or a relay with a clean IP.",
+        text=r"low reputation of the sending IP",
+    ),
+    Rule(
+        "google.unsolicited_rate",
+        Category.ip_reputation,
+        "Google sees an unusual rate of unsolicited mail from {ip}",
+        "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
+        "sending spam behind that IP and stop it; meanwhile send through authenticated "
+        "submission on {submission} or a relay with a clean IP.",
+        text=r"unusual rate of unsolicited mail|UnsolicitedRateLimitError",
+    ),
+    Rule(
+        "google.not_authorized_direct",
+        Category.ip_reputation,
+        "Google does not accept mail sent directly from {ip} (a dynamic or residential range)",
+        _IP_REPUTATION_FIX,
+        text=r"not authorized to send email directly|NotAuthorizedError",
+    ),
+    Rule(
+        "ip.named_block",
+        Category.ip_reputation,
+        "the server refuses mail from {ip} for its reputation or its network",
+        _IP_REPUTATION_FIX,
+        text=r"blocked IP|IP (?:address )?(?:is |has been )?(?:blocked|banned|blacklisted|"
+        r"denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
+        r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
+        r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL)\)|"
+        r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
+        r"residential|dial-?up|end[- ]user (?:ip|range|address)",
+    ),
+    Rule(
+        "ip.complaints",
+        Category.ip_reputation,
+        "the server defers or refuses mail from {ip} for complaints about it",
+        _IP_REPUTATION_FIX,
+        text=r"complaints|unexpected volume",
+        ip_evidence=True,
+    ),
     Rule(
         "m365.banned_sending_ip",
         Category.ip_reputation,
@@ -504,31 +578,6 @@ RULES: tuple[Rule, ...] = (
         "Outlook.com blocks the ISP's range that {ip} is in: send through the ISP's relay or a "
         "reputable relay service instead of directly.",
         text=r"part of their network is on our block ?list",
-    ),
-    Rule(
-        "google.low_reputation_ip",
-        Category.ip_reputation,
-        "Google rates {ip} as a sender of very low reputation",
-        "Google refuses mail from {ip} for its very low reputation: find what sends spam from "
-        "that IP and stop it; meanwhile send through authenticated submission on {submission} "
-        "or a relay with a clean IP.",
-        text=r"low reputation of the sending IP",
-    ),
-    Rule(
-        "google.unsolicited_rate",
-        Category.ip_reputation,
-        "Google sees an unusual rate of unsolicited mail from {ip}",
-        "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
-        "sending spam behind that IP and stop it; meanwhile send through authenticated "
-        "submission on {submission} or a relay with a clean IP.",
-        text=r"unusual rate of unsolicited mail|UnsolicitedRateLimitError",
-    ),
-    Rule(
-        "google.not_authorized_direct",
-        Category.ip_reputation,
-        "Google does not accept mail sent directly from {ip} (a dynamic or residential range)",
-        _IP_REPUTATION_FIX,
-        text=r"not authorized to send email directly|NotAuthorizedError",
     ),
     # Before the DNSBL phrases: a "Tenant Allow Block List" blocks recipients, not the IP.
     Rule(
@@ -590,6 +639,16 @@ RULES: tuple[Rule, ...] = (
         enhanced=("4.7.66",),
     ),
     Rule(
+        "smtp.protocol_violation",
+        Category.protocol_error,
+        "the server saw a protocol violation",
+        "{endpoint} reports an SMTP protocol violation (a command out of order or pipelined "
+        "where it may not be): an SMTP-inspecting firewall between the site and {host} can "
+        "cause this; turn off its SMTP inspection, else tell the server's administrator.",
+        text=r"protocol violation|pipelin\w* after STARTTLS|out of sequence|bad sequence of "
+        r"commands|commands? (?:was )?sent (?:too early|before)",
+    ),
+    Rule(
         "tls.must_starttls_first",
         Category.tls_required,
         "the server requires STARTTLS before this command",
@@ -603,12 +662,21 @@ RULES: tuple[Rule, ...] = (
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
     Rule(
+        "tls.message_not_over_tls",
+        Category.tls_required,
+        "the receiver requires mail to arrive over TLS",
+        "The receiver refuses mail that did not come over TLS: set the copier's security to "
+        "STARTTLS (port {port}) or implicit TLS.",
+        text=r"(?:wasn't|was not|not) sent over (?:a )?TLS|requires? (?:all )?\w* ?(?:senders )?"
+        r"to use TLS|TLS/SSL for SMTP",
+    ),
+    Rule(
         "tls.encryption_required_code",
         Category.tls_required,
         "the server requires encryption before this command",
         "Set the copier's security to STARTTLS (port {port}) or implicit TLS: the server "
         "refuses to go on without encryption.",
-        enhanced=("5.7.11", "5.7.10"),
+        enhanced=("5.7.11",),
     ),
     Rule(
         "tls.not_available",
@@ -689,6 +757,7 @@ RULES: tuple[Rule, ...] = (
         + _AUTH_ALTERNATIVES
         + ".",
         enhanced=("5.7.30",),
+        stages=(Stage.auth,),
     ),
     Rule(
         "auth.basic_disabled",
@@ -717,6 +786,17 @@ RULES: tuple[Rule, ...] = (
         "Google refuses plain account passwords: create an App Password (needs 2-Step "
         "Verification) for {mailbox}, or use OAuth (XOAUTH2).",
         enhanced=("5.7.9",),
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        "google.web_login_required",
+        Category.auth_failed,
+        "Google wants this account to sign in through a browser first",
+        "Google blocked the password login for {mailbox} until someone signs in through a web "
+        "browser (5.7.14: a new device or a suspicious sign-in): sign in once in a browser from "
+        "the site, then use an App Password or OAuth (XOAUTH2) on the copier.",
+        enhanced=("5.7.14",),
+        stages=(Stage.auth,),
     ),
     Rule(
         "google.bad_credentials",
@@ -845,23 +925,6 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.750",),
     ),
     Rule(
-        "ipv6.needs_spf_or_dkim",
-        Category.sender_rejected,
-        "mail sent over IPv6 must pass SPF or DKIM, and this did not",
-        "Mail sent over IPv6 must pass SPF or DKIM (4.7.26) and a copier does not sign with "
-        "DKIM: add the site's IPv6 address (ip6:) to the SPF record of {sender}'s domain, or "
-        "send over IPv4.",
-        enhanced=("4.7.26",),
-    ),
-    Rule(
-        "sender.authentication",
-        Category.sender_rejected,
-        "the receiver rejects the sender for SPF, DKIM or DMARC",
-        "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
-        "the SPF record of {sender}'s domain, or send through an authorised relay.",
-        enhanced=("5.7.23", "5.7.509", "5.7.515", "5.7.26"),
-    ),
-    Rule(
         "smtp.sender_rejected",
         Category.sender_rejected,
         "the server rejects the sender address {sender}",
@@ -872,9 +935,24 @@ RULES: tuple[Rule, ...] = (
         r"envelope sender|badmailfrom|sender (?:domain )?(?:must exist|not found|unknown|"
         r"rejected|denied|blocked)|(?:mail ?from|sender) (?:address )?(?:is )?(?:invalid|"
         r"rejected|refused|blocked|not accepted)|domain of sender address|"
-        r"sender domain|unverifiable sender|spoof",
+        r"sender domain|unverifiable sender|spoof|unroutable sender|not a valid RFC ?5321|"
+        r"(?:address|identit\w+) (?:is |are )?not verified|identities failed|"
+        r"(?:sending|sender) (?:e-?mail )?account (?:has been|is) (?:\w+ )?suspended",
     ),
     # -- relay and recipient ------------------------------------------------------------
+    Rule(
+        "smtp.content_rejected",
+        Category.message_rejected,
+        "the server refuses the message itself (content, size or headers)",
+        "The receiver refused the test message itself (its content, size or headers): read "
+        "the reply; scans are usually refused for their size or attachment type.",
+        text=r"\bspam\b(?! ?(?:abuse|haus))|\bUBE\b|virus|malware|content (?:rejected|presents|"
+        r"filter|policy)|message content|(?:message|size) (?:size )?(?:limit|exceeded|too "
+        r"(?:big|large))|exceeded .{0,30}size|From: header|(?:missing|invalid|malformed) "
+        r"\w* ?header|policy (?:reasons|that prohibits)|security issue|attachment|"
+        r"likely unsolicited|looks like spam|suspicious (?:content|message)",
+        unless=r"protect (?:our )?users from spam",
+    ),
     Rule(
         "m365.reject_direct_send",
         Category.relay_denied,
@@ -990,7 +1068,7 @@ RULES: tuple[Rule, ...] = (
         r"not allowed|prohibited|refused|disallowed)|not (?:permitted|allowed|authori[sz]ed) "
         r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
-        r"(?:not|isn't) (?:a )?local (?:domain|recipient)|"
+        r"(?:not|isn't) (?:a )?local (?:domain|recipient)|configured to relay|"
         r"not permitted to relay",
     ),
     Rule(
@@ -1010,8 +1088,9 @@ RULES: tuple[Rule, ...] = (
         r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
         r"recipient address rejected|does not exist|RecipientNotFound|"
         r"(?:invalid|unknown|bad) (?:recipient|mailbox|address)|recipient (?:not found|unknown|"
-        r"invalid|rejected)|(?:user|account|address) (?:not found|disabled|unknown)|"
+        r"invalid)|(?:user|account|address) (?:not found|disabled|unknown)|"
         r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
+        r"(?:recipient|destination)(?:'s)? account|compte du destinataire|"
         r"(?:user|recipient) doesn't exist|undeliverable address|no mailbox",
     ),
     Rule(
@@ -1091,8 +1170,10 @@ RULES: tuple[Rule, ...] = (
         "{host} reported an internal error of its own (a transient fault, not a limit on this "
         "site): run the site again later; if it persists for hours, check the provider's "
         "service health.",
-        text=r"temporary server error|internal server error|temporary (?:local )?(?:problem|"
-        r"failure)|local error in processing|try again later.{0,20}\bPRX\d",
+        text=r"temporary server error|internal server error|temporary (?:local |system )?(?:problem|"
+        r"failure|error)|system problem|local error in processing|try again later.{0,20}\bPRX\d|"
+        r"insufficient (?:disk|system) ?(?:space|storage)|temporar(?:y|ily) unavailable|"
+        r"service (?:is )?(?:temporarily )?unavailable",
         code_class="4",
     ),
     Rule(
@@ -1141,7 +1222,7 @@ _FALLBACK_FINDING: dict[Category, str] = {
     Category.tls_failure: "the server refused to start TLS ({stage}: {code})",
     Category.auth_failed: "the server rejected the login ({stage}: {code})",
     Category.unrecognised_refusal: "the server refused at {stage} ({code}) for a reason fleet "
-    "does not recognise: \"{said}\"",
+    'does not recognise: "{said}"',
     Category.protocol_error: "the server gave an unexpected reply ({stage}: {code})",
     Category.temporary_failure: "the server deferred with a temporary error ({stage}: {code})",
 }

@@ -1561,3 +1561,208 @@ def test_a_reset_after_the_greeting_is_a_protocol_error() -> None:
 
     assert classify_exception(Stage.connect, reset).category is Category.unreachable
     assert classify_exception(Stage.mail, reset).category is Category.protocol_error
+
+
+# ---- #16: the patterns behind the misses on real servers' words ----------------------------
+
+ISSUE_16 = Context(
+    mode=Mode.direct_send,
+    host="mx.fabrikam.test",
+    port=25,
+    authenticated=False,
+    ip=SITE_IP,
+    sender="scanner@contoso.test",
+    ehlo_name="MFP-3F",
+)
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # 1. a domain is listed, not the IP
+        (
+            Stage.rcpt,
+            554,
+            "5.7.1 Service unavailable; MailFrom domain is listed in Spamhaus. "
+            "To request removal from this list see https://www.spamhaus.org/query/lookup/ (S8002)",
+            Category.domain_reputation,
+        ),
+        (
+            Stage.rcpt,
+            554,
+            "5.7.1 Service unavailable; Helo domain is listed in Spamhaus. To "
+            "request removal from this list see https://www.spamhaus.org/query/lookup/ (S8001)",
+            Category.domain_reputation,
+        ),
+        (
+            Stage.data,
+            554,
+            "5.7.1 Rejected: domain example.com present in the Spamhaus DBL",
+            Category.domain_reputation,
+        ),
+        (
+            Stage.data,
+            550,
+            "5.7.1 Message rejected because it contains a URL listed at multi.uribl.com",
+            Category.domain_reputation,
+        ),
+        (Stage.data, 554, "Message contains a link listed in SURBL", Category.domain_reputation),
+        # 2. the receiver's own broken blocklist setup
+        (
+            Stage.rcpt,
+            554,
+            "5.7.1 Service unavailable; Client host [203.0.113.5] blocked using "
+            "zen.spamhaus.org; Error: open resolver; https://www.spamhaus.org/returnc/pub/1.2.3.4",
+            Category.receiver_fault,
+        ),
+        (
+            Stage.rcpt,
+            554,
+            "5.7.1 Client host [203.0.113.5] blocked using zen.spamhaus.org=127.255.255.254",
+            Category.receiver_fault,
+        ),
+        # 3. reverse DNS, at any stage
+        (
+            Stage.rcpt,
+            450,
+            "4.7.1 Client host rejected: cannot find your hostname, [203.0.113.5]",
+            Category.reverse_dns,
+        ),
+        (
+            Stage.banner,
+            554,
+            "mx.gmx.net Nemesis ESMTP Service not available No SMTP service "
+            "Bad DNS PTR resource record.",
+            Category.reverse_dns,
+        ),
+        (Stage.banner, 550, "Fix reverse DNS for 203.0.113.5", Category.reverse_dns),
+        (Stage.mail, 550, "5.7.1 no PTR record found for 203.0.113.5", Category.reverse_dns),
+        # 4. the EHLO name
+        (
+            Stage.rcpt,
+            504,
+            "5.5.2 <MFP-3F>: Helo command rejected: need fully-qualified hostname",
+            Category.helo_rejected,
+        ),
+        (Stage.ehlo, 550, "Invalid HELO name (See RFC5321 4.1.1.1)", Category.helo_rejected),
+        (Stage.ehlo, 501, "HELO/EHLO name not FQDN", Category.helo_rejected),
+        # 5. refused at the greeting: by its words
+        (
+            Stage.banner,
+            554,
+            "Client host blocked for spamming issues. OU-001 Mail refused",
+            Category.ip_reputation,
+        ),
+        # 6. relay and RCPT without recipient evidence
+        (
+            Stage.rcpt,
+            553,
+            "sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",
+            Category.relay_denied,
+        ),
+        (Stage.rcpt, 550, "Oops, you are trying to use me as a relay!", Category.relay_denied),
+        (Stage.rcpt, 550, "relay not permitted", Category.relay_denied),
+        (Stage.rcpt, 550, "5.7.1 Access denied", Category.unrecognised_refusal),
+        (
+            Stage.rcpt,
+            550,
+            "5.7.1 Recipient rejected, reason unknown",
+            Category.unrecognised_refusal,
+        ),
+        # 7. wording variants of known categories
+        (
+            Stage.rcpt,
+            550,
+            "You are not permitted to relay through this server without authentication.",
+            Category.auth_required,
+        ),
+        (Stage.mail, 550, "Unauthenticated senders not allowed", Category.auth_required),
+        (Stage.mail, 530, "SMTP authentication is required.", Category.auth_required),
+        (Stage.rcpt, 550, "5.7.1 Authentication required for relay", Category.auth_required),
+        (Stage.mail, 530, "5.7.0 STARTTLS is required to send mail", Category.tls_required),
+        (Stage.mail, 530, "5.7.0 encryption required", Category.tls_required),
+        (
+            Stage.auth,
+            535,
+            "5.7.139 Authentication unsuccessful, basic authentication is disabled.",
+            Category.auth_disabled,
+        ),
+        (
+            Stage.data,
+            451,
+            "4.3.0 Temporary server error. Please try again later ATTR5",
+            Category.temporary_failure,
+        ),
+        (Stage.data, 550, "5.4.5 Daily user sending limit exceeded.", Category.throttled),
+        # 8. vendor reputation that never says DNSBL, and vendor sender policy
+        (
+            Stage.rcpt,
+            554,
+            "Blocked - see https://ipcheck.proofpoint.com/?ip=203.0.113.5",
+            Category.ip_reputation,
+        ),
+        (
+            Stage.rcpt,
+            554,
+            "#5.7.1 Your access to this mail system has been rejected due to "
+            "the sending MTA's poor reputation.",
+            Category.ip_reputation,
+        ),
+        (
+            Stage.rcpt,
+            550,
+            "Administrative prohibition - envelope blocked - "
+            "https://community.mimecast.com/docs/DOC-1369#550",
+            Category.sender_rejected,
+        ),
+    ],
+)
+def test_the_patterns_of_issue_16(stage: Stage, code: int, text: str, category: Category) -> None:
+    decision = classify_reply(stage, make_reply(code, text), ISSUE_16)
+
+    assert decision.category is category, decision.rule
+    assert not PLACEHOLDER.search(decision.finding + decision.remediation)
+
+
+@pytest.mark.parametrize(
+    ("text", "domain"),
+    [
+        (
+            "5.7.1 Service unavailable; Sender address [bob@example.com] blocked using "
+            "dbl.spamhaus.org; https://www.spamhaus.org/query/dbl?domain=example.com",
+            "example.com",
+        ),
+        ("5.7.1 Service unavailable; Helo domain is listed in Spamhaus", "MFP-3F"),
+        ("5.7.1 MailFrom domain is listed in Spamhaus", "contoso.test"),
+        ("5.7.1 Rejected: domain spammy.example present in the Spamhaus DBL", "spammy.example"),
+    ],
+)
+def test_a_domain_listing_names_the_domain_and_no_ip_to_delist(text: str, domain: str) -> None:
+    decision = classify_reply(Stage.rcpt, make_reply(554, text), ISSUE_16)
+
+    assert decision.category is Category.domain_reputation
+    assert domain in decision.finding + decision.remediation
+    assert "no IP to delist" in decision.remediation
+
+
+def test_a_bare_mention_of_spamhaus_is_no_evidence_about_the_ip() -> None:
+    decision = classify_reply(
+        Stage.rcpt, make_reply(554, "5.7.1 Rejected due to Spamhaus listing"), ISSUE_16
+    )
+
+    assert decision.category is not Category.ip_reputation
+    assert "203.0.113.5" in decision.remediation
+    assert "contoso.test" in decision.remediation
+
+
+def test_an_unrecognised_refusal_shows_its_words_and_its_stage() -> None:
+    decision = classify_reply(
+        Stage.rcpt, make_reply(550, "5.7.1 Kumquat policy KX-77 says no"), ISSUE_16
+    )
+
+    assert decision.category is Category.unrecognised_refusal
+    assert decision.rule is None
+    assert "Kumquat policy KX-77 says no" in decision.finding
+    assert "rcpt" in decision.finding
+    assert "550" in decision.finding
+    assert "claims no cause" in decision.remediation
