@@ -519,6 +519,8 @@ RULES: tuple[Rule, ...] = (
         r"denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
         r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
         r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL)\)|"
+        # GMX / WEB.DE explain a refusal by a code in their link: sp, bl = the IP's reputation
+        r"postmaster\.(?:gmx|web)\.\w+/\S*[?&]c=(?:sp|bl|bs|bsp)\b|"
         r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
         r"residential|dial-?up|end[- ]user (?:ip|range|address)",
     ),
@@ -559,9 +561,9 @@ RULES: tuple[Rule, ...] = (
         "m365.customer_block_list",
         Category.ip_reputation,
         "the recipient's tenant blocks {ip} with its own block list",
-        "The recipient organisation blocks {ip} on its own list (5.7.513): ask its admin to "
-        "remove the IP from their Tenant Allow/Block List or connection filter.",
-        enhanced=("5.7.513",),
+        "The recipient organisation blocks {ip} on its own list (5.7.507, 5.7.513): ask its "
+        "admin to remove the IP from their Tenant Allow/Block List or connection filter.",
+        enhanced=("5.7.513", "5.7.507"),
     ),
     Rule(
         "m365.low_reputation_ip",
@@ -941,6 +943,16 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
+        "smtp.greylisted",
+        Category.temporary_failure,
+        "the server greylists: it defers a first attempt from an unknown source",
+        "The server greylists ({host} defers mail from a source it has not seen before): a "
+        "copier that retries after a few minutes gets through; fleet tries once, so run the "
+        "site again later. Nothing is wrong with the site.",
+        text=r"grey ?list|gray ?list",
+        code_class="4",
+    ),
+    Rule(
         "smtp.content_rejected",
         Category.message_rejected,
         "the server refuses the message itself (content, size or headers)",
@@ -949,7 +961,8 @@ RULES: tuple[Rule, ...] = (
         text=r"\bspam\b(?! ?(?:abuse|haus))|\bUBE\b|virus|malware|content (?:rejected|presents|"
         r"filter|policy)|message content|(?:message|size) (?:size )?(?:limit|exceeded|too "
         r"(?:big|large))|exceeded .{0,30}size|From: header|(?:missing|invalid|malformed) "
-        r"\w* ?header|policy (?:reasons|that prohibits)|security issue|attachment|"
+        r"\w* ?header|header (?:value |field )?(?:is )?(?:not allowed|rejected|invalid|"
+        r"forbidden)|policy (?:reasons|that prohibits)|security issue|attachment|"
         r"likely unsolicited|looks like spam|suspicious (?:content|message)",
         unless=r"protect (?:our )?users from spam",
     ),
@@ -1078,6 +1091,7 @@ RULES: tuple[Rule, ...] = (
         "The scanner mailbox's Sent Items filled it: add a retention policy to Sent Items.",
         enhanced=("5.2.2",),
         stages=(Stage.mail, Stage.data),
+        unless=r"submission quota|SubmissionQuota",
     ),
     Rule(
         "smtp.unknown_recipient",
@@ -1151,7 +1165,7 @@ RULES: tuple[Rule, ...] = (
         "the mailbox exceeded its daily sending limit",
         "{mailbox} exceeded SMTP AUTH limits (30 messages/min, 10,000 recipients/day): spread "
         "the load or use a relay.",
-        text=r"SubmissionQuotaExceeded",
+        text=r"SubmissionQuotaExceeded|submission quota",
     ),
     Rule(
         "smtp.too_many_recipients",
@@ -1186,6 +1200,7 @@ RULES: tuple[Rule, ...] = (
         text=r"sending (?:limit|quota)|(?:daily|hourly|message|rate|recipient) (?:user )?"
         r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
         r"exceeded (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
+        r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
         r"too many (?:messages|mails|emails|connections|recipients)|rate limit",
         code_class="5",
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage",

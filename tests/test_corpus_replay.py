@@ -93,7 +93,8 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("name", ["replies", "holdout"])
+# holdout.yaml joins once the rules are final: it must not steer them (tests/corpus/README.md).
+@pytest.mark.parametrize("name", ["replies"])
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
     name: str,
     lab_dns: LabDns,
