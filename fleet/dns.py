@@ -1,8 +1,16 @@
 """One DNS resolver per sweep (aiodns), with de-duplication, a cap on queries in flight,
-and answers normalised into "what happened" instead of exceptions.
+a second chance for questions that went unanswered, and answers normalised into "what
+happened" instead of exceptions.
 
 Every question (name, type) is asked at most once per sweep, however many sites,
 devices or checks need it: later askers await the first asker's answer.
+
+A question the resolver did not answer in time (after c-ares's own tries) is asked once
+more when the resolver is no longer busy: once no first question is in flight or waiting,
+which at the latest is when every site has asked its questions, so before the sweep ends.
+A resolver that is slow under load or drops a share of queries then answers it, instead
+of a site ending `unknown` for a lookup that was simply lost. Its askers wait for that
+second answer; only if it also times out is the answer a timeout.
 """
 
 from __future__ import annotations
@@ -75,6 +83,8 @@ _ERRNO_WORDS = {
 class DnsStats:
     queries: int = 0  # questions actually sent (after de-duplication)
     by_type: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # questions asked once more after they timed out
+    retries_answered: int = 0  # ... and answered (by an answer or a definite "no")
 
 
 class Dns:
@@ -86,10 +96,12 @@ class Dns:
         timeout_s: float = 3.0,
         tries: int = 2,
         concurrency: int = 100,
+        second_chance: bool = True,
     ) -> None:
         self.nameservers = list(nameservers or [])
         self.timeout_s = timeout_s
         self.tries = tries
+        self.second_chance = second_chance
         # ARES_FLAG_NOSEARCH: never append search domains; a DNSBL name is always absolute.
         # (No ARES_FLAG_NOCHECKRESP: with it c-ares would stop at the first resolver that
         # answers SERVFAIL or REFUSED instead of asking the next one, and would accept
@@ -101,9 +113,15 @@ class Dns:
             tries=tries,
             flags=pycares.ARES_FLAG_NOSEARCH,
         )
+        # c-ares sends every question to the first nameserver and moves on only when it
+        # fails, so this cap on questions in flight is also the most any nameserver gets.
         self._limit = asyncio.Semaphore(concurrency)
         self._cache: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self.stats = DnsStats()
+        # First questions waiting for a slot or in flight; second chances wait for none.
+        self._first_asks = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     @property
     def description(self) -> str:
@@ -134,6 +152,27 @@ class Dns:
         return await asyncio.shield(task)
 
     async def _ask(self, name: str, rtype: str, shown: str) -> Answer:
+        self._first_asks += 1
+        self._quiet.clear()
+        try:
+            answer = await self._send(name, rtype, shown)
+        finally:
+            self._first_asks -= 1
+            if not self._first_asks:
+                self._quiet.set()
+        if answer.outcome is not Outcome.timeout or not self.second_chance:
+            return answer
+        # Unanswered: ask once more when the resolver is no longer busy with first questions.
+        while self._first_asks:
+            await self._quiet.wait()
+        self.stats.retries += 1
+        log.debug("%s %s: asked once more after a timeout", rtype, shown)
+        answer = await self._send(name, rtype, shown)
+        if answer.outcome is not Outcome.timeout:
+            self.stats.retries_answered += 1
+        return answer
+
+    async def _send(self, name: str, rtype: str, shown: str) -> Answer:
         async with self._limit:
             self.stats.queries += 1
             self.stats.by_type[rtype] = self.stats.by_type.get(rtype, 0) + 1

@@ -425,6 +425,8 @@ async def run_sweep(
                 if complete
                 else (control.reason or "stopped before every site was swept"),
                 "sites_missing": missing,
+                "dns_retries": sweeper.dns.stats.retries,
+                "dns_retries_answered": sweeper.dns.stats.retries_answered,
             }
         ),
         sites=sites,

@@ -6,6 +6,8 @@ it receives, so tests can prove what the probe asked and how often."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import random
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ class QueryLog:
     transports: Counter[str] = field(default_factory=Counter)  # "udp" / "tcp"
     in_flight: int = 0  # questions being answered right now (slow answers pile up here)
     max_in_flight: int = 0
+    dropped: int = 0  # queries dropped on purpose (LabDns.lose)
 
     def count(self, name: str, rtype: str = "A") -> int:
         return self.counts[(name.lower().rstrip("."), rtype)]
@@ -47,6 +50,28 @@ class QueryLog:
         return {name for name, _ in self.counts}
 
 
+class Loss:
+    """Which queries a lossy lab server drops (see LabDns.lose)."""
+
+    def __init__(self, share: float, first: int | None, seed: int, under: str | None) -> None:
+        self.under = under
+        self.share = share
+        self.first = first
+        self.seed = seed
+        self._random = random.Random(seed)  # noqa: S311 - a lab's loss, not a secret
+
+    def drops(self, name: str, rtype: str, asked: int) -> bool:
+        """Whether to drop this query, the `asked`-th of (name, rtype)."""
+        if self.under is not None and name != self.under and not name.endswith(f".{self.under}"):
+            return False
+        if self.first is None:
+            return self._random.random() < self.share
+        if asked > self.first:
+            return False
+        digest = hashlib.sha256(f"{self.seed}/{name}/{rtype}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") < self.share * 2**64
+
+
 class LabDns:
     """Records by (name, type); faults by name or by zone (a suffix)."""
 
@@ -55,6 +80,7 @@ class LabDns:
         self.faults: dict[str, str] = {}
         self.typed_faults: dict[tuple[str, str], str] = {}  # (name or zone, type) -> fault
         self.delays: dict[str, float] = {}
+        self.loss: Loss | None = None
         self.log = QueryLog()
         self.host = "127.0.0.1"
         self.port = 0
@@ -106,6 +132,17 @@ class LabDns:
 
     def delay(self, name_or_zone: str, seconds: float) -> None:
         self.delays[_norm(name_or_zone)] = seconds
+
+    def lose(
+        self, share: float, first: int | None = None, seed: int = 0, under: str | None = None
+    ) -> None:
+        """Drop a share of queries (for names `under` a zone, or all), as a loaded resolver
+        or a lossy path does: each query with probability `share`, or (with `first`) the
+        first `first` queries of a fixed share of names, so that every name is answered if
+        it is asked often enough."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share is between 0 and 1")
+        self.loss = Loss(share, first, seed, _norm(under) if under else None)
 
     @property
     def nameserver(self) -> str:
@@ -171,6 +208,9 @@ class LabDns:
         rtype = QTYPE.get(question.qtype, str(question.qtype))
         self.log.counts[(name, rtype)] += 1
         self.log.transports["tcp" if over_tcp else "udp"] += 1
+        if self.loss is not None and self.loss.drops(name, rtype, self.log.counts[(name, rtype)]):
+            self.log.dropped += 1
+            return None
         self.log.in_flight += 1
         self.log.max_in_flight = max(self.log.max_in_flight, self.log.in_flight)
         try:

@@ -1,0 +1,179 @@
+"""DNS under load: a resolver that drops a share of queries (or answers too late) must not
+turn sites `unknown`. A question still unanswered after c-ares's own tries is asked once
+more before the sweep ends, the retries are counted in the sweep's JSON, and the questions
+in flight stay under the cap.
+
+The lossy resolver is the lab DNS server dropping the first queries of a fixed share of
+names (LabDns.lose): each such name goes unanswered through every try c-ares makes, so only
+the sweep's second chance gets its answer. A control run without the second chance shows
+those lookups would have ended `unknown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fleet.dns import Dns, Outcome
+from fleet.inventory import load_inventory
+from fleet.lab.dns import LabDns
+from fleet.plan import plan_sweep
+from fleet.probes.dnsbl import BlocklistProbe
+from fleet.report.json_report import render_json
+from fleet.results import BlocklistStatus, Verdict
+from fleet.runner import run_sweep
+
+from .conftest import M365Lab
+from .dnsbl_helpers import zone
+from .hostile import publish_contoso
+
+ZONE = "zen.load.test"
+TIMEOUT_S = 0.3  # per try: small, so that dropped queries cost little time
+IPS = [f"127.0.5.{n}" for n in range(1, 121)]
+LISTED = IPS[7]
+
+
+async def lookups(lab_dns: LabDns, *, tries: int, second_chance: bool) -> tuple[list[str], Dns]:
+    dns = Dns(
+        [lab_dns.nameserver],
+        timeout_s=TIMEOUT_S,
+        tries=tries,
+        concurrency=20,
+        second_chance=second_chance,
+    )
+    try:
+        results = await BlocklistProbe(dns, [zone(ZONE)]).check(IPS)
+    finally:
+        await dns.close()
+    return [r.status.value for r in results], dns
+
+
+async def test_a_resolver_that_drops_queries_leaves_no_lookup_unknown(lab_dns: LabDns) -> None:
+    # Given a resolver that drops every try c-ares makes for a third of the names
+    lab_dns.blocklist(ZONE, {LISTED: ("127.0.0.4",)})
+    lab_dns.lose(0.3, first=2, seed=1)
+
+    # When 120 IPs are looked up with two tries each
+    statuses, dns = await lookups(lab_dns, tries=2, second_chance=True)
+
+    # Then every IP has its real status: none is unknown for want of a retry
+    assert statuses.count("unknown") == 0, statuses
+    assert statuses.count("listed") == 1
+    assert statuses[IPS.index(LISTED)] == "listed"
+    # ... the lost questions were asked once more, and every second ask was answered
+    assert lab_dns.log.dropped > 0
+    assert dns.stats.retries > 10
+    assert dns.stats.retries_answered == dns.stats.retries
+    # ... and the cap held: never more than 20 questions at the server at once
+    assert lab_dns.log.max_in_flight <= 20
+
+
+async def test_without_the_second_chance_the_same_resolver_leaves_sites_unknown(
+    lab_dns: LabDns,
+) -> None:
+    # The control: the loss above is real, c-ares's own tries do not get past it
+    lab_dns.blocklist(ZONE, {LISTED: ("127.0.0.4",)})
+    lab_dns.lose(0.3, first=2, seed=1)
+    statuses, dns = await lookups(lab_dns, tries=2, second_chance=False)
+    assert statuses.count("unknown") > 10
+    assert dns.stats.retries == 0
+
+
+async def test_a_name_that_never_answers_is_asked_once_more_and_stays_a_timeout(
+    lab_dns: LabDns,
+) -> None:
+    lab_dns.fault("dead.load.test", "timeout")
+    lab_dns.add("alive.load.test", "A", "127.0.0.9")
+    dns = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=1)
+    try:
+        dead, alive = (
+            await dns.query("dead.load.test", "A"),
+            await dns.query("alive.load.test", "A"),
+        )
+    finally:
+        await dns.close()
+    assert dead.outcome is Outcome.timeout  # never "no such name"
+    assert alive.records == ("127.0.0.9",)
+    assert lab_dns.log.count("dead.load.test", "A") == 2  # one try, then one more ask
+    assert lab_dns.log.count("alive.load.test", "A") == 1
+    assert (dns.stats.retries, dns.stats.retries_answered) == (1, 0)
+
+
+async def test_the_second_ask_waits_until_no_first_question_is_in_flight(
+    lab_dns: LabDns,
+) -> None:
+    # Given a name whose first query is lost, and slow names first asked while it waits
+    lab_dns.add("lost.load.test", "A", "127.0.0.8")
+    lab_dns.lose(1.0, first=1, under="lost.load.test")
+    for n in range(4):
+        lab_dns.add(f"n{n}.slow.load.test", "A", f"127.0.0.{20 + n}")
+    lab_dns.delay("slow.load.test", 0.3)
+    dns = Dns([lab_dns.nameserver], timeout_s=0.5, tries=1, concurrency=8)
+    finished: dict[str, float] = {}
+
+    async def ask(name: str, after_s: float) -> None:
+        await asyncio.sleep(after_s)  # the slow names are asked while the lost one waits
+        await dns.query(name, "A")
+        finished[name] = time.monotonic()
+
+    try:
+        await asyncio.gather(
+            ask("lost.load.test", 0), *(ask(f"n{n}.slow.load.test", 0.3) for n in range(4))
+        )
+        lost = await dns.query("lost.load.test", "A")
+    finally:
+        await dns.close()
+
+    # Then it was answered the second time, and that second ask went out only after the
+    # slow first questions (in flight when it timed out at 0.5 s) were answered
+    assert lost.records == ("127.0.0.8",)
+    assert lab_dns.log.count("lost.load.test", "A") == 2
+    assert finished["lost.load.test"] >= max(finished[f"n{n}.slow.load.test"] for n in range(4))
+    assert dns.stats.retries == dns.stats.retries_answered == 1
+
+
+async def test_a_sweep_against_a_lossy_resolver_ends_no_site_unknown(
+    m365: M365Lab,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given 60 Direct Send sites, and a resolver that drops every try for a quarter of
+    # the names it is asked (blocklist lookups, the self-test, MX, SPF)
+    sites = 60
+    publish_contoso(lab_dns)
+    lab_dns.blocklist(ZONE)
+    lab_dns.lose(0.25, first=1, seed=3)
+    text = (
+        "defaults:\n"
+        f'  dns: {{nameservers: ["{lab_dns.nameserver}"], timeout_s: {TIMEOUT_S}, tries: 1, '
+        "concurrency: 16}\n"
+        "  timeouts: {connect_s: 2, command_s: 2, site_s: 10}\n"
+        f"blocklists:\n  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
+        "sites:\n"
+    )
+    for n in range(sites):
+        text += (
+            f"  - id: office-{n:02d}\n    client: Contoso\n    egress: {{bind: 127.0.6.{n + 1}}}\n"
+            "    devices:\n      - id: mfp\n"
+            f"        smtp: {{host: localhost, port: {m365.mx.port}, security: starttls, "
+            f'ca_file: "{m365.ca_file}", from: scanner@contoso.test, to: alice@contoso.test}}\n'
+        )
+    plan = plan_sweep(load_inventory(str(write_inventory(text))))
+
+    # When it is swept
+    result = await run_sweep(plan)
+
+    # Then no site is unknown, every blocklist lookup is clean, and the checks answered
+    assert result.sweep.complete
+    assert [s.verdict for s in result.sites] == [Verdict.ok] * sites, [
+        (s.site, [f.evidence for f in s.flags]) for s in result.sites if s.verdict is not Verdict.ok
+    ][:3]
+    assert {b.status for s in result.sites for b in s.blocklists} == {BlocklistStatus.clean}
+    # ... because what was lost was asked once more, and the JSON says how often
+    assert lab_dns.log.dropped > 0
+    document = json.loads(render_json(result))["sweep"]
+    assert document["dns_retries"] > 0
+    assert document["dns_retries_answered"] == document["dns_retries"]
