@@ -306,6 +306,14 @@ class Store:
         for (result,) in rows:
             yield SiteResult.model_validate_json(result)
 
+    def latest_site(self, site: str) -> SiteResult | None:
+        """A site's most recent stored result, from whichever sweep (the central's page)."""
+        row = self.db.execute(
+            "SELECT result FROM site_results WHERE site = ? ORDER BY finished_at DESC LIMIT 1",
+            (site,),
+        ).fetchone()
+        return SiteResult.model_validate_json(row[0]) if row else None
+
     def sweeps(self, limit: int = 50) -> list[SweepRow]:
         rows = self.db.execute(
             "SELECT id, started_at, finished_at, complete, origin, info FROM sweeps ORDER BY started_at DESC LIMIT ?",

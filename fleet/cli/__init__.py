@@ -2,12 +2,12 @@
 
 `app` holds the group and the plumbing shared by every command; `sweeping` the commands
 that probe (validate, schema, sweep, scan, demo); `history` the ones that read the store
-(report, history, diff, ingest, prune); `keys` the central's per-site agent keys.
+(report, history, diff, ingest, prune); `keys` the central's per-site agent keys; `central` the server and the agents' push.
 """
 
 from __future__ import annotations
 
-from fleet.cli import history, keys, sweeping
+from fleet.cli import central, history, keys, sweeping
 from fleet.cli.app import cli, main
 
-__all__ = ["cli", "history", "keys", "main", "sweeping"]
+__all__ = ["central", "cli", "history", "keys", "main", "sweeping"]

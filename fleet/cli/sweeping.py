@@ -31,6 +31,7 @@ from fleet.cli.app import (
     write_output,
     write_stream,
 )
+from fleet.cli.central import check_push, push_result, spool_option
 from fleet.console import json_escapes_on_stdout
 from fleet.dns import NameserverError
 from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
@@ -127,6 +128,13 @@ def _report_options(func: Callable[..., int]) -> Callable[..., int]:
 @click.option(
     "--notify", is_flag=True, help="After the sweep is stored, send the inventory's alerts."
 )
+@click.option(
+    "--push",
+    "push_url",
+    metavar="URL",
+    help="Deliver the sealed result to the central server at URL (agent mode).",
+)
+@spool_option
 def sweep(
     inventory: str | None,
     site_ids: tuple[str, ...],
@@ -134,6 +142,8 @@ def sweep(
     tags: tuple[str, ...],
     dry_run: bool,
     notify: bool,
+    push_url: str | None,
+    spool: str | None,
     result_format: str,
     output: str | None,
     detail: bool,
@@ -146,6 +156,7 @@ def sweep(
 ) -> int:
     """Sweep the inventory's sites: SMTP conversations from each site's egress, and blocklists."""
     path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
+    push_target = check_push(push_url, spool)  # a bad URL stops before anything is probed
     if dry_run:
         write_output(describe(plan) + "\n", output)
         return 0
@@ -160,7 +171,8 @@ def sweep(
                 "see what changed; keep the store, or set `when: always`"
             )
     with _history(not no_store, db) as store:
-        light = result_format not in ("json", "html")  # these carry transcripts
+        # JSON, HTML (and the pushed result) carry every transcript
+        light = result_format not in ("json", "html") and push_target is None
         result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
         code = _report(
             result,
@@ -171,6 +183,8 @@ def sweep(
             store=store,
             readiness_view=readiness_view,
         )
+        if push_target is not None and not push_result(result, push_target) and code < 2:
+            code = EXIT_UNKNOWN  # the central refused it: a person must look
         if (
             notify
             and inv.notifications is not None

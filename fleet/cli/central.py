@@ -1,0 +1,176 @@
+"""Agents and the central server: `fleet serve`, `fleet push`, and `fleet sweep --push`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from fleet.agent import KEY_ENV, seal, seal_info
+from fleet.cli.app import EXIT_UNKNOWN, Failure, cli, db_option, inventory_option, load_or_fail
+from fleet.cli.keys import central_keys, master_key_option
+from fleet.push import Delivery, PushError, Spool, default_spool_dir, deliver, results_url
+from fleet.report import render
+from fleet.report.json_report import write_json
+from fleet.report.sanitize import for_terminal
+from fleet.results import SweepResult, SweepView
+from fleet.serve import (
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES,
+    Central,
+    ListenError,
+    ensure_tls_files,
+    parse_listen,
+    run_central,
+)
+from fleet.store import StoreError, default_db_path
+
+spool_option: Callable[[Callable[..., int]], Callable[..., int]] = click.option(
+    "--spool",
+    metavar="DIR",
+    help="Where results wait until the central has them (default: the data folder's spool).",
+)
+
+
+@cli.command()
+@inventory_option
+@db_option
+@click.option(
+    "--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT", help="Address."
+)
+@click.option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate (PEM).")
+@click.option("--tls-key", metavar="FILE", help="The certificate's private key (PEM).")
+@master_key_option
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    help="Larger results are refused (413).",
+)
+def serve(
+    inventory: str | None,
+    db: str | None,
+    listen: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    master_key_file: str | None,
+    max_body_bytes: int,
+) -> int:
+    """Receive the agents' results (POST /api/v1/results) and show the latest of every site."""
+    _, inv = load_or_fail(inventory)
+    keys = central_keys(master_key_file, warn=False)
+    if not keys.checks:
+        raise Failure(
+            "fleet serve needs the agents' master key ($FLEET_AGENT_MASTER_KEY or "
+            "--master-key-file): without it anyone who can reach the server could write "
+            "any site's results"
+        )
+    try:
+        host, port = parse_listen(listen)
+    except ListenError as exc:
+        raise Failure(str(exc)) from None
+    problem = ensure_tls_files(tls_cert, tls_key)
+    if problem:
+        raise Failure(problem)
+    # The access log is the server's output: shown without --debug, scrubbed like the rest.
+    logging.getLogger("fleet.access").setLevel(logging.INFO)
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    db_path = db or default_db_path()
+    central = Central(inv, db_path, keys, max_body_bytes=max_body_bytes)
+    scheme = "https" if tls_cert else "http"
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"fleet serve: {len(inv.sites)} site(s), store {db_path}, "
+        f"agents push to {scheme}://{shown}:{port}",
+        err=True,
+    )
+    try:
+        run_central(central, host, port, tls_cert=tls_cert, tls_key=tls_key)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+    return 0
+
+
+@cli.command()
+@click.argument("url")
+@spool_option
+def push(url: str, spool: str | None) -> int:
+    """Deliver the spooled results to the central at URL, oldest first."""
+    target, queue = _target(url, spool)
+    if not queue.pending():
+        click.echo(f"nothing to deliver: the spool {queue.folder} is empty", err=True)
+        return 0
+    return 0 if _deliver(queue, target) else EXIT_UNKNOWN
+
+
+def check_push(url: str | None, spool: str | None) -> tuple[str, Spool] | None:
+    """For `sweep --push`: the endpoint and the spool, checked before anything is probed."""
+    if url is None:
+        return None
+    return _target(url, spool)
+
+
+def push_result(result: SweepResult | SweepView, target: tuple[str, Spool]) -> bool:
+    """Spool the sealed result, then deliver the spool; False when the central refused
+    something (a person must look), True when all is delivered or waits for the next run."""
+    url, queue = target
+    writer = _sealed_json(result)
+    try:
+        queue.add(result.sweep.id, writer)
+    except PushError as exc:
+        raise Failure(str(exc)) from None
+    return _deliver(queue, url)
+
+
+def _target(url: str, spool: str | None) -> tuple[str, Spool]:
+    try:
+        return results_url(url), Spool(Path(spool) if spool else default_spool_dir())
+    except PushError as exc:
+        raise Failure(str(exc)) from None
+
+
+def _sealed_json(result: SweepResult | SweepView) -> Callable[[TextIO], object]:
+    if isinstance(result, SweepView):
+        view = result
+        info = seal_info(view.sweep, view.sites)
+        return lambda out: write_json(out, info, view.sites, view.changes, view.previous_sweep)
+    text = render("json", seal(result))
+    return lambda out: out.write(text)
+
+
+def _deliver(queue: Spool, url: str) -> bool:
+    if not os.environ.get(KEY_ENV):
+        click.echo(
+            f"fleet: warning: ${KEY_ENV} is not set: results go unsigned, and a central with "
+            "a master key refuses them",
+            err=True,
+        )
+    try:
+        outcome = deliver(queue, url)
+    except OSError as exc:
+        raise Failure(f"cannot read the spool {queue.folder}: {exc}") from None
+    _say(outcome, queue, url)
+    return not outcome.refused
+
+
+def _say(outcome: Delivery, queue: Spool, url: str) -> None:
+    for path, status in outcome.delivered:
+        verb = "stored" if status == 201 else "already stored"
+        click.echo(f"delivered {path.name} to the central ({status} {verb})", err=True)
+    for path, status, reason in outcome.refused:
+        click.echo(
+            f"fleet: the central refused {path.name} ({status}): {for_terminal(reason, 500)}; "
+            f"it stays in {queue.folder}",
+            err=True,
+        )
+    if outcome.unreachable:
+        click.echo(
+            f"fleet: {for_terminal(outcome.unreachable, 500)}: {outcome.waiting} result(s) wait "
+            f"in the spool {queue.folder}; the next run (or `fleet push`) delivers them",
+            err=True,
+        )

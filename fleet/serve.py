@@ -1,0 +1,366 @@
+"""The central server (`fleet serve`): agents POST their sealed results, it checks each with
+its site's key, stores it in the history, and shows the latest result of every site.
+
+Starlette on uvicorn. The store is used from two threads of our own, each with its own
+SQLite connection: one writes (SQLite takes one writer at a time anyway, and one thread
+makes "already stored?" and "store it" a single step), one reads for the page. The event
+loop only receives bodies, and at most `max_inflight` of them are held at once: the other
+agents wait in their sockets, so a night's 300 pushes are never in memory together. A
+result is answered 201 only after its transaction committed; a push cut off mid-body or a
+central killed mid-request stores nothing, and the agent keeps its file until it sees 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fleet import __version__
+from fleet.agent import IngestError, Refusal, SiteKeys, read_agent_result
+from fleet.inventory import Inventory
+from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
+from fleet.store import Store, StoreError
+
+RESULTS_PATH = "/api/v1/results"
+DEFAULT_LISTEN = "127.0.0.1:8025"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # one site's result is tens of kilobytes
+DEFAULT_MAX_INFLIGHT = 16
+BODY_TIMEOUT_S = 60.0  # an agent that stops sending mid-body does not hold a slot for ever
+PAGE_REFRESH_S = 60
+
+access_log = logging.getLogger("fleet.access")
+log = logging.getLogger("fleet.serve")
+T = TypeVar("T")
+
+STATUS_FOR_REFUSAL = {
+    Refusal.invalid: 422,
+    Refusal.unsigned: 401,
+    Refusal.bad_signature: 401,
+    Refusal.wrong_site: 403,
+    Refusal.unknown_site: 403,
+}
+
+
+class ListenError(ValueError):
+    """A --listen value that is not HOST:PORT."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT, with an IPv6 host in brackets ([::1]:8025)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ListenError(f"--listen {value!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ListenError(f"--listen {value!r}: put an IPv6 address in brackets, e.g. [::1]:8025")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the central answers one push, and the line its access log gets."""
+
+    status: int
+    body: dict[str, str]
+    note: str
+
+
+@dataclass
+class Central:
+    """The server's state: the inventory and site keys, the store's two threads, and the
+    page cached until the next result is stored."""
+
+    inventory: Inventory
+    db_path: str
+    keys: SiteKeys
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    render_page: Callable[[SweepView, Store], str] | None = None
+    _writer: ThreadPoolExecutor = field(init=False)
+    _reader: ThreadPoolExecutor = field(init=False)
+    _stores: dict[str, Store] = field(init=False, default_factory=dict)
+    _slots: asyncio.Semaphore = field(init=False)
+    _stored: int = field(init=False, default=0)
+    _page: tuple[int, str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-reader")
+        self._slots = asyncio.Semaphore(self.max_inflight)
+
+    # -- the ASGI application ----------------------------------------------------------
+
+    def app(self) -> ASGIApp:
+        routes = [
+            Route(RESULTS_PATH, self._post_result, methods=["POST"]),
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/", self._report_page, methods=["GET"]),
+        ]
+        return AccessLog(Starlette(routes=routes, lifespan=self._lifespan))
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        # Each thread opens its own connection: an sqlite3 connection stays in its thread.
+        await self._on(self._writer, self._open, "writer")
+        await self._on(self._reader, self._open, "reader")
+        try:
+            yield
+        finally:
+            await self._on(self._writer, self._close, "writer")
+            await self._on(self._reader, self._close, "reader")
+            self._writer.shutdown()
+            self._reader.shutdown()
+
+    def _open(self, role: str) -> None:
+        self._stores[role] = Store(self.db_path)
+
+    def _close(self, role: str) -> None:
+        store = self._stores.pop(role, None)
+        if store is not None:
+            store.close()
+
+    async def _on(self, thread: ThreadPoolExecutor, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(thread, func, *args)
+
+    # -- POST /api/v1/results ----------------------------------------------------------
+
+    async def _post_result(self, request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return self._answer(request, self._too_large())
+        async with self._slots:
+            try:
+                async with asyncio.timeout(BODY_TIMEOUT_S):
+                    body = await self._read_body(request)
+            except ClientDisconnect:
+                request.state.note = "the agent went away mid-body; nothing stored"
+                return Response(status_code=400)
+            except TimeoutError:
+                outcome = Outcome(
+                    408,
+                    {"status": "refused", "reason": "the body did not arrive in time"},
+                    "body timed out; nothing stored",
+                )
+                return self._answer(request, outcome, close=True)
+            if body is None:
+                return self._answer(request, self._too_large(), close=True)
+            peer = request.client.host if request.client else "unknown"
+            outcome = await self._on(self._writer, self._accept, body, peer)
+        return self._answer(request, outcome)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The whole body, or None as soon as it passes the size limit."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> Outcome:
+        reason = f"the result is larger than this central takes ({self.max_body_bytes} bytes)"
+        return Outcome(413, {"status": "refused", "reason": reason}, "too large; nothing stored")
+
+    def _accept(self, body: bytes, peer: str) -> Outcome:
+        """Check and store one result (on the writer thread): all of it, or nothing."""
+        store = self._stores["writer"]
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            reason = "push: not UTF-8 JSON"
+            return Outcome(422, {"status": "refused", "reason": reason}, reason)
+        try:
+            result = read_agent_result(text, "push", self.inventory, self.keys)
+        except IngestError as exc:
+            status = STATUS_FOR_REFUSAL[exc.refusal]
+            return Outcome(status, {"status": "refused", "reason": str(exc)}, str(exc))
+        sweep_id = result.sweep.id
+        sites = ",".join(site.site for site in result.sites)
+        try:
+            if store.has(sweep_id):
+                stored, _, _ = store.info(sweep_id)
+                if stored.digest != result.sweep.digest:
+                    reason = f"push: another result with sweep id {sweep_id} is already stored"
+                    return Outcome(422, {"status": "refused", "reason": reason}, reason)
+                body_out = {"status": "already_stored", "sweep": sweep_id}
+                return Outcome(200, body_out, f"sweep {sweep_id} ({sites}) already stored")
+            sweep = result.sweep.model_copy(update={"origin": f"push:{peer}"})
+            store.save(result.model_copy(update={"sweep": sweep}))
+        except StoreError as exc:
+            log.error("cannot store sweep %s: %s", sweep_id, exc)
+            reason = "the store cannot be written; try again later"
+            return Outcome(503, {"status": "error", "reason": reason}, f"store error: {exc}")
+        self._stored += 1
+        return Outcome(
+            201, {"status": "stored", "sweep": sweep_id}, f"stored sweep {sweep_id} ({sites})"
+        )
+
+    def _answer(self, request: Request, outcome: Outcome, *, close: bool = False) -> Response:
+        request.state.note = outcome.note
+        headers = {"Connection": "close"} if close else None
+        return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+    # -- GET /healthz ------------------------------------------------------------------
+
+    async def _healthz(self, request: Request) -> Response:
+        problem = await self._on(self._writer, self._writable)
+        if problem is None:
+            return JSONResponse({"status": "ok"})
+        request.state.note = problem
+        return JSONResponse({"status": "error", "reason": problem}, status_code=503)
+
+    def _writable(self) -> str | None:
+        """None when a write transaction can be opened on the store, else why not."""
+        store = self._stores["writer"]
+        if not os.access(store.path, os.W_OK):
+            return f"the store {store.path} is not writable"
+        try:
+            store.db.execute("BEGIN IMMEDIATE")
+            store.db.execute("ROLLBACK")
+        except Exception as exc:
+            return f"the store cannot be written: {exc}"
+        return None
+
+    # -- GET / -------------------------------------------------------------------------
+
+    async def _report_page(self, request: Request) -> Response:
+        if self.render_page is None:
+            return Response("no report renderer", status_code=404)
+        stored = self._stored
+        if self._page is None or self._page[0] != stored:
+            self._page = (stored, await self._on(self._reader, self._render, self.render_page))
+        return HTMLResponse(self._page[1], headers={"Refresh": str(PAGE_REFRESH_S)})
+
+    def _render(self, render_page: Callable[[SweepView, Store], str]) -> str:
+        store = self._stores["reader"]
+        return render_page(latest_view(self.inventory, store), store)
+
+
+def latest_view(inventory: Inventory, store: Store) -> SweepView:
+    """The latest stored result of every inventory site, as one sweep for the reports; a
+    site never heard from is listed as missing. Sites are read one at a time."""
+    site_ids = [site.id for site in inventory.sites]
+    counts: dict[Verdict, int] = {}
+    missing: list[str] = []
+    for site_id in site_ids:
+        latest = store.latest_site(site_id)
+        if latest is None:
+            missing.append(site_id)
+        else:
+            counts[latest.verdict] = counts.get(latest.verdict, 0) + 1
+    info = SweepInfo(
+        id="latest",
+        started_at=datetime.now(UTC),
+        complete=not missing,
+        interrupted="no result yet from: " + ", ".join(missing) if missing else None,
+        tool_version=__version__,
+        sites_planned=len(site_ids),
+        sites_missing=missing,
+        origin="latest result of every site",
+    )
+
+    def sites() -> Any:
+        for site_id in site_ids:
+            latest: SiteResult | None = store.latest_site(site_id)
+            if latest is not None:
+                yield latest
+
+    return SweepView(info, [], None, counts, sites)
+
+
+class AccessLog:
+    """One line per request: peer, method, path (never the query string), status, bytes
+    received, time, and what became of a push. Never a body, a header or a key."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        finally:
+            peer = scope.get("client") or ("-", 0)
+            note = scope.get("state", {}).get("note")
+            access_log.info(
+                '%s "%s %s" %s %dB %.0fms%s',
+                peer[0],
+                scope["method"],
+                scope["path"],
+                status or "-",
+                received,
+                (time.monotonic() - started) * 1000,
+                f" {note}" if note else "",
+            )
+
+
+def run_central(
+    central: Central,
+    host: str,
+    port: int,
+    *,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn finishes the requests in flight first)."""
+    config = uvicorn.Config(
+        central.app(),
+        host=host,
+        port=port,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_config=None,  # fleet's own logging (scrubbed); our AccessLog, not uvicorn's
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run()
+
+
+def ensure_tls_files(tls_cert: str | None, tls_key: str | None) -> str | None:
+    """Why the TLS options cannot be used, or None."""
+    if (tls_cert is None) != (tls_key is None):
+        return "give --tls-cert and --tls-key together"
+    for path in (tls_cert, tls_key):
+        if path is not None and not Path(path).is_file():
+            return f"cannot read {path}"
+    return None
