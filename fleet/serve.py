@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fleet import __version__
 from fleet.agent import IngestError, Refusal, SiteKeys, read_agent_result
 from fleet.inventory import Inventory
+from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
 from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
 from fleet.store import Store, StoreError
 
@@ -92,7 +93,6 @@ class Central:
     keys: SiteKeys
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_inflight: int = DEFAULT_MAX_INFLIGHT
-    render_page: Callable[[SweepView, Store], str] | None = None
     _writer: ThreadPoolExecutor = field(init=False)
     _reader: ThreadPoolExecutor = field(init=False)
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
@@ -243,16 +243,25 @@ class Central:
     # -- GET / -------------------------------------------------------------------------
 
     async def _report_page(self, request: Request) -> Response:
-        if self.render_page is None:
-            return Response("no report renderer", status_code=404)
+        # Rendered again only after a new result was stored; the browser reloads it.
         stored = self._stored
         if self._page is None or self._page[0] != stored:
-            self._page = (stored, await self._on(self._reader, self._render, self.render_page))
-        return HTMLResponse(self._page[1], headers={"Refresh": str(PAGE_REFRESH_S)})
+            self._page = (stored, await self._on(self._reader, self._render))
+        headers = {
+            "Refresh": str(PAGE_REFRESH_S),
+            "Content-Security-Policy": content_security_policy(),
+            "Cache-Control": "no-store",
+        }
+        return HTMLResponse(self._page[1], headers=headers)
 
-    def _render(self, render_page: Callable[[SweepView, Store], str]) -> str:
+    def _render(self) -> str:
         store = self._stores["reader"]
-        return render_page(latest_view(self.inventory, store), store)
+        return render_html(
+            latest_view(self.inventory, store),
+            # the page adds the latest result itself: the trend is what came before it
+            history=lambda site: store.site_history(site, TREND_LENGTH + 1)[1:],
+            title="fleet: the latest result of every site",
+        )
 
 
 def latest_view(inventory: Inventory, store: Store) -> SweepView:
@@ -267,11 +276,12 @@ def latest_view(inventory: Inventory, store: Store) -> SweepView:
             missing.append(site_id)
         else:
             counts[latest.verdict] = counts.get(latest.verdict, 0) + 1
+    now = datetime.now(UTC)
     info = SweepInfo(
         id="latest",
-        started_at=datetime.now(UTC),
+        started_at=now,
+        finished_at=now,
         complete=not missing,
-        interrupted="no result yet from: " + ", ".join(missing) if missing else None,
         tool_version=__version__,
         sites_planned=len(site_ids),
         sites_missing=missing,

@@ -154,6 +154,14 @@ async def test_a_dirty_site_pushes_and_the_central_reports_it(
         assert resent.json() == {"status": "already_stored", "sweep": stored.sweep.id}
     assert central.sweeps() == 1
 
+    # The page shows the latest result of every site: site-1's finding, the others not heard from
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert "script-src" in page.headers["content-security-policy"]
+        assert "DIRECT_SEND_DIRTY_IP" in page.text
+        (tmp_path / "page.html").write_text(page.text)
+
     # The access log has one line per request, and never a body or a key
     log = central.log.read_text()
     assert '"POST /api/v1/results" 201' in log
