@@ -150,7 +150,7 @@ _IP_EVIDENCE_RE = re.compile(
     r"\b(?:client|sending|connecting|your|remote|source|sender) (?:host|IP|address)\b|"
     r"\bIP(?:v[46])?(?: address)?\b|"
     r"\b(?:zen|sbl|xbl|pbl|sbl-xbl|cbl|bl\.spamcop|b\.barracudacentral|dnsbl\.sorbs|"
-    r"bl\.mailspike|psbl\.surriel)\b|\bRBL\b|\bDNSBL\b|query/ip|query/bl|\bBRBL\b",
+    r"bl\.mailspike|psbl\.surriel)\b|\bRBL|\bDNSBL|query/ip|query/bl|\bBRBL\b",
     re.IGNORECASE,
 )
 
@@ -308,8 +308,9 @@ _IP_REPUTATION_FIX: Remedy = {
 
 # Words of a blocklist rejection (an IP or a domain listing: see `names_the_ip`).
 _LISTING_TEXT = (
-    r"blocked using|spamhaus|listed (?:at|on|in|by) |\bRBL\b|\bDNSBL\b|black ?list|"
-    r"(?<!allow )(?<!allow/)block ?list|is listed\b|are listed\b"
+    r"blocked using|spamhaus|listed (?:at|on|in|by) |\bRBL|\bDNSBLs?\b|black ?list|"
+    r"(?<!allow )(?<!allow/)block ?list|is listed\b|are listed\b|found (?:in|on) (?:one or "
+    r"more |a )?(?:\S+\.(?:org|net|com)|dnsbl|rbl|block|black)"
 )
 
 _TENANT_BLOCK_LIST_FIX = (
@@ -378,7 +379,8 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
         r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
         r"(?:url|uri|link|web ?site)s?\b[^.;]{0,80}?\b(?:listed|black ?listed|block ?listed)|"
-        r"reputation of the sending domain|domain reputation|(?:helo|ehlo) (?:name|host) "
+        r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
+        r"(?:helo|ehlo) (?:name|host) "
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
         r"unsolicited (?:e-?)?mail (?:originating from your DKIM domain|containing one of your "
         r"URL domains)|(?:DKIM|URL|sending|sender) domain\b[^.;]{0,60}(?:poor|low|bad) reputation",
@@ -403,7 +405,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:your |the )?(?:host ?name|client ?host ?name|name for your (?:ip|address))|"
         r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
-        r"(?:ip|address) (?:does not|doesn't) resolve|unknown client host|"
+        r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
         r"client host rejected: (?:cannot|can't) find",
     ),
     # -- the EHLO name ------------------------------------------------------------------
@@ -415,6 +417,16 @@ RULES: tuple[Rule, ...] = (
         "name, a spambot trait): set the copier's host name or EHLO name to its own "
         "fully-qualified name, never the server's; then set the same ehlo_name in the inventory.",
         enhanced=("5.7.506",),
+    ),
+    Rule(
+        # Before any command, the only name a server can look up is the client IP's.
+        "rdns.lookup_at_greeting",
+        Category.reverse_dns,
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
+        _REVERSE_DNS_FIX,
+        text=r"\bDNS\b[^.;]{0,20}(?:look-?up|lookup|resolution)|(?:look-?up|lookup) (?:of your "
+        r"(?:ip|address) )?failed",
+        stages=(Stage.banner,),
     ),
     Rule(
         "helo.refused",
@@ -517,12 +529,16 @@ RULES: tuple[Rule, ...] = (
         _IP_REPUTATION_FIX,
         text=r"blocked IP|IP (?:address )?(?:is |has been )?(?:blocked|banned|blacklisted|"
         r"denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
+        r"deferred|refused|rejected|"
         r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
-        r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL)\)|"
+        r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL|DYN)\)|"
+        r"client host \[[^\]]*\] (?:is )?(?:blocked|banned)(?! (?:using|by))|"
         # GMX / WEB.DE explain a refusal by a code in their link: sp, bl = the IP's reputation
         r"postmaster\.(?:gmx|web)\.\w+/\S*[?&]c=(?:sp|bl|bs|bsp)\b|"
         r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
-        r"residential|dial-?up|end[- ]user (?:ip|range|address)",
+        r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
+        r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
+        r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)",
     ),
     Rule(
         "ip.complaints",
@@ -647,8 +663,10 @@ RULES: tuple[Rule, ...] = (
         "{endpoint} reports an SMTP protocol violation (a command out of order or pipelined "
         "where it may not be): an SMTP-inspecting firewall between the site and {host} can "
         "cause this; turn off its SMTP inspection, else tell the server's administrator.",
-        text=r"protocol violation|pipelin\w* after STARTTLS|out of sequence|bad sequence of "
-        r"commands|commands? (?:was )?sent (?:too early|before)",
+        text=r"protocol (?:violation|error)|pipelin\w* after STARTTLS|out of sequence|bad "
+        r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
+        r"E?HELO)(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
+        r"unrecogni[sz]ed command|syntax error",
     ),
     Rule(
         "tls.must_starttls_first",
@@ -840,15 +858,6 @@ RULES: tuple[Rule, ...] = (
         unless=r"invalid credentials",
     ),
     Rule(
-        "smtp.auth_failed",
-        Category.auth_failed,
-        "the server rejected the login for {mailbox}",
-        "The server rejected the credentials of {mailbox}: check the username and password.",
-        text=r"authentication (failed|unsuccessful|credentials invalid)|incorrect authentication|"
-        r"invalid credentials(?! for relay)",
-        stages=(Stage.auth,),
-    ),
-    Rule(
         "smtp.auth_not_enabled",
         Category.auth_disabled,
         "the server does not offer SMTP AUTH here",
@@ -856,6 +865,15 @@ RULES: tuple[Rule, ...] = (
         "for authenticated mail, or remove the login from the copier.",
         text=r"authentication not enabled|not supported|unrecognized authentication|"
         r"mechanism",
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        "smtp.auth_failed",
+        Category.auth_failed,
+        "the server rejected the login for {mailbox}",
+        "The server rejected the credentials of {mailbox}: check the username and password.",
+        text=r"authentication (failed|unsuccessful|credentials invalid)|incorrect authentication|"
+        r"invalid credentials(?! for relay)",
         stages=(Stage.auth,),
     ),
     # -- sender -----------------------------------------------------------------------------
@@ -939,7 +957,8 @@ RULES: tuple[Rule, ...] = (
         r"rejected|refused|blocked|not accepted)|domain of sender address|"
         r"sender domain|unverifiable sender|spoof|unroutable sender|not a valid RFC ?5321|"
         r"(?:address|identit\w+) (?:is |are )?not verified|identities failed|"
-        r"(?:sending|sender) (?:e-?mail )?account (?:has been|is) (?:\w+ )?suspended",
+        r"(?:sending|sender) (?:e-?mail )?account (?:has been|is) (?:\w+ )?suspended|"
+        r"(?:verified|unverified) sender identity|sender identity",
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
@@ -953,6 +972,13 @@ RULES: tuple[Rule, ...] = (
         code_class="4",
     ),
     Rule(
+        "m365.message_format",
+        Category.message_rejected,
+        "the message's From header is not RFC 5322 compliant",
+        "Fix the copier's From formatting (angle brackets, quoted display name) (5.7.512).",
+        enhanced=("5.7.512",),
+    ),
+    Rule(
         "smtp.content_rejected",
         Category.message_rejected,
         "the server refuses the message itself (content, size or headers)",
@@ -963,8 +989,10 @@ RULES: tuple[Rule, ...] = (
         r"(?:big|large))|exceeded .{0,30}size|From: header|(?:missing|invalid|malformed) "
         r"\w* ?header|header (?:value |field )?(?:is )?(?:not allowed|rejected|invalid|"
         r"forbidden)|policy (?:reasons|that prohibits)|security issue|attachment|"
-        r"likely unsolicited|looks like spam|suspicious (?:content|message)",
-        unless=r"protect (?:our )?users from spam",
+        r"likely unsolicited|looks like spam|suspicious (?:content|message)|RFC ?5322|"
+        r"\bMIME\b|nature of the content|links? within|headers? (?:are |is )?not RFC|"
+        r"not RFC[- ]?\d* ?compliant|\(header[- ]based\)",
+        unless=r"rate limited",
     ),
     Rule(
         "m365.reject_direct_send",
@@ -1117,13 +1145,6 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.rcpt,),
         enhanced=("5.1.0-5.1.6", "5.1.9-5.1.99", "5.2.1-5.2.2", "4.2.2"),
     ),
-    Rule(
-        "m365.message_format",
-        Category.message_rejected,
-        "the message's From header is not RFC 5322 compliant",
-        "Fix the copier's From formatting (angle brackets, quoted display name) (5.7.512).",
-        enhanced=("5.7.512",),
-    ),
     # -- throttling -----------------------------------------------------------------------
     Rule(
         "m365.ip_throttled",
@@ -1201,7 +1222,8 @@ RULES: tuple[Rule, ...] = (
         r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
         r"exceeded (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
         r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
-        r"too many (?:messages|mails|emails|connections|recipients)|rate limit",
+        r"too many (?:messages|mails|emails|connections|recipients)|rate limit|"
+        r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)",
         code_class="5",
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage",
     ),
@@ -1211,7 +1233,9 @@ RULES: tuple[Rule, ...] = (
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
         "wait and try again later.",
-        text=r"too many|rate limit|throttl|try again later|exceeded|slow down|too much mail",
+        text=r"too many|rate limit|throttl|exceeded|slow down|too much mail|excessive "
+        r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
+        r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)",
         code_class="4",
     ),
     # -- protocol -------------------------------------------------------------------------
@@ -1255,10 +1279,21 @@ _FALLBACK_REMEDY: dict[Category, str] = {
 }
 
 
+# A 4xx in words of refusal ("421 4.7.0 Not allowed") is a refusal dressed as a deferral.
+_REFUSAL_WORDS_RE = re.compile(
+    r"not allowed|not permitted|denied|refused|rejected|blocked|prohibited|forbidden",
+    re.IGNORECASE,
+)
+
+
+_LATER_RE = re.compile(r"later|temporar|try again|retry", re.IGNORECASE)
+
+
 def _fallback_category(stage: Stage, reply: Reply) -> Category:
     code = reply.code or 0
     if 400 <= code <= 499:
-        return Category.temporary_failure
+        refusal = _REFUSAL_WORDS_RE.search(reply.text) and not _LATER_RE.search(reply.text)
+        return Category.unrecognised_refusal if refusal else Category.temporary_failure
     if not 500 <= code <= 599:
         return Category.protocol_error
     if stage is Stage.starttls:

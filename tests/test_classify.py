@@ -1766,3 +1766,202 @@ def test_an_unrecognised_refusal_shows_its_words_and_its_stage() -> None:
     assert "rcpt" in decision.finding
     assert "550" in decision.finding
     assert "claims no cause" in decision.remediation
+
+
+# Wordings of further receiving systems (Yahoo, Comcast, AT&T, Outlook.com, Mimecast, Cisco,
+# qmail, sendmail, Exim, Mail.ru, Yandex, Amazon SES, SendGrid, Barracuda, SpamCop, Spamhaus).
+OTHER_SYSTEMS = [
+    (
+        "rcpt",
+        553,
+        "5.7.1 [BL21] Connections will not be accepted from 1.2.3.4, because the ip is in Spamhaus's list; see http://postmaster.yahoo.com/errors/550-bl23.html",
+        "ip_reputation",
+    ),
+    (
+        "mail",
+        553,
+        "5.7.2 [TSS09] All messages from 1.2.3.4 will be permanently deferred; Retrying will NOT succeed. See https://postmaster.yahooinc.com/error-codes",
+        "ip_reputation",
+    ),
+    (
+        "banner",
+        554,
+        "resimta-ch2-18v.sys.comcast.net resimta-ch2-18v.sys.comcast.net 1.2.3.4 found on one or more DNSBLs, see http://postmaster.comcast.net/smtp-error-codes.php#BL000001",
+        "ip_reputation",
+    ),
+    (
+        "banner",
+        554,
+        "resimta-po-09v.sys.comcast.net Comcast block for spam. Please see http://postmaster.comcast.net/smtp-error-codes.php#BL000000",
+        "ip_reputation",
+    ),
+    (
+        "banner",
+        553,
+        "5.3.0 flpd575 DNSBL:RBL 521< 1.2.3.4 >_is_blocked.For assistance forward this error to abuse_rbl@abuse-att.net",
+        "ip_reputation",
+    ),
+    (
+        "rcpt",
+        550,
+        "SC-001 (SNT004-MC1F43) Unfortunately, messages from 1.2.3.4 weren't sent. Please contact your Internet service provider. You can tell your provider that your IP is on Hotmail's block list",
+        "ip_reputation",
+    ),
+    (
+        "rcpt",
+        421,
+        "RP-001 (BAY0-MC1-F21) Unfortunately, some messages from 1.2.3.4 weren't sent. Please try again. We have limits for how many messages can be sent per hour and per day from a single IP address.",
+        "throttled",
+    ),
+    (
+        "rcpt",
+        550,
+        "DY-001 (SNT004-MC4F21) Unfortunately, messages from 1.2.3.4 weren't sent. Please contact your Internet service provider. You can tell them that Hotmail does not relay dynamically-assigned IP ranges.",
+        "ip_reputation",
+    ),
+    (
+        "rcpt",
+        451,
+        "4.7.650 The mail server [1.2.3.4] has been temporarily rate limited due to IP reputation.",
+        "ip_reputation",
+    ),
+    ("mail", 550, "Rejected by header based Anti-Spoofing policy", "sender_rejected"),
+    ("rcpt", 550, "Local CT IP Reputation - (reject)", "ip_reputation"),
+    ("rcpt", 550, "5.7.1 Message blocked due to spam content in the message", "message_rejected"),
+    ("rcpt", 452, "Too many recipients received this hour", "throttled"),
+    (
+        "banner",
+        421,
+        "Too many concurrent SMTP connections from this IP address; please try again later",
+        "throttled",
+    ),
+    (
+        "mail",
+        553,
+        "sorry, mail from your location [1.2.3.4] is administratively denied (#5.7.1)",
+        "ip_reputation",
+    ),
+    ("rcpt", 450, "4.1.8 <x@y>: Sender address rejected: Domain not found", "sender_rejected"),
+    (
+        "rcpt",
+        550,
+        "5.1.1 <x@y>: Recipient address rejected: User unknown in local recipient table",
+        "recipient_rejected",
+    ),
+    (
+        "rcpt",
+        450,
+        "4.7.1 Client host rejected: cannot find your reverse hostname, [1.2.3.4]",
+        "reverse_dns",
+    ),
+    ("mail", 452, "4.3.1 Insufficient system storage", "temporary_failure"),
+    ("mail", 503, "5.5.1 Error: need MAIL command", "protocol_error"),
+    (
+        "rcpt",
+        550,
+        "5.7.1 <x@y>... Relaying denied. IP name possibly forged [1.2.3.4]",
+        "reverse_dns",
+    ),
+    ("rcpt", 554, "5.7.1 Rejected 1.2.3.4 found in dnsbl.sorbs.net", "ip_reputation"),
+    (
+        "rcpt",
+        550,
+        "Verification failed for <x@y> Unrouteable address Sender verify failed",
+        "sender_rejected",
+    ),
+    ("mail", 451, "Temporary local problem - please try later", "temporary_failure"),
+    ("ehlo", 550, "HELO argument does not match calling host", "helo_rejected"),
+    ("data", 451, "qq temporary problem (#4.3.0)", "temporary_failure"),
+    ("rcpt", 550, "sorry, no mailbox here by that name. (#5.1.1)", "recipient_rejected"),
+    (
+        "data",
+        550,
+        "spam message rejected. Please visit https://help.mail.ru/notspam-support/id?c=xyz",
+        "message_rejected",
+    ),
+    (
+        "data",
+        554,
+        "5.7.1 [2] Message rejected under suspicion of SPAM; https://ya.cc/1IrBc",
+        "message_rejected",
+    ),
+    (
+        "rcpt",
+        550,
+        "5.7.1 Service unavailable, Client host [1.2.3.4] blocked using Spamhaus. To request removal from this list see https://www.spamhaus.org/query/lookup/ (AS3130)",
+        "ip_reputation",
+    ),
+    ("data", 554, "5.6.211 Invalid MIME content", "message_rejected"),
+    ("auth", 535, "Authentication Credentials Invalid", "auth_failed"),
+    ("mail", 454, "Throttling failure: Maximum sending rate exceeded.", "throttled"),
+    (
+        "mail",
+        550,
+        "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.",
+        "sender_rejected",
+    ),
+    (
+        "data",
+        421,
+        "4.7.0 This message is suspicious due to the nature of the content or the links within. To best protect our users from spam, the message has been blocked.",
+        "message_rejected",
+    ),
+    (
+        "data",
+        550,
+        "5.7.1 Gmail has detected that this message is likely suspicious due to the very low reputation of the sending domain.",
+        "domain_reputation",
+    ),
+    (
+        "rcpt",
+        550,
+        "JunkMail rejected - mx.example [1.2.3.4]:1234 is in an RBL: http://www.barracudanetworks.com/reputation/?pr=1&ip=1.2.3.4",
+        "ip_reputation",
+    ),
+    (
+        "rcpt",
+        554,
+        "5.7.1 Service unavailable; Client host [1.2.3.4] blocked using bl.spamcop.net; Blocked - see https://www.spamcop.net/bl.shtml?1.2.3.4",
+        "ip_reputation",
+    ),
+    (
+        "rcpt",
+        550,
+        "5.7.1 Mail from 1.2.3.4 refused, see http://www.spamhaus.org/query/bl?ip=1.2.3.4",
+        "ip_reputation",
+    ),
+    ("banner", 554, "5.7.1 Your IP address 1.2.3.4 is listed on dnsbl.example", "ip_reputation"),
+    (
+        "rcpt",
+        554,
+        "5.7.1 Service unavailable; Sender address [x@spam.example] blocked using dbl.spamhaus.org; https://www.spamhaus.org/query/domain/spam.example",
+        "domain_reputation",
+    ),
+    ("data", 554, "5.7.1 Service unavailable; blocked using dbl.spamhaus.org", "domain_reputation"),
+    (
+        "rcpt",
+        554,
+        "5.7.1 Service unavailable; Client host [1.2.3.4] blocked using sbl-xbl.spamhaus.org; Error: open resolver; https://www.spamhaus.org/returnc/pub/172.64.0.1/",
+        "receiver_fault",
+    ),
+    (
+        "rcpt",
+        550,
+        "5.7.1 Client host [1.2.3.4] blocked using zen.spamhaus.org=127.255.255.254",
+        "receiver_fault",
+    ),
+    (
+        "data",
+        550,
+        "5.7.1 Message contains a URL (spam.example) listed on multi.surbl.org",
+        "domain_reputation",
+    ),
+    ("data", 554, "5.7.1 Rejected: URI in message body is listed in URIBL", "domain_reputation"),
+]
+
+
+@pytest.mark.parametrize(("stage", "code", "text", "category"), OTHER_SYSTEMS)
+def test_wordings_of_other_systems(stage: str, code: int, text: str, category: str) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
