@@ -109,14 +109,12 @@ class TokenBroker:
 
     async def _fetch(self, request: TokenRequest) -> Token | TokenFailure:
         try:
-            async with asyncio.timeout(self.timeout_s):
+            # The library's own HTTP timeout fires first; this one is the backstop (MSAL
+            # makes two requests, the discovery and the token).
+            async with asyncio.timeout(2 * self.timeout_s + 1):
                 return await asyncio.to_thread(acquire, request, self.timeout_s)
         except TimeoutError:
-            return TokenFailure(
-                "timeout",
-                f"the token endpoint did not answer within {self.timeout_s:g} s",
-                _unreachable_remedy(request),
-            )
+            return _timed_out(request, self.timeout_s)
 
 
 def acquire(request: TokenRequest, timeout_s: float = TOKEN_TIMEOUT_S) -> Token | TokenFailure:
@@ -137,7 +135,7 @@ def acquire(request: TokenRequest, timeout_s: float = TOKEN_TIMEOUT_S) -> Token 
 # ---- Microsoft ----------------------------------------------------------------------------
 
 
-def _session(ca_file: str | None) -> Any:
+def _session(ca_file: str | None, timeout_s: float | None = None) -> Any:
     """An HTTP session for the token endpoint: the system's CAs, or `ca_file`. (requests
     lets REQUESTS_CA_BUNDLE override a session's own `verify`: given per request, it holds.)"""
     import requests
@@ -146,6 +144,8 @@ def _session(ca_file: str | None) -> Any:
         def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
             if ca_file is not None:
                 kwargs["verify"] = ca_file
+            if timeout_s is not None:
+                kwargs["timeout"] = timeout_s
             return super().request(method, url, *args, **kwargs)
 
     return Session()
@@ -176,6 +176,8 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             timeout=timeout_s,
         )
         result = app.acquire_token_for_client(scopes=[MICROSOFT_SCOPE])
+    except requests.Timeout:
+        return _timed_out(request, timeout_s)
     except requests.RequestException as exc:
         return TokenFailure(
             "unreachable",
@@ -376,6 +378,14 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
+def _timed_out(request: TokenRequest, timeout_s: float) -> TokenFailure:
+    return TokenFailure(
+        "timeout",
+        f"the token endpoint did not answer within {timeout_s:g} s",
+        _unreachable_remedy(request),
+    )
+
+
 def _unreachable_remedy(request: TokenRequest) -> str:
     where = (
         "the token_uri in the service account file"
@@ -414,8 +424,10 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         )
     client_id = info.get("client_id", "the service account's client ID")
     try:
-        credentials.refresh(Request(_session(request.ca_file)))
+        credentials.refresh(Request(_session(request.ca_file, timeout_s)))
     except exceptions.TransportError as exc:
+        if isinstance(exc.__cause__, requests.Timeout):
+            return _timed_out(request, timeout_s)
         return TokenFailure(
             "unreachable",
             f"cannot reach the token endpoint: {_short(exc)}",

@@ -130,7 +130,9 @@ class Sweeper:
         self.direct_send = DirectSendProbe(self.dns)
         self.tls = TlsContexts()
         self.gate = AuthGate()
-        self.tokens = TokenBroker()  # OAuth tokens: fetched once per app and tenant per sweep
+        # OAuth tokens: fetched once per app and tenant per sweep, each request waiting at
+        # most command_s like an SMTP command
+        self.tokens = TokenBroker(defaults.timeouts.command_s)
         self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
         self.stats = RunStats()
         self._public_ip: asyncio.Future[str | None] | None = None

@@ -27,9 +27,9 @@ from cryptography.x509.oid import NameOID
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
-from fleet.lab.smtp import Mailbox
+from fleet.lab.smtp import Mailbox, Tenant, google_smtp
 
-from .conftest import M365Lab, Run, fleet_env, run_fleet_async
+from .conftest import M365Lab, Run, fleet_env, run_fleet, run_fleet_async
 from .hostile import inventory_header
 
 TENANT = "00000000-0000-4000-8000-0000000000c1"
@@ -357,3 +357,170 @@ async def test_readiness_view_counts_copiers_at_risk_and_proven_ways_forward(
         assert client_secret not in view.stdout + view.stderr
         for token in token_endpoint.issued:
             assert token not in view.stdout + view.stderr
+
+
+async def test_google_service_account_findings_through_the_cli(
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    # Given smtp.gmail.com and Google's token endpoint: one service account with domain-wide
+    # delegation for https://mail.google.com/, one without it
+    ca = str(certs.ca_file)
+    tenant = Tenant(
+        mailboxes={SCANNER: Mailbox(), FRONTDESK: Mailbox()}, token_endpoint=token_endpoint
+    )
+    token_endpoint.google_users = {SCANNER, "nomail@contoso.test"}
+    _, delegated = token_endpoint.add_service_account("fleet@lab.iam.gserviceaccount.com")
+    undelegated_account, undelegated = token_endpoint.add_service_account(
+        "other@lab.iam.gserviceaccount.com"
+    )
+    undelegated_account.delegated_scopes = set()
+    keys = {}
+    for name, content in (("delegated", delegated), ("undelegated", undelegated)):
+        keys[name] = tmp_path / f"{name}.json"
+        keys[name].write_text(json.dumps(content), encoding="utf-8")
+    gmail = google_smtp(tenant, certs.server_context("localhost", "127.0.0.1"))
+    port = await gmail.start()
+
+    def google(key: str) -> str:
+        return f'provider: google, service_account_file: "{keys[key]}", ca_file: "{ca}"'
+
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
+        + site(
+            "northwind",
+            device("gmail-ok", port, ca, SCANNER, google("delegated")),
+            device("no-delegation", port, ca, FRONTDESK, google("undelegated")),
+            device("unknown-user", port, ca, "ghost@contoso.test", google("delegated")),
+            device("refused", port, ca, "nomail@contoso.test", google("delegated")),
+        )
+    )
+    out = tmp_path / "result.json"
+    try:
+        # When it is swept through the command line
+        run = await run_fleet_async(
+            "sweep", "-i", str(inventory), "--no-store", "--format", "json", "-o", str(out)
+        )
+    finally:
+        await gmail.stop()
+
+    # Then the service account's token works where delegation is granted, and every refusal
+    # says what to do in the Admin console
+    assert run.code == 2, run.stderr
+    devices = by_device(json.loads(out.read_text(encoding="utf-8")))
+    assert devices["gmail-ok"]["category"] == "ok", devices["gmail-ok"]["finding"]
+    assert "Google service account" in devices["gmail-ok"]["finding"]
+    delegation = devices["no-delegation"]
+    assert "domain-wide delegation is not granted" in delegation["finding"]
+    assert undelegated["client_id"] in delegation["remediation"]
+    assert "https://mail.google.com/" in delegation["remediation"]
+    assert "does not know the mailbox ghost@contoso.test" in devices["unknown-user"]["finding"]
+    refused = devices["refused"]
+    assert refused["reply"]["enhanced"] == "5.7.8"
+    assert "Google refused the OAuth token" in refused["finding"]
+    assert gmail.stats.auth_attempts == 2  # gmail-ok and refused: no token, no AUTH
+    # And no token or private key shows
+    everything = run.stdout + run.stderr + out.read_text(encoding="utf-8")
+    assert token_endpoint.issued
+    for token in token_endpoint.issued:
+        assert token not in everything
+    assert delegated["private_key"].splitlines()[1] not in everything
+
+
+async def test_a_slow_token_endpoint_costs_one_command_timeout(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a token endpoint that takes 5 s to answer, and command_s of 0.5 s
+    ca = str(certs.ca_file)
+    token_endpoint.add_app(TENANT, LabApp(APP_OK, secret="s"))
+    token_endpoint.delay_s = 5.0
+    m365.tenant.mailboxes[SCANNER] = Mailbox()
+    oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=2, command_s=0.5, site_s=30)
+        + site("hq", device("mfp", m365.submission.port, ca, SCANNER, oauth2))
+    )
+
+    # When it is swept
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--no-store",
+        "--format",
+        "json",
+        env=fleet_env(FLEET_OAUTH_OK="s"),
+    )
+
+    # Then the copier's result says the token endpoint did not answer, and nothing was
+    # sent to the SMTP server's AUTH
+    assert run.code == 2, run.stderr
+    (mfp,) = by_device(json.loads(run.stdout)).values()
+    assert "the token endpoint did not answer within 0.5 s" in mfp["finding"]
+    assert m365.submission.stats.auth_attempts == 0
+
+
+@pytest.mark.parametrize(
+    ("oauth2", "message"),
+    [
+        (
+            "provider: microsoft, client_id: x, client_secret_env: S",
+            "needs tenant_id and client_id",
+        ),
+        (
+            "provider: microsoft, tenant_id: t, client_id: x",
+            "exactly one of client_secret_env, client_secret_file or certificate_file",
+        ),
+        (
+            "provider: microsoft, tenant_id: t, client_id: x, client_secret: hunter2",
+            "secrets must not be written in the inventory",
+        ),
+        ("provider: google", "needs service_account_file"),
+        (
+            "provider: google, service_account_file: sa.json, tenant_id: t",
+            "provider google does not take tenant_id",
+        ),
+        (
+            "provider: microsoft, tenant_id: t, client_id: x, client_secret_env: S, "
+            "authority: http://login.example",
+            "must be an https:// URL",
+        ),
+        ("provider: token", "exactly one of token_env or token_file"),
+    ],
+)
+def test_bad_oauth2_settings_are_refused_with_a_reason(
+    oauth2: str, message: str, write_inventory: Callable[..., Path]
+) -> None:
+    inventory = write_inventory(
+        "sites:\n"
+        + site("hq", device("mfp", 587, "ca.pem", SCANNER, oauth2)).replace(
+            'ca_file: "ca.pem", ', ""
+        )
+    )
+
+    run = run_fleet("validate", str(inventory))
+
+    assert run.code == 3
+    assert message in run.stderr + run.stdout
+    assert "hunter2" not in run.stderr + run.stdout
+
+
+def test_an_unset_client_secret_stops_the_sweep_before_anything_is_sent(
+    write_inventory: Callable[..., Path],
+) -> None:
+    oauth2 = "provider: microsoft, tenant_id: t, client_id: x, client_secret_env: FLEET_NOT_SET"
+    inventory = write_inventory(
+        "sites:\n" + site("hq", device("mfp", 587, "ca.pem", SCANNER, oauth2))
+    )
+
+    run = run_fleet("sweep", "-i", str(inventory), "--no-store")
+
+    assert run.code == 3
+    assert "oauth2.client_secret_env: FLEET_NOT_SET is not set" in run.stderr

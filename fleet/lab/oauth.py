@@ -68,6 +68,7 @@ class LabTokenEndpoint:
         self.google_users: set[str] = set()
         self.issued: dict[str, IssuedToken] = {}
         self.requests: list[str] = []  # "METHOD path" of every request, for tests
+        self.delay_s = 0.0  # a slow endpoint: every answer waits this long
         self._signing_key = secrets.token_bytes(32)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -132,6 +133,8 @@ class LabTokenEndpoint:
                 self._send(status, body)
 
             def _send(self, status: int, body: dict[str, Any]) -> None:
+                if endpoint.delay_s:
+                    time.sleep(endpoint.delay_s)  # this server's own thread: a slow endpoint
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -323,7 +326,8 @@ class LabTokenEndpoint:
                 assertion,
                 account.public_key,
                 algorithms=["RS256"],
-                audience=self.google_token_uri,
+                # google-auth always names Google's own endpoint as the audience
+                audience=["https://oauth2.googleapis.com/token", self.google_token_uri],
             )
         except jwt.PyJWTError:
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}

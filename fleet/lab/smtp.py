@@ -65,6 +65,7 @@ GOOGLE_BAD_CREDENTIALS = (
     "535 5.7.8  https://support.google.com/mail/?p=BadCredentials "
     "d2e1a72fcca58-7a1b2c3d4e5f6sm1234567b3a.12 - gsmtp"
 )
+GOOGLE_XOAUTH2_CHALLENGE = '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
 GOOGLE_AUTH_REQUIRED = (
     "530-5.7.0 Authentication Required. For more information, go to\r\n"
     "530 5.7.0  https://support.google.com/mail/?p=WantAuthError "
@@ -549,7 +550,13 @@ class GoogleSmtpHandler:
         return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
-        return _xoauth2(server, self.tenant, args)
+        result = _xoauth2(server, self.tenant, args)
+        if result.success:
+            return result
+        # Gmail answers a refused token with a 334 carrying a base64 JSON error, waits for
+        # an empty line, and only then says 535.
+        await server.challenge_auth(GOOGLE_XOAUTH2_CHALLENGE)
+        return AuthResult(success=False, handled=False, message=GOOGLE_BAD_CREDENTIALS)
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
