@@ -114,6 +114,12 @@ _DIRECT_SEND_REJECTED_RULES = {
     "m365.tenant_attribution",
     "m365.tenant_attribution_text",
 }
+# A token the SMTP server refused after XOAUTH2 (classify.classify_oauth_refusal).
+_OAUTH_REFUSED_RULES = {
+    "oauth.send_as_app_missing",
+    "oauth.service_principal",
+    "oauth.google_refused",
+}
 _TLS_VERSION_RULES = {"tls.version", "m365.tls_legacy"}
 
 
@@ -261,6 +267,10 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
             conversation.category is Category.timeout and conversation.failed_stage is Stage.connect
         ):
             code = "UNREACHABLE"
+        elif conversation.rule is not None and conversation.rule.startswith("oauth.token."):
+            code = "OAUTH_TOKEN_FAILED"  # fleet.oauth: no token, nothing sent to the server
+        elif conversation.rule in _OAUTH_REFUSED_RULES:
+            code = "OAUTH_REFUSED"
         flags.add(
             code,
             severity,

@@ -28,6 +28,18 @@ from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from fleet.lab.smtp import Mailbox, Tenant, google_smtp
+from fleet.readiness import readiness
+from fleet.results import (
+    Category,
+    DeviceResult,
+    Egress,
+    EgressTransport,
+    Flag,
+    Mode,
+    Severity,
+    SiteResult,
+    Verdict,
+)
 
 from .conftest import M365Lab, Run, fleet_env, run_fleet, run_fleet_async
 from .hostile import inventory_header
@@ -272,6 +284,19 @@ async def test_every_oauth_finding_through_the_cli(
     assert category == "auth_disabled"
     assert "disabled for the mailbox" in text
     assert f"Set-CASMailbox -Identity {DISABLED} -SmtpClientAuthenticationDisabled $false" in remedy
+
+    # And the matrix flags them as OAuth findings
+    flags = {
+        (f["code"], d)
+        for s in json.loads(out.read_text(encoding="utf-8"))["sites"]
+        for f in s["flags"]
+        for d in f["devices"]
+    }
+    assert ("OAUTH_TOKEN_FAILED", "expired-secret") in flags
+    assert ("OAUTH_REFUSED", "not-in-exchange") in flags
+    assert ("OAUTH_REFUSED", "no-send-as-app") in flags
+    assert ("AUTH_DISABLED", "auth-disabled") in flags
+    assert "OAUTH_TOKEN_FAILED" in table.stdout
 
     # And a token is fetched once per app and tenant for the whole sweep
     posts = [r for r in endpoint.requests if r.startswith("POST") and r.endswith(APP_OK)]
@@ -524,3 +549,87 @@ def test_an_unset_client_secret_stops_the_sweep_before_anything_is_sent(
 
     assert run.code == 3
     assert "oauth2.client_secret_env: FLEET_NOT_SET is not set" in run.stderr
+
+
+def _site(site_id: str, devices: list[DeviceResult], retiring: list[str]) -> SiteResult:
+    now = datetime.now(UTC)
+    flags = (
+        [
+            Flag(
+                code="BASIC_AUTH_RETIRING",
+                severity=Severity.warn,
+                devices=retiring,
+                evidence="",
+                remediation="",
+            )
+        ]
+        if retiring
+        else []
+    )
+    return SiteResult(
+        site=site_id,
+        client="Contoso",
+        verdict=Verdict.warn if retiring else Verdict.ok,
+        flags=flags,
+        egress=Egress(transport=EgressTransport.direct),
+        devices=devices,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def _device(name: str, host: str, mailbox: str, login: str, category: Category) -> DeviceResult:
+    return DeviceResult(
+        device=name,
+        mode=Mode.submission,
+        verdict=Verdict.ok,
+        category=category,
+        finding="",
+        conversation=name,
+        host=host,
+        port=587,
+        mailbox=mailbox,
+        login=login,
+    )
+
+
+def test_a_high_volume_email_account_of_the_same_domain_is_a_way_forward() -> None:
+    # Given two copiers on passwords in two domains, and a working HVE account in one
+    sites = [
+        _site(
+            "hq",
+            [
+                _device("mfp-a", "smtp.office365.com", SCANNER, "password", Category.ok),
+                _device(
+                    "mfp-b", "smtp.office365.com", "scan@fabrikam.test", "password", Category.ok
+                ),
+            ],
+            ["mfp-a", "mfp-b"],
+        ),
+        _site(
+            "lab",
+            [_device("hve", "smtp-hve.office365.com", "hve@contoso.test", "password", Category.ok)],
+            [],
+        ),
+        # a failed OAuth device proves nothing
+        _site(
+            "pilot",
+            [
+                _device(
+                    "try",
+                    "smtp.office365.com",
+                    "scan@fabrikam.test",
+                    "oauth2",
+                    Category.auth_failed,
+                )
+            ],
+            [],
+        ),
+    ]
+
+    result = readiness(iter(sites))
+
+    assert (result.at_risk, result.proven) == (2, 1)
+    rows = {r.device: r for r in result.copiers}
+    assert rows["mfp-a"].way_forward == "High Volume Email account hve@contoso.test at lab/hve"
+    assert not rows["mfp-b"].proven
