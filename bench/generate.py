@@ -6,6 +6,10 @@
 - a few (about 5 %) are Direct Send only, and 1 % of all sites have a dirty IP (listed on
   the blocklist and banned by the MX).
 
+The "direct" shape is the most common fleet of all: one Direct Send copier per site (one
+STARTTLS conversation each) to its client's MX, so every site also has its MX and SPF
+checked; ten sites per client share the client's domain (its MX and SPF records).
+
 Every site sends from its own loopback address (127.10.0.0 + n), declared as its egress IP.
 """
 
@@ -23,14 +27,25 @@ def site_ip(n: int) -> str:
     return str(BASE + n + 1)
 
 
+def client_domain(n: int) -> str:
+    """Site n's client's domain (ten sites per client)."""
+    return f"client{n // 10}.bench.test"
+
+
+SHAPES = ("direct", "mixed")
+
+
 @dataclass(frozen=True)
 class Mix:
     sites: int
     devices_per_site: int
+    shape: str = "mixed"
 
     def kind(self, n: int) -> str:
         if n % 100 == 7:
             return "dirty-direct"
+        if self.shape == "direct":
+            return "direct"
         bucket = n % 20
         if bucket == 0:
             return "direct"
@@ -64,6 +79,8 @@ def inventory(
         "profiles:",
         f'  m365-submission: {{host: 127.0.0.1, port: {submission_port}, security: starttls, ca_file: "{submission_ca}"}}',
         f'  m365-direct-send: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{mx_ca}", mode: direct_send}}',
+        # The client's MX as its DNS names it (the MX check compares the copier's host with it).
+        f'  client-mx: {{host: localhost, port: {mx_port}, security: starttls, ca_file: "{mx_ca}", mode: direct_send}}',
         "sites:",
     ]
     for n in range(mix.sites):
@@ -75,6 +92,11 @@ def inventory(
             f"    egress: {{bind: {ip}, ip: {ip}}}",
             "    devices:",
         ]
+        if mix.shape == "direct":
+            domain = client_domain(n)
+            smtp = f"{{profile: client-mx, from: copier@{domain}, to: scans@{domain}}}"
+            lines += ["      - id: mfp-0", f"        smtp: {smtp}"]
+            continue
         for d in range(mix.devices_per_site):
             direct = kind in ("direct", "dirty-direct") or (kind == "mixed" and d >= 3)
             if direct:

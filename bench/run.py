@@ -1,7 +1,13 @@
 """`make bench`: sweep generated inventories against a loopback load lab and print how
-close fleet comes to the critical-path bound, and how it compares with swaks.
+close fleet comes to the critical-path bound, and how it compares with bare aiosmtplib and
+swaks; then the start-up figures (--version, --help, validate, scan against swaks).
 
-    python -m bench.run [--sizes 100,1000] [--big] [--delay 0.025] [--sample 200]
+    python -m bench.run [--sizes 100,1000] [--big] [--shape direct|mixed] [--delay 0.025]
+        [--sample 200] [--dns-loss SHARE] [--dns-delay S] [--no-startup]
+
+`--dns-loss 0.1` is the DNS-under-load scenario: the lab's resolver drops that share of
+queries at random (`--dns-delay` makes it answer late as well); the run prints the questions
+dropped, asked once more and answered, and how many sites ended `unknown`.
 
 Everything runs on 127.0.0.0/8: the load lab (two SMTP responders that wait `delay` before
 every reply, and a blocklist DNS server) runs in separate processes, and the scanner runs as
@@ -11,12 +17,15 @@ every reply, and a blocklist DNS server) runs in separate processes, and the sca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import shutil
 import signal
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.generate import PASSWORD_ENV, ZONE, Mix, inventory
+from bench.generate import PASSWORD_ENV, SHAPES, ZONE, Mix, inventory
 from fleet.inventory import load_inventory
 from fleet.plan import plan_sweep
 from fleet.results import Security
@@ -69,7 +78,16 @@ def run_measured(argv: list[str], env: dict[str, str], stdin: str | None = None)
 class Lab:
     """The load lab's processes: two SMTP responders and the DNS server."""
 
-    def __init__(self, folder: Path, delay: float, dirty: list[str]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        delay: float,
+        dirty: list[str],
+        *,
+        clients: int = 0,
+        dns_loss: float = 0.0,
+        dns_delay: float = 0.0,
+    ) -> None:
         self.folder = folder
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
         dirty_arg = ",".join(dirty)
@@ -99,7 +117,22 @@ class Lab:
             ],
             "submission",
         )
-        self.dns = self._start(["dns", "--zone", ZONE, "--dirty", dirty_arg], "dns")
+        self.dns = self._start(
+            [
+                "dns",
+                "--zone",
+                ZONE,
+                "--dirty",
+                dirty_arg,
+                "--clients",
+                str(clients),
+                "--lose",
+                str(dns_loss),
+                "--answer-delay",
+                str(dns_delay),
+            ],
+            "dns",
+        )
 
     def _start(self, args: list[str], name: str) -> dict[str, object]:
         ready = self.folder / f"{name}.json"
@@ -250,24 +283,68 @@ def swaks_lines(path: Path, sample: int) -> list[str]:
     return lines
 
 
+def lab_for(folder: Path, mix: Mix, args: argparse.Namespace, delay: float) -> Lab:
+    return Lab(
+        folder,
+        delay,
+        mix.dirty_ips(),
+        clients=math.ceil(mix.sites / 10),
+        dns_loss=args.dns_loss,
+        dns_delay=args.dns_delay,
+    )
+
+
+def write_inventory(path: Path, mix: Mix, lab: Lab, args: argparse.Namespace) -> Path:
+    path.write_text(
+        inventory(
+            mix,
+            mx_port=int(str(lab.mx["port"])),
+            submission_port=int(str(lab.submission["port"])),
+            mx_ca=str(lab.mx["ca_file"]),
+            submission_ca=str(lab.submission["ca_file"]),
+            nameserver=f"127.0.0.1:{lab.dns['dns']}",
+            global_cap=args.global_cap,
+        )
+    )
+    return path
+
+
+@dataclass
+class Outcome:
+    """What the sweep concluded, read back from its store."""
+
+    verdicts: dict[str, int]
+    blocklists_unknown: int
+    dns_retries: int
+    dns_retries_answered: int
+
+
+def outcome(db: Path) -> Outcome:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        verdicts = dict(
+            connection.execute("SELECT verdict, count(*) FROM site_results GROUP BY verdict")
+        )
+        unknown = 0
+        for (text,) in connection.execute("SELECT result FROM site_results"):
+            site = json.loads(text)
+            unknown += sum(1 for b in site.get("blocklists", []) if b["status"] == "unknown")
+        row = connection.execute("SELECT info FROM sweeps").fetchone()
+    info = json.loads(row[0]) if row else {}
+    return Outcome(
+        verdicts,
+        unknown,
+        int(info.get("dns_retries", 0)),
+        int(info.get("dns_retries_answered", 0)),
+    )
+
+
 def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[str, object]:
-    mix = Mix(sites, 5)
+    mix = Mix(sites, 1 if args.shape == "direct" else 5, args.shape)
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as temp:
         folder = Path(temp)
-        lab = Lab(folder, args.delay, mix.dirty_ips())
+        lab = lab_for(folder, mix, args, args.delay)
         try:
-            path = folder / "inventory.yaml"
-            path.write_text(
-                inventory(
-                    mix,
-                    mx_port=int(str(lab.mx["port"])),
-                    submission_port=int(str(lab.submission["port"])),
-                    mx_ca=str(lab.mx["ca_file"]),
-                    submission_ca=str(lab.submission["ca_file"]),
-                    nameserver=f"127.0.0.1:{lab.dns['dns']}",
-                    global_cap=args.global_cap,
-                )
-            )
+            path = write_inventory(folder / "inventory.yaml", mix, lab, args)
             facts = plan_facts(path)
             env = {**os.environ, PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"}
             fleet = run_measured(
@@ -288,15 +365,19 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
                 ],
                 env,
             )
-            bare_items = bare_conversations(path, args.bare_sample)
-            bare_file = folder / "bare.json"
-            bare_file.write_text(json.dumps(bare_items))
-            bare = (
-                len(bare_items),
-                run_measured(
-                    [sys.executable, "-m", "bench.bare", str(bare_file), str(args.global_cap)], env
-                ),
-            )
+            concluded = outcome(folder / "fleet.db")
+            bare: tuple[int, Child] | None = None
+            if args.bare_sample > 0:
+                bare_items = bare_conversations(path, args.bare_sample)
+                bare_file = folder / "bare.json"
+                bare_file.write_text(json.dumps(bare_items))
+                bare = (
+                    len(bare_items),
+                    run_measured(
+                        [sys.executable, "-m", "bench.bare", str(bare_file), str(args.global_cap)],
+                        env,
+                    ),
+                )
             baseline = None
             skipped = (
                 "--sample 0"
@@ -320,12 +401,15 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
     connections = servers.get("mx", {}).get("connections", 0) + servers.get("submission", {}).get(
         "connections", 0
     )
-    connections -= bare[0] + (baseline[0] if baseline else 0)  # the baselines' own conversations
+    # the baselines' own conversations
+    connections -= (bare[0] if bare else 0) + (baseline[0] if baseline else 0)
     dns = servers.get("dns", {})
     limit, how = bound(facts, args.delay, fleet.cpu_s)
     return {
         "facts": facts,
         "fleet": fleet,
+        "shape": args.shape,
+        "outcome": concluded,
         "connections": connections,
         "dns": dns,
         "bound": limit,
@@ -338,35 +422,103 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
     }
 
 
+def median_wall(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, int]:
+    """The median wall time of `runs` runs (the first one warms the page cache, unmeasured)."""
+    run_measured(argv, env)
+    children = [run_measured(argv, env) for _ in range(runs)]
+    return statistics.median(c.wall_s for c in children), children[-1].code
+
+
+def startup(args: argparse.Namespace) -> None:
+    """Start-up and the technician's commands, on a lab without reply delay: --version,
+    --help, validate of a 1,000-site inventory, and scan of a one-copier site beside swaks
+    having the same conversation."""
+    big, small = Mix(1000, 1, "direct"), Mix(10, 1, "direct")
+    fleet = [sys.executable, "-m", "fleet"]
+    env = {**os.environ, PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"}
+    runs = args.startup_runs
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as temp:
+        folder = Path(temp)
+        lab = lab_for(folder, big, args, 0.0)
+        try:
+            big_path = write_inventory(folder / "big.yaml", big, lab, args)
+            small_path = write_inventory(folder / "small.yaml", small, lab, args)
+            figures = {
+                "fleet --version": median_wall([*fleet, "--version"], env, runs),
+                "fleet --help": median_wall([*fleet, "--help"], env, runs),
+                "fleet validate (1,000 sites)": median_wall(
+                    [*fleet, "validate", str(big_path)], env, runs
+                ),
+            }
+            scan = [*fleet, "scan", "site-0", "--db", str(folder / "scan.db")]
+            figures["fleet scan site-0 (10-site inventory)"] = median_wall(
+                [*scan, "-i", str(small_path)], env, runs
+            )
+            figures["fleet scan site-0 (1,000-site inventory)"] = median_wall(
+                [*scan, "-i", str(big_path)], env, runs
+            )
+            swaks = None
+            if shutil.which("swaks"):
+                (line,) = swaks_lines(small_path, 1)
+                swaks = median_wall(["swaks", *line.split()], env, runs)
+        finally:
+            lab.stop()
+    print(f"== start-up and one site (median wall of {runs} runs, lab without reply delay)")
+    for name, (wall, code) in figures.items():
+        print(f"  {name}: {wall * 1000:.0f} ms (exit {code})")
+    if swaks is not None:
+        wall = swaks[0]
+        print(f"  swaks, the same one conversation: {wall * 1000:.0f} ms (exit {swaks[1]})")
+        for name in (
+            "fleet scan site-0 (10-site inventory)",
+            "fleet scan site-0 (1,000-site inventory)",
+        ):
+            print(f"  {name} / swaks = {figures[name][0] / wall:.2f}x")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--sizes", default="100,1000", help="site counts, comma separated")
     parser.add_argument("--big", action="store_true", help="also 10,000 sites")
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="direct",
+        help="direct: one Direct Send copier per site; mixed: 5 copiers, mostly submission",
+    )
     parser.add_argument(
         "--delay", type=float, default=0.025, help="seconds added to every SMTP reply"
     )
     parser.add_argument("--sample", type=int, default=200, help="swaks baseline sample (0: skip)")
     parser.add_argument("--global-cap", type=int, default=200)
     parser.add_argument(
-        "--bare-sample", type=int, default=2000, help="bare aiosmtplib conversations"
+        "--bare-sample", type=int, default=2000, help="bare aiosmtplib conversations (0: skip)"
     )
+    parser.add_argument("--dns-loss", type=float, default=0.0, help="share of DNS queries lost")
+    parser.add_argument("--dns-delay", type=float, default=0.0, help="seconds before DNS answers")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
+    parser.add_argument("--startup-runs", type=int, default=7)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.big and 10000 not in sizes:
         sizes.append(10000)
-    startup = run_measured([sys.executable, "-m", "fleet", "--version"], dict(os.environ))
+    startup_run = run_measured([sys.executable, "-m", "fleet", "--version"], dict(os.environ))
     bare_startup = run_measured(
         [sys.executable, "-c", "import aiosmtplib, asyncio, ssl, json"], dict(os.environ)
     )
     args.bare_startup = bare_startup.cpu_s
     print(
         f"fleet benchmark: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"reply delay {args.delay * 1000:.0f} ms, global cap {args.global_cap}, per-site cap 2 "
-        "(the generated inventory's)"
+        f"shape {args.shape}, reply delay {args.delay * 1000:.0f} ms, global cap {args.global_cap}, "
+        f"per-site cap 2 (the generated inventory's), DNS loss {args.dns_loss:.0%}, "
+        f"DNS answer delay {args.dns_delay * 1000:.0f} ms"
     )
-    print(f"(scanner start-up alone: {startup.cpu_s * 1000:.0f} ms CPU, included below)\n")
+    print(f"(scanner start-up alone: {startup_run.cpu_s * 1000:.0f} ms CPU, included below)\n")
+    if not args.no_startup:
+        startup(args)
     for sites in sizes:
-        result = run_size(sites, args, startup.cpu_s)
+        result = run_size(sites, args, startup_run.cpu_s)
         report(sites, result)
 
 
@@ -379,7 +531,9 @@ def report(sites: int, r: dict[str, object]) -> None:
     assert isinstance(dns, dict)
     per_conv = fleet.cpu_s / max(facts.conversations, 1) * 1000
     bound_s = float(str(r["bound"]))
-    print(f"== {sites} sites x 5 copiers (exit {fleet.code})")
+    shape = str(r["shape"])
+    copiers = "one Direct Send copier each" if shape == "direct" else "5 copiers each (mixed)"
+    print(f"== {sites} sites, {copiers} (exit {fleet.code})")
     pairs = facts.declared_ips * facts.zones
     low, high = dns.get("min_per_name", "?"), dns.get("max_per_name", "?")
     each = "each asked exactly once" if low == high == 1 else f"each asked {low} to {high} times"
@@ -391,6 +545,15 @@ def report(sites: int, r: dict[str, object]) -> None:
     print(
         f"  wall {fleet.wall_s:.2f} s, scanner CPU {fleet.cpu_s:.2f} s ({per_conv:.2f} ms per conversation), "
         f"peak RSS {fleet.max_rss_mb:.0f} MB"
+    )
+    concluded = r["outcome"]
+    assert isinstance(concluded, Outcome)
+    verdicts = ", ".join(f"{k} {v}" for k, v in sorted(concluded.verdicts.items()))
+    print(
+        f"  verdicts: {verdicts}; blocklist lookups unknown: {concluded.blocklists_unknown}; "
+        f"DNS questions asked once more: {concluded.dns_retries} "
+        f"(answered the second time: {concluded.dns_retries_answered}); lab resolver dropped "
+        f"{dns.get('dropped', 0)} queries, at most {dns.get('max_in_flight', '?')} in flight"
     )
     bare = r["bare"]
     if isinstance(bare, tuple):

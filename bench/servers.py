@@ -3,7 +3,8 @@ measured apart: Microsoft 365-like SMTP endpoints that wait before every reply (
 round trip), and a blocklist DNS server.
 
     python -m bench.servers smtp --role mx|submission --delay 0.025 --dirty IP,IP --folder D --ready FILE
-    python -m bench.servers dns --zone Z --dirty IP,IP --ready FILE
+    python -m bench.servers dns --zone Z --dirty IP,IP --ready FILE [--clients N]
+        [--lose SHARE] [--answer-delay S]
 
 Each writes a JSON line with its ports to FILE when it is listening, then serves until
 SIGTERM. Loopback only.
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 from bench import responder
+from bench.generate import BASE, client_domain
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 
@@ -44,8 +46,18 @@ async def serve_smtp(args: argparse.Namespace) -> None:
 async def serve_dns(args: argparse.Namespace) -> None:
     dns = LabDns()
     await dns.start()
-    listed = dict.fromkeys(filter(None, args.dirty.split(",")), ("127.0.0.4",))
+    listed: dict[str, tuple[str, ...]] = dict.fromkeys(
+        filter(None, args.dirty.split(",")), ("127.0.0.4",)
+    )
     dns.blocklist(args.zone, listed)
+    for n in range(0, args.clients * 10, 10):  # the "direct" shape's client domains
+        domain = client_domain(n)
+        dns.add(domain, "MX", "0 localhost")
+        dns.add(domain, "TXT", f"v=spf1 ip4:{BASE}/16 -all")
+    if args.lose:
+        dns.lose(args.lose, seed=20)  # a lossy path: each query dropped with this chance
+    if args.answer_delay:
+        dns.delay("test", args.answer_delay)  # a slow resolver: every answer late
     _write(args.ready, {"dns": dns.port})
     await _until_terminated()
     # The (ip, zone) lookups actually made: A questions in the zone, less the self-test's
@@ -61,6 +73,8 @@ async def serve_dns(args: argparse.Namespace) -> None:
         "lookups": len(a_counts),  # distinct (ip, zone) names asked
         "min_per_name": min(a_counts, default=0),
         "max_per_name": max(a_counts, default=0),
+        "dropped": dns.log.dropped,
+        "max_in_flight": dns.log.max_in_flight,
     }
     Path(args.ready).with_suffix(".stats").write_text(json.dumps(counts))
     await dns.stop()
@@ -92,6 +106,9 @@ def main() -> None:
     dns.add_argument("--zone", required=True)
     dns.add_argument("--dirty", default="")
     dns.add_argument("--ready", required=True)
+    dns.add_argument("--clients", type=int, default=0, help="client domains with MX and SPF")
+    dns.add_argument("--lose", type=float, default=0.0, help="share of queries dropped")
+    dns.add_argument("--answer-delay", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args()
     runner = serve_smtp if args.kind == "smtp" else serve_dns
     try:
