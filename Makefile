@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test test-fast lint bench bench-big lab-up lab-down clean wheelhouse-windows windows-wheels-check
+.PHONY: all demo test test-fast lint bench bench-big bench-serve lab-up lab-down clean wheelhouse-windows windows-wheels-check
 
 all: test
 
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 bench-big: $(STAMP)
 	$(BIN)/python -m bench.run --big
+
+bench-serve: $(STAMP)
+	$(BIN)/python -m bench.serve --results 2000 --concurrency 200
 
 lab-up: $(STAMP)
 	$(BIN)/python -m tests.lab up

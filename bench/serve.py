@@ -176,6 +176,9 @@ def main() -> None:
         latencies.sort()
         print(f"fleet serve: {args.results} pushes, {args.concurrency} in flight, loopback")
         print(
+            f"  machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
+        )
+        print(
             f"  body size: mean {statistics.mean(sizes) / 1024:.1f} KiB, max {max(sizes) / 1024:.1f} KiB"
         )
         print(f"  stored: {stored} of {args.results}")
