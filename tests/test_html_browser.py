@@ -203,6 +203,11 @@ async def test_a_real_sweep_renders_in_chromium(
         assert "1 warn" in header_text
         assert "31 December 2026" in header_text
         assert "1 copier at 1 site still logs in to Microsoft 365 with a password" in header_text
+        assert "0 of them with a way forward this sweep proved" in header_text
+        await page.locator("details.readiness summary").click()
+        readiness = await page.inner_text("details.readiness")
+        assert "office\tkonica\tscanner@contoso.test" in readiness
+        assert "none proven" in readiness
         # the change since the first sweep, at the top, and a two-sweep trend per site
         changes = await page.inner_text("#changes")
         assert "listed" in changes

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Protocol
 from markupsafe import Markup
 
 from fleet import m365
+from fleet.readiness import ReadinessRow, readiness
 from fleet.report.sanitize import strip_controls
-from fleet.report.summary import blocklist_summary, checks_summary, top_flag
+from fleet.report.summary import blocklist_summary, checks_summary
 from fleet.results import (
     SEVERITY_ORDER,
     VERDICT_RANK,
@@ -138,7 +139,6 @@ class SiteRow:
     egress: Cell
     checks: Cell
     modes: dict[Mode, Cell]
-    top_flag: str
     trend: tuple[TrendMark, ...]
     trend_label: str
     flags: tuple[Flag, ...] = ()
@@ -156,8 +156,10 @@ class ClientGroup:
 class BasicAuthNotice:
     cutoff: str
     days_left: int  # negative once the date has passed
-    copiers: int
+    copiers: int  # that log in to Microsoft 365 with a password (fleet.readiness: at risk)
     sites: int
+    proven: int  # of those, with a way forward this sweep proved (OAuth, High Volume Email)
+    rows: list[ReadinessRow]
     source: str
 
 
@@ -176,7 +178,8 @@ def render_html(
 
     `history` gives a site's past results, newest first (a mapping by site id, or a
     function such as `lambda site: store.site_history(site, TREND_LENGTH, until=...)`);
-    each site's trend strip shows the last TREND_LENGTH sweeps, ending with this one. `client` keeps one client's sites only. `today` dates the Basic AUTH countdown
+    each site's trend strip shows the last TREND_LENGTH sweeps, ending with this one.
+    `client` keeps one client's sites only. `today` dates the Basic AUTH countdown
     (default: the day the sweep started).
     """
     context = _context(sweep, history=history, client=client, today=today)
@@ -198,20 +201,16 @@ def render_email_html(
 ) -> str:
     """The alert e-mail's HTML part: the same header, changes and findings, in the subset
     mail clients show (tables and inline styles; no script, SVG or collapsible parts)."""
-    context = _context(
-        sweep, history=None, client=client, today=today, transcripts=False, keep_ok=False
-    )
     # Mail clients cut long messages (Gmail at about 100 kB): the worst sites, then a count.
-    room = EMAIL_SITES
-    kept: list[ClientGroup] = []
-    groups = context["clients"]
-    assert isinstance(groups, list)  # noqa: S101 - for mypy: _context builds it
-    for group in groups:
-        if room > 0:
-            kept.append(ClientGroup(group.client, group.verdict, group.rows[:room]))
-        room -= len(group.rows)
-    context["clients"] = kept
-    context["left_out"] = max(0, -room)
+    context = _context(
+        sweep,
+        history=None,
+        client=client,
+        today=today,
+        transcripts=False,
+        keep_ok=False,
+        limit=EMAIL_SITES,
+    )
     return _environment().get_template("email.html.j2").render(legend=LEGEND, **context)
 
 
@@ -233,29 +232,30 @@ def _context(
     today: date | None,
     transcripts: bool = True,
     keep_ok: bool = True,
+    limit: int | None = None,
 ) -> dict[str, object]:
     """What the templates read. Sites are read once; `keep_ok=False` (the e-mail) keeps
-    only the rows of sites that are not ok, so a big sweep's alert holds few of them."""
+    only the rows of sites that are not ok, and `limit` the worst so many of those."""
     view = SweepView.of(sweep)
     info = view.sweep
     day = today or info.started_at.date()
     groups: dict[str, list[SiteRow]] = {}
     counts: dict[str, int] = {v.value: 0 for v in sorted(Verdict, key=_verdict_order)}
-    retiring_devices = 0
-    retiring_sites = 0
-    for site in view.sites:
-        if client is not None and site.client != client:
-            continue
-        counts[site.verdict.value] += 1
-        retiring = {
-            device for f in site.flags if f.code == "BASIC_AUTH_RETIRING" for device in f.devices
-        }
-        retiring_devices += len(retiring)
-        retiring_sites += bool(retiring)
-        if not keep_ok and site.verdict is Verdict.ok:
-            continue
-        points = _points(history, site.site)
-        groups.setdefault(site.client, []).append(_site_row(site, info, points, transcripts))
+
+    def each_site() -> Iterator[SiteResult]:
+        # One pass over the sites (a stored sweep streams them): rows here, and the
+        # cut-off readiness from the same sites as they go by.
+        for site in view.sites:
+            if client is not None and site.client != client:
+                continue
+            counts[site.verdict.value] += 1
+            yield site
+            if not keep_ok and site.verdict is Verdict.ok:
+                continue
+            points = _points(history, site.site)
+            groups.setdefault(site.client, []).append(_site_row(site, info, points, transcripts))
+
+    cutoff = readiness(each_site())
     clients = [
         ClientGroup(
             client=name,
@@ -265,6 +265,19 @@ def _context(
         for name, rows in groups.items()
     ]
     clients.sort(key=lambda g: (-VERDICT_RANK[Verdict(g.verdict)], g.client.casefold()))
+    left_out = 0
+    if limit is not None:  # the worst `limit` sites of all, still grouped by client
+        ranked = sorted(
+            (row for group in clients for row in group.rows),
+            key=lambda r: -VERDICT_RANK[r.site.verdict],
+        )
+        chosen = {id(row) for row in ranked[:limit]}
+        left_out = len(ranked) - len(chosen)
+        clients = [
+            ClientGroup(g.client, g.verdict, [r for r in g.rows if id(r) in chosen])
+            for g in clients
+        ]
+        clients = [g for g in clients if g.rows]
     changes = [c for c in view.changes if client is None or c.client == client]
     changes.sort(key=lambda c: (SEVERITY_ORDER[c.severity], c.client, c.site))
     modes = [m for m in Mode if any(m in r.modes for g in clients for r in g.rows)]
@@ -276,17 +289,19 @@ def _context(
         "counts": counts,
         "site_count": sum(counts.values()),
         "clients": clients,
+        "left_out": left_out,
         "modes": [(m, _MODE_TITLES[m]) for m in modes],
         "changes": changes,
         "previous_sweep": view.previous_sweep,
         "basic_auth": BasicAuthNotice(
             cutoff=m365.BASIC_AUTH_SMTP_OFF.strftime("%d %B %Y").lstrip("0"),
             days_left=(m365.BASIC_AUTH_SMTP_OFF - day).days,
-            copiers=retiring_devices,
-            sites=retiring_sites,
+            copiers=cutoff.at_risk,
+            sites=len({(row.client, row.site) for row in cutoff.copiers}),
+            proven=cutoff.proven,
+            rows=cutoff.copiers,
             source=m365.BASIC_AUTH_SOURCE,
         ),
-        "trend_length": TREND_LENGTH,
         "severity_style": _SEVERITY_STYLE,
         "change_style": _change_style,
     }
@@ -324,7 +339,6 @@ def _site_row(
         egress=_egress_cell(site),
         checks=_checks_cell(site),
         modes=modes,
-        top_flag=top_flag(site),
         trend=trend,
         trend_label=_trend_label(trend),
         flags=tuple(site.flags) if shown else (),
@@ -372,12 +386,13 @@ def _checks_cell(site: SiteResult) -> Cell:
 def _trend(
     site: SiteResult, info: SweepInfo, points: Sequence[HistoryPoint]
 ) -> tuple[TrendMark, ...]:
-    """The verdicts of the site's last TREND_LENGTH sweeps, oldest first, ending with this one
-    (re-rendering an old sweep leaves out the sweeps after it)."""
+    """The verdicts of the site's last TREND_LENGTH sweeps, oldest first, ending with this one.
+    A point of this sweep (same id) is this result: it is not counted twice. Sweeps after
+    this result (re-rendering an old sweep) are left out."""
     marks = [
         TrendMark(p.sweep_id, p.started_at[:16].replace("T", " "), p.verdict, p.complete)
         for p in points
-        if p.sweep_id != info.id and not _after(p.started_at, info.started_at)
+        if p.sweep_id != info.id and not _after(p.started_at, site.started_at)
     ]
     marks.insert(0, TrendMark(info.id, _when(info.started_at), site.verdict.value, info.complete))
     return tuple(reversed(marks[:TREND_LENGTH]))
