@@ -198,6 +198,52 @@ async def test_agent_sweep_and_its_ingest(inventory: Path, tmp_path: Path) -> No
     assert document["sites"][0]["client"] == CLIENT
 
 
+async def test_agent_sweep_pushes_home_as_the_scheduled_task_runs_it(
+    inventory: Path, tmp_path: Path
+) -> None:
+    from .test_serve import MASTER, CentralProcess, key_of
+
+    central = CentralProcess(inventory, tmp_path / "central.db", tmp_path / "central.log")
+    await central.start()
+    try:
+        # What examples/windows/install-fleet-agent.ps1's task runs, C:\ProgramData\fleet
+        # being tmp_path here
+        data = tmp_path / "ProgramData-fleet"
+        data.mkdir()
+        agent = await run_windows_like(
+            "--log-file",
+            str(data / "agent.log"),
+            "sweep",
+            "--site",
+            "site-1",
+            "--push",
+            central.url,
+            "--spool",
+            str(data / "spool"),
+            "--quiet",
+            "--output",
+            str(data / "last.txt"),
+            env=windows_env(
+                FLEET_AGENT_KEY=key_of("site-1"),
+                FLEET_INVENTORY=str(inventory),
+                FLEET_DB=str(data / "fleet.db"),
+            ),
+        )
+        no_traceback(agent)
+        assert agent.code == 2, agent.stderr  # site-1 is critical: the code an RMM sees
+        assert agent.stdout == ""
+        headline = [line for line in agent.stderr.splitlines() if line.startswith("fleet sweep ")]
+        assert len(headline) == 1, agent.stderr
+        assert headline[0].endswith("1 sites: 1 critical")
+        assert "delivered" in agent.stderr
+        assert central.sweeps() == 1
+        assert list((data / "spool").iterdir()) == []  # delivered, so nothing waits
+        assert CLIENT in (data / "last.txt").read_text(encoding="utf-8")  # a file: UTF-8, whole
+        assert MASTER not in agent.stderr
+    finally:
+        await central.stop()
+
+
 @pytest.fixture
 async def slow_mx(certs: LabCertificates, lab_dns: LabDns) -> AsyncIterator[LabSmtpServer]:
     lab_dns.blocklist(ZONE)
