@@ -97,7 +97,6 @@ class Central:
     _reader: ThreadPoolExecutor = field(init=False)
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
-    _stored: int = field(init=False, default=0)
     _page: tuple[int, str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -209,7 +208,6 @@ class Central:
             log.error("cannot store sweep %s: %s", sweep_id, exc)
             reason = "the store cannot be written; try again later"
             return Outcome(503, {"status": "error", "reason": reason}, f"store error: {exc}")
-        self._stored += 1
         return Outcome(
             201, {"status": "stored", "sweep": sweep_id}, f"stored sweep {sweep_id} ({sites})"
         )
@@ -243,25 +241,28 @@ class Central:
     # -- GET / -------------------------------------------------------------------------
 
     async def _report_page(self, request: Request) -> Response:
-        # Rendered again only after a new result was stored; the browser reloads it.
-        stored = self._stored
-        if self._page is None or self._page[0] != stored:
-            self._page = (stored, await self._on(self._reader, self._render))
+        page = await self._on(self._reader, self._current_page)
         headers = {
             "Refresh": str(PAGE_REFRESH_S),
             "Content-Security-Policy": content_security_policy(),
             "Cache-Control": "no-store",
         }
-        return HTMLResponse(self._page[1], headers=headers)
+        return HTMLResponse(page, headers=headers)
 
-    def _render(self) -> str:
+    def _current_page(self) -> str:
+        """The page, rendered again only when the store changed since (a push, or an
+        ingest or sweep writing to the same store: SQLite's data_version sees them all)."""
         store = self._stores["reader"]
-        return render_html(
-            latest_view(self.inventory, store),
-            # the page adds the latest result itself: the trend is what came before it
-            history=lambda site: store.site_history(site, TREND_LENGTH + 1)[1:],
-            title="fleet: the latest result of every site",
-        )
+        version = int(store.db.execute("PRAGMA data_version").fetchone()[0])
+        if self._page is None or self._page[0] != version:
+            page = render_html(
+                latest_view(self.inventory, store),
+                # the page adds the latest result itself: the trend is what came before it
+                history=lambda site: store.site_history(site, TREND_LENGTH + 1)[1:],
+                title="fleet: the latest result of every site",
+            )
+            self._page = (version, page)
+        return self._page[1]
 
 
 def latest_view(inventory: Inventory, store: Store) -> SweepView:

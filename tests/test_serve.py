@@ -99,9 +99,16 @@ async def central(inventory: Path, tmp_path: Path) -> AsyncIterator[CentralProce
 
 
 async def agent_sweep(
-    inventory: Path, site: str, url: str, spool: Path, *, key: str | None = None
+    inventory: Path,
+    site: str,
+    url: str,
+    spool: Path,
+    *,
+    key: str | None = None,
+    db: Path | None = None,
 ) -> tuple[int, str, str]:
-    """The RMM's nightly job at `site`: sweep it and push the result home."""
+    """The RMM's nightly job at `site`: sweep it and push the result home (keeping its own
+    history in `db` when given)."""
     env = fleet_env(FLEET_AGENT_KEY=key or key_of(site))
     run = await run_fleet_async(
         "sweep",
@@ -109,7 +116,7 @@ async def agent_sweep(
         str(inventory),
         "--site",
         site,
-        "--no-store",
+        *(("--db", str(db)) if db else ("--no-store",)),
         "-q",
         "--push",
         url,
@@ -154,13 +161,25 @@ async def test_a_dirty_site_pushes_and_the_central_reports_it(
         assert resent.json() == {"status": "already_stored", "sweep": stored.sweep.id}
     assert central.sweeps() == 1
 
-    # The page shows the latest result of every site: site-1's finding, the others not heard from
+    # The page shows the latest result of every site: site-1's finding, the others not
+    # heard from yet
     async with httpx.AsyncClient(base_url=central.url) as client:
         page = await client.get("/")
         assert page.status_code == 200
         assert "script-src" in page.headers["content-security-policy"]
         assert "DIRECT_SEND_DIRTY_IP" in page.text
-        (tmp_path / "page.html").write_text(page.text)
+        assert "not swept: site-0, site-2" in page.text
+        # A query string (where a careless script might put a key) is not logged either
+        assert (await client.get("/healthz?token=not-for-the-log")).status_code == 200
+
+    # When site-1 is clean again, its next push replaces the finding on the page
+    lab_dns.delist_ip(ZONE, DIRTY_IP)
+    m365.tenant.banned_ips.clear()
+    code, _, stderr = await agent_sweep(inventory, "site-1", central.url, spool)
+    assert code == 0, stderr
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        page = await client.get("/")
+    assert "DIRECT_SEND_DIRTY_IP" not in page.text
 
     # The access log has one line per request, and never a body or a key
     log = central.log.read_text()
@@ -169,6 +188,7 @@ async def test_a_dirty_site_pushes_and_the_central_reports_it(
     assert '"POST /api/v1/results" 200' in log
     for secret in (MASTER, key_of("site-1"), stored.sweep.signature or "?", "scanner@contoso"):
         assert secret not in log
+    assert "not-for-the-log" not in log
 
 
 def _sealed(result: SweepResult, key_site: str | None) -> bytes:
@@ -265,10 +285,13 @@ async def test_central_down_the_agent_spools_and_the_next_run_delivers(
     assert "1 result(s) wait in the spool" in stderr
     [first] = spool.glob("*.json")
 
-    # When the central is back, the next run delivers the spool first, oldest first
+    # When the central is back, the next run delivers the spool first, oldest first (this
+    # time the agent keeps a history of its own too: the pushed result is read back from it)
     await server.start()
     try:
-        code, _, stderr = await agent_sweep(inventory, "site-0", server.url, spool)
+        code, _, stderr = await agent_sweep(
+            inventory, "site-0", server.url, spool, db=tmp_path / "site.db"
+        )
         assert code == 0, stderr
         lines = [line for line in stderr.splitlines() if line.startswith("delivered")]
         assert len(lines) == 2
@@ -492,3 +515,91 @@ async def test_the_central_serves_https_and_the_agent_verifies_it(
         assert server.sweeps() == 1
     finally:
         await server.stop()
+
+
+async def test_a_central_answering_5xx_keeps_the_result_in_the_spool(
+    inventory: Path, tmp_path: Path
+) -> None:
+    # Given a central (or its proxy) that answers 503 to everything
+    async def unwell(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"status": "error", "reason": "maintenance"}'
+        writer.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(unwell, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    spool = tmp_path / "spool"
+    try:
+        code, _, stderr = await agent_sweep(inventory, "site-0", f"http://127.0.0.1:{port}", spool)
+    finally:
+        server.close()
+        await server.wait_closed()
+    # Then the agent reports as usual, says why, and keeps the result for the next run
+    assert code == 0, stderr
+    assert "answered 503: maintenance" in stderr
+    assert "1 result(s) wait in the spool" in stderr
+    assert len(list(spool.glob("*.json"))) == 1
+
+
+async def test_serve_refuses_to_run_open_or_misconfigured(inventory: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    run = await run_fleet_async("serve", "-i", str(inventory), "--db", db)
+    assert run.code == 3
+    assert "fleet serve needs the agents' master key" in run.stderr
+    central = fleet_env(FLEET_AGENT_MASTER_KEY=MASTER)
+    for listen, words in (("8025", "expected HOST:PORT"), ("::1:8025", "in brackets")):
+        run = await run_fleet_async(
+            "serve", "-i", str(inventory), "--db", db, "--listen", listen, env=central
+        )
+        assert run.code == 3
+        assert words in run.stderr
+    run = await run_fleet_async(
+        "serve", "-i", str(inventory), "--db", db, "--tls-cert", db, env=central
+    )
+    assert run.code == 3
+    assert "give --tls-cert and --tls-key together" in run.stderr
+
+
+async def test_the_page_follows_the_store_whoever_writes_it(
+    inventory: Path, central: CentralProcess, tmp_path: Path
+) -> None:
+    # Given the page before anything arrived: every site not swept yet
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        page = await client.get("/")
+    assert "not swept: site-0, site-1, site-2" in page.text
+    # When a result reaches the store by `fleet ingest` rather than a push
+    result_file = tmp_path / "site-2.json"
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--site",
+        "site-2",
+        "--no-store",
+        "--format",
+        "json",
+        "-o",
+        str(result_file),
+        "-q",
+        env=fleet_env(FLEET_AGENT_KEY=key_of("site-2")),
+    )
+    assert run.code == 0, run.stderr
+    run = await run_fleet_async(
+        "ingest",
+        "-i",
+        str(inventory),
+        "--db",
+        str(central.db),
+        str(result_file),
+        env=fleet_env(FLEET_AGENT_MASTER_KEY=MASTER),
+    )
+    assert run.code == 0, run.stderr
+    # Then the page shows it too
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        page = await client.get("/")
+    assert "not swept: site-0, site-1." in page.text
