@@ -8,14 +8,17 @@ crash leaves half a site. A lock (fleet.store_lock) keeps two sweeps from using 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import platformdirs
 
@@ -58,6 +61,38 @@ MIGRATIONS: tuple[str, ...] = (
 
 class StoreError(Exception):
     """The store cannot be used (unwritable, corrupt, locked, a duplicate)."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# SQLite's words for a file that is not (or no longer) a sound database.
+_DAMAGED = ("malformed", "not a database", "corrupt")
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """What a failed SQLite call means for the user of the store."""
+    said = str(exc)
+    if any(word in said for word in _DAMAGED):
+        return StoreError(
+            f"the store {path} is damaged ({said}): move it aside (keep it for a backup or "
+            "`sqlite3 .recover`), and fleet starts a new one"
+        )
+    return StoreError(f"cannot use the store {path}: {said}")
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """A Store method whose SQLite errors (a damaged file, a full disk) are StoreErrors."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            store: Any = args[0]
+            raise _store_error(str(store.path), exc) from None
+
+    return call
 
 
 def default_db_path() -> str:
@@ -136,7 +171,8 @@ class Store:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a full disk may refuse this too
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
@@ -159,6 +195,7 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------
 
+    @_guarded
     def begin_sweep(self, info: SweepInfo) -> None:
         try:
             with self._transaction():
@@ -169,6 +206,7 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"sweep {info.id} is already in the store") from None
 
+    @_guarded
     def add_site(self, sweep_id: str, site: SiteResult, position: int = 0) -> None:
         """One site, in one transaction: it is in the store whole, or not at all.
         `position` is the site's place in the plan, so reports keep the inventory's order."""
@@ -191,6 +229,7 @@ class Store:
                 ),
             )
 
+    @_guarded
     def finish_sweep(self, info: SweepInfo, changes: list[Change], previous: str | None) -> None:
         payload = json.dumps([c.model_dump(mode="json") for c in changes])
         with self._transaction():
@@ -207,6 +246,7 @@ class Store:
                 ),
             )
 
+    @_guarded
     def save(self, result: SweepResult) -> tuple[list[Change], str | None]:
         """Store a whole sweep at once (an ingested agent result), in one transaction:
         a failure part-way leaves no half-ingested sweep behind. Its changes are measured
@@ -221,6 +261,7 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
+    @_guarded
     def previous(
         self, sites: list[str], before: datetime, exclude: str
     ) -> tuple[dict[str, SiteDigest], str | None]:
@@ -242,6 +283,7 @@ class Store:
                 newest = (row[1], row[2])
         return found, newest[0] if newest else None
 
+    @_guarded
     def stored_changes(
         self, sweep_id: str, started_at: datetime
     ) -> tuple[list[Change], str | None]:
@@ -251,6 +293,7 @@ class Store:
         before, previous_id = self.previous(list(now), started_at, sweep_id)
         return compare_digests(before, now), previous_id
 
+    @_guarded
     def digests(self, sweep_id: str) -> dict[str, SiteDigest]:
         """Each site's state in a stored sweep, in plan order (what changes are made of)."""
         rows = self.db.execute(
@@ -271,6 +314,7 @@ class Store:
 
         return SweepView(info, changes, previous, counts, sites)
 
+    @_guarded
     def _verdict_counts(self, sweep_id: str) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT verdict, COUNT(*) FROM site_results WHERE sweep_id = ? GROUP BY verdict",
@@ -278,34 +322,63 @@ class Store:
         )
         return {str(verdict): int(n) for verdict, n in rows}
 
+    @_guarded
     def last_id(self) -> str | None:
         row = self.db.execute("SELECT id FROM sweeps ORDER BY started_at DESC LIMIT 1").fetchone()
         return str(row[0]) if row else None
 
+    @_guarded
     def has(self, sweep_id: str) -> bool:
         return (
             self.db.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is not None
         )
 
+    @_guarded
     def info(self, sweep_id: str) -> tuple[SweepInfo, list[Change], str | None]:
         """A stored sweep's info, its changes, and the sweep they were computed against."""
         row = self.db.execute(
-            "SELECT info, changes, previous FROM sweeps WHERE id = ?", (sweep_id,)
+            "SELECT info, changes, previous, finished_at FROM sweeps WHERE id = ?", (sweep_id,)
         ).fetchone()
         if row is None:
             raise StoreError(f"no sweep {sweep_id} in the store {self.path}")
         changes = [Change.model_validate(c) for c in json.loads(row[1])] if row[1] else []
-        return SweepInfo.model_validate_json(row[0]), changes, row[2]
+        info = SweepInfo.model_validate_json(row[0])
+        if row[3] is None:  # never finished: still running, or killed with its process
+            info = self._unfinished(info)
+        return info, changes, row[2]
+
+    def _unfinished(self, info: SweepInfo) -> SweepInfo:
+        """A sweep that never finished, as far as the store knows: its planned sites (begun
+        with every one of them missing) less the ones stored since."""
+        stored = {
+            site
+            for (site,) in self.db.execute(
+                "SELECT site FROM site_results WHERE sweep_id = ?", (info.id,)
+            )
+        }
+        missing = [site for site in info.sites_missing if site not in stored]
+        return info.model_copy(
+            update={
+                "complete": False,
+                "sites_missing": missing,
+                "interrupted": info.interrupted
+                or "the sweep never finished: it was killed, crashed, or is still running",
+            }
+        )
 
     def sites(self, sweep_id: str) -> Iterator[SiteResult]:
         """A stored sweep's sites in the inventory's order, one at a time."""
-        rows = self.db.execute(
-            "SELECT result FROM site_results WHERE sweep_id = ? ORDER BY position, rowid",
-            (sweep_id,),
-        )
-        for (result,) in rows:
-            yield SiteResult.model_validate_json(result)
+        try:
+            rows = self.db.execute(
+                "SELECT result FROM site_results WHERE sweep_id = ? ORDER BY position, rowid",
+                (sweep_id,),
+            )
+            for (result,) in rows:
+                yield SiteResult.model_validate_json(result)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
 
+    @_guarded
     def latest_site(self, site: str) -> SiteResult | None:
         """A site's most recent stored result, from whichever sweep (the central's page)."""
         row = self.db.execute(
@@ -314,6 +387,7 @@ class Store:
         ).fetchone()
         return SiteResult.model_validate_json(row[0]) if row else None
 
+    @_guarded
     def sweeps(self, limit: int = 50) -> list[SweepRow]:
         rows = self.db.execute(
             "SELECT id, started_at, finished_at, complete, origin, info FROM sweeps ORDER BY started_at DESC LIMIT ?",
@@ -337,6 +411,7 @@ class Store:
             )
         return out
 
+    @_guarded
     def site_history(
         self, site: str, limit: int = 100, *, until: datetime | None = None
     ) -> list[SiteHistoryRow]:
@@ -367,13 +442,16 @@ class Store:
             )
         return out
 
+    @_guarded
     def prune(self, keep_days: int) -> int:
-        """Delete sweeps that started more than keep_days ago; returns how many."""
+        """Delete sweeps that started more than keep_days ago; returns how many. The caller
+        holds the store's lock: a running sweep's own row is never pulled from under it."""
         cutoff = _ts(datetime.now(UTC) - timedelta(days=keep_days))
         with self._transaction():
             cursor = self.db.execute("DELETE FROM sweeps WHERE started_at < ?", (cutoff,))
         return int(cursor.rowcount)
 
+    @_guarded
     def integrity(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
 
@@ -381,3 +459,76 @@ class Store:
 def _ts(moment: datetime) -> str:
     """Sortable UTC timestamps with microseconds."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SweepRecorder:
+    """Writes one sweep into the store as it goes. A store that fails part-way (a full disk,
+    an I/O error, a damaged file) is not written again and never stops the sweep: the sites
+    it could not take stay in memory, and `finish` gives the whole sweep either way, with
+    `failure` saying why the store could not be written."""
+
+    def __init__(self, store: Store, planned: list[str]) -> None:
+        self.store = store
+        self.planned = planned
+        self.positions = {site: n for n, site in enumerate(planned)}
+        self.failure: str | None = None
+        self.begun = False
+        self.sweep_id = ""
+
+    def _write(self, action: Callable[[], object]) -> bool:
+        if self.failure is not None:
+            return False
+        try:
+            action()
+        except StoreError as exc:
+            self.failure = str(exc)
+            return False
+        return True
+
+    def begin(self, info: SweepInfo) -> None:
+        """The sweep's row, begun with every planned site missing: a sweep killed part-way
+        then says how many sites it never swept."""
+        self.sweep_id = info.id
+        pending = info.model_copy(update={"sites_missing": list(self.planned)})
+        self.begun = self._write(lambda: self.store.begin_sweep(pending))
+
+    def keep(self, site: SiteResult) -> SiteResult | None:
+        """Store a finished site; what the store did not take is kept (returned)."""
+        stored = self.begun and self._write(
+            lambda: self.store.add_site(self.sweep_id, site, self.positions[site.site])
+        )
+        return None if stored else site
+
+    def finish(self, result: SweepResult, *, light: bool) -> SweepResult | SweepView:
+        """Mark the sweep finished and give it for the reports: as stored, or, when the store
+        failed, its stored sites read back with the ones kept in memory."""
+        if self.failure is None and self.begun:
+            try:
+                changes, previous = self.store.stored_changes(
+                    result.sweep.id, result.sweep.started_at
+                )
+                self.store.finish_sweep(result.sweep, changes, previous)
+                return self.store.view(result.sweep.id, light=light)
+            except StoreError as exc:
+                self.failure = str(exc)
+        stored: list[SiteResult] = []
+        if self.begun:
+            with contextlib.suppress(StoreError):  # a damaged store may not even read back
+                stored = list(self.store.sites(result.sweep.id))
+        by_site = {site.site: site for site in [*stored, *result.sites]}
+        sites = sorted(by_site.values(), key=lambda s: self.positions.get(s.site, 0))
+        lost = [
+            site
+            for site in self.planned
+            if site not in by_site and site not in result.sweep.sites_missing
+        ]
+        sweep = result.sweep
+        if lost:  # swept, but neither in the store nor in memory: never claim them
+            sweep = sweep.model_copy(
+                update={
+                    "complete": False,
+                    "sites_missing": [*sweep.sites_missing, *lost],
+                    "interrupted": "the store failed and lost finished sites",
+                }
+            )
+        return result.model_copy(update={"sweep": sweep, "sites": sites})

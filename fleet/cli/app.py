@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = EXIT_UNKNOWN
+    except StoreError as exc:  # a damaged or unwritable store, wherever it showed
+        click.echo(f"fleet: {_secrets.scrub(str(exc))}", err=True)
+        code = EXIT_UNKNOWN
     except click.Abort:
         click.echo("fleet: aborted", err=True)
         code = EXIT_UNKNOWN

@@ -271,7 +271,11 @@ def prune(db: str | None, keep_days: int) -> int:
     """Delete sweeps older than N days from the history."""
     store = open_store(db)
     try:
+        # The sweep's lock: a running sweep's row (and its sites) never vanish under it.
+        store.lock("fleet prune")
         removed = store.prune(keep_days)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
     finally:
         store.close()
     click.echo(f"removed {removed} sweep(s) older than {keep_days} days")

@@ -48,9 +48,9 @@ from fleet.report.readiness_report import (
 )
 from fleet.report.summary import exit_code, headline
 from fleet.report.table import render_transcript
-from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
+from fleet.results import SweepInfo, SweepResult, SweepView
 from fleet.runner import run_sweep
-from fleet.store import SiteHistoryRow, Store, StoreError
+from fleet.store import SiteHistoryRow, Store, StoreError, SweepRecorder
 
 
 @cli.command()
@@ -173,7 +173,7 @@ def sweep(
     with _history(not no_store, db) as store:
         # JSON, HTML (and the pushed result) carry every transcript
         light = result_format not in ("json", "html") and push_target is None
-        result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
+        result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
         code = _report(
             result,
             result_format,
@@ -185,13 +185,25 @@ def sweep(
         )
         if push_target is not None and not push_result(result, push_target) and code < 2:
             code = EXIT_UNKNOWN  # the central refused it: a person must look
+        if unstored is not None:
+            _say_unstored(unstored)
+            code = EXIT_UNKNOWN
+        stored = store is not None and unstored is None
         if (
             notify
             and inv.notifications is not None
-            and not send_alerts(inv.notifications, result, stored=store is not None)
+            and not send_alerts(inv.notifications, result, stored=stored)
         ):
             return EXIT_UNKNOWN
     return code
+
+
+def _say_unstored(why: str) -> None:
+    click.echo(
+        f"fleet: the store could not be written ({why}); the sweep went on and its report is "
+        "complete, but the history lacks (part of) this sweep",
+        err=True,
+    )
 
 
 @cli.command()
@@ -213,10 +225,10 @@ def scan(
     """Rescan one site now and show every stage of its conversations."""
     path, _, plan = _plan_or_fail(inventory, (site_id,))
     with _history(not no_store, db) as store:
-        result = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
+        result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
         if result_format == "table" and output in (None, "-"):
             click.echo(render_transcript(result))
-        return _report(
+        code = _report(
             result,
             result_format,
             output,
@@ -225,6 +237,10 @@ def scan(
             store=store,
             readiness_view=readiness_view,
         )
+        if unstored is not None:
+            _say_unstored(unstored)
+            return EXIT_UNKNOWN
+        return code
 
 
 def _plan_or_fail(
@@ -265,28 +281,22 @@ def _probe(
     send_test: bool,
     quiet: bool,
     light: bool,
-) -> SweepResult | SweepView:
+) -> tuple[SweepResult | SweepView, str | None]:
     """Check secrets, then sweep. With a store, each site goes into it as soon as it is done
     and nothing of it stays in memory: the reports read the sites back one at a time (`light`:
-    without their transcripts). Without a store the result is held in memory whole."""
+    without their transcripts). Without a store the result is held in memory whole. A store
+    that fails part-way stops being written, not the sweep: the second value says why."""
     problems = preflight(plan.inventory, {s.site.id for s in plan.sites})
     if problems:
         for problem in problems:
             click.echo(problem, err=True)
         raise Failure(f"{len(problems)} secret(s) or file(s) missing; nothing was probed")
     update, close = progress_bar(len(plan.sites), quiet)
-    sweep_id: list[str] = []
-    positions = {site_plan.site.id: n for n, site_plan in enumerate(plan.sites)}
+    recorder = SweepRecorder(store, [sp.site.id for sp in plan.sites]) if store else None
 
     def started(info: SweepInfo) -> None:
-        sweep_id.append(info.id)
-        if store is not None:
-            store.begin_sweep(info)
-
-    def site_done(site: SiteResult) -> None:
-        if store is not None:
-            store.add_site(sweep_id[0], site, positions[site.site])
-        update(site)
+        if recorder is not None:
+            recorder.begin(info)
 
     # The inventory and the plan live as long as the sweep: keep the garbage collector from
     # walking those objects again and again while conversations allocate and free their own.
@@ -299,9 +309,9 @@ def _probe(
             sweep_with_signals(
                 plan,
                 send_test=send_test,
-                on_site=site_done,
+                on_site=update,
                 on_start=started,
-                retain=_forget if store is not None else None,
+                retain=recorder.keep if recorder is not None else None,
                 inventory_path=path,
             )
         )
@@ -311,21 +321,14 @@ def _probe(
         close()
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-    if store is None:
-        return result
-    changes, previous = store.stored_changes(result.sweep.id, result.sweep.started_at)
-    store.finish_sweep(result.sweep, changes, previous)
-    return store.view(result.sweep.id, light=light)
+    if recorder is None:
+        return result, None
+    return recorder.finish(result, light=light), recorder.failure
 
 
 def trends(store: Store, until: datetime) -> Callable[[str], list[SiteHistoryRow]]:
     """Each site's past results for its trend strip, read from the store when drawn."""
     return lambda site: store.site_history(site, TREND_LENGTH, until=until)
-
-
-def _forget(site: SiteResult) -> None:
-    """Keep nothing of a stored site in memory."""
-    return None
 
 
 def emit(

@@ -1,0 +1,230 @@
+"""The store under stress (issue 17, items 9-12): a prune during a sweep, a disk that fills
+up mid-sweep (RLIMIT_FSIZE on the child), a sweep killed with SIGKILL, and a damaged
+database file. Each through the real command line, in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
+from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
+
+from .conftest import eventually, fleet_env, publish_spf, run_fleet_async
+from .test_history import ZONE, inventory_text
+
+ONE_AT_A_TIME = "global: 1, per_site: 1, per_host: 1"
+
+
+@pytest.fixture
+async def slow_mx(certs: LabCertificates) -> AsyncIterator[LabSmtpServer]:
+    """An MX that waits before every reply: a sweep of a few sites one at a time lasts."""
+    server = m365_mx(
+        Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.15
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def slow_inventory(
+    lab_dns: LabDns,
+    mx: LabSmtpServer,
+    certs: LabCertificates,
+    write: Callable[..., Path],
+    sites: int,
+) -> Path:
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    text = inventory_text(lab_dns, mx.port, str(certs.ca_file), sites=sites)
+    return write(text.replace("global: 4, per_site: 1, per_host: 4", ONE_AT_A_TIME))
+
+
+def count(db: Path, query: str) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as connection:
+            return int(connection.execute(query).fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+async def start_fleet(*args: str, **popen: object) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fleet",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=fleet_env(PYTHONDONTWRITEBYTECODE="1"),
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+async def test_prune_during_a_sweep_waits_its_turn_and_the_sweep_is_kept(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    slow_mx: LabSmtpServer,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    inventory = slow_inventory(lab_dns, slow_mx, certs, write_inventory, sites=3)
+    db = tmp_path / "fleet.db"
+    out = tmp_path / "out.csv"
+    # Given a sweep under way
+    sweep = await start_fleet(
+        "sweep", "-i", str(inventory), "--db", str(db), "-q", "--format", "csv", "-o", str(out)
+    )
+    await eventually(lambda: db.exists() and count(db, "SELECT COUNT(*) FROM sweeps") == 1)
+    # When prune --keep-days 0 runs in the middle of it
+    prune = await run_fleet_async("prune", "--keep-days", "0", "--db", str(db))
+    _, err = await sweep.communicate()
+    # Then prune was refused, saying why, and the sweep went on to the end and is kept
+    assert prune.code == 3, prune.stderr
+    assert "another sweep is already using the store" in prune.stderr
+    assert sweep.returncode == 0, err.decode()
+    assert count(db, "SELECT COUNT(*) FROM sweeps WHERE complete = 1") == 1
+    assert count(db, "SELECT COUNT(*) FROM site_results") == 3
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert len(rows) == 3
+    # ... and once the sweep is over, prune does its work
+    again = await run_fleet_async("prune", "--keep-days", "0", "--db", str(db))
+    assert again.code == 0, again.stderr
+    assert "removed 1 sweep" in again.stdout
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+async def test_a_store_that_fills_up_mid_sweep_does_not_stop_the_sweep(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    m365: object,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    import resource
+
+    from .conftest import M365Lab
+
+    assert isinstance(m365, M365Lab)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    sites = 8
+    text = inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=sites)
+    inventory = write_inventory(text.replace("global: 4, per_site: 1, per_host: 4", ONE_AT_A_TIME))
+    db = tmp_path / "store" / "fleet.db"
+    out = tmp_path / "out.csv"
+    limit = 96 * 1024  # no file of the child may grow past this: the store's WAL soon does
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    # When a sweep runs on a disk that fills up part-way
+    sweep = await start_fleet(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--db",
+        str(db),
+        "-q",
+        "--format",
+        "csv",
+        "-o",
+        str(out),
+        preexec_fn=small_disk,
+    )
+    _, err_bytes = await asyncio.wait_for(sweep.communicate(), 120)
+    err = err_bytes.decode()
+    # Then every site was swept and is in the report, and the message says the store failed
+    assert sweep.returncode == 3, err
+    assert "internal error" not in err
+    assert "the store could not be written" in err
+    assert "disk" in err or "full" in err or "I/O" in err
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert sorted(r["site"] for r in rows) == [f"site-{n}" for n in range(sites)]
+    # ... and the store holds some of them (it filled up part-way), never half a site
+    stored = count(db, "SELECT COUNT(*) FROM site_results")
+    assert 0 < stored < sites, err
+
+
+async def test_a_killed_sweep_reports_the_sites_it_never_swept(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    slow_mx: LabSmtpServer,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    sites = 6
+    inventory = slow_inventory(lab_dns, slow_mx, certs, write_inventory, sites=sites)
+    db = tmp_path / "fleet.db"
+    sweep = await start_fleet("sweep", "-i", str(inventory), "--db", str(db), "-q")
+    # Given a sweep killed (kill -9) once two sites are stored
+    await eventually(lambda: db.exists() and count(db, "SELECT COUNT(*) FROM site_results") >= 2)
+    sweep.send_signal(signal.SIGKILL)
+    await sweep.wait()
+    stored = count(db, "SELECT COUNT(*) FROM site_results")
+    assert 2 <= stored < sites
+    # When its report is read back
+    report = await run_fleet_async("report", "--last", "--db", str(db), "--format", "json")
+    table = await run_fleet_async("report", "--last", "--db", str(db))
+    # Then it says how many planned sites were never swept, and which
+    assert report.code == 3, report.stderr
+    import json
+
+    sweep_info = json.loads(report.stdout)["sweep"]
+    assert sweep_info["complete"] is False
+    assert len(sweep_info["sites_missing"]) == sites - stored
+    assert sweep_info["interrupted"]
+    assert f"{sites - stored} sites not swept" in table.stdout + table.stderr
+    assert "(; " not in table.stdout + table.stderr
+
+
+async def test_a_damaged_store_is_a_clear_error_not_an_internal_one(
+    lab_dns: LabDns,
+    m365: object,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    from .conftest import M365Lab
+
+    assert isinstance(m365, M365Lab)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    inventory = write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=3))
+    db = tmp_path / "fleet.db"
+    first = await run_fleet_async("sweep", "-i", str(inventory), "--db", str(db), "-q")
+    assert first.code == 0, first.stderr
+    # Given a store file damaged on disk (pages past the first overwritten)
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    assert len(data) > 8192
+    data[4096:] = b"\xa5" * (len(data) - 4096)
+    db.write_bytes(bytes(data))
+    # When the commands that read or write it run
+    runs = {
+        args[0]: await run_fleet_async(*args, "--db", str(db))
+        for args in (
+            ("report", "--last"),
+            ("history",),
+            ("diff",),
+            ("prune", "--keep-days", "30"),
+            ("sweep", "-i", str(inventory), "-q"),
+        )
+    }
+    # Then each says the store is damaged, with exit 3, and none is an internal error
+    for command, run in runs.items():
+        assert run.code == 3, (command, run.stderr)
+        assert "internal error" not in run.stderr, (command, run.stderr)
+        assert "damaged" in run.stderr or "malformed" in run.stderr, (command, run.stderr)
