@@ -192,7 +192,7 @@ def test_an_incomplete_sweep_says_so_and_what_was_not_swept() -> None:
     assert "This sweep is incomplete" in notice
     assert "interrupted by SIGTERM" in notice
     assert "1 planned site not swept: litware" in notice
-    assert "took <strong>did not finish</strong>" in page
+    assert "took <b>did not finish</b>" in page
 
 
 def test_the_alert_html_lists_the_worst_sites_then_a_count() -> None:

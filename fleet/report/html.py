@@ -303,7 +303,7 @@ def _context(
             source=m365.BASIC_AUTH_SOURCE,
         ),
         "severity_style": _SEVERITY_STYLE,
-        "change_style": _change_style,
+        "change_badge": _change_badge,
     }
 
 
@@ -480,10 +480,11 @@ def _verdict_order(verdict: Verdict) -> int:
     return -VERDICT_RANK[verdict]
 
 
-def _change_style(change: Change) -> str:
+def _change_badge(change: Change) -> tuple[str, str]:
+    """The style and words of a change: a resolved flag or a delisting is good news."""
     if change.kind in ("resolved_flag", "delisted"):
-        return "ok"
-    return _SEVERITY_STYLE[change.severity]
+        return "ok", "resolved"
+    return _SEVERITY_STYLE[change.severity], change.severity.value
 
 
 def _when(moment: datetime) -> str:
