@@ -37,13 +37,12 @@ class CentralProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
+        self.command = [sys.executable, "-m", "fleet"]  # or tests/windows_like.py's shim
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "fleet",
+                *self.command,
                 "serve",
                 "-i",
                 str(self.inventory),

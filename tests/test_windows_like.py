@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
 from fleet.results import SweepResult, Verdict
 
 from .conftest import ROOT, M365Lab, eventually, publish_spf
-from .windows_like import no_traceback, run_windows_like, start_windows_like, windows_env
+from .windows_like import SHIM, no_traceback, run_windows_like, start_windows_like, windows_env
 
 ZONE = "zen.lab.test"
 CLIENT = "Biuro Łódź 東京"  # Ł, ź and the kanji are not in cp1252
@@ -198,12 +199,14 @@ async def test_agent_sweep_and_its_ingest(inventory: Path, tmp_path: Path) -> No
     assert document["sites"][0]["client"] == CLIENT
 
 
-async def test_agent_sweep_pushes_home_as_the_scheduled_task_runs_it(
+async def test_agent_pushes_home_as_the_scheduled_task_runs_it_to_a_windows_like_central(
     inventory: Path, tmp_path: Path
 ) -> None:
     from .test_serve import MASTER, CentralProcess, key_of
 
+    # The central too runs Windows-like: a technician may run `fleet serve` on a laptop.
     central = CentralProcess(inventory, tmp_path / "central.db", tmp_path / "central.log")
+    central.command = [sys.executable, "-c", SHIM]
     await central.start()
     try:
         # What examples/windows/install-fleet-agent.ps1's task runs, C:\ProgramData\fleet
@@ -242,6 +245,7 @@ async def test_agent_sweep_pushes_home_as_the_scheduled_task_runs_it(
         assert MASTER not in agent.stderr
     finally:
         await central.stop()
+    assert "Traceback" not in central.log.read_text(encoding="cp1252")
 
 
 @pytest.fixture
