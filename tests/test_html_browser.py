@@ -23,13 +23,15 @@ from PIL import Image
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Mailbox
+from fleet.report.html import render_email_html, render_html
 
 from .browser import chromium
 from .conftest import M365Lab, fleet_env, publish_spf, require_binary, run_fleet_async
+from .test_html_report import HOSTILE, hostile_sweep
 from .test_matrix import PASSWORD, PASSWORD_ENV, ZONE, direct_send, header, submission
 
 WriteInventory = Callable[..., Path]
-MARKUP = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+MARKUP = HOSTILE  # what a hostile server (or agent file) puts where text belongs
 A4_LANDSCAPE_PX = 1047  # 297 mm less 2 x 10 mm margins, at 96 px per inch
 
 
@@ -323,3 +325,37 @@ async def test_the_page_is_complete_without_javascript(
         ):
             assert code in details
         assert browser.blocked == []
+
+
+async def test_only_the_pages_own_script_runs_and_the_e_mail_fetches_nothing(
+    tmp_path: Path, chromium_binary: str
+) -> None:
+    # Given a page into which a script was slipped past the escaping (it is not: this proves
+    # the second line of defence, the Content-Security-Policy), and the alert's HTML part
+    page_text = render_html(hostile_sweep()).replace(
+        "</body>", "<script>window.pwned = 'slipped in';</script></body>"
+    )
+    (tmp_path / "page.html").write_text(page_text, encoding="utf-8")
+    (tmp_path / "mail.html").write_text(render_email_html(hostile_sweep()), encoding="utf-8")
+    async with chromium(tmp_path / "profile", executable=chromium_binary) as browser:
+        page = await browser.context.new_page()
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+        await page.goto((tmp_path / "page.html").as_uri())
+        # Then the page's own filter ran, the other script did not
+        assert await page.locator("#filters").is_visible()
+        assert await page.evaluate("typeof window.pwned") == "undefined"
+        assert violations
+        # And the e-mail part shows the server's markup as text, with nothing to fetch
+        await page.goto((tmp_path / "mail.html").as_uri())
+        assert await page.locator("img").count() == 0
+        assert MARKUP in await page.inner_text("body")
+        assert await page.evaluate("typeof window.pwned") == "undefined"
+    assert browser.blocked == []
