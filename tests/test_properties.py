@@ -247,7 +247,7 @@ class ScriptedDns(Dns):
         self.answer = answer
         self.asked: list[tuple[str, str]] = []
 
-    async def query(self, name: str, rtype: str) -> Answer:
+    async def query(self, name: str, rtype: str, *, shown: str | None = None) -> Answer:
         self.asked.append((name, rtype))
         return self.answer(name, rtype)
 
