@@ -36,7 +36,7 @@ from fleet.agent import IngestError, Refusal, SiteKeys, read_agent_result
 from fleet.inventory import Inventory
 from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
 from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
-from fleet.store import Store, StoreError
+from fleet.store import SiteHistoryRow, Store, StoreError
 
 RESULTS_PATH = "/api/v1/results"
 DEFAULT_LISTEN = "127.0.0.1:8025"
@@ -93,6 +93,7 @@ class Central:
     keys: SiteKeys
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_inflight: int = DEFAULT_MAX_INFLIGHT
+    body_timeout_s: float = BODY_TIMEOUT_S
     _writer: ThreadPoolExecutor = field(init=False)
     _reader: ThreadPoolExecutor = field(init=False)
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
@@ -146,7 +147,7 @@ class Central:
             return self._answer(request, self._too_large())
         async with self._slots:
             try:
-                async with asyncio.timeout(BODY_TIMEOUT_S):
+                async with asyncio.timeout(self.body_timeout_s):
                     body = await self._read_body(request)
             except ClientDisconnect:
                 request.state.note = "the agent went away mid-body; nothing stored"
@@ -257,12 +258,18 @@ class Central:
         if self._page is None or self._page[0] != version:
             page = render_html(
                 latest_view(self.inventory, store),
-                # the page adds the latest result itself: the trend is what came before it
-                history=lambda site: store.site_history(site, TREND_LENGTH + 1)[1:],
+                history=lambda site: _before_latest(store, site),
                 title="fleet: the latest result of every site",
             )
             self._page = (version, page)
         return self._page[1]
+
+
+def _before_latest(store: Store, site: str) -> list[SiteHistoryRow]:
+    """The site's trend without the sweep of its latest result: the page shows that one."""
+    latest = store.latest_site_sweep(site)
+    rows = store.site_history(site, TREND_LENGTH + 1)
+    return [row for row in rows if row.sweep_id != latest][:TREND_LENGTH]
 
 
 def latest_view(inventory: Inventory, store: Store) -> SweepView:

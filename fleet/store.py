@@ -388,6 +388,15 @@ class Store:
         return SiteResult.model_validate_json(row[0]) if row else None
 
     @_guarded
+    def latest_site_sweep(self, site: str) -> str | None:
+        """The sweep that holds `latest_site(site)`."""
+        row = self.db.execute(
+            "SELECT sweep_id FROM site_results WHERE site = ? ORDER BY finished_at DESC LIMIT 1",
+            (site,),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    @_guarded
     def sweeps(self, limit: int = 50) -> list[SweepRow]:
         rows = self.db.execute(
             "SELECT id, started_at, finished_at, complete, origin, info FROM sweeps ORDER BY started_at DESC LIMIT ?",

@@ -179,6 +179,7 @@ async def test_a_dirty_site_pushes_and_the_central_reports_it(
     async with httpx.AsyncClient(base_url=central.url) as client:
         page = await client.get("/")
     assert "DIRECT_SEND_DIRTY_IP" not in page.text
+    assert "last 2 sweeps: 1 critical, 1 ok" in page.text  # site-1's trend
 
     # The access log has one line per request, and never a body or a key
     log = central.log.read_text()
@@ -602,3 +603,42 @@ async def test_the_page_follows_the_store_whoever_writes_it(
     async with httpx.AsyncClient(base_url=central.url) as client:
         page = await client.get("/")
     assert "not swept: site-0, site-1." in page.text
+
+
+async def test_a_body_that_stalls_is_dropped_and_stores_nothing(
+    inventory: Path, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from fleet.agent import SiteKeys
+    from fleet.inventory import load_inventory
+    from fleet.serve import Central
+
+    # Given the central in this process, with a short body timeout
+    db = tmp_path / "c.db"
+    central = Central(
+        load_inventory(str(inventory)), str(db), SiteKeys(MASTER.encode()), body_timeout_s=0.5
+    )
+    port = free_port()
+    config = uvicorn.Config(central.app(), host="127.0.0.1", port=port, log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started)
+    try:
+        # When an agent sends its headers and the start of a body, then nothing more
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /api/v1/results HTTP/1.1\r\nHost: central\r\nContent-Length: 5000\r\n"
+            b'\r\n{"sweep": {'
+        )
+        await writer.drain()
+        # Then the central answers 408 and hangs up, instead of holding a slot for ever
+        answer = await asyncio.wait_for(reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.should_exit = True
+        await serving
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
