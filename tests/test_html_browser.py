@@ -353,6 +353,20 @@ async def test_only_the_pages_own_script_runs_and_the_e_mail_fetches_nothing(
         assert await page.locator("#filters").is_visible()
         assert await page.evaluate("typeof window.pwned") == "undefined"
         assert violations
+        # A page of long unbroken names still fits A4 landscape when printed
+        long_names = hostile_sweep()
+        sites = [
+            s.model_copy(update={"site": f"{s.site}-{'x' * 60}", "client": "C" * 70})
+            for s in long_names.sites
+        ]
+        wide = tmp_path / "wide.html"
+        wide.write_text(render_html(long_names.model_copy(update={"sites": sites})), "utf-8")
+        await page.goto(wide.as_uri())
+        await page.set_viewport_size({"width": A4_LANDSCAPE_PX, "height": 740})
+        await page.emulate_media(media="print")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= A4_LANDSCAPE_PX
+        await page.emulate_media(media="screen")
+
         # And the e-mail part shows the server's markup as text, with nothing to fetch
         await page.goto((tmp_path / "mail.html").as_uri())
         assert await page.locator("img").count() == 0
