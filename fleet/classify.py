@@ -18,6 +18,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import aiosmtplib
 
@@ -227,12 +228,120 @@ def provider_of(host: str, texts: list[str]) -> str:
 
 # ---- the rules --------------------------------------------------------------------------
 
+
+class RuleId(StrEnum):
+    """Every rule and fault fleet can name, as stored in `Conversation.rule`. Code refers to
+    rules only through these members, so renaming one is a type error, not a silent miss."""
+
+    receiver_dnsbl_open_resolver = "receiver.dnsbl_open_resolver"
+    dnsbl_domain_listed = "dnsbl.domain_listed"
+    rdns_missing_ptr_code = "rdns.missing_ptr_code"
+    rdns_missing_ptr = "rdns.missing_ptr"
+    m365_bad_helo = "m365.bad_helo"
+    rdns_lookup_at_greeting = "rdns.lookup_at_greeting"
+    helo_refused = "helo.refused"
+    helo_syntax = "helo.syntax"
+    helo_syntax_code = "helo.syntax_code"
+    ipv6_needs_spf_or_dkim = "ipv6.needs_spf_or_dkim"
+    sender_authentication = "sender.authentication"
+    sender_spf_dkim_dmarc = "sender.spf_dkim_dmarc"
+    smtp_frequency_limited = "smtp.frequency_limited"
+    google_low_reputation_ip = "google.low_reputation_ip"
+    google_unsolicited_rate = "google.unsolicited_rate"
+    google_not_authorized_direct = "google.not_authorized_direct"
+    ip_named_block = "ip.named_block"
+    ip_complaints = "ip.complaints"
+    m365_banned_sending_ip = "m365.banned_sending_ip"
+    m365_banned_sender_ip = "m365.banned_sender_ip"
+    m365_customer_block_list = "m365.customer_block_list"
+    m365_low_reputation_ip = "m365.low_reputation_ip"
+    outlook_network_block = "outlook.network_block"
+    m365_tenant_block_list = "m365.tenant_block_list"
+    m365_tenant_block_list_text = "m365.tenant_block_list_text"
+    dnsbl_blocked_using = "dnsbl.blocked_using"
+    vendor_ip_reputation = "vendor.ip_reputation"
+    dnsbl_listing_unspecified = "dnsbl.listing_unspecified"
+    m365_tls_legacy = "m365.tls_legacy"
+    smtp_protocol_violation = "smtp.protocol_violation"
+    tls_must_starttls_first = "tls.must_starttls_first"
+    tls_message_not_over_tls = "tls.message_not_over_tls"
+    tls_encryption_required_code = "tls.encryption_required_code"
+    tls_not_available = "tls.not_available"
+    m365_smtp_auth_disabled_tenant = "m365.smtp_auth_disabled_tenant"
+    m365_security_defaults = "m365.security_defaults"
+    m365_conditional_access = "m365.conditional_access"
+    m365_federated_sts = "m365.federated_sts"
+    m365_bad_credentials = "m365.bad_credentials"
+    m365_smtp_auth_refused = "m365.smtp_auth_refused"
+    m365_basic_auth_retired = "m365.basic_auth_retired"
+    auth_basic_disabled = "auth.basic_disabled"
+    m365_auth_unsuccessful = "m365.auth_unsuccessful"
+    google_app_password_required = "google.app_password_required"  # noqa: S105
+    google_web_login_required = "google.web_login_required"
+    google_bad_credentials = "google.bad_credentials"
+    m365_client_not_authenticated = "m365.client_not_authenticated"
+    smtp_auth_required = "smtp.auth_required"
+    smtp_auth_not_enabled = "smtp.auth_not_enabled"
+    smtp_auth_failed = "smtp.auth_failed"
+    m365_send_as_denied = "m365.send_as_denied"
+    m365_send_as_denied_text = "m365.send_as_denied_text"
+    m365_restricted_sender = "m365.restricted_sender"
+    m365_banned_account = "m365.banned_account"
+    m365_banned_sender_domain = "m365.banned_sender_domain"
+    m365_tenant_threshold = "m365.tenant_threshold"
+    m365_unregistered_domain = "m365.unregistered_domain"
+    smtp_sender_rejected = "smtp.sender_rejected"
+    smtp_greylisted = "smtp.greylisted"
+    m365_message_format = "m365.message_format"
+    smtp_content_rejected = "smtp.content_rejected"
+    m365_reject_direct_send = "m365.reject_direct_send"
+    m365_reject_direct_send_text = "m365.reject_direct_send_text"
+    m365_tenant_attribution = "m365.tenant_attribution"
+    m365_tenant_attribution_text = "m365.tenant_attribution_text"
+    ipv6_not_accepted = "ipv6.not_accepted"
+    m365_dbeb_unknown_recipient = "m365.dbeb_unknown_recipient"
+    m365_relay_access_denied = "m365.relay_access_denied"
+    m365_recipient_not_found = "m365.recipient_not_found"
+    google_relay_ip_not_registered = "google.relay_ip_not_registered"
+    m365_unable_to_relay = "m365.unable_to_relay"
+    smtp_relay_denied = "smtp.relay_denied"
+    m365_mailbox_full = "m365.mailbox_full"
+    smtp_unknown_recipient = "smtp.unknown_recipient"
+    smtp_recipient_status = "smtp.recipient_status"
+    m365_ip_throttled = "m365.ip_throttled"
+    m365_sender_thread_limit = "m365.sender_thread_limit"
+    m365_ipv6_range_limit = "m365.ipv6_range_limit"
+    google_relay_peak_limit = "google.relay_peak_limit"
+    m365_submission_quota = "m365.submission_quota"
+    smtp_too_many_recipients = "smtp.too_many_recipients"
+    smtp_temporary_server_error = "smtp.temporary_server_error"
+    smtp_sending_limit = "smtp.sending_limit"
+    smtp_rate_limited = "smtp.rate_limited"
+    smtp_hello_first = "smtp.hello_first"
+    tls_certificate = "tls.certificate"
+    tls_not_tls = "tls.not_tls"
+    tls_version = "tls.version"
+    tls_cipher = "tls.cipher"
+    tls_error = "tls.error"
+    tls_ca_file = "tls.ca_file"
+    tls_not_offered = "tls.not_offered"
+    fleet_no_password_without_verified_tls = "fleet.no_password_without_verified_tls"  # noqa: S105
+    smtp_auth_not_offered = "smtp.auth_not_offered"
+    fleet_secret_unreadable = "fleet.secret_unreadable"  # noqa: S105
+    fleet_auth_interrupted = "fleet.auth_interrupted"
+    oauth_smtp_auth_disabled = "oauth.smtp_auth_disabled"
+    oauth_google_refused = "oauth.google_refused"
+    oauth_send_as_app_missing = "oauth.send_as_app_missing"
+    oauth_service_principal = "oauth.service_principal"
+    oauth_proven = "oauth.proven"
+
+
 Remedy = str | Mapping[str, str]  # one text, or by "unauthenticated" / "authenticated"
 
 
 @dataclass(frozen=True)
 class Rule:
-    id: str
+    id: RuleId
     category: Category
     finding: str
     remediation: Remedy
@@ -360,7 +469,7 @@ _HELO_FIX = (
 RULES: tuple[Rule, ...] = (
     # -- the receiver's own fault: before anything that reads a list's name --------------
     Rule(
-        "receiver.dnsbl_open_resolver",
+        RuleId.receiver_dnsbl_open_resolver,
         Category.receiver_fault,
         "the receiver's own blocklist lookups fail (it queries {list} through a public "
         "resolver): not the site's reputation",
@@ -370,7 +479,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- a domain is listed, not the IP: before the IP lists ------------------------------
     Rule(
-        "dnsbl.domain_listed",
+        RuleId.dnsbl_domain_listed,
         Category.domain_reputation,
         "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
         _DOMAIN_LISTED_FIX,
@@ -388,14 +497,14 @@ RULES: tuple[Rule, ...] = (
     # -- reverse DNS, at any stage --------------------------------------------------------
     Rule(
         # Gmail and Microsoft: "the sending IP(v6) address must have a reverse DNS record"
-        "rdns.missing_ptr_code",
+        RuleId.rdns_missing_ptr_code,
         Category.reverse_dns,
         "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         _REVERSE_DNS_FIX,
         enhanced=("5.7.25", "4.7.25"),
     ),
     Rule(
-        "rdns.missing_ptr",
+        RuleId.rdns_missing_ptr,
         Category.reverse_dns,
         "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         _REVERSE_DNS_FIX,
@@ -410,7 +519,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- the EHLO name ------------------------------------------------------------------
     Rule(
-        "m365.bad_helo",
+        RuleId.m365_bad_helo,
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         "The server refuses the EHLO name {ehlo_name} (5.7.506: it looks like the server's own "
@@ -420,7 +529,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         # Before any command, the only name a server can look up is the client IP's.
-        "rdns.lookup_at_greeting",
+        RuleId.rdns_lookup_at_greeting,
         Category.reverse_dns,
         "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         _REVERSE_DNS_FIX,
@@ -429,7 +538,7 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.banner,),
     ),
     Rule(
-        "helo.refused",
+        RuleId.helo_refused,
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         _HELO_FIX,
@@ -443,7 +552,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         # EHLO's only argument is the name: a syntax refusal of EHLO is about the name.
-        "helo.syntax",
+        RuleId.helo_syntax,
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         _HELO_FIX,
@@ -451,7 +560,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.5.2", "5.5.4", "5.1.0-5.1.9"),
     ),
     Rule(
-        "helo.syntax_code",
+        RuleId.helo_syntax_code,
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         _HELO_FIX,
@@ -461,7 +570,7 @@ RULES: tuple[Rule, ...] = (
     # -- IP reputation ------------------------------------------------------------------
     # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
     Rule(
-        "ipv6.needs_spf_or_dkim",
+        RuleId.ipv6_needs_spf_or_dkim,
         Category.sender_rejected,
         "mail sent over IPv6 must pass SPF or DKIM, and this did not",
         "Mail sent over IPv6 must pass SPF or DKIM (4.7.26) and a copier does not sign with "
@@ -470,7 +579,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("4.7.26",),
     ),
     Rule(
-        "sender.authentication",
+        RuleId.sender_authentication,
         Category.sender_rejected,
         "the receiver rejects the sender for SPF, DKIM or DMARC",
         "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
@@ -478,7 +587,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.23", "5.7.509", "5.7.515", "5.7.26"),
     ),
     Rule(
-        "sender.spf_dkim_dmarc",
+        RuleId.sender_spf_dkim_dmarc,
         Category.sender_rejected,
         "the receiver rejects the sender for SPF, DKIM or DMARC",
         "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
@@ -488,7 +597,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- limits that name the IP are still limits -----------------------------------------
     Rule(
-        "smtp.frequency_limited",
+        RuleId.smtp_frequency_limited,
         Category.throttled,
         "the server limits how often this site may connect or send",
         "The server limits how often {ip} may connect or send: reduce how many devices send "
@@ -498,7 +607,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- IP reputation ----------------------------------------------------------------------
     Rule(
-        "google.low_reputation_ip",
+        RuleId.google_low_reputation_ip,
         Category.ip_reputation,
         "Google rates {ip} as a sender of very low reputation",
         "Google refuses mail from {ip} for its very low reputation: find what sends spam from "
@@ -507,7 +616,7 @@ RULES: tuple[Rule, ...] = (
         text=r"low reputation of the sending IP",
     ),
     Rule(
-        "google.unsolicited_rate",
+        RuleId.google_unsolicited_rate,
         Category.ip_reputation,
         "Google sees an unusual rate of unsolicited mail from {ip}",
         "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
@@ -516,14 +625,14 @@ RULES: tuple[Rule, ...] = (
         text=r"unusual rate of unsolicited mail|UnsolicitedRateLimitError",
     ),
     Rule(
-        "google.not_authorized_direct",
+        RuleId.google_not_authorized_direct,
         Category.ip_reputation,
         "Google does not accept mail sent directly from {ip} (a dynamic or residential range)",
         _IP_REPUTATION_FIX,
         text=r"not authorized to send email directly|NotAuthorizedError",
     ),
     Rule(
-        "ip.named_block",
+        RuleId.ip_named_block,
         Category.ip_reputation,
         "the server refuses mail from {ip} for its reputation or its network",
         _IP_REPUTATION_FIX,
@@ -541,7 +650,7 @@ RULES: tuple[Rule, ...] = (
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)",
     ),
     Rule(
-        "ip.complaints",
+        RuleId.ip_complaints,
         Category.ip_reputation,
         "the server defers or refuses mail from {ip} for complaints about it",
         _IP_REPUTATION_FIX,
@@ -549,7 +658,7 @@ RULES: tuple[Rule, ...] = (
         ip_evidence=True,
     ),
     Rule(
-        "m365.banned_sending_ip",
+        RuleId.m365_banned_sending_ip,
         Category.ip_reputation,
         "Microsoft 365 refuses mail from {ip}: the IP is on Microsoft's own blocklist",
         {
@@ -566,7 +675,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.606-5.7.649",),
     ),
     Rule(
-        "m365.banned_sender_ip",
+        RuleId.m365_banned_sender_ip,
         Category.ip_reputation,
         "Microsoft 365 refuses mail from {ip} as a banned sender",
         "Site IP {ip} is banned by Microsoft (5.7.511): e-mail delist@microsoft.com with the "
@@ -574,7 +683,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.511",),
     ),
     Rule(
-        "m365.customer_block_list",
+        RuleId.m365_customer_block_list,
         Category.ip_reputation,
         "the recipient's tenant blocks {ip} with its own block list",
         "The recipient organisation blocks {ip} on its own list (5.7.507, 5.7.513): ask its "
@@ -582,7 +691,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.513", "5.7.507"),
     ),
     Rule(
-        "m365.low_reputation_ip",
+        RuleId.m365_low_reputation_ip,
         Category.ip_reputation,
         "Microsoft 365 does not accept traffic from {ip} (low-reputation range)",
         "Microsoft refuses {ip} (5.7.708, typical of trial tenants on new IPs): contact "
@@ -590,7 +699,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.708",),
     ),
     Rule(
-        "outlook.network_block",
+        RuleId.outlook_network_block,
         Category.ip_reputation,
         "Outlook.com blocks the network {ip} belongs to",
         "Outlook.com blocks the ISP's range that {ip} is in: send through the ISP's relay or a "
@@ -599,14 +708,14 @@ RULES: tuple[Rule, ...] = (
     ),
     # Before the DNSBL phrases: a "Tenant Allow Block List" blocks recipients, not the IP.
     Rule(
-        "m365.tenant_block_list",
+        RuleId.m365_tenant_block_list,
         Category.recipient_rejected,
         "the sending tenant's Tenant Allow/Block List blocks the recipient",
         _TENANT_BLOCK_LIST_FIX,
         enhanced=("5.7.703",),
     ),
     Rule(
-        "m365.tenant_block_list_text",
+        RuleId.m365_tenant_block_list_text,
         Category.recipient_rejected,
         "the sending tenant's Tenant Allow/Block List blocks the recipient",
         _TENANT_BLOCK_LIST_FIX,
@@ -614,7 +723,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # Vendors' IP reputation services, which never say "DNSBL".
     Rule(
-        "dnsbl.blocked_using",
+        RuleId.dnsbl_blocked_using,
         Category.ip_reputation,
         "the server rejects {ip} because it is listed on {list}",
         _IP_REPUTATION_FIX,
@@ -622,7 +731,7 @@ RULES: tuple[Rule, ...] = (
         ip_evidence=True,
     ),
     Rule(
-        "vendor.ip_reputation",
+        RuleId.vendor_ip_reputation,
         Category.ip_reputation,
         "the receiver's reputation service refuses {ip}",
         _IP_REPUTATION_FIX,
@@ -638,7 +747,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         # "Listed in Spamhaus" alone does not say whether the IP or a domain is listed: no
         # delisting advice for an IP that may be clean (and no DIRECT_SEND_DIRTY_IP).
-        "dnsbl.listing_unspecified",
+        RuleId.dnsbl_listing_unspecified,
         Category.unrecognised_refusal,
         "the server cites a blocklist ({list}) without saying what is listed",
         "The server refuses and names a blocklist ({list}) but not whether the site's IP "
@@ -648,7 +757,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- TLS ------------------------------------------------------------------------------
     Rule(
-        "m365.tls_legacy",
+        RuleId.m365_tls_legacy,
         Category.tls_failure,
         "Microsoft 365 refuses TLS 1.0 and 1.1",
         "The server needs TLS 1.2 or newer: update the copier's firmware; until then relay "
@@ -657,7 +766,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("4.7.66",),
     ),
     Rule(
-        "smtp.protocol_violation",
+        RuleId.smtp_protocol_violation,
         Category.protocol_error,
         "the server saw a protocol violation",
         "{endpoint} reports an SMTP protocol violation (a command out of order or pipelined "
@@ -669,7 +778,7 @@ RULES: tuple[Rule, ...] = (
         r"unrecogni[sz]ed command|syntax error",
     ),
     Rule(
-        "tls.must_starttls_first",
+        RuleId.tls_must_starttls_first,
         Category.tls_required,
         "the server requires STARTTLS before this command",
         "Set the copier's security to STARTTLS (port {port}); the server refuses to go on "
@@ -682,7 +791,7 @@ RULES: tuple[Rule, ...] = (
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
     Rule(
-        "tls.message_not_over_tls",
+        RuleId.tls_message_not_over_tls,
         Category.tls_required,
         "the receiver requires mail to arrive over TLS",
         "The receiver refuses mail that did not come over TLS: set the copier's security to "
@@ -691,7 +800,7 @@ RULES: tuple[Rule, ...] = (
         r"to use TLS|TLS/SSL for SMTP",
     ),
     Rule(
-        "tls.encryption_required_code",
+        RuleId.tls_encryption_required_code,
         Category.tls_required,
         "the server requires encryption before this command",
         "Set the copier's security to STARTTLS (port {port}) or implicit TLS: the server "
@@ -699,7 +808,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.11",),
     ),
     Rule(
-        "tls.not_available",
+        RuleId.tls_not_available,
         Category.tls_failure,
         "the server offered STARTTLS but could not start TLS",
         "The server's TLS is broken (it advertised STARTTLS and then refused it): tell the "
@@ -709,7 +818,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- authentication -----------------------------------------------------------------
     Rule(
-        "m365.smtp_auth_disabled_tenant",
+        RuleId.m365_smtp_auth_disabled_tenant,
         Category.auth_disabled,
         "SMTP AUTH is turned off for this Microsoft 365 tenant or mailbox",
         "SMTP AUTH is disabled (5.7.139): enable it for {mailbox} only "
@@ -719,7 +828,7 @@ RULES: tuple[Rule, ...] = (
         text=r"SmtpClientAuthentication is disabled|smtp_auth_disabled",
     ),
     Rule(
-        "m365.security_defaults",
+        RuleId.m365_security_defaults,
         Category.auth_disabled,
         "Entra ID security defaults block password logins for this mailbox",
         "Security defaults block legacy authentication for {mailbox}: replace them with a "
@@ -730,7 +839,7 @@ RULES: tuple[Rule, ...] = (
         text=r"security defaults",
     ),
     Rule(
-        "m365.conditional_access",
+        RuleId.m365_conditional_access,
         Category.auth_disabled,
         "a Conditional Access or legacy-authentication policy blocks this login",
         "A policy blocks password (legacy) authentication for {mailbox}: exclude the account "
@@ -741,7 +850,7 @@ RULES: tuple[Rule, ...] = (
         text=r"did not meet the criteria",
     ),
     Rule(
-        "m365.federated_sts",
+        RuleId.m365_federated_sts,
         Category.auth_failed,
         "the tenant's federated sign-in service could not be reached",
         "The domain signs in through a federation service (ADFS) that Microsoft could not "
@@ -750,7 +859,7 @@ RULES: tuple[Rule, ...] = (
         text=r"federated STS",
     ),
     Rule(
-        "m365.bad_credentials",
+        RuleId.m365_bad_credentials,
         Category.auth_failed,
         "Microsoft 365 rejected the password for {mailbox}",
         "The password for {mailbox} is wrong or expired: update it on the copier and in "
@@ -759,7 +868,7 @@ RULES: tuple[Rule, ...] = (
         text=r"credentials were incorrect",
     ),
     Rule(
-        "m365.smtp_auth_refused",
+        RuleId.m365_smtp_auth_refused,
         Category.auth_disabled,
         "Microsoft 365 refuses password logins for {mailbox} (5.7.139)",
         "Microsoft refuses this login for a policy reason (5.7.139, see the reply text): check "
@@ -770,7 +879,7 @@ RULES: tuple[Rule, ...] = (
         unless=r"credentials were incorrect|federated STS",
     ),
     Rule(
-        "m365.basic_auth_retired",
+        RuleId.m365_basic_auth_retired,
         Category.auth_disabled,
         "Microsoft 365 no longer accepts Basic (password) authentication for SMTP",
         "Basic AUTH for SMTP is retired for this tenant (5.7.30): move the copier to "
@@ -780,7 +889,7 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.auth,),
     ),
     Rule(
-        "auth.basic_disabled",
+        RuleId.auth_basic_disabled,
         Category.auth_disabled,
         "the server no longer accepts Basic (password) authentication",
         "Basic (password) AUTH is turned off for {mailbox}: move the copier to "
@@ -790,7 +899,7 @@ RULES: tuple[Rule, ...] = (
         r"blocked|turned off|deprecated)|legacy auth(?:entication)? (?:is )?(?:disabled|blocked)",
     ),
     Rule(
-        "m365.auth_unsuccessful",
+        RuleId.m365_auth_unsuccessful,
         Category.auth_failed,
         "Microsoft 365 refused the login for {mailbox}",
         "Login refused (535 5.7.3): check the password, that SMTP AUTH is enabled for "
@@ -800,7 +909,7 @@ RULES: tuple[Rule, ...] = (
         code_class="5",
     ),
     Rule(
-        "google.app_password_required",
+        RuleId.google_app_password_required,
         Category.auth_disabled,
         "Google requires an App Password or OAuth for this account",
         "Google refuses plain account passwords: create an App Password (needs 2-Step "
@@ -809,7 +918,7 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.auth,),
     ),
     Rule(
-        "google.web_login_required",
+        RuleId.google_web_login_required,
         Category.auth_failed,
         "Google wants this account to sign in through a browser first",
         "Google blocked the password login for {mailbox} until someone signs in through a web "
@@ -819,7 +928,7 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.auth,),
     ),
     Rule(
-        "google.bad_credentials",
+        RuleId.google_bad_credentials,
         Category.auth_failed,
         "Google rejected the username or password for {mailbox}",
         "Google rejected the login: use an App Password for {mailbox} (ordinary passwords "
@@ -827,7 +936,7 @@ RULES: tuple[Rule, ...] = (
         text=r"Username and Password not accepted|BadCredentials",
     ),
     Rule(
-        "m365.client_not_authenticated",
+        RuleId.m365_client_not_authenticated,
         Category.auth_required,
         "the server only accepts mail after a login",
         {
@@ -843,7 +952,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.57",),
     ),
     Rule(
-        "smtp.auth_required",
+        RuleId.smtp_auth_required,
         Category.auth_required,
         "the server only accepts mail after a login",
         "{endpoint} requires authentication: configure a mailbox and password (or OAuth) on "
@@ -858,7 +967,7 @@ RULES: tuple[Rule, ...] = (
         unless=r"invalid credentials",
     ),
     Rule(
-        "smtp.auth_not_enabled",
+        RuleId.smtp_auth_not_enabled,
         Category.auth_disabled,
         "the server does not offer SMTP AUTH here",
         "{endpoint} does not offer a login: use the provider's submission host ({submission}) "
@@ -868,7 +977,7 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.auth,),
     ),
     Rule(
-        "smtp.auth_failed",
+        RuleId.smtp_auth_failed,
         Category.auth_failed,
         "the server rejected the login for {mailbox}",
         "The server rejected the credentials of {mailbox}: check the username and password.",
@@ -878,7 +987,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- sender -----------------------------------------------------------------------------
     Rule(
-        "m365.send_as_denied",
+        RuleId.m365_send_as_denied,
         Category.sender_rejected,
         "{mailbox} may not send as {sender}",
         "The login mailbox may not send as {sender}: set the copier's From to {mailbox}, or "
@@ -886,7 +995,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.60", "5.2.252"),
     ),
     Rule(
-        "m365.send_as_denied_text",
+        RuleId.m365_send_as_denied_text,
         Category.sender_rejected,
         "{mailbox} may not send as {sender}",
         "The login mailbox may not send as {sender}: set the copier's From to {mailbox}, or "
@@ -894,7 +1003,7 @@ RULES: tuple[Rule, ...] = (
         text=r"SendAsDenied|permissions to send as this sender",
     ),
     Rule(
-        "m365.restricted_sender",
+        RuleId.m365_restricted_sender,
         Category.sender_rejected,
         "the sending mailbox is blocked for sending spam",
         "{mailbox} is on Microsoft's restricted users list (5.1.8): secure the account (reset "
@@ -902,7 +1011,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.1.8",),
     ),
     Rule(
-        "m365.banned_account",
+        RuleId.m365_banned_account,
         Category.sender_rejected,
         "Microsoft has banned the sending account for spam",
         {
@@ -920,7 +1029,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.501-5.7.503",),
     ),
     Rule(
-        "m365.banned_sender_domain",
+        RuleId.m365_banned_sender_domain,
         Category.sender_rejected,
         "Microsoft has banned a domain this sender uses",
         "Microsoft bans a domain of this conversation (5.7.800: the EHLO name, or the domain of "
@@ -929,7 +1038,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.800",),
     ),
     Rule(
-        "m365.tenant_threshold",
+        RuleId.m365_tenant_threshold,
         Category.sender_rejected,
         "the tenant is blocked from sending (it sent too much spam)",
         "The whole tenant is blocked (5.7.705): find the compromised account or connector, "
@@ -937,7 +1046,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.705",),
     ),
     Rule(
-        "m365.unregistered_domain",
+        RuleId.m365_unregistered_domain,
         Category.sender_rejected,
         "the sender's domain is not an accepted domain of the tenant",
         "Add and verify the sender's domain in Microsoft 365 (5.7.750), or send from an "
@@ -945,7 +1054,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.750",),
     ),
     Rule(
-        "smtp.sender_rejected",
+        RuleId.smtp_sender_rejected,
         Category.sender_rejected,
         "the server rejects the sender address {sender}",
         "The server refuses {sender} as a sender: use an address in a domain the server "
@@ -962,7 +1071,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
-        "smtp.greylisted",
+        RuleId.smtp_greylisted,
         Category.temporary_failure,
         "the server greylists: it defers a first attempt from an unknown source",
         "The server greylists ({host} defers mail from a source it has not seen before): a "
@@ -972,14 +1081,14 @@ RULES: tuple[Rule, ...] = (
         code_class="4",
     ),
     Rule(
-        "m365.message_format",
+        RuleId.m365_message_format,
         Category.message_rejected,
         "the message's From header is not RFC 5322 compliant",
         "Fix the copier's From formatting (angle brackets, quoted display name) (5.7.512).",
         enhanced=("5.7.512",),
     ),
     Rule(
-        "smtp.content_rejected",
+        RuleId.smtp_content_rejected,
         Category.message_rejected,
         "the server refuses the message itself (content, size or headers)",
         "The receiver refused the test message itself (its content, size or headers): read "
@@ -995,7 +1104,7 @@ RULES: tuple[Rule, ...] = (
         unless=r"rate limited",
     ),
     Rule(
-        "m365.reject_direct_send",
+        RuleId.m365_reject_direct_send,
         Category.relay_denied,
         "the tenant refuses Direct Send from unauthorised sources",
         "The tenant has RejectDirectSend on (5.7.68): create a partner (inbound) connector "
@@ -1004,7 +1113,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.68",),
     ),
     Rule(
-        "m365.reject_direct_send_text",
+        RuleId.m365_reject_direct_send_text,
         Category.relay_denied,
         "the tenant refuses Direct Send from unauthorised sources",
         "The tenant has RejectDirectSend on (5.7.68): create a partner (inbound) connector "
@@ -1013,7 +1122,7 @@ RULES: tuple[Rule, ...] = (
         text=r"TenantInboundAttribution|Direct Send not allowed",
     ),
     Rule(
-        "m365.tenant_attribution",
+        RuleId.m365_tenant_attribution,
         Category.relay_denied,
         "no inbound connector matches the site's IP any more",
         "The connector no longer matches (5.7.64 TenantAttribution): update the inbound "
@@ -1022,7 +1131,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.64", "4.4.62"),
     ),
     Rule(
-        "m365.tenant_attribution_text",
+        RuleId.m365_tenant_attribution_text,
         Category.relay_denied,
         "no inbound connector matches the site's IP any more",
         "The connector no longer matches (TenantAttribution): update the inbound connector "
@@ -1030,7 +1139,7 @@ RULES: tuple[Rule, ...] = (
         text=r"TenantAttribution|wrong Office 365 region",
     ),
     Rule(
-        "ipv6.not_accepted",
+        RuleId.ipv6_not_accepted,
         Category.recipient_rejected,
         "the recipient's domain does not accept mail over IPv6",
         "The recipient's domain refuses mail over IPv6 (5.7.510): send over IPv4 (an IPv4 "
@@ -1038,7 +1147,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.510",),
     ),
     Rule(
-        "m365.dbeb_unknown_recipient",
+        RuleId.m365_dbeb_unknown_recipient,
         Category.recipient_rejected,
         "the recipient does not exist in the tenant",
         "The test recipient is not a known address in Microsoft 365 (Directory-Based Edge "
@@ -1047,7 +1156,7 @@ RULES: tuple[Rule, ...] = (
         text=r"Recipient address rejected",
     ),
     Rule(
-        "m365.relay_access_denied",
+        RuleId.m365_relay_access_denied,
         Category.relay_denied,
         "this host does not accept mail for the recipient's domain",
         "{host} does not accept mail for the recipient's domain (5.4.1 Relay Access Denied): "
@@ -1056,7 +1165,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.4.1",),
     ),
     Rule(
-        "m365.recipient_not_found",
+        RuleId.m365_recipient_not_found,
         Category.recipient_rejected,
         "the recipient address does not exist",
         "The test recipient does not exist: fix the 'to' address in the inventory (and on the "
@@ -1064,7 +1173,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.1.10",),
     ),
     Rule(
-        "google.relay_ip_not_registered",
+        RuleId.google_relay_ip_not_registered,
         Category.relay_denied,
         "Google's SMTP relay does not know {ip} (or this login) as a sender for the domain",
         "Register the site's IP {ip} in the Google Admin console (Apps > Google Workspace > "
@@ -1073,7 +1182,7 @@ RULES: tuple[Rule, ...] = (
         text=r"IP not in whitelist|invalid credentials for relay",
     ),
     Rule(
-        "m365.unable_to_relay",
+        RuleId.m365_unable_to_relay,
         Category.relay_denied,
         "Microsoft 365 will not relay to the recipient's domain",
         {
@@ -1091,7 +1200,7 @@ RULES: tuple[Rule, ...] = (
         providers=("microsoft",),
     ),
     Rule(
-        "smtp.relay_denied",
+        RuleId.smtp_relay_denied,
         Category.relay_denied,
         "the server will not relay to the recipient's domain",
         {
@@ -1113,7 +1222,7 @@ RULES: tuple[Rule, ...] = (
         r"not permitted to relay",
     ),
     Rule(
-        "m365.mailbox_full",
+        RuleId.m365_mailbox_full,
         Category.message_rejected,
         "the sending mailbox is full",
         "The scanner mailbox's Sent Items filled it: add a retention policy to Sent Items.",
@@ -1122,7 +1231,7 @@ RULES: tuple[Rule, ...] = (
         unless=r"submission quota|SubmissionQuota",
     ),
     Rule(
-        "smtp.unknown_recipient",
+        RuleId.smtp_unknown_recipient,
         Category.recipient_rejected,
         "the server does not know the recipient",
         "The test recipient is unknown to the server: fix the 'to' address.",
@@ -1137,7 +1246,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         # RFC 3463: X.1.x are address statuses; X.2.1/X.2.2 the mailbox is disabled or full.
-        "smtp.recipient_status",
+        RuleId.smtp_recipient_status,
         Category.recipient_rejected,
         "the server refuses the recipient (its status code says the address is the problem)",
         "The server refuses the test recipient (an address status code): check the 'to' address, and that the "
@@ -1147,7 +1256,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- throttling -----------------------------------------------------------------------
     Rule(
-        "m365.ip_throttled",
+        RuleId.m365_ip_throttled,
         Category.throttled,
         "Microsoft 365 is temporarily limiting mail from {ip}",
         "Microsoft throttles {ip} (its volume changed or it is new): wait; for a relay, "
@@ -1155,7 +1264,7 @@ RULES: tuple[Rule, ...] = (
         enhanced=("4.7.500-4.7.699", "4.7.850-4.7.899"),
     ),
     Rule(
-        "m365.sender_thread_limit",
+        RuleId.m365_sender_thread_limit,
         Category.throttled,
         "too many simultaneous connections for one mailbox",
         "More than 3 connections at once for {mailbox}: give each copier its own mailbox, or "
@@ -1164,7 +1273,7 @@ RULES: tuple[Rule, ...] = (
         text=r"thread limit|concurrent",
     ),
     Rule(
-        "m365.ipv6_range_limit",
+        RuleId.m365_ipv6_range_limit,
         Category.throttled,
         "Microsoft 365 limits how much mail the site's IPv6 range may send",
         "The site's IPv6 range sent more than Microsoft permits (5.7.508): slow down (fewer "
@@ -1172,7 +1281,7 @@ RULES: tuple[Rule, ...] = (
         text=r"exceeded permitted limits",
     ),
     Rule(
-        "google.relay_peak_limit",
+        RuleId.google_relay_peak_limit,
         Category.throttled,
         "the Workspace customer is over Google's SMTP relay peak limit",
         "Google's SMTP relay takes no more mail for this Workspace customer for now (4.2.1 "
@@ -1181,7 +1290,7 @@ RULES: tuple[Rule, ...] = (
         text=r"Peak SMTP relay limit",
     ),
     Rule(
-        "m365.submission_quota",
+        RuleId.m365_submission_quota,
         Category.throttled,
         "the mailbox exceeded its daily sending limit",
         "{mailbox} exceeded SMTP AUTH limits (30 messages/min, 10,000 recipients/day): spread "
@@ -1189,7 +1298,7 @@ RULES: tuple[Rule, ...] = (
         text=r"SubmissionQuotaExceeded|submission quota",
     ),
     Rule(
-        "smtp.too_many_recipients",
+        RuleId.smtp_too_many_recipients,
         Category.throttled,
         "the message has more recipients than the server takes at once",
         "The server takes fewer recipients per message (4.5.3): send the scan to fewer "
@@ -1199,7 +1308,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         # Microsoft's "451 4.7.0 Temporary server error. Please try again later. PRX4": a
         # fault on its side, not a limit on the site.
-        "smtp.temporary_server_error",
+        RuleId.smtp_temporary_server_error,
         Category.temporary_failure,
         "the server had a temporary internal error",
         "{host} reported an internal error of its own (a transient fault, not a limit on this "
@@ -1213,7 +1322,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         # A limit is a limit even when the server says it permanently (Gmail 550 5.4.5).
-        "smtp.sending_limit",
+        RuleId.smtp_sending_limit,
         Category.throttled,
         "the server says a sending limit was exceeded",
         "A sending limit was exceeded ({mailbox} or this site): spread the sending over time "
@@ -1228,7 +1337,7 @@ RULES: tuple[Rule, ...] = (
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage",
     ),
     Rule(
-        "smtp.rate_limited",
+        RuleId.smtp_rate_limited,
         Category.throttled,
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
@@ -1240,7 +1349,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # -- protocol -------------------------------------------------------------------------
     Rule(
-        "smtp.hello_first",
+        RuleId.smtp_hello_first,
         Category.protocol_error,
         "the server wants EHLO before this command",
         "The server asked for EHLO although fleet sent one (and sends it again after STARTTLS, "
@@ -1379,7 +1488,7 @@ def classify_oauth_refusal(
                 f"(Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false), "
                 "which overrides the tenant setting; OAuth logins need it as well."
             ),
-            "oauth.smtp_auth_disabled",
+            RuleId.oauth_smtp_auth_disabled,
         )
     if context.provider == "google" or reply.enhanced == "5.7.8":
         return Classification(
@@ -1388,7 +1497,7 @@ def classify_oauth_refusal(
             "Check the service account's domain-wide delegation (Admin console > Security > "
             "API controls > Domain-wide delegation): its client ID needs the scope "
             "https://mail.google.com/, and the username must be a mailbox of the domain.",
-            "oauth.google_refused",
+            RuleId.oauth_google_refused,
         )
     if reply.code != 535 and reply.enhanced not in ("5.7.3", "5.7.139"):
         return None
@@ -1399,7 +1508,7 @@ def classify_oauth_refusal(
             f"In the app registration {client_id}: API permissions > Add a permission > APIs my "
             "organization uses > Office 365 Exchange Online > Application permissions > "
             f"{SEND_AS_APP}, then 'Grant admin consent' for tenant {tenant_id}.",
-            "oauth.send_as_app_missing",
+            RuleId.oauth_send_as_app_missing,
         )
     return Classification(
         Category.auth_failed,
@@ -1410,8 +1519,135 @@ def classify_oauth_refusal(
         "the app's Enterprise application, not of its App registration>; Add-MailboxPermission "
         f"-Identity {mailbox} -User <that Object ID> -AccessRights FullAccess. Changes can take "
         "up to 30 minutes to apply.",
-        "oauth.service_principal",
+        RuleId.oauth_service_principal,
     )
+
+
+# ---- fleet's own decisions: no server reply, the probe decided ------------------------------
+
+# RuleId -> (category, finding, remediation); a remediation may have variants (see `own`).
+_OWN: dict[RuleId, tuple[Category, str, Remedy]] = {
+    RuleId.tls_ca_file: (
+        Category.tls_failure,
+        "{detail}",
+        "Fix the device's ca_file ({ca_file}): it must be a PEM file of the CA that signed the "
+        "server's certificate.",
+    ),
+    RuleId.tls_not_offered: (
+        Category.tls_failure,
+        "the server does not offer STARTTLS",
+        "{endpoint} does not offer STARTTLS: set the copier to the security the server offers, "
+        "or use a host that supports TLS.",
+    ),
+    RuleId.fleet_no_password_without_verified_tls: (
+        Category.tls_required,
+        "fleet did not send the password: {why}",
+        "Use STARTTLS or implicit TLS with a certificate the copier verifies: a password sent "
+        "without verified TLS can be read or stolen on the way.",
+    ),
+    RuleId.smtp_auth_not_offered: (
+        Category.auth_disabled,
+        "the server offers {offered}: no mechanism this login can use",
+        {
+            "password": "{endpoint} offers {offered}: password (Basic) AUTH is not available "
+            "here; use OAuth (XOAUTH2) if the copier supports it, or the provider's submission "
+            "host.",
+            "oauth": "{endpoint} does not offer XOAUTH2: use a password mechanism or another host.",
+        },
+    ),
+    RuleId.fleet_secret_unreadable: (
+        Category.auth_failed,
+        "could not read the secret: {detail}",
+        "Provide {secret} on the machine that sweeps.",
+    ),
+    RuleId.fleet_auth_interrupted: (
+        Category.timeout,
+        "the login attempt was cut off before the server answered",
+        "Give the site more time (timeouts.site_s) and run it again.",
+    ),
+}
+
+
+def own(rule: RuleId, variant: str | None = None, **fields: str) -> Classification:
+    """A decision the probe made itself (it sent nothing the server could refuse)."""
+    category, finding, remedy = _OWN[rule]
+    if not isinstance(remedy, str):
+        remedy = remedy[variant or next(iter(remedy))]
+    return Classification(category, finding.format_map(fields), remedy.format_map(fields), rule)
+
+
+def not_retried(prior: Classification, where: str) -> Classification:
+    """A login that already failed this sweep is not tried again (it could lock the mailbox)."""
+    return Classification(
+        prior.category,
+        prior.finding,
+        prior.remediation
+        + f" (Not retried here: this login already failed this sweep at {where}.)",
+        prior.rule,
+    )
+
+
+# What to do about a fault (no reply): by its rule where it has one, else by its category.
+_FAULT_REMEDY_BY_RULE: dict[RuleId, Remedy] = {
+    RuleId.tls_version: {
+        "capped": "The copier speaks TLS {tls_max} at most, and {host} needs newer: update the "
+        "copier's firmware, or relay through a local relay that accepts old TLS.",
+        "uncapped": "{endpoint} speaks only TLS versions that fleet (like current copier "
+        "firmware) refuses as insecure, TLS 1.0 or 1.1: upgrade the server to TLS 1.2 or newer, "
+        "or point the copier at a server that has it.",
+    },
+    RuleId.tls_not_tls: {
+        "implicit": "{endpoint} answered in plain text, not TLS: set the copier's security to "
+        "STARTTLS on this port, or use the port that offers implicit TLS (usually 465).",
+        "starttls": "{endpoint} accepted STARTTLS but did not speak TLS: a broken server, or a "
+        "firewall that inspects SMTP (ESMTP inspection, 'SMTP fixup') and mangles STARTTLS on "
+        "the way. Check the site's firewall first, then tell the server's administrator.",
+    },
+    RuleId.tls_certificate: "The certificate of {host} is not trusted ({detail}): fix the "
+    "server's certificate, or give the device the CA it should trust (ca_file).",
+}
+
+_FAULT_REMEDY_BY_CATEGORY: dict[Category, str] = {
+    Category.timeout: "{endpoint} did not answer in time: check that the site's firewall or ISP "
+    "does not block port {port} (many ISPs block 25), and that the host is right.",
+    Category.unreachable: "{endpoint} cannot be reached from the site: check the host name, the "
+    "port, and the site's firewall.",
+    Category.egress_unreachable: "fleet could not reach the site's egress: check the SOCKS5 "
+    "proxy or tunnel, or the bind address. This says nothing about the mail server yet.",
+    Category.resolver_failure: "fleet's resolver could not look up the mail host: check "
+    "`defaults.dns.nameservers` and that they answer from here. This says nothing about "
+    "{endpoint} yet.",
+    Category.tls_failure: "The TLS handshake with {endpoint} failed: see the detail; update the "
+    "copier's firmware or certificates, or fix the server's certificate.",
+    Category.protocol_error: "{endpoint} broke the SMTP conversation: if it persists, tell the "
+    "server's administrator or use another host.",
+}
+
+
+def fault_remedy(
+    fault: Fault, *, host: str, port: int, tls_max: str | None, implicit_tls: bool
+) -> str:
+    """What a technician does about a fault the network (not the server's words) showed."""
+    fields = {
+        "host": host,
+        "port": str(port),
+        "endpoint": f"{host}:{port}",
+        "tls_max": tls_max or "",
+        "detail": fault.detail,
+    }
+    template: Remedy | None = (
+        _FAULT_REMEDY_BY_RULE.get(fault.rule) if isinstance(fault.rule, RuleId) else None
+    )
+    if isinstance(template, Mapping):
+        if fault.rule is RuleId.tls_version:
+            template = template["capped" if tls_max is not None else "uncapped"]
+        else:
+            template = template["implicit" if implicit_tls else "starttls"]
+    if template is None:
+        template = _FAULT_REMEDY_BY_CATEGORY.get(
+            fault.category, _FAULT_REMEDY_BY_CATEGORY[Category.protocol_error]
+        )
+    return template.format_map(fields)
 
 
 # ---- exceptions -------------------------------------------------------------------------
@@ -1425,7 +1661,7 @@ class Fault:
     category: Category
     detail: str
     reply: Reply | None = None
-    rule: str | None = None
+    rule: RuleId | None = None
 
 
 class EgressError(Exception):
@@ -1477,7 +1713,7 @@ def classify_exception(stage: Stage, exc: BaseException) -> Fault:
                 Category.tls_failure,
                 "certificate not trusted: "
                 + clean_text(str(_ssl_attr(e, "verify_message") or _ssl_attr(e, "reason") or e)),
-                rule="tls.certificate",
+                rule=RuleId.tls_certificate,
             )
     for e in chain:
         if isinstance(e, ssl.SSLError):
@@ -1557,21 +1793,21 @@ def _timeout_detail(stage: Stage, exc: BaseException) -> str:
     return f"no complete reply to {stage.value} in time"
 
 
-def _ssl_detail(exc: ssl.SSLError) -> tuple[str, str]:
+def _ssl_detail(exc: ssl.SSLError) -> tuple[RuleId, str]:
     """(rule, detail) for a TLS failure that is not a certificate problem."""
     # OpenSSL names reasons in capitals with underscores ("WRONG_VERSION_NUMBER").
     why = _ssl_attr(exc, "reason")
     reason = f"{why or ''} {exc}".lower().replace("_", " ")
     said = clean_text(str(why or exc))[:300]
     if any(w in reason for w in ("wrong version number", "record layer failure", "packet length")):
-        return "tls.not_tls", "the server did not answer with TLS (plaintext or garbage?)"
+        return RuleId.tls_not_tls, "the server did not answer with TLS (plaintext or garbage?)"
     if any(
         w in reason for w in ("unsupported protocol", "protocol version", "no protocols available")
     ):
-        return "tls.version", f"no TLS version in common with the server ({said})"
+        return RuleId.tls_version, f"no TLS version in common with the server ({said})"
     if "handshake failure" in reason or "no shared cipher" in reason:
-        return "tls.cipher", f"TLS handshake failed: no cipher in common ({said})"
-    return "tls.error", f"TLS error: {said}"
+        return RuleId.tls_cipher, f"TLS handshake failed: no cipher in common ({said})"
+    return RuleId.tls_error, f"TLS error: {said}"
 
 
 def _ssl_attr(exc: ssl.SSLError, name: str) -> object:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from fleet import m365
+from fleet.classify import RuleId
 from fleet.dns import is_ip
 from fleet.results import (
     SEVERITY_ORDER,
@@ -109,18 +110,18 @@ _CATEGORY_FLAGS: dict[Category, tuple[str, Severity]] = {
 }
 
 _DIRECT_SEND_REJECTED_RULES = {
-    "m365.reject_direct_send",
-    "m365.reject_direct_send_text",
-    "m365.tenant_attribution",
-    "m365.tenant_attribution_text",
+    RuleId.m365_reject_direct_send,
+    RuleId.m365_reject_direct_send_text,
+    RuleId.m365_tenant_attribution,
+    RuleId.m365_tenant_attribution_text,
 }
 # A token the SMTP server refused after XOAUTH2 (classify.classify_oauth_refusal).
 _OAUTH_REFUSED_RULES = {
-    "oauth.send_as_app_missing",
-    "oauth.service_principal",
-    "oauth.google_refused",
+    RuleId.oauth_send_as_app_missing,
+    RuleId.oauth_service_principal,
+    RuleId.oauth_google_refused,
 }
-_TLS_VERSION_RULES = {"tls.version", "m365.tls_legacy"}
+_TLS_VERSION_RULES = {RuleId.tls_version, RuleId.m365_tls_legacy}
 
 
 def evidence_of(conversation: Conversation) -> str:

@@ -35,12 +35,16 @@ from fleet.classify import (
     Context,
     Fault,
     ProbeTimeout,
+    RuleId,
     classify_exception,
     classify_oauth_refusal,
     classify_reply,
     clean_text,
     echoed_client_ip,
+    fault_remedy,
     make_reply,
+    not_retried,
+    own,
     provider_of,
 )
 from fleet.credentials import SecretError, Secrets, SecretSource, login_forms
@@ -381,13 +385,7 @@ class _Probe:
                 Stage.tls,
                 None,
                 StageStatus.error,
-                Classification(
-                    Category.tls_failure,
-                    self.context_error,
-                    f"Fix the device's ca_file ({spec.ca_file}): it must be a PEM file of the "
-                    "CA that signed the server's certificate.",
-                    "tls.ca_file",
-                ),
+                own(RuleId.tls_ca_file, detail=self.context_error, ca_file=str(spec.ca_file)),
                 None,
                 0.0,
             )
@@ -493,13 +491,7 @@ class _Probe:
                 Stage.starttls,
                 "STARTTLS",
                 StageStatus.failed,
-                Classification(
-                    Category.tls_failure,
-                    "the server does not offer STARTTLS",
-                    f"{self.spec.host}:{self.spec.port} does not offer STARTTLS: set the copier to the "
-                    "security the server offers, or use a host that supports TLS.",
-                    "tls.not_offered",
-                ),
+                own(RuleId.tls_not_offered, endpoint=f"{self.spec.host}:{self.spec.port}"),
                 None,
                 0.0,
             )
@@ -556,13 +548,7 @@ class _Probe:
                 Stage.auth,
                 None,
                 StageStatus.failed,
-                Classification(
-                    Category.tls_required,
-                    f"fleet did not send the password: {why}",
-                    "Use STARTTLS or implicit TLS with a certificate the copier verifies: a password "
-                    "sent without verified TLS can be read or stolen on the way.",
-                    "fleet.no_password_without_verified_tls",
-                ),
+                own(RuleId.fleet_no_password_without_verified_tls, why=why),
                 None,
                 0.0,
             )
@@ -575,18 +561,11 @@ class _Probe:
                 Stage.auth,
                 None,
                 StageStatus.failed,
-                Classification(
-                    Category.auth_disabled,
-                    f"the server offers {what}: no mechanism this login can use",
-                    (
-                        f"{spec.host}:{spec.port} offers {what}: password (Basic) AUTH is not available "
-                        "here; use OAuth (XOAUTH2) if the copier supports it, or the provider's "
-                        "submission host."
-                        if not spec.oauth
-                        else f"{spec.host}:{spec.port} does not offer XOAUTH2: use a password mechanism "
-                        "or another host."
-                    ),
-                    "smtp.auth_not_offered",
+                own(
+                    RuleId.smtp_auth_not_offered,
+                    "oauth" if spec.oauth else "password",
+                    offered=what,
+                    endpoint=f"{spec.host}:{spec.port}",
                 ),
                 None,
                 0.0,
@@ -604,13 +583,7 @@ class _Probe:
                     Stage.auth,
                     command,
                     StageStatus.skipped,
-                    Classification(
-                        prior.decision.category,
-                        prior.decision.finding,
-                        prior.decision.remediation
-                        + f" (Not retried here: this login already failed this sweep at {prior.where}.)",
-                        prior.decision.rule,
-                    ),
+                    not_retried(prior.decision, prior.where),
                     prior.reply,
                     0.0,
                 )
@@ -625,11 +598,10 @@ class _Probe:
                     Stage.auth,
                     None,
                     StageStatus.error,
-                    Classification(
-                        Category.auth_failed,
-                        f"could not read the secret: {exc}",
-                        f"Provide {spec.secret.describe() if spec.secret else 'the secret'} on the machine that sweeps.",
-                        "fleet.secret_unreadable",
+                    own(
+                        RuleId.fleet_secret_unreadable,
+                        detail=str(exc),
+                        secret=spec.secret.describe() if spec.secret else "the secret",
                     ),
                     None,
                     0.0,
@@ -667,12 +639,7 @@ class _Probe:
                 self.gate.record_failure(
                     spec.identity,
                     _AuthOutcome(
-                        Classification(
-                            Category.timeout,
-                            "the login attempt was cut off before the server answered",
-                            "Give the site more time (timeouts.site_s) and run it again.",
-                            "fleet.auth_interrupted",
-                        ),
+                        own(RuleId.fleet_auth_interrupted),
                         None,
                         where,
                     ),
@@ -797,11 +764,11 @@ class _Probe:
         if (
             tls_max in ("1.0", "1.1")
             and fault.category is Category.tls_failure
-            and fault.rule in (None, "tls.error")
+            and fault.rule in (None, RuleId.tls_error)
         ):
             return dataclasses.replace(
                 fault,
-                rule="tls.version",
+                rule=RuleId.tls_version,
                 detail=f"{fault.detail}: the copier offers TLS {tls_max} at most, and servers "
                 "that require TLS 1.2 or newer end the handshake like this",
             )
@@ -877,7 +844,16 @@ class _Probe:
             self._decide(stage, command, StageStatus.failed, classification, fault.reply, elapsed)
             return
         classification = Classification(
-            fault.category, fault.detail, _fault_remedy(fault, self.spec, stage), fault.rule
+            fault.category,
+            fault.detail,
+            fault_remedy(
+                fault,
+                host=self.spec.host,
+                port=self.spec.port,
+                tls_max=self.spec.tls_max,
+                implicit_tls=self.spec.security is Security.tls,
+            ),
+            fault.rule,
         )
         self._decide(
             stage, command, fault.status, classification, None, elapsed, detail=fault.detail
@@ -947,13 +923,14 @@ class _Probe:
     def _result(self, started_at: datetime, elapsed: float) -> Conversation:
         spec, state = self.spec, self.state
         decision = state.decision
+        rule: str | None  # a RuleId, or an OAuth token failure's own reason
         if decision is None:
             category, stage, reply, rule = Category.ok, None, None, None
             finding = "the server accepted the sender and the recipient" + (
                 " and the test message" if self.settings.send_test else ""
             )
             if spec.token_request is not None:
-                rule = "oauth.proven"
+                rule = RuleId.oauth_proven
                 finding = (
                     f"OAuth works: XOAUTH2 as {spec.username} with a token from "
                     f"{spec.token_request.describe()} was accepted, then " + finding
@@ -972,7 +949,7 @@ class _Probe:
         ):
             failed = next((s for s in state.stages if s.stage is stage), None)
             tls = TlsInfo(
-                verified=False if rule == "tls.certificate" else None,
+                verified=False if rule == RuleId.tls_certificate else None,
                 verify_error=failed.detail if failed is not None else None,
                 capped_at=spec.tls_max,
             )
@@ -1059,52 +1036,3 @@ def _queue_id(text: str) -> str | None:
         if match:
             return match.group(1)
     return text.strip()[:200] or None
-
-
-_FAULT_REMEDY: dict[Category, str] = {
-    Category.timeout: "{endpoint} did not answer in time: check that the site's firewall or ISP does not "
-    "block port {port} (many ISPs block 25), and that the host is right.",
-    Category.unreachable: "{endpoint} cannot be reached from the site: check the host name, the port, "
-    "and the site's firewall.",
-    Category.egress_unreachable: "fleet could not reach the site's egress: check the SOCKS5 proxy or "
-    "tunnel, or the bind address. This says nothing about the mail server yet.",
-    Category.resolver_failure: "fleet's resolver could not look up the mail host: check "
-    "`defaults.dns.nameservers` and that they answer from here. This says nothing about "
-    "{endpoint} yet.",
-    Category.tls_failure: "The TLS handshake with {endpoint} failed: see the detail; update the "
-    "copier's firmware or certificates, or fix the server's certificate.",
-    Category.protocol_error: "{endpoint} broke the SMTP conversation: if it persists, tell the server's "
-    "administrator or use another host.",
-}
-
-
-def _fault_remedy(fault: Fault, spec: ConversationSpec, stage: Stage) -> str:
-    if fault.rule == "tls.version" and spec.tls_max is not None:
-        return (
-            f"The copier speaks TLS {spec.tls_max} at most, and {spec.host} needs newer: update the "
-            "copier's firmware, or relay through a local relay that accepts old TLS."
-        )
-    if fault.rule == "tls.version":
-        return (
-            f"{spec.host}:{spec.port} speaks only TLS versions that fleet (like current copier "
-            "firmware) refuses as insecure, TLS 1.0 or 1.1: upgrade the server to TLS 1.2 or "
-            "newer, or point the copier at a server that has it."
-        )
-    if fault.rule == "tls.not_tls" and spec.security is Security.tls:
-        return (
-            f"{spec.host}:{spec.port} answered in plain text, not TLS: set the copier's security "
-            "to STARTTLS on this port, or use the port that offers implicit TLS (usually 465)."
-        )
-    if fault.rule == "tls.not_tls":
-        return (
-            f"{spec.host}:{spec.port} accepted STARTTLS but did not speak TLS: a broken server, or "
-            "a firewall that inspects SMTP (ESMTP inspection, 'SMTP fixup') and mangles STARTTLS "
-            "on the way. Check the site's firewall first, then tell the server's administrator."
-        )
-    if fault.rule == "tls.certificate":
-        return (
-            f"The certificate of {spec.host} is not trusted ({fault.detail}): fix the server's "
-            "certificate, or give the device the CA it should trust (ca_file)."
-        )
-    template = _FAULT_REMEDY.get(fault.category, _FAULT_REMEDY[Category.protocol_error])
-    return template.format(endpoint=f"{spec.host}:{spec.port}", port=spec.port)
