@@ -22,6 +22,7 @@ from enum import StrEnum
 
 import aiosmtplib
 
+from fleet import m365
 from fleet.credentials import REDACTED
 from fleet.results import Category, Mode, Reply, Stage, StageStatus
 
@@ -215,12 +216,10 @@ SUBMISSION_BY_PROVIDER = {
 
 def provider_of(host: str, texts: list[str]) -> str:
     """Whose mail service this is, from the host name or the server's own words."""
+    if m365.is_microsoft(host, texts):
+        return "microsoft"
     host = host.lower()
     joined = "\n".join(texts)
-    if host.endswith(("outlook.com", "office365.com", ".mx.microsoft", "outlook.cn")) or (
-        "Microsoft ESMTP" in joined or "protection.outlook.com" in joined
-    ):
-        return "microsoft"
     if host.endswith(("gmail.com", "google.com", "googlemail.com")) or "gsmtp" in joined:
         return "google"
     return "other"
@@ -339,6 +338,10 @@ class RuleId(StrEnum):
 Remedy = str | Mapping[str, str]  # one text, or by "unauthenticated" / "authenticated"
 
 
+# The rule of a conversation that got no OAuth token: this prefix and fleet.oauth's reason.
+OAUTH_TOKEN_RULE_PREFIX = "oauth.token."  # noqa: S105
+
+
 @dataclass(frozen=True)
 class Rule:
     id: RuleId
@@ -428,10 +431,7 @@ _TENANT_BLOCK_LIST_FIX = (
     "Lists), or the copier sends to another recipient."
 )
 
-_AUTH_ALTERNATIVES = (
-    "OAuth (XOAUTH2) if the copier supports it, a connector relay from a clean static IP, "
-    "Microsoft 365 High Volume Email, or an SMTP relay service"
-)
+_AUTH_ALTERNATIVES = m365.ALTERNATIVES  # one sentence, kept with Microsoft's facts
 
 _RECEIVER_FAULT_FIX = (
     "{host} refuses mail because its own blocklist lookups are broken: it asks {list} "

@@ -27,6 +27,24 @@ ALTERNATIVES = (
 )
 
 
+# Microsoft's own host names, and what its servers say about themselves: the one place that
+# decides whether a server is Microsoft's (Exchange Online, EOP, Outlook.com).
+_HOST_SUFFIXES = (
+    "outlook.com",
+    "office365.com",
+    "office365.us",
+    ".mx.microsoft",
+    "outlook.cn",
+)
+_OWN_WORDS = ("Microsoft ESMTP", "protection.outlook.com")
+
+
+def is_microsoft(host: str, texts: list[str] = []) -> bool:  # noqa: B006 (never mutated)
+    """Is this Microsoft's mail service, by its host name or by what it said?"""
+    name = host.lower().rstrip(".")
+    return name.endswith(_HOST_SUFFIXES) or any(w in t for t in texts for w in _OWN_WORDS)
+
+
 def is_submission_host(host: str) -> bool:
     return host.lower().rstrip(".") in SUBMISSION_HOSTS
 

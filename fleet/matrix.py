@@ -8,12 +8,12 @@ from an IP that is listed on a blocklist, or that a server rejected for reputati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from fleet import m365
-from fleet.classify import RuleId
+from fleet.classify import OAUTH_TOKEN_RULE_PREFIX, RuleId
 from fleet.dns import is_ip
 from fleet.results import (
     SEVERITY_ORDER,
@@ -25,6 +25,7 @@ from fleet.results import (
     DirectSendCheck,
     Egress,
     Flag,
+    FlagCode,
     ListingSeverity,
     Mode,
     MxResult,
@@ -32,7 +33,6 @@ from fleet.results import (
     SiteResult,
     SpfResult,
     Stage,
-    Verdict,
     worst,
 )
 
@@ -76,37 +76,30 @@ class SiteObservation:
     zones: int = 0  # blocklist zones configured for the sweep
 
 
-SEVERITY_VERDICT = {
-    Severity.critical: Verdict.critical,
-    Severity.unknown: Verdict.unknown,
-    Severity.warn: Verdict.warn,
-    Severity.info: Verdict.ok,
-}
-
 # A failed conversation's category -> (flag, severity).
-_CATEGORY_FLAGS: dict[Category, tuple[str, Severity]] = {
-    Category.ip_reputation: ("IP_REPUTATION", Severity.critical),
-    Category.auth_disabled: ("AUTH_DISABLED", Severity.critical),
-    Category.auth_failed: ("AUTH_FAILED", Severity.critical),
-    Category.auth_required: ("AUTH_REQUIRED", Severity.critical),
-    Category.relay_denied: ("RELAY_DENIED", Severity.critical),
-    Category.sender_rejected: ("SENDER_REJECTED", Severity.critical),
-    Category.recipient_rejected: ("RECIPIENT_REJECTED", Severity.critical),
-    Category.message_rejected: ("MESSAGE_REJECTED", Severity.critical),
-    Category.tls_required: ("TLS_REQUIRED", Severity.critical),
-    Category.tls_failure: ("TLS_FAILURE", Severity.critical),
-    Category.throttled: ("THROTTLED", Severity.warn),
-    Category.temporary_failure: ("TEMPORARY_FAILURE", Severity.warn),
-    Category.unreachable: ("UNREACHABLE", Severity.critical),
-    Category.timeout: ("TIMEOUT", Severity.critical),
-    Category.egress_unreachable: ("EGRESS_UNREACHABLE", Severity.unknown),
-    Category.resolver_failure: ("RESOLVER_FAILURE", Severity.unknown),
-    Category.protocol_error: ("PROTOCOL_ERROR", Severity.critical),
-    Category.domain_reputation: ("DOMAIN_LISTED", Severity.critical),
-    Category.reverse_dns: ("REVERSE_DNS", Severity.critical),
-    Category.helo_rejected: ("HELO_REJECTED", Severity.critical),
-    Category.receiver_fault: ("RECEIVER_FAULT", Severity.critical),
-    Category.unrecognised_refusal: ("UNRECOGNISED_REFUSAL", Severity.critical),
+_CATEGORY_FLAGS: dict[Category, tuple[FlagCode, Severity]] = {
+    Category.ip_reputation: (FlagCode.IP_REPUTATION, Severity.critical),
+    Category.auth_disabled: (FlagCode.AUTH_DISABLED, Severity.critical),
+    Category.auth_failed: (FlagCode.AUTH_FAILED, Severity.critical),
+    Category.auth_required: (FlagCode.AUTH_REQUIRED, Severity.critical),
+    Category.relay_denied: (FlagCode.RELAY_DENIED, Severity.critical),
+    Category.sender_rejected: (FlagCode.SENDER_REJECTED, Severity.critical),
+    Category.recipient_rejected: (FlagCode.RECIPIENT_REJECTED, Severity.critical),
+    Category.message_rejected: (FlagCode.MESSAGE_REJECTED, Severity.critical),
+    Category.tls_required: (FlagCode.TLS_REQUIRED, Severity.critical),
+    Category.tls_failure: (FlagCode.TLS_FAILURE, Severity.critical),
+    Category.throttled: (FlagCode.THROTTLED, Severity.warn),
+    Category.temporary_failure: (FlagCode.TEMPORARY_FAILURE, Severity.warn),
+    Category.unreachable: (FlagCode.UNREACHABLE, Severity.critical),
+    Category.timeout: (FlagCode.TIMEOUT, Severity.critical),
+    Category.egress_unreachable: (FlagCode.EGRESS_UNREACHABLE, Severity.unknown),
+    Category.resolver_failure: (FlagCode.RESOLVER_FAILURE, Severity.unknown),
+    Category.protocol_error: (FlagCode.PROTOCOL_ERROR, Severity.critical),
+    Category.domain_reputation: (FlagCode.DOMAIN_LISTED, Severity.critical),
+    Category.reverse_dns: (FlagCode.REVERSE_DNS, Severity.critical),
+    Category.helo_rejected: (FlagCode.HELO_REJECTED, Severity.critical),
+    Category.receiver_fault: (FlagCode.RECEIVER_FAULT, Severity.critical),
+    Category.unrecognised_refusal: (FlagCode.UNRECOGNISED_REFUSAL, Severity.critical),
 }
 
 _DIRECT_SEND_REJECTED_RULES = {
@@ -165,7 +158,12 @@ class _Flags:
         self.flags: list[Flag] = []
 
     def add(
-        self, code: str, severity: Severity, devices: list[str], evidence: str, remediation: str
+        self,
+        code: FlagCode,
+        severity: Severity,
+        devices: list[str],
+        evidence: str,
+        remediation: str,
     ) -> None:
         for i, flag in enumerate(self.flags):
             if flag.code == code and flag.remediation == remediation:
@@ -189,176 +187,283 @@ class _Flags:
         return sorted(self.flags, key=lambda f: (SEVERITY_ORDER[f.severity], f.code))
 
 
-def assess(site: SiteObservation, today: date) -> SiteResult:
-    """The site's verdict and flags from its conversations, blocklists and checks."""
-    flags = _Flags()
-    egress_ip = site.egress.egress_ip
-    listed = [b for b in site.blocklists if b.status is BlocklistStatus.listed]
-    abuse = [b for b in listed if b.severity is ListingSeverity.abuse]
-    policy = [b for b in listed if b.severity is ListingSeverity.policy]
-    unknown = [b for b in site.blocklists if b.status is BlocklistStatus.unknown]
-    port25 = [d for d in site.devices if d.port25_unauthenticated]
+@dataclass(frozen=True)
+class _Facts:
+    """What the flag functions share about one site."""
 
-    # -- the headline: Direct Send from a dirty IP ----------------------------------------
-    rejected = [d for d in port25 if d.conversation.category is Category.ip_reputation]
-    dirty = list(
-        dict.fromkeys([d.device for d in rejected] + ([d.device for d in port25] if abuse else []))
-    )
-    if dirty:
-        evidence = []
-        if abuse:
-            evidence.append("listed: " + _listing_text(abuse))
-        by_conversation: dict[str, list[DeviceObservation]] = {}
-        for d in rejected:
-            by_conversation.setdefault(d.conversation.id, []).append(d)
-        for sharing in by_conversation.values():
-            names = ", ".join(d.device for d in sharing)
-            evidence.append(f"rejected ({names}) at {evidence_of(sharing[0].conversation)}")
-        lists = ", ".join(
+    site: SiteObservation
+    today: date
+    listed: list[BlocklistResult]
+    abuse: list[BlocklistResult]
+    policy: list[BlocklistResult]
+    port25: list[DeviceObservation]
+    rejected: list[DeviceObservation]  # port-25 copiers a server refused for the site's IP
+
+    @property
+    def dirty(self) -> list[str]:
+        return list(
             dict.fromkeys(
-                [
-                    *(n for b in abuse for n in (b.lists or [b.name])),
-                    *(["server rejection"] if rejected else []),
-                ]
+                [d.device for d in self.rejected]
+                + ([d.device for d in self.port25] if self.abuse else [])
             )
         )
-        delist = abuse[0].delist if abuse else None
-        ip = egress_ip or "(unknown)"
-        flags.add(
-            "DIRECT_SEND_DIRTY_IP",
+
+    @property
+    def everyone(self) -> list[str]:
+        return [d.device for d in self.site.devices]
+
+
+def _facts(site: SiteObservation, today: date) -> _Facts:
+    listed = [b for b in site.blocklists if b.status is BlocklistStatus.listed]
+    port25 = [d for d in site.devices if d.port25_unauthenticated]
+    return _Facts(
+        site=site,
+        today=today,
+        listed=listed,
+        abuse=[b for b in listed if b.severity is ListingSeverity.abuse],
+        policy=[b for b in listed if b.severity is ListingSeverity.policy],
+        port25=port25,
+        # Only a reply classified ip_reputation is evidence about the site's IP (#16): a
+        # listed domain, a missing PTR or the receiver's own fault never is.
+        rejected=[d for d in port25 if d.conversation.category is Category.ip_reputation],
+    )
+
+
+_Found = tuple[FlagCode, Severity, list[str], str, str]  # code, severity, devices, evidence, fix
+
+
+def _dirty_ip(f: _Facts) -> list[_Found]:
+    """The headline: copiers sending unauthenticated on port 25 from a dirty IP."""
+    dirty = f.dirty
+    if not dirty:
+        return []
+    evidence = []
+    if f.abuse:
+        evidence.append("listed: " + _listing_text(f.abuse))
+    by_conversation: dict[str, list[DeviceObservation]] = {}
+    for d in f.rejected:
+        by_conversation.setdefault(d.conversation.id, []).append(d)
+    for sharing in by_conversation.values():
+        names = ", ".join(d.device for d in sharing)
+        evidence.append(f"rejected ({names}) at {evidence_of(sharing[0].conversation)}")
+    lists = ", ".join(
+        dict.fromkeys(
+            [
+                *(n for b in f.abuse for n in (b.lists or [b.name])),
+                *(["server rejection"] if f.rejected else []),
+            ]
+        )
+    )
+    delist = f.abuse[0].delist if f.abuse else None
+    ip = f.site.egress.egress_ip or "(unknown)"
+    return [
+        (
+            FlagCode.DIRECT_SEND_DIRTY_IP,
             Severity.critical,
             dirty,
             " | ".join(evidence),
-            _dirty_ip_remedy(ip, lists, delist, today),
+            _dirty_ip_remedy(ip, lists, delist, f.today),
         )
+    ]
+
+
+def _dynamic_ip(f: _Facts) -> list[_Found]:
     # Not (yet) rejected for its IP: a copier that failed for another reason (an unknown
     # recipient, a dead MX) still sends from a range receivers will refuse.
-    dynamic = [d.device for d in port25 if d.device not in dirty]
-    if policy and dynamic:
-        flags.add(
-            "DIRECT_SEND_DYNAMIC_IP",
+    dirty = f.dirty
+    dynamic = [d.device for d in f.port25 if d.device not in dirty]
+    if not (f.policy and dynamic):
+        return []
+    return [
+        (
+            FlagCode.DIRECT_SEND_DYNAMIC_IP,
             Severity.warn,
             dynamic,
-            "policy listing: " + _listing_text(policy),
-            f"Site IP {egress_ip} is in a dynamic or residential range that must not send directly "
-            "to MX: receivers that use these lists will reject it. Move these copiers to "
-            "authenticated submission (OAuth where supported) or a relay from a static business IP.",
+            "policy listing: " + _listing_text(f.policy),
+            f"Site IP {f.site.egress.egress_ip} is in a dynamic or residential range that must "
+            "not send directly to MX: receivers that use these lists will reject it. Move these "
+            "copiers to authenticated submission (OAuth where supported) or a relay from a "
+            "static business IP.",
         )
+    ]
 
-    # -- what each conversation ended with --------------------------------------------------
-    for d in site.devices:
-        conversation = d.conversation
-        if conversation.category is Category.ok:
-            continue
-        if conversation.category is Category.ip_reputation and d.port25_unauthenticated:
-            continue  # DIRECT_SEND_DIRTY_IP above says it, with the current remediation
-        code, severity = _CATEGORY_FLAGS[conversation.category]
-        if (
-            conversation.category is Category.relay_denied
-            and conversation.rule in _DIRECT_SEND_REJECTED_RULES
-        ):
-            code = "DIRECT_SEND_REJECTED"
-        elif (
-            conversation.category is Category.tls_failure
-            and d.tls_max
-            and conversation.rule in _TLS_VERSION_RULES
-        ):
-            code = "TLS_TOO_OLD_FOR_DEVICE"
-        elif (
-            conversation.category is Category.timeout and conversation.failed_stage is Stage.connect
-        ):
-            code = "UNREACHABLE"
-        elif conversation.rule is not None and conversation.rule.startswith("oauth.token."):
-            code = "OAUTH_TOKEN_FAILED"  # fleet.oauth: no token, nothing sent to the server
-        elif conversation.rule in _OAUTH_REFUSED_RULES:
-            code = "OAUTH_REFUSED"
-        flags.add(
-            code,
-            severity,
-            [d.device],
-            evidence_of(conversation),
-            conversation.remediation or conversation.finding,
-        )
 
-    # -- Basic AUTH retirement, certificates ------------------------------------------------
+def _conversation_flag(d: DeviceObservation) -> tuple[FlagCode, Severity] | None:
+    """The flag a failed conversation raises: by its rule where the rule says more than its
+    category, else by its category."""
+    conversation = d.conversation
+    category = conversation.category
+    if category is Category.ok:
+        return None
+    if category is Category.ip_reputation and d.port25_unauthenticated:
+        return None  # DIRECT_SEND_DIRTY_IP says it, with the current remediation
+    code, severity = _CATEGORY_FLAGS[category]
+    if category is Category.relay_denied and conversation.rule in _DIRECT_SEND_REJECTED_RULES:
+        code = FlagCode.DIRECT_SEND_REJECTED
+    elif category is Category.tls_failure and d.tls_max and conversation.rule in _TLS_VERSION_RULES:
+        code = FlagCode.TLS_TOO_OLD_FOR_DEVICE
+    elif category is Category.timeout and conversation.failed_stage is Stage.connect:
+        code = FlagCode.UNREACHABLE
+    elif conversation.rule is not None and conversation.rule.startswith(OAUTH_TOKEN_RULE_PREFIX):
+        code = FlagCode.OAUTH_TOKEN_FAILED  # fleet.oauth: no token, nothing sent to the server
+    elif conversation.rule in _OAUTH_REFUSED_RULES:
+        code = FlagCode.OAUTH_REFUSED
+    return code, severity
+
+
+def _conversations(f: _Facts) -> list[_Found]:
+    found = []
+    for d in f.site.devices:
+        flag = _conversation_flag(d)
+        if flag is not None:
+            conversation = d.conversation
+            found.append(
+                (
+                    *flag,
+                    [d.device],
+                    evidence_of(conversation),
+                    conversation.remediation or conversation.finding,
+                )
+            )
+    return found
+
+
+def _basic_auth_retiring(f: _Facts) -> list[_Found]:
     retiring = [
         d.device
-        for d in site.devices
+        for d in f.site.devices
         if d.uses_password
         and d.mode is Mode.submission
-        and (m365.is_submission_host(d.conversation.host) or _spoke_like_exchange(d.conversation))
+        and m365.is_microsoft(d.conversation.host, _banners(d.conversation))
         and d.conversation.category is not Category.auth_disabled
     ]
-    if retiring:
-        notice = m365.basic_auth_notice(today)
-        flags.add(
-            "BASIC_AUTH_RETIRING",
+    if not retiring:
+        return []
+    notice = m365.basic_auth_notice(f.today)
+    return [
+        (
+            FlagCode.BASIC_AUTH_RETIRING,
             Severity.warn,
             retiring,
             f"password (Basic) AUTH to Microsoft 365 client submission; {notice}",
             f"{notice}: move these copiers to {m365.ALTERNATIVES}.",
         )
-    for d in site.devices:
+    ]
+
+
+def _certificates(f: _Facts) -> list[_Found]:
+    found = []
+    for d in f.site.devices:
         tls = d.conversation.tls
-        if tls is not None and tls.not_after is not None:
-            days = (tls.not_after.date() - today).days
-            if 0 <= days < CERT_WARNING_DAYS:
-                flags.add(
-                    "CERT_EXPIRING",
+        if tls is None or tls.not_after is None:
+            continue
+        days = (tls.not_after.date() - f.today).days
+        if 0 <= days < CERT_WARNING_DAYS:
+            host, expiry = d.conversation.host, tls.not_after.date().isoformat()
+            found.append(
+                (
+                    FlagCode.CERT_EXPIRING,
                     Severity.warn,
                     [d.device],
-                    f"the certificate of {d.conversation.host} ({tls.subject}) expires on "
-                    f"{tls.not_after.date().isoformat()}, in {days} days",
-                    f"Renew the certificate of {d.conversation.host} before {tls.not_after.date().isoformat()}: "
-                    "copiers that verify it will stop sending the day it expires.",
+                    f"the certificate of {host} ({tls.subject}) expires on {expiry}, in {days} days",
+                    f"Renew the certificate of {host} before {expiry}: copiers that verify it will "
+                    "stop sending the day it expires.",
                 )
+            )
+    return found
 
-    # -- egress and blocklists ------------------------------------------------------------
-    egress = site.egress
+
+def _egress_changed(f: _Facts) -> list[_Found]:
+    egress = f.site.egress
     changed = [ip for ip in egress.observed_ips if egress.declared_ip and ip != egress.declared_ip]
-    if changed:
-        flags.add(
-            "EGRESS_IP_CHANGED",
+    if not changed:
+        return []
+    return [
+        (
+            FlagCode.EGRESS_IP_CHANGED,
             Severity.warn,
-            [d.device for d in site.devices],
+            f.everyone,
             f"declared {egress.declared_ip}, but servers saw {', '.join(changed)}",
-            f"The site's traffic leaves from {', '.join(changed)}, not {egress.declared_ip}: a dynamic "
-            "IP changed or traffic takes another WAN link. Update egress.ip, and any connector "
-            "and SPF record that names the old IP.",
+            f"The site's traffic leaves from {', '.join(changed)}, not {egress.declared_ip}: a "
+            "dynamic IP changed or traffic takes another WAN link. Update egress.ip, and any "
+            "connector and SPF record that names the old IP.",
         )
-    for b in listed:
-        flags.add(
-            "LISTED",
+    ]
+
+
+def _listings(f: _Facts) -> list[_Found]:
+    return [
+        (
+            FlagCode.LISTED,
             Severity.warn if b.severity is ListingSeverity.abuse else Severity.info,
-            [d.device for d in site.devices],
+            f.everyone,
             _listing_text([b]),
             f"Find why {b.ip} is listed on {b.name} ({b.meaning}), fix it, then request removal"
             + (f": {b.delist}." if b.delist else "."),
         )
-    for b in unknown:
-        flags.add(
-            "BLOCKLIST_UNKNOWN",
+        for b in f.listed
+    ]
+
+
+def _blocklists_unknown(f: _Facts) -> list[_Found]:
+    site = f.site
+    found: list[_Found] = [
+        (
+            FlagCode.BLOCKLIST_UNKNOWN,
             Severity.unknown,
-            [d.device for d in site.devices],
+            f.everyone,
             f"{b.ip} on {b.zone}: {b.detail}",
             "fleet could not tell whether the site's IP is listed: "
             + (b.detail or "the lookup failed")
             + ". Check the resolver in defaults.dns.nameservers.",
         )
-    if not site.blocklists and site.zones and egress_ip is None:
-        flags.add(
-            "BLOCKLIST_UNKNOWN",
-            Severity.unknown,
-            [d.device for d in site.devices],
-            "the site's public IP is not known: it is not declared and no server echoed it",
-            "Declare the site's public IP in egress.ip, so fleet can look it up on the blocklists.",
+        for b in site.blocklists
+        if b.status is BlocklistStatus.unknown
+    ]
+    if not site.blocklists and site.zones and site.egress.egress_ip is None:
+        found.append(
+            (
+                FlagCode.BLOCKLIST_UNKNOWN,
+                Severity.unknown,
+                f.everyone,
+                "the site's public IP is not known: it is not declared and no server echoed it",
+                "Declare the site's public IP in egress.ip, so fleet can look it up on the "
+                "blocklists.",
+            )
         )
+    return found
 
-    for flag in _check_flags(site):
-        flags.add(flag.code, flag.severity, flag.devices, flag.evidence, flag.remediation)
 
+def _checks(f: _Facts) -> list[_Found]:
+    return [
+        (FlagCode(flag.code), flag.severity, flag.devices, flag.evidence, flag.remediation)
+        for flag in _check_flags(f.site)
+    ]
+
+
+# Every flag a site can raise, by the function that finds it, in the order they are merged.
+_FLAG_FUNCTIONS: tuple[Callable[[_Facts], list[_Found]], ...] = (
+    _dirty_ip,
+    _dynamic_ip,
+    _conversations,
+    _basic_auth_retiring,
+    _certificates,
+    _egress_changed,
+    _listings,
+    _blocklists_unknown,
+    _checks,
+)
+
+
+def assess(site: SiteObservation, today: date) -> SiteResult:
+    """The site's verdict and flags from its conversations, blocklists and checks."""
+    facts = _facts(site, today)
+    flags = _Flags()
+    for find in _FLAG_FUNCTIONS:
+        for code, severity, names, evidence, remediation in find(facts):
+            flags.add(code, severity, names, evidence, remediation)
     ordered = flags.sorted()
-    verdict = worst([SEVERITY_VERDICT[f.severity] for f in ordered])
+    verdict = worst([f.severity.verdict for f in ordered])
     devices = [_device_result(d, ordered) for d in site.devices]
     return SiteResult(
         site=site.site,
@@ -367,8 +472,8 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
         tags=site.tags,
         verdict=verdict,
         flags=ordered,
-        egress_ip=egress_ip,
-        egress=egress,
+        egress_ip=site.egress.egress_ip,
+        egress=site.egress,
         blocklists=site.blocklists,
         devices=devices,
         checks=site.checks,
@@ -377,12 +482,8 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
     )
 
 
-def _spoke_like_exchange(conversation: Conversation) -> bool:
-    return any(
-        s.reply is not None and "Microsoft ESMTP" in s.reply.text
-        for s in conversation.stages
-        if s.stage is Stage.banner
-    )
+def _banners(conversation: Conversation) -> list[str]:
+    return [s.reply.text for s in conversation.stages if s.stage is Stage.banner and s.reply]
 
 
 def _check_flags(site: SiteObservation) -> list[Flag]:
@@ -410,7 +511,7 @@ def _mx_flag(check: DirectSendCheck) -> Flag | None:
             "the domain's mail"
         )
         return Flag(
-            code="MX_MISMATCH",
+            code=FlagCode.MX_MISMATCH,
             severity=Severity.warn,
             devices=[check.device],
             evidence=check.detail,
@@ -419,7 +520,7 @@ def _mx_flag(check: DirectSendCheck) -> Flag | None:
         )
     if result == MxResult.unknown:
         return Flag(
-            code="MX_UNKNOWN",
+            code=FlagCode.MX_UNKNOWN,
             severity=Severity.unknown,
             devices=[check.device],
             evidence=check.detail,
@@ -456,7 +557,7 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
             else "receivers treat this mail as suspect and often junk it"
         )
         return Flag(
-            code="SPF_NOT_AUTHORISED",
+            code=FlagCode.SPF_NOT_AUTHORISED,
             severity=Severity.critical if result == SpfResult.fail else Severity.warn,
             devices=[check.device],
             evidence=f"SPF of {domain} for {ip}: {result}: {check.detail}; {consequence}; "
@@ -471,7 +572,7 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
             else ""
         )
         return Flag(
-            code="SPF_BROKEN",
+            code=FlagCode.SPF_BROKEN,
             severity=Severity.warn,
             devices=[check.device],
             evidence=f"SPF of {domain} for {ip}: permerror: {check.detail}; record: {record}",
@@ -481,7 +582,7 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
         )
     if result == SpfResult.temperror:
         return Flag(
-            code="SPF_UNKNOWN",
+            code=FlagCode.SPF_UNKNOWN,
             severity=Severity.unknown,
             devices=[check.device],
             evidence=f"SPF of {domain} for {ip}: temperror: {check.detail}",
@@ -490,7 +591,7 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
         )
     if result == SpfResult.unknown:
         return Flag(
-            code="SPF_UNKNOWN",
+            code=FlagCode.SPF_UNKNOWN,
             severity=Severity.unknown,
             devices=[check.device],
             evidence=f"SPF of {domain}: {check.detail}",
@@ -502,13 +603,13 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
 
 def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:
     mine = [f for f in flags if d.device in f.devices]
-    verdict = worst([SEVERITY_VERDICT[f.severity] for f in mine])
+    verdict = worst([f.severity.verdict for f in mine])
     conversation = d.conversation
     finding = conversation.finding
     remediation = conversation.remediation
     top = mine[0] if mine and mine[0].severity is not Severity.info else None
     if top is not None and (
-        conversation.category is Category.ok or top.code == "DIRECT_SEND_DIRTY_IP"
+        conversation.category is Category.ok or top.code == FlagCode.DIRECT_SEND_DIRTY_IP
     ):
         finding = f"{top.code}: {top.evidence}" if conversation.category is Category.ok else finding
         remediation = top.remediation

@@ -86,6 +86,49 @@ class Category(StrEnum):
     unrecognised_refusal = "unrecognised_refusal"  # words fleet does not know: shown, not guessed
 
 
+class FlagCode(StrEnum):
+    """Every flag the matrix raises (`Flag.code`): a contract, documented in the README."""
+
+    DIRECT_SEND_DIRTY_IP = "DIRECT_SEND_DIRTY_IP"
+    DIRECT_SEND_DYNAMIC_IP = "DIRECT_SEND_DYNAMIC_IP"
+    DIRECT_SEND_REJECTED = "DIRECT_SEND_REJECTED"
+    BASIC_AUTH_RETIRING = "BASIC_AUTH_RETIRING"
+    AUTH_DISABLED = "AUTH_DISABLED"
+    AUTH_FAILED = "AUTH_FAILED"
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    TLS_FAILURE = "TLS_FAILURE"
+    TLS_REQUIRED = "TLS_REQUIRED"
+    TLS_TOO_OLD_FOR_DEVICE = "TLS_TOO_OLD_FOR_DEVICE"
+    CERT_EXPIRING = "CERT_EXPIRING"
+    RELAY_DENIED = "RELAY_DENIED"
+    SENDER_REJECTED = "SENDER_REJECTED"
+    RECIPIENT_REJECTED = "RECIPIENT_REJECTED"
+    MESSAGE_REJECTED = "MESSAGE_REJECTED"
+    IP_REPUTATION = "IP_REPUTATION"
+    DOMAIN_LISTED = "DOMAIN_LISTED"
+    REVERSE_DNS = "REVERSE_DNS"
+    HELO_REJECTED = "HELO_REJECTED"
+    RECEIVER_FAULT = "RECEIVER_FAULT"
+    UNRECOGNISED_REFUSAL = "UNRECOGNISED_REFUSAL"
+    THROTTLED = "THROTTLED"
+    TEMPORARY_FAILURE = "TEMPORARY_FAILURE"
+    UNREACHABLE = "UNREACHABLE"
+    TIMEOUT = "TIMEOUT"
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    EGRESS_UNREACHABLE = "EGRESS_UNREACHABLE"
+    RESOLVER_FAILURE = "RESOLVER_FAILURE"
+    EGRESS_IP_CHANGED = "EGRESS_IP_CHANGED"
+    LISTED = "LISTED"
+    BLOCKLIST_UNKNOWN = "BLOCKLIST_UNKNOWN"
+    MX_MISMATCH = "MX_MISMATCH"
+    MX_UNKNOWN = "MX_UNKNOWN"
+    SPF_NOT_AUTHORISED = "SPF_NOT_AUTHORISED"
+    SPF_BROKEN = "SPF_BROKEN"
+    SPF_UNKNOWN = "SPF_UNKNOWN"
+    OAUTH_TOKEN_FAILED = "OAUTH_TOKEN_FAILED"  # noqa: S105
+    OAUTH_REFUSED = "OAUTH_REFUSED"
+
+
 class Verdict(StrEnum):
     ok = "ok"
     warn = "warn"
@@ -99,23 +142,24 @@ class Severity(StrEnum):
     critical = "critical"
     unknown = "unknown"
 
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict a flag of this severity gives its site (info leaves it ok)."""
+        return Verdict.ok if self is Severity.info else Verdict(self.value)
 
-# Worst first; a site's verdict is the worst of its flags. `unknown` outranks `warn`
-# because "we could not tell" must never read as a mere warning.
+
+# The one order of severity, worst first: a site's verdict is the worst of its flags, and
+# flags and changes are listed in this order. `unknown` outranks `warn` because "we could
+# not tell" must never read as a mere warning.
+WORST_FIRST: tuple[Severity, ...] = (
+    Severity.critical,
+    Severity.unknown,
+    Severity.warn,
+    Severity.info,
+)
+SEVERITY_ORDER: dict[Severity, int] = {s: i for i, s in enumerate(WORST_FIRST)}
 VERDICT_RANK: dict[Verdict, int] = {
-    Verdict.critical: 3,
-    Verdict.unknown: 2,
-    Verdict.warn: 1,
-    Verdict.ok: 0,
-}
-
-
-# The order flags and changes are listed in: worst first.
-SEVERITY_ORDER: dict[Severity, int] = {
-    Severity.critical: 0,
-    Severity.unknown: 1,
-    Severity.warn: 2,
-    Severity.info: 3,
+    s.verdict: len(WORST_FIRST) - 1 - i for i, s in enumerate(WORST_FIRST)
 }
 
 

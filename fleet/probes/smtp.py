@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from fleet.classify import (
+    OAUTH_TOKEN_RULE_PREFIX,
     Classification,
     Context,
     Fault,
@@ -661,7 +662,7 @@ class _Probe:
                     Category.auth_failed,
                     f"no OAuth token from {request.describe()}: {outcome.finding}",
                     outcome.remediation,
-                    f"oauth.token.{outcome.reason}",
+                    OAUTH_TOKEN_RULE_PREFIX + outcome.reason,
                 ),
                 None,
                 time.perf_counter() - began,
