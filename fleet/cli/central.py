@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -101,37 +102,58 @@ def serve(
 @spool_option
 def push(url: str, spool: str | None) -> int:
     """Deliver the spooled results to the central at URL, oldest first."""
-    target, queue = _target(url, spool)
-    if not queue.pending():
-        click.echo(f"nothing to deliver: the spool {queue.folder} is empty", err=True)
+    agent = _agent_push(url, spool)
+    if not agent.spool.pending():
+        click.echo(f"nothing to deliver: the spool {agent.spool.folder} is empty", err=True)
         return 0
-    return 0 if _deliver(queue, target) else EXIT_UNKNOWN
+    agent.deliver()
+    return EXIT_UNKNOWN if agent.refused else 0
 
 
-def check_push(url: str | None, spool: str | None) -> tuple[str, Spool] | None:
+@dataclass
+class AgentPush:
+    """An agent's way home in one run: the central's endpoint, the spool, and whether the
+    central refused anything (a person must look)."""
+
+    url: str
+    spool: Spool
+    refused: bool = False
+
+    def deliver(self) -> None:
+        """Deliver what waits in the spool, oldest first, and say what became of it."""
+        try:
+            outcome = deliver(self.spool, self.url)
+        except OSError as exc:
+            raise Failure(f"cannot read the spool {self.spool.folder}: {exc}") from None
+        _say(outcome, self.spool)
+        self.refused = self.refused or bool(outcome.refused)
+
+    def send(self, result: SweepResult | SweepView) -> None:
+        """Spool the sealed result, then deliver the spool."""
+        try:
+            self.spool.add(result.sweep.id, _sealed_json(result))
+        except PushError as exc:
+            raise Failure(str(exc)) from None
+        self.deliver()
+
+
+def check_push(url: str | None, spool: str | None) -> AgentPush | None:
     """For `sweep --push`: the endpoint and the spool, checked before anything is probed."""
-    if url is None:
-        return None
-    return _target(url, spool)
+    return None if url is None else _agent_push(url, spool)
 
 
-def push_result(result: SweepResult | SweepView, target: tuple[str, Spool]) -> bool:
-    """Spool the sealed result, then deliver the spool; False when the central refused
-    something (a person must look), True when all is delivered or waits for the next run."""
-    url, queue = target
-    writer = _sealed_json(result)
+def _agent_push(url: str, spool: str | None) -> AgentPush:
     try:
-        queue.add(result.sweep.id, writer)
+        agent = AgentPush(results_url(url), Spool(Path(spool) if spool else default_spool_dir()))
     except PushError as exc:
         raise Failure(str(exc)) from None
-    return _deliver(queue, url)
-
-
-def _target(url: str, spool: str | None) -> tuple[str, Spool]:
-    try:
-        return results_url(url), Spool(Path(spool) if spool else default_spool_dir())
-    except PushError as exc:
-        raise Failure(str(exc)) from None
+    if not os.environ.get(KEY_ENV):
+        click.echo(
+            f"fleet: warning: ${KEY_ENV} is not set: results go unsigned, and a central with "
+            "a master key refuses them",
+            err=True,
+        )
+    return agent
 
 
 def _sealed_json(result: SweepResult | SweepView) -> Callable[[TextIO], object]:
@@ -143,22 +165,7 @@ def _sealed_json(result: SweepResult | SweepView) -> Callable[[TextIO], object]:
     return lambda out: out.write(text)
 
 
-def _deliver(queue: Spool, url: str) -> bool:
-    if not os.environ.get(KEY_ENV):
-        click.echo(
-            f"fleet: warning: ${KEY_ENV} is not set: results go unsigned, and a central with "
-            "a master key refuses them",
-            err=True,
-        )
-    try:
-        outcome = deliver(queue, url)
-    except OSError as exc:
-        raise Failure(f"cannot read the spool {queue.folder}: {exc}") from None
-    _say(outcome, queue, url)
-    return not outcome.refused
-
-
-def _say(outcome: Delivery, queue: Spool, url: str) -> None:
+def _say(outcome: Delivery, queue: Spool) -> None:
     for path, status in outcome.delivered:
         verb = "stored" if status == 201 else "already stored"
         click.echo(f"delivered {path.name} to the central ({status} {verb})", err=True)

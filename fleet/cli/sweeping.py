@@ -31,7 +31,7 @@ from fleet.cli.app import (
     write_output,
     write_stream,
 )
-from fleet.cli.central import check_push, push_result, spool_option
+from fleet.cli.central import check_push, spool_option
 from fleet.console import json_escapes_on_stdout
 from fleet.dns import NameserverError
 from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
@@ -156,7 +156,7 @@ def sweep(
 ) -> int:
     """Sweep the inventory's sites: SMTP conversations from each site's egress, and blocklists."""
     path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
-    push_target = check_push(push_url, spool)  # a bad URL stops before anything is probed
+    agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
     if dry_run:
         write_output(describe(plan) + "\n", output)
         return 0
@@ -170,9 +170,11 @@ def sweep(
                 f"--notify with --no-store: `notifications.when: {when}` needs the history to "
                 "see what changed; keep the store, or set `when: always`"
             )
+    if agent is not None and agent.spool.pending():
+        agent.deliver()  # what earlier runs could not deliver goes first, oldest first
     with _history(not no_store, db) as store:
         # JSON, HTML (and the pushed result) carry every transcript
-        light = result_format not in ("json", "html") and push_target is None
+        light = result_format not in ("json", "html") and agent is None
         result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
         code = _report(
             result,
@@ -183,8 +185,10 @@ def sweep(
             store=store,
             readiness_view=readiness_view,
         )
-        if push_target is not None and not push_result(result, push_target) and code < 2:
-            code = EXIT_UNKNOWN  # the central refused it: a person must look
+        if agent is not None:
+            agent.send(result)
+            if agent.refused and code < 2:
+                code = EXIT_UNKNOWN  # the central refused a result: a person must look
         if unstored is not None:
             _say_unstored(unstored)
             code = EXIT_UNKNOWN
