@@ -114,12 +114,13 @@ class TranscriptLine:
     status: str
     took: str
     text: str
-    kind: str  # "sent", "reply" or "error"
+    kind: str  # "sent", "reply", "error" or "note" (what fleet noticed on a stage that went well)
 
     @property
     def prefix(self) -> str:
         """The columns before the text, as `fleet scan` prints them."""
-        arrow = {"sent": "-> ", "reply": "<- ", "error": "!! "}[self.kind] if self.text else ""
+        arrows = {"sent": "-> ", "reply": "<- ", "error": "!! ", "note": "-- "}
+        arrow = arrows[self.kind] if self.text else ""
         return f"{self.stage:<9} {self.status:<7} {self.took:>7}  {arrow}"
 
 
@@ -428,22 +429,21 @@ def _conversations(site: SiteResult) -> tuple[Conversation, ...]:
         where = f" at {device.failed_stage.value}" if device.failed_stage else ""
         lines: list[TranscriptLine] = []
         for stage in device.transcript:
-            took = f"{stage.elapsed_s * 1000:.0f} ms" if stage.elapsed_s is not None else ""
-            status = stage.status.value
+            # (text, kind) of each line; the stage, status and time head the first one only
+            said: list[tuple[str, str]] = []
             if stage.command:
-                lines.append(TranscriptLine(stage.stage.value, status, took, stage.command, "sent"))
-                took = ""
+                said.append((stage.command, "sent"))
             if stage.reply is not None:
                 code = f"{stage.reply.code} " if stage.reply.code is not None else ""
-                for text in stage.reply.text.splitlines()[:12] or [""]:
-                    lines.append(
-                        TranscriptLine(stage.stage.value, status, took, code + text, "reply")
-                    )
-                    took = ""
+                lines_said = stage.reply.text.splitlines()[:12] or [""]
+                said += [(code + text, "reply") for text in lines_said]
             elif stage.detail:
-                lines.append(TranscriptLine(stage.stage.value, status, took, stage.detail, "error"))
-            elif not stage.command:
-                lines.append(TranscriptLine(stage.stage.value, status, took, "", "sent"))
+                went_wrong = stage.status.value in ("failed", "error")
+                said.append((stage.detail, "error" if went_wrong else "note"))
+            took = f"{stage.elapsed_s * 1000:.0f} ms" if stage.elapsed_s is not None else ""
+            for n, (text, kind) in enumerate(said or [("", "sent")]):
+                head = (stage.stage.value, stage.status.value, took) if n == 0 else ("", "", "")
+                lines.append(TranscriptLine(*head, text, kind))
         tls = device.tls
         tls_text = None
         if tls is not None and tls.version:
