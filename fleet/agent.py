@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,54 @@ def seal(result: SweepResult) -> SweepResult:
     return result.model_copy(update={"sweep": seal_info(result.sweep, result.sites)})
 
 
+# An agent's clock may be off a little; a result dated further ahead would own `report
+# --last`, `notify --last` and `diff` for good, and survive every prune.
+CLOCK_SKEW = timedelta(hours=1)
+# Nothing fleet stored was swept before this (and 0001-01-01 is no sweep either).
+EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
+# What an agent file may weigh by default (`fleet ingest --max-size`): a site's result with
+# every transcript is some kilobytes; a file far larger is not one, and is not read whole.
+MAX_FILE_MB = 16
+
+
+def check_sane(result: SweepResult, name: str, now: datetime | None = None) -> None:
+    """Raise IngestError for a result no sweep could have produced: times in the future
+    (past the allowed clock skew) or before fleet existed, a sweep that finished before it
+    started, a site twice."""
+    now = now or datetime.now(UTC)
+    latest = now + CLOCK_SKEW
+    sweep = result.sweep
+
+    def sane(moment: datetime | None, what: str) -> None:
+        if moment is None:
+            return
+        when = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if when > latest:
+            raise IngestError(
+                f"{name}: {what} is {when:%Y-%m-%d %H:%M} UTC, in the future (this machine's "
+                f"clock says {now:%Y-%m-%d %H:%M} UTC, and allows {CLOCK_SKEW} of skew): "
+                "check the agent's clock"
+            )
+        if when < EARLIEST:
+            raise IngestError(f"{name}: {what} is {when:%Y-%m-%d}: not a time a sweep ran")
+
+    sane(sweep.started_at, "the sweep's start")
+    sane(sweep.finished_at, "the sweep's end")
+    if sweep.finished_at is not None and sweep.finished_at < sweep.started_at:
+        raise IngestError(f"{name}: the sweep finished before it started")
+    seen: set[str] = set()
+    for site in result.sites:
+        label = for_terminal(site.site, 100)
+        if site.site in seen:
+            raise IngestError(
+                f"{name}: site '{label}' is in the file twice: which of its results is true "
+                "cannot be told, so none is stored"
+            )
+        seen.add(site.site)
+        sane(site.started_at, f"site '{label}' start")
+        sane(site.finished_at, f"site '{label}' end")
+
+
 def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys) -> SweepResult:
     """Parse and check an agent's result file (digest, sites, each site's signature when
     the central has a master key); raise IngestError saying what is wrong."""
@@ -200,6 +249,7 @@ def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys
         raise IngestError(
             f"{name}: the content does not match its digest: the file was changed or damaged"
         )
+    check_sane(result, name)
     known = {site.id: site for site in inventory.sites}
     for site in result.sites:  # what the file says is printed: without its escapes
         if site.site not in known:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
 
-from fleet.agent import IngestError, read_agent_result
+from fleet.agent import MAX_FILE_MB, IngestError, read_agent_result
 from fleet.changes import compare_digests
 from fleet.cli.app import (
     EXIT_UNKNOWN,
@@ -28,6 +29,8 @@ from fleet.report.summary import exit_code, only_client
 from fleet.report.table import render_changes, tabulate_rows
 from fleet.results import Change
 from fleet.store import StoreError
+
+log = logging.getLogger("fleet.ingest")
 
 
 @cli.command()
@@ -189,9 +192,21 @@ def diff(db: str | None, sweep_a: str | None, sweep_b: str | None, result_format
 @db_option
 @inventory_option
 @master_key_option
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=MAX_FILE_MB,
+    show_default=True,
+    metavar="MB",
+    help="Refuse a file larger than this (an agent's result is far smaller).",
+)
 @click.argument("files", nargs=-1, required=True, metavar="RESULT.json...")
 def ingest(
-    db: str | None, inventory: str | None, master_key_file: str | None, files: tuple[str, ...]
+    db: str | None,
+    inventory: str | None,
+    master_key_file: str | None,
+    max_size: int,
+    files: tuple[str, ...],
 ) -> int:
     """Store results that `fleet sweep --format json` produced at sites (agent mode)."""
     _, inv = load_or_fail(inventory)
@@ -200,8 +215,9 @@ def ingest(
     refused = 0
     try:
         for name in files:
+            # Each file on its own: one bad file is told and refused, the others go on.
             try:
-                text = Path(name).read_text(encoding="utf-8")
+                text = read_capped(name, max_size * 1024 * 1024)
                 result = read_agent_result(text, name, inv, keys)
                 if store.has(result.sweep.id):
                     raise IngestError(
@@ -217,6 +233,12 @@ def ingest(
                 click.echo(f"fleet: {exc}", err=True)
                 refused += 1
                 continue
+            except Exception as exc:  # a file fleet did not foresee costs that file only
+                log.debug("ingest of %s failed", name, exc_info=True)
+                said = for_terminal(f"{type(exc).__name__}: {exc}", 300)
+                click.echo(f"fleet: {name}: cannot be ingested ({said})", err=True)
+                refused += 1
+                continue
             click.echo(
                 f"{name}: stored sweep {result.sweep.id} ({len(result.sites)} site(s)); "
                 f"{len(changes)} change(s) since the previous sweep"
@@ -228,6 +250,19 @@ def ingest(
     if refused:
         raise Failure(f"{refused} of {len(files)} file(s) refused; nothing of theirs was stored")
     return 0
+
+
+def read_capped(name: str, limit: int) -> str:
+    """A file's text, refused (IngestError) when it is larger than `limit` bytes: never read
+    whole into memory first."""
+    with open(name, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise IngestError(
+            f"{name}: larger than {limit // (1024 * 1024)} MB, more than an agent's result "
+            "(raise the cap with --max-size if it really is one)"
+        )
+    return data.decode("utf-8")
 
 
 @cli.command(name="notify")
