@@ -208,3 +208,15 @@ def test_the_alert_html_lists_the_worst_sites_then_a_count() -> None:
     assert all(name.startswith(("contoso-hq", "northwind")) for name in listed)  # critical
     not_ok = sum(s.verdict.value != "ok" for s in sites)
     assert f"{not_ok - EMAIL_SITES} more sites need attention" in page
+
+
+def test_a_sweep_without_sites_claims_nothing_is_fine() -> None:
+    result = fixed_sweep()
+    info = result.sweep.model_copy(update={"complete": False, "sites_missing": ["a", "b"]})
+    page = render_html(result.model_copy(update={"sites": [], "sweep": info}))
+    assert "2 planned sites not swept: a, b" in page
+    assert "No site in this report." in page
+    assert "every site is ok" not in page
+    mail = render_email_html(result.model_copy(update={"sites": [], "sweep": info}))
+    assert "2 planned sites not swept" in mail
+    assert "Every site is ok" not in mail
