@@ -16,7 +16,8 @@
        "Last Run Result" is fleet's exit code; fleet-agent.ps1 prints one summary line.
 
     Exit codes of this script: 0 installed (and, with -RunNow, the first sweep's code:
-    0 ok, 1 warn, 2 critical, 3 unknown or could not run); 10 and up: the install failed.
+    0 ok, 1 warn, 2 critical, 3 unknown or could not run); 10 and up: the install failed
+    (the one line it prints says why).
 
 .EXAMPLE
     .\install-fleet-agent.ps1 -SiteId contoso-hq -CentralUrl https://fleet.msp.example `
@@ -49,7 +50,12 @@ param(
 )
 
 Set-StrictMode -Version 3
-$ErrorActionPreference = "Stop"
+# Cmdlets stop the script on failure; native programs (py, pip, icacls, fleet) are judged by
+# their exit codes: Windows PowerShell would otherwise turn any line they write to stderr
+# into a terminating error.
+$ErrorActionPreference = "Continue"
+$PSDefaultParameterValues["*:ErrorAction"] = "Stop"
+trap { Write-Output "fleet install: $_"; exit 19 }
 
 $Data = Join-Path $env:ProgramData "fleet"        # C:\ProgramData\fleet
 $Venv = Join-Path $env:ProgramFiles "fleet"        # C:\Program Files\fleet
@@ -60,7 +66,7 @@ $TaskName = "fleet-agent"
 # one line, fleet's summary, and exits with fleet's code: 0 ok, 1 warn, 2 critical,
 # 3 unknown or could not run (also: the central refused the result). The rest goes to
 # logs\agent.log; the table to reports\last.txt; last-run.txt keeps the last line.
-$Runner = @'
+$AgentScript = @'
 # fleet-agent.ps1: run nightly by the Scheduled Task \fleet\fleet-agent, as SYSTEM.
 $ErrorActionPreference = "Continue"   # fleet's stderr is information, not a PowerShell error
 $Data = Join-Path $env:ProgramData "fleet"
@@ -93,9 +99,6 @@ function Fail([int]$Code, [string]$Message) {
 
 function Find-Python {
     if ($Python) { return $Python }
-    # Windows PowerShell turns a native program's stderr into a terminating error under
-    # "Stop"; the py launcher says "no such version" there.
-    $ErrorActionPreference = "Continue"
     $launcher = Get-Command py.exe -ErrorAction SilentlyContinue
     if ($launcher) {
         foreach ($version in "3.13", "3.12", "3.11") {
@@ -152,7 +155,7 @@ New-Item -ItemType Directory -Force -Path "$Data\spool", "$Data\logs", "$Data\re
 Copy-Item -Force -Path $InventoryFile -Destination "$Data\inventory.yaml"
 Set-Content -NoNewline -Encoding ascii -Path "$Data\agent.key" -Value $AgentKey
 # The task's script is written from here: an RMM uploads one file.
-Set-Content -Encoding utf8 -Path "$Data\fleet-agent.ps1" -Value $Runner
+Set-Content -Encoding utf8 -Path "$Data\fleet-agent.ps1" -Value $AgentScript
 @{ site = $SiteId; central = $CentralUrl; fleet = $fleet } | ConvertTo-Json |
     Set-Content -Encoding ascii -Path "$Data\agent.json"
 
