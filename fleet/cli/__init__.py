@@ -7,7 +7,8 @@ that probe (validate, schema, sweep, scan, demo); `history` the ones that read t
 
 from __future__ import annotations
 
-from fleet.cli import central, history, keys, sweeping
 from fleet.cli.app import cli, main
 
-__all__ = ["central", "cli", "history", "keys", "main", "sweeping"]
+# The command modules (central, history, keys, sweeping) load when their command runs
+# (fleet/cli/lazy.py): start-up imports only click.
+__all__ = ["cli", "main"]

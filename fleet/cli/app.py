@@ -6,36 +6,29 @@ or the tool could not run (bad inventory, bad arguments, unwritable output).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from fleet import __version__
-from fleet.agent import KEY_ENV as AGENT_KEY_ENV
-from fleet.agent import MASTER_KEY_ENV as AGENT_MASTER_KEY_ENV
+from fleet.cli.lazy import LazyGroup
 from fleet.console import tolerate_legacy_code_pages
-from fleet.credentials import ScrubFilter, Secrets, SecretSource
-from fleet.interrupts import on_stop_signals
-from fleet.inventory import (
-    Inventory,
-    InventoryError,
-    Notifications,
-    load_inventory,
-    notification_problems,
-    resolve_inventory_path,
-)
-from fleet.plan import SweepPlan
-from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
-from fleet.runner import Control, run_sweep
-from fleet.store import Store, StoreError, default_db_path
+
+if TYPE_CHECKING:
+    # Loaded where they are used: `fleet --version` and `fleet --help` load none of them.
+    import asyncio
+
+    from fleet.credentials import Secrets
+    from fleet.inventory import Inventory, Notifications
+    from fleet.plan import SweepPlan
+    from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
+    from fleet.store import Store
 
 EXIT_UNKNOWN = 3
 T = TypeVar("T")
@@ -56,15 +49,22 @@ class Failure(click.ClickException):
 
 # This command's secrets: every secret it reads, in every form, scrubbed from its log and
 # its messages. One book per command run (set by `cli`), never shared between two runs.
-_secrets = Secrets()
+_secrets: Secrets | None = None
 
 
 def command_secrets() -> Secrets:
     """The book of the command being run: sweeps and alerts add what they read to it."""
+    global _secrets
+    if _secrets is None:
+        from fleet.credentials import Secrets
+
+        _secrets = Secrets()
     return _secrets
 
 
 def setup_logging(debug: bool, log_file: str | None, secrets: Secrets) -> None:
+    from fleet.credentials import ScrubFilter
+
     logger = logging.getLogger()
     for handler in list(logger.handlers):
         if getattr(handler, "_fleet", False):
@@ -88,6 +88,8 @@ def setup_logging(debug: bool, log_file: str | None, secrets: Secrets) -> None:
 
 
 def load_or_fail(path: str | None) -> tuple[str, Inventory]:
+    from fleet.inventory import InventoryError, load_inventory, resolve_inventory_path
+
     chosen = resolve_inventory_path(path)
     try:
         return chosen, load_inventory(chosen)
@@ -111,6 +113,8 @@ def write_stream(
         writer(sys.stdout)
         sys.stdout.flush()
         return
+    import tempfile
+
     target = Path(output)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +138,8 @@ def progress_bar(
     if quiet or not sys.stderr.isatty():
         return (lambda _site: None), (lambda: None)
     from tqdm import tqdm
+
+    from fleet.results import Verdict
 
     bar = tqdm(total=total, unit="site", file=sys.stderr, leave=False, dynamic_ncols=True)
     failing = 0
@@ -159,6 +165,9 @@ async def sweep_with_signals(
 ) -> SweepResult:
     """Run a sweep; Ctrl-C (SIGINT, Ctrl-Break, SIGTERM) stops new work, keeping what
     finished and marking the sweep incomplete; a second one cancels running work."""
+    from fleet.interrupts import on_stop_signals
+    from fleet.runner import Control, run_sweep
+
     control = Control()
 
     def on_signal(name: str) -> None:
@@ -173,7 +182,7 @@ async def sweep_with_signals(
     with on_stop_signals(on_signal):
         return await run_sweep(
             plan,
-            secrets=_secrets,
+            secrets=command_secrets(),
             send_test=send_test,
             control=control,
             on_site=on_site,
@@ -189,6 +198,8 @@ def colour_wanted(output: str | None) -> bool:
 
 def check_notifications(inventory: Inventory) -> None:
     """Before sweeping with --notify: the inventory must say where alerts go, with secrets."""
+    from fleet.inventory import notification_problems
+
     if inventory.notifications is None or not (
         inventory.notifications.email or inventory.notifications.webhook
     ):
@@ -211,7 +222,7 @@ def send_alerts(
     from fleet.notify import NotifyError, notify  # httpx and friends: only when alerting
 
     try:
-        sent = run_async(notify(settings, result, force=force, secrets=_secrets))
+        sent = run_async(notify(settings, result, force=force, secrets=command_secrets()))
     except NotifyError as exc:
         where = (
             "the sweep is stored; `fleet notify --last` re-sends it"
@@ -234,6 +245,8 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop when it is installed (libuv: a sweep spends most of its CPU
     in the event loop and sockets), else on asyncio's own loop; FLEET_LOOP=asyncio forces
     the latter."""
+    import asyncio
+
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if os.environ.get(LOOP_ENV, "uvloop") != "asyncio":
         try:
@@ -247,6 +260,8 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
 
 
 def open_store(db: str | None) -> Store:
+    from fleet.store import Store, StoreError, default_db_path
+
     try:
         return Store(db or default_db_path())
     except StoreError as exc:
@@ -261,6 +276,12 @@ db_option = click.option(
     help="The history store (default: $FLEET_DB, else fleet.db in the user's data folder).",
 )
 
+spool_option: Callable[[Callable[..., int]], Callable[..., int]] = click.option(
+    "--spool",
+    metavar="DIR",
+    help="Where results wait until the central has them (default: the data folder's spool).",
+)
+
 inventory_option = click.option(
     "-i",
     "--inventory",
@@ -270,22 +291,32 @@ inventory_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="fleet")
 @click.option("--debug", is_flag=True, help="Debug logging on stderr (secrets are redacted).")
 @click.option("--log-file", metavar="FILE", help="Also append the log to FILE.")
 def cli(debug: bool, log_file: str | None) -> None:
     """Find out, before the client calls, which office copiers will fail to scan-to-email."""
+    from fleet.agent import KEY_ENV, MASTER_KEY_ENV
+    from fleet.credentials import Secrets, SecretSource
+
     global _secrets
     _secrets = Secrets()
     # the agent keys, when they are set: never shown by any command
-    _secrets.add_sources(
-        (None, SecretSource(env=name)) for name in (AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV)
-    )
+    _secrets.add_sources((None, SecretSource(env=name)) for name in (KEY_ENV, MASTER_KEY_ENV))
     setup_logging(debug, log_file, _secrets)
 
 
 # ---- entry point ----------------------------------------------------------------------
+
+
+def _is_store_error(exc: Exception) -> bool:
+    """A StoreError, asked without loading the store: only a loaded store raises one."""
+    store = sys.modules.get("fleet.store")
+    return store is not None and isinstance(exc, store.StoreError)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -298,18 +329,19 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = EXIT_UNKNOWN
-    except StoreError as exc:  # a damaged or unwritable store, wherever it showed
-        click.echo(f"fleet: {_secrets.scrub(str(exc))}", err=True)
-        code = EXIT_UNKNOWN
     except click.Abort:
         click.echo("fleet: aborted", err=True)
         code = EXIT_UNKNOWN
     except KeyboardInterrupt:
         click.echo("fleet: interrupted", err=True)
         code = EXIT_UNKNOWN
-    except Exception as exc:  # a bug: say so plainly; the trace is for --debug
+    except Exception as exc:
+        if _is_store_error(exc):  # a damaged or unwritable store, wherever it showed
+            click.echo(f"fleet: {command_secrets().scrub(str(exc))}", err=True)
+            sys.exit(EXIT_UNKNOWN)
+        # a bug: say so plainly; the trace is for --debug
         log.debug("internal error", exc_info=True)
-        said = _secrets.scrub(f"fleet: internal error: {type(exc).__name__}: {exc}")
+        said = command_secrets().scrub(f"fleet: internal error: {type(exc).__name__}: {exc}")
         click.echo(said, err=True)
         if "--debug" not in (argv if argv is not None else sys.argv):
             click.echo("fleet: run again with --debug for the trace", err=True)

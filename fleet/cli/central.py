@@ -12,7 +12,15 @@ from typing import TextIO
 import click
 
 from fleet.agent import KEY_ENV, seal, seal_info
-from fleet.cli.app import EXIT_UNKNOWN, Failure, cli, db_option, inventory_option, load_or_fail
+from fleet.cli.app import (
+    EXIT_UNKNOWN,
+    Failure,
+    cli,
+    db_option,
+    inventory_option,
+    load_or_fail,
+    spool_option,
+)
 from fleet.cli.keys import central_keys, master_key_option
 from fleet.push import Delivery, PushError, Spool, default_spool_dir, deliver, results_url
 from fleet.report import render
@@ -29,12 +37,6 @@ from fleet.serve import (
     run_central,
 )
 from fleet.store import StoreError, default_db_path
-
-spool_option: Callable[[Callable[..., int]], Callable[..., int]] = click.option(
-    "--spool",
-    metavar="DIR",
-    help="Where results wait until the central has them (default: the data folder's spool).",
-)
 
 
 @cli.command()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from fleet.agent import seal, seal_info
 from fleet.cli.app import (
     EXIT_UNKNOWN,
     Failure,
@@ -27,30 +26,21 @@ from fleet.cli.app import (
     progress_bar,
     run_async,
     send_alerts,
+    spool_option,
     sweep_with_signals,
     write_output,
     write_stream,
 )
-from fleet.cli.central import check_push, spool_option
 from fleet.console import json_escapes_on_stdout
-from fleet.dns import NameserverError
-from fleet.inventory import Inventory, inventory_schema, load_inventory, preflight
-from fleet.plan import PlanError, SweepPlan, describe, plan_sweep
-from fleet.readiness import readiness
-from fleet.report import FORMATS, render
-from fleet.report.csv_report import write_csv
-from fleet.report.html import TREND_LENGTH
-from fleet.report.json_report import write_json
-from fleet.report.readiness_report import (
-    render_readiness_csv,
-    render_readiness_json,
-    render_readiness_table,
-)
-from fleet.report.summary import exit_code, headline
-from fleet.report.table import render_transcript
-from fleet.results import SweepInfo, SweepResult, SweepView
-from fleet.runner import run_sweep
-from fleet.store import SiteHistoryRow, Store, StoreError, SweepRecorder
+from fleet.report import FORMATS
+
+if TYPE_CHECKING:
+    # Loaded by the commands that use them: `fleet validate` loads the inventory's
+    # modules only, not the probes, the store, the reports or the agent's HTTP client.
+    from fleet.inventory import Inventory
+    from fleet.plan import SweepPlan
+    from fleet.results import SweepInfo, SweepResult, SweepView
+    from fleet.store import SiteHistoryRow, Store
 
 
 @cli.command()
@@ -58,6 +48,8 @@ from fleet.store import SiteHistoryRow, Store, StoreError, SweepRecorder
 @inventory_option
 def validate(inventory_arg: str | None, inventory: str | None) -> int:
     """Check an inventory; exit 0 with a summary, or 3 with every problem found."""
+    from fleet.inventory import preflight
+
     path, inv = load_or_fail(inventory_arg or inventory)
     click.echo(f"{path}: valid: {inv.summary()}")
     for problem in preflight(inv):
@@ -68,6 +60,8 @@ def validate(inventory_arg: str | None, inventory: str | None) -> int:
 @cli.command()
 def schema() -> int:
     """Print the inventory's JSON Schema (for editor completion of the YAML)."""
+    from fleet.inventory import inventory_schema
+
     click.echo(json.dumps(inventory_schema(), indent=2))
     return 0
 
@@ -155,6 +149,9 @@ def sweep(
     db: str | None,
 ) -> int:
     """Sweep the inventory's sites: SMTP conversations from each site's egress, and blocklists."""
+    from fleet.cli.central import check_push
+    from fleet.plan import describe
+
     path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
     agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
     if dry_run:
@@ -227,6 +224,8 @@ def scan(
     db: str | None,
 ) -> int:
     """Rescan one site now and show every stage of its conversations."""
+    from fleet.report.table import render_transcript
+
     path, _, plan = _plan_or_fail(inventory, (site_id,))
     with _history(not no_store, db) as store:
         result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
@@ -253,6 +252,8 @@ def _plan_or_fail(
     client: str | None = None,
     tags: tuple[str, ...] = (),
 ) -> tuple[str, Inventory, SweepPlan]:
+    from fleet.plan import PlanError, plan_sweep
+
     path, inv = load_or_fail(inventory)
     try:
         return path, inv, plan_sweep(inv, site_ids, client, tags)
@@ -263,6 +264,8 @@ def _plan_or_fail(
 @contextlib.contextmanager
 def _history(use: bool, db: str | None) -> Iterator[Store | None]:
     """The store, locked for this sweep and open until its reports are written."""
+    from fleet.store import StoreError
+
     if not use:
         yield None
         return
@@ -290,6 +293,10 @@ def _probe(
     and nothing of it stays in memory: the reports read the sites back one at a time (`light`:
     without their transcripts). Without a store the result is held in memory whole. A store
     that fails part-way stops being written, not the sweep: the second value says why."""
+    from fleet.dns import NameserverError
+    from fleet.inventory import preflight
+    from fleet.store import SweepRecorder
+
     problems = preflight(plan.inventory, {s.site.id for s in plan.sites})
     if problems:
         for problem in problems:
@@ -332,6 +339,8 @@ def _probe(
 
 def trends(store: Store, until: datetime) -> Callable[[str], list[SiteHistoryRow]]:
     """Each site's past results for its trend strip, read from the store when drawn."""
+    from fleet.report.html import TREND_LENGTH
+
     return lambda site: store.site_history(site, TREND_LENGTH, until=until)
 
 
@@ -349,6 +358,18 @@ def emit(
     JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
     agent mode. HTML draws each site's trend from the store's history, when there is one.
     `readiness_view`: the Basic AUTH cut-off view (fleet.readiness) instead of the matrix."""
+    from fleet.agent import seal, seal_info
+    from fleet.readiness import readiness
+    from fleet.report import render
+    from fleet.report.csv_report import write_csv
+    from fleet.report.json_report import write_json
+    from fleet.report.readiness_report import (
+        render_readiness_csv,
+        render_readiness_json,
+        render_readiness_table,
+    )
+    from fleet.results import SweepView
+
     if readiness_view:
         cutoff = readiness(SweepView.of(result).sites)
         if result_format == "html":
@@ -394,6 +415,8 @@ def _report(
     store: Store | None = None,
     readiness_view: bool = False,
 ) -> int:
+    from fleet.report.summary import exit_code, headline
+
     emit(
         result,
         result_format,
@@ -428,7 +451,14 @@ def _report(
 @click.option("--keep", metavar="DIR", help="Keep the lab's files (inventory, CA) in DIR.")
 def demo(csv_path: str, html_path: str, keep: str | None) -> int:
     """Offline demo: start a Microsoft 365-like lab on loopback and sweep five sites."""
+    import tempfile
+
+    from fleet.inventory import load_inventory
     from fleet.lab.demo import INTRO, DemoLab
+    from fleet.plan import plan_sweep
+    from fleet.report import render
+    from fleet.report.summary import exit_code
+    from fleet.runner import run_sweep
 
     async def run(folder: Path) -> SweepResult:
         lab = DemoLab(folder)

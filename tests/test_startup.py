@@ -1,0 +1,124 @@
+"""Start-up: `fleet --version` and `fleet --help` load click and nothing heavy, `fleet
+validate` loads the inventory's modules and not the probes, the store, the reports or the
+HTTP and server libraries (issue 20). The times themselves are measured by bench/run.py;
+here, what each command loads, which does not depend on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+
+from fleet.cli import cli
+from fleet.cli.lazy import COMMANDS
+
+# Heavy for a command that does not need them: pydantic's model building, the resolver,
+# HTTP clients and servers, crypto, templates, the event loop.
+HEAVY = (
+    "pydantic",
+    "fleet.inventory",
+    "fleet.results",
+    "aiodns",
+    "aiosmtplib",
+    "httpx",
+    "starlette",
+    "uvicorn",
+    "cryptography",
+    "jinja2",
+    "asyncio",
+)
+# Not needed to validate an inventory.
+NOT_FOR_VALIDATE = (
+    "aiodns",
+    "aiosmtplib",
+    "httpx",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "fleet.runner",
+    "fleet.probes.smtp",
+    "fleet.classify",
+    "fleet.store",
+    "fleet.report.html",
+    "fleet.serve",
+    "fleet.push",
+)
+
+
+def loaded_after(*argv: str) -> tuple[set[str], str]:
+    """Run the command line in a fresh interpreter; the modules it loaded, and its stdout."""
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from fleet.cli import main
+        try:
+            main({list(argv)!r})
+        except SystemExit:
+            pass
+        sys.stdout.flush()
+        print("\\n" + json.dumps(sorted(sys.modules)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    output, _, modules = done.stdout.rstrip("\n").rpartition("\n")
+    return set(json.loads(modules)), output
+
+
+@pytest.mark.parametrize("argv", [("--version",), ("--help",), ("-h",)])
+def test_version_and_help_load_nothing_heavy(argv: tuple[str, ...]) -> None:
+    modules, output = loaded_after(*argv)
+    assert output.strip()
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY)
+    assert heavy == []
+    assert not {m for m in modules if m.startswith("fleet.cli.") and m != "fleet.cli.app"} - {
+        "fleet.cli.lazy"
+    }
+
+
+def test_validate_loads_the_inventory_and_not_the_probes(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "sites:\n  - id: hq\n    client: Contoso\n    devices:\n      - id: mfp\n"
+        "        smtp: {host: localhost, port: 2525, from: a@contoso.test, to: b@contoso.test}\n",
+        encoding="utf-8",
+    )
+    modules, output = loaded_after("validate", str(inventory))
+    assert "valid: 1 client" in output
+    assert "fleet.inventory" in modules
+    assert sorted(m for m in NOT_FOR_VALIDATE if m in modules) == []
+
+
+def test_the_command_table_names_every_command_where_it_is_defined() -> None:
+    for module in {module for module, _ in COMMANDS.values()}:
+        importlib.import_module(module)
+    assert set(cli.commands) == set(COMMANDS)
+    for name, command in cli.commands.items():
+        module, summary = COMMANDS[name]
+        assert command.callback is not None
+        assert command.callback.__module__ == module, name
+        # the summary is the first paragraph of the command's own help
+        assert command.help is not None
+        assert command.help.split("\n\n")[0].split() == summary.split(), name
+
+
+def test_help_lists_the_commands_as_click_would_with_every_module_loaded() -> None:
+    for module in {module for module, _ in COMMANDS.values()}:
+        importlib.import_module(module)
+    for width in (60, 80, 100, 200):
+        context = click.Context(
+            cli, info_name="fleet", max_content_width=width, terminal_width=width
+        )
+        lazy, eager = context.make_formatter(), context.make_formatter()
+        cli.format_commands(context, lazy)
+        click.Group.format_commands(cli, context, eager)
+        assert lazy.getvalue() == eager.getvalue()
+        assert "validate" in lazy.getvalue()
