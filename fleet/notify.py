@@ -1,8 +1,13 @@
 """Alerts on change: one grouped message per sweep, by e-mail and/or webhook.
 
 `when: changes` (the default) sends only if something changed since the previous sweep,
-`critical` only for new critical findings, `always` every time. However many sites
+`critical` only for new critical findings, `always` every time. A first sweep, with nothing
+to compare with, is compared with nothing: everything it found is new. However many sites
 changed, a sweep sends one message per channel: no alert storm.
+
+What a sweep holds came partly from servers (and agent files): every text is stripped of
+control characters, and escaped for the format it goes out in (Slack mrkdwn, Teams
+Adaptive Card Markdown), so that it can neither ping a channel nor plant a link.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import httpx
 
+from fleet.changes import SiteDigest, compare
 from fleet.credentials import SecretError, Secrets, SecretSource
 from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
 from fleet.report.html import render_email_html
-from fleet.report.sanitize import for_terminal
+from fleet.report.sanitize import for_terminal, strip_controls
 from fleet.report.summary import top, verdict_counts
 from fleet.results import Change, Security, Severity, SweepResult, SweepView, Verdict
 
@@ -35,18 +41,33 @@ class NotifyError(Exception):
     """An alert could not be delivered (the sweep itself is already stored)."""
 
 
-def new_critical(result: SweepResult | SweepView) -> list[Change]:
-    """The critical findings that are new since the previous sweep (a site turning critical
-    is told by its new flags, so it is not counted twice)."""
-    return [c for c in result.changes if c.severity is Severity.critical and c.kind == "new_flag"]
+def alert_changes(result: SweepResult | SweepView) -> list[Change]:
+    """What the alert tells as changed: the sweep's changes since the previous sweep; for a
+    sweep with no previous one (a newly scheduled job's first night), everything it found,
+    compared with nothing."""
+    if result.previous_sweep is not None or result.changes:
+        return list(result.changes)
+
+    def nothing(digest: SiteDigest) -> SiteDigest:
+        return SiteDigest(digest.site, digest.client, Verdict.ok, None, {}, {}, frozenset())
+
+    found = [SiteDigest.of(site) for site in result.sites]
+    return [change for digest in found for change in compare(nothing(digest), digest)]
+
+
+def new_critical(changes: list[Change]) -> list[Change]:
+    """The critical findings among the changes (a site turning critical is told by its new
+    flags, so it is not counted twice)."""
+    return [c for c in changes if c.severity is Severity.critical and c.kind == "new_flag"]
 
 
 def should_send(when: str, result: SweepResult | SweepView) -> bool:
     if when == "always":
         return True
+    changes = alert_changes(result)
     if when == "critical":
-        return bool(new_critical(result))
-    return bool(result.changes)
+        return bool(new_critical(changes))
+    return bool(changes)
 
 
 @dataclass(frozen=True)
@@ -60,10 +81,11 @@ class Alert:
 def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
     """The one message about a sweep: changes first, then what is still wrong."""
     result = SweepView.of(sweep)
-    critical = new_critical(result)
-    listings = [c for c in result.changes if c.kind == "listed"]
-    resolved = [c for c in result.changes if c.kind in ("resolved_flag", "delisted")]
-    changed_sites = sorted({c.site for c in result.changes})
+    changes = alert_changes(result)
+    critical = new_critical(changes)
+    listings = [c for c in changes if c.kind == "listed"]
+    resolved = [c for c in changes if c.kind in ("resolved_flag", "delisted")]
+    changed_sites = sorted({c.site for c in changes})
     subject = (
         f"{prefix} {len(critical)} new critical finding{'s' * (len(critical) != 1)}, "
         f"{len(changed_sites)} site{'s' * (len(changed_sites) != 1)} changed "
@@ -73,43 +95,52 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
     still_wrong = [
         (s.site, s.client, s.verdict, top(s)) for s in result.sites if s.verdict is not Verdict.ok
     ]
+    sweep_id = for_terminal(result.sweep.id, 100)
     lines = [
-        f"fleet sweep {result.sweep.id}, {result.sweep.started_at:%Y-%m-%d %H:%M} UTC: {verdict_counts(result)}"
+        f"fleet sweep {sweep_id}, {result.sweep.started_at:%Y-%m-%d %H:%M} UTC: {verdict_counts(result)}"
     ]
     if not result.sweep.complete:
-        lines.append(f"INCOMPLETE: {result.sweep.interrupted}")
+        lines.append(f"INCOMPLETE: {for_terminal(result.sweep.interrupted, 300)}")
+    if result.previous_sweep is None and changes:
+        lines.append("(No earlier sweep to compare with: everything found is new.)")
     lines.append("")
     grouped = {id(c) for c in (*critical, *listings, *resolved)}
     for title, group in (
         ("New critical findings", critical),
         ("New listings", listings),
         ("Resolved", resolved),
-        ("Other changes", [c for c in result.changes if id(c) not in grouped]),
+        ("Other changes", [c for c in changes if id(c) not in grouped]),
     ):
         if group:
             lines.append(f"{title}:")
             lines += [
-                f"  {c.site} ({for_terminal(c.client)}): {for_terminal(c.summary)}" for c in group
+                f"  {for_terminal(c.site)} ({for_terminal(c.client)}): {for_terminal(c.summary)}"
+                for c in group
             ]
             lines.append("")
-    if not result.changes:
+    if not changes:
         lines += ["No changes since the previous sweep.", ""]
     if still_wrong:
         lines.append("Still wrong:")
         for site_id, client, verdict, flag in still_wrong:
             code, action = (
-                (flag.code, f": {for_terminal(flag.remediation, 160)}") if flag else ("", "")
+                (for_terminal(flag.code, 60), f": {for_terminal(flag.remediation, 160)}")
+                if flag
+                else ("", "")
             )
-            lines.append(f"  {site_id} ({for_terminal(client)}) {verdict.value} {code}{action}")
+            lines.append(
+                f"  {for_terminal(site_id)} ({for_terminal(client)}) {verdict.value} {code}{action}"
+            )
     text = "\n".join(lines).rstrip() + "\n"
     document = {
         "sweep": result.sweep.id,
+        "interrupted": result.sweep.interrupted,
         "started_at": result.sweep.started_at.isoformat(),
         "complete": result.sweep.complete,
         "counts": {v.value: result.counts.get(v, 0) for v in Verdict},
         "new_critical": len(critical),
         "changed_sites": changed_sites,
-        "changes": [c.model_dump(mode="json") for c in result.changes],
+        "changes": [c.model_dump(mode="json") for c in changes],
         "still_wrong": [
             {
                 "site": site_id,
@@ -121,6 +152,7 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
         ],
         "summary": subject.removeprefix(prefix).strip(),
     }
+    document = _without_controls(document)
     # the HTML part: the HTML report's header, changes and findings (e-mail-safe subset)
     return Alert(subject=subject, text=text, html=render_email_html(result), document=document)
 
@@ -203,13 +235,45 @@ async def _login(smtp: aiosmtplib.SMTP, settings: EmailNotification, secrets: Se
         )
 
 
+def _without_controls(value: Any) -> Any:
+    """A JSON document with control characters (terminal escapes) gone from its strings."""
+    if isinstance(value, str):
+        return strip_controls(value, keep_newlines=True)
+    if isinstance(value, dict):
+        return {key: _without_controls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_controls(item) for item in value]
+    return value
+
+
+def slack_text(text: str) -> str:
+    """Text Slack shows and never reads as markup: `&`, `<` and `>` escaped as Slack asks
+    (so no `<!channel>` ping and no `<http://x|label>` link), and no backtick left to close
+    the code block it goes in."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("`", "'")
+
+
+# Adaptive Card TextBlock Markdown: emphasis and [links](url) (backslash-escaped, as
+# CommonMark allows); `<` and `&` start mentions (<at>) and entities.
+_TEAMS_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\*_[]()~`"} | {"<": "&lt;", "&": "&amp;"})
+
+
+def teams_text(text: str) -> str:
+    """Text a Teams card shows as written: every Markdown character escaped."""
+    return text.translate(_TEAMS_MARKDOWN)
+
+
 def webhook_body(settings: WebhookNotification, alert: Alert) -> dict[str, Any]:
-    """The JSON each kind of incoming webhook expects."""
+    """The JSON each kind of incoming webhook expects, its text escaped for that format."""
     if settings.format == "slack":
         return {
-            "text": alert.subject,
+            "text": slack_text(alert.subject),
             "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{alert.text}```"}}
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": f"```{slack_text(alert.text)}```"},
+                }
             ],
         }
     if settings.format == "teams":
@@ -222,10 +286,15 @@ def webhook_body(settings: WebhookNotification, alert: Alert) -> dict[str, Any]:
                     "type": "TextBlock",
                     "size": "Medium",
                     "weight": "Bolder",
-                    "text": alert.subject,
+                    "text": teams_text(alert.subject),
                     "wrap": True,
                 },
-                {"type": "TextBlock", "text": alert.text, "wrap": True, "fontType": "Monospace"},
+                {
+                    "type": "TextBlock",
+                    "text": teams_text(alert.text),
+                    "wrap": True,
+                    "fontType": "Monospace",
+                },
             ],
         }
         return {
@@ -244,11 +313,20 @@ async def post_webhook(
         url = settings.url or SecretSource(env=settings.url_env, file=settings.url_file).read()
     except SecretError as exc:
         raise NotifyError(f"webhook alert failed: {exc}") from None
-    if settings.url is None:  # from url_env/url_file: a secret, in the form httpx writes it too
-        if secrets is not None:  # the scheme and host alone are no secret: only whole
-            secrets.add(url, fragments=False)
-            secrets.add(str(httpx.URL(url)), fragments=False)
-    host = urlsplit(url).hostname or "?"  # the URL's path may be the secret: never shown
+    where = f"${settings.url_env}" if settings.url_env else (settings.url_file or "url")
+    try:
+        parsed = httpx.URL(url)
+        host = urlsplit(url).hostname or "?"  # the URL's path may be the secret: never shown
+    except (httpx.InvalidURL, ValueError):
+        # The URL is a secret: say where it came from, never what it is.
+        raise NotifyError(f"webhook alert failed: the URL in {where} is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise NotifyError(f"webhook alert failed: the URL in {where} is not an http(s) URL")
+    if settings.url is None and secrets is not None:
+        # from url_env/url_file: a secret, also in the form httpx writes it; the scheme and
+        # host alone are no secret, so only the whole URL is blanked
+        secrets.add(url, fragments=False)
+        secrets.add(str(parsed), fragments=False)
     body = webhook_body(settings, alert)
     last = ""
     async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False) as client:
