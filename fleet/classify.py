@@ -307,6 +307,9 @@ class RuleId(StrEnum):
     m365_mailbox_full = "m365.mailbox_full"
     smtp_unknown_recipient = "smtp.unknown_recipient"
     smtp_recipient_status = "smtp.recipient_status"
+    ip_blocked_at_greeting = "ip.blocked_at_greeting"
+    smtp_sender_status = "smtp.sender_status"
+    smtp_message_size = "smtp.message_size"
     m365_ip_throttled = "m365.ip_throttled"
     m365_sender_thread_limit = "m365.sender_thread_limit"
     m365_ipv6_range_limit = "m365.ipv6_range_limit"
@@ -647,6 +650,7 @@ RULES: tuple[Rule, ...] = (
         r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
         r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
+        r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)",
     ),
     Rule(
@@ -743,6 +747,17 @@ RULES: tuple[Rule, ...] = (
         r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
         unless=r"domain",
+    ),
+    Rule(
+        # Before any command the server knows nothing of the client but its IP address.
+        RuleId.ip_blocked_at_greeting,
+        Category.ip_reputation,
+        "the server refuses {ip} at the greeting: it is blocked",
+        _IP_REPUTATION_FIX,
+        text=r"\b(?:blocked|banned|black ?listed|block ?listed)\b",
+        stages=(Stage.banner,),
+        code_class="5",
+        unless=r"domain|helo|sender",
     ),
     Rule(
         # "Listed in Spamhaus" alone does not say whether the IP or a domain is listed: no
@@ -1054,6 +1069,17 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.750",),
     ),
     Rule(
+        # RFC 3463: at MAIL FROM, an X.1.x status is about the sender's address.
+        RuleId.smtp_sender_status,
+        Category.sender_rejected,
+        "the server refuses the sender address {sender} (its status code says the address is "
+        "the problem)",
+        "The server refuses {sender} as a sender: use an address in a domain that exists and "
+        "that the server accepts mail from (usually the login mailbox or an accepted domain).",
+        stages=(Stage.mail,),
+        enhanced=("5.1.0-5.1.99", "4.1.0-4.1.99"),
+    ),
+    Rule(
         RuleId.smtp_sender_rejected,
         Category.sender_rejected,
         "the server rejects the sender address {sender}",
@@ -1067,7 +1093,8 @@ RULES: tuple[Rule, ...] = (
         r"sender domain|unverifiable sender|spoof|unroutable sender|not a valid RFC ?5321|"
         r"(?:address|identit\w+) (?:is |are )?not verified|identities failed|"
         r"(?:sending|sender) (?:e-?mail )?account (?:has been|is) (?:\w+ )?suspended|"
-        r"(?:verified|unverified) sender identity|sender identity",
+        r"(?:verified|unverified) sender identity|sender identity|invalid sender|"
+        r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|no such domain",
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
@@ -1088,16 +1115,26 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.512",),
     ),
     Rule(
+        # RFC 3463: X.2.3 the message is longer than the mailbox takes, X.3.4 than the system.
+        RuleId.smtp_message_size,
+        Category.message_rejected,
+        "the message is larger than the server accepts",
+        "The server refuses messages this large: lower the copier's scan resolution or "
+        "attachment size limit (or split large scans), or ask for a larger limit.",
+        enhanced=("5.2.3", "5.3.4", "4.2.3", "4.3.4"),
+    ),
+    Rule(
         RuleId.smtp_content_rejected,
         Category.message_rejected,
         "the server refuses the message itself (content, size or headers)",
         "The receiver refused the test message itself (its content, size or headers): read "
         "the reply; scans are usually refused for their size or attachment type.",
-        text=r"\bspam\b(?! ?(?:abuse|haus))|\bUBE\b|virus|malware|content (?:rejected|presents|"
-        r"filter|policy)|message content|(?:message|size) (?:size )?(?:limit|exceeded|too "
+        text=r"\bspam\b(?! ?(?:abuse|haus|from your))|\bUBE\b|virus|malware|content (?:rejected|"
+        r"presents|filter|policy|denied|blocked|not allowed)|message content|spam ?signature|"
+        r"(?:rejected|blocked) due to security polic|(?:message|size) (?:size )?(?:limit|exceed|too "
         r"(?:big|large))|exceeded .{0,30}size|From: header|(?:missing|invalid|malformed) "
         r"\w* ?header|header (?:value |field )?(?:is )?(?:not allowed|rejected|invalid|"
-        r"forbidden)|policy (?:reasons|that prohibits)|security issue|attachment|"
+        r"forbidden)|not accepted for policy reasons|policy that prohibits|security issue|attachment|"
         r"likely unsolicited|looks like spam|suspicious (?:content|message)|RFC ?5322|"
         r"\bMIME\b|nature of the content|links? within|headers? (?:are |is )?not RFC|"
         r"not RFC[- ]?\d* ?compliant|\(header[- ]based\)",
@@ -1153,7 +1190,7 @@ RULES: tuple[Rule, ...] = (
         "The test recipient is not a known address in Microsoft 365 (Directory-Based Edge "
         "Blocking): fix the recipient address, or check the accepted domain type.",
         enhanced=("5.4.1", "5.7.504"),
-        text=r"Recipient address rejected",
+        text=r"Recipient address(?:es)? rejected",
     ),
     Rule(
         RuleId.m365_relay_access_denied,
@@ -1243,16 +1280,6 @@ RULES: tuple[Rule, ...] = (
         r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
         r"(?:recipient|destination)(?:'s)? account|compte du destinataire|"
         r"(?:user|recipient) doesn't exist|undeliverable address|no mailbox",
-    ),
-    Rule(
-        # RFC 3463: X.1.x are address statuses; X.2.1/X.2.2 the mailbox is disabled or full.
-        RuleId.smtp_recipient_status,
-        Category.recipient_rejected,
-        "the server refuses the recipient (its status code says the address is the problem)",
-        "The server refuses the test recipient (an address status code): check the 'to' address, and that the "
-        "mailbox exists and is not full.",
-        stages=(Stage.rcpt,),
-        enhanced=("5.1.0-5.1.6", "5.1.9-5.1.99", "5.2.1-5.2.2", "4.2.2"),
     ),
     # -- throttling -----------------------------------------------------------------------
     Rule(
@@ -1344,8 +1371,19 @@ RULES: tuple[Rule, ...] = (
         "wait and try again later.",
         text=r"too many|rate limit|throttl|exceeded|slow down|too much mail|excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
-        r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)",
+        r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|"
+        r"messages? per (?:connection|session)",
         code_class="4",
+    ),
+    Rule(
+        # RFC 3463: X.1.x are address statuses; X.2.1/X.2.2 the mailbox is disabled or full.
+        RuleId.smtp_recipient_status,
+        Category.recipient_rejected,
+        "the server refuses the recipient (its status code says the address is the problem)",
+        "The server refuses the test recipient (an address status code): check the 'to' address, and that the "
+        "mailbox exists and is not full.",
+        stages=(Stage.rcpt,),
+        enhanced=("5.1.0-5.1.6", "5.1.9-5.1.99", "5.2.1-5.2.2", "4.2.2"),
     ),
     # -- protocol -------------------------------------------------------------------------
     Rule(

@@ -27,6 +27,15 @@ from .corpus_replay import CORPUS, PASSWORD_ENV, ReplayServer, inventory, load
 
 # The goal of #16: at least 97 of 100 on replies the rules were not written for.
 GOAL = 0.97
+# What each set must keep. The held-back set was measured once before any rule saw it (89 of
+# 106, README); its misses were then seen and the general ones fixed, so it now guards
+# against regressions, and only its entries not listed in corpus_holdout_seen.txt are unseen.
+FLOOR = {"replies": GOAL, "holdout": 0.95}
+SEEN = {
+    line.strip()
+    for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+}
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,12 @@ async def replay(
     finally:
         await server.stop()
     assert run.code in (0, 1, 2), run.stderr
-    sites = {s["site"]: s for s in json.loads(run.stdout)["sites"]}
+    try:
+        result = json.loads(run.stdout)
+    except json.JSONDecodeError as exc:  # seen once, not reproduced: keep what was around it
+        around = run.stdout[max(0, exc.pos - 300) : exc.pos + 300]
+        pytest.fail(f"{exc} in {len(run.stdout)} chars: {around!r}; stderr: {run.stderr[-800:]}")
+    sites = {s["site"]: s for s in result["sites"]}
     outcomes = []
     for index, entry in enumerate(entries):
         site = sites[f"e{index:03d}"]
@@ -85,6 +99,10 @@ async def replay(
 def summary(name: str, outcomes: list[Outcome]) -> str:
     right = sum(o.got == o.expected for o in outcomes)
     lines = [f"{name}: {right} of {len(outcomes)} ({right / len(outcomes):.1%})"]
+    unseen = [o for o in outcomes if o.id not in SEEN]
+    if name == "holdout" and unseen:
+        fresh = sum(o.got == o.expected for o in unseen)
+        lines.append(f"  never seen by the rule writer: {fresh} of {len(unseen)}")
     lines += [
         f"  miss {o.id} ({o.stage}): expected {o.expected}, got {o.got}: {o.text[:120]}"
         for o in outcomes
@@ -93,8 +111,7 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-# holdout.yaml joins once the rules are final: it must not steer them (tests/corpus/README.md).
-@pytest.mark.parametrize("name", ["replies"])
+@pytest.mark.parametrize("name", ["replies", "holdout"])
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
     name: str,
     lab_dns: LabDns,
@@ -130,4 +147,4 @@ async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category
     assert not met_elsewhere
     # ... and the categories are what a technician would choose
     right = sum(o.got == o.expected for o in outcomes)
-    assert right >= GOAL * len(outcomes), summary(name, outcomes)
+    assert right >= FLOOR[name] * len(outcomes), summary(name, outcomes)
