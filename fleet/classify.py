@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import re
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 import aiosmtplib
@@ -358,14 +359,16 @@ class Rule:
     providers: tuple[str, ...] = ()  # only for these services (see `provider_of`)
     unless: str | None = None  # a phrase (regex) that keeps the rule from matching
     ip_evidence: bool = False  # only when the reply says it is about an IP (`names_the_ip`)
-    _unless_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _text_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.text is not None:
-            object.__setattr__(self, "_text_re", re.compile(self.text, re.IGNORECASE))
-        if self.unless is not None:
-            object.__setattr__(self, "_unless_re", re.compile(self.unless, re.IGNORECASE))
+    # Compiled when a reply first gets that far (most never do): compiling every rule's
+    # phrases at import cost a `fleet scan` more than its conversation (issue 20).
+    @functools.cached_property
+    def _text_re(self) -> re.Pattern[str] | None:
+        return None if self.text is None else re.compile(self.text, re.IGNORECASE)
+
+    @functools.cached_property
+    def _unless_re(self) -> re.Pattern[str] | None:
+        return None if self.unless is None else re.compile(self.unless, re.IGNORECASE)
 
     def matches(self, stage: Stage, reply: Reply, provider: str, text: str) -> bool:
         """`text`: the reply text to search (see `unwrapped`)."""

@@ -311,7 +311,8 @@ def _probe(
 
     # The inventory and the plan live as long as the sweep: keep the garbage collector from
     # walking those objects again and again while conversations allocate and free their own.
-    gc.collect()
+    if len(plan.sites) > 50:  # a full collection costs a one-site scan more than it saves
+        gc.collect()
     gc.freeze()
     thresholds = gc.get_threshold()
     gc.set_threshold(20_000, 20, 20)  # most garbage is freed by reference counting anyway
