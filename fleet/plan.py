@@ -246,6 +246,8 @@ def describe(plan: SweepPlan) -> str:
         for planned in site_plan.conversations:
             spec = planned.spec
             login = f" as {spec.username}" if spec.username else ""
+            if spec.token_request is not None:
+                login += f" (oauth2: a token from {spec.token_request.describe()})"
             devices = ", ".join(d.id for d in planned.devices)
             lines.append(
                 f"  {spec.mode.value:<11} {spec.host}:{spec.port} {spec.security.value}{login}: "

@@ -72,7 +72,7 @@ def secret() -> str:
     return f"Sec~{uuid.uuid4().hex}.Qz"
 
 
-def certificate(folder: Path, *, expired: bool = False) -> tuple[Path, str]:
+def certificate(folder: Path, *, expired: bool = False, label: str = "") -> tuple[Path, str]:
     """A self-signed app certificate (PEM with its key, as certificate_file takes it)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleet-smtp-app")])
@@ -93,7 +93,7 @@ def certificate(folder: Path, *, expired: bool = False) -> tuple[Path, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    path = folder / f"app-{'expired' if expired else 'valid'}.pem"
+    path = folder / f"app-{'expired' if expired else 'valid'}{label}.pem"
     path.write_text(cert_pem + key_pem, encoding="utf-8")
     return path, cert_pem
 
@@ -171,6 +171,7 @@ async def test_every_oauth_finding_through_the_cli(
     endpoint.add_app(TENANT, LabApp(APP_NOT_IN_EXCHANGE, secret=secrets["noexch"]))
     cert_file, cert_pem = certificate(tmp_path)
     expired_file, _ = certificate(tmp_path, expired=True)
+    stranger_file, _ = certificate(tmp_path, label="-not-uploaded")
     endpoint.add_app(TENANT, LabApp(APP_CERT, certificate_pem=cert_pem))
     tenant = m365.tenant
     tenant.token_endpoint = endpoint
@@ -201,6 +202,9 @@ async def test_every_oauth_finding_through_the_cli(
             device("wrong-client", port, ca, SCANNER, ms(APP_UNKNOWN)),
             device(
                 "expired-cert", port, ca, FRONTDESK, ms(APP_CERT, certificate_file=expired_file)
+            ),
+            device(
+                "cert-not-on-app", port, ca, FRONTDESK, ms(APP_CERT, certificate_file=stranger_file)
             ),
         )
         + site(
@@ -271,6 +275,9 @@ async def test_every_oauth_finding_through_the_cli(
     category, text, remedy = finding("expired-cert")
     assert "certificate expired on" in text
     assert (datetime.now(UTC) - timedelta(days=2)).date().isoformat() in text
+    category, text, remedy = finding("cert-not-on-app")
+    assert "Microsoft refused the app's certificate (AADSTS700027)" in text
+    assert "Upload the certificate" in remedy
     category, text, remedy = finding("no-send-as-app")
     assert category == "auth_failed"
     assert "no SMTP.SendAsApp permission" in text
@@ -633,3 +640,21 @@ def test_a_high_volume_email_account_of_the_same_domain_is_a_way_forward() -> No
     rows = {r.device: r for r in result.copiers}
     assert rows["mfp-a"].way_forward == "High Volume Email account hve@contoso.test at lab/hve"
     assert not rows["mfp-b"].proven
+
+
+def test_dry_run_says_which_app_the_token_comes_from(write_inventory: Callable[..., Path]) -> None:
+    oauth2 = f"provider: microsoft, tenant_id: {TENANT}, client_id: {APP_OK}, client_secret_env: S"
+    inventory = write_inventory(
+        "sites:\n"
+        + site("hq", device("mfp", 587, "ca.pem", SCANNER, oauth2)).replace(
+            'ca_file: "ca.pem", ', ""
+        )
+    )
+
+    run = run_fleet("sweep", "-i", str(inventory), "--dry-run", env=fleet_env(S="not-used"))
+
+    assert run.code == 0, run.stderr
+    assert f"as {SCANNER} (oauth2: a token from Entra ID app {APP_OK} in tenant {TENANT})" in (
+        run.stdout
+    )
+    assert "not-used" not in run.stdout + run.stderr
