@@ -111,6 +111,17 @@ async def test_validate_and_dry_run(inventory: Path) -> None:
     assert example.code == 0, example.stderr
 
 
+async def test_the_demo_and_the_schema(tmp_path: Path) -> None:
+    demo = await run_windows_like("demo", cwd=tmp_path)
+    no_traceback(demo)
+    assert demo.code == 0, demo.stderr
+    assert "5 sites: 2 critical, 2 warn, 1 ok" in demo.stdout
+    assert (tmp_path / "fleet-demo.csv").exists()
+    schema = await run_windows_like("schema")
+    assert schema.code == 0
+    assert json.loads(schema.stdout)["type"] == "object"
+
+
 async def test_a_bad_inventory_is_refused_with_exit_3(write_inventory: Callable[..., Path]) -> None:
     bad = write_inventory('sites:\n  - id: "Łódź: not an id"\n    client: 東京\n', name="bad.yaml")
     run = await run_windows_like("validate", str(bad))
@@ -135,9 +146,10 @@ async def test_stored_sweep_report_and_scan_transcript(inventory: Path, tmp_path
     assert report.code == 2
     assert SHOWN in report.stdout
     assert "DIRECT_SEND_DIRTY_IP" in report.stdout
-    history = await run_windows_like("history", "--db", str(db))
-    no_traceback(history)
-    assert history.code == 0
+    for command in (("history",), ("diff", "--format", "json"), ("prune", "--keep-days", "30")):
+        run = await run_windows_like(*command, "--db", str(db))
+        no_traceback(run)
+        assert run.code == 0, (command, run.stderr)
 
 
 async def test_scan_prints_the_transcript(
