@@ -127,12 +127,16 @@ def microsoft(
     secret_env: str | None = None,
     tenant: str = TENANT,
     certificate_file: Path | None = None,
+    private_key_file: Path | None = None,
 ) -> str:
     credential = (
         f'certificate_file: "{certificate_file}"'
         if certificate_file
         else f"client_secret_env: {secret_env}"
     )
+    if private_key_file:
+        credential += f', private_key_file: "{private_key_file}"'
+
     return (
         f"provider: microsoft, tenant_id: {tenant}, client_id: {client_id}, {credential}, "
         f'authority: "{endpoint.authority}", ca_file: "{ca_file}"'
@@ -172,6 +176,10 @@ async def test_every_oauth_finding_through_the_cli(
     cert_file, cert_pem = certificate(tmp_path)
     expired_file, _ = certificate(tmp_path, expired=True)
     stranger_file, _ = certificate(tmp_path, label="-not-uploaded")
+    # the same certificate with its key in a file of its own
+    cert_only, key_only = tmp_path / "app-cert-only.pem", tmp_path / "app-key-only.pem"
+    cert_only.write_text(cert_pem, encoding="utf-8")
+    key_only.write_text(cert_file.read_text(encoding="utf-8")[len(cert_pem) :], encoding="utf-8")
     endpoint.add_app(TENANT, LabApp(APP_CERT, certificate_pem=cert_pem))
     tenant = m365.tenant
     tenant.token_endpoint = endpoint
@@ -193,6 +201,13 @@ async def test_every_oauth_finding_through_the_cli(
             device("mfp-oauth", port, ca, SCANNER, ms(APP_OK)),
             device("mfp-oauth-2", port, ca, FRONTDESK, ms(APP_OK)),
             device("mfp-cert", port, ca, SCANNER, ms(APP_CERT, certificate_file=cert_file)),
+            device(
+                "mfp-cert-split",
+                port,
+                ca,
+                FRONTDESK,
+                ms(APP_CERT, certificate_file=cert_only, private_key_file=key_only),
+            ),
         )
         + site(
             "branch",
@@ -250,6 +265,7 @@ async def test_every_oauth_finding_through_the_cli(
     assert "OAuth works: XOAUTH2 as scanner@contoso.test" in ok["finding"]
     assert devices["mfp-oauth-2"]["category"] == "ok"
     assert devices["mfp-cert"]["category"] == "ok", devices["mfp-cert"]["finding"]
+    assert devices["mfp-cert-split"]["category"] == "ok", devices["mfp-cert-split"]["finding"]
 
     def finding(name: str) -> tuple[str, str, str]:
         d = devices[name]
