@@ -1540,8 +1540,8 @@ def classify_oauth_refusal(
             "https://mail.google.com/, and the username must be a mailbox of the domain.",
             RuleId.oauth_google_refused,
         )
-    if reply.code != 535 and reply.enhanced not in ("5.7.3", "5.7.139"):
-        return None
+    if reply.code != 535 or reply.enhanced not in ("5.7.3", None):
+        return None  # e.g. 5.7.139 for a policy: the general rules know those words
     if roles is not None and SEND_AS_APP not in roles:
         return Classification(
             Category.auth_failed,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from fleet.classify import Context, classify_oauth_refusal, make_reply
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
@@ -674,3 +675,47 @@ def test_dry_run_says_which_app_the_token_comes_from(write_inventory: Callable[.
         run.stdout
     )
     assert "not-used" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "roles", "rule"),
+    [
+        (
+            "535 5.7.3 Authentication unsuccessful [X.PROD.OUTLOOK.COM]",
+            (),
+            "oauth.send_as_app_missing",
+        ),
+        ("535 5.7.3 Authentication unsuccessful", ("SMTP.SendAsApp",), "oauth.service_principal"),
+        ("535 5.7.3 Authentication unsuccessful", None, "oauth.service_principal"),
+        (
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for "
+            "the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.",
+            ("SMTP.SendAsApp",),
+            "oauth.smtp_auth_disabled",
+        ),
+        (
+            "535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to "
+            "be authenticated successfully. Contact your administrator.",
+            ("SMTP.SendAsApp",),
+            None,
+        ),
+        ("451 4.7.0 Temporary server error", ("SMTP.SendAsApp",), None),
+    ],
+)
+def test_an_xoauth2_refusal_is_read_with_the_token_roles(
+    text: str, roles: tuple[str, ...] | None, rule: str | None
+) -> None:
+    code, _, rest = text.partition(" ")
+    reply = make_reply(int(code), rest)
+    context = Context(
+        mode=Mode.submission,
+        host="smtp.office365.com",
+        port=587,
+        authenticated=True,
+        username=SCANNER,
+        provider="microsoft",
+    )
+
+    found = classify_oauth_refusal(reply, context, roles=roles, client_id=APP_OK, tenant_id=TENANT)
+
+    assert (found.rule if found else None) == rule
