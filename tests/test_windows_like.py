@@ -122,6 +122,16 @@ async def test_the_demo_and_the_schema(tmp_path: Path) -> None:
     assert json.loads(schema.stdout)["type"] == "object"
 
 
+async def test_a_log_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    log = tmp_path / "gone" / "agent.log"
+    run = await run_windows_like(
+        "--log-file", str(log), "validate", str(ROOT / "inventory.example.yaml")
+    )
+    no_traceback(run)
+    assert run.code == 3
+    assert f"fleet: cannot write the log file {log}: No such file or directory" in run.stderr
+
+
 async def test_a_bad_inventory_is_refused_with_exit_3(write_inventory: Callable[..., Path]) -> None:
     bad = write_inventory('sites:\n  - id: "Łódź: not an id"\n    client: 東京\n', name="bad.yaml")
     run = await run_windows_like("validate", str(bad))

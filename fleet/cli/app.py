@@ -72,7 +72,10 @@ def setup_logging(debug: bool, log_file: str | None, secrets: Secrets) -> None:
     level = logging.DEBUG if debug else logging.WARNING
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        try:
+            handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        except OSError as exc:  # e.g. the scheduled task's log folder was removed
+            raise Failure(f"cannot write the log file {log_file}: {exc.strerror or exc}") from None
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(ScrubFilter(secrets))
