@@ -503,6 +503,10 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.big and 10000 not in sizes:
         sizes.append(10000)
+    # fleet as an installed package runs: its modules byte-compiled once (an environment with
+    # PYTHONDONTWRITEBYTECODE would have every run compile them from source again).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "fleet")], check=True)
     startup_run = run_measured([sys.executable, "-m", "fleet", "--version"], dict(os.environ))
     bare_startup = run_measured(
         [sys.executable, "-c", "import aiosmtplib, asyncio, ssl, json"], dict(os.environ)

@@ -149,11 +149,14 @@ def sweep(
     db: str | None,
 ) -> int:
     """Sweep the inventory's sites: SMTP conversations from each site's egress, and blocklists."""
-    from fleet.cli.central import check_push
     from fleet.plan import describe
 
     path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
-    agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
+    agent = None
+    if push_url is not None:  # the server and HTTP modules load only for agents that push
+        from fleet.cli.central import check_push
+
+        agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
     if dry_run:
         write_output(describe(plan) + "\n", output)
         return 0
