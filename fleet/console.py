@@ -9,6 +9,7 @@ UnicodeEncodeError. What the console cannot show is replaced ("?") instead.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import sys
 from collections.abc import Iterator
@@ -36,19 +37,30 @@ codecs.register_error("fleet-json-escape", _json_escape)
 
 
 @contextmanager
-def json_escapes_on_stdout() -> Iterator[None]:
-    """JSON for machines loses nothing on a legacy code page: on a stdout that is not UTF-8
-    it is written in ASCII, each other character as a \\uXXXX escape, which every JSON
-    reader turns back into that character (JSON has characters beyond ASCII only inside
-    strings, where escapes mean the same). ASCII reads the same in UTF-8 and in any code
-    page, so the file an RMM captures is valid UTF-8 JSON."""
+def ascii_on_stdout(errors: str) -> Iterator[None]:
+    """A machine format loses nothing on a legacy code page: on a stdout that is not UTF-8
+    it is written in ASCII, each other character escaped by the `errors` handler in the
+    format's own syntax. ASCII reads the same in UTF-8 and in any code page, so what an RMM
+    or a redirect captures is valid UTF-8 too."""
     stream = sys.stdout
     if not isinstance(stream, io.TextIOWrapper) or codecs.lookup(stream.encoding).name == "utf-8":
         yield
         return
-    encoding, errors = stream.encoding, stream.errors
-    stream.reconfigure(encoding="ascii", errors="fleet-json-escape")
+    encoding, previous = stream.encoding, stream.errors
+    stream.reconfigure(encoding="ascii", errors=errors)
     try:
         yield
     finally:
-        stream.reconfigure(encoding=encoding, errors=errors)
+        stream.reconfigure(encoding=encoding, errors=previous)
+
+
+def json_escapes_on_stdout() -> contextlib.AbstractContextManager[None]:
+    """JSON: \\uXXXX escapes, which every JSON reader turns back into the character (JSON
+    has characters beyond ASCII only inside strings, where escapes mean the same)."""
+    return ascii_on_stdout("fleet-json-escape")
+
+
+def html_escapes_on_stdout() -> contextlib.AbstractContextManager[None]:
+    """HTML: character references (&#321;); fleet's pages put remote text only in elements
+    and attributes, where references mean the character (never in <script> or <style>)."""
+    return ascii_on_stdout("xmlcharrefreplace")

@@ -8,6 +8,7 @@ transcript and the reports must print them with replacement characters, never fa
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import signal
 import sqlite3
@@ -156,6 +157,11 @@ async def test_stored_sweep_report_and_scan_transcript(inventory: Path, tmp_path
     assert report.code == 2
     assert SHOWN in report.stdout
     assert "DIRECT_SEND_DIRTY_IP" in report.stdout
+    page = await run_windows_like("report", "--db", str(db), "--last", "--format", "html")
+    no_traceback(page)
+    assert page.code == 2
+    assert "&#321;&#243;d&#378;" in page.stdout  # lossless: the page says Łódź
+    assert CLIENT in html.unescape(page.stdout)
     for command in (("history",), ("diff", "--format", "json"), ("prune", "--keep-days", "30")):
         run = await run_windows_like(*command, "--db", str(db))
         no_traceback(run)

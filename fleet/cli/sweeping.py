@@ -31,7 +31,7 @@ from fleet.cli.app import (
     write_output,
     write_stream,
 )
-from fleet.console import json_escapes_on_stdout
+from fleet.console import html_escapes_on_stdout, json_escapes_on_stdout
 from fleet.report import FORMATS
 
 if TYPE_CHECKING:
@@ -403,7 +403,8 @@ def emit(
         return
     if result_format == "html":
         history = trends(store, result.sweep.started_at) if store is not None else None
-        write_output(render("html", result, history=history), output)
+        with html_escapes_on_stdout():
+            write_output(render("html", result, history=history), output)
         return
     text = render(result_format, result, detail=detail, colour=colour_wanted(output))
     write_output(text, output)
