@@ -39,8 +39,6 @@ from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
 from fleet.store import SiteHistoryRow, Store, StoreError
 
 RESULTS_PATH = "/api/v1/results"
-DEFAULT_LISTEN = "127.0.0.1:8025"
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # one site's result is tens of kilobytes
 DEFAULT_MAX_INFLIGHT = 16
 BODY_TIMEOUT_S = 60.0  # an agent that stops sending mid-body does not hold a slot for ever
 PAGE_REFRESH_S = 60
@@ -66,7 +64,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     """HOST:PORT, with an IPv6 host in brackets ([::1]:8025)."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ListenError(f"--listen {value!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
+        raise ListenError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8025")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
@@ -91,7 +89,7 @@ class Central:
     inventory: Inventory
     db_path: str
     keys: SiteKeys
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_body_bytes: int
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     body_timeout_s: float = BODY_TIMEOUT_S
     _writer: ThreadPoolExecutor = field(init=False)

@@ -617,7 +617,11 @@ async def test_a_body_that_stalls_is_dropped_and_stores_nothing(
     # Given the central in this process, with a short body timeout
     db = tmp_path / "c.db"
     central = Central(
-        load_inventory(str(inventory)), str(db), SiteKeys(MASTER.encode()), body_timeout_s=0.5
+        load_inventory(str(inventory)),
+        str(db),
+        SiteKeys(MASTER.encode()),
+        max_body_bytes=65536,
+        body_timeout_s=0.5,
     )
     port = free_port()
     config = uvicorn.Config(central.app(), host="127.0.0.1", port=port, log_config=None)

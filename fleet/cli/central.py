@@ -27,23 +27,19 @@ from fleet.report import render
 from fleet.report.json_report import write_json
 from fleet.report.sanitize import for_terminal
 from fleet.results import SweepResult, SweepView
-from fleet.serve import (
-    DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES,
-    Central,
-    ListenError,
-    ensure_tls_files,
-    parse_listen,
-    run_central,
-)
 from fleet.store import StoreError, default_db_path
+
+# The contract's defaults. fleet.serve (Starlette, uvicorn) is imported only by `fleet serve`:
+# `sweep --push` and `push` start without it.
+LISTEN_DEFAULT = "127.0.0.1:8025"
+MAX_BODY_BYTES_DEFAULT = 8 * 1024 * 1024  # one site's result is tens of kilobytes
 
 
 @cli.command()
 @inventory_option
 @db_option
 @click.option(
-    "--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT", help="Address."
+    "--listen", default=LISTEN_DEFAULT, show_default=True, metavar="HOST:PORT", help="Address."
 )
 @click.option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate (PEM).")
 @click.option("--tls-key", metavar="FILE", help="The certificate's private key (PEM).")
@@ -51,7 +47,7 @@ from fleet.store import StoreError, default_db_path
 @click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1024),
-    default=DEFAULT_MAX_BODY_BYTES,
+    default=MAX_BODY_BYTES_DEFAULT,
     show_default=True,
     help="Larger results are refused (413).",
 )
@@ -65,6 +61,8 @@ def serve(
     max_body_bytes: int,
 ) -> int:
     """Receive the agents' results (POST /api/v1/results) and show the latest of every site."""
+    from fleet.serve import Central, ListenError, ensure_tls_files, parse_listen, run_central
+
     _, inv = load_or_fail(inventory)
     keys = central_keys(master_key_file, warn=False)
     if not keys.checks:
