@@ -45,6 +45,15 @@ def is_microsoft(host: str, texts: list[str] = []) -> bool:  # noqa: B006 (never
     return name.endswith(_HOST_SUFFIXES) or any(w in t for t in texts for w in _OWN_WORDS)
 
 
+# High Volume Email keeps Basic AUTH until September 2028 (internal recipients only): a
+# password there is not retiring with client submission, and it is a way forward.
+HVE_HOSTS = ("smtp-hve.office365.com", "smtp.hve.mx.microsoft")
+
+
+def is_hve(host: str) -> bool:
+    return host.lower().rstrip(".") in HVE_HOSTS
+
+
 def is_submission_host(host: str) -> bool:
     return host.lower().rstrip(".") in SUBMISSION_HOSTS
 

@@ -335,6 +335,7 @@ def _basic_auth_retiring(f: _Facts) -> list[_Found]:
         if d.uses_password
         and d.mode is Mode.submission
         and m365.is_microsoft(d.conversation.host, _banners(d.conversation))
+        and not m365.is_hve(d.conversation.host)
         and d.conversation.category is not Category.auth_disabled
     ]
     if not retiring:

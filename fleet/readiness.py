@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet import m365
 from fleet.results import Category, SiteResult
 
-HVE_HOSTS = ("smtp-hve.office365.com", "smtp.hve.mx.microsoft")
 RETIRING_FLAG = "BASIC_AUTH_RETIRING"
 
 
@@ -66,7 +66,7 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
                 continue
             if device.login == "oauth2":
                 oauth_proven.setdefault(mailbox, where)
-            elif device.host.lower() in HVE_HOSTS:
+            elif m365.is_hve(device.host):
                 hve_proven.setdefault(_domain(mailbox), f"{mailbox} at {where}")
     rows = []
     for site, device_id, mailbox, host in at_risk:

@@ -28,7 +28,7 @@ from fleet.classify import Context, classify_oauth_refusal, make_reply
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
-from fleet.lab.smtp import Mailbox, Tenant, google_smtp
+from fleet.lab.smtp import LabSmtpServer, M365SubmissionHandler, Mailbox, Tenant, google_smtp
 from fleet.readiness import readiness
 from fleet.results import (
     Category,
@@ -719,3 +719,55 @@ def test_an_xoauth2_refusal_is_read_with_the_token_roles(
     found = classify_oauth_refusal(reply, context, roles=roles, client_id=APP_OK, tenant_id=TENANT)
 
     assert (found.rule if found else None) == rule
+
+
+async def test_a_password_to_high_volume_email_is_not_at_risk_and_proves_its_domain(
+    m365: M365Lab,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    # Given smtp-hve.office365.com (the lab's DNS points it at loopback), where an HVE account
+    # logs in with a password, and a copier of the same domain on client submission
+    lab_dns.add("smtp-hve.office365.com", "A", "127.0.0.1")
+    tenant = m365.tenant
+    tenant.mailboxes[SCANNER] = Mailbox(password="pw")
+    tenant.mailboxes["hve-scan@contoso.test"] = Mailbox(password="pw")
+    handler = M365SubmissionHandler(tenant)
+    hve = LabSmtpServer(
+        handler,
+        hostname="SN4PR0501CA0001.outlook.office365.com",
+        tls_context=certs.server_context("smtp-hve.office365.com"),
+        authenticator=handler.authenticate,
+        auth_exclude=("PLAIN",),
+    )
+    port = await hve.start()
+    ca = str(certs.ca_file)
+    hve_device = device("hve-account", port, ca, "hve-scan@contoso.test").replace(
+        "host: localhost", "host: smtp-hve.office365.com"
+    )
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
+        + site("hq", device("mfp", m365.submission.port, ca, SCANNER), hve_device)
+    )
+    db = tmp_path / "fleet.db"
+    env = fleet_env(FLEET_OAUTH_TEST_PASSWORD="pw")
+    try:
+        # When it is swept, and the readiness view asked for
+        sweep = await run_fleet_async("sweep", "-i", str(inventory), "--db", str(db), env=env)
+        view = await run_fleet_async(
+            "report", "--last", "--db", str(db), "--readiness", "--format", "json", env=env
+        )
+    finally:
+        await hve.stop()
+
+    # Then only the submission copier is at risk, with HVE as its proven way forward
+    assert "BASIC_AUTH_RETIRING" in sweep.stdout, sweep.stdout + sweep.stderr
+    body = json.loads(view.stdout)
+    assert (body["at_risk"], body["proven"]) == (1, 1), body
+    (row,) = body["copiers"]
+    assert row["device"] == "mfp"
+    assert row["way_forward"] == (
+        "High Volume Email account hve-scan@contoso.test at hq/hve-account"
+    )
