@@ -563,6 +563,14 @@ async def test_serve_refuses_to_run_open_or_misconfigured(inventory: Path, tmp_p
     )
     assert run.code == 3
     assert "give --tls-cert and --tls-key together" in run.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = await run_fleet_async(
+        "serve", "-i", str(inventory), "--db", str(blocker / "c.db"), env=central
+    )
+    assert run.code == 3
+    assert "cannot open the store" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 async def test_the_page_follows_the_store_whoever_writes_it(

@@ -19,6 +19,7 @@ from fleet.cli.app import (
     db_option,
     inventory_option,
     load_or_fail,
+    open_store,
     spool_option,
 )
 from fleet.cli.keys import central_keys, master_key_option
@@ -82,6 +83,7 @@ def serve(
     logging.getLogger("fleet.access").setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
     db_path = db or default_db_path()
+    open_store(db_path).close()  # an unusable store is a clear error before serving
     central = Central(inv, db_path, keys, max_body_bytes=max_body_bytes)
     scheme = "https" if tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
