@@ -3,7 +3,8 @@
 On Windows, output redirected to a file or an RMM agent's pipe (and consoles of older
 Pythons) is encoded in the ANSI or OEM code page (cp1252, cp437) with errors="strict": one
 server reply in another script, or an ellipsis in the table, would end the command with
-UnicodeEncodeError. What the console cannot show is replaced ("?") instead.
+UnicodeEncodeError. What the console cannot show is replaced ("?") instead; JSON and HTML,
+which machines read back, are escaped in their own syntax instead, losing nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 
 def tolerate_legacy_code_pages() -> None:
+    """For people's output (table, transcript, progress bar, messages): "?" for what the
+    code page lacks."""
     for stream in (sys.stdout, sys.stderr):
         # Only real text streams can be reconfigured (a test runner's capture may not be).
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
@@ -36,7 +38,7 @@ def _json_escape(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("fleet-json-escape", _json_escape)
 
 
-@contextmanager
+@contextlib.contextmanager
 def ascii_on_stdout(errors: str) -> Iterator[None]:
     """A machine format loses nothing on a legacy code page: on a stdout that is not UTF-8
     it is written in ASCII, each other character escaped by the `errors` handler in the
