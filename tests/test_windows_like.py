@@ -138,7 +138,8 @@ async def test_a_bad_inventory_is_refused_with_exit_3(write_inventory: Callable[
     run = await run_windows_like("validate", str(bad))
     no_traceback(run)
     assert run.code == 3
-    assert "problem" in run.stderr
+    assert "; nothing was probed" in run.stderr
+    assert "\\u0141" in run.stderr  # stderr shows what cp1252 lacks as an escape, as Windows does
 
 
 async def test_stored_sweep_report_and_scan_transcript(inventory: Path, tmp_path: Path) -> None:
