@@ -403,7 +403,7 @@ async def test_a_push_cut_off_mid_body_stores_nothing_and_is_retried(
         await server.stop(signal.SIGKILL)
         # Then the agent keeps the file and says so
         run = await agent_run
-        assert run.code == 0, run.stderr
+        assert run.code == 3, run.stderr
         assert "1 result(s) wait in the spool" in run.stderr
         assert waiting.exists()
 

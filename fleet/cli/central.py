@@ -103,13 +103,18 @@ def serve(
 @click.argument("url")
 @spool_option
 def push(url: str, spool: str | None) -> int:
-    """Deliver the spooled results to the central at URL, oldest first."""
+    """Deliver the spooled results to the central at URL, oldest first.
+
+    Exit 0 when the spool is empty afterwards, 3 while results wait (the central refused
+    one, or could not be reached)."""
     agent = _agent_push(url, spool)
     if not agent.spool.pending():
         click.echo(f"nothing to deliver: the spool {agent.spool.folder} is empty", err=True)
         return 0
     agent.deliver()
-    return EXIT_UNKNOWN if agent.refused else 0
+    # Exit 3 while anything is left (refused, or the central unreachable): a job running
+    # `fleet push` on its own then shows that the results have not arrived.
+    return EXIT_UNKNOWN if agent.spool.pending() else 0
 
 
 @dataclass
