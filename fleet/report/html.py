@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
@@ -391,7 +391,7 @@ def _trend(
     A point of this sweep (same id) is this result: it is not counted twice. Sweeps after
     this result (re-rendering an old sweep) are left out."""
     marks = [
-        TrendMark(p.sweep_id, p.started_at[:16].replace("T", " "), p.verdict, p.complete)
+        TrendMark(p.sweep_id, p.started_at[:16].replace("T", " ") + " UTC", p.verdict, p.complete)
         for p in points
         if p.sweep_id != info.id and not _after(p.started_at, site.started_at)
     ]
@@ -400,10 +400,12 @@ def _trend(
 
 
 def _after(stamp: str, moment: datetime) -> bool:
+    """Whether a stored UTC time stamp is later than `moment`."""
     try:
-        return datetime.fromisoformat(stamp) > moment
+        when = datetime.fromisoformat(stamp)
     except ValueError:
         return False
+    return when.replace(tzinfo=when.tzinfo or UTC) > moment.replace(tzinfo=moment.tzinfo or UTC)
 
 
 def _trend_label(marks: Sequence[TrendMark]) -> str:
