@@ -67,6 +67,7 @@ async def sweep_json(inventory: Path, db: Path, *extra: str) -> tuple[int, Sweep
     return run.code, SweepResult.model_validate_json(run.stdout)
 
 
+@pytest.mark.slow  # several seconds
 async def test_listing_then_delisting_are_reported_as_changes(
     inventory: Path, lab_dns: LabDns, m365: M365Lab, tmp_path: Path
 ) -> None:
@@ -141,6 +142,7 @@ async def test_report_rerenders_a_stored_sweep_as_csv(inventory: Path, tmp_path:
     assert text.count("\n") == 1 + len(result.sites)
 
 
+@pytest.mark.slow  # several seconds
 async def test_a_killed_sweep_keeps_finished_sites_and_the_next_one_runs(
     lab_dns: LabDns, certs: object, write_inventory: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -206,6 +208,7 @@ def _count(db: Path, query: str) -> int:
         return 0
 
 
+@pytest.mark.slow  # several seconds
 async def test_two_sweeps_on_one_store_never_overlap(
     lab_dns: LabDns, certs: object, write_inventory: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -232,6 +235,7 @@ async def test_two_sweeps_on_one_store_never_overlap(
         await slow.stop()
 
 
+@pytest.mark.slow  # several seconds
 async def test_agent_results_are_ingested_and_bad_ones_refused(
     inventory: Path, tmp_path: Path
 ) -> None:

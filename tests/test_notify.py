@@ -289,6 +289,7 @@ async def test_a_dead_relay_is_a_clear_error_and_the_sweep_stays_stored(
     assert "notify --last" not in err
 
 
+@pytest.mark.slow  # several seconds
 async def test_notify_last_resends_through_a_webhook_in_each_format(
     lab_dns: LabDns,
     m365: M365Lab,

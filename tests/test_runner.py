@@ -136,6 +136,7 @@ async def test_a_dead_proxy_is_egress_unreachable_not_an_smtp_failure(
     assert m365.mx.stats.connections == 0
 
 
+@pytest.mark.slow  # several seconds
 @pytest.mark.parametrize(
     ("concurrency", "expect"),
     [
@@ -275,6 +276,7 @@ async def test_stop_finishes_running_sites_and_marks_the_sweep_incomplete(
         await slow.stop()
 
 
+@pytest.mark.slow  # several seconds
 async def test_sigterm_stops_the_command_promptly_with_what_finished(
     certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
 ) -> None:

@@ -25,8 +25,9 @@ from fleet.inventory import BlocklistZone
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import Mailbox
+from fleet.plan import zones_from_inventory
 from fleet.probes.dnsbl import BlocklistProbe
-from fleet.probes.dnsbl_zones import DQS_ZONE, reverse_name, zones_from_inventory
+from fleet.probes.dnsbl_zones import DQS_ZONE, reverse_name
 from fleet.results import BlocklistStatus
 
 from .conftest import M365Lab, Run, fleet_env, run_fleet_async
@@ -81,6 +82,7 @@ def site(site_id: str, port: int, ca_file: str, mechanism: str | None = None) ->
     )
 
 
+@pytest.mark.slow  # several seconds
 async def test_canary_secrets_appear_in_no_output_log_or_store(
     m365: M365Lab,
     lab_dns: LabDns,
