@@ -17,12 +17,12 @@ import json
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from fleet.errors import AgentKeyError, IngestError, Refusal
 from fleet.inventory import Inventory
 from fleet.report.sanitize import for_terminal
 from fleet.results import SiteResult, SweepInfo, SweepResult
@@ -32,28 +32,6 @@ MASTER_KEY_ENV = "FLEET_AGENT_MASTER_KEY"
 # Versioned, so the derivation can change without an old site key passing for a new one.
 _DERIVATION_LABEL = b"fleet agent key v1\0"
 _MASTER_KEY_MIN_CHARS = 16
-
-
-class Refusal(StrEnum):
-    """Why a result is refused; the central server answers each with its own HTTP status."""
-
-    invalid = "invalid"  # not a fleet result, damaged, or not acceptable as it is
-    unsigned = "unsigned"  # no signature, and the central has a master key
-    bad_signature = "bad_signature"  # signed, but not with the key of any site it names
-    wrong_site = "wrong_site"  # signed with another site's key
-    unknown_site = "unknown_site"  # a site (or client) the inventory does not know
-
-
-class IngestError(Exception):
-    """An agent result that must not be stored, with the reason."""
-
-    def __init__(self, message: str, refusal: Refusal = Refusal.invalid) -> None:
-        super().__init__(message)
-        self.refusal = refusal
-
-
-class AgentKeyError(Exception):
-    """The central's master key cannot be read or is unusable."""
 
 
 def derive_site_key(master: bytes, site_id: str) -> str:

@@ -25,6 +25,7 @@ import aiosmtplib
 
 from fleet import m365
 from fleet.credentials import REDACTED
+from fleet.errors import EgressError, ProbeTimeout
 from fleet.results import Category, Mode, Reply, Stage, StageStatus
 
 # ---- parsing ----------------------------------------------------------------------------
@@ -1703,19 +1704,6 @@ class Fault:
     detail: str
     reply: Reply | None = None
     rule: RuleId | None = None
-
-
-class EgressError(Exception):
-    """The site's egress (SOCKS5 proxy, bind address) failed, or reported the target unreachable."""
-
-    def __init__(self, category: Category, detail: str) -> None:
-        super().__init__(detail)
-        self.category = category
-        self.detail = detail
-
-
-class ProbeTimeout(Exception):
-    """A stage or the site ran out of its time budget."""
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from fleet.errors import SecretError
+
 REDACTED = "****"
 
 log = logging.getLogger("fleet.credentials")
@@ -46,10 +48,6 @@ _STRIDE = 4
 _LINE_PREFIX = re.compile(r"^\s*(?:\d{3}[ -])?\s*(?:[245]\.\d{1,3}\.\d{1,3}\s+)?")
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class SecretError(Exception):
-    """A configured secret could not be read (unset variable, missing file)."""
 
 
 @dataclass(frozen=True)

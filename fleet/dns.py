@@ -16,7 +16,6 @@ second answer; only if it also times out is the answer a timeout.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 import socket
@@ -26,6 +25,9 @@ from enum import StrEnum
 import aiodns
 import pycares
 from aiodns import error as dns_error
+
+from fleet.errors import NameserverError
+from fleet.net import is_ip, join_host_port, split_host_port
 
 log = logging.getLogger("fleet.dns")
 
@@ -249,18 +251,12 @@ def _type_name(qtype: int) -> str:
     return str(qtype)
 
 
-class NameserverError(ValueError):
-    """A nameserver given by name that the system resolver cannot turn into an address."""
-
-
 def nameserver_addresses(servers: list[str]) -> list[str]:
     """The inventory's nameservers as c-ares wants them: names (`dns.msp.lan`,
     `localhost:5353`) become their system-resolver address, IPv4 first; addresses stay."""
     out = []
     for server in servers:
-        host, port = server, None
-        if not server.startswith("[") and server.count(":") == 1:
-            host, port = server.split(":")
+        host, port = split_host_port(server)
         if server.startswith("[") or is_ip(host):
             out.append(server)
             continue
@@ -276,27 +272,5 @@ def nameserver_addresses(servers: list[str]) -> list[str]:
         if port is None:
             out.append(address)
         else:
-            out.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+            out.append(join_host_port(address, port))
     return out
-
-
-def unmapped(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The address; an IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as the
-    IPv4 address it is. Raises ValueError for what is not an IP address."""
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=4096)
-def family_of(address: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio import Proxy
 
-from fleet.classify import EgressError
-from fleet.dns import Dns, Outcome, family_of
+from fleet.dns import Dns, Outcome
+from fleet.errors import EgressError
 from fleet.inventory import SiteEgress
+from fleet.net import family_of
 from fleet.results import Category, EgressTransport
 
 # Opens a TCP connection to (host, port) within a timeout and returns the socket.
@@ -34,15 +35,9 @@ _DESTINATION_REPLIES = {
 }
 
 
-def transport_of(egress: SiteEgress) -> EgressTransport:
-    if egress.via.startswith("socks5://"):
-        return EgressTransport.socks5
-    return EgressTransport.bind if egress.bind else EgressTransport.direct
-
-
 def make_opener(egress: SiteEgress, dns: Dns) -> Opener:
     """The way out for one site's conversations."""
-    if transport_of(egress) is EgressTransport.socks5:
+    if egress.transport is EgressTransport.socks5:
         return _socks5_opener(egress.via, egress.bind)
     return _direct_opener(egress.bind, dns)
 

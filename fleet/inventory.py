@@ -27,12 +27,12 @@ from pydantic import (
 )
 
 from fleet.credentials import SecretSource
-from fleet.results import ListingSeverity, Mode, Security
+from fleet.errors import InventoryError, SourceError, YamlLoadError
+from fleet.net import join_host_port, split_host_port
+from fleet.results import EgressTransport, ListingSeverity, Mode, Security
 from fleet.yaml_source import (
     Path,
-    SourceError,
     SourceMap,
-    YamlLoadError,
     format_path,
     load_yaml,
 )
@@ -99,14 +99,10 @@ def _nameserver(value: str) -> str:
     """`host` or `host:port` (IPv6 as `[::1]:53`), normalised for c-ares. A host name is
     kept as written and resolved once when a sweep starts (c-ares wants addresses)."""
     text = str(value).strip()
-    host, port = text, None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"must be a host or host:port, got '{value}'")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
+    try:
+        host, port = split_host_port(text)
+    except ValueError:
+        raise ValueError(f"must be a host or host:port, got '{value}'") from None
     if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):
         raise ValueError(f"port must be 1-65535, got '{port}'")
     try:
@@ -118,7 +114,7 @@ def _nameserver(value: str) -> str:
         return name if port is None else f"{name}:{port}"
     if port is None:
         return str(address)
-    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+    return join_host_port(str(address), port)
 
 
 _ADDR_RE = re.compile(r"^[^\s<>@\"(),;:\\]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$")
@@ -471,6 +467,13 @@ class SiteEgress(Strict):
     bind: IpAddress | None = None
     ip: IpAddress | None = None
 
+    @property
+    def transport(self) -> EgressTransport:
+        """How the site's traffic leaves: through a SOCKS5 proxy, from a bound address, or direct."""
+        if self.via.startswith("socks5://"):
+            return EgressTransport.socks5
+        return EgressTransport.bind if self.bind else EgressTransport.direct
+
 
 class Site(Strict):
     id: Slug
@@ -622,14 +625,6 @@ class Inventory(InventoryHead):
 
 
 # ---- loading ----------------------------------------------------------------------------
-
-
-class InventoryError(Exception):
-    """The inventory could not be used; `errors` lists every problem found."""
-
-    def __init__(self, errors: list[SourceError]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = errors
 
 
 # Keys that would hold a secret: rejected wherever they appear, with the right advice.

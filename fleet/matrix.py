@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from fleet import m365
 from fleet.classify import OAUTH_TOKEN_RULE_PREFIX, RuleId
-from fleet.dns import is_ip
+from fleet.net import is_ip
 from fleet.results import (
     SEVERITY_ORDER,
     BlocklistResult,

@@ -26,7 +26,8 @@ import aiosmtplib
 import httpx
 
 from fleet.changes import SiteDigest, compare
-from fleet.credentials import SecretError, Secrets, SecretSource
+from fleet.credentials import Secrets, SecretSource
+from fleet.errors import NotifyError, SecretError
 from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
 from fleet.report.html import render_email_html
@@ -35,10 +36,6 @@ from fleet.report.summary import top, verdict_counts
 from fleet.results import Change, Security, Severity, SweepResult, SweepView, Verdict
 
 log = logging.getLogger("fleet.notify")
-
-
-class NotifyError(Exception):
-    """An alert could not be delivered (the sweep itself is already stored)."""
 
 
 def alert_changes(result: SweepResult | SweepView) -> list[Change]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from fleet.egress import transport_of
-from fleet.inventory import Auth, Device, Inventory, Site, SmtpSettings
+from fleet.credentials import SecretSource
+from fleet.errors import PlanError
+from fleet.inventory import Auth, BlocklistZone, Device, Inventory, Site, SmtpSettings
 from fleet.oauth import MICROSOFT_AUTHORITY, TokenRequest
-from fleet.probes.dnsbl_zones import Zone, zones_from_inventory
-from fleet.probes.smtp import ConversationSpec
+from fleet.probes.dnsbl_zones import DQS_ZONE, KINDS, CodeMeaning, Zone
+from fleet.probes.spec import ConversationSpec
 from fleet.results import EgressTransport
 
 
@@ -37,7 +38,7 @@ class SitePlan:
 
     @property
     def transport(self) -> EgressTransport:
-        return transport_of(self.site.egress)
+        return self.site.egress.transport
 
     @property
     def declared_ip(self) -> str | None:
@@ -80,10 +81,6 @@ class SweepPlan:
             lookups=len(declared) * len(self.zones),
             self_tests=2 * len(self.zones),
         )
-
-
-class PlanError(Exception):
-    """The filters select nothing, or name sites that do not exist."""
 
 
 def default_ehlo_name() -> str:
@@ -177,6 +174,35 @@ def select_sites(
     if not chosen:
         raise PlanError("the filters select no site")
     return chosen
+
+
+def zones_from_inventory(blocklists: list[BlocklistZone]) -> list[Zone]:
+    """The inventory's blocklists with their meaning maps (inventory codes override)."""
+    zones = []
+    for entry in blocklists:
+        defaults = KINDS[entry.kind]
+        codes = dict(defaults.codes)
+        for code, meaning in entry.codes.items():
+            codes[code] = CodeMeaning(meaning.list, meaning.meaning, meaning.severity)
+        key = None
+        if entry.kind == "spamhaus-dqs":
+            key = SecretSource(env=entry.key_env, file=entry.key_file)
+            # The key goes in front of the zone only when querying: `<ip>.<key>.<zone>`.
+            display = entry.zone or DQS_ZONE
+        else:
+            display = entry.zone or ""
+        zones.append(
+            Zone(
+                display=display,
+                name=entry.name or defaults.name or display,
+                kind=entry.kind,
+                codes=codes,
+                delist=entry.delist or defaults.delist,
+                key=key,
+                spamhaus=defaults.spamhaus,
+            )
+        )
+    return zones
 
 
 def plan_sweep(

@@ -24,14 +24,11 @@ import httpx
 import platformdirs
 
 from fleet import __version__
+from fleet.errors import PushError
 
 RESULTS_PATH = "/api/v1/results"
 PUSH_TIMEOUT_S = 60.0
 _UNSAFE_NAME = re.compile(r"[^0-9A-Za-z._-]")
-
-
-class PushError(Exception):
-    """The push cannot be attempted at all (a bad URL, an unusable spool folder)."""
 
 
 def default_spool_dir() -> Path:

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 
 from fleet import __version__
 from fleet.credentials import Secrets
-from fleet.dns import Dns, NameserverError, nameserver_addresses
+from fleet.dns import Dns, nameserver_addresses
 from fleet.egress import make_opener
+from fleet.errors import NameserverError
 from fleet.matrix import DeviceObservation, SiteObservation, assess
 from fleet.oauth import TokenBroker
 from fleet.plan import SitePlan, SweepPlan

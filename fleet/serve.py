@@ -32,11 +32,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet import __version__
-from fleet.agent import IngestError, Refusal, SiteKeys, read_agent_result
+from fleet.agent import SiteKeys, read_agent_result
+from fleet.errors import IngestError, ListenError, Refusal, StoreError
 from fleet.inventory import Inventory
 from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
 from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
-from fleet.store import SiteHistoryRow, Store, StoreError
+from fleet.store import SiteHistoryRow, Store
 
 RESULTS_PATH = "/api/v1/results"
 DEFAULT_MAX_INFLIGHT = 16
@@ -54,10 +55,6 @@ STATUS_FOR_REFUSAL = {
     Refusal.wrong_site: 403,
     Refusal.unknown_site: 403,
 }
-
-
-class ListenError(ValueError):
-    """A --listen value that is not HOST:PORT."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:

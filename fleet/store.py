@@ -23,8 +23,9 @@ from typing import Any, ParamSpec, TypeVar
 import platformdirs
 
 from fleet.changes import SiteDigest, compare_digests
+from fleet.errors import LockHeld, StoreError
 from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView, Verdict
-from fleet.store_lock import LockHeld, StoreLock
+from fleet.store_lock import StoreLock
 
 DB_ENV = "FLEET_DB"
 
@@ -57,10 +58,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX site_results_site ON site_results (site, finished_at);
     """,
 )
-
-
-class StoreError(Exception):
-    """The store cannot be used (unwritable, corrupt, locked, a duplicate)."""
 
 
 P = ParamSpec("P")

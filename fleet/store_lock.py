@@ -13,9 +13,7 @@ import os
 import sqlite3
 from datetime import UTC, datetime
 
-
-class LockHeld(Exception):
-    """Another process holds the lock; the message says who (pid, what, since when)."""
+from fleet.errors import LockHeld
 
 
 class StoreLock:

@@ -15,31 +15,11 @@ from typing import Any
 
 import yaml
 
+from fleet.errors import Position, SourceError, YamlLoadError
+
 Path = tuple[str | int, ...]
 # libyaml and pure-Python PyYAML give marks of two classes with the same fields.
 Mark = Any
-
-
-@dataclass(frozen=True)
-class Position:
-    line: int  # 1-based
-    column: int  # 1-based
-
-
-@dataclass(frozen=True)
-class SourceError:
-    """One problem found in a source file, already in words a technician understands."""
-
-    file: str
-    position: Position | None
-    path: str  # e.g. sites[2].devices[0].smtp.port ("" for the whole file)
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.position is not None:
-            where = f"{where}:{self.position.line}:{self.position.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
 def _packed(mark: Mark) -> int:
@@ -76,12 +56,6 @@ def format_path(path: Path) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-class YamlLoadError(Exception):
-    def __init__(self, errors: list[SourceError]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = errors
 
 
 _KEY_RE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w.-]*)\s*:")

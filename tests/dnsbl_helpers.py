@@ -17,8 +17,9 @@ from typing import Any
 
 from fleet.dns import Dns
 from fleet.inventory import BlocklistZone
+from fleet.plan import zones_from_inventory
 from fleet.probes.dnsbl import BlocklistProbe
-from fleet.probes.dnsbl_zones import Zone, zones_from_inventory
+from fleet.probes.dnsbl_zones import Zone
 from fleet.results import BlocklistResult, BlocklistStatus
 
 TIMEOUT_S = 0.3  # per DNS attempt in these tests: small, so faults cost little time

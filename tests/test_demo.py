@@ -129,3 +129,46 @@ def test_the_demo_touches_nothing_beyond_loopback(tmp_path: Path) -> None:
     for address in inet:
         assert address is not None
         assert ipaddress.ip_address(address).is_loopback, address
+
+
+# A child process in which the demo lab's libraries (the `lab` extra) are not installed.
+WITHOUT_LAB = (
+    "import sys\n"
+    "for name in ('aiosmtpd', 'dnslib', 'trustme'):\n"
+    "    sys.modules[name] = None  # import fails as if the package were not installed\n"
+)
+
+
+def test_a_sweep_needs_none_of_the_lab_libraries(tmp_path: Path) -> None:
+    # Given an install without the `lab` extra
+    code = WITHOUT_LAB + (
+        "import fleet.cli, fleet.runner, fleet.plan, fleet.store, fleet.report\n"
+        "from fleet.cli import main\n"
+        "main(['--help'])\n"
+    )
+    # When the command line and everything a sweep runs are imported
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=fleet_env(), check=False
+    )
+    # Then nothing asks for the lab's servers
+    assert done.returncode == 0, done.stderr
+    assert "fleet demo" not in done.stderr
+
+
+def test_the_demo_without_the_lab_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    # Given an install without the `lab` extra
+    code = WITHOUT_LAB + "from fleet.cli import main\nmain(['demo'])\n"
+    # When `fleet demo` runs
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=fleet_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    # Then it stops with exit 3 and names the extra, without a traceback
+    assert done.returncode == 3, done.stderr
+    assert "pip install 'fleet[lab]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "fleet-demo.csv").exists()

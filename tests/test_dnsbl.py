@@ -20,8 +20,8 @@ from fleet.credentials import REDACTED
 from fleet.dns import Dns, Outcome
 from fleet.inventory import load_inventory, parse_inventory
 from fleet.lab.dns import LabDns
-from fleet.plan import plan_sweep
-from fleet.probes.dnsbl_zones import DQS_ZONE, SPAMHAUS_ERRORS, reverse_name, zones_from_inventory
+from fleet.plan import plan_sweep, zones_from_inventory
+from fleet.probes.dnsbl_zones import DQS_ZONE, SPAMHAUS_ERRORS, reverse_name
 from fleet.results import BlocklistStatus, ListingSeverity
 from fleet.runner import RunStats, run_sweep
 

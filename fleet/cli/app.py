@@ -91,7 +91,8 @@ def setup_logging(debug: bool, log_file: str | None, secrets: Secrets) -> None:
 
 
 def load_or_fail(path: str | None) -> tuple[str, Inventory]:
-    from fleet.inventory import InventoryError, load_inventory, resolve_inventory_path
+    from fleet.errors import InventoryError
+    from fleet.inventory import load_inventory, resolve_inventory_path
 
     chosen = resolve_inventory_path(path)
     try:
@@ -222,7 +223,8 @@ def send_alerts(
     stored: bool = True,
 ) -> bool:
     """Send a sweep's alerts; False (said on stderr) when a channel failed."""
-    from fleet.notify import NotifyError, notify  # httpx and friends: only when alerting
+    from fleet.errors import NotifyError
+    from fleet.notify import notify  # httpx and friends: only when alerting
 
     try:
         sent = run_async(notify(settings, result, force=force, secrets=command_secrets()))
@@ -263,7 +265,8 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
 
 
 def open_store(db: str | None) -> Store:
-    from fleet.store import Store, StoreError, default_db_path
+    from fleet.errors import StoreError
+    from fleet.store import Store, default_db_path
 
     try:
         return Store(db or default_db_path())

@@ -23,12 +23,13 @@ from fleet.cli.app import (
     spool_option,
 )
 from fleet.cli.keys import central_keys, master_key_option
-from fleet.push import Delivery, PushError, Spool, default_spool_dir, deliver, results_url
+from fleet.errors import PushError, StoreError
+from fleet.push import Delivery, Spool, default_spool_dir, deliver, results_url
 from fleet.report import render
 from fleet.report.json_report import write_json
 from fleet.report.sanitize import for_terminal
 from fleet.results import SweepResult, SweepView
-from fleet.store import StoreError, default_db_path
+from fleet.store import default_db_path
 
 # The contract's defaults. fleet.serve (Starlette, uvicorn) is imported only by `fleet serve`:
 # `sweep --push` and `push` start without it.
@@ -62,7 +63,8 @@ def serve(
     max_body_bytes: int,
 ) -> int:
     """Receive the agents' results (POST /api/v1/results) and show the latest of every site."""
-    from fleet.serve import Central, ListenError, ensure_tls_files, parse_listen, run_central
+    from fleet.errors import ListenError
+    from fleet.serve import Central, ensure_tls_files, parse_listen, run_central
 
     _, inv = load_or_fail(inventory)
     keys = central_keys(master_key_file, warn=False)

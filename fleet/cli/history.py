@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fleet.agent import MAX_FILE_MB, IngestError, read_agent_result
+from fleet.agent import MAX_FILE_MB, read_agent_result
 from fleet.changes import compare_digests
 from fleet.cli.app import (
     EXIT_UNKNOWN,
@@ -22,13 +22,13 @@ from fleet.cli.app import (
     send_alerts,
 )
 from fleet.cli.keys import central_keys, master_key_option
-from fleet.cli.sweeping import emit, readiness_option
+from fleet.cli.output import emit, readiness_option
+from fleet.errors import IngestError, StoreError
 from fleet.report import FORMATS
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import exit_code, only_client
 from fleet.report.table import render_changes, tabulate_rows
 from fleet.results import Change
-from fleet.store import StoreError
 
 log = logging.getLogger("fleet.ingest")
 

@@ -7,15 +7,9 @@ from collections.abc import Callable
 
 import click
 
-from fleet.agent import (
-    KEY_ENV,
-    MASTER_KEY_ENV,
-    AgentKeyError,
-    SiteKeys,
-    derive_site_key,
-    load_master_key,
-)
+from fleet.agent import KEY_ENV, MASTER_KEY_ENV, SiteKeys, derive_site_key, load_master_key
 from fleet.cli.app import Failure, cli, inventory_option, load_or_fail
+from fleet.errors import AgentKeyError
 
 master_key_option: Callable[[Callable[..., int]], Callable[..., int]] = click.option(
     "--master-key-file",

@@ -6,7 +6,6 @@ import contextlib
 import gc
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +28,8 @@ from fleet.cli.app import (
     spool_option,
     sweep_with_signals,
     write_output,
-    write_stream,
 )
-from fleet.console import html_escapes_on_stdout, json_escapes_on_stdout
+from fleet.cli.output import emit, readiness_option
 from fleet.report import FORMATS
 
 if TYPE_CHECKING:
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
     from fleet.results import SweepInfo, SweepResult, SweepView
-    from fleet.store import SiteHistoryRow, Store
+    from fleet.store import Store
 
 
 @cli.command()
@@ -57,6 +55,10 @@ def validate(inventory_arg: str | None, inventory: str | None) -> int:
     return 0
 
 
+# The demo lab's servers: the `lab` extra, not installed with a plain `pip install fleet`.
+LAB_LIBRARIES = ("aiosmtpd", "dnslib", "trustme")
+
+
 @cli.command()
 def schema() -> int:
     """Print the inventory's JSON Schema (for editor completion of the YAML)."""
@@ -64,15 +66,6 @@ def schema() -> int:
 
     click.echo(json.dumps(inventory_schema(), indent=2))
     return 0
-
-
-readiness_option = click.option(
-    "--readiness",
-    "readiness_view",
-    is_flag=True,
-    help="The Basic AUTH cut-off view instead: per copier that logs in to Microsoft 365 with a "
-    "password, whether a way forward (OAuth, High Volume Email) is proven (table, csv, json).",
-)
 
 
 def _report_options(func: Callable[..., int]) -> Callable[..., int]:
@@ -255,7 +248,8 @@ def _plan_or_fail(
     client: str | None = None,
     tags: tuple[str, ...] = (),
 ) -> tuple[str, Inventory, SweepPlan]:
-    from fleet.plan import PlanError, plan_sweep
+    from fleet.errors import PlanError
+    from fleet.plan import plan_sweep
 
     path, inv = load_or_fail(inventory)
     try:
@@ -267,7 +261,7 @@ def _plan_or_fail(
 @contextlib.contextmanager
 def _history(use: bool, db: str | None) -> Iterator[Store | None]:
     """The store, locked for this sweep and open until its reports are written."""
-    from fleet.store import StoreError
+    from fleet.errors import StoreError
 
     if not use:
         yield None
@@ -296,7 +290,7 @@ def _probe(
     and nothing of it stays in memory: the reports read the sites back one at a time (`light`:
     without their transcripts). Without a store the result is held in memory whole. A store
     that fails part-way stops being written, not the sweep: the second value says why."""
-    from fleet.dns import NameserverError
+    from fleet.errors import NameserverError
     from fleet.inventory import preflight
     from fleet.store import SweepRecorder
 
@@ -339,75 +333,6 @@ def _probe(
     if recorder is None:
         return result, None
     return recorder.finish(result, light=light), recorder.failure
-
-
-def trends(store: Store, until: datetime) -> Callable[[str], list[SiteHistoryRow]]:
-    """Each site's past results for its trend strip, read from the store when drawn."""
-    from fleet.report.html import TREND_LENGTH
-
-    return lambda site: store.site_history(site, TREND_LENGTH, until=until)
-
-
-def emit(
-    result: SweepResult | SweepView,
-    result_format: str,
-    output: str | None,
-    *,
-    detail: bool,
-    per_site: bool,
-    store: Store | None = None,
-    readiness_view: bool = False,
-) -> None:
-    """Write the report. A stored sweep's sites are read from the store as they are written:
-    JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
-    agent mode. HTML draws each site's trend from the store's history, when there is one.
-    `readiness_view`: the Basic AUTH cut-off view (fleet.readiness) instead of the matrix."""
-    from fleet.agent import seal, seal_info
-    from fleet.readiness import readiness
-    from fleet.report import render
-    from fleet.report.csv_report import write_csv
-    from fleet.report.json_report import write_json
-    from fleet.report.readiness_report import (
-        render_readiness_csv,
-        render_readiness_json,
-        render_readiness_table,
-    )
-    from fleet.results import SweepView
-
-    if readiness_view:
-        cutoff = readiness(SweepView.of(result).sites)
-        if result_format == "html":
-            raise Failure("--readiness is shown as table, csv or json (the HTML report has it)")
-        renderer = {
-            "csv": render_readiness_csv,
-            "json": render_readiness_json,
-        }.get(result_format, render_readiness_table)
-        write_output(renderer(cutoff), output, bom=result_format == "csv")
-        return
-    if result_format == "json":
-        with json_escapes_on_stdout():
-            if isinstance(result, SweepView):
-                view = result
-                info = seal_info(view.sweep, view.sites)
-                write_stream(
-                    lambda out: write_json(
-                        out, info, view.sites, view.changes, view.previous_sweep
-                    ),
-                    output,
-                )
-            else:
-                write_output(render("json", seal(result)), output)
-        return
-    if result_format == "csv":
-        write_stream(lambda out: write_csv(out, result, per_site=per_site), output, bom=True)
-        return
-    if result_format == "html":
-        history = trends(store, result.sweep.started_at) if store is not None else None
-        with html_escapes_on_stdout():
-            write_output(render("html", result, history=history), output)
-        return
-    text = render(result_format, result, detail=detail, colour=colour_wanted(output))
-    write_output(text, output)
 
 
 def _report(
@@ -459,7 +384,16 @@ def demo(csv_path: str, html_path: str, keep: str | None) -> int:
     import tempfile
 
     from fleet.inventory import load_inventory
-    from fleet.lab.demo import INTRO, DemoLab
+
+    try:
+        from fleet.lab.demo import INTRO, DemoLab
+    except ModuleNotFoundError as exc:
+        if exc.name not in LAB_LIBRARIES:
+            raise
+        raise Failure(
+            f"the demo lab needs {exc.name}, which is not installed: "
+            "pip install 'fleet[lab]' (a sweep does not need it)"
+        ) from None
     from fleet.plan import plan_sweep
     from fleet.report import render
     from fleet.report.summary import exit_code

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import random
 import struct
 from collections import Counter
@@ -15,7 +16,16 @@ from typing import cast
 
 from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 
-from fleet.probes.dnsbl_zones import reverse_name
+
+def listed_name(ip: str) -> str:
+    """The name a blocklist lists an IP under (RFC 5782), written out here on its own so
+    that the lab does not share the probe's code it is testing."""
+    address = ipaddress.ip_address(ip)
+    if address.version == 4:
+        return ".".join(reversed(str(address).split(".")))
+    nibbles = address.exploded.replace(":", "")
+    return ".".join(reversed(nibbles))
+
 
 # truncate: TC over UDP and no answer over TCP (the answer never arrives);
 # truncate_udp: TC over UDP, the full answer over TCP (what a big TXT record gets).
@@ -100,14 +110,14 @@ class LabDns:
 
     def list_ip(self, zone: str, ip: str, *codes: str, reason: str | None = None) -> None:
         """List an IP on a blocklist zone with return codes and an optional TXT reason."""
-        name = f"{reverse_name(ip)}.{zone}"
+        name = f"{listed_name(ip)}.{zone}"
         self.remove(name)
         self.add(name, "A", *codes)
         if reason is not None:
             self.add(name, "TXT", reason.replace("$", ip))
 
     def delist_ip(self, zone: str, ip: str) -> None:
-        self.remove(f"{reverse_name(ip)}.{zone}")
+        self.remove(f"{listed_name(ip)}.{zone}")
 
     def blocklist(self, zone: str, listed: dict[str, tuple[str, ...]] | None = None) -> None:
         """A working blocklist zone: its RFC 5782 test entry plus the given listings."""

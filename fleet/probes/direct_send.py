@@ -20,7 +20,8 @@ import asyncio
 import ipaddress
 from dataclasses import dataclass
 
-from fleet.dns import Dns, Outcome, is_ip
+from fleet.dns import Dns, Outcome
+from fleet.net import is_ip
 from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
 from fleet.results import DirectSendCheck, Mode, MxResult, SpfResult
 

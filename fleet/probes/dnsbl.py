@@ -14,8 +14,10 @@ import ipaddress
 import logging
 import re
 
-from fleet.credentials import REDACTED, SecretError, Secrets, SecretSource
-from fleet.dns import Answer, Dns, Outcome, unmapped
+from fleet.credentials import REDACTED, Secrets, SecretSource
+from fleet.dns import Answer, Dns, Outcome
+from fleet.errors import SecretError
+from fleet.net import unmapped
 from fleet.probes.dnsbl_zones import LISTING_RANGE, SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
 

@@ -1,5 +1,5 @@
-"""What blocklists' answers mean: built-in return-code maps, and how inventory zones are
-turned into the zones the probe queries (a DQS key goes into the query name only)."""
+"""What blocklists' answers mean: built-in return-code maps per kind of zone, and the zone
+as the probe queries it (a DQS key goes into the query name only)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from fleet.credentials import SecretSource
-from fleet.inventory import BlocklistZone
 from fleet.results import ListingSeverity
 
 ABUSE, POLICY = ListingSeverity.abuse, ListingSeverity.policy
@@ -116,35 +115,6 @@ class Zone:
 
 
 LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")  # where IP listings answer
-
-
-def zones_from_inventory(blocklists: list[BlocklistZone]) -> list[Zone]:
-    """The inventory's blocklists with their meaning maps (inventory codes override)."""
-    zones = []
-    for entry in blocklists:
-        defaults = KINDS[entry.kind]
-        codes = dict(defaults.codes)
-        for code, meaning in entry.codes.items():
-            codes[code] = CodeMeaning(meaning.list, meaning.meaning, meaning.severity)
-        key = None
-        if entry.kind == "spamhaus-dqs":
-            key = SecretSource(env=entry.key_env, file=entry.key_file)
-            # The key goes in front of the zone only when querying: `<ip>.<key>.<zone>`.
-            display = entry.zone or DQS_ZONE
-        else:
-            display = entry.zone or ""
-        zones.append(
-            Zone(
-                display=display,
-                name=entry.name or defaults.name or display,
-                kind=entry.kind,
-                codes=codes,
-                delist=entry.delist or defaults.delist,
-                key=key,
-                spamhaus=defaults.spamhaus,
-            )
-        )
-    return zones
 
 
 def reverse_name(ip: str) -> str:

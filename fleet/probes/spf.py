@@ -28,7 +28,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from fleet.dns import Answer, Dns, Outcome, unmapped
+from fleet.dns import Answer, Dns, Outcome
+from fleet.net import unmapped
 from fleet.results import SpfResult
 
 MAX_LOOKUPS = 10  # include, a, mx, ptr, exists and redirect (RFC 7208 4.6.4)

@@ -1,0 +1,53 @@
+"""Small pure helpers for addresses and `host:port` text (no I/O, nothing of ours)."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_ip(text: str) -> bool:
+    """Is the text an IPv4 or IPv6 address (not a name)?"""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def unmapped(ip: str) -> IPAddress:
+    """The address; an IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as the
+    IPv4 address it is. Raises ValueError for what is not an IP address."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@functools.lru_cache(maxsize=4096)
+def family_of(address: str) -> socket.AddressFamily:
+    """The socket family an address literal needs."""
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` as (host, port or None), brackets removed.
+    A bare IPv6 address (more than one colon, no brackets) is a host without a port.
+    Raises ValueError when something other than `:port` follows a bracketed host."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"must be a host or host:port, got '{text}'")
+        return host, (rest[1:] if rest else None)
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, port
+    return text, None
+
+
+def join_host_port(address: str, port: str | int) -> str:
+    """An address and a port as one text, IPv6 in brackets (`[::1]:53`)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
