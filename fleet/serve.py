@@ -43,6 +43,7 @@ RESULTS_PATH = "/api/v1/results"
 DEFAULT_MAX_INFLIGHT = 16
 BODY_TIMEOUT_S = 60.0  # an agent that stops sending mid-body does not hold a slot for ever
 PAGE_REFRESH_S = 60
+HEALTH_WAIT_MS = 1000
 
 access_log = logging.getLogger("fleet.access")
 log = logging.getLogger("fleet.serve")
@@ -227,11 +228,16 @@ class Central:
         store = self._stores["writer"]
         if not os.access(store.path, os.W_OK):
             return f"the store {store.path} is not writable"
+        # A health check answers within its prober's timeout: wait for a writer at most 1 s.
+        waited_ms = int(store.db.execute("PRAGMA busy_timeout").fetchone()[0])
+        store.db.execute(f"PRAGMA busy_timeout = {HEALTH_WAIT_MS}")
         try:
             store.db.execute("BEGIN IMMEDIATE")
             store.db.execute("ROLLBACK")
-        except Exception as exc:
+        except Exception as exc:  # any failure means "not writable", and says why
             return f"the store cannot be written: {exc}"
+        finally:
+            store.db.execute(f"PRAGMA busy_timeout = {waited_ms}")
         return None
 
     # -- GET / -------------------------------------------------------------------------

@@ -654,3 +654,24 @@ async def test_a_body_that_stalls_is_dropped_and_stores_nothing(
         await serving
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
+
+
+async def test_healthz_says_when_the_store_cannot_be_written(
+    inventory: Path, central: CentralProcess
+) -> None:
+    # Given another process holds the store's write lock (as a stuck writer would)
+    holder = sqlite3.connect(central.db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        async with httpx.AsyncClient(base_url=central.url, timeout=30) as client:
+            health = await client.get("/healthz")
+        # Then the central says it cannot store, and why, within its wait
+        assert health.status_code == 503
+        assert health.json()["status"] == "error"
+        assert "database is locked" in health.json()["reason"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # And once the lock is gone it is healthy again
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        assert (await client.get("/healthz")).status_code == 200
