@@ -100,6 +100,8 @@ class TokenBroker:
 
     async def get(self, request: TokenRequest) -> Token | TokenFailure:
         future = self._fetches.get(request.key)
+        if future is not None and _expiring(future):
+            future = None  # a sweep longer than the token's life (about an hour) gets a new one
         if future is None:
             self.fetches += 1
             future = asyncio.ensure_future(self._fetch(request))
@@ -116,6 +118,22 @@ class TokenBroker:
                 return await asyncio.to_thread(acquire, request, self.timeout_s)
         except TimeoutError:
             return _timed_out(request, self.timeout_s)
+
+
+# A token with less than this left is not handed out: the conversation that gets it still
+# has to connect, say EHLO and STARTTLS before the server checks it.
+EXPIRY_MARGIN_S = 300
+
+
+def _expiring(future: asyncio.Future[Token | TokenFailure]) -> bool:
+    if not future.done() or future.cancelled():
+        return False
+    outcome = future.result()
+    return (
+        isinstance(outcome, Token)
+        and outcome.expires_at is not None
+        and (outcome.expires_at - datetime.now(UTC)).total_seconds() < EXPIRY_MARGIN_S
+    )
 
 
 def acquire(request: TokenRequest, timeout_s: float = TOKEN_TIMEOUT_S) -> Token | TokenFailure:

@@ -10,6 +10,7 @@ output, log or store.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -25,10 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from fleet.classify import Context, classify_oauth_refusal, make_reply
+from fleet.credentials import SecretSource
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from fleet.lab.smtp import LabSmtpServer, M365SubmissionHandler, Mailbox, Tenant, google_smtp
+from fleet.oauth import Token, TokenBroker, TokenRequest
 from fleet.readiness import readiness
 from fleet.results import (
     Category,
@@ -771,3 +774,35 @@ async def test_a_password_to_high_volume_email_is_not_at_risk_and_proves_its_dom
     assert row["way_forward"] == (
         "High Volume Email account hve-scan@contoso.test at hq/hve-account"
     )
+
+
+async def test_a_token_is_reused_for_the_sweep_until_it_is_about_to_expire(
+    token_endpoint: LabTokenEndpoint, certs: LabCertificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an app whose tokens live an hour, then one whose tokens live 2 minutes
+    monkeypatch.setenv("FLEET_OAUTH_OK", "s")
+    token_endpoint.add_app(TENANT, LabApp(APP_OK, secret="s"))
+    token_endpoint.add_app(TENANT, LabApp(APP_EXPIRED, secret="s"))
+    broker = TokenBroker(timeout_s=5)
+
+    def request(client_id: str) -> TokenRequest:
+        return TokenRequest(
+            "microsoft",
+            client_id,
+            TENANT,
+            token_endpoint.authority,
+            client_secret=SecretSource(env="FLEET_OAUTH_OK"),
+            ca_file=str(certs.ca_file),
+        )
+
+    # When each is asked for three times (twice at once)
+    lasting = await asyncio.gather(*(broker.get(request(APP_OK)) for _ in range(2)))
+    lasting.append(await broker.get(request(APP_OK)))
+    token_endpoint.expires_in = 120
+    short = [await broker.get(request(APP_EXPIRED)) for _ in range(3)]
+
+    # Then the hour-long token is fetched once, the short one each time it is needed
+    assert all(isinstance(t, Token) for t in lasting + short)
+    assert len({t.value for t in lasting if isinstance(t, Token)}) == 1
+    assert len({t.value for t in short if isinstance(t, Token)}) == 3
+    assert broker.fetches == 4

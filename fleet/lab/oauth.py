@@ -69,6 +69,7 @@ class LabTokenEndpoint:
         self.issued: dict[str, IssuedToken] = {}
         self.requests: list[str] = []  # "METHOD path" of every request, for tests
         self.delay_s = 0.0  # a slow endpoint: every answer waits this long
+        self.expires_in = 3599  # lifetime of the tokens it issues, in seconds
         self._signing_key = secrets.token_bytes(32)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -231,7 +232,7 @@ class LabTokenEndpoint:
             "iss": f"https://sts.windows.net/{tenant}/",
             "iat": now,
             "nbf": now,
-            "exp": now + 3599,
+            "exp": now + self.expires_in,
             "appid": client_id,
             "tid": tenant,
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{client_id}")),
@@ -242,8 +243,8 @@ class LabTokenEndpoint:
         self.issued[token] = IssuedToken("microsoft", None, client_id, tenant, list(app.roles))
         return 200, {
             "token_type": "Bearer",
-            "expires_in": 3599,
-            "ext_expires_in": 3599,
+            "expires_in": self.expires_in,
+            "ext_expires_in": self.expires_in,
             "access_token": token,
         }
 
