@@ -82,7 +82,7 @@ class Outcome:
 @dataclass
 class Central:
     """The server's state: the inventory and site keys, the store's two threads, and the
-    page cached until the next result is stored."""
+    page, cached until the store changes."""
 
     inventory: Inventory
     db_path: str
