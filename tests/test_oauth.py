@@ -45,7 +45,7 @@ from fleet.results import (
     Verdict,
 )
 
-from .conftest import M365Lab, Run, fleet_env, run_fleet, run_fleet_async
+from .conftest import M365Lab, Run, fleet_env, free_port, run_fleet, run_fleet_async
 from .hostile import inventory_header
 
 TENANT = "00000000-0000-4000-8000-0000000000c1"
@@ -806,3 +806,50 @@ async def test_a_token_is_reused_for_the_sweep_until_it_is_about_to_expire(
     assert len({t.value for t in lasting if isinstance(t, Token)}) == 1
     assert len({t.value for t in short if isinstance(t, Token)}) == 3
     assert broker.fetches == 4
+
+
+async def test_no_exchange_online_in_the_tenant_and_an_unreachable_authority(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a tenant without Exchange Online, and an authority nobody listens on
+    ca = str(certs.ca_file)
+    token_endpoint.add_app(OTHER_TENANT, LabApp(APP_OK, secret="s"))
+    token_endpoint.without_exchange.add(OTHER_TENANT)
+    m365.tenant.mailboxes[SCANNER] = Mailbox()
+    port = m365.submission.port
+    no_exchange = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK", tenant=OTHER_TENANT)
+    closed = free_port()
+    unreachable = no_exchange.replace(token_endpoint.authority, f"https://127.0.0.1:{closed}")
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=2, command_s=2, site_s=30)
+        + site(
+            "hq",
+            device("no-exchange", port, ca, SCANNER, no_exchange),
+            device("no-authority", port, ca, FRONTDESK, unreachable),
+        )
+    )
+
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--no-store",
+        "--format",
+        "json",
+        env=fleet_env(FLEET_OAUTH_OK="s"),
+    )
+
+    assert run.code == 2, run.stderr
+    devices = by_device(json.loads(run.stdout))
+    assert (
+        "Office 365 Exchange Online is not available in the tenant (AADSTS500011)"
+        in (devices["no-exchange"]["finding"])
+    )
+    assert "adminconsent" in devices["no-exchange"]["remediation"]
+    assert f"cannot reach https://127.0.0.1:{closed}" in devices["no-authority"]["finding"]
+    assert "allow HTTPS to it" in devices["no-authority"]["remediation"]
+    assert m365.submission.stats.auth_attempts == 0

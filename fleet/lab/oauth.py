@@ -66,6 +66,7 @@ class LabTokenEndpoint:
         self.tenants: dict[str, dict[str, LabApp]] = {}
         self.service_accounts: dict[str, LabServiceAccount] = {}
         self.google_users: set[str] = set()
+        self.without_exchange: set[str] = set()  # tenants with no Exchange Online
         self.issued: dict[str, IssuedToken] = {}
         self.requests: list[str] = []  # "METHOD path" of every request, for tests
         self.delay_s = 0.0  # a slow endpoint: every answer waits this long
@@ -220,6 +221,16 @@ class LabTokenEndpoint:
             refusal = self._check_secret(app, form.get("client_secret"))
         if refusal is not None:
             return refusal
+        if tenant in self.without_exchange:
+            return 400, _aad_error(
+                "invalid_resource",
+                500011,
+                "The resource principal named https://outlook.office365.com was not found in "
+                f"the tenant named {tenant}. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in "
+                "the tenant. You might have sent your authentication request to the wrong "
+                "tenant.",
+            )
         if form.get("scope") != "https://outlook.office365.com/.default":
             return 400, _aad_error(
                 "invalid_scope",
