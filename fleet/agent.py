@@ -17,11 +17,11 @@ import json
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from fleet.credentials import warn_if_exposed
 from fleet.errors import AgentKeyError, IngestError, Refusal
 from fleet.inventory import Inventory
 from fleet.report.sanitize import for_terminal
@@ -45,7 +45,9 @@ def load_master_key(key_file: str | None) -> bytes | None:
     None when neither is set."""
     if key_file is not None:
         try:
-            value = Path(key_file).read_text(encoding="utf-8").strip()
+            with open(key_file, encoding="utf-8") as handle:
+                warn_if_exposed(key_file, handle.fileno())
+                value = handle.read().strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise AgentKeyError(f"cannot read the master key file {key_file}: {exc}") from None
         source = key_file

@@ -370,11 +370,20 @@ async def test_agent_keys_are_per_site_and_derived_from_the_master_key(
     assert key_0 != await site_key(inventory, "site-0", master="another-master-key-0123456789")
     key_file = tmp_path / "master.key"
     key_file.write_text(MASTER + "\n")
+    key_file.chmod(0o600)
     run = await run_fleet_async(
         "agent-key", "site-0", "-i", str(inventory), "--master-key-file", str(key_file)
     )
     assert (run.code, run.stdout.strip()) == (0, key_0)
     assert MASTER not in run.stdout + run.stderr
+    assert "accessible by other users" not in run.stderr
+    if os.name == "posix":  # a master key others can read draws a warning, as ssh's keys do
+        key_file.chmod(0o644)
+        run = await run_fleet_async(
+            "agent-key", "site-0", "-i", str(inventory), "--master-key-file", str(key_file)
+        )
+        assert (run.code, run.stdout.strip()) == (0, key_0)
+        assert f"the secret file {key_file} is accessible by other users" in run.stderr
 
     # When the agent at site-0 sweeps with its own key
     result_file = tmp_path / "site-0.json"

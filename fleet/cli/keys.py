@@ -8,7 +8,7 @@ from collections.abc import Callable
 import click
 
 from fleet.agent import KEY_ENV, MASTER_KEY_ENV, SiteKeys, derive_site_key, load_master_key
-from fleet.cli.app import Failure, cli, inventory_option, load_or_fail
+from fleet.cli.app import Failure, cli, command_secrets, inventory_option, load_or_fail
 from fleet.errors import AgentKeyError
 
 master_key_option: Callable[[Callable[..., int]], Callable[..., int]] = click.option(
@@ -18,13 +18,21 @@ master_key_option: Callable[[Callable[..., int]], Callable[..., int]] = click.op
 )
 
 
+def _master_key(master_key_file: str | None) -> bytes | None:
+    """The master key, registered with this command's secrets (never in its log)."""
+    try:
+        master = load_master_key(master_key_file)
+    except AgentKeyError as exc:
+        raise Failure(str(exc)) from None
+    if master is not None:
+        command_secrets().add(master.decode("utf-8"))
+    return master
+
+
 def central_keys(master_key_file: str | None, *, warn: bool) -> SiteKeys:
     """The central's site keys; without a master key, say loudly (when `warn`) that agent
     signatures are not checked."""
-    try:
-        keys = SiteKeys(load_master_key(master_key_file))
-    except AgentKeyError as exc:
-        raise Failure(str(exc)) from None
+    keys = SiteKeys(_master_key(master_key_file))
     if warn and not keys.checks:
         click.echo(
             f"fleet: WARNING: no agent master key (${MASTER_KEY_ENV} or --master-key-file): "
@@ -50,10 +58,7 @@ def agent_key(site_id: str, inventory: str | None, master_key_file: str | None) 
     _, inv = load_or_fail(inventory)
     if site_id not in {site.id for site in inv.sites}:
         raise Failure(f"site '{site_id}' is not in the inventory")
-    try:
-        master = load_master_key(master_key_file)
-    except AgentKeyError as exc:
-        raise Failure(str(exc)) from None
+    master = _master_key(master_key_file)
     if master is None:
         raise Failure(
             f"no master key: set ${MASTER_KEY_ENV} or give --master-key-file "
