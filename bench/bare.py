@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import sys
 from typing import Any
@@ -60,4 +61,15 @@ async def main(conversations: list[dict[str, Any]], concurrency: int) -> None:
 if __name__ == "__main__":
     with open(sys.argv[1], encoding="utf-8") as handle:
         items = json.load(handle)
-    asyncio.run(main(items, int(sys.argv[2])))
+    # The loop fleet runs on (fleet.cli.app.run_async): uvloop when installed, unless
+    # FLEET_LOOP=asyncio; the floor is measured on the same loop as the scanner.
+    factory = None
+    if os.environ.get("FLEET_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main(items, int(sys.argv[2])))
