@@ -19,11 +19,23 @@ from pathlib import Path
 
 import pytest
 
+from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
+from fleet.plan import plan_sweep
+from fleet.results import Category, Stage
+from fleet.runner import run_sweep
 
 from .conftest import fleet_env, run_fleet_async
-from .corpus_replay import CORPUS, PASSWORD_ENV, ReplayServer, inventory, load
+from .corpus_replay import (
+    CORPUS,
+    EHLO_NAME,
+    PASSWORD_ENV,
+    Entry,
+    ReplayServer,
+    inventory,
+    load,
+)
 
 # The goal of #16: at least 97 of 100 on replies the rules were not written for.
 GOAL = 0.97
@@ -148,3 +160,57 @@ async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category
     # ... and the categories are what a technician would choose
     right = sum(o.got == o.expected for o in outcomes)
     assert right >= FLOOR[name] * len(outcomes), summary(name, outcomes)
+
+
+async def test_a_refused_greeting_is_classified_by_its_words_and_gets_a_polite_quit(
+    lab_dns: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given servers that refuse in their greeting (554, then 421) and one that refuses EHLO
+    entries = [
+        Entry(
+            "ptr",
+            "gmx",
+            "banner",
+            554,
+            "gmx.net Service not available Bad DNS PTR resource record",
+            "reverse_dns",
+        ),
+        Entry(
+            "busy",
+            "unknown",
+            "banner",
+            421,
+            "4.3.2 Service not available, closing transmission channel",
+            "temporary_failure",
+        ),
+        Entry(
+            "helo",
+            "postfix",
+            "ehlo",
+            550,
+            "Invalid HELO name (See RFC5321 4.1.1.1)",
+            "helo_rejected",
+        ),
+    ]
+    server = ReplayServer(entries, certs)
+    port = await server.start()
+    try:
+        path = write_inventory(inventory(entries, lab_dns, port, str(certs.ca_file)))
+        result = await run_sweep(plan_sweep(load_inventory(str(path))))
+    finally:
+        await server.stop()
+    ptr, busy, helo = (site.devices[0] for site in result.sites)
+
+    # Then a server that answered and refused is not "unreachable": its words decide
+    assert (ptr.category, ptr.failed_stage) == (Category.reverse_dns, Stage.banner)
+    assert busy.category is Category.temporary_failure
+    # ... the 554 got the QUIT RFC 5321 asks for, recorded in the transcript; the 421 did not
+    quit_stage = [s for s in ptr.transcript if s.stage is Stage.quit]
+    assert [(s.command, s.reply.code if s.reply else None) for s in quit_stage] == [("QUIT", 221)]
+    assert server.quits_after_greeting == {"ptr"}
+    assert not [s for s in busy.transcript if s.stage is Stage.quit and s.command == "QUIT"]
+    # ... and a refused EHLO names the name that was sent
+    assert helo.category is Category.helo_rejected
+    assert EHLO_NAME in helo.finding
+    assert any(s.command == f"EHLO {EHLO_NAME}" for s in helo.transcript)
+    assert EHLO_NAME in helo.remediation
