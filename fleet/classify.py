@@ -100,7 +100,7 @@ def blocklist_named(text: str) -> str | None:
     if match:
         return match.group(1)
     match = re.search(
-        r"\b((?:[a-z0-9-]+\.)*(?:spamhaus|spamcop|barracudacentral|uribl|surbl|sorbs|abuseat|"
+        r"\b((?:[a-z0-9-]{1,63}\.){0,4}(?:spamhaus|spamcop|barracudacentral|uribl|surbl|sorbs|abuseat|"
         r"mailspike|psbl\.surriel)\.(?:org|net|com))\b",
         text,
         re.IGNORECASE,
@@ -113,7 +113,8 @@ def blocklist_named(text: str) -> str | None:
     return None
 
 
-_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}"
+# Bounded repetitions throughout: a hostile server's 40,000 dots must not cost minutes.
+_DOMAIN = r"(?<![A-Za-z0-9.-])[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,63}"
 _LISTED_DOMAIN_PATTERNS = (
     # Spamhaus's lookup link: https://check.spamhaus.org/listed/?searchterm=x, query/dbl?domain=x
     re.compile(r"(?:[?&](?:domain|searchterm|d)=)(" + _DOMAIN + r")", re.IGNORECASE),
@@ -1469,12 +1470,18 @@ def _render(template: Remedy, context: Context, fields: dict[str, str]) -> str:
     return template.format_map(fields)
 
 
+# Real refusals say what they mean in a few hundred characters; a server that sends
+# megabytes gets its words read this far (the whole reply is still kept and shown).
+CLASSIFY_CHARS = 4096
+
+
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
     """Category, finding and remediation for a negative reply at a stage."""
-    text = unwrapped(reply.text)
+    said = reply.text[:CLASSIFY_CHARS]
+    text = unwrapped(said)
     for rule in RULES:
         if rule.matches(stage, reply, context.provider, text):
-            fields = context.fields(reply.text)
+            fields = context.fields(said)
             return Classification(
                 rule.category,
                 _render(rule.finding, context, fields),
@@ -1484,7 +1491,7 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     category = _fallback_category(stage, reply)
     said = " ".join(reply.text.split())
     fields = {
-        **context.fields(reply.text),
+        **context.fields(reply.text[:CLASSIFY_CHARS]),
         "stage": stage.value,
         "code": str(reply.code or "no valid code"),
         "said": said if len(said) <= 200 else said[:199] + "\N{HORIZONTAL ELLIPSIS}",
