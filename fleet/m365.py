@@ -3,6 +3,7 @@ Microsoft changes them again (the Basic AUTH date has moved three times)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 # Microsoft disables Basic (password) authentication for SMTP AUTH client submission by
@@ -11,15 +12,6 @@ from datetime import date
 # for the second half of 2027.
 BASIC_AUTH_SMTP_OFF = date(2026, 12, 31)
 BASIC_AUTH_SOURCE = "Microsoft message center MC786329"
-
-SUBMISSION_HOSTS = (
-    "smtp.office365.com",
-    "smtp-legacy.office365.com",
-    "smtp.outlook.com",
-    "smtp.office365.us",
-    "smtp.partner.outlook.cn",
-    "smtp-legacy.partner.outlook.cn",
-)
 
 ALTERNATIVES = (
     "OAuth (XOAUTH2) where the copier supports it, a connector relay from a clean static IP, "
@@ -39,7 +31,7 @@ _HOST_SUFFIXES = (
 _OWN_WORDS = ("Microsoft ESMTP", "protection.outlook.com")
 
 
-def is_microsoft(host: str, texts: list[str] = []) -> bool:  # noqa: B006 (never mutated)
+def is_microsoft(host: str, texts: Iterable[str] = ()) -> bool:
     """Is this Microsoft's mail service, by its host name or by what it said?"""
     name = host.lower().rstrip(".")
     return name.endswith(_HOST_SUFFIXES) or any(w in t for t in texts for w in _OWN_WORDS)
@@ -52,10 +44,6 @@ HVE_HOSTS = ("smtp-hve.office365.com", "smtp.hve.mx.microsoft")
 
 def is_hve(host: str) -> bool:
     return host.lower().rstrip(".") in HVE_HOSTS
-
-
-def is_submission_host(host: str) -> bool:
-    return host.lower().rstrip(".") in SUBMISSION_HOSTS
 
 
 def basic_auth_notice(today: date) -> str:
