@@ -32,10 +32,13 @@ def key_of(site: str) -> str:
 class CentralProcess:
     """`fleet serve` in a child process, with its stderr (the access log) kept in a file."""
 
-    def __init__(self, inventory: Path, db: Path, log: Path, *extra: str) -> None:
+    def __init__(
+        self, inventory: Path, db: Path, log: Path, *extra: str, host: str = "127.0.0.1"
+    ) -> None:
         self.inventory, self.db, self.log, self.extra = inventory, db, log, extra
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port(host)
+        self.listen = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        self.url = f"http://{self.listen}"
         self.process: asyncio.subprocess.Process | None = None
         self.command = [sys.executable, "-m", "fleet"]  # or tests/windows_like.py's shim
 
@@ -49,7 +52,7 @@ class CentralProcess:
                 "--db",
                 str(self.db),
                 "--listen",
-                f"127.0.0.1:{self.port}",
+                self.listen,
                 *self.extra,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
@@ -675,3 +678,16 @@ async def test_healthz_says_when_the_store_cannot_be_written(
     # And once the lock is gone it is healthy again
     async with httpx.AsyncClient(base_url=central.url) as client:
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_an_agent_pushes_over_ipv6_loopback(inventory: Path, tmp_path: Path) -> None:
+    server = CentralProcess(inventory, tmp_path / "c.db", tmp_path / "c.log", host="::1")
+    await server.start()
+    try:
+        code, _, stderr = await agent_sweep(inventory, "site-0", server.url, tmp_path / "spool")
+        assert code == 0, stderr
+        assert "(201 stored)" in stderr
+        assert server.sweeps() == 1
+        assert '::1 "POST /api/v1/results" 201' in server.log.read_text()
+    finally:
+        await server.stop()
