@@ -212,7 +212,7 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             chain.append(current)
             current = current.__cause__ or current.__context__
         quoted = next((str(e) for e in chain if "AADSTS" in str(e)), str(exc))
-        return _aad_failure(request, _json_description(quoted))
+        return aad_failure(request, _json_description(quoted))
     if "access_token" in result:
         token = str(result["access_token"])
         # the probe adds the token to the sweep's book before it is sent
@@ -223,9 +223,7 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             else None
         )
         return Token(token, _roles(token), expires_at)
-    return _aad_failure(
-        request, f"{result.get('error', '')}: {result.get('error_description', '')}"
-    )
+    return aad_failure(request, f"{result.get('error', '')}: {result.get('error_description', '')}")
 
 
 def _certificate_credential(request: TokenRequest) -> dict[str, str] | TokenFailure:
@@ -284,7 +282,7 @@ _AADSTS_RE = re.compile(r"AADSTS(\d+)")
 _KEY_END_RE = re.compile(r"End=([0-9/:\- T]+?)[',\]]")
 
 
-def _aad_failure(request: TokenRequest, text: str) -> TokenFailure:
+def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
     """The token endpoint's refusal, read by its AADSTS code."""
     match = _AADSTS_RE.search(text)
     code = f"AADSTS{match.group(1)}" if match else None

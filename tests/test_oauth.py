@@ -31,7 +31,7 @@ from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from fleet.lab.smtp import LabSmtpServer, M365SubmissionHandler, Mailbox, Tenant, google_smtp
-from fleet.oauth import Token, TokenBroker, TokenRequest
+from fleet.oauth import Token, TokenBroker, TokenRequest, aad_failure
 from fleet.readiness import readiness
 from fleet.results import (
     Category,
@@ -853,3 +853,48 @@ async def test_no_exchange_online_in_the_tenant_and_an_unreachable_authority(
     assert f"cannot reach https://127.0.0.1:{closed}" in devices["no-authority"]["finding"]
     assert "allow HTTPS to it" in devices["no-authority"]["remediation"]
     assert m365.submission.stats.auth_attempts == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "words"),
+    [
+        (
+            "invalid_client: AADSTS700027: Client assertion contains an invalid signature. "
+            "[Reason - The key used is expired., Thumbprint of key used by client: "
+            "'9E2B...', Found key 'Start=01/02/2024 00:00:00, End=01/02/2026 00:00:00']",
+            "certificate_expired",
+            "expired on 01/02/2026 00:00:00",
+        ),
+        (
+            "invalid_client: AADSTS7000222: The provided client secret keys for app "
+            "'1111' are expired. Visit the Azure portal to create new keys for your app.",
+            "secret_expired",
+            "has expired (AADSTS7000222)",
+        ),
+        (
+            "invalid_request: AADSTS900023: Specified tenant identifier 'contoso' is neither "
+            "a valid DNS name, nor a valid external domain.",
+            "wrong_tenant",
+            "does not know the tenant",
+        ),
+        (
+            "invalid_client: AADSTS7000112: Application '1111' is disabled.",
+            "consent_missing",
+            "the app is disabled in the tenant",
+        ),
+        (
+            "invalid_grant: AADSTS50173: The provided grant has expired. Trace ID: 1 "
+            "Correlation ID: 2 Timestamp: 2026-11-29 10:00:00Z",
+            "refused",
+            "The provided grant has expired.",
+        ),
+    ],
+)
+def test_entra_errors_are_read_by_their_codes(text: str, reason: str, words: str) -> None:
+    request = TokenRequest("microsoft", APP_OK, TENANT)
+
+    failure = aad_failure(request, text)
+
+    assert failure.reason == reason
+    assert words in failure.finding
+    assert "Trace ID" not in failure.finding
