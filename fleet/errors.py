@@ -67,6 +67,15 @@ class NameserverError(FleetError, ValueError):
     """A nameserver given by name that the system resolver cannot turn into an address."""
 
 
+class PreflightError(FleetError):
+    """Secrets or files the planned sites need cannot be read; `problems` names each one.
+    Raised before anything is sent."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} secret(s) or file(s) missing")
+        self.problems = problems
+
+
 class PlanError(FleetError):
     """The filters select nothing, or name sites that do not exist."""
 

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -272,6 +272,31 @@ def open_store(db: str | None) -> Store:
         return Store(db or default_db_path())
     except StoreError as exc:
         raise Failure(str(exc)) from None
+
+
+@contextlib.contextmanager
+def store_for(db: str | None, *, lock: str | None = None) -> Iterator[Store]:
+    """The history store for one command, closed at the end (locked for `lock` when given):
+    a StoreError anywhere in the block (opening, locking, reading) ends the command with its
+    message, exit 3."""
+    from fleet.errors import StoreError
+    from fleet.pipeline import opened_store
+
+    try:
+        with opened_store(db, lock=lock) as store:
+            yield store
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+
+
+@contextlib.contextmanager
+def history_store(use: bool, db: str | None, *, lock: str) -> Iterator[Store | None]:
+    """`store_for` a sweep, or None without the history (`--no-store`)."""
+    if not use:
+        yield None
+        return
+    with store_for(db, lock=lock) as store:
+        yield store
 
 
 # ---- commands -------------------------------------------------------------------------

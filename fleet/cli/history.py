@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import click
 
-from fleet.agent import MAX_FILE_MB, read_agent_result
-from fleet.changes import compare_digests
+from fleet.agent import MAX_FILE_MB
 from fleet.cli.app import (
     EXIT_UNKNOWN,
     Failure,
@@ -18,8 +16,8 @@ from fleet.cli.app import (
     db_option,
     inventory_option,
     load_or_fail,
-    open_store,
     send_alerts,
+    store_for,
 )
 from fleet.cli.keys import central_keys, master_key_option
 from fleet.cli.output import emit, readiness_option
@@ -28,7 +26,6 @@ from fleet.report import FORMATS
 from fleet.report.sanitize import for_terminal
 from fleet.report.summary import exit_code, only_client
 from fleet.report.table import render_changes, tabulate_rows
-from fleet.results import Change
 
 log = logging.getLogger("fleet.ingest")
 
@@ -59,11 +56,10 @@ def report(
     """Re-render a stored sweep without probing again (the CSV for account managers)."""
     if sweep_id and last:
         raise Failure("give --sweep ID or --last, not both")
-    store = open_store(db)
-    try:
-        chosen = sweep_id or store.last_id()
-        if chosen is None:
-            raise Failure(f"the store {store.path} holds no sweep yet")
+    from fleet.pipeline import chosen_sweep
+
+    with store_for(db) as store:
+        chosen = chosen_sweep(store, sweep_id)
         # sites are read one at a time as the report is written; JSON and HTML carry
         # transcripts
         view = store.view(chosen, light=result_format not in ("json", "html"))
@@ -80,10 +76,6 @@ def report(
             store=store,
             readiness_view=readiness_view,
         )
-    except StoreError as exc:
-        raise Failure(str(exc)) from None
-    finally:
-        store.close()
     return exit_code(view)
 
 
@@ -93,8 +85,7 @@ def report(
 @click.option("--limit", default=30, show_default=True, help="How many sweeps to show.")
 def history(db: str | None, site: str | None, limit: int) -> int:
     """Past sweeps, or one site's verdict, IP, flags and listings over time."""
-    store = open_store(db)
-    try:
+    with store_for(db) as store:
         if site is None:
             headers = ["sweep", "started (UTC)", "complete", "origin", "sites", "verdicts"]
             rows = [
@@ -126,8 +117,6 @@ def history(db: str | None, site: str | None, limit: int) -> int:
             ]
             if not rows:
                 raise Failure(f"no stored result for site '{site}'")
-    finally:
-        store.close()
     if not rows:
         click.echo("no sweeps stored yet")
         return 0
@@ -152,25 +141,11 @@ def diff(db: str | None, sweep_a: str | None, sweep_b: str | None, result_format
     With one sweep: that sweep against the previous complete sweep of its sites; with none:
     the last sweep.
     """
-    store = open_store(db)
-    try:
-        newest = sweep_b or sweep_a or store.last_id()
-        if newest is None:
-            raise Failure(f"the store {store.path} holds no sweep yet")
-        # From the digests kept beside each site: no full result (or transcript) is read.
-        newer, _, _ = store.info(newest)
-        changes: list[Change]
-        previous: str | None
-        if sweep_a and sweep_b:
-            store.info(sweep_a)  # a clear error when it is not in the store
-            before = store.digests(sweep_a)
-            changes, previous = compare_digests(before, store.digests(newest)), sweep_a
-        else:
-            changes, previous = store.stored_changes(newest, newer.started_at)
-    except StoreError as exc:
-        raise Failure(str(exc)) from None
-    finally:
-        store.close()
+    from fleet.pipeline import difference
+
+    with store_for(db) as store:
+        found = difference(store, sweep_a, sweep_b)
+    newer, previous, changes = found.newer, found.previous, found.changes
     if result_format == "json":
         document = {
             "from": previous,
@@ -211,20 +186,15 @@ def ingest(
     """Store results that `fleet sweep --format json` produced at sites (agent mode)."""
     _, inv = load_or_fail(inventory)
     keys = central_keys(master_key_file, warn=True)
-    store = open_store(db)
+    from fleet.pipeline import ingest as ingest_result
+
     refused = 0
-    try:
+    with store_for(db) as store:
         for name in files:
             # Each file on its own: one bad file is told and refused, the others go on.
             try:
                 text = read_capped(name, max_size * 1024 * 1024)
-                result = read_agent_result(text, name, inv, keys)
-                if store.has(result.sweep.id):
-                    raise IngestError(
-                        f"{name}: sweep {result.sweep.id} is already in the store (a duplicate)"
-                    )
-                sweep = result.sweep.model_copy(update={"origin": f"ingest:{Path(name).name}"})
-                changes, previous = store.save(result.model_copy(update={"sweep": sweep}))
+                stored = ingest_result(store, text, name, inv, keys)
             except (OSError, UnicodeDecodeError) as exc:
                 click.echo(f"fleet: {name}: cannot read: {exc}", err=True)
                 refused += 1
@@ -240,13 +210,11 @@ def ingest(
                 refused += 1
                 continue
             click.echo(
-                f"{name}: stored sweep {result.sweep.id} ({len(result.sites)} site(s)); "
-                f"{len(changes)} change(s) since the previous sweep"
+                f"{name}: stored sweep {stored.result.sweep.id} ({len(stored.result.sites)} "
+                f"site(s)); {len(stored.changes)} change(s) since the previous sweep"
             )
-            if changes:
-                click.echo(render_changes(changes, previous))
-    finally:
-        store.close()
+            if stored.changes:
+                click.echo(render_changes(stored.changes, stored.previous))
     if refused:
         raise Failure(f"{refused} of {len(files)} file(s) refused; nothing of theirs was stored")
     return 0
@@ -280,16 +248,12 @@ def notify_command(
     _, inv = load_or_fail(inventory)
     check_notifications(inv)
     assert inv.notifications is not None  # noqa: S101 - checked above
-    store = open_store(db)
-    try:
-        chosen = sweep_id or store.last_id()
-        if chosen is None:
-            raise Failure(f"the store {store.path} holds no sweep yet")
-        sent = send_alerts(inv.notifications, store.view(chosen), force=force)
-    except StoreError as exc:
-        raise Failure(str(exc)) from None
-    finally:
-        store.close()
+    from fleet.pipeline import chosen_sweep
+
+    with store_for(db) as store:
+        sent = send_alerts(
+            inv.notifications, store.view(chosen_sweep(store, sweep_id)), force=force
+        )
     return 0 if sent else EXIT_UNKNOWN
 
 
@@ -304,14 +268,8 @@ def notify_command(
 )
 def prune(db: str | None, keep_days: int) -> int:
     """Delete sweeps older than N days from the history."""
-    store = open_store(db)
-    try:
-        # The sweep's lock: a running sweep's row (and its sites) never vanish under it.
-        store.lock("fleet prune")
+    # The sweep's lock: a running sweep's row (and its sites) never vanish under it.
+    with store_for(db, lock="fleet prune") as store:
         removed = store.prune(keep_days)
-    except StoreError as exc:
-        raise Failure(str(exc)) from None
-    finally:
-        store.close()
     click.echo(f"removed {removed} sweep(s) older than {keep_days} days")
     return 0

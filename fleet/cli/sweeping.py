@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +17,9 @@ from fleet.cli.app import (
     colour_wanted,
     command_secrets,
     db_option,
+    history_store,
     inventory_option,
     load_or_fail,
-    open_store,
     progress_bar,
     run_async,
     send_alerts,
@@ -37,7 +35,7 @@ if TYPE_CHECKING:
     # modules only, not the probes, the store, the reports or the agent's HTTP client.
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
-    from fleet.results import SweepInfo, SweepResult, SweepView
+    from fleet.results import SweepResult, SweepView
     from fleet.store import Store
 
 
@@ -165,7 +163,7 @@ def sweep(
             )
     if agent is not None and agent.spool.pending():
         agent.deliver()  # what earlier runs could not deliver goes first, oldest first
-    with _history(not no_store, db) as store:
+    with history_store(not no_store, db, lock="fleet sweep") as store:
         # JSON, HTML (and the pushed result) carry every transcript
         light = result_format not in ("json", "html") and agent is None
         result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
@@ -223,7 +221,7 @@ def scan(
     from fleet.report.table import render_transcript
 
     path, _, plan = _plan_or_fail(inventory, (site_id,))
-    with _history(not no_store, db) as store:
+    with history_store(not no_store, db, lock="fleet sweep") as store:
         result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
         if result_format == "table" and output in (None, "-"):
             click.echo(render_transcript(result))
@@ -249,32 +247,13 @@ def _plan_or_fail(
     tags: tuple[str, ...] = (),
 ) -> tuple[str, Inventory, SweepPlan]:
     from fleet.errors import PlanError
-    from fleet.plan import plan_sweep
+    from fleet.pipeline import plan_for
 
     path, inv = load_or_fail(inventory)
     try:
-        return path, inv, plan_sweep(inv, site_ids, client, tags)
+        return path, inv, plan_for(inv, site_ids, client, tags)
     except PlanError as exc:
         raise Failure(str(exc)) from None
-
-
-@contextlib.contextmanager
-def _history(use: bool, db: str | None) -> Iterator[Store | None]:
-    """The store, locked for this sweep and open until its reports are written."""
-    from fleet.errors import StoreError
-
-    if not use:
-        yield None
-        return
-    store = open_store(db)
-    try:
-        try:
-            store.lock("fleet sweep")
-        except StoreError as exc:
-            raise Failure(str(exc)) from None
-        yield store
-    finally:
-        store.close()
 
 
 def _probe(
@@ -286,53 +265,35 @@ def _probe(
     quiet: bool,
     light: bool,
 ) -> tuple[SweepResult | SweepView, str | None]:
-    """Check secrets, then sweep. With a store, each site goes into it as soon as it is done
-    and nothing of it stays in memory: the reports read the sites back one at a time (`light`:
-    without their transcripts). Without a store the result is held in memory whole. A store
-    that fails part-way stops being written, not the sweep: the second value says why."""
-    from fleet.errors import NameserverError
-    from fleet.inventory import preflight
-    from fleet.store import SweepRecorder
+    """The sweep through the pipeline, with a progress bar and Ctrl-C handling; the second
+    value says why the store could not take (part of) it, when it could not."""
+    from fleet.errors import NameserverError, PreflightError
+    from fleet.pipeline import check_ready, sweep
 
-    problems = preflight(plan.inventory, {s.site.id for s in plan.sites})
-    if problems:
-        for problem in problems:
-            click.echo(problem, err=True)
-        raise Failure(f"{len(problems)} secret(s) or file(s) missing; nothing was probed")
-    update, close = progress_bar(len(plan.sites), quiet)
-    recorder = SweepRecorder(store, [sp.site.id for sp in plan.sites]) if store else None
-
-    def started(info: SweepInfo) -> None:
-        if recorder is not None:
-            recorder.begin(info)
-
-    # The inventory and the plan live as long as the sweep: keep the garbage collector from
-    # walking those objects again and again while conversations allocate and free their own.
-    if len(plan.sites) > 50:  # a full collection costs a one-site scan more than it saves
-        gc.collect()
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(20_000, 20, 20)  # most garbage is freed by reference counting anyway
     try:
-        result = run_async(
-            sweep_with_signals(
+        check_ready(plan)
+    except PreflightError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise Failure(f"{exc}; nothing was probed") from None
+    update, close = progress_bar(len(plan.sites), quiet)
+    try:
+        swept = run_async(
+            sweep(
                 plan,
+                store,
                 send_test=send_test,
+                light=light,
                 on_site=update,
-                on_start=started,
-                retain=recorder.keep if recorder is not None else None,
                 inventory_path=path,
+                execute=sweep_with_signals,
             )
         )
     except NameserverError as exc:
         raise Failure(f"{exc}; nothing was probed") from None
     finally:
         close()
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-    if recorder is None:
-        return result, None
-    return recorder.finish(result, light=light), recorder.failure
+    return swept.result, swept.unstored
 
 
 def _report(
@@ -394,19 +355,19 @@ def demo(csv_path: str, html_path: str, keep: str | None) -> int:
             f"the demo lab needs {exc.name}, which is not installed: "
             "pip install 'fleet[lab]' (a sweep does not need it)"
         ) from None
-    from fleet.plan import plan_sweep
+    from fleet.pipeline import plan_for, sweep
     from fleet.report import render
     from fleet.report.summary import exit_code
-    from fleet.runner import run_sweep
 
-    async def run(folder: Path) -> SweepResult:
+    async def run(folder: Path) -> SweepResult | SweepView:
         lab = DemoLab(folder)
         inventory_path = await lab.start()
         try:
-            plan = plan_sweep(load_inventory(str(inventory_path)))
-            return await run_sweep(
-                plan, inventory_path=str(inventory_path), secrets=command_secrets()
+            plan = plan_for(load_inventory(str(inventory_path)))
+            swept = await sweep(
+                plan, None, inventory_path=str(inventory_path), secrets=command_secrets()
             )
+            return swept.result
         finally:
             await lab.stop()
 

@@ -1,0 +1,238 @@
+"""One sweep end to end: plan -> run -> assess -> store -> changes -> view.
+
+Every command that sweeps (`sweep`, `scan`, `demo`) or reads the history (`report`, `diff`,
+`ingest`, `notify`) goes through here; the command line keeps argv, output streams and exit
+codes. Failures are ours (`FleetError`): the caller words them for its audience.
+
+Heavy modules (the runner, the probes) load inside the functions that need them, so that
+the commands that only read the history start as fast as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from fleet.errors import IngestError, PreflightError, StoreError
+
+if TYPE_CHECKING:
+    from fleet.agent import SiteKeys
+    from fleet.credentials import Secrets
+    from fleet.inventory import Inventory
+    from fleet.plan import SweepPlan
+    from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView
+    from fleet.store import Store
+
+SiteCallback = Callable[["SiteResult"], None]
+
+
+class Execute(Protocol):
+    """What runs the plan: the runner itself, or the command line's wrapper around it that
+    turns Ctrl-C and SIGTERM into a clean stop."""
+
+    def __call__(
+        self,
+        plan: SweepPlan,
+        *,
+        send_test: bool,
+        on_site: SiteCallback,
+        on_start: Callable[[SweepInfo], None] | None,
+        retain: Callable[[SiteResult], SiteResult | None] | None,
+        inventory_path: str | None,
+    ) -> Awaitable[SweepResult]: ...
+
+
+@contextlib.contextmanager
+def opened_store(db: str | None, *, lock: str | None = None) -> Iterator[Store]:
+    """The history store, open until the block ends; locked for `lock` (who takes it, e.g.
+    "fleet sweep") when given. Raises StoreError when it cannot be opened or is locked."""
+    from fleet.store import Store, default_db_path
+
+    store = Store(db or default_db_path())
+    try:
+        if lock is not None:
+            store.lock(lock)
+        yield store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def optional_store(use: bool, db: str | None, *, lock: str) -> Iterator[Store | None]:
+    """`opened_store` when the history is wanted, else None (`--no-store`)."""
+    if not use:
+        yield None
+        return
+    with opened_store(db, lock=lock) as store:
+        yield store
+
+
+def plan_for(
+    inventory: Inventory,
+    site_ids: Sequence[str] = (),
+    client: str | None = None,
+    tags: Sequence[str] = (),
+) -> SweepPlan:
+    """What to probe, from where (PlanError when the filters select nothing)."""
+    from fleet.plan import plan_sweep
+
+    return plan_sweep(inventory, tuple(site_ids), client, tuple(tags))
+
+
+def check_ready(plan: SweepPlan) -> None:
+    """Every secret and file the planned sites need can be read, before anything is sent
+    (PreflightError lists every one that cannot)."""
+    from fleet.inventory import preflight
+
+    problems = preflight(plan.inventory, {s.site.id for s in plan.sites})
+    if problems:
+        raise PreflightError(problems)
+
+
+@dataclass(frozen=True)
+class Swept:
+    """A finished (or stopped) sweep: in memory, or as a view read back from the store.
+    `unstored` says why the store could not take (part of) it; the sweep went on anyway."""
+
+    result: SweepResult | SweepView
+    unstored: str | None = None
+
+
+async def sweep(
+    plan: SweepPlan,
+    store: Store | None,
+    *,
+    send_test: bool = False,
+    light: bool = True,
+    on_site: SiteCallback | None = None,
+    inventory_path: str | None = None,
+    execute: Execute | None = None,
+    secrets: Secrets | None = None,
+) -> Swept:
+    """Check secrets, run the plan, store each site as soon as it is done, then the sweep's
+    changes since the previous one. With a store nothing of a site stays in memory: the
+    result is a view that reads the sites back one at a time (`light`: without their
+    transcripts). Without a store the result is held in memory whole."""
+    from fleet.store import SweepRecorder
+
+    check_ready(plan)
+    run = execute if execute is not None else _runner(secrets)
+    recorder = SweepRecorder(store, [sp.site.id for sp in plan.sites]) if store else None
+    with _quiet_collector(len(plan.sites)):
+        result = await run(
+            plan,
+            send_test=send_test,
+            on_site=on_site or _ignore,
+            on_start=recorder.begin if recorder is not None else None,
+            retain=recorder.keep if recorder is not None else None,
+            inventory_path=inventory_path,
+        )
+    if recorder is None:
+        return Swept(result)
+    return Swept(recorder.finish(result, light=light), recorder.failure)
+
+
+def _ignore(site: SiteResult) -> None:
+    return None
+
+
+def _runner(secrets: Secrets | None) -> Execute:
+    from fleet.runner import run_sweep
+
+    def run(
+        plan: SweepPlan,
+        *,
+        send_test: bool,
+        on_site: SiteCallback,
+        on_start: Callable[[SweepInfo], None] | None,
+        retain: Callable[[SiteResult], SiteResult | None] | None,
+        inventory_path: str | None,
+    ) -> Awaitable[SweepResult]:
+        return run_sweep(
+            plan,
+            send_test=send_test,
+            on_site=on_site,
+            on_start=on_start,
+            retain=retain,
+            inventory_path=inventory_path,
+            secrets=secrets,
+        )
+
+    return run
+
+
+@contextlib.contextmanager
+def _quiet_collector(site_count: int) -> Iterator[None]:
+    """The inventory and the plan live as long as the sweep: keep the garbage collector from
+    walking those objects again and again while conversations allocate and free their own."""
+    if site_count > 50:  # a full collection costs a one-site scan more than it saves
+        gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(20_000, 20, 20)  # most garbage is freed by reference counting anyway
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+# ---- the history ------------------------------------------------------------------------
+
+
+def chosen_sweep(store: Store, sweep_id: str | None) -> str:
+    """The sweep asked for, else the last one (StoreError when the store holds none)."""
+    chosen = sweep_id or store.last_id()
+    if chosen is None:
+        raise StoreError(f"the store {store.path} holds no sweep yet")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Difference:
+    """What changed from `previous` (None: no earlier complete sweep of these sites) to
+    `newer`."""
+
+    newer: SweepInfo
+    previous: str | None
+    changes: list[Change]
+
+
+def difference(store: Store, sweep_a: str | None, sweep_b: str | None) -> Difference:
+    """SWEEP_A to SWEEP_B; with one sweep, that sweep against the previous complete sweep of
+    its sites; with none, the last sweep. From the digests kept beside each site: no full
+    result (or transcript) is read."""
+    from fleet.changes import compare_digests
+
+    newest = chosen_sweep(store, sweep_b or sweep_a)
+    newer, _, _ = store.info(newest)
+    if sweep_a and sweep_b:
+        store.info(sweep_a)  # a clear error when it is not in the store
+        before = store.digests(sweep_a)
+        return Difference(newer, sweep_a, compare_digests(before, store.digests(newest)))
+    changes, previous = store.stored_changes(newest, newer.started_at)
+    return Difference(newer, previous, changes)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    result: SweepResult
+    previous: str | None
+    changes: list[Change]
+
+
+def ingest(store: Store, text: str, name: str, inventory: Inventory, keys: SiteKeys) -> Ingested:
+    """Store one agent's result (IngestError when it must not be: damaged, unsigned, for a
+    site the inventory does not know, or already stored)."""
+    from fleet.agent import read_agent_result
+
+    result = read_agent_result(text, name, inventory, keys)
+    if store.has(result.sweep.id):
+        raise IngestError(f"{name}: sweep {result.sweep.id} is already in the store (a duplicate)")
+    sweep_info = result.sweep.model_copy(update={"origin": f"ingest:{Path(name).name}"})
+    changes, previous = store.save(result.model_copy(update={"sweep": sweep_info}))
+    return Ingested(result, previous, changes)
