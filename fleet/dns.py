@@ -28,6 +28,7 @@ from aiodns import error as dns_error
 
 from fleet.errors import NameserverError
 from fleet.net import is_ip, join_host_port, split_host_port
+from fleet.once import Once
 
 log = logging.getLogger("fleet.dns")
 
@@ -118,7 +119,7 @@ class Dns:
         # c-ares sends every question to the first nameserver and moves on only when it
         # fails, so this cap on questions in flight is also the most any nameserver gets.
         self._limit = asyncio.Semaphore(concurrency)
-        self._cache: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+        self._answers: Once[tuple[str, str], Answer] = Once()
         self.stats = DnsStats()
         # First questions waiting for a slot or in flight; second chances wait for none.
         self._first_asks = 0
@@ -131,9 +132,7 @@ class Dns:
 
     async def close(self) -> None:
         """Stop questions still in flight (their askers get CancelledError) and the resolver."""
-        pending = [task for task in self._cache.values() if not task.done()]
-        for task in pending:
-            task.cancel()
+        pending = self._answers.cancel()
         try:
             if pending:
                 # wait() does not raise for the cancelled questions, but a cancellation of
@@ -146,12 +145,7 @@ class Dns:
         """Ask (name, rtype) once per sweep; never raises for DNS trouble. `shown` is the
         name as logged, when the name itself holds a secret (a DQS key)."""
         key = (name.lower().rstrip("."), rtype)
-        task = self._cache.get(key)
-        if task is None:
-            # A task of its own, so that one cancelled asker does not cancel the others.
-            task = asyncio.ensure_future(self._ask(key[0], rtype, shown or key[0]))
-            self._cache[key] = task
-        return await asyncio.shield(task)
+        return await self._answers.get(key, lambda: self._ask(key[0], rtype, shown or key[0]))
 
     async def _ask(self, name: str, rtype: str, shown: str) -> Answer:
         self._first_asks += 1

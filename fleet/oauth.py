@@ -23,6 +23,7 @@ from typing import Any
 
 from fleet.credentials import SecretSource
 from fleet.errors import SecretError
+from fleet.once import Once
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
@@ -95,20 +96,18 @@ class TokenBroker:
 
     def __init__(self, timeout_s: float = TOKEN_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
-        self._fetches: dict[tuple[object, ...], asyncio.Future[Token | TokenFailure]] = {}
+        self._fetches: Once[tuple[object, ...], Token | TokenFailure] = Once()
         self.fetches = 0  # how many times a provider was asked (tests: once per app)
 
     async def get(self, request: TokenRequest) -> Token | TokenFailure:
-        future = self._fetches.get(request.key)
-        if future is not None and _expiring(future):
-            future = None  # a sweep longer than the token's life (about an hour) gets a new one
-        if future is None:
+        if _expiring(self._fetches.finished(request.key)):
+            # a sweep longer than the token's life (about an hour) gets a new one
+            self._fetches.forget(request.key)
+        if request.key not in self._fetches:
             self.fetches += 1
-            future = asyncio.ensure_future(self._fetch(request))
-            self._fetches[request.key] = future
         # shielded: a conversation cut off by its site's budget must not cancel the fetch
         # that other conversations are waiting for
-        return await asyncio.shield(future)
+        return await self._fetches.get(request.key, lambda: self._fetch(request))
 
     async def _fetch(self, request: TokenRequest) -> Token | TokenFailure:
         try:
@@ -125,10 +124,7 @@ class TokenBroker:
 EXPIRY_MARGIN_S = 300
 
 
-def _expiring(future: asyncio.Future[Token | TokenFailure]) -> bool:
-    if not future.done() or future.cancelled():
-        return False
-    outcome = future.result()
+def _expiring(outcome: Token | TokenFailure | None) -> bool:
     return (
         isinstance(outcome, Token)
         and outcome.expires_at is not None

@@ -26,6 +26,7 @@ from fleet.egress import make_opener
 from fleet.errors import NameserverError
 from fleet.matrix import DeviceObservation, SiteObservation, assess
 from fleet.oauth import TokenBroker
+from fleet.once import Once
 from fleet.plan import SitePlan, SweepPlan
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
@@ -136,7 +137,7 @@ class Sweeper:
         self.tokens = TokenBroker(defaults.timeouts.command_s)
         self.caps = _Caps(defaults.concurrency.global_, defaults.concurrency.per_host)
         self.stats = RunStats()
-        self._public_ip: asyncio.Future[str | None] | None = None
+        self._public_ip: Once[str, str | None] = Once()
         # Resolved here, with the main nameservers: never a blocking lookup mid-sweep.
         self._public_ip_server: str | None = None
         lookup = defaults.public_ip_lookup
@@ -147,8 +148,7 @@ class Sweeper:
                 log.warning("public IP lookup: %s", exc)
 
     async def close(self) -> None:
-        if self._public_ip is not None:
-            self._public_ip.cancel()
+        self._public_ip.cancel()
         await self.dns.close()
 
     async def public_ip(self) -> str | None:
@@ -156,11 +156,10 @@ class Sweeper:
         lookup = self.plan.inventory.defaults.public_ip_lookup
         if lookup is None or self._public_ip_server is None:
             return None
-        if self._public_ip is None:
-            self._public_ip = asyncio.ensure_future(
-                self._ask_public_ip(lookup.name, self._public_ip_server)
-            )
-        return await asyncio.shield(self._public_ip)
+        server = self._public_ip_server
+        return await self._public_ip.get(
+            lookup.name, lambda: self._ask_public_ip(lookup.name, server)
+        )
 
     async def _ask_public_ip(self, name: str, nameserver: str) -> str | None:
         defaults = self.plan.inventory.defaults.dns

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from fleet.dns import Dns, Outcome
 from fleet.net import is_ip
+from fleet.once import Once
 from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
 from fleet.results import DirectSendCheck, Mode, MxResult, SpfResult
 
@@ -58,7 +59,7 @@ class SpfEvaluations:
         self.dns = dns
         self.budget_s = budget_s
         self.evaluations = 0  # how many check_host() runs the sweep needed
-        self._tasks: dict[tuple[str, ...], asyncio.Future[SpfEvaluation]] = {}
+        self._evaluations: Once[tuple[str, ...], SpfEvaluation] = Once()
 
     async def get(self, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation:
         domain = domain.lower().rstrip(".")
@@ -71,15 +72,11 @@ class SpfEvaluations:
     async def _run(
         self, key: tuple[str, ...], domain: str, ip: str, sender: str, helo: str
     ) -> SpfEvaluation:
-        task = self._tasks.get(key)
-        if task is None:
-            # A task of its own, so that one cancelled site does not cancel the others.
-            task = asyncio.ensure_future(
-                evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
-            )
-            self._tasks[key] = task
+        if key not in self._evaluations:
             self.evaluations += 1
-        return await asyncio.shield(task)
+        return await self._evaluations.get(
+            key, lambda: evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
+        )
 
 
 class DirectSendProbe:

@@ -18,6 +18,7 @@ from fleet.credentials import REDACTED, Secrets, SecretSource
 from fleet.dns import Answer, Dns, Outcome
 from fleet.errors import SecretError
 from fleet.net import unmapped
+from fleet.once import Once
 from fleet.probes.dnsbl_zones import LISTING_RANGE, SPAMHAUS_ERRORS, Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
 
@@ -45,8 +46,8 @@ class BlocklistProbe:
         self.secrets = secrets if secrets is not None else Secrets()
         self._suffix: dict[ZoneKey, str | None] = {}
         self._suffix_error: dict[ZoneKey, str] = {}
-        self._self_tests: dict[ZoneKey, asyncio.Future[str | None]] = {}
-        self._results: dict[tuple[str, ZoneKey], asyncio.Future[BlocklistResult]] = {}
+        self._self_tests: Once[ZoneKey, str | None] = Once()
+        self._results: Once[tuple[str, ZoneKey], BlocklistResult] = Once()
 
     async def check(self, ips: list[str]) -> list[BlocklistResult]:
         """Every zone for every IP, concurrently; results in (ip, zone) order."""
@@ -60,23 +61,12 @@ class BlocklistProbe:
         except ValueError:
             return _unknown(ip, zone, f"{ip!r} is not an IP address")
         key = (str(address), _zone_key(zone))
-        task = self._results.get(key)
-        if task is None:
-            # A task of its own, so that one cancelled asker does not cancel the others.
-            task = asyncio.ensure_future(self._lookup(str(address), zone))
-            self._results[key] = task
-        result = await asyncio.shield(task)
+        result = await self._results.get(key, lambda: self._lookup(str(address), zone))
         return result if result.ip == ip else result.model_copy(update={"ip": ip})
 
     def self_test(self, zone: Zone) -> asyncio.Future[str | None]:
         """Why this zone cannot be trusted with this resolver (None: it passed); once per sweep."""
-        key = _zone_key(zone)
-        task = self._self_tests.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._self_test(zone))
-            self._self_tests[key] = task
-        # Shielded: a caller that is cancelled must not cancel the test the others await.
-        return asyncio.shield(task)
+        return self._self_tests.future(_zone_key(zone), lambda: self._self_test(zone))
 
     # -- internals ----------------------------------------------------------------------
 
