@@ -41,7 +41,11 @@ MAX_BODY_BYTES_DEFAULT = 8 * 1024 * 1024  # one site's result is tens of kilobyt
 @inventory_option
 @db_option
 @click.option(
-    "--listen", default=LISTEN_DEFAULT, show_default=True, metavar="HOST:PORT", help="Address."
+    "--listen",
+    default=LISTEN_DEFAULT,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where to listen ([::1]:PORT for IPv6); keep loopback behind a reverse proxy.",
 )
 @click.option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate (PEM).")
 @click.option("--tls-key", metavar="FILE", help="The certificate's private key (PEM).")
