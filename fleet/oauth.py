@@ -14,12 +14,15 @@ cannot be obtained is a finding with the provider's own error code (AADSTS...), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fleet.credentials import SecretSource
 from fleet.errors import SecretError
@@ -114,9 +117,41 @@ class TokenBroker:
             # The library's own HTTP timeout fires first; this one is the backstop (MSAL
             # makes two requests, the discovery and the token).
             async with asyncio.timeout(2 * self.timeout_s + 1):
-                return await asyncio.to_thread(acquire, request, self.timeout_s)
+                return await _in_daemon_thread(acquire, request, self.timeout_s)
         except TimeoutError:
             return _timed_out(request, self.timeout_s)
+
+
+T = TypeVar("T")
+
+
+async def _in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call in a thread of its own that does not keep the process alive: the
+    event loop's executor would make an interrupted sweep wait, at exit, for an HTTP request
+    nobody needs any more (asyncio.run joins its threads)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # cancelled meanwhile
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(outcome)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            outcome = function(*args)
+        except BaseException as exc:  # handed to the waiting coroutine
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, None, exc)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, outcome, None)
+
+    threading.Thread(target=run, name="fleet-oauth-token", daemon=True).start()
+    return await future
 
 
 # A token with less than this left is not handed out: the conversation that gets it still

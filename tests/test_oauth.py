@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import signal
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -45,7 +48,15 @@ from fleet.results import (
     Verdict,
 )
 
-from .conftest import M365Lab, Run, fleet_env, free_port, run_fleet, run_fleet_async
+from .conftest import (
+    M365Lab,
+    Run,
+    eventually,
+    fleet_env,
+    free_port,
+    run_fleet,
+    run_fleet_async,
+)
 from .hostile import inventory_header
 
 TENANT = "00000000-0000-4000-8000-0000000000c1"
@@ -898,3 +909,54 @@ def test_entra_errors_are_read_by_their_codes(text: str, reason: str, words: str
     assert failure.reason == reason
     assert words in failure.finding
     assert "Trace ID" not in failure.finding
+
+
+async def test_a_second_ctrl_c_does_not_wait_for_a_token_request(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a token endpoint that takes 20 s to answer, and patient timeouts
+    ca = str(certs.ca_file)
+    token_endpoint.add_app(TENANT, LabApp(APP_OK, secret="s"))
+    token_endpoint.delay_s = 20.0
+    m365.tenant.mailboxes[SCANNER] = Mailbox()
+    oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=15, site_s=60)
+        + site("hq", device("mfp", m365.submission.port, ca, SCANNER, oauth2))
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fleet",
+        "sweep",
+        "-i",
+        str(inventory),
+        "--no-store",
+        "-q",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=fleet_env(FLEET_OAUTH_OK="s"),
+    )
+    try:
+        # When the sweep is waiting for the token and is interrupted twice
+        await eventually(lambda: any(r.startswith("GET") for r in token_endpoint.requests))
+        assert process.stderr is not None
+        process.send_signal(signal.SIGINT)
+        said = b""
+        while b"finishing running sites" not in said:
+            said += await asyncio.wait_for(process.stderr.readline(), 10)
+        process.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        await asyncio.wait_for(process.communicate(), 30)
+
+        # Then it stops at once, not when the token request would time out
+        assert time.monotonic() - signalled < 5
+        assert process.returncode == 3
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -144,7 +144,11 @@ class LabTokenEndpoint:
                 self.end_headers()
                 self.wfile.write(data)
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # a client that hung up (a timed-out or interrupted sweep) is normal
+
+        server = Server(("127.0.0.1", 0), Handler)
         server.socket = self.context.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         self._server = server
