@@ -455,11 +455,48 @@ class SmtpProfile(Strict):
     mode: Mode | None = None
 
 
+class ImapMailbox(Strict):
+    """The recipient's mailbox over IMAP (TLS, certificate verified): read-only use, except
+    that fleet deletes its own test message."""
+
+    host: Host
+    port: Port = 993
+    security: Literal["tls", "starttls"] = "tls"
+    username: Text
+    password_env: EnvName | None = None
+    password_file: FilePath | None = None
+    ca_file: FilePath | None = None  # CA for the IMAP server (default: the system's)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ImapMailbox:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("imap needs exactly one of password_env or password_file")
+        return self
+
+    @property
+    def secret(self) -> SecretSource:
+        return SecretSource(env=self.password_env, file=self.password_file)
+
+
+class Verify(Strict):
+    """Where to look for the test message after the server accepted it (--verify-delivery)."""
+
+    imap: ImapMailbox | None = None
+    within_s: Seconds = 120.0  # how long to wait for it
+
+    @model_validator(mode="after")
+    def _one_mailbox(self) -> Verify:
+        if self.imap is None:
+            raise ValueError("verify needs imap")
+        return self
+
+
 class Device(Strict):
     id: Slug
     model: Text | None = None
     location: Text | None = None
     smtp: SmtpSettings
+    verify: Verify | None = None  # --verify-delivery: the recipient's mailbox
 
 
 class SiteEgress(Strict):
@@ -597,6 +634,10 @@ class Inventory(InventoryHead):
                 ):
                     if key_file is not None:
                         entries.append((None, SecretSource(file=key_file)))
+        for _, device in self.devices():
+            imap = device.verify.imap if device.verify is not None else None
+            if imap is not None:
+                entries.append((imap.username, imap.secret))
         for zone in self.blocklists:
             if zone.key_env is not None or zone.key_file is not None:
                 entries.append((None, SecretSource(env=zone.key_env, file=zone.key_file)))
@@ -1047,6 +1088,14 @@ def preflight(inventory: Inventory, site_ids: set[str] | None = None) -> list[st
                 problems.append(f"{where}.ca_file: no such file: {smtp.ca_file}")
             if smtp.auth is not None:
                 problems.extend(_secret_problems(f"{where}.auth", smtp.auth))
+            imap = device.verify.imap if device.verify is not None else None
+            if imap is not None:
+                at = f"sites[{s}].devices[{d}] ({site.id}/{device.id}).verify.imap"
+                problems.extend(
+                    _source_problems(f"{at}.password", imap.password_env, imap.password_file)
+                )
+                if imap.ca_file and not os.path.isfile(imap.ca_file):
+                    problems.append(f"{at}.ca_file: no such file: {imap.ca_file}")
     for z, zone in enumerate(inventory.blocklists):
         problems.extend(_source_problems(f"blocklists[{z}].key", zone.key_env, zone.key_file))
     return problems

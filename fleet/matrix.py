@@ -21,6 +21,7 @@ from fleet.results import (
     BlocklistStatus,
     Category,
     Conversation,
+    Delivery,
     DeviceResult,
     DirectSendCheck,
     Egress,
@@ -35,6 +36,7 @@ from fleet.results import (
     Stage,
     worst,
 )
+from fleet.verify.findings import delivery_flag
 
 CERT_WARNING_DAYS = 21
 
@@ -53,6 +55,7 @@ class DeviceObservation:
     conversation: Conversation
     mailbox: str | None = None  # the login's username
     login: str | None = None  # password | oauth2
+    delivery: Delivery | None = None  # --verify-delivery: where the test message went
 
     @property
     def port25_unauthenticated(self) -> bool:
@@ -442,6 +445,16 @@ def _checks(f: _Facts) -> list[_Found]:
     ]
 
 
+def _deliveries(f: _Facts) -> list[_Found]:
+    found: list[_Found] = []
+    for device in f.site.devices:
+        flag = delivery_flag(device.delivery, f.site.egress.egress_ip) if device.delivery else None
+        if flag is not None:
+            code, severity, evidence, remediation = flag
+            found.append((code, severity, [device.device], evidence, remediation))
+    return found
+
+
 # Every flag a site can raise, by the function that finds it, in the order they are merged.
 _FLAG_FUNCTIONS: tuple[Callable[[_Facts], list[_Found]], ...] = (
     _dirty_ip,
@@ -453,6 +466,7 @@ _FLAG_FUNCTIONS: tuple[Callable[[_Facts], list[_Found]], ...] = (
     _listings,
     _blocklists_unknown,
     _checks,
+    _deliveries,
 )
 
 
@@ -634,4 +648,5 @@ def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:
         queue_id=conversation.queue_id,
         mailbox=d.mailbox,
         login=d.login,
+        delivery=d.delivery,
     )

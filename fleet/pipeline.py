@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fleet.plan import SweepPlan
     from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView
     from fleet.store import Store
+    from fleet.verify.delivery import DeliveryOptions
 
 SiteCallback = Callable[["SiteResult"], None]
 
@@ -43,6 +44,7 @@ class Execute(Protocol):
         on_start: Callable[[SweepInfo], None] | None,
         retain: Callable[[SiteResult], SiteResult | None] | None,
         inventory_path: str | None,
+        delivery: DeliveryOptions | None = None,
     ) -> Awaitable[SweepResult]: ...
 
 
@@ -112,6 +114,7 @@ async def sweep(
     inventory_path: str | None = None,
     execute: Execute | None = None,
     secrets: Secrets | None = None,
+    delivery: DeliveryOptions | None = None,
 ) -> Swept:
     """Check secrets, run the plan, store each site as soon as it is done, then the sweep's
     changes since the previous one. With a store nothing of a site stays in memory: the
@@ -130,6 +133,7 @@ async def sweep(
             on_start=recorder.begin if recorder is not None else None,
             retain=recorder.keep if recorder is not None else None,
             inventory_path=inventory_path,
+            delivery=delivery,
         )
     if recorder is None:
         return Swept(result)
@@ -151,6 +155,7 @@ def _runner(secrets: Secrets | None) -> Execute:
         on_start: Callable[[SweepInfo], None] | None,
         retain: Callable[[SiteResult], SiteResult | None] | None,
         inventory_path: str | None,
+        delivery: DeliveryOptions | None = None,
     ) -> Awaitable[SweepResult]:
         return run_sweep(
             plan,
@@ -160,6 +165,7 @@ def _runner(secrets: Secrets | None) -> Execute:
             retain=retain,
             inventory_path=inventory_path,
             secrets=secrets,
+            delivery=delivery,
         )
 
     return run

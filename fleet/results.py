@@ -127,6 +127,10 @@ class FlagCode(StrEnum):
     SPF_UNKNOWN = "SPF_UNKNOWN"
     OAUTH_TOKEN_FAILED = "OAUTH_TOKEN_FAILED"  # noqa: S105
     OAUTH_REFUSED = "OAUTH_REFUSED"
+    # --verify-delivery: where the test message went after the server accepted it
+    DELIVERED_TO_JUNK = "DELIVERED_TO_JUNK"
+    NOT_DELIVERED = "NOT_DELIVERED"
+    DELIVERY_UNKNOWN = "DELIVERY_UNKNOWN"
 
 
 class Verdict(StrEnum):
@@ -271,6 +275,35 @@ class Flag(Model):
     remediation: str
 
 
+class DeliveryStatus(StrEnum):
+    """Where the test message was found in the recipient's mailbox (--verify-delivery)."""
+
+    inbox = "inbox"
+    junk = "junk"
+    not_delivered = "not_delivered"  # not in the Inbox or Junk within the window
+    unknown = "unknown"  # the mailbox could not be checked (login, TLS, network)
+
+
+class Delivery(Model):
+    """What the recipient's mailbox showed of one test message."""
+
+    method: str  # imap | graph
+    mailbox: str  # the login or mailbox checked (not a secret)
+    test_message_id: str
+    status: DeliveryStatus
+    folder: str | None = None  # the folder as the server names it
+    delay_s: float | None = None  # from the end of DATA until fleet saw it
+    within_s: float
+    # the receiver's verdicts from Authentication-Results (pass, fail, softfail, none, ...)
+    spf: str | None = None
+    dkim: str | None = None
+    dmarc: str | None = None
+    compauth: str | None = None
+    authentication_results: str | None = None  # the header as the receiver stamped it
+    deleted: bool = False  # fleet deleted the test message afterwards
+    detail: str | None = None  # why unknown, or what else went wrong (the delete)
+
+
 class DeviceResult(Model):
     device: str
     model: str | None = None
@@ -291,6 +324,7 @@ class DeviceResult(Model):
     queue_id: str | None = None
     mailbox: str | None = None  # the login's username (not a secret): the readiness view
     login: str | None = None  # password | oauth2 (None: no login)
+    delivery: Delivery | None = None  # --verify-delivery: where the test message went
 
 
 class SpfResult(StrEnum):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +33,9 @@ from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse, use_small_tls_buffers
 from fleet.results import (
+    Category,
     Conversation,
+    Delivery,
     Egress,
     EgressTransport,
     Flag,
@@ -43,6 +46,7 @@ from fleet.results import (
     SweepResult,
     Verdict,
 )
+from fleet.verify.delivery import DeliveryOptions, verify_delivery
 
 SiteCallback = Callable[[SiteResult], None]
 log = logging.getLogger("fleet.runner")
@@ -112,8 +116,10 @@ class Sweeper:
         send_test: bool = False,
         today: datetime | None = None,
         secrets: Secrets | None = None,
+        delivery: DeliveryOptions | None = None,
     ) -> None:
         self.plan = plan
+        self.delivery = delivery  # --verify-delivery
         # Every secret of the sweep, known before any site is probed: a server may repeat
         # what another site's conversation sent (see `finish`).
         self.secrets = secrets if secrets is not None else Secrets()
@@ -182,7 +188,15 @@ class Sweeper:
         settings = ProbeSettings(site_plan.connect_s, site_plan.command_s, self.send_test)
         site_caps = _Caps(site_plan.per_site, site_plan.per_host)
 
+        ended: dict[int, float] = {}  # when each conversation ended (monotonic): after DATA
+
         async def one(index: int) -> Conversation:
+            try:
+                return await converse_one(index)
+            finally:
+                ended[index] = time.monotonic()
+
+        async def converse_one(index: int) -> Conversation:
             planned = site_plan.conversations[index]
             async with site_caps.slots, site_caps.host(planned.spec.host):
                 waited = time.monotonic()
@@ -210,6 +224,47 @@ class Sweeper:
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None  # the first bug is the one to report
         conversations = [task.result() for task in tasks]
+        # The mailboxes are watched while the blocklists are looked up.
+        watching = asyncio.ensure_future(self._deliveries(site_plan, conversations, ended))
+        try:
+            return await self._assess(site_plan, started_at, conversations, watching)
+        finally:
+            watching.cancel()
+
+    async def _deliveries(
+        self, site_plan: SitePlan, conversations: list[Conversation], ended: dict[int, float]
+    ) -> dict[str, Delivery]:
+        """--verify-delivery: each accepted test message looked for in its device's mailbox
+        (devices that share a conversation share its one message), all at once."""
+        if self.delivery is None:
+            return {}
+        work: dict[str, Awaitable[Delivery]] = {}
+        for index, (planned, conversation) in enumerate(
+            zip(site_plan.conversations, conversations, strict=True)
+        ):
+            test_id = conversation.test_message_id
+            if test_id is None or conversation.category is not Category.ok:
+                continue  # refused: the conversation's own flag says so
+            for device in planned.devices:
+                if device.verify is not None:
+                    work[device.id] = verify_delivery(
+                        device.verify,
+                        test_id,
+                        sent_at=ended[index],
+                        keep=self.delivery.keep,
+                        timeout_s=site_plan.command_s,
+                    )
+        results = await asyncio.gather(*work.values())
+        return dict(zip(work, results, strict=True))
+
+    async def _assess(
+        self,
+        site_plan: SitePlan,
+        started_at: datetime,
+        conversations: list[Conversation],
+        watching: asyncio.Future[dict[str, Delivery]],
+    ) -> SiteResult:
+        site = site_plan.site
         echoed: list[str | None] = [c.observed_ip for c in conversations]
         if site_plan.transport is EgressTransport.direct:
             echoed.append(await self.public_ip())
@@ -241,6 +296,11 @@ class Sweeper:
                         else "oauth2",
                     )
                 )
+        deliveries = await watching
+        devices = [
+            dataclasses.replace(d, delivery=deliveries[d.device]) if d.device in deliveries else d
+            for d in devices
+        ]
         order = {d.id: i for i, d in enumerate(site.devices)}
         devices.sort(key=lambda d: order[d.device])
         observation = SiteObservation(
@@ -338,6 +398,7 @@ async def run_sweep(
     inventory_path: str | None = None,
     stats: RunStats | None = None,
     secrets: Secrets | None = None,
+    delivery: DeliveryOptions | None = None,
 ) -> SweepResult:
     """Probe every site of the plan and gather one typed sweep result.
 
@@ -361,7 +422,9 @@ async def run_sweep(
         send_test=send_test,
         origin="local",
     )
-    sweeper = Sweeper(plan, send_test=send_test, today=started_at, secrets=secrets)  # may refuse
+    sweeper = Sweeper(  # may refuse
+        plan, send_test=send_test, today=started_at, secrets=secrets, delivery=delivery
+    )
     if on_start is not None:
         try:
             on_start(info)

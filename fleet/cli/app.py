@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fleet.plan import SweepPlan
     from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
     from fleet.store import Store
+    from fleet.verify.delivery import DeliveryOptions
 
 EXIT_UNKNOWN = 3
 T = TypeVar("T")
@@ -166,6 +167,7 @@ async def sweep_with_signals(
     on_start: Callable[[SweepInfo], None] | None = None,
     retain: Callable[[SiteResult], SiteResult | None] | None = None,
     inventory_path: str | None,
+    delivery: DeliveryOptions | None = None,
 ) -> SweepResult:
     """Run a sweep; Ctrl-C (SIGINT, Ctrl-Break, SIGTERM) stops new work, keeping what
     finished and marking the sweep incomplete; a second one cancels running work."""
@@ -193,6 +195,7 @@ async def sweep_with_signals(
             on_start=on_start,
             retain=retain,
             inventory_path=inventory_path,
+            delivery=delivery,
         )
 
 

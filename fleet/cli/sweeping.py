@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from fleet.plan import SweepPlan
     from fleet.results import SweepResult, SweepView
     from fleet.store import Store
+    from fleet.verify.delivery import DeliveryOptions
 
 
 @cli.command()
@@ -88,6 +89,17 @@ def _report_options(func: Callable[..., int]) -> Callable[..., int]:
             is_flag=True,
             help="Also send DATA: a small, labelled test message (its id is in the report).",
         ),
+        click.option(
+            "--verify-delivery",
+            is_flag=True,
+            help="With --send-test: find each test message in its device's `verify` mailbox "
+            "(Inbox or Junk), record where and the receiver's verdict, then delete it.",
+        ),
+        click.option(
+            "--keep-test-messages",
+            is_flag=True,
+            help="With --verify-delivery: leave the test messages in the mailbox.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option("--no-store", is_flag=True, help="Do not keep this sweep in the history."),
         db_option,
@@ -135,6 +147,8 @@ def sweep(
     per_site: bool,
     readiness_view: bool,
     send_test: bool,
+    verify_delivery: bool,
+    keep_test_messages: bool,
     quiet: bool,
     no_store: bool,
     db: str | None,
@@ -143,6 +157,7 @@ def sweep(
     from fleet.plan import describe
 
     path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
+    delivery = _delivery_options(plan, send_test, verify_delivery, keep_test_messages)
     agent = None
     if push_url is not None:  # the server and HTTP modules load only for agents that push
         from fleet.cli.central import check_push
@@ -166,7 +181,9 @@ def sweep(
     with history_store(not no_store, db, lock="fleet sweep") as store:
         # JSON, HTML (and the pushed result) carry every transcript
         light = result_format not in ("json", "html") and agent is None
-        result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=light)
+        result, unstored = _probe(
+            path, plan, store, send_test=send_test, quiet=quiet, light=light, delivery=delivery
+        )
         code = _report(
             result,
             result_format,
@@ -213,6 +230,8 @@ def scan(
     per_site: bool,
     readiness_view: bool,
     send_test: bool,
+    verify_delivery: bool,
+    keep_test_messages: bool,
     quiet: bool,
     no_store: bool,
     db: str | None,
@@ -221,8 +240,11 @@ def scan(
     from fleet.report.table import render_transcript
 
     path, _, plan = _plan_or_fail(inventory, (site_id,))
+    delivery = _delivery_options(plan, send_test, verify_delivery, keep_test_messages)
     with history_store(not no_store, db, lock="fleet sweep") as store:
-        result, unstored = _probe(path, plan, store, send_test=send_test, quiet=quiet, light=False)
+        result, unstored = _probe(
+            path, plan, store, send_test=send_test, quiet=quiet, light=False, delivery=delivery
+        )
         if result_format == "table" and output in (None, "-"):
             click.echo(render_transcript(result))
         code = _report(
@@ -238,6 +260,29 @@ def scan(
             _say_unstored(unstored)
             return EXIT_UNKNOWN
         return code
+
+
+def _delivery_options(
+    plan: SweepPlan, send_test: bool, verify_delivery: bool, keep: bool
+) -> DeliveryOptions | None:
+    """--verify-delivery needs a test message to look for, and a mailbox to look in."""
+    from fleet.verify.delivery import DeliveryOptions
+
+    if keep and not verify_delivery:
+        raise Failure("--keep-test-messages goes with --verify-delivery")
+    if not verify_delivery:
+        return None
+    if not send_test:
+        raise Failure(
+            "--verify-delivery needs --send-test: without a test message there is "
+            "nothing to look for"
+        )
+    if not any(d.verify is not None for sp in plan.sites for d in sp.site.devices):
+        raise Failure(
+            "--verify-delivery: no selected device has a `verify` mailbox in the "
+            "inventory; nothing was probed"
+        )
+    return DeliveryOptions(keep=keep)
 
 
 def _plan_or_fail(
@@ -264,6 +309,7 @@ def _probe(
     send_test: bool,
     quiet: bool,
     light: bool,
+    delivery: DeliveryOptions | None = None,
 ) -> tuple[SweepResult | SweepView, str | None]:
     """The sweep through the pipeline, with a progress bar and Ctrl-C handling; the second
     value says why the store could not take (part of) it, when it could not."""
@@ -287,6 +333,7 @@ def _probe(
                 on_site=update,
                 inventory_path=path,
                 execute=sweep_with_signals,
+                delivery=delivery,
             )
         )
     except NameserverError as exc:

@@ -5,6 +5,8 @@ fleet --SOCKS5--> microsocks 127.0.0.1:P1 -b 127.0.0.20 (XBL-listed) --+
       --SOCKS5--> microsocks 127.0.0.1:P2 -b 127.0.0.21 (PBL-listed) --+--> Postfix lab-mx.test
       --SOCKS5--> microsocks 127.0.0.1:P3 -b 127.0.0.30 (clean)      --+    = 127.0.0.1:SMTP
                                                                             (STARTTLS, RBL at RCPT)
+Postfix --LMTP 127.0.0.1:LMTP--> Dovecot (Sieve: SPF failures into Junk) <--IMAPS 127.0.0.1:IMAP-- fleet
+(the SPF policy service, Debian's policyd-spf, stamps Authentication-Results in Postfix)
 dnsmasq DNS_ADDRESS:53: the lab's resolver, for Postfix, microsocks and fleet. It answers
 lab-mx.test, the MX and SPF of contoso.test and the sites' reverse names itself, forwards
 zen.lab.test to rbldnsd 127.0.0.1:RBL, and refuses everything else.
@@ -23,6 +25,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -46,6 +49,11 @@ MX_NAME = "lab-mx.test"
 EHLO_NAME = "scanner-host.msp.test"
 RECIPIENT_DOMAIN = "contoso.test"
 RECIPIENT = f"frontdesk@{RECIPIENT_DOMAIN}"
+# The one mailbox Postfix delivers into (Dovecot), and a recipient it accepts, then drops.
+MAILBOX = f"scans@{RECIPIENT_DOMAIN}"
+DROPPED = f"dropped@{RECIPIENT_DOMAIN}"
+# A sender domain whose SPF names only fabrikam's egress (127.0.0.30): the other sites fail.
+SPF_DOMAIN = "fabrikam.test"
 # Addresses tried for dnsmasq, in order: not .53/.54, which systemd-resolved may own.
 DNS_ADDRESSES = tuple(f"127.0.{n}.153" for n in range(16))
 
@@ -56,6 +64,11 @@ PACKAGES = {
     "dnsmasq": "dnsmasq-base",
     "microsocks": "microsocks",
     "unshare": "util-linux",
+    "dovecot": "dovecot-core",
+    "/usr/lib/dovecot/imap": "dovecot-imapd",
+    "/usr/lib/dovecot/lmtp": "dovecot-lmtpd",
+    "sievec": "dovecot-sieve",
+    "policyd-spf": "postfix-policyd-spf-python",
 }
 
 
@@ -94,11 +107,20 @@ class Ports:
     rbldnsd: int
     dns_address: str
     socks: dict[str, int]  # site id -> microsocks port
+    imap: int = 0  # Dovecot's IMAPS
+    lmtp: int = 0  # Dovecot's LMTP, for Postfix
 
     @classmethod
     def fixed(cls) -> Ports:
         """Memorable ports for `make lab-up`."""
-        return cls(2525, 5354, free_dns_address(), {s.id: 1081 + i for i, s in enumerate(SITES)})
+        return cls(
+            2525,
+            5354,
+            free_dns_address(),
+            {s.id: 1081 + i for i, s in enumerate(SITES)},
+            1993,
+            2424,
+        )
 
     @classmethod
     def free(cls) -> Ports:
@@ -108,6 +130,8 @@ class Ports:
             free_port(socket.SOCK_DGRAM),
             free_dns_address(),
             {s.id: free_port(socket.SOCK_STREAM) for s in SITES},
+            free_port(socket.SOCK_STREAM),
+            free_port(socket.SOCK_STREAM),
         )
 
 
@@ -140,6 +164,11 @@ class Lab:
     def resolv_conf(self) -> Path:
         return self.run_dir / "resolv.conf"
 
+    @property
+    def mailbox_password_file(self) -> Path:
+        """The IMAP password of MAILBOX (made up at each start, readable by root only)."""
+        return self.run_dir / "mailbox-password"
+
     def socks_url(self, site: LabSite) -> str:
         return f"socks5://127.0.0.1:{self.ports.socks[site.id]}"
 
@@ -153,7 +182,8 @@ class Lab:
             self._write_certificates()
             self._start_rbldnsd(binaries["rbldnsd"])
             self._start_dnsmasq(binaries["dnsmasq"])
-            self._start_postfix(binaries["postfix"], binaries["unshare"])
+            self._start_dovecot(binaries["dovecot"], binaries["sievec"])
+            self._start_postfix(binaries["postfix"], binaries["unshare"], binaries["policyd-spf"])
             for site in SITES:
                 self._start_microsocks(binaries["microsocks"], binaries["unshare"], site)
             self.inventory.write_text(inventory_yaml(self), encoding="utf-8")
@@ -189,7 +219,10 @@ class Lab:
 
     def _prepare_run_dir(self) -> None:
         self.run_dir = self.run_dir.resolve()
-        for sub in ("log", "tls", "zones", "postfix/etc", "postfix/queue", "postfix/data"):
+        for sub in (
+            "log", "tls", "zones", "postfix/etc", "postfix/queue", "postfix/data",
+            "dovecot/run", "dovecot/state", "dovecot/sieve", "mail",
+        ):  # fmt: skip
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         # rbldnsd and Postfix drop to their own users: every folder on the way must be
         # traversable by them.
@@ -232,6 +265,11 @@ class Lab:
         chain = self.run_dir / "tls" / "lab-mx.pem"  # key, then certificate chain
         server.private_key_and_cert_chain_pem.write_to_path(str(chain))
         chain.chmod(0o600)
+        imap = certs.ca.issue_cert("lab-imap.test", "localhost", "127.0.0.1")
+        imap.cert_chain_pems[0].write_to_path(str(self.run_dir / "tls" / "lab-imap.crt"))
+        key = self.run_dir / "tls" / "lab-imap.key"
+        imap.private_key_pem.write_to_path(str(key))
+        key.chmod(0o600)
 
     def _start_rbldnsd(self, binary: str) -> None:
         zone_file = self.run_dir / "zones" / ZONE
@@ -253,6 +291,7 @@ class Lab:
                 f"host-record={MX_NAME},127.0.0.1",
                 f"mx-host={RECIPIENT_DOMAIN},{MX_NAME},0",
                 f'txt-record={RECIPIENT_DOMAIN},"v=spf1 {spf} -all"',
+                f'txt-record={SPF_DOMAIN},"v=spf1 ip4:127.0.0.30 -all"',
                 *(f"host-record={site.id}.sites.lab.test,{site.egress_ip}" for site in SITES),
             ]
         )
@@ -275,15 +314,60 @@ class Lab:
             f"nameserver {self.ports.dns_address}\noptions timeout:1 attempts:1\n"
         )
 
-    def _start_postfix(self, binary: str, unshare: str) -> None:
+    def _start_dovecot(self, binary: str, sievec: str) -> None:
+        """The mailbox: LMTP in, IMAPS out, a Sieve rule before delivery (compiled here, as
+        root: the mail user could not save the compiled script)."""
+        dovecot = self.run_dir / "dovecot"
+        conf = dovecot / "dovecot.conf"
+        mail_user = pwd.getpwnam("nobody")
+        conf.write_text(
+            render(
+                "dovecot.conf",
+                RUN=str(self.run_dir),
+                IMAP_PORT=str(self.ports.imap),
+                LMTP_PORT=str(self.ports.lmtp),
+                MAIL_USER=str(mail_user.pw_uid),
+                MAIL_GROUP=str(mail_user.pw_gid),
+            )
+        )
+        password = secrets.token_urlsafe(18)
+        self.mailbox_password_file.write_text(password + "\n")
+        self.mailbox_password_file.chmod(0o600)
+        users = dovecot / "users"
+        users.write_text(f"{MAILBOX}:{{PLAIN}}{password}::::::\n")
+        users.chmod(0o640)  # read by Dovecot's auth process, as user dovecot
+        os.chown(users, 0, pwd.getpwnam(_user("dovecot")).pw_gid)
+        os.chown(self.run_dir / "mail", mail_user.pw_uid, mail_user.pw_gid)
+        script = dovecot / "sieve" / "spf-junk.sieve"
+        shutil.copyfile(TEMPLATES / "spf-junk.sieve", script)
+        compiled = subprocess.run(
+            [sievec, "-c", str(conf), str(script)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if compiled.returncode != 0:
+            raise LabError(f"sievec failed: {compiled.stderr.strip()}")
+        for path in dovecot.joinpath("sieve").iterdir():
+            path.chmod(0o644)
+        child = self._spawn("dovecot", [binary, "-F", "-c", str(conf)])
+        for name, port in (("dovecot imaps", self.ports.imap), ("dovecot lmtp", self.ports.lmtp)):
+            wait_for_port(name, port, lambda: child.poll() is None)
+
+    def _start_postfix(self, binary: str, unshare: str, policyd_spf: str) -> None:
+        policy_conf = self.run_dir / "policyd-spf.conf"
+        shutil.copyfile(TEMPLATES / "policyd-spf.conf", policy_conf)
+        policy_conf.chmod(0o644)
         values = {
             "RUN": str(self.run_dir),
             "SMTP_PORT": str(self.ports.smtp),
             "ZONE": ZONE,
             "RECIPIENT_DOMAIN": RECIPIENT_DOMAIN,
             "RECIPIENTS": ", ".join(
-                f"{name}@{RECIPIENT_DOMAIN}=ok" for name in ("frontdesk", "reception", "records")
+                f"{name}@{RECIPIENT_DOMAIN}=ok"
+                for name in ("frontdesk", "reception", "records", "scans", "dropped")
             ),
+            "MAILBOX": MAILBOX,
+            "LMTP_PORT": str(self.ports.lmtp),
+            "POLICYD_SPF": policyd_spf,
         }
         for name in ("main.cf", "master.cf"):
             (self.config_dir / name).write_text(render(name, **values))
