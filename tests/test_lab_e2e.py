@@ -248,6 +248,7 @@ def test_lab_up_and_down_by_hand_leave_the_machine_as_found(lab: Lab) -> None:
             "rbldnsd",
             "dnsmasq",
             "postfix",
+            "dovecot",
             *(f"microsocks-{s.id}" for s in SITES),
         }
         swept = run_fleet(

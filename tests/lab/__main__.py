@@ -13,6 +13,7 @@ from tests.lab import processes, system
 from tests.lab.services import (
     DEFAULT_RUN_DIR,
     EHLO_NAME,
+    MAILBOX,
     MX_NAME,
     RECIPIENT,
     SITES,
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--free-ports",
         action="store_true",
-        help="pick unused ports instead of 2525 (Postfix), 5354 (rbldnsd) and 1081-1083 (SOCKS5)",
+        help="pick unused ports instead of 2525 (Postfix), 5354 (rbldnsd), 1081-1083 (SOCKS5), "
+        "1993 (IMAPS) and 2424 (LMTP)",
     )
     args = parser.parse_args(argv)
     run_dir = args.run_dir.resolve()
@@ -89,6 +91,8 @@ def _check_fixed_ports(ports: Ports) -> None:
             ("TCP", ports.smtp, socket.SOCK_STREAM),
             ("UDP", ports.rbldnsd, socket.SOCK_DGRAM),
             *[("TCP", p, socket.SOCK_STREAM) for p in ports.socks.values()],
+            ("TCP", ports.imap, socket.SOCK_STREAM),
+            ("TCP", ports.lmtp, socket.SOCK_STREAM),
         ]
         if not _free(port, sock)
     ]
@@ -128,6 +132,7 @@ fleet lab is up in {show(lab.run_dir)}
   Postfix MX     127.0.0.1:{lab.ports.smtp:<5}  STARTTLS (CA {show(lab.ca_file)}); rejects {ZONE} abuse listings at RCPT TO
   rbldnsd        127.0.0.1:{lab.ports.rbldnsd:<5}  zone {ZONE} from {show(lab.run_dir / "zones" / ZONE)} (re-read every 5 s)
   dnsmasq        {lab.ports.dns_address}:53   the lab's resolver: {MX_NAME}, MX and SPF of contoso.test, {ZONE}
+  Dovecot        127.0.0.1:{lab.ports.imap:<5}  IMAPS mailbox {MAILBOX} (password in {show(lab.mailbox_password_file)}); LMTP 127.0.0.1:{lab.ports.lmtp} from Postfix; SPF failures go to Junk
 {proxies}
 
 Sweep the lab's sites (inventory written for you):

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the lab tier (tests/lab) needs from Debian: Postfix without a default
 # configuration, rbldnsd, dnsmasq (the program only, not its service), microsocks, swaks
-# (with its TLS module), ncat, strace (the demo test proves it only talks to loopback), and
-# chromium (the HTML report is loaded in it, headless). Non-interactive, starts no service,
+# (with its TLS module), ncat, strace (the demo test proves it only talks to loopback),
+# chromium (the HTML report is loaded in it, headless), and the lab's mailbox: Dovecot with
+# IMAP, LMTP and Sieve, and Debian's SPF policy service for Postfix (--verify-delivery). Non-interactive, starts no service,
 # and does nothing (exit 0) when everything is already there. Run as root; .ci/run calls it
 # before `make test`.
 set -euo pipefail
@@ -18,11 +19,17 @@ declare -A PROVIDES=(
     [ncat]=ncat
     [strace]=strace
     [chromium]=chromium
+    [dovecot]=dovecot-core
+    [/usr/lib/dovecot/imap]=dovecot-imapd
+    [/usr/lib/dovecot/lmtp]=dovecot-lmtpd
+    [sievec]=dovecot-sieve
+    [policyd-spf]=postfix-policyd-spf-python
 )
 
 have() {
     case "$1" in
         *::*) perl -M"$1" -e 1 2>/dev/null ;;
+        /*) test -x "$1" ;;
         *) PATH="$PATH:/usr/sbin:/sbin" command -v "$1" >/dev/null ;;
     esac
 }

@@ -1,0 +1,259 @@
+"""--verify-delivery end to end against real mail software: Postfix (with Debian's SPF policy
+service stamping Authentication-Results) delivers over LMTP into Dovecot, whose Sieve rule
+files SPF failures into Junk; fleet finds each test message over IMAPS (the lab CA's
+certificate, verified) and deletes it (lab tier, marker `lab`).
+
+The story of issue #23: acceptance at RCPT TO is not delivery. Direct Send from an IP that the
+sender domain's SPF does not name is accepted, then lands in Junk ("scans never arrive").
+"""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import shutil
+import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet.report.json_report import read_json
+from fleet.results import (
+    Delivery,
+    DeliveryStatus,
+    FlagCode,
+    Severity,
+    SiteResult,
+    SweepResult,
+    Verdict,
+)
+from tests.conftest import Run, fleet_env, require_binary, run_fleet
+from tests.lab import processes
+from tests.lab.services import (
+    DROPPED,
+    EHLO_NAME,
+    MAILBOX,
+    MX_NAME,
+    SITES,
+    SPF_DOMAIN,
+    Lab,
+    LabError,
+    Ports,
+)
+from tests.test_lab_e2e import require_lab
+
+pytestmark = pytest.mark.lab
+
+_, NOT_NAMED, NAMED = SITES  # 127.0.0.21 and 127.0.0.30: the SPF of SPF_DOMAIN names only .30
+PASSWORD_ENV = "FLEET_TEST_IMAP_PASSWORD"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    require_lab()
+    for name in ("dovecot", "sievec", "policyd-spf"):
+        require_binary(name)
+    run_dir = Path(tempfile.mkdtemp(prefix="fleet-lab-"))
+    lab = Lab(run_dir, Ports.free())
+    try:
+        lab.start()
+    except LabError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        pytest.fail(f"the lab did not start: {exc}")
+    try:
+        yield lab
+    finally:
+        left = processes.survivors(lab.stop())
+        shutil.rmtree(run_dir, ignore_errors=True)
+        assert not left, f"still running after the lab stopped: {left}"
+
+
+def password(lab: Lab) -> str:
+    return lab.mailbox_password_file.read_text().strip()
+
+
+def inventory(lab: Lab, *, dropped_within_s: float = 3) -> str:
+    """Two sites sending as SPF_DOMAIN: one its SPF names, one it does not; the named site
+    also has a copier whose recipient Postfix accepts and then drops."""
+    imap = (
+        f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
+        f'password_env: {PASSWORD_ENV}, ca_file: "{lab.ca_file}"}}'
+    )
+
+    def device(name: str, to: str, within_s: float) -> str:
+        return f"""\
+      - id: {name}
+        smtp: {{profile: lab-mx, mode: direct_send, from: scanner@{SPF_DOMAIN}, to: {to}}}
+        verify: {{within_s: {within_s}, imap: {imap}}}
+"""
+
+    return f"""\
+defaults:
+  dns: {{nameservers: ["{lab.ports.dns_address}"], timeout_s: 2, tries: 1}}
+  timeouts: {{connect_s: 5, command_s: 10, site_s: 30}}
+  ehlo_name: {EHLO_NAME}
+profiles:
+  lab-mx: {{host: {MX_NAME}, port: {lab.ports.smtp}, security: starttls, ca_file: "{lab.ca_file}"}}
+sites:
+  - id: {NAMED.id}
+    client: {NAMED.client}
+    egress: {{via: "{lab.socks_url(NAMED)}", ip: {NAMED.egress_ip}}}
+    devices:
+{device("mfp-inbox", MAILBOX, 20)}{device("mfp-dropped", DROPPED, dropped_within_s)}
+  - id: {NOT_NAMED.id}
+    client: {NOT_NAMED.client}
+    egress: {{via: "{lab.socks_url(NOT_NAMED)}", ip: {NOT_NAMED.egress_ip}}}
+    devices:
+{device("mfp-junk", MAILBOX, 20)}"""
+
+
+@pytest.fixture(scope="module")
+def swept(lab: Lab) -> tuple[Run, SweepResult, Path]:
+    """One sweep with --send-test --verify-delivery by the real command line, kept in a
+    store of its own so that every output can be rendered from it."""
+    folder = lab.run_dir / "delivery"
+    folder.mkdir()
+    (folder / "inventory.yaml").write_text(inventory(lab))
+    db = folder / "fleet.db"
+    run = run_fleet(
+        "sweep", "-i", str(folder / "inventory.yaml"), "--send-test", "--verify-delivery",
+        "--format", "json", "--quiet", "--db", str(db),
+        env=fleet_env(**{PASSWORD_ENV: password(lab)}),
+    )  # fmt: skip
+    assert run.stdout, run.stderr
+    return run, read_json(run.stdout), db
+
+
+def site(result: SweepResult, site_id: str) -> SiteResult:
+    return next(s for s in result.sites if s.site == site_id)
+
+
+def device_delivery(result: SweepResult, device_id: str) -> Delivery:
+    device = next(d for s in result.sites for d in s.devices if d.device == device_id)
+    assert device.delivery is not None, device
+    return device.delivery
+
+
+def test_a_site_the_spf_names_lands_in_the_inbox(swept: tuple[Run, SweepResult, Path]) -> None:
+    _, result, _ = swept
+    delivery = device_delivery(result, "mfp-inbox")
+    assert delivery.status is DeliveryStatus.inbox
+    assert delivery.folder == "INBOX"
+    assert delivery.spf == "pass"
+    assert delivery.delay_s is not None
+    assert 0 <= delivery.delay_s < 20
+    assert "lab-mx.test; spf=pass" in (delivery.authentication_results or "")
+    assert delivery.deleted
+    flagged = {d for f in site(result, NAMED.id).flags for d in f.devices}
+    assert "mfp-inbox" not in flagged
+
+
+def test_a_site_the_spf_does_not_name_lands_in_junk_with_the_spf_cause(
+    swept: tuple[Run, SweepResult, Path],
+) -> None:
+    _, result, _ = swept
+    delivery = device_delivery(result, "mfp-junk")
+    assert delivery.status is DeliveryStatus.junk
+    assert delivery.folder == "Junk"
+    assert delivery.spf == "fail"
+    assert delivery.deleted
+    junk = next(f for f in site(result, NOT_NAMED.id).flags if f.code == FlagCode.DELIVERED_TO_JUNK)
+    assert junk.severity is Severity.warn
+    assert junk.devices == ["mfp-junk"]
+    assert f"SPF fail for {NOT_NAMED.egress_ip}" in junk.evidence
+    assert f"ip4:{NOT_NAMED.egress_ip}" in junk.remediation
+
+
+def test_a_message_postfix_accepts_then_drops_is_not_delivered(
+    swept: tuple[Run, SweepResult, Path],
+) -> None:
+    run, result, _ = swept
+    delivery = device_delivery(result, "mfp-dropped")
+    assert delivery.status is DeliveryStatus.not_delivered
+    assert delivery.folder is None
+    lost = next(f for f in site(result, NAMED.id).flags if f.code == FlagCode.NOT_DELIVERED)
+    assert lost.severity is Severity.critical
+    assert lost.devices == ["mfp-dropped"]
+    assert site(result, NAMED.id).verdict is Verdict.critical
+    assert run.code == 2  # critical
+
+
+def test_the_test_messages_are_deleted(lab: Lab, swept: tuple[Run, SweepResult, Path]) -> None:
+    _, result, _ = swept
+    ids = [d.test_message_id for s in result.sites for d in s.devices if d.test_message_id]
+    assert len(ids) == 3
+    assert not messages_with(lab, ids)
+
+
+@pytest.mark.parametrize("result_format", ["table", "csv", "html", "json"])
+def test_every_output_has_the_findings_and_no_password(
+    lab: Lab, swept: tuple[Run, SweepResult, Path], result_format: str
+) -> None:
+    run, _, db = swept
+    report = run_fleet("report", "--format", result_format, "--db", str(db), "--detail")
+    assert report.code in (0, 2), report.stderr
+    for code in ("DELIVERED_TO_JUNK", "NOT_DELIVERED"):
+        assert code in report.stdout, result_format
+    secret = password(lab)
+    forms = [secret, base64.b64encode(secret.encode()).decode(), secret[: len(secret) // 2]]
+    outputs = [
+        report.stdout,
+        report.stderr,
+        run.stdout,
+        run.stderr,
+        db.read_bytes().decode("latin-1"),
+    ]
+    for text in outputs:
+        for form in forms:
+            assert form not in text
+
+
+def test_keep_test_messages_leaves_the_message(lab: Lab, tmp_path: Path) -> None:
+    (tmp_path / "inventory.yaml").write_text(inventory(lab))
+    run = run_fleet(
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--keep-test-messages", "--format", "json", "--quiet", "--no-store",
+        env=fleet_env(**{PASSWORD_ENV: password(lab)}),
+    )  # fmt: skip
+    result = read_json(run.stdout)
+    delivery = device_delivery(result, "mfp-inbox")
+    assert delivery.status is DeliveryStatus.inbox
+    assert not delivery.deleted
+    assert messages_with(lab, [delivery.test_message_id]) == [delivery.test_message_id]
+
+
+def test_a_mailbox_fleet_cannot_trust_is_unknown_not_ok(lab: Lab, tmp_path: Path) -> None:
+    # Given a verify mailbox whose certificate fleet cannot verify (no ca_file: system CAs)
+    text = inventory(lab).replace(f', ca_file: "{lab.ca_file}"}}}}', "}}")
+    (tmp_path / "inventory.yaml").write_text(text)
+    # When the site is scanned
+    run = run_fleet(
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--format", "json", "--quiet", "--no-store",
+        env=fleet_env(**{PASSWORD_ENV: password(lab)}),
+    )  # fmt: skip
+    # Then no password went over unverified TLS, and the delivery is unknown with the reason
+    result = read_json(run.stdout)
+    delivery = device_delivery(result, "mfp-inbox")
+    assert delivery.status is DeliveryStatus.unknown
+    assert "certificate" in (delivery.detail or "")
+    flag = next(f for f in site(result, NAMED.id).flags if f.code == FlagCode.DELIVERY_UNKNOWN)
+    assert flag.severity is Severity.unknown
+    assert site(result, NAMED.id).verdict is not Verdict.ok
+
+
+def messages_with(lab: Lab, test_ids: list[str]) -> list[str]:
+    """The test ids still in the mailbox's INBOX or Junk (the test's own IMAP look)."""
+    context = ssl.create_default_context(cafile=str(lab.ca_file))
+    found = []
+    with imaplib.IMAP4_SSL("127.0.0.1", lab.ports.imap, ssl_context=context, timeout=10) as client:
+        client.login(MAILBOX, password(lab))
+        for folder in ("INBOX", "Junk"):
+            client.select(folder, readonly=True)
+            for test_id in test_ids:
+                _, data = client.search(None, "HEADER", "X-Fleet-Test-Id", test_id)
+                if data[0]:
+                    found.append(test_id)
+    return found
