@@ -1,0 +1,191 @@
+"""--verify-delivery without the lab: the receiver's verdict read from real headers, the
+likely cause of Junk, the `verify` inventory keys and the command line's refusals. The lab
+tier (tests/test_lab_delivery.py) runs it end to end against Postfix and Dovecot."""
+
+from __future__ import annotations
+
+import email
+from pathlib import Path
+
+import pytest
+
+from fleet.errors import InventoryError
+from fleet.inventory import parse_inventory
+from fleet.results import Delivery, DeliveryStatus, FlagCode, Severity
+from fleet.verify.findings import delivery_flag
+from fleet.verify.verdicts import read_verdicts
+from tests.conftest import run_fleet
+
+# Exchange Online's header (no authserv-id, `;` without a space), as quoted in a public
+# question: pastebin.com/neJNpgmZ (addresses as published there).
+MICROSOFT = """\
+Authentication-Results: spf=softfail (sender IP is X.X.X.X)
+ smtp.mailfrom=gmail.com; clientdomain.com; dkim=fail (no key for signature)
+ header.d=clientdomain.com;clientdomain.com; dmarc=fail action=quarantine
+ header.from=clientdomain.com;compauth=fail reason=000
+Received-SPF: SoftFail (protection.outlook.com: domain of transitioning
+ gmail.com discourages use of X.X.X.X as permitted sender)
+Subject: scan
+
+"""
+# Gmail's, as published at pastebin.com/sy34es46 (shortened): SPF fails, DKIM passes.
+GOOGLE = """\
+Received-SPF: fail (google.com: domain of bounce-test@lab-mta-3.com does not designate 149.202.112.229 as permitted sender) client-ip=149.202.112.229;
+Authentication-Results: mx.google.com;
+       spf=fail (google.com: domain of bounce-test@lab-mta-3.com does not designate 149.202.112.229 as permitted sender) smtp.mailfrom=bounce-test@lab-mta-3.com;
+       dkim=pass header.i=@lab-mta-1.com;
+       dmarc=fail (p=QUARANTINE dis=QUARANTINE) header.from=lab-mta-3.com
+Subject: scan
+
+"""
+
+
+def test_microsofts_header_gives_every_verdict_and_the_compauth_reason() -> None:
+    verdicts = read_verdicts(email.message_from_string(MICROSOFT))
+    assert (verdicts.spf, verdicts.dkim, verdicts.dmarc, verdicts.compauth) == (
+        "softfail",
+        "fail",
+        "fail",
+        "fail",
+    )
+    assert verdicts.compauth_reason == "000"
+
+
+def test_googles_header_with_a_comment_that_names_pass() -> None:
+    verdicts = read_verdicts(email.message_from_string(GOOGLE))
+    assert (verdicts.spf, verdicts.dkim, verdicts.dmarc, verdicts.compauth) == (
+        "fail",
+        "pass",
+        "fail",
+        None,
+    )
+
+
+def test_received_spf_alone_still_gives_the_spf_verdict() -> None:
+    message = email.message_from_string("Received-SPF: Fail (mailfrom) identity=mailfrom\n\n")
+    verdicts = read_verdicts(message)
+    assert verdicts.spf == "fail"
+    assert verdicts.dmarc is None
+
+
+def test_a_message_without_verdicts() -> None:
+    verdicts = read_verdicts(email.message_from_string("Subject: scan\n\n"))
+    assert verdicts.spf is verdicts.header is None
+
+
+def junk(**verdicts: str) -> Delivery:
+    return Delivery(
+        method="imap",
+        mailbox="scans@contoso.test",
+        test_message_id="0123456789abcdef",
+        status=DeliveryStatus.junk,
+        folder="Junk Email",
+        delay_s=4.2,
+        within_s=120,
+        **verdicts,
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "cause", "fix"),
+    [
+        ({"spf": "fail", "dmarc": "fail"}, "SPF fail for 203.0.113.5", "ip4:203.0.113.5"),
+        ({"spf": "softfail"}, "SPF softfail for 203.0.113.5", "ip4:203.0.113.5"),
+        ({"spf": "pass", "dkim": "none", "dmarc": "fail"}, "DMARC fail", "Align SPF or DKIM"),
+        ({"spf": "pass", "compauth": "fail reason=001"}, "composite authentication", "connector"),
+        ({"spf": "pass", "dmarc": "pass"}, "content filter", "spam filter"),
+    ],
+)
+def test_junk_is_a_warning_with_the_likely_cause(
+    verdicts: dict[str, str], cause: str, fix: str
+) -> None:
+    flag = delivery_flag(junk(**verdicts), "203.0.113.5")
+    assert flag is not None
+    code, severity, evidence, remediation = flag
+    assert (code, severity) == (FlagCode.DELIVERED_TO_JUNK, Severity.warn)
+    assert "delivered to Junk Email after 4.2 s" in evidence
+    assert cause in evidence
+    assert fix in remediation
+
+
+def test_not_delivered_is_critical_and_the_inbox_raises_nothing() -> None:
+    lost = junk().model_copy(update={"status": DeliveryStatus.not_delivered, "folder": None})
+    flag = delivery_flag(lost, None)
+    assert flag is not None
+    assert flag[:2] == (FlagCode.NOT_DELIVERED, Severity.critical)
+    assert "after 120 s" in flag[2]
+    assert delivery_flag(junk().model_copy(update={"status": DeliveryStatus.inbox}), None) is None
+
+
+INVENTORY = """\
+sites:
+  - id: hq
+    client: Contoso
+    devices:
+      - id: mfp
+        smtp: {host: mx.contoso.test, port: 25, from: a@contoso.test, to: b@contoso.test}
+        verify: VERIFY
+"""
+
+
+def test_verify_keys_are_read() -> None:
+    inv = parse_inventory(
+        INVENTORY.replace(
+            "VERIFY",
+            "{within_s: 60, imap: {host: outlook.office365.com, username: scans@contoso.test, "
+            "password_env: SCANS_IMAP}}",
+        ),
+        "inv.yaml",
+    )
+    verify = inv.sites[0].devices[0].verify
+    assert verify is not None
+    assert verify.imap is not None
+    assert (verify.within_s, verify.imap.port, verify.imap.security) == (60, 993, "tls")
+    # the password is a secret of the sweep: scrubbed from everything it produces
+    assert any(source.env == "SCANS_IMAP" for _, source in inv.secret_sources())
+
+
+@pytest.mark.parametrize(
+    ("verify", "problem"),
+    [
+        ("{imap: {host: h.test, username: u, password: hunter2}}", "password_env"),
+        ("{imap: {host: h.test, username: u}}", "exactly one of password_env or password_file"),
+        ("{within_s: 60}", "verify needs imap"),
+        ("{imap: {host: h.test, username: u, password_env: X}, within_s: 0}", "within_s"),
+    ],
+)
+def test_bad_verify_keys_are_clear_errors(verify: str, problem: str) -> None:
+    with pytest.raises(InventoryError) as caught:
+        parse_inventory(INVENTORY.replace("VERIFY", verify), "inv.yaml")
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--verify-delivery"], "--verify-delivery needs --send-test"),
+        (["--keep-test-messages"], "--keep-test-messages goes with --verify-delivery"),
+    ],
+)
+def test_the_command_line_refuses_before_sending_anything(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        INVENTORY.replace(
+            "VERIFY", "{imap: {host: 127.0.0.1, username: u, password_env: FLEET_TEST_NOPE}}"
+        )
+    )
+    run = run_fleet("sweep", "-i", str(path), "--no-store", "--quiet", *args)
+    assert run.code == 3
+    assert words in run.stderr
+
+
+def test_verify_delivery_without_any_mailbox_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(INVENTORY.replace("        verify: VERIFY\n", ""))
+    run = run_fleet(
+        "sweep", "-i", str(path), "--no-store", "--quiet", "--send-test", "--verify-delivery"
+    )
+    assert run.code == 3
+    assert "no selected device has a `verify` mailbox" in run.stderr
