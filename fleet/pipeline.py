@@ -126,15 +126,27 @@ async def sweep(
     run = execute if execute is not None else _runner(secrets)
     recorder = SweepRecorder(store, [sp.site.id for sp in plan.sites]) if store else None
     with _quiet_collector(len(plan.sites)):
-        result = await run(
-            plan,
-            send_test=send_test,
-            on_site=on_site or _ignore,
-            on_start=recorder.begin if recorder is not None else None,
-            retain=recorder.keep if recorder is not None else None,
-            inventory_path=inventory_path,
-            delivery=delivery,
-        )
+        on_start = recorder.begin if recorder is not None else None
+        retain = recorder.keep if recorder is not None else None
+        if delivery is None:  # an executor need not know --verify-delivery to run without it
+            result = await run(
+                plan,
+                send_test=send_test,
+                on_site=on_site or _ignore,
+                on_start=on_start,
+                retain=retain,
+                inventory_path=inventory_path,
+            )
+        else:
+            result = await run(
+                plan,
+                send_test=send_test,
+                on_site=on_site or _ignore,
+                on_start=on_start,
+                retain=retain,
+                inventory_path=inventory_path,
+                delivery=delivery,
+            )
     if recorder is None:
         return Swept(result)
     return Swept(recorder.finish(result, light=light), recorder.failure)
