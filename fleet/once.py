@@ -37,6 +37,9 @@ class Once(Generic[K, V]):
 
     async def get(self, key: K, start: Callable[[], Coroutine[Any, Any, V]]) -> V:
         """`key`'s result, started by `start()` if nobody asked yet."""
+        task = self._tasks.get(key)
+        if task is not None and task.done() and not task.cancelled():
+            return task.result()  # finished already: no shield (a future per asker) needed
         return await self.future(key, start)
 
     def finished(self, key: K) -> V | None:

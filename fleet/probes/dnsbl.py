@@ -52,6 +52,8 @@ class BlocklistProbe:
     async def check(self, ips: list[str]) -> list[BlocklistResult]:
         """Every zone for every IP, concurrently; results in (ip, zone) order."""
         jobs = [self.lookup(ip, zone) for ip in ips for zone in self.zones]
+        if len(jobs) == 1:  # the common case, one IP on one zone: no task to gather
+            return [await jobs[0]]
         return list(await asyncio.gather(*jobs))
 
     async def lookup(self, ip: str, zone: Zone) -> BlocklistResult:
