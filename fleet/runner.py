@@ -396,11 +396,44 @@ async def run_sweep(
     retain: Callable[[SiteResult], SiteResult | None] | None = None,
     sweep_id: str | None = None,
     inventory_path: str | None = None,
-    stats: RunStats | None = None,
     secrets: Secrets | None = None,
     delivery: DeliveryOptions | None = None,
 ) -> SweepResult:
-    """Probe every site of the plan and gather one typed sweep result.
+    """Probe every site of the plan and gather one typed sweep result (see `run_measured`)."""
+    result, _ = await run_measured(
+        plan,
+        send_test=send_test,
+        control=control,
+        on_site=on_site,
+        on_start=on_start,
+        retain=retain,
+        sweep_id=sweep_id,
+        inventory_path=inventory_path,
+        secrets=secrets,
+        delivery=delivery,
+    )
+    return result
+
+
+class _Aborted(Exception):
+    """The caller asked to cancel running work (a second Ctrl-C)."""
+
+
+async def run_measured(
+    plan: SweepPlan,
+    *,
+    send_test: bool = False,
+    control: Control | None = None,
+    on_site: SiteCallback | None = None,
+    on_start: Callable[[SweepInfo], None] | None = None,
+    retain: Callable[[SiteResult], SiteResult | None] | None = None,
+    sweep_id: str | None = None,
+    inventory_path: str | None = None,
+    secrets: Secrets | None = None,
+    delivery: DeliveryOptions | None = None,
+) -> tuple[SweepResult, RunStats]:
+    """Probe every site of the plan and gather one typed sweep result, with what it cost
+    (conversations, DNS queries, AUTH attempts).
 
     `on_start` sees the sweep's info before anything is probed, `on_site` each site as soon
     as it is done (the store writes it there); an exception in either stops the sweep.
@@ -455,33 +488,44 @@ async def run_sweep(
                 done[index] = kept
 
     n_workers = max(1, min(plan.inventory.defaults.concurrency.global_, len(plan.sites)))
-    workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
-    aborted = asyncio.ensure_future(control.abort.wait())
-    try:
-        while not aborted.done() and not all(w.done() for w in workers):
-            await asyncio.wait([*workers, aborted], return_when=asyncio.FIRST_COMPLETED)
-            for worker_task in workers:
-                if worker_task.done() and not worker_task.cancelled():
-                    failure = worker_task.exception()
-                    if failure is not None:
-                        raise failure  # the store or a callback failed: stop the sweep
-    finally:
-        aborted.cancel()
-        for worker_task in workers:
-            worker_task.cancel()
+    running = n_workers
+
+    async def supervised_worker() -> None:
+        nonlocal running
         try:
-            await asyncio.gather(*workers, aborted, return_exceptions=True)
-        finally:  # even if this wait is itself cancelled: no resolver or socket left open
-            if stats is not None:
-                stats.conversations = sweeper.stats.conversations
-                stats.dns_queries = sweeper.dns.stats.queries
-                stats.dns_by_type = dict(sweeper.dns.stats.by_type)
-                stats.auth_attempts = sum(sweeper.gate.attempts.values())
-            await sweeper.close()
+            await worker()
+        finally:
+            running -= 1
+            if running == 0:
+                watcher.cancel()  # every worker is done: nothing left to abort
+
+    async def watch_abort() -> None:
+        await control.abort.wait()
+        raise _Aborted
+
+    try:
+        # A failing site never gets here (the worker turns it into a result); what does is a
+        # failing store or callback, which stops the sweep, or the caller's abort.
+        async with asyncio.TaskGroup() as group:
+            watcher = group.create_task(watch_abort())
+            for _ in range(n_workers):
+                group.create_task(supervised_worker())
+    except BaseExceptionGroup as failures:
+        failure = next((e for e in failures.exceptions if not isinstance(e, _Aborted)), None)
+        if failure is not None:
+            raise failure from None
+    finally:  # even when cancelled: no resolver or socket left open
+        stats = RunStats(
+            conversations=sweeper.stats.conversations,
+            dns_queries=sweeper.dns.stats.queries,
+            dns_by_type=dict(sweeper.dns.stats.by_type),
+            auth_attempts=sum(sweeper.gate.attempts.values()),
+        )
+        await sweeper.close()
     sites = [done[i] for i in sorted(done)]
     missing = [sp.site.id for i, sp in enumerate(plan.sites) if i not in finished]
     complete = not missing
-    return SweepResult(
+    result = SweepResult(
         sweep=info.model_copy(
             update={
                 "finished_at": datetime.now(UTC),
@@ -496,3 +540,4 @@ async def run_sweep(
         ),
         sites=sites,
     )
+    return result, stats

@@ -23,7 +23,7 @@ from fleet.lab.dns import LabDns
 from fleet.plan import plan_sweep, zones_from_inventory
 from fleet.probes.dnsbl_zones import DQS_ZONE, SPAMHAUS_ERRORS, reverse_name
 from fleet.results import BlocklistStatus, ListingSeverity
-from fleet.runner import RunStats, run_sweep
+from fleet.runner import run_measured, run_sweep
 
 from .conftest import M365Lab, eventually, require_binary
 from .dnsbl_helpers import (
@@ -777,8 +777,7 @@ async def test_a_sweep_asks_about_a_shared_egress_ip_once_per_zone(
     plan = plan_sweep(load_inventory(str(path)))
     assert sum(len(s.site.devices) for s in plan.sites) == 50
     # When the whole sweep runs
-    stats = RunStats()
-    sweep = await run_sweep(plan, stats=stats)
+    sweep, stats = await run_measured(plan)
     # Then every site has the IP's result on both zones...
     assert len(sweep.sites) == 10
     for site in sweep.sites:

@@ -18,7 +18,7 @@ from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, QuietHandler, Tenant, m365_mx
 from fleet.plan import plan_sweep
 from fleet.results import Category, EgressTransport, SweepResult, Verdict
-from fleet.runner import Control, RunStats, run_sweep
+from fleet.runner import Control, run_sweep
 
 from .conftest import ROOT, M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet
 
@@ -47,10 +47,8 @@ def header(
     )
 
 
-async def sweep(
-    path: Path, control: Control | None = None, stats: RunStats | None = None
-) -> SweepResult:
-    return await run_sweep(plan_sweep(load_inventory(str(path))), control=control, stats=stats)
+async def sweep(path: Path, control: Control | None = None) -> SweepResult:
+    return await run_sweep(plan_sweep(load_inventory(str(path))), control=control)
 
 
 async def test_each_site_is_probed_from_its_own_egress(
@@ -557,3 +555,52 @@ async def test_a_nameserver_name_that_does_not_resolve_stops_the_sweep_before_an
             plan_sweep(load_inventory(str(write_inventory(text)))), on_start=started.append
         )
     assert started == []  # nothing begun, so nothing half-stored
+
+
+async def test_an_abort_cancels_running_sites_and_keeps_the_finished_ones(
+    certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
+) -> None:
+    # Given four sites that take turns on one slow mail server (one conversation at a time)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.2)
+    await slow.start()
+    try:
+        text = header(lab_dns, "global: 4, per_site: 1, per_host: 1")
+        for n in range(4):
+            text += f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.3.{n + 1}}}\n    devices:\n"
+            text += device(slow.port, str(certs.ca_file))
+        control = Control()
+        # When the caller aborts as soon as the first site is done
+        result = await run_sweep(
+            plan_sweep(load_inventory(str(write_inventory(text)))),
+            control=control,
+            on_site=lambda site: control.abort.set(),
+        )
+    finally:
+        await slow.stop()
+    # Then the sweep returns what finished, marked incomplete, and names the sites it lacks
+    assert 1 <= len(result.sites) < 4
+    assert result.sweep.complete is False
+    assert len(result.sweep.sites_missing) == 4 - len(result.sites)
+
+
+async def test_a_failing_callback_stops_the_sweep_with_its_own_error(
+    m365: M365Lab, lab_dns: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a caller whose per-site callback fails (as a broken store would)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    text = header(lab_dns)
+    for n in range(3):
+        text += (
+            f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.3.{n + 1}}}\n    devices:\n"
+        )
+        text += device(m365.mx.port, str(certs.ca_file))
+
+    def broken(site: object) -> None:
+        raise RuntimeError("the store broke")
+
+    # When the sweep runs, the error itself reaches the caller (not wrapped in a group)
+    with pytest.raises(RuntimeError, match="the store broke"):
+        await run_sweep(plan_sweep(load_inventory(str(write_inventory(text)))), on_site=broken)
