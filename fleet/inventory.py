@@ -478,16 +478,33 @@ class ImapMailbox(Strict):
         return SecretSource(env=self.password_env, file=self.password_file)
 
 
+class GraphMailbox(Strict):
+    """The recipient's Microsoft 365 mailbox through Microsoft Graph (no IMAP needed): an
+    Entra ID app with the Mail.ReadWrite application permission, its token from `oauth2`."""
+
+    mailbox: Address
+    oauth2: OAuth2
+    endpoint: HttpsUrl = "https://graph.microsoft.com"  # national clouds have their own
+    ca_file: FilePath | None = None  # CA for the Graph endpoint (a TLS-inspecting proxy)
+
+    @model_validator(mode="after")
+    def _microsoft(self) -> GraphMailbox:
+        if self.oauth2.kind != "microsoft":
+            raise ValueError("graph takes its token from oauth2 provider microsoft")
+        return self
+
+
 class Verify(Strict):
     """Where to look for the test message after the server accepted it (--verify-delivery)."""
 
     imap: ImapMailbox | None = None
+    graph: GraphMailbox | None = None
     within_s: Seconds = 120.0  # how long to wait for it
 
     @model_validator(mode="after")
     def _one_mailbox(self) -> Verify:
-        if self.imap is None:
-            raise ValueError("verify needs imap")
+        if (self.imap is None) == (self.graph is None):
+            raise ValueError("verify needs exactly one of imap or graph")
         return self
 
 
@@ -638,6 +655,13 @@ class Inventory(InventoryHead):
             imap = device.verify.imap if device.verify is not None else None
             if imap is not None:
                 entries.append((imap.username, imap.secret))
+            graph = device.verify.graph if device.verify is not None else None
+            if graph is not None and graph.oauth2.client_secret is not None:
+                entries.append((None, graph.oauth2.client_secret))
+            if graph is not None:
+                for key_file in (graph.oauth2.private_key_file, graph.oauth2.certificate_file):
+                    if key_file is not None:
+                        entries.append((None, SecretSource(file=key_file)))
         for zone in self.blocklists:
             if zone.key_env is not None or zone.key_file is not None:
                 entries.append((None, SecretSource(env=zone.key_env, file=zone.key_file)))
@@ -1096,6 +1120,16 @@ def preflight(inventory: Inventory, site_ids: set[str] | None = None) -> list[st
                 )
                 if imap.ca_file and not os.path.isfile(imap.ca_file):
                     problems.append(f"{at}.ca_file: no such file: {imap.ca_file}")
+            graph = device.verify.graph if device.verify is not None else None
+            if graph is not None:
+                at = f"sites[{s}].devices[{d}] ({site.id}/{device.id}).verify.graph.oauth2"
+                problems.extend(
+                    _source_problems(
+                        f"{at}.client_secret",
+                        graph.oauth2.client_secret_env,
+                        graph.oauth2.client_secret_file,
+                    )
+                )
     for z, zone in enumerate(inventory.blocklists):
         problems.extend(_source_problems(f"blocklists[{z}].key", zone.key_env, zone.key_file))
     return problems

@@ -30,6 +30,7 @@ from fleet.once import Once
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"  # --verify-delivery through Graph
 GOOGLE_SCOPE = "https://mail.google.com/"
 SEND_AS_APP = "SMTP.SendAsApp"
 TOKEN_TIMEOUT_S = 30.0
@@ -53,6 +54,7 @@ class TokenRequest:
     service_account_file: str | None = None
     subject: str | None = None  # google: the mailbox the service account acts as
     ca_file: str | None = None  # CA for the token endpoint, when not the system's
+    scope: str = MICROSOFT_SCOPE  # microsoft: Exchange (SMTP XOAUTH2), or GRAPH_SCOPE
 
     @property
     def key(self) -> tuple[object, ...]:
@@ -66,6 +68,7 @@ class TokenRequest:
             (self.client_id or "").lower(),
             self.client_secret,
             self.certificate_file,
+            self.scope,
         )
 
     def describe(self) -> str:
@@ -225,7 +228,7 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             instance_discovery=False,
             timeout=timeout_s,
         )
-        result = app.acquire_token_for_client(scopes=[MICROSOFT_SCOPE])
+        result = app.acquire_token_for_client(scopes=[request.scope])
     except requests.Timeout:
         return _timed_out(request, timeout_s)
     except requests.RequestException as exc:

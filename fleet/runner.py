@@ -253,6 +253,8 @@ class Sweeper:
                         sent_at=ended[index],
                         keep=self.delivery.keep,
                         timeout_s=site_plan.command_s,
+                        tokens=self.tokens,
+                        secrets=self.secrets,
                     )
         results = await asyncio.gather(*work.values())
         return dict(zip(work, results, strict=True))

@@ -150,7 +150,11 @@ def test_verify_keys_are_read() -> None:
     [
         ("{imap: {host: h.test, username: u, password: hunter2}}", "password_env"),
         ("{imap: {host: h.test, username: u}}", "exactly one of password_env or password_file"),
-        ("{within_s: 60}", "verify needs imap"),
+        ("{within_s: 60}", "verify needs exactly one of imap or graph"),
+        (
+            "{graph: {mailbox: s@contoso.test, oauth2: {token_env: T}}}",
+            "graph takes its token from oauth2 provider microsoft",
+        ),
         ("{imap: {host: h.test, username: u, password_env: X}, within_s: 0}", "within_s"),
     ],
 )

@@ -56,6 +56,7 @@ class IssuedToken:
     app_id: str
     tenant: str | None
     roles: list[str]
+    audience: str = "https://outlook.office365.com"  # google: unused
 
 
 class LabTokenEndpoint:
@@ -235,7 +236,12 @@ class LabTokenEndpoint:
                 "the tenant. You might have sent your authentication request to the wrong "
                 "tenant.",
             )
-        if form.get("scope") != "https://outlook.office365.com/.default":
+        # Exchange Online (SMTP XOAUTH2), or Microsoft Graph (--verify-delivery)
+        audience = {
+            "https://outlook.office365.com/.default": "https://outlook.office365.com",
+            "https://graph.microsoft.com/.default": "https://graph.microsoft.com",
+        }.get(form.get("scope", ""))
+        if audience is None:
             return 400, _aad_error(
                 "invalid_scope",
                 1002012,
@@ -243,7 +249,7 @@ class LabTokenEndpoint:
             )
         now = int(time.time())
         claims = {
-            "aud": "https://outlook.office365.com",
+            "aud": audience,
             "iss": f"https://sts.windows.net/{tenant}/",
             "iat": now,
             "nbf": now,
@@ -255,7 +261,9 @@ class LabTokenEndpoint:
             "uti": secrets.token_urlsafe(16),
         }
         token = jwt.encode(claims, self._signing_key, algorithm="HS256")
-        self.issued[token] = IssuedToken("microsoft", None, client_id, tenant, list(app.roles))
+        self.issued[token] = IssuedToken(
+            "microsoft", None, client_id, tenant, list(app.roles), audience
+        )
         return 200, {
             "token_type": "Bearer",
             "expires_in": self.expires_in,

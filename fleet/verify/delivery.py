@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from email.message import Message
+from typing import Any
 
+from fleet.credentials import Secrets
 from fleet.errors import SecretError
-from fleet.inventory import Verify
+from fleet.inventory import GraphMailbox, Verify
+from fleet.oauth import GRAPH_SCOPE, MICROSOFT_AUTHORITY, Token, TokenBroker, TokenRequest
 from fleet.results import Delivery, DeliveryStatus
+from fleet.verify import graph
 from fleet.verify.imap import ImapProblem, Mailbox, find_test_message
 from fleet.verify.verdicts import read_verdicts
 
@@ -19,11 +24,24 @@ async def verify_delivery(
     sent_at: float,
     keep: bool,
     timeout_s: float,
+    tokens: TokenBroker | None = None,
+    secrets: Secrets | None = None,
 ) -> Delivery:
     """Look for the test message until `sent_at` (monotonic) + `within_s`; never raises for
     what the mailbox or the network does (that is status `unknown` with the reason)."""
+    if verify.graph is not None:
+        return await _through_graph(
+            verify.graph,
+            verify.within_s,
+            test_id,
+            sent_at=sent_at,
+            keep=keep,
+            timeout_s=timeout_s,
+            tokens=tokens or TokenBroker(timeout_s),
+            secrets=secrets,
+        )
     imap = verify.imap
-    if imap is None:  # the inventory allows no other mailbox yet
+    if imap is None:  # the inventory requires one of the two
         raise ValueError("verify without a mailbox")
     base = {
         "method": "imap",
@@ -55,12 +73,83 @@ async def verify_delivery(
         stop.set()  # cancelled: the thread ends at its next poll, not at the deadline
     if found is None:
         return Delivery(**base, status=DeliveryStatus.not_delivered)
-    verdicts = read_verdicts(found.headers)
+    return _found(
+        base, found.folder, found.junk, found.headers, found.delay_s, found.deleted, found.detail
+    )
+
+
+async def _through_graph(
+    mailbox: GraphMailbox,
+    within_s: float,
+    test_id: str,
+    *,
+    sent_at: float,
+    keep: bool,
+    timeout_s: float,
+    tokens: TokenBroker,
+    secrets: Secrets | None,
+) -> Delivery:
+    base = {
+        "method": "graph",
+        "mailbox": mailbox.mailbox,
+        "test_message_id": test_id,
+        "within_s": within_s,
+    }
+    oauth2 = mailbox.oauth2
+    request = TokenRequest(
+        provider="microsoft",
+        client_id=oauth2.client_id,
+        tenant_id=oauth2.tenant_id,
+        authority=oauth2.authority or MICROSOFT_AUTHORITY,
+        client_secret=oauth2.client_secret,
+        certificate_file=oauth2.certificate_file,
+        private_key_file=oauth2.private_key_file,
+        ca_file=oauth2.ca_file,
+        scope=GRAPH_SCOPE,
+    )
+    token = await tokens.get(request)
+    if not isinstance(token, Token):
+        detail = f"no Graph token for {request.describe()}: {token.finding}"
+        return Delivery(**base, status=DeliveryStatus.unknown, detail=detail)
+    if secrets is not None:
+        secrets.add(token.value)  # before any request: no output can show it
+    try:
+        found = await graph.find_test_message(
+            mailbox.endpoint,
+            mailbox.mailbox,
+            token.value,
+            test_id,
+            sent_at=sent_at,
+            within_s=within_s,
+            keep=keep,
+            timeout_s=timeout_s,
+            ca_file=mailbox.ca_file,
+        )
+    except graph.GraphProblem as exc:
+        return Delivery(**base, status=DeliveryStatus.unknown, detail=f"Graph: {exc}")
+    if found is None:
+        return Delivery(**base, status=DeliveryStatus.not_delivered)
+    return _found(
+        base, found.folder, found.junk, found.headers, found.delay_s, found.deleted, found.detail
+    )
+
+
+def _found(
+    base: dict[str, Any],
+    folder: str,
+    junk: bool,
+    headers: Message,
+    delay_s: float,
+    deleted: bool,
+    detail: str | None,
+) -> Delivery:
+    """Where it was, and the receiver's verdict from its headers."""
+    verdicts = read_verdicts(headers)
     return Delivery(
         **base,
-        status=DeliveryStatus.junk if found.junk else DeliveryStatus.inbox,
-        folder=found.folder,
-        delay_s=found.delay_s,
+        status=DeliveryStatus.junk if junk else DeliveryStatus.inbox,
+        folder=folder,
+        delay_s=delay_s,
         spf=verdicts.spf,
         dkim=verdicts.dkim,
         dmarc=verdicts.dmarc,
@@ -68,8 +157,8 @@ async def verify_delivery(
         if verdicts.compauth_reason is None
         else f"{verdicts.compauth} reason={verdicts.compauth_reason}",
         authentication_results=verdicts.header,
-        deleted=found.deleted,
-        detail=found.detail,
+        deleted=deleted,
+        detail=detail,
     )
 
 
