@@ -140,6 +140,9 @@ class Secrets:
         self._forms: set[str] = set()  # lower case, matched whole or in fragments
         self._whole: set[str] = set()  # lower case, matched whole only (URLs)
         self._short: set[str] = set()  # forms too short to be found by their pieces
+        # Both, as one tuple replaced (never changed) on each add: a log record formatted in
+        # another thread (a library's) reads it while the sweep adds a secret.
+        self._exact: tuple[str, ...] = ()
         self._pieces: dict[str, list[str]] = {}  # piece -> the forms that hold it
         self._minimum: dict[str, int] = {}  # form -> the shortest piece of it that leaks
 
@@ -159,12 +162,14 @@ class Secrets:
         with self._lock:
             if not fragments:
                 self._whole.add(form)
+                self._exact = (*self._exact, form)
                 return
             self._forms.add(form)
             minimum = FRAGMENT if encoded else max(FRAGMENT, -(-len(form) // 2))
             self._minimum[form] = min(minimum, len(form))
             if len(form) < FRAGMENT:
                 self._short.add(form)
+                self._exact = (*self._exact, form)
                 return
             # Only the form is kept per piece (a sweep of 10,000 logins knows 40,000 forms):
             # where the piece sits in it is found again on the rare hit.
@@ -241,7 +246,7 @@ class Secrets:
     def _mark(self, text: str, where: range | list[int], hidden: bytearray) -> None:
         """Mark in `hidden` (positions of the original text, through `where`) every known
         form of `text`: whole, or a piece of FRAGMENT characters or more."""
-        for form in (*self._whole, *self._short):
+        for form in self._exact:
             start = text.find(form)
             while start != -1:
                 for i in range(start, start + len(form)):
