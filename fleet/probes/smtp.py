@@ -78,6 +78,10 @@ class ProbeSettings:
 # asyncio gives every TLS connection a 256 KiB read buffer (SSLProtocol.max_size); at 200
 # conversations in flight that is 50 MB for SMTP replies of a few hundred bytes. 32 KiB
 # still holds two full TLS records. The attribute only sizes that buffer and read chunks.
+# It matters on asyncio's own loop only (Windows, FLEET_LOOP=asyncio): uvloop, the default
+# elsewhere, has a TLS protocol of its own and never creates this class (measured: a TLS
+# connection on uvloop creates no asyncio.sslproto.SSLProtocol, on asyncio's loop one per
+# side), so there the patch changes nothing and costs nothing.
 _TLS_READ_BUFFER = 32 * 1024
 
 
