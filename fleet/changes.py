@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.results import SEVERITY_ORDER, BlocklistStatus, Change, Severity, SiteResult, Verdict
+from fleet.results import (
+    SEVERITY_ORDER,
+    BlocklistStatus,
+    Change,
+    ChangeKind,
+    Severity,
+    SiteResult,
+    Verdict,
+)
 
 _VERDICT_SEVERITY = {
     Verdict.critical: Severity.critical,
@@ -81,7 +89,11 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
     changes: list[Change] = []
 
     def add(
-        kind: str, severity: Severity, summary: str, was: str | None = None, now: str | None = None
+        kind: ChangeKind,
+        severity: Severity,
+        summary: str,
+        was: str | None = None,
+        now: str | None = None,
     ) -> None:
         changes.append(
             Change(
@@ -97,7 +109,7 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
 
     if before.verdict is not after.verdict:
         add(
-            "verdict",
+            ChangeKind.verdict,
             _VERDICT_SEVERITY[after.verdict],
             f"verdict {before.verdict.value} -> {after.verdict.value}",
             before.verdict.value,
@@ -105,14 +117,14 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
         )
     for code, severity in after.flags.items():
         if code not in before.flags and severity is not Severity.info:
-            add("new_flag", severity, f"new {code} ({severity.value})", None, code)
+            add(ChangeKind.new_flag, severity, f"new {code} ({severity.value})", None, code)
     for code, severity in before.flags.items():
         if code not in after.flags and severity is not Severity.info:
-            add("resolved_flag", Severity.info, f"resolved {code}", code, None)
+            add(ChangeKind.resolved_flag, Severity.info, f"resolved {code}", code, None)
     for (ip, zone), lists in after.listed.items():
         if (ip, zone) not in before.listed:
             add(
-                "listed",
+                ChangeKind.listed,
                 Severity.warn,
                 f"{ip} newly listed on {zone} ({lists})",
                 None,
@@ -121,7 +133,7 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
     for (ip, zone), lists in before.listed.items():
         if (ip, zone) not in after.listed and (ip, zone) in after.looked_up:
             add(
-                "delisted",
+                ChangeKind.delisted,
                 Severity.info,
                 f"{ip} no longer listed on {zone} (was {lists})",
                 f"{ip} {zone}",
@@ -129,7 +141,7 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
             )
     if before.egress_ip and after.egress_ip and before.egress_ip != after.egress_ip:
         add(
-            "egress_ip",
+            ChangeKind.egress_ip,
             Severity.warn,
             f"egress IP changed {before.egress_ip} -> {after.egress_ip}",
             before.egress_ip,

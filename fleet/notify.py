@@ -33,7 +33,7 @@ from fleet.report.csv_report import render_csv
 from fleet.report.html import render_email_html
 from fleet.report.sanitize import for_terminal, strip_controls
 from fleet.report.summary import top, verdict_counts
-from fleet.results import Change, Security, Severity, SweepResult, SweepView, Verdict
+from fleet.results import Change, ChangeKind, Security, Severity, SweepResult, SweepView, Verdict
 
 log = logging.getLogger("fleet.notify")
 
@@ -55,7 +55,7 @@ def alert_changes(result: SweepResult | SweepView) -> list[Change]:
 def new_critical(changes: list[Change]) -> list[Change]:
     """The critical findings among the changes (a site turning critical is told by its new
     flags, so it is not counted twice)."""
-    return [c for c in changes if c.severity is Severity.critical and c.kind == "new_flag"]
+    return [c for c in changes if c.severity is Severity.critical and c.kind is ChangeKind.new_flag]
 
 
 def should_send(when: str, result: SweepResult | SweepView) -> bool:
@@ -80,8 +80,8 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
     result = SweepView.of(sweep)
     changes = alert_changes(result)
     critical = new_critical(changes)
-    listings = [c for c in changes if c.kind == "listed"]
-    resolved = [c for c in changes if c.kind in ("resolved_flag", "delisted")]
+    listings = [c for c in changes if c.kind is ChangeKind.listed]
+    resolved = [c for c in changes if c.kind in (ChangeKind.resolved_flag, ChangeKind.delisted)]
     changed_sites = sorted({c.site for c in changes})
     subject = (
         f"{prefix} {len(critical)} new critical finding{'s' * (len(critical) != 1)}, "

@@ -411,12 +411,23 @@ class SweepInfo(Model):
     dns_retries_answered: int = 0
 
 
+class ChangeKind(StrEnum):
+    """What changed for a site since its previous complete sweep."""
+
+    new_flag = "new_flag"
+    resolved_flag = "resolved_flag"
+    verdict = "verdict"
+    listed = "listed"
+    delisted = "delisted"
+    egress_ip = "egress_ip"
+
+
 class Change(Model):
     """One difference between a sweep and the previous complete sweep of a site."""
 
     site: str
     client: str
-    kind: str  # new_flag | resolved_flag | verdict | listed | delisted | egress_ip
+    kind: ChangeKind
     severity: Severity
     summary: str
     before: str | None = None

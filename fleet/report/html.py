@@ -30,6 +30,7 @@ from fleet.results import (
     VERDICT_RANK,
     BlocklistStatus,
     Change,
+    ChangeKind,
     DeviceResult,
     Flag,
     ListingSeverity,
@@ -484,7 +485,7 @@ def _verdict_order(verdict: Verdict) -> int:
 
 def _change_badge(change: Change) -> tuple[str, str]:
     """The style and words of a change: a resolved flag or a delisting is good news."""
-    if change.kind in ("resolved_flag", "delisted"):
+    if change.kind in (ChangeKind.resolved_flag, ChangeKind.delisted):
         return "ok", "resolved"
     return _SEVERITY_STYLE[change.severity], change.severity.value
 
