@@ -440,7 +440,8 @@ class SmtpSettings(Strict):
 
 
 class SmtpProfile(Strict):
-    """Reusable SMTP settings: any of a device's `smtp` keys."""
+    """Reusable SMTP settings: any of a device's `smtp` keys, and the `verify` mailbox that
+    the devices using it send to (--verify-delivery)."""
 
     host: Host | None = None
     port: Port | None = None
@@ -453,6 +454,7 @@ class SmtpProfile(Strict):
     ca_file: FilePath | None = None
     ehlo_name: Host | None = None
     mode: Mode | None = None
+    verify: Verify | None = None
 
 
 class ImapMailbox(Strict):
@@ -925,6 +927,12 @@ def _merge_profiles(
                 if key not in smtp:
                     origins[(*path, key)] = ("profiles", name, key)
             merged.update(smtp)
+            # A profile's `verify` (the mailbox its copiers send to) is the device's own,
+            # unless the device names one: it is not an SMTP setting.
+            profile_verify = merged.pop("verify", None)
+            if profile_verify is not None and "verify" not in device:
+                device["verify"] = profile_verify
+                origins[("sites", s, "devices", d, "verify")] = ("profiles", name, "verify")
             device["smtp"] = merged
     return data, origins
 

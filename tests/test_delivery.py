@@ -193,3 +193,33 @@ def test_verify_delivery_without_any_mailbox_is_refused(tmp_path: Path) -> None:
     )
     assert run.code == 3
     assert "no selected device has a `verify` mailbox" in run.stderr
+
+
+def test_a_profile_gives_its_devices_the_mailbox_to_check() -> None:
+    inv = parse_inventory(
+        """\
+profiles:
+  scans:
+    host: mx.contoso.test
+    port: 25
+    to: scans@contoso.test
+    verify: {imap: {host: imap.contoso.test, username: scans@contoso.test, password_env: P}}
+sites:
+  - id: hq
+    client: Contoso
+    devices:
+      - {id: mfp-1, smtp: {profile: scans, from: a@contoso.test}}
+      - id: mfp-2
+        smtp: {profile: scans, from: b@contoso.test}
+        verify: {within_s: 30, imap: {host: other.test, username: o@contoso.test, password_env: Q}}
+""",
+        "inv.yaml",
+    )
+    first, second = inv.sites[0].devices
+    assert first.verify is not None
+    assert first.verify.imap is not None
+    assert first.verify.imap.host == "imap.contoso.test"
+    # a device's own verify wins over its profile's
+    assert second.verify is not None
+    assert second.verify.imap is not None
+    assert (second.verify.imap.host, second.verify.within_s) == ("other.test", 30)
