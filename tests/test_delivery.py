@@ -4,17 +4,23 @@ tier (tests/test_lab_delivery.py) runs it end to end against Postfix and Dovecot
 
 from __future__ import annotations
 
+import asyncio
 import email
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fleet.errors import InventoryError
 from fleet.inventory import parse_inventory
+from fleet.lab.dns import LabDns
 from fleet.results import Delivery, DeliveryStatus, FlagCode, Severity
 from fleet.verify.findings import delivery_flag
 from fleet.verify.verdicts import read_verdicts
-from tests.conftest import run_fleet
+from tests.conftest import M365Lab, fleet_env, run_fleet, run_fleet_async
+from tests.hostile import inventory_header
 
 # Exchange Online's header (no authserv-id, `;` without a space), as quoted in a public
 # question: pastebin.com/neJNpgmZ (addresses as published there).
@@ -223,3 +229,42 @@ sites:
     assert second.verify is not None
     assert second.verify.imap is not None
     assert (second.verify.imap.host, second.verify.within_s) == ("other.test", 30)
+
+
+async def test_a_silent_imap_server_costs_one_command_timeout(
+    m365: M365Lab, lab_dns: LabDns, write_inventory: Callable[..., Path]
+) -> None:
+    # Given an IMAP server that accepts connections and never says a word
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    path = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=1, site_s=30)
+        + "  - id: hq\n    client: Contoso\n    devices:\n      - id: mfp\n"
+        f"        smtp: {{host: localhost, port: {m365.mx.port}, security: starttls, "
+        f'ca_file: "{m365.ca_file}", from: scanner@contoso.test, to: alice@contoso.test}}\n'
+        f"        verify: {{within_s: 60, imap: {{host: 127.0.0.1, port: {port}, "
+        "username: alice@contoso.test, password_env: FLEET_TEST_IMAP}}\n"
+    )
+    try:
+        # When the site is scanned with a 1 s command timeout and a 60 s window
+        started = time.monotonic()
+        run = await run_fleet_async(
+            "scan", "hq", "-i", str(path), "--send-test", "--verify-delivery", "--format",
+            "json", "--quiet", "--no-store", env=fleet_env(FLEET_TEST_IMAP="not-a-real-one"),
+        )  # fmt: skip
+        elapsed_s = time.monotonic() - started
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+    # Then the mailbox is unknown after about one command timeout, not the window
+    result = json.loads(run.stdout)
+    delivery = result["sites"][0]["devices"][0]["delivery"]
+    assert delivery["status"] == "unknown"
+    assert "timed out" in delivery["detail"]
+    assert elapsed_s < 30, elapsed_s
