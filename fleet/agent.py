@@ -87,7 +87,8 @@ class SiteKeys:
 
     def signs(self, site_id: str, digest: str, signature: str) -> bool:
         expected = hmac.new(self.key(site_id), digest.encode(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(signature, expected)
+        # As bytes: compare_digest raises on a str with non-ASCII letters (a forged file)
+        return hmac.compare_digest(signature.encode(), expected.encode())
 
     def check(self, result: SweepResult, name: str, inventory: Inventory) -> None:
         """Raise IngestError unless every site of `result` is signed with its own key."""
@@ -225,7 +226,8 @@ def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys
         raise IngestError(
             f"{name}: the result has no digest (produce it with `fleet sweep --format json`)"
         )
-    if not hmac.compare_digest(result.sweep.digest, content_digest(result.sweep, result.sites)):
+    actual = content_digest(result.sweep, result.sites)
+    if not hmac.compare_digest(result.sweep.digest.encode(), actual.encode()):
         raise IngestError(
             f"{name}: the content does not match its digest: the file was changed or damaged"
         )

@@ -230,8 +230,18 @@ async def test_one_sites_key_cannot_push_another_site(
     other_id = result.model_copy(
         update={"sweep": result.sweep.model_copy(update={"id": "20260101T000000Z-abcdef"})}
     )
+    # A forged signature or digest in letters hmac cannot compare is refused, not a 500
+    sealed = SweepResult.model_validate_json(_sealed(result, "site-0"))
+    odd_signature = sealed.model_copy(
+        update={"sweep": sealed.sweep.model_copy(update={"signature": "\u00e9" * 64})}
+    )
+    odd_digest = sealed.model_copy(
+        update={"sweep": sealed.sweep.model_copy(update={"digest": "\u00e9" * 64})}
+    )
     cases = [
         (_sealed(result, None), 401, "the result is not signed"),
+        (odd_signature.model_dump_json().encode(), 401, "does not match the key of site"),
+        (odd_digest.model_dump_json().encode(), 422, "does not match its digest"),
         (_sealed(result, "nowhere-site"), 401, "does not match the key of site 'site-0'"),
         (_sealed(elsewhere, "elsewhere"), 403, "site 'elsewhere' is not in the inventory"),
         (b'{"sweep": {"id": 1}', 422, "not a fleet sweep result"),
