@@ -238,26 +238,38 @@ class Sweeper:
         (devices that share a conversation share its one message), all at once."""
         if self.delivery is None:
             return {}
-        work: dict[str, Awaitable[Delivery]] = {}
+        work: list[Awaitable[Delivery]] = []
+        checked: list[list[str]] = []  # the devices each check answers for
         for index, (planned, conversation) in enumerate(
             zip(site_plan.conversations, conversations, strict=True)
         ):
             test_id = conversation.test_message_id
             if test_id is None or conversation.category is not Category.ok:
                 continue  # refused: the conversation's own flag says so
-            for device in planned.devices:
-                if device.verify is not None:
-                    work[device.id] = verify_delivery(
-                        device.verify,
-                        test_id,
-                        sent_at=ended[index],
-                        keep=self.delivery.keep,
-                        timeout_s=site_plan.command_s,
-                        tokens=self.tokens,
-                        secrets=self.secrets,
-                    )
-        results = await asyncio.gather(*work.values())
-        return dict(zip(work, results, strict=True))
+            watched = [d for d in planned.devices if d.verify is not None]
+            mailbox = next((d.verify for d in watched if d.verify is not None), None)
+            if mailbox is None:
+                continue
+            # One message, one look (the first device's mailbox): two looks at it would race
+            # each other's delete and report a message found once as not delivered.
+            work.append(
+                verify_delivery(
+                    mailbox,
+                    test_id,
+                    sent_at=ended[index],
+                    keep=self.delivery.keep,
+                    timeout_s=site_plan.command_s,
+                    tokens=self.tokens,
+                    secrets=self.secrets,
+                )
+            )
+            checked.append([d.id for d in watched])
+        results = await asyncio.gather(*work)
+        return {
+            device: delivery
+            for devices, delivery in zip(checked, results, strict=True)
+            for device in devices
+        }
 
     async def _assess(
         self,

@@ -99,6 +99,8 @@ def inventory(
         inventory_header(lab_dns, connect_s=5, command_s=5, site_s=30)
         + "  - id: hq\n    client: Contoso\n    devices:\n"
         + device("mfp-inbox", "scanner@fabrikam.test", MAILBOX, 20)
+        # the same settings: one conversation, one test message, one look for both
+        + device("mfp-twin", "scanner@fabrikam.test", MAILBOX, 20)
         + device("mfp-junk", "scanner@spoofed.test", MAILBOX, 20)
         + device("mfp-dropped", "scanner@fabrikam.test", "dropped@contoso.test", 2)
     )
@@ -144,6 +146,7 @@ async def test_graph_finds_inbox_junk_and_nothing_and_deletes_what_it_found(
     assert (inbox["status"], inbox["folder"], inbox["spf"]) == ("inbox", "Inbox", "pass")
     assert inbox["compauth"] == "pass reason=109"
     assert inbox["deleted"] is True
+    assert devices["mfp-twin"]["delivery"] == inbox
     # the one in Junk Email is a warning with its likely cause
     junk = devices["mfp-junk"]["delivery"]
     assert (junk["status"], junk["folder"], junk["spf"], junk["dmarc"]) == (
