@@ -220,3 +220,19 @@ def test_a_sweep_without_sites_claims_nothing_is_fine() -> None:
     mail = render_email_html(result.model_copy(update={"sites": [], "sweep": info}))
     assert "2 planned sites not swept" in mail
     assert "Every site is ok" not in mail
+
+
+def test_the_header_counts_the_days_to_the_basic_auth_cut_off_from_the_sweep() -> None:
+    # Given the fixed sweep, run on 26 November 2026, and the same sweep run after the cut-off
+    result = fixed_sweep()
+    late = result.sweep.model_copy(
+        update={"started_at": T0 + timedelta(days=40), "finished_at": T0 + timedelta(days=40)}
+    )
+    # Then the page and the e-mail count the days from the sweep's own day
+    for render in (render_html, render_email_html):
+        before = " ".join(" ".join(parse(render(result)).text).split())
+        assert "Microsoft Basic AUTH cut-off, 31 December 2026: 35 days left" in before
+        after = " ".join(
+            " ".join(parse(render(result.model_copy(update={"sweep": late}))).text).split()
+        )
+        assert "31 December 2026: passed 5 days before this sweep" in after
