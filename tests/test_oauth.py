@@ -271,6 +271,12 @@ async def test_every_oauth_finding_through_the_cli(
         env=fleet_env(FLEET_OAUTH_TEST_PASSWORD="pw", **env),
     )
     table = await run_fleet_async("report", "--last", "--db", str(db), "--detail", env=fleet_env())
+    pages = {
+        fmt: await run_fleet_async(
+            "report", "--last", "--db", str(db), "--format", fmt, env=fleet_env()
+        )
+        for fmt in ("csv", "html")
+    }
 
     # Then each device says what happened, with the provider's own reason
     assert run.code == 2, run.stderr
@@ -335,6 +341,7 @@ async def test_every_oauth_finding_through_the_cli(
     assert ("OAUTH_REFUSED", "no-send-as-app") in flags
     assert ("AUTH_DISABLED", "auth-disabled") in flags
     assert "OAUTH_TOKEN_FAILED" in table.stdout
+    assert "OAUTH_REFUSED" in pages["html"].stdout
 
     # And a token is fetched once per app and tenant for the whole sweep
     posts = [r for r in endpoint.requests if r.startswith("POST") and r.endswith(APP_OK)]
@@ -347,6 +354,7 @@ async def test_every_oauth_finding_through_the_cli(
         "log": log.read_text(encoding="utf-8"),
         "json": out.read_text(encoding="utf-8"),
         "report": table.stdout + table.stderr,
+        **{fmt: page.stdout + page.stderr for fmt, page in pages.items()},
     }
     outputs.update(store_files(tmp_path))
     assert endpoint.issued, "the endpoint issued no token"
@@ -889,6 +897,13 @@ async def test_no_exchange_online_in_the_tenant_and_an_unreachable_authority(
             "does not know the tenant",
         ),
         (
+            "invalid_grant: AADSTS65001: The user or administrator has not consented to use "
+            "the application with ID '1111' named 'fleet'. Send an interactive authorization "
+            "request for this user and resource.",
+            "consent_missing",
+            "the tenant has not consented to the app (AADSTS65001)",
+        ),
+        (
             "invalid_client: AADSTS7000112: Application '1111' is disabled.",
             "consent_missing",
             "the app is disabled in the tenant",
@@ -960,3 +975,58 @@ async def test_a_second_ctrl_c_does_not_wait_for_a_token_request(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_an_oauth_login_is_tried_once_per_mailbox_and_app_and_apart_from_its_password(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given one mailbox tried at two sites: with a wrong password, with an app Exchange
+    # refuses (twice), and with an app that works
+    ca = str(certs.ca_file)
+    token_endpoint.add_app(TENANT, LabApp(APP_OK, secret="s"))
+    token_endpoint.add_app(TENANT, LabApp(APP_NO_ROLE, secret="s", roles=[]))
+    tenant = m365.tenant
+    tenant.token_endpoint = token_endpoint
+    tenant.service_principals = {APP_OK, APP_NO_ROLE}
+    tenant.mailboxes[SCANNER] = Mailbox(password="pw", oauth_apps={APP_OK, APP_NO_ROLE})
+    port = m365.submission.port
+    refused = microsoft(token_endpoint, ca, APP_NO_ROLE, "FLEET_OAUTH_OK")
+    works = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
+    inventory = write_inventory(
+        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
+        + site(
+            "hq",
+            device("password", port, ca, SCANNER),
+            device("refused-1", port, ca, SCANNER, refused),
+        )
+        + site(
+            "branch",
+            device("refused-2", port, ca, SCANNER, refused),
+            device("works", port, ca, SCANNER, works),
+        ).replace(SITE_IP, "127.0.0.42")
+    )
+
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--no-store",
+        "--format",
+        "json",
+        env=fleet_env(FLEET_OAUTH_TEST_PASSWORD="wrong", FLEET_OAUTH_OK="s"),
+    )
+
+    # Then the refused app was tried once: the other device says so and is not retried
+    assert run.code == 2, run.stderr
+    devices = by_device(json.loads(run.stdout))
+    assert devices["password"]["category"] == "auth_failed"
+    assert devices["works"]["category"] == "ok", devices["works"]["finding"]
+    refusals = [devices["refused-1"], devices["refused-2"]]
+    assert {d["category"] for d in refusals} == {"auth_failed"}
+    assert sum("Not retried here" in (d["remediation"] or "") for d in refusals) == 1
+    # one AUTH each: the password, the refused app, the working app
+    assert m365.submission.stats.auth_attempts == 3
