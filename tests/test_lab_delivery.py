@@ -257,3 +257,18 @@ def messages_with(lab: Lab, test_ids: list[str]) -> list[str]:
                 if data[0]:
                     found.append(test_id)
     return found
+
+
+def test_scan_shows_where_the_message_went_in_its_transcript(lab: Lab, tmp_path: Path) -> None:
+    (tmp_path / "inventory.yaml").write_text(inventory(lab))
+    run = run_fleet(
+        "scan", NOT_NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--quiet", "--no-store",
+        env=fleet_env(**{PASSWORD_ENV: password(lab)}),
+    )  # fmt: skip
+    line = next(x for x in run.stdout.splitlines() if x.strip().startswith("delivery:"))
+    assert "junk (Junk) after" in line
+    assert f"in {MAILBOX} (imap, test id" in line
+    assert "spf=fail" in line
+    assert line.rstrip().endswith("deleted")
+    assert password(lab) not in run.stdout + run.stderr

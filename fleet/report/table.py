@@ -14,7 +14,15 @@ from fleet.report.summary import (
     headline,
     top_flag,
 )
-from fleet.results import Change, Severity, SweepResult, SweepView, Verdict
+from fleet.results import (
+    Change,
+    Delivery,
+    DeliveryStatus,
+    Severity,
+    SweepResult,
+    SweepView,
+    Verdict,
+)
 
 _COLOURS = {
     Verdict.critical: "\x1b[1;31m",
@@ -197,5 +205,33 @@ def render_transcript(sweep: SweepResult | SweepView) -> str:
                     f"  tls: {for_terminal(tls.version)} {for_terminal(tls.cipher)}; certificate {for_terminal(tls.subject)} "
                     f"by {for_terminal(tls.issuer)}, expires {expiry}, verified: {tls.verified}"
                 )
+            if device.delivery is not None:
+                lines.append(f"  delivery: {for_terminal(describe_delivery(device.delivery), 200)}")
             lines.append("")
     return "\n".join(lines)
+
+
+def describe_delivery(delivery: Delivery) -> str:
+    """`junk (Junk) after 0.4 s; spf=fail dmarc=fail; deleted` for the scan's transcript."""
+    where = delivery.status.value
+    if delivery.folder is not None:
+        where += f" ({delivery.folder}) after {delivery.delay_s} s"
+    elif delivery.status is DeliveryStatus.not_delivered:
+        where += f" within {delivery.within_s:g} s"
+    verdicts = " ".join(
+        f"{name}={value}"
+        for name, value in (
+            ("spf", delivery.spf),
+            ("dkim", delivery.dkim),
+            ("dmarc", delivery.dmarc),
+            ("compauth", delivery.compauth),
+        )
+        if value is not None
+    )
+    parts = [
+        f"{where} in {delivery.mailbox} ({delivery.method}, test id {delivery.test_message_id})",
+        verdicts,
+        "deleted" if delivery.deleted else "",
+        delivery.detail or "",
+    ]
+    return "; ".join(p for p in parts if p)
