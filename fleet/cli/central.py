@@ -113,7 +113,7 @@ def push(url: str, spool: str | None) -> int:
 
     Exit 0 when the spool is empty afterwards, 3 while results wait (the central refused
     one, or could not be reached)."""
-    agent = _agent_push(url, spool)
+    agent = _agent_push(url, spool, sealing=False)
     if not agent.spool.pending():
         click.echo(f"nothing to deliver: the spool {agent.spool.folder} is empty", err=True)
         return 0
@@ -152,15 +152,16 @@ class AgentPush:
 
 def check_push(url: str | None, spool: str | None) -> AgentPush | None:
     """For `sweep --push`: the endpoint and the spool, checked before anything is probed."""
-    return None if url is None else _agent_push(url, spool)
+    return None if url is None else _agent_push(url, spool, sealing=True)
 
 
-def _agent_push(url: str, spool: str | None) -> AgentPush:
+def _agent_push(url: str, spool: str | None, *, sealing: bool) -> AgentPush:
     try:
         agent = AgentPush(results_url(url), Spool(Path(spool) if spool else default_spool_dir()))
     except PushError as exc:
         raise Failure(str(exc)) from None
-    if not os.environ.get(KEY_ENV):
+    # Only a sweep signs: `fleet push` sends files sealed when they were swept.
+    if sealing and not os.environ.get(KEY_ENV):
         click.echo(
             f"fleet: warning: ${KEY_ENV} is not set: results go unsigned, and a central with "
             "a master key refuses them",
