@@ -110,8 +110,10 @@ async def test_the_second_ask_waits_until_no_first_question_is_in_flight(
     lab_dns.lose(1.0, first=1, under="lost.load.test")
     for n in range(4):
         lab_dns.add(f"n{n}.slow.load.test", "A", f"127.0.0.{20 + n}")
-    lab_dns.delay("slow.load.test", 0.3)
-    dns = Dns([lab_dns.nameserver], timeout_s=0.5, tries=1, concurrency=8)
+    # The slow names are in flight from 0.9 s to 1.3 s, when the lost one times out (1 s);
+    # their 0.4 s answers stay well inside the timeout even on a busy machine.
+    lab_dns.delay("slow.load.test", 0.4)
+    dns = Dns([lab_dns.nameserver], timeout_s=1.0, tries=1, concurrency=8)
     finished: dict[str, float] = {}
 
     async def ask(name: str, after_s: float) -> None:
@@ -121,14 +123,14 @@ async def test_the_second_ask_waits_until_no_first_question_is_in_flight(
 
     try:
         await asyncio.gather(
-            ask("lost.load.test", 0), *(ask(f"n{n}.slow.load.test", 0.3) for n in range(4))
+            ask("lost.load.test", 0), *(ask(f"n{n}.slow.load.test", 0.9) for n in range(4))
         )
         lost = await dns.query("lost.load.test", "A")
     finally:
         await dns.close()
 
     # Then it was answered the second time, and that second ask went out only after the
-    # slow first questions (in flight when it timed out at 0.5 s) were answered
+    # slow first questions (in flight when it timed out at 1 s) were answered
     assert lost.records == ("127.0.0.8",)
     assert lab_dns.log.count("lost.load.test", "A") == 2
     assert finished["lost.load.test"] >= max(finished[f"n{n}.slow.load.test"] for n in range(4))
