@@ -43,11 +43,21 @@ class Outcome(StrEnum):
     error = "error"
 
 
+@dataclass(frozen=True, order=True)
+class MxRecord:
+    preference: int
+    exchange: str  # lower case, without the final dot; "" for a null MX (RFC 7505)
+
+
 @dataclass(frozen=True)
 class Answer:
+    """What one question got. An `answer` carries at least one record: in `records` (A/AAAA:
+    addresses; TXT: the joined strings) or, for MX, in `mx`."""
+
     outcome: Outcome
-    records: tuple[str, ...] = ()  # A/AAAA: addresses; TXT: joined strings; MX: "pref host"
+    records: tuple[str, ...] = ()
     detail: str = ""
+    mx: tuple[MxRecord, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -219,6 +229,7 @@ class Dns:
 
 def _records(result: pycares.DNSResult, rtype: str) -> Answer:
     out: list[str] = []
+    mx: list[MxRecord] = []
     for record in result.answer:
         data = record.data
         if rtype in ("A", "AAAA") and isinstance(
@@ -229,13 +240,13 @@ def _records(result: pycares.DNSResult, rtype: str) -> Answer:
         elif rtype == "TXT" and isinstance(data, pycares.TXTRecordData):
             out.append(data.data.decode("utf-8", "replace"))
         elif rtype == "MX" and isinstance(data, pycares.MXRecordData):
-            out.append(f"{data.priority} {data.exchange.rstrip('.').lower()}")
-    if not out:
+            mx.append(MxRecord(data.priority, data.exchange.rstrip(".").lower()))
+    if not out and not mx:
         # Answers of another type only (a CNAME chain to nothing, a wrong record type).
         kinds = sorted({_type_name(r.type) for r in result.answer})
         detail = f"answer had no {rtype} record" + (f" (only {', '.join(kinds)})" if kinds else "")
         return Answer(Outcome.nodata, detail=detail)
-    return Answer(Outcome.answer, tuple(out))
+    return Answer(Outcome.answer, tuple(out), mx=tuple(mx))
 
 
 def _type_name(qtype: int) -> str:

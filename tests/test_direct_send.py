@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.dns import Dns
+from fleet.dns import Dns, MxRecord
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
@@ -676,3 +676,17 @@ async def test_no_spf_record_and_an_unknown_egress_ip(
     assert flag.severity is Severity.warn
     assert "bare.test publishes no SPF record" in flag.remediation
     assert "`v=spf1 ip4:127.0.0.86 include:spf.protection.outlook.com -all`" in flag.remediation
+
+
+async def test_mx_answers_are_typed_records_not_text(lab_dns: LabDns, dns: Dns) -> None:
+    # Given a domain with two MX hosts and a null MX (RFC 7505) elsewhere
+    lab_dns.add("typed.test", "MX", "20 Backup.Typed.Test.", "10 mx.typed.test")
+    lab_dns.add("null.test", "MX", "0 .")
+    # When the resolver asks for them
+    answer = await dns.query("typed.test", "MX")
+    null = await dns.query("null.test", "MX")
+    # Then each is a (preference, exchange) record, lower case, without the final dot
+    assert answer.ok
+    assert sorted(answer.mx) == [MxRecord(10, "mx.typed.test"), MxRecord(20, "backup.typed.test")]
+    assert null.ok
+    assert null.mx == (MxRecord(0, ""),)

@@ -117,11 +117,7 @@ class DirectSendProbe:
             return check(MxResult.none, f"{domain} publishes no MX record ({answer.detail})")
         if not answer.ok:
             return check(MxResult.unknown, f"MX lookup of {domain}: {answer.detail}")
-        ranked = sorted(
-            (int(preference), exchange)
-            for preference, _, exchange in (r.partition(" ") for r in answer.records)
-        )
-        hosts = list(dict.fromkeys(exchange for _, exchange in ranked if exchange))
+        hosts = list(dict.fromkeys(r.exchange for r in sorted(answer.mx) if r.exchange))
         if not hosts:
             return check(MxResult.none, f"{domain} publishes a null MX: it accepts no mail")
         current = ", ".join(hosts)

@@ -452,9 +452,9 @@ class _CheckHost:
         if not answer.ok:
             self.void(name)
             return None
-        if len(answer.records) > MAX_MX_NAMES:
+        if len(answer.mx) > MAX_MX_NAMES:
             raise _permerror(f"{term.text}: {name} has more than {MAX_MX_NAMES} MX records")
-        hosts = [r.partition(" ")[2] for r in answer.records]
+        hosts = [r.exchange for r in answer.mx]
         for host in (h for h in hosts if h):
             addresses = await self.addresses(host)
             if addresses and self.within(addresses, term):
