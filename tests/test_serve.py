@@ -316,6 +316,21 @@ async def test_central_down_the_agent_spools_and_the_next_run_delivers(
         run = await run_fleet_async("push", server.url, "--spool", str(spool))
         assert run.code == 0
         assert "nothing to deliver" in run.stderr
+
+        # Nights spooled in any order are delivered oldest first (names sort by start time)
+        last = await run_fleet_async("report", "--last", "--db", str(server.db), "--format", "json")
+        stored = SweepResult.model_validate_json(last.stdout)
+        nights = [f"202611{day:02d}T010000Z-0000{day:02d}" for day in (20, 21, 22, 23, 24)]
+        for night in reversed(nights):
+            result = stored.model_copy(
+                update={"sweep": stored.sweep.model_copy(update={"id": night})}
+            )
+            (spool / f"{night}.json").write_bytes(_sealed(result, "site-0"))
+        run = await run_fleet_async("push", server.url, "--spool", str(spool))
+        assert run.code == 0, run.stderr
+        delivered = [line.split()[1] for line in run.stderr.splitlines() if "delivered" in line]
+        assert delivered == [f"{night}.json" for night in nights]
+        assert server.sweeps() == 7
     finally:
         await server.stop()
 
