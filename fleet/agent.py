@@ -180,10 +180,14 @@ def check_sane(result: SweepResult, name: str, now: datetime | None = None) -> N
     latest = now + CLOCK_SKEW
     sweep = result.sweep
 
+    def aware(moment: datetime) -> datetime:
+        """A time without a zone is read as UTC (comparing it with one raises)."""
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
     def sane(moment: datetime | None, what: str) -> None:
         if moment is None:
             return
-        when = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        when = aware(moment)
         if when > latest:
             raise IngestError(
                 f"{name}: {what} is {when:%Y-%m-%d %H:%M} UTC, in the future (this machine's "
@@ -195,7 +199,7 @@ def check_sane(result: SweepResult, name: str, now: datetime | None = None) -> N
 
     sane(sweep.started_at, "the sweep's start")
     sane(sweep.finished_at, "the sweep's end")
-    if sweep.finished_at is not None and sweep.finished_at < sweep.started_at:
+    if sweep.finished_at is not None and aware(sweep.finished_at) < aware(sweep.started_at):
         raise IngestError(f"{name}: the sweep finished before it started")
     seen: set[str] = set()
     for site in result.sites:

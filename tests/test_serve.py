@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -238,7 +239,15 @@ async def test_one_sites_key_cannot_push_another_site(
     odd_digest = sealed.model_copy(
         update={"sweep": sealed.sweep.model_copy(update={"digest": "\u00e9" * 64})}
     )
+    # A start without a time zone is read as UTC, not a 500 (it was compared with an end
+    # that has one)
+    assert result.sweep.finished_at is not None
+    naive_start = (result.sweep.finished_at + timedelta(seconds=1)).replace(tzinfo=None)
+    zoneless = result.model_copy(
+        update={"sweep": result.sweep.model_copy(update={"started_at": naive_start})}
+    )
     cases = [
+        (_sealed(zoneless, "site-0"), 422, "the sweep finished before it started"),
         (_sealed(result, None), 401, "the result is not signed"),
         (odd_signature.model_dump_json().encode(), 401, "does not match the key of site"),
         (odd_digest.model_dump_json().encode(), 422, "does not match its digest"),
