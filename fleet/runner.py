@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fleet import __version__
 from fleet.credentials import Secrets
@@ -46,7 +47,10 @@ from fleet.results import (
     SweepResult,
     Verdict,
 )
-from fleet.verify.delivery import DeliveryOptions, verify_delivery
+
+if TYPE_CHECKING:
+    # Delivery verification loads its HTTP and IMAP clients only when a sweep verifies.
+    from fleet.verify.delivery import DeliveryOptions
 
 SiteCallback = Callable[[SiteResult], None]
 log = logging.getLogger("fleet.runner")
@@ -252,6 +256,8 @@ class Sweeper:
                 continue
             # One message, one look (the first device's mailbox): two looks at it would race
             # each other's delete and report a message found once as not delivered.
+            from fleet.verify.delivery import verify_delivery
+
             work.append(
                 verify_delivery(
                     mailbox,

@@ -133,3 +133,35 @@ def test_every_classifier_rule_compiles() -> None:
         assert rule._text_re is None or rule._text_re.pattern == rule.text, rule.id
         assert rule._unless_re is None or rule._unless_re.pattern == rule.unless, rule.id
     assert sum(rule._text_re is not None for rule in RULES) > 40
+
+
+def test_a_sweep_loads_no_http_server_or_template_modules(tmp_path: Path) -> None:
+    # What a plain sweep never uses: the central's server, the push and Graph HTTP client
+    # (httpx loads rich and pygments for its own command line), the HTML templates.
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "sites:\n  - id: hq\n    client: Contoso\n    devices:\n      - id: mfp\n"
+        "        smtp: {host: localhost, port: 2525, from: a@contoso.test, to: b@contoso.test}\n",
+        encoding="utf-8",
+    )
+    modules, output = loaded_after("sweep", "-i", str(inventory), "--dry-run")
+    assert "hq" in output
+    assert "fleet.runner" in modules or "fleet.plan" in modules
+    unused = ("httpx", "starlette", "uvicorn", "jinja2", "rich", "pygments", "fleet.serve")
+    assert sorted(m for m in modules if m.split(".")[0] in unused or m in unused) == []
+    # ... nor does the runner that a real sweep loads
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, fleet.runner, fleet.pipeline, fleet.cli.sweeping; "
+            "print(json.dumps(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    modules = set(json.loads(done.stdout))
+    assert "fleet.runner" in modules
+    assert sorted(m for m in modules if m.split(".")[0] in unused or m in unused) == []

@@ -266,8 +266,6 @@ def _delivery_options(
     plan: SweepPlan, send_test: bool, verify_delivery: bool, keep: bool
 ) -> DeliveryOptions | None:
     """--verify-delivery needs a test message to look for, and a mailbox to look in."""
-    from fleet.verify.delivery import DeliveryOptions
-
     if keep and not verify_delivery:
         raise Failure("--keep-test-messages goes with --verify-delivery")
     if not verify_delivery:
@@ -282,6 +280,9 @@ def _delivery_options(
             "--verify-delivery: no selected device has a `verify` mailbox in the "
             "inventory; nothing was probed"
         )
+    # Its HTTP and IMAP clients load only for a sweep that verifies delivery.
+    from fleet.verify.delivery import DeliveryOptions
+
     return DeliveryOptions(keep=keep)
 
 
