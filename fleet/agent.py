@@ -106,17 +106,18 @@ class SiteKeys:
         for site in result.sites:
             if self.signs(site.site, digest, signature):
                 continue
+            label = for_terminal(site.site, 100)  # not yet known to be an inventory site
             signer = next(
                 (s.id for s in inventory.sites if self.signs(s.id, digest, signature)), None
             )
             if signer is not None:
                 raise IngestError(
-                    f"{name}: signed with the key of site '{signer}', not of site '{site.site}' "
+                    f"{name}: signed with the key of site '{signer}', not of site '{label}' "
                     "that it holds results for: an agent may only send its own site's results",
                     Refusal.wrong_site,
                 )
             raise IngestError(
-                f"{name}: the signature does not match the key of site '{site.site}': not "
+                f"{name}: the signature does not match the key of site '{label}': not "
                 f"produced by that site's agent, or its {KEY_ENV} is not the key "
                 "`fleet agent-key` prints for it",
                 Refusal.bad_signature,
@@ -236,6 +237,11 @@ def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys
             f"{name}: the content does not match its digest: the file was changed or damaged"
         )
     check_sane(result, name)
+    if not result.sites:
+        raise IngestError(f"{name}: the result holds no site")
+    # The signature first: whoever has no site's key learns nothing of the inventory (which
+    # sites it has, their clients) from the reason a push is refused.
+    keys.check(result, name, inventory)
     known = {site.id: site for site in inventory.sites}
     for site in result.sites:  # what the file says is printed: without its escapes
         if site.site not in known:
@@ -249,7 +255,4 @@ def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys
                 f"not '{for_terminal(site.client, 100)}'",
                 Refusal.unknown_site,
             )
-    if not result.sites:
-        raise IngestError(f"{name}: the result holds no site")
-    keys.check(result, name, inventory)
     return result

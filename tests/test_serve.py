@@ -257,11 +257,20 @@ async def test_one_sites_key_cannot_push_another_site(
         (b"\xff\xfe not json", 422, "not UTF-8"),
         (b"x" * (9 * 1024 * 1024), 413, "larger than this central takes"),
     ]
+    # Someone with no key learns nothing of the inventory: neither which sites it holds
+    # nor their clients (an unsigned result naming a real site with a wrong client, or a
+    # site that does not exist, is refused as unsigned)
+    guessed = result.model_copy(
+        update={"sites": [result.sites[0].model_copy(update={"client": "Guess"})]}
+    )
+    for probe in (guessed, elsewhere):
+        cases.append((_sealed(probe, None), 401, "the result is not signed"))
     async with httpx.AsyncClient(base_url=central.url, timeout=30) as client:
         for body, status, reason in cases:
             answer = await client.post("/api/v1/results", content=body)
             assert answer.status_code == status, (status, answer.text)
             assert reason in answer.json()["reason"]
+            assert "Client 0" not in answer.text
 
         # A body without a length is cut off as soon as it passes the limit
         async def endless() -> AsyncIterator[bytes]:
