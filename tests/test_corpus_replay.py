@@ -6,8 +6,10 @@ a loopback server at the stage where it was seen, to a copier of a site of its o
 and that no reply about a domain (or the receiver's own fault) raises DIRECT_SEND_DIRTY_IP.
 
 `replies.yaml` is the development set the rules were written against; `holdout.yaml` is kept
-back from whoever writes the rules and measures whether they generalise. The accuracy on both
-is recorded in the README ("How well the diagnosis holds on real servers' words").
+back from whoever writes the rules and measures whether they generalise; `holdout2.yaml` is a
+second held-back set, gathered after the rules had seen the first, whose every entry is unseen.
+The accuracy on all three is recorded in the README ("How well the diagnosis holds on real
+servers' words") and in tests/corpus/README.md.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ GOAL = 0.97
 # What each set must keep. The held-back set was measured once before any rule saw it (89 of
 # 106, README); its misses were then seen and the general ones fixed, so it now guards
 # against regressions, and only its entries not listed in corpus_holdout_seen.txt are unseen.
-FLOOR = {"replies": GOAL, "holdout": 0.95}
+# holdout2.yaml (every entry unseen) keeps the accuracy of its blind run as a floor: a regression
+# fails, a shortfall against the goal is reported in the summary, not failed.
+FLOOR = {"replies": GOAL, "holdout": 0.95, "holdout2": 0.79}  # holdout2: blind run, 88 of 111
+BLIND = {"holdout2"}  # sets whose every entry is unseen by the rule writer
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -115,6 +120,9 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
     if name == "holdout" and unseen:
         fresh = sum(o.got == o.expected for o in unseen)
         lines.append(f"  never seen by the rule writer: {fresh} of {len(unseen)}")
+    if name in BLIND:
+        verdict = "meets" if right >= GOAL * len(outcomes) else "is below"
+        lines.append(f"  every entry unseen by the rule writer; {verdict} the goal of {GOAL:.0%}")
     lines += [
         f"  miss {o.id} ({o.stage}): expected {o.expected}, got {o.got}: {o.text[:120]}"
         for o in outcomes
@@ -123,7 +131,7 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("name", ["replies", "holdout"])
+@pytest.mark.parametrize("name", ["replies", "holdout", "holdout2"])
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
     name: str,
     lab_dns: LabDns,
