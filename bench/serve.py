@@ -33,9 +33,9 @@ from fleet import __version__
 from fleet.agent import derive_site_key, seal_info
 from fleet.inventory import load_inventory
 from fleet.lab.demo import DemoLab
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.results import SiteResult, SweepInfo, SweepResult
-from fleet.runner import run_sweep
 
 MASTER = "bench-master-key-not-a-secret-0123456789"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from fleet import m365
 from fleet.classify import OAUTH_TOKEN_RULE_PREFIX, RuleId
@@ -21,16 +21,16 @@ from fleet.results import (
     BlocklistStatus,
     Category,
     Conversation,
-    Delivery,
+    DeviceObservation,
     DeviceResult,
     DirectSendCheck,
-    Egress,
     Flag,
     FlagCode,
     ListingSeverity,
     Mode,
     MxResult,
     Severity,
+    SiteObservation,
     SiteResult,
     SpfResult,
     Stage,
@@ -39,44 +39,6 @@ from fleet.results import (
 from fleet.verify.findings import delivery_flag
 
 CERT_WARNING_DAYS = 21
-
-
-@dataclass(frozen=True)
-class DeviceObservation:
-    """One copier and the conversation it shares."""
-
-    device: str
-    model: str | None
-    location: str | None
-    mode: Mode
-    authenticated: bool
-    uses_password: bool
-    tls_max: str | None
-    conversation: Conversation
-    mailbox: str | None = None  # the login's username
-    login: str | None = None  # password | oauth2
-    delivery: Delivery | None = None  # --verify-delivery: where the test message went
-
-    @property
-    def port25_unauthenticated(self) -> bool:
-        """Direct Send, or relay without a login (port 25 in real life; the mode says it,
-        so a lab on another port is judged the same way)."""
-        return not self.authenticated and self.mode in (Mode.direct_send, Mode.relay)
-
-
-@dataclass(frozen=True)
-class SiteObservation:
-    site: str
-    client: str
-    name: str | None
-    tags: list[str]
-    egress: Egress
-    devices: list[DeviceObservation]
-    blocklists: list[BlocklistResult]
-    checks: list[DirectSendCheck]
-    started_at: datetime
-    finished_at: datetime
-    zones: int = 0  # blocklist zones configured for the sweep
 
 
 # A failed conversation's category -> (flag, severity).

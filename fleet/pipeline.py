@@ -15,7 +15,7 @@ import gc
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fleet.errors import IngestError, PreflightError, StoreError
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
     from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView
+    from fleet.runner import RunStats
     from fleet.store import Store
     from fleet.verify.delivery import DeliveryOptions
 
@@ -156,9 +157,24 @@ def _ignore(site: SiteResult) -> None:
     return None
 
 
-def _runner(secrets: Secrets | None) -> Execute:
-    from fleet.runner import run_sweep
+async def run_sweep(plan: SweepPlan, **options: Any) -> SweepResult:
+    """The runner with the matrix's judgement: probe every site of the plan, assess each, and
+    gather one typed sweep result (`options` as `fleet.runner.run_sweep` takes them)."""
+    from fleet.matrix import assess
+    from fleet.runner import run_sweep as run
 
+    return await run(plan, assess=assess, **options)
+
+
+async def run_measured(plan: SweepPlan, **options: Any) -> tuple[SweepResult, RunStats]:
+    """`run_sweep`, with what the sweep cost (conversations, DNS queries, AUTH attempts)."""
+    from fleet.matrix import assess
+    from fleet.runner import run_measured as run
+
+    return await run(plan, assess=assess, **options)
+
+
+def _runner(secrets: Secrets | None) -> Execute:
     def run(
         plan: SweepPlan,
         *,

@@ -470,3 +470,44 @@ class SweepView:
             counts[site.verdict] = counts.get(site.verdict, 0) + 1
         sites = result.sites
         return cls(result.sweep, result.changes, result.previous_sweep, counts, lambda: iter(sites))
+
+
+# ---- what the runner observed, before the matrix judges it ---------------------------
+
+
+@dataclass(frozen=True)
+class DeviceObservation:
+    """One copier and the conversation it shares."""
+
+    device: str
+    model: str | None
+    location: str | None
+    mode: Mode
+    authenticated: bool
+    uses_password: bool
+    tls_max: str | None
+    conversation: Conversation
+    mailbox: str | None = None  # the login's username
+    login: str | None = None  # password | oauth2
+    delivery: Delivery | None = None  # --verify-delivery: where the test message went
+
+    @property
+    def port25_unauthenticated(self) -> bool:
+        """Direct Send, or relay without a login (port 25 in real life; the mode says it,
+        so a lab on another port is judged the same way)."""
+        return not self.authenticated and self.mode in (Mode.direct_send, Mode.relay)
+
+
+@dataclass(frozen=True)
+class SiteObservation:
+    site: str
+    client: str
+    name: str | None
+    tags: list[str]
+    egress: Egress
+    devices: list[DeviceObservation]
+    blocklists: list[BlocklistResult]
+    checks: list[DirectSendCheck]
+    started_at: datetime
+    finished_at: datetime
+    zones: int = 0  # blocklist zones configured for the sweep

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from fleet import __version__
@@ -26,7 +26,6 @@ from fleet.credentials import Secrets
 from fleet.dns import Dns, nameserver_addresses
 from fleet.egress import make_opener
 from fleet.errors import NameserverError
-from fleet.matrix import DeviceObservation, SiteObservation, assess
 from fleet.oauth import TokenBroker
 from fleet.once import Once
 from fleet.plan import SitePlan, SweepPlan
@@ -37,11 +36,13 @@ from fleet.results import (
     Category,
     Conversation,
     Delivery,
+    DeviceObservation,
     Egress,
     EgressTransport,
     Flag,
     Mode,
     Severity,
+    SiteObservation,
     SiteResult,
     SweepInfo,
     SweepResult,
@@ -110,6 +111,11 @@ class _SiteClock:
         )
 
 
+# How a site's observations become its verdict and flags: the matrix's `assess`, handed in by
+# the pipeline (the runner gathers facts; judging them is not its business).
+Assess = Callable[[SiteObservation, date], SiteResult]
+
+
 class Sweeper:
     """Everything one sweep shares: resolver, blocklists, TLS contexts, the AUTH gate, caps."""
 
@@ -117,12 +123,14 @@ class Sweeper:
         self,
         plan: SweepPlan,
         *,
+        assess: Assess,
         send_test: bool = False,
         today: datetime | None = None,
         secrets: Secrets | None = None,
         delivery: DeliveryOptions | None = None,
     ) -> None:
         self.plan = plan
+        self.assess = assess
         self.delivery = delivery  # --verify-delivery
         # Every secret of the sweep, known before any site is probed: a server may repeat
         # what another site's conversation sent (see `finish`).
@@ -336,7 +344,7 @@ class Sweeper:
             finished_at=datetime.now(UTC),
             zones=len(self.plan.zones),
         )
-        return assess(observation, self.today)
+        return self.assess(observation, self.today)
 
     def finish(self, result: SiteResult) -> SiteResult:
         """The boundary every site result passes before it is stored, rendered or logged:
@@ -409,6 +417,7 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
 async def run_sweep(
     plan: SweepPlan,
     *,
+    assess: Assess,
     send_test: bool = False,
     control: Control | None = None,
     on_site: SiteCallback | None = None,
@@ -422,6 +431,7 @@ async def run_sweep(
     """Probe every site of the plan and gather one typed sweep result (see `run_measured`)."""
     result, _ = await run_measured(
         plan,
+        assess=assess,
         send_test=send_test,
         control=control,
         on_site=on_site,
@@ -442,6 +452,7 @@ class _Aborted(Exception):
 async def run_measured(
     plan: SweepPlan,
     *,
+    assess: Assess,
     send_test: bool = False,
     control: Control | None = None,
     on_site: SiteCallback | None = None,
@@ -476,7 +487,12 @@ async def run_measured(
         origin="local",
     )
     sweeper = Sweeper(  # may refuse
-        plan, send_test=send_test, today=started_at, secrets=secrets, delivery=delivery
+        plan,
+        assess=assess,
+        send_test=send_test,
+        today=started_at,
+        secrets=secrets,
+        delivery=delivery,
     )
     if on_start is not None:
         try:

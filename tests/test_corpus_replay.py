@@ -24,9 +24,9 @@ import pytest
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.results import Category, Stage
-from fleet.runner import run_sweep
 
 from .conftest import fleet_env, run_fleet_async
 from .corpus_replay import (

@@ -18,12 +18,12 @@ from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Mailbox, m365_mx
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.spf import MAX_LOOKUPS, evaluate, parse_record
 from fleet.report import render
 from fleet.results import Mode, Severity, SpfResult, SweepResult, Verdict
-from fleet.runner import run_sweep
 
 from .conftest import M365Lab
 

@@ -16,10 +16,10 @@ import pytest
 
 from fleet.inventory import load_inventory
 from fleet.lab.dns import LabDns
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.dnsbl_zones import reverse_name
 from fleet.results import BlocklistStatus, SiteResult, Verdict
-from fleet.runner import run_sweep
 
 from .conftest import M365Lab
 from .hostile import healthy_site, inventory_header, publish_contoso

@@ -20,11 +20,11 @@ from pathlib import Path
 from fleet.dns import Dns, Outcome
 from fleet.inventory import load_inventory
 from fleet.lab.dns import LabDns
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.report.json_report import render_json
 from fleet.results import BlocklistStatus, Verdict
-from fleet.runner import run_sweep
 
 from .conftest import M365Lab
 from .dnsbl_helpers import zone

@@ -20,10 +20,10 @@ from fleet.credentials import REDACTED
 from fleet.dns import Dns, Outcome
 from fleet.inventory import load_inventory, parse_inventory
 from fleet.lab.dns import LabDns
+from fleet.pipeline import run_measured, run_sweep
 from fleet.plan import plan_sweep, zones_from_inventory
 from fleet.probes.dnsbl_zones import DQS_ZONE, SPAMHAUS_ERRORS, reverse_name
 from fleet.results import BlocklistStatus, ListingSeverity
-from fleet.runner import run_measured, run_sweep
 
 from .conftest import M365Lab, eventually, require_binary
 from .dnsbl_helpers import (

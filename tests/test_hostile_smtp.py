@@ -24,11 +24,11 @@ import pytest
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.report import render
 from fleet.report.table import render_transcript
 from fleet.results import Category, SiteResult, Stage, StageStatus, SweepResult, Verdict
-from fleet.runner import run_sweep
 
 from .conftest import M365Lab
 from .hostile import (

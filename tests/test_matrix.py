@@ -25,6 +25,7 @@ from fleet.lab.smtp import (
     google_smtp,
     m365_mx,
 )
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.dnsbl_zones import reverse_name
 from fleet.report.summary import exit_code
@@ -38,7 +39,7 @@ from fleet.results import (
     Verdict,
     worst,
 )
-from fleet.runner import Control, run_sweep
+from fleet.runner import Control
 
 from .conftest import M365Lab, free_port, publish_spf
 

@@ -20,11 +20,11 @@ from fleet.pipeline import (
     ingest,
     opened_store,
     plan_for,
+    run_sweep,
     sweep,
 )
 from fleet.plan import SweepPlan
 from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
-from fleet.runner import run_sweep
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Mailbox
-from fleet.matrix import DeviceObservation, SiteObservation, assess
+from fleet.matrix import assess
 from fleet.report.csv_report import DEVICE_COLUMNS, SITE_COLUMNS, render_csv
 from fleet.report.json_report import read_json, render_json
 from fleet.report.sanitize import for_spreadsheet, for_terminal, strip_controls
@@ -31,6 +31,7 @@ from fleet.results import (
     BlocklistStatus,
     Category,
     Conversation,
+    DeviceObservation,
     DirectSendCheck,
     Egress,
     EgressTransport,
@@ -38,6 +39,7 @@ from fleet.results import (
     Mode,
     Reply,
     Security,
+    SiteObservation,
     Stage,
     StageResult,
     StageStatus,
@@ -679,8 +681,8 @@ async def test_a_hostile_server_reaches_no_terminal_and_no_spreadsheet_formula(
         ]
         text = header(lab_dns) + site("evil", "127.0.0.71", *devices)
         from fleet.inventory import load_inventory
+        from fleet.pipeline import run_sweep
         from fleet.plan import plan_sweep
-        from fleet.runner import run_sweep
 
         result = await run_sweep(plan_sweep(load_inventory(str(write_inventory(text)))))
     finally:

@@ -16,9 +16,10 @@ from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, QuietHandler, Tenant, m365_mx
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.results import Category, EgressTransport, SweepResult, Verdict
-from fleet.runner import Control, run_sweep
+from fleet.runner import Control
 
 from .conftest import ROOT, M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet
 

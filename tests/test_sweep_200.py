@@ -18,9 +18,9 @@ import pytest
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
+from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.results import BlocklistStatus, Category, Verdict
-from fleet.runner import run_sweep
 
 from .conftest import M365Lab
 from .hostile import BEHAVIOURS, PASSWORD_ENV, HostileServer, device_yaml, publish_contoso

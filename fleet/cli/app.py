@@ -172,7 +172,8 @@ async def sweep_with_signals(
     """Run a sweep; Ctrl-C (SIGINT, Ctrl-Break, SIGTERM) stops new work, keeping what
     finished and marking the sweep incomplete; a second one cancels running work."""
     from fleet.interrupts import on_stop_signals
-    from fleet.runner import Control, run_sweep
+    from fleet.pipeline import run_sweep
+    from fleet.runner import Control
 
     control = Control()
 
