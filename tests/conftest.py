@@ -37,6 +37,8 @@ PACKAGES = {
     "dnsmasq": "dnsmasq-base",
     "ncat": "ncat",
     "dovecot": "dovecot-core",
+    "sievec": "dovecot-sieve",
+    "policyd-spf": "postfix-policyd-spf-python",
     "chromium": "chromium",
 }
 

@@ -29,7 +29,7 @@ from fleet.results import (
     SweepResult,
     Verdict,
 )
-from tests.conftest import Run, fleet_env, require_binary, run_fleet
+from tests.conftest import Run, fleet_env, run_fleet
 from tests.lab import processes
 from tests.lab.services import (
     DROPPED,
@@ -52,9 +52,7 @@ PASSWORD_ENV = "FLEET_TEST_IMAP_PASSWORD"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    require_lab()
-    for name in ("dovecot", "sievec", "policyd-spf"):
-        require_binary(name)
+    require_lab()  # Postfix, Dovecot with Sieve, the SPF policy service, ...
     run_dir = Path(tempfile.mkdtemp(prefix="fleet-lab-"))
     lab = Lab(run_dir, Ports.free())
     try:

@@ -43,7 +43,11 @@ pytestmark = pytest.mark.lab
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 DIRTY, DYNAMIC, CLEAN = SITES  # 127.0.0.20 (XBL), 127.0.0.21 (PBL), 127.0.0.30
-LAB_BINARIES = ("postfix", "rbldnsd", "dnsmasq", "microsocks", "swaks", "ncat")
+LAB_BINARIES = (
+    "postfix", "rbldnsd", "dnsmasq", "microsocks", "swaks", "ncat",
+    # the lab's mailbox (--verify-delivery): Dovecot with Sieve, and the SPF policy service
+    "dovecot", "sievec", "policyd-spf",
+)  # fmt: skip
 SENDER = "scanner@contoso.test"  # as in the lab's inventory
 
 

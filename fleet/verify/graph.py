@@ -57,7 +57,7 @@ async def find_test_message(
     `test_id`; delete it unless `keep`. None: in neither folder in time."""
     context = ssl.create_default_context(cafile=ca_file)
     base = f"{endpoint.rstrip('/')}/v1.0/users/{quote(mailbox, safe='@')}"
-    headers = {"Authorization": f"Bearer {token}", "ConsistencyLevel": "eventual"}
+    headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(verify=context, timeout=timeout_s, headers=headers) as client:
         deadline = sent_at + within_s
         while True:
