@@ -45,7 +45,11 @@ _GRAM = 5
 _STRIDE = 4
 # Multi-line replies repeat their code (and often an enhanced code) on every line: the text
 # between them is what a server may have split a secret over.
-_LINE_PREFIX = re.compile(r"^\s*(?:\d{3}[ -])?\s*(?:[245]\.\d{1,3}\.\d{1,3}\s+)?")
+# What lies between the pieces: line breaks and spaces, the reply code starting a line, and
+# an enhanced code as a word (it starts every line of such a reply, and stays between the
+# pieces when a finding or a flag's evidence quotes the reply on one line).
+_GAPS = re.compile(r"(?m)^[ \t]*\d{3}[ -]|\s+|(?<![^\s-])[245]\.\d{1,3}\.\d{1,3}(?!\S)")
+_SPACE = re.compile(r"\s")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -224,9 +228,8 @@ class Secrets:
             lower = "".join(c.lower()[:1] or c for c in text)
         hidden = bytearray(len(text))
         self._mark(lower, range(len(lower)), hidden)
-        if "\n" in lower or "\r" in lower:
-            joined, where = _join_lines(lower)
-            self._mark(joined, where, hidden)
+        if _SPACE.search(lower):
+            self._mark_joined(lower, hidden)
         if not any(hidden):
             return text
         parts: list[str] = []
@@ -242,6 +245,18 @@ class Secrets:
                     index += 1
                 parts.append(text[start:index])
         return "".join(parts)
+
+    def _mark_joined(self, text: str, hidden: bytearray) -> None:
+        """Mark the forms found once the text's words are run together, without the gaps a
+        server or a one-line quote put between the pieces of a secret (see _GAPS)."""
+        joined = _GAPS.sub("", text)
+        found = bytearray(len(joined))
+        self._mark(joined, range(len(joined)), found)
+        if any(found):  # rare: only then where each character came from
+            where = _kept_positions(text)
+            for i, hit in enumerate(found):
+                if hit:
+                    hidden[where[i]] = 1
 
     def _mark(self, text: str, where: range | list[int], hidden: bytearray) -> None:
         """Mark in `hidden` (positions of the original text, through `where`) every known
@@ -307,24 +322,15 @@ class Secrets:
         return value
 
 
-def _join_lines(text: str) -> tuple[str, list[int]]:
-    """The text's lines without their breaks, reply codes and edge spaces, run together (a
-    secret a server spread over several lines reads whole again), and where each character
-    came from."""
-    joined: list[str] = []
+def _kept_positions(text: str) -> list[int]:
+    """Where each character of `_GAPS.sub("", text)` is in the text."""
     where: list[int] = []
-    start = 0
-    for line in re.split(r"(\r\n|\r|\n)", text):
-        if line in ("\r\n", "\r", "\n"):
-            start += len(line)
-            continue
-        prefix = _LINE_PREFIX.match(line)
-        skip = prefix.end() if prefix else 0
-        body = line[skip:].rstrip()
-        joined.append(body)
-        where.extend(range(start + skip, start + skip + len(body)))
-        start += len(line)
-    return "".join(joined), where
+    last = 0
+    for gap in _GAPS.finditer(text):
+        where.extend(range(last, gap.start()))
+        last = gap.end()
+    where.extend(range(last, len(text)))
+    return where
 
 
 class ScrubFilter(logging.Filter):

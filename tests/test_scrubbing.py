@@ -52,6 +52,18 @@ def test_a_credential_wrapped_over_lines_is_blanked() -> None:
     assert said.startswith("5.7.8 Authentication failed for:\n5.7.8 ****")
 
 
+def test_a_wrapped_credential_quoted_on_one_line_is_blanked() -> None:
+    """A finding or a flag's evidence quotes a multi-line reply on one line: the pieces stay
+    apart by spaces and each line's enhanced code, or by spaces alone."""
+    blob = b64(f"\0{USER}\0{PASSWORD}")
+    pieces = [blob[i : i + 6] for i in range(0, len(blob), 6)]
+    secret_part = pieces[len(USER) // 6 + 1 :]  # the pieces before only encode the username
+    for gap in (" 5.7.8 ", " "):
+        said = book().scrub(f"auth: 535 5.7.8 Authentication failed for:{gap}{gap.join(pieces)}")
+        assert REDACTED in said
+        assert all(p not in said for p in secret_part), said
+
+
 def test_half_of_a_password_is_blanked_in_any_case() -> None:
     said = book().scrub(f"you typed {PASSWORD[:13].upper()}")
     assert said == f"you typed {REDACTED}"

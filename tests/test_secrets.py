@@ -14,6 +14,7 @@ string, and the DQS key in lower case, as DNS names are compared).
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -235,9 +236,21 @@ def windows(value: str, size: int) -> set[str]:
     return {value[i : i + size] for i in range(len(value) - size + 1)}
 
 
+# What a reader strips to put a wrapped echo back together: line breaks (real, or escaped in
+# JSON), spaces, and the reply code and enhanced code that start each line of a reply.
+_WRAP = re.compile(r"(?:\\[rn]|\s)+(?:\d{3}[ -])?(?:[245]\.\d{1,3}\.\d{1,3})?")
+
+
+def run_together(text: str) -> str:
+    """The text with a reply's lines run together, as a reader would to rebuild a credential
+    a server wrapped over several lines (each piece alone is too short to tell)."""
+    return _WRAP.sub("", text)
+
+
 def leaked_pieces(text: str, password: str, users: list[str], dqs_key: str) -> list[str]:
     """Which forms of the secrets a text gives away, whole or in pieces: half of the password
-    or key as written (in any case), eight characters of any base64 form."""
+    or key as written (in any case), eight characters of any base64 form, also once the
+    lines of a reply are run together."""
     found = []
     lower = text.lower()
     for name, value in (("password", password), ("dqs key", dqs_key)):
@@ -249,8 +262,9 @@ def leaked_pieces(text: str, password: str, users: list[str], dqs_key: str) -> l
         # from the first base64 group that holds a byte of the password: the part before
         # only encodes the username, which is no secret
         encoded[f"AUTH PLAIN of {user}"] = blob[(len(user.encode()) + 2) // 3 * 4 :]
+    joined = run_together(text)
     for name, value in encoded.items():
-        if any(piece in text for piece in windows(value, 8)):
+        if any(piece in text or piece in joined for piece in windows(value, 8)):
             found.append(name)
     return found
 
