@@ -116,6 +116,7 @@ def swept(lab: Lab) -> tuple[Run, SweepResult, Path]:
     (folder / "inventory.yaml").write_text(inventory(lab))
     db = folder / "fleet.db"
     run = run_fleet(
+        "--debug", "--log-file", str(folder / "fleet.log"),
         "sweep", "-i", str(folder / "inventory.yaml"), "--send-test", "--verify-delivery",
         "--format", "json", "--quiet", "--db", str(db),
         env=fleet_env(**{PASSWORD_ENV: password(lab)}),
@@ -196,12 +197,15 @@ def test_every_output_has_the_findings_and_no_password(
         assert code in report.stdout, result_format
     secret = password(lab)
     forms = [secret, base64.b64encode(secret.encode()).decode(), secret[: len(secret) // 2]]
+    log = db.parent / "fleet.log"
+    assert "DEBUG" in log.read_text()  # the sweep logged at debug level (stderr and file)
     outputs = [
         report.stdout,
         report.stderr,
         run.stdout,
-        run.stderr,
-        db.read_bytes().decode("latin-1"),
+        run.stderr,  # --debug
+        log.read_text(),
+        *(p.read_bytes().decode("latin-1") for p in db.parent.glob("fleet.db*")),
     ]
     for text in outputs:
         for form in forms:
