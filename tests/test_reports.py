@@ -30,6 +30,8 @@ from fleet.results import (
     BlocklistResult,
     BlocklistStatus,
     Category,
+    Change,
+    ChangeKind,
     Conversation,
     DeviceObservation,
     DirectSendCheck,
@@ -39,6 +41,7 @@ from fleet.results import (
     Mode,
     Reply,
     Security,
+    Severity,
     SiteObservation,
     Stage,
     StageResult,
@@ -802,3 +805,25 @@ async def test_the_command_line_writes_each_format(
     assert len([line for line in out.splitlines() if line.startswith("Contoso ")]) == 2
     code, out = await fleet("--detail")
     assert len([line for line in out.splitlines() if line.startswith("Contoso ")]) == 3
+
+
+@pytest.mark.parametrize("shape", ["whole", "no sites", "with changes"])
+def test_one_json_writer_gives_pydantics_own_document_byte_for_byte(shape: str) -> None:
+    # Given a sweep (and its edge shapes: no site at all, changes since a previous sweep)
+    result = fixed_sweep()
+    if shape == "no sites":
+        result = result.model_copy(update={"sites": []})
+    if shape == "with changes":
+        change = Change(
+            site="contoso-hq",
+            client="Contoso",
+            kind=ChangeKind.new_flag,
+            severity=Severity.critical,
+            summary="new DIRECT_SEND_DIRTY_IP (critical)",
+            after="DIRECT_SEND_DIRTY_IP",
+        )
+        result = result.model_copy(update={"changes": [change], "previous_sweep": "s-1"})
+    # When it is rendered (through the streaming writer the store's views use too)
+    text = render_json(result)
+    # Then it is exactly the typed model's own JSON
+    assert text == result.model_dump_json(indent=2) + "\n"

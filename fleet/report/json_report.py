@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from typing import TextIO
@@ -10,7 +11,10 @@ from fleet.results import Change, SiteResult, SweepInfo, SweepResult
 
 
 def render_json(result: SweepResult) -> str:
-    return result.model_dump_json(indent=2) + "\n"
+    """The whole sweep as one JSON document (what `write_json` streams)."""
+    out = io.StringIO()
+    write_json(out, result.sweep, result.sites, result.changes, result.previous_sweep)
+    return out.getvalue()
 
 
 def write_json(
@@ -20,8 +24,9 @@ def write_json(
     changes: list[Change],
     previous: str | None,
 ) -> None:
-    """The same document as render_json, written site by site (a big sweep is streamed
-    from the store instead of being held in memory)."""
+    """The sweep's JSON document, written site by site (a big sweep is streamed from the
+    store instead of being held in memory): the one JSON writer, byte for byte what
+    `SweepResult.model_dump_json(indent=2)` gives."""
 
     def indented(text: str) -> str:
         return text.replace("\n", "\n    ")
