@@ -317,6 +317,8 @@ async def post_webhook(
     except (httpx.InvalidURL, ValueError):
         # The URL is a secret: say where it came from, never what it is.
         raise NotifyError(f"webhook alert failed: the URL in {where} is not a valid URL") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:  # httpx parses, cannot use
+        raise NotifyError(f"webhook alert failed: the URL in {where} is not a valid URL")
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise NotifyError(f"webhook alert failed: the URL in {where} is not an http(s) URL")
     if settings.url is None and secrets is not None:

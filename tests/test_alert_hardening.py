@@ -130,18 +130,25 @@ async def test_alert_text_is_escaped_for_each_format(
     assert "\\[click\\]\\(http://evil.example\\)" in card_text
 
 
+@pytest.mark.parametrize(
+    "bad_url",
+    [
+        "http://[::1/hooks/T0/B0/s3cret-token",  # httpx cannot parse it
+        "http://127.0.0.1:99999/hooks/T0/B0/s3cret-token",  # parsed, but no socket takes it
+    ],
+)
 async def test_a_webhook_url_that_cannot_be_parsed_is_an_undelivered_alert(
     lab_dns: LabDns,
     m365: M365Lab,
     write_inventory: Callable[..., Path],
     tmp_path: Path,
+    bad_url: str,
 ) -> None:
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     db = tmp_path / "fleet.db"
     block = "  when: always\n  webhook: {url_env: FLEET_TEST_HOOK, format: slack}\n"
     path = write_inventory(inventory(lab_dns, m365, block))
-    bad_url = "http://[::1/hooks/T0/B0/s3cret-token"
     run = await run_fleet_async(
         "sweep", "-i", str(path), "--db", str(db), "-q", "--notify",
         env=fleet_env(FLEET_TEST_HOOK=bad_url),
