@@ -18,6 +18,7 @@ from fleet.inventory import parse_inventory
 from fleet.lab.dns import LabDns
 from fleet.results import Delivery, DeliveryStatus, FlagCode, Severity
 from fleet.verify.findings import delivery_flag
+from fleet.verify.imap import junk_folders
 from fleet.verify.verdicts import read_verdicts
 from tests.conftest import M365Lab, fleet_env, run_fleet, run_fleet_async
 from tests.hostile import inventory_header
@@ -268,3 +269,22 @@ async def test_a_silent_imap_server_costs_one_command_timeout(
     assert delivery["status"] == "unknown"
     assert "timed out" in delivery["detail"]
     assert elapsed_s < 30, elapsed_s
+
+
+@pytest.mark.parametrize(
+    ("lines", "junk"),
+    [
+        # Gmail marks its Spam label \Junk (developers.google.com/gmail/imap/imap-extensions)
+        ([rb'(\HasChildren \Noselect) "/" "[Gmail]"', rb'(\HasNoChildren \Junk) "/" "[Gmail]/Spam"'], ["[Gmail]/Spam"]),
+        # Dovecot with `special_use = \Junk` (as the lab)
+        ([rb'(\HasNoChildren \UnMarked \Junk) "/" Junk', rb'(\HasNoChildren) "/" INBOX'], ["Junk"]),
+        # no SPECIAL-USE: the name says it (Exchange Online's folder is "Junk Email")
+        ([rb'(\HasNoChildren) "/" "Junk Email"', rb'(\HasNoChildren) "/" Archive'], ["Junk Email"]),
+        # RFC 6154's own example: no Junk folder at all
+        ([rb'(\Marked \HasNoChildren) "/" Inbox', rb'(\Trash \HasNoChildren) "/" Trash'], []),
+    ],
+)  # fmt: skip
+def test_the_junk_folder_is_found_by_its_mark_or_its_name(
+    lines: list[bytes], junk: list[str]
+) -> None:
+    assert junk_folders(lines) == junk

@@ -112,15 +112,18 @@ def _login(client: imaplib.IMAP4, box: Mailbox) -> None:
 
 
 def _junk_folders(client: imaplib.IMAP4) -> list[str]:
-    """The folders marked \\Junk, else the first whose name says junk or spam."""
     status, lines = client.list()
     if status != "OK":
         return []
+    return junk_folders([line for line in lines if isinstance(line, bytes)])
+
+
+def junk_folders(lines: list[bytes]) -> list[str]:
+    """From a LIST answer: the folders marked \\Junk, else the first whose name says junk
+    or spam."""
     named: list[str] = []
     marked: list[str] = []
     for line in lines:
-        if not isinstance(line, bytes):
-            continue
         match = _LIST_LINE.match(line.decode("utf-8", "replace"))
         if match is None:
             continue
