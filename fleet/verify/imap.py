@@ -140,8 +140,8 @@ def _search(client: imaplib.IMAP4, folder: str, test_id: str) -> tuple[str, Mess
     status, _ = client.select(_quote(folder), readonly=True)
     if status != "OK":
         return None
-    # The subject carries the id too: servers that cannot search an arbitrary header
-    # (Exchange Online) find it by subject; the header is checked below.
+    # The subject carries the id too, and every server searches subjects (not every one
+    # searches an arbitrary header); the header is checked below.
     status, data = client.uid("SEARCH", "SUBJECT", test_id)
     if status != "OK" or not data or not data[0]:
         return None
