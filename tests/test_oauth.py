@@ -963,7 +963,9 @@ async def test_a_second_ctrl_c_does_not_wait_for_a_token_request(
         process.send_signal(signal.SIGINT)
         said = b""
         while b"finishing running sites" not in said:
-            said += await asyncio.wait_for(process.stderr.readline(), 10)
+            line = await asyncio.wait_for(process.stderr.readline(), 10)
+            assert line, f"fleet ended without stopping gracefully: {said!r}"  # EOF: no hang
+            said += line
         process.send_signal(signal.SIGINT)
         signalled = time.monotonic()
         await asyncio.wait_for(process.communicate(), 30)

@@ -350,7 +350,9 @@ async def test_a_second_ctrl_c_cancels_running_work(
         process.send_signal(signal.SIGINT)
         said = b""
         while b"SIGINT: finishing running sites" not in said:
-            said += await asyncio.wait_for(process.stderr.readline(), 10)
+            line = await asyncio.wait_for(process.stderr.readline(), 10)
+            assert line, f"fleet ended without stopping gracefully: {said!r}"  # EOF: no hang
+            said += line
         process.send_signal(signal.SIGINT)
         signalled = time.monotonic()
         out, err = await asyncio.wait_for(process.communicate(), 30)
