@@ -103,8 +103,11 @@ async def test_alert_text_is_escaped_for_each_format(
     (message,) = relay.messages
     plain = message.get_body(preferencelist=("plain",))
     assert plain is not None
+    html = message.get_body(preferencelist=("html",))
+    assert html is not None
     texts = {
         "e-mail": message.as_string() + plain.get_content(),
+        "e-mail html": html.get_content(),
         "generic": json.dumps(generic, ensure_ascii=False),
         "slack": json.dumps(slack, ensure_ascii=False),
         "teams": json.dumps(teams, ensure_ascii=False),
@@ -114,6 +117,9 @@ async def test_alert_text_is_escaped_for_each_format(
         assert "\\u001b" not in text, channel
         assert "done" in text or channel == "generic"  # the words stay, the escapes go
     assert all(ESC not in s for s in all_strings(generic))
+    # ... the HTML part shows the hostile text as text, never as markup
+    assert "<!channel>" not in texts["e-mail html"]
+    assert "&lt;!channel&gt;" in texts["e-mail html"]
     # ... Slack reads no control sequence: no ping, no link, one code block
     block = slack["blocks"][0]["text"]["text"]
     assert block.startswith("```")
