@@ -26,6 +26,8 @@ from fleet.pipeline import (
 from fleet.plan import SweepPlan
 from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 
+from .inventory_builder import InventoryBuilder, device
+
 
 @pytest.fixture
 async def demo_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Path]:
@@ -113,18 +115,8 @@ def test_a_missing_secret_stops_the_sweep_before_anything_is_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FLEET_TEST_PIPELINE_PASSWORD", raising=False)
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        "sites:\n"
-        "  - id: hq\n"
-        "    client: C\n"
-        "    devices:\n"
-        "      - id: mfp\n"
-        "        smtp: {host: 127.0.0.1, port: 2525, security: starttls, "
-        "from: scanner@contoso.test, to: scans@contoso.test, auth: {username: "
-        "scanner@contoso.test, password_env: FLEET_TEST_PIPELINE_PASSWORD}}\n",
-        encoding="utf-8",
-    )
+    login = {"username": "scanner@contoso.test", "password_env": "FLEET_TEST_PIPELINE_PASSWORD"}
+    inventory = InventoryBuilder().site("hq", device(2525, auth=login)).write(tmp_path / "inv.yaml")
     plan = plan_for(load_inventory(str(inventory)))
     with pytest.raises(PreflightError) as caught:
         check_ready(plan)

@@ -22,6 +22,8 @@ from fleet.results import Category, EgressTransport, SweepResult, Verdict
 from fleet.runner import Control
 
 from .conftest import ROOT, M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet
+from .inventory_builder import InventoryBuilder
+from .inventory_builder import device as builder_device
 
 ZONE = "zen.lab.test"
 
@@ -45,6 +47,20 @@ def header(
         "blocklists:\n"
         f"  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
         "sites:\n"
+    )
+
+
+def built(
+    dns: LabDns, global_: int = 50, per_site: int = 2, per_host: int = 50, site_s: float = 30
+) -> InventoryBuilder:
+    """What `header` writes, as data (tests/inventory_builder.py)."""
+    return InventoryBuilder(
+        defaults={
+            "dns": {"nameservers": [dns.nameserver], "timeout_s": 1, "tries": 1},
+            "timeouts": {"connect_s": 3, "command_s": 3, "site_s": site_s},
+            "concurrency": {"global": global_, "per_site": per_site, "per_host": per_host},
+        },
+        blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}],
     )
 
 
@@ -250,10 +266,12 @@ async def test_stop_finishes_running_sites_and_marks_the_sweep_incomplete(
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.05)
     await slow.start()
     try:
-        text = header(lab_dns, "global: 1, per_site: 1, per_host: 1")
+        inventory = built(lab_dns, global_=1, per_site=1, per_host=1)
         for n in range(5):
-            text += f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.2.{n + 1}}}\n    devices:\n"
-            text += device(slow.port, str(certs.ca_file))
+            inventory.site(
+                f"s{n}", builder_device(slow.port, str(certs.ca_file)), bind=f"127.0.2.{n + 1}"
+            )
+        text = inventory.yaml()
         control = Control()
         done: list[str] = []
 
@@ -567,10 +585,12 @@ async def test_an_abort_cancels_running_sites_and_keeps_the_finished_ones(
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.2)
     await slow.start()
     try:
-        text = header(lab_dns, "global: 4, per_site: 1, per_host: 1")
+        inventory = built(lab_dns, global_=4, per_site=1, per_host=1)
         for n in range(4):
-            text += f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.3.{n + 1}}}\n    devices:\n"
-            text += device(slow.port, str(certs.ca_file))
+            inventory.site(
+                f"s{n}", builder_device(slow.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}"
+            )
+        text = inventory.yaml()
         control = Control()
         # When the caller aborts as soon as the first site is done
         result = await run_sweep(
@@ -592,12 +612,12 @@ async def test_a_failing_callback_stops_the_sweep_with_its_own_error(
     # Given a caller whose per-site callback fails (as a broken store would)
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    text = header(lab_dns)
+    inventory = built(lab_dns)
     for n in range(3):
-        text += (
-            f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.3.{n + 1}}}\n    devices:\n"
+        inventory.site(
+            f"s{n}", builder_device(m365.mx.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}"
         )
-        text += device(m365.mx.port, str(certs.ca_file))
+    text = inventory.yaml()
 
     def broken(site: object) -> None:
         raise RuntimeError("the store broke")

@@ -1,0 +1,77 @@
+"""Inventories for tests, built as data and written as YAML by the YAML library, instead of
+YAML text pieced together by string concatenation (where one wrong indent is a different
+inventory, and a value with a colon or a quote breaks it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleet.inventory import Inventory, parse_inventory
+
+
+def device(
+    port: int,
+    ca_file: str | None = None,
+    *,
+    ident: str = "mfp",
+    host: str = "127.0.0.1",
+    security: str = "starttls",
+    mail_from: str = "scanner@contoso.test",
+    to: str = "frontdesk@contoso.test",
+    **smtp: Any,
+) -> dict[str, Any]:
+    """One copier with its SMTP settings (extra keyword arguments are more `smtp` keys)."""
+    settings: dict[str, Any] = {"host": host, "port": port, "security": security}
+    if ca_file is not None:
+        settings["ca_file"] = ca_file
+    settings.update({"from": mail_from, "to": to, **smtp})
+    return {"id": ident, "smtp": settings}
+
+
+@dataclass
+class InventoryBuilder:
+    """`defaults`, `blocklists` and `sites` as the inventory file has them."""
+
+    defaults: dict[str, Any] = field(default_factory=dict)
+    blocklists: list[dict[str, Any]] = field(default_factory=list)
+    sites: list[dict[str, Any]] = field(default_factory=list)
+
+    def site(
+        self,
+        ident: str,
+        *devices: dict[str, Any],
+        client: str = "C",
+        bind: str | None = None,
+        **keys: Any,
+    ) -> InventoryBuilder:
+        """Add a site; `bind` is its egress source address (more site keys as keywords)."""
+        entry: dict[str, Any] = {"id": ident, "client": client}
+        if bind is not None:
+            entry["egress"] = {"bind": bind}
+        entry.update(keys)
+        entry["devices"] = list(devices)
+        self.sites.append(entry)
+        return self
+
+    def data(self) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        if self.defaults:
+            document["defaults"] = self.defaults
+        if self.blocklists:
+            document["blocklists"] = self.blocklists
+        document["sites"] = self.sites
+        return document
+
+    def yaml(self) -> str:
+        return yaml.safe_dump(self.data(), sort_keys=False)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(self.yaml(), encoding="utf-8")
+        return path
+
+    def parse(self, name: str = "inventory.yaml") -> Inventory:
+        return parse_inventory(self.yaml(), name)
