@@ -144,7 +144,9 @@ def content_digest(info: SweepInfo, sites: Iterable[SiteResult]) -> str:
 
 
 def _key() -> bytes | None:
-    key = os.environ.get(KEY_ENV)
+    # A key pasted into an RMM's variable often carries a trailing newline: it is hex, so
+    # white space is never part of it.
+    key = os.environ.get(KEY_ENV, "").strip()
     if not key:
         return None
     return key.encode("utf-8")

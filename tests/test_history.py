@@ -385,7 +385,7 @@ async def test_agent_keys_are_per_site_and_derived_from_the_master_key(
         assert (run.code, run.stdout.strip()) == (0, key_0)
         assert f"the secret file {key_file} is accessible by other users" in run.stderr
 
-    # When the agent at site-0 sweeps with its own key
+    # When the agent at site-0 sweeps with its own key (pasted into the RMM with a newline)
     result_file = tmp_path / "site-0.json"
     run = await run_fleet_async(
         "sweep",
@@ -399,7 +399,7 @@ async def test_agent_keys_are_per_site_and_derived_from_the_master_key(
         "-o",
         str(result_file),
         "-q",
-        env=fleet_env(FLEET_AGENT_KEY=key_0),
+        env=fleet_env(FLEET_AGENT_KEY=key_0 + "\n"),
     )
     assert run.code == 0, run.stderr
     text = result_file.read_text()
