@@ -58,7 +58,9 @@ log = logging.getLogger("fleet.runner")
 
 
 def new_sweep_id(now: datetime) -> str:
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    # 48 random bits: hundreds of site agents start in the same second every night, and
+    # two results with one id at the central would leave one stuck in its spool.
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
