@@ -22,7 +22,7 @@ import pytest
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
-from fleet.results import SweepResult, Verdict
+from fleet.results import EgressTransport, SweepResult, Verdict
 
 from .conftest import ROOT, M365Lab, eventually, publish_spf
 from .windows_like import SHIM, no_traceback, run_windows_like, start_windows_like, windows_env
@@ -183,6 +183,34 @@ async def test_scan_prints_the_transcript(
     assert "<- 220 mx.contoso.test ESMTP gotowy: ?ód? ??" in scan.stdout
     assert "<- 550 5.1.1 Skrzynka nie istnieje: ?ód?@contoso.test" in scan.stdout
     assert SHOWN in scan.stdout
+
+
+async def test_bind_and_socks5_egress_work_as_on_linux(
+    m365: M365Lab,
+    lab_dns: LabDns,
+    socks_proxy: Callable[[str], str],
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given one site that binds its source address and one behind a SOCKS5 proxy that
+    # sends from its own
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    proxy = socks_proxy("127.0.0.71")
+    text = inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=2).replace(
+        "egress: {bind: 127.0.0.61, ip: 127.0.0.61}", f'egress: {{via: "{proxy}"}}'
+    )
+    run = await run_windows_like(
+        "sweep", "-i", str(write_inventory(text)), "--no-store", "--format", "json"
+    )
+    no_traceback(run)
+    assert run.code == 0, run.stderr
+    # Then the server saw each site from its own address, and the result says how it left
+    sites = {s.site: s for s in SweepResult.model_validate_json(run.stdout).sites}
+    assert sites["site-0"].egress.transport is EgressTransport.bind
+    assert sites["site-0"].egress_ip == "127.0.0.60"
+    assert sites["site-1"].egress.transport is EgressTransport.socks5
+    assert sites["site-1"].egress_ip == "127.0.0.71"
+    assert set(m365.mx.stats.peers) == {"127.0.0.60", "127.0.0.71"}
 
 
 async def test_agent_sweep_and_its_ingest(inventory: Path, tmp_path: Path) -> None:
