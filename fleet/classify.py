@@ -323,6 +323,23 @@ class RuleId(StrEnum):
     smtp_sending_limit = "smtp.sending_limit"
     smtp_rate_limited = "smtp.rate_limited"
     smtp_hello_first = "smtp.hello_first"
+    smtp_message_header = "smtp.message_header"
+    sender_authentication_checks = "sender.authentication_checks"
+    smtp_sender_domain_mismatch = "smtp.sender_domain_mismatch"
+    smtp_recipient_mailbox_full = "smtp.recipient_mailbox_full"
+    smtp_recipient_inactive = "smtp.recipient_inactive"
+    smtp_message_refused = "smtp.message_refused"
+    smtp_service_unavailable = "smtp.service_unavailable"
+    status_recipient_address = "status.recipient_address"
+    status_sender_address = "status.sender_address"
+    status_recipient_mailbox = "status.recipient_mailbox"
+    status_protocol = "status.protocol"
+    status_too_many_recipients = "status.too_many_recipients"
+    status_content = "status.content"
+    status_message_integrity = "status.message_integrity"
+    status_sender_authentication = "status.sender_authentication"
+    status_recipient_owner_changed = "status.recipient_owner_changed"
+    code_command_syntax = "code.command_syntax"
     tls_certificate = "tls.certificate"
     tls_not_tls = "tls.not_tls"
     tls_version = "tls.version"
@@ -495,7 +512,8 @@ RULES: tuple[Rule, ...] = (
         r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b[^.;]{0,80}?"
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
         r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
-        r"(?:url|uri|link|web ?site)s?\b[^.;]{0,80}?\b(?:listed|black ?listed|block ?listed)|"
+        r"(?:url|uri|link|web ?site)s?\b(?:[^.;]|\.(?!\s+(?-i:[A-Z]))){0,80}?\b(?:listed|black ?listed|"
+        r"block ?listed)|"
         r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
         r"(?:helo|ehlo) (?:name|host) "
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
@@ -576,6 +594,19 @@ RULES: tuple[Rule, ...] = (
         code_class="501",
     ),
     # -- IP reputation ------------------------------------------------------------------
+    # -- a header problem is the message's, even when the header is DKIM-Signature --------
+    Rule(
+        RuleId.smtp_message_header,
+        Category.message_rejected,
+        "the server refuses the message's headers",
+        "The receiver refuses the test message's headers (duplicated, too large, or with raw "
+        "8-bit characters): check the copier's From/Subject settings (plain ASCII subject, "
+        "one sender) and its firmware; a relay that adds its own signature twice can cause it.",
+        text=r"duplicate (?:header|['\"]?[\w-]{1,40}['\"]? header)|(?:duplicate|multiple|too "
+        r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
+        r"many)|too many headers|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
+        r"(?:improper|illegal|invalid) use of 8-?bit",
+    ),
     # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
     Rule(
         RuleId.ipv6_needs_spf_or_dkim,
@@ -602,6 +633,19 @@ RULES: tuple[Rule, ...] = (
         "the SPF record of {sender}'s domain (and publish DMARC), or send through an "
         "authorised relay.",
         text=r"\bSPF\b|\bDKIM\b|\bDMARC\b|sender policy framework",
+    ),
+    Rule(
+        # Gmail: "does not have authentication information or fails to pass authentication
+        # checks ... blocked": SPF/DKIM in other words, not the content and not a login.
+        RuleId.sender_authentication_checks,
+        Category.sender_rejected,
+        "the receiver rejects the message for failing sender authentication (SPF, DKIM, DMARC)",
+        "The message failed the receiver's sender authentication checks (SPF/DKIM/DMARC of "
+        "{sender}'s domain): add ip4:{ip} to that domain's SPF record (and publish DMARC), or "
+        "send through a relay the domain authorises.",
+        text=r"authentication (?:information|checks?|results?)\b|"
+        r"(?:fails?|failed) (?:to pass )?(?:sender |message |e-?mail )?authentication\b",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     # -- limits that name the IP are still limits -----------------------------------------
     Rule(
@@ -656,7 +700,8 @@ RULES: tuple[Rule, ...] = (
         r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
-        r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)",
+        r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
+        r"\bbad (?:client |sending |source )?IP\b",
     ),
     Rule(
         RuleId.ip_complaints,
@@ -786,18 +831,6 @@ RULES: tuple[Rule, ...] = (
         enhanced=("4.7.66",),
     ),
     Rule(
-        RuleId.smtp_protocol_violation,
-        Category.protocol_error,
-        "the server saw a protocol violation",
-        "{endpoint} reports an SMTP protocol violation (a command out of order or pipelined "
-        "where it may not be): an SMTP-inspecting firewall between the site and {host} can "
-        "cause this; turn off its SMTP inspection, else tell the server's administrator.",
-        text=r"protocol (?:violation|error)|pipelin\w* after STARTTLS|out of sequence|bad "
-        r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
-        r"E?HELO)(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
-        r"unrecogni[sz]ed command|syntax error",
-    ),
-    Rule(
         RuleId.tls_must_starttls_first,
         Category.tls_required,
         "the server requires STARTTLS before this command",
@@ -826,6 +859,19 @@ RULES: tuple[Rule, ...] = (
         "Set the copier's security to STARTTLS (port {port}) or implicit TLS: the server "
         "refuses to go on without encryption.",
         enhanced=("5.7.11",),
+    ),
+    Rule(
+        RuleId.smtp_protocol_violation,
+        Category.protocol_error,
+        "the server saw a protocol violation",
+        "{endpoint} reports an SMTP protocol violation (a command out of order or pipelined "
+        "where it may not be): an SMTP-inspecting firewall between the site and {host} can "
+        "cause this; turn off its SMTP inspection, else tell the server's administrator.",
+        text=r"protocol (?:violation|error)|pipelin\w* after STARTTLS|out of sequence|bad "
+        r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
+        r"E?HELO)(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
+        r"unrecogni[sz]ed command|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
+        r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)",
     ),
     Rule(
         RuleId.tls_not_available,
@@ -982,7 +1028,9 @@ RULES: tuple[Rule, ...] = (
         r"sending|users?|clients?)|smtp auth(?:entication)? (?:is )?required|"
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
         r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
-        r"(?:log ?in|authenticate) (?:first|before)|anonymous (?:relay|mail|senders?) "
+        r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
+        r"authenticate)|(?:log ?in|authentication) (?:is )?(?:needed|necessary)|"
+        r"anonymous (?:relay|mail|senders?) "
         r"(?:is |are )?not (?:allowed|permitted|accepted)",
         unless=r"invalid credentials",
     ),
@@ -1099,7 +1147,22 @@ RULES: tuple[Rule, ...] = (
         r"(?:address|identit\w+) (?:is |are )?not verified|identities failed|"
         r"(?:sending|sender) (?:e-?mail )?account (?:has been|is) (?:\w+ )?suspended|"
         r"(?:verified|unverified) sender identity|sender identity|invalid sender|"
-        r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|no such domain",
+        r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|no such domain|"
+        r"(?:for|of) your mail ?from address|"
+        r"mail from <?[^\s@<>]{1,64}@[^\s<>]{1,255}>? (?:was |is )?(?:rejected|refused|denied|"
+        r"not accepted)",
+    ),
+    Rule(
+        # Outlook.com: "domain [example.com] mismatches client ip": the sender's domain does
+        # not authorise the sending IP (SPF in other words).
+        RuleId.smtp_sender_domain_mismatch,
+        Category.sender_rejected,
+        "the sender's domain does not match the sending IP {ip}",
+        "The receiver says the sender's domain ({sender}) does not go with the site's IP "
+        "{ip}: add ip4:{ip} to that domain's SPF record, or send from a domain (or through a "
+        "relay) that authorises this IP.",
+        text=r"mismatch\w* (?:the |with )?(?:client|connecting|sending|your|source) ip|"
+        r"(?:sender|from) domain\b[^.;]{0,60}\b(?:mismatch|does not match|doesn't match)",
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
@@ -1129,6 +1192,20 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.2.3", "5.3.4", "4.2.3", "4.3.4"),
     ),
     Rule(
+        RuleId.smtp_recipient_mailbox_full,
+        Category.recipient_rejected,
+        "the recipient's mailbox is full",
+        "The test recipient's mailbox is full (over its quota): empty it or raise its quota, "
+        "or send the test to another recipient.",
+        text=r"mailbox (?:size limit|quota|is full|full|over ?quota|storage)|over ?quota|"
+        r"(?:mailbox|storage|disk|user|account)(?:'s)? quota|quota (?:exceeded|full)|"
+        r"exceeded (?:its |the |their |his |her )?storage|storage allocation|"
+        r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)",
+        stages=(Stage.rcpt, Stage.data),
+        unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
+        r"queue|organi[sz]ation|tenant",
+    ),
+    Rule(
         RuleId.smtp_content_rejected,
         Category.message_rejected,
         "the server refuses the message itself (content, size or headers)",
@@ -1142,7 +1219,8 @@ RULES: tuple[Rule, ...] = (
         r"forbidden)|not accepted for policy reasons|policy that prohibits|security issue|attachment|"
         r"likely unsolicited|looks like spam|suspicious (?:content|message)|RFC ?5322|"
         r"\bMIME\b|nature of the content|links? within|headers? (?:are |is )?not RFC|"
-        r"not RFC[- ]?\d* ?compliant|\(header[- ]based\)",
+        r"not RFC[- ]?\d* ?compliant|\(header[- ]based\)|message (?:was |has been )?filtered|"
+        r"(?:e-?mail|message|content|mail) policy violation|8-?bit (?:data|char\w*|content|text)\b",
         unless=r"rate limited",
     ),
     Rule(
@@ -1205,6 +1283,7 @@ RULES: tuple[Rule, ...] = (
         "point the copier at the domain's current MX, and check the domain is accepted in "
         "the tenant.",
         enhanced=("5.4.1",),
+        text=r"relay",
     ),
     Rule(
         RuleId.m365_recipient_not_found,
@@ -1270,6 +1349,7 @@ RULES: tuple[Rule, ...] = (
         "The scanner mailbox's Sent Items filled it: add a retention policy to Sent Items.",
         enhanced=("5.2.2",),
         stages=(Stage.mail, Stage.data),
+        providers=("microsoft",),
         unless=r"submission quota|SubmissionQuota",
     ),
     Rule(
@@ -1285,6 +1365,20 @@ RULES: tuple[Rule, ...] = (
         r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
         r"(?:recipient|destination)(?:'s)? account|compte du destinataire|"
         r"(?:user|recipient) doesn't exist|undeliverable address|no mailbox",
+    ),
+    Rule(
+        RuleId.smtp_recipient_inactive,
+        Category.recipient_rejected,
+        "the recipient's mailbox is disabled or no longer in use",
+        "The test recipient's mailbox is disabled, frozen or no longer in use: send the test "
+        "to a live address (fix the 'to' address in the inventory and on the copier).",
+        text=r"(?:mailbox|account|address|user|recipient|addressee)(?: address)? (?:is |has been |"
+        r"was )?(?:disabled|frozen|inactive|deactivated|discontinued|closed|suspended|expired|"
+        r"no longer (?:valid|active|in use|available|exists?))|(?:disabled|frozen|inactive|"
+        r"deactivated|closed|suspended|expired|discontinued) (?:recipient|mailbox|account|user|"
+        r"address)|\bis no longer (?:valid|active|in use|available)",
+        stages=(Stage.rcpt, Stage.data),
+        unless=r"sending|sender|your account|authenticat|log ?in|password",
     ),
     # -- throttling -----------------------------------------------------------------------
     Rule(
@@ -1400,6 +1494,127 @@ RULES: tuple[Rule, ...] = (
         "the server, loses the session state; turn off the firewall's SMTP inspection, else "
         "tell the server's administrator.",
         text=r"send (hello|e?helo)( command)? first",
+    ),
+    # -- words that say what was refused, with no cause fleet knows ------------------------
+    Rule(
+        # At DATA the thing refused is the message: "Message rejected", "Message Filtered".
+        RuleId.smtp_message_refused,
+        Category.message_rejected,
+        "the server refuses the message (it gives no more specific reason)",
+        "The receiver refused the test message itself without saying why: read the reply; "
+        "try a small scan with a plain subject, and ask the administrator of {host} which "
+        "filter refused it.",
+        text=r"\b(?:message|content)s? (?:was |has been |is )?(?:rejected|refused|"
+        r"not accepted|filtered|blocked)",
+        stages=(Stage.data,),
+        code_class="5",
+        unless=r"destination domain",
+    ),
+    Rule(
+        # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server
+        # is not taking mail now, which is not a refusal of this site.
+        RuleId.smtp_service_unavailable,
+        Category.temporary_failure,
+        "the server says its service is unavailable for now",
+        "{host} says its mail service is unavailable (its own state, no reason given about "
+        "this site): run the site again later; if it persists, ask the administrator of {host}.",
+        text=r"service (?:is )?(?:currently |temporarily )?(?:unavailable|not available)",
+        code_class="5",  # a 4xx says so already, and its finding names the code
+        unless=r"no smtp service|\bptr\b|blocked|listed|denied|refused",
+    ),
+    # -- RFC 3463 enhanced status codes, read by class, subject and detail when no words did.
+    # Only the registered meanings that point at one party (IANA's SMTP Enhanced Status Codes
+    # registry); X.7.1 "delivery not authorized" and X.4.x routing name no cause of their own.
+    Rule(
+        RuleId.status_sender_address,
+        Category.sender_rejected,
+        "the server refuses the sender address {sender} (its status code says so)",
+        "The server refuses {sender} as a sender (X.1.7/X.1.8: bad sender address or its "
+        "domain): use an address in a domain that exists and that the server accepts.",
+        enhanced=("5.1.7-5.1.8", "4.1.7-4.1.8"),
+    ),
+    Rule(
+        RuleId.status_recipient_address,
+        Category.recipient_rejected,
+        "the server refuses the recipient (its status code says the address is the problem)",
+        "The server refuses the test recipient (X.1.x: an address status code): check the "
+        "'to' address and that its domain receives mail.",
+        enhanced=("5.1.0-5.1.6", "5.1.9-5.1.99"),
+        stages=(Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        RuleId.status_recipient_mailbox,
+        Category.recipient_rejected,
+        "the recipient's mailbox is disabled or full (its status code says so)",
+        "The test recipient's mailbox is disabled or full (X.2.1/X.2.2): send the test to a "
+        "live mailbox with room, or have it emptied.",
+        enhanced=("5.2.1-5.2.2", "5.2.4", "4.2.2"),
+        stages=(Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        RuleId.status_too_many_recipients,
+        Category.throttled,
+        "the message has more recipients than the server takes at once",
+        "The server takes fewer recipients per message (X.5.3): send the scan to fewer "
+        "recipients at once, or to a distribution group.",
+        enhanced=("5.5.3",),
+    ),
+    Rule(
+        RuleId.status_protocol,
+        Category.protocol_error,
+        "the server refuses a command as invalid (its status code says so)",
+        "{endpoint} refused a command as invalid or out of place (X.5.x): an SMTP-inspecting "
+        "firewall between the site and {host} can cause this; else tell the server's "
+        "administrator, with the reply text.",
+        enhanced=("5.5.1-5.5.2", "5.5.4-5.5.6"),
+        stages=(Stage.banner, Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        RuleId.status_content,
+        Category.message_rejected,
+        "the server refuses the message's format or content (its status code says so)",
+        "The receiver refuses the test message's format or encoding (X.6.x): check the "
+        "copier's character set and attachment settings, or update its firmware.",
+        enhanced=("5.6.0-5.6.6", "5.6.8-5.6.99"),
+    ),
+    Rule(
+        RuleId.status_message_integrity,
+        Category.message_rejected,
+        "the server refuses the message itself (message integrity or policy, X.7.7)",
+        "The receiver refused the test message itself (X.7.7): read the reply; scans are "
+        "usually refused for their size or attachment type.",
+        enhanced=("5.7.7",),
+        stages=(Stage.data,),
+    ),
+    Rule(
+        RuleId.status_sender_authentication,
+        Category.sender_rejected,
+        "the receiver rejects the sender for SPF, DKIM, DMARC or ARC (its status code says so)",
+        "The sender domain's SPF/DKIM/DMARC does not authorise this source (X.7.20-X.7.29): "
+        "add ip4:{ip} to the SPF record of {sender}'s domain, or send through an authorised "
+        "relay.",
+        enhanced=("5.7.20-5.7.24", "5.7.27", "5.7.29"),
+    ),
+    Rule(
+        RuleId.status_recipient_owner_changed,
+        Category.recipient_rejected,
+        "the recipient's mailbox or domain changed owner (its status code says so)",
+        "The test recipient's mailbox or domain has a new owner (X.7.17/X.7.18): check the "
+        "'to' address.",
+        enhanced=("5.7.17-5.7.18",),
+        stages=(Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        # RFC 5321 500-504: syntax error, bad parameters, not implemented, bad sequence.
+        # Not at EHLO (the name, see helo.syntax_code), STARTTLS (no TLS) or AUTH (mechanism).
+        RuleId.code_command_syntax,
+        Category.protocol_error,
+        "the server refuses a command as invalid or out of sequence (50x)",
+        "{endpoint} refused a command as invalid, unimplemented or out of sequence (RFC 5321 "
+        "50x): an SMTP-inspecting firewall between the site and {host} can cause this; else "
+        "tell the server's administrator, with the reply text.",
+        code_class="50",
+        stages=(Stage.banner, Stage.mail, Stage.rcpt, Stage.data),
     ),
 )
 
