@@ -10,8 +10,11 @@ JavaScript."""
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +29,15 @@ from fleet.lab.smtp import LabSmtpServer, Mailbox
 from fleet.report.html import render_email_html, render_html
 
 from .browser import chromium
-from .conftest import M365Lab, fleet_env, publish_spf, require_binary, run_fleet_async
+from .conftest import (
+    ROOT,
+    M365Lab,
+    fleet_env,
+    publish_spf,
+    require_binary,
+    run_fleet,
+    run_fleet_async,
+)
 from .test_html_report import HOSTILE, hostile_sweep
 from .test_matrix import PASSWORD, PASSWORD_ENV, ZONE, direct_send, header, submission
 
@@ -373,3 +384,52 @@ async def test_only_the_pages_own_script_runs_and_the_e_mail_fetches_nothing(
         assert MARKUP in await page.inner_text("body")
         assert await page.evaluate("typeof window.pwned") == "undefined"
     assert browser.blocked == []
+
+
+# Chromium's IPv6 reachability probe: a UDP socket connected to this address to read the
+# local address back; nothing is sent on it.
+IPV6_PROBE = "2001:4860:4860::8888"
+LOAD_PAGE = """\
+import asyncio, sys
+from pathlib import Path
+from tests.browser import chromium
+
+async def load(page_path, chromium_binary):
+    async with chromium(Path(page_path).parent / "profile", executable=chromium_binary) as b:
+        page = await b.context.new_page()
+        await page.goto(Path(page_path).as_uri())
+        await page.wait_for_timeout(2000)  # what the browser does on its own meanwhile
+
+asyncio.run(load(sys.argv[1], sys.argv[2]))
+"""
+_DESTINATION = re.compile(
+    r"(?P<call>connect|sendto|sendmsg)\(.*?sa_family=AF_INET6?"
+    r'.*?(?:inet_pton\(AF_INET6, "(?P<v6>[^"]+)"|inet_addr\("(?P<v4>[^"]+)"\))'
+)
+
+
+def test_chromium_itself_sends_nothing_beyond_loopback(
+    tmp_path: Path, chromium_binary: str
+) -> None:
+    # Given the demo's page, opened in the tests' Chromium with every network call traced
+    strace = require_binary("strace")
+    run = run_fleet("demo", cwd=tmp_path, env=fleet_env())
+    assert run.code == 0, run.stderr
+    trace = tmp_path / "chromium.strace"
+    done = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", str(trace),
+         sys.executable, "-c", LOAD_PAGE, str(tmp_path / "fleet-demo.html"), chromium_binary],
+        capture_output=True, text=True, cwd=ROOT, env=fleet_env(), timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Then no name was looked up and nothing was sent off loopback: the browser's own
+    # lookups (accounts.google.com, update.googleapis.com) are refused inside it
+    outside = []
+    for line in trace.read_text(encoding="utf-8").splitlines():
+        match = _DESTINATION.search(line)
+        if match is None:
+            continue
+        address = match.group("v4") or match.group("v6")
+        if not ipaddress.ip_address(address).is_loopback and address != IPV6_PROBE:
+            outside.append(line)
+    assert outside == []
