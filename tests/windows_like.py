@@ -2,7 +2,8 @@
 before fleet is imported.
 
 - `fcntl`, `termios`, `pwd`, `grp`, `resource` and `uvloop` cannot be imported;
-- the event loop's `add_signal_handler` raises NotImplementedError, as on Windows' loops;
+- the event loop's `add_signal_handler` raises NotImplementedError, as on Windows' loops,
+  and so do `add_reader`/`add_writer`, as on its default (proactor) loop;
 - stdout is in cp1252 with errors="strict" and stderr in cp1252 with "backslashreplace",
   as Windows gives them to a process whose output an RMM agent or a file captures, without
   PYTHONIOENCODING.
@@ -26,12 +27,16 @@ for name in ("fcntl", "termios", "pwd", "grp", "resource", "uvloop"):
     sys.modules[name] = None  # import fails with ModuleNotFoundError, as on Windows
 
 
-def _no_signal_handlers(self, *args):
-    raise NotImplementedError  # what Windows' selector and proactor loops do
+def _not_on_windows(self, *args):
+    raise NotImplementedError  # what Windows' loops do (the proactor: no fd watching either)
 
 
-asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = _no_signal_handlers
-asyncio.unix_events._UnixSelectorEventLoop.remove_signal_handler = _no_signal_handlers
+asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = _not_on_windows
+asyncio.unix_events._UnixSelectorEventLoop.remove_signal_handler = _not_on_windows
+# Windows' default (proactor) loop cannot watch file descriptors either: a library that
+# needs to (aiodns without c-ares' own thread) must fail here as it would there.
+asyncio.unix_events._UnixSelectorEventLoop.add_reader = _not_on_windows
+asyncio.unix_events._UnixSelectorEventLoop.add_writer = _not_on_windows
 sys.stdout.reconfigure(encoding="cp1252", errors="strict")
 sys.stderr.reconfigure(encoding="cp1252", errors="backslashreplace")
 
