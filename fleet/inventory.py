@@ -467,16 +467,21 @@ class ImapMailbox(Strict):
     username: Text
     password_env: EnvName | None = None
     password_file: FilePath | None = None
+    oauth2: OAuth2 | None = None  # AUTHENTICATE XOAUTH2 instead of a password
     ca_file: FilePath | None = None  # CA for the IMAP server (default: the system's)
 
     @model_validator(mode="after")
     def _one_secret(self) -> ImapMailbox:
-        if (self.password_env is None) == (self.password_file is None):
-            raise ValueError("imap needs exactly one of password_env or password_file")
+        sources = [self.password_env, self.password_file, self.oauth2]
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError("imap needs exactly one of password_env, password_file or oauth2")
         return self
 
     @property
     def secret(self) -> SecretSource:
+        """Where the password, or the given OAuth token (provider token), is read from."""
+        if self.oauth2 is not None:
+            return SecretSource(env=self.oauth2.token_env, file=self.oauth2.token_file)
         return SecretSource(env=self.password_env, file=self.password_file)
 
 
@@ -655,8 +660,10 @@ class Inventory(InventoryHead):
                         entries.append((None, SecretSource(file=key_file)))
         for _, device in self.devices():
             imap = device.verify.imap if device.verify is not None else None
-            if imap is not None:
+            if imap is not None and (imap.oauth2 is None or imap.oauth2.kind == "token"):
                 entries.append((imap.username, imap.secret))
+            if imap is not None and imap.oauth2 is not None:
+                entries.extend((None, source) for source in app_credentials(imap.oauth2))
             graph = device.verify.graph if device.verify is not None else None
             if graph is not None and graph.oauth2.client_secret is not None:
                 entries.append((None, graph.oauth2.client_secret))
@@ -1123,9 +1130,12 @@ def preflight(inventory: Inventory, site_ids: set[str] | None = None) -> list[st
             imap = device.verify.imap if device.verify is not None else None
             if imap is not None:
                 at = f"sites[{s}].devices[{d}] ({site.id}/{device.id}).verify.imap"
-                problems.extend(
-                    _source_problems(f"{at}.password", imap.password_env, imap.password_file)
-                )
+                if imap.oauth2 is not None:
+                    problems.extend(_oauth2_problems(at, imap.oauth2))
+                else:
+                    problems.extend(
+                        _source_problems(f"{at}.password", imap.password_env, imap.password_file)
+                    )
                 if imap.ca_file and not os.path.isfile(imap.ca_file):
                     problems.append(f"{at}.ca_file: no such file: {imap.ca_file}")
             graph = device.verify.graph if device.verify is not None else None
@@ -1161,22 +1171,36 @@ def notification_problems(notifications: Notifications | None) -> list[str]:
 
 
 def _secret_problems(where: str, auth: Auth) -> list[str]:
-    oauth2 = auth.oauth2
-    if oauth2 is not None and oauth2.kind != "token":
-        problems = []
-        secret_source = oauth2.client_secret
-        if secret_source is not None:
-            problems += _source_problems(
-                f"{where}.oauth2.client_secret", secret_source.env, secret_source.file
-            )
-        for key in ("certificate_file", "private_key_file", "service_account_file", "ca_file"):
-            path = getattr(oauth2, key)
-            if path is not None and not os.path.isfile(path):
-                problems.append(f"{where}.oauth2.{key}: no such file: {path}")
-        return problems
+    if auth.oauth2 is not None:
+        return _oauth2_problems(where, auth.oauth2)
     secret = auth.secret
-    what = "oauth2.token" if auth.oauth2 is not None else "password"
-    return _source_problems(f"{where}.{what}", secret.env, secret.file)
+    return _source_problems(f"{where}.password", secret.env, secret.file)
+
+
+def _oauth2_problems(where: str, oauth2: OAuth2) -> list[str]:
+    """A given token that cannot be read, or the app credential fleet fetches one with."""
+    if oauth2.kind == "token":
+        return _source_problems(f"{where}.oauth2.token", oauth2.token_env, oauth2.token_file)
+    problems = []
+    secret_source = oauth2.client_secret
+    if secret_source is not None:
+        problems += _source_problems(
+            f"{where}.oauth2.client_secret", secret_source.env, secret_source.file
+        )
+    for key in ("certificate_file", "private_key_file", "service_account_file", "ca_file"):
+        path = getattr(oauth2, key)
+        if path is not None and not os.path.isfile(path):
+            problems.append(f"{where}.oauth2.{key}: no such file: {path}")
+    return problems
+
+
+def app_credentials(oauth2: OAuth2) -> list[SecretSource]:
+    """The app's own credential fleet fetches a token with: a client secret, key files."""
+    sources = [] if oauth2.client_secret is None else [oauth2.client_secret]
+    for key_file in (oauth2.private_key_file, oauth2.certificate_file, oauth2.service_account_file):
+        if key_file is not None:
+            sources.append(SecretSource(file=key_file))
+    return sources
 
 
 def _source_problems(where: str, env: str | None, file: str | None) -> list[str]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from fleet.credentials import SecretSource
 from fleet.errors import InventoryError
-from fleet.inventory import parse_inventory
+from fleet.inventory import parse_inventory, preflight
 from fleet.lab.dns import LabDns
 from fleet.results import Delivery, DeliveryStatus, FlagCode, Severity
 from fleet.verify.findings import delivery_flag
@@ -152,11 +153,42 @@ def test_verify_keys_are_read() -> None:
     assert any(source.env == "SCANS_IMAP" for _, source in inv.secret_sources())
 
 
+def test_imap_oauth2_keys_are_read_and_the_app_secret_is_a_sweep_secret() -> None:
+    inv = parse_inventory(
+        INVENTORY.replace(
+            "VERIFY",
+            "{imap: {host: outlook.office365.com, username: scans@contoso.test, oauth2: "
+            "{provider: microsoft, tenant_id: t, client_id: c, client_secret_env: IMAP_APP}}}",
+        ),
+        "inv.yaml",
+    )
+    verify = inv.sites[0].devices[0].verify
+    assert verify is not None
+    assert verify.imap is not None
+    assert verify.imap.oauth2 is not None
+    assert verify.imap.oauth2.kind == "microsoft"
+    assert (None, SecretSource(env="IMAP_APP")) in set(inv.secret_sources())
+    # a sweep refuses to start without the app's secret, naming where it was looked for
+    problems = preflight(inv)
+    assert any("verify.imap.oauth2.client_secret_env: IMAP_APP is not set" in p for p in problems)
+
+
 @pytest.mark.parametrize(
     ("verify", "problem"),
     [
         ("{imap: {host: h.test, username: u, password: hunter2}}", "password_env"),
-        ("{imap: {host: h.test, username: u}}", "exactly one of password_env or password_file"),
+        (
+            "{imap: {host: h.test, username: u}}",
+            "exactly one of password_env, password_file or oauth2",
+        ),
+        (
+            "{imap: {host: h.test, username: u, password_env: X, oauth2: {token_env: T}}}",
+            "exactly one of password_env, password_file or oauth2",
+        ),
+        (
+            "{imap: {host: h.test, username: u, oauth2: {provider: google}}}",
+            "oauth2 provider google needs service_account_file",
+        ),
         ("{within_s: 60}", "verify needs exactly one of imap or graph"),
         (
             "{graph: {mailbox: s@contoso.test, oauth2: {token_env: T}}}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import secrets
 import shutil
 import ssl
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from fleet.report.json_report import read_json
 from fleet.results import (
     Delivery,
@@ -274,3 +276,155 @@ def test_scan_shows_where_the_message_went_in_its_transcript(lab: Lab, tmp_path:
     assert "spf=fail" in line
     assert line.rstrip().endswith("deleted")
     assert password(lab) not in run.stdout + run.stderr
+
+
+# ---- verify.imap.oauth2: AUTHENTICATE XOAUTH2 against Dovecot's oauth2 passdb ----------
+
+TENANT = "00000000-0000-4000-8000-0000000000e1"
+IMAP_APP = "33333333-3333-4333-8333-000000000001"
+APP_SECRET_ENV = "FLEET_TEST_IMAP_APP_SECRET"
+GIVEN_TOKEN_ENV = "FLEET_TEST_IMAP_TOKEN"
+
+
+@pytest.fixture(scope="module")
+def token_endpoint(lab: Lab) -> Iterator[LabTokenEndpoint]:
+    """The Entra ID-like endpoint on the port the lab's Dovecot introspects tokens at, with
+    an app whose app-only token opens MAILBOX (its IMAP permission in Exchange's terms)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(lab.oauth_chain_file))
+    endpoint = LabTokenEndpoint(context)
+    endpoint.add_app(TENANT, LabApp(IMAP_APP, secret=secrets.token_urlsafe(24)))
+    endpoint.imap_mailboxes[IMAP_APP] = MAILBOX
+    endpoint.start(lab.ports.oauth)
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+def app_secret(endpoint: LabTokenEndpoint) -> str:
+    secret = endpoint.tenants[TENANT][IMAP_APP].secret
+    assert secret is not None
+    return secret
+
+
+def oauth_inventory(lab: Lab, endpoint: LabTokenEndpoint, oauth2: str) -> str:
+    """The named site's inbox copier, its mailbox checked with `oauth2` instead of a password."""
+    imap = (
+        f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
+        f'oauth2: {oauth2}, ca_file: "{lab.ca_file}"}}'
+    )
+    text = inventory(lab)
+    text = text.replace(
+        f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
+        f'password_env: {PASSWORD_ENV}, ca_file: "{lab.ca_file}"}}',
+        imap,
+    )
+    assert oauth2 in text
+    return text
+
+
+def microsoft_oauth2(lab: Lab, endpoint: LabTokenEndpoint) -> str:
+    return (
+        f"{{provider: microsoft, tenant_id: {TENANT}, client_id: {IMAP_APP}, "
+        f'client_secret_env: {APP_SECRET_ENV}, authority: "{endpoint.authority}", '
+        f'ca_file: "{lab.ca_file}"}}'
+    )
+
+
+def test_an_oauth_token_from_the_app_finds_the_message(
+    lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
+) -> None:
+    # Given a mailbox checked with XOAUTH2 and a token fleet fetches from the app
+    (tmp_path / "inventory.yaml").write_text(
+        oauth_inventory(lab, token_endpoint, microsoft_oauth2(lab, token_endpoint))
+    )
+    # When the site is scanned, logging at debug level into a store
+    run = run_fleet(
+        "--debug", "--log-file", str(tmp_path / "fleet.log"),
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--format", "json", "--quiet", "--db", str(tmp_path / "fleet.db"),
+        env=fleet_env(**{APP_SECRET_ENV: app_secret(token_endpoint)}),
+    )  # fmt: skip
+    # Then Dovecot took the token (its introspection said active) and the message was found
+    assert run.stdout, run.stderr
+    delivery = device_delivery(read_json(run.stdout), "mfp-inbox")
+    assert delivery.status is DeliveryStatus.inbox, delivery.detail
+    assert delivery.spf == "pass"
+    assert delivery.deleted
+    assert any(r.startswith("POST /introspect") for r in token_endpoint.requests)
+    # And neither the token nor the app's secret appears anywhere
+    tokens = [t for t, i in token_endpoint.issued.items() if i.app_id == IMAP_APP]
+    assert tokens
+    assert_nowhere(
+        [app_secret(token_endpoint), *tokens],
+        [run.stdout, run.stderr, *texts_in(tmp_path)],
+        login=MAILBOX,
+    )
+
+
+def test_a_token_the_provider_did_not_issue_is_unknown_with_the_reason(
+    lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
+) -> None:
+    # Given a token (a JWT-looking one) that the token endpoint never issued
+    forged = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9." + secrets.token_urlsafe(60)
+    (tmp_path / "inventory.yaml").write_text(
+        oauth_inventory(lab, token_endpoint, f"{{token_env: {GIVEN_TOKEN_ENV}}}")
+    )
+    # When the site is scanned
+    run = run_fleet(
+        "--debug", "--log-file", str(tmp_path / "fleet.log"),
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--format", "json", "--quiet", "--db", str(tmp_path / "fleet.db"),
+        env=fleet_env(**{GIVEN_TOKEN_ENV: forged}),
+    )  # fmt: skip
+    # Then the delivery is unknown, not "not delivered": the mailbox could not be looked at
+    result = read_json(run.stdout)
+    delivery = device_delivery(result, "mfp-inbox")
+    assert delivery.status is DeliveryStatus.unknown
+    assert f"IMAP XOAUTH2 login as {MAILBOX} refused the OAuth token" in (delivery.detail or "")
+    assert f"${GIVEN_TOKEN_ENV}" in (delivery.detail or "")
+    codes = {f.code for f in site(result, NAMED.id).flags}
+    assert FlagCode.DELIVERY_UNKNOWN in codes
+    assert FlagCode.NOT_DELIVERED not in codes
+    # And the refused token appears nowhere either
+    assert_nowhere([forged], [run.stdout, run.stderr, *texts_in(tmp_path)], login=MAILBOX)
+
+
+def test_an_app_secret_the_provider_refuses_is_unknown_with_its_reason(
+    lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
+) -> None:
+    # Given the app's secret mistyped (its Secret ID pasted instead of its Value, say)
+    wrong = secrets.token_urlsafe(24)
+    (tmp_path / "inventory.yaml").write_text(
+        oauth_inventory(lab, token_endpoint, microsoft_oauth2(lab, token_endpoint))
+    )
+    # When the site is scanned
+    run = run_fleet(
+        "--debug", "--log-file", str(tmp_path / "fleet.log"),
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--format", "json", "--quiet", "--db", str(tmp_path / "fleet.db"),
+        env=fleet_env(**{APP_SECRET_ENV: wrong}),
+    )  # fmt: skip
+    # Then no IMAP login was tried, and the delivery is unknown with the provider's reason
+    delivery = device_delivery(read_json(run.stdout), "mfp-inbox")
+    assert delivery.status is DeliveryStatus.unknown
+    assert f"no OAuth token for IMAP from Entra ID app {IMAP_APP}" in (delivery.detail or "")
+    assert "AADSTS7000215" in (delivery.detail or "")
+    assert_nowhere([wrong], [run.stdout, run.stderr, *texts_in(tmp_path)], login=MAILBOX)
+
+
+def texts_in(folder: Path) -> list[str]:
+    """The log and the store's files (database, WAL, shared memory) of a run."""
+    log = (folder / "fleet.log").read_text()
+    assert "DEBUG" in log
+    return [log, *(p.read_bytes().decode("latin-1") for p in folder.glob("fleet.db*"))]
+
+
+def assert_nowhere(secrets_: list[str], outputs: list[str], *, login: str) -> None:
+    """No secret, nor half of one, nor the XOAUTH2 blob carrying it, in any output."""
+    for secret in secrets_:
+        blob = base64.b64encode(f"user={login}\1auth=Bearer {secret}\1\1".encode()).decode()
+        for form in (secret, secret[: len(secret) // 2], secret[len(secret) // 2 :], blob[-40:]):
+            for text in outputs:
+                assert form not in text

@@ -5,6 +5,8 @@ exchanged for a token, domain-wide delegation checked). HTTPS with a lab certifi
 
 The lab SMTP servers accept XOAUTH2 only with a token this endpoint issued (`issued`),
 and decide as Exchange does from what the token says and what the tenant has set up.
+The lab's Dovecot asks `POST /introspect` (RFC 7662 token introspection) about the
+tokens it is given: active, and whose mailbox, only for a token issued here.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class LabTokenEndpoint:
         self.google_users: set[str] = set()
         self.without_exchange: set[str] = set()  # tenants with no Exchange Online
         self.issued: dict[str, IssuedToken] = {}
+        # app client id -> the mailbox its app-only token opens over IMAP (Exchange:
+        # Add-MailboxPermission for the app's service principal); Google: the token's subject
+        self.imap_mailboxes: dict[str, str] = {}
         self.requests: list[str] = []  # "METHOD path" of every request, for tests
         self.delay_s = 0.0  # a slow endpoint: every answer waits this long
         self.expires_in = 3599  # lifetime of the tokens it issues, in seconds
@@ -116,7 +121,7 @@ class LabTokenEndpoint:
 
     # -- serving ------------------------------------------------------------------------
 
-    def start(self) -> int:
+    def start(self, port: int = 0) -> int:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -149,7 +154,7 @@ class LabTokenEndpoint:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 return  # a client that hung up (a timed-out or interrupted sweep) is normal
 
-        server = Server(("127.0.0.1", 0), Handler)
+        server = Server(("127.0.0.1", port), Handler)
         server.socket = self.context.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         self._server = server
@@ -199,6 +204,8 @@ class LabTokenEndpoint:
         parts = urlsplit(path).path.strip("/").split("/")
         if parts == ["google", "token"]:
             return self._google(form)
+        if parts == ["introspect"]:
+            return 200, self.introspect(form.get("token", ""))
         if len(parts) != 4 or parts[1:] != ["oauth2", "v2.0", "token"]:
             return 404, {"error": "not_found"}
         tenant = parts[0]
@@ -329,6 +336,19 @@ class LabTokenEndpoint:
             )
         return None
 
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662: active, with the mailbox it opens, only for a token issued here (and
+        not expired); anything else is just inactive, as the RFC has it."""
+        issued = self.issued.get(token)
+        username = None
+        if issued is not None and issued.provider == "google":
+            username = issued.subject
+        elif issued is not None and issued.audience == "https://outlook.office365.com":
+            username = self.imap_mailboxes.get(issued.app_id)
+        if issued is None or username is None or _expired(token):
+            return {"active": False}
+        return {"active": True, "username": username, "client_id": issued.app_id}
+
     # -- Google -------------------------------------------------------------------------
 
     def _google(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -369,6 +389,15 @@ class LabTokenEndpoint:
         token = "ya29." + secrets.token_urlsafe(48)
         self.issued[token] = IssuedToken("google", subject, account.client_id, None, [])
         return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+
+
+def _expired(token: str) -> bool:
+    """An Entra-like token past its `exp` (Google-like tokens here are opaque)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return bool(isinstance(claims.get("exp"), int) and claims["exp"] < time.time())
 
 
 def _aad_error(error: str, code: int, description: str) -> dict[str, Any]:

@@ -9,8 +9,15 @@ from typing import Any
 
 from fleet.credentials import Secrets
 from fleet.errors import SecretError
-from fleet.inventory import GraphMailbox, Verify
-from fleet.oauth import GRAPH_SCOPE, MICROSOFT_AUTHORITY, Token, TokenBroker, TokenRequest
+from fleet.inventory import GraphMailbox, OAuth2, Verify
+from fleet.oauth import (
+    GRAPH_SCOPE,
+    MICROSOFT_AUTHORITY,
+    MICROSOFT_SCOPE,
+    Token,
+    TokenBroker,
+    TokenRequest,
+)
 from fleet.results import Delivery, DeliveryStatus
 from fleet.verify import graph
 from fleet.verify.imap import ImapProblem, Mailbox, find_test_message
@@ -49,12 +56,33 @@ async def verify_delivery(
         "test_message_id": test_id,
         "within_s": verify.within_s,
     }
-    try:
-        password = imap.secret.read()
-    except SecretError as exc:
-        return Delivery(**base, status=DeliveryStatus.unknown, detail=str(exc))
+    oauth: str | None = None
+    if imap.oauth2 is not None and imap.oauth2.kind != "token":
+        request = imap_token_request(imap.oauth2, imap.username)
+        token = await (tokens or TokenBroker(timeout_s)).get(request)
+        if not isinstance(token, Token):
+            detail = f"no OAuth token for IMAP from {request.describe()}: {token.finding}"
+            return Delivery(**base, status=DeliveryStatus.unknown, detail=detail)
+        password, oauth = token.value, request.describe()
+    else:
+        try:
+            password = imap.secret.read()
+        except SecretError as exc:
+            return Delivery(**base, status=DeliveryStatus.unknown, detail=str(exc))
+        if imap.oauth2 is not None:
+            oauth = f"{imap.secret.describe()} (a token given, not fetched)"
+    if secrets is not None:
+        # before any connection: the token in every form it travels in (the XOAUTH2 blob)
+        secrets.add_login(imap.username, password)
     box = Mailbox(
-        imap.host, imap.port, imap.security, imap.username, password, imap.ca_file, timeout_s
+        imap.host,
+        imap.port,
+        imap.security,
+        imap.username,
+        password,
+        imap.ca_file,
+        timeout_s,
+        oauth,
     )
     stop = threading.Event()
     try:
@@ -75,6 +103,24 @@ async def verify_delivery(
         return Delivery(**base, status=DeliveryStatus.not_delivered)
     return _found(
         base, found.folder, found.junk, found.headers, found.delay_s, found.deleted, found.detail
+    )
+
+
+def imap_token_request(oauth2: OAuth2, username: str) -> TokenRequest:
+    """The token for IMAP: Exchange Online's scope (Microsoft; the app needs the
+    IMAP.AccessAsApp permission), or mail.google.com acting as the mailbox (Google)."""
+    return TokenRequest(
+        provider=oauth2.kind,
+        client_id=oauth2.client_id,
+        tenant_id=oauth2.tenant_id,
+        authority=oauth2.authority or MICROSOFT_AUTHORITY,
+        client_secret=oauth2.client_secret,
+        certificate_file=oauth2.certificate_file,
+        private_key_file=oauth2.private_key_file,
+        service_account_file=oauth2.service_account_file,
+        subject=username if oauth2.kind == "google" else None,
+        ca_file=oauth2.ca_file,
+        scope=MICROSOFT_SCOPE,
     )
 
 

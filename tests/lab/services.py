@@ -109,6 +109,9 @@ class Ports:
     socks: dict[str, int]  # site id -> microsocks port
     imap: int = 0  # Dovecot's IMAPS
     lmtp: int = 0  # Dovecot's LMTP, for Postfix
+    # the token endpoint Dovecot's oauth2 passdb asks (fleet.lab.oauth.LabTokenEndpoint,
+    # started by the tests that need it on this port: nothing listens there otherwise)
+    oauth: int = 0
 
     @classmethod
     def fixed(cls) -> Ports:
@@ -120,6 +123,7 @@ class Ports:
             {s.id: 1081 + i for i, s in enumerate(SITES)},
             1993,
             2424,
+            2443,
         )
 
     @classmethod
@@ -130,6 +134,7 @@ class Ports:
             free_port(socket.SOCK_DGRAM),
             free_dns_address(),
             {s.id: free_port(socket.SOCK_STREAM) for s in SITES},
+            free_port(socket.SOCK_STREAM),
             free_port(socket.SOCK_STREAM),
             free_port(socket.SOCK_STREAM),
         )
@@ -163,6 +168,15 @@ class Lab:
     @property
     def resolv_conf(self) -> Path:
         return self.run_dir / "resolv.conf"
+
+    @property
+    def oauth_chain_file(self) -> Path:
+        """The token endpoint's key and certificate chain (PEM), signed by the lab CA."""
+        return self.run_dir / "tls" / "lab-oauth.pem"
+
+    @property
+    def oauth_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.oauth}"
 
     @property
     def mailbox_password_file(self) -> Path:
@@ -265,6 +279,9 @@ class Lab:
         chain = self.run_dir / "tls" / "lab-mx.pem"  # key, then certificate chain
         server.private_key_and_cert_chain_pem.write_to_path(str(chain))
         chain.chmod(0o600)
+        oauth = certs.ca.issue_cert("127.0.0.1", "localhost")
+        oauth.private_key_and_cert_chain_pem.write_to_path(str(self.oauth_chain_file))
+        self.oauth_chain_file.chmod(0o600)
         imap = certs.ca.issue_cert("lab-imap.test", "localhost", "127.0.0.1")
         imap.cert_chain_pems[0].write_to_path(str(self.run_dir / "tls" / "lab-imap.crt"))
         key = self.run_dir / "tls" / "lab-imap.key"
@@ -330,6 +347,11 @@ class Lab:
                 MAIL_GROUP=str(mail_user.pw_gid),
             )
         )
+        oauth2 = dovecot / "oauth2.conf.ext"
+        oauth2.write_text(
+            render("dovecot-oauth2.conf.ext", OAUTH_URL=self.oauth_url, RUN=str(self.run_dir))
+        )
+        oauth2.chmod(0o644)
         password = secrets.token_urlsafe(18)
         self.mailbox_password_file.write_text(password + "\n")
         self.mailbox_password_file.chmod(0o600)
