@@ -309,7 +309,7 @@ def app_secret(endpoint: LabTokenEndpoint) -> str:
 
 
 def oauth_inventory(lab: Lab, endpoint: LabTokenEndpoint, oauth2: str) -> str:
-    """The named site's inbox copier, its mailbox checked with `oauth2` instead of a password."""
+    """The delivery inventory with every mailbox checked with `oauth2`, not a password."""
     imap = (
         f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
         f'oauth2: {oauth2}, ca_file: "{lab.ca_file}"}}'
@@ -339,6 +339,7 @@ def test_an_oauth_token_from_the_app_finds_the_message(
     (tmp_path / "inventory.yaml").write_text(
         oauth_inventory(lab, token_endpoint, microsoft_oauth2(lab, token_endpoint))
     )
+    asked = len(token_endpoint.requests)
     # When the site is scanned, logging at debug level into a store
     run = run_fleet(
         "--debug", "--log-file", str(tmp_path / "fleet.log"),
@@ -352,7 +353,9 @@ def test_an_oauth_token_from_the_app_finds_the_message(
     assert delivery.status is DeliveryStatus.inbox, delivery.detail
     assert delivery.spf == "pass"
     assert delivery.deleted
-    assert any(r.startswith("POST /introspect") for r in token_endpoint.requests)
+    # one XOAUTH2 login per test message looked for (the inbox copier's and the dropped
+    # one's), each token asked about once by Dovecot
+    assert introspections(token_endpoint, asked) == 2
     # And neither the token nor the app's secret appears anywhere
     tokens = [t for t, i in token_endpoint.issued.items() if i.app_id == IMAP_APP]
     assert tokens
@@ -371,6 +374,7 @@ def test_a_token_the_provider_did_not_issue_is_unknown_with_the_reason(
     (tmp_path / "inventory.yaml").write_text(
         oauth_inventory(lab, token_endpoint, f"{{token_env: {GIVEN_TOKEN_ENV}}}")
     )
+    asked = len(token_endpoint.requests)
     # When the site is scanned
     run = run_fleet(
         "--debug", "--log-file", str(tmp_path / "fleet.log"),
@@ -387,6 +391,7 @@ def test_a_token_the_provider_did_not_issue_is_unknown_with_the_reason(
     codes = {f.code for f in site(result, NAMED.id).flags}
     assert FlagCode.DELIVERY_UNKNOWN in codes
     assert FlagCode.NOT_DELIVERED not in codes
+    assert introspections(token_endpoint, asked) == 2  # one attempt per look, no retry
     # And the refused token appears nowhere either
     assert_nowhere([forged], [run.stdout, run.stderr, *texts_in(tmp_path)], login=MAILBOX)
 
@@ -412,6 +417,11 @@ def test_an_app_secret_the_provider_refuses_is_unknown_with_its_reason(
     assert f"no OAuth token for IMAP from Entra ID app {IMAP_APP}" in (delivery.detail or "")
     assert "AADSTS7000215" in (delivery.detail or "")
     assert_nowhere([wrong], [run.stdout, run.stderr, *texts_in(tmp_path)], login=MAILBOX)
+
+
+def introspections(endpoint: LabTokenEndpoint, since: int) -> int:
+    """How many tokens Dovecot asked the endpoint about since request number `since`."""
+    return sum(r.startswith("POST /introspect") for r in endpoint.requests[since:])
 
 
 def texts_in(folder: Path) -> list[str]:

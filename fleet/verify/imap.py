@@ -1,6 +1,7 @@
 """Find a test message over IMAP (the standard library's client, in a thread): TLS with a
-verified certificate, one login, then the Inbox and the Junk folder searched once a second
-until the message turns up or the window closes."""
+verified certificate, one login (LOGIN with a password, or AUTHENTICATE XOAUTH2 with an
+OAuth token), then the Inbox and the Junk folder searched once a second until the message
+turns up or the window closes."""
 
 from __future__ import annotations
 
