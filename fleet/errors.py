@@ -122,6 +122,14 @@ class ListenError(FleetError, ValueError):
     """A --listen value that is not HOST:PORT."""
 
 
+class ImapProblem(FleetError):
+    """--verify-delivery: the mailbox could not be checked: why, in words (no secret)."""
+
+
+class GraphProblem(FleetError):
+    """--verify-delivery: the mailbox could not be checked through Graph: why, in words (no token)."""
+
+
 class EgressError(FleetError):
     """The site's egress (SOCKS5 proxy, bind address) failed, or reported the target unreachable."""
 

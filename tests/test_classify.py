@@ -19,8 +19,6 @@ import pytest
 from fleet.classify import (
     RULES,
     Context,
-    EgressError,
-    ProbeTimeout,
     classify_exception,
     classify_reply,
     echoed_client_ip,
@@ -29,6 +27,7 @@ from fleet.classify import (
     unwrapped,
 )
 from fleet.credentials import ScrubFilter, Secrets
+from fleet.errors import EgressError, ProbeTimeout
 from fleet.results import Category, Mode, Stage, StageStatus
 
 # ---- who is asking: the contexts a remediation is written for ---------------------------

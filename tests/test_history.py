@@ -517,7 +517,8 @@ def test_store_schema_is_versioned_and_private(tmp_path: Path) -> None:
 
 
 def test_a_store_from_a_newer_fleet_is_refused(tmp_path: Path) -> None:
-    from fleet.store import Store, StoreError
+    from fleet.errors import StoreError
+    from fleet.store import Store
 
     path = tmp_path / "fleet.db"
     with sqlite3.connect(path) as connection:

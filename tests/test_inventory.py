@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.inventory import InventoryError, load_inventory, parse_inventory, preflight
+from fleet.errors import InventoryError
+from fleet.inventory import load_inventory, parse_inventory, preflight
 from fleet.results import Mode
 
 from .conftest import ROOT, run_fleet

@@ -368,7 +368,8 @@ async def test_nothing_changed_means_nothing_sent_in_process(webhook: WebhookRec
 
 
 def test_notifications_are_validated(write_inventory: Callable[..., Path]) -> None:
-    from fleet.inventory import InventoryError, load_inventory
+    from fleet.errors import InventoryError
+    from fleet.inventory import load_inventory
 
     base = "sites:\n  - id: a\n    client: c\n    devices:\n      - id: d\n        smtp: {host: h.test, port: 25, from: a@b.test, to: c@d.test}\n"
     bad = write_inventory(
@@ -389,7 +390,8 @@ def test_notifications_are_validated(write_inventory: Callable[..., Path]) -> No
 
 
 def test_a_login_to_the_alert_relay_needs_tls(write_inventory: Callable[..., Path]) -> None:
-    from fleet.inventory import InventoryError, load_inventory
+    from fleet.errors import InventoryError
+    from fleet.inventory import load_inventory
 
     text = (
         "notifications:\n  email: {host: relay.test, port: 25, security: none, from: a@b.test, "
@@ -406,8 +408,8 @@ async def test_a_bad_relay_ca_file_does_not_stop_the_webhook(
 ) -> None:
     from datetime import UTC, datetime
 
+    from fleet.errors import NotifyError
     from fleet.inventory import EmailNotification, Notifications
-    from fleet.notify import NotifyError
     from fleet.results import SweepInfo
 
     broken_ca = tmp_path / "not-a-ca.pem"

@@ -41,7 +41,8 @@ from fleet.classify import (
     parse_enhanced,
 )
 from fleet.dns import Answer, Dns, Outcome
-from fleet.inventory import Inventory, InventoryError, parse_inventory
+from fleet.errors import InventoryError
+from fleet.inventory import Inventory, parse_inventory
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.dnsbl_zones import Zone, reverse_name
 from fleet.results import BlocklistResult, BlocklistStatus, Mode, Reply, Stage

@@ -558,7 +558,7 @@ async def test_a_nameserver_name_that_does_not_resolve_stops_the_sweep_before_an
 ) -> None:
     import socket as socket_module
 
-    from fleet.dns import NameserverError
+    from fleet.errors import NameserverError
 
     def no_such_name(host: str, *args: object, **kwargs: object) -> object:
         # The system resolver's answer for a name that does not exist, without asking

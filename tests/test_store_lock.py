@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.store import Store, StoreError
-from fleet.store_lock import LockHeld, StoreLock
+from fleet.errors import LockHeld, StoreError
+from fleet.store import Store
+from fleet.store_lock import StoreLock
 
 HOLD = """
 import sys

@@ -8,7 +8,7 @@ from email.message import Message
 from typing import Any
 
 from fleet.credentials import Secrets
-from fleet.errors import SecretError
+from fleet.errors import GraphProblem, ImapProblem, SecretError
 from fleet.inventory import GraphMailbox, OAuth2, Verify
 from fleet.oauth import (
     GRAPH_SCOPE,
@@ -20,7 +20,7 @@ from fleet.oauth import (
 )
 from fleet.results import Delivery, DeliveryStatus
 from fleet.verify import graph
-from fleet.verify.imap import ImapProblem, Mailbox, find_test_message
+from fleet.verify.imap import Mailbox, find_test_message
 from fleet.verify.verdicts import read_verdicts
 
 
@@ -171,7 +171,7 @@ async def _through_graph(
             timeout_s=timeout_s,
             ca_file=mailbox.ca_file,
         )
-    except graph.GraphProblem as exc:
+    except GraphProblem as exc:
         return Delivery(**base, status=DeliveryStatus.unknown, detail=f"Graph: {exc}")
     if found is None:
         return Delivery(**base, status=DeliveryStatus.not_delivered)

@@ -21,14 +21,11 @@ from urllib.parse import quote
 
 import httpx
 
+from fleet.errors import GraphProblem
 from fleet.verify.imap import POLL_S
 
 # Graph's well-known folder names, and how fleet reports them
 FOLDERS = (("inbox", "Inbox", False), ("junkemail", "Junk Email", True))
-
-
-class GraphProblem(Exception):
-    """The mailbox could not be checked through Graph: why, in words (no token)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from email.message import Message
 
+from fleet.errors import ImapProblem
+
 POLL_S = 1.0  # between two searches: a delay is known to about this much
 
 # Junk folders by name, for servers without SPECIAL-USE (RFC 6154): Exchange Online says
@@ -29,10 +31,6 @@ JUNK_NAMES = (
 )
 
 _LIST_LINE = re.compile(r'^\((?P<flags>[^)]*)\)\s+(?:"(?:[^"\\]|\\.)*"|NIL)\s+(?P<name>.+)$')
-
-
-class ImapProblem(Exception):
-    """The mailbox could not be checked: why, in words (no secret)."""
 
 
 @dataclass(frozen=True)
