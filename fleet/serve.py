@@ -35,6 +35,7 @@ from fleet import __version__
 from fleet.agent import SiteKeys, read_agent_result
 from fleet.errors import IngestError, ListenError, Refusal, StoreError
 from fleet.inventory import Inventory
+from fleet.net import split_host_port
 from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
 from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
 from fleet.store import SiteHistoryRow, Store
@@ -60,13 +61,14 @@ STATUS_FOR_REFUSAL = {
 
 def parse_listen(value: str) -> tuple[str, int]:
     """HOST:PORT, with an IPv6 host in brackets ([::1]:8025)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ListenError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8025")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
+    if not value.startswith("[") and value.count(":") > 1:
         raise ListenError(f"--listen {value!r}: put an IPv6 address in brackets, e.g. [::1]:8025")
+    try:
+        host, port = split_host_port(value)
+    except ValueError:
+        host, port = "", None
+    if not host or port is None or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ListenError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8025")
     return host, int(port)
 
 
