@@ -28,7 +28,9 @@ from .test_hostile_smtp import CASES
 
 SITES = 200
 HOSTILE_EVERY = 4  # every fourth site: 50 hostile
-CONNECT_S, COMMAND_S, SITE_S = 1.0, 1.0, 3.0
+# The site budget leaves the tarpit (8 replies at 0.3 s) over a second for its TLS handshake
+# and scheduling among 200 sites on a loaded 2-core machine (3 s left 0.6 s, too little).
+CONNECT_S, COMMAND_S, SITE_S = 1.0, 1.0, 4.0
 GLOBAL, PER_HOST, PER_SITE = 200, 200, 2  # fleet's default global cap
 # The lab's DNS server shares this process's event loop with 150 TLS handshakes (both
 # ends): on a loaded 2-core machine an answer can take over 0.5 s, so allow 1.5 s.
@@ -59,7 +61,7 @@ def bound_s() -> float:
 ZONE = "zen.sweep200.test"
 ORDER = list(BEHAVIOURS)
 EXPECTED = {c.behaviour: c.category for c in CASES}
-# With this sweep's budget of 3 s, the tarpit's 0.3 s per reply add up to an ok conversation.
+# With this sweep's budget of 4 s, the tarpit's 0.3 s per reply add up to an ok conversation.
 EXPECTED["tarpit"] = Category.ok
 
 
