@@ -330,6 +330,7 @@ class RuleId(StrEnum):
     smtp_recipient_inactive = "smtp.recipient_inactive"
     smtp_message_refused = "smtp.message_refused"
     smtp_service_unavailable = "smtp.service_unavailable"
+    smtp_rcpt_address_refused = "smtp.rcpt_address_refused"
     status_recipient_address = "status.recipient_address"
     status_sender_address = "status.sender_address"
     status_recipient_mailbox = "status.recipient_mailbox"
@@ -1162,7 +1163,9 @@ RULES: tuple[Rule, ...] = (
         "{ip}: add ip4:{ip} to that domain's SPF record, or send from a domain (or through a "
         "relay) that authorises this IP.",
         text=r"mismatch\w* (?:the |with )?(?:client|connecting|sending|your|source) ip|"
-        r"(?:sender|from) domain\b[^.;]{0,60}\b(?:mismatch|does not match|doesn't match)",
+        r"(?:sender|from) domain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:mismatch|does not match|"
+        r"doesn't match)|\bdomain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:does not|doesn't) match (?:the |your )?(?:client|connecting|"
+        r"sending|source) ip",
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
@@ -1216,7 +1219,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:rejected|blocked) due to security polic|(?:message|size) (?:size )?(?:limit|exceed|too "
         r"(?:big|large))|exceeded .{0,30}size|From: header|(?:missing|invalid|malformed) "
         r"\w* ?header|header (?:value |field )?(?:is )?(?:not allowed|rejected|invalid|"
-        r"forbidden)|not accepted for policy reasons|policy that prohibits|security issue|attachment|"
+        r"forbidden)|not accepted for policy reasons|policy that prohibit\w*|security issue|attachment|"
         r"likely unsolicited|looks like spam|suspicious (?:content|message)|RFC ?5322|"
         r"\bMIME\b|nature of the content|links? within|headers? (?:are |is )?not RFC|"
         r"not RFC[- ]?\d* ?compliant|\(header[- ]based\)|message (?:was |has been )?filtered|"
@@ -1508,7 +1511,21 @@ RULES: tuple[Rule, ...] = (
         r"not accepted|filtered|blocked)",
         stages=(Stage.data,),
         code_class="5",
-        unless=r"destination domain",
+        # RFC 3463's own text for X.7.1 names no cause
+        unless=r"destination domain|delivery not authori[sz]ed",
+    ),
+    Rule(
+        # At RCPT the address refused is the recipient's (the sender's is refused at MAIL,
+        # or named as such: see smtp.sender_rejected).
+        RuleId.smtp_rcpt_address_refused,
+        Category.recipient_rejected,
+        "the server refuses the recipient address (it gives no more specific reason)",
+        "The server refuses the test recipient's address without saying why: check the 'to' "
+        "address, and that {host} receives mail for its domain.",
+        text=r"^#?(?:[245]\.\d{1,3}\.\d{1,3} )?(?:<[^<>\s]{1,255}>:? |\S{1,255}@\S{1,255}:? )?"
+        r"(?:the )?(?:recipient )?address(?:es)? (?:is |was )?(?:rejected|refused|not accepted|"
+        r"invalid)",
+        stages=(Stage.rcpt,),
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

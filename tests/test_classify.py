@@ -19,6 +19,7 @@ import pytest
 from fleet.classify import (
     RULES,
     Context,
+    RuleId,
     classify_exception,
     classify_reply,
     echoed_client_ip,
@@ -1982,3 +1983,185 @@ def test_a_huge_hostile_reply_is_classified_in_linear_time(text: str) -> None:
 
     assert time.perf_counter() - began < 2.0
     assert decision.category is not None
+
+
+# A reply whose words say nothing: only its status code can speak.
+_NO_WORDS = "Requested action not taken"
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "enhanced", "category", "rule"),
+    [
+        # X.1.x addressing: the recipient's at DATA, the sender's for X.1.7/X.1.8 anywhere
+        ("data", 550, "5.1.1", Category.recipient_rejected, RuleId.status_recipient_address),
+        ("data", 550, "5.1.2", Category.recipient_rejected, RuleId.status_recipient_address),
+        ("rcpt", 553, "5.1.7", Category.sender_rejected, RuleId.status_sender_address),
+        ("data", 501, "5.1.7", Category.sender_rejected, RuleId.status_sender_address),
+        # X.2.x mailbox status: disabled or full is the recipient's mailbox
+        ("data", 550, "5.2.1", Category.recipient_rejected, RuleId.status_recipient_mailbox),
+        ("data", 552, "5.2.2", Category.recipient_rejected, RuleId.status_recipient_mailbox),
+        # X.5.x protocol; X.5.3 too many recipients is a limit
+        ("rcpt", 550, "5.5.1", Category.protocol_error, RuleId.status_protocol),
+        ("data", 554, "5.5.4", Category.protocol_error, RuleId.status_protocol),
+        ("rcpt", 550, "5.5.3", Category.throttled, RuleId.status_too_many_recipients),
+        # X.6.x media and content
+        ("data", 554, "5.6.1", Category.message_rejected, RuleId.status_content),
+        ("data", 550, "5.6.11", Category.message_rejected, RuleId.status_content),
+        # X.7.x where IANA's registered meaning points at one party
+        ("data", 550, "5.7.7", Category.message_rejected, RuleId.status_message_integrity),
+        ("data", 550, "5.7.20", Category.sender_rejected, RuleId.status_sender_authentication),
+        ("rcpt", 550, "5.7.27", Category.sender_rejected, RuleId.status_sender_authentication),
+        ("data", 550, "5.7.17", Category.recipient_rejected, RuleId.status_recipient_owner_changed),
+    ],
+)
+def test_a_reply_without_words_is_read_by_its_enhanced_status_code(
+    stage: str, code: int, enhanced: str, category: Category, rule: RuleId
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, f"{enhanced} {_NO_WORDS}"), ISSUE_16)
+
+    assert (decision.category, decision.rule) == (category, rule)
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "enhanced"),
+    [
+        ("rcpt", 550, "5.7.1"),  # "delivery not authorized": names no cause
+        ("data", 554, "5.7.0"),
+        ("rcpt", 550, "5.4.4"),  # routing: not the site's fault, not the recipient's either
+        ("data", 554, "5.4.6"),
+        ("rcpt", 550, "5.5.0"),  # "other protocol status", which servers use for anything
+        ("data", 550, "5.3.0"),
+        ("rcpt", 550, "5.7.30"),  # Microsoft's Basic AUTH, Google's DKIM: no one meaning
+    ],
+)
+def test_a_status_code_without_one_registered_meaning_claims_no_cause(
+    stage: str, code: int, enhanced: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, f"{enhanced} {_NO_WORDS}"), ISSUE_16)
+
+    assert decision.category is Category.unrecognised_refusal, decision.rule
+    assert decision.rule is None
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # RFC 5321 500-504 at MAIL/RCPT/DATA: syntax, not implemented, bad sequence
+        ("mail", 500, "Command unrecognised", Category.protocol_error),
+        ("rcpt", 501, "Bad argument", Category.protocol_error),
+        ("data", 503, "Improper use of commands", Category.protocol_error),
+        ("rcpt", 504, "Argument not supported", Category.protocol_error),
+        # ... but at EHLO a 501 refuses the name, and at STARTTLS no TLS could start
+        ("ehlo", 501, "Bad argument", Category.helo_rejected),
+        ("starttls", 502, "Not here", Category.tls_failure),
+        # 421 is the server closing, whatever its words
+        ("rcpt", 421, "Service not available, closing channel", Category.temporary_failure),
+        # a 5xx that only says the service is unavailable is the server's state, not a verdict
+        ("rcpt", 554, "Service temporarily unavailable", Category.temporary_failure),
+        ("banner", 554, "No SMTP service here", Category.unrecognised_refusal),
+    ],
+)
+def test_a_basic_code_decides_only_where_rfc_5321_gives_it_one_meaning(
+    stage: str, code: int, text: str, category: Category
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is category, decision.rule
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # the missing login is the cause, though the sender address is what was refused
+        ("rcpt", 553, "5.7.1 <a@b.test>: Sender address rejected: not logged in", "auth_required"),
+        ("mail", 530, "5.7.0 Please authenticate first", "auth_required"),
+        # a STARTTLS demand, though it is sent as a bad sequence
+        ("mail", 503, "5.5.1 Bad sequence of commands - STARTTLS required", "tls_required"),
+        # sender authentication (SPF/DKIM/DMARC) in other words, though the message is blocked
+        (
+            "data",
+            550,
+            "5.7.1 Message failed authentication checks and was blocked",
+            "sender_rejected",
+        ),
+        # a header that is DKIM-Signature is still the message's header
+        ("data", 554, "Transaction failed: Duplicate header 'DKIM-Signature'", "message_rejected"),
+        ("data", 554, "Duplicate Message-ID header", "message_rejected"),
+        # the recipient's mailbox size, not the message's
+        ("rcpt", 552, "5.2.2 Mailbox quota exceeded", "recipient_rejected"),
+        (
+            "data",
+            552,
+            "Requested mail action aborted: exceeded storage allocation",
+            "recipient_rejected",
+        ),
+        ("rcpt", 450, "4.7.3 Organization queue quota exceeded", "throttled"),
+        ("mail", 550, "5.4.5 Daily user sending quota exceeded", "throttled"),
+        # "rejected by destination domain" names no cause: not a relay refusal
+        ("rcpt", 550, "5.4.1 Mail rejected by destination domain", "unrecognised_refusal"),
+        ("rcpt", 550, "5.4.1 Relay Access Denied", "relay_denied"),
+    ],
+)
+def test_the_cause_beats_a_strong_generic_keyword(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # recipient states
+        ("rcpt", 550, "Recipient mailbox is frozen", "recipient_rejected"),
+        ("rcpt", 550, "Account inactive", "recipient_rejected"),
+        ("data", 554, "This mailbox has been deactivated", "recipient_rejected"),
+        ("rcpt", 550, "User is no longer valid", "recipient_rejected"),
+        ("rcpt", 550, "<x@y.test>: address rejected", "recipient_rejected"),
+        ("auth", 535, "Your account has been disabled", "auth_failed"),  # a login, not a recipient
+        # content
+        ("data", 550, "5.7.1 Message rejected due to content restrictions", "message_rejected"),
+        ("data", 550, "Message was filtered", "message_rejected"),
+        ("data", 554, "Content policy violation", "message_rejected"),
+        ("data", 550, "8-bit characters in headers are not allowed", "message_rejected"),
+        ("data", 550, "5.7.1 Delivery not authorized, message refused", "unrecognised_refusal"),
+        ("ehlo", 550, "8BITMIME", "unrecognised_refusal"),  # an extension's name, not content
+        # the sender's domain does not go with the IP
+        ("rcpt", 550, "domain example.test does not match sending IP 192.0.2.9", "sender_rejected"),
+        (
+            "mail",
+            553,
+            "5.7.1 Mail from a@example.test rejected for policy reasons",
+            "sender_rejected",
+        ),
+        # an IP called bad is about the IP; with no IP named, no IP is blamed
+        ("mail", 550, "5.7.1 Rejected: bad IP", "ip_reputation"),
+        ("rcpt", 550, "5.7.1 Bad recipient", "recipient_rejected"),
+    ],
+)
+def test_broader_vocabularies_by_what_was_refused(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mail from " + "a" * 5_000 + "@" + "b" * 5_000,
+        "<" + "x" * 3_000 + "@" + "y" * 3_000,
+        "a URL " + ". " * 20_000 + " is listed",
+        "domain " + "d" * 4_000 + " does not match sending IP",
+    ],
+    ids=["mail-from", "rcpt-address", "url-dots", "mismatch"],
+)
+def test_the_new_vocabularies_stay_linear_on_hostile_replies(text: str) -> None:
+    began = time.perf_counter()
+
+    for stage in (Stage.mail, Stage.rcpt, Stage.data):
+        classify_reply(stage, make_reply(550, text * 4), ISSUE_16)
+
+    assert time.perf_counter() - began < 2.0
