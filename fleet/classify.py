@@ -872,7 +872,9 @@ RULES: tuple[Rule, ...] = (
         r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
         r"E?HELO)(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
         r"unrecogni[sz]ed command|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
-        r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)",
+        r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
+        r"improper use of (?:smtp )?command pipelining|synchroni[sz]ation error",
+        unless=r"(?:sender|recipient|mail ?from) address syntax",
     ),
     Rule(
         RuleId.tls_not_available,
@@ -1030,7 +1032,8 @@ RULES: tuple[Rule, ...] = (
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
         r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
         r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
-        r"authenticate)|(?:log ?in|authentication) (?:is )?(?:needed|necessary)|"
+        r"authenticate)|issue an? AUTH command|(?:log ?in|authentication) (?:is )?(?:needed|"
+        r"necessary)|"
         r"anonymous (?:relay|mail|senders?) "
         r"(?:is |are )?not (?:allowed|permitted|accepted)",
         unless=r"invalid credentials",
@@ -1042,6 +1045,7 @@ RULES: tuple[Rule, ...] = (
         "{endpoint} does not offer a login: use the provider's submission host ({submission}) "
         "for authenticated mail, or remove the login from the copier.",
         text=r"authentication not enabled|not supported|unrecognized authentication|"
+        r"not advertised|AUTH (?:command )?not (?:available|allowed|offered)|"
         r"mechanism",
         stages=(Stage.auth,),
     ),
@@ -1140,6 +1144,7 @@ RULES: tuple[Rule, ...] = (
         "The server refuses {sender} as a sender: use an address in a domain the server "
         "accepts mail from (usually the login mailbox or an accepted domain).",
         text=r"sender address rejected|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
+        r"(?:sender|mail ?from) address syntax|bad sender address|"
         r"sender verif\w+ failed|verification failed for|envelope blocked|"
         r"envelope sender|badmailfrom|sender (?:domain )?(?:must exist|not found|unknown|"
         r"rejected|denied|blocked)|(?:mail ?from|sender) (?:address )?(?:is )?(?:invalid|"
@@ -1361,6 +1366,7 @@ RULES: tuple[Rule, ...] = (
         "the server does not know the recipient",
         "The test recipient is unknown to the server: fix the 'to' address.",
         text=r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|account)|"
+        r"recipient verif\w* failed|"
         r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
         r"recipient address rejected|does not exist|RecipientNotFound|"
         r"(?:invalid|unknown|bad) (?:recipient|mailbox|address)|recipient (?:not found|unknown|"
@@ -1460,7 +1466,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
         r"exceeded (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
         r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
-        r"too many (?:messages|mails|emails|connections|recipients)|rate limit|"
+        r"too many (?:messages|mails|emails|connections|recipients)|rate ?limit|"
         r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)",
         code_class="5",
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage",
@@ -1471,7 +1477,7 @@ RULES: tuple[Rule, ...] = (
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
         "wait and try again later.",
-        text=r"too many|rate limit|throttl|exceeded|slow down|too much mail|excessive "
+        text=r"too many|rate ?limit|throttl|exceeded|slow down|too much mail|excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
         r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|"
         r"messages? per (?:connection|session)",

@@ -2138,6 +2138,19 @@ def test_the_cause_beats_a_strong_generic_keyword(
         # an IP called bad is about the IP; with no IP named, no IP is blamed
         ("mail", 550, "5.7.1 Rejected: bad IP", "ip_reputation"),
         ("rcpt", 550, "5.7.1 Bad recipient", "recipient_rejected"),
+        # MTAs' own wordings (Postfix, Exim, qmail, OpenSMTPD, rspamd)
+        (
+            "rcpt",
+            450,
+            "4.7.1 Client host rejected: Improper use of SMTP command pipelining",
+            "protocol_error",
+        ),
+        ("banner", 554, "SMTP synchronization error", "protocol_error"),
+        ("auth", 503, "AUTH command used when not advertised", "auth_disabled"),
+        ("mail", 530, "5.5.1 Invalid command: Must issue an AUTH command first", "auth_required"),
+        ("rcpt", 550, "Recipient verification failed", "recipient_rejected"),
+        ("mail", 553, "Sender address syntax error", "sender_rejected"),
+        ("data", 550, "5.7.1 Rejected due to ratelimit", "throttled"),
     ],
 )
 def test_broader_vocabularies_by_what_was_refused(
