@@ -1228,7 +1228,10 @@ RULES: tuple[Rule, ...] = (
         r"likely unsolicited|looks like spam|suspicious (?:content|message)|RFC ?5322|"
         r"\bMIME\b|nature of the content|links? within|headers? (?:are |is )?not RFC|"
         r"not RFC[- ]?\d* ?compliant|\(header[- ]based\)|message (?:was |has been )?filtered|"
-        r"(?:e-?mail|message|content|mail) policy violation|8-?bit (?:data|char\w*|content|text)\b",
+        r"(?:e-?mail|message|content|mail) policy violation|8-?bit (?:data|char\w*|content|text)\b|"
+        # content filters' verdicts: Amavis "Reject, id=... - INFECTED / BANNED", SpamAssassin
+        r"\b(?-i:INFECTED)\b|- (?-i:BANNED)\b|\bbanned (?:attachment|file|content)|spamassassin|"
+        r"spam ?filter|(?:message|mail|file) (?:\w+ )?too (?:big|large)",
         unless=r"rate limited",
     ),
     Rule(
@@ -1482,6 +1485,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|"
         r"messages? per (?:connection|session)",
         code_class="4",
+        unless=r"time ?out|time limit",  # "Error: timeout exceeded" is the session's clock
     ),
     Rule(
         # RFC 3463: X.1.x are address statuses; X.2.1/X.2.2 the mailbox is disabled or full.

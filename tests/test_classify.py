@@ -2151,6 +2151,10 @@ def test_the_cause_beats_a_strong_generic_keyword(
         ("rcpt", 550, "Recipient verification failed", "recipient_rejected"),
         ("mail", 553, "Sender address syntax error", "sender_rejected"),
         ("data", 550, "5.7.1 Rejected due to ratelimit", "throttled"),
+        ("data", 554, "5.7.0 Reject, id=1-01 - INFECTED: Eicar-Test-Signature", "message_rejected"),
+        ("data", 550, "5.7.1 Blocked by SpamAssassin", "message_rejected"),
+        ("data", 554, "5.3.0 Error: message file too big", "message_rejected"),
+        ("data", 421, "4.4.2 mx.example.test Error: timeout exceeded", "temporary_failure"),
     ],
 )
 def test_broader_vocabularies_by_what_was_refused(
