@@ -340,6 +340,8 @@ class RuleId(StrEnum):
     status_message_integrity = "status.message_integrity"
     status_sender_authentication = "status.sender_authentication"
     status_recipient_owner_changed = "status.recipient_owner_changed"
+    status_login_refused = "status.login_refused"
+    status_receiver_not_accepting = "status.receiver_not_accepting"
     code_command_syntax = "code.command_syntax"
     tls_certificate = "tls.certificate"
     tls_not_tls = "tls.not_tls"
@@ -1630,6 +1632,28 @@ RULES: tuple[Rule, ...] = (
         "'to' address.",
         enhanced=("5.7.17-5.7.18",),
         stages=(Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        # X.7.12 password transition needed, X.7.13 account disabled (RFC 4954): at AUTH
+        # they are about the login.
+        RuleId.status_login_refused,
+        Category.auth_failed,
+        "the server refused the login for {mailbox} (its status code says so)",
+        "The server refused the login of {mailbox} (X.7.12/X.7.13: a password change "
+        "needed, or the account disabled): check the account and its "
+        "password, then update the copier.",
+        enhanced=("5.7.12-5.7.13",),  # X.7.8 is the fallback's already
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        # X.3.1 mail system full, X.3.2 system not accepting network messages: the receiver's
+        # own state, not a verdict on this site.
+        RuleId.status_receiver_not_accepting,
+        Category.temporary_failure,
+        "the receiving system is not accepting mail now (its status code says so)",
+        "{host} says its mail system is full or not accepting mail (X.3.1/X.3.2): run the "
+        "site again later; if it persists, ask the administrator of {host}.",
+        enhanced=("5.3.1-5.3.2",),  # a 4xx is a deferral already
     ),
     Rule(
         # RFC 5321 500-504: syntax error, bad parameters, not implemented, bad sequence.

@@ -2012,6 +2012,8 @@ _NO_WORDS = "Requested action not taken"
         ("data", 550, "5.7.20", Category.sender_rejected, RuleId.status_sender_authentication),
         ("rcpt", 550, "5.7.27", Category.sender_rejected, RuleId.status_sender_authentication),
         ("data", 550, "5.7.17", Category.recipient_rejected, RuleId.status_recipient_owner_changed),
+        ("auth", 525, "5.7.13", Category.auth_failed, RuleId.status_login_refused),
+        ("banner", 554, "5.3.2", Category.temporary_failure, RuleId.status_receiver_not_accepting),
     ],
 )
 def test_a_reply_without_words_is_read_by_its_enhanced_status_code(
