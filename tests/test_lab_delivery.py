@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import json
 import secrets
 import shutil
 import ssl
@@ -364,6 +365,35 @@ def test_an_oauth_token_from_the_app_finds_the_message(
         [run.stdout, run.stderr, *texts_in(tmp_path)],
         login=MAILBOX,
     )
+
+
+def test_a_google_service_account_token_finds_the_message(
+    lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
+) -> None:
+    # Given a Google-like service account with domain-wide delegation acting as the mailbox
+    token_endpoint.google_users.add(MAILBOX)
+    _, key = token_endpoint.add_service_account("fleet-imap@lab.iam.gserviceaccount.com")
+    key_file = tmp_path / "service-account.json"
+    key_file.write_text(json.dumps(key))
+    key_file.chmod(0o600)
+    oauth2 = f'{{provider: google, service_account_file: "{key_file}", ca_file: "{lab.ca_file}"}}'
+    (tmp_path / "inventory.yaml").write_text(oauth_inventory(lab, token_endpoint, oauth2))
+    # When the site is scanned
+    run = run_fleet(
+        "--debug", "--log-file", str(tmp_path / "fleet.log"),
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--format", "json", "--quiet", "--db", str(tmp_path / "fleet.db"),
+        env=fleet_env(),
+    )  # fmt: skip
+    # Then the token Dovecot took (introspected: active, this mailbox) found the message
+    assert run.stdout, run.stderr
+    delivery = device_delivery(read_json(run.stdout), "mfp-inbox")
+    assert delivery.status is DeliveryStatus.inbox, delivery.detail
+    tokens = [t for t, i in token_endpoint.issued.items() if i.subject == MAILBOX]
+    assert tokens
+    private_key = str(key["private_key"]).splitlines()[5]  # a line of the key, as echoed
+    outputs = [run.stdout, run.stderr, *texts_in(tmp_path)]
+    assert_nowhere([*tokens, private_key], outputs, login=MAILBOX)
 
 
 def test_a_token_the_provider_did_not_issue_is_unknown_with_the_reason(
