@@ -14,9 +14,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
-from python_socks.async_.asyncio import Proxy
-
 from fleet.dns import Dns, Outcome
 from fleet.errors import EgressError
 from fleet.inventory import SiteEgress
@@ -116,6 +113,10 @@ async def _answers(host: str, port: int, bind: str | None, timeout_s: float) -> 
 
 
 def _socks5_opener(via: str, bind: str | None) -> Opener:
+    # Imported here: python_socks costs some 12 ms of start-up, and most sites have no proxy.
+    from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
+    from python_socks.async_.asyncio import Proxy
+
     parts = urlsplit(via)
     proxy_host, proxy_port = parts.hostname or "", parts.port or 1080
 

@@ -42,7 +42,7 @@ INVENTORY_ENV = "FLEET_INVENTORY"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
 
 # ---- value types with messages a technician understands -------------------------------

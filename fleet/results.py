@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Model(BaseModel):
     """Base for results: immutable, and unknown keys are an error when read back."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Mode(StrEnum):
