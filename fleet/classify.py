@@ -572,12 +572,12 @@ RULES: tuple[Rule, ...] = (
         "the server refuses the EHLO name {ehlo_name}",
         _HELO_FIX,
         text=r"helo command rejected|(?:invalid|bad|illegal|forged|malformed|bogus) "
-        r"(?:e?helo|hello)|(?:e?helo|hello)(?:/e?helo)? (?:name|hostname|host name|argument|"
+        r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|argument|"
         r"domain|string|greeting)s?\b(?![^.;]{0,40}\blisted)|"
         r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
-        r"syntactically invalid e?helo|e?helo (?:rejected|refused|not accepted|denied)|"
-        r"your e?helo (?:name |host ?name )?(?:is|was|does)|e?helo (?:should|must)",
-        unless=r"send (?:hello|e?helo)(?: command)? first",
+        r"syntactically invalid (?:e?helo|ehlo)|(?:e?helo|ehlo) (?:rejected|refused|not accepted|denied)|"
+        r"your (?:e?helo|ehlo) (?:name |host ?name )?(?:is|was|does)|(?:e?helo|ehlo) (?:should|must)",
+        unless=r"send (?:hello|(?:e?helo|ehlo))(?: command)? first",
     ),
     Rule(
         # EHLO's only argument is the name: a syntax refusal of EHLO is about the name.
@@ -872,7 +872,7 @@ RULES: tuple[Rule, ...] = (
         "cause this; turn off its SMTP inspection, else tell the server's administrator.",
         text=r"protocol (?:violation|error)|pipelin\w* after STARTTLS|out of sequence|bad "
         r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
-        r"E?HELO)(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
+        r"(?:E?HELO|EHLO))(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
         r"unrecogni[sz]ed command|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
         r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
         r"improper use of (?:smtp )?command pipelining|synchroni[sz]ation error",
@@ -1508,7 +1508,8 @@ RULES: tuple[Rule, ...] = (
         "as RFC 3207 requires): an SMTP-inspecting firewall between the site and {host}, or "
         "the server, loses the session state; turn off the firewall's SMTP inspection, else "
         "tell the server's administrator.",
-        text=r"send (hello|e?helo)( command)? first",
+        text=r"send (hello|(?:e?helo|ehlo))( command)? first|"
+        r"(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:command )?(?:is )?required",
     ),
     # -- words that say what was refused, with no cause fleet knows ------------------------
     Rule(
@@ -1536,7 +1537,7 @@ RULES: tuple[Rule, ...] = (
         "address, and that {host} receives mail for its domain.",
         text=r"^#?(?:[245]\.\d{1,3}\.\d{1,3} )?(?:<[^<>\s]{1,255}>:? |\S{1,255}@\S{1,255}:? )?"
         r"(?:the )?(?:recipient )?address(?:es)? (?:is |was )?(?:rejected|refused|not accepted|"
-        r"invalid)",
+        r"invalid)|(?:restricted|invalid|illegal) characters? in (?:the )?(?:local part|address)",
         stages=(Stage.rcpt,),
     ),
     Rule(

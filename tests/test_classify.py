@@ -2155,6 +2155,10 @@ def test_the_cause_beats_a_strong_generic_keyword(
         ("data", 550, "5.7.1 Rejected due to ratelimit", "throttled"),
         ("data", 554, "5.7.0 Reject, id=1-01 - INFECTED: Eicar-Test-Signature", "message_rejected"),
         ("data", 550, "5.7.1 Blocked by SpamAssassin", "message_rejected"),
+        ("mail", 503, "5.5.1 EHLO is required first.", "protocol_error"),
+        ("mail", 550, "HELO/EHLO required by SMTP RFC", "protocol_error"),
+        ("ehlo", 550, "Invalid EHLO hostname", "helo_rejected"),  # "EHLO", not only "HELO"
+        ("rcpt", 550, "Restricted characters in address", "recipient_rejected"),
         ("data", 554, "5.3.0 Error: message file too big", "message_rejected"),
         ("data", 421, "4.4.2 mx.example.test Error: timeout exceeded", "temporary_failure"),
     ],
