@@ -1,0 +1,111 @@
+"""Start-up of the technician's commands, two commits side by side: each commit's `fleet/`
+is exported to a folder and run with this venv, the commits taking turns run by run so that
+the machine's load falls on both alike. CPU time comes from wait4(); the first run of each
+is a warm-up (it byte-compiles) and is not counted.
+
+    python -m bench.startup_ab --before 480f2fa --after HEAD [--runs 11]
+
+The lab is the bench's own, without reply delay; the commands are those of `bench.run`'s
+start-up figures: scan of site-0 from a 10-site and a 1,000-site inventory, validate of the
+1,000-site inventory, --version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+from bench.generate import PASSWORD_ENV, Mix
+from bench.run import PASSWORD, ROOT, lab_for, write_inventory
+
+
+def export(commit: str, folder: Path) -> Path:
+    """The commit's fleet/ package, unpacked into folder (importable from there)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "fleet"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def measure(trees: dict[str, Path], argv: list[str], runs: int) -> dict[str, list[float]]:
+    """CPU seconds of each run of `python -m fleet ARGV` per tree, the trees taking turns."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    }
+    env.update({PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"})
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
+    for turn in range(runs + 1):
+        for name, tree in trees.items():
+            # cwd outside the worktree: `-m` puts the cwd first on sys.path
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fleet", *argv],
+                cwd=tree.parent,
+                env={**env, "PYTHONPATH": str(tree)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            _, status, usage = os.wait4(process.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"{name}: fleet {' '.join(argv)} failed")
+            if turn:
+                cpu[name].append(usage.ru_utime + usage.ru_stime)
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", required=True, help="a commit")
+    parser.add_argument("--after", default="HEAD", help="a commit")
+    parser.add_argument("--runs", type=int, default=11)
+    args = parser.parse_args()
+    lab_args = argparse.Namespace(dns_loss=0.0, dns_delay=0.0, global_cap=200, shape="direct")
+    big, small = Mix(1000, 1, "direct"), Mix(10, 1, "direct")
+    with tempfile.TemporaryDirectory(prefix="fleet-ab-") as temp:
+        folder = Path(temp)
+        trees = {
+            name: export(commit, folder / name)
+            for name, commit in (("before", args.before), ("after", args.after))
+        }
+        lab = lab_for(folder, big, lab_args, 0.0)
+        try:
+            big_path = write_inventory(folder / "big.yaml", big, lab, lab_args)
+            small_path = write_inventory(folder / "small.yaml", small, lab, lab_args)
+            db = str(folder / "scan.db")
+            commands = {
+                "fleet scan site-0 (10-site inventory)": [
+                    "scan", "site-0", "-i", str(small_path), "--db", db,
+                ],
+                "fleet scan site-0 (1,000-site inventory)": [
+                    "scan", "site-0", "-i", str(big_path), "--db", db,
+                ],
+                "fleet validate (1,000 sites)": ["validate", str(big_path)],
+                "fleet --version": ["--version"],
+            }  # fmt: skip
+            started = time.strftime("%H:%M UTC", time.gmtime())
+            print(f"before {args.before}, after {args.after}, {args.runs} runs each, {started}")
+            print(f"load average {os.getloadavg()[0]:.1f}")
+            for label, argv in commands.items():
+                cpu = measure(trees, argv, args.runs)
+                shown = ", ".join(
+                    f"{name} {statistics.median(times) * 1000:.0f} ms"
+                    f" ({min(times) * 1000:.0f}-{max(times) * 1000:.0f})"
+                    for name, times in cpu.items()
+                )
+                print(f"  {label}: CPU median {shown}")
+            print(f"load average {os.getloadavg()[0]:.1f}")
+        finally:
+            lab.stop()
+
+
+if __name__ == "__main__":
+    main()
