@@ -23,15 +23,16 @@ from fleet.results import (
     Conversation,
     DeviceObservation,
     DeviceResult,
-    DirectSendCheck,
     Flag,
     FlagCode,
     ListingSeverity,
     Mode,
+    MxCheck,
     MxResult,
     Severity,
     SiteObservation,
     SiteResult,
+    SpfCheck,
     SpfResult,
     Stage,
     worst,
@@ -467,7 +468,7 @@ def _check_flags(site: SiteObservation) -> list[Flag]:
     """Flags from the MX and SPF checks of Direct Send devices (see probes/direct_send)."""
     flags = []
     for check in site.checks:
-        flag = _mx_flag(check) if check.kind == "mx" else _spf_flag(check)
+        flag = _mx_flag(check) if isinstance(check, MxCheck) else _spf_flag(check)
         if flag is not None:
             flags.append(flag)
     return flags
@@ -478,9 +479,9 @@ _CHECK_RESOLVER_ADVICE = (
 )
 
 
-def _mx_flag(check: DirectSendCheck) -> Flag | None:
+def _mx_flag(check: MxCheck) -> Flag | None:
     result = check.result
-    if result == MxResult.mismatch and check.mx_hosts:
+    if result is MxResult.mismatch and check.mx_hosts:
         why = (
             "an IP address stops working without warning when the provider moves its servers"
             if check.host and is_ip(check.host)
@@ -495,7 +496,7 @@ def _mx_flag(check: DirectSendCheck) -> Flag | None:
             remediation=f"Set these copiers' SMTP server to {check.mx_hosts[0]} (the current MX "
             f"of {check.domain}) instead of {check.host}: {why}.",
         )
-    if result == MxResult.unknown:
+    if result is MxResult.unknown:
         return Flag(
             code=FlagCode.MX_UNKNOWN,
             severity=Severity.unknown,
@@ -512,7 +513,7 @@ def _with_mechanism(record: str, mechanism: str) -> str:
     return f"{record[:6]} {mechanism}{record[6:]}"
 
 
-def _spf_flag(check: DirectSendCheck) -> Flag | None:
+def _spf_flag(check: SpfCheck) -> Flag | None:
     result, domain, ip = check.result, check.domain, check.ip
     record = f"`{check.record}`" if check.record else "(none)"
     if result in (SpfResult.fail, SpfResult.softfail, SpfResult.neutral, SpfResult.none):
@@ -530,18 +531,18 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
             )
         consequence = (
             "receivers that enforce SPF or DMARC reject this mail"
-            if result == SpfResult.fail
+            if result is SpfResult.fail
             else "receivers treat this mail as suspect and often junk it"
         )
         return Flag(
             code=FlagCode.SPF_NOT_AUTHORISED,
-            severity=Severity.critical if result == SpfResult.fail else Severity.warn,
+            severity=Severity.critical if result is SpfResult.fail else Severity.warn,
             devices=[check.device],
             evidence=f"SPF of {domain} for {ip}: {result}: {check.detail}; {consequence}; "
             f"record: {record}",
             remediation=fix,
         )
-    if result == SpfResult.permerror:
+    if result is SpfResult.permerror:
         hint = (
             " Replace some include: terms with the ip4:/ip6: ranges they stand for, or remove "
             "services that no longer send as the domain, to stay within 10 lookups."
@@ -557,7 +558,7 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
             f"broken record as failing SPF, for every sender of the domain.{hint} Make sure the "
             f"fixed record authorises {ip} ({check.add}).",
         )
-    if result == SpfResult.temperror:
+    if result is SpfResult.temperror:
         return Flag(
             code=FlagCode.SPF_UNKNOWN,
             severity=Severity.unknown,
@@ -566,7 +567,7 @@ def _spf_flag(check: DirectSendCheck) -> Flag | None:
             remediation=f"fleet could not tell whether {domain} authorises {ip}: "
             f"{check.detail}. {_CHECK_RESOLVER_ADVICE}",
         )
-    if result == SpfResult.unknown:
+    if result is SpfResult.unknown:
         return Flag(
             code=FlagCode.SPF_UNKNOWN,
             severity=Severity.unknown,

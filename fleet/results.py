@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -347,21 +348,47 @@ class MxResult(StrEnum):
     unknown = "unknown"  # the MX lookup could not be answered
 
 
-class DirectSendCheck(Model):
-    """MX and SPF readiness of one Direct Send or relay device (filled by probes/direct_send)."""
+# The two Direct Send checks carry the same keys in the same order: the JSON of a result
+# is a contract (readers and golden files see every key, null where it does not apply), so a
+# key that means nothing for a kind is typed None (or empty) rather than left out.
+
+
+class MxCheck(Model):
+    """Does a Direct Send or relay device send to the MX of its domain (probes/direct_send)."""
 
     device: str
-    kind: str  # "mx" or "spf"
-    domain: str  # mx: the domain whose MX the copier should use; spf: the sender's domain
-    ip: str | None = None  # spf: the egress IP evaluated
-    result: str  # an MxResult or SpfResult value
+    kind: Literal["mx"] = "mx"
+    domain: str  # the domain whose MX the copier should use
+    ip: None = None
+    result: MxResult
     detail: str
-    record: str | None = None  # spf: the domain's SPF record, exactly as published
-    host: str | None = None  # mx: the host the copier is configured for
-    mx_hosts: list[str] = Field(default_factory=list)  # mx: the domain's MX, preferred first
-    mechanism: str | None = None  # spf: the term that decided ("-all", "include:...")
-    lookups: int | None = None  # spf: terms that cost a DNS lookup (RFC 7208 limit: 10)
-    add: str | None = None  # spf: the mechanism that would authorise the IP ("ip4:...")
+    record: None = None
+    host: str | None = None  # the host the copier is configured for
+    mx_hosts: list[str] = Field(default_factory=list)  # the domain's MX, preferred first
+    mechanism: None = None
+    lookups: None = None
+    add: None = None
+
+
+class SpfCheck(Model):
+    """Does the sender domain's SPF authorise the site's egress IP (probes/direct_send)."""
+
+    device: str
+    kind: Literal["spf"] = "spf"
+    domain: str  # the sender's domain
+    ip: str | None = None  # the egress IP evaluated (None: the site's IP is not known)
+    result: SpfResult
+    detail: str
+    record: str | None = None  # the domain's SPF record, exactly as published
+    host: None = None
+    mx_hosts: tuple[()] = ()
+    mechanism: str | None = None  # the term that decided ("-all", "include:...")
+    lookups: int | None = None  # terms that cost a DNS lookup (RFC 7208 limit: 10)
+    add: str | None = None  # the mechanism that would authorise the IP ("ip4:...")
+
+
+# MX and SPF readiness of one Direct Send or relay device, told apart by `kind`.
+DirectSendCheck = Annotated[MxCheck | SpfCheck, Field(discriminator="kind")]
 
 
 class SiteResult(Model):

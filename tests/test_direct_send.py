@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from fleet.dns import Dns, MxRecord
 from fleet.inventory import load_inventory
@@ -23,7 +24,17 @@ from fleet.plan import plan_sweep
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.spf import MAX_LOOKUPS, evaluate, parse_record
 from fleet.report import render
-from fleet.results import Mode, Severity, SpfResult, SweepResult, Verdict
+from fleet.results import (
+    DirectSendCheck,
+    Mode,
+    MxCheck,
+    MxResult,
+    Severity,
+    SpfCheck,
+    SpfResult,
+    SweepResult,
+    Verdict,
+)
 
 from .conftest import M365Lab
 
@@ -690,3 +701,28 @@ async def test_mx_answers_are_typed_records_not_text(lab_dns: LabDns, dns: Dns) 
     assert sorted(answer.mx) == [MxRecord(10, "mx.typed.test"), MxRecord(20, "backup.typed.test")]
     assert null.ok
     assert null.mx == (MxRecord(0, ""),)
+
+
+def test_checks_read_back_as_typed_mx_and_spf_checks() -> None:
+    # Given the JSON of one MX and one SPF check, as a sweep writes them
+    mx = MxCheck(device="d", domain="c.test", result=MxResult.mismatch, detail="x", host="h")
+    spf = SpfCheck(device="d", domain="c.test", ip=IP, result=SpfResult.pass_, detail="y")
+    adapter = TypeAdapter(list[DirectSendCheck])
+    text = adapter.dump_json([mx, spf])
+    # When read back, `kind` picks the model and the result is that model's enum
+    back = adapter.validate_json(text)
+    assert back == [mx, spf]
+    assert isinstance(back[0], MxCheck)
+    assert back[0].result is MxResult.mismatch
+    assert isinstance(back[1], SpfCheck)
+    assert back[1].result is SpfResult.pass_
+    # Then a result of the other kind, an unknown kind, or an SPF key on an MX check is refused
+    document = json.loads(text)
+    for bad in (
+        {**document[0], "result": "pass"},
+        {**document[1], "result": "match"},
+        {**document[0], "kind": "dkim"},
+        {**document[0], "record": "v=spf1 -all"},
+    ):
+        with pytest.raises(ValidationError):
+            adapter.validate_python([bad])

@@ -39,10 +39,14 @@ from fleet.results import (
     EgressTransport,
     ListingSeverity,
     Mode,
+    MxCheck,
+    MxResult,
     Reply,
     Security,
     Severity,
     SiteObservation,
+    SpfCheck,
+    SpfResult,
     Stage,
     StageResult,
     StageStatus,
@@ -214,11 +218,10 @@ def fixed_sweep() -> SweepResult:
             )
         ],
         [
-            DirectSendCheck(
+            MxCheck(
                 device=d,
-                kind="mx",
                 domain="contoso.com",
-                result="match",
+                result=MxResult.match,
                 detail=f"{MX} is an MX of contoso.com",
                 host=MX,
                 mx_hosts=[MX],
@@ -244,22 +247,20 @@ def fixed_sweep() -> SweepResult:
         [_device("brother-1", tailspin_conv, model="Brother MFC-L8900CDW", location="Warehouse")],
         [_blocklist("198.51.100.24", BlocklistStatus.clean)],
         [
-            DirectSendCheck(
+            MxCheck(
                 device="brother-1",
-                kind="mx",
                 domain="tailspin.com",
-                result="mismatch",
+                result=MxResult.mismatch,
                 detail=f"the copier sends to old-mx.tailspin.com, but the MX of tailspin.com "
                 f"is {tailspin_mx}",
                 host="old-mx.tailspin.com",
                 mx_hosts=[tailspin_mx],
             ),
-            DirectSendCheck(
+            SpfCheck(
                 device="brother-1",
-                kind="spf",
                 domain="tailspin.com",
                 ip="198.51.100.24",
-                result="softfail",
+                result=SpfResult.softfail,
                 detail="198.51.100.24 is not authorised: it falls through to ~all",
                 record=record,
                 mechanism="~all",
@@ -337,12 +338,11 @@ def fixed_sweep() -> SweepResult:
             )
         ],
         [
-            DirectSendCheck(
+            SpfCheck(
                 device="hp-teller",
-                kind="spf",
                 domain="woodgrove.com",
                 ip="192.0.2.25",
-                result="temperror",
+                result=SpfResult.temperror,
                 detail="TXT lookup of woodgrove.com: the resolver did not answer in time",
                 lookups=0,
                 add="ip4:192.0.2.25",

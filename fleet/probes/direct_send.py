@@ -24,7 +24,7 @@ from fleet.dns import Dns, Outcome
 from fleet.net import is_ip
 from fleet.once import Once
 from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
-from fleet.results import DirectSendCheck, Mode, MxResult, SpfResult
+from fleet.results import DirectSendCheck, Mode, MxCheck, MxResult, SpfCheck, SpfResult
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,16 @@ class DirectSendProbe:
             out.extend(per_ip.result())
         return out
 
-    async def mx(self, target: DirectSendTarget) -> DirectSendCheck:
+    async def mx(self, target: DirectSendTarget) -> MxCheck:
         domain = target.mx_domain
         host = target.host.lower().rstrip(".")
         answer = await self.dns.query(domain, "MX")
 
-        def check(result: MxResult, detail: str, hosts: list[str] | None = None) -> DirectSendCheck:
-            return DirectSendCheck(
+        def check(result: MxResult, detail: str, hosts: list[str] | None = None) -> MxCheck:
+            return MxCheck(
                 device=target.device,
-                kind="mx",
                 domain=domain,
-                result=result.value,
+                result=result,
                 detail=detail,
                 host=host,
                 mx_hosts=hosts or [],
@@ -136,15 +135,14 @@ class DirectSendProbe:
             hosts,
         )
 
-    async def spf_check(self, target: DirectSendTarget, ips: list[str]) -> list[DirectSendCheck]:
+    async def spf_check(self, target: DirectSendTarget, ips: list[str]) -> list[SpfCheck]:
         domain = target.sender_domain
         if not ips:
             return [
-                DirectSendCheck(
+                SpfCheck(
                     device=target.device,
-                    kind="spf",
                     domain=domain,
-                    result=SpfResult.unknown.value,
+                    result=SpfResult.unknown,
                     detail="the site's public IP is not known (not declared, and no server "
                     "echoed it): SPF could not be checked",
                 )
@@ -155,15 +153,14 @@ class DirectSendProbe:
         return [_spf_check(target.device, e) for e in evaluations]
 
 
-def _spf_check(device: str, evaluation: SpfEvaluation) -> DirectSendCheck:
+def _spf_check(device: str, evaluation: SpfEvaluation) -> SpfCheck:
     authorised = evaluation.result is SpfResult.pass_
     version = ipaddress.ip_address(evaluation.ip).version
-    return DirectSendCheck(
+    return SpfCheck(
         device=device,
-        kind="spf",
         domain=evaluation.domain,
         ip=evaluation.ip,
-        result=evaluation.result.value,
+        result=evaluation.result,
         detail=evaluation.detail,
         record=evaluation.record,
         mechanism=evaluation.mechanism,

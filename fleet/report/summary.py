@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from fleet.report.sanitize import for_terminal
 from fleet.results import (
     VERDICT_RANK,
     BlocklistStatus,
+    DirectSendCheck,
     Flag,
+    MxCheck,
     MxResult,
     Severity,
     SiteResult,
+    SpfCheck,
     SpfResult,
     SweepResult,
     SweepView,
@@ -95,7 +99,7 @@ def device_counts(site: SiteResult) -> str:
     return ", ".join(parts)
 
 
-def check_results(site: SiteResult, kind: str, device: str | None = None) -> str:
+def check_results(site: SiteResult, kind: Literal["mx", "spf"], device: str | None = None) -> str:
     """`softfail (127.0.0.24)` for spf, `mismatch` for mx; `-` when nothing was checked.
 
     Distinct results only, so fifty copiers that share one result show it once.
@@ -103,7 +107,9 @@ def check_results(site: SiteResult, kind: str, device: str | None = None) -> str
     checks = [c for c in site.checks if c.kind == kind and device in (None, c.device)]
     if not checks:
         return "-"
-    parts = [f"{c.result} ({c.ip})" if kind == "spf" and c.ip else c.result for c in checks]
+    parts = [
+        f"{c.result} ({c.ip})" if isinstance(c, SpfCheck) and c.ip else c.result for c in checks
+    ]
     return ", ".join(dict.fromkeys(parts))
 
 
@@ -113,12 +119,15 @@ def checks_summary(site: SiteResult, device: str | None = None) -> str:
     checks = [c for c in site.checks if device in (None, c.device)]
     if not checks:
         return "-"
-    wrong = [f"{c.kind} {c.result}" for c in checks if c.result not in _FINE[c.kind]]
+    wrong = [f"{c.kind} {c.result}" for c in checks if not _fine(c)]
     return "; ".join(dict.fromkeys(wrong)) or "ok"
 
 
-# Results that need no action, per kind: "none" is fine for MX (nothing to compare), not for SPF.
-_FINE = {"mx": (MxResult.match, MxResult.none), "spf": (SpfResult.pass_,)}
+def _fine(check: DirectSendCheck) -> bool:
+    """Needs no action: "none" is fine for MX (nothing to compare with), not for SPF."""
+    if isinstance(check, MxCheck):
+        return check.result in (MxResult.match, MxResult.none)
+    return check.result is SpfResult.pass_
 
 
 def only_client(sweep: SweepResult | SweepView, client: str) -> SweepView:
