@@ -22,42 +22,26 @@ from fleet.results import Category, EgressTransport, SweepResult, Verdict
 from fleet.runner import Control
 
 from .conftest import ROOT, M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet
-from .inventory_builder import InventoryBuilder
-from .inventory_builder import device as builder_device
+from .inventory_builder import InventoryBuilder, device
 
 ZONE = "zen.lab.test"
 
 
-def device(port: int, ca_file: str, to: str = "frontdesk@contoso.test", ident: str = "mfp") -> str:
-    return (
-        f"      - id: {ident}\n"
-        f'        smtp: {{host: 127.0.0.1, port: {port}, security: starttls, ca_file: "{ca_file}", '
-        f"from: scanner@contoso.test, to: {to}}}\n"
-    )
-
-
-def header(
-    dns: LabDns, concurrency: str = "global: 50, per_site: 2, per_host: 50", site_s: float = 30
-) -> str:
-    return (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 1, tries: 1}}\n'
-        f"  timeouts: {{connect_s: 3, command_s: 3, site_s: {site_s}}}\n"
-        f"  concurrency: {{{concurrency}}}\n"
-        "blocklists:\n"
-        f"  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
-        "sites:\n"
-    )
-
-
 def built(
-    dns: LabDns, global_: int = 50, per_site: int = 2, per_host: int = 50, site_s: float = 30
+    dns: LabDns,
+    global_: int = 50,
+    per_site: int = 2,
+    per_host: int = 50,
+    *,
+    connect_s: float = 3,
+    command_s: float = 3,
+    site_s: float = 30,
 ) -> InventoryBuilder:
-    """What `header` writes, as data (tests/inventory_builder.py)."""
+    """The suite's defaults (lab DNS, timeouts, caps) and blocklist, sites still to add."""
     return InventoryBuilder(
         defaults={
             "dns": {"nameservers": [dns.nameserver], "timeout_s": 1, "tries": 1},
-            "timeouts": {"connect_s": 3, "command_s": 3, "site_s": site_s},
+            "timeouts": {"connect_s": connect_s, "command_s": command_s, "site_s": site_s},
             "concurrency": {"global": global_, "per_site": per_site, "per_host": per_host},
         },
         blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}],
@@ -81,16 +65,15 @@ async def test_each_site_is_probed_from_its_own_egress(
     m365.tenant.banned_ips.add("127.0.0.52")
     proxy_a = socks_proxy("127.0.0.52")
     proxy_b = socks_proxy("127.0.0.53")
-    text = header(lab_dns)
+    inventory = built(lab_dns)
     for name, egress in [
-        ("bind-a", "{bind: 127.0.0.50}"),
-        ("bind-b", "{bind: 127.0.0.51}"),
-        ("socks-a", f'{{via: "{proxy_a}"}}'),
-        ("socks-b", f'{{via: "{proxy_b}", ip: 127.0.0.99}}'),
+        ("bind-a", {"bind": "127.0.0.50"}),
+        ("bind-b", {"bind": "127.0.0.51"}),
+        ("socks-a", {"via": proxy_a}),
+        ("socks-b", {"via": proxy_b, "ip": "127.0.0.99"}),
     ]:
-        text += f"  - id: {name}\n    client: Contoso\n    egress: {egress}\n    devices:\n"
-        text += device(m365.mx.port, m365.ca_file)
-    result = await sweep(write_inventory(text))
+        inventory.site(name, device(m365.mx.port, m365.ca_file), client="Contoso", egress=egress)
+    result = await sweep(write_inventory(inventory.yaml()))
 
     # Then the server saw each site from its own address, and the results say so
     sites = {s.site: s for s in result.sites}
@@ -126,10 +109,10 @@ async def test_a_proxy_on_an_ipv6_address_is_used_as_written(
     publish_spf(lab_dns)
     proxy = socks_proxy("127.0.0.54", listen="::1")
     assert proxy.startswith("socks5://[::1]:")
-    text = header(lab_dns)
-    text += f'  - id: v6-proxy\n    client: C\n    egress: {{via: "{proxy}"}}\n    devices:\n'
-    text += device(m365.mx.port, m365.ca_file)
-    (site,) = (await sweep(write_inventory(text))).sites
+    inventory = built(lab_dns).site(
+        "v6-proxy", device(m365.mx.port, m365.ca_file), egress={"via": proxy}
+    )
+    (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
     assert site.egress.via == proxy  # kept with its brackets, so it can be parsed again
     assert site.egress_ip == "127.0.0.54"
     assert site.verdict is Verdict.ok
@@ -140,10 +123,12 @@ async def test_a_dead_proxy_is_egress_unreachable_not_an_smtp_failure(
 ) -> None:
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    text = header(lab_dns)
-    text += f'  - id: far\n    client: C\n    egress: {{via: "socks5://127.0.0.1:{free_port()}", ip: 127.0.0.60}}\n    devices:\n'
-    text += device(m365.mx.port, m365.ca_file)
-    (site,) = (await sweep(write_inventory(text))).sites
+    inventory = built(lab_dns).site(
+        "far",
+        device(m365.mx.port, m365.ca_file),
+        egress={"via": f"socks5://127.0.0.1:{free_port()}", "ip": "127.0.0.60"},
+    )
+    (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
     assert site.devices[0].category is Category.egress_unreachable
     assert site.devices[0].failed_stage.value == "connect"
     assert site.verdict is Verdict.unknown
@@ -153,18 +138,18 @@ async def test_a_dead_proxy_is_egress_unreachable_not_an_smtp_failure(
 
 @pytest.mark.slow  # several seconds
 @pytest.mark.parametrize(
-    ("concurrency", "expect"),
+    ("caps", "expect"),
     [
-        ("global: 50, per_site: 2, per_host: 50", {"per_site": 2}),
-        ("global: 50, per_site: 3, per_host: 4", {"per_host": 4}),
-        ("global: 5, per_site: 3, per_host: 50", {"global": 5}),
+        ((50, 2, 50), {"per_site": 2}),  # (global, per_site, per_host)
+        ((50, 3, 4), {"per_host": 4}),
+        ((5, 3, 50), {"global": 5}),
     ],
 )
 async def test_concurrency_caps_hold(
     certs: LabCertificates,
     lab_dns: LabDns,
     write_inventory: Callable[..., Path],
-    concurrency: str,
+    caps: tuple[int, int, int],
     expect: dict[str, int],
 ) -> None:
     # Slow servers keep connections open long enough to overlap.
@@ -175,15 +160,21 @@ async def test_concurrency_caps_hold(
     for server in servers:
         await server.start()
     try:
-        text = header(lab_dns, concurrency)
+        global_, per_site, per_host = caps
+        inventory = built(lab_dns, global_, per_site, per_host)
         for n in range(6):
-            text += f"  - id: site-{n}\n    client: C\n    egress: {{bind: 127.0.1.{n + 1}}}\n    devices:\n"
-            for k in range(3):  # three distinct conversations per site, on two servers
-                port = servers[k % 2].port
-                text += device(
-                    port, str(certs.ca_file), to=f"user{k}@contoso.test", ident=f"mfp-{k}"
+            # three distinct conversations per site, on two servers
+            devices = [
+                device(
+                    servers[k % 2].port,
+                    str(certs.ca_file),
+                    to=f"user{k}@contoso.test",
+                    ident=f"mfp-{k}",
                 )
-        result = await sweep(write_inventory(text))
+                for k in range(3)
+            ]
+            inventory.site(f"site-{n}", *devices, bind=f"127.0.1.{n + 1}")
+        result = await sweep(write_inventory(inventory.yaml()))
         assert len(result.sites) == 6
         assert all(d.category is Category.ok for s in result.sites for d in s.devices)
         per_peer = max(max(s.stats.max_per_peer.values()) for s in servers)
@@ -243,11 +234,13 @@ async def test_the_site_time_budget_ends_a_hung_site(
     try:
         lab_dns.blocklist(ZONE)
         publish_spf(lab_dns)
-        text = header(lab_dns, site_s=0.5).replace("command_s: 3", "command_s: 20")
-        text += "  - id: hung\n    client: C\n    egress: {bind: 127.0.0.70, ip: 127.0.0.70}\n    devices:\n"
-        text += device(port, str(certs.ca_file))
+        inventory = built(lab_dns, command_s=20, site_s=0.5).site(
+            "hung",
+            device(port, str(certs.ca_file)),
+            egress={"bind": "127.0.0.70", "ip": "127.0.0.70"},
+        )
         started = time.monotonic()
-        (site,) = (await sweep(write_inventory(text))).sites
+        (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
         assert time.monotonic() - started < 3
         assert site.devices[0].category is Category.timeout
         assert "site_s" in (site.devices[0].finding or "")
@@ -268,9 +261,7 @@ async def test_stop_finishes_running_sites_and_marks_the_sweep_incomplete(
     try:
         inventory = built(lab_dns, global_=1, per_site=1, per_host=1)
         for n in range(5):
-            inventory.site(
-                f"s{n}", builder_device(slow.port, str(certs.ca_file)), bind=f"127.0.2.{n + 1}"
-            )
+            inventory.site(f"s{n}", device(slow.port, str(certs.ca_file)), bind=f"127.0.2.{n + 1}")
         text = inventory.yaml()
         control = Control()
         done: list[str] = []
@@ -302,11 +293,12 @@ async def test_sigterm_stops_the_command_promptly_with_what_finished(
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.1)
     await slow.start()
     try:
-        text = header(lab_dns, "global: 1, per_site: 1, per_host: 1")
+        built_inventory = built(lab_dns, global_=1, per_site=1, per_host=1)
         for n in range(8):
-            text += f"  - id: s{n}\n    client: C\n    egress: {{bind: 127.0.3.{n + 1}}}\n    devices:\n"
-            text += device(slow.port, str(certs.ca_file))
-        inventory = write_inventory(text)
+            built_inventory.site(
+                f"s{n}", device(slow.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}"
+            )
+        inventory = write_inventory(built_inventory.yaml())
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -389,20 +381,19 @@ async def test_public_ip_lookup_gives_direct_sites_their_egress_ip(
     lab_dns.fault("myip.lab.test", "echo_client")
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    text = header(lab_dns).replace(
-        "blocklists:",
-        f'  public_ip_lookup: {{name: myip.lab.test, nameserver: "{lab_dns.nameserver}"}}\nblocklists:',
-    )
+    inventory = built(lab_dns)
+    inventory.defaults["public_ip_lookup"] = {
+        "name": "myip.lab.test",
+        "nameserver": lab_dns.nameserver,
+    }
     # a server that does not echo the IP: without the lookup the site's IP would be unknown
     quiet = LabSmtpServer(
         QuietHandler(), hostname="lab-mx.test", tls_context=certs.server_context("localhost")
     )
     await quiet.start()
     try:
-        text += "  - id: here\n    client: C\n    devices:\n" + device(
-            quiet.port, str(certs.ca_file)
-        )
-        (site,) = (await sweep(write_inventory(text))).sites
+        inventory.site("here", device(quiet.port, str(certs.ca_file)))
+        (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
     finally:
         await quiet.stop()
     assert site.egress.observed_ips == ["127.0.0.1"]
@@ -425,10 +416,12 @@ async def test_a_proxy_that_accepts_and_never_answers_is_egress_unreachable(
     try:
         lab_dns.blocklist(ZONE)
         publish_spf(lab_dns)
-        text = header(lab_dns).replace("connect_s: 3", "connect_s: 0.5")
-        text += f'  - id: mute\n    client: C\n    egress: {{via: "socks5://127.0.0.1:{port}", ip: 127.0.0.61}}\n    devices:\n'
-        text += device(m365.mx.port, m365.ca_file)
-        (site,) = (await sweep(write_inventory(text))).sites
+        inventory = built(lab_dns, connect_s=0.5).site(
+            "mute",
+            device(m365.mx.port, m365.ca_file),
+            egress={"via": f"socks5://127.0.0.1:{port}", "ip": "127.0.0.61"},
+        )
+        (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
         assert site.devices[0].category is Category.egress_unreachable
         assert "does not answer" in (site.devices[0].finding or "")
         assert [f.code for f in site.flags] == ["EGRESS_UNREACHABLE"]
@@ -444,20 +437,27 @@ def test_copiers_with_the_same_login_but_other_secrets_are_tested_apart(
     write_inventory: Callable[..., Path],
 ) -> None:
     # One username, three ways to sign in: three conversations, not one.
-    text = "sites:\n  - id: s\n    client: C\n    devices:\n"
-    for n, auth in enumerate(
-        [
-            "{username: scan@c.test, password_env: PW_A}",
-            "{username: scan@c.test, password_file: pw.txt}",
-            "{username: scan@c.test, oauth2: {token_env: TOKEN}}",
-            "{username: scan@c.test, password_env: PW_A}",
-        ]
-    ):
-        text += (
-            f"      - id: d{n}\n        smtp: {{host: smtp.c.test, port: 587, auth: {auth}, "
-            "from: scan@c.test, to: x@c.test}\n"
-        )
-    plan = plan_sweep(load_inventory(str(write_inventory(text))))
+    logins: list[dict[str, object]] = [
+        {"username": "scan@c.test", "password_env": "PW_A"},
+        {"username": "scan@c.test", "password_file": "pw.txt"},
+        {"username": "scan@c.test", "oauth2": {"token_env": "TOKEN"}},
+        {"username": "scan@c.test", "password_env": "PW_A"},
+    ]
+    devices = [
+        {
+            "id": f"d{n}",
+            "smtp": {
+                "host": "smtp.c.test",
+                "port": 587,
+                "auth": auth,
+                "from": "scan@c.test",
+                "to": "x@c.test",
+            },
+        }
+        for n, auth in enumerate(logins)
+    ]
+    inventory = InventoryBuilder().site("s", *devices)
+    plan = plan_sweep(load_inventory(str(write_inventory(inventory.yaml()))))
     groups = [[d.id for d in c.devices] for c in plan.sites[0].conversations]
     assert groups == [["d0", "d3"], ["d1"], ["d2"]]
 
@@ -484,13 +484,10 @@ async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubb
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     closed = free_port()  # nobody listens there: connection refused
-    text = header(lab_dns)
+    inventory = built(lab_dns)
     for ident, ip in (("broken", "127.0.0.71"), ("fine", "127.0.0.72")):
-        text += (
-            f"  - id: {ident}\n    client: C\n    egress: {{bind: {ip}, ip: {ip}}}\n    devices:\n"
-        )
-        text += device(closed, str(certs.ca_file))
-    plan = plan_sweep(load_inventory(str(write_inventory(text))))
+        inventory.site(ident, device(closed, str(certs.ca_file)), egress={"bind": ip, "ip": ip})
+    plan = plan_sweep(load_inventory(str(write_inventory(inventory.yaml()))))
     result = await run_sweep(plan, secrets=secrets)
     assert result.sweep.complete
     broken, fine = result.sites
@@ -525,14 +522,14 @@ async def test_a_bug_in_one_conversation_stops_its_siblings(
     monkeypatch.setattr(fleet.runner, "converse", buggy_converse)
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    text = header(lab_dns)
-    text += (
-        "  - id: one\n    client: C\n    egress: {bind: 127.0.0.73, ip: 127.0.0.73}\n    devices:\n"
+    inventory = built(lab_dns).site(
+        "one",
+        device(2525, str(certs.ca_file), to="bug@contoso.test", ident="a"),
+        device(2525, str(certs.ca_file), to="fine@contoso.test", ident="b"),
+        egress={"bind": "127.0.0.73", "ip": "127.0.0.73"},
     )
-    text += device(2525, str(certs.ca_file), to="bug@contoso.test", ident="a")
-    text += device(2525, str(certs.ca_file), to="fine@contoso.test", ident="b")
     started = time.monotonic()
-    (site,) = (await sweep(write_inventory(text))).sites
+    (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
     assert time.monotonic() - started < 5  # not the 30 s of the orphaned sibling
     assert sibling_cancelled.is_set()
     assert [f.code for f in site.flags] == ["INTERNAL_ERROR"]
@@ -545,11 +542,13 @@ async def test_a_nameserver_given_by_name_is_resolved_once_when_the_sweep_starts
     # `localhost` comes from /etc/hosts: no DNS question leaves this machine.
     lab_dns.blocklist(ZONE, {"127.0.0.90": ("127.0.0.4",)})
     publish_spf(lab_dns)
-    text = header(lab_dns).replace(f'"{lab_dns.nameserver}"', f'"localhost:{lab_dns.port}"')
-    assert f"localhost:{lab_dns.port}" in text
-    text += "  - id: listed\n    client: C\n    egress: {bind: 127.0.0.90, ip: 127.0.0.90}\n    devices:\n"
-    text += device(m365.mx.port, m365.ca_file)
-    (site,) = (await sweep(write_inventory(text))).sites
+    inventory = built(lab_dns).site(
+        "listed",
+        device(m365.mx.port, m365.ca_file),
+        egress={"bind": "127.0.0.90", "ip": "127.0.0.90"},
+    )
+    inventory.defaults["dns"]["nameservers"] = [f"localhost:{lab_dns.port}"]
+    (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
     assert [b.status.value for b in site.blocklists] == ["listed"]
 
 
@@ -566,12 +565,13 @@ async def test_a_nameserver_name_that_does_not_resolve_stops_the_sweep_before_an
         raise socket_module.gaierror(socket_module.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket_module, "getaddrinfo", no_such_name)
-    text = header(lab_dns).replace(f'"{lab_dns.nameserver}"', '"dns.msp.lan"')
-    text += "  - id: a\n    client: C\n    devices:\n" + device(25, "/nonexistent")
+    inventory = built(lab_dns).site("a", device(25, "/nonexistent"))
+    inventory.defaults["dns"]["nameservers"] = ["dns.msp.lan"]
     started: list[object] = []
     with pytest.raises(NameserverError, match=r"cannot resolve 'dns\.msp\.lan'"):
         await run_sweep(
-            plan_sweep(load_inventory(str(write_inventory(text)))), on_start=started.append
+            plan_sweep(load_inventory(str(write_inventory(inventory.yaml())))),
+            on_start=started.append,
         )
     assert started == []  # nothing begun, so nothing half-stored
 
@@ -587,9 +587,7 @@ async def test_an_abort_cancels_running_sites_and_keeps_the_finished_ones(
     try:
         inventory = built(lab_dns, global_=4, per_site=1, per_host=1)
         for n in range(4):
-            inventory.site(
-                f"s{n}", builder_device(slow.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}"
-            )
+            inventory.site(f"s{n}", device(slow.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}")
         text = inventory.yaml()
         control = Control()
         # When the caller aborts as soon as the first site is done
@@ -614,9 +612,7 @@ async def test_a_failing_callback_stops_the_sweep_with_its_own_error(
     publish_spf(lab_dns)
     inventory = built(lab_dns)
     for n in range(3):
-        inventory.site(
-            f"s{n}", builder_device(m365.mx.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}"
-        )
+        inventory.site(f"s{n}", device(m365.mx.port, str(certs.ca_file)), bind=f"127.0.3.{n + 1}")
     text = inventory.yaml()
 
     def broken(site: object) -> None:
