@@ -11,6 +11,22 @@ from typing import Any
 import yaml
 
 from fleet.inventory import Inventory, parse_inventory
+from fleet.lab.dns import LabDns
+
+
+def lab_defaults(
+    dns: LabDns,
+    *,
+    connect_s: float,
+    command_s: float,
+    site_s: float,
+    dns_timeout_s: float = 0.5,
+) -> dict[str, Any]:
+    """`defaults` whose resolver is the lab DNS (never the system's), with these timeouts."""
+    return {
+        "dns": {"nameservers": [dns.nameserver], "timeout_s": dns_timeout_s, "tries": 1},
+        "timeouts": {"connect_s": connect_s, "command_s": command_s, "site_s": site_s},
+    }
 
 
 def device(
@@ -34,10 +50,12 @@ def device(
 
 @dataclass
 class InventoryBuilder:
-    """`defaults`, `blocklists` and `sites` as the inventory file has them."""
+    """`defaults`, `blocklists`, other top-level sections (`notifications`...) and `sites`,
+    as the inventory file has them."""
 
     defaults: dict[str, Any] = field(default_factory=dict)
     blocklists: list[dict[str, Any]] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
     sites: list[dict[str, Any]] = field(default_factory=list)
 
     def site(
@@ -63,6 +81,7 @@ class InventoryBuilder:
             document["defaults"] = self.defaults
         if self.blocklists:
             document["blocklists"] = self.blocklists
+        document.update(self.sections)
         document["sites"] = self.sites
         return document
 

@@ -32,7 +32,8 @@ from fleet.probes.dnsbl_zones import DQS_ZONE, reverse_name
 from fleet.results import BlocklistStatus
 
 from .conftest import M365Lab, Run, fleet_env, run_fleet_async
-from .hostile import HostileServer, inventory_header
+from .hostile import HostileServer
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 PASSWORD_ENV = "FLEET_CANARY_PASSWORD"
 DQS_ENV = "FLEET_CANARY_DQS_KEY"
@@ -69,18 +70,22 @@ def forms(password: str, dqs_key: str) -> dict[str, str]:
     return found
 
 
-def site(site_id: str, port: int, ca_file: str, mechanism: str | None = None) -> str:
-    login = f"username: {USERS[site_id]}, password_env: {PASSWORD_ENV}"
+def site(
+    inventory: InventoryBuilder, site_id: str, port: int, ca_file: str, mechanism: str | None = None
+) -> None:
+    """A site whose copier logs in as its own user with the canary password (from env)."""
+    login = {"username": USERS[site_id], "password_env": PASSWORD_ENV}
     if mechanism:
-        login += f", mechanism: {mechanism}"
-    return (
-        f"  - id: {site_id}\n    client: Canary\n"
-        f"    egress: {{bind: {SITE_IP}, ip: {SITE_IP}}}\n"
-        "    devices:\n      - id: mfp\n"
-        f"        smtp: {{host: localhost, port: {port}, security: starttls, "
-        f'ca_file: "{ca_file}", from: {USERS[site_id]}, to: alice@contoso.test, '
-        f"auth: {{{login}}}}}\n"
+        login["mechanism"] = mechanism
+    copier = device(
+        port,
+        ca_file,
+        host="localhost",
+        mail_from=USERS[site_id],
+        to="alice@contoso.test",
+        auth=login,
     )
+    inventory.site(site_id, copier, client="Canary", egress={"bind": SITE_IP, "ip": SITE_IP})
 
 
 @pytest.mark.slow  # several seconds
@@ -109,23 +114,19 @@ async def test_canary_secrets_appear_in_no_output_log_or_store(
     query_name = f"{reverse_name(SITE_IP)}.{dqs_zone}"
     lab_dns.list_ip(dqs_zone, SITE_IP, "127.0.0.4", reason="https://check.spamhaus.org/$")
     lab_dns.fault(f"{dqs_key}.{BROKEN_DQS_ZONE}", "servfail")
-    inventory = write_inventory(
-        inventory_header(
-            lab_dns,
-            connect_s=5,
-            command_s=5,
-            site_s=30,
-            blocklists=[
-                f"{{kind: spamhaus-dqs, key_env: {DQS_ENV}}}",
-                f"{{kind: spamhaus-dqs, key_env: {DQS_ENV}, zone: {BROKEN_DQS_ZONE}}}",
-            ],
-        )
-        + site("login-ok", m365.submission.port, m365.ca_file)
-        + site("login-wrong", m365.submission.port, m365.ca_file)
-        + site("echo-plain", echo.port, str(certs.ca_file), "plain")
-        + site("echo-login", echo.port, str(certs.ca_file), "login")
-        + site("hang-up", hang_up.port, str(certs.ca_file))
+    built = InventoryBuilder(
+        defaults=lab_defaults(lab_dns, connect_s=5, command_s=5, site_s=30),
+        blocklists=[
+            {"kind": "spamhaus-dqs", "key_env": DQS_ENV},
+            {"kind": "spamhaus-dqs", "key_env": DQS_ENV, "zone": BROKEN_DQS_ZONE},
+        ],
     )
+    site(built, "login-ok", m365.submission.port, m365.ca_file)
+    site(built, "login-wrong", m365.submission.port, m365.ca_file)
+    site(built, "echo-plain", echo.port, str(certs.ca_file), "plain")
+    site(built, "echo-login", echo.port, str(certs.ca_file), "login")
+    site(built, "hang-up", hang_up.port, str(certs.ca_file))
+    inventory = write_inventory(built.yaml())
     db = tmp_path / "store" / "fleet.db"
     log_file = tmp_path / "fleet.log"
     env = fleet_env(**{PASSWORD_ENV: password, DQS_ENV: dqs_key})
@@ -303,35 +304,39 @@ async def test_credentials_echoed_in_any_shape_leak_into_no_output(
         relay, hostname="relay.msp.test", tls_context=certs.server_context()
     )
     await relay_server.start()
-    text = inventory_header(
-        lab_dns,
-        connect_s=5,
-        command_s=5,
-        site_s=30,
-        concurrency="global: 1",  # the sites in order: quit-echo logs in before quoted-elsewhere
-        blocklists=[f"{{kind: spamhaus-dqs, key_env: {DQS_ENV}}}"],
-    ).replace(
-        "sites:\n",
-        "notifications:\n  when: always\n  email:\n"
-        f"    host: 127.0.0.1\n    port: {relay_server.port}\n    security: starttls\n"
-        f'    ca_file: "{certs.ca_file}"\n    from: fleet@msp.test\n    to: [noc@msp.test]\n'
-        "    attach_csv: true\nsites:\n",
+    defaults = lab_defaults(lab_dns, connect_s=5, command_s=5, site_s=30)
+    # the sites in order: quit-echo logs in before quoted-elsewhere
+    defaults["concurrency"] = {"global": 1}
+    built = InventoryBuilder(
+        defaults=defaults,
+        blocklists=[{"kind": "spamhaus-dqs", "key_env": DQS_ENV}],
+        sections={
+            "notifications": {
+                "when": "always",
+                "email": {
+                    "host": "127.0.0.1",
+                    "port": relay_server.port,
+                    "security": "starttls",
+                    "ca_file": str(certs.ca_file),
+                    "from": "fleet@msp.test",
+                    "to": ["noc@msp.test"],
+                    "attach_csv": True,
+                },
+            }
+        },
     )
     for site_id, (_, mechanism, ip) in ECHO_SITES.items():
-        login = (
-            f", auth: {{username: {site_id}@contoso.test, password_env: {ECHO_PASSWORD_ENV}, "
-            f"mechanism: {mechanism}}}"
-            if mechanism
-            else ""
-        )
-        security = f'starttls, ca_file: "{certs.ca_file}"' if mechanism else "none"
-        text += (
-            f"  - id: {site_id}\n    client: Echo\n    egress: {{bind: {ip}, ip: {ip}}}\n"
-            "    devices:\n      - id: mfp\n"
-            f"        smtp: {{host: 127.0.0.1, port: {port}, security: {security}, "
-            f"from: scanner@contoso.test, to: alice@contoso.test{login}}}\n"
-        )
-    inventory = write_inventory(text)
+        if mechanism:
+            login = {
+                "username": f"{site_id}@contoso.test",
+                "password_env": ECHO_PASSWORD_ENV,
+                "mechanism": mechanism,
+            }
+            copier = device(port, str(certs.ca_file), to="alice@contoso.test", auth=login)
+        else:
+            copier = device(port, security="none", to="alice@contoso.test")
+        built.site(site_id, copier, client="Echo", egress={"bind": ip, "ip": ip})
+    inventory = write_inventory(built.yaml())
     db = tmp_path / "fleet.db"
     log_file = tmp_path / "fleet.log"
     env = fleet_env(**{ECHO_PASSWORD_ENV: password, DQS_ENV: dqs_key})
