@@ -22,11 +22,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fleet.credentials import SecretSource
 from fleet.errors import SecretError
 from fleet.once import Once
+
+if TYPE_CHECKING:
+    from fleet.inventory import OAuth2
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
@@ -75,6 +78,25 @@ class TokenRequest:
         if self.provider == "google":
             return f"Google service account ({self.service_account_file}) acting as {self.subject}"
         return f"Entra ID app {self.client_id} in tenant {self.tenant_id}"
+
+
+def token_request(oauth2: OAuth2, username: str, scope: str = MICROSOFT_SCOPE) -> TokenRequest:
+    """How fleet fetches `username`'s token from this app: Microsoft's client credentials
+    for `scope`, or a Google service account acting as the mailbox. One builder for the
+    SMTP login, IMAP and Graph, so the three never disagree on which app a token is from."""
+    return TokenRequest(
+        provider=oauth2.kind,
+        client_id=oauth2.client_id,
+        tenant_id=oauth2.tenant_id,
+        authority=oauth2.authority or MICROSOFT_AUTHORITY,
+        client_secret=oauth2.client_secret,
+        certificate_file=oauth2.certificate_file,
+        private_key_file=oauth2.private_key_file,
+        service_account_file=oauth2.service_account_file,
+        subject=username if oauth2.kind == "google" else None,
+        ca_file=oauth2.ca_file,
+        scope=scope,
+    )
 
 
 @dataclass(frozen=True)

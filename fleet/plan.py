@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from fleet.credentials import SecretSource
 from fleet.errors import PlanError
 from fleet.inventory import Auth, BlocklistZone, Device, Inventory, Site, SmtpSettings
-from fleet.oauth import MICROSOFT_AUTHORITY, TokenRequest
+from fleet.oauth import TokenRequest
+from fleet.oauth import token_request as oauth_token_request
 from fleet.probes.dnsbl_zones import DQS_ZONE, KINDS, CodeMeaning, Zone
 from fleet.probes.spec import ConversationSpec
 from fleet.results import EgressTransport
@@ -137,18 +138,7 @@ def token_request(auth: Auth) -> TokenRequest | None:
     oauth2 = auth.oauth2
     if oauth2 is None or oauth2.kind == "token":
         return None
-    return TokenRequest(
-        provider=oauth2.kind,
-        client_id=oauth2.client_id,
-        tenant_id=oauth2.tenant_id,
-        authority=oauth2.authority or MICROSOFT_AUTHORITY,
-        client_secret=oauth2.client_secret,
-        certificate_file=oauth2.certificate_file,
-        private_key_file=oauth2.private_key_file,
-        service_account_file=oauth2.service_account_file,
-        subject=auth.username if oauth2.kind == "google" else None,
-        ca_file=oauth2.ca_file,
-    )
+    return oauth_token_request(oauth2, auth.username)
 
 
 def select_sites(

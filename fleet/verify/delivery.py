@@ -10,14 +10,7 @@ from typing import Any
 from fleet.credentials import Secrets
 from fleet.errors import GraphProblem, ImapProblem, SecretError
 from fleet.inventory import GraphMailbox, OAuth2, Verify
-from fleet.oauth import (
-    GRAPH_SCOPE,
-    MICROSOFT_AUTHORITY,
-    MICROSOFT_SCOPE,
-    Token,
-    TokenBroker,
-    TokenRequest,
-)
+from fleet.oauth import GRAPH_SCOPE, Token, TokenBroker, TokenRequest, token_request
 from fleet.results import Delivery, DeliveryStatus
 from fleet.verify import graph
 from fleet.verify.imap import Mailbox, find_test_message
@@ -109,19 +102,7 @@ async def verify_delivery(
 def imap_token_request(oauth2: OAuth2, username: str) -> TokenRequest:
     """The token for IMAP: Exchange Online's scope (Microsoft; the app needs the
     IMAP.AccessAsApp permission), or mail.google.com acting as the mailbox (Google)."""
-    return TokenRequest(
-        provider=oauth2.kind,
-        client_id=oauth2.client_id,
-        tenant_id=oauth2.tenant_id,
-        authority=oauth2.authority or MICROSOFT_AUTHORITY,
-        client_secret=oauth2.client_secret,
-        certificate_file=oauth2.certificate_file,
-        private_key_file=oauth2.private_key_file,
-        service_account_file=oauth2.service_account_file,
-        subject=username if oauth2.kind == "google" else None,
-        ca_file=oauth2.ca_file,
-        scope=MICROSOFT_SCOPE,
-    )
+    return token_request(oauth2, username)
 
 
 async def _through_graph(
@@ -141,18 +122,7 @@ async def _through_graph(
         "test_message_id": test_id,
         "within_s": within_s,
     }
-    oauth2 = mailbox.oauth2
-    request = TokenRequest(
-        provider="microsoft",
-        client_id=oauth2.client_id,
-        tenant_id=oauth2.tenant_id,
-        authority=oauth2.authority or MICROSOFT_AUTHORITY,
-        client_secret=oauth2.client_secret,
-        certificate_file=oauth2.certificate_file,
-        private_key_file=oauth2.private_key_file,
-        ca_file=oauth2.ca_file,
-        scope=GRAPH_SCOPE,
-    )
+    request = token_request(mailbox.oauth2, mailbox.mailbox, GRAPH_SCOPE)
     token = await tokens.get(request)
     if not isinstance(token, Token):
         detail = f"no Graph token for {request.describe()}: {token.finding}"
