@@ -14,6 +14,7 @@ import asyncio.sslproto
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import re
 import ssl
 import time
@@ -24,11 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosmtplib
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from fleet.classify import (
     OAUTH_TOKEN_RULE_PREFIX,
@@ -62,6 +61,9 @@ from fleet.results import (
     StageStatus,
     TlsInfo,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 T = TypeVar("T")
 
@@ -127,19 +129,96 @@ class TlsContexts:
             self._contexts[key] = context
         return context
 
-    def certificate(self, der: bytes | None) -> TlsInfo:
-        """Subject, issuer, SANs and expiry of a DER certificate (parsed once per sweep)."""
+    def certificate(self, der: bytes | None, decoded: dict[str, Any] | None = None) -> TlsInfo:
+        """Subject, issuer, SANs and expiry of a DER certificate (parsed once per sweep).
+        `decoded` is ssl's getpeercert() of a verified connection: when it holds every
+        field, cryptography (20-30 ms to import) is not needed."""
         if not der:
             return TlsInfo()
         digest = hashlib.sha256(der).digest()
         info = self._certs.get(digest)
         if info is None:
-            info = _parse_certificate(der)
+            info = (_from_decoded(decoded) if decoded else None) or _parse_certificate(der)
             self._certs[digest] = info
         return info
 
 
+def _from_decoded(decoded: dict[str, Any]) -> TlsInfo | None:
+    """The same TlsInfo as _parse_certificate from ssl's decoded form, or None when it
+    needs cryptography (an unusual name or address)."""
+    subject = _decoded_name(decoded.get("subject", ()))
+    issuer = _decoded_name(decoded.get("issuer", ()))
+    not_after = decoded.get("notAfter")
+    if subject is None or issuer is None or not isinstance(not_after, str):
+        return None
+    names = decoded.get("subjectAltName", ())
+    try:
+        addresses = [str(ipaddress.ip_address(v)) for k, v in names if k == "IP Address"]
+        expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+    except ValueError:
+        return None
+    return TlsInfo(
+        subject=subject,
+        issuer=issuer,
+        san=[*(v for k, v in names if k == "DNS"), *addresses],
+        not_after=expires,
+    )
+
+
+# ssl's long attribute names -> the short names cryptography's rfc4514_string() writes
+_RFC4514_NAMES = {
+    "commonName": "CN",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def _decoded_name(name: tuple[tuple[tuple[str, str], ...], ...]) -> str | None:
+    """What _name() gives for the same name: its first common name, else its RFC 4514
+    form as cryptography writes it; None for what only cryptography renders (other
+    attributes, multi-valued RDNs, an empty name)."""
+    for rdn in name:
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    if not name or any(len(rdn) != 1 or rdn[0][0] not in _RFC4514_NAMES for rdn in name):
+        return None
+    return ",".join(
+        f"{_RFC4514_NAMES[rdn[0][0]]}={_escape_dn_value(rdn[0][1])}" for rdn in reversed(name)
+    )
+
+
+def _escape_dn_value(value: str) -> str:
+    """RFC 4514 section 2.4 escaping, character for character as cryptography does it."""
+    if not value:
+        return ""
+    for char, escaped in (
+        ("\\", "\\\\"),
+        ('"', '\\"'),
+        ("+", "\\+"),
+        (",", "\\,"),
+        (";", "\\;"),
+        ("<", "\\<"),
+        (">", "\\>"),
+        ("\0", "\\00"),
+    ):
+        value = value.replace(char, escaped)
+    if value[0] == "#" or (value[0] == " " and len(value) > 1):
+        value = "\\" + value
+    if value[-1] == " ":
+        value = value[:-1] + "\\ "
+    return value
+
+
 def _parse_certificate(der: bytes) -> TlsInfo:
+    from cryptography import x509  # only here: most verified peers never need it
+
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError as exc:
@@ -160,6 +239,8 @@ def _parse_certificate(der: bytes) -> TlsInfo:
 
 
 def _name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if common:
         value = common[0].value
@@ -865,7 +946,9 @@ class _Probe:
         ssl_object = smtp.get_transport_info("ssl_object")
         if ssl_object is None:
             return
-        cert = self.tls_contexts.certificate(ssl_object.getpeercert(binary_form=True))
+        # getpeercert() decodes the certificate only when it was verified
+        decoded = ssl_object.getpeercert() if self.spec.tls_verify else None
+        cert = self.tls_contexts.certificate(ssl_object.getpeercert(binary_form=True), decoded)
         cipher = ssl_object.cipher()
         self.state.tls = cert.model_copy(
             update={
