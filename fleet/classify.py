@@ -236,6 +236,14 @@ class RuleId(StrEnum):
     rules only through these members, so renaming one is a type error, not a silent miss."""
 
     receiver_dnsbl_open_resolver = "receiver.dnsbl_open_resolver"
+    receiver_own_error = "receiver.own_error"
+    rdns_fcrdns = "rdns.fcrdns"
+    helo_named_at_ehlo = "helo.named_at_ehlo"
+    smtp_message_loop = "smtp.message_loop"
+    tls_starttls_not_advertised = "tls.starttls_not_advertised"
+    auth_account_refused = "auth.account_refused"
+    sender_not_authorised_address = "sender.not_authorised_address"
+    sender_null_mx = "sender.null_mx"
     dnsbl_domain_listed = "dnsbl.domain_listed"
     rdns_missing_ptr_code = "rdns.missing_ptr_code"
     rdns_missing_ptr = "rdns.missing_ptr"
@@ -495,6 +503,20 @@ _HELO_FIX = (
 )
 
 RULES: tuple[Rule, ...] = (
+    # -- the receiver's own temporary fault: before the words it is wrapped in ("Helo command
+    # rejected: Server configuration error" is Postfix's 4.3.5 for its own broken lookup table;
+    # "DKIM signing failed" is the receiver's signer, not the sender's authentication).
+    Rule(
+        RuleId.receiver_own_error,
+        Category.temporary_failure,
+        "the receiving server reports an error in its own setup, not a verdict on this site",
+        "{host} reports a fault of its own (configuration, lookup table or signer): run the "
+        "site again later; if it persists, tell the administrator of {host}, with the reply text.",
+        text=r"server configuration (?:error|problem)|temporary lookup failure|"
+        r"insufficient system (?:storage|resources)|"
+        r"(?:DKIM|ARC) (?:signing|signer|signature creation) (?:failed|error)|"
+        r"(?:failed|unable) to DKIM[- ]sign",
+    ),
     # -- the receiver's own fault: before anything that reads a list's name --------------
     Rule(
         RuleId.receiver_dnsbl_open_resolver,
@@ -533,6 +555,15 @@ RULES: tuple[Rule, ...] = (
         enhanced=("5.7.25", "4.7.25"),
     ),
     Rule(
+        # Forward-confirmed reverse DNS (Haraka's fcrdns plugin, Postfix's
+        # reject_unknown_client_hostname): the PTR name must resolve back to the IP.
+        RuleId.rdns_fcrdns,
+        Category.reverse_dns,
+        "the receiver refuses {ip}: its reverse DNS (PTR) name does not resolve back to it",
+        _REVERSE_DNS_FIX,
+        text=r"\bfcrdns\b|forward[- ]confirmed(?: reverse)?|\biprev\b",
+    ),
+    Rule(
         RuleId.rdns_missing_ptr,
         Category.reverse_dns,
         "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
@@ -545,6 +576,8 @@ RULES: tuple[Rule, ...] = (
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
         r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
         r"client host rejected: (?:cannot|can't) find",
+        # Haraka "HELO host does not match rDNS": the name is what is refused
+        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b[^.;]{0,20}(?:does not|doesn't) match",
     ),
     # -- the EHLO name ------------------------------------------------------------------
     Rule(
@@ -572,8 +605,13 @@ RULES: tuple[Rule, ...] = (
         "the server refuses the EHLO name {ehlo_name}",
         _HELO_FIX,
         text=r"helo command rejected|(?:invalid|bad|illegal|forged|malformed|bogus) "
-        r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|argument|"
-        r"domain|string|greeting)s?\b(?![^.;]{0,40}\blisted)|"
+        r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|host|"
+        r"argument|domain|string|greeting|ip literal|address literal|literal)s?\b"
+        r"(?![^.;]{0,40}\blisted)|"
+        # Haraka helo.checks: "Invalid address format in HELO", "HELO is dynamic"
+        r"(?:invalid|bad|illegal|malformed|bogus|wrong)\b[\w ]{0,30}\b(?:in|for) (?:the |your )?"
+        r"(?:e?helo|ehlo)\b|\b(?:e?helo|ehlo) (?:is|looks|appears) (?:to be )?(?:dynamic|forged|"
+        r"invalid|a bare ip|an ip|not)|\b(?:e?helo|ehlo) not (?:allowed|accepted|permitted)|"
         r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
         r"syntactically invalid (?:e?helo|ehlo)|(?:e?helo|ehlo) (?:rejected|refused|not accepted|denied)|"
         r"your (?:e?helo|ehlo) (?:name |host ?name )?(?:is|was|does)|(?:e?helo|ehlo) (?:should|must)",
@@ -596,8 +634,34 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.ehlo, Stage.ehlo_tls),
         code_class="501",
     ),
+    Rule(
+        # At EHLO a refusal that names HELO/EHLO is about the one thing EHLO sends: the name
+        # (Haraka's helo.checks: "HELO host has no forward DNS match"). The server's own
+        # faults were read above; "send HELO first" and listings are excluded here.
+        RuleId.helo_named_at_ehlo,
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        _HELO_FIX,
+        text=r"\b(?:e?helo|ehlo)\b",
+        stages=(Stage.ehlo, Stage.ehlo_tls),
+        unless=r"send (?:hello|(?:e?helo|ehlo))|(?:e?helo|ehlo) (?:command )?(?:is )?required|"
+        r"already|duplicate|listed",
+    ),
     # -- IP reputation ------------------------------------------------------------------
     # -- a header problem is the message's, even when the header is DKIM-Signature --------
+    Rule(
+        # RFC 3463 X.4.6 "routing loop detected": the message went round; qmail "too many
+        # hops, this message is looping", Exim "Too many \"Received\" headers - suspected mail
+        # loop", Postfix "mail forwarding loop", OpenSMTPD "Routing loop detected".
+        RuleId.smtp_message_loop,
+        Category.message_rejected,
+        "the server refuses the message as looping (too many hops)",
+        "The receiver sees the test message looping (too many Received headers or hops): "
+        "look for a forwarding rule or relay that sends mail for the recipient back to where "
+        "it came from, and check the copier's relay settings.",
+        text=r"too many hops|hop count|\blooping\b|(?:mail|routing|forwarding|message) loop|"
+        r"loop detected|too many ['\"]?(?:received|delivered-to)['\"]? headers",
+    ),
     Rule(
         RuleId.smtp_message_header,
         Category.message_rejected,
@@ -608,7 +672,8 @@ RULES: tuple[Rule, ...] = (
         text=r"duplicate (?:header|['\"]?[\w-]{1,40}['\"]? header)|(?:duplicate|multiple|too "
         r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
         r"many)|too many headers|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
-        r"(?:improper|illegal|invalid) use of 8-?bit",
+        r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
+        r"(?:long|large)|header\b[^.;]{0,20}not CRLF terminated|(?:header|message) syntax",
     ),
     # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
     Rule(
@@ -691,8 +756,8 @@ RULES: tuple[Rule, ...] = (
         Category.ip_reputation,
         "the server refuses mail from {ip} for its reputation or its network",
         _IP_REPUTATION_FIX,
-        text=r"blocked IP|IP (?:address )?(?:is |has been )?(?:blocked|banned|blacklisted|"
-        r"denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
+        text=r"blocked IP|IP (?:address )?(?:is |has been |was )?(?:temporarily |permanently |"
+        r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
         r"deferred|refused|rejected|"
         r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
         r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL|DYN)\)|"
@@ -840,7 +905,8 @@ RULES: tuple[Rule, ...] = (
         "Set the copier's security to STARTTLS (port {port}); the server refuses to go on "
         "without encryption.",
         text=r"STARTTLS (?:command )?first|Must issue a STARTTLS|(?:TLS|STARTTLS|encryption|"
-        r"secure connection|SSL) (?:is )?(?:required|needed|mandatory)|"
+        r"secure connection|SSL)(?: conversation| session| connection| transport)? (?:is )?"
+        r"(?:required|needed|mandatory)|"
         r"requires? (?:TLS|STARTTLS|encryption|a secure connection|an encrypted)|"
         r"must (?:use|issue|start) (?:STARTTLS|TLS)|not (?:over|using) (?:TLS|an encrypted)|"
         r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)",
@@ -861,7 +927,10 @@ RULES: tuple[Rule, ...] = (
         "the server requires encryption before this command",
         "Set the copier's security to STARTTLS (port {port}) or implicit TLS: the server "
         "refuses to go on without encryption.",
-        enhanced=("5.7.11",),
+        # RFC 4954 / RFC 5248: X.7.11 encryption required, X.7.10 encryption needed
+        enhanced=("5.7.10-5.7.11",),
+        # Gmail sends 5.7.10 on "SMTP protocol violation ... pipeline after STARTTLS" too
+        unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version|protocol violation|pipelin",
     ),
     Rule(
         RuleId.smtp_protocol_violation,
@@ -877,6 +946,19 @@ RULES: tuple[Rule, ...] = (
         r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
         r"improper use of (?:smtp )?command pipelining|synchroni[sz]ation error",
         unless=r"(?:sender|recipient|mail ?from) address syntax",
+    ),
+    Rule(
+        # Exim "STARTTLS command used when not advertised": a command out of place, not a
+        # TLS failure (the server never offered TLS).
+        RuleId.tls_starttls_not_advertised,
+        Category.protocol_error,
+        "the server did not offer STARTTLS, so it refused the command",
+        "{endpoint} does not offer STARTTLS (fleet sent it anyway): set the copier's security "
+        "to none or implicit TLS for this host, or use a host that offers STARTTLS.",
+        text=r"not advertised|not offered|already (?:in |using |running |started |active)|"
+        r"TLS already",
+        stages=(Stage.starttls,),
+        code_class="5",
     ),
     Rule(
         RuleId.tls_not_available,
@@ -1052,6 +1134,20 @@ RULES: tuple[Rule, ...] = (
         stages=(Stage.auth,),
     ),
     Rule(
+        # The account itself is refused at AUTH (Stalwart "Your account is not authorized to
+        # use this service", MailEnable "User Account has been disabled").
+        RuleId.auth_account_refused,
+        Category.auth_failed,
+        "the server refused the login for {mailbox}: the account is disabled or not allowed",
+        "The server refuses the account {mailbox} itself (disabled, locked, suspended or not "
+        "allowed to send): ask its administrator to enable it for SMTP, or use another mailbox.",
+        text=r"account\b[^.;]{0,40}\b(?:not (?:authori[sz]ed|allowed|permitted|enabled)|"
+        r"disabled|locked|suspended|blocked|inactive|expired|deactivated)|"
+        r"(?:disabled|locked|suspended|blocked|inactive) (?:user|account)|"
+        r"(?:user|mailbox) (?:is |has been )?(?:disabled|locked|suspended)",
+        stages=(Stage.auth,),
+    ),
+    Rule(
         RuleId.smtp_auth_failed,
         Category.auth_failed,
         "the server rejected the login for {mailbox}",
@@ -1127,6 +1223,35 @@ RULES: tuple[Rule, ...] = (
         "Add and verify the sender's domain in Microsoft 365 (5.7.750), or send from an "
         "address in an accepted domain.",
         enhanced=("5.7.750",),
+    ),
+    Rule(
+        # The login may not use this sender address (Stalwart "You are not allowed to send
+        # from this address", maddy "Unauthorized use of sender address", James "Incorrect
+        # Authentication for Specified Email Address"), whatever its 5.5.x code says.
+        RuleId.sender_not_authorised_address,
+        Category.sender_rejected,
+        "{mailbox} may not send as {sender}",
+        "The server does not let this login send as {sender}: set the copier's From to the "
+        "login mailbox ({mailbox}) or an address it may send as, or grant it that right.",
+        text=r"not (?:allowed|permitted|authori[sz]ed) to (?:send|use|relay) (?:mail )?"
+        r"(?:from|as|on behalf of|with) (?:this|that|the|your|specified)\b|"
+        r"unauthori[sz]ed (?:use of )?(?:the )?(?:sender|from|mail ?from|envelope)|"
+        r"(?:authentication|login|credentials) (?:for|does not match|doesn't match) (?:the |this |"
+        r"that |your |specified )?(?:e-?mail|sender|from|mail ?from) address|"
+        r"(?:sender|from) (?:address )?(?:is )?not owned|"
+        r"not owned by (?:the )?(?:user|login|account)",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        # RFC 7505: a sender domain that publishes "MX 0 ." receives no mail, so it may send none.
+        RuleId.sender_null_mx,
+        Category.sender_rejected,
+        "the sender's domain publishes a null MX (RFC 7505): it takes no mail",
+        "The domain of {sender} publishes a null MX (it receives no mail), so receivers refuse "
+        "it as a sender: send from an address in a domain that receives mail.",
+        text=r"null MX|RFC ?7505",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+        unless=r"recipient",
     ),
     Rule(
         # RFC 3463: at MAIL FROM, an X.1.x status is about the sender's address.
@@ -1549,6 +1674,16 @@ RULES: tuple[Rule, ...] = (
         "{host} says its mail service is unavailable (its own state, no reason given about "
         "this site): run the site again later; if it persists, ask the administrator of {host}.",
         text=r"service (?:is )?(?:currently |temporarily )?(?:unavailable|not available)",
+        # a 554 greeting is RFC 5321's "no SMTP service here" for this client: a refusal
+        stages=(
+            Stage.ehlo,
+            Stage.starttls,
+            Stage.ehlo_tls,
+            Stage.auth,
+            Stage.mail,
+            Stage.rcpt,
+            Stage.data,
+        ),
         code_class="5",  # a 4xx says so already, and its finding names the code
         unless=r"no smtp service|\bptr\b|blocked|listed|denied|refused",
     ),
