@@ -9,7 +9,7 @@ and that no reply about a domain (or the receiver's own fault) raises DIRECT_SEN
 back from whoever writes the rules and measures whether they generalise; `holdout2.yaml` is a
 second held-back set, gathered after the rules had seen the first, measured once blind and seen
 since; `holdout3.yaml` is a third, gathered from MTA and filter source while the rules were being
-finished and measured once, blind, on the final rules: every entry is unseen.
+finished, measured once, blind (87 of 111), and seen since, like the second.
 The accuracy on all four is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -49,10 +49,10 @@ GOAL = 0.97
 # holdout2.yaml was measured once, blind (88 of 111, README); the rule writer then read it and
 # made the rules generalise by mechanism (status codes, precedence, vocabularies), so it is seen
 # now and guards against regressions at the goal, like the development set.
-# holdout3.yaml (every entry unseen) keeps the accuracy of its blind run as a floor: a regression
-# fails, a shortfall against the goal is reported in the summary, not failed.
-FLOOR = {"replies": GOAL, "holdout": 0.95, "holdout2": GOAL, "holdout3": 0.78}  # h3: 87 of 111
-BLIND = {"holdout3"}  # sets whose every entry is unseen by the rule writer
+# holdout3.yaml was measured once, blind (87 of 111, README); its misses were then read and the
+# families behind them fixed by mechanism, so it is seen now and guards at the goal too.
+FLOOR = {"replies": GOAL, "holdout": 0.95, "holdout2": GOAL, "holdout3": GOAL}
+BLIND: set[str] = set()  # sets whose every entry is unseen by the rule writer (none now)
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
