@@ -2293,3 +2293,21 @@ def test_a_554_greeting_without_a_reason_is_a_refusal_not_a_deferral() -> None:
 
     assert greeting.category is Category.unrecognised_refusal
     assert later.category is Category.temporary_failure
+
+
+@pytest.mark.parametrize(
+    ("stage", "text"),
+    [
+        (Stage.ehlo, "invalid " + "w " * 20_000 + "in HELO"),
+        (Stage.auth, "account " + "a" * 20_000 + " disabled"),
+        (Stage.data, "header " + "h " * 20_000 + "not CRLF terminated"),
+        (Stage.mail, "authentication for " + "the " * 20_000 + "email address"),
+    ],
+    ids=["helo-format", "account", "crlf", "sender-auth"],
+)
+def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text: str) -> None:
+    began = time.perf_counter()
+
+    classify_reply(stage, make_reply(550, text), ISSUE_16)
+
+    assert time.perf_counter() - began < 2.0
