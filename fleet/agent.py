@@ -244,16 +244,17 @@ def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys
     # The signature first: whoever has no site's key learns nothing of the inventory (which
     # sites it has, their clients) from the reason a push is refused.
     keys.check(result, name, inventory)
-    known = {site.id: site for site in inventory.sites}
+    clients = inventory.site_clients
     for site in result.sites:  # what the file says is printed: without its escapes
-        if site.site not in known:
+        client = clients.get(site.site)
+        if client is None:
             raise IngestError(
                 f"{name}: site '{for_terminal(site.site, 100)}' is not in the inventory",
                 Refusal.unknown_site,
             )
-        if known[site.site].client != site.client:
+        if client != site.client:
             raise IngestError(
-                f"{name}: site '{site.site}' belongs to '{known[site.site].client}' in the inventory, "
+                f"{name}: site '{site.site}' belongs to '{client}' in the inventory, "
                 f"not '{for_terminal(site.client, 100)}'",
                 Refusal.unknown_site,
             )

@@ -7,6 +7,7 @@ Secrets are never values in the YAML: only `*_env` (an environment variable) or 
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import json
 import os
@@ -629,6 +630,11 @@ class InventoryHead(Strict):
 
 class Inventory(InventoryHead):
     sites: list[Site] = Field(min_length=1)
+
+    @functools.cached_property
+    def site_clients(self) -> dict[str, str]:
+        """Each site id's client, built once: the central checks every pushed file with it."""
+        return {site.id: site.client for site in self.sites}
 
     def devices(self) -> Iterator[tuple[Site, Device]]:
         for site in self.sites:
