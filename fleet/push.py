@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ from fleet.errors import PushError
 
 RESULTS_PATH = "/api/v1/results"
 PUSH_TIMEOUT_S = 60.0
+# A result is written in milliseconds: a half-written file older than this was left by an
+# agent that was killed mid-write, and nobody will finish it.
+STALE_WRITE_S = 3600.0
 _UNSAFE_NAME = re.compile(r"[^0-9A-Za-z._-]")
 
 
@@ -71,6 +75,16 @@ class Spool:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise PushError(f"cannot use the spool folder {folder}: {exc}") from None
+        self._drop_abandoned_writes()
+
+    def _drop_abandoned_writes(self) -> None:
+        """Remove what killed agents left half-written (never a sealed result: those are
+        `*.json`, and only a 2xx from the central removes one)."""
+        cutoff = time.time() - STALE_WRITE_S
+        for temp in self.folder.glob(".incoming-*.tmp"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
 
     def add(self, sweep_id: str, write: Callable[[TextIO], object]) -> Path:
         """Write one result atomically (a crash never leaves half a file to deliver).

@@ -734,3 +734,59 @@ async def test_an_agent_pushes_over_ipv6_loopback(inventory: Path, tmp_path: Pat
         assert '::1 "POST /api/v1/results" 201' in server.log.read_text()
     finally:
         await server.stop()
+
+
+async def test_a_dry_run_push_checks_the_url_and_creates_nothing(
+    inventory: Path, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--dry-run",
+        "--push",
+        "https://central.example",
+        "--spool",
+        str(spool),
+    )
+    assert run.code == 0, run.stderr
+    assert "then push the sealed result to https://central.example/api/v1/results" in run.stdout
+    assert str(spool) in run.stdout
+    assert not spool.exists()
+    # A URL a real push refuses is refused by the dry run too
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--dry-run",
+        "--push",
+        "http://192.0.2.10",
+        "--spool",
+        str(spool),
+    )
+    assert run.code == 3
+    assert "plain http:// is refused" in run.stderr
+    assert not spool.exists()
+
+
+def test_the_spool_drops_only_abandoned_half_written_files(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from fleet.push import STALE_WRITE_S, Spool
+
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    old_temp = folder / ".incoming-abc.tmp"
+    fresh_temp = folder / ".incoming-def.tmp"
+    old_result = folder / "20261129T010000Z-x.json"
+    for path in (old_temp, fresh_temp, old_result):
+        path.write_text("{}")
+    long_ago = time.time() - STALE_WRITE_S - 60
+    os.utime(old_temp, (long_ago, long_ago))
+    os.utime(old_result, (long_ago, long_ago))
+    spool = Spool(folder)
+    assert not old_temp.exists()  # a killed agent's leftover
+    assert fresh_temp.exists()  # perhaps being written right now by another run
+    assert spool.pending() == [old_result]  # a sealed result is never dropped, however old

@@ -155,6 +155,17 @@ def check_push(url: str | None, spool: str | None) -> AgentPush | None:
     return None if url is None else _agent_push(url, spool, sealing=True)
 
 
+def describe_push(url: str, spool: str | None) -> str:
+    """For `sweep --push --dry-run`: where the result would go, the URL checked as a real
+    push checks it; the spool folder is named, not created."""
+    try:
+        endpoint = results_url(url)
+    except PushError as exc:
+        raise Failure(str(exc)) from None
+    folder = Path(spool) if spool else default_spool_dir()
+    return f"then push the sealed result to {endpoint}, spooled in {folder} until delivered"
+
+
 def _agent_push(url: str, spool: str | None, *, sealing: bool) -> AgentPush:
     try:
         agent = AgentPush(results_url(url), Spool(Path(spool) if spool else default_spool_dir()))

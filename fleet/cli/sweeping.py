@@ -159,12 +159,16 @@ def sweep(
     path, inv, plan = _plan_or_fail(inventory, site_ids, client, tags)
     delivery = _delivery_options(plan, send_test, verify_delivery, keep_test_messages)
     agent = None
+    push_note = ""
     if push_url is not None:  # the server and HTTP modules load only for agents that push
-        from fleet.cli.central import check_push
+        from fleet.cli.central import check_push, describe_push
 
-        agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
+        if dry_run:  # checked, described, and nothing created (not even the spool)
+            push_note = describe_push(push_url, spool) + "\n"
+        else:
+            agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
     if dry_run:
-        write_output(describe(plan) + "\n", output)
+        write_output(describe(plan) + "\n" + push_note, output)
         return 0
     if notify:
         check_notifications(inv)
