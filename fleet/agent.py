@@ -179,7 +179,7 @@ def check_sane(result: SweepResult, name: str, now: datetime | None = None) -> N
     """Raise IngestError for a result no sweep could have produced: times in the future
     (past the allowed clock skew) or before fleet existed, a sweep that finished before it
     started, a site twice."""
-    now = now or datetime.now(UTC)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     latest = now + CLOCK_SKEW
     sweep = result.sweep
 
@@ -187,13 +187,21 @@ def check_sane(result: SweepResult, name: str, now: datetime | None = None) -> N
         """A time without a zone is read as UTC (comparing it with one raises)."""
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
+    def said(moment: datetime) -> str:
+        """The time in UTC, as the message claims; as written (with its offset) where UTC
+        would be past year 9999."""
+        try:
+            return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        except OverflowError:
+            return f"{moment:%Y-%m-%d %H:%M %z}"
+
     def sane(moment: datetime | None, what: str) -> None:
         if moment is None:
             return
         when = aware(moment)
         if when > latest:
             raise IngestError(
-                f"{name}: {what} is {when:%Y-%m-%d %H:%M} UTC, in the future (this machine's "
+                f"{name}: {what} is {said(when)}, in the future (this machine's "
                 f"clock says {now:%Y-%m-%d %H:%M} UTC, and allows {CLOCK_SKEW} of skew): "
                 "check the agent's clock"
             )

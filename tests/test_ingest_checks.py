@@ -150,3 +150,30 @@ async def test_ingest_refuses_a_file_above_its_size_cap(
     run = await ingest(inventory, db, path, extra=("--max-size", "4"))
     assert run.code == 0, run.stderr
     assert count(db, "SELECT COUNT(*) FROM sweeps") == 1
+
+
+def test_a_future_time_with_an_offset_is_reported_in_utc() -> None:
+    """A time written with an offset is said in UTC, as the message claims (it printed the
+    offset's local clock followed by "UTC")."""
+    from datetime import UTC, datetime
+
+    from fleet.agent import check_sane
+    from fleet.errors import IngestError
+    from fleet.results import SweepInfo
+
+    info = SweepInfo.model_validate(
+        {
+            "id": "x",
+            "started_at": "2099-12-31T23:30:00-05:00",
+            "inventory": "i.yaml",
+            "complete": True,
+            "tool_version": "0",
+            "sites_planned": 0,
+        }
+    )
+    result = SweepResult(sweep=info, sites=[])
+    now = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
+    with pytest.raises(IngestError) as raised:
+        check_sane(result, "ahead.json", now=now)
+    assert "the sweep's start is 2100-01-01 04:30 UTC, in the future" in str(raised.value)
+    assert "clock says 2026-11-29 13:00 UTC" in str(raised.value)
