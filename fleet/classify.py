@@ -26,6 +26,7 @@ import aiosmtplib
 from fleet import m365
 from fleet.credentials import REDACTED
 from fleet.errors import EgressError, ProbeTimeout
+from fleet.oauth import TokenFailureReason
 from fleet.results import Category, Mode, Reply, Stage, StageStatus
 
 # ---- parsing ----------------------------------------------------------------------------
@@ -367,13 +368,45 @@ class RuleId(StrEnum):
     oauth_send_as_app_missing = "oauth.send_as_app_missing"
     oauth_service_principal = "oauth.service_principal"
     oauth_proven = "oauth.proven"
+    # no OAuth token (fleet.oauth's TokenFailureReason): "oauth.token." and the reason
+    oauth_token_credential_unreadable = "oauth.token.credential_unreadable"  # noqa: S105
+    oauth_token_unreachable = "oauth.token.unreachable"  # noqa: S105
+    oauth_token_bad_certificate = "oauth.token.bad_certificate"  # noqa: S105
+    oauth_token_certificate_expired = "oauth.token.certificate_expired"  # noqa: S105
+    oauth_token_wrong_tenant = "oauth.token.wrong_tenant"  # noqa: S105
+    oauth_token_wrong_client = "oauth.token.wrong_client"  # noqa: S105
+    oauth_token_bad_secret = "oauth.token.bad_secret"  # noqa: S105
+    oauth_token_secret_expired = "oauth.token.secret_expired"  # noqa: S105
+    oauth_token_consent_missing = "oauth.token.consent_missing"  # noqa: S105
+    oauth_token_refused = "oauth.token.refused"  # noqa: S105
+    oauth_token_timeout = "oauth.token.timeout"  # noqa: S105
+    oauth_token_bad_key_file = "oauth.token.bad_key_file"  # noqa: S105
+    oauth_token_delegation_missing = "oauth.token.delegation_missing"  # noqa: S105
+    oauth_token_wrong_mailbox = "oauth.token.wrong_mailbox"  # noqa: S105
+    oauth_token_bad_key = "oauth.token.bad_key"  # noqa: S105
 
 
 Remedy = str | Mapping[str, str]  # one text, or by "unauthenticated" / "authenticated"
 
 
-# The rule of a conversation that got no OAuth token: this prefix and fleet.oauth's reason.
-OAUTH_TOKEN_RULE_PREFIX = "oauth.token."  # noqa: S105
+# The rule of a conversation that got no OAuth token, by fleet.oauth's reason.
+OAUTH_TOKEN_RULES: Mapping[TokenFailureReason, RuleId] = {
+    TokenFailureReason.credential_unreadable: RuleId.oauth_token_credential_unreadable,
+    TokenFailureReason.unreachable: RuleId.oauth_token_unreachable,
+    TokenFailureReason.bad_certificate: RuleId.oauth_token_bad_certificate,
+    TokenFailureReason.certificate_expired: RuleId.oauth_token_certificate_expired,
+    TokenFailureReason.wrong_tenant: RuleId.oauth_token_wrong_tenant,
+    TokenFailureReason.wrong_client: RuleId.oauth_token_wrong_client,
+    TokenFailureReason.bad_secret: RuleId.oauth_token_bad_secret,
+    TokenFailureReason.secret_expired: RuleId.oauth_token_secret_expired,
+    TokenFailureReason.consent_missing: RuleId.oauth_token_consent_missing,
+    TokenFailureReason.refused: RuleId.oauth_token_refused,
+    TokenFailureReason.timeout: RuleId.oauth_token_timeout,
+    TokenFailureReason.bad_key_file: RuleId.oauth_token_bad_key_file,
+    TokenFailureReason.delegation_missing: RuleId.oauth_token_delegation_missing,
+    TokenFailureReason.wrong_mailbox: RuleId.oauth_token_wrong_mailbox,
+    TokenFailureReason.bad_key: RuleId.oauth_token_bad_key,
+}
 
 
 @dataclass(frozen=True)
@@ -1862,7 +1895,7 @@ class Classification:
     category: Category
     finding: str
     remediation: str
-    rule: str | None = None
+    rule: RuleId | None = None
 
 
 def _render(template: Remedy, context: Context, fields: dict[str, str]) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fleet import m365
-from fleet.classify import OAUTH_TOKEN_RULE_PREFIX, RuleId
+from fleet.classify import OAUTH_TOKEN_RULES, RuleId
 from fleet.net import is_ip
 from fleet.results import (
     SEVERITY_ORDER,
@@ -81,6 +81,8 @@ _OAUTH_REFUSED_RULES = {
     RuleId.oauth_google_refused,
 }
 _TLS_VERSION_RULES = {RuleId.tls_version, RuleId.m365_tls_legacy}
+# No token at all (fleet.oauth): nothing was sent to the server.
+_OAUTH_TOKEN_FAILED_RULES = frozenset(OAUTH_TOKEN_RULES.values())
 
 
 def evidence_of(conversation: Conversation) -> str:
@@ -270,8 +272,8 @@ def _conversation_flag(d: DeviceObservation) -> tuple[FlagCode, Severity] | None
         code = FlagCode.TLS_TOO_OLD_FOR_DEVICE
     elif category is Category.timeout and conversation.failed_stage is Stage.connect:
         code = FlagCode.UNREACHABLE
-    elif conversation.rule is not None and conversation.rule.startswith(OAUTH_TOKEN_RULE_PREFIX):
-        code = FlagCode.OAUTH_TOKEN_FAILED  # fleet.oauth: no token, nothing sent to the server
+    elif conversation.rule in _OAUTH_TOKEN_FAILED_RULES:
+        code = FlagCode.OAUTH_TOKEN_FAILED
     elif conversation.rule in _OAUTH_REFUSED_RULES:
         code = FlagCode.OAUTH_REFUSED
     return code, severity

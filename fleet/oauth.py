@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fleet.credentials import SecretSource
@@ -108,11 +109,31 @@ class Token:
     expires_at: datetime | None = None
 
 
+class TokenFailureReason(StrEnum):
+    """Why no token could be had; each has its rule id in fleet.classify (`OAUTH_TOKEN_RULES`)."""
+
+    credential_unreadable = "credential_unreadable"
+    unreachable = "unreachable"
+    bad_certificate = "bad_certificate"
+    certificate_expired = "certificate_expired"
+    wrong_tenant = "wrong_tenant"
+    wrong_client = "wrong_client"
+    bad_secret = "bad_secret"  # noqa: S105
+    secret_expired = "secret_expired"  # noqa: S105
+    consent_missing = "consent_missing"
+    refused = "refused"
+    timeout = "timeout"
+    bad_key_file = "bad_key_file"
+    delegation_missing = "delegation_missing"
+    wrong_mailbox = "wrong_mailbox"
+    bad_key = "bad_key"
+
+
 @dataclass(frozen=True)
 class TokenFailure:
     """Why no token could be had, in the provider's words, and what to do about it."""
 
-    reason: str  # wrong_tenant | wrong_client | bad_secret | secret_expired | ...
+    reason: TokenFailureReason
     finding: str
     remediation: str
     code: str | None = None  # the provider's error code, e.g. AADSTS7000222
@@ -200,7 +221,7 @@ def acquire(request: TokenRequest, timeout_s: float = TOKEN_TIMEOUT_S) -> Token 
         return _microsoft(request, timeout_s)
     except SecretError as exc:
         return TokenFailure(
-            "credential_unreadable",
+            TokenFailureReason.credential_unreadable,
             f"could not read the app's credential: {exc}",
             "Provide the client secret, certificate or key file named in the device's "
             "oauth2 settings on the machine that sweeps.",
@@ -255,7 +276,7 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         return _timed_out(request, timeout_s)
     except requests.RequestException as exc:
         return TokenFailure(
-            "unreachable",
+            TokenFailureReason.unreachable,
             f"cannot reach {request.authority}: {_short(exc)}",
             _unreachable_remedy(request),
         )
@@ -296,21 +317,21 @@ def _certificate_credential(request: TokenRequest) -> dict[str, str] | TokenFail
         certificate = x509.load_pem_x509_certificate(cert_pem.encode())
     except ValueError:
         return TokenFailure(
-            "bad_certificate",
+            TokenFailureReason.bad_certificate,
             f"{path} is not a PEM certificate",
             "Give certificate_file as the PEM certificate uploaded to the app registration "
             "(and private_key_file for its key, unless the same file holds it).",
         )
     if "PRIVATE KEY-----" not in key_pem:
         return TokenFailure(
-            "bad_certificate",
+            TokenFailureReason.bad_certificate,
             f"no private key in {request.private_key_file or path}",
             "Give the certificate's private key in PEM, in certificate_file or private_key_file.",
         )
     expires = certificate.not_valid_after_utc
     if expires < datetime.now(UTC):
         return TokenFailure(
-            "certificate_expired",
+            TokenFailureReason.certificate_expired,
             f"the app's certificate expired on {expires.date().isoformat()}",
             f"Create a new certificate, upload it to the app registration {request.client_id} "
             "(Certificates & secrets > Certificates) and point certificate_file at it.",
@@ -348,7 +369,7 @@ def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
     number = match.group(1) if match else ""
     if number in ("90002", "900023", "90072", "900022"):
         return TokenFailure(
-            "wrong_tenant",
+            TokenFailureReason.wrong_tenant,
             f"Microsoft does not know the tenant {tenant} ({code})",
             f"tenant_id {tenant} is not the client's Microsoft Entra tenant: copy the "
             "Directory (tenant) ID from the client's Entra admin center (Overview).",
@@ -356,7 +377,7 @@ def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
         )
     if number in ("700016",):
         return TokenFailure(
-            "wrong_client",
+            TokenFailureReason.wrong_client,
             f"the app {client} is not known in tenant {tenant} ({code}): a wrong client_id, "
             "or the app was never consented in this tenant",
             f"Check client_id (the app registration's Application (client) ID). For a "
@@ -366,7 +387,7 @@ def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
         )
     if number in ("7000215", "7000216", "50012"):
         return TokenFailure(
-            "bad_secret",
+            TokenFailureReason.bad_secret,
             f"the client secret of app {client} is wrong ({code})",
             "Put the secret's Value (not its Secret ID) in the variable or file named by "
             "client_secret_env/client_secret_file; create a new one under App registrations > "
@@ -376,7 +397,7 @@ def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
     if number in ("7000222",):
         expiry = _expiry(text)
         return TokenFailure(
-            "secret_expired",
+            TokenFailureReason.secret_expired,
             f"the client secret of app {client} has expired"
             + (f" (on {expiry})" if expiry else "")
             + f" ({code})",
@@ -387,7 +408,11 @@ def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
         )
     if number in ("700027", "700024", "700023"):
         expiry = _expiry(text)
-        reason = "certificate_expired" if expiry or "expired" in text.lower() else "bad_certificate"
+        reason = (
+            TokenFailureReason.certificate_expired
+            if expiry or "expired" in text.lower()
+            else TokenFailureReason.bad_certificate
+        )
         return TokenFailure(
             reason,
             f"Microsoft refused the app's certificate ({code})"
@@ -406,14 +431,14 @@ def aad_failure(request: TokenRequest, text: str) -> TokenFailure:
             else "the tenant has not consented to the app"
         )
         return TokenFailure(
-            "consent_missing",
+            TokenFailureReason.consent_missing,
             f"{what} ({code})",
             f"A Global Administrator of tenant {tenant} grants admin consent to app {client} "
             f"for Office 365 Exchange Online > SMTP.SendAsApp: {consent}",
             code,
         )
     return TokenFailure(
-        "refused",
+        TokenFailureReason.refused,
         f"the token endpoint refused app {client}" + (f" ({code})" if code else "") + f": {said}",
         "Read the error above (https://login.microsoftonline.com/error?code="
         + (number or "...")
@@ -453,7 +478,7 @@ def _short(exc: BaseException) -> str:
 
 def _timed_out(request: TokenRequest, timeout_s: float) -> TokenFailure:
     return TokenFailure(
-        "timeout",
+        TokenFailureReason.timeout,
         f"the token endpoint did not answer within {timeout_s:g} s",
         _unreachable_remedy(request),
     )
@@ -490,7 +515,7 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         )
     except (ValueError, KeyError, AttributeError) as exc:
         return TokenFailure(
-            "bad_key_file",
+            TokenFailureReason.bad_key_file,
             f"{path} is not a service account key file: {_short(exc)}",
             "Download a JSON key for the service account (IAM & Admin > Service accounts > "
             "Keys > Add key) and point service_account_file at it.",
@@ -502,13 +527,13 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         if isinstance(exc.__cause__, requests.Timeout):
             return _timed_out(request, timeout_s)
         return TokenFailure(
-            "unreachable",
+            TokenFailureReason.unreachable,
             f"cannot reach the token endpoint: {_short(exc)}",
             _unreachable_remedy(request),
         )
     except requests.RequestException as exc:
         return TokenFailure(
-            "unreachable",
+            TokenFailureReason.unreachable,
             f"cannot reach the token endpoint: {_short(exc)}",
             _unreachable_remedy(request),
         )
@@ -516,7 +541,7 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         text = str(exc.args[0]) if exc.args else str(exc)
         if "unauthorized_client" in text:
             return TokenFailure(
-                "delegation_missing",
+                TokenFailureReason.delegation_missing,
                 f"domain-wide delegation is not granted to the service account: {_said(text)}",
                 "In the Google Admin console (Security > Access and data control > API controls "
                 f"> Domain-wide delegation) add client ID {client_id} with the scope "
@@ -525,7 +550,7 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             )
         if "invalid_grant" in text and re.search(r"email|user id", text, re.IGNORECASE):
             return TokenFailure(
-                "wrong_mailbox",
+                TokenFailureReason.wrong_mailbox,
                 f"Google does not know the mailbox {request.subject}: {_said(text)}",
                 f"The username {request.subject} must be a user of the Workspace domain that "
                 "granted the delegation.",
@@ -533,14 +558,14 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             )
         if "invalid_grant" in text:
             return TokenFailure(
-                "bad_key",
+                TokenFailureReason.bad_key,
                 f"Google refused the service account's key: {_said(text)}",
                 "The key was deleted or disabled, or the machine's clock is off: create a new "
                 "key for the service account and check the clock.",
                 "invalid_grant",
             )
         return TokenFailure(
-            "refused",
+            TokenFailureReason.refused,
             f"Google's token endpoint refused the service account: {_said(text)}",
             "Check the service account, its key and its domain-wide delegation.",
             text.split(":", 1)[0][:60] or None,

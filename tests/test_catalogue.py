@@ -7,8 +7,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fleet.classify import RULES, RuleId
-from fleet.matrix import _CATEGORY_FLAGS, _DIRECT_SEND_REJECTED_RULES, _TLS_VERSION_RULES
+from fleet.classify import OAUTH_TOKEN_RULES, RULES, RuleId
+from fleet.matrix import (
+    _CATEGORY_FLAGS,
+    _DIRECT_SEND_REJECTED_RULES,
+    _OAUTH_TOKEN_FAILED_RULES,
+    _TLS_VERSION_RULES,
+)
+from fleet.oauth import TokenFailureReason
 from fleet.results import (
     SEVERITY_ORDER,
     VERDICT_RANK,
@@ -54,3 +60,11 @@ def test_one_order_of_severity_gives_the_verdicts() -> None:
         s.verdict for s in WORST_FIRST
     ]
     assert Severity.info.verdict is Verdict.ok
+
+
+def test_every_oauth_token_failure_has_its_rule_and_keeps_its_id() -> None:
+    # The ids reach JSON as "oauth.token.<reason>": a contract.
+    assert set(OAUTH_TOKEN_RULES) == set(TokenFailureReason)
+    for reason, rule in OAUTH_TOKEN_RULES.items():
+        assert rule.value == f"oauth.token.{reason.value}"
+    assert _OAUTH_TOKEN_FAILED_RULES == set(OAUTH_TOKEN_RULES.values())

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiosmtplib
 
 from fleet.classify import (
-    OAUTH_TOKEN_RULE_PREFIX,
+    OAUTH_TOKEN_RULES,
     Classification,
     Context,
     Fault,
@@ -713,7 +713,7 @@ class _Probe:
                     Category.auth_failed,
                     f"no OAuth token from {request.describe()}: {outcome.finding}",
                     outcome.remediation,
-                    OAUTH_TOKEN_RULE_PREFIX + outcome.reason,
+                    OAUTH_TOKEN_RULES[outcome.reason],
                 ),
                 None,
                 time.perf_counter() - began,
@@ -977,7 +977,7 @@ class _Probe:
     def _result(self, started_at: datetime, elapsed: float) -> Conversation:
         spec, state = self.spec, self.state
         decision = state.decision
-        rule: str | None  # a RuleId, or an OAuth token failure's own reason
+        rule: RuleId | None
         if decision is None:
             category, stage, reply, rule = Category.ok, None, None, None
             finding = "the server accepted the sender and the recipient" + (
