@@ -1,6 +1,10 @@
 """Readiness for the Basic AUTH cut-off: per copier that logs in to Microsoft 365 with a
 password, has this sweep proven a way forward for its mailbox?
 
+At risk are the devices of `BASIC_AUTH_RETIRING`, and the password copiers whose login
+Microsoft 365 already refuses as Basic AUTH switched off (5.7.139, `auth_disabled`): the
+cut-off has reached their mailbox early, and they need the same way forward, first.
+
 Proven means: a device with `oauth2` for the same mailbox got through (XOAUTH2, MAIL and
 RCPT accepted), or a High Volume Email account of the same mail domain did
 (smtp-hve.office365.com keeps Basic AUTH until September 2028, internal recipients only).
@@ -14,7 +18,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet import m365
-from fleet.results import Category, SiteResult
+from fleet.results import Category, DeviceResult, Mode, SiteResult
 
 RETIRING_FLAG = "BASIC_AUTH_RETIRING"
 
@@ -29,6 +33,7 @@ class ReadinessRow(BaseModel):
     host: str
     proven: bool
     way_forward: str | None = None  # what proved it: "oauth2: site/device", "hve: ..."
+    already_refused: bool = False  # Basic AUTH is already off for it (5.7.139)
 
 
 class Readiness(BaseModel):
@@ -36,13 +41,15 @@ class Readiness(BaseModel):
 
     at_risk: int = 0
     proven: int = 0
+    already_refused: int = 0
     copiers: list[ReadinessRow] = Field(default_factory=list)
 
     @property
     def headline(self) -> str:
+        refused = f" ({self.already_refused} already refused)" if self.already_refused else ""
         return (
-            f"Basic AUTH cut-off: {self.at_risk} copiers at risk, {self.proven} with a "
-            "proven way forward"
+            f"Basic AUTH cut-off: {self.at_risk} copiers at risk{refused}, {self.proven} with "
+            "a proven way forward"
         )
 
 
@@ -50,9 +57,20 @@ def _domain(mailbox: str | None) -> str:
     return (mailbox or "").rpartition("@")[2].lower()
 
 
+def _already_refused(device: DeviceResult) -> bool:
+    """A password login to Microsoft 365 client submission refused as Basic AUTH off."""
+    return (
+        device.category is Category.auth_disabled
+        and device.login == "password"
+        and device.mode is Mode.submission
+        and m365.is_microsoft(device.host)
+        and not m365.is_hve(device.host)
+    )
+
+
 def readiness(sites: Iterable[SiteResult]) -> Readiness:
     """The cut-off readiness of a sweep (`sites` may be a stream: it is read once)."""
-    at_risk: list[tuple[SiteResult, str, str | None, str]] = []
+    at_risk: list[tuple[SiteResult, str, str | None, str, bool]] = []
     oauth_proven: dict[str, str] = {}  # mailbox -> where
     hve_proven: dict[str, str] = {}  # mail domain -> where
     for site in sites:
@@ -60,8 +78,9 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
         for device in site.devices:
             where = f"{site.site}/{device.device}"
             mailbox = (device.mailbox or "").lower() or None
-            if device.device in retiring:
-                at_risk.append((site, device.device, mailbox, device.host))
+            refused = _already_refused(device)
+            if device.device in retiring or refused:
+                at_risk.append((site, device.device, mailbox, device.host, refused))
             if device.category is not Category.ok or mailbox is None:
                 continue
             if device.login == "oauth2":
@@ -69,7 +88,7 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
             elif m365.is_hve(device.host):
                 hve_proven.setdefault(_domain(mailbox), f"{mailbox} at {where}")
     rows = []
-    for site, device_id, mailbox, host in at_risk:
+    for site, device_id, mailbox, host, refused in at_risk:
         way = None
         if mailbox is not None and mailbox in oauth_proven:
             way = f"oauth2 (XOAUTH2) for {mailbox} proven at {oauth_proven[mailbox]}"
@@ -84,6 +103,12 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
                 host=host,
                 proven=way is not None,
                 way_forward=way,
+                already_refused=refused,
             )
         )
-    return Readiness(at_risk=len(rows), proven=sum(r.proven for r in rows), copiers=rows)
+    return Readiness(
+        at_risk=len(rows),
+        proven=sum(r.proven for r in rows),
+        already_refused=sum(r.already_refused for r in rows),
+        copiers=rows,
+    )

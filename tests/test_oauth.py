@@ -422,7 +422,7 @@ async def test_readiness_view_counts_copiers_at_risk_and_proven_ways_forward(
     assert "proven at pilot/oauth-pilot" in rows["mfp-scanner"]["way_forward"]
     assert rows["mfp-frontdesk"]["proven"] is False
     lines = views["csv"].stdout.lstrip("\ufeff").splitlines()
-    assert lines[0] == "client,site,device,mailbox,host,proven,way_forward"
+    assert lines[0] == "client,site,device,mailbox,host,proven,way_forward,already_refused"
     assert any(line.startswith("Contoso,hq,mfp-frontdesk,frontdesk@contoso.test") for line in lines)
     for view in (run, *views.values()):
         assert client_secret not in view.stdout + view.stderr

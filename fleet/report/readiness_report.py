@@ -26,10 +26,20 @@ def render_readiness_table(result: Readiness) -> str:
                         for_terminal(r.host),
                         "proven" if r.proven else "not proven",
                         for_terminal(r.way_forward or "-", 80),
+                        "already off" if r.already_refused else "-",
                     ]
                     for r in result.copiers
                 ],
-                headers=["client", "site", "device", "mailbox", "host", "way forward", "how"],
+                headers=[
+                    "client",
+                    "site",
+                    "device",
+                    "mailbox",
+                    "host",
+                    "way forward",
+                    "how",
+                    "basic auth",
+                ],
             )
         )
     else:
@@ -40,7 +50,9 @@ def render_readiness_table(result: Readiness) -> str:
 def render_readiness_csv(result: Readiness) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["client", "site", "device", "mailbox", "host", "proven", "way_forward"])
+    # already_refused came later: added at the end, so scripts reading by position still work
+    header = ["client", "site", "device", "mailbox", "host", "proven", "way_forward"]
+    writer.writerow([*header, "already_refused"])
     for r in result.copiers:
         writer.writerow(
             [
@@ -51,6 +63,7 @@ def render_readiness_csv(result: Readiness) -> str:
                 for_spreadsheet(r.host),
                 "yes" if r.proven else "no",
                 for_spreadsheet(r.way_forward or ""),
+                "yes" if r.already_refused else "no",
             ]
         )
     return out.getvalue()
