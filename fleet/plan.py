@@ -270,3 +270,36 @@ def describe(plan: SweepPlan) -> str:
                 f"{spec.mail_from} -> {spec.rcpt_to}  [{devices}]"
             )
     return "\n".join(lines)
+
+
+def describe_test_message(plan: SweepPlan, *, verify: bool, keep: bool) -> str:
+    """What `--send-test` (and `--verify-delivery`) would add, for `--dry-run`."""
+    lines = [
+        "--send-test: each conversation goes on past RCPT TO to DATA and sends one test "
+        "message to its test recipient."
+    ]
+    if not verify:
+        return "\n".join(lines)
+    after = "kept there (--keep-test-messages)" if keep else "then deleted"
+    lines.append(f"--verify-delivery: then each device below looks for it, {after}:")
+    for site_plan in plan.sites:
+        for device in site_plan.site.devices:
+            if device.verify is None:
+                lines.append(
+                    f"  {site_plan.site.id}/{device.id}: no `verify` mailbox, not looked for"
+                )
+                continue
+            check = device.verify
+            if check.graph is not None:
+                where = f"Microsoft Graph mailbox {check.graph.mailbox} at {check.graph.endpoint}"
+            elif check.imap is not None:
+                where = (
+                    f"IMAP {check.imap.username} at {check.imap.host}:{check.imap.port} "
+                    f"({check.imap.security})"
+                )
+            else:  # the inventory requires one of the two
+                continue
+            lines.append(
+                f"  {site_plan.site.id}/{device.id}: {where}, for up to {check.within_s:g} s"
+            )
+    return "\n".join(lines)

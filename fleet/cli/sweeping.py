@@ -168,7 +168,15 @@ def sweep(
         else:
             agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
     if dry_run:
-        write_output(describe(plan) + "\n" + push_note, output)
+        test_note = ""
+        if send_test:
+            from fleet.plan import describe_test_message
+
+            described = describe_test_message(
+                plan, verify=delivery is not None, keep=keep_test_messages
+            )
+            test_note = described + "\n"
+        write_output(describe(plan) + "\n" + test_note + push_note, output)
         return 0
     if notify:
         check_notifications(inv)
