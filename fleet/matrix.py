@@ -452,7 +452,6 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
         tags=site.tags,
         verdict=verdict,
         flags=ordered,
-        egress_ip=site.egress.egress_ip,
         egress=site.egress,
         blocklists=site.blocklists,
         devices=devices,

@@ -10,9 +10,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 
 class Model(BaseModel):
@@ -391,6 +399,11 @@ class SpfCheck(Model):
 DirectSendCheck = Annotated[MxCheck | SpfCheck, Field(discriminator="kind")]
 
 
+# The serialisation context under which a site dumps the shape the store keeps rather than
+# the JSON contract's (see SiteResult._to_contract).
+STORED: dict[str, str] = {"shape": "stored"}
+
+
 class SiteResult(Model):
     site: str
     client: str
@@ -398,13 +411,56 @@ class SiteResult(Model):
     tags: list[str] = Field(default_factory=list)
     verdict: Verdict
     flags: list[Flag] = Field(default_factory=list)
-    egress_ip: str | None = None
     egress: Egress
     blocklists: list[BlocklistResult] = Field(default_factory=list)
     devices: list[DeviceResult] = Field(default_factory=list)
     checks: list[DirectSendCheck] = Field(default_factory=list)
     started_at: datetime
     finished_at: datetime
+
+    @property
+    def egress_ip(self) -> str | None:
+        """The IP receivers see: kept once, in `egress`."""
+        return self.egress.egress_ip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_contract(cls, data: Any) -> Any:
+        """A site as the JSON contract (and stores written before 0.2) has it: its
+        `egress_ip` beside `egress`, where it can only repeat what `egress` says."""
+        if not isinstance(data, dict) or "egress_ip" not in data:
+            return data
+        data = dict(data)
+        said = data.pop("egress_ip")
+        egress = data.get("egress")
+        known = (
+            egress.get("egress_ip")
+            if isinstance(egress, dict)
+            else getattr(egress, "egress_ip", None)
+        )
+        if said != known:
+            raise ValueError(f"egress_ip {said!r} is not the egress's egress_ip {known!r}")
+        return data
+
+    @model_serializer(mode="wrap")
+    def _to_contract(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """The site as the JSON contract has it (what users' scripts, agents' digests and
+        the golden files read), unless the store asks for the shape it keeps."""
+        data: dict[str, Any] = handler(self)
+        if info.context == STORED:
+            return data
+        contract: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "egress":
+                contract["egress_ip"] = self.egress.egress_ip
+            contract[key] = value
+        return contract
+
+    def stored_json(self) -> str:
+        """The site as the store keeps it: every fact once."""
+        return self.model_dump_json(context=STORED)
 
     def without_transcripts(self) -> SiteResult:
         """The site as reports for people need it; transcripts stay in the store. A sweep of

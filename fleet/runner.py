@@ -410,7 +410,6 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
             )
         ],
         egress=_egress(site_plan, []),
-        egress_ip=site.egress.ip,
         started_at=now,
         finished_at=now,
     )

@@ -222,7 +222,7 @@ class Store:
                     _ts(site.finished_at),
                     position,
                     digest,
-                    site.model_dump_json(),
+                    site.stored_json(),
                 ),
             )
 

@@ -618,9 +618,8 @@ def test_a_result_from_elsewhere_reaches_the_terminal_without_its_escapes() -> N
         update={"device": f"mfp{escape}", "host": f"mx{escape}.test"}
     )
     flag = site.flags[0].model_copy(update={"code": f"IP_REPUTATION{escape}"})
-    site = site.model_copy(
-        update={"egress_ip": f"203.0.113.20{escape}", "devices": [device], "flags": [flag]}
-    )
+    egress = site.egress.model_copy(update={"egress_ip": f"203.0.113.20{escape}"})
+    site = site.model_copy(update={"egress": egress, "devices": [device], "flags": [flag]})
     sweep = result.sweep.model_copy(update={"complete": False, "interrupted": f"stop{escape}"})
     hostile = result.model_copy(update={"sweep": sweep, "sites": [site]})
     for text in (

@@ -290,9 +290,9 @@ async def test_one_sites_key_cannot_push_another_site(
         # The right key stores it; a different result under the same sweep id is refused
         answer = await client.post("/api/v1/results", content=_sealed(result, "site-0"))
         assert answer.status_code == 201, answer.text
-        changed = result.model_copy(
-            update={"sites": [result.sites[0].model_copy(update={"egress_ip": "127.0.0.99"})]}
-        )
+        site = result.sites[0]
+        egress = site.egress.model_copy(update={"egress_ip": "127.0.0.99"})
+        changed = result.model_copy(update={"sites": [site.model_copy(update={"egress": egress})]})
         answer = await client.post("/api/v1/results", content=_sealed(changed, "site-0"))
         assert answer.status_code == 422
         assert "another result with sweep id" in answer.json()["reason"]

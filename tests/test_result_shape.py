@@ -1,0 +1,123 @@
+"""The shape of a site's result: each fact kept once in memory and in the store, while the JSON a
+user sees stays byte for byte the contract (tests/golden/sweep.json), and the history files
+written before the redesign (tests/data/history-v1.db) still load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from fleet.report.json_report import read_json, render_json
+from fleet.results import SiteResult, SweepResult
+from fleet.store import Store
+
+from .test_reports import GOLDEN, fixed_sweep
+
+DATA = Path(__file__).parent / "data"
+# Written by fleet before the redesign (`Store.save(fixed_sweep())`, then VACUUM): every
+# site's `egress_ip` beside its `egress`, every device with its own copy of the transcript.
+OLD_STORE = DATA / "history-v1.db"
+SWEEP_ID = "20261126T060000Z-abc123"
+
+
+def _golden_json() -> str:
+    return (GOLDEN / "sweep.json").read_text(encoding="utf-8")
+
+
+def _old_store(tmp_path: Path) -> Store:
+    copy = tmp_path / "fleet.db"
+    shutil.copyfile(OLD_STORE, copy)
+    return Store(str(copy))
+
+
+def _rows(path: str) -> list[dict[str, object]]:
+    with closing(sqlite3.connect(path)) as db:
+        return [json.loads(r) for (r,) in db.execute("SELECT result FROM site_results")]
+
+
+def test_the_json_a_user_sees_is_the_contract_byte_for_byte() -> None:
+    assert render_json(fixed_sweep()) == _golden_json()
+    assert fixed_sweep().model_dump_json(indent=2) + "\n" == _golden_json()
+
+
+def test_the_contract_reads_back_to_the_same_json() -> None:
+    # What agents send and `--format json` wrote: read, it writes the same bytes again.
+    again = read_json(_golden_json())
+    assert render_json(again) == _golden_json()
+    assert again == fixed_sweep()
+
+
+def test_the_egress_ip_is_the_egress_s() -> None:
+    site = fixed_sweep().sites[0]
+    assert site.egress_ip == site.egress.egress_ip == "203.0.113.20"
+    assert "egress_ip" not in SiteResult.model_fields
+    contract = json.loads(site.model_dump_json())
+    assert list(contract)[6:8] == ["egress_ip", "egress"]
+
+
+def test_a_contract_whose_egress_ip_contradicts_its_egress_is_refused() -> None:
+    contract = json.loads(fixed_sweep().sites[0].model_dump_json())
+    contract["egress_ip"] = "192.0.2.99"
+    with pytest.raises(ValidationError, match="egress_ip"):
+        SiteResult.model_validate(contract)
+
+
+def test_the_store_keeps_the_egress_ip_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "fleet.db")
+    store = Store(path)
+    store.save(fixed_sweep())
+    store.close()
+    rows = _rows(path)
+    assert len(rows) == 5
+    for row in rows:
+        assert "egress_ip" not in row
+        assert isinstance(row["egress"], dict)
+        assert "egress_ip" in row["egress"]
+
+
+def test_a_store_written_before_the_redesign_still_loads(tmp_path: Path) -> None:
+    assert all("egress_ip" in row for row in _rows(str(OLD_STORE)))  # the old shape
+    store = _old_store(tmp_path)
+    try:
+        info, changes, previous = store.info(SWEEP_ID)
+        full = SweepResult(
+            sweep=info,
+            sites=list(store.view(SWEEP_ID, light=False).sites),
+            changes=changes,
+            previous_sweep=previous,
+        )
+        assert render_json(full) == _golden_json()
+        light = [site.model_dump_json() for site in store.view(SWEEP_ID).sites]
+        assert light == [site.without_transcripts().model_dump_json() for site in full.sites]
+        assert [row.egress_ip for row in store.site_history("contoso-hq")] == ["203.0.113.20"]
+    finally:
+        store.close()
+
+
+def test_an_old_store_takes_new_sweeps_and_compares_them_with_its_old_ones(
+    tmp_path: Path,
+) -> None:
+    store = _old_store(tmp_path)
+    try:
+        again = fixed_sweep()
+        later = again.sweep.model_copy(
+            update={
+                "id": "20261127T060000Z-def456",
+                "started_at": again.sweep.started_at.replace(day=27),
+                "finished_at": None,
+            }
+        )
+        changes, previous = store.save(again.model_copy(update={"sweep": later}))
+        assert previous == SWEEP_ID
+        assert changes == []  # the same sites, the same state: nothing changed
+        assert [s.model_dump_json() for s in store.view(later.id, light=False).sites] == [
+            s.model_dump_json() for s in again.sites
+        ]
+    finally:
+        store.close()
