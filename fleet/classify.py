@@ -153,7 +153,8 @@ def listed_domain(text: str) -> str | None:
 # list's own 127.0.0.x answer), the client host, or a list that holds only IP addresses.
 _IP_EVIDENCE_RE = re.compile(
     r"(?<![\d.])(?!127\.)(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)|\[[0-9a-f]*:[0-9a-f:]+\]|"
-    r"\b(?:client|sending|connecting|your|remote|source|sender) (?:host|IP|address)\b|"
+    r"\b(?:client|sending|connecting|remote|source) (?:host|IP|address)\b|"
+    r"\b(?:your|sender) (?:host|IP)\b|"
     r"\bIP(?:v[46])?(?: address)?\b|"
     r"\b(?:zen|sbl|xbl|pbl|sbl-xbl|cbl|bl\.spamcop|b\.barracudacentral|dnsbl\.sorbs|"
     r"bl\.mailspike|psbl\.surriel)\b|\bRBL|\bDNSBL|query/ip|query/bl|\bBRBL\b",
@@ -340,6 +341,14 @@ class RuleId(StrEnum):
     smtp_message_refused = "smtp.message_refused"
     smtp_service_unavailable = "smtp.service_unavailable"
     smtp_rcpt_address_refused = "smtp.rcpt_address_refused"
+    ip_subject_refused = "ip.subject_refused"
+    subject_sender_listed = "subject.sender_listed"
+    subject_recipient_domain = "subject.recipient_domain"
+    subject_sender_domain = "subject.sender_domain"
+    subject_sender = "subject.sender"
+    subject_address_at_mail = "subject.address_at_mail"
+    subject_recipient = "subject.recipient"
+    subject_message = "subject.message"
     status_recipient_address = "status.recipient_address"
     status_sender_address = "status.sender_address"
     status_recipient_mailbox = "status.recipient_mailbox"
@@ -534,6 +543,104 @@ _HELO_FIX = (
     "scanner1.yourdomain), never the server's own name; then set the same ehlo_name in the "
     "inventory so fleet tests what the copier sends."
 )
+
+# ---- the subject of a refusal: nouns of each family and words of refusal ------------------
+# (see the "subject" rules at the end of RULES). Every window is bounded: linear on hostile text.
+_REFUSED = (
+    r"(?:rejected|refused|denied|blocked|banned|forbidden|prohibited|unacceptable|"
+    r"not (?:allowed|permitted|accepted|authori[sz]ed|welcome|acceptable))"
+)
+_DOMAIN_UNKNOWN = (
+    r"\b(?:host|domain)(?: ?name)?\b[^.;:!]{0,30}?\b(?:not found|unknown|unreachable|"
+    r"not reachable|(?:does not|doesn't|do not) exist|must exist|not resolv\w*|unresolv\w*|"
+    r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
+    r"\bunknown (?:host|domain)\b|\bhost unknown\b|name or service not known|\bunroutable\b|"
+    r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
+    r"mail receiving disabled"
+)
+_SENDER_NOUN = (
+    r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
+    r"from[- ]address|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
+    r"bounce address)\b"
+)
+_SENDER_SUBJECT = (
+    _SENDER_NOUN + r"[^.;:!]{0,40}?\b(?:" + _REFUSED + r"|invalid[ea]?|unknown|inconnu|"
+    r"not (?:found|known|valid|verified|approved|pre-?approved|registered|on)\b|unverif\w*|"
+    r"(?:fail\w*|cannot|could not|unable) (?:to )?(?:be )?verif\w*|isn't on|bogus|forged|fake|"
+    r"spammer|must (?:be|exist|have)|required)|"
+    r"\b(?:invalid|bad|bogus|illegal|unknown|forged|fake|unverified|unresolvable|unroutable) "
+    r"(?:mail ?from|from|sender|envelope|return[- ]path|reverse[- ]path)\b|\bbatv\b|backscatter|"
+    r"\b(?:no|unsigned) (?:third-party )?dsns?\b|returned mail not accepted|"
+    r"purported responsible address|fully[- ]qualified (?:e-?mail )?address (?:is )?required|"
+    r"sending (?:this )?from a different address"
+)
+# A sender (address) on the receiver's own list: not a DNS blocklist, not the IP.
+_SENDER_LISTED = (
+    r"(?:" + _SENDER_NOUN + r"|\be-?mail address\b)[^.;:!]{0,30}?(?:\bblack ?listed|"
+    r"\bblock ?listed|\b(?:in|on) (?:my|our|the|a) (?:local )?(?:black|block) ?list)"
+)
+# An address in a state that only an address has (unknown, invalid, gone). A bare "rejected"
+# is not evidence at RCPT, where servers enforce client and sender policy too (#16).
+_ADDRESS_STATE = (
+    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b[^.;:!]{0,30}?\b(?:"
+    r"invalid|unknown|not (?:found|known|valid|local)|(?:does not|doesn't) exist|"
+    r"no longer (?:valid|in use|active|accepts?)|wrong)\b|"
+    r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong) (?:e-?mail )?address"
+)
+_ADDRESS_REFUSED = (
+    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b[^.;:!]{0,30}?\b"
+    + _REFUSED
+    + r"|"
+    + _ADDRESS_STATE
+)
+_RECIPIENT_NOUN = (
+    r"\b(?:recipients?|addressee|destinataire|destinatario|user ?names?|(?<!our )(?<!other )"
+    r"users?|mail ?box(?:es)?|mail ?folder|accounts?|utilisateur|usuario|local[- ]part|rcpt|"
+    r"person|alias)\b"
+)
+_RECIPIENT_SUBJECT = (
+    # ("reason unknown" and "an unknown reason" are about the reason, not the recipient)
+    _RECIPIENT_NOUN + r"[^.;:!]{0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
+    r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed)|"
+    r"(?:does not|doesn't|do not|don't) (?:exist|have)|non-?existent|unavailable|inactive|"
+    r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
+    r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full)\b|"
+    r"\b(?:no such|unknown|invalid|non-?existent|inexistent|illegal|disabled|inactive|"
+    r"suspended|archived) (?:\w{1,20} )?" + _RECIPIENT_NOUN + r"|\bthere is no one\b|"
+    r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b"
+)
+_NOT_THE_RECIPIENT = (
+    r"\bsender\b|mail ?from|envelope[- ]from|return[- ]path|your (?:account|ip|host|server|"
+    r"network)|authenticat|log ?in|password|\brelay|\bspam|\bIP\b"
+)
+_MESSAGE_SUBJECT = (
+    r"\b(?:message|e-?mail|content|body|attachment|letter|data|text)s?\b[^.;:!]{0,40}?\b"
+    r"(?:" + _REFUSED + r"|filtered|quarantined|flagged|classified as|considered|identified "
+    r"as|detected as|deemed|dropped|discarded|unsolicited|suspicious|contains?)\b|"
+    r"\bunsolicited\b|\bbulk\b|\badvertis\w*|\banti-?spam\b|\bphish\w*|\bfraud\w*|\bscam\b|"
+    r"\bmalicious\b|\bexecutable\b|\bbase64\b|\bbinary content\b|improperly[- ]formatted|"
+    r"\bline (?:limit|length)\b|\blines? (?:is |are )?too long\b|(?:length|size) exceeds?\b|"
+    r"\bexceeds? (?:the )?(?:administrative |maximum |max |policy |allowed )?(?:size|length|"
+    r"limit)\b|\btoo (?:large|big|long)\b|\breject, id=|\bour (?:spam )?filters?\b|"
+    r"\bfilter(?:ed|ing)\b"
+)
+# The site's IP, host or network named as refused, or the client itself told it sends spam.
+_CLIENT_REFUSED = (
+    r"\b(?:(?:sender|sending|client|connecting|remote|source|your|originating) ?(?:ip(?: "
+    r"address)?|host|server|mail ?server|mta|network|remote ?host|machine)|remote ?host|"
+    r"(?<![\w.-])ips?(?: address(?:es)?)?|mail server at|server ip)\b[^.;:!]{0,60}?\b(?:blocked|banned|"
+    r"refused|rejected|denied|forbidden|not (?:allowed|permitted|accepted|welcome)|"
+    r"black ?listed|abusive|spammer|spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
+    r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
+    r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
+    r"junk)|\bspams? from your\b|\btoo many (?:spams|spam messages|unwanted messages)\b|"
+    r"\b(?:not|no longer) (?:currently )?accepting (?:e-?mail |mail |connections? |messages? )?"
+    r"from (?:you|your)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
+    r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"
+    r"\b(?:access|connections?) from (?:ip|your)\b[^.;:!]{0,40}?(?:blocked|refused|denied|"
+    r"not accepted)"
+)
+
 
 RULES: tuple[Rule, ...] = (
     # -- the receiver's own temporary fault: before the words it is wrapped in ("Helo command
@@ -878,6 +985,18 @@ RULES: tuple[Rule, ...] = (
     ),
     # Vendors' IP reputation services, which never say "DNSBL".
     Rule(
+        # "Sender is in my black list", "your e-mail address has been blacklisted": the
+        # receiver's own list of senders, no DNS blocklist and not the IP.
+        RuleId.subject_sender_listed,
+        Category.sender_rejected,
+        "the server refuses the sender {sender}: it is on the receiver's own block list",
+        "The receiver blocks the sender address {sender} on its own list: send from another "
+        "address (the login mailbox or one in your own domain), or ask the recipient's "
+        "administrator to remove the block.",
+        text=_SENDER_LISTED,
+        unless=r"spamhaus|\bdbl\b|uribl|surbl|\bIP\b|\bRBL|DNSBL|\bdomain\b",
+    ),
+    Rule(
         RuleId.dnsbl_blocked_using,
         Category.ip_reputation,
         "the server rejects {ip} because it is listed on {list}",
@@ -898,6 +1017,18 @@ RULES: tuple[Rule, ...] = (
         r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
         unless=r"domain",
+    ),
+    Rule(
+        # The site's IP, host or network named as what is refused ("access from IP address
+        # x blocked", "your remotehost looks like a spammer", "not accepting mail from your
+        # IP"), in words no listing rule knows: the subject is the client, so its reputation.
+        RuleId.ip_subject_refused,
+        Category.ip_reputation,
+        "the server refuses mail from {ip}: it names the site's IP or host as refused",
+        _IP_REPUTATION_FIX,
+        text=_CLIENT_REFUSED,
+        unless=r"client host rejected:|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
+        r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat",
     ),
     Rule(
         # Before any command the server knows nothing of the client but its IP address.
@@ -1151,6 +1282,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
         r"authenticate)|issue an? AUTH command|(?:log ?in|authentication) (?:is )?(?:needed|"
         r"necessary)|"
+        r"authentification (?:requise|obligatoire)|"
         r"anonymous (?:relay|mail|senders?) "
         r"(?:is |are )?not (?:allowed|permitted|accepted)",
         unless=r"invalid credentials",
@@ -1186,8 +1318,11 @@ RULES: tuple[Rule, ...] = (
         "the server rejected the login for {mailbox}",
         "The server rejected the credentials of {mailbox}: check the username and password.",
         text=r"authentication (failed|unsuccessful|credentials invalid)|incorrect authentication|"
-        r"invalid credentials(?! for relay)",
+        r"invalid credentials(?! for relay)|authenti(?:cation|fication) (?:failure|invalid\w*|"
+        r"refused|rejected|error)|(?:bad|wrong|incorrect|invalid) (?:user ?name|login|password|"
+        r"credentials|user(?: name)? or password)",
         stages=(Stage.auth,),
+        unless=r"temporar",  # "Temporary authentication failure": the server's, try again
     ),
     # -- sender -----------------------------------------------------------------------------
     Rule(
@@ -1368,7 +1503,15 @@ RULES: tuple[Rule, ...] = (
         text=r"mailbox (?:size limit|quota|is full|full|over ?quota|storage)|over ?quota|"
         r"(?:mailbox|storage|disk|user|account)(?:'s)? quota|quota (?:exceeded|full)|"
         r"exceeded (?:its |the |their |his |her )?storage|storage allocation|"
-        r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)",
+        r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
+        # the recipient's storage in other words (a receiver's own disk is its own fault)
+        r"\b(?:mail ?box|mail ?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
+        r"\bfull mail ?box|\b(?:user|account|recipient|mailbox)\b[^.;:]{0,20}?\b(?:is |are )?"
+        r"(?:over|exceed\w*) (?:the |their |its |his |her |allowed |storage )*quota|"
+        r"\bquota (?:violation|exceeded|full)|(?:not|does not have|doesn't have) (?:enough|"
+        r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
+        r"would exceed\b[^.;:]{0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
+        r"(?:the server|(?:the |this )?mailbox)",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
         r"queue|organi[sz]ation|tenant",
@@ -1511,7 +1654,11 @@ RULES: tuple[Rule, ...] = (
         r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
         r"(?:not|isn't) (?:a )?local (?:domain|recipient)|configured to relay|"
-        r"not permitted to relay",
+        r"not permitted to relay|"
+        # the recipient's domain is not one this host serves
+        r"allowed rcpthosts?\b|\b(?:do not|don't|does not|doesn't|not) (?:handle|accept|"
+        r"receive) mail for\b|\bnot (?:a |an )?(?:gateway|local host|open relay)\b|"
+        r"\b(?:insecure|open) (?:mail )?relay\b|\bas a relay\b|\brelaying mail to\b",
     ),
     Rule(
         RuleId.m365_mailbox_full,
@@ -1548,7 +1695,9 @@ RULES: tuple[Rule, ...] = (
         r"was )?(?:disabled|frozen|inactive|deactivated|discontinued|closed|suspended|expired|"
         r"no longer (?:valid|active|in use|available|exists?))|(?:disabled|frozen|inactive|"
         r"deactivated|closed|suspended|expired|discontinued) (?:recipient|mailbox|account|user|"
-        r"address)|\bis no longer (?:valid|active|in use|available)",
+        r"address)|\bis no longer (?:valid|active|in use|available)|"
+        r"\b(?:is|has been) (?:currently |temporarily )?(?:suspended|deactivated|terminated|"
+        r"archived)\b|\btemporar(?:y|ily) (?:locked|inactive)\b|\bsuspend(?:ed)? the service\b",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|sender|your account|authenticat|log ?in|password",
     ),
@@ -1723,6 +1872,78 @@ RULES: tuple[Rule, ...] = (
     # -- RFC 3463 enhanced status codes, read by class, subject and detail when no words did.
     # Only the registered meanings that point at one party (IANA's SMTP Enhanced Status Codes
     # registry); X.7.1 "delivery not authorized" and X.4.x routing name no cause of their own.
+    # -- the SUBJECT of a refusal, when no cause above was recognised ---------------------
+    # Real servers name what they refuse far more consistently than why: "Recipient address
+    # rejected", "user not known", "sender was rejected", "message refused". When the words
+    # name no cause fleet knows, the thing refused decides (below every cause, above the
+    # status codes): a refused recipient is the recipient's, a refused sender the sender's,
+    # a refused message the message's. Each rule is a noun of its family within a short
+    # window of a word of refusal (bounded: linear on hostile replies).
+    Rule(
+        RuleId.subject_recipient_domain,
+        Category.recipient_rejected,
+        "the server refuses the recipient: its domain does not exist or takes no mail",
+        "The recipient's domain does not resolve or does not take mail: check the 'to' "
+        "address's domain (a typo, an expired domain) and its MX records.",
+        text=_DOMAIN_UNKNOWN,
+        stages=(Stage.rcpt, Stage.data),
+        unless=_NOT_THE_RECIPIENT,
+    ),
+    Rule(
+        RuleId.subject_sender_domain,
+        Category.sender_rejected,
+        "the server refuses the sender {sender}: its domain does not exist or takes no mail",
+        "The domain of {sender} does not resolve or takes no mail, so receivers refuse it as "
+        "a sender: send from an address in a domain with working DNS (an MX or A record).",
+        text=_DOMAIN_UNKNOWN,
+        stages=(Stage.mail,),
+    ),
+    Rule(
+        RuleId.subject_sender,
+        Category.sender_rejected,
+        "the server refuses the sender address {sender} (it gives no more specific reason)",
+        "The server refuses {sender} as a sender without saying why: use an address in a "
+        "domain the server accepts mail from (usually the login mailbox or an accepted "
+        "domain), and check that domain's DNS and SPF.",
+        text=_SENDER_SUBJECT,
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        # At MAIL FROM the only address on the table is the sender's.
+        RuleId.subject_address_at_mail,
+        Category.sender_rejected,
+        "the server refuses the sender address {sender} (it gives no more specific reason)",
+        "The server refuses {sender} as a sender without saying why: use an address in a "
+        "domain the server accepts mail from (usually the login mailbox or an accepted "
+        "domain), and check that domain's DNS and SPF.",
+        text=_ADDRESS_REFUSED,
+        stages=(Stage.mail,),
+        unless=r"\bIP\b|client|host|server|connection",
+    ),
+    Rule(
+        RuleId.subject_recipient,
+        Category.recipient_rejected,
+        "the server refuses the recipient (it gives no more specific reason)",
+        "The server refuses the test recipient without saying why: check the 'to' address "
+        "(it may not exist, be disabled or refuse this sender), and that {host} receives "
+        "mail for its domain.",
+        text=_RECIPIENT_SUBJECT + "|" + _ADDRESS_STATE,
+        stages=(Stage.rcpt, Stage.data),
+        unless=_NOT_THE_RECIPIENT,
+    ),
+    Rule(
+        RuleId.subject_message,
+        Category.message_rejected,
+        "the server refuses the message (it gives no more specific reason)",
+        "The receiver refused the test message itself: read the reply; try a small scan "
+        "with a plain subject and a PDF attachment, and ask the administrator of {host} "
+        "which filter refused it.",
+        text=_MESSAGE_SUBJECT,
+        stages=(Stage.data,),
+        code_class="5",  # a 4xx "temporarily rejected this message" is a deferral
+        unless=r"\bIP\b|your (?:host|server|network)|relay|authenticat|log ?in|"
+        r"destination domain|delivery not authori[sz]ed",
+    ),
     Rule(
         RuleId.status_sender_address,
         Category.sender_rejected,
