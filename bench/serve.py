@@ -36,6 +36,7 @@ from fleet.lab.demo import DemoLab
 from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.results import SiteResult, SweepInfo, SweepResult
+from fleet.runner import SweepOptions
 
 MASTER = "bench-master-key-not-a-secret-0123456789"
 
@@ -46,7 +47,7 @@ async def demo_sites(folder: Path) -> list[SiteResult]:
     inventory_path = await lab.start()
     try:
         plan = plan_sweep(load_inventory(str(inventory_path)))
-        result = await run_sweep(plan, inventory_path=str(inventory_path))
+        result = await run_sweep(plan, SweepOptions(inventory_path=str(inventory_path)))
     finally:
         await lab.stop()
     return list(result.sites)

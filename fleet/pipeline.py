@@ -15,7 +15,7 @@ import gc
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fleet.errors import IngestError, PreflightError, StoreError
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
     from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView
-    from fleet.runner import RunStats
+    from fleet.runner import RunStats, SweepOptions
     from fleet.store import Store
     from fleet.verify.delivery import DeliveryOptions
 
@@ -33,20 +33,10 @@ SiteCallback = Callable[["SiteResult"], None]
 
 
 class Execute(Protocol):
-    """What runs the plan: the runner itself, or the command line's wrapper around it that
-    turns Ctrl-C and SIGTERM into a clean stop."""
+    """What runs the plan: the runner itself (`run_sweep`), or the command line's wrapper
+    around it that turns Ctrl-C and SIGTERM into a clean stop."""
 
-    def __call__(
-        self,
-        plan: SweepPlan,
-        *,
-        send_test: bool,
-        on_site: SiteCallback,
-        on_start: Callable[[SweepInfo], None] | None,
-        retain: Callable[[SiteResult], SiteResult | None] | None,
-        inventory_path: str | None,
-        delivery: DeliveryOptions | None = None,
-    ) -> Awaitable[SweepResult]: ...
+    def __call__(self, plan: SweepPlan, options: SweepOptions) -> Awaitable[SweepResult]: ...
 
 
 @contextlib.contextmanager
@@ -121,33 +111,23 @@ async def sweep(
     changes since the previous one. With a store nothing of a site stays in memory: the
     result is a view that reads the sites back one at a time (`light`: without their
     transcripts). Without a store the result is held in memory whole."""
+    from fleet.runner import SweepOptions
     from fleet.store import SweepRecorder
 
     check_ready(plan)
-    run = execute if execute is not None else _runner(secrets)
+    run = execute if execute is not None else run_sweep
     recorder = SweepRecorder(store, [sp.site.id for sp in plan.sites]) if store else None
+    options = SweepOptions(
+        send_test=send_test,
+        on_site=on_site or _ignore,
+        on_start=recorder.begin if recorder is not None else None,
+        retain=recorder.keep if recorder is not None else None,
+        inventory_path=inventory_path,
+        secrets=secrets,
+        delivery=delivery,
+    )
     with _quiet_collector(len(plan.sites)):
-        on_start = recorder.begin if recorder is not None else None
-        retain = recorder.keep if recorder is not None else None
-        if delivery is None:  # an executor need not know --verify-delivery to run without it
-            result = await run(
-                plan,
-                send_test=send_test,
-                on_site=on_site or _ignore,
-                on_start=on_start,
-                retain=retain,
-                inventory_path=inventory_path,
-            )
-        else:
-            result = await run(
-                plan,
-                send_test=send_test,
-                on_site=on_site or _ignore,
-                on_start=on_start,
-                retain=retain,
-                inventory_path=inventory_path,
-                delivery=delivery,
-            )
+        result = await run(plan, options)
     if recorder is None:
         return Swept(result)
     return Swept(recorder.finish(result, light=light), recorder.failure)
@@ -157,46 +137,23 @@ def _ignore(site: SiteResult) -> None:
     return None
 
 
-async def run_sweep(plan: SweepPlan, **options: Any) -> SweepResult:
+async def run_sweep(plan: SweepPlan, options: SweepOptions | None = None) -> SweepResult:
     """The runner with the matrix's judgement: probe every site of the plan, assess each, and
-    gather one typed sweep result (`options` as `fleet.runner.run_sweep` takes them)."""
+    gather one typed sweep result."""
     from fleet.matrix import assess
     from fleet.runner import run_sweep as run
 
-    return await run(plan, assess=assess, **options)
+    return await run(plan, assess=assess, options=options)
 
 
-async def run_measured(plan: SweepPlan, **options: Any) -> tuple[SweepResult, RunStats]:
+async def run_measured(
+    plan: SweepPlan, options: SweepOptions | None = None
+) -> tuple[SweepResult, RunStats]:
     """`run_sweep`, with what the sweep cost (conversations, DNS queries, AUTH attempts)."""
     from fleet.matrix import assess
     from fleet.runner import run_measured as run
 
-    return await run(plan, assess=assess, **options)
-
-
-def _runner(secrets: Secrets | None) -> Execute:
-    def run(
-        plan: SweepPlan,
-        *,
-        send_test: bool,
-        on_site: SiteCallback,
-        on_start: Callable[[SweepInfo], None] | None,
-        retain: Callable[[SiteResult], SiteResult | None] | None,
-        inventory_path: str | None,
-        delivery: DeliveryOptions | None = None,
-    ) -> Awaitable[SweepResult]:
-        return run_sweep(
-            plan,
-            send_test=send_test,
-            on_site=on_site,
-            on_start=on_start,
-            retain=retain,
-            inventory_path=inventory_path,
-            secrets=secrets,
-            delivery=delivery,
-        )
-
-    return run
+    return await run(plan, assess=assess, options=options)
 
 
 @contextlib.contextmanager

@@ -19,12 +19,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fleet import __version__
 from fleet.credentials import Secrets
 from fleet.dns import Dns, nameserver_addresses
-from fleet.egress import make_opener
+from fleet.egress import Opener, make_opener
 from fleet.errors import NameserverError
 from fleet.oauth import TokenBroker
 from fleet.once import Once
@@ -32,6 +32,7 @@ from fleet.plan import SitePlan, SweepPlan
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse, use_small_tls_buffers
+from fleet.probes.spec import ConversationSpec
 from fleet.results import (
     Category,
     Conversation,
@@ -118,6 +119,48 @@ class _SiteClock:
 Assess = Callable[[SiteObservation, date], SiteResult]
 
 
+class Converse(Protocol):
+    """The conversation probe as the runner calls it: `fleet.probes.smtp.converse`."""
+
+    def __call__(
+        self,
+        spec: ConversationSpec,
+        opener: Opener,
+        settings: ProbeSettings,
+        tls: TlsContexts,
+        gate: AuthGate,
+        *,
+        deadline: float | None = None,
+        site_ip: str | None = None,
+        label: str = "",
+        tokens: TokenBroker | None = None,
+        secrets: Secrets | None = None,
+    ) -> Awaitable[Conversation]: ...
+
+
+# How the runner probes one site: `Sweeper.site`.
+SiteProbe = Callable[["Sweeper", SitePlan], Awaitable[SiteResult]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOptions:
+    """How to run a plan (see `run_measured`); every field has the default of a plain sweep."""
+
+    send_test: bool = False
+    control: Control | None = None
+    on_site: SiteCallback | None = None
+    on_start: Callable[[SweepInfo], None] | None = None
+    retain: Callable[[SiteResult], SiteResult | None] | None = None
+    sweep_id: str | None = None
+    inventory_path: str | None = None
+    secrets: Secrets | None = None
+    delivery: DeliveryOptions | None = None
+    # Seams: the probes the runner calls, the real ones unless a test hands in its own
+    # (to make one conversation or one site fail without patching this module).
+    converse: Converse = converse
+    probe_site: SiteProbe | None = None  # None: Sweeper.site
+
+
 class Sweeper:
     """Everything one sweep shares: resolver, blocklists, TLS contexts, the AUTH gate, caps."""
 
@@ -126,21 +169,21 @@ class Sweeper:
         plan: SweepPlan,
         *,
         assess: Assess,
-        send_test: bool = False,
+        options: SweepOptions | None = None,
         today: datetime | None = None,
-        secrets: Secrets | None = None,
-        delivery: DeliveryOptions | None = None,
     ) -> None:
+        options = options or SweepOptions()
         self.plan = plan
         self.assess = assess
-        self.delivery = delivery  # --verify-delivery
+        self.delivery = options.delivery  # --verify-delivery
+        self.converse = options.converse
         # Every secret of the sweep, known before any site is probed: a server may repeat
         # what another site's conversation sent (see `finish`).
-        self.secrets = secrets if secrets is not None else Secrets()
+        self.secrets = options.secrets if options.secrets is not None else Secrets()
         self.secrets.add_sources(plan.inventory.secret_sources())
         use_small_tls_buffers()
         defaults = plan.inventory.defaults
-        self.send_test = send_test
+        self.send_test = options.send_test
         self.today = (today or datetime.now(UTC)).date()
         self.dns = Dns(
             nameserver_addresses(defaults.dns.nameservers),  # NameserverError: before probing
@@ -217,7 +260,7 @@ class Sweeper:
                 async with self.caps.host(planned.spec.host), self.caps.slots:
                     clock.paused_s += time.monotonic() - waited
                     self.stats.conversations += 1
-                    return await converse(
+                    return await self.converse(
                         planned.spec,
                         opener,
                         settings,
@@ -416,33 +459,10 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
 
 
 async def run_sweep(
-    plan: SweepPlan,
-    *,
-    assess: Assess,
-    send_test: bool = False,
-    control: Control | None = None,
-    on_site: SiteCallback | None = None,
-    on_start: Callable[[SweepInfo], None] | None = None,
-    retain: Callable[[SiteResult], SiteResult | None] | None = None,
-    sweep_id: str | None = None,
-    inventory_path: str | None = None,
-    secrets: Secrets | None = None,
-    delivery: DeliveryOptions | None = None,
+    plan: SweepPlan, *, assess: Assess, options: SweepOptions | None = None
 ) -> SweepResult:
     """Probe every site of the plan and gather one typed sweep result (see `run_measured`)."""
-    result, _ = await run_measured(
-        plan,
-        assess=assess,
-        send_test=send_test,
-        control=control,
-        on_site=on_site,
-        on_start=on_start,
-        retain=retain,
-        sweep_id=sweep_id,
-        inventory_path=inventory_path,
-        secrets=secrets,
-        delivery=delivery,
-    )
+    result, _ = await run_measured(plan, assess=assess, options=options)
     return result
 
 
@@ -451,50 +471,36 @@ class _Aborted(Exception):
 
 
 async def run_measured(
-    plan: SweepPlan,
-    *,
-    assess: Assess,
-    send_test: bool = False,
-    control: Control | None = None,
-    on_site: SiteCallback | None = None,
-    on_start: Callable[[SweepInfo], None] | None = None,
-    retain: Callable[[SiteResult], SiteResult | None] | None = None,
-    sweep_id: str | None = None,
-    inventory_path: str | None = None,
-    secrets: Secrets | None = None,
-    delivery: DeliveryOptions | None = None,
+    plan: SweepPlan, *, assess: Assess, options: SweepOptions | None = None
 ) -> tuple[SweepResult, RunStats]:
     """Probe every site of the plan and gather one typed sweep result, with what it cost
     (conversations, DNS queries, AUTH attempts).
 
-    `on_start` sees the sweep's info before anything is probed, `on_site` each site as soon
-    as it is done (the store writes it there); an exception in either stops the sweep.
-    `retain` decides what of each site stays in memory for the returned result: the whole
-    site by default; None keeps nothing (the caller reads the sites back from the store).
-    `secrets` is the book the caller's log scrubs with: the sweep adds every secret it reads.
+    `options.on_start` sees the sweep's info before anything is probed, `on_site` each site
+    as soon as it is done (the store writes it there); an exception in either stops the
+    sweep. `retain` decides what of each site stays in memory for the returned result: the
+    whole site by default; None keeps nothing (the caller reads the sites back from the
+    store). `secrets` is the book the caller's log scrubs with: the sweep adds every secret
+    it reads.
     """
-    control = control or Control()
+    options = options or SweepOptions()
+    control = options.control or Control()
+    on_site, on_start, retain = options.on_site, options.on_start, options.retain
+    probe_site = options.probe_site or Sweeper.site
     started_at = datetime.now(UTC)
-    sweep_id = sweep_id or new_sweep_id(started_at)
+    sweep_id = options.sweep_id or new_sweep_id(started_at)
     info = SweepInfo(
         id=sweep_id,
         started_at=started_at,
         complete=False,
         tool_version=__version__,
-        inventory=inventory_path,
+        inventory=options.inventory_path,
         filters=list(plan.filters),
         sites_planned=len(plan.sites),
-        send_test=send_test,
+        send_test=options.send_test,
         origin="local",
     )
-    sweeper = Sweeper(  # may refuse
-        plan,
-        assess=assess,
-        send_test=send_test,
-        today=started_at,
-        secrets=secrets,
-        delivery=delivery,
-    )
+    sweeper = Sweeper(plan, assess=assess, options=options, today=started_at)  # may refuse
     if on_start is not None:
         try:
             on_start(info)
@@ -512,7 +518,7 @@ async def run_measured(
             except StopIteration:
                 return
             try:
-                result = await sweeper.site(site_plan)
+                result = await probe_site(sweeper, site_plan)
             except Exception as exc:  # a bug must cost one site, never the sweep
                 log.exception("internal error while sweeping %s", site_plan.site.id)
                 result = internal_error(site_plan, exc)

@@ -39,7 +39,7 @@ from fleet.results import (
     Verdict,
     worst,
 )
-from fleet.runner import Control
+from fleet.runner import Control, SweepOptions
 
 from .conftest import M365Lab, free_port, publish_spf
 
@@ -799,7 +799,7 @@ async def test_a_sweep_stopped_before_any_site_exits_unknown(
     control.stop.set()
     control.reason = "stopped by the operator"
     result = await run_sweep(
-        plan_sweep(load_inventory(str(write_inventory(text)))), control=control
+        plan_sweep(load_inventory(str(write_inventory(text)))), SweepOptions(control=control)
     )
     assert result.sites == []
     assert not result.sweep.complete

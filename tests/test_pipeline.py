@@ -3,7 +3,7 @@ for every command, run here in-process against the demo lab on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,8 @@ from fleet.pipeline import (
     sweep,
 )
 from fleet.plan import SweepPlan
-from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
+from fleet.results import SweepResult, SweepView, Verdict
+from fleet.runner import SweepOptions
 
 from .inventory_builder import InventoryBuilder, device
 
@@ -88,19 +89,9 @@ async def test_the_runner_is_a_seam_and_gets_the_plan_and_the_store_hooks(
     plan = plan_for(load_inventory(str(demo_inventory)), site_ids=["tailspin"])
     calls: list[tuple[SweepPlan, bool, bool]] = []
 
-    async def execute(
-        plan: SweepPlan,
-        *,
-        send_test: bool,
-        on_site: Callable[[SiteResult], None],
-        on_start: Callable[[SweepInfo], None] | None,
-        retain: Callable[[SiteResult], SiteResult | None] | None,
-        inventory_path: str | None,
-    ) -> SweepResult:
-        calls.append((plan, on_start is not None, retain is not None))
-        return await run_sweep(
-            plan, send_test=send_test, on_site=on_site, on_start=on_start, retain=retain
-        )
+    async def execute(plan: SweepPlan, options: SweepOptions) -> SweepResult:
+        calls.append((plan, options.on_start is not None, options.retain is not None))
+        return await run_sweep(plan, options)
 
     runner: Execute = execute
     # When the pipeline sweeps into a store with it

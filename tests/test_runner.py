@@ -19,7 +19,7 @@ from fleet.lab.smtp import LabSmtpServer, QuietHandler, Tenant, m365_mx
 from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.results import Category, EgressTransport, SweepResult, Verdict
-from fleet.runner import Control
+from fleet.runner import Control, SweepOptions
 
 from .conftest import ROOT, M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet
 from .inventory_builder import InventoryBuilder, device
@@ -49,7 +49,7 @@ def built(
 
 
 async def sweep(path: Path, control: Control | None = None) -> SweepResult:
-    return await run_sweep(plan_sweep(load_inventory(str(path))), control=control)
+    return await run_sweep(plan_sweep(load_inventory(str(path))), SweepOptions(control=control))
 
 
 async def test_each_site_is_probed_from_its_own_egress(
@@ -273,7 +273,8 @@ async def test_stop_finishes_running_sites_and_marks_the_sweep_incomplete(
                 control.stop.set()
 
         result = await run_sweep(
-            plan_sweep(load_inventory(str(write_inventory(text)))), control=control, on_site=on_site
+            plan_sweep(load_inventory(str(write_inventory(text)))),
+            SweepOptions(control=control, on_site=on_site),
         )
         assert [s.site for s in result.sites] == ["s0", "s1"]
         assert result.sweep.complete is False
@@ -466,21 +467,20 @@ async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubb
     lab_dns: LabDns,
     write_inventory: Callable[..., Path],
     certs: LabCertificates,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from fleet.credentials import Secrets
+    from fleet.plan import SitePlan
+    from fleet.results import SiteResult
     from fleet.runner import Sweeper
 
     secrets = Secrets()
     secrets.add("s3cret-canary-internal")  # as if the sweep had read it
-    real_site = Sweeper.site
 
-    async def buggy_site(self: Sweeper, site_plan: object) -> object:
-        if site_plan.site.id == "broken":  # type: ignore[attr-defined]
+    async def buggy_site(sweeper: Sweeper, site_plan: SitePlan) -> SiteResult:
+        if site_plan.site.id == "broken":
             raise RuntimeError("unexpected state near s3cret-canary-internal")
-        return await real_site(self, site_plan)  # type: ignore[arg-type]
+        return await Sweeper.site(sweeper, site_plan)
 
-    monkeypatch.setattr(Sweeper, "site", buggy_site)
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     closed = free_port()  # nobody listens there: connection refused
@@ -488,7 +488,7 @@ async def test_a_bug_on_one_site_costs_that_site_only_and_its_evidence_is_scrubb
     for ident, ip in (("broken", "127.0.0.71"), ("fine", "127.0.0.72")):
         inventory.site(ident, device(closed, str(certs.ca_file)), egress={"bind": ip, "ip": ip})
     plan = plan_sweep(load_inventory(str(write_inventory(inventory.yaml()))))
-    result = await run_sweep(plan, secrets=secrets)
+    result = await run_sweep(plan, SweepOptions(secrets=secrets, probe_site=buggy_site))
     assert result.sweep.complete
     broken, fine = result.sites
     assert broken.verdict is Verdict.unknown
@@ -502,14 +502,16 @@ async def test_a_bug_in_one_conversation_stops_its_siblings(
     lab_dns: LabDns,
     write_inventory: Callable[..., Path],
     certs: LabCertificates,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import fleet.runner
+    from fleet.probes.spec import ConversationSpec
+    from fleet.results import Conversation
 
     sibling_cancelled = asyncio.Event()
 
-    async def buggy_converse(spec: object, *args: object, **kwargs: object) -> object:
-        if spec.rcpt_to.startswith("bug"):  # type: ignore[attr-defined]
+    async def buggy_converse(
+        spec: ConversationSpec, *args: object, **kwargs: object
+    ) -> Conversation:
+        if spec.rcpt_to.startswith("bug"):
             await asyncio.sleep(0.05)
             raise KeyError("a bug")
         try:
@@ -519,7 +521,6 @@ async def test_a_bug_in_one_conversation_stops_its_siblings(
             raise
         raise AssertionError("not reached")
 
-    monkeypatch.setattr(fleet.runner, "converse", buggy_converse)
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     inventory = built(lab_dns).site(
@@ -529,7 +530,8 @@ async def test_a_bug_in_one_conversation_stops_its_siblings(
         egress={"bind": "127.0.0.73", "ip": "127.0.0.73"},
     )
     started = time.monotonic()
-    (site,) = (await sweep(write_inventory(inventory.yaml()))).sites
+    plan = plan_sweep(load_inventory(str(write_inventory(inventory.yaml()))))
+    (site,) = (await run_sweep(plan, SweepOptions(converse=buggy_converse))).sites
     assert time.monotonic() - started < 5  # not the 30 s of the orphaned sibling
     assert sibling_cancelled.is_set()
     assert [f.code for f in site.flags] == ["INTERNAL_ERROR"]
@@ -571,7 +573,7 @@ async def test_a_nameserver_name_that_does_not_resolve_stops_the_sweep_before_an
     with pytest.raises(NameserverError, match=r"cannot resolve 'dns\.msp\.lan'"):
         await run_sweep(
             plan_sweep(load_inventory(str(write_inventory(inventory.yaml())))),
-            on_start=started.append,
+            SweepOptions(on_start=started.append),
         )
     assert started == []  # nothing begun, so nothing half-stored
 
@@ -593,8 +595,7 @@ async def test_an_abort_cancels_running_sites_and_keeps_the_finished_ones(
         # When the caller aborts as soon as the first site is done
         result = await run_sweep(
             plan_sweep(load_inventory(str(write_inventory(text)))),
-            control=control,
-            on_site=lambda site: control.abort.set(),
+            SweepOptions(control=control, on_site=lambda site: control.abort.set()),
         )
     finally:
         await slow.stop()
@@ -620,4 +621,6 @@ async def test_a_failing_callback_stops_the_sweep_with_its_own_error(
 
     # When the sweep runs, the error itself reaches the caller (not wrapped in a group)
     with pytest.raises(RuntimeError, match="the store broke"):
-        await run_sweep(plan_sweep(load_inventory(str(write_inventory(text)))), on_site=broken)
+        await run_sweep(
+            plan_sweep(load_inventory(str(write_inventory(text)))), SweepOptions(on_site=broken)
+        )

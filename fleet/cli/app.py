@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from fleet.credentials import Secrets
     from fleet.inventory import Inventory, Notifications
     from fleet.plan import SweepPlan
-    from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView
+    from fleet.results import SiteResult, SweepResult, SweepView
+    from fleet.runner import SweepOptions
     from fleet.store import Store
-    from fleet.verify.delivery import DeliveryOptions
 
 EXIT_UNKNOWN = 3
 T = TypeVar("T")
@@ -159,18 +159,11 @@ def progress_bar(
     return update, bar.close
 
 
-async def sweep_with_signals(
-    plan: SweepPlan,
-    *,
-    send_test: bool,
-    on_site: Callable[[SiteResult], None],
-    on_start: Callable[[SweepInfo], None] | None = None,
-    retain: Callable[[SiteResult], SiteResult | None] | None = None,
-    inventory_path: str | None,
-    delivery: DeliveryOptions | None = None,
-) -> SweepResult:
+async def sweep_with_signals(plan: SweepPlan, options: SweepOptions) -> SweepResult:
     """Run a sweep; Ctrl-C (SIGINT, Ctrl-Break, SIGTERM) stops new work, keeping what
     finished and marking the sweep incomplete; a second one cancels running work."""
+    import dataclasses
+
     from fleet.interrupts import on_stop_signals
     from fleet.pipeline import run_sweep
     from fleet.runner import Control
@@ -188,15 +181,7 @@ async def sweep_with_signals(
 
     with on_stop_signals(on_signal):
         return await run_sweep(
-            plan,
-            secrets=command_secrets(),
-            send_test=send_test,
-            control=control,
-            on_site=on_site,
-            on_start=on_start,
-            retain=retain,
-            inventory_path=inventory_path,
-            delivery=delivery,
+            plan, dataclasses.replace(options, secrets=command_secrets(), control=control)
         )
 
 
