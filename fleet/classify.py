@@ -565,14 +565,15 @@ _SENDER_NOUN = (
 )
 _SENDER_SUBJECT = (
     _SENDER_NOUN + r"[^.;:!]{0,40}?\b(?:" + _REFUSED + r"|invalid[ea]?|unknown|inconnu|"
-    r"not (?:found|known|valid|verified|approved|pre-?approved|registered|on)\b|unverif\w*|"
+    r"not (?:found|known|valid|verified|approved|pre-?approved|registered|on|in)\b|unverif\w*|"
     r"(?:fail\w*|cannot|could not|unable) (?:to )?(?:be )?verif\w*|isn't on|bogus|forged|fake|"
     r"spammer|must (?:be|exist|have)|required)|"
     r"\b(?:invalid|bad|bogus|illegal|unknown|forged|fake|unverified|unresolvable|unroutable) "
     r"(?:mail ?from|from|sender|envelope|return[- ]path|reverse[- ]path)\b|\bbatv\b|backscatter|"
     r"\b(?:no|unsigned) (?:third-party )?dsns?\b|returned mail not accepted|"
     r"purported responsible address|fully[- ]qualified (?:e-?mail )?address (?:is )?required|"
-    r"sending (?:this )?from a different address"
+    r"sending (?:this )?from a different address|\bblock(?:ed)? senders?\b|"
+    r"\bblock policy for (?:the )?(?:envelope|header) from\b|\bsenders? (?:block ?)?list\b"
 )
 # A sender (address) on the receiver's own list: not a DNS blocklist, not the IP.
 _SENDER_LISTED = (
@@ -606,7 +607,9 @@ _RECIPIENT_SUBJECT = (
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
     r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full)\b|"
     r"\b(?:no such|unknown|invalid|non-?existent|inexistent|illegal|disabled|inactive|"
-    r"suspended|archived) (?:\w{1,20} )?" + _RECIPIENT_NOUN + r"|\bthere is no one\b|"
+    r"suspended|archived|banned|blocked) (?:\w{1,20} )?"
+    + _RECIPIENT_NOUN
+    + r"|\bthere is no one\b|"
     r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b"
 )
 _NOT_THE_RECIPIENT = (
@@ -637,6 +640,7 @@ _CLIENT_REFUSED = (
     r"\b(?:not|no longer) (?:currently )?accepting (?:e-?mail |mail |connections? |messages? )?"
     r"from (?:you|your)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
     r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"
+    r"\b(?:traffic|mail|connections?|messages?) (?:is |are )?not accepted from (?:this|your) ip\b|"
     r"\b(?:access|connections?) from (?:ip|your)\b[^.;:!]{0,40}?(?:blocked|refused|denied|"
     r"not accepted)"
 )
@@ -813,7 +817,11 @@ RULES: tuple[Rule, ...] = (
         r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
         r"many)|too many headers|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
         r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
-        r"(?:long|large)|header\b[^.;]{0,20}not CRLF terminated|(?:header|message) syntax",
+        r"(?:long|large)|header\b[^.;]{0,20}not CRLF terminated|(?:header|message) syntax|"
+        # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
+        # header", "a unicode character in a disallowed header", "encoded-word syntax")
+        r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|\bheaders?\b[^.;:]{0,30}?\b(?:missing|"
+        r"malformed|not permitted|not allowed|disallowed)\b",
     ),
     # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
     Rule(
@@ -1779,9 +1787,11 @@ RULES: tuple[Rule, ...] = (
         r"exceeded (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
         r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
         r"too many (?:messages|mails|emails|connections|recipients)|rate ?limit|"
-        r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)",
+        r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)|"
+        # a limit named, then said to be exceeded ("per hour message receive limit ... exceeded")
+        r"\blimit\b[^.;:]{0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
         code_class="5",
-        unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage",
+        unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage|\bsize\b|\blength\b|header",
     ),
     Rule(
         RuleId.smtp_rate_limited,
@@ -1791,7 +1801,7 @@ RULES: tuple[Rule, ...] = (
         "wait and try again later.",
         text=r"too many|rate ?limit|throttl|exceeded|slow down|too much mail|excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
-        r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|"
+        r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|unusual rate|"
         r"messages? per (?:connection|session)",
         code_class="4",
         unless=r"time ?out|time limit",  # "Error: timeout exceeded" is the session's clock
