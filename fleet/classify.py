@@ -551,12 +551,13 @@ _REFUSED = (
     r"not (?:allowed|permitted|accepted|authori[sz]ed|welcome|acceptable))"
 )
 _DOMAIN_UNKNOWN = (
-    r"\b(?:host|domain)(?: ?name)?\b[^.;:!]{0,30}?\b(?:not found|unknown|unreachable|"
+    r"\b(?:host|domain)(?: ?name)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:not found|unknown|unreachable|"
     r"not reachable|(?:does not|doesn't|do not) exist|must exist|not resolv\w*|unresolv\w*|"
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
     r"\bunknown (?:host|domain)\b|\bhost unknown\b|name or service not known|\bunroutable\b|"
     r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
-    r"mail receiving disabled"
+    r"mail receiving disabled|" + _DOMAIN + r" (?:does not|doesn't) accept (?:e-?)?mail\b"
+    # RFC 7504's 521: "example.com does not accept mail"
 )
 _SENDER_NOUN = (
     r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
@@ -564,7 +565,10 @@ _SENDER_NOUN = (
     r"bounce address)\b"
 )
 _SENDER_SUBJECT = (
-    _SENDER_NOUN + r"[^.;:!]{0,40}?\b(?:" + _REFUSED + r"|invalid[ea]?|unknown|inconnu|"
+    _SENDER_NOUN
+    + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:"
+    + _REFUSED
+    + r"|invalid[ea]?|unknown|inconnu|"
     r"not (?:found|known|valid|verified|approved|pre-?approved|registered|on|in)\b|unverif\w*|"
     r"(?:fail\w*|cannot|could not|unable) (?:to )?(?:be )?verif\w*|isn't on|bogus|forged|fake|"
     r"spammer|must (?:be|exist|have)|required)|"
@@ -577,19 +581,21 @@ _SENDER_SUBJECT = (
 )
 # A sender (address) on the receiver's own list: not a DNS blocklist, not the IP.
 _SENDER_LISTED = (
-    r"(?:" + _SENDER_NOUN + r"|\be-?mail address\b)[^.;:!]{0,30}?(?:\bblack ?listed|"
+    r"(?:" + _SENDER_NOUN + r"|\be-?mail address\b)(?:[^.;:!]|\.(?=\w)){0,30}?(?:\bblack ?listed|"
     r"\bblock ?listed|\b(?:in|on) (?:my|our|the|a) (?:local )?(?:black|block) ?list)"
 )
 # An address in a state that only an address has (unknown, invalid, gone). A bare "rejected"
 # is not evidence at RCPT, where servers enforce client and sender policy too (#16).
 _ADDRESS_STATE = (
-    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b[^.;:!]{0,30}?\b(?:"
+    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:"
     r"invalid|unknown|not (?:found|known|valid|local)|(?:does not|doesn't) exist|"
     r"no longer (?:valid|in use|active|accepts?)|wrong)\b|"
-    r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong) (?:e-?mail )?address"
+    r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong) (?:e-?mail )?address|"
+    # RFC 5321's own 553 text
+    r"\bmailbox name (?:is )?(?:not allowed|invalid)"
 )
 _ADDRESS_REFUSED = (
-    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b[^.;:!]{0,30}?\b"
+    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b"
     + _REFUSED
     + r"|"
     + _ADDRESS_STATE
@@ -601,7 +607,8 @@ _RECIPIENT_NOUN = (
 )
 _RECIPIENT_SUBJECT = (
     # ("reason unknown" and "an unknown reason" are about the reason, not the recipient)
-    _RECIPIENT_NOUN + r"[^.;:!]{0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
+    _RECIPIENT_NOUN
+    + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
     r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed)|"
     r"(?:does not|doesn't|do not|don't) (?:exist|have)|non-?existent|unavailable|inactive|"
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
@@ -610,14 +617,15 @@ _RECIPIENT_SUBJECT = (
     r"suspended|archived|banned|blocked) (?:\w{1,20} )?"
     + _RECIPIENT_NOUN
     + r"|\bthere is no one\b|"
-    r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b"
+    r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b|"
+    r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
 )
 _NOT_THE_RECIPIENT = (
     r"\bsender\b|mail ?from|envelope[- ]from|return[- ]path|your (?:account|ip|host|server|"
     r"network)|authenticat|log ?in|password|\brelay|\bspam|\bIP\b"
 )
 _MESSAGE_SUBJECT = (
-    r"\b(?:message|e-?mail|content|body|attachment|letter|data|text)s?\b[^.;:!]{0,40}?\b"
+    r"\b(?:message|e-?mail|content|body|attachment|letter|data|text)s?\b(?:[^.;:!]|\.(?=\w)){0,40}?\b"
     r"(?:" + _REFUSED + r"|filtered|quarantined|flagged|classified as|considered|identified "
     r"as|detected as|deemed|dropped|discarded|unsolicited|suspicious|contains?)\b|"
     r"\bunsolicited\b|\bbulk\b|\badvertis\w*|\banti-?spam\b|\bphish\w*|\bfraud\w*|\bscam\b|"
@@ -629,19 +637,20 @@ _MESSAGE_SUBJECT = (
 )
 # The site's IP, host or network named as refused, or the client itself told it sends spam.
 _CLIENT_REFUSED = (
-    r"\b(?:(?:sender|sending|client|connecting|remote|source|your|originating) ?(?:ip(?: "
-    r"address)?|host|server|mail ?server|mta|network|remote ?host|machine)|remote ?host|"
-    r"(?<![\w.-])ips?(?: address(?:es)?)?|mail server at|server ip)\b[^.;:!]{0,60}?\b(?:blocked|banned|"
+    # ("remote server" is the receiver's own name for the server it asked: not the client)
+    r"\b(?:(?:sender|sending|client|connecting|source|your|originating) ?(?:ip(?: "
+    r"address)?|host|server|mail ?server|mta|network|remote ?host|machine)|remote ?(?:ip|host)|"
+    r"(?<![\w.?&=/-])ips?(?: address(?:es)?)?|mail server at|server ip)\b(?:[^.;:!]|\.(?=\w)){0,60}?\b(?:blocked|banned|"
     r"refused|rejected|denied|forbidden|not (?:allowed|permitted|accepted|welcome)|"
     r"black ?listed|abusive|spammer|spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
     r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
     r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
     r"junk)|\bspams? from your\b|\btoo many (?:spams|spam messages|unwanted messages)\b|"
     r"\b(?:not|no longer) (?:currently )?accepting (?:e-?mail |mail |connections? |messages? )?"
-    r"from (?:you|your)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
+    r"from your (?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
     r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"
     r"\b(?:traffic|mail|connections?|messages?) (?:is |are )?not accepted from (?:this|your) ip\b|"
-    r"\b(?:access|connections?) from (?:ip|your)\b[^.;:!]{0,40}?(?:blocked|refused|denied|"
+    r"\b(?:access|connections?) from (?:ip|your)\b(?:[^.;:!]|\.(?=\w)){0,40}?(?:blocked|refused|denied|"
     r"not accepted)"
 )
 

@@ -2358,6 +2358,25 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
         ("rcpt", 550, "too many spams from your ip", "ip_reputation"),
         # securityerror.rb: the login, at AUTH
         ("auth", 535, "authentication failure", "auth_failed"),
+        # RFC 5321 4.2.3's own 553 text: the address of the command it answers
+        ("rcpt", 553, "Requested action not taken: mailbox name not allowed", "recipient_rejected"),
+        ("mail", 553, "Requested action not taken: mailbox name not allowed", "sender_rejected"),
+        # RFC 1846's 521: the recipient's domain takes no mail
+        ("rcpt", 521, "example.com does not accept mail", "recipient_rejected"),
+        # notqmail qmail-smtpd.c err_brt (badrcptto)
+        (
+            "rcpt",
+            553,
+            "sorry, your envelope recipient has been denied (#5.7.1)",
+            "recipient_rejected",
+        ),
+        # qmail-smtpd patches' smtp_badip: the client's IP named
+        (
+            "banner",
+            421,
+            "sorry, your IP (192.0.2.7) is temporarily denied (#4.7.1)",
+            "ip_reputation",
+        ),
     ],
 )
 def test_the_subject_of_a_refusal_decides_when_its_cause_is_unknown(
@@ -2382,6 +2401,14 @@ def test_the_subject_of_a_refusal_decides_when_its_cause_is_unknown(
         ),
         # chasquid: the server's own trouble at AUTH, not the credentials
         ("auth", 454, "4.7.0 Temporary authentication failure", "temporary_failure"),
+        # Exchange Online NDRs (learn.microsoft.com, 5.7.350): "remote server" is the server
+        # Microsoft asked, not the client: the message, not the IP
+        (
+            "data",
+            550,
+            "5.7.350 Remote server returned message detected as spam",
+            "message_rejected",
+        ),
         # an e-mail address on a list is not the IP: no DIRECT_SEND_DIRTY_IP (rejected.rb)
         ("mail", 550, "your email address has been blacklisted", "sender_rejected"),
     ],
