@@ -9,8 +9,10 @@ and that no reply about a domain (or the receiver's own fault) raises DIRECT_SEN
 back from whoever writes the rules and measures whether they generalise; `holdout2.yaml` is a
 second held-back set, gathered after the rules had seen the first, measured once blind and seen
 since; `holdout3.yaml` is a third, gathered from MTA and filter source while the rules were being
-finished, measured once, blind (87 of 111), and seen since, like the second.
-The accuracy on all four is recorded in the README ("How well the diagnosis holds on real
+finished, measured once, blind (87 of 111), and seen since, like the second. `dev_vendor.yaml`
+and `holdout4_vendor.yaml` are replies from vendor and provider documentation, split by a hash of
+the id: the first for the rule writer, the second held back and measured blind.
+The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
 
@@ -51,8 +53,23 @@ GOAL = 0.97
 # now and guards against regressions at the goal, like the development set.
 # holdout3.yaml was measured once, blind (87 of 111, README); its misses were then read and the
 # families behind them fixed by mechanism, so it is seen now and guards at the goal too.
-FLOOR = {"replies": GOAL, "holdout": 0.95, "holdout2": GOAL, "holdout3": GOAL}
-BLIND: set[str] = set()  # sets whose every entry is unseen by the rule writer (none now)
+FLOOR = {
+    "replies": GOAL,
+    "holdout": 0.95,
+    "holdout2": GOAL,
+    "holdout3": GOAL,
+    # The vendor-documentation sets (tests/corpus/README.md): measured once, blind, at 3bf423c
+    # (37 of 47 and 78 of 104); below the goal is reported, not failed.
+    "dev_vendor": 37 / 47,
+    "holdout4_vendor": 78 / 104,
+}
+# False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
+# fix them, not failed; any other one fails.
+MEASURED_FALSE_DIRTY = {
+    "dev_vendor": {"v4-laposte-rcpt-client-host-rejected-lpn630"},
+    "holdout4_vendor": {"v4-godaddy-data-ip-as-from-not-allowed"},
+}
+BLIND = {"holdout4_vendor"}  # sets whose every entry is unseen by the rule writer
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -136,7 +153,9 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("name", ["replies", "holdout", "holdout2", "holdout3"])
+@pytest.mark.parametrize(
+    "name", ["replies", "holdout", "holdout2", "holdout3", "dev_vendor", "holdout4_vendor"]
+)
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
     name: str,
     lab_dns: LabDns,
@@ -161,7 +180,11 @@ async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category
         for o in outcomes
         if o.dirty_ip and (entries[o.id].about_site_ip is False or o.expected != "ip_reputation")
     ]
-    assert not false_dirty, f"DIRECT_SEND_DIRTY_IP without evidence about the IP: {false_dirty}"
+    if false_dirty:
+        with capsys.disabled():
+            print(f"  DIRECT_SEND_DIRTY_IP without evidence about the IP: {false_dirty}")
+    unexpected = set(false_dirty) - MEASURED_FALSE_DIRTY.get(name, set())
+    assert not unexpected, f"DIRECT_SEND_DIRTY_IP without evidence about the IP: {unexpected}"
     # ... a 5xx greeting got its polite QUIT
     refused_greetings = {o.id for o in outcomes if o.stage == "banner"} & {
         e.id for e in entries.values() if 500 <= e.code <= 599
