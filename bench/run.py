@@ -574,8 +574,8 @@ def report(sites: int, r: dict[str, object]) -> None:
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(concluded.verdicts.items()))
     print(
         f"  verdicts: {verdicts}; blocklist lookups unknown: {concluded.blocklists_unknown}; "
-        f"DNS questions asked once more: {concluded.dns_retries} "
-        f"(answered the second time: {concluded.dns_retries_answered}); lab resolver dropped "
+        f"DNS questions asked again after a timeout: {concluded.dns_retries} "
+        f"(answered in the end: {concluded.dns_retries_answered}); lab resolver dropped "
         f"{dns.get('dropped', 0)} queries, at most {dns.get('max_in_flight', '?')} in flight"
     )
     bare = r["bare"]

@@ -5,12 +5,17 @@ happened" instead of exceptions.
 Every question (name, type) is asked at most once per sweep, however many sites,
 devices or checks need it: later askers await the first asker's answer.
 
-A question the resolver did not answer in time (after c-ares's own tries) is asked once
-more when the resolver is no longer busy: once no first question is in flight or waiting,
-which at the latest is when every site has asked its questions, so before the sweep ends.
-A resolver that is slow under load or drops a share of queries then answers it, instead
-of a site ending `unknown` for a lookup that was simply lost. Its askers wait for that
-second answer; only if it also times out is the answer a timeout.
+A question the resolver did not answer in time (after c-ares's own tries) is asked again
+when the resolver is no longer busy: once no first question is in flight or waiting, which
+at the latest is when every site has asked its questions, so before the sweep ends. A
+resolver that is slow under load or drops a share of queries then answers it, instead of a
+site ending `unknown` for a lookup that was simply lost. Its askers wait for that answer.
+A question still unanswered is asked again, at most `retries` times in all, so its time is
+bounded (each ask waits at most timeout_s x tries). The first extra ask always goes out;
+later ones only once the resolver has answered something in this sweep: one that answers
+nothing is down, not lossy, and asking every question three more times would only make a
+sweep (or a one-site scan) wait that much longer for `unknown`. Only when every ask timed
+out is the answer a timeout.
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ _OUTCOME_WORDS = {
     Outcome.refused: "the resolver refused the query (REFUSED)",
 }
 
+# Definite replies of the resolver (a "no" is an answer too): it is up.
+_REPLIES = frozenset({Outcome.nxdomain, Outcome.nodata, Outcome.servfail, Outcome.refused})
+
 # c-ares errors that are not an answer at all, in words people can act on.
 _ERRNO_WORDS = {
     dns_error.ARES_ECONNREFUSED: (
@@ -96,8 +104,10 @@ _ERRNO_WORDS = {
 class DnsStats:
     queries: int = 0  # questions actually sent (after de-duplication)
     by_type: dict[str, int] = field(default_factory=dict)
-    retries: int = 0  # questions asked once more after they timed out
-    retries_answered: int = 0  # ... and answered (by an answer or a definite "no")
+    retries: int = 0  # questions asked again after they timed out
+    retries_answered: int = 0  # ... and answered in the end (by an answer or a definite "no")
+    retry_asks: int = 0  # the extra asks of those questions, all rounds together
+    retry_asks_answered: int = 0  # ... the ones that got an answer
 
 
 class Dns:
@@ -110,11 +120,14 @@ class Dns:
         tries: int = 2,
         concurrency: int = 100,
         second_chance: bool = True,
+        retries: int = 3,
     ) -> None:
         self.nameservers = list(nameservers or [])
         self.timeout_s = timeout_s
         self.tries = tries
         self.second_chance = second_chance
+        self.retries = retries  # extra asks of one question at most (after c-ares's tries)
+        self._heard = False  # has the resolver answered anything (not a timeout) yet?
         # ARES_FLAG_NOSEARCH: never append search domains; a DNSBL name is always absolute.
         # (No ARES_FLAG_NOCHECKRESP: with it c-ares would stop at the first resolver that
         # answers SERVFAIL or REFUSED instead of asking the next one, and would accept
@@ -166,16 +179,22 @@ class Dns:
             self._first_asks -= 1
             if not self._first_asks:
                 self._quiet.set()
-        if answer.outcome is not Outcome.timeout or not self.second_chance:
+        if answer.outcome is not Outcome.timeout or not self.second_chance or self.retries < 1:
             return answer
-        # Unanswered: ask once more when the resolver is no longer busy with first questions.
-        while self._first_asks:
-            await self._quiet.wait()
         self.stats.retries += 1
-        log.debug("%s %s: asked once more after a timeout", rtype, shown)
-        answer = await self._send(name, rtype, shown)
-        if answer.outcome is not Outcome.timeout:
-            self.stats.retries_answered += 1
+        for ask in range(1, self.retries + 1):
+            if ask > 1 and not self._heard:
+                break  # a resolver that answers nothing at all is down, not lossy
+            # Unanswered: ask again when the resolver is no longer busy with first questions.
+            while self._first_asks:
+                await self._quiet.wait()
+            self.stats.retry_asks += 1
+            log.debug("%s %s: asked again (%d) after a timeout", rtype, shown, ask)
+            answer = await self._send(name, rtype, shown)
+            if answer.outcome is not Outcome.timeout:
+                self.stats.retry_asks_answered += 1
+                self.stats.retries_answered += 1
+                break
         return answer
 
     async def _send(self, name: str, rtype: str, shown: str) -> Answer:
@@ -201,9 +220,11 @@ class Dns:
                 )
                 # `shown`: the name with a DQS key blanked, when it holds one.
                 log.debug("%s %s: %s", rtype, shown, outcome.value)
+                self._heard = self._heard or outcome in _REPLIES
                 return Answer(outcome, detail=words)  # our words: never the query name
             except ValueError:  # a name c-ares will not send (the text may quote the name)
                 return Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME])
+        self._heard = True
         answer = _records(result, rtype)
         log.debug("%s %s: %s %s", rtype, shown, answer.outcome.value, answer.records)
         return answer

@@ -488,8 +488,8 @@ class SweepInfo(Model):
     origin: str | None = None  # "local", or "ingest:<file>" for an agent's result
     digest: str | None = None  # sha256 of the canonical content (agent mode)
     signature: str | None = None  # HMAC of the digest with FLEET_AGENT_KEY, when set
-    # DNS questions that timed out and were asked once more before the sweep ended, and
-    # how many of those the second time answered (the rest stayed `unknown`).
+    # DNS questions that timed out and were asked again before the sweep ended (up to three
+    # times each), and how many of those were answered in the end (the rest stayed `unknown`).
     dns_retries: int = 0
     dns_retries_answered: int = 0
 

@@ -6,7 +6,8 @@ in flight stay under the cap.
 The lossy resolver is the lab DNS server dropping the first queries of a fixed share of
 names (LabDns.lose): each such name goes unanswered through every try c-ares makes, so only
 the sweep's second chance gets its answer. A control run without the second chance shows
-those lookups would have ended `unknown`.
+those lookups would have ended `unknown`. A name lost on its first extra ask as well is
+asked again (up to Dns.retries extra asks); a resolver that answers nothing gets one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from fleet.dns import Dns, Outcome
 from fleet.inventory import load_inventory
@@ -37,13 +40,16 @@ IPS = [f"127.0.5.{n}" for n in range(1, 121)]
 LISTED = IPS[7]
 
 
-async def lookups(lab_dns: LabDns, *, tries: int, second_chance: bool) -> tuple[list[str], Dns]:
+async def lookups(
+    lab_dns: LabDns, *, tries: int, second_chance: bool, retries: int = 3
+) -> tuple[list[str], Dns]:
     dns = Dns(
         [lab_dns.nameserver],
         timeout_s=TIMEOUT_S,
         tries=tries,
         concurrency=20,
         second_chance=second_chance,
+        retries=retries,
     )
     try:
         results = await BlocklistProbe(dns, [zone(ZONE)]).check(IPS)
@@ -83,24 +89,74 @@ async def test_without_the_second_chance_the_same_resolver_leaves_sites_unknown(
     assert dns.stats.retries == 0
 
 
-async def test_a_name_that_never_answers_is_asked_once_more_and_stays_a_timeout(
+async def test_names_lost_on_the_first_extra_ask_too_are_asked_again(lab_dns: LabDns) -> None:
+    # Given a resolver that drops the first four queries of a third of the IPs' names: both
+    # of c-ares's tries of the first ask, and both of the first extra ask (it answers the
+    # zone's self-test: a resolver that answers nothing gets one extra ask, see below)
+    lab_dns.blocklist(ZONE, {LISTED: ("127.0.0.4",)})
+    lab_dns.lose(0.3, first=4, seed=1, under=f"5.0.127.{ZONE}")
+
+    # When 120 IPs are looked up with two tries each
+    statuses, dns = await lookups(lab_dns, tries=2, second_chance=True)
+
+    # Then no lookup is unknown: each lost name was asked a third time, and answered
+    assert statuses.count("unknown") == 0, statuses
+    assert statuses[IPS.index(LISTED)] == "listed"
+    lost = dns.stats.retries
+    assert lost > 10
+    assert dns.stats.retries_answered == lost
+    assert (dns.stats.retry_asks, dns.stats.retry_asks_answered) == (2 * lost, lost)
+    # every question asked once, or 2 + 2 times lost and a fifth time
+    counts = list(lab_dns.log.counts.values())
+    assert set(counts) == {1, 5}
+    assert counts.count(5) == lost
+    assert lab_dns.log.max_in_flight <= 20
+
+
+async def test_one_extra_ask_alone_leaves_those_names_unknown(lab_dns: LabDns) -> None:
+    # The control: with a single extra ask (the sweep's first design), the same loss wins
+    lab_dns.blocklist(ZONE, {LISTED: ("127.0.0.4",)})
+    lab_dns.lose(0.3, first=4, seed=1, under=f"5.0.127.{ZONE}")
+    statuses, dns = await lookups(lab_dns, tries=2, second_chance=True, retries=1)
+    assert statuses.count("unknown") > 10
+    assert dns.stats.retries_answered == 0
+
+
+async def test_a_name_that_never_answers_is_asked_a_bounded_number_of_times(
     lab_dns: LabDns,
 ) -> None:
     lab_dns.fault("dead.load.test", "timeout")
     lab_dns.add("alive.load.test", "A", "127.0.0.9")
-    dns = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=1)
+    dns = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=1, retries=3)
     try:
-        dead, alive = (
-            await dns.query("dead.load.test", "A"),
-            await dns.query("alive.load.test", "A"),
-        )
+        alive = await dns.query("alive.load.test", "A")
+        dead = await dns.query("dead.load.test", "A")
     finally:
         await dns.close()
     assert dead.outcome is Outcome.timeout  # never "no such name"
     assert alive.records == ("127.0.0.9",)
-    assert lab_dns.log.count("dead.load.test", "A") == 2  # one try, then one more ask
+    # one try, then three extra asks (the resolver answers others: it is up), no more
+    assert lab_dns.log.count("dead.load.test", "A") == 4
     assert lab_dns.log.count("alive.load.test", "A") == 1
     assert (dns.stats.retries, dns.stats.retries_answered) == (1, 0)
+    assert (dns.stats.retry_asks, dns.stats.retry_asks_answered) == (3, 0)
+
+
+async def test_a_resolver_that_answers_nothing_gets_one_extra_ask_per_question(
+    lab_dns: LabDns,
+) -> None:
+    # A resolver that is down, not lossy: asking each question three more times would only
+    # add minutes to a sweep
+    lab_dns.fault("load.test", "timeout")
+    dns = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=1, retries=3)
+    names = [f"n{n}.load.test" for n in range(3)]
+    try:
+        answers = await asyncio.gather(*(dns.query(name, "A") for name in names))
+    finally:
+        await dns.close()
+    assert {a.outcome for a in answers} == {Outcome.timeout}
+    assert [lab_dns.log.count(name, "A") for name in names] == [2, 2, 2]
+    assert (dns.stats.retries, dns.stats.retry_asks) == (3, 3)
 
 
 async def test_the_second_ask_waits_until_no_first_question_is_in_flight(
@@ -138,17 +194,29 @@ async def test_the_second_ask_waits_until_no_first_question_is_in_flight(
     assert dns.stats.retries == dns.stats.retries_answered == 1
 
 
+@pytest.mark.parametrize(
+    ("first", "under"),
+    [
+        # both of c-ares's tries lost for a quarter of all names asked (blocklist lookups,
+        # the self-test, MX, SPF)
+        (2, None),
+        # the first extra ask's two tries lost as well, for a quarter of the IPs' lookups
+        (4, f"6.0.127.{ZONE}"),
+    ],
+)
 async def test_a_sweep_against_a_lossy_resolver_ends_no_site_unknown(
     m365: M365Lab,
     lab_dns: LabDns,
     write_inventory: Callable[..., Path],
+    first: int,
+    under: str | None,
 ) -> None:
-    # Given 60 Direct Send sites, and a resolver that drops both of c-ares's tries for a
-    # quarter of the names it is asked (blocklist lookups, the self-test, MX, SPF)
+    # Given 60 Direct Send sites, and a resolver that drops the first queries of a quarter
+    # of the names it is asked
     sites = 60
     publish_contoso(lab_dns)
     lab_dns.blocklist(ZONE)
-    lab_dns.lose(0.25, first=2, seed=3)
+    lab_dns.lose(0.25, first=first, seed=3, under=under)
     text = (
         "defaults:\n"
         f'  dns: {{nameservers: ["{lab_dns.nameserver}"], timeout_s: {TIMEOUT_S}, tries: 2, '
@@ -177,6 +245,8 @@ async def test_a_sweep_against_a_lossy_resolver_ends_no_site_unknown(
     assert {b.status for s in result.sites for b in s.blocklists} == {BlocklistStatus.clean}
     # ... because what was lost was asked once more, and the JSON says how often
     assert lab_dns.log.dropped > 0
+    # (lost on the first extra ask too: asked a third time, and answered)
+    assert first + 1 in lab_dns.log.counts.values()
     document = json.loads(render_json(result))["sweep"]
     assert document["dns_retries"] > 0
     assert document["dns_retries_answered"] == document["dns_retries"]
