@@ -25,6 +25,8 @@ from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx, m365_submission
 
+from .inventory_builder import InventoryBuilder
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -98,9 +100,11 @@ async def m365(certs: LabCertificates) -> AsyncIterator[M365Lab]:
 
 @pytest.fixture
 def write_inventory(tmp_path: Path) -> Callable[..., Path]:
-    """Write an inventory (dedented YAML) to a file and return its path."""
+    """Write an inventory (built, or dedented YAML text) to a file and return its path."""
 
-    def write(text: str, name: str = "inventory.yaml") -> Path:
+    def write(text: str | InventoryBuilder, name: str = "inventory.yaml") -> Path:
+        if isinstance(text, InventoryBuilder):
+            return text.write(tmp_path / name)
         path = tmp_path / name
         path.write_text(textwrap.dedent(text), encoding="utf-8")
         return path

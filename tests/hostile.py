@@ -21,11 +21,13 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 
 from .conftest import publish_spf
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 HOST = "hostile.example.test"
 BANNER = f"220 {HOST} ESMTP\r\n".encode()
@@ -661,30 +663,30 @@ class HostileServer:
 # ---- inventories that point copiers at the behaviours --------------------------------------
 
 
-def device_yaml(
+def hostile_device(
     behaviour: Behaviour,
     port: int,
     ca_file: str,
     device_id: str = "mfp",
     host: str = "127.0.0.1",
     username: str | None = None,
-) -> str:
-    """One copier (as inventory YAML, indented for a site's `devices:`) that talks to a
-    hostile server the way the behaviour needs: STARTTLS with the lab CA, and a login (one
-    AUTH attempt per login per sweep: give each site its own `username`)."""
-    smtp = [
-        f"host: {host}",
-        f"port: {port}",
-        f"security: {behaviour.security}",
-        "from: scanner@contoso.test",
-        "to: alice@contoso.test",
-    ]
-    if behaviour.security != "none":
-        smtp.append(f'ca_file: "{ca_file}"')
+    **smtp: Any,
+) -> dict[str, Any]:
+    """One copier that talks to a hostile server the way the behaviour needs: STARTTLS with
+    the lab CA, and a login (one AUTH attempt per login per sweep: give each site its own
+    `username`). More `smtp` keys as keywords."""
     if behaviour.login:
         login = username or f"scanner-{device_id}@contoso.test"
-        smtp.append(f"auth: {{username: {login}, password_env: {PASSWORD_ENV}}}")
-    return f"      - id: {device_id}\n        smtp: {{{', '.join(smtp)}}}\n"
+        smtp["auth"] = {"username": login, "password_env": PASSWORD_ENV}
+    return device(
+        port,
+        ca_file if behaviour.security != "none" else None,
+        ident=device_id,
+        host=host,
+        security=behaviour.security,
+        to="alice@contoso.test",
+        **smtp,
+    )
 
 
 def publish_contoso(dns: LabDns) -> None:
@@ -694,38 +696,38 @@ def publish_contoso(dns: LabDns) -> None:
     publish_spf(dns)
 
 
-def inventory_header(
+def lab_inventory(
     dns: LabDns,
     *,
     connect_s: float,
     command_s: float,
     site_s: float,
     dns_timeout_s: float = 0.5,
-    concurrency: str | None = None,
-    blocklists: list[str] | None = None,
-) -> str:
-    """`defaults` (resolver: the lab DNS, never the system's), `blocklists`, then `sites:`."""
-    text = (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: {dns_timeout_s}, tries: 1}}\n'
-        f"  timeouts: {{connect_s: {connect_s}, command_s: {command_s}, site_s: {site_s}}}\n"
+    concurrency: dict[str, int] | None = None,
+    blocklists: list[dict[str, str]] | None = None,
+) -> InventoryBuilder:
+    """`defaults` (resolver: the lab DNS, never the system's) and `blocklists`; no site yet."""
+    defaults = lab_defaults(
+        dns, connect_s=connect_s, command_s=command_s, site_s=site_s, dns_timeout_s=dns_timeout_s
     )
     if concurrency:
-        text += f"  concurrency: {{{concurrency}}}\n"
-    if blocklists:
-        text += "blocklists:\n" + "".join(f"  - {entry}\n" for entry in blocklists)
-    return text + "sites:\n"
+        defaults["concurrency"] = concurrency
+    return InventoryBuilder(defaults=defaults, blocklists=list(blocklists or []))
 
 
-def healthy_site(mx_port: int, ca_file: str, site_id: str = "healthy", egress: str = "") -> str:
-    """Direct Send to the Microsoft 365-like MX over verified STARTTLS, with patient
+def healthy_site(
+    inventory: InventoryBuilder,
+    mx_port: int,
+    ca_file: str,
+    site_id: str = "healthy",
+    egress: dict[str, str] | None = None,
+) -> InventoryBuilder:
+    """Add Direct Send to the Microsoft 365-like MX over verified STARTTLS, with patient
     timeouts of its own: the neighbour that must come out `ok` whatever the others do."""
-    return (
-        f"  - id: {site_id}\n    client: Contoso\n"
-        + (f"    egress: {egress}\n" if egress else "")
-        + "    timeouts: {connect_s: 5, command_s: 5, site_s: 20}\n"
-        "    devices:\n"
-        "      - id: mfp\n"
-        f"        smtp: {{host: localhost, port: {mx_port}, security: starttls, "
-        f'ca_file: "{ca_file}", from: scanner@contoso.test, to: alice@contoso.test}}\n'
+    return inventory.site(
+        site_id,
+        device(mx_port, ca_file, host="localhost", to="alice@contoso.test"),
+        client="Contoso",
+        **({"egress": egress} if egress else {}),
+        timeouts={"connect_s": 5, "command_s": 5, "site_s": 20},
     )

@@ -48,6 +48,22 @@ def device(
     return {"id": ident, "smtp": settings}
 
 
+def site(
+    ident: str,
+    *devices: dict[str, Any],
+    client: str = "C",
+    bind: str | None = None,
+    **keys: Any,
+) -> dict[str, Any]:
+    """One site; `bind` is its egress source address (more site keys as keywords)."""
+    entry: dict[str, Any] = {"id": ident, "client": client}
+    if bind is not None:
+        entry["egress"] = {"bind": bind}
+    entry.update(keys)
+    entry["devices"] = list(devices)
+    return entry
+
+
 @dataclass
 class InventoryBuilder:
     """`defaults`, `blocklists`, other top-level sections (`notifications`...) and `sites`,
@@ -67,12 +83,11 @@ class InventoryBuilder:
         **keys: Any,
     ) -> InventoryBuilder:
         """Add a site; `bind` is its egress source address (more site keys as keywords)."""
-        entry: dict[str, Any] = {"id": ident, "client": client}
-        if bind is not None:
-            entry["egress"] = {"bind": bind}
-        entry.update(keys)
-        entry["devices"] = list(devices)
-        self.sites.append(entry)
+        return self.add(site(ident, *devices, client=client, bind=bind, **keys))
+
+    def add(self, *sites: dict[str, Any]) -> InventoryBuilder:
+        """Add sites already built (see `site`)."""
+        self.sites.extend(sites)
         return self
 
     def data(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,8 @@ from fleet.verify.findings import delivery_flag
 from fleet.verify.imap import junk_folders
 from fleet.verify.verdicts import read_verdicts
 from tests.conftest import M365Lab, fleet_env, run_fleet, run_fleet_async
-from tests.hostile import inventory_header
+from tests.hostile import lab_inventory
+from tests.inventory_builder import InventoryBuilder, device
 
 # Exchange Online's header (no authserv-id, `;` without a space), as quoted in a public
 # question: pastebin.com/neJNpgmZ (addresses as published there).
@@ -125,26 +127,21 @@ def test_not_delivered_is_critical_and_the_inbox_raises_nothing() -> None:
     assert delivery_flag(junk().model_copy(update={"status": DeliveryStatus.inbox}), None) is None
 
 
-INVENTORY = """\
-sites:
-  - id: hq
-    client: Contoso
-    devices:
-      - id: mfp
-        smtp: {host: mx.contoso.test, port: 25, from: a@contoso.test, to: b@contoso.test}
-        verify: VERIFY
-"""
+IMAP_HU = {"host": "h.test", "username": "u"}
+
+
+def hq(**device_keys: Any) -> InventoryBuilder:
+    """One site, one copier (more device keys, such as `verify`, as keywords)."""
+    smtp = {"host": "mx.contoso.test", "port": 25, "from": "a@contoso.test", "to": "b@contoso.test"}
+    return InventoryBuilder().site(
+        "hq", {"id": "mfp", "smtp": smtp, **device_keys}, client="Contoso"
+    )
 
 
 def test_verify_keys_are_read() -> None:
-    inv = parse_inventory(
-        INVENTORY.replace(
-            "VERIFY",
-            "{within_s: 60, imap: {host: outlook.office365.com, username: scans@contoso.test, "
-            "password_env: SCANS_IMAP}}",
-        ),
-        "inv.yaml",
-    )
+    imap = {"host": "outlook.office365.com", "username": "scans@contoso.test"}
+    verify = {"within_s": 60, "imap": {**imap, "password_env": "SCANS_IMAP"}}
+    inv = hq(verify=verify).parse("inv.yaml")
     verify = inv.sites[0].devices[0].verify
     assert verify is not None
     assert verify.imap is not None
@@ -154,14 +151,10 @@ def test_verify_keys_are_read() -> None:
 
 
 def test_imap_oauth2_keys_are_read_and_the_app_secret_is_a_sweep_secret() -> None:
-    inv = parse_inventory(
-        INVENTORY.replace(
-            "VERIFY",
-            "{imap: {host: outlook.office365.com, username: scans@contoso.test, oauth2: "
-            "{provider: microsoft, tenant_id: t, client_id: c, client_secret_env: IMAP_APP}}}",
-        ),
-        "inv.yaml",
-    )
+    oauth2 = {"provider": "microsoft", "tenant_id": "t", "client_id": "c"}
+    imap = {"host": "outlook.office365.com", "username": "scans@contoso.test"}
+    verify = {"imap": {**imap, "oauth2": {**oauth2, "client_secret_env": "IMAP_APP"}}}
+    inv = hq(verify=verify).parse("inv.yaml")
     verify = inv.sites[0].devices[0].verify
     assert verify is not None
     assert verify.imap is not None
@@ -176,30 +169,27 @@ def test_imap_oauth2_keys_are_read_and_the_app_secret_is_a_sweep_secret() -> Non
 @pytest.mark.parametrize(
     ("verify", "problem"),
     [
-        ("{imap: {host: h.test, username: u, password: hunter2}}", "password_env"),
+        ({"imap": {**IMAP_HU, "password": "hunter2"}}, "password_env"),
+        ({"imap": IMAP_HU}, "exactly one of password_env, password_file or oauth2"),
         (
-            "{imap: {host: h.test, username: u}}",
+            {"imap": {**IMAP_HU, "password_env": "X", "oauth2": {"token_env": "T"}}},
             "exactly one of password_env, password_file or oauth2",
         ),
         (
-            "{imap: {host: h.test, username: u, password_env: X, oauth2: {token_env: T}}}",
-            "exactly one of password_env, password_file or oauth2",
-        ),
-        (
-            "{imap: {host: h.test, username: u, oauth2: {provider: google}}}",
+            {"imap": {**IMAP_HU, "oauth2": {"provider": "google"}}},
             "oauth2 provider google needs service_account_file",
         ),
-        ("{within_s: 60}", "verify needs exactly one of imap or graph"),
+        ({"within_s": 60}, "verify needs exactly one of imap or graph"),
         (
-            "{graph: {mailbox: s@contoso.test, oauth2: {token_env: T}}}",
+            {"graph": {"mailbox": "s@contoso.test", "oauth2": {"token_env": "T"}}},
             "graph takes its token from oauth2 provider microsoft",
         ),
-        ("{imap: {host: h.test, username: u, password_env: X}, within_s: 0}", "within_s"),
+        ({"imap": {**IMAP_HU, "password_env": "X"}, "within_s": 0}, "within_s"),
     ],
 )
-def test_bad_verify_keys_are_clear_errors(verify: str, problem: str) -> None:
+def test_bad_verify_keys_are_clear_errors(verify: dict[str, Any], problem: str) -> None:
     with pytest.raises(InventoryError) as caught:
-        parse_inventory(INVENTORY.replace("VERIFY", verify), "inv.yaml")
+        hq(verify=verify).parse("inv.yaml")
     assert problem in str(caught.value)
 
 
@@ -213,20 +203,15 @@ def test_bad_verify_keys_are_clear_errors(verify: str, problem: str) -> None:
 def test_the_command_line_refuses_before_sending_anything(
     tmp_path: Path, args: list[str], words: str
 ) -> None:
-    path = tmp_path / "inventory.yaml"
-    path.write_text(
-        INVENTORY.replace(
-            "VERIFY", "{imap: {host: 127.0.0.1, username: u, password_env: FLEET_TEST_NOPE}}"
-        )
-    )
+    imap = {"host": "127.0.0.1", "username": "u", "password_env": "FLEET_TEST_NOPE"}
+    path = hq(verify={"imap": imap}).write(tmp_path / "inventory.yaml")
     run = run_fleet("sweep", "-i", str(path), "--no-store", "--quiet", *args)
     assert run.code == 3
     assert words in run.stderr
 
 
 def test_verify_delivery_without_any_mailbox_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "inventory.yaml"
-    path.write_text(INVENTORY.replace("        verify: VERIFY\n", ""))
+    path = hq().write(tmp_path / "inventory.yaml")
     run = run_fleet(
         "sweep", "-i", str(path), "--no-store", "--quiet", "--send-test", "--verify-delivery"
     )
@@ -275,14 +260,11 @@ async def test_a_silent_imap_server_costs_one_command_timeout(
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    path = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=1, site_s=30)
-        + "  - id: hq\n    client: Contoso\n    devices:\n      - id: mfp\n"
-        f"        smtp: {{host: localhost, port: {m365.mx.port}, security: starttls, "
-        f'ca_file: "{m365.ca_file}", from: scanner@contoso.test, to: alice@contoso.test}}\n'
-        f"        verify: {{within_s: 60, imap: {{host: 127.0.0.1, port: {port}, "
-        "username: alice@contoso.test, password_env: FLEET_TEST_IMAP}}\n"
-    )
+    imap = {"host": "127.0.0.1", "port": port, "username": "alice@contoso.test"}
+    mfp = device(m365.mx.port, m365.ca_file, host="localhost", to="alice@contoso.test")
+    mfp["verify"] = {"within_s": 60, "imap": {**imap, "password_env": "FLEET_TEST_IMAP"}}
+    inventory = lab_inventory(lab_dns, connect_s=5, command_s=1, site_s=30)
+    path = write_inventory(inventory.site("hq", mfp, client="Contoso"))
     try:
         # When the site is scanned with a 1 s command timeout and a 60 s window
         started = time.monotonic()

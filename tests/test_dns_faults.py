@@ -22,7 +22,8 @@ from fleet.probes.dnsbl_zones import reverse_name
 from fleet.results import BlocklistStatus, SiteResult, Verdict
 
 from .conftest import M365Lab
-from .hostile import healthy_site, inventory_header, publish_contoso
+from .hostile import healthy_site, lab_inventory, publish_contoso
+from .inventory_builder import InventoryBuilder
 
 ZONE = "zen.faults.test"  # a Spamhaus-like zone (kind spamhaus-zen)
 OTHER = "bl.faults.test"  # a second, healthy list (kind generic)
@@ -108,17 +109,17 @@ FAULTS = [
 ]
 
 
-def sweep_inventory(dns: LabDns, m365: M365Lab) -> str:
-    header = inventory_header(
+def sweep_inventory(dns: LabDns, m365: M365Lab) -> InventoryBuilder:
+    inventory = lab_inventory(
         dns,
         connect_s=5,
         command_s=5,
         site_s=20,
         dns_timeout_s=DNS_TIMEOUT_S,
-        blocklists=[f"{{zone: {ZONE}, kind: spamhaus-zen}}", f"{{zone: {OTHER}, kind: generic}}"],
+        blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}, {"zone": OTHER, "kind": "generic"}],
     )
-    egress = f"{{bind: {SITE_IP}, ip: {SITE_IP}}}"
-    return header + healthy_site(m365.mx.port, m365.ca_file, "office", egress)
+    egress = {"bind": SITE_IP, "ip": SITE_IP}
+    return healthy_site(inventory, m365.mx.port, m365.ca_file, "office", egress)
 
 
 async def sweep_site(

@@ -19,7 +19,8 @@ from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from tests.conftest import M365Lab, fleet_env, run_fleet_async
 from tests.graph_server import GraphServer, GraphTenant
-from tests.hostile import inventory_header
+from tests.hostile import lab_inventory
+from tests.inventory_builder import InventoryBuilder, device
 
 TENANT = "00000000-0000-4000-8000-0000000000d1"
 APP = "22222222-2222-4222-8222-000000000001"
@@ -76,33 +77,36 @@ def graph(
 
 def inventory(
     m365: M365Lab, graph: GraphServer, tokens: LabTokenEndpoint, lab_dns: LabDns, app: str
-) -> str:
+) -> InventoryBuilder:
     ca = m365.ca_file
-    oauth2 = (
-        f"{{provider: microsoft, tenant_id: {TENANT}, client_id: {app}, "
-        f'client_secret_env: FLEET_GRAPH_SECRET, authority: "{tokens.authority}", ca_file: "{ca}"}}'
-    )
-    verify = (
-        f'{{graph: {{mailbox: {MAILBOX}, endpoint: "{graph.endpoint}", ca_file: "{ca}", '
-        f"oauth2: {oauth2}}}, within_s: WITHIN}}"
-    )
+    oauth2 = {
+        "provider": "microsoft",
+        "tenant_id": TENANT,
+        "client_id": app,
+        "client_secret_env": "FLEET_GRAPH_SECRET",
+        "authority": tokens.authority,
+        "ca_file": ca,
+    }
+    graph_mailbox = {
+        "mailbox": MAILBOX,
+        "endpoint": graph.endpoint,
+        "ca_file": ca,
+        "oauth2": oauth2,
+    }
 
-    def device(name: str, sender: str, to: str, within_s: float) -> str:
-        return (
-            f"      - id: {name}\n"
-            f"        smtp: {{host: localhost, port: {m365.mx.port}, security: starttls, "
-            f'ca_file: "{ca}", from: {sender}, to: {to}}}\n'
-            f"        verify: {verify.replace('WITHIN', str(within_s))}\n"
-        )
+    def copier(name: str, sender: str, to: str, within_s: float) -> dict[str, Any]:
+        entry = device(m365.mx.port, ca, ident=name, host="localhost", mail_from=sender, to=to)
+        entry["verify"] = {"graph": graph_mailbox, "within_s": within_s}
+        return entry
 
-    return (
-        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=30)
-        + "  - id: hq\n    client: Contoso\n    devices:\n"
-        + device("mfp-inbox", "scanner@fabrikam.test", MAILBOX, 20)
+    return lab_inventory(lab_dns, connect_s=5, command_s=5, site_s=30).site(
+        "hq",
+        copier("mfp-inbox", "scanner@fabrikam.test", MAILBOX, 20),
         # the same settings: one conversation, one test message, one look for both
-        + device("mfp-twin", "scanner@fabrikam.test", MAILBOX, 20)
-        + device("mfp-junk", "scanner@spoofed.test", MAILBOX, 20)
-        + device("mfp-dropped", "scanner@fabrikam.test", "dropped@contoso.test", 2)
+        copier("mfp-twin", "scanner@fabrikam.test", MAILBOX, 20),
+        copier("mfp-junk", "scanner@spoofed.test", MAILBOX, 20),
+        copier("mfp-dropped", "scanner@fabrikam.test", "dropped@contoso.test", 2),
+        client="Contoso",
     )
 
 

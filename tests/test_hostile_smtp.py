@@ -35,11 +35,12 @@ from .hostile import (
     BEHAVIOURS,
     PASSWORD_ENV,
     HostileServer,
-    device_yaml,
     healthy_site,
-    inventory_header,
+    hostile_device,
+    lab_inventory,
     publish_contoso,
 )
+from .inventory_builder import InventoryBuilder
 
 CONNECT_S = 0.5
 COMMAND_S = 0.5
@@ -58,23 +59,22 @@ def bound_s(stalls: int, site_s: float = SITE_S) -> float:
     return min(site_s, stalls * COMMAND_S) + MARGIN_S
 
 
-def header(dns: LabDns) -> str:
-    return inventory_header(dns, connect_s=CONNECT_S, command_s=COMMAND_S, site_s=SITE_S)
+def header(dns: LabDns) -> InventoryBuilder:
+    return lab_inventory(dns, connect_s=CONNECT_S, command_s=COMMAND_S, site_s=SITE_S)
 
 
 def hostile_site(
+    inventory: InventoryBuilder,
     behaviour: str,
     port: int,
     ca_file: str,
     site_id: str = "hostile",
     bind: str | None = None,
     site_s: float | None = None,
-) -> str:
-    egress = f"    egress: {{bind: {bind}}}\n" if bind else ""
-    budget = f"    timeouts: {{site_s: {site_s}}}\n" if site_s else ""
-    return f"  - id: {site_id}\n    client: Hostile\n{egress}{budget}    devices:\n" + device_yaml(
-        BEHAVIOURS[behaviour], port, ca_file
-    )
+) -> InventoryBuilder:
+    budget = {"timeouts": {"site_s": site_s}} if site_s else {}
+    device = hostile_device(BEHAVIOURS[behaviour], port, ca_file)
+    return inventory.site(site_id, device, client="Hostile", bind=bind, **budget)
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ async def lab(lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch) -> LabDns:
 
 async def sweep_with(
     behaviour: str | Callable[[str], str],
-    sites: Callable[[int], str],
+    sites: Callable[[int], InventoryBuilder],
     certs: LabCertificates,
     write_inventory: Callable[..., Path],
 ) -> tuple[SweepResult, float, HostileServer]:
@@ -226,12 +226,9 @@ async def test_a_hostile_server_ends_in_a_classified_result_in_time(
     write_inventory: Callable[..., Path],
 ) -> None:
     # Given a sweep of two sites: a healthy one, and one whose server misbehaves
-    def inventory(port: int) -> str:
-        return (
-            header(lab)
-            + healthy_site(m365.mx.port, m365.ca_file)
-            + hostile_site(case.behaviour, port, str(certs.ca_file), site_s=case.site_s)
-        )
+    def inventory(port: int) -> InventoryBuilder:
+        healthy = healthy_site(header(lab), m365.mx.port, m365.ca_file)
+        return hostile_site(healthy, case.behaviour, port, str(certs.ca_file), site_s=case.site_s)
 
     # When it runs
     result, took_s, server = await sweep_with(case.behaviour, inventory, certs, write_inventory)
@@ -266,8 +263,8 @@ async def test_a_hostile_server_ends_in_a_classified_result_in_time(
 async def sweep_one(
     behaviour: str, lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
 ) -> tuple[SiteResult, HostileServer]:
-    def inventory(port: int) -> str:
-        return header(lab) + hostile_site(behaviour, port, str(certs.ca_file))
+    def inventory(port: int) -> InventoryBuilder:
+        return hostile_site(header(lab), behaviour, port, str(certs.ca_file))
 
     result, _, server = await sweep_with(behaviour, inventory, certs, write_inventory)
     (site,) = result.sites
@@ -282,8 +279,8 @@ async def test_escape_sequences_and_formulas_from_a_server_are_neutralised_in_re
     lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
 ) -> None:
     # Given a server whose RCPT rejection carries terminal escapes and a spreadsheet formula
-    def inventory(port: int) -> str:
-        return header(lab) + hostile_site("escape_in_rcpt", port, str(certs.ca_file))
+    def inventory(port: int) -> InventoryBuilder:
+        return hostile_site(header(lab), "escape_in_rcpt", port, str(certs.ca_file))
 
     result, _, _ = await sweep_with("escape_in_rcpt", inventory, certs, write_inventory)
     (device,) = result.sites[0].devices
@@ -345,12 +342,19 @@ async def test_a_server_that_hangs_up_on_auth_gets_one_auth_attempt(
     lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
 ) -> None:
     # Given two copiers at one site that share a login to a server that hangs up on AUTH
-    def inventory(port: int) -> str:
-        device = device_yaml(BEHAVIOURS["close_after_auth"], port, str(certs.ca_file))
-        twin = device.replace("- id: mfp", "- id: mfp-2").replace(
-            "security: starttls", "security: starttls, ehlo_name: second.contoso.test"
+    def inventory(port: int) -> InventoryBuilder:
+        behaviour, ca_file = BEHAVIOURS["close_after_auth"], str(certs.ca_file)
+        device = hostile_device(behaviour, port, ca_file)
+        # the same login (its username comes from "mfp"), through a second conversation
+        twin = hostile_device(
+            behaviour,
+            port,
+            ca_file,
+            "mfp-2",
+            username="scanner-mfp@contoso.test",
+            ehlo_name="second.contoso.test",
         )
-        return header(lab) + "  - id: hostile\n    client: Hostile\n    devices:\n" + device + twin
+        return header(lab).site("hostile", device, twin, client="Hostile")
 
     result, _, server = await sweep_with("close_after_auth", inventory, certs, write_inventory)
 

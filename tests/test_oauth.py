@@ -57,7 +57,10 @@ from .conftest import (
     run_fleet,
     run_fleet_async,
 )
-from .hostile import inventory_header
+from .hostile import lab_inventory
+from .inventory_builder import InventoryBuilder
+from .inventory_builder import device as builder_device
+from .inventory_builder import site as builder_site
 
 TENANT = "00000000-0000-4000-8000-0000000000c1"
 OTHER_TENANT = "00000000-0000-4000-8000-0000000000ff"  # not a tenant the endpoint knows
@@ -114,25 +117,33 @@ def certificate(folder: Path, *, expired: bool = False, label: str = "") -> tupl
 
 
 def device(
-    device_id: str, port: int, ca_file: str, username: str, oauth2: str | None = None
-) -> str:
-    login = (
-        f"{{username: {username}, oauth2: {{{oauth2}}}}}"
+    device_id: str,
+    port: int,
+    ca_file: str | None,
+    username: str,
+    oauth2: dict[str, Any] | None = None,
+    host: str = "localhost",
+) -> dict[str, Any]:
+    """A copier that logs in as `username`: with `oauth2`, else with the test password."""
+    login: dict[str, Any] = (
+        {"username": username, "oauth2": oauth2}
         if oauth2
-        else f"{{username: {username}, password_env: FLEET_OAUTH_TEST_PASSWORD}}"
+        else {"username": username, "password_env": "FLEET_OAUTH_TEST_PASSWORD"}
     )
-    return (
-        f"      - id: {device_id}\n"
-        f"        smtp: {{host: localhost, port: {port}, security: starttls, "
-        f'ca_file: "{ca_file}", from: {username}, to: alice@contoso.test, auth: {login}}}\n'
+    return builder_device(
+        port,
+        ca_file,
+        ident=device_id,
+        host=host,
+        mail_from=username,
+        to="alice@contoso.test",
+        auth=login,
     )
 
 
-def site(site_id: str, *devices: str) -> str:
-    return (
-        f"  - id: {site_id}\n    client: Contoso\n"
-        f"    egress: {{bind: {SITE_IP}, ip: {SITE_IP}}}\n    devices:\n" + "".join(devices)
-    )
+def site(site_id: str, *devices: dict[str, Any], ip: str = SITE_IP) -> dict[str, Any]:
+    """A Contoso site that sends from `ip` (bound, and declared)."""
+    return builder_site(site_id, *devices, client="Contoso", egress={"bind": ip, "ip": ip})
 
 
 def microsoft(
@@ -143,19 +154,22 @@ def microsoft(
     tenant: str = TENANT,
     certificate_file: Path | None = None,
     private_key_file: Path | None = None,
-) -> str:
-    credential = (
-        f'certificate_file: "{certificate_file}"'
+) -> dict[str, Any]:
+    credential: dict[str, str] = (
+        {"certificate_file": str(certificate_file)}
         if certificate_file
-        else f"client_secret_env: {secret_env}"
+        else {"client_secret_env": str(secret_env)}
     )
     if private_key_file:
-        credential += f', private_key_file: "{private_key_file}"'
-
-    return (
-        f"provider: microsoft, tenant_id: {tenant}, client_id: {client_id}, {credential}, "
-        f'authority: "{endpoint.authority}", ca_file: "{ca_file}"'
-    )
+        credential["private_key_file"] = str(private_key_file)
+    return {
+        "provider": "microsoft",
+        "tenant_id": tenant,
+        "client_id": client_id,
+        **credential,
+        "authority": endpoint.authority,
+        "ca_file": ca_file,
+    }
 
 
 def by_device(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -206,48 +220,53 @@ async def test_every_oauth_finding_through_the_cli(
     port = m365.submission.port
     env = {f"FLEET_OAUTH_{name.upper()}": value for name, value in secrets.items()}
 
-    def ms(client_id: str, env_name: str = "FLEET_OAUTH_OK", **kwargs: Any) -> str:
+    def ms(client_id: str, env_name: str = "FLEET_OAUTH_OK", **kwargs: Any) -> dict[str, Any]:
         return microsoft(endpoint, ca, client_id, env_name, **kwargs)
 
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
-        + site(
-            "hq",
-            device("mfp-oauth", port, ca, SCANNER, ms(APP_OK)),
-            device("mfp-oauth-2", port, ca, FRONTDESK, ms(APP_OK)),
-            device("mfp-cert", port, ca, SCANNER, ms(APP_CERT, certificate_file=cert_file)),
-            device(
-                "mfp-cert-split",
-                port,
-                ca,
-                FRONTDESK,
-                ms(APP_CERT, certificate_file=cert_only, private_key_file=key_only),
+        lab_inventory(lab_dns, connect_s=5, command_s=5, site_s=60).add(
+            site(
+                "hq",
+                device("mfp-oauth", port, ca, SCANNER, ms(APP_OK)),
+                device("mfp-oauth-2", port, ca, FRONTDESK, ms(APP_OK)),
+                device("mfp-cert", port, ca, SCANNER, ms(APP_CERT, certificate_file=cert_file)),
+                device(
+                    "mfp-cert-split",
+                    port,
+                    ca,
+                    FRONTDESK,
+                    ms(APP_CERT, certificate_file=cert_only, private_key_file=key_only),
+                ),
             ),
-        )
-        + site(
-            "branch",
-            device("wrong-secret", port, ca, SCANNER, ms(APP_OK, "FLEET_OAUTH_WRONG")),
-            device("expired-secret", port, ca, SCANNER, ms(APP_EXPIRED, "FLEET_OAUTH_EXPIRED")),
-            device("wrong-tenant", port, ca, SCANNER, ms(APP_OK, tenant=OTHER_TENANT)),
-            device("wrong-client", port, ca, SCANNER, ms(APP_UNKNOWN)),
-            device(
-                "expired-cert", port, ca, FRONTDESK, ms(APP_CERT, certificate_file=expired_file)
+            site(
+                "branch",
+                device("wrong-secret", port, ca, SCANNER, ms(APP_OK, "FLEET_OAUTH_WRONG")),
+                device("expired-secret", port, ca, SCANNER, ms(APP_EXPIRED, "FLEET_OAUTH_EXPIRED")),
+                device("wrong-tenant", port, ca, SCANNER, ms(APP_OK, tenant=OTHER_TENANT)),
+                device("wrong-client", port, ca, SCANNER, ms(APP_UNKNOWN)),
+                device(
+                    "expired-cert", port, ca, FRONTDESK, ms(APP_CERT, certificate_file=expired_file)
+                ),
+                device(
+                    "cert-not-on-app",
+                    port,
+                    ca,
+                    FRONTDESK,
+                    ms(APP_CERT, certificate_file=stranger_file),
+                ),
             ),
-            device(
-                "cert-not-on-app", port, ca, FRONTDESK, ms(APP_CERT, certificate_file=stranger_file)
+            site(
+                "annex",
+                device("no-send-as-app", port, ca, SCANNER, ms(APP_NO_ROLE, "FLEET_OAUTH_NOROLE")),
+                device(
+                    "not-in-exchange",
+                    port,
+                    ca,
+                    FRONTDESK,
+                    ms(APP_NOT_IN_EXCHANGE, "FLEET_OAUTH_NOEXCH"),
+                ),
+                device("auth-disabled", port, ca, DISABLED, ms(APP_OK)),
             ),
-        )
-        + site(
-            "annex",
-            device("no-send-as-app", port, ca, SCANNER, ms(APP_NO_ROLE, "FLEET_OAUTH_NOROLE")),
-            device(
-                "not-in-exchange",
-                port,
-                ca,
-                FRONTDESK,
-                ms(APP_NOT_IN_EXCHANGE, "FLEET_OAUTH_NOEXCH"),
-            ),
-            device("auth-disabled", port, ca, DISABLED, ms(APP_OK)),
         )
     )
     db = tmp_path / "fleet.db"
@@ -392,13 +411,14 @@ async def test_readiness_view_counts_copiers_at_risk_and_proven_ways_forward(
     port = m365.submission.port
     oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
-        + site(
-            "hq",
-            device("mfp-scanner", port, ca, SCANNER),
-            device("mfp-frontdesk", port, ca, FRONTDESK),
+        lab_inventory(lab_dns, connect_s=5, command_s=5, site_s=60).add(
+            site(
+                "hq",
+                device("mfp-scanner", port, ca, SCANNER),
+                device("mfp-frontdesk", port, ca, FRONTDESK),
+            ),
+            site("pilot", device("oauth-pilot", port, ca, SCANNER, oauth2)),
         )
-        + site("pilot", device("oauth-pilot", port, ca, SCANNER, oauth2))
     )
     db = tmp_path / "fleet.db"
     env = fleet_env(FLEET_OAUTH_TEST_PASSWORD="pw", FLEET_OAUTH_OK=client_secret)
@@ -456,17 +476,18 @@ async def test_google_service_account_findings_through_the_cli(
     gmail = google_smtp(tenant, certs.server_context("localhost", "127.0.0.1"))
     port = await gmail.start()
 
-    def google(key: str) -> str:
-        return f'provider: google, service_account_file: "{keys[key]}", ca_file: "{ca}"'
+    def google(key: str) -> dict[str, Any]:
+        return {"provider": "google", "service_account_file": str(keys[key]), "ca_file": ca}
 
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
-        + site(
-            "northwind",
-            device("gmail-ok", port, ca, SCANNER, google("delegated")),
-            device("no-delegation", port, ca, FRONTDESK, google("undelegated")),
-            device("unknown-user", port, ca, "ghost@contoso.test", google("delegated")),
-            device("refused", port, ca, "nomail@contoso.test", google("delegated")),
+        lab_inventory(lab_dns, connect_s=5, command_s=5, site_s=60).add(
+            site(
+                "northwind",
+                device("gmail-ok", port, ca, SCANNER, google("delegated")),
+                device("no-delegation", port, ca, FRONTDESK, google("undelegated")),
+                device("unknown-user", port, ca, "ghost@contoso.test", google("delegated")),
+                device("refused", port, ca, "nomail@contoso.test", google("delegated")),
+            )
         )
     )
     out = tmp_path / "result.json"
@@ -515,8 +536,9 @@ async def test_a_slow_token_endpoint_costs_one_command_timeout(
     m365.tenant.mailboxes[SCANNER] = Mailbox()
     oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=2, command_s=0.5, site_s=30)
-        + site("hq", device("mfp", m365.submission.port, ca, SCANNER, oauth2))
+        lab_inventory(lab_dns, connect_s=2, command_s=0.5, site_s=30).add(
+            site("hq", device("mfp", m365.submission.port, ca, SCANNER, oauth2))
+        )
     )
 
     # When it is swept
@@ -542,39 +564,45 @@ async def test_a_slow_token_endpoint_costs_one_command_timeout(
     ("oauth2", "message"),
     [
         (
-            "provider: microsoft, client_id: x, client_secret_env: S",
+            {"provider": "microsoft", "client_id": "x", "client_secret_env": "S"},
             "needs tenant_id and client_id",
         ),
         (
-            "provider: microsoft, tenant_id: t, client_id: x",
+            {"provider": "microsoft", "tenant_id": "t", "client_id": "x"},
             "exactly one of client_secret_env, client_secret_file or certificate_file",
         ),
         (
-            "provider: microsoft, tenant_id: t, client_id: x, client_secret: hunter2",
+            {
+                "provider": "microsoft",
+                "tenant_id": "t",
+                "client_id": "x",
+                "client_secret": "hunter2",
+            },
             "secrets must not be written in the inventory",
         ),
-        ("provider: google", "needs service_account_file"),
+        ({"provider": "google"}, "needs service_account_file"),
         (
-            "provider: google, service_account_file: sa.json, tenant_id: t",
+            {"provider": "google", "service_account_file": "sa.json", "tenant_id": "t"},
             "provider google does not take tenant_id",
         ),
         (
-            "provider: microsoft, tenant_id: t, client_id: x, client_secret_env: S, "
-            "authority: http://login.example",
+            {
+                "provider": "microsoft",
+                "tenant_id": "t",
+                "client_id": "x",
+                "client_secret_env": "S",
+                "authority": "http://login.example",
+            },
             "must be an https:// URL",
         ),
-        ("provider: token", "exactly one of token_env or token_file"),
+        ({"provider": "token"}, "exactly one of token_env or token_file"),
     ],
 )
 def test_bad_oauth2_settings_are_refused_with_a_reason(
-    oauth2: str, message: str, write_inventory: Callable[..., Path]
+    oauth2: dict[str, str], message: str, write_inventory: Callable[..., Path]
 ) -> None:
-    inventory = write_inventory(
-        "sites:\n"
-        + site("hq", device("mfp", 587, "ca.pem", SCANNER, oauth2)).replace(
-            'ca_file: "ca.pem", ', ""
-        )
-    )
+    mfp = device("mfp", 587, None, SCANNER, oauth2)
+    inventory = write_inventory(InventoryBuilder().add(site("hq", mfp)))
 
     run = run_fleet("validate", str(inventory))
 
@@ -586,10 +614,14 @@ def test_bad_oauth2_settings_are_refused_with_a_reason(
 def test_an_unset_client_secret_stops_the_sweep_before_anything_is_sent(
     write_inventory: Callable[..., Path],
 ) -> None:
-    oauth2 = "provider: microsoft, tenant_id: t, client_id: x, client_secret_env: FLEET_NOT_SET"
-    inventory = write_inventory(
-        "sites:\n" + site("hq", device("mfp", 587, "ca.pem", SCANNER, oauth2))
-    )
+    oauth2 = {
+        "provider": "microsoft",
+        "tenant_id": "t",
+        "client_id": "x",
+        "client_secret_env": "FLEET_NOT_SET",
+    }
+    mfp = device("mfp", 587, "ca.pem", SCANNER, oauth2)
+    inventory = write_inventory(InventoryBuilder().add(site("hq", mfp)))
 
     run = run_fleet("sweep", "-i", str(inventory), "--no-store")
 
@@ -682,13 +714,9 @@ def test_a_high_volume_email_account_of_the_same_domain_is_a_way_forward() -> No
 
 
 def test_dry_run_says_which_app_the_token_comes_from(write_inventory: Callable[..., Path]) -> None:
-    oauth2 = f"provider: microsoft, tenant_id: {TENANT}, client_id: {APP_OK}, client_secret_env: S"
-    inventory = write_inventory(
-        "sites:\n"
-        + site("hq", device("mfp", 587, "ca.pem", SCANNER, oauth2)).replace(
-            'ca_file: "ca.pem", ', ""
-        )
-    )
+    oauth2 = {"provider": "microsoft", "tenant_id": TENANT, "client_id": APP_OK}
+    mfp = device("mfp", 587, None, SCANNER, {**oauth2, "client_secret_env": "S"})
+    inventory = write_inventory(InventoryBuilder().add(site("hq", mfp)))
 
     run = run_fleet("sweep", "-i", str(inventory), "--dry-run", env=fleet_env(S="not-used"))
 
@@ -766,12 +794,13 @@ async def test_a_password_to_high_volume_email_is_not_at_risk_and_proves_its_dom
     )
     port = await hve.start()
     ca = str(certs.ca_file)
-    hve_device = device("hve-account", port, ca, "hve-scan@contoso.test").replace(
-        "host: localhost", "host: smtp-hve.office365.com"
+    hve_device = device(
+        "hve-account", port, ca, "hve-scan@contoso.test", host="smtp-hve.office365.com"
     )
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
-        + site("hq", device("mfp", m365.submission.port, ca, SCANNER), hve_device)
+        lab_inventory(lab_dns, connect_s=5, command_s=5, site_s=60).add(
+            site("hq", device("mfp", m365.submission.port, ca, SCANNER), hve_device)
+        )
     )
     db = tmp_path / "fleet.db"
     env = fleet_env(FLEET_OAUTH_TEST_PASSWORD="pw")
@@ -842,13 +871,14 @@ async def test_no_exchange_online_in_the_tenant_and_an_unreachable_authority(
     port = m365.submission.port
     no_exchange = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK", tenant=OTHER_TENANT)
     closed = free_port()
-    unreachable = no_exchange.replace(token_endpoint.authority, f"https://127.0.0.1:{closed}")
+    unreachable = {**no_exchange, "authority": f"https://127.0.0.1:{closed}"}
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=2, command_s=2, site_s=30)
-        + site(
-            "hq",
-            device("no-exchange", port, ca, SCANNER, no_exchange),
-            device("no-authority", port, ca, FRONTDESK, unreachable),
+        lab_inventory(lab_dns, connect_s=2, command_s=2, site_s=30).add(
+            site(
+                "hq",
+                device("no-exchange", port, ca, SCANNER, no_exchange),
+                device("no-authority", port, ca, FRONTDESK, unreachable),
+            )
         )
     )
 
@@ -940,8 +970,9 @@ async def test_a_second_ctrl_c_does_not_wait_for_a_token_request(
     m365.tenant.mailboxes[SCANNER] = Mailbox()
     oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=15, site_s=60)
-        + site("hq", device("mfp", m365.submission.port, ca, SCANNER, oauth2))
+        lab_inventory(lab_dns, connect_s=5, command_s=15, site_s=60).add(
+            site("hq", device("mfp", m365.submission.port, ca, SCANNER, oauth2))
+        )
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -999,17 +1030,19 @@ async def test_an_oauth_login_is_tried_once_per_mailbox_and_app_and_apart_from_i
     refused = microsoft(token_endpoint, ca, APP_NO_ROLE, "FLEET_OAUTH_OK")
     works = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK")
     inventory = write_inventory(
-        inventory_header(lab_dns, connect_s=5, command_s=5, site_s=60)
-        + site(
-            "hq",
-            device("password", port, ca, SCANNER),
-            device("refused-1", port, ca, SCANNER, refused),
+        lab_inventory(lab_dns, connect_s=5, command_s=5, site_s=60).add(
+            site(
+                "hq",
+                device("password", port, ca, SCANNER),
+                device("refused-1", port, ca, SCANNER, refused),
+            ),
+            site(
+                "branch",
+                device("refused-2", port, ca, SCANNER, refused),
+                device("works", port, ca, SCANNER, works),
+                ip="127.0.0.42",
+            ),
         )
-        + site(
-            "branch",
-            device("refused-2", port, ca, SCANNER, refused),
-            device("works", port, ca, SCANNER, works),
-        ).replace(SITE_IP, "127.0.0.42")
     )
 
     run = await run_fleet_async(

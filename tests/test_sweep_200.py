@@ -23,7 +23,8 @@ from fleet.plan import plan_sweep
 from fleet.results import BlocklistStatus, Category, Verdict
 
 from .conftest import M365Lab
-from .hostile import BEHAVIOURS, PASSWORD_ENV, HostileServer, device_yaml, publish_contoso
+from .hostile import BEHAVIOURS, PASSWORD_ENV, HostileServer, hostile_device, publish_contoso
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 from .test_hostile_smtp import CASES
 
 SITES = 200
@@ -67,16 +68,13 @@ EXPECTED["tarpit"] = Category.ok
 
 def inventory(
     lab: LabDns, mx_port: int, hostile_port: int, ca_file: str
-) -> tuple[str, dict[str, str]]:
-    text = (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{lab.nameserver}"], timeout_s: {DNS_TIMEOUT_S}, '
-        f"tries: {DNS_TRIES}, concurrency: 1000}}\n"
-        f"  timeouts: {{connect_s: {CONNECT_S}, command_s: {COMMAND_S}, site_s: {SITE_S}}}\n"
-        f"  concurrency: {{global: {GLOBAL}, per_site: {PER_SITE}, per_host: {PER_HOST}}}\n"
-        f"blocklists:\n  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
-        "sites:\n"
+) -> tuple[InventoryBuilder, dict[str, str]]:
+    defaults = lab_defaults(
+        lab, connect_s=CONNECT_S, command_s=COMMAND_S, site_s=SITE_S, dns_timeout_s=DNS_TIMEOUT_S
     )
+    defaults["dns"].update(tries=DNS_TRIES, concurrency=1000)
+    defaults["concurrency"] = {"global": GLOBAL, "per_site": PER_SITE, "per_host": PER_HOST}
+    built = InventoryBuilder(defaults, blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}])
     hostile: dict[str, str] = {}  # site id -> behaviour
     for n in range(SITES):
         if n % HOSTILE_EVERY == 0:
@@ -85,16 +83,12 @@ def inventory(
             site_id = f"hostile-{k:02d}"
             hostile[site_id] = behaviour
             user = f"{site_id}@contoso.test"  # a login of its own
-            device = device_yaml(BEHAVIOURS[behaviour], hostile_port, ca_file, username=user)
-            text += f"  - id: {site_id}\n    client: Hostile\n    egress: {{bind: 127.0.4.{k + 1}}}\n    devices:\n{device}"
+            mfp = hostile_device(BEHAVIOURS[behaviour], hostile_port, ca_file, username=user)
+            built.site(site_id, mfp, client="Hostile", bind=f"127.0.4.{k + 1}")
         else:
-            text += (
-                f"  - id: office-{n:03d}\n    client: Contoso\n    egress: {{bind: 127.0.3.{n}}}\n"
-                "    devices:\n      - id: mfp\n"
-                f"        smtp: {{host: localhost, port: {mx_port}, security: starttls, "
-                f'ca_file: "{ca_file}", from: scanner@contoso.test, to: alice@contoso.test}}\n'
-            )
-    return text, hostile
+            mfp = device(mx_port, ca_file, host="localhost", to="alice@contoso.test")
+            built.site(f"office-{n:03d}", mfp, client="Contoso", bind=f"127.0.3.{n}")
+    return built, hostile
 
 
 async def test_200_sites_a_quarter_hostile_complete_with_every_site_accounted_for(
@@ -112,8 +106,8 @@ async def test_200_sites_a_quarter_hostile_complete_with_every_site_accounted_fo
     server = HostileServer(by_address.__getitem__, certs)
     port = await server.start()
     try:
-        text, hostile = inventory(lab_dns, m365.mx.port, port, m365.ca_file)
-        plan = plan_sweep(load_inventory(str(write_inventory(text))))
+        built, hostile = inventory(lab_dns, m365.mx.port, port, m365.ca_file)
+        plan = plan_sweep(load_inventory(str(write_inventory(built))))
 
         # When it is swept
         began = time.perf_counter()
