@@ -30,7 +30,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet.classify import (
-    Category,
     Classification,
     Context,
     blocklist_named,
@@ -45,7 +44,7 @@ from fleet.errors import InventoryError
 from fleet.inventory import Inventory, parse_inventory
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.dnsbl_zones import Zone, reverse_name
-from fleet.results import BlocklistResult, BlocklistStatus, Mode, Reply, Stage
+from fleet.results import BlocklistResult, BlocklistStatus, Category, Mode, Reply, Stage
 
 from .dnsbl_helpers import zone as make_zone
 

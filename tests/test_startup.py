@@ -45,6 +45,7 @@ NOT_FOR_VALIDATE = (
     "fleet.runner",
     "fleet.probes.smtp",
     "fleet.classify",
+    "fleet.judgement.catalogue",
     "fleet.store",
     "fleet.report.html",
     "fleet.serve",

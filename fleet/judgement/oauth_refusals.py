@@ -1,0 +1,76 @@
+"""A refused XOAUTH2 login with a token fleet fetched itself."""
+
+from __future__ import annotations
+
+import re
+
+from fleet.judgement.context import Context
+from fleet.judgement.evidence import unwrapped
+from fleet.judgement.replies import Classification
+from fleet.judgement.rule_ids import RuleId
+from fleet.results import Category, Reply
+
+SEND_AS_APP = "SMTP.SendAsApp"
+
+
+def classify_oauth_refusal(
+    reply: Reply,
+    context: Context,
+    *,
+    roles: tuple[str, ...] | None,
+    client_id: str | None,
+    tenant_id: str | None,
+) -> Classification | None:
+    """A refused XOAUTH2 login with a token fleet fetched itself. Exchange Online answers
+    `535 5.7.3 Authentication unsuccessful` whatever is missing; what the token carries
+    (its app roles) tells a missing SMTP.SendAsApp apart from an app Exchange does not know.
+    None: the general rules say it better."""
+    text = unwrapped(reply.text)
+    mailbox = context.username or "the mailbox"
+    if reply.enhanced == "5.7.139" and re.search(r"SmtpClientAuthentication is disabled", text):
+        scope = "Tenant" if re.search(r"for the Tenant", text, re.IGNORECASE) else "Mailbox"
+        return Classification(
+            Category.auth_disabled,
+            f"SMTP AUTH is disabled for the {scope.lower()}: XOAUTH2 needs it enabled too",
+            (
+                f"Enable SMTP AUTH for {mailbox} only: Set-CASMailbox -Identity {mailbox} "
+                "-SmtpClientAuthenticationDisabled $false (OAuth logins need it as well; Basic "
+                "AUTH stays off by the tenant's own policy)."
+                if scope == "Mailbox"
+                else "SMTP AUTH is off for the whole tenant: enable it for this mailbox only "
+                f"(Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false), "
+                "which overrides the tenant setting; OAuth logins need it as well."
+            ),
+            RuleId.oauth_smtp_auth_disabled,
+        )
+    if context.provider == "google" or reply.enhanced == "5.7.8":
+        return Classification(
+            Category.auth_failed,
+            f"Google refused the OAuth token for {mailbox}",
+            "Check the service account's domain-wide delegation (Admin console > Security > "
+            "API controls > Domain-wide delegation): its client ID needs the scope "
+            "https://mail.google.com/, and the username must be a mailbox of the domain.",
+            RuleId.oauth_google_refused,
+        )
+    if reply.code != 535 or reply.enhanced not in ("5.7.3", None):
+        return None  # e.g. 5.7.139 for a policy: the general rules know those words
+    if roles is not None and SEND_AS_APP not in roles:
+        return Classification(
+            Category.auth_failed,
+            f"the token carries no {SEND_AS_APP} permission, so Exchange refuses it for {mailbox}",
+            f"In the app registration {client_id}: API permissions > Add a permission > APIs my "
+            "organization uses > Office 365 Exchange Online > Application permissions > "
+            f"{SEND_AS_APP}, then 'Grant admin consent' for tenant {tenant_id}.",
+            RuleId.oauth_send_as_app_missing,
+        )
+    return Classification(
+        Category.auth_failed,
+        f"Exchange Online refused the app's token for {mailbox}: the app's service principal "
+        "is not registered in Exchange, or has no permission on this mailbox",
+        "In Exchange Online PowerShell: Connect-ExchangeOnline -Organization "
+        f"{tenant_id}; New-ServicePrincipal -AppId {client_id} -ObjectId <the Object ID of "
+        "the app's Enterprise application, not of its App registration>; Add-MailboxPermission "
+        f"-Identity {mailbox} -User <that Object ID> -AccessRights FullAccess. Changes can take "
+        "up to 30 minutes to apply.",
+        RuleId.oauth_service_principal,
+    )

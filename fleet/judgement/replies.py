@@ -1,0 +1,111 @@
+"""A negative reply -> category, finding and remediation: the first rule that matches, else a
+fallback that claims only what the stage and the code prove."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fleet.judgement.catalogue import RULES
+from fleet.judgement.context import Context
+from fleet.judgement.evidence import unwrapped
+from fleet.judgement.rule import Remedy
+from fleet.judgement.rule_ids import RuleId
+from fleet.results import Category, Reply, Stage
+
+# A reply no rule knows. A 4xx is a deferral, whatever it says; a 5xx claims only what its
+# stage or its code proves (a refused STARTTLS cannot start TLS; 535 is RFC 4954's "credentials
+# invalid"), and is otherwise an unrecognised refusal, shown in the server's own words.
+_FALLBACK_FINDING: dict[Category, str] = {
+    Category.tls_failure: "the server refused to start TLS ({stage}: {code})",
+    Category.auth_failed: "the server rejected the login ({stage}: {code})",
+    Category.unrecognised_refusal: "the server refused at {stage} ({code}) for a reason fleet "
+    'does not recognise: "{said}"',
+    Category.protocol_error: "the server gave an unexpected reply ({stage}: {code})",
+    Category.temporary_failure: "the server deferred with a temporary error ({stage}: {code})",
+}
+
+_FALLBACK_REMEDY: dict[Category, str] = {
+    Category.tls_failure: "{endpoint} could not start TLS: tell the server's administrator.",
+    Category.auth_failed: "Check the copier's username and password for {endpoint}.",
+    Category.unrecognised_refusal: "fleet does not recognise these words and claims no cause: "
+    "read the server's reply; if it names a list, a policy or a vendor, look it up there, "
+    "otherwise ask the administrator of {host} what the refusal at {stage} means.",
+    Category.protocol_error: "Read the reply text; if it persists, tell the server's "
+    "administrator.",
+    Category.temporary_failure: "The server deferred (4xx): run the site again later; if it "
+    "persists, read the reply text.",
+}
+
+
+# A 4xx in words of refusal ("421 4.7.0 Not allowed") is a refusal dressed as a deferral.
+_REFUSAL_WORDS_RE = re.compile(
+    r"not allowed|not permitted|denied|refused|rejected|blocked|prohibited|forbidden",
+    re.IGNORECASE,
+)
+
+
+_LATER_RE = re.compile(r"later|temporar|try again|retry", re.IGNORECASE)
+
+
+def _fallback_category(stage: Stage, reply: Reply) -> Category:
+    code = reply.code or 0
+    if 400 <= code <= 499:
+        refusal = _REFUSAL_WORDS_RE.search(reply.text) and not _LATER_RE.search(reply.text)
+        return Category.unrecognised_refusal if refusal else Category.temporary_failure
+    if not 500 <= code <= 599:
+        return Category.protocol_error
+    if stage is Stage.starttls:
+        return Category.tls_failure
+    if stage is Stage.auth and (code == 535 or reply.enhanced == "5.7.8"):
+        return Category.auth_failed
+    return Category.unrecognised_refusal
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: Category
+    finding: str
+    remediation: str
+    rule: RuleId | None = None
+
+
+def _render(template: Remedy, context: Context, fields: dict[str, str]) -> str:
+    if not isinstance(template, str):
+        key = "authenticated" if context.authenticated else "unauthenticated"
+        template = template[key]
+    return template.format_map(fields)
+
+
+# Real refusals say what they mean in a few hundred characters; a server that sends
+# megabytes gets its words read this far (the whole reply is still kept and shown).
+CLASSIFY_CHARS = 4096
+
+
+def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
+    """Category, finding and remediation for a negative reply at a stage."""
+    said = reply.text[:CLASSIFY_CHARS]
+    text = unwrapped(said)
+    for rule in RULES:
+        if rule.matches(stage, reply, context.provider, text):
+            fields = context.fields(said)
+            return Classification(
+                rule.category,
+                _render(rule.finding, context, fields),
+                _render(rule.remediation, context, fields),
+                rule.id,
+            )
+    category = _fallback_category(stage, reply)
+    said = " ".join(reply.text.split())
+    fields = {
+        **context.fields(reply.text[:CLASSIFY_CHARS]),
+        "stage": stage.value,
+        "code": str(reply.code or "no valid code"),
+        "said": said if len(said) <= 200 else said[:199] + "\N{HORIZONTAL ELLIPSIS}",
+    }
+    return Classification(
+        category,
+        _FALLBACK_FINDING[category].format_map(fields),
+        _FALLBACK_REMEDY[category].format_map(fields),
+        None,
+    )

@@ -1,0 +1,426 @@
+"""Rules that read the causes about who sends: the receiver's own faults, listed domains,
+reverse DNS, the EHLO name, loops and headers, SPF/DKIM/DMARC, limits that name the IP, and
+the IP's reputation. They come first: a cause named here wins over the words around it."""
+
+from __future__ import annotations
+
+from fleet.judgement import remedies, vocabulary
+from fleet.judgement.rule import Rule
+from fleet.judgement.rule_ids import RuleId
+from fleet.results import Category, Stage
+
+IDENTITY: tuple[Rule, ...] = (
+    # -- the receiver's own temporary fault: before the words it is wrapped in ("Helo command
+    # rejected: Server configuration error" is Postfix's 4.3.5 for its own broken lookup table;
+    # "DKIM signing failed" is the receiver's signer, not the sender's authentication).
+    Rule(
+        RuleId.receiver_own_error,
+        Category.temporary_failure,
+        "the receiving server reports an error in its own setup, not a verdict on this site",
+        "{host} reports a fault of its own (configuration, lookup table or signer): run the "
+        "site again later; if it persists, tell the administrator of {host}, with the reply text.",
+        text=r"server configuration (?:error|problem)|temporary lookup failure|"
+        r"insufficient system (?:storage|resources)|"
+        r"(?:DKIM|ARC) (?:signing|signer|signature creation) (?:failed|error)|"
+        r"(?:failed|unable) to DKIM[- ]sign",
+    ),
+    # -- the receiver's own fault: before anything that reads a list's name --------------
+    Rule(
+        RuleId.receiver_dnsbl_open_resolver,
+        Category.receiver_fault,
+        "the receiver's own blocklist lookups fail (it queries {list} through a public "
+        "resolver): not the site's reputation",
+        remedies.RECEIVER_FAULT_FIX,
+        text=r"open resolver|public (?:dns )?resolver|127\.255\.255\.\d+|spamhaus\.org/returnc|"
+        r"excessive number of queries|blocklist quer(?:y|ies) (?:was |were )?refused",
+    ),
+    # -- a domain is listed, not the IP: before the IP lists ------------------------------
+    Rule(
+        RuleId.dnsbl_domain_listed,
+        Category.domain_reputation,
+        "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
+        remedies.DOMAIN_LISTED_FIX,
+        text=r"\bdbl\b|\buribl\b|\bsurbl\b|\bdomain block ?list|"
+        r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b[^.;]{0,80}?"
+        r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
+        r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
+        r"(?:url|uri|link|web ?site)s?\b(?:[^.;]|\.(?!\s+(?-i:[A-Z]))){0,80}?\b(?:listed|black ?listed|"
+        r"block ?listed)|"
+        r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
+        r"(?:helo|ehlo) (?:name|host) "
+        r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
+        r"unsolicited (?:e-?)?mail (?:originating from your DKIM domain|containing one of your "
+        r"URL domains)|(?:DKIM|URL|sending|sender) domain\b[^.;]{0,60}(?:poor|low|bad) reputation",
+    ),
+    # -- reverse DNS, at any stage --------------------------------------------------------
+    Rule(
+        # Gmail and Microsoft: "the sending IP(v6) address must have a reverse DNS record"
+        RuleId.rdns_missing_ptr_code,
+        Category.reverse_dns,
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
+        remedies.REVERSE_DNS_FIX,
+        enhanced=("5.7.25", "4.7.25"),
+    ),
+    Rule(
+        # Forward-confirmed reverse DNS (Haraka's fcrdns plugin, Postfix's
+        # reject_unknown_client_hostname): the PTR name must resolve back to the IP.
+        RuleId.rdns_fcrdns,
+        Category.reverse_dns,
+        "the receiver refuses {ip}: its reverse DNS (PTR) name does not resolve back to it",
+        remedies.REVERSE_DNS_FIX,
+        text=r"\bfcrdns\b|forward[- ]confirmed(?: reverse)?|\biprev\b",
+    ),
+    Rule(
+        RuleId.rdns_missing_ptr,
+        Category.reverse_dns,
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
+        remedies.REVERSE_DNS_FIX,
+        text=r"reverse[- ](?:dns|hostname|host name|lookup|name|record|resolution|resolve)|"
+        r"\brdns\b|\bptr\b|find your (?:host ?name|reverse)|"
+        r"(?:can ?not|can't|unable to|could not|failed to) (?:find|resolve|lookup|look up) "
+        r"(?:your |the )?(?:host ?name|client ?host ?name|name for your (?:ip|address))|"
+        r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
+        r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
+        r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
+        r"client host rejected: (?:cannot|can't) find",
+        # Haraka "HELO host does not match rDNS": the name is what is refused
+        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b[^.;]{0,20}(?:does not|doesn't) match",
+    ),
+    # -- the EHLO name ------------------------------------------------------------------
+    Rule(
+        RuleId.m365_bad_helo,
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        "The server refuses the EHLO name {ehlo_name} (5.7.506: it looks like the server's own "
+        "name, a spambot trait): set the copier's host name or EHLO name to its own "
+        "fully-qualified name, never the server's; then set the same ehlo_name in the inventory.",
+        enhanced=("5.7.506",),
+    ),
+    Rule(
+        # Before any command, the only name a server can look up is the client IP's.
+        RuleId.rdns_lookup_at_greeting,
+        Category.reverse_dns,
+        "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
+        remedies.REVERSE_DNS_FIX,
+        text=r"\bDNS\b[^.;]{0,20}(?:look-?up|lookup|resolution)|(?:look-?up|lookup) (?:of your "
+        r"(?:ip|address) )?failed",
+        stages=(Stage.banner,),
+    ),
+    Rule(
+        RuleId.helo_refused,
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        remedies.HELO_FIX,
+        text=r"helo command rejected|(?:invalid|bad|illegal|forged|malformed|bogus) "
+        r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|host|"
+        r"argument|domain|string|greeting|ip literal|address literal|literal)s?\b"
+        r"(?![^.;]{0,40}\blisted)|"
+        # Haraka helo.checks: "Invalid address format in HELO", "HELO is dynamic"
+        r"(?:invalid|bad|illegal|malformed|bogus|wrong)\b[\w ]{0,30}\b(?:in|for) (?:the |your )?"
+        r"(?:e?helo|ehlo)\b|\b(?:e?helo|ehlo) (?:is|looks|appears) (?:to be )?(?:dynamic|forged|"
+        r"invalid|a bare ip|an ip|not)|\b(?:e?helo|ehlo) not (?:allowed|accepted|permitted)|"
+        r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
+        r"syntactically invalid (?:e?helo|ehlo)|(?:e?helo|ehlo) (?:rejected|refused|not accepted|denied)|"
+        r"your (?:e?helo|ehlo) (?:name |host ?name )?(?:is|was|does)|(?:e?helo|ehlo) (?:should|must)",
+        unless=r"send (?:hello|(?:e?helo|ehlo))(?: command)? first",
+    ),
+    Rule(
+        # EHLO's only argument is the name: a syntax refusal of EHLO is about the name.
+        RuleId.helo_syntax,
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        remedies.HELO_FIX,
+        stages=(Stage.ehlo, Stage.ehlo_tls),
+        enhanced=("5.5.2", "5.5.4", "5.1.0-5.1.9"),
+    ),
+    Rule(
+        RuleId.helo_syntax_code,
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        remedies.HELO_FIX,
+        stages=(Stage.ehlo, Stage.ehlo_tls),
+        code_class="501",
+    ),
+    Rule(
+        # At EHLO a refusal that names HELO/EHLO is about the one thing EHLO sends: the name
+        # (Haraka's helo.checks: "HELO host has no forward DNS match"). The server's own
+        # faults were read above; "send HELO first" and listings are excluded here.
+        RuleId.helo_named_at_ehlo,
+        Category.helo_rejected,
+        "the server refuses the EHLO name {ehlo_name}",
+        remedies.HELO_FIX,
+        text=r"\b(?:e?helo|ehlo)\b",
+        stages=(Stage.ehlo, Stage.ehlo_tls),
+        unless=r"send (?:hello|(?:e?helo|ehlo))|(?:e?helo|ehlo) (?:command )?(?:is )?required|"
+        r"already|duplicate|listed",
+    ),
+    # -- IP reputation ------------------------------------------------------------------
+    # -- a header problem is the message's, even when the header is DKIM-Signature --------
+    Rule(
+        # RFC 3463 X.4.6 "routing loop detected": the message went round; qmail "too many
+        # hops, this message is looping", Exim "Too many \"Received\" headers - suspected mail
+        # loop", Postfix "mail forwarding loop", OpenSMTPD "Routing loop detected".
+        RuleId.smtp_message_loop,
+        Category.message_rejected,
+        "the server refuses the message as looping (too many hops)",
+        "The receiver sees the test message looping (too many Received headers or hops): "
+        "look for a forwarding rule or relay that sends mail for the recipient back to where "
+        "it came from, and check the copier's relay settings.",
+        text=r"too many hops|hop count|\blooping\b|(?:mail|routing|forwarding|message) loop|"
+        r"loop detected|too many ['\"]?(?:received|delivered-to)['\"]? headers",
+    ),
+    Rule(
+        RuleId.smtp_message_header,
+        Category.message_rejected,
+        "the server refuses the message's headers",
+        "The receiver refuses the test message's headers (duplicated, too large, or with raw "
+        "8-bit characters): check the copier's From/Subject settings (plain ASCII subject, "
+        "one sender) and its firmware; a relay that adds its own signature twice can cause it.",
+        text=r"duplicate (?:header|['\"]?[\w-]{1,40}['\"]? header)|(?:duplicate|multiple|too "
+        r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
+        r"many)|too many headers|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
+        r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
+        r"(?:long|large)|header\b[^.;]{0,20}not CRLF terminated|(?:header|message) syntax|"
+        # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
+        # header", "a unicode character in a disallowed header", "encoded-word syntax")
+        r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|\bheaders?\b[^.;:]{0,30}?\b(?:missing|"
+        r"malformed|not permitted|not allowed|disallowed)\b",
+    ),
+    # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
+    Rule(
+        RuleId.ipv6_needs_spf_or_dkim,
+        Category.sender_rejected,
+        "mail sent over IPv6 must pass SPF or DKIM, and this did not",
+        "Mail sent over IPv6 must pass SPF or DKIM (4.7.26) and a copier does not sign with "
+        "DKIM: add the site's IPv6 address (ip6:) to the SPF record of {sender}'s domain, or "
+        "send over IPv4.",
+        enhanced=("4.7.26",),
+    ),
+    Rule(
+        RuleId.sender_authentication,
+        Category.sender_rejected,
+        "the receiver rejects the sender for SPF, DKIM or DMARC",
+        "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
+        "the SPF record of {sender}'s domain, or send through an authorised relay.",
+        enhanced=("5.7.23", "5.7.509", "5.7.515", "5.7.26"),
+    ),
+    Rule(
+        RuleId.sender_spf_dkim_dmarc,
+        Category.sender_rejected,
+        "the receiver rejects the sender for SPF, DKIM or DMARC",
+        "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
+        "the SPF record of {sender}'s domain (and publish DMARC), or send through an "
+        "authorised relay.",
+        text=r"\bSPF\b|\bDKIM\b|\bDMARC\b|sender policy framework",
+    ),
+    Rule(
+        # Gmail: "does not have authentication information or fails to pass authentication
+        # checks ... blocked": SPF/DKIM in other words, not the content and not a login.
+        RuleId.sender_authentication_checks,
+        Category.sender_rejected,
+        "the receiver rejects the message for failing sender authentication (SPF, DKIM, DMARC)",
+        "The message failed the receiver's sender authentication checks (SPF/DKIM/DMARC of "
+        "{sender}'s domain): add ip4:{ip} to that domain's SPF record (and publish DMARC), or "
+        "send through a relay the domain authorises.",
+        text=r"authentication (?:information|checks?|results?)\b|"
+        r"(?:fails?|failed) (?:to pass )?(?:sender |message |e-?mail )?authentication\b",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    # -- limits that name the IP are still limits -----------------------------------------
+    Rule(
+        RuleId.smtp_frequency_limited,
+        Category.throttled,
+        "the server limits how often this site may connect or send",
+        "The server limits how often {ip} may connect or send: reduce how many devices send "
+        "at once and how often, or wait and try again later.",
+        text=r"frequency limit|receiving (?:e-?mail|mail|messages)? ?(?:at a rate|too quickly)|"
+        r"ReceivingRate|too many (?:connections|sessions|concurrent)|connection (?:rate|limit)",
+    ),
+    # -- IP reputation ----------------------------------------------------------------------
+    Rule(
+        RuleId.google_low_reputation_ip,
+        Category.ip_reputation,
+        "Google rates {ip} as a sender of very low reputation",
+        "Google refuses mail from {ip} for its very low reputation: find what sends spam from "
+        "that IP and stop it; meanwhile send through authenticated submission on {submission} "
+        "or a relay with a clean IP.",
+        text=r"low reputation of the sending IP",
+    ),
+    Rule(
+        RuleId.google_unsolicited_rate,
+        Category.ip_reputation,
+        "Google sees an unusual rate of unsolicited mail from {ip}",
+        "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
+        "sending spam behind that IP and stop it; meanwhile send through authenticated "
+        "submission on {submission} or a relay with a clean IP.",
+        text=r"unusual rate of unsolicited mail|UnsolicitedRateLimitError",
+    ),
+    Rule(
+        RuleId.google_not_authorized_direct,
+        Category.ip_reputation,
+        "Google does not accept mail sent directly from {ip} (a dynamic or residential range)",
+        remedies.IP_REPUTATION_FIX,
+        text=r"not authorized to send email directly|NotAuthorizedError",
+    ),
+    Rule(
+        RuleId.ip_named_block,
+        Category.ip_reputation,
+        "the server refuses mail from {ip} for its reputation or its network",
+        remedies.IP_REPUTATION_FIX,
+        text=r"blocked IP|IP (?:address )?(?:is |has been |was )?(?:temporarily |permanently |"
+        r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
+        r"deferred|refused|rejected|"
+        r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
+        r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL|DYN)\)|"
+        r"client host \[[^\]]*\] (?:is )?(?:blocked|banned)(?! (?:using|by))|"
+        # GMX / WEB.DE explain a refusal by a code in their link: sp, bl = the IP's reputation
+        r"postmaster\.(?:gmx|web)\.\w+/\S*[?&]c=(?:sp|bl|bs|bsp)\b|"
+        r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
+        r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
+        r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
+        r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
+        r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
+        r"\bbad (?:client |sending |source )?IP\b",
+    ),
+    Rule(
+        RuleId.ip_complaints,
+        Category.ip_reputation,
+        "the server defers or refuses mail from {ip} for complaints about it",
+        remedies.IP_REPUTATION_FIX,
+        text=r"complaints|unexpected volume",
+        ip_evidence=True,
+    ),
+    Rule(
+        RuleId.m365_banned_sending_ip,
+        Category.ip_reputation,
+        "Microsoft 365 refuses mail from {ip}: the IP is on Microsoft's own blocklist",
+        {
+            "unauthenticated": (
+                "Site IP {ip} is banned by Microsoft (5.7.606): move this copier to "
+                "authenticated submission on {submission} with STARTTLS, or relay through a "
+                "clean static IP; fix the cause, then delist at https://sender.office.com/."
+            ),
+            "authenticated": (
+                "Site IP {ip} is banned by Microsoft: fix the cause (an infected host, an open "
+                "relay), then delist at https://sender.office.com/."
+            ),
+        },
+        enhanced=("5.7.606-5.7.649",),
+    ),
+    Rule(
+        RuleId.m365_banned_sender_ip,
+        Category.ip_reputation,
+        "Microsoft 365 refuses mail from {ip} as a banned sender",
+        "Site IP {ip} is banned by Microsoft (5.7.511): e-mail delist@microsoft.com with the "
+        "rejection text and the IP; until then relay through a clean static IP.",
+        enhanced=("5.7.511",),
+    ),
+    Rule(
+        RuleId.m365_customer_block_list,
+        Category.ip_reputation,
+        "the recipient's tenant blocks {ip} with its own block list",
+        "The recipient organisation blocks {ip} on its own list (5.7.507, 5.7.513): ask its "
+        "admin to remove the IP from their Tenant Allow/Block List or connection filter.",
+        enhanced=("5.7.513", "5.7.507"),
+    ),
+    Rule(
+        RuleId.m365_low_reputation_ip,
+        Category.ip_reputation,
+        "Microsoft 365 does not accept traffic from {ip} (low-reputation range)",
+        "Microsoft refuses {ip} (5.7.708, typical of trial tenants on new IPs): contact "
+        "Microsoft support for an exception, or send through a reputable relay.",
+        enhanced=("5.7.708",),
+    ),
+    Rule(
+        RuleId.outlook_network_block,
+        Category.ip_reputation,
+        "Outlook.com blocks the network {ip} belongs to",
+        "Outlook.com blocks the ISP's range that {ip} is in: send through the ISP's relay or a "
+        "reputable relay service instead of directly.",
+        text=r"part of their network is on our block ?list",
+    ),
+    # Before the DNSBL phrases: a "Tenant Allow Block List" blocks recipients, not the IP.
+    Rule(
+        RuleId.m365_tenant_block_list,
+        Category.recipient_rejected,
+        "the sending tenant's Tenant Allow/Block List blocks the recipient",
+        remedies.TENANT_BLOCK_LIST_FIX,
+        enhanced=("5.7.703",),
+    ),
+    Rule(
+        RuleId.m365_tenant_block_list_text,
+        Category.recipient_rejected,
+        "the sending tenant's Tenant Allow/Block List blocks the recipient",
+        remedies.TENANT_BLOCK_LIST_FIX,
+        text=r"Tenant Allow ?/? ?Block List",
+    ),
+    # Vendors' IP reputation services, which never say "DNSBL".
+    Rule(
+        # "Sender is in my black list", "your e-mail address has been blacklisted": the
+        # receiver's own list of senders, no DNS blocklist and not the IP.
+        RuleId.subject_sender_listed,
+        Category.sender_rejected,
+        "the server refuses the sender {sender}: it is on the receiver's own block list",
+        "The receiver blocks the sender address {sender} on its own list: send from another "
+        "address (the login mailbox or one in your own domain), or ask the recipient's "
+        "administrator to remove the block.",
+        text=vocabulary.SENDER_LISTED,
+        unless=r"spamhaus|\bdbl\b|uribl|surbl|\bIP\b|\bRBL|DNSBL|\bdomain\b",
+    ),
+    Rule(
+        RuleId.dnsbl_blocked_using,
+        Category.ip_reputation,
+        "the server rejects {ip} because it is listed on {list}",
+        remedies.IP_REPUTATION_FIX,
+        text=vocabulary.LISTING_TEXT,
+        ip_evidence=True,
+    ),
+    Rule(
+        RuleId.vendor_ip_reputation,
+        Category.ip_reputation,
+        "the receiver's reputation service refuses {ip}",
+        remedies.IP_REPUTATION_FIX,
+        text=r"ipcheck\.proofpoint\.com|proofpoint\.com/dnsbl|dnsbl-lookup|"
+        r"blocked for spamming|spamming issues|cloudmark|\bCSI\b|"
+        r"\bBRBL\b|barracudacentral|barracuda ?(?:networks )?reputation|\bSBRS\b|senderbase|"
+        r"talosintelligence|trend ?micro|\bERS\b|mail-abuse\.com|\bQIL\b|\bRBL\+|"
+        r"(?:ip|sending|sender|mta|network)(?:'s)? (?:address )?reputation|"
+        r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
+        r"ip reputation",
+        unless=r"domain",
+    ),
+    Rule(
+        # The site's IP, host or network named as what is refused ("access from IP address
+        # x blocked", "your remotehost looks like a spammer", "not accepting mail from your
+        # IP"), in words no listing rule knows: the subject is the client, so its reputation.
+        RuleId.ip_subject_refused,
+        Category.ip_reputation,
+        "the server refuses mail from {ip}: it names the site's IP or host as refused",
+        remedies.IP_REPUTATION_FIX,
+        text=vocabulary.CLIENT_REFUSED,
+        unless=r"client host rejected:|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
+        r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat",
+    ),
+    Rule(
+        # Before any command the server knows nothing of the client but its IP address.
+        RuleId.ip_blocked_at_greeting,
+        Category.ip_reputation,
+        "the server refuses {ip} at the greeting: it is blocked",
+        remedies.IP_REPUTATION_FIX,
+        text=r"\b(?:blocked|banned|black ?listed|block ?listed)\b",
+        stages=(Stage.banner,),
+        code_class="5",
+        unless=r"domain|helo|sender",
+    ),
+    Rule(
+        # "Listed in Spamhaus" alone does not say whether the IP or a domain is listed: no
+        # delisting advice for an IP that may be clean (and no DIRECT_SEND_DIRTY_IP).
+        RuleId.dnsbl_listing_unspecified,
+        Category.unrecognised_refusal,
+        "the server cites a blocklist ({list}) without saying what is listed",
+        "The server refuses and names a blocklist ({list}) but not whether the site's IP "
+        "{ip} or a domain (the sender {sender}, the EHLO name {ehlo_name}) is listed: look each "
+        "of them up at the list, and delist whichever is listed after fixing the cause.",
+        text=vocabulary.LISTING_TEXT,
+    ),
+)

@@ -1,0 +1,283 @@
+"""Rules for TLS and the login (AUTH)."""
+
+from __future__ import annotations
+
+from fleet.judgement import remedies
+from fleet.judgement.rule import Rule
+from fleet.judgement.rule_ids import RuleId
+from fleet.results import Category, Stage
+
+SESSION: tuple[Rule, ...] = (
+    # -- TLS ------------------------------------------------------------------------------
+    Rule(
+        RuleId.m365_tls_legacy,
+        Category.tls_failure,
+        "Microsoft 365 refuses TLS 1.0 and 1.1",
+        "The server needs TLS 1.2 or newer: update the copier's firmware; until then relay "
+        "through a local relay that speaks old TLS (smtp-legacy.office365.com only while the "
+        "tenant allows legacy TLS).",
+        enhanced=("4.7.66",),
+    ),
+    Rule(
+        RuleId.tls_must_starttls_first,
+        Category.tls_required,
+        "the server requires STARTTLS before this command",
+        "Set the copier's security to STARTTLS (port {port}); the server refuses to go on "
+        "without encryption.",
+        text=r"STARTTLS (?:command )?first|Must issue a STARTTLS|(?:TLS|STARTTLS|encryption|"
+        r"secure connection|SSL)(?: conversation| session| connection| transport)? (?:is )?"
+        r"(?:required|needed|mandatory)|"
+        r"requires? (?:TLS|STARTTLS|encryption|a secure connection|an encrypted)|"
+        r"must (?:use|issue|start) (?:STARTTLS|TLS)|not (?:over|using) (?:TLS|an encrypted)|"
+        r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)",
+        unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
+    ),
+    Rule(
+        RuleId.tls_message_not_over_tls,
+        Category.tls_required,
+        "the receiver requires mail to arrive over TLS",
+        "The receiver refuses mail that did not come over TLS: set the copier's security to "
+        "STARTTLS (port {port}) or implicit TLS.",
+        text=r"(?:wasn't|was not|not) sent over (?:a )?TLS|requires? (?:all )?\w* ?(?:senders )?"
+        r"to use TLS|TLS/SSL for SMTP",
+    ),
+    Rule(
+        RuleId.tls_encryption_required_code,
+        Category.tls_required,
+        "the server requires encryption before this command",
+        "Set the copier's security to STARTTLS (port {port}) or implicit TLS: the server "
+        "refuses to go on without encryption.",
+        # RFC 4954 / RFC 5248: X.7.11 encryption required, X.7.10 encryption needed
+        enhanced=("5.7.10-5.7.11",),
+        # Gmail sends 5.7.10 on "SMTP protocol violation ... pipeline after STARTTLS" too
+        unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version|protocol violation|pipelin",
+    ),
+    Rule(
+        RuleId.smtp_protocol_violation,
+        Category.protocol_error,
+        "the server saw a protocol violation",
+        "{endpoint} reports an SMTP protocol violation (a command out of order or pipelined "
+        "where it may not be): an SMTP-inspecting firewall between the site and {host} can "
+        "cause this; turn off its SMTP inspection, else tell the server's administrator.",
+        text=r"protocol (?:violation|error)|pipelin\w* after STARTTLS|out of sequence|bad "
+        r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
+        r"(?:E?HELO|EHLO))(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
+        r"unrecogni[sz]ed command|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
+        r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
+        r"improper use of (?:smtp )?command pipelining|synchroni[sz]ation error",
+        unless=r"(?:sender|recipient|mail ?from) address syntax",
+    ),
+    Rule(
+        # Exim "STARTTLS command used when not advertised": a command out of place, not a
+        # TLS failure (the server never offered TLS).
+        RuleId.tls_starttls_not_advertised,
+        Category.protocol_error,
+        "the server did not offer STARTTLS, so it refused the command",
+        "{endpoint} does not offer STARTTLS (fleet sent it anyway): set the copier's security "
+        "to none or implicit TLS for this host, or use a host that offers STARTTLS.",
+        text=r"not advertised|not offered|already (?:in |using |running |started |active)|"
+        r"TLS already",
+        stages=(Stage.starttls,),
+        code_class="5",
+    ),
+    Rule(
+        RuleId.tls_not_available,
+        Category.tls_failure,
+        "the server offered STARTTLS but could not start TLS",
+        "The server's TLS is broken (it advertised STARTTLS and then refused it): tell the "
+        "mail server's administrator; the copier cannot send securely until it is fixed.",
+        stages=(Stage.starttls,),
+        code_class="4",
+    ),
+    # -- authentication -----------------------------------------------------------------
+    Rule(
+        RuleId.m365_smtp_auth_disabled_tenant,
+        Category.auth_disabled,
+        "SMTP AUTH is turned off for this Microsoft 365 tenant or mailbox",
+        "SMTP AUTH is disabled (5.7.139): enable it for {mailbox} only "
+        "(Set-CASMailbox -SmtpClientAuthenticationDisabled $false), knowing Basic AUTH is "
+        "being retired; better: " + remedies.AUTH_ALTERNATIVES + ".",
+        enhanced=("5.7.139",),
+        text=r"SmtpClientAuthentication is disabled|smtp_auth_disabled",
+    ),
+    Rule(
+        RuleId.m365_security_defaults,
+        Category.auth_disabled,
+        "Entra ID security defaults block password logins for this mailbox",
+        "Security defaults block legacy authentication for {mailbox}: replace them with a "
+        "Conditional Access policy that excludes this account, or move off passwords: "
+        + remedies.AUTH_ALTERNATIVES
+        + ".",
+        enhanced=("5.7.139",),
+        text=r"security defaults",
+    ),
+    Rule(
+        RuleId.m365_conditional_access,
+        Category.auth_disabled,
+        "a Conditional Access or legacy-authentication policy blocks this login",
+        "A policy blocks password (legacy) authentication for {mailbox}: exclude the account "
+        "from the legacy-auth block or enable SMTP AUTH for it, or move to "
+        + remedies.AUTH_ALTERNATIVES
+        + ".",
+        enhanced=("5.7.139",),
+        text=r"did not meet the criteria",
+    ),
+    Rule(
+        RuleId.m365_federated_sts,
+        Category.auth_failed,
+        "the tenant's federated sign-in service could not be reached",
+        "The domain signs in through a federation service (ADFS) that Microsoft could not "
+        "reach over TLS 1.2: fix the federation endpoint, or use a cloud-only mailbox.",
+        enhanced=("5.7.139",),
+        text=r"federated STS",
+    ),
+    Rule(
+        RuleId.m365_bad_credentials,
+        Category.auth_failed,
+        "Microsoft 365 rejected the password for {mailbox}",
+        "The password for {mailbox} is wrong or expired: update it on the copier and in "
+        "fleet's secret store (one attempt per sweep, so the mailbox is not locked out).",
+        enhanced=("5.7.139",),
+        text=r"credentials were incorrect",
+    ),
+    Rule(
+        RuleId.m365_smtp_auth_refused,
+        Category.auth_disabled,
+        "Microsoft 365 refuses password logins for {mailbox} (5.7.139)",
+        "Microsoft refuses this login for a policy reason (5.7.139, see the reply text): check "
+        "that SMTP AUTH is enabled for {mailbox} (Get-CASMailbox | fl "
+        "SmtpClientAuthenticationDisabled) and that security defaults or Conditional Access "
+        "do not block it; better: " + remedies.AUTH_ALTERNATIVES + ".",
+        enhanced=("5.7.139",),
+        unless=r"credentials were incorrect|federated STS",
+    ),
+    Rule(
+        RuleId.m365_basic_auth_retired,
+        Category.auth_disabled,
+        "Microsoft 365 no longer accepts Basic (password) authentication for SMTP",
+        "Basic AUTH for SMTP is retired for this tenant (5.7.30): move the copier to "
+        + remedies.AUTH_ALTERNATIVES
+        + ".",
+        enhanced=("5.7.30",),
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        RuleId.auth_basic_disabled,
+        Category.auth_disabled,
+        "the server no longer accepts Basic (password) authentication",
+        "Basic (password) AUTH is turned off for {mailbox}: move the copier to "
+        + remedies.AUTH_ALTERNATIVES
+        + ".",
+        text=r"basic auth(?:entication)? (?:is )?(?:disabled|not (?:supported|allowed|enabled)|"
+        r"blocked|turned off|deprecated)|legacy auth(?:entication)? (?:is )?(?:disabled|blocked)",
+    ),
+    Rule(
+        RuleId.m365_auth_unsuccessful,
+        Category.auth_failed,
+        "Microsoft 365 refused the login for {mailbox}",
+        "Login refused (535 5.7.3): check the password, that SMTP AUTH is enabled for "
+        "{mailbox} (Get-CASMailbox | fl SmtpClientAuthenticationDisabled), and that MFA or "
+        "Conditional Access do not block it.",
+        enhanced=("5.7.3",),
+        code_class="5",
+    ),
+    Rule(
+        RuleId.google_app_password_required,
+        Category.auth_disabled,
+        "Google requires an App Password or OAuth for this account",
+        "Google refuses plain account passwords: create an App Password (needs 2-Step "
+        "Verification) for {mailbox}, or use OAuth (XOAUTH2).",
+        enhanced=("5.7.9",),
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        RuleId.google_web_login_required,
+        Category.auth_failed,
+        "Google wants this account to sign in through a browser first",
+        "Google blocked the password login for {mailbox} until someone signs in through a web "
+        "browser (5.7.14: a new device or a suspicious sign-in): sign in once in a browser from "
+        "the site, then use an App Password or OAuth (XOAUTH2) on the copier.",
+        enhanced=("5.7.14",),
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        RuleId.google_bad_credentials,
+        Category.auth_failed,
+        "Google rejected the username or password for {mailbox}",
+        "Google rejected the login: use an App Password for {mailbox} (ordinary passwords "
+        "are refused) or OAuth (XOAUTH2).",
+        text=r"Username and Password not accepted|BadCredentials",
+    ),
+    Rule(
+        RuleId.m365_client_not_authenticated,
+        Category.auth_required,
+        "the server only accepts mail after a login",
+        {
+            "unauthenticated": (
+                "{endpoint} requires a login (5.7.57): configure a mailbox and password or "
+                "OAuth on the copier, or point it at the tenant's MX for Direct Send instead."
+            ),
+            "authenticated": (
+                "The server did not see a successful login: make sure STARTTLS succeeds "
+                "first (AUTH is only offered over TLS), then check the credentials."
+            ),
+        },
+        enhanced=("5.7.57",),
+    ),
+    Rule(
+        RuleId.smtp_auth_required,
+        Category.auth_required,
+        "the server only accepts mail after a login",
+        "{endpoint} requires authentication: configure a mailbox and password (or OAuth) on "
+        "the copier, or use a host that accepts unauthenticated mail for your domain.",
+        text=r"authentication (?:is )?required|auth(?:entication)? required|not authenticated|"
+        r"must (?:first )?authenticate|WantAuthError|unauthenticated (?:senders?|relay|mail|"
+        r"sending|users?|clients?)|smtp auth(?:entication)? (?:is )?required|"
+        r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
+        r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
+        r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
+        r"authenticate)|issue an? AUTH command|(?:log ?in|authentication) (?:is )?(?:needed|"
+        r"necessary)|"
+        r"authentification (?:requise|obligatoire)|"
+        r"anonymous (?:relay|mail|senders?) "
+        r"(?:is |are )?not (?:allowed|permitted|accepted)",
+        unless=r"invalid credentials",
+    ),
+    Rule(
+        RuleId.smtp_auth_not_enabled,
+        Category.auth_disabled,
+        "the server does not offer SMTP AUTH here",
+        "{endpoint} does not offer a login: use the provider's submission host ({submission}) "
+        "for authenticated mail, or remove the login from the copier.",
+        text=r"authentication not enabled|not supported|unrecognized authentication|"
+        r"not advertised|AUTH (?:command )?not (?:available|allowed|offered)|"
+        r"mechanism",
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        # The account itself is refused at AUTH (Stalwart "Your account is not authorized to
+        # use this service", MailEnable "User Account has been disabled").
+        RuleId.auth_account_refused,
+        Category.auth_failed,
+        "the server refused the login for {mailbox}: the account is disabled or not allowed",
+        "The server refuses the account {mailbox} itself (disabled, locked, suspended or not "
+        "allowed to send): ask its administrator to enable it for SMTP, or use another mailbox.",
+        text=r"account\b[^.;]{0,40}\b(?:not (?:authori[sz]ed|allowed|permitted|enabled)|"
+        r"disabled|locked|suspended|blocked|inactive|expired|deactivated)|"
+        r"(?:disabled|locked|suspended|blocked|inactive) (?:user|account)|"
+        r"(?:user|mailbox) (?:is |has been )?(?:disabled|locked|suspended)",
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        RuleId.smtp_auth_failed,
+        Category.auth_failed,
+        "the server rejected the login for {mailbox}",
+        "The server rejected the credentials of {mailbox}: check the username and password.",
+        text=r"authentication (failed|unsuccessful|credentials invalid)|incorrect authentication|"
+        r"invalid credentials(?! for relay)|authenti(?:cation|fication) (?:failure|invalid\w*|"
+        r"refused|rejected|error)|(?:bad|wrong|incorrect|invalid) (?:user ?name|login|password|"
+        r"credentials|user(?: name)? or password)",
+        stages=(Stage.auth,),
+        unless=r"temporar",  # "Temporary authentication failure": the server's, try again
+    ),
+)

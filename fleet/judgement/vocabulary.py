@@ -1,0 +1,118 @@
+"""Word families the rules share: a blocklist's words, and the subjects of a refusal (the
+nouns of each family and the words of refusal)."""
+
+from __future__ import annotations
+
+from fleet.judgement.evidence import DOMAIN
+
+# Words of a blocklist rejection (an IP or a domain listing: see `names_the_ip`).
+LISTING_TEXT = (
+    r"blocked using|spamhaus|listed (?:at|on|in|by) |\bRBL|\bDNSBLs?\b|black ?list|"
+    r"(?<!allow )(?<!allow/)block ?list|is listed\b|are listed\b|found (?:in|on) (?:one or "
+    r"more |a )?(?:\S+\.(?:org|net|com)|dnsbl|rbl|block|black)"
+)
+
+
+# ---- the subject of a refusal: nouns of each family and words of refusal ------------------
+# (see the "subject" rules at the end of RULES). Every window is bounded: linear on hostile text.
+REFUSED = (
+    r"(?:rejected|refused|denied|blocked|banned|forbidden|prohibited|unacceptable|"
+    r"not (?:allowed|permitted|accepted|authori[sz]ed|welcome|acceptable))"
+)
+DOMAIN_UNKNOWN = (
+    r"\b(?:host|domain)(?: ?name)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:not found|unknown|unreachable|"
+    r"not reachable|(?:does not|doesn't|do not) exist|must exist|not resolv\w*|unresolv\w*|"
+    r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
+    r"\bunknown (?:host|domain)\b|\bhost unknown\b|name or service not known|\bunroutable\b|"
+    r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
+    r"mail receiving disabled|" + DOMAIN + r" (?:does not|doesn't) accept (?:e-?)?mail\b"
+    # RFC 7504's 521: "example.com does not accept mail"
+)
+SENDER_NOUN = (
+    r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
+    r"from[- ]address|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
+    r"bounce address)\b"
+)
+SENDER_SUBJECT = (
+    SENDER_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:" + REFUSED + r"|invalid[ea]?|unknown|inconnu|"
+    r"not (?:found|known|valid|verified|approved|pre-?approved|registered|on|in)\b|unverif\w*|"
+    r"(?:fail\w*|cannot|could not|unable) (?:to )?(?:be )?verif\w*|isn't on|bogus|forged|fake|"
+    r"spammer|must (?:be|exist|have)|required)|"
+    r"\b(?:invalid|bad|bogus|illegal|unknown|forged|fake|unverified|unresolvable|unroutable) "
+    r"(?:mail ?from|from|sender|envelope|return[- ]path|reverse[- ]path)\b|\bbatv\b|backscatter|"
+    r"\b(?:no|unsigned) (?:third-party )?dsns?\b|returned mail not accepted|"
+    r"purported responsible address|fully[- ]qualified (?:e-?mail )?address (?:is )?required|"
+    r"sending (?:this )?from a different address|\bblock(?:ed)? senders?\b|"
+    r"\bblock policy for (?:the )?(?:envelope|header) from\b|\bsenders? (?:block ?)?list\b"
+)
+# A sender (address) on the receiver's own list: not a DNS blocklist, not the IP.
+SENDER_LISTED = (
+    r"(?:" + SENDER_NOUN + r"|\be-?mail address\b)(?:[^.;:!]|\.(?=\w)){0,30}?(?:\bblack ?listed|"
+    r"\bblock ?listed|\b(?:in|on) (?:my|our|the|a) (?:local )?(?:black|block) ?list)"
+)
+# An address in a state that only an address has (unknown, invalid, gone). A bare "rejected"
+# is not evidence at RCPT, where servers enforce client and sender policy too (#16).
+ADDRESS_STATE = (
+    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:"
+    r"invalid|unknown|not (?:found|known|valid|local)|(?:does not|doesn't) exist|"
+    r"no longer (?:valid|in use|active|accepts?)|wrong)\b|"
+    r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong) (?:e-?mail )?address|"
+    # RFC 5321's own 553 text
+    r"\bmailbox name (?:is )?(?:not allowed|invalid)"
+)
+ADDRESS_REFUSED = (
+    r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b"
+    + REFUSED
+    + r"|"
+    + ADDRESS_STATE
+)
+RECIPIENT_NOUN = (
+    r"\b(?:recipients?|addressee|destinataire|destinatario|user ?names?|(?<!our )(?<!other )"
+    r"users?|mail ?box(?:es)?|mail ?folder|accounts?|utilisateur|usuario|local[- ]part|rcpt|"
+    r"person|alias)\b"
+)
+RECIPIENT_SUBJECT = (
+    # ("reason unknown" and "an unknown reason" are about the reason, not the recipient)
+    RECIPIENT_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
+    r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed)|"
+    r"(?:does not|doesn't|do not|don't) (?:exist|have)|non-?existent|unavailable|inactive|"
+    r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
+    r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full)\b|"
+    r"\b(?:no such|unknown|invalid|non-?existent|inexistent|illegal|disabled|inactive|"
+    r"suspended|archived|banned|blocked) (?:\w{1,20} )?" + RECIPIENT_NOUN + r"|\bthere is no one\b|"
+    r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b|"
+    r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
+)
+NOT_THE_RECIPIENT = (
+    r"\bsender\b|mail ?from|envelope[- ]from|return[- ]path|your (?:account|ip|host|server|"
+    r"network)|authenticat|log ?in|password|\brelay|\bspam|\bIP\b"
+)
+MESSAGE_SUBJECT = (
+    r"\b(?:message|e-?mail|content|body|attachment|letter|data|text)s?\b(?:[^.;:!]|\.(?=\w)){0,40}?\b"
+    r"(?:" + REFUSED + r"|filtered|quarantined|flagged|classified as|considered|identified "
+    r"as|detected as|deemed|dropped|discarded|unsolicited|suspicious|contains?)\b|"
+    r"\bunsolicited\b|\bbulk\b|\badvertis\w*|\banti-?spam\b|\bphish\w*|\bfraud\w*|\bscam\b|"
+    r"\bmalicious\b|\bexecutable\b|\bbase64\b|\bbinary content\b|improperly[- ]formatted|"
+    r"\bline (?:limit|length)\b|\blines? (?:is |are )?too long\b|(?:length|size) exceeds?\b|"
+    r"\bexceeds? (?:the )?(?:administrative |maximum |max |policy |allowed )?(?:size|length|"
+    r"limit)\b|\btoo (?:large|big|long)\b|\breject, id=|\bour (?:spam )?filters?\b|"
+    r"\bfilter(?:ed|ing)\b"
+)
+# The site's IP, host or network named as refused, or the client itself told it sends spam.
+CLIENT_REFUSED = (
+    # ("remote server" is the receiver's own name for the server it asked: not the client)
+    r"\b(?:(?:sender|sending|client|connecting|source|your|originating) ?(?:ip(?: "
+    r"address)?|host|server|mail ?server|mta|network|remote ?host|machine)|remote ?(?:ip|host)|"
+    r"(?<![\w.?&=/-])ips?(?: address(?:es)?)?|mail server at|server ip)\b(?:[^.;:!]|\.(?=\w)){0,60}?\b(?:blocked|banned|"
+    r"refused|rejected|denied|forbidden|not (?:allowed|permitted|accepted|welcome)|"
+    r"black ?listed|abusive|spammer|spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
+    r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
+    r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
+    r"junk)|\bspams? from your\b|\btoo many (?:spams|spam messages|unwanted messages)\b|"
+    r"\b(?:not|no longer) (?:currently )?accepting (?:e-?mail |mail |connections? |messages? )?"
+    r"from your (?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
+    r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"
+    r"\b(?:traffic|mail|connections?|messages?) (?:is |are )?not accepted from (?:this|your) ip\b|"
+    r"\b(?:access|connections?) from (?:ip|your)\b(?:[^.;:!]|\.(?=\w)){0,40}?(?:blocked|refused|denied|"
+    r"not accepted)"
+)
