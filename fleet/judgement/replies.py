@@ -40,7 +40,8 @@ _FALLBACK_REMEDY: dict[Category, str] = {
 
 # A 4xx in words of refusal ("421 4.7.0 Not allowed") is a refusal dressed as a deferral.
 _REFUSAL_WORDS_RE = re.compile(
-    r"not allowed|not permitted|denied|refused|rejected|blocked|prohibited|forbidden",
+    r"not allowed|not permitted|den(?:ied|y)\b|refus(?:ed|e)\b|reject(?:ed)?\b|block(?:ed)?\b|"
+    r"prohibited|forbidden",
     re.IGNORECASE,
 )
 

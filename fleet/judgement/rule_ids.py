@@ -119,6 +119,7 @@ class RuleId(StrEnum):
     ip_subject_refused = "ip.subject_refused"
     subject_sender_listed = "subject.sender_listed"
     subject_recipient_domain = "subject.recipient_domain"
+    smtp_recipient_quota_code = "smtp.recipient_quota_code"
     subject_sender_domain = "subject.sender_domain"
     subject_sender = "subject.sender"
     subject_address_at_mail = "subject.address_at_mail"

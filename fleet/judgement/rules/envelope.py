@@ -177,6 +177,9 @@ ENVELOPE: tuple[Rule, ...] = (
         "The server refuses messages this large: lower the copier's scan resolution or "
         "attachment size limit (or split large scans), or ask for a larger limit.",
         enhanced=("5.2.3", "5.3.4", "4.2.3", "4.3.4"),
+        # only where there is a message (or its SIZE): at the greeting "4.3.4 allocated
+        # resources exceeded" is the server's own state
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     Rule(
         RuleId.smtp_recipient_mailbox_full,
@@ -199,6 +202,19 @@ ENVELOPE: tuple[Rule, ...] = (
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
         r"queue|organi[sz]ation|tenant",
+    ),
+    Rule(
+        # "Quota limit exceeded" says a limit, not whose: with X.2.2 (mailbox full) at RCPT the
+        # status code says it is the recipient's storage, not a sending limit.
+        RuleId.smtp_recipient_quota_code,
+        Category.recipient_rejected,
+        "the recipient's mailbox is full",
+        "The test recipient's mailbox is full (over its quota): empty it or raise its quota, "
+        "or send the test to another recipient.",
+        enhanced=("4.2.2", "5.2.2"),
+        text=r"\bquota\b|storage|\bspace\b|\bfull\b",
+        stages=(Stage.rcpt,),
+        unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly",
     ),
     Rule(
         RuleId.smtp_content_rejected,

@@ -21,6 +21,9 @@ IDENTITY: tuple[Rule, ...] = (
         "site again later; if it persists, tell the administrator of {host}, with the reply text.",
         text=r"server configuration (?:error|problem)|temporary lookup failure|"
         r"insufficient system (?:storage|resources)|"
+        # its own resources used up ("4.3.4 allocated resources exceeded")
+        r"\b(?:allocated|system|server|internal) resources? (?:are |is |have been )?"
+        r"(?:\w+ )?(?:exceeded|exhausted|unavailable)|"
         r"(?:DKIM|ARC) (?:signing|signer|signature creation) (?:failed|error)|"
         r"(?:failed|unable) to DKIM[- ]sign",
     ),
@@ -398,8 +401,11 @@ IDENTITY: tuple[Rule, ...] = (
         "the server refuses mail from {ip}: it names the site's IP or host as refused",
         remedies.IP_REPUTATION_FIX,
         text=vocabulary.CLIENT_REFUSED,
-        unless=r"client host rejected:|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
-        r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat",
+        # Postfix's "Client host rejected" names the subject, not the cause (#16: unrecognised)
+        unless=r"client host rejected\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
+        r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat|"
+        # the sender's address is the subject (an IP written as the From is an address)
+        r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:",
     ),
     Rule(
         # Before any command the server knows nothing of the client but its IP address.

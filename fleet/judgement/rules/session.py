@@ -64,6 +64,11 @@ SESSION: tuple[Rule, ...] = (
         r"(?:E?HELO|EHLO))(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
         r"unrecogni[sz]ed command|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
         r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
+        # an argument the server cannot parse (an AUTH response that is not Base64)
+        r"(?:invalid|bad|malformed) command (?:argument|parameter)s?\b|"
+        r"not (?:a )?valid base ?64|(?:invalid|bad|malformed) base ?64|base ?64[- ]decod\w*|"
+        r"base ?64 (?:decod\w* )?(?:error|failed|invalid)|"
+        r"cannot decode|"
         r"improper use of (?:smtp )?command pipelining|synchroni[sz]ation error",
         unless=r"(?:sender|recipient|mail ?from) address syntax",
     ),

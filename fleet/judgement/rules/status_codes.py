@@ -53,7 +53,9 @@ STATUS_CODES: tuple[Rule, ...] = (
         "firewall between the site and {host} can cause this; else tell the server's "
         "administrator, with the reply text.",
         enhanced=("5.5.1-5.5.2", "5.5.4-5.5.6"),
-        stages=(Stage.banner, Stage.mail, Stage.rcpt, Stage.data),
+        # at AUTH too: the mechanism and login rules have read the words already (RFC 4954's
+        # "501 5.5.2 Cannot Base64-decode Client responses" is a syntax error)
+        stages=(Stage.banner, Stage.auth, Stage.mail, Stage.rcpt, Stage.data),
     ),
     Rule(
         RuleId.status_content,
@@ -99,7 +101,7 @@ STATUS_CODES: tuple[Rule, ...] = (
         "The server refused the login of {mailbox} (X.7.12/X.7.13: a password change "
         "needed, or the account disabled): check the account and its "
         "password, then update the copier.",
-        enhanced=("5.7.12-5.7.13",),  # X.7.8 is the fallback's already
+        enhanced=("5.7.12-5.7.13", "4.7.12"),  # X.7.8 is the fallback's already
         stages=(Stage.auth,),
     ),
     Rule(
