@@ -56,6 +56,7 @@ class RuleId(StrEnum):
     tls_not_available = "tls.not_available"
     m365_smtp_auth_disabled_tenant = "m365.smtp_auth_disabled_tenant"
     m365_security_defaults = "m365.security_defaults"
+    m365_smtp_auth_disabled_quoted = "m365.smtp_auth_disabled_quoted"
     m365_conditional_access = "m365.conditional_access"
     m365_federated_sts = "m365.federated_sts"
     m365_bad_credentials = "m365.bad_credentials"

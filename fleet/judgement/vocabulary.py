@@ -93,7 +93,11 @@ NOT_THE_RECIPIENT = (
 MESSAGE_SUBJECT = (
     r"\b(?:message|e-?mail|content|body|attachment|letter|data|text)s?\b(?:[^.;:!]|\.(?=\w)){0,40}?\b"
     r"(?:" + REFUSED + r"|filtered|quarantined|flagged|classified as|considered|identified "
-    r"as|detected as|deemed|dropped|discarded|unsolicited|suspicious|contains?)\b|"
+    r"as|detected as|deemed|dropped|discarded|unsolicited|suspicious|contains?|reject|refuse|"
+    r"block)\b|"
+    # what a filter judges a message to be (bulk, inappropriate, a mass mailing)
+    r"\binappropriate\b|\bobjectionable\b|\boffensive\b|\bobscene\b|\bmass[- ]?mail\w*|"
+    r"\bbulk[- ]?mail\w*|\bdspam\b|"
     r"\bunsolicited\b|\bbulk\b|\badvertis\w*|\banti-?spam\b|\bphish\w*|\bfraud\w*|\bscam\b|"
     r"\bmalicious\b|\bexecutable\b|\bbase64\b|\bbinary content\b|improperly[- ]formatted|"
     r"\bline (?:limit|length)\b|\blines? (?:is |are )?too long\b|(?:length|size) exceeds?\b|"

@@ -25,7 +25,13 @@ IDENTITY: tuple[Rule, ...] = (
         r"\b(?:allocated|system|server|internal) resources? (?:are |is |have been )?"
         r"(?:\w+ )?(?:exceeded|exhausted|unavailable)|"
         r"(?:DKIM|ARC) (?:signing|signer|signature creation) (?:failed|error)|"
-        r"(?:failed|unable) to DKIM[- ]sign",
+        r"(?:failed|unable) to DKIM[- ]sign|"
+        # its own login backend ("authentication failed: Connection lost to authentication
+        # server" is Dovecot's SASL service gone, not the password)
+        r"(?:connection lost|unable to connect|could not connect|cannot connect|no connection) "
+        r"to (?:the )?(?:authentication|auth|sasl|ldap|database|lookup) (?:server|service|"
+        r"backend|daemon)|(?:authentication|auth|sasl) (?:server|service|backend) (?:is )?"
+        r"(?:unavailable|not available|down|not responding)",
     ),
     # -- the receiver's own fault: before anything that reads a list's name --------------
     Rule(
@@ -187,7 +193,8 @@ IDENTITY: tuple[Rule, ...] = (
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
         # header", "a unicode character in a disallowed header", "encoded-word syntax")
         r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|\bheaders?\b[^.;:]{0,30}?\b(?:missing|"
-        r"malformed|not permitted|not allowed|disallowed)\b",
+        r"malformed|not permitted|not allowed|disallowed)\b|\bheaders? error\b|"
+        r"\berror in (?:the )?(?:message )?headers?\b",
     ),
     # -- SPF, DKIM, DMARC: the sender's domain, whatever else the reply mentions ------------
     Rule(

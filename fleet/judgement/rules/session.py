@@ -106,6 +106,18 @@ SESSION: tuple[Rule, ...] = (
         text=r"SmtpClientAuthentication is disabled|smtp_auth_disabled",
     ),
     Rule(
+        # The same words quoted inside another reply ("5.7.57 Client not authenticated ...
+        # Error: 535 5.7.139 ... SmtpClientAuthentication is disabled"): the inner cause is
+        # the one to fix, whatever the outer code.
+        RuleId.m365_smtp_auth_disabled_quoted,
+        Category.auth_disabled,
+        "SMTP AUTH is turned off for this Microsoft 365 tenant or mailbox",
+        "SMTP AUTH is disabled (5.7.139): enable it for {mailbox} only "
+        "(Set-CASMailbox -SmtpClientAuthenticationDisabled $false), knowing Basic AUTH is "
+        "being retired; better: " + remedies.AUTH_ALTERNATIVES + ".",
+        text=r"SmtpClientAuthentication is disabled",
+    ),
+    Rule(
         RuleId.m365_security_defaults,
         Category.auth_disabled,
         "Entra ID security defaults block password logins for this mailbox",
@@ -185,6 +197,7 @@ SESSION: tuple[Rule, ...] = (
         "Conditional Access do not block it.",
         enhanced=("5.7.3",),
         code_class="5",
+        stages=(Stage.auth,),  # elsewhere X.7.3 is RFC 3463's security conversion, not a login
     ),
     Rule(
         RuleId.google_app_password_required,
