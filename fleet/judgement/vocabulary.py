@@ -23,7 +23,7 @@ DOMAIN_UNKNOWN = (
     r"\b(?:host|domain)(?: ?name)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:not found|unknown|unreachable|"
     r"not reachable|(?:does not|doesn't|do not) exist|must exist|not resolv\w*|unresolv\w*|"
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
-    r"\bunknown (?:host|domain)\b|\bhost unknown\b|name or service not known|\bunroutable\b|"
+    r"\bunknown (?:host|domain)\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
     r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
     # RFC 1846's 521: "example.com does not accept mail"
     r"mail receiving disabled|" + DOMAIN + r" (?:does not|doesn't) accept (?:e-?)?mail\b"
@@ -97,7 +97,8 @@ MESSAGE_SUBJECT = (
     r"block)\b|"
     # what a filter judges a message to be (bulk, inappropriate, a mass mailing)
     r"\binappropriate\b|\bobjectionable\b|\boffensive\b|\bobscene\b|\bmass[- ]?mail\w*|"
-    r"\bbulk[- ]?mail\w*|\bdspam\b|"
+    r"\bbulk[- ]?mail\w*|\bdspam\b|\b(?:rejecting|refusing|blocking) (?:\w+ )?(?:message|"
+    r"content|mail)|too much (?:mail |message )?data\b|"
     r"\bunsolicited\b|\bbulk\b|\badvertis\w*|\banti-?spam\b|\bphish\w*|\bfraud\w*|\bscam\b|"
     r"\bmalicious\b|\bexecutable\b|\bbase64\b|\bbinary content\b|improperly[- ]formatted|"
     r"\bline (?:limit|length)\b|\blines? (?:is |are )?too long\b|(?:length|size) exceeds?\b|"

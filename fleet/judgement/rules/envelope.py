@@ -132,7 +132,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:address|identit\w+) (?:is |are )?not verified|identities failed|"
         r"(?:sending|sender) (?:e-?mail )?account (?:has been|is) (?:\w+ )?suspended|"
         r"(?:verified|unverified) sender identity|sender identity|invalid sender|"
-        r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|no such domain|"
+        r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|"
         r"(?:for|of) your mail ?from address|"
         r"mail from <?[^\s@<>]{1,64}@[^\s<>]{1,255}>? (?:was |is )?(?:rejected|refused|denied|"
         r"not accepted)",
@@ -195,7 +195,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"\b(?:mail ?box|mail ?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
         r"\bfull mail ?box|\b(?:user|account|recipient|mailbox)\b[^.;:]{0,20}?\b(?:is |are )?"
         r"(?:over|exceed\w*) (?:the |their |its |his |her |allowed |storage )*quota|"
-        r"\bquota (?:violation|exceeded|full)|(?:not|does not have|doesn't have) (?:enough|"
+        r"\bquota (?:violation|exceeded|full)|\bover (?:the |their |its )?(?:allowed |storage |"
+        r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have|doesn't have) (?:enough|"
         r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
         r"would exceed\b[^.;:]{0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
         r"(?:the server|(?:the |this )?mailbox)",
@@ -491,7 +492,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
         "wait and try again later.",
-        text=r"too many|rate ?limit|throttl|exceeded|slow down|too much mail|excessive "
+        text=r"too many|rate ?limit|throttl|exceeded|slow down|\bslower\b|too much mail|excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
         r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|unusual rate|"
         r"messages? per (?:connection|session)",

@@ -28,6 +28,9 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:failed|unable) to DKIM[- ]sign|"
         # its own login backend ("authentication failed: Connection lost to authentication
         # server" is Dovecot's SASL service gone, not the password)
+        # its own disk (not the recipient's quota)
+        r"(?:insufficient|not sufficient|not enough|no) (?:free )?disk ?space|"
+        r"no space left on device|"
         r"(?:connection lost|unable to connect|could not connect|cannot connect|no connection) "
         r"to (?:the )?(?:authentication|auth|sasl|ldap|database|lookup) (?:server|service|"
         r"backend|daemon)|(?:authentication|auth|sasl) (?:server|service|backend) (?:is )?"
@@ -91,7 +94,10 @@ IDENTITY: tuple[Rule, ...] = (
         r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
         r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
-        r"client host rejected: (?:cannot|can't) find",
+        r"client host rejected: (?:cannot|can't) find|"
+        # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
+        r"forward (?:dns|lookup|entry|record)\b[^.;]{0,30}(?:does not|doesn't) (?:point|match|"
+        r"resolve)",
         # Haraka "HELO host does not match rDNS": the name is what is refused
         unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b[^.;]{0,20}(?:does not|doesn't) match",
     ),

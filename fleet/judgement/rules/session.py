@@ -252,6 +252,7 @@ SESSION: tuple[Rule, ...] = (
         r"must (?:first )?authenticate|WantAuthError|unauthenticated (?:senders?|relay|mail|"
         r"sending|users?|clients?)|smtp auth(?:entication)? (?:is )?required|"
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
+        r"(?:turn(?:ed)? on|enabled?) (?:smtp )?authentication|"
         r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
         r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
         r"authenticate)|issue an? AUTH command|(?:log ?in|authentication) (?:is )?(?:needed|"
