@@ -108,12 +108,19 @@ MESSAGE_SUBJECT = (
 )
 # The site's IP, host or network named as refused, or the client itself told it sends spam.
 CLIENT_REFUSED = (
-    # ("remote server" is the receiver's own name for the server it asked: not the client)
-    r"\b(?:(?:sender|sending|client|connecting|source|your|originating) ?(?:ip(?: "
-    r"address)?|host|server|mail ?server|mta|network|remote ?host|machine)|remote ?(?:ip|host)|"
-    r"(?<![\w.?&=/-])ips?(?: address(?:es)?)?|mail server at|server ip)\b(?:[^.;:!]|\.(?=\w)){0,60}?\b(?:blocked|banned|"
-    r"refused|rejected|denied|forbidden|not (?:allowed|permitted|accepted|welcome)|"
-    r"black ?listed|abusive|spammer|spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
+    # The IP or the network, refused in any words ("remote server" is the receiver's own
+    # name for the server it asked, and a URL's "?ip=" a link: neither is the client) ...
+    r"\b(?:(?:sender|sending|client|connecting|source|your|originating|remote) ?(?:ip(?: "
+    r"address)?|network)|(?<![\w.?&=/-])ips?(?: address(?:es)?)?|server ip)\b"
+    r"(?:[^.;:!]|\.(?=\w)){0,60}?\b(?:blocked|banned|refused|rejected|denied|forbidden|"
+    r"not (?:allowed|permitted|accepted|welcome)|black ?listed|abusive|spammer|spam(?:ming)?|"
+    r"suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
+    # ... the host or server only in words of reputation: "your host is not permitted" is a
+    # policy fleet cannot name (#16: like "You are not allowed to connect")
+    r"\b(?:(?:sender|sending|client|connecting|source|your|originating) ?(?:host|server|"
+    r"mail ?server|mta|remote ?host|machine)|remote ?host|mail server at)\b"
+    r"(?:[^.;:!]|\.(?=\w)){0,60}?\b(?:blocked|banned|black ?listed|abusive|spammer|"
+    r"spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
     r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
     r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
     r"junk)|\bspams? from your\b|\btoo many (?:spams|spam messages|unwanted messages)\b|"
