@@ -61,18 +61,20 @@ FLOOR = {
     "holdout2": GOAL,
     "holdout3": GOAL,
     # The vendor-documentation sets (tests/corpus/README.md): measured once, blind, at 3bf423c
-    # (37 of 47 and 78 of 104); below the goal is reported, not failed.
-    "dev_vendor": 37 / 47,
+    # (37 of 47 and 78 of 104); below the goal is reported, not failed. The development half
+    # was then read by the rule writer and the families behind its misses fixed: it is seen
+    # now and guards at the goal.
+    "dev_vendor": GOAL,
     "holdout4_vendor": 78 / 104,
     # The issue-thread and mail-log sets (tests/corpus/README.md): measured once, blind, at
-    # 44f5be7 (57 of 63 and 97 of 118); below the goal is reported, not failed.
-    "dev_threads": 57 / 63,
+    # 44f5be7 (57 of 63 and 97 of 118); below the goal is reported, not failed. The
+    # development half is seen now, like the vendor one.
+    "dev_threads": GOAL,
     "holdout4_threads": 97 / 118,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
 MEASURED_FALSE_DIRTY = {
-    "dev_vendor": {"v4-laposte-rcpt-client-host-rejected-lpn630"},
     "holdout4_vendor": {"v4-godaddy-data-ip-as-from-not-allowed"},
     "holdout4_threads": {"t4-postfix-rcpt-blocked-using-orbz-server-misconfigured"},
 }

@@ -35,6 +35,13 @@ RECEIVER_FAULT_FIX = (
     "Until they fix it, mail from any sender to them fails."
 )
 
+RECEIVER_DEFUNCT_LIST_FIX = (
+    "{host} refuses mail because it still queries a blocklist that has shut down ({list}); "
+    "such lists answer 'listed' for every address, or say that the receiving server is "
+    "misconfigured. Nothing is listed and nothing can be delisted on your side: tell the "
+    "receiving organisation's mail administrator to remove the list from their server."
+)
+
 DOMAIN_LISTED_FIX = (
     "The server refuses the mail because a domain is listed ({listed_domain} on {list}), "
     "not the site's IP: make sure the copier's sender ({sender}) and EHLO name "

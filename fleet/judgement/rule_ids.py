@@ -14,6 +14,7 @@ class RuleId(StrEnum):
 
     receiver_dnsbl_open_resolver = "receiver.dnsbl_open_resolver"
     receiver_own_error = "receiver.own_error"
+    receiver_dnsbl_defunct = "receiver.dnsbl_defunct"
     rdns_fcrdns = "rdns.fcrdns"
     helo_named_at_ehlo = "helo.named_at_ehlo"
     smtp_message_loop = "smtp.message_loop"

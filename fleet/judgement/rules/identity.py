@@ -46,6 +46,22 @@ IDENTITY: tuple[Rule, ...] = (
         text=r"open resolver|public (?:dns )?resolver|127\.255\.255\.\d+|spamhaus\.org/returnc|"
         r"excessive number of queries|blocklist quer(?:y|ies) (?:was |were )?refused",
     ),
+    Rule(
+        # A receiver that still queries a blocklist that has shut down: some answered "listed"
+        # for every address when they closed, and say so in their TXT ("the server you are
+        # sending to is misconfigured"). Nothing is listed. (A list's name alone is no
+        # evidence: replies from when it was live named it too.)
+        RuleId.receiver_dnsbl_defunct,
+        Category.receiver_fault,
+        "the receiver uses a blocklist that has shut down ({list}): not the site's reputation",
+        remedies.RECEIVER_DEFUNCT_LIST_FIX,
+        text=r"(?:server|mail server|system|host) you are sending to is misconfigured|"
+        r"(?:block|black) ?list (?:has been |is |was )?(?:shut ?down|closed|defunct|discontinued|"
+        r"no longer (?:active|operat\w+|exists?|maintained))|"
+        r"(?:block|black) ?list\b[^.;]{0,40}\b(?:ceased|stopped|ended) operati\w+",
+        # a live list named as well may have listed the IP for real
+        unless=r"spamhaus|spamcop|barracuda|abuseat|mailspike|uceprotect|psbl",
+    ),
     # -- a domain is listed, not the IP: before the IP lists ------------------------------
     Rule(
         RuleId.dnsbl_domain_listed,
