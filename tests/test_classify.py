@@ -2468,3 +2468,38 @@ def test_the_families_of_the_vendor_development_set(
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "category"),
+    [
+        # Postfix log lines kept as parser fixtures (github.com: a receive-email package's
+        # RejectionLineParser tests): the cause after "Recipient address rejected:" decides
+        (
+            450,
+            "4.7.1 <inbox@receiver.test>: Recipient address rejected: rate limit exceeded",
+            "throttled",
+        ),
+        (
+            550,
+            "5.7.23 <inbox@receiver.test>: Recipient address rejected: Message rejected due to: "
+            "SPF fail - not authorized",
+            "sender_rejected",
+        ),
+        # ... and the subject when no cause follows (Postfix access(5) REJECT)
+        (
+            554,
+            "5.7.1 <x@example.com>: Recipient address rejected: Access denied",
+            "recipient_rejected",
+        ),
+        # SendGrid: a login refused for a credit limit is the limit
+        (451, "Authentication failed: Maximum credits exceeded", "throttled"),
+    ],
+)
+def test_the_cause_after_a_subject_wins_over_the_subject(
+    code: int, text: str, category: str
+) -> None:
+    stage = Stage.auth if text.startswith("Authentication") else Stage.rcpt
+    decision = classify_reply(stage, make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule

@@ -379,7 +379,7 @@ ENVELOPE: tuple[Rule, ...] = (
         text=r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|account)|"
         r"recipient verif\w* failed|"
         r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
-        r"recipient address rejected|does not exist|RecipientNotFound|"
+        r"does not exist|RecipientNotFound|"
         r"(?:invalid|unknown|bad) (?:recipient|mailbox|address)|recipient (?:not found|unknown|"
         r"invalid)|(?:user|account|address) (?:not found|disabled|unknown)|"
         r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
@@ -482,7 +482,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"too many (?:messages|mails|emails|connections|recipients)|rate ?limit|"
         r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)|"
         # a limit named, then said to be exceeded ("per hour message receive limit ... exceeded")
-        r"\blimit\b[^.;:]{0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
+        r"\bcredits? (?:exceeded|exhausted)|\blimit\b[^.;:]{0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
         code_class="5",
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage|\bsize\b|\blength\b|header",
     ),

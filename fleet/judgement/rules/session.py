@@ -297,6 +297,8 @@ SESSION: tuple[Rule, ...] = (
         r"refused|rejected|error)|(?:bad|wrong|incorrect|invalid) (?:user ?name|login|password|"
         r"credentials|user(?: name)? or password)",
         stages=(Stage.auth,),
-        unless=r"temporar",  # "Temporary authentication failure": the server's, try again
+        # "Temporary authentication failure": the server's, try again; "Authentication failed:
+        # Maximum credits exceeded": the cause after the subject is a limit
+        unless=r"temporar|exceeded|\blimit\b|quota|credits|too many",
     ),
 )

@@ -18,6 +18,18 @@ SUBJECTS: tuple[Rule, ...] = (
     # a refused message the message's. Each rule is a noun of its family within a short
     # window of a word of refusal (bounded: linear on hostile replies).
     Rule(
+        # Postfix's "Recipient address rejected: <cause>": the cause after the subject wins
+        # when a rule above knows it ("Too many recipients" is a limit, "Greylisted" a
+        # deferral); otherwise the subject decides.
+        RuleId.subject_recipient_prefix,
+        Category.recipient_rejected,
+        "the server refuses the recipient (it gives no more specific reason)",
+        "The server refuses the test recipient: check the 'to' address (it may not exist, be "
+        "disabled or refuse this sender), and that {host} receives mail for its domain.",
+        text=r"recipient address(?:es)? rejected",
+        stages=(Stage.rcpt, Stage.data),
+    ),
+    Rule(
         RuleId.subject_recipient_domain,
         Category.recipient_rejected,
         "the server refuses the recipient: its domain does not exist or takes no mail",
