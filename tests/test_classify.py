@@ -2327,6 +2327,20 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
         ("rcpt", 550, "this address no longer accepts mail", "recipient_rejected"),
         ("rcpt", 550, "this recipient is in my badrecipientto list", "recipient_rejected"),
         ("rcpt", 550, "has been suspended", "recipient_rejected"),
+        ("rcpt", 550, "is not a known user", "recipient_rejected"),
+        ("rcpt", 550, "no account by that name here", "recipient_rejected"),
+        ("rcpt", 550, "email address could not be found", "recipient_rejected"),
+        ("rcpt", 550, "resolver.adr.recipient notfound", "recipient_rejected"),
+        # userunknown.rb: the same in the languages European providers answer in
+        ("rcpt", 550, "utilisateur inconnu !", "recipient_rejected"),
+        ("rcpt", 550, "nessun utente simile in questo indirizzo", "recipient_rejected"),
+        ("rcpt", 550, "no existe dicha persona", "recipient_rejected"),
+        (
+            "rcpt",
+            550,
+            "weil die adresse nicht gefunden wurde oder keine e-mails empfangen kann",
+            "recipient_rejected",
+        ),
         # hostunknown.rb: the recipient's domain at RCPT, the sender's at MAIL
         ("rcpt", 550, "host or domain name not found", "recipient_rejected"),
         ("rcpt", 550, "recipient domain must exist", "recipient_rejected"),

@@ -71,18 +71,29 @@ ADDRESS_REFUSED = (
 )
 RECIPIENT_NOUN = (
     r"\b(?:recipients?|addressee|destinataire|destinatario|user ?names?|(?<!our )(?<!other )"
-    r"users?|mail ?box(?:es)?|mail ?folder|accounts?|utilisateur|usuario|local[- ]part|rcpt|"
-    r"person|alias)\b"
+    r"users?|mail ?box(?:es)?|mail ?folder|accounts?|local[- ]part|rcpt|person|alias|"
+    # the same nouns in the languages European providers answer in (fr, de, es, it, pt)
+    r"utilisateur|usuario|usu[aá]rio|utente|benutzer|nutzer|empf[aä]e?nger|postfach|konto|"
+    r"bo[iî]te|buz[oó]n|casella|caixa|destinat[aá]rio)\b"
 )
 RECIPIENT_SUBJECT = (
     # ("reason unknown" and "an unknown reason" are about the reason, not the recipient)
     RECIPIENT_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
-    r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed)|"
+    r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed|present)|"
+    r"(?:could not|cannot|can't) be found|"
     r"(?:does not|doesn't|do not|don't) (?:exist|have)|non-?existent|unavailable|inactive|"
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
-    r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full)\b|"
+    r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full|"
+    r"unbekannt|existiert nicht|nicht gefunden|gesperrt|deaktiviert|voll|desconocido|no existe|lleno|"
+    r"sconosciuto|inesistente|piena|desconhecido|n[aã]o existe|cheia|inexistante?|pleine|"
+    r"d[eé]sactiv[eé]e?)\b|"
     r"\b(?:no such|unknown|invalid|non-?existent|inexistent|illegal|disabled|inactive|"
     r"suspended|archived|banned|blocked) (?:\w{1,20} )?" + RECIPIENT_NOUN + r"|\bthere is no one\b|"
+    r"\bno existe (?:\w{1,10} )?(?:usuario|persona|destinatario|buz[oó]n)\b|"
+    r"\bnessun (?:utente|destinatario)\b|\badresse\b[^.;:]{0,30}?\bnicht gefunden\b|"
+    r"\bnot an? (?:known|valid|active|local|registered) (?:user|address|recipient|mailbox|"
+    r"account)\b|\bno (?:account|mail ?box|user|recipient)s? (?:by that name|available|here)\b|"
+    r"\bno valid recipients?\b|\brecipient ?notfound\b|"
     r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b|"
     r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
 )

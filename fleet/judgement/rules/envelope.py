@@ -193,7 +193,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
         # the recipient's storage in other words (a receiver's own disk is its own fault)
         r"\b(?:mail ?box|mail ?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
-        r"\bfull mail ?box|\b(?:user|account|recipient|mailbox)\b[^.;:]{0,20}?\b(?:is |are )?"
+        r"\bfull mail ?box|\b(?:postfach|buz[oó]n|casella|caixa)\b[^.;:]{0,20}?\b(?:voll|"
+        r"lleno|piena|cheia)\b|\b(?:user|account|recipient|mailbox)\b[^.;:]{0,20}?\b(?:is |are )?"
         r"(?:over|exceed\w*) (?:the |their |its |his |her |allowed |storage )*quota|"
         r"\bquota (?:violation|exceeded|full)|\bover (?:the |their |its )?(?:allowed |storage |"
         r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have|doesn't have) (?:enough|"
@@ -235,7 +236,10 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:e-?mail|message|content|mail) policy violation|8-?bit (?:data|char\w*|content|text)\b|"
         # content filters' verdicts: Amavis "Reject, id=... - INFECTED / BANNED", SpamAssassin
         r"\b(?-i:INFECTED)\b|- (?-i:BANNED)\b|\bbanned (?:attachment|file|content)|spamassassin|"
-        r"spam ?filter|(?:message|mail|file) (?:\w+ )?too (?:big|large)",
+        r"spam ?filter|(?:message|mail|file) (?:\w+ )?too (?:big|large)|"
+        # the message too large in other languages (de, fr, es, it)
+        r"\b(?:nachricht|mail|message|mensaje|messaggio)\b[^.;:]{0,20}?\b(?:zu gro(?:ß|ss)|"
+        r"trop (?:gros|volumineux|grand)|demasiado grande|troppo grande)",
         unless=r"rate limited",
     ),
     Rule(
@@ -492,7 +496,9 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
         "wait and try again later.",
-        text=r"too many|rate ?limit|throttl|exceeded|slow down|\bslower\b|too much mail|excessive "
+        text=r"too many|rate ?limit|throttl|exceeded|slow down|\bslower\b|too much mail|"
+        r"zu viele|trop de (?:connexions|messages|mails|destinataires)|demasiad[oa]s|troppe|"
+        r"excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
         r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|unusual rate|"
         r"messages? per (?:connection|session)",
