@@ -57,8 +57,8 @@ SENDER_LISTED = (
 # is not evidence at RCPT, where servers enforce client and sender policy too (#16).
 ADDRESS_STATE = (
     r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:"
-    r"invalid|unknown|not (?:found|known|valid|local)|(?:does not|doesn't) exist|"
-    r"no longer (?:valid|in use|active|accepts?)|wrong)\b|"
+    r"invalid|unknown|not (?:found|known|valid|local|present)|(?:does not|doesn't) exist|"
+    r"(?:could not|cannot|can't) be found|no longer (?:valid|in use|active|accepts?)|wrong)\b|"
     r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong) (?:e-?mail )?address|"
     # RFC 5321's own 553 text
     r"\bmailbox name (?:is )?(?:not allowed|invalid)"
