@@ -2375,6 +2375,10 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
         # RFC 5321 4.2.3's own 553 text: the address of the command it answers
         ("rcpt", 553, "Requested action not taken: mailbox name not allowed", "recipient_rejected"),
         ("mail", 553, "Requested action not taken: mailbox name not allowed", "sender_rejected"),
+        # RFC 5321 4.2.3's 551: the server does not serve this user, so it will not relay
+        ("rcpt", 551, "User not local; please try <forward-path>", "relay_denied"),
+        # spamdetected.rb: a listed URL is a domain listing, not the IP
+        ("data", 550, "blacklisted url in message", "domain_reputation"),
         # RFC 1846's 521: the recipient's domain takes no mail
         ("rcpt", 521, "example.com does not accept mail", "recipient_rejected"),
         # notqmail qmail-smtpd.c err_brt (badrcptto)

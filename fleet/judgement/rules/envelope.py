@@ -359,7 +359,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
         r"(?:not|isn't) (?:a )?local (?:domain|recipient)|configured to relay|"
-        r"not permitted to relay|"
+        r"not permitted to relay|\buser not local\b|"
         # the recipient's domain is not one this host serves
         r"allowed rcpthosts?\b|\b(?:do not|don't|does not|doesn't|not) (?:handle|accept|"
         r"receive) mail for\b|\bnot (?:a |an )?(?:gateway|local host|open relay)\b|"

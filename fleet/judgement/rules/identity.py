@@ -69,6 +69,7 @@ IDENTITY: tuple[Rule, ...] = (
         "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
         remedies.DOMAIN_LISTED_FIX,
         text=r"\bdbl\b|\buribl\b|\bsurbl\b|\bdomain block ?list|"
+        r"\b(?:black ?listed|block ?listed|listed) (?:url|uri|link|domain)s?\b|"
         r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b[^.;]{0,80}?"
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
         r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"

@@ -29,6 +29,7 @@ SESSION: tuple[Rule, ...] = (
         r"(?:required|needed|mandatory)|"
         r"requires? (?:TLS|STARTTLS|encryption|a secure connection|an encrypted)|"
         r"must (?:use|issue|start) (?:STARTTLS|TLS)|not (?:over|using) (?:TLS|an encrypted)|"
+        r"please use (?:TLS|STARTTLS|SSL|encryption|a secure connection)\b|"
         r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)",
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
@@ -249,7 +250,8 @@ SESSION: tuple[Rule, ...] = (
         "{endpoint} requires authentication: configure a mailbox and password (or OAuth) on "
         "the copier, or use a host that accepts unauthenticated mail for your domain.",
         text=r"authentication (?:is )?required|auth(?:entication)? required|not authenticated|"
-        r"must (?:first )?authenticate|WantAuthError|unauthenticated (?:senders?|relay|mail|"
+        r"must (?:first )?authenticate|must (?:first )?(?:log ?in|sign in)|WantAuthError|"
+        r"unauthenticated (?:senders?|relay|mail|"
         r"sending|users?|clients?)|smtp auth(?:entication)? (?:is )?required|"
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
         r"(?:turn(?:ed)? on|enabled?) (?:smtp )?authentication|"
