@@ -21,6 +21,7 @@ from fleet.results import (
     BlocklistStatus,
     Category,
     Conversation,
+    ConversationRecord,
     DeviceObservation,
     DeviceResult,
     Flag,
@@ -445,6 +446,10 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
     ordered = flags.sorted()
     verdict = worst([f.severity.verdict for f in ordered])
     devices = [_device_result(d, ordered) for d in site.devices]
+    conversations: dict[str, ConversationRecord] = {}
+    for d in site.devices:
+        if d.conversation.id not in conversations:
+            conversations[d.conversation.id] = _record(d.conversation)
     return SiteResult(
         site=site.site,
         client=site.client,
@@ -455,6 +460,7 @@ def assess(site: SiteObservation, today: date) -> SiteResult:
         egress=site.egress,
         blocklists=site.blocklists,
         devices=devices,
+        conversations=conversations,
         checks=site.checks,
         started_at=site.started_at,
         finished_at=site.finished_at,
@@ -580,6 +586,18 @@ def _spf_flag(check: SpfCheck) -> Flag | None:
     return None
 
 
+def _record(conversation: Conversation) -> ConversationRecord:
+    """What the site's result keeps of a conversation, once for all the devices that had it."""
+    return ConversationRecord(
+        host=conversation.host,
+        port=conversation.port,
+        tls=conversation.tls,
+        transcript=conversation.stages,
+        test_message_id=conversation.test_message_id,
+        queue_id=conversation.queue_id,
+    )
+
+
 def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:
     mine = [f for f in flags if d.device in f.devices]
     verdict = worst([f.severity.verdict for f in mine])
@@ -604,12 +622,6 @@ def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:
         finding=finding,
         remediation=remediation,
         conversation=conversation.id,
-        host=conversation.host,
-        port=conversation.port,
-        tls=conversation.tls,
-        transcript=conversation.stages,
-        test_message_id=conversation.test_message_id,
-        queue_id=conversation.queue_id,
         mailbox=d.mailbox,
         login=d.login,
         delivery=d.delivery,

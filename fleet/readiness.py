@@ -57,14 +57,15 @@ def _domain(mailbox: str | None) -> str:
     return (mailbox or "").rpartition("@")[2].lower()
 
 
-def _already_refused(device: DeviceResult) -> bool:
-    """A password login to Microsoft 365 client submission refused as Basic AUTH off."""
+def _already_refused(device: DeviceResult, host: str) -> bool:
+    """A password login to Microsoft 365 client submission (at `host`) refused as Basic
+    AUTH off."""
     return (
         device.category is Category.auth_disabled
         and device.login == "password"
         and device.mode is Mode.submission
-        and m365.is_microsoft(device.host)
-        and not m365.is_hve(device.host)
+        and m365.is_microsoft(host)
+        and not m365.is_hve(host)
     )
 
 
@@ -78,14 +79,15 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
         for device in site.devices:
             where = f"{site.site}/{device.device}"
             mailbox = (device.mailbox or "").lower() or None
-            refused = _already_refused(device)
+            host = site.conversation_of(device).host
+            refused = _already_refused(device, host)
             if device.device in retiring or refused:
-                at_risk.append((site, device.device, mailbox, device.host, refused))
+                at_risk.append((site, device.device, mailbox, host, refused))
             if device.category is not Category.ok or mailbox is None:
                 continue
             if device.login == "oauth2":
                 oauth_proven.setdefault(mailbox, where)
-            elif m365.is_hve(device.host):
+            elif m365.is_hve(host):
                 hve_proven.setdefault(_domain(mailbox), f"{mailbox} at {where}")
     rows = []
     for site, device_id, mailbox, host, refused in at_risk:

@@ -313,7 +313,27 @@ class Delivery(Model):
     detail: str | None = None  # why unknown, or what else went wrong (the delete)
 
 
+class ConversationRecord(Model):
+    """What a site's result keeps of one conversation: where it went, its TLS and what was
+    said. Devices that share the conversation refer to it by id, so it is kept once. In the
+    JSON contract each device still carries these keys (see SiteResult._to_contract), in
+    this order, after its `conversation`."""
+
+    host: str
+    port: int
+    tls: TlsInfo | None = None
+    transcript: list[StageResult] = Field(default_factory=list)
+    test_message_id: str | None = None
+    queue_id: str | None = None
+
+
+# The keys a device of the JSON contract takes from its conversation.
+_RECORD_KEYS = tuple(ConversationRecord.model_fields)
+
+
 class DeviceResult(Model):
+    """One copier's outcome: what its conversation (`conversation`, by id) means for it."""
+
     device: str
     model: str | None = None
     location: str | None = None
@@ -324,13 +344,7 @@ class DeviceResult(Model):
     reply: Reply | None = None
     finding: str
     remediation: str | None = None
-    conversation: str  # id of the conversation this device shares
-    host: str
-    port: int
-    tls: TlsInfo | None = None
-    transcript: list[StageResult] = Field(default_factory=list)
-    test_message_id: str | None = None
-    queue_id: str | None = None
+    conversation: str  # id of the conversation it had: a key of its site's `conversations`
     mailbox: str | None = None  # the login's username (not a secret): the readiness view
     login: str | None = None  # password | oauth2 (None: no login)
     delivery: Delivery | None = None  # --verify-delivery: where the test message went
@@ -414,6 +428,8 @@ class SiteResult(Model):
     egress: Egress
     blocklists: list[BlocklistResult] = Field(default_factory=list)
     devices: list[DeviceResult] = Field(default_factory=list)
+    # The site's conversations by id, each kept once however many devices share it.
+    conversations: dict[str, ConversationRecord] = Field(default_factory=dict)
     checks: list[DirectSendCheck] = Field(default_factory=list)
     started_at: datetime
     finished_at: datetime
@@ -423,38 +439,60 @@ class SiteResult(Model):
         """The IP receivers see: kept once, in `egress`."""
         return self.egress.egress_ip
 
+    def conversation_of(self, device: DeviceResult) -> ConversationRecord:
+        """The conversation a device of this site had."""
+        return self.conversations[device.conversation]
+
     @model_validator(mode="before")
     @classmethod
     def _from_contract(cls, data: Any) -> Any:
-        """A site as the JSON contract (and stores written before 0.2) has it: its
-        `egress_ip` beside `egress`, where it can only repeat what `egress` says."""
-        if not isinstance(data, dict) or "egress_ip" not in data:
+        """A site as the JSON contract (agents' files, `--format json`) and stores written
+        before the redesign have it: `egress_ip` beside `egress`, where it can only repeat
+        what `egress` says, and each device with its own copy of its conversation."""
+        if not isinstance(data, dict) or ("egress_ip" not in data and "conversations" in data):
             return data
         data = dict(data)
-        said = data.pop("egress_ip")
-        egress = data.get("egress")
-        known = (
-            egress.get("egress_ip")
-            if isinstance(egress, dict)
-            else getattr(egress, "egress_ip", None)
-        )
-        if said != known:
-            raise ValueError(f"egress_ip {said!r} is not the egress's egress_ip {known!r}")
+        if "egress_ip" in data:
+            said = data.pop("egress_ip")
+            egress = data.get("egress")
+            known = (
+                egress.get("egress_ip")
+                if isinstance(egress, dict)
+                else getattr(egress, "egress_ip", None)
+            )
+            if said != known:
+                raise ValueError(f"egress_ip {said!r} is not the egress's egress_ip {known!r}")
+        if "conversations" not in data and isinstance(data.get("devices"), list):
+            data["devices"], data["conversations"] = _shared(data["devices"])
         return data
+
+    @model_validator(mode="after")
+    def _every_conversation_known(self) -> SiteResult:
+        for device in self.devices:
+            if device.conversation not in self.conversations:
+                raise ValueError(
+                    f"device {device.device!r} refers to conversation {device.conversation!r}, "
+                    "which the site does not have"
+                )
+        return self
 
     @model_serializer(mode="wrap")
     def _to_contract(
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> dict[str, Any]:
         """The site as the JSON contract has it (what users' scripts, agents' digests and
-        the golden files read), unless the store asks for the shape it keeps."""
+        the golden files read): `egress_ip` beside `egress`, and each device with the keys
+        of its conversation. The store asks for the shape it keeps instead (STORED)."""
         data: dict[str, Any] = handler(self)
         if info.context == STORED:
             return data
+        conversations: dict[str, dict[str, Any]] = data.pop("conversations")
         contract: dict[str, Any] = {}
         for key, value in data.items():
             if key == "egress":
                 contract["egress_ip"] = self.egress.egress_ip
+            if key == "devices":
+                value = [_with_conversation(d, conversations[d["conversation"]]) for d in value]
             contract[key] = value
         return contract
 
@@ -465,10 +503,45 @@ class SiteResult(Model):
     def without_transcripts(self) -> SiteResult:
         """The site as reports for people need it; transcripts stay in the store. A sweep of
         10,000 sites keeps these in memory, not every stage of 20,000 conversations."""
-        if not any(device.transcript for device in self.devices):
+        if not any(c.transcript for c in self.conversations.values()):
             return self
-        devices = [device.model_copy(update={"transcript": []}) for device in self.devices]
-        return self.model_copy(update={"devices": devices})
+        light = {
+            cid: c.model_copy(update={"transcript": []}) for cid, c in self.conversations.items()
+        }
+        return self.model_copy(update={"conversations": light})
+
+
+def _shared(devices: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Devices of the contract's shape without their copies of the conversation they share,
+    and the conversations, once each. Copies that differ are refused: which one is true
+    cannot be told."""
+    kept: list[Any] = []
+    conversations: dict[str, Any] = {}
+    for device in devices:
+        if not isinstance(device, dict):
+            kept.append(device)  # a DeviceResult, or rubbish that validation will name
+            continue
+        device = dict(device)
+        record = {key: device.pop(key) for key in _RECORD_KEYS if key in device}
+        cid = device.get("conversation")
+        if isinstance(cid, str):
+            if conversations.setdefault(cid, record) != record:
+                raise ValueError(
+                    f"devices that share conversation {cid!r} tell it differently "
+                    f"(device {device.get('device')!r})"
+                )
+        kept.append(device)
+    return kept, conversations
+
+
+def _with_conversation(device: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """A device as the JSON contract has it: its conversation's keys after `conversation`."""
+    out: dict[str, Any] = {}
+    for key, value in device.items():
+        out[key] = value
+        if key == "conversation":
+            out.update(record)
+    return out
 
 
 class SweepInfo(Model):

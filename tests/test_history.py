@@ -545,14 +545,18 @@ async def test_json_from_a_stored_sweep_carries_every_transcript(
     # whole conversation of every device, both from `sweep` and later from `report`.
     db = tmp_path / "fleet.db"
     _, swept = await sweep_json(inventory, db)
-    stages = [[s.stage.value for s in d.transcript] for site in swept.sites for d in site.devices]
+    stages = [
+        [s.stage.value for s in site.conversation_of(d).transcript]
+        for site in swept.sites
+        for d in site.devices
+    ]
     assert stages
     assert all(names[:3] == ["connect", "banner", "ehlo"] and "rcpt" in names for names in stages)
     run = await run_fleet_async("report", "--db", str(db), "--last", "--format", "json")
     assert run.code == 0, run.stderr
     again = SweepResult.model_validate_json(run.stdout)
-    assert [[len(d.transcript) for d in s.devices] for s in again.sites] == [
-        [len(d.transcript) for d in s.devices] for s in swept.sites
+    assert [[len(s.conversation_of(d).transcript) for d in s.devices] for s in again.sites] == [
+        [len(s.conversation_of(d).transcript) for d in s.devices] for s in swept.sites
     ]
 
 

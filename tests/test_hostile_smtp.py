@@ -246,7 +246,8 @@ async def test_a_hostile_server_ends_in_a_classified_result_in_time(
     assert device.remediation is not None
     assert case.remedy.lower() in device.remediation.lower()
     assert server.connections == 1
-    failed = [s for s in device.transcript if s.stage is case.stage][-1]
+    transcript = sites["hostile"].conversation_of(device).transcript
+    failed = [s for s in transcript if s.stage is case.stage][-1]
     assert failed.status in (StageStatus.failed, StageStatus.error)
     assert failed.reply is not None or failed.detail  # the evidence is kept
     # ... in time: the whole sweep, and the hostile site on its own clock
@@ -322,7 +323,7 @@ async def test_non_utf8_bytes_are_kept_as_replacement_characters(
     assert device.reply.enhanced == "5.1.1"
     assert "user unknown" in device.reply.text
     assert "\ufffd" in device.reply.text  # the undecodable bytes and the NUL, visibly replaced
-    banner = next(s for s in device.transcript if s.stage is Stage.banner)
+    banner = next(s for s in site.conversation_of(device).transcript if s.stage is Stage.banner)
     assert banner.reply is not None
     assert "\ufffd" in banner.reply.text
     assert "\x00" not in banner.reply.text
@@ -373,6 +374,7 @@ async def test_plaintext_injected_after_starttls_is_never_read_as_a_reply(
 
     # Then nothing after STARTTLS was taken from it: no EHLO after TLS, no MAIL, no AUTH
     (device,) = site.devices
-    assert [s.stage for s in device.transcript if s.status is StageStatus.ok][-1] is Stage.starttls
+    had = site.conversation_of(device)
+    assert [s.stage for s in had.transcript if s.status is StageStatus.ok][-1] is Stage.starttls
     assert "MAIL" not in verbs(server)
-    assert device.tls is None or device.tls.version is None
+    assert had.tls is None or had.tls.version is None

@@ -60,15 +60,16 @@ def hostile_sweep() -> SweepResult:
     device = site.devices[0]
     assert device.reply is not None
     reply = device.reply.model_copy(update={"text": f"5.7.1 {HOSTILE}"})
-    stage = device.transcript[-1].model_copy(update={"reply": reply})
-    device = device.model_copy(
-        update={"reply": reply, "transcript": [*device.transcript[:-1], stage]}
-    )
+    had = site.conversation_of(device)
+    stage = had.transcript[-1].model_copy(update={"reply": reply})
+    had = had.model_copy(update={"transcript": [*had.transcript[:-1], stage]})
+    device = device.model_copy(update={"reply": reply})
     flag = site.flags[0].model_copy(update={"evidence": f"rejected: {HOSTILE}"})
     site = site.model_copy(
         update={
             "client": f"Contoso {HOSTILE}",
             "devices": [device, *site.devices[1:]],
+            "conversations": {**site.conversations, device.conversation: had},
             "flags": [flag, *site.flags[1:]],
         }
     )

@@ -184,7 +184,8 @@ def test_a_message_postfix_accepts_then_drops_is_not_delivered(
 
 def test_the_test_messages_are_deleted(lab: Lab, swept: tuple[Run, SweepResult, Path]) -> None:
     _, result, _ = swept
-    ids = [d.test_message_id for s in result.sites for d in s.devices if d.test_message_id]
+    had = [s.conversation_of(d) for s in result.sites for d in s.devices]
+    ids = [c.test_message_id for c in had if c.test_message_id]
     assert len(ids) == 3
     assert not messages_with(lab, ids)
 

@@ -150,8 +150,9 @@ def test_the_listed_site_is_rejected_at_rcpt_with_postfixs_own_words(
     assert device.reply.code == 554
     assert f"Client host [{DIRTY.egress_ip}] blocked using {ZONE}" in device.reply.text
     assert "Listed by lab XBL" in device.reply.text  # rbldnsd's TXT, relayed by Postfix
-    assert device.tls is not None
-    assert device.tls.verified is True
+    tls = site.conversation_of(device).tls
+    assert tls is not None
+    assert tls.verified is True
 
     # And the blocklist says the same thing, with the abuse code
     (listing,) = site.blocklists
@@ -174,7 +175,8 @@ def test_the_dynamic_range_site_is_accepted_but_warned_about(
     assert "DIRECT_SEND_DYNAMIC_IP" in [f.code for f in site.flags]
     (device,) = site.devices
     assert device.category is Category.ok
-    assert [(s.stage, s.status) for s in device.transcript if s.stage is Stage.rcpt] == [
+    transcript = site.conversation_of(device).transcript
+    assert [(s.stage, s.status) for s in transcript if s.stage is Stage.rcpt] == [
         (Stage.rcpt, StageStatus.ok)
     ]
     (listing,) = site.blocklists
@@ -191,8 +193,9 @@ def test_the_clean_site_is_ok(sweep: tuple[Run, SweepResult]) -> None:
     assert site.egress_ip == CLEAN.egress_ip  # declared: Postfix never echoes it
     (device,) = site.devices
     assert device.category is Category.ok
-    assert device.tls is not None
-    assert device.tls.verified is True
+    tls = site.conversation_of(device).tls
+    assert tls is not None
+    assert tls.verified is True
     assert [b.status for b in site.blocklists] == [BlocklistStatus.clean]
 
 
@@ -201,10 +204,11 @@ def test_fleets_transcript_matches_swaks(
     lab: Lab, sweep: tuple[Run, SweepResult], site: LabSite
 ) -> None:
     # Given fleet's conversation from the site
-    (device,) = site_result(sweep[1], site).devices
+    result = site_result(sweep[1], site)
+    (device,) = result.devices
     fleet_replies = [
         (s.stage.value, s.reply.code)
-        for s in device.transcript
+        for s in result.conversation_of(device).transcript
         if s.reply is not None and s.reply.code is not None and s.stage is not Stage.quit
     ]
 

@@ -367,7 +367,7 @@ async def test_password_auth_to_smtp_office365_com_is_retiring_by_its_name(
         office = (await sweep(write_inventory, text))["office"]
     finally:
         await server.stop()
-    transcript = office.devices[0].transcript
+    transcript = office.conversation_of(office.devices[0]).transcript
     assert transcript[1].reply is not None
     assert "Microsoft" not in transcript[1].reply.text  # the banner
     assert codes(office) == ["BASIC_AUTH_RETIRING"]

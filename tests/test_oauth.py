@@ -38,6 +38,7 @@ from fleet.oauth import Token, TokenBroker, TokenRequest, aad_failure
 from fleet.readiness import readiness
 from fleet.results import (
     Category,
+    ConversationRecord,
     DeviceResult,
     Egress,
     EgressTransport,
@@ -629,7 +630,9 @@ def test_an_unset_client_secret_stops_the_sweep_before_anything_is_sent(
     assert "oauth2.client_secret_env: FLEET_NOT_SET is not set" in run.stderr
 
 
-def _site(site_id: str, devices: list[DeviceResult], retiring: list[str]) -> SiteResult:
+def _site(
+    site_id: str, devices: list[tuple[DeviceResult, ConversationRecord]], retiring: list[str]
+) -> SiteResult:
     now = datetime.now(UTC)
     flags = (
         [
@@ -650,25 +653,28 @@ def _site(site_id: str, devices: list[DeviceResult], retiring: list[str]) -> Sit
         verdict=Verdict.warn if retiring else Verdict.ok,
         flags=flags,
         egress=Egress(transport=EgressTransport.direct),
-        devices=devices,
+        devices=[device for device, _ in devices],
+        conversations={device.conversation: had for device, had in devices},
         started_at=now,
         finished_at=now,
     )
 
 
-def _device(name: str, host: str, mailbox: str, login: str, category: Category) -> DeviceResult:
-    return DeviceResult(
+def _device(
+    name: str, host: str, mailbox: str, login: str, category: Category
+) -> tuple[DeviceResult, ConversationRecord]:
+    """A device and the conversation it had (its site keeps that)."""
+    device = DeviceResult(
         device=name,
         mode=Mode.submission,
         verdict=Verdict.ok,
         category=category,
         finding="",
         conversation=name,
-        host=host,
-        port=587,
         mailbox=mailbox,
         login=login,
     )
+    return device, ConversationRecord(host=host, port=587)
 
 
 def test_a_high_volume_email_account_of_the_same_domain_is_a_way_forward() -> None:

@@ -614,12 +614,18 @@ def test_a_result_from_elsewhere_reaches_the_terminal_without_its_escapes() -> N
     escape = "\x1b]0;pwned\x07\x1b[2J"
     result = fixed_sweep()
     site = result.sites[0]
-    device = site.devices[0].model_copy(
-        update={"device": f"mfp{escape}", "host": f"mx{escape}.test"}
-    )
+    device = site.devices[0].model_copy(update={"device": f"mfp{escape}"})
+    had = site.conversation_of(device).model_copy(update={"host": f"mx{escape}.test"})
     flag = site.flags[0].model_copy(update={"code": f"IP_REPUTATION{escape}"})
     egress = site.egress.model_copy(update={"egress_ip": f"203.0.113.20{escape}"})
-    site = site.model_copy(update={"egress": egress, "devices": [device], "flags": [flag]})
+    site = site.model_copy(
+        update={
+            "egress": egress,
+            "devices": [device],
+            "conversations": {device.conversation: had},
+            "flags": [flag],
+        }
+    )
     sweep = result.sweep.model_copy(update={"complete": False, "interrupted": f"stop{escape}"})
     hostile = result.model_copy(update={"sweep": sweep, "sites": [site]})
     for text in (
@@ -793,7 +799,8 @@ async def test_the_command_line_writes_each_format(
     assert result.sweep.complete
     assert_json_contract(json.loads(out))
     konica = result.sites[0].devices[1]
-    auth = next(s for s in konica.transcript if s.stage is Stage.auth)
+    transcript = result.sites[0].conversation_of(konica).transcript
+    auth = next(s for s in transcript if s.stage is Stage.auth)
     assert auth.command is not None
     assert "****" in auth.command
 

@@ -121,3 +121,84 @@ def test_an_old_store_takes_new_sweeps_and_compares_them_with_its_old_ones(
         ]
     finally:
         store.close()
+
+
+def test_devices_that_share_a_conversation_refer_to_it_once() -> None:
+    hq = fixed_sweep().sites[0]
+    front, back = hq.devices
+    assert front.conversation == back.conversation == "contoso-hq#1"
+    assert list(hq.conversations) == ["contoso-hq#1"]
+    assert hq.conversation_of(front) is hq.conversation_of(back)
+    assert not {"host", "transcript", "tls"} & set(type(front).model_fields)
+    # ... and the JSON contract still gives each device its own copy, where it always was
+    devices = json.loads(hq.model_dump_json())["devices"]
+    assert devices[0]["transcript"] == devices[1]["transcript"] != []
+    keys = list(devices[0])
+    at = keys.index("conversation")
+    assert keys[at : at + 7] == [
+        "conversation",
+        "host",
+        "port",
+        "tls",
+        "transcript",
+        "test_message_id",
+        "queue_id",
+    ]
+
+
+def test_the_store_keeps_a_shared_conversation_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "fleet.db")
+    store = Store(path)
+    store.save(fixed_sweep())
+    store.close()
+    hq = next(row for row in _rows(path) if row["site"] == "contoso-hq")
+    assert isinstance(hq["devices"], list)
+    assert all("transcript" not in device for device in hq["devices"])
+    assert isinstance(hq["conversations"], dict)
+    assert list(hq["conversations"]) == ["contoso-hq#1"]
+    with closing(sqlite3.connect(path)) as db:
+        (raw,) = db.execute("SELECT result FROM site_results WHERE site = 'contoso-hq'").fetchone()
+        (old,) = (
+            sqlite3.connect(OLD_STORE)
+            .execute("SELECT result FROM site_results WHERE site = 'contoso-hq'")
+            .fetchone()
+        )
+    assert raw.count('"transcript"') == 1
+    assert old.count('"transcript"') == 2  # before: one copy per device
+    assert len(raw) < len(old)
+
+
+def test_an_old_store_s_copies_become_one_conversation(tmp_path: Path) -> None:
+    store = _old_store(tmp_path)
+    try:
+        hq = next(iter(store.view(SWEEP_ID, light=False).sites))
+        assert list(hq.conversations) == ["contoso-hq#1"]
+        assert len(hq.conversation_of(hq.devices[0]).transcript) == 3
+    finally:
+        store.close()
+
+
+def test_shared_copies_that_differ_are_refused() -> None:
+    # A file from elsewhere whose devices tell one conversation two ways: which is true
+    # cannot be told, so it is not read (rather than one of them silently dropped).
+    contract = json.loads(fixed_sweep().sites[0].model_dump_json())
+    contract["devices"][1]["transcript"] = []
+    with pytest.raises(ValidationError, match="tell it differently"):
+        SiteResult.model_validate(contract)
+
+
+def test_a_device_whose_conversation_is_missing_is_refused() -> None:
+    stored = json.loads(fixed_sweep().sites[0].stored_json())
+    stored["conversations"] = {}
+    with pytest.raises(ValidationError, match="which the site does not have"):
+        SiteResult.model_validate(stored)
+
+
+def test_a_light_site_has_the_contract_s_keys_with_empty_transcripts() -> None:
+    hq = fixed_sweep().sites[0]
+    light = hq.without_transcripts()
+    assert all(c.transcript == [] for c in light.conversations.values())
+    assert hq.conversation_of(hq.devices[0]).transcript  # the original is untouched
+    devices = json.loads(light.model_dump_json())["devices"]
+    assert [d["transcript"] for d in devices] == [[], []]
+    assert devices[0]["host"] == "contoso-com.mail.protection.outlook.com"

@@ -430,8 +430,9 @@ def _conversations(site: SiteResult) -> tuple[Conversation, ...]:
         seen.add(device.conversation)
         sharing = [d.device for d in site.devices if d.conversation == device.conversation]
         where = f" at {device.failed_stage.value}" if device.failed_stage else ""
+        had = site.conversation_of(device)
         lines: list[TranscriptLine] = []
-        for stage in device.transcript:
+        for stage in had.transcript:
             # (text, kind) of each line; the stage, status and time head the first one only
             said: list[tuple[str, str]] = []
             if stage.command:
@@ -447,7 +448,7 @@ def _conversations(site: SiteResult) -> tuple[Conversation, ...]:
             for n, (text, kind) in enumerate(said or [("", "sent")]):
                 head = (stage.stage.value, stage.status.value, took) if n == 0 else ("", "", "")
                 lines.append(TranscriptLine(*head, text, kind))
-        tls = device.tls
+        tls = had.tls
         tls_text = None
         if tls is not None and tls.version:
             expiry = tls.not_after.date().isoformat() if tls.not_after else "?"
@@ -458,7 +459,7 @@ def _conversations(site: SiteResult) -> tuple[Conversation, ...]:
         out.append(
             Conversation(
                 devices=", ".join(sharing),
-                summary=f"{device.host}:{device.port} ({device.mode.value}): "
+                summary=f"{had.host}:{had.port} ({device.mode.value}): "
                 f"{device.category.value}{where}",
                 verdict=device.verdict.value,
                 lines=tuple(lines),

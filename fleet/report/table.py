@@ -181,12 +181,13 @@ def render_transcript(sweep: SweepResult | SweepView) -> str:
                 continue
             seen.add(device.conversation)
             sharing = [d.device for d in site.devices if d.conversation == device.conversation]
+            had = site.conversation_of(device)
             lines.append(
                 f"{for_terminal(site.site)}: {for_terminal(', '.join(sharing))} -> "
-                f"{for_terminal(device.host)}:{device.port} ({device.mode.value}): "
+                f"{for_terminal(had.host)}:{had.port} ({device.mode.value}): "
                 f"{device.category.value}"
             )
-            for stage in device.transcript:
+            for stage in had.transcript:
                 took = f"{stage.elapsed_s * 1000:.0f} ms" if stage.elapsed_s is not None else ""
                 sent = for_terminal(stage.command or "")
                 lines.append(f"  {stage.stage.value:<9} {stage.status.value:<7} {took:>7}  {sent}")
@@ -198,8 +199,8 @@ def render_transcript(sweep: SweepResult | SweepView) -> str:
                         )
                 elif stage.detail:
                     lines.append(f"  {'':<9} {'':<7} {'':>7}  !! {for_terminal(stage.detail, 120)}")
-            if device.tls is not None and device.tls.version:
-                tls = device.tls
+            if had.tls is not None and had.tls.version:
+                tls = had.tls
                 expiry = tls.not_after.date().isoformat() if tls.not_after else "?"
                 lines.append(
                     f"  tls: {for_terminal(tls.version)} {for_terminal(tls.cipher)}; certificate {for_terminal(tls.subject)} "
