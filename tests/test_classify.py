@@ -2370,6 +2370,7 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
         ("rcpt", 550, "banned sending ip", "ip_reputation"),
         ("banner", 554, "not currently accepting mail from your ip", "ip_reputation"),
         ("rcpt", 550, "too many spams from your ip", "ip_reputation"),
+        ("rcpt", 550, "currently sending spam see: ", "ip_reputation"),  # SORBS
         # securityerror.rb: the login, at AUTH
         ("auth", 535, "authentication failure", "auth_failed"),
         # RFC 5321 4.2.3's own 553 text: the address of the command it answers

@@ -64,9 +64,11 @@ ENVELOPE: tuple[Rule, ...] = (
         RuleId.m365_tenant_threshold,
         Category.sender_rejected,
         "the tenant is blocked from sending (it sent too much spam)",
-        "The whole tenant is blocked (5.7.705): find the compromised account or connector, "
+        "The whole tenant is blocked (5.7.700-5.7.749): find the compromised account or connector, "
         "fix it, then contact Microsoft support.",
-        enhanced=("5.7.705",),
+        # Microsoft's NDR table: 5.7.700-5.7.749 "Access denied, tenant has exceeded
+        # threshold" (5.7.703 and 5.7.708 have their own meanings, read above)
+        enhanced=("5.7.700-5.7.749",),
     ),
     Rule(
         RuleId.m365_unregistered_domain,
