@@ -13,7 +13,6 @@ import asyncio
 import asyncio.sslproto
 import contextlib
 import dataclasses
-import hashlib
 import ipaddress
 import re
 import ssl
@@ -108,6 +107,11 @@ class TlsContexts:
     def __init__(self) -> None:
         self._contexts: dict[tuple[str | None, str | None, bool], ssl.SSLContext] = {}
         self._certs: dict[bytes, TlsInfo] = {}
+        # The TLS details of a conversation, by certificate and what was negotiated: a
+        # sweep meets a few servers thousands of times, and the models are frozen.
+        self._details: dict[
+            tuple[bytes | None, str | None, str | None, bool, str | None], TlsInfo
+        ] = {}
 
     def get(self, ca_file: str | None, tls_max: str | None, verify: bool) -> ssl.SSLContext:
         key = (ca_file, tls_max, verify)
@@ -135,11 +139,32 @@ class TlsContexts:
         field, cryptography (20-30 ms to import) is not needed."""
         if not der:
             return TlsInfo()
-        digest = hashlib.sha256(der).digest()
-        info = self._certs.get(digest)
+        info = self._certs.get(der)
         if info is None:
             info = (_from_decoded(decoded) if decoded else None) or _parse_certificate(der)
-            self._certs[digest] = info
+            self._certs[der] = info
+        return info
+
+    def details(self, ssl_object: ssl.SSLObject, verified: bool, capped_at: str | None) -> TlsInfo:
+        """The TLS details of a connection: its certificate's (decoded only the first time
+        the sweep sees it) with the version and cipher negotiated."""
+        der = ssl_object.getpeercert(binary_form=True)
+        cipher = ssl_object.cipher()
+        version, name = ssl_object.version(), cipher[0] if cipher else None
+        key = (der, version, name, verified, capped_at)
+        info = self._details.get(key)
+        if info is None:
+            # getpeercert() decodes the certificate only when it was verified
+            decoded = ssl_object.getpeercert() if verified and der else None
+            info = self.certificate(der, decoded).model_copy(
+                update={
+                    "version": version,
+                    "cipher": name,
+                    "verified": True if verified else None,
+                    "capped_at": capped_at,
+                }
+            )
+            self._details[key] = info
         return info
 
 
@@ -946,17 +971,8 @@ class _Probe:
         ssl_object = smtp.get_transport_info("ssl_object")
         if ssl_object is None:
             return
-        # getpeercert() decodes the certificate only when it was verified
-        decoded = ssl_object.getpeercert() if self.spec.tls_verify else None
-        cert = self.tls_contexts.certificate(ssl_object.getpeercert(binary_form=True), decoded)
-        cipher = ssl_object.cipher()
-        self.state.tls = cert.model_copy(
-            update={
-                "version": ssl_object.version(),
-                "cipher": cipher[0] if cipher else None,
-                "verified": True if self.spec.tls_verify else None,
-                "capped_at": self.spec.tls_max,
-            }
+        self.state.tls = self.tls_contexts.details(
+            ssl_object, self.spec.tls_verify, self.spec.tls_max
         )
 
     def _context(self) -> Context:
