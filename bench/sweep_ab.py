@@ -1,0 +1,95 @@
+"""A sweep's CPU, two commits side by side: each commit's `fleet/` is exported and run with
+this venv (`fleet sweep` of the bench's inventory, stored, CSV), taking turns run by run with
+bare aiosmtplib on the same conversations, so that the machine's load falls on all alike.
+CPU time comes from wait4(); the first round is a warm-up (it byte-compiles), not counted.
+
+    python -m bench.sweep_ab --before main --after HEAD [--sites 1000] [--runs 5]
+
+The lab is the bench's own (25 ms before every reply), the inventory the default shape:
+one Direct Send copier per site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.generate import PASSWORD_ENV, Mix
+from bench.run import PASSWORD, bare_conversations, lab_for, write_inventory
+from bench.startup_ab import export
+
+
+def cpu_of(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 1, 2):
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", required=True, help="a commit")
+    parser.add_argument("--after", default="HEAD", help="a commit")
+    parser.add_argument("--sites", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    lab_args = argparse.Namespace(dns_loss=0.0, dns_delay=0.0, global_cap=200, shape="direct")
+    mix = Mix(args.sites, 1, "direct")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    }
+    env.update({PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"})
+    with tempfile.TemporaryDirectory(prefix="fleet-sweep-ab-") as temp:
+        folder = Path(temp)
+        trees = {
+            name: export(commit, folder / name)
+            for name, commit in (("before", args.before), ("after", args.after))
+        }
+        lab = lab_for(folder, mix, lab_args, 0.025)
+        try:
+            path = write_inventory(folder / "inventory.yaml", mix, lab, lab_args)
+            bare_file = folder / "bare.json"
+            bare_file.write_text(json.dumps(bare_conversations(path, args.sites)))
+            cpu: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
+            started = time.strftime("%H:%M UTC", time.gmtime())
+            print(f"before {args.before}, after {args.after}, {args.sites} sites, {started}")
+            print(f"load average {os.getloadavg()[0]:.1f}")
+            bare = [sys.executable, "-m", "bench.bare", str(bare_file), "200"]
+            for turn in range(args.runs + 1):
+                for name, tree in trees.items():
+                    db = folder / f"{name}-{turn}.db"
+                    argv = [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db",
+                            str(db), "--format", "csv", "--output", str(folder / "out.csv"), "-q"]  # fmt: skip
+                    seconds = cpu_of(argv, {**env, "PYTHONPATH": str(tree)}, tree.parent)
+                    if turn:
+                        cpu[name].append(seconds)
+                seconds = cpu_of(bare, {**env, "PYTHONPATH": str(Path.cwd())}, Path.cwd())
+                if turn:
+                    cpu["bare"].append(seconds)
+            for name, times in cpu.items():
+                per = [t / args.sites * 1000 for t in times]
+                print(
+                    f"  {name}: {statistics.median(per):.2f} ms CPU per conversation (median; "
+                    f"{', '.join(f'{p:.2f}' for p in per)})"
+                )
+            bare_ms = statistics.median(cpu["bare"]) / args.sites * 1000
+            for name in trees:
+                ratio = statistics.median(cpu[name]) / args.sites * 1000 / bare_ms
+                print(f"  {name} / bare: {ratio:.2f}x")
+            print(f"load average {os.getloadavg()[0]:.1f}")
+        finally:
+            lab.stop()
+
+
+if __name__ == "__main__":
+    main()
