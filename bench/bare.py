@@ -51,8 +51,11 @@ async def one(
 
 
 async def main(conversations: list[dict[str, Any]], concurrency: int) -> None:
+    # One context per CA file, as any client would keep it (the comprehension over the
+    # conversations built one per conversation: 1,000 CA stores loaded, about 0.3 ms each).
     contexts = {
-        c["ca_file"]: ssl.create_default_context(cafile=c["ca_file"]) for c in conversations
+        ca_file: ssl.create_default_context(cafile=ca_file)
+        for ca_file in {c["ca_file"] for c in conversations}
     }
     slots = asyncio.Semaphore(concurrency)
     await asyncio.gather(*(one(c, contexts, slots) for c in conversations))

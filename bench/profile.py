@@ -26,6 +26,7 @@ from bench.run import PASSWORD, ROOT, lab_for, write_inventory
 # (part, pattern on a frame's file): the first part whose pattern matches a frame, looking
 # from the innermost frame outwards, takes the sample.
 LOOP = "event loop and sockets (uvloop, asyncio), outside fleet's frames"
+NATIVE = "a thread without Python frames (c-ares's own thread, when it has one)"
 PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("start-up: imports", re.compile(r"<frozen importlib|importlib/__init__")),
     ("TLS (ssl, OpenSSL)", re.compile(r"(^|/)ssl\.py|sslproto\.py")),
@@ -63,7 +64,12 @@ def summarise(raw: Path) -> list[tuple[str, int]]:
         stack_text, _, number = line.rpartition(" ")
         if not number.isdigit():
             continue
-        stack = stack_text.split(";")[1:]  # the first entry names the process
+        if not stack_text.strip():
+            counts[NATIVE] += int(number)
+            continue
+        # The outermost frame first (py-spy's raw format names no process or thread); a
+        # coroutine stepped by uvloop's C code is a stack of its own, rooted at it.
+        stack = stack_text.split(";")
         counts[part_of(stack)] += int(number)
     return counts.most_common()
 
