@@ -14,6 +14,14 @@ from fleet.inventory import Inventory, parse_inventory
 from fleet.lab.dns import LabDns
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes a dict used twice (one device at many sites) out each time, as a person
+    would, not as a YAML anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def lab_defaults(
     dns: LabDns,
     *,
@@ -35,13 +43,16 @@ def device(
     *,
     ident: str = "mfp",
     host: str = "127.0.0.1",
-    security: str = "starttls",
+    security: str | None = "starttls",
     mail_from: str = "scanner@contoso.test",
     to: str = "frontdesk@contoso.test",
     **smtp: Any,
 ) -> dict[str, Any]:
-    """One copier with its SMTP settings (extra keyword arguments are more `smtp` keys)."""
-    settings: dict[str, Any] = {"host": host, "port": port, "security": security}
+    """One copier with its SMTP settings (extra keyword arguments are more `smtp` keys;
+    `security` None leaves the key out)."""
+    settings: dict[str, Any] = {"host": host, "port": port}
+    if security is not None:
+        settings["security"] = security
     if ca_file is not None:
         settings["ca_file"] = ca_file
     settings.update({"from": mail_from, "to": to, **smtp})
@@ -101,7 +112,8 @@ class InventoryBuilder:
         return document
 
     def yaml(self) -> str:
-        return yaml.safe_dump(self.data(), sort_keys=False)
+        # allow_unicode: a name in Polish or Japanese is written as itself, as a user would
+        return yaml.dump(self.data(), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
     def write(self, path: Path) -> Path:
         path.write_text(self.yaml(), encoding="utf-8")

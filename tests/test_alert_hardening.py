@@ -19,6 +19,7 @@ from fleet.probes.dnsbl_zones import DQS_ZONE
 from fleet.results import SweepResult
 
 from .conftest import M365Lab, fleet_env, publish_spf, run_fleet_async
+from .inventory_builder import device
 from .test_notify import ZONE, Relay, WebhookReceiver, inventory, webhook  # noqa: F401
 
 ESC = "\x1b"
@@ -80,16 +81,22 @@ async def test_alert_text_is_escaped_for_each_format(
     db = tmp_path / "fleet.db"
     url = f"http://127.0.0.1:{webhook.port}/hooks/T0/B0/token"
     env = fleet_env(FLEET_TEST_HOOK=url)
-    email = (
-        f"  email:\n    host: 127.0.0.1\n    port: {relay_server.port}\n    security: starttls\n"
-        f'    ca_file: "{certs.ca_file}"\n    from: fleet@msp.test\n    to: [noc@msp.test]\n'
-    )
+    relay_at = {"host": "127.0.0.1", "port": relay_server.port, "security": "starttls"}
+    email = {
+        **relay_at,
+        "ca_file": str(certs.ca_file),
+        "from": "fleet@msp.test",
+        "to": ["noc@msp.test"],
+    }
     try:
         for n, kind in enumerate(("generic", "slack", "teams")):
-            block = f"  when: always\n  webhook: {{url_env: FLEET_TEST_HOOK, format: {kind}}}\n"
-            path = write_inventory(
-                inventory(lab_dns, m365, block + (email if n == 0 else "")), name=f"{kind}.yaml"
-            )
+            block: dict[str, Any] = {
+                "when": "always",
+                "webhook": {"url_env": "FLEET_TEST_HOOK", "format": kind},
+            }
+            if n == 0:
+                block["email"] = email
+            path = write_inventory(inventory(lab_dns, m365, block), name=f"{kind}.yaml")
             if n == 0:
                 await forged_sweep(path, db, tmp_path)
             run = await run_fleet_async(
@@ -153,7 +160,7 @@ async def test_a_webhook_url_that_cannot_be_parsed_is_an_undelivered_alert(
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     db = tmp_path / "fleet.db"
-    block = "  when: always\n  webhook: {url_env: FLEET_TEST_HOOK, format: slack}\n"
+    block = {"when": "always", "webhook": {"url_env": "FLEET_TEST_HOOK", "format": "slack"}}
     path = write_inventory(inventory(lab_dns, m365, block))
     run = await run_fleet_async(
         "sweep", "-i", str(path), "--db", str(db), "-q", "--notify",
@@ -182,17 +189,18 @@ async def test_a_secret_file_other_users_can_read_draws_a_warning(
     key_file.write_text(key + "\n")
     password_file = tmp_path / "mfp.password"
     password_file.write_text("not-the-password\n")
-    text = inventory(lab_dns, m365, "  when: always\n", sites=1).replace(
-        f"  - {{zone: {ZONE}, kind: spamhaus-zen}}\n",
-        f'  - {{kind: spamhaus-dqs, key_file: "{key_file}"}}\n',
+    text = inventory(lab_dns, m365, {"when": "always"}, sites=1)
+    text.blocklists = [{"kind": "spamhaus-dqs", "key_file": str(key_file)}]
+    login = {"username": "s@contoso.test", "password_file": str(password_file)}
+    mfp = device(
+        m365.submission.port,
+        m365.ca_file,
+        security=None,
+        mail_from="s@contoso.test",
+        to="f@contoso.test",
+        auth=login,
     )
-    text += (
-        "  - id: office-login\n    client: Login\n    devices:\n      - id: mfp\n"
-        f'        smtp: {{host: 127.0.0.1, port: {m365.submission.port}, ca_file: "{m365.ca_file}", '
-        "from: s@contoso.test, to: f@contoso.test, "
-        f'auth: {{username: s@contoso.test, password_file: "{password_file}"}}}}\n'
-    )
-    path = write_inventory(text)
+    path = write_inventory(text.site("office-login", mfp, client="Login"))
     sweep = ["sweep", "-i", str(path), "--db", str(tmp_path / "fleet.db"), "-q"]
     # Given secret files only their owner can read: no warning
     key_file.chmod(0o600)
@@ -221,7 +229,7 @@ async def test_the_first_sweep_alerts_on_what_it_found(
     lab_dns.blocklist(ZONE, {"127.0.0.80": ("127.0.0.4",)})
     m365.tenant.banned_ips.add("127.0.0.80")
     publish_spf(lab_dns)
-    block = "  when: changes\n  webhook: {url_env: FLEET_TEST_HOOK, format: generic}\n"
+    block = {"when": "changes", "webhook": {"url_env": "FLEET_TEST_HOOK", "format": "generic"}}
     path = write_inventory(inventory(lab_dns, m365, block))
     env = fleet_env(FLEET_TEST_HOOK=f"http://127.0.0.1:{webhook.port}/h")
     db = tmp_path / "fleet.db"

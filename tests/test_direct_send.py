@@ -10,6 +10,7 @@ import ipaddress
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -37,6 +38,8 @@ from fleet.results import (
 )
 
 from .conftest import M365Lab
+from .inventory_builder import InventoryBuilder, device, lab_defaults
+from .inventory_builder import site as builder_site
 
 TIMEOUT_S = 0.3
 IP = "192.0.2.10"
@@ -465,33 +468,23 @@ async def test_a_connector_relay_is_compared_with_its_sender_domain_mx(
 # ---- through the engine: matrix, table, CSV, JSON --------------------------------------------
 
 
-def inventory(dns: LabDns, *sites: str, zones: bool = True) -> str:
-    return (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: {TIMEOUT_S}, tries: 1}}\n'
-        "  timeouts: {connect_s: 3, command_s: 5, site_s: 30}\n"
-        "  ehlo_name: scanner-host.msp.test\n"
-        + ("blocklists:\n  - {zone: zen.lab.test, kind: spamhaus-zen}\n" if zones else "")
-        + "sites:\n"
-        + "".join(sites)
-    )
+def inventory(dns: LabDns, *sites: dict[str, Any], zones: bool = True) -> InventoryBuilder:
+    defaults = lab_defaults(dns, connect_s=3, command_s=5, site_s=30, dns_timeout_s=TIMEOUT_S)
+    defaults["ehlo_name"] = "scanner-host.msp.test"
+    blocklists = [{"zone": "zen.lab.test", "kind": "spamhaus-zen"}] if zones else []
+    return InventoryBuilder(defaults, blocklists).add(*sites)
 
 
-def site(ident: str, ip: str, *devices: str) -> str:
-    return (
-        f"  - id: {ident}\n    client: {ident.title()}\n"
-        f"    egress: {{bind: {ip}, ip: {ip}}}\n    devices:\n" + "".join(devices)
-    )
+def site(ident: str, ip: str, *devices: dict[str, Any], declared: bool = True) -> dict[str, Any]:
+    """A site that sends from `ip` (bound, and declared unless told otherwise)."""
+    egress = {"bind": ip, "ip": ip} if declared else {"bind": ip}
+    return builder_site(ident, *devices, client=ident.title(), egress=egress)
 
 
 def copier(
-    ident: str, host: str, port: int, ca_file: str, sender: str, to: str, extra: str = ""
-) -> str:
-    return (
-        f"      - id: {ident}\n"
-        f'        smtp: {{host: {host}, port: {port}, security: starttls, ca_file: "{ca_file}", '
-        f"from: {sender}, to: {to}{extra}}}\n"
-    )
+    ident: str, host: str, port: int, ca_file: str, sender: str, to: str, **smtp: Any
+) -> dict[str, Any]:
+    return device(port, ca_file, ident=ident, host=host, mail_from=sender, to=to, **smtp)
 
 
 @pytest.fixture
@@ -535,7 +528,7 @@ async def test_the_matrix_and_every_report_show_mx_and_spf_findings(
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(token="token")
     mx, ca = named_mx.port, m365.ca_file
 
-    def ds(ident: str, domain: str, host: str = MX_NAME) -> str:
+    def ds(ident: str, domain: str, host: str = MX_NAME) -> dict[str, Any]:
         return copier(ident, host, mx, ca, f"scanner@{domain}", f"office@{domain}")
 
     text = inventory(
@@ -553,7 +546,10 @@ async def test_the_matrix_and_every_report_show_mx_and_spf_findings(
                 ca,
                 "scanner@contoso.test",
                 "office@contoso.test",
-                ", auth: {username: scanner@contoso.test, oauth2: {token_env: FLEET_TEST_DS_TOKEN}}",
+                auth={
+                    "username": "scanner@contoso.test",
+                    "oauth2": {"token_env": "FLEET_TEST_DS_TOKEN"},
+                },
             ),
         ),
         site("fabrikam", "127.0.0.82", ds("mfp", "fabrikam.test")),
@@ -676,9 +672,10 @@ async def test_no_spf_record_and_an_unknown_egress_ip(
             "bare",
             "127.0.0.86",
             copier("mfp", MX_NAME, named_mx.port, m365.ca_file, "s@bare.test", "o@bare.test"),
+            declared=False,
         ),
         zones=False,
-    ).replace(", ip: 127.0.0.86}", "}")
+    )
     [bare] = (await run_sweep(plan_sweep(load_inventory(str(write_inventory(text)))))).sites
     assert bare.egress.declared_ip is None
     assert bare.egress_ip == "127.0.0.86"

@@ -32,6 +32,7 @@ from fleet.results import BlocklistStatus, Verdict
 from .conftest import M365Lab
 from .dnsbl_helpers import zone
 from .hostile import publish_contoso
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 ZONE = "zen.load.test"
 TIMEOUT_S = 0.5  # per try: small, so that dropped queries cost little time, yet above
@@ -217,22 +218,13 @@ async def test_a_sweep_against_a_lossy_resolver_ends_no_site_unknown(
     publish_contoso(lab_dns)
     lab_dns.blocklist(ZONE)
     lab_dns.lose(0.25, first=first, seed=3, under=under)
-    text = (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{lab_dns.nameserver}"], timeout_s: {TIMEOUT_S}, tries: 2, '
-        "concurrency: 16}\n"
-        "  timeouts: {connect_s: 2, command_s: 2, site_s: 10}\n"
-        f"blocklists:\n  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
-        "sites:\n"
-    )
+    defaults = lab_defaults(lab_dns, connect_s=2, command_s=2, site_s=10, dns_timeout_s=TIMEOUT_S)
+    defaults["dns"].update(tries=2, concurrency=16)
+    inventory = InventoryBuilder(defaults, blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}])
+    mfp = device(m365.mx.port, m365.ca_file, host="localhost", to="alice@contoso.test")
     for n in range(sites):
-        text += (
-            f"  - id: office-{n:02d}\n    client: Contoso\n    egress: {{bind: 127.0.6.{n + 1}}}\n"
-            "    devices:\n      - id: mfp\n"
-            f"        smtp: {{host: localhost, port: {m365.mx.port}, security: starttls, "
-            f'ca_file: "{m365.ca_file}", from: scanner@contoso.test, to: alice@contoso.test}}\n'
-        )
-    plan = plan_sweep(load_inventory(str(write_inventory(text))))
+        inventory.site(f"office-{n:02d}", mfp, client="Contoso", bind=f"127.0.6.{n + 1}")
+    plan = plan_sweep(load_inventory(str(write_inventory(inventory))))
 
     # When it is swept
     result = await run_sweep(plan)

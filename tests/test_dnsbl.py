@@ -36,6 +36,7 @@ from .dnsbl_helpers import (
     remove_folder,
     zone,
 )
+from .inventory_builder import InventoryBuilder, lab_defaults
 
 ZEN = "zen.lab.test"
 LISTED, POLICY, CLEAN = "127.0.0.20", "127.0.0.21", "127.0.0.30"
@@ -724,47 +725,37 @@ async def test_one_ip_shared_by_50_devices_is_asked_once_per_zone(lab_dns: LabDn
     assert lab_dns.log.total == 2 * 3 + 1
 
 
-SHARED_IP_SWEEP = """\
-defaults:
-  dns: {{nameservers: ["{nameserver}"], timeout_s: {timeout_s}, tries: 1}}
-  timeouts: {{connect_s: 5, command_s: 5, site_s: 30}}
-  concurrency: {{global: 20, per_site: 2, per_host: 20}}
-  ehlo_name: scanner-host.msp.test
-blocklists:
-  - {{zone: {zen}, kind: spamhaus-zen}}
-  - {{zone: bl.lab.test, kind: spamcop}}
-profiles:
-  mx: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{ca_file}"}}
-sites:
-{sites}
-"""
-
-
 def shared_ip_inventory(
     write_inventory: Callable[..., Path], lab: LabDns, m365: M365Lab, n_sites: int, per_site: int
 ) -> Path:
     """n_sites sites, each with per_site copiers, all behind one declared egress IP."""
-    sites = []
-    for s in range(n_sites):
-        devices = "\n".join(
-            f"      - {{id: mfp-{d}, smtp: {{profile: mx, from: s{s}@contoso.test, "
-            f"to: scans@contoso.test}}}}"
-            for d in range(per_site)
-        )
-        sites.append(
-            f"  - id: site-{s}\n    client: Client {s % 5}\n    egress: {{ip: {POLICY}}}\n"
-            f"    devices:\n{devices}"
-        )
-    return write_inventory(
-        SHARED_IP_SWEEP.format(
-            nameserver=lab.nameserver,
-            timeout_s=TIMEOUT_S,
-            zen=ZEN,
-            mx_port=m365.mx.port,
-            ca_file=m365.ca_file,
-            sites="\n".join(sites),
-        )
+    defaults = lab_defaults(lab, connect_s=5, command_s=5, site_s=30, dns_timeout_s=TIMEOUT_S)
+    defaults["concurrency"] = {"global": 20, "per_site": 2, "per_host": 20}
+    defaults["ehlo_name"] = "scanner-host.msp.test"
+    mx = {
+        "host": "127.0.0.1",
+        "port": m365.mx.port,
+        "security": "starttls",
+        "ca_file": m365.ca_file,
+    }
+    built = InventoryBuilder(
+        defaults,
+        blocklists=[
+            {"zone": ZEN, "kind": "spamhaus-zen"},
+            {"zone": "bl.lab.test", "kind": "spamcop"},
+        ],
+        sections={"profiles": {"mx": mx}},
     )
+    for s in range(n_sites):
+        devices = [
+            {
+                "id": f"mfp-{d}",
+                "smtp": {"profile": "mx", "from": f"s{s}@contoso.test", "to": "scans@contoso.test"},
+            }
+            for d in range(per_site)
+        ]
+        built.site(f"site-{s}", *devices, client=f"Client {s % 5}", egress={"ip": POLICY})
+    return write_inventory(built)
 
 
 async def test_a_sweep_asks_about_a_shared_egress_ip_once_per_zone(

@@ -19,44 +19,39 @@ from fleet.lab.smtp import Tenant, m365_mx
 from fleet.results import SweepResult
 
 from .conftest import M365Lab, eventually, fleet_env, publish_spf, run_fleet_async
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 ZONE = "zen.lab.test"
 
 
-def inventory_text(
-    dns: LabDns, mx_port: int, ca_file: str, sites: int = 3, site_s: int = 30
-) -> str:
-    rows = []
+def history_inventory(
+    dns: LabDns,
+    mx_port: int,
+    ca_file: str,
+    sites: int = 3,
+    site_s: int = 30,
+    concurrency: dict[str, int] | None = None,
+) -> InventoryBuilder:
+    """`sites` sites on one MX, each from its own address (127.0.0.40 up), four at a time
+    unless `concurrency` says otherwise."""
+    defaults = lab_defaults(dns, connect_s=5, command_s=5, site_s=site_s, dns_timeout_s=1)
+    defaults["concurrency"] = concurrency or {"global": 4, "per_site": 1, "per_host": 4}
+    built = InventoryBuilder(defaults, blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}])
     for n in range(sites):
         ip = f"127.0.0.{40 + n}"
-        rows.append(
-            f"""\
-  - id: site-{n}
-    client: Client {n % 2}
-    egress: {{bind: {ip}, ip: {ip}}}
-    devices:
-      - id: mfp
-        smtp: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{ca_file}",
-                from: scanner@contoso.test, to: frontdesk@contoso.test}}
-"""
-        )
-    return f"""\
-defaults:
-  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 1, tries: 1}}
-  timeouts: {{connect_s: 5, command_s: 5, site_s: {site_s}}}
-  concurrency: {{global: 4, per_site: 1, per_host: 4}}
-blocklists:
-  - zone: {ZONE}
-    kind: spamhaus-zen
-sites:
-""" + "".join(rows)
+        mfp = device(mx_port, ca_file)
+        built.site(f"site-{n}", mfp, client=f"Client {n % 2}", egress={"bind": ip, "ip": ip})
+    return built
+
+
+ONE_AT_A_TIME = {"global": 1, "per_site": 1, "per_host": 1}
 
 
 @pytest.fixture
 def inventory(lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]) -> Path:
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    return write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file))
+    return write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file))
 
 
 async def sweep_json(inventory: Path, db: Path, *extra: str) -> tuple[int, SweepResult]:
@@ -155,9 +150,8 @@ async def test_a_killed_sweep_keeps_finished_sites_and_the_next_one_runs(
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.15)
     await slow.start()
     try:
-        text = inventory_text(lab_dns, slow.port, str(certs.ca_file), sites=6)
-        text = text.replace(
-            "global: 4, per_site: 1, per_host: 4", "global: 1, per_site: 1, per_host: 1"
+        text = history_inventory(
+            lab_dns, slow.port, str(certs.ca_file), sites=6, concurrency=ONE_AT_A_TIME
         )
         inventory = write_inventory(text)
         db = tmp_path / "fleet.db"
@@ -220,7 +214,9 @@ async def test_two_sweeps_on_one_store_never_overlap(
     slow = m365_mx(Tenant(accepted_domains={"contoso.test"}), certs.server_context(), delay_s=0.2)
     await slow.start()
     try:
-        inventory = write_inventory(inventory_text(lab_dns, slow.port, str(certs.ca_file), sites=2))
+        inventory = write_inventory(
+            history_inventory(lab_dns, slow.port, str(certs.ca_file), sites=2)
+        )
         db = tmp_path / "fleet.db"
         first = asyncio.ensure_future(sweep_json(inventory, db))
         # until the first sweep holds the lock

@@ -38,6 +38,7 @@ from .conftest import (
     run_fleet,
     run_fleet_async,
 )
+from .inventory_builder import site
 from .test_html_report import HOSTILE, hostile_sweep
 from .test_matrix import PASSWORD, PASSWORD_ENV, ZONE, direct_send, header, submission
 
@@ -62,11 +63,8 @@ class MarkupHandler:
         return self.replies
 
 
-def client_site(ident: str, client: str, bind: str, *devices: str) -> str:
-    return (
-        f"  - id: {ident}\n    client: {client}\n    egress: {{bind: {bind}, ip: {bind}}}\n"
-        "    devices:\n" + "".join(devices)
-    )
+def client_site(ident: str, client: str, bind: str, *devices: dict[str, Any]) -> dict[str, Any]:
+    return site(ident, *devices, client=client, egress={"bind": bind, "ip": bind})
 
 
 @pytest.fixture
@@ -94,26 +92,21 @@ async def _sweep_twice(
     )
     await hostile.start()
     try:
-        text = (
-            header(lab_dns)
-            + client_site(
-                "clean", "Fabrikam", "127.0.0.80", direct_send(m365.mx.port, m365.ca_file)
-            )
-            + client_site(
-                "listed", "Contoso", "127.0.0.81", direct_send(m365.mx.port, m365.ca_file)
-            )
-            + client_site(
+        text = header(lab_dns).add(
+            client_site("clean", "Fabrikam", "127.0.0.80", direct_send(m365.mx.port, m365.ca_file)),
+            client_site("listed", "Contoso", "127.0.0.81", direct_send(m365.mx.port, m365.ca_file)),
+            client_site(
                 "office",
                 "Contoso",
                 "127.0.0.82",
                 submission(m365.submission.port, m365.ca_file, "konica"),
-            )
-            + client_site(
+            ),
+            client_site(
                 "hostile",
                 f"Evil {MARKUP}",
                 "127.0.0.83",
                 direct_send(hostile.port, str(certs.ca_file), "mfp-evil"),
-            )
+            ),
         )
         inventory = str(write_inventory(text))
         env = fleet_env(**{PASSWORD_ENV: PASSWORD})

@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -42,6 +43,8 @@ from fleet.results import (
 from fleet.runner import Control, SweepOptions
 
 from .conftest import M365Lab, free_port, publish_spf
+from .inventory_builder import InventoryBuilder, device, lab_defaults
+from .inventory_builder import site as builder_site
 
 ZONE = "zen.lab.test"
 PASSWORD_ENV = "FLEET_TEST_MATRIX_PASSWORD"
@@ -67,26 +70,22 @@ def lab(lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch) -> LabDns:
     return lab_dns
 
 
-def header(dns: LabDns, dns_timeout_s: float = 1, command_s: float = 5) -> str:
-    return (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: {dns_timeout_s}, tries: 1}}\n'
-        f"  timeouts: {{connect_s: 3, command_s: {command_s}, site_s: 30}}\n"
-        "  concurrency: {global: 20, per_site: 2, per_host: 20}\n"
-        "  ehlo_name: scanner-host.msp.test\n"
-        "blocklists:\n"
-        f"  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
-        "sites:\n"
+def header(dns: LabDns, dns_timeout_s: float = 1, command_s: float = 5) -> InventoryBuilder:
+    defaults = lab_defaults(
+        dns, connect_s=3, command_s=command_s, site_s=30, dns_timeout_s=dns_timeout_s
     )
+    defaults["concurrency"] = {"global": 20, "per_site": 2, "per_host": 20}
+    defaults["ehlo_name"] = "scanner-host.msp.test"
+    return InventoryBuilder(defaults, blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}])
 
 
-def site(ident: str, bind: str, *devices: str, ip: str | None = "same") -> str:
+def site(
+    ident: str, bind: str, *devices: dict[str, Any], ip: str | None = "same"
+) -> dict[str, Any]:
     """A site that sends from `bind`; it declares that IP unless told otherwise."""
     declared = bind if ip == "same" else ip
-    egress = f"{{bind: {bind}" + (f", ip: {declared}}}" if declared else "}")
-    return f"  - id: {ident}\n    client: Contoso\n    egress: {egress}\n    devices:\n" + "".join(
-        devices
-    )
+    egress = {"bind": bind, **({"ip": declared} if declared else {})}
+    return builder_site(ident, *devices, client="Contoso", egress=egress)
 
 
 def direct_send(
@@ -95,14 +94,11 @@ def direct_send(
     ident: str = "mfp",
     to: str = "frontdesk@contoso.test",
     host: str = "127.0.0.1",
-    extra: str = "",
-) -> str:
-    """A copier on Direct Send: no login, and a port that is not 587/465."""
-    return (
-        f"      - id: {ident}\n"
-        f'        smtp: {{host: {host}, port: {port}, security: starttls, ca_file: "{ca_file}", '
-        f"from: scanner@contoso.test, to: {to}{extra}}}\n"
-    )
+    **smtp: Any,
+) -> dict[str, Any]:
+    """A copier on Direct Send: no login, and a port that is not 587/465 (more `smtp` keys
+    as keywords)."""
+    return device(port, ca_file, ident=ident, host=host, to=to, **smtp)
 
 
 def submission(
@@ -112,18 +108,16 @@ def submission(
     host: str = "127.0.0.1",
     login: str = "scanner@contoso.test",
     oauth: bool = False,
-    extra: str = "",
-) -> str:
+) -> dict[str, Any]:
     """A copier on client submission with a password (or an OAuth token)."""
-    secret = f"oauth2: {{token_env: {TOKEN_ENV}}}" if oauth else f"password_env: {PASSWORD_ENV}"
-    return (
-        f"      - id: {ident}\n"
-        f'        smtp: {{host: {host}, port: {port}, security: starttls, ca_file: "{ca_file}", '
-        f"from: {login}, to: office@contoso.test, auth: {{username: {login}, {secret}}}{extra}}}\n"
+    secret = {"oauth2": {"token_env": TOKEN_ENV}} if oauth else {"password_env": PASSWORD_ENV}
+    auth = {"username": login, **secret}
+    return device(
+        port, ca_file, ident=ident, host=host, mail_from=login, to="office@contoso.test", auth=auth
     )
 
 
-async def sweep(write_inventory: WriteInventory, text: str) -> dict[str, SiteResult]:
+async def sweep(write_inventory: WriteInventory, text: InventoryBuilder) -> dict[str, SiteResult]:
     result = await run_sweep(plan_sweep(load_inventory(str(write_inventory(text)))))
     assert result.sweep.complete
     return {s.site: s for s in result.sites}
@@ -163,12 +157,14 @@ async def test_direct_send_from_a_listed_ip_is_critical_even_before_rejection(
     # with one copier on Direct Send and one on authenticated submission
     lab.list_ip(ZONE, "127.0.0.30", "127.0.0.4", reason="Listed by lab XBL")
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(token=TOKEN)
-    text = header(lab) + site(
-        "hq",
-        "127.0.0.30",
-        direct_send(m365.mx.port, m365.ca_file, "mfp-1"),
-        direct_send(m365.mx.port, m365.ca_file, "mfp-2"),
-        submission(m365.submission.port, m365.ca_file, oauth=True),
+    text = header(lab).add(
+        site(
+            "hq",
+            "127.0.0.30",
+            direct_send(m365.mx.port, m365.ca_file, "mfp-1"),
+            direct_send(m365.mx.port, m365.ca_file, "mfp-2"),
+            submission(m365.submission.port, m365.ca_file, oauth=True),
+        )
     )
     sites = await sweep(write_inventory, text)
 
@@ -199,7 +195,7 @@ async def test_direct_send_rejected_for_reputation_is_dirty_without_any_listing(
 ) -> None:
     # Given an IP on no blocklist, that Microsoft 365 refuses at RCPT TO (5.7.606)
     m365.tenant.banned_ips.add("127.0.0.31")
-    text = header(lab) + site("branch", "127.0.0.31", direct_send(m365.mx.port, m365.ca_file))
+    text = header(lab).add(site("branch", "127.0.0.31", direct_send(m365.mx.port, m365.ca_file)))
     sites = await sweep(write_inventory, text)
 
     branch = sites["branch"]
@@ -224,11 +220,13 @@ async def test_listed_and_rejected_gives_one_flag_with_both_pieces_of_evidence(
 ) -> None:
     lab.list_ip(ZONE, "127.0.0.32", "127.0.0.3", reason="Listed by lab CSS")
     m365.tenant.banned_ips.add("127.0.0.32")
-    text = header(lab) + site(
-        "hq",
-        "127.0.0.32",
-        direct_send(m365.mx.port, m365.ca_file, "mfp-1"),
-        direct_send(m365.mx.port, m365.ca_file, "mfp-2"),
+    text = header(lab).add(
+        site(
+            "hq",
+            "127.0.0.32",
+            direct_send(m365.mx.port, m365.ca_file, "mfp-1"),
+            direct_send(m365.mx.port, m365.ca_file, "mfp-2"),
+        )
     )
     sites = await sweep(write_inventory, text)
 
@@ -252,7 +250,9 @@ async def test_direct_send_from_a_policy_listed_ip_warns(
 ) -> None:
     # Given a site on a dynamic range (PBL), and an MX that does not (yet) reject it
     lab.list_ip(ZONE, "127.0.0.33", code, reason="Listed by lab PBL")
-    text = header(lab) + site("home-office", "127.0.0.33", direct_send(m365.mx.port, m365.ca_file))
+    text = header(lab).add(
+        site("home-office", "127.0.0.33", direct_send(m365.mx.port, m365.ca_file))
+    )
     sites = await sweep(write_inventory, text)
 
     office = sites["home-office"]
@@ -273,7 +273,9 @@ async def test_a_policy_listed_ip_that_is_rejected_is_dirty_not_dynamic(
 ) -> None:
     lab.list_ip(ZONE, "127.0.0.34", "127.0.0.10")
     m365.tenant.banned_ips.add("127.0.0.34")
-    text = header(lab) + site("home-office", "127.0.0.34", direct_send(m365.mx.port, m365.ca_file))
+    text = header(lab).add(
+        site("home-office", "127.0.0.34", direct_send(m365.mx.port, m365.ca_file))
+    )
     office = (await sweep(write_inventory, text))["home-office"]
     assert office.verdict is Verdict.critical
     assert "DIRECT_SEND_DIRTY_IP" in codes(office)
@@ -287,10 +289,12 @@ async def test_a_dynamic_ip_is_flagged_even_when_the_conversation_failed_otherwi
     # one problem, the dynamic IP (not rejected yet) is another
     lab.list_ip(ZONE, "127.0.0.39", "127.0.0.10")
     m365.tenant.recipients = {"frontdesk@contoso.test"}
-    text = header(lab) + site(
-        "home-office",
-        "127.0.0.39",
-        direct_send(m365.mx.port, m365.ca_file, to="nobody@contoso.test"),
+    text = header(lab).add(
+        site(
+            "home-office",
+            "127.0.0.39",
+            direct_send(m365.mx.port, m365.ca_file, to="nobody@contoso.test"),
+        )
     )
     office = (await sweep(write_inventory, text))["home-office"]
     assert codes(office) == ["RECIPIENT_REJECTED", "DIRECT_SEND_DYNAMIC_IP", "LISTED"]
@@ -304,8 +308,8 @@ async def test_a_policy_listing_does_not_concern_copiers_that_authenticate(
 ) -> None:
     lab.list_ip(ZONE, "127.0.0.35", "127.0.0.10")
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(token=TOKEN)
-    text = header(lab) + site(
-        "office", "127.0.0.35", submission(m365.submission.port, m365.ca_file, oauth=True)
+    text = header(lab).add(
+        site("office", "127.0.0.35", submission(m365.submission.port, m365.ca_file, oauth=True))
     )
     office = (await sweep(write_inventory, text))["office"]
     assert codes(office) == ["LISTED"]
@@ -320,8 +324,8 @@ async def test_password_auth_to_an_exchange_banner_is_retiring(
 ) -> None:
     # Given a copier that logs in with a password to a server that greets like Exchange Online
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(password=PASSWORD)
-    text = header(lab) + site(
-        "office", "127.0.0.36", submission(m365.submission.port, m365.ca_file)
+    text = header(lab).add(
+        site("office", "127.0.0.36", submission(m365.submission.port, m365.ca_file))
     )
     office = (await sweep(write_inventory, text))["office"]
 
@@ -359,10 +363,12 @@ async def test_password_auth_to_smtp_office365_com_is_retiring_by_its_name(
     )
     await server.start()
     try:
-        text = header(lab) + site(
-            "office",
-            "127.0.0.37",
-            submission(server.port, m365.ca_file, host="smtp.office365.com"),
+        text = header(lab).add(
+            site(
+                "office",
+                "127.0.0.37",
+                submission(server.port, m365.ca_file, host="smtp.office365.com"),
+            )
         )
         office = (await sweep(write_inventory, text))["office"]
     finally:
@@ -384,11 +390,13 @@ async def test_oauth_and_other_providers_are_not_retiring(
     google = google_smtp(m365.tenant, certs.server_context("localhost", "127.0.0.1"))
     await google.start()
     try:
-        text = header(lab) + site(
-            "office",
-            "127.0.0.38",
-            submission(m365.submission.port, m365.ca_file, "sharp", oauth=True),
-            submission(google.port, m365.ca_file, "ricoh"),
+        text = header(lab).add(
+            site(
+                "office",
+                "127.0.0.38",
+                submission(m365.submission.port, m365.ca_file, "sharp", oauth=True),
+                submission(google.port, m365.ca_file, "ricoh"),
+            )
         )
         office = (await sweep(write_inventory, text))["office"]
     finally:
@@ -452,14 +460,13 @@ async def test_reject_direct_send_and_a_stale_connector_are_direct_send_rejected
     )
     await stale.start()
     try:
-        text = (
-            header(lab)
-            + site("direct", "127.0.0.40", direct_send(m365.mx.port, m365.ca_file))
-            + site(
+        text = header(lab).add(
+            site("direct", "127.0.0.40", direct_send(m365.mx.port, m365.ca_file)),
+            site(
                 "relay",
                 "127.0.0.41",
-                direct_send(stale.port, m365.ca_file, "relay-mfp", extra=", mode: relay"),
-            )
+                direct_send(stale.port, m365.ca_file, "relay-mfp", mode="relay"),
+            ),
         )
         sites = await sweep(write_inventory, text)
     finally:
@@ -500,8 +507,8 @@ async def test_what_the_tenant_says_to_the_login(
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(
         password=password, behaviour="ok" if behaviour == "wrong_password" else behaviour
     )
-    text = header(lab) + site(
-        "office", "127.0.0.42", submission(m365.submission.port, m365.ca_file)
+    text = header(lab).add(
+        site("office", "127.0.0.42", submission(m365.submission.port, m365.ca_file))
     )
     office = (await sweep(write_inventory, text))["office"]
     found = flag(office, expected)
@@ -528,8 +535,8 @@ async def test_an_untrusted_certificate_is_a_tls_failure(
     mx = m365_mx(m365.tenant, certs.self_signed_context("localhost"))
     await mx.start()
     try:
-        text = header(lab) + site(
-            "office", "127.0.0.43", direct_send(mx.port, m365.ca_file, host="localhost")
+        text = header(lab).add(
+            site("office", "127.0.0.43", direct_send(mx.port, m365.ca_file, host="localhost"))
         )
         office = (await sweep(write_inventory, text))["office"]
     finally:
@@ -553,14 +560,13 @@ async def test_a_server_that_needs_newer_tls_than_the_device_speaks(
     )
     await old_server.start()
     try:
-        text = (
-            header(lab)
-            + site(
+        text = header(lab).add(
+            site(
                 "old-copier",
                 "127.0.0.44",
-                direct_send(m365.mx.port, m365.ca_file, extra=", tls_max: 1.1"),
-            )
-            + site("old-server", "127.0.0.45", direct_send(old_server.port, m365.ca_file))
+                direct_send(m365.mx.port, m365.ca_file, tls_max=1.1),
+            ),
+            site("old-server", "127.0.0.45", direct_send(old_server.port, m365.ca_file)),
         )
         sites = await sweep(write_inventory, text)
     finally:
@@ -583,10 +589,9 @@ async def test_a_certificate_expiring_within_21_days_warns(
     await soon.start()
     await later.start()
     try:
-        text = (
-            header(lab)
-            + site("soon", "127.0.0.46", direct_send(soon.port, m365.ca_file))
-            + site("later", "127.0.0.47", direct_send(later.port, m365.ca_file))
+        text = header(lab).add(
+            site("soon", "127.0.0.46", direct_send(soon.port, m365.ca_file)),
+            site("later", "127.0.0.47", direct_send(later.port, m365.ca_file)),
         )
         sites = await sweep(write_inventory, text)
     finally:
@@ -611,19 +616,18 @@ async def test_relay_denied_recipient_rejected_and_throttled(
     # Given Direct Send to an outside address, to an unknown mailbox, and from a new IP
     m365.tenant.recipients = {"frontdesk@contoso.test"}
     m365.tenant.throttled_ips.add("127.0.0.50")
-    text = (
-        header(lab)
-        + site(
+    text = header(lab).add(
+        site(
             "outside",
             "127.0.0.48",
             direct_send(m365.mx.port, m365.ca_file, to="someone@example.net"),
-        )
-        + site(
+        ),
+        site(
             "unknown-user",
             "127.0.0.49",
             direct_send(m365.mx.port, m365.ca_file, to="nobody@contoso.test"),
-        )
-        + site("new-ip", "127.0.0.50", direct_send(m365.mx.port, m365.ca_file))
+        ),
+        site("new-ip", "127.0.0.50", direct_send(m365.mx.port, m365.ca_file)),
     )
     sites = await sweep(write_inventory, text)
 
@@ -644,7 +648,7 @@ async def test_relay_denied_recipient_rejected_and_throttled(
 async def test_a_server_nobody_answers_on_is_unreachable(
     lab: LabDns, m365: M365Lab, write_inventory: WriteInventory
 ) -> None:
-    text = header(lab) + site("dark", "127.0.0.51", direct_send(free_port(), m365.ca_file))
+    text = header(lab).add(site("dark", "127.0.0.51", direct_send(free_port(), m365.ca_file)))
     dark = (await sweep(write_inventory, text))["dark"]
     unreachable = flag(dark, "UNREACHABLE")
     assert unreachable.severity is Severity.critical
@@ -660,8 +664,8 @@ async def test_a_declared_ip_that_servers_do_not_see_is_egress_ip_changed(
     lab: LabDns, m365: M365Lab, write_inventory: WriteInventory
 ) -> None:
     # Given a site declared as 127.0.0.99 whose traffic really leaves from 127.0.0.52
-    text = header(lab) + site(
-        "moved", "127.0.0.52", direct_send(m365.mx.port, m365.ca_file), ip="127.0.0.99"
+    text = header(lab).add(
+        site("moved", "127.0.0.52", direct_send(m365.mx.port, m365.ca_file), ip="127.0.0.99")
     )
     moved = (await sweep(write_inventory, text))["moved"]
     changed = flag(moved, "EGRESS_IP_CHANGED")
@@ -679,8 +683,8 @@ async def test_a_lookup_that_cannot_be_answered_makes_the_site_unknown(
 ) -> None:
     # Given a healthy conversation, but a resolver that cannot answer for the site's IP
     lab.fault(f"{reverse_name('127.0.0.53')}.{ZONE}", fault)
-    text = header(lab, dns_timeout_s=0.3) + site(
-        "blind", "127.0.0.53", direct_send(m365.mx.port, m365.ca_file)
+    text = header(lab, dns_timeout_s=0.3).add(
+        site("blind", "127.0.0.53", direct_send(m365.mx.port, m365.ca_file))
     )
     blind = (await sweep(write_inventory, text))["blind"]
     assert blind.devices[0].category is Category.ok
@@ -705,8 +709,8 @@ async def test_a_site_whose_ip_nobody_knows_is_unknown(
     )
     await quiet.start()
     try:
-        text = header(lab) + site(
-            "unknown-ip", "127.0.0.54", direct_send(quiet.port, m365.ca_file), ip=None
+        text = header(lab).add(
+            site("unknown-ip", "127.0.0.54", direct_send(quiet.port, m365.ca_file), ip=None)
         )
         result = (await sweep(write_inventory, text))["unknown-ip"]
     finally:
@@ -724,8 +728,8 @@ async def test_listed_is_flagged_for_any_mode(
 ) -> None:
     lab.list_ip(ZONE, "127.0.0.55", "127.0.0.2", reason="Listed by lab SBL")
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(token=TOKEN)
-    text = header(lab) + site(
-        "office", "127.0.0.55", submission(m365.submission.port, m365.ca_file, oauth=True)
+    text = header(lab).add(
+        site("office", "127.0.0.55", submission(m365.submission.port, m365.ca_file, oauth=True))
     )
     office = (await sweep(write_inventory, text))["office"]
     assert codes(office) == ["LISTED"]
@@ -751,9 +755,11 @@ async def test_verdicts_order_critical_unknown_warn_ok_and_exit_codes_follow(
     m365.tenant.throttled_ips.update({"127.0.0.61", "127.0.0.63"})
     m365.tenant.banned_ips.add("127.0.0.64")
     names = ["fine", "throttled", "blind", "throttled-blind", "banned-blind"]
-    text = header(lab, dns_timeout_s=0.3) + "".join(
-        site(name, f"127.0.0.{60 + i}", direct_send(m365.mx.port, m365.ca_file))
-        for i, name in enumerate(names)
+    text = header(lab, dns_timeout_s=0.3).add(
+        *(
+            site(name, f"127.0.0.{60 + i}", direct_send(m365.mx.port, m365.ca_file))
+            for i, name in enumerate(names)
+        )
     )
     result = await run_sweep(plan_sweep(load_inventory(str(write_inventory(text)))))
     verdicts = {s.site: s.verdict for s in result.sites}
@@ -794,7 +800,7 @@ async def test_verdicts_order_critical_unknown_warn_ok_and_exit_codes_follow(
 async def test_a_sweep_stopped_before_any_site_exits_unknown(
     lab: LabDns, m365: M365Lab, write_inventory: WriteInventory
 ) -> None:
-    text = header(lab) + site("fine", "127.0.0.65", direct_send(m365.mx.port, m365.ca_file))
+    text = header(lab).add(site("fine", "127.0.0.65", direct_send(m365.mx.port, m365.ca_file)))
     control = Control()
     control.stop.set()
     control.reason = "stopped by the operator"

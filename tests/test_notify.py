@@ -24,6 +24,7 @@ from fleet.notify import Alert, compose, notify, post_webhook
 from fleet.results import SweepResult
 
 from .conftest import M365Lab, fleet_env, publish_spf, run_fleet_async
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 ZONE = "zen.lab.test"
 RELAY_PASSWORD = "relay-canary-Pa55"  # a test secret, passed by environment
@@ -117,33 +118,42 @@ async def webhook() -> AsyncIterator[WebhookReceiver]:
         await receiver.stop()
 
 
-def inventory(dns: LabDns, m365: M365Lab, notifications: str, sites: int = 2) -> str:
-    text = (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 1, tries: 1}}\n'
-        "  timeouts: {connect_s: 3, command_s: 3, site_s: 20}\n"
-        f"blocklists:\n  - {{zone: {ZONE}, kind: spamhaus-zen}}\n"
-        f"notifications:\n{notifications}"
-        "sites:\n"
+def inventory(
+    dns: LabDns, m365: M365Lab, notifications: dict[str, Any], sites: int = 2
+) -> InventoryBuilder:
+    defaults = lab_defaults(dns, connect_s=3, command_s=3, site_s=20, dns_timeout_s=1)
+    built = InventoryBuilder(
+        defaults,
+        blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}],
+        sections={"notifications": notifications},
     )
     for n in range(sites):
         ip = f"127.0.0.{80 + n}"
-        text += (
-            f"  - id: office-{n}\n    client: Client {n}\n    egress: {{bind: {ip}, ip: {ip}}}\n    devices:\n"
-            f'      - id: mfp\n        smtp: {{host: 127.0.0.1, port: {m365.mx.port}, ca_file: "{m365.ca_file}", '
-            "from: s@contoso.test, to: f@contoso.test}\n"
+        mfp = device(
+            m365.mx.port,
+            m365.ca_file,
+            security=None,
+            mail_from="s@contoso.test",
+            to="f@contoso.test",
         )
-    return text
+        built.site(f"office-{n}", mfp, client=f"Client {n}", egress={"bind": ip, "ip": ip})
+    return built
 
 
-def email_block(server: LabSmtpServer, ca_file: str, when: str = "changes") -> str:
-    return (
-        f"  when: {when}\n"
-        "  email:\n"
-        f'    host: 127.0.0.1\n    port: {server.port}\n    security: starttls\n    ca_file: "{ca_file}"\n'
-        "    auth: {username: alerts@msp.test, password_env: FLEET_TEST_RELAY_PASSWORD}\n"
-        "    from: fleet@msp.test\n    to: [noc@msp.test, oncall@msp.test]\n    attach_csv: true\n"
-    )
+def email_block(server: LabSmtpServer, ca_file: str, when: str = "changes") -> dict[str, Any]:
+    return {
+        "when": when,
+        "email": {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "security": "starttls",
+            "ca_file": ca_file,
+            "auth": {"username": "alerts@msp.test", "password_env": "FLEET_TEST_RELAY_PASSWORD"},
+            "from": "fleet@msp.test",
+            "to": ["noc@msp.test", "oncall@msp.test"],
+            "attach_csv": True,
+        },
+    }
 
 
 async def sweep(path: Path, db: Path, *extra: str) -> tuple[int, str]:
@@ -272,7 +282,8 @@ async def test_a_dead_relay_is_a_clear_error_and_the_sweep_stays_stored(
     lab_dns.blocklist(ZONE)
 
     publish_spf(lab_dns)
-    dead = f"  when: always\n  email:\n    host: 127.0.0.1\n    port: {free_port()}\n    security: none\n    from: fleet@msp.test\n    to: [noc@msp.test]\n"
+    relay = {"host": "127.0.0.1", "port": free_port(), "security": "none"}
+    dead = {"when": "always", "email": {**relay, "from": "fleet@msp.test", "to": ["noc@msp.test"]}}
     path = write_inventory(inventory(lab_dns, m365, dead))
     db = tmp_path / "fleet.db"
     code, err = await sweep(path, db)
@@ -302,7 +313,7 @@ async def test_notify_last_resends_through_a_webhook_in_each_format(
     db = tmp_path / "fleet.db"
     url = f"http://127.0.0.1:{webhook.port}/hooks/T000/B000/secret-token-xyz"
     for kind in ("generic", "slack", "teams"):
-        block = f"  when: always\n  webhook: {{url_env: FLEET_TEST_HOOK, format: {kind}}}\n"
+        block = {"when": "always", "webhook": {"url_env": "FLEET_TEST_HOOK", "format": kind}}
         path = write_inventory(inventory(lab_dns, m365, block), name=f"{kind}.yaml")
         env = fleet_env(FLEET_TEST_HOOK=url)
         if kind == "generic":
@@ -367,16 +378,27 @@ async def test_nothing_changed_means_nothing_sent_in_process(webhook: WebhookRec
     assert compose(result).subject.startswith("[fleet] 0 new critical findings, 0 sites changed")
 
 
+def one_site(sections: dict[str, Any]) -> InventoryBuilder:
+    """These sections, and one site with one copier."""
+    mfp = device(25, ident="d", host="h.test", security=None, mail_from="a@b.test", to="c@d.test")
+    return InventoryBuilder(sections=sections).site("a", mfp, client="c")
+
+
 def test_notifications_are_validated(write_inventory: Callable[..., Path]) -> None:
     from fleet.errors import InventoryError
     from fleet.inventory import load_inventory
 
-    base = "sites:\n  - id: a\n    client: c\n    devices:\n      - id: d\n        smtp: {host: h.test, port: 25, from: a@b.test, to: c@d.test}\n"
-    bad = write_inventory(
-        "notifications:\n  when: sometimes\n  webhook: {url: 'https://hooks.slack.com/services/T/B/x', format: slack}\n"
-        "  email: {host: relay.test, from: a@b.test, to: [], auth: {username: u, password: p}}\n"
-        + base
-    )
+    notifications = {
+        "when": "sometimes",
+        "webhook": {"url": "https://hooks.slack.com/services/T/B/x", "format": "slack"},
+        "email": {
+            "host": "relay.test",
+            "from": "a@b.test",
+            "to": [],
+            "auth": {"username": "u", "password": "p"},
+        },
+    }
+    bad = write_inventory(one_site({"notifications": notifications}))
     with pytest.raises(InventoryError) as caught:
         load_inventory(str(bad))
     text = str(caught.value)
@@ -393,12 +415,10 @@ def test_a_login_to_the_alert_relay_needs_tls(write_inventory: Callable[..., Pat
     from fleet.errors import InventoryError
     from fleet.inventory import load_inventory
 
-    text = (
-        "notifications:\n  email: {host: relay.test, port: 25, security: none, from: a@b.test, "
-        "to: [c@d.test], auth: {username: u, password_env: P}}\n"
-        "sites:\n  - id: a\n    client: c\n    devices:\n      - id: d\n"
-        "        smtp: {host: h.test, port: 25, from: a@b.test, to: c@d.test}\n"
-    )
+    relay = {"host": "relay.test", "port": 25, "security": "none", "from": "a@b.test"}
+    login = {"username": "u", "password_env": "P"}
+    email = {**relay, "to": ["c@d.test"], "auth": login}
+    text = one_site({"notifications": {"email": email}})
     with pytest.raises(InventoryError, match="a login to the relay needs TLS"):
         load_inventory(str(write_inventory(text)))
 

@@ -687,7 +687,7 @@ async def test_a_hostile_server_reaches_no_terminal_and_no_spreadsheet_formula(
             direct_send(server.port, str(certs.ca_file), name, to=f"{name}@contoso.test")
             for name in HostileHandler.replies
         ]
-        text = header(lab_dns) + site("evil", "127.0.0.71", *devices)
+        text = header(lab_dns).add(site("evil", "127.0.0.71", *devices))
         from fleet.inventory import load_inventory
         from fleet.pipeline import run_sweep
         from fleet.plan import plan_sweep
@@ -744,15 +744,14 @@ async def test_the_command_line_writes_each_format(
     lab_dns.blocklist(ZONE, {"127.0.0.73": ("127.0.0.4",)})
     publish_spf(lab_dns)
     m365.tenant.mailboxes["scanner@contoso.test"] = Mailbox(password=PASSWORD)
-    text = (
-        header(lab_dns)
-        + site(
+    text = header(lab_dns).add(
+        site(
             "office",
             "127.0.0.72",
             direct_send(m365.mx.port, m365.ca_file, "mfp"),
             submission(m365.submission.port, m365.ca_file, "konica"),
-        )
-        + site("listed", "127.0.0.73", direct_send(m365.mx.port, m365.ca_file, "mfp"))
+        ),
+        site("listed", "127.0.0.73", direct_send(m365.mx.port, m365.ca_file, "mfp")),
     )
     inventory = str(write_inventory(text))
     env = fleet_env(**{PASSWORD_ENV: PASSWORD})

@@ -20,7 +20,7 @@ from fleet.lab.dns import LabDns
 from fleet.results import SweepResult
 
 from .conftest import M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet_async
-from .test_history import ZONE, inventory_text
+from .test_history import ZONE, history_inventory
 
 MASTER = "the-central-master-key-for-tests-0123456789"
 DIRTY_IP = "127.0.0.41"  # site-1's egress
@@ -88,7 +88,7 @@ class CentralProcess:
 def inventory(lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]) -> Path:
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    return write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file))
+    return write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file))
 
 
 @pytest.fixture
@@ -474,7 +474,7 @@ async def test_200_concurrent_pushes_all_land(
 ) -> None:
     from .test_reports import fixed_sweep
 
-    many = write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=200))
+    many = write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=200))
     base = fixed_sweep()
     template = base.sites[0]
     bodies = []

@@ -21,9 +21,7 @@ from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
 
 from .conftest import eventually, fleet_env, publish_spf, run_fleet_async
-from .test_history import ZONE, inventory_text
-
-ONE_AT_A_TIME = "global: 1, per_site: 1, per_host: 1"
+from .test_history import ONE_AT_A_TIME, ZONE, history_inventory
 
 
 @pytest.fixture
@@ -48,8 +46,10 @@ def slow_inventory(
 ) -> Path:
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    text = inventory_text(lab_dns, mx.port, str(certs.ca_file), sites=sites)
-    return write(text.replace("global: 4, per_site: 1, per_host: 4", ONE_AT_A_TIME))
+    text = history_inventory(
+        lab_dns, mx.port, str(certs.ca_file), sites=sites, concurrency=ONE_AT_A_TIME
+    )
+    return write(text)
 
 
 def count(db: Path, query: str) -> int:
@@ -121,8 +121,10 @@ async def test_a_store_that_fills_up_mid_sweep_does_not_stop_the_sweep(
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     sites = 8
-    text = inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=sites)
-    inventory = write_inventory(text.replace("global: 4, per_site: 1, per_host: 4", ONE_AT_A_TIME))
+    text = history_inventory(
+        lab_dns, m365.mx.port, m365.ca_file, sites=sites, concurrency=ONE_AT_A_TIME
+    )
+    inventory = write_inventory(text)
     db = tmp_path / "store" / "fleet.db"
     out = tmp_path / "out.csv"
     limit = 96 * 1024  # no file of the child may grow past this: the store's WAL soon does
@@ -201,7 +203,7 @@ async def test_a_damaged_store_is_a_clear_error_not_an_internal_one(
     assert isinstance(m365, M365Lab)
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    inventory = write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=3))
+    inventory = write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=3))
     db = tmp_path / "fleet.db"
     first = await run_fleet_async("sweep", "-i", str(inventory), "--db", str(db), "-q")
     assert first.code == 0, first.stderr

@@ -25,6 +25,7 @@ from fleet.lab.smtp import LabSmtpServer, Tenant, m365_mx
 from fleet.results import EgressTransport, SweepResult, Verdict
 
 from .conftest import ROOT, M365Lab, eventually, publish_spf
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 from .windows_like import SHIM, no_traceback, run_windows_like, start_windows_like, windows_env
 
 ZONE = "zen.lab.test"
@@ -34,33 +35,32 @@ BANNER = "mx.contoso.test ESMTP gotowy: Łódź 東京"
 REFUSAL = "Skrzynka nie istnieje: łódź@contoso.test"
 
 
-def inventory_text(
-    dns: LabDns, mx_port: int, ca_file: str, sites: int = 3, concurrency: str = "global: 4"
-) -> str:
-    rows = "".join(
-        f"""\
-  - id: site-{n}
-    client: "{CLIENT}"
-    name: "Oddział {n}, Kraków"
-    egress: {{bind: 127.0.0.{60 + n}, ip: 127.0.0.{60 + n}}}
-    devices:
-      - id: mfp
-        location: "Piętro 2, recepcja"
-        smtp: {{host: 127.0.0.1, port: {mx_port}, security: starttls, ca_file: "{ca_file}",
-                from: scanner@contoso.test, to: frontdesk@contoso.test}}
-"""
-        for n in range(sites)
-    )
-    return f"""\
-defaults:
-  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 1, tries: 1}}
-  timeouts: {{connect_s: 5, command_s: 5, site_s: 60}}
-  concurrency: {{{concurrency}, per_site: 1, per_host: 4}}
-blocklists:
-  - zone: {ZONE}
-    kind: spamhaus-zen
-sites:
-{rows}"""
+def polish_inventory(
+    dns: LabDns,
+    mx_port: int,
+    ca_file: str | None,
+    sites: int = 3,
+    global_: int = 4,
+    egress: dict[int, dict[str, str]] | None = None,
+) -> InventoryBuilder:
+    """Sites of a client named in Polish and Japanese, each from its own address (127.0.0.60
+    up) unless `egress` gives a site (by number) another way out; no STARTTLS without a
+    `ca_file`."""
+    defaults = lab_defaults(dns, connect_s=5, command_s=5, site_s=60, dns_timeout_s=1)
+    defaults["concurrency"] = {"global": global_, "per_site": 1, "per_host": 4}
+    built = InventoryBuilder(defaults, blocklists=[{"zone": ZONE, "kind": "spamhaus-zen"}])
+    for n in range(sites):
+        ip = f"127.0.0.{60 + n}"
+        mfp = device(mx_port, ca_file, security="starttls" if ca_file else "none")
+        mfp["location"] = "Piętro 2, recepcja"
+        built.site(
+            f"site-{n}",
+            mfp,
+            client=CLIENT,
+            name=f"Oddział {n}, Kraków",
+            egress=(egress or {}).get(n, {"bind": ip, "ip": ip}),
+        )
+    return built
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def inventory(lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Pat
     # site-1's IP is listed and refused: a critical row, its flags and remediation shown
     lab_dns.list_ip(ZONE, "127.0.0.61", "127.0.0.4", reason="Listed by lab XBL")
     m365.tenant.banned_ips.add("127.0.0.61")
-    return write_inventory(inventory_text(lab_dns, m365.mx.port, m365.ca_file))
+    return write_inventory(polish_inventory(lab_dns, m365.mx.port, m365.ca_file))
 
 
 @pytest.fixture
@@ -174,9 +174,7 @@ async def test_scan_prints_the_transcript(
 ) -> None:
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
-    text = inventory_text(lab_dns, polish_mx, "", sites=1).replace(
-        'security: starttls, ca_file: ""', "security: none"
-    )
+    text = polish_inventory(lab_dns, polish_mx, None, sites=1)
     scan = await run_windows_like("scan", "site-0", "-i", str(write_inventory(text)), "--no-store")
     no_traceback(scan)
     assert scan.code == 2, scan.stderr
@@ -196,8 +194,8 @@ async def test_bind_and_socks5_egress_work_as_on_linux(
     lab_dns.blocklist(ZONE)
     publish_spf(lab_dns)
     proxy = socks_proxy("127.0.0.71")
-    text = inventory_text(lab_dns, m365.mx.port, m365.ca_file, sites=2).replace(
-        "egress: {bind: 127.0.0.61, ip: 127.0.0.61}", f'egress: {{via: "{proxy}"}}'
+    text = polish_inventory(
+        lab_dns, m365.mx.port, m365.ca_file, sites=2, egress={1: {"via": proxy}}
     )
     run = await run_windows_like(
         "sweep", "-i", str(write_inventory(text)), "--no-store", "--format", "json"
@@ -322,9 +320,7 @@ async def test_ctrl_c_keeps_what_finished_and_a_second_sweep_is_refused(
     write_inventory: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
-    text = inventory_text(
-        lab_dns, slow_mx.port, str(certs.ca_file), sites=8, concurrency="global: 1"
-    )
+    text = polish_inventory(lab_dns, slow_mx.port, str(certs.ca_file), sites=8, global_=1)
     inventory = write_inventory(text)
     db = tmp_path / "fleet.db"
     process = await start_windows_like(
@@ -368,7 +364,7 @@ async def test_a_second_ctrl_c_cancels_running_work(
     await crawl.start()
     process = None
     try:
-        text = inventory_text(lab_dns, crawl.port, str(certs.ca_file), sites=4)
+        text = polish_inventory(lab_dns, crawl.port, str(certs.ca_file), sites=4)
         inventory = write_inventory(text)
         process = await start_windows_like(
             "sweep", "-i", str(inventory), "--no-store", "--format", "json", "-q"
