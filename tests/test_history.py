@@ -300,7 +300,11 @@ async def test_agent_results_are_ingested_and_bad_ones_refused(
 
 
 async def test_ingest_refuses_a_site_the_inventory_does_not_know(
-    inventory: Path, tmp_path: Path, write_inventory: Callable[..., Path]
+    inventory: Path,
+    tmp_path: Path,
+    write_inventory: Callable[..., Path],
+    lab_dns: LabDns,
+    m365: M365Lab,
 ) -> None:
     result_file = tmp_path / "r.json"
     run = await run_fleet_async(
@@ -317,10 +321,9 @@ async def test_ingest_refuses_a_site_the_inventory_does_not_know(
         "-q",
     )
     assert run.code == 0, run.stderr
-    other = write_inventory(
-        (await asyncio.to_thread(inventory.read_text)).replace("id: site-0", "id: elsewhere"),
-        name="other.yaml",
-    )
+    renamed = history_inventory(lab_dns, m365.mx.port, m365.ca_file)  # as `inventory`...
+    renamed.sites[0]["id"] = "elsewhere"  # ...but without site-0
+    other = write_inventory(renamed, name="other.yaml")
     run = await run_fleet_async(
         "ingest", "-i", str(other), "--db", str(tmp_path / "c.db"), str(result_file)
     )

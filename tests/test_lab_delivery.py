@@ -18,6 +18,7 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,7 @@ from fleet.results import (
     Verdict,
 )
 from tests.conftest import Run, fleet_env, run_fleet
+from tests.inventory_builder import InventoryBuilder
 from tests.lab import processes
 from tests.lab.services import (
     DROPPED,
@@ -75,39 +77,53 @@ def password(lab: Lab) -> str:
     return lab.mailbox_password_file.read_text().strip()
 
 
-def inventory(lab: Lab, *, dropped_within_s: float = 3) -> str:
+def inventory(
+    lab: Lab,
+    *,
+    dropped_within_s: float = 3,
+    login: dict[str, Any] | None = None,
+    imap_ca: bool = True,
+) -> InventoryBuilder:
     """Two sites sending as SPF_DOMAIN: one its SPF names, one it does not; the named site
-    also has a copier whose recipient Postfix accepts and then drops."""
-    imap = (
-        f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
-        f'password_env: {PASSWORD_ENV}, ca_file: "{lab.ca_file}"}}'
-    )
+    also has a copier whose recipient Postfix accepts and then drops. Each mailbox is
+    looked at with `login` (the lab's password by default), trusting the lab's CA unless
+    `imap_ca` is false."""
+    imap = {"host": "127.0.0.1", "port": lab.ports.imap, "username": MAILBOX}
+    imap.update(login or {"password_env": PASSWORD_ENV})
+    if imap_ca:
+        imap["ca_file"] = str(lab.ca_file)
 
-    def device(name: str, to: str, within_s: float) -> str:
-        return f"""\
-      - id: {name}
-        smtp: {{profile: lab-mx, mode: direct_send, from: scanner@{SPF_DOMAIN}, to: {to}}}
-        verify: {{within_s: {within_s}, imap: {imap}}}
-"""
+    def device(name: str, to: str, within_s: float) -> dict[str, Any]:
+        smtp = {
+            "profile": "lab-mx",
+            "mode": "direct_send",
+            "from": f"scanner@{SPF_DOMAIN}",
+            "to": to,
+        }
+        return {"id": name, "smtp": smtp, "verify": {"within_s": within_s, "imap": imap}}
 
-    return f"""\
-defaults:
-  dns: {{nameservers: ["{lab.ports.dns_address}"], timeout_s: 2, tries: 1}}
-  timeouts: {{connect_s: 5, command_s: 10, site_s: 30}}
-  ehlo_name: {EHLO_NAME}
-profiles:
-  lab-mx: {{host: {MX_NAME}, port: {lab.ports.smtp}, security: starttls, ca_file: "{lab.ca_file}"}}
-sites:
-  - id: {NAMED.id}
-    client: {NAMED.client}
-    egress: {{via: "{lab.socks_url(NAMED)}", ip: {NAMED.egress_ip}}}
-    devices:
-{device("mfp-inbox", MAILBOX, 20)}{device("mfp-dropped", DROPPED, dropped_within_s)}
-  - id: {NOT_NAMED.id}
-    client: {NOT_NAMED.client}
-    egress: {{via: "{lab.socks_url(NOT_NAMED)}", ip: {NOT_NAMED.egress_ip}}}
-    devices:
-{device("mfp-junk", MAILBOX, 20)}"""
+    defaults = {
+        "dns": {"nameservers": [lab.ports.dns_address], "timeout_s": 2, "tries": 1},
+        "timeouts": {"connect_s": 5, "command_s": 10, "site_s": 30},
+        "ehlo_name": EHLO_NAME,
+    }
+    mx = {
+        "host": MX_NAME,
+        "port": lab.ports.smtp,
+        "security": "starttls",
+        "ca_file": str(lab.ca_file),
+    }
+    built = InventoryBuilder(defaults, sections={"profiles": {"lab-mx": mx}})
+    for lab_site, devices in (
+        (
+            NAMED,
+            [device("mfp-inbox", MAILBOX, 20), device("mfp-dropped", DROPPED, dropped_within_s)],
+        ),
+        (NOT_NAMED, [device("mfp-junk", MAILBOX, 20)]),
+    ):
+        egress = {"via": lab.socks_url(lab_site), "ip": lab_site.egress_ip}
+        built.site(lab_site.id, *devices, client=lab_site.client, egress=egress)
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +132,7 @@ def swept(lab: Lab) -> tuple[Run, SweepResult, Path]:
     store of its own so that every output can be rendered from it."""
     folder = lab.run_dir / "delivery"
     folder.mkdir()
-    (folder / "inventory.yaml").write_text(inventory(lab))
+    inventory(lab).write(folder / "inventory.yaml")
     db = folder / "fleet.db"
     run = run_fleet(
         "--debug", "--log-file", str(folder / "fleet.log"),
@@ -217,7 +233,7 @@ def test_every_output_has_the_findings_and_no_password(
 
 
 def test_keep_test_messages_leaves_the_message(lab: Lab, tmp_path: Path) -> None:
-    (tmp_path / "inventory.yaml").write_text(inventory(lab))
+    inventory(lab).write(tmp_path / "inventory.yaml")
     run = run_fleet(
         "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
         "--verify-delivery", "--keep-test-messages", "--format", "json", "--quiet", "--no-store",
@@ -232,8 +248,7 @@ def test_keep_test_messages_leaves_the_message(lab: Lab, tmp_path: Path) -> None
 
 def test_a_mailbox_fleet_cannot_trust_is_unknown_not_ok(lab: Lab, tmp_path: Path) -> None:
     # Given a verify mailbox whose certificate fleet cannot verify (no ca_file: system CAs)
-    text = inventory(lab).replace(f', ca_file: "{lab.ca_file}"}}}}', "}}")
-    (tmp_path / "inventory.yaml").write_text(text)
+    inventory(lab, imap_ca=False).write(tmp_path / "inventory.yaml")
     # When the site is scanned
     run = run_fleet(
         "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
@@ -266,7 +281,7 @@ def messages_with(lab: Lab, test_ids: list[str]) -> list[str]:
 
 
 def test_scan_shows_where_the_message_went_in_its_transcript(lab: Lab, tmp_path: Path) -> None:
-    (tmp_path / "inventory.yaml").write_text(inventory(lab))
+    inventory(lab).write(tmp_path / "inventory.yaml")
     run = run_fleet(
         "scan", NOT_NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
         "--verify-delivery", "--quiet", "--no-store",
@@ -310,37 +325,27 @@ def app_secret(endpoint: LabTokenEndpoint) -> str:
     return secret
 
 
-def oauth_inventory(lab: Lab, endpoint: LabTokenEndpoint, oauth2: str) -> str:
+def oauth_inventory(lab: Lab, oauth2: dict[str, Any]) -> InventoryBuilder:
     """The delivery inventory with every mailbox checked with `oauth2`, not a password."""
-    imap = (
-        f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
-        f'oauth2: {oauth2}, ca_file: "{lab.ca_file}"}}'
-    )
-    text = inventory(lab)
-    text = text.replace(
-        f"{{host: 127.0.0.1, port: {lab.ports.imap}, username: {MAILBOX}, "
-        f'password_env: {PASSWORD_ENV}, ca_file: "{lab.ca_file}"}}',
-        imap,
-    )
-    assert oauth2 in text
-    return text
+    return inventory(lab, login={"oauth2": oauth2})
 
 
-def microsoft_oauth2(lab: Lab, endpoint: LabTokenEndpoint) -> str:
-    return (
-        f"{{provider: microsoft, tenant_id: {TENANT}, client_id: {IMAP_APP}, "
-        f'client_secret_env: {APP_SECRET_ENV}, authority: "{endpoint.authority}", '
-        f'ca_file: "{lab.ca_file}"}}'
-    )
+def microsoft_oauth2(lab: Lab, endpoint: LabTokenEndpoint) -> dict[str, Any]:
+    return {
+        "provider": "microsoft",
+        "tenant_id": TENANT,
+        "client_id": IMAP_APP,
+        "client_secret_env": APP_SECRET_ENV,
+        "authority": endpoint.authority,
+        "ca_file": str(lab.ca_file),
+    }
 
 
 def test_an_oauth_token_from_the_app_finds_the_message(
     lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
 ) -> None:
     # Given a mailbox checked with XOAUTH2 and a token fleet fetches from the app
-    (tmp_path / "inventory.yaml").write_text(
-        oauth_inventory(lab, token_endpoint, microsoft_oauth2(lab, token_endpoint))
-    )
+    oauth_inventory(lab, microsoft_oauth2(lab, token_endpoint)).write(tmp_path / "inventory.yaml")
     asked = len(token_endpoint.requests)
     # When the site is scanned, logging at debug level into a store
     run = run_fleet(
@@ -377,8 +382,12 @@ def test_a_google_service_account_token_finds_the_message(
     key_file = tmp_path / "service-account.json"
     key_file.write_text(json.dumps(key))
     key_file.chmod(0o600)
-    oauth2 = f'{{provider: google, service_account_file: "{key_file}", ca_file: "{lab.ca_file}"}}'
-    (tmp_path / "inventory.yaml").write_text(oauth_inventory(lab, token_endpoint, oauth2))
+    oauth2 = {
+        "provider": "google",
+        "service_account_file": str(key_file),
+        "ca_file": str(lab.ca_file),
+    }
+    oauth_inventory(lab, oauth2).write(tmp_path / "inventory.yaml")
     # When the site is scanned
     run = run_fleet(
         "--debug", "--log-file", str(tmp_path / "fleet.log"),
@@ -402,9 +411,7 @@ def test_a_token_the_provider_did_not_issue_is_unknown_with_the_reason(
 ) -> None:
     # Given a token (a JWT-looking one) that the token endpoint never issued
     forged = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9." + secrets.token_urlsafe(60)
-    (tmp_path / "inventory.yaml").write_text(
-        oauth_inventory(lab, token_endpoint, f"{{token_env: {GIVEN_TOKEN_ENV}}}")
-    )
+    oauth_inventory(lab, {"token_env": GIVEN_TOKEN_ENV}).write(tmp_path / "inventory.yaml")
     asked = len(token_endpoint.requests)
     # When the site is scanned
     run = run_fleet(
@@ -432,9 +439,7 @@ def test_an_app_secret_the_provider_refuses_is_unknown_with_its_reason(
 ) -> None:
     # Given the app's secret mistyped (its Secret ID pasted instead of its Value, say)
     wrong = secrets.token_urlsafe(24)
-    (tmp_path / "inventory.yaml").write_text(
-        oauth_inventory(lab, token_endpoint, microsoft_oauth2(lab, token_endpoint))
-    )
+    oauth_inventory(lab, microsoft_oauth2(lab, token_endpoint)).write(tmp_path / "inventory.yaml")
     # When the site is scanned
     run = run_fleet(
         "--debug", "--log-file", str(tmp_path / "fleet.log"),

@@ -19,6 +19,8 @@ import pytest
 from fleet.cli import cli
 from fleet.cli.lazy import COMMANDS
 
+from .inventory_builder import InventoryBuilder, device
+
 # Heavy for a command that does not need them: pydantic's model building, the resolver,
 # HTTP clients and servers, crypto, templates, the event loop.
 HEAVY = (
@@ -85,13 +87,17 @@ def test_version_and_help_load_nothing_heavy(argv: tuple[str, ...]) -> None:
     }
 
 
+def one_copier() -> InventoryBuilder:
+    """One site, one copier (its port is all the probes would need)."""
+    mfp = device(
+        2525, host="localhost", security=None, mail_from="a@contoso.test", to="b@contoso.test"
+    )
+    return InventoryBuilder().site("hq", mfp, client="Contoso")
+
+
 def test_validate_loads_the_inventory_and_not_the_probes(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        "sites:\n  - id: hq\n    client: Contoso\n    devices:\n      - id: mfp\n"
-        "        smtp: {host: localhost, port: 2525, from: a@contoso.test, to: b@contoso.test}\n",
-        encoding="utf-8",
-    )
+    one_copier().write(inventory)
     modules, output = loaded_after("validate", str(inventory))
     assert "valid: 1 client" in output
     assert "fleet.inventory" in modules
@@ -140,11 +146,7 @@ def test_a_sweep_loads_no_http_server_or_template_modules(tmp_path: Path) -> Non
     # What a plain sweep never uses: the central's server, the push and Graph HTTP client
     # (httpx loads rich and pygments for its own command line), the HTML templates.
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        "sites:\n  - id: hq\n    client: Contoso\n    devices:\n      - id: mfp\n"
-        "        smtp: {host: localhost, port: 2525, from: a@contoso.test, to: b@contoso.test}\n",
-        encoding="utf-8",
-    )
+    one_copier().write(inventory)
     modules, output = loaded_after("sweep", "-i", str(inventory), "--dry-run")
     assert "hq" in output
     assert "fleet.runner" in modules or "fleet.plan" in modules

@@ -37,6 +37,7 @@ from pathlib import Path
 import dnslib
 
 from fleet.lab.certs import LabCertificates
+from tests.inventory_builder import InventoryBuilder
 from tests.lab import processes, system
 from tests.lab.processes import Tracked
 
@@ -480,41 +481,39 @@ def render(template: str, **values: str) -> str:
 
 def inventory_yaml(lab: Lab) -> str:
     """An inventory that sweeps the lab's sites, each through its own SOCKS5 proxy."""
-    sites = []
+    defaults = {
+        "dns": {"nameservers": [lab.ports.dns_address], "timeout_s": 2, "tries": 1},
+        "timeouts": {"connect_s": 5, "command_s": 10, "site_s": 30},
+        "concurrency": {"global": 20, "per_site": 2, "per_host": 10},
+        "ehlo_name": EHLO_NAME,
+    }
+    blocklists = [{"zone": ZONE, "kind": "spamhaus-zen", "name": "Spamhaus ZEN (lab zone)"}]
+    mx = {
+        "host": MX_NAME,
+        "port": lab.ports.smtp,
+        "security": "starttls",
+        "ca_file": str(lab.ca_file),
+    }
+    built = InventoryBuilder(defaults, blocklists, sections={"profiles": {"lab-mx": mx}})
     for site in SITES:
-        sites.append(
-            f"""\
-  - id: {site.id}
-    client: {site.client}
-    name: {site.name}
-    # {site.listing}
-    egress: {{via: "{lab.socks_url(site)}", ip: {site.egress_ip}}}
-    devices:
-      - id: mfp-{site.id}
-        model: Ricoh IM C3000
-        # Direct Send (unauthenticated, to the MX): explicit, because the port is not 25.
-        smtp: {{profile: lab-mx, mode: direct_send, from: scanner@{RECIPIENT_DOMAIN}, to: {RECIPIENT}}}
-"""
-        )
+        smtp = {
+            "profile": "lab-mx",
+            "mode": "direct_send",
+            "from": f"scanner@{RECIPIENT_DOMAIN}",
+            "to": RECIPIENT,
+        }
+        mfp = {"id": f"mfp-{site.id}", "model": "Ricoh IM C3000", "smtp": smtp}
+        egress = {"via": lab.socks_url(site), "ip": site.egress_ip}
+        built.site(site.id, mfp, client=site.client, name=site.name, egress=egress)
+    listings = "".join(f"\n#   {site.id}: {site.listing}" for site in SITES)
     return f"""\
 # The fleet lab (tests/lab): a real Postfix, {MX_NAME} (127.0.0.1:{lab.ports.smtp}), the MX of
 # {RECIPIENT_DOMAIN}, that rejects clients listed on {ZONE} (rbldnsd) at RCPT TO, and one
 # microsocks proxy per site, each sending from the site's own 127.0.0.x address. The lab's
 # dnsmasq ({lab.ports.dns_address}) answers every name fleet asks. Postfix never echoes
-# the client's IP, so every site declares its egress.ip.
-defaults:
-  dns: {{nameservers: ["{lab.ports.dns_address}"], timeout_s: 2, tries: 1}}
-  timeouts: {{connect_s: 5, command_s: 10, site_s: 30}}
-  concurrency: {{global: 20, per_site: 2, per_host: 10}}
-  ehlo_name: {EHLO_NAME}
-blocklists:
-  - zone: {ZONE}
-    kind: spamhaus-zen
-    name: Spamhaus ZEN (lab zone)
-profiles:
-  lab-mx: {{host: {MX_NAME}, port: {lab.ports.smtp}, security: starttls, ca_file: "{lab.ca_file}"}}
-sites:
-{"".join(sites)}"""
+# the client's IP, so every site declares its egress.ip. Each copier is on Direct Send
+# (mode: direct_send, as its port is not 25). The sites:{listings}
+""" + built.yaml()
 
 
 def free_port(kind: socket.SocketKind) -> int:
