@@ -23,6 +23,7 @@ from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 
 from .hostile import Conn, Handler, dialogue, publish_contoso, reply
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 PASSWORD_ENV = "FLEET_REPLAY_PASSWORD"
@@ -192,40 +193,34 @@ class ReplayServer:
         await dialogue(conn, banner=entry.banner, tls=tls, on=on)
 
 
-def device_yaml(entry: Entry, index: int, port: int, ca_file: str) -> str:
+def replay_device(entry: Entry, index: int, port: int, ca_file: str) -> dict[str, Any]:
     """The copier that meets the entry at its stage: Direct Send for the envelope stages
     (where DIRECT_SEND_DIRTY_IP is at stake), a login over verified STARTTLS for AUTH, and
     STARTTLS for a STARTTLS refusal."""
-    smtp = [
-        f"host: localhost, port: {port}",
-        "from: scanner@contoso.test, to: alice@contoso.test",
-        f"ehlo_name: {EHLO_NAME}",
-    ]
-    if entry.stage in ("starttls", "auth"):
-        smtp.append(f'security: starttls, ca_file: "{ca_file}"')
-    else:
-        smtp.append("security: none, mode: direct_send")
+    smtp: dict[str, Any] = {"ehlo_name": EHLO_NAME}
     if entry.stage == "auth":
-        smtp.append(
-            f"mode: submission, auth: {{username: replay-{index}@contoso.test, "
-            f"password_env: {PASSWORD_ENV}}}"
-        )
-    return f"      - id: mfp\n        smtp: {{{', '.join(smtp)}}}\n"
+        login = {"username": f"replay-{index}@contoso.test", "password_env": PASSWORD_ENV}
+        smtp.update(mode="submission", auth=login)
+    elif entry.stage != "starttls":
+        smtp["mode"] = "direct_send"
+    tls = entry.stage in ("starttls", "auth")
+    return device(
+        port,
+        ca_file if tls else None,
+        host="localhost",
+        security="starttls" if tls else "none",
+        to="alice@contoso.test",
+        **smtp,
+    )
 
 
-def inventory(entries: list[Entry], dns: LabDns, port: int, ca_file: str) -> str:
+def inventory(entries: list[Entry], dns: LabDns, port: int, ca_file: str) -> InventoryBuilder:
     """One site per entry, each sending from its own address."""
     publish_contoso(dns)
-    text = (
-        "defaults:\n"
-        f'  dns: {{nameservers: ["{dns.nameserver}"], timeout_s: 2, tries: 1}}\n'
-        "  timeouts: {connect_s: 5, command_s: 5, site_s: 30}\n"
-        "sites:\n"
+    built = InventoryBuilder(
+        lab_defaults(dns, connect_s=5, command_s=5, site_s=30, dns_timeout_s=2)
     )
     for index, entry in enumerate(entries):
-        text += (
-            f"  - id: e{index:03d}\n    client: Corpus\n    name: {entry.id}\n"
-            f"    egress: {{bind: {address(index)}}}\n    devices:\n"
-            + device_yaml(entry, index, port, ca_file)
-        )
-    return text
+        mfp = replay_device(entry, index, port, ca_file)
+        built.site(f"e{index:03d}", mfp, client="Corpus", name=entry.id, bind=address(index))
+    return built
