@@ -33,12 +33,12 @@ from fleet.report.csv_report import render_csv
 from fleet.report.html import render_email_html
 from fleet.report.sanitize import for_terminal, strip_controls
 from fleet.report.summary import top, verdict_counts
-from fleet.results import Change, ChangeKind, Security, Severity, SweepResult, SweepView, Verdict
+from fleet.results import Change, ChangeKind, Security, Severity, SweepReading, Verdict
 
 log = logging.getLogger("fleet.notify")
 
 
-def alert_changes(result: SweepResult | SweepView) -> list[Change]:
+def alert_changes(result: SweepReading) -> list[Change]:
     """What the alert tells as changed: the sweep's changes since the previous sweep; for a
     sweep with no previous one (a newly scheduled job's first night), everything it found,
     compared with nothing."""
@@ -58,7 +58,7 @@ def new_critical(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.severity is Severity.critical and c.kind is ChangeKind.new_flag]
 
 
-def should_send(when: str, result: SweepResult | SweepView) -> bool:
+def should_send(when: str, result: SweepReading) -> bool:
     if when == "always":
         return True
     changes = alert_changes(result)
@@ -75,9 +75,8 @@ class Alert:
     document: dict[str, Any]  # the generic JSON body
 
 
-def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
+def compose(result: SweepReading, prefix: str = "[fleet]") -> Alert:
     """The one message about a sweep: changes first, then what is still wrong."""
-    result = SweepView.of(sweep)
     changes = alert_changes(result)
     critical = new_critical(changes)
     listings = [c for c in changes if c.kind is ChangeKind.listed]
@@ -160,7 +159,7 @@ def compose(sweep: SweepResult | SweepView, prefix: str = "[fleet]") -> Alert:
 async def send_email(
     settings: EmailNotification,
     alert: Alert,
-    result: SweepResult | SweepView,
+    result: SweepReading,
     secrets: Secrets | None = None,
 ) -> None:
     secrets = secrets if secrets is not None else Secrets()
@@ -347,7 +346,7 @@ async def post_webhook(
 
 async def notify(
     settings: Notifications,
-    result: SweepResult | SweepView,
+    result: SweepReading,
     *,
     force: bool = False,
     secrets: Secrets | None = None,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from fleet.credentials import Secrets
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
-    from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView
+    from fleet.results import Change, SiteResult, SweepInfo, SweepReading, SweepResult
     from fleet.runner import RunStats, SweepOptions
     from fleet.store import Store
     from fleet.verify.delivery import DeliveryOptions
@@ -91,7 +91,7 @@ class Swept:
     """A finished (or stopped) sweep: in memory, or as a view read back from the store.
     `unstored` says why the store could not take (part of) it; the sweep went on anyway."""
 
-    result: SweepResult | SweepView
+    result: SweepReading
     unstored: str | None = None
 
 

@@ -6,11 +6,11 @@ nothing of ours so that everything else can depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -590,11 +590,48 @@ class Change(Model):
     after: str | None = None
 
 
+class SweepReading(Protocol):
+    """A sweep as the reports read it, whether held in memory (SweepResult) or streamed from
+    the store (SweepView): the one shape renderers take, so none can read the two apart.
+    `sites` may be read more than once; each reading starts again from the first site."""
+
+    @property
+    def sweep(self) -> SweepInfo: ...
+    @property
+    def changes(self) -> list[Change]: ...
+    @property
+    def previous_sweep(self) -> str | None: ...
+    @property
+    def counts(self) -> dict[Verdict, int]: ...
+    @property
+    def site_count(self) -> int: ...
+    @property
+    def sites(self) -> Iterable[SiteResult]: ...
+
+
+def count_verdicts(sites: Iterable[SiteResult]) -> dict[Verdict, int]:
+    """How many sites have each verdict."""
+    counts: dict[Verdict, int] = {}
+    for site in sites:
+        counts[site.verdict] = counts.get(site.verdict, 0) + 1
+    return counts
+
+
 class SweepResult(Model):
+    """A whole sweep in memory (what the runner gives and an agent's file holds)."""
+
     sweep: SweepInfo
     sites: list[SiteResult]
     changes: list[Change] = Field(default_factory=list)
     previous_sweep: str | None = None
+
+    @property
+    def counts(self) -> dict[Verdict, int]:
+        return count_verdicts(self.sites)
+
+    @property
+    def site_count(self) -> int:
+        return len(self.sites)
 
 
 @dataclass(frozen=True)
@@ -616,16 +653,6 @@ class SweepView:
     @property
     def site_count(self) -> int:
         return sum(self.counts.values())
-
-    @classmethod
-    def of(cls, result: SweepResult | SweepView) -> SweepView:
-        if isinstance(result, SweepView):
-            return result
-        counts: dict[Verdict, int] = {}
-        for site in result.sites:
-            counts[site.verdict] = counts.get(site.verdict, 0) + 1
-        sites = result.sites
-        return cls(result.sweep, result.changes, result.previous_sweep, counts, lambda: iter(sites))
 
 
 # ---- what the runner observed, before the matrix judges it ---------------------------

@@ -24,7 +24,15 @@ import platformdirs
 
 from fleet.changes import SiteDigest, compare_digests
 from fleet.errors import LockHeld, StoreError
-from fleet.results import Change, SiteResult, SweepInfo, SweepResult, SweepView, Verdict
+from fleet.results import (
+    Change,
+    SiteResult,
+    SweepInfo,
+    SweepReading,
+    SweepResult,
+    SweepView,
+    Verdict,
+)
 from fleet.store_lock import StoreLock
 
 DB_ENV = "FLEET_DB"
@@ -505,7 +513,7 @@ class SweepRecorder:
         )
         return None if stored else site
 
-    def finish(self, result: SweepResult, *, light: bool) -> SweepResult | SweepView:
+    def finish(self, result: SweepResult, *, light: bool) -> SweepReading:
         """Mark the sweep finished and give it for the reports: as stored, or, when the store
         failed, its stored sites read back with the ones kept in memory."""
         if self.failure is None and self.begun:

@@ -1,20 +1,28 @@
 """The shape of a site's result: each fact kept once in memory and in the store, while the JSON a
 user sees stays byte for byte the contract (tests/golden/sweep.json), and the history files
-written before the redesign (tests/data/history-v1.db) still load."""
+written before the redesign (tests/data/history-v1.db) still load; and the one way renderers
+read a sweep, held in memory or streamed from the store."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from fleet.report import render
+from fleet.report.csv_report import render_csv, write_csv
+from fleet.report.html import render_email_html, render_html
 from fleet.report.json_report import read_json, render_json
-from fleet.results import SiteResult, SweepResult
+from fleet.report.summary import exit_code, headline, only_client, verdict_counts
+from fleet.report.table import render_table, render_transcript
+from fleet.results import SiteResult, SweepReading, SweepResult, SweepView
 from fleet.store import Store
 
 from .test_reports import GOLDEN, fixed_sweep
@@ -202,3 +210,64 @@ def test_a_light_site_has_the_contract_s_keys_with_empty_transcripts() -> None:
     devices = json.loads(light.model_dump_json())["devices"]
     assert [d["transcript"] for d in devices] == [[], []]
     assert devices[0]["host"] == "contoso-com.mail.protection.outlook.com"
+
+
+# ---- one way to read a sweep ------------------------------------------------------------
+
+
+def _renderings(reading: SweepReading) -> dict[str, str]:
+    return {
+        "table": render_table(reading),
+        "detail": render_table(reading, detail=True),
+        "transcript": render_transcript(reading),
+        "csv": render_csv(reading),
+        "sites.csv": render_csv(reading, per_site=True),
+        "json": render_json(reading),
+        "html": render_html(reading),
+        "email": render_email_html(reading),
+        "headline": headline(reading),
+        "exit": str(exit_code(reading)),
+        "client": render_table(only_client(reading, "Contoso Dental")),
+    }
+
+
+def test_a_sweep_in_memory_and_the_same_sweep_stored_render_alike(tmp_path: Path) -> None:
+    # Renderers read one shape (SweepReading), whether the sweep is held whole or streamed
+    # from the store: the two cannot be told apart in any output.
+    result = fixed_sweep()
+    store = Store(str(tmp_path / "fleet.db"))
+    try:
+        store.save(result)
+        stored = store.view(SWEEP_ID, light=False)
+        assert isinstance(stored, SweepView)
+        assert stored.counts == result.counts
+        assert stored.site_count == result.site_count == 5
+        assert _renderings(stored) == _renderings(result)
+        for name in ("csv", "json", "transcript"):  # any of them read twice gives the same
+            assert _renderings(stored)[name] == _renderings(stored)[name]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "renderer",
+    [
+        render_table,
+        render_transcript,
+        render_csv,
+        write_csv,
+        render_json,
+        render_html,
+        render_email_html,
+        headline,
+        exit_code,
+        verdict_counts,
+        only_client,
+        render,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_every_renderer_takes_the_one_reading_of_a_sweep(renderer: Callable[..., object]) -> None:
+    annotations = [str(p.annotation) for p in inspect.signature(renderer).parameters.values()]
+    assert "SweepReading" in annotations
+    assert not [a for a in annotations if "SweepResult" in a or "SweepView" in a]

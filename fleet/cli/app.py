@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from fleet.credentials import Secrets
     from fleet.inventory import Inventory, Notifications
     from fleet.plan import SweepPlan
-    from fleet.results import SiteResult, SweepResult, SweepView
+    from fleet.results import SiteResult, SweepReading, SweepResult
     from fleet.runner import SweepOptions
     from fleet.store import Store
 
@@ -206,7 +206,7 @@ def check_notifications(inventory: Inventory) -> None:
 
 def send_alerts(
     settings: Notifications,
-    result: SweepResult | SweepView,
+    result: SweepReading,
     *,
     force: bool = False,
     stored: bool = True,

@@ -11,7 +11,7 @@ from typing import TextIO
 
 import click
 
-from fleet.agent import KEY_ENV, seal, seal_info
+from fleet.agent import KEY_ENV, seal_info
 from fleet.cli.app import (
     EXIT_UNKNOWN,
     Failure,
@@ -25,10 +25,9 @@ from fleet.cli.app import (
 from fleet.cli.keys import central_keys, master_key_option
 from fleet.errors import PushError, StoreError
 from fleet.push import Delivery, Spool, default_spool_dir, deliver, results_url
-from fleet.report import render
 from fleet.report.json_report import write_json
 from fleet.report.sanitize import for_terminal
-from fleet.results import SweepResult, SweepView
+from fleet.results import SweepReading
 from fleet.store import default_db_path
 
 # The contract's defaults. fleet.serve (Starlette, uvicorn) is imported only by `fleet serve`:
@@ -141,7 +140,7 @@ class AgentPush:
         _say(outcome, self.spool)
         self.refused = self.refused or bool(outcome.refused)
 
-    def send(self, result: SweepResult | SweepView) -> None:
+    def send(self, result: SweepReading) -> None:
         """Spool the sealed result, then deliver the spool."""
         try:
             self.spool.add(result.sweep.id, _sealed_json(result))
@@ -181,13 +180,9 @@ def _agent_push(url: str, spool: str | None, *, sealing: bool) -> AgentPush:
     return agent
 
 
-def _sealed_json(result: SweepResult | SweepView) -> Callable[[TextIO], object]:
-    if isinstance(result, SweepView):
-        view = result
-        info = seal_info(view.sweep, view.sites)
-        return lambda out: write_json(out, info, view.sites, view.changes, view.previous_sweep)
-    text = render("json", seal(result))
-    return lambda out: out.write(text)
+def _sealed_json(result: SweepReading) -> Callable[[TextIO], object]:
+    info = seal_info(result.sweep, result.sites)
+    return lambda out: write_json(out, info, result.sites, result.changes, result.previous_sweep)
 
 
 def _say(outcome: Delivery, queue: Spool) -> None:

@@ -14,7 +14,7 @@ from fleet.console import html_escapes_on_stdout, json_escapes_on_stdout
 
 if TYPE_CHECKING:
     # Loaded when a report is written (start-up of `fleet validate` stays light).
-    from fleet.results import SweepResult, SweepView
+    from fleet.results import SweepReading
     from fleet.store import SiteHistoryRow, Store
 
 
@@ -35,7 +35,7 @@ def trends(store: Store, until: datetime) -> Callable[[str], list[SiteHistoryRow
 
 
 def emit(
-    result: SweepResult | SweepView,
+    result: SweepReading,
     result_format: str,
     output: str | None,
     *,
@@ -48,7 +48,7 @@ def emit(
     JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
     agent mode. HTML draws each site's trend from the store's history, when there is one.
     `readiness_view`: the Basic AUTH cut-off view (fleet.readiness) instead of the matrix."""
-    from fleet.agent import seal, seal_info
+    from fleet.agent import seal_info
     from fleet.readiness import readiness
     from fleet.report import render
     from fleet.report.csv_report import write_csv
@@ -58,10 +58,9 @@ def emit(
         render_readiness_json,
         render_readiness_table,
     )
-    from fleet.results import SweepView
 
     if readiness_view:
-        cutoff = readiness(SweepView.of(result).sites)
+        cutoff = readiness(result.sites)
         if result_format == "html":
             raise Failure("--readiness is shown as table, csv or json (the HTML report has it)")
         renderer = {
@@ -72,17 +71,13 @@ def emit(
         return
     if result_format == "json":
         with json_escapes_on_stdout():
-            if isinstance(result, SweepView):
-                view = result
-                info = seal_info(view.sweep, view.sites)
-                write_stream(
-                    lambda out: write_json(
-                        out, info, view.sites, view.changes, view.previous_sweep
-                    ),
-                    output,
-                )
-            else:
-                write_output(render("json", seal(result)), output)
+            info = seal_info(result.sweep, result.sites)
+            write_stream(
+                lambda out: write_json(
+                    out, info, result.sites, result.changes, result.previous_sweep
+                ),
+                output,
+            )
         return
     if result_format == "csv":
         write_stream(lambda out: write_csv(out, result, per_site=per_site), output, bom=True)

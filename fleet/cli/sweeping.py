@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     # modules only, not the probes, the store, the reports or the agent's HTTP client.
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
-    from fleet.results import SweepResult, SweepView
+    from fleet.results import SweepReading
     from fleet.store import Store
     from fleet.verify.delivery import DeliveryOptions
 
@@ -323,7 +323,7 @@ def _probe(
     quiet: bool,
     light: bool,
     delivery: DeliveryOptions | None = None,
-) -> tuple[SweepResult | SweepView, str | None]:
+) -> tuple[SweepReading, str | None]:
     """The sweep through the pipeline, with a progress bar and Ctrl-C handling; the second
     value says why the store could not take (part of) it, when it could not."""
     from fleet.errors import NameserverError, PreflightError
@@ -357,7 +357,7 @@ def _probe(
 
 
 def _report(
-    result: SweepResult | SweepView,
+    result: SweepReading,
     result_format: str,
     output: str | None,
     *,
@@ -419,7 +419,7 @@ def demo(csv_path: str, html_path: str, keep: str | None) -> int:
     from fleet.report import render
     from fleet.report.summary import exit_code
 
-    async def run(folder: Path) -> SweepResult | SweepView:
+    async def run(folder: Path) -> SweepReading:
         lab = DemoLab(folder)
         inventory_path = await lab.start()
         try:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from fleet.report.html import History, render_email_html, render_html
     from fleet.report.json_report import render_json
     from fleet.report.table import render_table
-    from fleet.results import SweepResult, SweepView
+    from fleet.results import SweepReading
 
 FORMATS = ("table", "csv", "json", "html")
 
@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
 
 def render(
     result_format: str,
-    result: SweepResult | SweepView,
+    result: SweepReading,
     *,
     detail: bool = False,
     per_site: bool = False,
@@ -43,15 +43,11 @@ def render(
     history: History | None = None,
 ) -> str:
     """Render a sweep in one of FORMATS (`history`: the trend strips of the HTML page)."""
-    from fleet.results import SweepView
-
     if result_format == "csv":
         from fleet.report.csv_report import render_csv
 
         return render_csv(result, per_site=per_site)
     if result_format == "json":
-        if isinstance(result, SweepView):
-            raise TypeError("a streamed sweep is written with report.json_report.write_json")
         from fleet.report.json_report import render_json
 
         return render_json(result)

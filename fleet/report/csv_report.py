@@ -8,7 +8,7 @@ from typing import TextIO
 
 from fleet.report.sanitize import for_spreadsheet
 from fleet.report.summary import blocklist_summary, check_results, top
-from fleet.results import SweepResult, SweepView
+from fleet.results import SweepReading
 
 DEVICE_COLUMNS = [
     "sweep_time",
@@ -56,16 +56,15 @@ def _or_not_checked(text: str) -> str:
     return "not checked" if text == "-" else text
 
 
-def render_csv(sweep: SweepResult | SweepView, *, per_site: bool = False) -> str:
+def render_csv(sweep: SweepReading, *, per_site: bool = False) -> str:
     """UTF-8 text with a header row and ISO times; write it with a BOM for Excel."""
     buffer = io.StringIO()
     write_csv(buffer, sweep, per_site=per_site)
     return buffer.getvalue()
 
 
-def write_csv(out: TextIO, sweep: SweepResult | SweepView, *, per_site: bool = False) -> None:
+def write_csv(out: TextIO, result: SweepReading, *, per_site: bool = False) -> None:
     """The CSV, written row by row as the sites are read."""
-    result = SweepView.of(sweep)
     writer = csv.writer(out, lineterminator="\r\n")
     when = result.sweep.started_at.isoformat(timespec="seconds")
     if per_site:

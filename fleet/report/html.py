@@ -38,8 +38,7 @@ from fleet.results import (
     Severity,
     SiteResult,
     SweepInfo,
-    SweepResult,
-    SweepView,
+    SweepReading,
     Verdict,
 )
 
@@ -169,7 +168,7 @@ class BasicAuthNotice:
 
 
 def render_html(
-    sweep: SweepResult | SweepView,
+    sweep: SweepReading,
     *,
     history: History | None = None,
     client: str | None = None,
@@ -199,7 +198,7 @@ def render_html(
 
 
 def render_email_html(
-    sweep: SweepResult | SweepView, *, today: date | None = None, client: str | None = None
+    sweep: SweepReading, *, today: date | None = None, client: str | None = None
 ) -> str:
     """The alert e-mail's HTML part: the same header, changes and findings, in the subset
     mail clients show (tables and inline styles; no script, SVG or collapsible parts)."""
@@ -227,7 +226,7 @@ def content_security_policy() -> str:
 
 
 def _context(
-    sweep: SweepResult | SweepView,
+    view: SweepReading,
     *,
     history: History | None,
     client: str | None,
@@ -238,7 +237,6 @@ def _context(
 ) -> dict[str, object]:
     """What the templates read. Sites are read once; `keep_ok=False` (the e-mail) keeps
     only the rows of sites that are not ok, and `limit` the worst so many of those."""
-    view = SweepView.of(sweep)
     info = view.sweep
     day = today or info.started_at.date()
     groups: dict[str, list[SiteRow]] = {}

@@ -7,10 +7,10 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
-from fleet.results import Change, SiteResult, SweepInfo, SweepResult
+from fleet.results import Change, SiteResult, SweepInfo, SweepReading, SweepResult
 
 
-def render_json(result: SweepResult) -> str:
+def render_json(result: SweepReading) -> str:
     """The whole sweep as one JSON document (what `write_json` streams)."""
     out = io.StringIO()
     write_json(out, result.sweep, result.sites, result.changes, result.previous_sweep)

@@ -17,19 +17,18 @@ from fleet.results import (
     SiteResult,
     SpfCheck,
     SpfResult,
-    SweepResult,
+    SweepReading,
     SweepView,
     Verdict,
 )
 
 
-def exit_code(sweep: SweepResult | SweepView) -> int:
+def exit_code(result: SweepReading) -> int:
     """Monitoring-plugin convention: 0 ok, 1 warn, 2 critical, 3 unknown (or incomplete).
 
     A critical finding outranks an unknown one: it is the thing to act on. An incomplete
     sweep is at least unknown: what was not swept cannot be called fine.
     """
-    result = SweepView.of(sweep)
     verdicts = {verdict for verdict, count in result.counts.items() if count}
     if Verdict.critical in verdicts:
         return 2
@@ -40,14 +39,13 @@ def exit_code(sweep: SweepResult | SweepView) -> int:
     return 0
 
 
-def verdict_counts(sweep: SweepResult | SweepView) -> str:
-    counts = SweepView.of(sweep).counts
+def verdict_counts(sweep: SweepReading) -> str:
+    counts = sweep.counts
     ordered = sorted((v for v in counts if counts[v]), key=lambda v: -VERDICT_RANK[v])
     return ", ".join(f"{counts[v]} {v.value}" for v in ordered) or "no sites"
 
 
-def headline(view: SweepResult | SweepView) -> str:
-    result = SweepView.of(view)
+def headline(result: SweepReading) -> str:
     sweep = result.sweep
     when = sweep.started_at.strftime("%Y-%m-%d %H:%M UTC")
     state = (
@@ -130,9 +128,8 @@ def _fine(check: DirectSendCheck) -> bool:
     return check.result is SpfResult.pass_
 
 
-def only_client(sweep: SweepResult | SweepView, client: str) -> SweepView:
+def only_client(result: SweepReading, client: str) -> SweepView:
     """The sweep with one client's sites only (its changes too); verdicts counted again."""
-    result = SweepView.of(sweep)
     counts: dict[Verdict, int] = {}
     for site in result.sites:
         if site.client == client:

@@ -19,8 +19,7 @@ from fleet.results import (
     Delivery,
     DeliveryStatus,
     Severity,
-    SweepResult,
-    SweepView,
+    SweepReading,
     Verdict,
 )
 
@@ -45,10 +44,9 @@ def _verdict(verdict: Verdict, colour: bool) -> str:
 
 
 def render_table(
-    sweep: SweepResult | SweepView, *, detail: bool = False, colour: bool = False, width: int = 100
+    result: SweepReading, *, detail: bool = False, colour: bool = False, width: int = 100
 ) -> str:
     """The sweep as text for people: changes first, the matrix, then the findings."""
-    result = SweepView.of(sweep)
     out = [headline(result)]
     cutoff = readiness(result.sites)
     if cutoff.at_risk:
@@ -66,7 +64,7 @@ def render_table(
     return "\n".join(out) + "\n"
 
 
-def _site_rows(result: SweepView, colour: bool) -> str:
+def _site_rows(result: SweepReading, colour: bool) -> str:
     rows = [
         [
             for_terminal(site.client, 30),
@@ -93,7 +91,7 @@ def _site_rows(result: SweepView, colour: bool) -> str:
     return tabulate_rows(rows, headers)
 
 
-def _device_rows(result: SweepView, colour: bool) -> str:
+def _device_rows(result: SweepReading, colour: bool) -> str:
     rows = []
     for site in result.sites:
         for device in site.devices:
@@ -130,7 +128,7 @@ def _device_rows(result: SweepView, colour: bool) -> str:
     return tabulate_rows(rows, headers)
 
 
-def _findings(result: SweepView, width: int) -> str:
+def _findings(result: SweepReading, width: int) -> str:
     blocks = []
     for site in result.sites:
         flags = [f for f in site.flags if f.severity is not Severity.info]
@@ -170,9 +168,8 @@ def render_changes(changes: list[Change], previous: str | None) -> str:
     return "\n".join(lines)
 
 
-def render_transcript(sweep: SweepResult | SweepView) -> str:
+def render_transcript(result: SweepReading) -> str:
     """Every stage of every conversation: what `fleet scan` shows for one site."""
-    result = SweepView.of(sweep)
     lines = []
     for site in result.sites:
         seen: set[str] = set()
