@@ -79,7 +79,8 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:helo|ehlo) (?:name|host) "
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
         r"unsolicited (?:e-?)?mail (?:originating from your DKIM domain|containing one of your "
-        r"URL domains)|(?:DKIM|URL|sending|sender) domain\b[^.;]{0,60}(?:poor|low|bad) reputation",
+        r"URL domains)|(?:DKIM|URL|sending|sender|your|from|mail ?from) domain\b[^.;]{0,60}"
+        r"(?:poor|low|bad) reputation",
     ),
     # -- reverse DNS, at any stage --------------------------------------------------------
     Rule(
@@ -112,6 +113,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
         r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
         r"client host rejected: (?:cannot|can't) find|"
+        r"\byour host ?name (?:does not|doesn't|did not|could not|cannot|can't) (?:be )?resolve|"
         # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
         r"forward (?:dns|lookup|entry|record)\b[^.;]{0,30}(?:does not|doesn't) (?:point|match|"
         r"resolve)",
@@ -313,7 +315,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
-        r"\bbad (?:client |sending |source )?IP\b",
+        r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b",
     ),
     Rule(
         RuleId.ip_complaints,
@@ -417,6 +419,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"blocked for spamming|spamming issues|cloudmark|\bCSI\b|"
         r"\bBRBL\b|barracudacentral|barracuda ?(?:networks )?reputation|\bSBRS\b|senderbase|"
         r"talosintelligence|trend ?micro|\bERS\b|mail-abuse\.com|\bQIL\b|\bRBL\+|"
+        r"spamcop\.net/w3m|action=checkblock|\bdns_?rbl\b|"
         r"(?:ip|sending|sender|mta|network)(?:'s)? (?:address )?reputation|"
         r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
