@@ -2511,6 +2511,8 @@ def test_the_families_of_the_vendor_development_set(
             "5.7.1 <x@example.com>: Recipient address rejected: Access denied",
             "recipient_rejected",
         ),
+        # an e-mail verifier's test fixtures (GitHub): greylisting behind "Sender address rejected"
+        (450, "4.2.0 Sender address rejected: Greylisted", "temporary_failure"),
         # SendGrid: a login refused for a credit limit is the limit
         (451, "Authentication failed: Maximum credits exceeded", "throttled"),
     ],

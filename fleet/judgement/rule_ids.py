@@ -127,6 +127,7 @@ class RuleId(StrEnum):
     subject_address_at_mail = "subject.address_at_mail"
     subject_recipient = "subject.recipient"
     subject_recipient_prefix = "subject.recipient_prefix"
+    subject_sender_prefix = "subject.sender_prefix"
     subject_message = "subject.message"
     status_recipient_address = "status.recipient_address"
     status_sender_address = "status.sender_address"

@@ -138,6 +138,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:for|of) your mail ?from address|"
         r"mail from <?[^\s@<>]{1,64}@[^\s<>]{1,255}>? (?:was |is )?(?:rejected|refused|denied|"
         r"not accepted)",
+        # "Sender address rejected: Greylisted" / ": rate limit exceeded": the cause after the
+        # subject has its own rule below (the subject.sender_prefix rule catches the rest)
+        unless=r"gr[ea]y ?list|rate ?limit|too many|exceeded|throttl",
     ),
     Rule(
         # Outlook.com: "domain [example.com] mismatches client ip": the sender's domain does

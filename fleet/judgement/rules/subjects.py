@@ -30,6 +30,16 @@ SUBJECTS: tuple[Rule, ...] = (
         stages=(Stage.rcpt, Stage.data),
     ),
     Rule(
+        # The same for "Sender address rejected: <cause>".
+        RuleId.subject_sender_prefix,
+        Category.sender_rejected,
+        "the server refuses the sender address {sender} (it gives no more specific reason)",
+        "The server refuses {sender} as a sender: use an address in a domain the server "
+        "accepts mail from (usually the login mailbox or an accepted domain).",
+        text=r"sender address(?:es)? rejected",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
         RuleId.subject_recipient_domain,
         Category.recipient_rejected,
         "the server refuses the recipient: its domain does not exist or takes no mail",
