@@ -21,14 +21,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fleet.credentials import warn_if_exposed
+from fleet.credentials import AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV, warn_if_exposed
 from fleet.errors import AgentKeyError, IngestError, Refusal
 from fleet.inventory import Inventory
 from fleet.report.sanitize import for_terminal
 from fleet.results import SiteResult, SweepInfo, SweepResult
 
-KEY_ENV = "FLEET_AGENT_KEY"
-MASTER_KEY_ENV = "FLEET_AGENT_MASTER_KEY"
+KEY_ENV = AGENT_KEY_ENV
+MASTER_KEY_ENV = AGENT_MASTER_KEY_ENV
 # Versioned, so the derivation can change without an old site key passing for a new one.
 _DERIVATION_LABEL = b"fleet agent key v1\0"
 _MASTER_KEY_MIN_CHARS = 16

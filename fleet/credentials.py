@@ -29,6 +29,11 @@ from fleet.errors import SecretError
 
 REDACTED = "****"
 
+# The agents' keys (fleet.agent): named here, so that every command can keep them out of
+# its output without loading the agent's module (hashing, the inventory, the results).
+AGENT_KEY_ENV = "FLEET_AGENT_KEY"
+AGENT_MASTER_KEY_ENV = "FLEET_AGENT_MASTER_KEY"
+
 log = logging.getLogger("fleet.credentials")
 
 # Shorter strings would blank ordinary words.

@@ -320,13 +320,14 @@ inventory_option = click.option(
 @click.option("--log-file", metavar="FILE", help="Also append the log to FILE.")
 def cli(debug: bool, log_file: str | None) -> None:
     """Find out, before the client calls, which office copiers will fail to scan-to-email."""
-    from fleet.agent import KEY_ENV, MASTER_KEY_ENV
-    from fleet.credentials import Secrets, SecretSource
+    from fleet.credentials import AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV, Secrets, SecretSource
 
     global _secrets
     _secrets = Secrets()
     # the agent keys, when they are set: never shown by any command
-    _secrets.add_sources((None, SecretSource(env=name)) for name in (KEY_ENV, MASTER_KEY_ENV))
+    _secrets.add_sources(
+        (None, SecretSource(env=name)) for name in (AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV)
+    )
     setup_logging(debug, log_file, _secrets)
 
 

@@ -47,19 +47,18 @@ def emit(
     """Write the report. A stored sweep's sites are read from the store as they are written:
     JSON (every transcript) and CSV one site at a time. JSON is sealed with its digest for
     agent mode. HTML draws each site's trend from the store's history, when there is one.
-    `readiness_view`: the Basic AUTH cut-off view (fleet.readiness) instead of the matrix."""
-    from fleet.agent import seal_info
-    from fleet.readiness import readiness
+    `readiness_view`: the Basic AUTH cut-off view (fleet.readiness) instead of the matrix.
+    Each format loads its own modules: `fleet scan`'s table needs no JSON, CSV or seal."""
     from fleet.report import render
-    from fleet.report.csv_report import write_csv
-    from fleet.report.json_report import write_json
-    from fleet.report.readiness_report import (
-        render_readiness_csv,
-        render_readiness_json,
-        render_readiness_table,
-    )
 
     if readiness_view:
+        from fleet.readiness import readiness
+        from fleet.report.readiness_report import (
+            render_readiness_csv,
+            render_readiness_json,
+            render_readiness_table,
+        )
+
         cutoff = readiness(result.sites)
         if result_format == "html":
             raise Failure("--readiness is shown as table, csv or json (the HTML report has it)")
@@ -70,6 +69,9 @@ def emit(
         write_output(renderer(cutoff), output, bom=result_format == "csv")
         return
     if result_format == "json":
+        from fleet.agent import seal_info
+        from fleet.report.json_report import write_json
+
         with json_escapes_on_stdout():
             info = seal_info(result.sweep, result.sites)
             write_stream(
@@ -80,6 +82,8 @@ def emit(
             )
         return
     if result_format == "csv":
+        from fleet.report.csv_report import write_csv
+
         write_stream(lambda out: write_csv(out, result, per_site=per_site), output, bom=True)
         return
     if result_format == "html":
