@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +121,7 @@ def _load(text: str, file: str, smap: SourceMap) -> tuple[Any, SourceMap]:
     errors: list[SourceError] = []
     builder = _Builder(file, smap, errors)
     try:
-        data = builder.run(yaml.parse(text, Loader=loader_class))
+        data = builder.run(_events(loader_class(text)))
     except yaml.MarkedYAMLError as exc:
         pos = _position(exc.problem_mark or exc.context_mark)
         problem = exc.problem or exc.context or "not valid YAML"
@@ -133,6 +134,15 @@ def _load(text: str, file: str, smap: SourceMap) -> tuple[Any, SourceMap]:
     if errors:
         raise YamlLoadError(errors)
     return data, smap
+
+
+def _events(loader: Any) -> Iterator[Any]:
+    """The parser's events, as yaml.parse gives them, one C call each (libyaml's get_event
+    and PyYAML's both give None after the last event)."""
+    try:
+        yield from iter(loader.get_event, None)
+    finally:
+        loader.dispose()
 
 
 # A YAML alias may point at a huge or self-referencing tree ("billion laughs"). Each alias
@@ -166,6 +176,11 @@ class _Builder:
         self.errors = errors
         self.constructor = yaml.constructor.SafeConstructor()
         self.resolver = yaml.resolver.Resolver()
+        # The resolver's table, to know without calling it that a scalar is text: one
+        # that is quoted, or plain and starting with a character no implicit tag claims.
+        self.implicit: dict[Any, Any] = self.resolver.yaml_implicit_resolvers
+        self.plain_text_fast = not self.resolver.yaml_path_resolvers and None not in self.implicit
+        self.plain_tags: dict[str, str] = {}
         self.count = 0  # values built, aliases expanded
         self.events = 0  # values actually written in the file
         self.anchors: dict[str, tuple[Any, int]] = {}  # name -> (value, size)
@@ -180,8 +195,12 @@ class _Builder:
     def run(self, events: Any) -> Any:
         root: Any = None
         documents = 0
+        scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
+            kind = type(event)  # the parsers give these classes, never subclasses
+            if kind is scalar_event:  # most events: tested first
+                root = self._scalar_event(event, root)
+            elif isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
                     self.error(
@@ -205,9 +224,7 @@ class _Builder:
                     self.open_anchors.discard(done.anchor)
                     self.anchors[done.anchor] = (done.value, self.count - done.start + 1)
                 root = self._place(done.value, root)
-            elif isinstance(event, yaml.ScalarEvent):
-                root = self._scalar_event(event, root)
-            elif isinstance(event, yaml.AliasEvent):
+            elif kind is alias_event:
                 root = self._alias_event(event, root)
         return root
 
@@ -292,7 +309,7 @@ class _Builder:
     def _scalar_event(self, event: yaml.ScalarEvent, root: Any) -> Any:
         parent = self.stack[-1] if self.stack else None
         is_key = parent is not None and isinstance(parent.value, dict) and not parent.key_pending
-        path = self._child_path(event.start_mark)
+        path = self._child_path(event.start_mark) if self.smap.record else ()
         self._count(event.start_mark, path, 1)
         value = self._scalar_value(event, path)
         if event.anchor:
@@ -309,7 +326,15 @@ class _Builder:
         if tag is None or tag == "!":
             plain = bool(event.implicit[0])
             resolve: Any = self.resolver.resolve  # untyped in the stubs
-            tag = str(resolve(yaml.ScalarNode, event.value, (plain, not plain)))
+            if not self.plain_text_fast:
+                tag = str(resolve(yaml.ScalarNode, event.value, (plain, not plain)))
+            elif not plain or event.value[:1] not in self.implicit:
+                return event.value  # what the resolver would say: text
+            else:  # ports, addresses, numbers: the same text resolves alike
+                tag = self.plain_tags.get(event.value)
+                if tag is None:
+                    tag = str(resolve(yaml.ScalarNode, event.value, (True, False)))
+                    self.plain_tags[event.value] = tag
         if tag == _STR_TAG:  # most values: text, as written
             return event.value
         if tag == _MERGE_TAG:
