@@ -150,25 +150,32 @@ def run_fleet(
 async def run_fleet_async(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, limit_s: float = 120
 ) -> Run:
-    """Run the fleet command line in a child process while this test's servers keep running."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fleet",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env or fleet_env(),
-        cwd=cwd,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), limit_s)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    """Run the fleet command line in a child process while this test's servers keep running.
+
+    Its output goes to files, not pipes: asyncio's pipe reading (Python 3.11) sometimes ends
+    at a 64 KiB boundary when the child exits while this loop is busy serving the test's
+    servers, which cut a large JSON report short (the child had written all of it)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fleet",
+            *args,
+            stdout=out,
+            stderr=err,
+            env=env or fleet_env(),
+            cwd=cwd,
+        )
+        try:
+            await asyncio.wait_for(process.wait(), limit_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        assert process.returncode is not None
+        out.seek(0)
+        err.seek(0)
+        return Run(process.returncode, out.read().decode(), err.read().decode())
 
 
 def free_port(host: str = "127.0.0.1") -> int:
