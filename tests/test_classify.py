@@ -2382,6 +2382,8 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
         ("data", 550, "blacklisted url in message", "domain_reputation"),
         # RFC 1846's 521: the recipient's domain takes no mail
         ("rcpt", 521, "example.com does not accept mail", "recipient_rejected"),
+        # notqmail qmail-smtpd.c err_hmf: at MAIL FROM the domain that must exist is the sender's
+        ("mail", 553, "sorry, your envelope sender domain must exist (#5.7.1)", "sender_rejected"),
         # notqmail qmail-smtpd.c err_brt (badrcptto)
         (
             "rcpt",

@@ -22,6 +22,8 @@ REFUSED = (
 DOMAIN_UNKNOWN = (
     r"\b(?:host|domain)(?: ?name)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:not found|unknown|unreachable|"
     r"not reachable|(?:does not|doesn't|do not) exist|must exist|not resolv\w*|unresolv\w*|"
+    r"(?:does not|doesn't) (?:currently )?resolve|(?:does not|doesn't) have an? (?:valid )?"
+    r"(?:MX|DNS|A) record|"
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
     r"\bunknown (?:host|domain)\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
     r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
@@ -94,6 +96,7 @@ RECIPIENT_SUBJECT = (
     r"\bnot an? (?:known|valid|active|local|registered) (?:user|address|recipient|mailbox|"
     r"account)\b|\bno (?:account|mail ?box|user|recipient)s? (?:by that name|available|here)\b|"
     r"\bno valid recipients?\b|\brecipient ?notfound\b|"
+    r"\brecipient'?s? (?:preferences|privacy settings)\b|"
     r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b|"
     r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
 )
@@ -135,8 +138,8 @@ CLIENT_REFUSED = (
     r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
     r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
     r"junk)|\bcurrently sending spam\b|\bspams? from your\b|\btoo many (?:spams|spam messages|unwanted messages)\b|"
-    r"\b(?:not|no longer) (?:currently )?accepting (?:e-?mail |mail |connections? |messages? )?"
-    r"from your (?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
+    r"\b(?:not|no longer) (?:currently )?accept(?:ing)? (?:e-?mail |mail |connections? |messages? )?"
+    r"from your (?:mail server's |server's )?(?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
     r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"
     r"\b(?:traffic|mail|connections?|messages?) (?:is |are )?not accepted from (?:this|your) ip\b|"
     # "Mail from 192.0.2.1 refused": the IP itself named as the source refused

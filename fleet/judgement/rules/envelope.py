@@ -394,6 +394,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
         r"(?:recipient|destination)(?:'s)? account|compte du destinataire|"
         r"(?:user|recipient) doesn't exist|undeliverable address|no mailbox",
+        # at MAIL FROM the address that "does not exist" is the sender's (subject.sender_*)
+        stages=(Stage.rcpt, Stage.data),
     ),
     Rule(
         RuleId.smtp_recipient_inactive,

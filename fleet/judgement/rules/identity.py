@@ -258,7 +258,8 @@ IDENTITY: tuple[Rule, ...] = (
         "{sender}'s domain): add ip4:{ip} to that domain's SPF record (and publish DMARC), or "
         "send through a relay the domain authorises.",
         text=r"authentication (?:information|checks?|results?)\b|"
-        r"(?:fails?|failed) (?:to pass )?(?:sender |message |e-?mail )?authentication\b",
+        r"(?:fails?|failed) (?:to pass )?(?:sender |message |e-?mail )?authentication\b|"
+        r"\bdomain authentication\b|\bauthentication requirements\b",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     # -- limits that name the IP are still limits -----------------------------------------

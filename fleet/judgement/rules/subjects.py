@@ -76,7 +76,8 @@ SUBJECTS: tuple[Rule, ...] = (
         "The server refuses {sender} as a sender without saying why: use an address in a "
         "domain the server accepts mail from (usually the login mailbox or an accepted "
         "domain), and check that domain's DNS and SPF.",
-        text=vocabulary.ADDRESS_REFUSED,
+        # (an address, user or mailbox refused at MAIL FROM: "User unknown" is the sender's)
+        text=vocabulary.ADDRESS_REFUSED + "|" + vocabulary.RECIPIENT_SUBJECT,
         stages=(Stage.mail,),
         unless=r"\bIP\b|client|host|server|connection",
     ),
