@@ -2474,6 +2474,10 @@ def test_the_subject_rules_stay_linear_on_hostile_replies(stage: Stage, text: st
         # the receiver's own resources (Mimecast's SMTP error codes page; Exchange Online's 4.3.1)
         ("data", 451, "Internal resources are temporarily unavailable", "temporary_failure"),
         ("banner", 452, "4.3.1 Insufficient system resources", "temporary_failure"),
+        # Mimecast's TLS policy refusals (as sisimai's rhost/mimecast.rb quotes them): TLS was
+        # there but not good enough
+        ("mail", 553, "this route requires tls version 1.2 or greater", "tls_failure"),
+        ("mail", 553, "this route requires high-strength ciphers", "tls_failure"),
         # Postfix access(5) REJECT: "Client host rejected" names the client, not a cause
         (
             "rcpt",

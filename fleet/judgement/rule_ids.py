@@ -53,6 +53,7 @@ class RuleId(StrEnum):
     smtp_protocol_violation = "smtp.protocol_violation"
     tls_must_starttls_first = "tls.must_starttls_first"
     tls_message_not_over_tls = "tls.message_not_over_tls"
+    tls_version_or_handshake = "tls.version_or_handshake"
     tls_encryption_required_code = "tls.encryption_required_code"
     tls_not_available = "tls.not_available"
     m365_smtp_auth_disabled_tenant = "m365.smtp_auth_disabled_tenant"

@@ -34,6 +34,21 @@ SESSION: tuple[Rule, ...] = (
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
     Rule(
+        # TLS was there but not good enough, at any stage: an old version, weak ciphers, a
+        # failed handshake ("This route requires TLS version 1.2 or greater", Mimecast).
+        RuleId.tls_version_or_handshake,
+        Category.tls_failure,
+        "the server refuses the TLS the copier can offer (version, ciphers or handshake)",
+        "{endpoint} needs newer TLS (1.2 or later) or stronger ciphers than were offered, or "
+        "the TLS handshake failed: update the copier's firmware; until then relay through a "
+        "local relay that speaks modern TLS.",
+        text=r"\b(?:TLS|SSL)(?:/TLS)? (?:handshake|negotiation) (?:failed|failure|error)|"
+        r"\bTLS ?v?1\.[2-3] or (?:greater|higher|newer|later|above)|"
+        r"\brequires? TLS (?:version )?1\.[2-3]|\bTLS version\b[^.;]{0,30}(?:not supported|too old|"
+        r"required|insecure)|(?:high|strong)-?(?:strength)? ciphers?\b[^.;]{0,20}required|"
+        r"requires? (?:high|strong)-?(?:strength)? ciphers",
+    ),
+    Rule(
         RuleId.tls_message_not_over_tls,
         Category.tls_required,
         "the receiver requires mail to arrive over TLS",
