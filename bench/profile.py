@@ -35,7 +35,10 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("plan", re.compile(r"fleet/plan\.py")),
     ("store (SQLite, site JSON)", re.compile(r"fleet/(store|changes)\.py")),
     ("reports (CSV, table, JSON)", re.compile(r"fleet/report/")),
-    ("matrix and classification", re.compile(r"fleet/(matrix|classify|readiness)\.py")),
+    (
+        "matrix and classification",
+        re.compile(r"fleet/(matrix|classify|readiness)\.py|fleet/judgement/"),
+    ),
     ("blocklists, MX, SPF (DNS)", re.compile(r"fleet/(dns|probes/(dnsbl|direct_send|spf))")),
     ("SMTP conversation (aiosmtplib, probe)", re.compile(r"aiosmtplib/|fleet/probes/smtp\.py")),
     ("egress (connect, bind, SOCKS)", re.compile(r"fleet/egress\.py")),
