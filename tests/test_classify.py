@@ -2366,6 +2366,8 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
             "this message contain improperly-formatted binary content",
             "message_rejected",
         ),
+        # blocked.rb: an IP not authorised for the sender's domain is SPF in other words
+        ("rcpt", 550, "invalid ip for sending mail of domain", "sender_rejected"),
         # blocked.rb: the client's IP named as refused (Office365, Microsoft, free.fr)
         ("rcpt", 550, "banned sending ip", "ip_reputation"),
         ("banner", 554, "not currently accepting mail from your ip", "ip_reputation"),

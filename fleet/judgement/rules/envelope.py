@@ -154,7 +154,10 @@ ENVELOPE: tuple[Rule, ...] = (
         text=r"mismatch\w* (?:the |with )?(?:client|connecting|sending|your|source) ip|"
         r"(?:sender|from) domain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:mismatch|does not match|"
         r"doesn't match)|\bdomain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:does not|doesn't) match (?:the |your )?(?:client|connecting|"
-        r"sending|source) ip",
+        r"sending|source) ip|"
+        # the IP not authorised for the sender's domain, in other words (SPF by another name)
+        r"\b(?:invalid|unauthori[sz]ed|not permitted|not authori[sz]ed) ip for sending (?:mail )?"
+        r"(?:of|for|from) (?:the )?domain|\bis not allowed to send mail from\b",
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
