@@ -9,6 +9,12 @@ import socket
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# The parsers below are cached: ipaddress parses in Python (5-8 us an address, more for a
+# name, which it rejects with two exceptions), and a sweep asks again about the same host
+# names and site IPs for each check (measured: is_ip of a host name 15 us, cached 0.1).
+
+
+@functools.lru_cache(maxsize=4096)
 def is_ip(text: str) -> bool:
     """Is the text an IPv4 or IPv6 address (not a name)?"""
     try:
@@ -18,6 +24,7 @@ def is_ip(text: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def unmapped(ip: str) -> IPAddress:
     """The address; an IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) as the
     IPv4 address it is. Raises ValueError for what is not an IP address."""

@@ -17,11 +17,10 @@ device that needs it (a second one only when the record's macros read the sender
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from dataclasses import dataclass
 
 from fleet.dns import Dns, Outcome
-from fleet.net import is_ip
+from fleet.net import is_ip, unmapped
 from fleet.once import Once
 from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
 from fleet.results import DirectSendCheck, Mode, MxCheck, MxResult, SpfCheck, SpfResult
@@ -155,7 +154,7 @@ class DirectSendProbe:
 
 def _spf_check(device: str, evaluation: SpfEvaluation) -> SpfCheck:
     authorised = evaluation.result is SpfResult.pass_
-    version = ipaddress.ip_address(evaluation.ip).version
+    version = unmapped(evaluation.ip).version  # an address already unmapped: parsed once
     return SpfCheck(
         device=device,
         domain=evaluation.domain,

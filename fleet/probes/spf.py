@@ -23,6 +23,7 @@ expands to "unknown" (which RFC 7208 7.3 allows). A domain that authorises an IP
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -229,8 +230,11 @@ def _mechanism(text: str) -> _Term:
     raise _permerror(f"unknown mechanism {text!r}")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_record(text: str) -> _Record:
-    """The terms of an SPF record; permerror (raised) for any syntax error anywhere in it."""
+    """The terms of an SPF record; permerror (raised) for any syntax error anywhere in it.
+    Parsed once per text (the terms are frozen): a sweep evaluates a client's record once
+    for each of its sites' IPs."""
     words = text.split()
     if not words or words[0].lower() != "v=spf1":
         raise _permerror("not an SPF record (it must start with v=spf1)")
