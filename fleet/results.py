@@ -6,6 +6,7 @@ nothing of ours so that everything else can depend on it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,10 +15,13 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
     model_serializer,
     model_validator,
 )
@@ -443,29 +447,6 @@ class SiteResult(Model):
         """The conversation a device of this site had."""
         return self.conversations[device.conversation]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_contract(cls, data: Any) -> Any:
-        """A site as the JSON contract (agents' files, `--format json`) and stores written
-        before the redesign have it: `egress_ip` beside `egress`, where it can only repeat
-        what `egress` says, and each device with its own copy of its conversation."""
-        if not isinstance(data, dict) or ("egress_ip" not in data and "conversations" in data):
-            return data
-        data = dict(data)
-        if "egress_ip" in data:
-            said = data.pop("egress_ip")
-            egress = data.get("egress")
-            known = (
-                egress.get("egress_ip")
-                if isinstance(egress, dict)
-                else getattr(egress, "egress_ip", None)
-            )
-            if said != known:
-                raise ValueError(f"egress_ip {said!r} is not the egress's egress_ip {known!r}")
-        if "conversations" not in data and isinstance(data.get("devices"), list):
-            data["devices"], data["conversations"] = _shared(data["devices"])
-        return data
-
     @model_validator(mode="after")
     def _every_conversation_known(self) -> SiteResult:
         for device in self.devices:
@@ -486,19 +467,36 @@ class SiteResult(Model):
         data: dict[str, Any] = handler(self)
         if info.context == STORED:
             return data
-        conversations: dict[str, dict[str, Any]] = data.pop("conversations")
+        # (a dump that leaves `conversations` or a device's `conversation` out gets
+        # devices without the conversation's keys)
+        conversations: dict[str, dict[str, Any]] = data.pop("conversations", {})
         contract: dict[str, Any] = {}
         for key, value in data.items():
             if key == "egress":
                 contract["egress_ip"] = self.egress.egress_ip
             if key == "devices":
-                value = [_with_conversation(d, conversations[d["conversation"]]) for d in value]
+                value = [_with_conversation(d, conversations) for d in value]
             contract[key] = value
         return contract
 
     def stored_json(self) -> str:
         """The site as the store keeps it: every fact once."""
         return self.model_dump_json(context=STORED)
+
+    @classmethod
+    def from_json(cls, text: str) -> SiteResult:
+        """A site from the store: the shape it keeps now, or the JSON contract's shape it
+        kept before the redesign. (The first is read without leaving pydantic-core: a
+        validator that looked at every site first would double the cost of reading one.)"""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError:
+            return _contract_site().validate_json(text)
+
+    @classmethod
+    def from_contract(cls, data: Any) -> SiteResult:
+        """A site from the JSON contract's shape (or the store's)."""
+        return _contract_site().validate_python(data)
 
     def without_transcripts(self) -> SiteResult:
         """The site as reports for people need it; transcripts stay in the store. A sweep of
@@ -509,6 +507,39 @@ class SiteResult(Model):
             cid: c.model_copy(update={"transcript": []}) for cid, c in self.conversations.items()
         }
         return self.model_copy(update={"conversations": light})
+
+
+def _stored_shape(data: Any) -> Any:
+    """A site as the JSON contract has it (agents' files, `--format json`, and the store
+    before the redesign) in the shape SiteResult keeps: without the `egress_ip` beside
+    `egress` (it can only repeat what `egress` says), and its devices' copies of the
+    conversations they share kept once in `conversations`. Anything else passes unchanged."""
+    if not isinstance(data, dict) or ("egress_ip" not in data and "conversations" in data):
+        return data
+    data = dict(data)
+    if "egress_ip" in data:
+        said = data.pop("egress_ip")
+        egress = data.get("egress")
+        known = (
+            egress.get("egress_ip")
+            if isinstance(egress, dict)
+            else getattr(egress, "egress_ip", None)
+        )
+        if said != known:
+            raise ValueError(f"egress_ip {said!r} is not the egress's egress_ip {known!r}")
+    if "conversations" not in data and isinstance(data.get("devices"), list):
+        data["devices"], data["conversations"] = _shared(data["devices"])
+    return data
+
+
+# A site read from a document of the JSON contract (a sweep's JSON, an agent's file).
+ContractSite = Annotated[SiteResult, BeforeValidator(_stored_shape)]
+
+
+@functools.cache
+def _contract_site() -> TypeAdapter[SiteResult]:
+    # Built when first used: a command that reads no site pays nothing for it at start-up.
+    return TypeAdapter(ContractSite)
 
 
 def _shared(devices: list[Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -534,13 +565,15 @@ def _shared(devices: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     return kept, conversations
 
 
-def _with_conversation(device: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def _with_conversation(
+    device: dict[str, Any], conversations: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """A device as the JSON contract has it: its conversation's keys after `conversation`."""
     out: dict[str, Any] = {}
     for key, value in device.items():
         out[key] = value
         if key == "conversation":
-            out.update(record)
+            out.update(conversations.get(value, {}))
     return out
 
 
@@ -621,7 +654,7 @@ class SweepResult(Model):
     """A whole sweep in memory (what the runner gives and an agent's file holds)."""
 
     sweep: SweepInfo
-    sites: list[SiteResult]
+    sites: list[ContractSite]
     changes: list[Change] = Field(default_factory=list)
     previous_sweep: str | None = None
 

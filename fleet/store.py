@@ -379,7 +379,7 @@ class Store:
                 (sweep_id,),
             )
             for (result,) in rows:
-                yield SiteResult.model_validate_json(result)
+                yield SiteResult.from_json(result)
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
 
@@ -390,7 +390,7 @@ class Store:
             "SELECT result FROM site_results WHERE site = ? ORDER BY finished_at DESC LIMIT 1",
             (site,),
         ).fetchone()
-        return SiteResult.model_validate_json(row[0]) if row else None
+        return SiteResult.from_json(row[0]) if row else None
 
     @_guarded
     def latest_site_sweep(self, site: str) -> str | None:

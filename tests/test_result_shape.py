@@ -73,7 +73,7 @@ def test_a_contract_whose_egress_ip_contradicts_its_egress_is_refused() -> None:
     contract = json.loads(fixed_sweep().sites[0].model_dump_json())
     contract["egress_ip"] = "192.0.2.99"
     with pytest.raises(ValidationError, match="egress_ip"):
-        SiteResult.model_validate(contract)
+        SiteResult.from_contract(contract)
 
 
 def test_the_store_keeps_the_egress_ip_once(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_shared_copies_that_differ_are_refused() -> None:
     contract = json.loads(fixed_sweep().sites[0].model_dump_json())
     contract["devices"][1]["transcript"] = []
     with pytest.raises(ValidationError, match="tell it differently"):
-        SiteResult.model_validate(contract)
+        SiteResult.from_contract(contract)
 
 
 def test_a_device_whose_conversation_is_missing_is_refused() -> None:
@@ -271,3 +271,10 @@ def test_every_renderer_takes_the_one_reading_of_a_sweep(renderer: Callable[...,
     annotations = [str(p.annotation) for p in inspect.signature(renderer).parameters.values()]
     assert "SweepReading" in annotations
     assert not [a for a in annotations if "SweepResult" in a or "SweepView" in a]
+
+
+def test_a_dump_that_leaves_the_conversations_out_still_works() -> None:
+    hq = fixed_sweep().sites[0]
+    devices = hq.model_dump(exclude={"conversations"})["devices"]
+    assert [d["conversation"] for d in devices] == ["contoso-hq#1", "contoso-hq#1"]
+    assert not {"host", "transcript"} & set(devices[0])
