@@ -131,6 +131,23 @@ class _LoopDrivenResolver(aiodns.DNSResolver):
         return False, pycares.Channel(sock_state_cb=state, timeout=self._timeout, **kwargs)
 
 
+def _loop_watches_sockets() -> bool:
+    """Can the running loop watch a socket for c-ares (`add_reader`)? Not a proactor loop
+    (Windows's default), nor one that refuses it: there aiodns's own thread drives c-ares."""
+    loop = asyncio.get_running_loop()
+    left, right = socket.socketpair()
+    try:
+        loop.add_reader(left.fileno(), lambda: None)
+    except (NotImplementedError, RuntimeError):
+        return False
+    else:
+        loop.remove_reader(left.fileno())
+        return True
+    finally:
+        left.close()
+        right.close()
+
+
 class Dns:
     """The sweep's resolver. Create inside the running event loop; close when done."""
 
@@ -154,7 +171,8 @@ class Dns:
         # answers SERVFAIL or REFUSED instead of asking the next one, and would accept
         # answers to a question it did not ask. Without it, when every resolver refuses,
         # c-ares still reports SERVFAIL or REFUSED.)
-        resolver = aiodns.DNSResolver if sys.platform == "win32" else _LoopDrivenResolver
+        loop_driven = sys.platform != "win32" and _loop_watches_sockets()
+        resolver = _LoopDrivenResolver if loop_driven else aiodns.DNSResolver
         self._resolver = resolver(
             nameservers=self.nameservers or None,
             timeout=timeout_s,
