@@ -151,7 +151,19 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
 
 
 def compare_digests(before: dict[str, SiteDigest], now: dict[str, SiteDigest]) -> list[Change]:
-    """Changes of every site that has a previous result; sites seen for the first time have none."""
-    return [
-        c for site, digest in now.items() if site in before for c in compare(before[site], digest)
-    ]
+    """Changes of every site since its previous result. When some sites have one, a site
+    seen for the first time (newly added to the inventory) has its findings as new: its
+    flags and listings, not a verdict change from a state it never had. When none has one
+    (the first sweep of a history), there is nothing to compare with: no changes."""
+    if not before:
+        return []
+    changes: list[Change] = []
+    for site, digest in now.items():
+        previous = before.get(site) or _first_seen(digest)
+        changes.extend(compare(previous, digest))
+    return changes
+
+
+def _first_seen(digest: SiteDigest) -> SiteDigest:
+    """What a new site is compared with: the same verdict, and nothing found."""
+    return SiteDigest(digest.site, digest.client, digest.verdict, None, {}, {}, frozenset())

@@ -594,3 +594,30 @@ def test_save_is_all_or_nothing_and_the_store_files_stay_private(
             assert mode == 0o600, suffix
     finally:
         store.close()
+
+
+async def test_a_site_added_to_the_inventory_has_its_findings_as_new(
+    lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A site newly added to an existing history is compared with nothing found: its flags
+    and listings are new changes (so `when: changes` alerts on a dirty new site), with no
+    verdict change from a state it never had; the sites swept before compare as ever."""
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    db = tmp_path / "fleet.db"
+    two = write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=2))
+    code, first = await sweep_json(two, db)
+    assert code == 0
+    # Given site-2 added to the inventory, from an IP that is listed and refused
+    lab_dns.list_ip(ZONE, "127.0.0.42", "127.0.0.4", reason="Listed by lab XBL")
+    m365.tenant.banned_ips.add("127.0.0.42")
+    three = tmp_path / "three.yaml"
+    history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=3).write(three)
+    code, second = await sweep_json(three, db)
+    assert code == 2
+    assert second.previous_sweep == first.sweep.id
+    assert {(c.site, c.kind, c.after) for c in second.changes} == {
+        ("site-2", "new_flag", "DIRECT_SEND_DIRTY_IP"),
+        ("site-2", "new_flag", "LISTED"),
+        ("site-2", "listed", f"127.0.0.42 {ZONE}"),
+    }
