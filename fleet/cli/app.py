@@ -233,6 +233,31 @@ def send_alerts(
     return True
 
 
+# Start-up (imports, the models, the inventory, the plan) builds objects that live as long as
+# the command: the collector walked them again and again for nothing (about 10 ms of a
+# one-site scan, 25 ms with a 1,000-site inventory). The process starts with a collection
+# only every STARTUP_GC_OBJECTS new objects; when the command's own work begins, what
+# start-up built is frozen (never walked again) and the collector returns to its pace.
+STARTUP_GC_OBJECTS = 100_000
+_thresholds_after_startup: tuple[int, int, int] | None = None
+
+
+def _quiet_startup() -> None:
+    global _thresholds_after_startup
+    _thresholds_after_startup = gc.get_threshold()
+    gc.set_threshold(STARTUP_GC_OBJECTS, *_thresholds_after_startup[1:])
+
+
+def end_of_startup() -> None:
+    """The command's work begins (a sweep, a server): freeze what start-up built and collect
+    at the usual pace again. Nothing to do in a process whose start-up fleet did not run."""
+    global _thresholds_after_startup
+    if _thresholds_after_startup is not None:
+        gc.freeze()
+        gc.set_threshold(*_thresholds_after_startup)
+        _thresholds_after_startup = None
+
+
 LOOP_ENV = "FLEET_LOOP"
 
 
@@ -241,6 +266,8 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     in the event loop and sockets), else on asyncio's own loop; FLEET_LOOP=asyncio forces
     the latter."""
     import asyncio
+
+    end_of_startup()
 
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if os.environ.get(LOOP_ENV, "uvloop") != "asyncio":
@@ -343,6 +370,8 @@ def _is_store_error(exc: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run a command and exit with its code."""
+    if argv is None:  # the process itself: its start-up is ours (see STARTUP_GC_OBJECTS)
+        _quiet_startup()
     tolerate_legacy_code_pages()
     try:
         code = cli.main(args=argv, prog_name="fleet", standalone_mode=False)

@@ -17,6 +17,7 @@ from fleet.cli.app import (
     Failure,
     cli,
     db_option,
+    end_of_startup,
     inventory_option,
     load_or_fail,
     open_store,
@@ -97,6 +98,7 @@ def serve(
         f"agents push to {scheme}://{shown}:{port}",
         err=True,
     )
+    end_of_startup()  # it serves until stopped: the collector's usual pace from here
     try:
         run_central(central, host, port, tls_cert=tls_cert, tls_key=tls_key)
     except StoreError as exc:
