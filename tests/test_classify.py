@@ -2532,3 +2532,28 @@ def test_the_cause_after_a_subject_wins_over_the_subject(
     decision = classify_reply(stage, make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # Exchange Online, as System.Net.Mail reports it (quoted in public repositories' tests
+        # and notes): the 5.7.57 wrapper quotes the login's own refusal, which is the cause
+        (
+            "mail",
+            530,
+            "5.7.57 Client not authenticated to send mail. Error: 535 5.7.139 Authentication "
+            "unsuccessful, account locked. Contact your administrator.",
+            "auth_failed",
+        ),
+        ("auth", 535, "5.7.139 Authentication unsuccessful, account locked.", "auth_failed"),
+        # a wrapper with no quoted reply keeps its own meaning
+        ("mail", 530, "5.7.57 Client not authenticated to send mail.", "auth_required"),
+    ],
+)
+def test_a_quoted_inner_reply_is_the_cause_to_fix(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule

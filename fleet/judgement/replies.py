@@ -83,8 +83,30 @@ def _render(template: Remedy, context: Context, fields: dict[str, str]) -> str:
 CLASSIFY_CHARS = 4096
 
 
-def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
-    """Category, finding and remediation for a negative reply at a stage."""
+# A reply that quotes the reply behind it ("5.7.57 Client not authenticated to send mail.
+# Error: 535 5.7.139 Authentication unsuccessful, account locked"): the inner reply's cause
+# is the one to fix. Its code says where it was given (535 answers AUTH).
+_INNER_REPLY_RE = re.compile(
+    r"\berror:? ([45][0-9]{2})[ -]([245]\.[0-9]{1,3}\.[0-9]{1,3}) ([^\n]{1,2000})", re.IGNORECASE
+)
+_INNER_STAGE = {534: Stage.auth, 535: Stage.auth, 538: Stage.auth}
+
+
+def _inner_cause(stage: Stage, reply: Reply, context: Context) -> Classification | None:
+    match = _INNER_REPLY_RE.search(unwrapped(reply.text[:CLASSIFY_CHARS]))
+    if match is None:
+        return None
+    code = int(match.group(1))
+    inner = Reply.model_construct(
+        code=code, enhanced=match.group(2), text=f"{match.group(2)} {match.group(3)}"
+    )
+    found = _by_rules(_INNER_STAGE.get(code, stage), inner, context)
+    return (
+        found if found is not None and found.category is not Category.unrecognised_refusal else None
+    )
+
+
+def _by_rules(stage: Stage, reply: Reply, context: Context) -> Classification | None:
     said = reply.text[:CLASSIFY_CHARS]
     text = unwrapped(said)
     for rule in RULES:
@@ -96,6 +118,14 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
                 _render(rule.remediation, context, fields),
                 rule.id,
             )
+    return None
+
+
+def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
+    """Category, finding and remediation for a negative reply at a stage."""
+    found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context)
+    if found is not None:
+        return found
     category = _fallback_category(stage, reply)
     said = " ".join(reply.text.split())
     fields = {

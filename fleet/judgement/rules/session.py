@@ -182,7 +182,10 @@ SESSION: tuple[Rule, ...] = (
         "SmtpClientAuthenticationDisabled) and that security defaults or Conditional Access "
         "do not block it; better: " + remedies.AUTH_ALTERNATIVES + ".",
         enhanced=("5.7.139",),
-        unless=r"credentials were incorrect|federated STS",
+        # an account locked after failed logins is the login's (auth.account_refused), not a
+        # policy that blocks password logins
+        unless=r"credentials were incorrect|federated STS|\baccount\b[^.;]{0,40}\blocked\b|"
+        r"too many failed",
     ),
     Rule(
         RuleId.m365_basic_auth_retired,
