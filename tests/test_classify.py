@@ -2473,6 +2473,9 @@ def test_the_subject_rules_stay_linear_on_hostile_replies(stage: Stage, text: st
         ("auth", 501, "5.5.2 Cannot Base64-decode Client responses", "protocol_error"),
         ("auth", 500, "5.5.6 Authentication Exchange line is too long", "protocol_error"),
         ("auth", 432, "4.7.12 A password transition is needed", "auth_failed"),
+        # sendmail srvrsmtp.c's reply to a command it does not know: a protocol matter at EHLO,
+        # not a refused name
+        ("ehlo", 500, '5.5.1 Command unrecognized: "EHLO mfp-3f"', "protocol_error"),
         # the receiver's own resources (Mimecast's SMTP error codes page; Exchange Online's 4.3.1)
         ("data", 451, "Internal resources are temporarily unavailable", "temporary_failure"),
         ("banner", 452, "4.3.1 Insufficient system resources", "temporary_failure"),

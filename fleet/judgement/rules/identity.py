@@ -186,7 +186,9 @@ IDENTITY: tuple[Rule, ...] = (
         text=r"\b(?:e?helo|ehlo)\b",
         stages=(Stage.ehlo, Stage.ehlo_tls),
         unless=r"send (?:hello|(?:e?helo|ehlo))|(?:e?helo|ehlo) (?:command )?(?:is )?required|"
-        r"already|duplicate|listed",
+        r"already|duplicate|listed|"
+        # the command itself unknown to the server is a protocol matter, not the name
+        r"not implemented|not supported|unrecogni[sz]ed|unknown command",
     ),
     # -- IP reputation ------------------------------------------------------------------
     # -- a header problem is the message's, even when the header is DKIM-Signature --------

@@ -78,7 +78,8 @@ SESSION: tuple[Rule, ...] = (
         text=r"protocol (?:violation|error)|pipelin\w* after STARTTLS|out of sequence|bad "
         r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
         r"(?:E?HELO|EHLO))(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
-        r"unrecogni[sz]ed command|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
+        r"unrecogni[sz]ed command|command unrecogni[sz]ed|"
+        r"\b(?:e?helo|ehlo) (?:command )?not (?:supported|implemented)|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
         r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
         # an argument the server cannot parse (an AUTH response that is not Base64)
         r"(?:invalid|bad|malformed) command (?:argument|parameter)s?\b|"
