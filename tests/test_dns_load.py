@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
-from fleet.dns import Dns, Outcome
+from fleet.dns import Dns, Outcome, _LoopDrivenResolver
 from fleet.inventory import load_inventory
 from fleet.lab.dns import LabDns
 from fleet.pipeline import run_sweep
@@ -242,3 +243,32 @@ async def test_a_sweep_against_a_lossy_resolver_ends_no_site_unknown(
     document = json.loads(render_json(result))["sweep"]
     assert document["dns_retries"] > 0
     assert document["dns_retries_answered"] == document["dns_retries"]
+
+
+def test_on_uvloop_c_ares_is_driven_by_the_loop_and_lost_questions_are_still_asked_again() -> None:
+    # fleet sweeps on uvloop: there c-ares runs on the loop, not on a thread of its own (on
+    # asyncio's loop, as in the tests above, and on Windows, it keeps aiodns's thread)
+    async def scenario() -> tuple[bool, tuple[str, ...], tuple[str, ...], int]:
+        lab = LabDns()
+        await lab.start()
+        try:
+            lab.add("alive.load.test", "A", "127.0.0.9")
+            lab.add("lost.load.test", "A", "127.0.0.8")
+            lab.lose(1.0, first=1, under="lost.load.test")
+            dns = Dns([lab.nameserver], timeout_s=TIMEOUT_S, tries=1)
+            try:
+                alive = await dns.query("alive.load.test", "A")
+                lost = await dns.query("lost.load.test", "A")
+            finally:
+                await dns.close()
+            loop_driven = isinstance(dns._resolver, _LoopDrivenResolver)
+            return loop_driven, alive.records, lost.records, lab.log.count("lost.load.test")
+        finally:
+            await lab.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        loop_driven, alive, lost, asked = runner.run(scenario())
+    assert loop_driven
+    assert alive == ("127.0.0.9",)
+    assert lost == ("127.0.0.8",)  # its first query lost, the extra ask answered
+    assert asked == 2
