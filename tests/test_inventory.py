@@ -162,6 +162,25 @@ def test_validate_exits_3_with_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
 
 
+def test_scan_of_a_sound_site_still_refuses_an_inventory_broken_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # "A bad inventory stops everything before anything is sent": a scan validates the
+    # whole file, not only the site it probes (a faster scan must not trade this away).
+    path = tmp_path / "inv.yaml"
+    broken = (
+        "  - id: acme-branch\n    client: Acme Dental\n    egress: {bind: nope}\n"
+        "    devices:\n      - id: mfp\n"
+        "        smtp: {host: 127.0.0.1, port: 9, from: s@acme.test, to: f@acme.test}\n"
+    )
+    path.write_text(MINIMAL.replace("sites:\n", "sites:\n" + broken, 1))
+    run = run_fleet("scan", "acme-hq", "-i", str(path), "--no-store")
+    assert run.code == 3
+    assert "sites[0].egress.bind" in run.stderr
+    assert "1 problem; nothing was probed" in run.stderr
+    assert run.stdout == ""
+
+
 def test_schema_is_json_schema_with_the_contract_keys() -> None:
     run = run_fleet("schema")
     assert run.code == 0
