@@ -669,9 +669,10 @@ class SweepResult(Model):
 
 @dataclass(frozen=True)
 class SweepView:
-    """A sweep as the reports read it: its info, changes and verdict counts, and its sites one
-    at a time, from memory or streamed from the store, so that a sweep of 10,000 sites is
-    never held in memory whole. Each reading of `sites` starts again from the first site."""
+    """A sweep whose sites are streamed (from the store, or filtered: `only_client`), one at
+    a time, so that a sweep of 10,000 sites is never held in memory whole; with its info,
+    changes and verdict counts. A SweepReading, as SweepResult is. Each reading of `sites`
+    starts again from the first site."""
 
     sweep: SweepInfo
     changes: list[Change]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fleet.notify import alert_changes, compose, should_send
 from fleet.report import render
 from fleet.report.csv_report import render_csv, write_csv
 from fleet.report.html import render_email_html, render_html
@@ -264,6 +265,9 @@ def test_a_sweep_in_memory_and_the_same_sweep_stored_render_alike(tmp_path: Path
         verdict_counts,
         only_client,
         render,
+        compose,
+        alert_changes,
+        should_send,
     ],
     ids=lambda f: f.__name__,
 )
