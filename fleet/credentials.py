@@ -320,10 +320,15 @@ class Secrets:
                 return value
             return type(value)(items)
         if isinstance(value, dict):
-            cleaned = {self._clean(k): self._clean(v) for k, v in value.items()}
-            if all(a is b for a, b in zip(cleaned.items(), value.items(), strict=True)):
-                return value
-            return cleaned
+            # Compare each key and value with its own original (pairs made afresh never
+            # are the originals): an untouched dict, and the model holding it, stay as is.
+            cleaned = {}
+            changed = False
+            for key, item in value.items():
+                clean_key, clean_item = self._clean(key), self._clean(item)
+                changed = changed or clean_key is not key or clean_item is not item
+                cleaned[clean_key] = clean_item
+            return cleaned if changed else value
         return value
 
 

@@ -4,9 +4,23 @@ they took on the wire, blanked whole or in pieces, across lines and letter case.
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 from fleet.credentials import REDACTED, Secrets, login_forms
-from fleet.results import Reply
+from fleet.results import (
+    Category,
+    ConversationRecord,
+    DeviceResult,
+    Egress,
+    EgressTransport,
+    Mode,
+    Reply,
+    SiteResult,
+    Stage,
+    StageResult,
+    StageStatus,
+    Verdict,
+)
 
 PASSWORD = "Tr0ub4dor-horse-Battery9"
 USER = "scanner@contoso.test"
@@ -100,3 +114,53 @@ def test_a_model_is_scrubbed_field_by_field_and_keeps_its_types() -> None:
     assert clean.code == 535
     untouched = Reply(code=250, text="OK")
     assert book().scrub_model(untouched) is untouched
+
+
+def test_a_site_with_nothing_secret_in_it_is_returned_as_is() -> None:
+    """A site's conversations are a dict: an untouched one must not make the scrubber copy
+    the site (every site of a sweep with secrets would be rebuilt)."""
+    now = datetime.now(UTC)
+    site = SiteResult(
+        site="hq",
+        client="Contoso",
+        verdict=Verdict.ok,
+        egress=Egress(transport=EgressTransport.direct),
+        devices=[
+            DeviceResult(
+                device="mfp",
+                mode=Mode.submission,
+                verdict=Verdict.ok,
+                category=Category.ok,
+                finding="accepted",
+                conversation="c1",
+            )
+        ],
+        conversations={"c1": ConversationRecord(host="smtp.contoso.test", port=587)},
+        started_at=now,
+        finished_at=now,
+    )
+    assert book().scrub_model(site) is site
+
+    leaking = site.model_copy(
+        update={
+            "conversations": {
+                "c1": ConversationRecord(
+                    host="smtp.contoso.test",
+                    port=587,
+                    transcript=[
+                        StageResult(
+                            stage=Stage.auth,
+                            status=StageStatus.failed,
+                            reply=Reply(code=535, text=f"bad {PASSWORD}"),
+                        )
+                    ],
+                )
+            }
+        }
+    )
+    clean = book().scrub_model(leaking)
+    assert clean is not leaking
+    reply = clean.conversations["c1"].transcript[0].reply
+    assert reply is not None
+    assert reply.text == f"bad {REDACTED}"
+    assert clean.devices[0] is leaking.devices[0]  # what had nothing secret is kept
