@@ -2524,6 +2524,14 @@ def test_the_families_of_the_vendor_development_set(
         ),
         # an e-mail verifier's test fixtures (GitHub): greylisting behind "Sender address rejected"
         (450, "4.2.0 Sender address rejected: Greylisted", "temporary_failure"),
+        # a sendmail anti-spam ruleset's domain blacklist reply (GitHub, cf ruleset): the
+        # sender's domain named after the refusal
+        (
+            554,
+            'SDOMAIN Contact "$&{ELContactPhone}" if this is in error, but we do not accept '
+            "mail from your domain.",
+            "sender_rejected",
+        ),
         # SendGrid: a login refused for a credit limit is the limit
         (451, "Authentication failed: Maximum credits exceeded", "throttled"),
     ],

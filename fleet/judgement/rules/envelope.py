@@ -137,7 +137,11 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|"
         r"(?:for|of) your mail ?from address|"
         r"mail from <?[^\s@<>]{1,64}@[^\s<>]{1,255}>? (?:was |is )?(?:rejected|refused|denied|"
-        r"not accepted)",
+        r"not accepted)|"
+        # the sender's domain or policy named after the refusal
+        r"(?:do not|don't|does not|doesn't|will not|won't) accept (?:e-?mail |mail |messages? )?"
+        r"from (?:your|the sender'?s?|this) domain|(?:rejected|refused|denied|blocked) (?:due to|"
+        r"because of|by) (?:the )?sender(?:'s)? (?:policy|policies|restrictions?)",
         # "Sender address rejected: Greylisted" / ": rate limit exceeded": the cause after the
         # subject has its own rule below (the subject.sender_prefix rule catches the rest)
         unless=r"gr[ea]y ?list|rate ?limit|too many|exceeded|throttl",
@@ -248,7 +252,8 @@ ENVELOPE: tuple[Rule, ...] = (
         # the message too large in other languages (de, fr, es, it)
         r"\b(?:nachricht|mail|message|mensaje|messaggio)\b[^.;:]{0,20}?\b(?:zu gro(?:ß|ss)|"
         r"trop (?:gros|volumineux|grand)|demasiado grande|troppo grande)",
-        unless=r"rate limited",
+        # "Your account has been suspended for sending spam": the account, not the content
+        unless=r"rate limited|\baccount (?:has been |is |was )?(?:suspended|disabled|blocked)",
     ),
     Rule(
         RuleId.m365_reject_direct_send,
