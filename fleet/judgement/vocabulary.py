@@ -27,6 +27,7 @@ DOMAIN_UNKNOWN = (
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
     r"\bunknown (?:host|domain)\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
     r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
+    r"\bno mail hosts? for\b|"
     # RFC 1846's 521: "example.com does not accept mail"
     r"mail receiving disabled|" + DOMAIN + r" (?:does not|doesn't) accept (?:e-?)?mail\b"
 )

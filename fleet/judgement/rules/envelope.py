@@ -373,6 +373,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
         r"(?:not|isn't) (?:a )?local (?:domain|recipient)|configured to relay|"
         r"not permitted to relay|\buser not local\b|"
+        r"\b(?:domain|recipient)s? (?:is |are )?not hosted (?:here|on this server)\b|"
         # the recipient's domain is not one this host serves
         r"allowed rcpthosts?\b|\b(?:do not|don't|does not|doesn't|not) (?:handle|accept|"
         r"receive) mail for\b|\bnot (?:a |an )?(?:gateway|local host|open relay)\b|"
