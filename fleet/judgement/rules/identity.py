@@ -450,7 +450,9 @@ IDENTITY: tuple[Rule, ...] = (
         Category.ip_reputation,
         "the server refuses {ip} at the greeting: it is blocked",
         remedies.IP_REPUTATION_FIX,
-        text=r"\b(?:blocked|banned|black ?listed|block ?listed)\b",
+        # (abuse as the reason, not an abuse@ contact)
+        text=r"\b(?:blocked|banned|black ?listed|block ?listed|abusive)\b|"
+        r"\b(?:due to|for|because of) (?:\w+ )?abuse\b(?!@)",
         stages=(Stage.banner,),
         code_class="5",
         unless=r"domain|helo|sender",
