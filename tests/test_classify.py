@@ -2532,6 +2532,14 @@ def test_the_families_of_the_vendor_development_set(
             "mail from your domain.",
             "sender_rejected",
         ),
+        # pypolicyd-spf's reject text (its "Please see http://www.openspf.net/Why?s=..;id=..;
+        # ip=..;r=.." template, placeholders filled): an SPF verdict behind the prefix
+        (
+            554,
+            "5.7.1 <x@example.com>: Recipient address rejected: Please see "
+            "http://www.openspf.net/Why?s=mfrom;id=scanner@contoso.test;ip=192.0.2.1;r=mx.example.org",
+            "sender_rejected",
+        ),
         # SendGrid: a login refused for a credit limit is the limit
         (451, "Authentication failed: Maximum credits exceeded", "throttled"),
     ],

@@ -215,7 +215,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:the server|(?:the |this )?mailbox)",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
-        r"queue|organi[sz]ation|tenant",
+        r"queue|organi[sz]ation|tenant|policy rejection",
     ),
     Rule(
         # "Quota limit exceeded" says a limit, not whose: with X.2.2 (mailbox full) at RCPT the

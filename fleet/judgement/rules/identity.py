@@ -249,7 +249,8 @@ IDENTITY: tuple[Rule, ...] = (
         "The sender domain's SPF/DKIM/DMARC does not authorise this source: add ip4:{ip} to "
         "the SPF record of {sender}'s domain (and publish DMARC), or send through an "
         "authorised relay.",
-        text=r"\bSPF\b|\bDKIM\b|\bDMARC\b|sender policy framework",
+        # (the openspf.net "Why?" link Postfix's policy services cite is an SPF verdict)
+        text=r"\bSPF\b|\bDKIM\b|\bDMARC\b|sender policy framework|openspf\.(?:net|org)/why",
     ),
     Rule(
         # Gmail: "does not have authentication information or fails to pass authentication
