@@ -34,7 +34,7 @@ DOMAIN_UNKNOWN = (
 SENDER_NOUN = (
     r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
     r"from[- ]address|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
-    r"bounce address)\b"
+    r"bounce address|your (?:e-?mail )?domain)\b"
 )
 SENDER_SUBJECT = (
     SENDER_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:" + REFUSED + r"|invalid[ea]?|unknown|inconnu|"

@@ -93,7 +93,11 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:authentication|login|credentials) (?:for|does not match|doesn't match) (?:the |this |"
         r"that |your |specified )?(?:e-?mail|sender|from|mail ?from) address|"
         r"(?:sender|from) (?:address )?(?:is )?not owned|"
-        r"not owned by (?:the )?(?:user|login|account)",
+        r"not owned by (?:the )?(?:user|login|account)|"
+        # the other way round: the sender does not match the login
+        r"(?:sender|from|mail ?from|envelope[- ]from)(?: address)? (?:does not|doesn't|did not) "
+        r"match (?:the |your )?(?:authenticated|logged[- ]in|login|auth|sasl) (?:user|account|"
+        r"identity|name|login)|\bnot one of your (?:addresses|identities)\b",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     Rule(
