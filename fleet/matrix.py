@@ -17,6 +17,7 @@ from fleet.classify import OAUTH_TOKEN_RULES, RuleId
 from fleet.net import is_ip
 from fleet.results import (
     SEVERITY_ORDER,
+    SPF_MAX_LOOKUPS,
     BlocklistResult,
     BlocklistStatus,
     Category,
@@ -553,7 +554,7 @@ def _spf_flag(check: SpfCheck) -> Flag | None:
         hint = (
             " Replace some include: terms with the ip4:/ip6: ranges they stand for, or remove "
             "services that no longer send as the domain, to stay within 10 lookups."
-            if "DNS lookups" in check.detail
+            if check.lookups is not None and check.lookups > SPF_MAX_LOOKUPS
             else ""
         )
         return Flag(

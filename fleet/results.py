@@ -354,6 +354,11 @@ class DeviceResult(Model):
     delivery: Delivery | None = None  # --verify-delivery: where the test message went
 
 
+# Terms of an SPF record that may cost a DNS lookup, all includes counted (RFC 7208 4.6.4):
+# one more is a permerror.
+SPF_MAX_LOOKUPS = 10
+
+
 class SpfResult(StrEnum):
     """The results of RFC 7208 check_host(), plus `unknown`: no egress IP to check."""
 
@@ -409,7 +414,7 @@ class SpfCheck(Model):
     host: None = None
     mx_hosts: tuple[()] = ()
     mechanism: str | None = None  # the term that decided ("-all", "include:...")
-    lookups: int | None = None  # terms that cost a DNS lookup (RFC 7208 limit: 10)
+    lookups: int | None = None  # terms that cost a DNS lookup (limit: SPF_MAX_LOOKUPS)
     add: str | None = None  # the mechanism that would authorise the IP ("ip4:...")
 
 

@@ -9,6 +9,7 @@ import io
 import ipaddress
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer, Mailbox, m365_mx
+from fleet.matrix import assess
 from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
@@ -27,10 +29,13 @@ from fleet.probes.spf import MAX_LOOKUPS, evaluate, parse_record
 from fleet.report import render
 from fleet.results import (
     DirectSendCheck,
+    Egress,
+    EgressTransport,
     Mode,
     MxCheck,
     MxResult,
     Severity,
+    SiteObservation,
     SpfCheck,
     SpfResult,
     SweepResult,
@@ -723,3 +728,38 @@ def test_checks_read_back_as_typed_mx_and_spf_checks() -> None:
     ):
         with pytest.raises(ValidationError):
             adapter.validate_python([bad])
+
+
+def test_the_lookup_limit_advice_follows_the_count_not_the_wording() -> None:
+    """SPF_BROKEN advises trimming includes when the evaluation counted more lookups than
+    RFC 7208 allows: the matrix reads `lookups`, not the prose the SPF probe wrote."""
+
+    def remedy(detail: str, lookups: int) -> str:
+        check = SpfCheck(
+            device="mfp",
+            domain="c.test",
+            ip=IP,
+            result=SpfResult.permerror,
+            detail=detail,
+            lookups=lookups,
+            add=f"ip4:{IP}",
+        )
+        now = datetime.now(UTC)
+        observation = SiteObservation(
+            site="hq",
+            client="C",
+            name=None,
+            tags=[],
+            egress=Egress(transport=EgressTransport.direct, egress_ip=IP),
+            devices=[],
+            blocklists=[],
+            checks=[check],
+            started_at=now,
+            finished_at=now,
+        )
+        (flag,) = assess(observation, now.date()).flags
+        assert flag.code == "SPF_BROKEN"
+        return flag.remediation
+
+    assert "stay within 10 lookups" in remedy("include loop: a.test", MAX_LOOKUPS + 1)
+    assert "stay within" not in remedy("bad term: ip4:300.1.1.1 (DNS lookups fine)", 2)

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from fleet.dns import Answer, Dns, Outcome
 from fleet.net import unmapped
-from fleet.results import SpfResult
+from fleet.results import SPF_MAX_LOOKUPS, SpfResult
 
-MAX_LOOKUPS = 10  # include, a, mx, ptr, exists and redirect (RFC 7208 4.6.4)
+MAX_LOOKUPS = SPF_MAX_LOOKUPS  # include, a, mx, ptr, exists and redirect (RFC 7208 4.6.4)
 MAX_VOID_LOOKUPS = 2
 MAX_MX_NAMES = 10
 MAX_DEPTH = 20  # include/redirect nesting; loops hit the lookup limit first anyway
