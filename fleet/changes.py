@@ -20,13 +20,6 @@ from fleet.results import (
     Verdict,
 )
 
-_VERDICT_SEVERITY = {
-    Verdict.critical: Severity.critical,
-    Verdict.unknown: Severity.unknown,
-    Verdict.warn: Severity.warn,
-    Verdict.ok: Severity.info,
-}
-
 
 @dataclass(frozen=True)
 class SiteDigest:
@@ -110,7 +103,7 @@ def compare(before: SiteDigest, after: SiteDigest) -> list[Change]:
     if before.verdict is not after.verdict:
         add(
             ChangeKind.verdict,
-            _VERDICT_SEVERITY[after.verdict],
+            after.verdict.severity,
             f"verdict {before.verdict.value} -> {after.verdict.value}",
             before.verdict.value,
             after.verdict.value,

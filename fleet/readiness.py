@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet import m365
-from fleet.results import Category, DeviceResult, Mode, SiteResult
+from fleet.results import Category, DeviceResult, FlagCode, Mode, SiteResult
 
-RETIRING_FLAG = "BASIC_AUTH_RETIRING"
+RETIRING_FLAG = FlagCode.BASIC_AUTH_RETIRING
 
 
 # Built on first use (a table's headline needs no validator; the JSON view builds its

@@ -144,6 +144,8 @@ class FlagCode(StrEnum):
     DELIVERED_TO_JUNK = "DELIVERED_TO_JUNK"
     NOT_DELIVERED = "NOT_DELIVERED"
     DELIVERY_UNKNOWN = "DELIVERY_UNKNOWN"
+    # Raised by the runner, not the matrix: fleet itself failed on the site (a bug).
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class Verdict(StrEnum):
@@ -151,6 +153,11 @@ class Verdict(StrEnum):
     warn = "warn"
     critical = "critical"
     unknown = "unknown"
+
+    @property
+    def severity(self) -> Severity:
+        """The severity of a change to this verdict (to ok: info), `Severity.verdict` undone."""
+        return Severity.info if self is Verdict.ok else Severity(self.value)
 
 
 class Severity(StrEnum):

@@ -41,6 +41,7 @@ from fleet.results import (
     Egress,
     EgressTransport,
     Flag,
+    FlagCode,
     Mode,
     Severity,
     SiteObservation,
@@ -445,7 +446,7 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
         verdict=Verdict.unknown,
         flags=[
             Flag(
-                code="INTERNAL_ERROR",
+                code=FlagCode.INTERNAL_ERROR,
                 severity=Severity.unknown,
                 devices=[d.id for d in site.devices],
                 evidence=f"{type(exc).__name__}: {exc}"[:500],  # scrubbed by Sweeper.finish

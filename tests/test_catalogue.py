@@ -60,6 +60,8 @@ def test_one_order_of_severity_gives_the_verdicts() -> None:
         s.verdict for s in WORST_FIRST
     ]
     assert Severity.info.verdict is Verdict.ok
+    assert all(verdict.severity.verdict is verdict for verdict in Verdict)
+    assert Verdict.ok.severity is Severity.info
 
 
 def test_every_oauth_token_failure_has_its_rule_and_keeps_its_id() -> None:

@@ -33,6 +33,7 @@ from fleet.results import (
     ChangeKind,
     DeviceResult,
     Flag,
+    FlagCode,
     ListingSeverity,
     Mode,
     Severity,
@@ -62,7 +63,16 @@ _MODE_TITLES = {
     Mode.relay: "Relay",
     Mode.submission: "Submission",
 }
-_CHECK_FLAGS = ("MX_", "SPF_")
+# The flags of the Direct Send checks (MX and SPF readiness): their own column.
+_CHECK_FLAGS = frozenset(
+    {
+        FlagCode.MX_MISMATCH,
+        FlagCode.MX_UNKNOWN,
+        FlagCode.SPF_NOT_AUTHORISED,
+        FlagCode.SPF_BROKEN,
+        FlagCode.SPF_UNKNOWN,
+    }
+)
 _SEVERITY_STYLE = {
     Severity.critical: "critical",
     Severity.unknown: "unknown",
@@ -357,7 +367,11 @@ def _egress_cell(site: SiteResult) -> Cell:
     ip = site.egress_ip or "IP unknown"
     summary = blocklist_summary(site)
     if not site.blocklists:
-        style = "unknown" if site.egress_ip is None and _has(site, "BLOCKLIST_UNKNOWN") else "none"
+        style = (
+            "unknown"
+            if site.egress_ip is None and _has(site, FlagCode.BLOCKLIST_UNKNOWN)
+            else "none"
+        )
         return Cell(style, "not checked" if style == "none" else "unknown", (ip,))
     listed = [b for b in site.blocklists if b.status is BlocklistStatus.listed]
     if any(b.severity is ListingSeverity.abuse for b in listed):
@@ -376,7 +390,7 @@ def _checks_cell(site: SiteResult) -> Cell:
     summary = checks_summary(site)
     if summary == "-":
         return Cell("none", "not checked")
-    severities = [f.severity for f in site.flags if f.code.startswith(_CHECK_FLAGS)]
+    severities = [f.severity for f in site.flags if f.code in _CHECK_FLAGS]
     if not severities:
         return Cell("ok", "ok")
     worst = min(severities, key=SEVERITY_ORDER.__getitem__)
@@ -470,7 +484,7 @@ def _conversations(site: SiteResult) -> tuple[Conversation, ...]:
 # ---- small helpers -------------------------------------------------------------------------
 
 
-def _has(site: SiteResult, code: str) -> bool:
+def _has(site: SiteResult, code: FlagCode) -> bool:
     return any(f.code == code for f in site.flags)
 
 
