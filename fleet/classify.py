@@ -22,8 +22,12 @@ from fleet.judgement.evidence import (
     parse_enhanced,
     unwrapped,
 )
-from fleet.judgement.faults import Fault, classify_exception
-from fleet.judgement.oauth_refusals import SEND_AS_APP, classify_oauth_refusal
+from fleet.judgement.faults import Fault, classify_exception, handshake_fault
+from fleet.judgement.oauth_refusals import (
+    SEND_AS_APP,
+    classify_oauth_refusal,
+    classify_token_failure,
+)
 from fleet.judgement.own_decisions import fault_remedy, not_retried, own
 from fleet.judgement.replies import CLASSIFY_CHARS, Classification, classify_reply
 from fleet.judgement.rule import Remedy, Rule
@@ -45,9 +49,11 @@ __all__ = [
     "classify_exception",
     "classify_oauth_refusal",
     "classify_reply",
+    "classify_token_failure",
     "clean_text",
     "echoed_client_ip",
     "fault_remedy",
+    "handshake_fault",
     "listed_domain",
     "make_reply",
     "names_the_ip",

@@ -7,14 +7,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fleet.classify import OAUTH_TOKEN_RULES, RULES, RuleId
+from fleet.classify import (
+    OAUTH_TOKEN_RULES,
+    RULES,
+    RuleId,
+    classify_token_failure,
+    handshake_fault,
+)
 from fleet.matrix import (
     _CATEGORY_FLAGS,
     _DIRECT_SEND_REJECTED_RULES,
     _OAUTH_TOKEN_FAILED_RULES,
     _TLS_VERSION_RULES,
 )
-from fleet.oauth import TokenFailureReason
+from fleet.oauth import TokenFailure, TokenFailureReason
 from fleet.results import (
     SEVERITY_ORDER,
     VERDICT_RANK,
@@ -70,3 +76,28 @@ def test_every_oauth_token_failure_has_its_rule_and_keeps_its_id() -> None:
     for reason, rule in OAUTH_TOKEN_RULES.items():
         assert rule.value == f"oauth.token.{reason.value}"
     assert _OAUTH_TOKEN_FAILED_RULES == set(OAUTH_TOKEN_RULES.values())
+
+
+def test_a_handshake_cut_short_for_a_capped_copier_is_its_tls_version() -> None:
+    """The probe hands the judgement the exception and the copier's cap; the judgement
+    decides that a hang-up means "TLS too old" only for a copier capped below TLS 1.2."""
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    capped = handshake_fault(reset, "1.0")
+    assert (capped.category, capped.rule) == (Category.tls_failure, RuleId.tls_version)
+    assert "the copier offers TLS 1.0 at most" in capped.detail
+    for tls_max in (None, "1.2"):
+        plain = handshake_fault(reset, tls_max)
+        assert plain.category is Category.tls_failure
+        assert plain.rule is not RuleId.tls_version
+
+
+def test_no_token_is_an_auth_failure_named_by_the_providers_reason() -> None:
+    failure = TokenFailure(TokenFailureReason.bad_secret, "AADSTS7000215: bad secret", "Renew it.")
+    decided = classify_token_failure(failure, "Entra ID (tenant t, app a)")
+    assert decided.category is Category.auth_failed
+    assert decided.rule is OAUTH_TOKEN_RULES[TokenFailureReason.bad_secret]
+    assert (
+        decided.finding
+        == "no OAuth token from Entra ID (tenant t, app a): AADSTS7000215: bad secret"
+    )
+    assert decided.remediation == "Renew it."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import socket
 import ssl
@@ -46,6 +47,24 @@ _UNREACHABLE_ERRNOS = {
     errno.ECONNRESET: "connection reset",
     errno.EADDRNOTAVAIL: "the source address is not available on this machine",
 }
+
+
+def handshake_fault(exc: BaseException, tls_max: str | None) -> Fault:
+    """A failed TLS handshake; for a copier capped at TLS 1.0/1.1 (`tls_max`), a server that
+    just hangs up is the classic sign of a TLS 1.2+ only endpoint (many send no alert)."""
+    fault = classify_exception(Stage.tls, exc)
+    if (
+        tls_max in ("1.0", "1.1")
+        and fault.category is Category.tls_failure
+        and fault.rule in (None, RuleId.tls_error)
+    ):
+        return dataclasses.replace(
+            fault,
+            rule=RuleId.tls_version,
+            detail=f"{fault.detail}: the copier offers TLS {tls_max} at most, and servers "
+            "that require TLS 1.2 or newer end the handshake like this",
+        )
+    return fault
 
 
 def classify_exception(stage: Stage, exc: BaseException) -> Fault:

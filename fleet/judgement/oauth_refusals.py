@@ -1,4 +1,4 @@
-"""A refused XOAUTH2 login with a token fleet fetched itself."""
+"""A refused XOAUTH2 login with a token fleet fetched itself, or no token to log in with."""
 
 from __future__ import annotations
 
@@ -7,10 +7,22 @@ import re
 from fleet.judgement.context import Context
 from fleet.judgement.evidence import unwrapped
 from fleet.judgement.replies import Classification
-from fleet.judgement.rule_ids import RuleId
+from fleet.judgement.rule_ids import OAUTH_TOKEN_RULES, RuleId
+from fleet.oauth import TokenFailure
 from fleet.results import Category, Reply
 
 SEND_AS_APP = "SMTP.SendAsApp"
+
+
+def classify_token_failure(failure: TokenFailure, source: str) -> Classification:
+    """No XOAUTH2 token could be had from `source` (the provider, described): nothing was
+    sent to the SMTP server; the provider's reason decides the rule."""
+    return Classification(
+        Category.auth_failed,
+        f"no OAuth token from {source}: {failure.finding}",
+        failure.remediation,
+        OAUTH_TOKEN_RULES[failure.reason],
+    )
 
 
 def classify_oauth_refusal(

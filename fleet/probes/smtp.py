@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiosmtplib
 
 from fleet.classify import (
-    OAUTH_TOKEN_RULES,
     Classification,
     Context,
     Fault,
@@ -37,9 +36,11 @@ from fleet.classify import (
     classify_exception,
     classify_oauth_refusal,
     classify_reply,
+    classify_token_failure,
     clean_text,
     echoed_client_ip,
     fault_remedy,
+    handshake_fault,
     make_reply,
     not_retried,
     own,
@@ -543,7 +544,9 @@ class _Probe:
         except Exception as exc:
             stage = Stage.banner if "ready message" in str(exc) else Stage.tls
             fault = (
-                self._handshake_fault(exc) if stage is Stage.tls else classify_exception(stage, exc)
+                handshake_fault(exc, self.spec.tls_max)
+                if stage is Stage.tls
+                else classify_exception(stage, exc)
             )
             self._fault(stage, None, fault, time.perf_counter() - began)
             raise _Stop from None
@@ -597,7 +600,7 @@ class _Probe:
                         detail="the handshake that followed failed",
                     )
                 )
-                self._fault(Stage.tls, None, self._handshake_fault(exc), elapsed)
+                self._fault(Stage.tls, None, handshake_fault(exc, self.spec.tls_max), elapsed)
             raise _Stop from None
         self.state.current = None
         self._ok(Stage.starttls, "STARTTLS", reply, None)
@@ -734,12 +737,7 @@ class _Probe:
                 Stage.auth,
                 None,
                 StageStatus.error,
-                Classification(
-                    Category.auth_failed,
-                    f"no OAuth token from {request.describe()}: {outcome.finding}",
-                    outcome.remediation,
-                    OAUTH_TOKEN_RULES[outcome.reason],
-                ),
+                classify_token_failure(outcome, request.describe()),
                 None,
                 time.perf_counter() - began,
             )
@@ -832,24 +830,6 @@ class _Probe:
                 raise  # after the finally below has closed the connection
         finally:
             smtp.close()
-
-    def _handshake_fault(self, exc: BaseException) -> Fault:
-        """A failed TLS handshake; for a copier capped at TLS 1.0/1.1, a server that just
-        hangs up is the classic sign of a TLS 1.2+ only endpoint (many send no alert)."""
-        fault = classify_exception(Stage.tls, exc)
-        tls_max = self.spec.tls_max
-        if (
-            tls_max in ("1.0", "1.1")
-            and fault.category is Category.tls_failure
-            and fault.rule in (None, RuleId.tls_error)
-        ):
-            return dataclasses.replace(
-                fault,
-                rule=RuleId.tls_version,
-                detail=f"{fault.detail}: the copier offers TLS {tls_max} at most, and servers "
-                "that require TLS 1.2 or newer end the handshake like this",
-            )
-        return fault
 
     # -- recording ------------------------------------------------------------------------
 
