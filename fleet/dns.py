@@ -6,10 +6,13 @@ Every question (name, type) is asked at most once per sweep, however many sites,
 devices or checks need it: later askers await the first asker's answer.
 
 A question the resolver did not answer in time (after c-ares's own tries) is asked again
-when the resolver is no longer busy: once no first question is in flight or waiting, which
-at the latest is when every site has asked its questions, so before the sweep ends. A
-resolver that is slow under load or drops a share of queries then answers it, instead of a
-site ending `unknown` for a lookup that was simply lost. Its askers wait for that answer.
+when the resolver is no longer busy: once no first question is in flight or waiting, but
+after one ask's time (timeout_s x tries) at the latest. A resolver that is slow under load
+or drops a share of queries then answers it, instead of a site ending `unknown` for a
+lookup that was simply lost. Its askers wait for that answer. (The wait is bounded: in a
+big sweep against a lossy resolver, some lost first question is nearly always in flight,
+so "no longer busy" would come only at the sweep's end, after the 20 s budget of an SPF
+evaluation waiting on the question had run out: its sites `unknown`.)
 A question still unanswered is asked again, at most `retries` times in all, so its time is
 bounded (each ask waits at most timeout_s x tries). The first extra ask always goes out;
 later ones only once the resolver has answered something in this sweep: one that answers
@@ -21,6 +24,7 @@ out is the answer a timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -225,9 +229,12 @@ class Dns:
         for ask in range(1, self.retries + 1):
             if ask > 1 and not self._heard:
                 break  # a resolver that answers nothing at all is down, not lossy
-            # Unanswered: ask again when the resolver is no longer busy with first questions.
-            while self._first_asks:
-                await self._quiet.wait()
+            # Unanswered: ask again when the resolver is no longer busy with first questions,
+            # or once one more ask's time has passed.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout_s * self.tries):
+                    while self._first_asks:
+                        await self._quiet.wait()
             self.stats.retry_asks += 1
             log.debug("%s %s: asked again (%d) after a timeout", rtype, shown, ask)
             answer = await self._send(name, rtype, shown)

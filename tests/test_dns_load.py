@@ -27,8 +27,9 @@ from fleet.lab.dns import LabDns
 from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.dnsbl import BlocklistProbe
+from fleet.probes.spf import evaluate
 from fleet.report.json_report import render_json
-from fleet.results import BlocklistStatus, Verdict
+from fleet.results import BlocklistStatus, SpfResult, Verdict
 
 from .conftest import M365Lab
 from .dnsbl_helpers import zone
@@ -272,3 +273,45 @@ def test_on_uvloop_c_ares_is_driven_by_the_loop_and_lost_questions_are_still_ask
     assert alive == ("127.0.0.9",)
     assert lost == ("127.0.0.8",)  # its first query lost, the extra ask answered
     assert asked == 2
+
+
+async def test_a_lost_question_is_asked_again_while_first_questions_keep_the_resolver_busy(
+    lab_dns: LabDns,
+) -> None:
+    # Given an SPF record whose first query is lost, and a steady stream of slow first
+    # questions (a big sweep against a lossy resolver: some first question is always in
+    # flight), for longer than the SPF evaluation's budget
+    lab_dns.add("contoso.load.test", "TXT", "v=spf1 ip4:127.0.0.0/8 -all")
+    lab_dns.lose(1.0, first=1, under="contoso.load.test")
+    lab_dns.delay("busy.load.test", 0.3)
+    dns = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=1)
+    stream_ends = time.monotonic() + 3.0
+
+    async def busy() -> None:
+        asked = []
+        while time.monotonic() < stream_ends:
+            asked.append(asyncio.ensure_future(dns.query(f"n{len(asked)}.busy.load.test", "A")))
+            await asyncio.sleep(0.15)  # the next one starts while this one is in flight
+        await asyncio.gather(*asked)
+
+    try:
+        stream = asyncio.ensure_future(busy())
+        evaluation = await evaluate(
+            dns,
+            "contoso.load.test",
+            "127.0.0.5",
+            "scanner@contoso.load.test",
+            "mfp",
+            budget_s=1.5,
+        )
+        answered = time.monotonic()
+        await stream
+    finally:
+        await dns.close()
+
+    # Then the record was asked again after one ask's time, not when the stream ended, and
+    # the evaluation passed within its budget (it used to end temperror: the site unknown)
+    assert evaluation.result is SpfResult.pass_, evaluation.detail
+    assert answered < stream_ends
+    assert lab_dns.log.count("contoso.load.test", "TXT") == 2
+    assert dns.stats.retries == dns.stats.retries_answered == 1
