@@ -115,6 +115,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
         r"client host rejected: (?:cannot|can't) find|"
         r"\byour host ?name (?:does not|doesn't|did not|could not|cannot|can't) (?:be )?resolve|"
+        r"(?<!helo )(?<!ehlo )\bhost ?name lookup failed|"
         # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
         r"forward (?:dns|lookup|entry|record)\b[^.;]{0,30}(?:does not|doesn't) (?:point|match|"
         r"resolve)",
