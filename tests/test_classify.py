@@ -2473,6 +2473,9 @@ def test_the_subject_rules_stay_linear_on_hostile_replies(stage: Stage, text: st
         ("auth", 501, "5.5.2 Cannot Base64-decode Client responses", "protocol_error"),
         ("auth", 500, "5.5.6 Authentication Exchange line is too long", "protocol_error"),
         ("auth", 432, "4.7.12 A password transition is needed", "auth_failed"),
+        # Google's SMTP error list: a 4xx that only echoes the command is a deferral, not a
+        # refused name
+        ("ehlo", 421, "4.7.0 Try again later, closing connection. (EHLO)", "temporary_failure"),
         # sendmail srvrsmtp.c's reply to a command it does not know: a protocol matter at EHLO,
         # not a refused name
         ("ehlo", 500, '5.5.1 Command unrecognized: "EHLO mfp-3f"', "protocol_error"),

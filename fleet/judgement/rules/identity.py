@@ -187,6 +187,9 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.HELO_FIX,
         text=r"\b(?:e?helo|ehlo)\b",
         stages=(Stage.ehlo, Stage.ehlo_tls),
+        # a 4xx that only echoes the command ("Try again later, closing connection. (EHLO)")
+        # is a deferral; a 4xx that refuses the name says so (helo.refused, above)
+        code_class="5",
         unless=r"send (?:hello|(?:e?helo|ehlo))|(?:e?helo|ehlo) (?:command )?(?:is )?required|"
         r"already|duplicate|listed|"
         # the command itself unknown to the server is a protocol matter, not the name
