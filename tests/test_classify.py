@@ -2473,6 +2473,13 @@ def test_the_subject_rules_stay_linear_on_hostile_replies(stage: Stage, text: st
         ("auth", 501, "5.5.2 Cannot Base64-decode Client responses", "protocol_error"),
         ("auth", 500, "5.5.6 Authentication Exchange line is too long", "protocol_error"),
         ("auth", 432, "4.7.12 A password transition is needed", "auth_failed"),
+        # Google's SMTP error list: an unauthenticated domain is the sender's SPF/DKIM, not a login
+        (
+            "rcpt",
+            550,
+            "5.7.1 Unauthenticated email is not accepted from this domain.",
+            "sender_rejected",
+        ),
         # Google's SMTP error list: a 4xx that only echoes the command is a deferral, not a
         # refused name
         ("ehlo", 421, "4.7.0 Try again later, closing connection. (EHLO)", "temporary_failure"),

@@ -267,7 +267,10 @@ IDENTITY: tuple[Rule, ...] = (
         "send through a relay the domain authorises.",
         text=r"authentication (?:information|checks?|results?)\b|"
         r"(?:fails?|failed) (?:to pass )?(?:sender |message |e-?mail )?authentication\b|"
-        r"\bdomain authentication\b|\bauthentication requirements\b",
+        r"\bdomain authentication\b|\bauthentication requirements\b|"
+        # Gmail: "Unauthenticated email is not accepted from this domain": the domain's
+        # SPF/DKIM, not a login
+        r"unauthenticated (?:e-?)?mail\b[^.;]{0,40}\bfrom (?:this|the|your|that) domain",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     # -- limits that name the IP are still limits -----------------------------------------
