@@ -575,6 +575,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:the )?(?:recipient )?address(?:es)? (?:is |was )?(?:rejected|refused|not accepted|"
         r"invalid)|(?:restricted|invalid|illegal) characters? in (?:the )?(?:local part|address)",
         stages=(Stage.rcpt,),
+        unless=r"\bsender\b|mail ?from",  # the words after it name the sender: theirs
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

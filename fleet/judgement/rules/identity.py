@@ -120,7 +120,9 @@ IDENTITY: tuple[Rule, ...] = (
         r"forward (?:dns|lookup|entry|record)\b[^.;]{0,30}(?:does not|doesn't) (?:point|match|"
         r"resolve)",
         # Haraka "HELO host does not match rDNS": the name is what is refused
-        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b[^.;]{0,20}(?:does not|doesn't) match",
+        # (the sender address's domain that does not resolve is the sender's, not the PTR)
+        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b[^.;]{0,20}(?:does not|doesn't) match|"
+        r"domain of sender|sender (?:e-?mail )?(?:address|domain) (?:does not|doesn't)",
     ),
     # -- the EHLO name ------------------------------------------------------------------
     Rule(

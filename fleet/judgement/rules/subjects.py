@@ -28,6 +28,7 @@ SUBJECTS: tuple[Rule, ...] = (
         "disabled or refuse this sender), and that {host} receives mail for its domain.",
         text=r"recipient address(?:es)? rejected",
         stages=(Stage.rcpt, Stage.data),
+        unless=r"\bsender\b|mail ?from",
     ),
     Rule(
         # The same for "Sender address rejected: <cause>".
