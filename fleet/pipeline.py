@@ -54,16 +54,6 @@ def opened_store(db: str | None, *, lock: str | None = None) -> Iterator[Store]:
         store.close()
 
 
-@contextlib.contextmanager
-def optional_store(use: bool, db: str | None, *, lock: str) -> Iterator[Store | None]:
-    """`opened_store` when the history is wanted, else None (`--no-store`)."""
-    if not use:
-        yield None
-        return
-    with opened_store(db, lock=lock) as store:
-        yield store
-
-
 def plan_for(
     inventory: Inventory,
     site_ids: Sequence[str] = (),
