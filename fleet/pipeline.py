@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from fleet.credentials import Secrets
     from fleet.inventory import Inventory
     from fleet.plan import SweepPlan
-    from fleet.results import Change, SiteResult, SweepInfo, SweepReading, SweepResult
+    from fleet.results import (
+        Change,
+        SiteResult,
+        SweepInfo,
+        SweepReading,
+        SweepResult,
+        SweepView,
+    )
     from fleet.runner import RunStats, SweepOptions
     from fleet.store import Store
     from fleet.verify.delivery import DeliveryOptions
@@ -171,6 +178,12 @@ def chosen_sweep(store: Store, sweep_id: str | None) -> str:
     if chosen is None:
         raise StoreError(f"the store {store.path} holds no sweep yet")
     return chosen
+
+
+def stored_sweep(store: Store, sweep_id: str | None, *, light: bool = True) -> SweepView:
+    """The sweep asked for, else the last one, as the reports read it: its sites read from
+    the store one at a time as a report reads them (`light`: without their transcripts)."""
+    return store.view(chosen_sweep(store, sweep_id), light=light)
 
 
 @dataclass(frozen=True)

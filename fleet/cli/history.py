@@ -56,14 +56,14 @@ def report(
     """Re-render a stored sweep without probing again (the CSV for account managers)."""
     if sweep_id and last:
         raise Failure("give --sweep ID or --last, not both")
-    from fleet.pipeline import chosen_sweep
+    from fleet.pipeline import stored_sweep
 
     with store_for(db) as store:
-        chosen = chosen_sweep(store, sweep_id)
         # sites are read one at a time as the report is written; JSON and HTML carry
         # transcripts
-        view = store.view(chosen, light=result_format not in ("json", "html"))
+        view = stored_sweep(store, sweep_id, light=result_format not in ("json", "html"))
         if client is not None:
+            chosen = view.sweep.id
             view = only_client(view, client)
             if not view.site_count:
                 raise Failure(f"sweep {chosen} has no site of client '{for_terminal(client)}'")
@@ -248,12 +248,10 @@ def notify_command(
     _, inv = load_or_fail(inventory)
     check_notifications(inv)
     assert inv.notifications is not None  # noqa: S101 - checked above
-    from fleet.pipeline import chosen_sweep
+    from fleet.pipeline import stored_sweep
 
     with store_for(db) as store:
-        sent = send_alerts(
-            inv.notifications, store.view(chosen_sweep(store, sweep_id)), force=force
-        )
+        sent = send_alerts(inv.notifications, stored_sweep(store, sweep_id), force=force)
     return 0 if sent else EXIT_UNKNOWN
 
 
