@@ -61,6 +61,7 @@ async def lookups(
     return [r.status.value for r in results], dns
 
 
+@pytest.mark.slow
 async def test_a_resolver_that_drops_queries_leaves_no_lookup_unknown(lab_dns: LabDns) -> None:
     # Given a resolver that drops every try c-ares makes for a third of the names
     lab_dns.blocklist(ZONE, {LISTED: ("127.0.0.4",)})
@@ -92,6 +93,7 @@ async def test_without_the_second_chance_the_same_resolver_leaves_sites_unknown(
     assert dns.stats.retries == 0
 
 
+@pytest.mark.slow
 async def test_names_lost_on_the_first_extra_ask_too_are_asked_again(lab_dns: LabDns) -> None:
     # Given a resolver that drops the first four queries of a third of the IPs' names: both
     # of c-ares's tries of the first ask, and both of the first extra ask (it answers the
@@ -116,6 +118,7 @@ async def test_names_lost_on_the_first_extra_ask_too_are_asked_again(lab_dns: La
     assert lab_dns.log.max_in_flight <= 20
 
 
+@pytest.mark.slow
 async def test_one_extra_ask_alone_leaves_those_names_unknown(lab_dns: LabDns) -> None:
     # The control: with a single extra ask (the sweep's first design), the same loss wins
     lab_dns.blocklist(ZONE, {LISTED: ("127.0.0.4",)})

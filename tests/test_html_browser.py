@@ -151,6 +151,7 @@ async def _sweep_twice(
     return document, tmp_path
 
 
+@pytest.mark.slow
 async def test_a_real_sweep_renders_in_chromium(
     lab_dns: LabDns,
     m365: M365Lab,
@@ -401,6 +402,7 @@ _DESTINATION = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_chromium_itself_sends_nothing_beyond_loopback(
     tmp_path: Path, chromium_binary: str
 ) -> None:

@@ -578,6 +578,7 @@ async def test_a_nameserver_name_that_does_not_resolve_stops_the_sweep_before_an
     assert started == []  # nothing begun, so nothing half-stored
 
 
+@pytest.mark.slow
 async def test_an_abort_cancels_running_sites_and_keeps_the_finished_ones(
     certs: LabCertificates, lab_dns: LabDns, write_inventory: Callable[..., Path]
 ) -> None:

@@ -73,6 +73,7 @@ async def start_fleet(*args: str, **popen: object) -> asyncio.subprocess.Process
     )
 
 
+@pytest.mark.slow
 async def test_prune_during_a_sweep_waits_its_turn_and_the_sweep_is_kept(
     lab_dns: LabDns,
     certs: LabCertificates,
@@ -160,6 +161,7 @@ async def test_a_store_that_fills_up_mid_sweep_does_not_stop_the_sweep(
     assert 0 < stored < sites, err
 
 
+@pytest.mark.slow
 async def test_a_killed_sweep_reports_the_sites_it_never_swept(
     lab_dns: LabDns,
     certs: LabCertificates,

@@ -313,6 +313,7 @@ async def slow_mx(certs: LabCertificates, lab_dns: LabDns) -> AsyncIterator[LabS
     await server.stop()
 
 
+@pytest.mark.slow
 async def test_ctrl_c_keeps_what_finished_and_a_second_sweep_is_refused(
     slow_mx: LabSmtpServer,
     lab_dns: LabDns,
