@@ -44,7 +44,10 @@ IDENTITY: tuple[Rule, ...] = (
         "resolver): not the site's reputation",
         remedies.RECEIVER_FAULT_FIX,
         text=r"open resolver|public (?:dns )?resolver|127\.255\.255\.\d+|spamhaus\.org/returnc|"
-        r"excessive number of queries|blocklist quer(?:y|ies) (?:was |were )?refused",
+        r"excessive number of queries|blocklist quer(?:y|ies) (?:was |were )?refused|"
+        # its resolver or its Spamhaus DQS key refused by the list: still its own setup
+        r"\b(?:dns )?resolver (?:is |was |has been )?(?:blocked|refused|banned|rate[- ]limited)|"
+        r"\bDQS key\b|\b(?:invalid|expired|unregistered) (?:dqs|datafeed|data feed) key\b",
     ),
     Rule(
         # A receiver that still queries a blocklist that has shut down: some answered "listed"
