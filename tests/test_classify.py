@@ -2493,6 +2493,14 @@ def test_the_subject_rules_stay_linear_on_hostile_replies(stage: Stage, text: st
         # there but not good enough
         ("mail", 553, "this route requires tls version 1.2 or greater", "tls_failure"),
         ("mail", 553, "this route requires high-strength ciphers", "tls_failure"),
+        # Postfix smtpd_check.c's reject_rhsbl_sender text (its "Sender address [%s] blocked
+        # using %s", filled in): a domain list, whichever list it names; never the IP
+        (
+            "rcpt",
+            554,
+            "5.7.1 Service unavailable; Sender address [x@example.com] blocked using rhsbl.example.org",
+            "domain_reputation",
+        ),
         # Postfix access(5) REJECT: "Client host rejected" names the client, not a cause
         (
             "rcpt",

@@ -71,7 +71,9 @@ IDENTITY: tuple[Rule, ...] = (
         Category.domain_reputation,
         "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
         remedies.DOMAIN_LISTED_FIX,
-        text=r"\bdbl\b|\buribl\b|\bsurbl\b|\bdomain block ?list|"
+        text=r"\bdbl\b|\buribl\b|\bsurbl\b|\bdomain block ?list|\brhsbl\b|"
+        # Postfix's reject_rhsbl_sender/_helo: a domain list, whichever list it names
+        r"\b(?:sender address|helo command) \[[^\]]{1,255}\] blocked using\b|"
         r"\b(?:black ?listed|block ?listed|listed) (?:url|uri|link|domain)s?\b|"
         r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b[^.;]{0,80}?"
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed|on (?:our|a|the|my) "
