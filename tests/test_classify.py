@@ -2393,6 +2393,14 @@ def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text
             "sorry, your envelope recipient has been denied (#5.7.1)",
             "recipient_rejected",
         ),
+        # Outlook.com's AS900 block, as pasted in public threads: the IP's messages "weren't sent"
+        (
+            "rcpt",
+            550,
+            "5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. For more information, "
+            "please go to http://go.microsoft.com/fwlink/?LinkID=526655 (AS900)",
+            "ip_reputation",
+        ),
         # qmail-smtpd patches' smtp_badip: the client's IP named
         (
             "banner",

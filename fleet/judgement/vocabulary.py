@@ -144,6 +144,8 @@ CLIENT_REFUSED = (
     r"from your (?:mail server's |server's )?(?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
     r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"
     r"\b(?:traffic|mail|connections?|messages?) (?:is |are )?not accepted from (?:this|your) ip\b|"
+    # Outlook.com's AS900: "messages from [192.0.2.1] weren't sent"
+    r"\bmessages from \[?(?:\d{1,3}\.){3}\d{1,3}\]? (?:weren't|were not) sent\b|"
     # "Mail from 192.0.2.1 refused": the IP itself named as the source refused
     r"\b(?:mail|messages?|connections?) from \[?(?:\d{1,3}\.){3}\d{1,3}\]?,? (?:is |are |was |were )?"
     r"(?:refused|rejected|blocked|denied|not accepted)\b|"

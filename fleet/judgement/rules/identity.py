@@ -457,7 +457,9 @@ IDENTITY: tuple[Rule, ...] = (
         unless=r"client host rejected\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
         r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat|"
         # the sender's address is the subject (an IP written as the From is an address)
-        r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:",
+        r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:|"
+        # a sending limit that names the IP is a limit (smtp.rate_limited, below)
+        r"limits? (?:for|on) how many|per (?:hour|day)",
     ),
     Rule(
         # Before any command the server knows nothing of the client but its IP address.
