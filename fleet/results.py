@@ -342,6 +342,10 @@ class ConversationRecord(Model):
 _RECORD_KEYS = tuple(ConversationRecord.model_fields)
 
 
+# How a device logs in (`DeviceResult.login`, a JSON key): with a password, or with OAuth.
+Login = Literal["password", "oauth2"]
+
+
 class DeviceResult(Model):
     """One copier's outcome: what its conversation (`conversation`, by id) means for it."""
 
@@ -357,7 +361,7 @@ class DeviceResult(Model):
     remediation: str | None = None
     conversation: str  # id of the conversation it had: a key of its site's `conversations`
     mailbox: str | None = None  # the login's username (not a secret): the readiness view
-    login: str | None = None  # password | oauth2 (None: no login)
+    login: Login | None = None  # None: no login
     delivery: Delivery | None = None  # --verify-delivery: where the test message went
 
 
@@ -717,7 +721,7 @@ class DeviceObservation:
     tls_max: str | None
     conversation: Conversation
     mailbox: str | None = None  # the login's username
-    login: str | None = None  # password | oauth2
+    login: Login | None = None
     delivery: Delivery | None = None  # --verify-delivery: where the test message went
 
     @property
