@@ -327,14 +327,8 @@ def _probe(
     """The sweep through the pipeline, with a progress bar and Ctrl-C handling; the second
     value says why the store could not take (part of) it, when it could not."""
     from fleet.errors import NameserverError, PreflightError
-    from fleet.pipeline import check_ready, sweep
+    from fleet.pipeline import sweep
 
-    try:
-        check_ready(plan)
-    except PreflightError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise Failure(f"{exc}; nothing was probed") from None
     update, close = progress_bar(len(plan.sites), quiet)
     try:
         swept = run_async(
@@ -349,6 +343,11 @@ def _probe(
                 delivery=delivery,
             )
         )
+    except PreflightError as exc:  # the pipeline checks every secret before it probes
+        close()
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise Failure(f"{exc}; nothing was probed") from None
     except NameserverError as exc:
         raise Failure(f"{exc}; nothing was probed") from None
     finally:
