@@ -105,15 +105,17 @@ async def sweep(
     delivery: DeliveryOptions | None = None,
 ) -> Swept:
     """Check secrets, run the plan, store each site as soon as it is done, then the sweep's
-    changes since the previous one. With a store nothing of a site stays in memory: the
-    result is a view that reads the sites back one at a time (`light`: without their
-    transcripts). Without a store the result is held in memory whole."""
+    changes since the previous one. With a store the result is a view of the stored sweep:
+    `light` (without transcripts), its sites as kept in memory when stored, without them;
+    otherwise read back from the store one at a time. Without a store the result is held in
+    memory whole."""
     from fleet.runner import SweepOptions
     from fleet.store import SweepRecorder
 
     check_ready(plan)
     run = execute if execute is not None else run_sweep
-    recorder = SweepRecorder(store, [sp.site.id for sp in plan.sites]) if store else None
+    planned = [sp.site.id for sp in plan.sites]
+    recorder = SweepRecorder(store, planned, light=light) if store else None
     options = SweepOptions(
         send_test=send_test,
         on_site=on_site or _ignore,

@@ -24,6 +24,8 @@ from fleet.pipeline import (
     sweep,
 )
 from fleet.plan import SweepPlan
+from fleet.report.csv_report import render_csv
+from fleet.report.table import render_table
 from fleet.results import SweepResult, SweepView, Verdict
 from fleet.runner import SweepOptions
 
@@ -143,3 +145,27 @@ async def test_an_agent_result_is_ingested_once(demo_inventory: Path, tmp_path: 
         # ...and the same file a second time is refused as a duplicate
         with pytest.raises(IngestError, match="duplicate"):
             ingest(store, text, "site.json", inventory, keys)
+
+
+async def test_a_light_sweep_reports_the_sites_it_stored_as_the_store_reads_them_back(
+    demo_inventory: Path, tmp_path: Path
+) -> None:
+    # Given the demo's five sites, swept into a store for a report without transcripts
+    plan = plan_for(load_inventory(str(demo_inventory)))
+    with opened_store(str(tmp_path / "fleet.db"), lock="test") as store:
+        swept = await sweep(plan, store, light=True)
+        sweep_id = swept.result.sweep.id
+        # When the report reads its sites (kept in memory as they were stored, issue 20)
+        kept = list(swept.result.sites)
+        # Then they are the stored sites, in the plan's order, as a read-back gives them
+        read_back = [site.without_transcripts() for site in store.sites(sweep_id)]
+        assert kept == read_back
+        assert [site.site for site in kept] == [sp.site.id for sp in plan.sites]
+        assert all(not c.transcript for site in kept for c in site.conversations.values())
+        # ...and a report of either is the same, byte for byte
+        from_store = store.view(sweep_id, light=True)
+        assert render_csv(swept.result) == render_csv(from_store)
+        assert render_csv(swept.result, per_site=True) == render_csv(from_store, per_site=True)
+        assert render_table(swept.result, detail=True) == render_table(from_store, detail=True)
+        # ...and each reading starts again from the first site
+        assert list(swept.result.sites) == kept
