@@ -214,6 +214,11 @@ class Dns:
         key = (name.lower().rstrip("."), rtype)
         return await self._answers.get(key, lambda: self._ask(key[0], rtype, shown or key[0]))
 
+    def answered(self, name: str, rtype: str) -> Answer | None:
+        """(name, rtype)'s answer when the sweep already has it, else None (not asked yet,
+        or still in flight): a caller can then skip the tasks that would wait for it."""
+        return self._answers.finished((name.lower().rstrip("."), rtype))
+
     async def _ask(self, name: str, rtype: str, shown: str) -> Answer:
         self._first_asks += 1
         self._quiet.clear()

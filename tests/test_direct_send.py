@@ -404,6 +404,31 @@ async def test_one_evaluation_per_domain_and_ip_per_sweep(lab_dns: LabDns, dns: 
     assert lab_dns.log.count("contoso.test", "TXT") == 1
 
 
+async def test_a_lone_copier_whose_domain_mx_is_known_is_checked_the_same_way(
+    lab_dns: LabDns, dns: Dns
+) -> None:
+    # Given a domain whose MX another site's check already asked (the fast path, issue 20)
+    lab_dns.add("contoso.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+    lab_dns.add("contoso.test", "MX", f"0 {MX_NAME}")
+    probe = DirectSendProbe(dns)
+    first = await probe.check([target("mfp-1")], [IP])
+    assert dns.answered("contoso.test", "MX") is not None
+    # When a lone copier of the domain is checked, from one IP and from two
+    alone = await probe.check([target("mfp-2")], [IP])
+    two_ips = await probe.check([target("mfp-3")], [IP, OTHER_IP])
+
+    # Then it gets what the first copier got: its MX check, then its SPF check per IP
+    def shape(checks: list[DirectSendCheck]) -> list[tuple[str, str, str | None]]:
+        return [(c.kind, str(c.result), getattr(c, "ip", None)) for c in checks]
+
+    assert shape(alone) == shape(first) == [("mx", "match", None), ("spf", "pass", IP)]
+    assert shape(two_ips) == [("mx", "match", None), ("spf", "pass", IP), ("spf", "fail", OTHER_IP)]
+    assert [c.device for c in alone] == ["mfp-2", "mfp-2"]
+    # ...and every DNS question was asked once
+    assert lab_dns.log.count("contoso.test", "MX") == 1
+    assert lab_dns.log.count("contoso.test", "TXT") == 1
+
+
 async def test_a_record_that_reads_the_sender_is_evaluated_per_sender(
     lab_dns: LabDns, dns: Dns
 ) -> None:

@@ -87,6 +87,12 @@ class DirectSendProbe:
 
     async def check(self, targets: list[DirectSendTarget], ips: list[str]) -> list[DirectSendCheck]:
         """Per device: its MX check, then its SPF check for each egress IP (in that order)."""
+        if len(targets) == 1 and self.dns.answered(targets[0].mx_domain, "MX") is not None:
+            # The common case (issue 20): one copier, its domain's MX already answered for
+            # another site. The MX check then needs no wait, so nothing runs beside the SPF
+            # check: no tasks for it.
+            target = targets[0]
+            return [await self.mx(target), *await self.spf_check(target, ips)]
         async with asyncio.TaskGroup() as group:
             mx = [group.create_task(self.mx(t)) for t in targets]
             spf = [group.create_task(self.spf_check(t, ips)) for t in targets]
@@ -146,6 +152,9 @@ class DirectSendProbe:
                     "echoed it): SPF could not be checked",
                 )
             ]
+        if len(ips) == 1:  # the common case: no task to gather
+            evaluation = await self.spf.get(domain, ips[0], target.sender, target.helo)
+            return [_spf_check(target.device, evaluation)]
         evaluations = await asyncio.gather(
             *(self.spf.get(domain, ip, target.sender, target.helo) for ip in ips)
         )

@@ -47,7 +47,6 @@ class BlocklistProbe:
         self._suffix: dict[ZoneKey, str | None] = {}
         self._suffix_error: dict[ZoneKey, str] = {}
         self._self_tests: Once[ZoneKey, str | None] = Once()
-        self._results: Once[tuple[str, ZoneKey], BlocklistResult] = Once()
 
     async def check(self, ips: list[str]) -> list[BlocklistResult]:
         """Every zone for every IP, concurrently; results in (ip, zone) order."""
@@ -62,8 +61,9 @@ class BlocklistProbe:
             address = unmapped(ip)  # a mapped IPv4 client is listed as IPv4
         except ValueError:
             return _unknown(ip, zone, f"{ip!r} is not an IP address")
-        key = (str(address), _zone_key(zone))
-        result = await self._results.get(key, lambda: self._lookup(str(address), zone))
+        # The question is asked once per sweep however many sites share the IP (the
+        # resolver's memo); reading its answer is cheaper than a task to share the reading.
+        result = await self._lookup(str(address), zone)
         return result if result.ip == ip else result.model_copy(update={"ip": ip})
 
     def self_test(self, zone: Zone) -> asyncio.Future[str | None]:
@@ -100,9 +100,11 @@ class BlocklistProbe:
     async def _ask(self, ip: str, zone: Zone, rtype: str) -> Answer:
         suffix = self._query_suffix(zone)
         assert suffix is not None  # noqa: S101 - callers check the self-test first
-        name = f"{reverse_name(ip)}.{suffix}"
+        # `unmapped` is cached: the address `lookup` parsed, not parsed again.
+        reverse = reverse_name(unmapped(ip))
+        name = f"{reverse}.{suffix}"
         # The name holds the DQS key: it is logged with the key blanked.
-        shown = name if zone.key is None else f"{reverse_name(ip)}.{REDACTED}.{zone.display}"
+        shown = name if zone.key is None else f"{reverse}.{REDACTED}.{zone.display}"
         return await self.dns.query(name, rtype, shown=shown)
 
     async def _self_test(self, zone: Zone) -> str | None:

@@ -117,8 +117,9 @@ class Zone:
 LISTING_RANGE = ipaddress.IPv4Network("127.0.0.0/24")  # where IP listings answer
 
 
-def reverse_name(ip: str) -> str:
-    """Reversed octets (IPv4) or nibbles (IPv6), as blocklists expect."""
-    address = ipaddress.ip_address(ip)
+def reverse_name(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Reversed octets (IPv4) or nibbles (IPv6), as blocklists expect (an address already
+    parsed is not parsed again)."""
+    address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
     pointer = address.reverse_pointer
     return pointer.removesuffix(".in-addr.arpa").removesuffix(".ip6.arpa")
