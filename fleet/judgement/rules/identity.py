@@ -9,7 +9,7 @@ from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
 
-IDENTITY: tuple[Rule, ...] = (
+RECEIVER_FAULTS: tuple[Rule, ...] = (
     # -- the receiver's own temporary fault: before the words it is wrapped in ("Helo command
     # rejected: Server configuration error" is Postfix's 4.3.5 for its own broken lookup table;
     # "DKIM signing failed" is the receiver's signer, not the sender's authentication).
@@ -65,6 +65,9 @@ IDENTITY: tuple[Rule, ...] = (
         # a live list named as well may have listed the IP for real
         unless=r"spamhaus|spamcop|barracuda|abuseat|mailspike|uceprotect|psbl",
     ),
+)
+
+IDENTITY: tuple[Rule, ...] = (
     # -- a domain is listed, not the IP: before the IP lists ------------------------------
     Rule(
         RuleId.dnsbl_domain_listed,

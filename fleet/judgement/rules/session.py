@@ -157,6 +157,18 @@ SESSION: tuple[Rule, ...] = (
         text=r"did not meet the criteria",
     ),
     Rule(
+        # Microsoft's 5.7.139 sentence quoted without its code (a client's log, a wrapper)
+        RuleId.m365_conditional_access_text,
+        Category.auth_disabled,
+        "a Conditional Access or legacy-authentication policy blocks this login",
+        "A policy blocks password (legacy) authentication for {mailbox}: exclude the account "
+        "from the legacy-auth block or enable SMTP AUTH for it, or move to "
+        + remedies.AUTH_ALTERNATIVES
+        + ".",
+        text=r"did not meet the criteria to be authenticated",
+        stages=(Stage.auth,),
+    ),
+    Rule(
         RuleId.m365_federated_sts,
         Category.auth_failed,
         "the tenant's federated sign-in service could not be reached",

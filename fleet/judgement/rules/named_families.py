@@ -1,0 +1,176 @@
+"""Families of causes that servers name in many wordings: limits (rate, concurrency, session,
+daily), spam verdicts on the message, bans of an IP or a domain, the sender's identity, a
+recipient's state, protocol misuse and AUTH switched off. Read right after the receiver's own
+faults, so a named cause beats the generic words (4.5.3, 4.4.5, "temporary", 5.5.4, "Recipient
+address rejected:") around it. Every window is bounded: linear on hostile replies."""
+
+from __future__ import annotations
+
+from fleet.judgement import remedies
+from fleet.judgement.rule import Rule
+from fleet.judgement.rule_ids import RuleId
+from fleet.results import Category, Stage
+
+# what is counted when a server limits a sender
+_COUNTED = (
+    r"(?:concurren\w*|connections?|connects?|sessions?|logins?|recipients?|rcpts?|messages?|"
+    r"mails?|e-?mails?|sending|rate|daily|hourly|per[- ](?:hour|day|minute|session|connection|"
+    r"message))"
+)
+_COUNTED_PLURAL = r"(?:sessions|connections|connects|logins|messages|recipients|mails|e-?mails)"
+# an IP address, or one masked as documentation does ("xxx.xxx.xxx.xxx")
+_IP = (
+    r"\[?(?:(?:\d{1,3}|x{1,3})(?:\.(?:\d{1,3}|x{1,3})){3}|[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7})\]?"
+)
+_BANNED = r"(?:is |has been |was |got )?(?:temporarily |permanently )?(?:banned|black ?listed|block ?listed)\b"
+
+NAMED_FAMILIES: tuple[Rule, ...] = (
+    # -- limits: whatever is counted, "limit reached", "exceeds the maximum", "too frequent" --
+    Rule(
+        RuleId.limit_named,
+        Category.throttled,
+        "the server says this site reached one of its limits (rate, concurrency, session or "
+        "daily count)",
+        "The server limits how much or how often this site sends ({ip}): reduce how many "
+        "devices send at once and how often, or wait and try again later; for a daily limit, "
+        "spread the sending over more mailboxes or use a relay sized for the volume.",
+        text=rf"\b{_COUNTED} (?:[\w-]+ ){{0,2}}(?:limit|rate|quota) (?:has been |was |is )?"
+        r"(?:reached|exceeded|hit)\b|"
+        rf"\bexceed\w* (?:the |your |its |an? )?(?:[\w-]+ ){{0,2}}{_COUNTED} limit\b|"
+        r"\bat (?:the |its )?max(?:imum)? (?:[\w-]+ ){0,2}limit\b|"
+        rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\bexceed\w* (?:the )?max|"
+        rf"\b(?:exceed\w*|over|above|reached) (?:the |your )?max(?:imum|\.)? "
+        rf"(?:(?:number|count|amount) of )?{_COUNTED_PLURAL}|"
+        r"\btoo (?:frequent|many) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
+        r"connections|sessions|logins|concurrent\w*|simultaneous\w*|parallel)|"
+        rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
+        r"\btrop de connexions|\bzu viele (?:verbindungen|sitzungen)|\bdemasiadas conexiones",
+        # a message's size, a mailbox's storage, a line's length are not limits on the sender
+        unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box|inbox|"
+        r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit",
+    ),
+    # -- a spam verdict on the message (at DATA; a listing of the IP is not one) ------------
+    Rule(
+        RuleId.data_spam_verdict,
+        Category.message_rejected,
+        "the receiver's spam filter refused the message",
+        "The receiver's spam filter refused the test message itself: try a small scan with a "
+        "plain subject and body; if it persists, ask the administrator of {host} which filter "
+        "rule refused it, and check the sender's SPF and DKIM.",
+        text=r"\bspamm(?:ing|ed|y)\b|\bspam (?:pattern|contents?|score|signature|detected|"
+        r"verdict|rules?|check)|\bblocked as spam\b|\b(?:detected|identified|classified|marked|"
+        r"flagged|considered|recogni[sz]ed) as (?:spam|junk|bulk)\b|\banti-?spam (?:checks?|"
+        r"filters?|engine|system|polic\w*)|(?-i:\b[A-Z]{2}:SPM\b)|\bpolicy violation detected\b|"
+        r"\b(?:spam|content) ?score\b",
+        stages=(Stage.data,),
+        unless=r"\blisted\b|block ?list|black ?list|\bRBL|DNSBL|reputation|spamhaus|"
+        r"from your (?:IP|mail ?server|server|network)",
+    ),
+    # -- banned: an IP or a domain named as banned -----------------------------------------
+    Rule(
+        RuleId.ip_banned,
+        Category.ip_reputation,
+        "the receiver has banned the site's IP {ip}",
+        "The receiver bans {ip}: find what sent unwanted mail from it and stop it, then ask the "
+        "administrator of {host} to lift the ban; meanwhile send through authenticated "
+        "submission on {submission} or a relay with a clean IP.",
+        text=rf"\b(?:sender|client|host|server|IP(?: address)?|connection|address|source)\b:? "
+        rf"{_IP}:? {_BANNED}|\bIP(?: address)?\b[^.;]{{0,40}}?\b{_BANNED}|"
+        r"\bbanned (?:IP|host|client|sender IP)\b",
+    ),
+    Rule(
+        RuleId.domain_banned,
+        Category.domain_reputation,
+        "the receiver has banned a domain of this mail",
+        "The receiver bans a domain of this conversation (the sender {sender} or the EHLO name "
+        "{ehlo_name}): find why (spam sent in its name, a listed domain), fix it, then ask the "
+        "administrator of {host} to lift the ban.",
+        text=rf"\b(?:sender |sending |from )?domain\b:? (?:<?[\w.-]{{1,253}}>? )?{_BANNED}",
+    ),
+    # -- the sender's identity: the From address, the domain's sending, the account's right --
+    Rule(
+        RuleId.sender_identity_refused,
+        Category.sender_rejected,
+        "the receiver refuses the sender's identity (the From address, its domain, or the "
+        "account's right to send as it)",
+        "The receiver refuses the copier's sender ({sender}) itself: set a valid From address "
+        "in a domain you own and send as, one the login mailbox may use; if the provider "
+        "paused or did not verify the domain or identity, resolve that in its console.",
+        text=r"\b(?:blank|empty|missing|invalid|bad|null) From:? address|"
+        r"\bnot allowed as (?:a |the )?From\b|"
+        r"\bFrom:? address(?:es)? (?:is |are )?(?:not allowed|invalid|required|missing|not valid)|"
+        r"\bvalid From\b|"
+        r"\bsending (?:from|for|by|as) (?:this|your|the) (?:domain|address|account|sender|"
+        r"identity)\b[^.;]{0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
+        r"\b(?:sender|sending) (?:domain|address|identity) (?:is |has been )?(?:paused|"
+        r"suspended|disabled)|"
+        r"\bnot authori[sz]ed to perform (?:[\w-]{1,20}:)?Send\w*|\bses:Send\w*|"
+        r"\b(?:user ?name|login|authenticated user|auth\w* (?:user|id\w*))\b[^;]{0,80}?\band "
+        r"(?:the )?sender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not|not|mis)-? ?match|"
+        r"\bsender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not) match (?:the )?(?:user ?name|"
+        r"login|authenticated)|"
+        r"\b(?:sending|sender|from|envelope) address (?:is |was )?(?:not accepted|refused|"
+        r"denied|not allowed)\b(?!:)|"
+        r"\bdomain (?:name )?(?:is )?required (?:for|in) (?:the )?(?:sender|from|mail from)|"
+        r"\bsender (?:address )?(?:must|needs to) (?:contain|include|have) a (?:fully[- ]"
+        r"qualified )?domain",
+        unless=r"\busing\b|\blisted\b|spamhaus|\bRBL|greylist",
+    ),
+    # -- a recipient's state in other words ------------------------------------------------
+    Rule(
+        RuleId.recipient_state,
+        Category.recipient_rejected,
+        "the server refuses the recipient (it cannot verify it, or its mailbox is full or busy)",
+        "The server refuses the test recipient: check the 'to' address, that the mailbox "
+        "exists, is not full and accepts mail, or send the test to another recipient.",
+        text=r"\brecipient\b[^.;]{0,40}?\b(?:cannot|can ?not|could not|couldn'?t|can'?t) be "
+        r"(?:verified|validated|confirmed)|\bunable to (?:verify|validate) (?:the )?recipient|"
+        r"\bBAD_?RECIPIENT\b|\bbad recipient\b|"
+        r"\bexhausted\b[^.;:]{0,30}?\b(?:storage|space|quota)|"
+        r"\b(?:storage|space|quota)\b[^.;:]{0,20}?\b(?:exhausted|used up)|"
+        r"\bspeicher(?:volumen|platz|kapazit\w+)?\b[^.;:]{0,30}?\b(?:[üu]e?berschritten|voll|"
+        r"ersch[öo]pft)|"
+        r"\bmailbox (?:is )?busy\b|MaxObjsExceeded|\btoo many (?:items|objects|folders) in "
+        r"(?:the |this )?mailbox",
+        stages=(Stage.rcpt, Stage.data),
+        unless=r"\bsending\b|\bqueue\b|system storage|\bdisk\b",
+    ),
+    # -- protocol misuse and relaying in other words -------------------------------------
+    Rule(
+        RuleId.smtp_line_or_data_misuse,
+        Category.protocol_error,
+        "the server refuses how the command or data was sent (a line too long, data it did "
+        "not expect)",
+        "The server refuses the way the client sent a command or the data (a line too long, "
+        "too much data before its answer): an SMTP-inspecting firewall or proxy between the "
+        "site and {host} may alter the conversation; turn off its SMTP inspection, else tell "
+        "the server's administrator.",
+        text=r"\b(?:command )?line (?:is )?too long\b|\bline length (?:exceeded|limit)|"
+        r"\bcommand too long\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
+        unless=r"header|\bbody\b|\bmessage\b|\bsize\b",
+    ),
+    Rule(
+        RuleId.relay_delivery_not_allowed,
+        Category.relay_denied,
+        "the server does not deliver to this address for this client (relaying refused)",
+        "{host} does not relay for this site: send to a recipient in a domain {host} receives "
+        "mail for, or send through a relay that accepts this site (authenticated submission "
+        "on {submission}).",
+        text=r"\bdelivery (?:is )?not (?:allowed|permitted) (?:to|for) (?:this|that|the) "
+        r"(?:address|recipient|domain)",
+        stages=(Stage.mail, Stage.rcpt),
+    ),
+    # -- AUTH switched off for these servers or by the provider's policy ------------------
+    Rule(
+        RuleId.auth_off_here,
+        Category.auth_disabled,
+        "the server does not accept password logins here (AUTH switched off)",
+        "Password (Basic) AUTH is switched off on this server or for {mailbox}: move the "
+        "copier to " + remedies.AUTH_ALTERNATIVES + ".",
+        text=r"\bauth\w* (?:is )?(?:not (?:allowed|permitted|available|enabled)|disabled|"
+        r"turned off) (?:on|for) (?:this |these |the )?(?:[\w.-]{1,40} )?(?:servers?|hosts?|"
+        r"ports?)\b",
+        stages=(Stage.auth,),
+        unless=r"encrypt|\bTLS\b|\bSSL\b|secure|plain ?text|clear ?text|\bfirst\b",
+    ),
+)
