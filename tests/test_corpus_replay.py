@@ -65,21 +65,22 @@ FLOOR = {
     # was then read by the rule writer and the families behind its misses fixed: it is seen
     # now and guards at the goal.
     "dev_vendor": GOAL,
-    "holdout4_vendor": 78 / 104,
+    # holdout4 was read by the rule writer (judge5) after its misses were published: seen now,
+    # it guards at the goal; its blind figures stay in the README.
+    "holdout4_vendor": GOAL,
     # The issue-thread and mail-log sets (tests/corpus/README.md): measured once, blind, at
     # 44f5be7 (57 of 63 and 97 of 118); below the goal is reported, not failed. The
     # development half is seen now, like the vendor one.
     "dev_threads": GOAL,
-    "holdout4_threads": 97 / 118,
+    "holdout4_threads": GOAL,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
-MEASURED_FALSE_DIRTY = {
-    "holdout4_vendor": {"v4-godaddy-data-ip-as-from-not-allowed"},
-    "holdout4_threads": {"t4-postfix-rcpt-blocked-using-orbz-server-misconfigured"},
-}
+# Both (GoDaddy's IP written as a From address, ORBZ's defunct list) are fixed now.
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-BLIND = {"holdout4_vendor", "holdout4_threads"}
+# (none now: holdout4 was read after its blind runs; a fresh set is sealed outside the repo)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
