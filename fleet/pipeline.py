@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from fleet.errors import IngestError, PreflightError, StoreError
+from fleet.errors import IngestError, NotifyError, PreflightError, PushError, StoreError
 
 if TYPE_CHECKING:
     from fleet.agent import SiteKeys
     from fleet.credentials import Secrets
-    from fleet.inventory import Inventory
+    from fleet.inventory import Inventory, Notifications
     from fleet.plan import SweepPlan
+    from fleet.push import Delivery, Spool
     from fleet.results import (
         Change,
         SiteResult,
@@ -169,6 +170,93 @@ def _quiet_collector(site_count: int) -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+# ---- after a sweep: the central, then the alerts -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Where an agent's results go: the central's results endpoint, and the spool where they
+    wait until the central has them."""
+
+    url: str
+    spool: Spool
+
+
+def push_spooled(outbox: Outbox) -> Delivery:
+    """Deliver what waits in the spool, oldest first (PushError when it cannot be read)."""
+    from fleet.push import deliver
+
+    try:
+        return deliver(outbox.spool, outbox.url)
+    except OSError as exc:
+        raise PushError(f"cannot read the spool {outbox.spool.folder}: {exc}") from None
+
+
+def push_result(result: SweepReading, outbox: Outbox) -> Delivery:
+    """Spool the sealed result (PushError when it cannot be written), then deliver the
+    spool."""
+    from fleet.agent import seal_info
+    from fleet.report.json_report import write_json
+
+    info = seal_info(result.sweep, result.sites)
+    outbox.spool.add(
+        result.sweep.id,
+        lambda out: write_json(out, info, result.sites, result.changes, result.previous_sweep),
+    )
+    return push_spooled(outbox)
+
+
+@dataclass(frozen=True)
+class Alerted:
+    """What became of a sweep's alerts: the channels that sent one (none: the `when` rule
+    found nothing to say), or why a channel failed (the others were still tried)."""
+
+    sent: list[str]
+    failure: str | None = None
+
+
+async def alert(
+    settings: Notifications,
+    result: SweepReading,
+    *,
+    force: bool = False,
+    secrets: Secrets | None = None,
+) -> Alerted:
+    """Send a sweep's alerts on every configured channel."""
+    from fleet.notify import notify  # httpx and friends: only when alerting
+
+    try:
+        return Alerted(await notify(settings, result, force=force, secrets=secrets))
+    except NotifyError as exc:
+        return Alerted([], str(exc))
+
+
+@dataclass(frozen=True)
+class Published:
+    """What happened after a sweep was stored: its push to the central (None: not an agent
+    that pushes), and its alerts (None: none asked for)."""
+
+    pushed: Delivery | None
+    alerted: Alerted | None
+
+
+async def publish(
+    result: SweepReading,
+    *,
+    outbox: Outbox | None = None,
+    notifications: Notifications | None = None,
+    secrets: Secrets | None = None,
+) -> Published:
+    """After a sweep is stored: push the sealed result to the central, then send the alerts.
+    PushError when the result cannot be spooled (then no alert is sent)."""
+    # The push is synchronous: nothing else runs on the loop meanwhile.
+    pushed = push_result(result, outbox) if outbox is not None else None
+    alerted = (
+        await alert(notifications, result, secrets=secrets) if notifications is not None else None
+    )
+    return Published(pushed, alerted)
 
 
 # ---- the history ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ for every command, run here in-process against the demo lab on loopback."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,16 +15,20 @@ from fleet.inventory import load_inventory
 from fleet.lab.demo import DEMO_SECRETS, DemoLab
 from fleet.pipeline import (
     Execute,
+    Outbox,
+    Published,
     check_ready,
     chosen_sweep,
     difference,
     ingest,
     opened_store,
     plan_for,
+    publish,
     run_sweep,
     sweep,
 )
 from fleet.plan import SweepPlan
+from fleet.push import Spool, results_url
 from fleet.report.csv_report import render_csv
 from fleet.report.table import render_table
 from fleet.results import SweepResult, SweepView, Verdict
@@ -169,3 +174,33 @@ async def test_a_light_sweep_reports_the_sites_it_stored_as_the_store_reads_them
         assert render_table(swept.result, detail=True) == render_table(from_store, detail=True)
         # ...and each reading starts again from the first site
         assert list(swept.result.sites) == kept
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_after_a_sweep_the_pipeline_spools_the_sealed_result_and_says_what_the_push_did(
+    demo_inventory: Path, tmp_path: Path
+) -> None:
+    # Given a swept site, and a central that is down
+    inventory = load_inventory(str(demo_inventory))
+    swept = await sweep(plan_for(inventory, site_ids=["fabrikam"]), None)
+    outbox = Outbox(results_url(f"http://127.0.0.1:{_closed_port()}"), Spool(tmp_path / "spool"))
+    # When the pipeline publishes it (no alerts asked for)
+    published = await publish(swept.result, outbox=outbox)
+    # Then the sealed result waits in the spool, and the outcome says why
+    assert published.alerted is None
+    assert published.pushed is not None
+    assert published.pushed.delivered == []
+    assert published.pushed.refused == []
+    assert published.pushed.unreachable is not None
+    assert "cannot reach" in published.pushed.unreachable
+    assert published.pushed.waiting == 1
+    [spooled] = outbox.spool.pending()
+    assert swept.result.sweep.id in spooled.read_text(encoding="utf-8")
+    # And with nothing to push and no alerts, nothing happens
+    assert await publish(swept.result) == Published(None, None)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from fleet.credentials import Secrets
     from fleet.inventory import Inventory, Notifications
+    from fleet.pipeline import Alerted
     from fleet.plan import SweepPlan
     from fleet.results import SiteResult, SweepReading, SweepResult
     from fleet.runner import SweepOptions
@@ -212,22 +213,26 @@ def send_alerts(
     force: bool = False,
     stored: bool = True,
 ) -> bool:
-    """Send a sweep's alerts; False (said on stderr) when a channel failed."""
-    from fleet.errors import NotifyError
-    from fleet.notify import notify  # httpx and friends: only when alerting
+    """Send a sweep's alerts through the pipeline; False (said on stderr) when a channel
+    failed."""
+    from fleet.pipeline import alert
 
-    try:
-        sent = run_async(notify(settings, result, force=force, secrets=command_secrets()))
-    except NotifyError as exc:
+    alerted = run_async(alert(settings, result, force=force, secrets=command_secrets()))
+    return say_alerted(alerted, settings, stored=stored)
+
+
+def say_alerted(alerted: Alerted, settings: Notifications, *, stored: bool = True) -> bool:
+    """Say what became of a sweep's alerts; False when a channel failed."""
+    if alerted.failure is not None:
         where = (
             "the sweep is stored; `fleet notify --last` re-sends it"
             if stored
             else "the sweep was not stored (--no-store): its report above is all there is"
         )
-        click.echo(f"fleet: alert not delivered: {exc} ({where})", err=True)
+        click.echo(f"fleet: alert not delivered: {alerted.failure} ({where})", err=True)
         return False
-    if sent:
-        click.echo(f"fleet: alert sent: {', '.join(sent)}", err=True)
+    if alerted.sent:
+        click.echo(f"fleet: alert sent: {', '.join(alerted.sent)}", err=True)
     else:
         click.echo(f"fleet: no alert (when: {settings.when}, and nothing to report)", err=True)
     return True

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import click
 
-from fleet.agent import KEY_ENV, seal_info
+from fleet.agent import KEY_ENV
 from fleet.cli.app import (
     EXIT_UNKNOWN,
     Failure,
@@ -25,10 +23,9 @@ from fleet.cli.app import (
 )
 from fleet.cli.keys import central_keys, master_key_option
 from fleet.errors import PushError, StoreError
-from fleet.push import Delivery, Spool, default_spool_dir, deliver, results_url
-from fleet.report.json_report import write_json
+from fleet.pipeline import Outbox, push_spooled
+from fleet.push import Delivery, Spool, default_spool_dir, results_url
 from fleet.report.sanitize import for_terminal
-from fleet.results import SweepReading
 from fleet.store import default_db_path
 
 # The contract's defaults. fleet.serve (Starlette, uvicorn) is imported only by `fleet serve`:
@@ -126,29 +123,28 @@ def push(url: str, spool: str | None) -> int:
 
 @dataclass
 class AgentPush:
-    """An agent's way home in one run: the central's endpoint, the spool, and whether the
-    central refused anything (a person must look)."""
+    """An agent's way home in one run: the central's endpoint and the spool (the pipeline
+    pushes through them), and whether the central refused anything (a person must look)."""
 
-    url: str
-    spool: Spool
+    outbox: Outbox
     refused: bool = False
+
+    @property
+    def spool(self) -> Spool:
+        return self.outbox.spool
 
     def deliver(self) -> None:
         """Deliver what waits in the spool, oldest first, and say what became of it."""
         try:
-            outcome = deliver(self.spool, self.url)
-        except OSError as exc:
-            raise Failure(f"cannot read the spool {self.spool.folder}: {exc}") from None
-        _say(outcome, self.spool)
-        self.refused = self.refused or bool(outcome.refused)
-
-    def send(self, result: SweepReading) -> None:
-        """Spool the sealed result, then deliver the spool."""
-        try:
-            self.spool.add(result.sweep.id, _sealed_json(result))
+            outcome = push_spooled(self.outbox)
         except PushError as exc:
             raise Failure(str(exc)) from None
-        self.deliver()
+        self.say(outcome)
+
+    def say(self, outcome: Delivery) -> None:
+        """Say what became of the spool in one push."""
+        _say(outcome, self.spool)
+        self.refused = self.refused or bool(outcome.refused)
 
 
 def check_push(url: str | None, spool: str | None) -> AgentPush | None:
@@ -169,7 +165,8 @@ def describe_push(url: str, spool: str | None) -> str:
 
 def _agent_push(url: str, spool: str | None, *, sealing: bool) -> AgentPush:
     try:
-        agent = AgentPush(results_url(url), Spool(Path(spool) if spool else default_spool_dir()))
+        folder = Path(spool) if spool else default_spool_dir()
+        agent = AgentPush(Outbox(results_url(url), Spool(folder)))
     except PushError as exc:
         raise Failure(str(exc)) from None
     # Only a sweep signs: `fleet push` sends files sealed when they were swept.
@@ -180,11 +177,6 @@ def _agent_push(url: str, spool: str | None, *, sealing: bool) -> AgentPush:
             err=True,
         )
     return agent
-
-
-def _sealed_json(result: SweepReading) -> Callable[[TextIO], object]:
-    info = seal_info(result.sweep, result.sites)
-    return lambda out: write_json(out, info, result.sites, result.changes, result.previous_sweep)
 
 
 def _say(outcome: Delivery, queue: Spool) -> None:

@@ -22,7 +22,7 @@ from fleet.cli.app import (
     load_or_fail,
     progress_bar,
     run_async,
-    send_alerts,
+    say_alerted,
     spool_option,
     sweep_with_signals,
     write_output,
@@ -188,6 +188,9 @@ def sweep(
                 f"--notify with --no-store: `notifications.when: {when}` needs the history to "
                 "see what changed; keep the store, or set `when: always`"
             )
+    from fleet.errors import PushError
+    from fleet.pipeline import publish
+
     if agent is not None and agent.spool.pending():
         agent.deliver()  # what earlier runs could not deliver goes first, oldest first
     with history_store(not no_store, db, lock="fleet sweep") as store:
@@ -205,8 +208,20 @@ def sweep(
             store=store,
             readiness_view=readiness_view,
         )
-        if agent is not None:
-            agent.send(result)
+        alerts = inv.notifications if notify else None
+        try:
+            published = run_async(
+                publish(
+                    result,
+                    outbox=agent.outbox if agent is not None else None,
+                    notifications=alerts,
+                    secrets=command_secrets() if alerts is not None else None,
+                )
+            )
+        except PushError as exc:
+            raise Failure(str(exc)) from None
+        if agent is not None and published.pushed is not None:
+            agent.say(published.pushed)
             if agent.refused and code < 2:
                 code = EXIT_UNKNOWN  # the central refused a result: a person must look
         if unstored is not None:
@@ -214,9 +229,9 @@ def sweep(
             code = EXIT_UNKNOWN
         stored = store is not None and unstored is None
         if (
-            notify
-            and inv.notifications is not None
-            and not send_alerts(inv.notifications, result, stored=stored)
+            alerts is not None
+            and published.alerted is not None
+            and not say_alerted(published.alerted, alerts, stored=stored)
         ):
             return EXIT_UNKNOWN
     return code
