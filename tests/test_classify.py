@@ -2848,3 +2848,50 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         classify_reply(stage, make_reply(550, text), ISSUE_16)
 
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # github.com/nextcloud/server issue 5566: a 501 with 5.7.1 is a policy's refusal whose
+        # words name no cause, not a syntax error
+        ("mail", 501, "5.7.1 <username>... Permission denied", "unrecognised_refusal"),
+        # ... while a 501 with a 5.5.x or no enhanced code stays the protocol's
+        ("mail", 501, "5.5.4 Syntax: MAIL FROM:<address>", "protocol_error"),
+        # Postfix smtpd's smtpd_forbid_bare_newline reply (smtpd.c, Postfix 3.9)
+        ("data", 521, "5.5.2 mx.example.net Error: bare <LF> received", "protocol_error"),
+        # constructed wordings of the same families (not from a corpus): each family's nouns
+        ("rcpt", 550, "Maximum number of recipients exceeded", "throttled"),
+        ("mail", 421, "Max connections per IP reached", "throttled"),
+        ("data", 554, "Junk mail rejected", "message_rejected"),
+        ("mail", 550, "Your domain has been suspended from sending", "sender_rejected"),
+        ("rcpt", 450, "4.2.1 Mailbox temporarily busy, try again later", "recipient_rejected"),
+        ("rcpt", 550, "Recipient address has insufficient storage", "recipient_rejected"),
+        ("rcpt", 552, "Recipient's mailbox is over its storage limit", "recipient_rejected"),
+        ("auth", 535, "SMTP authentication is disabled", "auth_disabled"),
+        ("auth", 535, "Password authentication is disabled for this account", "auth_disabled"),
+        ("auth", 535, "Application-specific password required", "auth_disabled"),
+        # ... but a password refused in the clear is the TLS demand (Dovecot's wording)
+        (
+            "auth",
+            535,
+            "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            "tls_required",
+        ),
+        # ... and Gmail's bulk-sender requirements are not a spam verdict (its "bulk email
+        # senders" names who must authenticate)
+        (
+            "data",
+            550,
+            "5.7.27 This message was blocked because it didn't pass SPF authentication. Gmail "
+            "requires bulk email senders to authenticate their email with SPF.",
+            "sender_rejected",
+        ),
+    ],
+)
+def test_other_wordings_of_holdout4s_families(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule

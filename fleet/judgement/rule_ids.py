@@ -128,6 +128,7 @@ class RuleId(StrEnum):
     relay_delivery_not_allowed = "relay.delivery_not_allowed"
     auth_off_here = "auth.off_here"
     m365_conditional_access_text = "m365.conditional_access_text"
+    auth_app_password_required = "auth.app_password_required"  # noqa: S105 (a rule id)
     smtp_rcpt_address_refused = "smtp.rcpt_address_refused"
     ip_subject_refused = "ip.subject_refused"
     subject_sender_listed = "subject.sender_listed"

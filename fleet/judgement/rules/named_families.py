@@ -44,6 +44,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\btoo (?:frequent|many) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
         r"connections|sessions|logins|concurrent\w*|simultaneous\w*|parallel)|"
         rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
+        rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,20}}?"
+        r"\b(?:exceeded|reached)\b|"
         r"\btrop de connexions|\bzu viele (?:verbindungen|sitzungen)|\bdemasiadas conexiones",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
         unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box|inbox|"
@@ -61,7 +63,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"verdict|rules?|check)|\bblocked as spam\b|\b(?:detected|identified|classified|marked|"
         r"flagged|considered|recogni[sz]ed) as (?:spam|junk|bulk)\b|\banti-?spam (?:checks?|"
         r"filters?|engine|system|polic\w*)|(?-i:\b[A-Z]{2}:SPM\b)|\bpolicy violation detected\b|"
-        r"\b(?:spam|content) ?score\b",
+        r"\b(?:spam|content) ?score\b|\bjunk (?:mail|e-?mail|message)",
         stages=(Stage.data,),
         unless=r"\blisted\b|block ?list|black ?list|\bRBL|DNSBL|reputation|spamhaus|"
         r"from your (?:IP|mail ?server|server|network)",
@@ -104,6 +106,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"identity)\b[^.;]{0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
         r"\b(?:sender|sending) (?:domain|address|identity) (?:is |has been )?(?:paused|"
         r"suspended|disabled)|"
+        r"\b(?:domain|address|sender|account)\b[^.;]{0,30}?\b(?:suspended|paused|blocked|"
+        r"disabled|banned) from sending\b|"
         r"\bnot authori[sz]ed to perform (?:[\w-]{1,20}:)?Send\w*|\bses:Send\w*|"
         r"\b(?:user ?name|login|authenticated user|auth\w* (?:user|id\w*))\b[^;]{0,80}?\band "
         r"(?:the )?sender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not|not|mis)-? ?match|"
@@ -130,7 +134,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\b(?:storage|space|quota)\b[^.;:]{0,20}?\b(?:exhausted|used up)|"
         r"\bspeicher(?:volumen|platz|kapazit\w+)?\b[^.;:]{0,30}?\b(?:[üu]e?berschritten|voll|"
         r"ersch[öo]pft)|"
-        r"\bmailbox (?:is )?busy\b|MaxObjsExceeded|\btoo many (?:items|objects|folders) in "
+        r"\b(?:recipient|mailbox|user|account)\b[^.;]{0,30}?\binsufficient (?:storage|space)|"
+        r"\bover (?:its |the |their |her |his )?(?:allowed )?storage limit|"
+        r"\bstorage limit (?:exceeded|reached)|"
+        r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|\btoo many (?:items|objects|folders) in "
         r"(?:the |this )?mailbox",
         stages=(Stage.rcpt, Stage.data),
         unless=r"\bsending\b|\bqueue\b|system storage|\bdisk\b",
@@ -146,7 +153,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "site and {host} may alter the conversation; turn off its SMTP inspection, else tell "
         "the server's administrator.",
         text=r"\b(?:command )?line (?:is )?too long\b|\bline length (?:exceeded|limit)|"
-        r"\bcommand too long\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
+        r"\bcommand too long\b|\bbare <?(?:LF|CR|line ?feed|newline)>?s?\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
         unless=r"header|\bbody\b|\bmessage\b|\bsize\b",
     ),
     Rule(
@@ -169,7 +176,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "copier to " + remedies.AUTH_ALTERNATIVES + ".",
         text=r"\bauth\w* (?:is )?(?:not (?:allowed|permitted|available|enabled)|disabled|"
         r"turned off) (?:on|for) (?:this |these |the )?(?:[\w.-]{1,40} )?(?:servers?|hosts?|"
-        r"ports?)\b",
+        r"ports?)\b|"
+        r"\b(?:password|smtp|basic|legacy) auth\w* (?:is |has been )?(?:disabled|not (?:allowed|"
+        r"permitted|enabled|available)|turned off|switched off)\b",
         stages=(Stage.auth,),
         unless=r"encrypt|\bTLS\b|\bSSL\b|secure|plain ?text|clear ?text|\bfirst\b",
     ),

@@ -30,7 +30,10 @@ SESSION: tuple[Rule, ...] = (
         r"requires? (?:TLS|STARTTLS|encryption|a secure connection|an encrypted)|"
         r"must (?:use|issue|start) (?:STARTTLS|TLS)|not (?:over|using) (?:TLS|an encrypted)|"
         r"please use (?:TLS|STARTTLS|SSL|encryption|a secure connection)\b|"
-        r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)",
+        r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)|"
+        # Dovecot's "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
+        r"\b(?:disallowed|not (?:allowed|permitted|accepted)) (?:on|over) (?:non-?secure|"
+        r"insecure|unencrypted|plain ?text) (?:\(SSL/TLS\) )?(?:connections?|sessions?|channels?)",
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
     Rule(
@@ -238,6 +241,17 @@ SESSION: tuple[Rule, ...] = (
         "Google refuses plain account passwords: create an App Password (needs 2-Step "
         "Verification) for {mailbox}, or use OAuth (XOAUTH2).",
         enhanced=("5.7.9",),
+        stages=(Stage.auth,),
+    ),
+    Rule(
+        # the same demand from any provider (iCloud, Yahoo, Zoho), without Google's 5.7.9
+        RuleId.auth_app_password_required,
+        Category.auth_disabled,
+        "the provider requires an app-specific password (or OAuth) for this account",
+        "The provider refuses the account's own password for SMTP: create an app-specific "
+        "password for {mailbox} (it usually needs two-step verification) and give it to the "
+        "copier, or move to OAuth.",
+        text=r"\b(?:application|app)[- ]specific password|\bapp password (?:is )?required",
         stages=(Stage.auth,),
     ),
     Rule(

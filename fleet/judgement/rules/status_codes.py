@@ -125,5 +125,8 @@ STATUS_CODES: tuple[Rule, ...] = (
         "tell the server's administrator, with the reply text.",
         code_class="50",
         stages=(Stage.banner, Stage.mail, Stage.rcpt, Stage.data),
+        # an X.7.x enhanced code says the refusal is a policy's (RFC 3463 security or policy
+        # status), which a 50x basic code does not turn into a syntax error
+        unless=r"^\s*[45]\.7\.\d{1,3}\b",
     ),
 )
