@@ -2862,6 +2862,9 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         ("data", 521, "5.5.2 mx.example.net Error: bare <LF> received", "protocol_error"),
         # constructed wordings of the same families (not from a corpus): each family's nouns
         ("rcpt", 550, "Maximum number of recipients exceeded", "throttled"),
+        ("rcpt", 550, "Number of recipients exceeds the allowed maximum", "throttled"),
+        ("rcpt", 550, "Recipient cannot receive mail", "recipient_rejected"),
+        ("rcpt", 550, "This mail server does not accept relay", "relay_denied"),
         ("mail", 421, "Max connections per IP reached", "throttled"),
         ("data", 554, "Junk mail rejected", "message_rejected"),
         ("mail", 550, "Your domain has been suspended from sending", "sender_rejected"),

@@ -38,7 +38,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"(?:reached|exceeded|hit)\b|"
         rf"\bexceed\w* (?:the |your |its |an? )?(?:[\w-]+ ){{0,2}}{_COUNTED} limit\b|"
         r"\bat (?:the |its )?max(?:imum)? (?:[\w-]+ ){0,2}limit\b|"
-        rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\bexceed\w* (?:the )?max|"
+        rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\bexceed\w* (?:the )?(?:allowed |permitted |configured )?max|"
         rf"\b(?:exceed\w*|over|above|reached) (?:the |your )?max(?:imum|\.)? "
         rf"(?:(?:number|count|amount) of )?{_COUNTED_PLURAL}|"
         r"\btoo (?:frequent|many) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
@@ -129,7 +129,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "exists, is not full and accepts mail, or send the test to another recipient.",
         text=r"\brecipient\b[^.;]{0,40}?\b(?:cannot|can ?not|could not|couldn'?t|can'?t) be "
         r"(?:verified|validated|confirmed)|\bunable to (?:verify|validate) (?:the )?recipient|"
-        r"\bBAD_?RECIPIENT\b|\bbad recipient\b|"
+        r"\brecipient\b[^.;]{0,30}?\b(?:cannot|can ?not|can'?t|does not|doesn'?t) (?:receive|"
+        r"accept) (?:e-?)?mails?\b|\bBAD_?RECIPIENT\b|\bbad recipient\b|"
         r"\bexhausted\b[^.;:]{0,30}?\b(?:storage|space|quota)|"
         r"\b(?:storage|space|quota)\b[^.;:]{0,20}?\b(?:exhausted|used up)|"
         r"\bspeicher(?:volumen|platz|kapazit\w+)?\b[^.;:]{0,30}?\b(?:[üu]e?berschritten|voll|"
@@ -164,8 +165,11 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "mail for, or send through a relay that accepts this site (authenticated submission "
         "on {submission}).",
         text=r"\bdelivery (?:is )?not (?:allowed|permitted) (?:to|for) (?:this|that|the) "
-        r"(?:address|recipient|domain)",
+        r"(?:address|recipient|domain)|\b(?:does not|doesn'?t|do not|don'?t|will not|won'?t) "
+        r"(?:accept |allow |permit )?relay(?:ing)?\b|\bnot accept(?:ing)? relay",
         stages=(Stage.mail, Stage.rcpt),
+        # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
+        unless=r"dynamic|\bIPs?\b|\blisted\b",
     ),
     # -- AUTH switched off for these servers or by the provider's policy ------------------
     Rule(
