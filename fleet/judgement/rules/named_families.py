@@ -108,6 +108,12 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"suspended|disabled)|"
         r"\b(?:domain|address|sender|account)\b[^.;]{0,30}?\b(?:suspended|paused|blocked|"
         r"disabled|banned) from sending\b|"
+        r"\bnot (?:authori[sz]ed|allowed|permitted) to send (?:e-?mail |mail )?(?:from|on behalf of) "
+        r"(?!(?:this |your |the |that )?(?:IP|host|server|network|country|region)\b)|"
+        r"\b(?:sender|from)\b[^;]{0,40}?\band (?:the )?(?:login|user ?name|authenticated user|"
+        r"auth\w* user)\b[^;]{0,20}?(?:do(?:es)?n'?t|do(?:es)? not) match|"
+        r"\bauthenticated (?:user|account|login|identity)\b[^;]{0,20}?(?:do(?:es)?n'?t|do(?:es)? "
+        r"not) match (?:the )?(?:sender|from|mail from|envelope)|"
         r"\bnot authori[sz]ed to perform (?:[\w-]{1,20}:)?Send\w*|\bses:Send\w*|"
         r"\b(?:user ?name|login|authenticated user|auth\w* (?:user|id\w*))\b[^;]{0,80}?\band "
         r"(?:the )?sender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not|not|mis)-? ?match|"
@@ -165,7 +171,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "mail for, or send through a relay that accepts this site (authenticated submission "
         "on {submission}).",
         text=r"\bdelivery (?:is )?not (?:allowed|permitted) (?:to|for) (?:this|that|the) "
-        r"(?:address|recipient|domain)|\b(?:does not|doesn'?t|do not|don'?t|will not|won'?t) "
+        r"(?:address|recipient|domain)|\bdelivery to (?:this|that|the) (?:address|recipient|domain) "
+        r"(?:is )?not (?:allowed|permitted)|\b(?:does not|doesn'?t|do not|don'?t|will not|won'?t) "
         r"(?:accept |allow |permit )?relay(?:ing)?\b|\bnot accept(?:ing)? relay",
         stages=(Stage.mail, Stage.rcpt),
         # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
