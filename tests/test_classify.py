@@ -2860,6 +2860,18 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         ("mail", 501, "5.5.4 Syntax: MAIL FROM:<address>", "protocol_error"),
         # Postfix smtpd's smtpd_forbid_bare_newline reply (smtpd.c, Postfix 3.9)
         ("data", 521, "5.5.2 mx.example.net Error: bare <LF> received", "protocol_error"),
+        # GoDaddy's bounce list (sisimai rhost/godaddy.rb, from godaddy.com/help 3568)
+        ("rcpt", 550, "Account storage limit", "recipient_rejected"),
+        (
+            "banner",
+            421,
+            "Connection refused, too many sessions from This IP. Lower the number of "
+            "concurrent sessions. IB007",
+            "throttled",
+        ),
+        ("mail", 550, "This IP has sent too many messages this hour. IB504", "throttled"),
+        # Amazon SES's SMTP response codes (awsdocs amazon-ses-developer-guide)
+        ("data", 454, "Throttling failure: Daily message quota exceeded", "throttled"),
         # constructed wordings of the same families (not from a corpus): each family's nouns
         ("rcpt", 550, "Maximum number of recipients exceeded", "throttled"),
         ("rcpt", 550, "Number of recipients exceeds the allowed maximum", "throttled"),

@@ -143,7 +143,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"ersch[öo]pft)|"
         r"\b(?:recipient|mailbox|user|account)\b[^.;]{0,30}?\binsufficient (?:storage|space)|"
         r"\bover (?:its |the |their |her |his )?(?:allowed )?storage limit|"
-        r"\bstorage limit (?:exceeded|reached)|"
+        r"\bstorage limit\b|"
         r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|\btoo many (?:items|objects|folders) in "
         r"(?:the |this )?mailbox",
         stages=(Stage.rcpt, Stage.data),
