@@ -14,6 +14,7 @@ from datetime import date
 
 from fleet import m365
 from fleet.classify import OAUTH_TOKEN_RULES, RuleId
+from fleet.judgement.flag_texts import flag_text
 from fleet.net import is_ip
 from fleet.results import (
     SEVERITY_ORDER,
@@ -109,16 +110,12 @@ def _listing_text(results: Iterable[BlocklistResult]) -> str:
 
 
 def _dirty_ip_remedy(ip: str, lists: str, delist: str | None, today: date) -> str:
+    # Its Basic AUTH alternatives are worded around the notice, not as m365.ALTERNATIVES.
     notice = m365.basic_auth_notice(today)
-    text = (
-        f"Site IP {ip} is listed or rejected ({lists}) and these copiers send unauthenticated "
-        "on port 25: move them to authenticated submission (smtp.office365.com:587 with "
-        f"STARTTLS for Microsoft 365), with OAuth (XOAUTH2) where the copier supports it, "
-        f"because a password login only works until Basic AUTH is off ({notice}); or send "
-        "through a connector relay from a clean static IP, Microsoft 365 High Volume Email, "
-        "or an SMTP relay service. Then find what got the IP listed and request delisting"
-    )
-    return text + (f" ({delist})." if delist else ".")
+    code = FlagCode.DIRECT_SEND_DIRTY_IP
+    if delist:
+        return flag_text(code, "fix_delist", ip=ip, lists=lists, notice=notice, delist=delist)
+    return flag_text(code, "fix", ip=ip, lists=lists, notice=notice)
 
 
 class _Flags:
@@ -207,15 +204,17 @@ def _dirty_ip(f: _Facts) -> list[_Found]:
     dirty = f.dirty
     if not dirty:
         return []
+    code = FlagCode.DIRECT_SEND_DIRTY_IP
     evidence = []
     if f.abuse:
-        evidence.append("listed: " + _listing_text(f.abuse))
+        evidence.append(flag_text(code, "listed", listing=_listing_text(f.abuse)))
     by_conversation: dict[str, list[DeviceObservation]] = {}
     for d in f.rejected:
         by_conversation.setdefault(d.conversation.id, []).append(d)
     for sharing in by_conversation.values():
         names = ", ".join(d.device for d in sharing)
-        evidence.append(f"rejected ({names}) at {evidence_of(sharing[0].conversation)}")
+        at = evidence_of(sharing[0].conversation)
+        evidence.append(flag_text(code, "rejected", names=names, at=at))
     lists = ", ".join(
         dict.fromkeys(
             [
@@ -228,7 +227,7 @@ def _dirty_ip(f: _Facts) -> list[_Found]:
     ip = f.site.egress.egress_ip or "(unknown)"
     return [
         (
-            FlagCode.DIRECT_SEND_DIRTY_IP,
+            code,
             Severity.critical,
             dirty,
             " | ".join(evidence),
@@ -244,16 +243,14 @@ def _dynamic_ip(f: _Facts) -> list[_Found]:
     dynamic = [d.device for d in f.port25 if d.device not in dirty]
     if not (f.policy and dynamic):
         return []
+    code = FlagCode.DIRECT_SEND_DYNAMIC_IP
     return [
         (
-            FlagCode.DIRECT_SEND_DYNAMIC_IP,
+            code,
             Severity.warn,
             dynamic,
-            "policy listing: " + _listing_text(f.policy),
-            f"Site IP {f.site.egress.egress_ip} is in a dynamic or residential range that must "
-            "not send directly to MX: receivers that use these lists will reject it. Move these "
-            "copiers to authenticated submission (OAuth where supported) or a relay from a "
-            "static business IP.",
+            flag_text(code, "evidence", listing=_listing_text(f.policy)),
+            flag_text(code, "fix", ip=f.site.egress.egress_ip),
         )
     ]
 
@@ -311,13 +308,14 @@ def _basic_auth_retiring(f: _Facts) -> list[_Found]:
     if not retiring:
         return []
     notice = m365.basic_auth_notice(f.today)
+    code = FlagCode.BASIC_AUTH_RETIRING
     return [
         (
-            FlagCode.BASIC_AUTH_RETIRING,
+            code,
             Severity.warn,
             retiring,
-            f"password (Basic) AUTH to Microsoft 365 client submission; {notice}",
-            f"{notice}: move these copiers to {m365.ALTERNATIVES}.",
+            flag_text(code, "evidence", notice=notice),
+            flag_text(code, "fix", notice=notice),
         )
     ]
 
@@ -331,16 +329,12 @@ def _certificates(f: _Facts) -> list[_Found]:
         days = (tls.not_after.date() - f.today).days
         if 0 <= days < CERT_WARNING_DAYS:
             host, expiry = d.conversation.host, tls.not_after.date().isoformat()
-            found.append(
-                (
-                    FlagCode.CERT_EXPIRING,
-                    Severity.warn,
-                    [d.device],
-                    f"the certificate of {host} ({tls.subject}) expires on {expiry}, in {days} days",
-                    f"Renew the certificate of {host} before {expiry}: copiers that verify it will "
-                    "stop sending the day it expires.",
-                )
+            code = FlagCode.CERT_EXPIRING
+            evidence = flag_text(
+                code, "evidence", host=host, subject=tls.subject, expiry=expiry, days=days
             )
+            fix = flag_text(code, "fix", host=host, expiry=expiry)
+            found.append((code, Severity.warn, [d.device], evidence, fix))
     return found
 
 
@@ -349,15 +343,14 @@ def _egress_changed(f: _Facts) -> list[_Found]:
     changed = [ip for ip in egress.observed_ips if egress.declared_ip and ip != egress.declared_ip]
     if not changed:
         return []
+    code, seen = FlagCode.EGRESS_IP_CHANGED, ", ".join(changed)
     return [
         (
-            FlagCode.EGRESS_IP_CHANGED,
+            code,
             Severity.warn,
             f.everyone,
-            f"declared {egress.declared_ip}, but servers saw {', '.join(changed)}",
-            f"The site's traffic leaves from {', '.join(changed)}, not {egress.declared_ip}: a "
-            "dynamic IP changed or traffic takes another WAN link. Update egress.ip, and any "
-            "connector and SPF record that names the old IP.",
+            flag_text(code, "evidence", declared=egress.declared_ip, seen=seen),
+            flag_text(code, "fix", declared=egress.declared_ip, seen=seen),
         )
     ]
 
@@ -369,24 +362,28 @@ def _listings(f: _Facts) -> list[_Found]:
             Severity.warn if b.severity is ListingSeverity.abuse else Severity.info,
             f.everyone,
             _listing_text([b]),
-            f"Find why {b.ip} is listed on {b.name} ({b.meaning}), fix it, then request removal"
-            + (f": {b.delist}." if b.delist else "."),
+            flag_text(
+                FlagCode.LISTED,
+                "fix_delist" if b.delist else "fix",
+                ip=b.ip,
+                name=b.name,
+                meaning=b.meaning,
+                delist=b.delist,
+            ),
         )
         for b in f.listed
     ]
 
 
 def _blocklists_unknown(f: _Facts) -> list[_Found]:
-    site = f.site
+    site, code = f.site, FlagCode.BLOCKLIST_UNKNOWN
     found: list[_Found] = [
         (
-            FlagCode.BLOCKLIST_UNKNOWN,
+            code,
             Severity.unknown,
             f.everyone,
-            f"{b.ip} on {b.zone}: {b.detail}",
-            "fleet could not tell whether the site's IP is listed: "
-            + (b.detail or "the lookup failed")
-            + ". Check the resolver in defaults.dns.nameservers.",
+            flag_text(code, "evidence", ip=b.ip, zone=b.zone, detail=b.detail),
+            flag_text(code, "fix", detail=b.detail or flag_text(code, "lookup_failed")),
         )
         for b in site.blocklists
         if b.status is BlocklistStatus.unknown
@@ -394,12 +391,11 @@ def _blocklists_unknown(f: _Facts) -> list[_Found]:
     if not site.blocklists and site.zones and site.egress.egress_ip is None:
         found.append(
             (
-                FlagCode.BLOCKLIST_UNKNOWN,
+                code,
                 Severity.unknown,
                 f.everyone,
-                "the site's public IP is not known: it is not declared and no server echoed it",
-                "Declare the site's public IP in egress.ip, so fleet can look it up on the "
-                "blocklists.",
+                flag_text(code, "no_ip"),
+                flag_text(code, "fix_no_ip"),
             )
         )
     return found
@@ -482,27 +478,19 @@ def _check_flags(site: SiteObservation) -> list[Flag]:
     return flags
 
 
-_CHECK_RESOLVER_ADVICE = (
-    "Check the resolver in defaults.dns.nameservers, and that the domain's DNS servers answer."
-)
-
-
 def _mx_flag(check: MxCheck) -> Flag | None:
     result = check.result
     if result is MxResult.mismatch and check.mx_hosts:
-        why = (
-            "an IP address stops working without warning when the provider moves its servers"
-            if check.host and is_ip(check.host)
-            else "a stale or mistyped host fails, or reaches a server that no longer takes "
-            "the domain's mail"
-        )
+        code = FlagCode.MX_MISMATCH
+        why = flag_text(code, "why_ip" if check.host and is_ip(check.host) else "why_host")
         return Flag(
-            code=FlagCode.MX_MISMATCH,
+            code=code,
             severity=Severity.warn,
             devices=[check.device],
             evidence=check.detail,
-            remediation=f"Set these copiers' SMTP server to {check.mx_hosts[0]} (the current MX "
-            f"of {check.domain}) instead of {check.host}: {why}.",
+            remediation=flag_text(
+                code, "fix", mx=check.mx_hosts[0], domain=check.domain, host=check.host, why=why
+            ),
         )
     if result is MxResult.unknown:
         return Flag(
@@ -510,8 +498,7 @@ def _mx_flag(check: MxCheck) -> Flag | None:
             severity=Severity.unknown,
             devices=[check.device],
             evidence=check.detail,
-            remediation=f"fleet could not tell whether these copiers use the MX of "
-            f"{check.domain}. {_CHECK_RESOLVER_ADVICE}",
+            remediation=flag_text(FlagCode.MX_UNKNOWN, "fix", domain=check.domain),
         )
     return None
 
@@ -525,64 +512,69 @@ def _spf_flag(check: SpfCheck) -> Flag | None:
     result, domain, ip = check.result, check.domain, check.ip
     record = f"`{check.record}`" if check.record else "(none)"
     if result in (SpfResult.fail, SpfResult.softfail, SpfResult.neutral, SpfResult.none):
+        code = FlagCode.SPF_NOT_AUTHORISED
         if check.record and check.add:
-            fix = (
-                f"Add {check.add} to the SPF record of {domain}, so that receivers accept Direct "
-                f"Send mail from the site's IP {ip}. It reads {record}; make it "
-                f"`{_with_mechanism(check.record, check.add)}`."
+            fixed = _with_mechanism(check.record, check.add)
+            fix = flag_text(
+                code, "fix", add=check.add, domain=domain, ip=ip, record=record, fixed=fixed
             )
         else:
-            fix = (
-                f"{domain} publishes no SPF record: publish the TXT record `v=spf1 {check.add} "
-                f"include:spf.protection.outlook.com -all` at {domain} (the include is Microsoft "
-                "365's; add one for every other service that sends as the domain)."
-            )
-        consequence = (
-            "receivers that enforce SPF or DMARC reject this mail"
-            if result is SpfResult.fail
-            else "receivers treat this mail as suspect and often junk it"
+            fix = flag_text(code, "fix_no_record", add=check.add, domain=domain)
+        consequence = flag_text(code, "rejected" if result is SpfResult.fail else "suspect")
+        evidence = flag_text(
+            code,
+            "evidence",
+            domain=domain,
+            ip=ip,
+            result=result,
+            detail=check.detail,
+            consequence=consequence,
+            record=record,
         )
         return Flag(
-            code=FlagCode.SPF_NOT_AUTHORISED,
+            code=code,
             severity=Severity.critical if result is SpfResult.fail else Severity.warn,
             devices=[check.device],
-            evidence=f"SPF of {domain} for {ip}: {result}: {check.detail}; {consequence}; "
-            f"record: {record}",
+            evidence=evidence,
             remediation=fix,
         )
     if result is SpfResult.permerror:
+        code = FlagCode.SPF_BROKEN
         hint = (
-            " Replace some include: terms with the ip4:/ip6: ranges they stand for, or remove "
-            "services that no longer send as the domain, to stay within 10 lookups."
+            flag_text(code, "too_many_lookups")
             if check.lookups is not None and check.lookups > SPF_MAX_LOOKUPS
             else ""
         )
         return Flag(
-            code=FlagCode.SPF_BROKEN,
+            code=code,
             severity=Severity.warn,
             devices=[check.device],
-            evidence=f"SPF of {domain} for {ip}: permerror: {check.detail}; record: {record}",
-            remediation=f"Fix the SPF record of {domain} ({check.detail}): receivers treat a "
-            f"broken record as failing SPF, for every sender of the domain.{hint} Make sure the "
-            f"fixed record authorises {ip} ({check.add}).",
+            evidence=flag_text(
+                code, "evidence", domain=domain, ip=ip, detail=check.detail, record=record
+            ),
+            remediation=flag_text(
+                code, "fix", domain=domain, detail=check.detail, hint=hint, ip=ip, add=check.add
+            ),
         )
     if result is SpfResult.temperror:
         return Flag(
             code=FlagCode.SPF_UNKNOWN,
             severity=Severity.unknown,
             devices=[check.device],
-            evidence=f"SPF of {domain} for {ip}: temperror: {check.detail}",
-            remediation=f"fleet could not tell whether {domain} authorises {ip}: "
-            f"{check.detail}. {_CHECK_RESOLVER_ADVICE}",
+            evidence=flag_text(
+                FlagCode.SPF_UNKNOWN, "evidence", domain=domain, ip=ip, detail=check.detail
+            ),
+            remediation=flag_text(
+                FlagCode.SPF_UNKNOWN, "fix", domain=domain, ip=ip, detail=check.detail
+            ),
         )
     if result is SpfResult.unknown:
         return Flag(
             code=FlagCode.SPF_UNKNOWN,
             severity=Severity.unknown,
             devices=[check.device],
-            evidence=f"SPF of {domain}: {check.detail}",
-            remediation="Declare the site's public IP in egress.ip, so fleet can check that "
-            f"the SPF record of {domain} authorises it.",
+            evidence=flag_text(FlagCode.SPF_UNKNOWN, "no_ip", domain=domain, detail=check.detail),
+            remediation=flag_text(FlagCode.SPF_UNKNOWN, "fix_no_ip", domain=domain),
         )
     return None
 

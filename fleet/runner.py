@@ -26,6 +26,7 @@ from fleet.credentials import Secrets
 from fleet.dns import Dns, nameserver_addresses
 from fleet.egress import Opener, make_opener
 from fleet.errors import NameserverError
+from fleet.judgement.flag_texts import flag_text
 from fleet.oauth import TokenBroker
 from fleet.once import Once
 from fleet.plan import SitePlan, SweepPlan
@@ -438,6 +439,7 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
     """A site that fleet itself failed on: accounted for, never silently missing."""
     site = site_plan.site
     now = datetime.now(UTC)
+    code = FlagCode.INTERNAL_ERROR
     return SiteResult(
         site=site.id,
         client=site.client,
@@ -446,11 +448,12 @@ def internal_error(site_plan: SitePlan, exc: Exception) -> SiteResult:
         verdict=Verdict.unknown,
         flags=[
             Flag(
-                code=FlagCode.INTERNAL_ERROR,
+                code=code,
                 severity=Severity.unknown,
                 devices=[d.id for d in site.devices],
-                evidence=f"{type(exc).__name__}: {exc}"[:500],  # scrubbed by Sweeper.finish
-                remediation="fleet failed on this site: run `fleet scan` on it with --debug and report the trace.",
+                # scrubbed by Sweeper.finish
+                evidence=flag_text(code, "evidence", kind=type(exc).__name__, error=exc)[:500],
+                remediation=flag_text(code, "fix"),
             )
         ],
         egress=_egress(site_plan, []),

@@ -5,6 +5,7 @@ every flag with what to do about it."""
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
 
 from fleet.classify import (
@@ -14,6 +15,7 @@ from fleet.classify import (
     classify_token_failure,
     handshake_fault,
 )
+from fleet.judgement.flag_texts import FLAG_TEXTS, flag_text
 from fleet.matrix import (
     _CATEGORY_FLAGS,
     _DIRECT_SEND_REJECTED_RULES,
@@ -101,3 +103,26 @@ def test_no_token_is_an_auth_failure_named_by_the_providers_reason() -> None:
         == "no OAuth token from Entra ID (tenant t, app a): AADSTS7000215: bad secret"
     )
     assert decided.remediation == "Renew it."
+
+
+# Flags whose words are the failed conversation's finding and remediation (from its rule).
+_CONVERSATION_FLAGS = {code for code, _ in _CATEGORY_FLAGS.values()} | {
+    FlagCode.DIRECT_SEND_REJECTED,
+    FlagCode.TLS_TOO_OLD_FOR_DEVICE,
+    FlagCode.OAUTH_TOKEN_FAILED,
+    FlagCode.OAUTH_REFUSED,
+}
+
+
+def test_every_flag_has_its_words_in_one_catalogue() -> None:
+    # Every flag is worded either by the rule that judged its conversation, or in flag_texts
+    assert set(FlagCode) == _CONVERSATION_FLAGS | set(FLAG_TEXTS)
+    # ...and every sentence there is a template that fills with the fields it names
+    for code, cases in FLAG_TEXTS.items():
+        for case, template in cases.items():
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+            fields: dict[str, object] = {name: f"<{name}>" for name in names}
+            fields["within_s"] = 30.0  # a number: the template formats it (:g)
+            filled = flag_text(code, case, **fields)
+            assert "{" not in filled, (code, case)
+            assert all(f"<{name}>" in filled for name in names - {"within_s"}), (code, case)

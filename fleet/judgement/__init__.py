@@ -5,5 +5,7 @@
 `context` (what a remediation may mention), `rule_ids` and `rule` (a rule and its name),
 `remedies` and `vocabulary` (the texts and word families rules share), the ordered rule
 table in `rules/` (`catalogue.RULES`), `replies` (the first rule that matches decides, else a
-fallback by code), `oauth_refusals`, `own_decisions` and `faults` (exceptions).
+fallback by code), `oauth_refusals`, `own_decisions` and `faults` (exceptions), and
+`flag_texts` (the words of the flags the matrix, the delivery check and the runner raise
+themselves, keyed by FlagCode).
 """

@@ -1,81 +1,64 @@
 """The flags a delivery check raises: Junk (warn, with the likely cause), not delivered
-(critical), and a mailbox that could not be checked (unknown)."""
+(critical), and a mailbox that could not be checked (unknown). Their words are in
+fleet.judgement.flag_texts."""
 
 from __future__ import annotations
 
+from fleet.judgement.flag_texts import flag_text
 from fleet.results import Delivery, DeliveryStatus, FlagCode, Severity
 
 _FAILED = {"fail", "softfail", "permerror", "temperror"}
+_JUNK = FlagCode.DELIVERED_TO_JUNK
 
 
 def delivery_flag(
     delivery: Delivery, egress_ip: str | None
 ) -> tuple[FlagCode, Severity, str, str] | None:
     """(code, severity, evidence, remediation) for a delivery that was not to the Inbox."""
-    test = f"test message {delivery.test_message_id} for {delivery.mailbox}"
+    test = {"id": delivery.test_message_id, "mailbox": delivery.mailbox}
     if delivery.status is DeliveryStatus.junk:
         cause, fix = likely_cause(delivery, egress_ip)
+        folder, delay_s = delivery.folder, delivery.delay_s
         return (
-            FlagCode.DELIVERED_TO_JUNK,
+            _JUNK,
             Severity.warn,
-            f"{test} was delivered to {delivery.folder} after {delivery.delay_s} s; {cause}",
-            f"Scans from this site land in Junk, and users report them as never sent. {fix}",
+            flag_text(_JUNK, "evidence", **test, folder=folder, delay_s=delay_s, cause=cause),
+            flag_text(_JUNK, "fix", fix=fix),
         )
     if delivery.status is DeliveryStatus.not_delivered:
+        code = FlagCode.NOT_DELIVERED
         return (
-            FlagCode.NOT_DELIVERED,
+            code,
             Severity.critical,
-            f"the server accepted the {test}, but it was in neither the Inbox nor Junk after "
-            f"{delivery.within_s:g} s",
-            "Accepted is not delivered: look the message up in the receiver's message trace "
-            "(Microsoft 365: Exchange admin center > Mail flow > Message trace, by its "
-            "X-Fleet-Test-Id or subject) for a quarantine, a transport rule or a silent drop.",
+            flag_text(code, "evidence", **test, within_s=delivery.within_s),
+            flag_text(code, "fix"),
         )
     if delivery.status is DeliveryStatus.unknown:
+        code = FlagCode.DELIVERY_UNKNOWN
         return (
-            FlagCode.DELIVERY_UNKNOWN,
+            code,
             Severity.unknown,
-            f"the mailbox {delivery.mailbox} could not be checked for the {test}: {delivery.detail}",
-            "Fix the verify mailbox settings (host, login, CA) so fleet can see where the test "
-            "message goes.",
+            flag_text(code, "evidence", **test, detail=delivery.detail),
+            flag_text(code, "fix"),
         )
     return None
 
 
 def likely_cause(delivery: Delivery, egress_ip: str | None) -> tuple[str, str]:
     """What Authentication-Results says most likely sent it to Junk, and the fix."""
-    ip = egress_ip or "the site's IP"
-    if delivery.spf in _FAILED:
-        return (
-            f"likely cause: SPF {delivery.spf} for {ip} (Authentication-Results: spf={delivery.spf})",
-            f"Add {ip} to the sender domain's SPF record (ip4:{ip}), or send through a relay "
-            "the record names.",
-        )
-    if delivery.dmarc in _FAILED:
-        return (
-            f"likely cause: DMARC {delivery.dmarc} (spf={delivery.spf}, dkim={delivery.dkim})",
-            "Align SPF or DKIM with the From domain: authorise the site's IP in SPF, or sign "
-            "with DKIM for the From domain.",
-        )
-    if delivery.compauth is not None and delivery.compauth.split()[0] in _FAILED:
-        return (
-            f"likely cause: Microsoft composite authentication failed (compauth={delivery.compauth})",
-            "Authenticate the sender domain (SPF naming the site's IP, DKIM, DMARC), or send "
-            "through an inbound connector for the site's IP.",
-        )
+    ip = egress_ip or flag_text(_JUNK, "unknown_ip")
+    spf, dmarc, dkim, compauth = delivery.spf, delivery.dmarc, delivery.dkim, delivery.compauth
+    if spf in _FAILED:
+        return flag_text(_JUNK, "spf", spf=spf, ip=ip), flag_text(_JUNK, "fix_spf", ip=ip)
+    if dmarc in _FAILED:
+        cause = flag_text(_JUNK, "dmarc", dmarc=dmarc, spf=spf, dkim=dkim)
+        return cause, flag_text(_JUNK, "fix_dmarc")
+    if compauth is not None and compauth.split()[0] in _FAILED:
+        return flag_text(_JUNK, "compauth", compauth=compauth), flag_text(_JUNK, "fix_compauth")
     verdicts = ", ".join(
         f"{name}={value}"
-        for name, value in (
-            ("spf", delivery.spf),
-            ("dkim", delivery.dkim),
-            ("dmarc", delivery.dmarc),
-            ("compauth", delivery.compauth),
-        )
+        for name, value in (("spf", spf), ("dkim", dkim), ("dmarc", dmarc), ("compauth", compauth))
         if value is not None
     )
-    return (
-        f"authentication passed or was not reported ({verdicts or 'no Authentication-Results'}):"
-        " the receiver's content filter or a user rule filed it",
-        "Check the receiver's spam filter and the mailbox's rules; allow the copier's sender "
-        "if it is trusted.",
-    )
+    cause = flag_text(_JUNK, "filter", verdicts=verdicts or flag_text(_JUNK, "no_verdicts"))
+    return cause, flag_text(_JUNK, "fix_filter")
