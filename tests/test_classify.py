@@ -2878,6 +2878,10 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         ("rcpt", 550, "Recipient cannot receive mail", "recipient_rejected"),
         ("rcpt", 550, "This mail server does not accept relay", "relay_denied"),
         ("rcpt", 550, "Delivery to this address is not allowed", "relay_denied"),
+        ("data", 554, "HL:IHU 192.0.2.1 has been blocked", "ip_reputation"),
+        ("data", 550, "Message blocked: message contains blacklisted words", "message_rejected"),
+        # ... a URL or a list is still a listing, not words of the message
+        ("data", 554, "5.7.1 Message contains a blacklisted URL", "domain_reputation"),
         ("mail", 550, "User x is not authorized to send from address y", "sender_rejected"),
         ("mail", 553, "Authenticated user does not match sender", "sender_rejected"),
         (

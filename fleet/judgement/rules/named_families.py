@@ -63,9 +63,11 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"verdict|rules?|check)|\bblocked as spam\b|\b(?:detected|identified|classified|marked|"
         r"flagged|considered|recogni[sz]ed) as (?:spam|junk|bulk)\b|\banti-?spam (?:checks?|"
         r"filters?|engine|system|polic\w*)|(?-i:\b[A-Z]{2}:SPM\b)|\bpolicy violation detected\b|"
-        r"\b(?:spam|content) ?score\b|\bjunk (?:mail|e-?mail|message)",
+        r"\b(?:spam|content) ?score\b|\bjunk (?:mail|e-?mail|message)|"
+        r"\b(?:black ?listed|banned|prohibited|forbidden) (?:words?|phrases?|terms?|expressions?)\b",
         stages=(Stage.data,),
-        unless=r"\blisted\b|block ?list|black ?list|\bRBL|DNSBL|reputation|spamhaus|"
+        unless=r"\blisted\b|block ?list|black ?list(?!ed (?:words?|phrases?|terms?|expressions?)\b)|"
+        r"\bRBL|DNSBL|reputation|spamhaus|"
         r"from your (?:IP|mail ?server|server|network)",
     ),
     # -- banned: an IP or a domain named as banned -----------------------------------------
@@ -78,7 +80,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "submission on {submission} or a relay with a clean IP.",
         text=rf"\b(?:sender|client|host|server|IP(?: address)?|connection|address|source)\b:? "
         rf"{_IP}:? {_BANNED}|\bIP(?: address)?\b[^.;]{{0,40}}?\b{_BANNED}|"
-        r"\bbanned (?:IP|host|client|sender IP)\b",
+        r"\bbanned (?:IP|host|client|sender IP)\b|"
+        # an address alone said to be blocked ("HL:IHU 192.0.2.1 has been blocked")
+        rf"(?<![\w.@-]){_IP}:? (?:has been |is |was )?(?:temporarily |permanently )?blocked\b(?! (?:using|by)\b)",
     ),
     Rule(
         RuleId.domain_banned,
