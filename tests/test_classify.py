@@ -2658,6 +2658,11 @@ SISIMAI_SPAMDETECTED = "github.com/sisimai/rb-sisimai lib/sisimai/reason/spamdet
         ),
         # ... but a size, a mailbox's storage or a line's length is not a limit on the sender
         ("data", 552, "5.3.4 Message size limit exceeded", "message_rejected"),
+        # ... nor a mailbox's quota (constructed wordings): a quota is the sender's only
+        # when sending is counted
+        ("rcpt", 552, "Mail quota exceeded", "recipient_rejected"),
+        ("rcpt", 552, "5.2.2 Recipient quota exceeded", "recipient_rejected"),
+        ("mail", 550, "Outgoing mail quota exceeded", "throttled"),
         ("rcpt", 552, "5.2.2 Mailbox size limit exceeded", "recipient_rejected"),
         # -- spam verdicts on the message at DATA, in other words ---------------------------
         # Mail::DeliveryStatus::BounceParser t/corpus spam-rejection31/9/14.msg

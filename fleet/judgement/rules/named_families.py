@@ -34,8 +34,12 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "The server limits how much or how often this site sends ({ip}): reduce how many "
         "devices send at once and how often, or wait and try again later; for a daily limit, "
         "spread the sending over more mailboxes or use a relay sized for the volume.",
-        text=rf"\b{_COUNTED} (?:[\w-]+ ){{0,2}}(?:limit|rate|quota) (?:has been |was |is )?"
+        text=rf"\b{_COUNTED} (?:[\w-]+ ){{0,2}}(?:limit|rate) (?:has been |was |is )?"
         r"(?:reached|exceeded|hit)\b|"
+        # a quota is the sender's only when sending is counted ("Mail quota exceeded" at RCPT is
+        # the recipient's mailbox)
+        r"\b(?:daily|hourly|sending|send|outgoing|outbound|submission|messages?|rate) "
+        r"(?:[\w-]+ ){0,2}quota (?:has been |was |is )?(?:reached|exceeded|hit)\b|"
         rf"\bexceed\w* (?:the |your |its |an? )?(?:[\w-]+ ){{0,2}}{_COUNTED} limit\b|"
         r"\bat (?:the |its )?max(?:imum)? (?:[\w-]+ ){0,2}limit\b|"
         rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\bexceed\w* (?:the )?(?:allowed |permitted |configured )?max|"
@@ -49,7 +53,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\btrop de connexions|\bzu viele (?:verbindungen|sitzungen)|\bdemasiadas conexiones",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
         unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box|inbox|"
-        r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit",
+        r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b",
     ),
     # -- a spam verdict on the message (at DATA; a listing of the IP is not one) ------------
     Rule(
