@@ -1,8 +1,9 @@
 """How a site's traffic leaves: from this machine, from a chosen source address, or
 through a SOCKS5 proxy at the site. Each way hands a connected socket to the SMTP probe.
 
-Failures of the way out itself (the proxy is down, the bind address is not on this
-machine) are `egress_unreachable`: they say nothing about the mail server.
+Failures of the way out are named (`EgressFailure`), not judged: the judgement catalogue
+says what each means (fleet.judgement.faults). Those of the way out itself (the proxy is
+down, the bind address is not on this machine) say nothing about the mail server.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from fleet.dns import Dns, Outcome
-from fleet.errors import EgressError
+from fleet.errors import EgressError, EgressFailure
 from fleet.inventory import SiteEgress
 from fleet.net import family_of
-from fleet.results import Category, EgressTransport
+from fleet.results import EgressTransport
 
 # Opens a TCP connection to (host, port) within a timeout and returns the socket.
 Opener = Callable[[str, int, float], Awaitable[socket.socket]]
@@ -44,10 +45,12 @@ def _direct_opener(bind: str | None, dns: Dns) -> Opener:
         async with asyncio.timeout(timeout_s):
             answer = await dns.addresses(host)
             if answer.outcome in (Outcome.nxdomain, Outcome.nodata):
-                raise EgressError(Category.unreachable, f"{host} does not resolve: {answer.detail}")
+                raise EgressError(
+                    EgressFailure.host_does_not_resolve, f"{host} does not resolve: {answer.detail}"
+                )
             if not answer.ok:  # our resolver's trouble, not a fact about the mail host
                 raise EgressError(
-                    Category.resolver_failure, f"cannot look up {host}: {answer.detail}"
+                    EgressFailure.resolver_failed, f"cannot look up {host}: {answer.detail}"
                 )
             addresses = list(answer.records)
             if bind is not None:
@@ -56,7 +59,7 @@ def _direct_opener(bind: str | None, dns: Dns) -> Opener:
                 addresses = [a for a in addresses if family_of(a) == family]
                 if not addresses:
                     raise EgressError(
-                        Category.unreachable,
+                        EgressFailure.no_address_for_bind,
                         f"{host} has no address of the same IP version as {bind}",
                     )
             last: OSError | None = None
@@ -66,7 +69,7 @@ def _direct_opener(bind: str | None, dns: Dns) -> Opener:
                 except OSError as exc:
                     if bind is not None and exc.errno == errno.EADDRNOTAVAIL:
                         raise EgressError(
-                            Category.egress_unreachable,
+                            EgressFailure.bind_address_not_here,
                             f"cannot send from {bind}: the address is not on this machine",
                         ) from None
                     last = exc
@@ -133,29 +136,29 @@ def _socks5_opener(via: str, bind: str | None) -> Opener:
             # does not answer from the site (a real finding, e.g. port 25 blocked there).
             if not await _answers(proxy_host, proxy_port, bind, min(timeout_s, 3.0)):
                 raise EgressError(
-                    Category.egress_unreachable, f"SOCKS5 proxy {via} does not answer"
+                    EgressFailure.proxy_silent, f"SOCKS5 proxy {via} does not answer"
                 ) from None
             raise EgressError(
-                Category.timeout,
+                EgressFailure.no_connection_from_site,
                 f"no connection to {host}:{port} from the site (through {via}) in time: a "
                 f"firewall at the site, or its ISP, may block port {port}",
             ) from None
         except ProxyConnectionError as exc:
             raise EgressError(
-                Category.egress_unreachable, f"SOCKS5 proxy {via} unreachable: {exc}"
+                EgressFailure.proxy_unreachable, f"SOCKS5 proxy {via} unreachable: {exc}"
             ) from None
         except ProxyError as exc:
             code = getattr(exc, "error_code", None)
             if code in _DESTINATION_REPLIES:
                 raise EgressError(
-                    Category.unreachable,
+                    EgressFailure.destination_refused,
                     f"{host}:{port}: {_DESTINATION_REPLIES[code]} (SOCKS5 reply {code})",
                 ) from None
             raise EgressError(
-                Category.egress_unreachable, f"SOCKS5 proxy {via} failed: {exc}"
+                EgressFailure.proxy_failed, f"SOCKS5 proxy {via} failed: {exc}"
             ) from None
         except OSError as exc:
-            raise EgressError(Category.egress_unreachable, f"SOCKS5 proxy {via}: {exc}") from None
+            raise EgressError(EgressFailure.proxy_error, f"SOCKS5 proxy {via}: {exc}") from None
         sock.setblocking(False)
         return sock
 

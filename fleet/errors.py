@@ -11,10 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fleet.results import Category
 
 
 @dataclass(frozen=True)
@@ -130,12 +126,28 @@ class GraphProblem(FleetError):
     """--verify-delivery: the mailbox could not be checked through Graph: why, in words (no token)."""
 
 
+class EgressFailure(StrEnum):
+    """What went wrong on the way out, as the egress saw it; what each means (its category)
+    is the judgement's (fleet.judgement.rule_ids.EGRESS_RULES, fleet.judgement.faults)."""
+
+    host_does_not_resolve = "host_does_not_resolve"
+    resolver_failed = "resolver_failed"
+    no_address_for_bind = "no_address_for_bind"  # none of the bind address's IP version
+    bind_address_not_here = "bind_address_not_here"
+    proxy_silent = "proxy_silent"
+    no_connection_from_site = "no_connection_from_site"  # the proxy answers; the host does not
+    proxy_unreachable = "proxy_unreachable"
+    destination_refused = "destination_refused"  # SOCKS5 replies 3-6: about the destination
+    proxy_failed = "proxy_failed"
+    proxy_error = "proxy_error"
+
+
 class EgressError(FleetError):
     """The site's egress (SOCKS5 proxy, bind address) failed, or reported the target unreachable."""
 
-    def __init__(self, category: Category, detail: str) -> None:
+    def __init__(self, failure: EgressFailure, detail: str) -> None:
         super().__init__(detail)
-        self.category = category
+        self.failure = failure
         self.detail = detail
 
 

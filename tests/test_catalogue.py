@@ -15,6 +15,8 @@ from fleet.classify import (
     classify_token_failure,
     handshake_fault,
 )
+from fleet.errors import EgressError, EgressFailure
+from fleet.judgement.faults import classify_exception
 from fleet.judgement.flag_texts import FLAG_TEXTS, flag_text
 from fleet.matrix import (
     _CATEGORY_FLAGS,
@@ -30,6 +32,8 @@ from fleet.results import (
     Category,
     FlagCode,
     Severity,
+    Stage,
+    StageStatus,
     Verdict,
 )
 
@@ -126,3 +130,26 @@ def test_every_flag_has_its_words_in_one_catalogue() -> None:
             filled = flag_text(code, case, **fields)
             assert "{" not in filled, (code, case)
             assert all(f"<{name}>" in filled for name in names - {"within_s"}), (code, case)
+
+
+def test_every_failure_of_the_way_out_is_judged_by_its_rule() -> None:
+    # What the egress reports, and what it has always meant
+    meaning = {
+        EgressFailure.host_does_not_resolve: Category.unreachable,
+        EgressFailure.resolver_failed: Category.resolver_failure,
+        EgressFailure.no_address_for_bind: Category.unreachable,
+        EgressFailure.bind_address_not_here: Category.egress_unreachable,
+        EgressFailure.proxy_silent: Category.egress_unreachable,
+        EgressFailure.no_connection_from_site: Category.timeout,
+        EgressFailure.proxy_unreachable: Category.egress_unreachable,
+        EgressFailure.destination_refused: Category.unreachable,
+        EgressFailure.proxy_failed: Category.egress_unreachable,
+        EgressFailure.proxy_error: Category.egress_unreachable,
+    }
+    assert set(meaning) == set(EgressFailure)
+    for failure, category in meaning.items():
+        # When the egress raises it, the catalogue names its rule and decides its category
+        fault = classify_exception(Stage.connect, EgressError(failure, "what the egress saw"))
+        assert fault.rule == RuleId(f"egress.{failure}")
+        assert (fault.status, fault.category) == (StageStatus.error, category)
+        assert fault.detail == "what the egress saw"

@@ -28,7 +28,7 @@ from fleet.classify import (
     unwrapped,
 )
 from fleet.credentials import ScrubFilter, Secrets
-from fleet.errors import EgressError, ProbeTimeout
+from fleet.errors import EgressError, EgressFailure, ProbeTimeout
 from fleet.results import Category, Mode, Stage, StageStatus
 
 # ---- who is asking: the contexts a remediation is written for ---------------------------
@@ -1426,7 +1426,12 @@ def test_smtp_connect_timeout_is_a_timeout_not_a_connect_error() -> None:
         (Stage.banner, aiosmtplib.SMTPTimeoutError("Timed out")),
         (Stage.rcpt, aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response")),
         (Stage.auth, ProbeTimeout("the site's time budget (site_s) ran out")),
-        (Stage.connect, EgressError(Category.timeout, "SOCKS5 proxy did not connect in time")),
+        (
+            Stage.connect,
+            EgressError(
+                EgressFailure.no_connection_from_site, "SOCKS5 proxy did not connect in time"
+            ),
+        ),
     ],
 )
 def test_timeouts(stage: Stage, exc: BaseException) -> None:
@@ -1469,7 +1474,7 @@ def test_a_timeout_wrapped_in_another_error_is_still_a_timeout() -> None:
             "name lookup failed",
         ),
         (
-            EgressError(Category.egress_unreachable, "SOCKS5 proxy down"),
+            EgressError(EgressFailure.proxy_unreachable, "SOCKS5 proxy down"),
             Category.egress_unreachable,
             "SOCKS5",
         ),

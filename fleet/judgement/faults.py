@@ -13,7 +13,7 @@ import aiosmtplib
 
 from fleet.errors import EgressError, ProbeTimeout
 from fleet.judgement.evidence import clean_text, make_reply
-from fleet.judgement.rule_ids import RuleId
+from fleet.judgement.rule_ids import EGRESS_RULES, RuleId
 from fleet.results import Category, Reply, Stage, StageStatus
 
 
@@ -26,6 +26,22 @@ class Fault:
     detail: str
     reply: Reply | None = None
     rule: RuleId | None = None
+
+
+# What each failure of the way out means: only the way out (egress_unreachable), or a fact
+# about the mail host seen from the site (unreachable, timeout), or our resolver's trouble.
+EGRESS_CATEGORIES: dict[RuleId, Category] = {
+    RuleId.egress_host_does_not_resolve: Category.unreachable,
+    RuleId.egress_resolver_failed: Category.resolver_failure,
+    RuleId.egress_no_address_for_bind: Category.unreachable,
+    RuleId.egress_bind_address_not_here: Category.egress_unreachable,
+    RuleId.egress_proxy_silent: Category.egress_unreachable,
+    RuleId.egress_no_connection_from_site: Category.timeout,
+    RuleId.egress_proxy_unreachable: Category.egress_unreachable,
+    RuleId.egress_destination_refused: Category.unreachable,
+    RuleId.egress_proxy_failed: Category.egress_unreachable,
+    RuleId.egress_proxy_error: Category.egress_unreachable,
+}
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -70,8 +86,9 @@ def handshake_fault(exc: BaseException, tls_max: str | None) -> Fault:
 def classify_exception(stage: Stage, exc: BaseException) -> Fault:
     """The one place that maps exceptions to categories. Timeouts are checked first:
     aiosmtplib's SMTPConnectTimeoutError is both a timeout and a connect error."""
-    if isinstance(exc, EgressError):  # the egress already said what happened
-        return Fault(StageStatus.error, exc.category, exc.detail)
+    if isinstance(exc, EgressError):  # the egress said what happened; this says what it means
+        rule = EGRESS_RULES[exc.failure]
+        return Fault(StageStatus.error, EGRESS_CATEGORIES[rule], exc.detail, rule=rule)
     chain = _chain(exc)
     if any(isinstance(e, TimeoutError | asyncio.TimeoutError | ProbeTimeout) for e in chain):
         return Fault(StageStatus.error, Category.timeout, _timeout_detail(stage, exc))

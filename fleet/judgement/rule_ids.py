@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from fleet.errors import EgressFailure
 from fleet.oauth import TokenFailureReason
 
 
@@ -185,6 +186,17 @@ class RuleId(StrEnum):
     oauth_token_delegation_missing = "oauth.token.delegation_missing"  # noqa: S105
     oauth_token_wrong_mailbox = "oauth.token.wrong_mailbox"  # noqa: S105
     oauth_token_bad_key = "oauth.token.bad_key"  # noqa: S105
+    # the way out failed (fleet.errors.EgressFailure): "egress." and the failure
+    egress_host_does_not_resolve = "egress.host_does_not_resolve"
+    egress_resolver_failed = "egress.resolver_failed"
+    egress_no_address_for_bind = "egress.no_address_for_bind"
+    egress_bind_address_not_here = "egress.bind_address_not_here"
+    egress_proxy_silent = "egress.proxy_silent"
+    egress_no_connection_from_site = "egress.no_connection_from_site"
+    egress_proxy_unreachable = "egress.proxy_unreachable"
+    egress_destination_refused = "egress.destination_refused"
+    egress_proxy_failed = "egress.proxy_failed"
+    egress_proxy_error = "egress.proxy_error"
 
 
 # The rule of a conversation that got no OAuth token, by fleet.oauth's reason.
@@ -204,4 +216,10 @@ OAUTH_TOKEN_RULES: Mapping[TokenFailureReason, RuleId] = {
     TokenFailureReason.delegation_missing: RuleId.oauth_token_delegation_missing,
     TokenFailureReason.wrong_mailbox: RuleId.oauth_token_wrong_mailbox,
     TokenFailureReason.bad_key: RuleId.oauth_token_bad_key,
+}
+
+
+# The rule of a conversation whose way out failed, by fleet.egress's failure.
+EGRESS_RULES: Mapping[EgressFailure, RuleId] = {
+    failure: RuleId(f"egress.{failure.value}") for failure in EgressFailure
 }
