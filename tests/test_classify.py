@@ -2889,6 +2889,10 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         ("rcpt", 550, "This mail server does not accept relay", "relay_denied"),
         ("rcpt", 550, "Delivery to this address is not allowed", "relay_denied"),
         ("data", 554, "HL:IHU 192.0.2.1 has been blocked", "ip_reputation"),
+        # ... in other languages
+        ("banner", 554, "Ihre IP-Adresse 192.0.2.1 ist gesperrt", "ip_reputation"),
+        ("banner", 554, "Votre adresse IP 192.0.2.1 est bloquée", "ip_reputation"),
+        ("mail", 550, "Zu viele Nachrichten, bitte später erneut versuchen", "throttled"),
         ("data", 550, "Message blocked: message contains blacklisted words", "message_rejected"),
         # ... a URL or a list is still a listing, not words of the message
         ("data", 554, "5.7.1 Message contains a blacklisted URL", "domain_reputation"),

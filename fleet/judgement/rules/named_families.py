@@ -22,7 +22,11 @@ _COUNTED_PLURAL = r"(?:sessions|connections|connects|logins|messages|recipients|
 _IP = (
     r"\[?(?:(?:\d{1,3}|x{1,3})(?:\.(?:\d{1,3}|x{1,3})){3}|[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7})\]?"
 )
-_BANNED = r"(?:is |has been |was |got )?(?:temporarily |permanently )?(?:banned|black ?listed|block ?listed)\b"
+_BANNED = (
+    r"(?:is |has been |was |got |ist |wurde |est |a été |está |ha sido )?(?:temporarily |"
+    r"permanently )?(?:banned|black ?listed|block ?listed|gesperrt|bann(?:ie|ed)|bloqu[ée]e?|"
+    r"bloquead[oa])\b"
+)
 
 NAMED_FAMILIES: tuple[Rule, ...] = (
     # -- limits: whatever is counted, "limit reached", "exceeds the maximum", "too frequent" --
@@ -50,7 +54,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
         rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,20}}?"
         r"\b(?:exceeded|reached)\b|"
-        r"\btrop de connexions|\bzu viele (?:verbindungen|sitzungen)|\bdemasiadas conexiones",
+        r"\btrop de (?:connexions|messages|mails|destinataires)|\bzu viele (?:verbindungen|"
+        r"sitzungen|nachrichten|e-?mails|empf(?:ä|ae)nger)|\bdemasiad[oa]s (?:conexiones|mensajes|"
+        r"correos|destinatarios)",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
         unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box|inbox|"
         r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b",
@@ -82,7 +88,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "The receiver bans {ip}: find what sent unwanted mail from it and stop it, then ask the "
         "administrator of {host} to lift the ban; meanwhile send through authenticated "
         "submission on {submission} or a relay with a clean IP.",
-        text=rf"\b(?:sender|client|host|server|IP(?: address)?|connection|address|source)\b:? "
+        text=rf"\b(?:sender|client|host|server|IP(?: address|-Adresse)?|connection|address|source|"
+        rf"adresse IP|direcci[óo]n IP)\b:? "
         rf"{_IP}:? {_BANNED}|\bIP(?: address)?\b[^.;]{{0,40}}?\b{_BANNED}|"
         r"\bbanned (?:IP|host|client|sender IP)\b|"
         # an address alone said to be blocked ("HL:IHU 192.0.2.1 has been blocked")
