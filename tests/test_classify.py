@@ -2880,6 +2880,11 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
             "throttled",
         ),
         ("mail", 550, "This IP has sent too many messages this hour. IB504", "throttled"),
+        # Haraka's limit plugin (haraka-plugin-limit index.js), as 5xx replies
+        ("rcpt", 550, "Too many recipient attempts", "throttled"),
+        ("rcpt", 550, "Too many errors", "throttled"),
+        ("banner", 550, "connection rate limit exceeded", "throttled"),
+        ("rcpt", 550, "rcpt rate limit exceeded", "throttled"),
         # Amazon SES's SMTP response codes (awsdocs amazon-ses-developer-guide)
         ("data", 454, "Throttling failure: Daily message quota exceeded", "throttled"),
         # constructed wordings of the same families (not from a corpus): each family's nouns
