@@ -2942,3 +2942,12 @@ def test_other_wordings_of_holdout4s_families(
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
+
+
+def test_several_from_addresses_are_the_headers_syntax_not_the_senders_identity() -> None:
+    # maddy's check for a From header with several addresses (github.com/foxcpp/maddy)
+    text = "Multiple From addresses are not allowed"
+
+    decision = classify_reply(Stage.data, make_reply(550, text), ISSUE_16)
+
+    assert decision.category is not Category.sender_rejected, decision.rule

@@ -140,7 +140,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bdomain (?:name )?(?:is )?required (?:for|in) (?:the )?(?:sender|from|mail from)|"
         r"\bsender (?:address )?(?:must|needs to) (?:contain|include|have) a (?:fully[- ]"
         r"qualified )?domain",
-        unless=r"\busing\b|\blisted\b|spamhaus|\bRBL|greylist",
+        # several From addresses is the header's syntax (RFC 5322), not the sender's identity
+        unless=r"\busing\b|\blisted\b|spamhaus|\bRBL|greylist|\bmultiple From\b",
     ),
     # -- a recipient's state in other words ------------------------------------------------
     Rule(
