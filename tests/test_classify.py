@@ -2890,6 +2890,20 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         # constructed wordings of the same families (not from a corpus): each family's nouns
         ("rcpt", 550, "Maximum number of recipients exceeded", "throttled"),
         ("rcpt", 550, "Number of recipients exceeds the allowed maximum", "throttled"),
+        ("mail", 550, "You are sending too fast", "throttled"),
+        ("mail", 550, "Sending rate too high", "throttled"),
+        ("mail", 550, "Message rate-limited", "throttled"),
+        ("rcpt", 550, "Too many RCPT commands", "throttled"),
+        ("data", 550, "UCE rejected", "message_rejected"),
+        ("auth", 535, "Authentication disabled", "auth_disabled"),
+        # ... a limit imposed for a cause is the cause (Gmail's 4.7.40, in replies.yaml)
+        (
+            "data",
+            421,
+            "4.7.40 Your email has been rate limited because the sending domain doesn't have a "
+            "DMARC record, or the DMARC record doesn't specify a DMARC policy.",
+            "sender_rejected",
+        ),
         ("rcpt", 550, "Recipient cannot receive mail", "recipient_rejected"),
         ("rcpt", 550, "This mail server does not accept relay", "relay_denied"),
         ("rcpt", 550, "Delivery to this address is not allowed", "relay_denied"),

@@ -51,7 +51,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"(?:(?:number|count|amount) of )?{_COUNTED_PLURAL}|"
         r"\btoo (?:frequent|many) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
         r"connections|sessions|logins|concurrent\w*|simultaneous\w*|parallel|errors\b|"
-        r"(?:recipient|rcpt|connection|delivery) attempts)|"
+        r"(?:recipient|rcpt|connection|delivery) attempts|(?:RCPT|MAIL) commands)|"
+        r"\b(?:sending|send\w*|connect\w*|messages?|mails?) too (?:fast|quickly|often|"
+        r"frequently)\b|\b(?:sending |send |message |connection )?rate (?:is )?too high\b|"
+        r"\brate[- ]?limit(?:ed|ing)\b|"
         rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
         rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,20}}?"
         r"\b(?:exceeded|reached)\b|"
@@ -60,7 +63,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"correos|destinatarios)",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
         unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box|inbox|"
-        r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b",
+        r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b|"
+        # a limit imposed for a cause names the cause to fix (Gmail's 4.7.40 "rate limited
+        # because the sending domain doesn't have a DMARC record")
+        r"reputation|unsolicited|DMARC|\bSPF\b|DKIM|\bTLS\b|\bPTR\b|reverse DNS",
     ),
     # -- a spam verdict on the message (at DATA; a listing of the IP is not one) ------------
     Rule(
@@ -74,7 +80,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"verdict|rules?|check)|\bblocked as spam\b|\b(?:detected|identified|classified|marked|"
         r"flagged|considered|recogni[sz]ed) as (?:spam|junk|bulk)\b|\banti-?spam (?:checks?|"
         r"filters?|engine|system|polic\w*)|(?-i:\b[A-Z]{2}:SPM\b)|\bpolicy violation detected\b|"
-        r"\b(?:spam|content) ?score\b|\bjunk (?:mail|e-?mail|message)|"
+        r"\b(?:spam|content) ?score\b|\bjunk (?:mail|e-?mail|message)|(?-i:\bU[BC]E\b)|"
         r"\b(?:black ?listed|banned|prohibited|forbidden) (?:words?|phrases?|terms?|expressions?)\b",
         stages=(Stage.data,),
         unless=r"\blisted\b|block ?list|black ?list(?!ed (?:words?|phrases?|terms?|expressions?)\b)|"
@@ -205,6 +211,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         text=r"\bauth\w* (?:is )?(?:not (?:allowed|permitted|available|enabled)|disabled|"
         r"turned off) (?:on|for) (?:this |these |the )?(?:[\w.-]{1,40} )?(?:servers?|hosts?|"
         r"ports?)\b|"
+        r"\bauth(?:entication)? (?:is |has been )?(?:disabled|turned off|switched off)\b|"
         r"\b(?:password|smtp|basic|legacy) auth\w* (?:is |has been )?(?:disabled|not (?:allowed|"
         r"permitted|enabled|available)|turned off|switched off)\b",
         stages=(Stage.auth,),
