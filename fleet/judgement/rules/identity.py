@@ -1,6 +1,7 @@
-"""Rules that read the causes about who sends: the receiver's own faults, listed domains,
-reverse DNS, the EHLO name, loops and headers, SPF/DKIM/DMARC, limits that name the IP, and
-the IP's reputation. They come first: a cause named here wins over the words around it."""
+"""Rules that read the causes about who sends: the receiver's own faults (`RECEIVER_FAULTS`,
+read first of all), then (`IDENTITY`, read after `named_families`) listed domains, reverse DNS,
+the EHLO name, loops and headers, SPF/DKIM/DMARC, limits that name the IP, and the IP's
+reputation. A cause named here wins over the words around it."""
 
 from __future__ import annotations
 
