@@ -2895,6 +2895,10 @@ def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None
         ("mail", 550, "Message rate-limited", "throttled"),
         ("rcpt", 550, "Too many RCPT commands", "throttled"),
         ("data", 550, "UCE rejected", "message_rejected"),
+        ("data", 554, "From header address is invalid", "sender_rejected"),
+        ("rcpt", 552, "Mailbox storage space exhausted", "recipient_rejected"),
+        ("banner", 554, "Access denied: your IP address is banned", "ip_reputation"),
+        ("mail", 550, "The sending domain is banned", "domain_reputation"),
         ("auth", 535, "Authentication disabled", "auth_disabled"),
         # ... a limit imposed for a cause is the cause (Gmail's 4.7.40, in replies.yaml)
         (

@@ -122,7 +122,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "paused or did not verify the domain or identity, resolve that in its console.",
         text=r"\b(?:blank|empty|missing|invalid|bad|null) From:? address|"
         r"\bnot allowed as (?:a |the )?From\b|"
-        r"\bFrom:? address(?:es)? (?:is |are )?(?:not allowed|invalid|required|missing|not valid)|"
+        r"\bFrom:? (?:header )?address(?:es)? (?:is |are )?(?:not allowed|invalid|required|missing|not valid)|"
         r"\bvalid From\b|"
         r"\bsending (?:from|for|by|as) (?:this|your|the) (?:domain|address|account|sender|"
         r"identity)\b[^.;]{0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
