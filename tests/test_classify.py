@@ -2969,3 +2969,17 @@ def test_several_from_addresses_are_the_headers_syntax_not_the_senders_identity(
     decision = classify_reply(Stage.data, make_reply(550, text), ISSUE_16)
 
     assert decision.category is not Category.sender_rejected, decision.rule
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("Your IP 192.0.2.1 is blacklisted by Spamhaus", RuleId.dnsbl_blocked_using),
+        ("Sender domain example.com blacklisted in dbl.spamhaus.org", RuleId.dnsbl_domain_listed),
+    ],
+)
+def test_a_ban_that_names_a_public_list_is_that_lists_listing(text: str, rule: RuleId) -> None:
+    # constructed wordings: the list's own rule names the list to delist from
+    decision = classify_reply(Stage.mail, make_reply(550, text), ISSUE_16)
+
+    assert decision.rule == rule

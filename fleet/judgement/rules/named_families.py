@@ -27,6 +27,11 @@ _BANNED = (
     r"permanently )?(?:banned|black ?listed|block ?listed|gesperrt|bann(?:ie|ed)|bloqu[ée]e?|"
     r"bloquead[oa])\b"
 )
+# a ban that names a public list is that list's listing: its own rules name the list to delist from
+_NAMES_A_LIST = (
+    r"\busing\b|\blisted\b|spamhaus|spamcop|barracuda|sorbs|uceprotect|mailspike|psbl|surbl|"
+    r"uribl|\bRBL|DNSBL|\bDBL\b"
+)
 
 NAMED_FAMILIES: tuple[Rule, ...] = (
     # -- limits: whatever is counted, "limit reached", "exceeds the maximum", "too frequent" --
@@ -101,6 +106,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bbanned (?:IP|host|client|sender IP)\b|"
         # an address alone said to be blocked ("HL:IHU 192.0.2.1 has been blocked")
         rf"(?<![\w.@-]){_IP}:? (?:has been |is |was )?(?:temporarily |permanently )?blocked\b(?! (?:using|by)\b)",
+        unless=_NAMES_A_LIST,
     ),
     Rule(
         RuleId.domain_banned,
@@ -110,6 +116,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "{ehlo_name}): find why (spam sent in its name, a listed domain), fix it, then ask the "
         "administrator of {host} to lift the ban.",
         text=rf"\b(?:sender |sending |from )?domain\b:? (?:<?[\w.-]{{1,253}}>? )?{_BANNED}",
+        unless=_NAMES_A_LIST,
     ),
     # -- the sender's identity: the From address, the domain's sending, the account's right --
     Rule(
