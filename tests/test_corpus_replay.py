@@ -72,7 +72,8 @@ FLOOR = {
     # 44f5be7 (57 of 63 and 97 of 118); below the goal is reported, not failed. The
     # development half is seen now, like the vendor one.
     "dev_threads": GOAL,
-    "holdout4_threads": GOAL,
+    # Replayed again on the final rules at faa42f8 (seen by then): 118 of 118, held there.
+    "holdout4_threads": 118 / 118,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
