@@ -63,11 +63,12 @@ FLOOR = {
     # The vendor-documentation sets (tests/corpus/README.md): measured once, blind, at 3bf423c
     # (37 of 47 and 78 of 104); below the goal is reported, not failed. The development half
     # was then read by the rule writer and the families behind its misses fixed: it is seen
-    # now and guards at the goal.
-    "dev_vendor": GOAL,
-    # holdout4 was read by the rule writer (judge5) after its misses were published: seen now,
-    # it guards at the goal; its blind figures stay in the README.
-    "holdout4_vendor": GOAL,
+    # now; replayed on the final rules at df0c2f5: 47 of 47, held there.
+    "dev_vendor": 47 / 47,
+    # holdout4 was read by the rule writer (judge5) after its misses were published: seen now;
+    # replayed on the final rules at df0c2f5: 103 of 104, held there; its blind figures stay in
+    # the README.
+    "holdout4_vendor": 103 / 104,
     # The issue-thread and mail-log sets (tests/corpus/README.md): measured once, blind, at
     # 44f5be7 (57 of 63 and 97 of 118); below the goal is reported, not failed. The
     # development half is seen now, like the vendor one.
