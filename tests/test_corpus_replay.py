@@ -14,6 +14,8 @@ and `holdout4_vendor.yaml` are replies from vendor and provider documentation, s
 the id: the first for the rule writer, the second held back and measured blind; `dev_threads.yaml`
 and `holdout4_threads.yaml` are the same for replies pasted into issue threads or kept in bounce
 corpora and mail-log test data.
+`holdout5.yaml` was gathered and labelled outside the repository while the rules were being
+finished and committed only after the rule writer's last rule commit: measured once, blind.
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -75,14 +77,26 @@ FLOOR = {
     "dev_threads": GOAL,
     # Replayed again on the final rules at faa42f8 (seen by then): 118 of 118, held there.
     "holdout4_threads": 118 / 118,
+    # The fifth held-back set (tests/corpus/README.md): sealed outside the repository until the
+    # rules were final, measured once, blind, at 3d02e7f (100 of 120); below the goal is
+    # reported, not failed.
+    "holdout5": 100 / 120,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
 # Both (GoDaddy's IP written as a From address, ORBZ's defunct list) are fixed now.
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
+    # holdout5's blind run (README): a domain/HELO verdict, a rate limit and a TLS demand whose
+    # words say "ip"/"IPv6 address"
+    "holdout5": {
+        "h5-postfix-rcpt-appeared-spam-or-forged-rfc-ignorant",
+        "h5-unknown-rcpt-sender-ip-too-many-mails-different-domains",
+        "h5-unknown-rcpt-ipv6-must-be-sent-with-encryption",
+    },
+}
 # sets whose every entry is unseen by the rule writer
-# (none now: holdout4 was read after its blind runs; a fresh set is sealed outside the repo)
-BLIND: set[str] = set()
+# (holdout4 was read after its blind runs; holdout5 was sealed outside the repo until then)
+BLIND: set[str] = {"holdout5"}
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -177,6 +191,7 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "holdout4_vendor",
         "dev_threads",
         "holdout4_threads",
+        "holdout5",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
