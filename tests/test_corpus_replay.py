@@ -65,18 +65,19 @@ FLOOR = {
     # The vendor-documentation sets (tests/corpus/README.md): measured once, blind, at 3bf423c
     # (37 of 47 and 78 of 104); below the goal is reported, not failed. The development half
     # was then read by the rule writer and the families behind its misses fixed: it is seen
-    # now; replayed on the final rules at df0c2f5: 47 of 47, held there.
-    "dev_vendor": 47 / 47,
+    # now; replayed on the final rules at df0c2f5: 47 of 47; it guards at the goal like every
+    # seen set (one future miss must not fail a set that is above the goal).
+    "dev_vendor": GOAL,
     # holdout4 was read by the rule writer (judge5) after its misses were published: seen now;
-    # replayed on the final rules at df0c2f5: 103 of 104, held there; its blind figures stay in
-    # the README.
-    "holdout4_vendor": 103 / 104,
+    # replayed on the final rules at df0c2f5: 103 of 104; it guards at the goal; its blind
+    # figures stay in the README.
+    "holdout4_vendor": GOAL,
     # The issue-thread and mail-log sets (tests/corpus/README.md): measured once, blind, at
     # 44f5be7 (57 of 63 and 97 of 118); below the goal is reported, not failed. The
     # development half is seen now, like the vendor one.
     "dev_threads": GOAL,
-    # Replayed again on the final rules at faa42f8 (seen by then): 118 of 118, held there.
-    "holdout4_threads": 118 / 118,
+    # Replayed again on the final rules at faa42f8 (seen by then): 118 of 118; guards at the goal.
+    "holdout4_threads": GOAL,
     # The fifth held-back set (tests/corpus/README.md): sealed outside the repository until the
     # rules were final, measured once, blind, at 3d02e7f (100 of 120); below the goal is
     # reported, not failed.
