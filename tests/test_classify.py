@@ -2983,3 +2983,72 @@ def test_a_ban_that_names_a_public_list_is_that_lists_listing(text: str, rule: R
     decision = classify_reply(Stage.mail, make_reply(550, text), ISSUE_16)
 
     assert decision.rule == rule
+
+
+# ---- holdout5 (#16): the cause after "Sender ip address rejected:" wins, and domain lists
+# are about domains. Texts from tests/corpus/holdout5.yaml (sources cited there).
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # spam-mail-blocker.de/greylisted.html: an operator's own replies, a rate per 10 minutes
+        (
+            "rcpt",
+            450,
+            "4.2.1 Sender ip address rejected: You sent to many mails from different domains "
+            "in the last 10 minutes",
+            "throttled",
+        ),
+        (
+            "rcpt",
+            450,
+            "4.2.2 Sender domain rejected: You sent to many mails from different ip address "
+            "in the last 10 minutes",
+            "throttled",
+        ),
+        # ... mail over IPv6 must be encrypted: TLS demanded
+        (
+            "rcpt",
+            550,
+            "5.6.3 Sender ip adress rejected: Your IPv6 address must be send with an encryption",
+            "tls_required",
+        ),
+        # ... no PTR for the IPv6 address
+        (
+            "rcpt",
+            550,
+            "5.6.2 Sender ip adress rejected: Your IPv6 address do not have a reverse look name",
+            "reverse_dns",
+        ),
+        # pastebin.com/6MbJDs6i: rfc-ignorant.org's postmaster/abuse zones list domains
+        (
+            "rcpt",
+            550,
+            "5.7.1 <user@example.com>: Recipient address rejected: Mail appeared to be SPAM or "
+            "forged. Ask your Mail/DNS-Administrator to correct HELO and DNS MX settings or to "
+            "get removed from DNSBLs; in postmaster.rfc-ignorant.org; in abuse.rfc-ignorant.org",
+            "domain_reputation",
+        ),
+        # support.arubacloud.pl (Forpsi): refused at connection without a PTR
+        (
+            "banner",
+            554,
+            "cmg1.fe.forpsi.com bizsmtp 0bcW1i00G0jifNx01bcmHa no DNS reverse for x.x.x.x",
+            "reverse_dns",
+        ),
+    ],
+)
+def test_the_cause_after_the_sender_ip_subject_wins(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
+
+
+def test_a_sender_ip_refused_for_its_listing_is_still_the_ips_reputation() -> None:
+    # the subject alone still names the IP when no other cause follows (constructed control)
+    text = "Sender ip address rejected: 192.0.2.1 is listed in zen.spamhaus.org"
+
+    decision = classify_reply(Stage.rcpt, make_reply(550, text), ISSUE_16)
+
+    assert decision.category is Category.ip_reputation, decision.rule

@@ -15,7 +15,8 @@ the id: the first for the rule writer, the second held back and measured blind; 
 and `holdout4_threads.yaml` are the same for replies pasted into issue threads or kept in bounce
 corpora and mail-log test data.
 `holdout5.yaml` was gathered and labelled outside the repository while the rules were being
-finished and committed only after the rule writer's last rule commit: measured once, blind.
+finished and committed only after the rule writer's last rule commit: measured once, blind
+(100 of 120), and seen since.
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -79,25 +80,21 @@ FLOOR = {
     # Replayed again on the final rules at faa42f8 (seen by then): 118 of 118; guards at the goal.
     "holdout4_threads": GOAL,
     # The fifth held-back set (tests/corpus/README.md): sealed outside the repository until the
-    # rules were final, measured once, blind, at 3d02e7f (100 of 120); below the goal is
-    # reported, not failed.
-    "holdout5": 100 / 120,
+    # rules were final, measured once, blind, at 3d02e7f (100 of 120, 3 false
+    # DIRECT_SEND_DIRTY_IP: the honest figure, in the README). Its misses were then read by the
+    # rule writer (judge6) and the families behind them fixed: seen now, held at the replayed
+    # figure.
+    "holdout5": 106 / 120,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
 # Both (GoDaddy's IP written as a From address, ORBZ's defunct list) are fixed now.
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
-    # holdout5's blind run (README): a domain/HELO verdict, a rate limit and a TLS demand whose
-    # words say "ip"/"IPv6 address"
-    "holdout5": {
-        "h5-postfix-rcpt-appeared-spam-or-forged-rfc-ignorant",
-        "h5-unknown-rcpt-sender-ip-too-many-mails-different-domains",
-        "h5-unknown-rcpt-ipv6-must-be-sent-with-encryption",
-    },
-}
+# holdout5's three (a HELO/MX verdict from domain lists, a rate limit and a TLS demand worded
+# "Sender ip address rejected") are fixed too: none is expected any more.
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-# (holdout4 was read after its blind runs; holdout5 was sealed outside the repo until then)
-BLIND: set[str] = {"holdout5"}
+# (holdout4 and holdout5 were read after their blind runs: none is blind any more)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()

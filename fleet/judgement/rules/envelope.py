@@ -148,7 +148,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"because of|by) (?:the )?sender(?:'s)? (?:policy|policies|restrictions?)",
         # "Sender address rejected: Greylisted" / ": rate limit exceeded": the cause after the
         # subject has its own rule below (the subject.sender_prefix rule catches the rest)
-        unless=r"gr[ea]y ?list|rate ?limit|too many|exceeded|throttl",
+        unless=r"gr[ea]y ?list|rate ?limit|too? many|exceeded|throttl|in the last \d{1,4} (?:minutes|hours)",
     ),
     Rule(
         # Outlook.com: "domain [example.com] mismatches client ip": the sender's domain does
@@ -521,7 +521,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
         r"(?:messages|recipients|connections) (?:per|this|an) (?:hour|day|minute)|unusual rate|"
-        r"messages? per (?:connection|session)",
+        r"messages? per (?:connection|session)|\bto many (?:mails|messages|e-?mails)\b|"
+        r"in the last \d{1,4} (?:seconds|minutes|hours)\b",
         code_class="4",
         unless=r"time ?out|time limit",  # "Error: timeout exceeded" is the session's clock
     ),

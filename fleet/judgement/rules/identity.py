@@ -76,6 +76,8 @@ IDENTITY: tuple[Rule, ...] = (
         "{listed_domain} is on a domain blocklist ({list}), not the site's IP",
         remedies.DOMAIN_LISTED_FIX,
         text=r"\bdbl\b|\buribl\b|\bsurbl\b|\bdomain block ?list|\brhsbl\b|"
+        # rfc-ignorant.org lists domains (no working postmaster/abuse), not IPs
+        r"\brfc-ignorant\b|correct (?:your )?HELO and DNS MX settings|"
         # Postfix's reject_rhsbl_sender/_helo: a domain list, whichever list it names
         r"\b(?:sender address|helo command) \[[^\]]{1,255}\] blocked using\b|"
         r"\b(?:black ?listed|block ?listed|listed) (?:url|uri|link|domain)s?\b|"
@@ -116,7 +118,8 @@ IDENTITY: tuple[Rule, ...] = (
         "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         remedies.REVERSE_DNS_FIX,
         text=r"reverse[- ](?:dns|hostname|host name|lookup|name|record|resolution|resolve)|"
-        r"\brdns\b|\bptr\b|find your (?:host ?name|reverse)|"
+        r"\brdns\b|\bptr\b|find your (?:host ?name|reverse)|reverse look ?(?:up|name)|"
+        r"\bno (?:dns )?reverse (?:dns )?for\b|"
         r"(?:can ?not|can't|unable to|could not|failed to) (?:find|resolve|lookup|look up) "
         r"(?:your |the )?(?:host ?name|client ?host ?name|name for your (?:ip|address))|"
         r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
@@ -463,7 +466,10 @@ IDENTITY: tuple[Rule, ...] = (
         # the sender's address is the subject (an IP written as the From is an address)
         r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:|"
         # a sending limit that names the IP is a limit (smtp.rate_limited, below)
-        r"limits? (?:for|on) how many|per (?:hour|day)",
+        r"limits? (?:for|on) how many|per (?:hour|day)|in the last \d{1,4} (?:seconds|minutes|hours)\b|"
+        r"\bto{1,2} many (?:mails|messages|e-?mails|connections|sessions|recipients)\b|"
+        # TLS demanded of the client is not its reputation
+        r"encrypt|\b(?:tls|starttls|ssl)\b",
     ),
     Rule(
         # Before any command the server knows nothing of the client but its IP address.

@@ -28,7 +28,7 @@ SESSION: tuple[Rule, ...] = (
         r"secure connection|SSL)(?: conversation| session| connection| transport)? (?:is )?"
         r"(?:required|needed|mandatory)|"
         r"requires? (?:TLS|STARTTLS|encryption|a secure connection|an encrypted)|"
-        r"must (?:use|issue|start) (?:STARTTLS|TLS)|not (?:over|using) (?:TLS|an encrypted)|"
+        r"must (?:use|issue|start) (?:STARTTLS|TLS)|must be sen[dt] with (?:an )?encryption|not (?:over|using) (?:TLS|an encrypted)|"
         r"please use (?:TLS|STARTTLS|SSL|encryption|a secure connection)\b|"
         r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)|"
         # Dovecot's "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
