@@ -2153,7 +2153,8 @@ def test_the_cause_beats_a_strong_generic_keyword(
             "protocol_error",
         ),
         ("banner", 554, "SMTP synchronization error", "protocol_error"),
-        ("auth", 503, "AUTH command used when not advertised", "auth_disabled"),
+        # (a command out of place, like Exim's STARTTLS one: holdout5's label, #16)
+        ("auth", 503, "AUTH command used when not advertised", "protocol_error"),
         ("mail", 530, "5.5.1 Invalid command: Must issue an AUTH command first", "auth_required"),
         ("rcpt", 550, "Recipient verification failed", "recipient_rejected"),
         ("mail", 553, "Sender address syntax error", "sender_rejected"),
@@ -3052,3 +3053,108 @@ def test_a_sender_ip_refused_for_its_listing_is_still_the_ips_reputation() -> No
     decision = classify_reply(Stage.rcpt, make_reply(550, text), ISSUE_16)
 
     assert decision.category is Category.ip_reputation, decision.rule
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # -- limits: FTGate's concurrency cap (docs.ftgate.com service error messages), Libero's
+        # cap on invalid recipients at the greeting (pastebin.com/d5zFErcd)
+        ("banner", 451, "4.5.1 [%s] Max concurrent sessions (#1.04)", "throttled"),
+        (
+            "banner",
+            550,
+            "Too many invalid recipients. For further information contact your provider.",
+            "throttled",
+        ),
+        # ... but the IP blocked for it is the IP's standing (GoDaddy IB112, holdout4_vendor)
+        (
+            "banner",
+            554,
+            "This IP has been temporarily blocked for attempting to mail too many invalid "
+            "recipients. IB112",
+            "ip_reputation",
+        ),
+        # -- recipients unknown in other words (sisimai set-of-emails lhost-sendmail-17,
+        # rfc3464-35)
+        ("rcpt", 551, "not our user", "recipient_rejected"),
+        (
+            "rcpt",
+            550,
+            "'kijitora@nyaan.example.com' is not a registered gateway user",
+            "recipient_rejected",
+        ),
+        # -- relaying refused, qmail's words (OVH, pastebin.com/1qRkUWBq)
+        (
+            "mail",
+            553,
+            "sorry, that domain isn't allowed to be relayed thru this MTA (#5.7.1)",
+            "relay_denied",
+        ),
+        # -- a domain's reputation (MailEnable, quoted in Plesk's KB 12377216408855)
+        (
+            "mail",
+            554,
+            "Your access to this mail system has been rejected due to poor reputation of a "
+            "domain used in message transfer",
+            "domain_reputation",
+        ),
+        # -- the message's: a macro attachment (Broadcom KB 162445), a missing subject
+        # (ZeptoMail's SMTP error codes: 5.2.1 here is not a recipient's mailbox)
+        (
+            "data",
+            552,
+            "MS-Office file containing VBA macros found inside of the email",
+            "message_rejected",
+        ),
+        ("data", 550, "5.2.1 Subject is Mandatory.", "message_rejected"),
+        # -- AUTH sent though not offered: out of place (nodemailer issue 1081)
+        ("auth", 503, "AUTH command used when not advertised", "protocol_error"),
+        # -- a login demanded (Mail.ru, pastebin.com/xDPN2fTF)
+        (
+            "data",
+            503,
+            "Administrative prohibition -- authorization required. Users in your domain are "
+            "not allowed to send email without authorization. See "
+            "http://help.mail.ru/mail-help/mailer/popsmtp for details.",
+            "auth_required",
+        ),
+        # -- a range that may not send unauthenticated is the IP's network (NixOS/infra#668)
+        ("rcpt", 550, "Unauthenticated mail not allowed from this range", "ip_reputation"),
+    ],
+)
+def test_the_families_of_holdout5s_misses(stage: str, code: int, text: str, category: str) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max concurrent " * 30_000,
+        "too many invalid " * 30_000,
+        "poor reputation of a " * 20_000,
+        "not allowed from this " * 20_000,
+        "Sender ip address rejected: in the last " * 10_000,
+    ],
+    ids=["concurrent", "invalid", "poor-reputation", "range", "sender-ip"],
+)
+def test_the_holdout5_families_stay_linear_on_hostile_replies(text: str) -> None:
+    started = time.perf_counter()
+    for stage in (Stage.banner, Stage.auth, Stage.mail, Stage.rcpt, Stage.data):
+        classify_reply(stage, make_reply(550, text), ISSUE_16)
+
+    assert time.perf_counter() - started < 5
+
+
+def test_auth_sent_though_not_offered_is_out_of_place_not_switched_off() -> None:
+    # nodemailer issue 1081: after STARTTLS the EHLO offered no AUTH, and Exim answered this
+    decision = classify_reply(
+        Stage.auth, make_reply(503, "AUTH command used when not advertised"), ISSUE_16
+    )
+
+    assert decision.rule == RuleId.smtp_auth_not_advertised
+    assert decision.category is Category.protocol_error
+    assert not PLACEHOLDER.search(decision.remediation), decision.remediation
+    assert "STARTTLS" in decision.remediation

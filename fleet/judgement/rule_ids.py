@@ -73,6 +73,7 @@ class RuleId(StrEnum):
     m365_client_not_authenticated = "m365.client_not_authenticated"
     smtp_auth_required = "smtp.auth_required"
     smtp_auth_not_enabled = "smtp.auth_not_enabled"
+    smtp_auth_not_advertised = "smtp.auth_not_advertised"
     smtp_auth_failed = "smtp.auth_failed"
     m365_send_as_denied = "m365.send_as_denied"
     m365_send_as_denied_text = "m365.send_as_denied_text"

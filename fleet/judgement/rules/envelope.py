@@ -252,6 +252,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:e-?mail|message|content|mail) policy violation|8-?bit (?:data|char\w*|content|text)\b|"
         # content filters' verdicts: Amavis "Reject, id=... - INFECTED / BANNED", SpamAssassin
         r"\b(?-i:INFECTED)\b|- (?-i:BANNED)\b|\bbanned (?:attachment|file|content)|spamassassin|"
+        r"\b(?:VBA )?macros? found\b|\bcontaining (?:VBA )?macros\b|"
+        r"\bsubject (?:is |field )?(?:mandatory|required|missing)\b|"
         r"spam ?filter|(?:message|mail|file) (?:\w+ )?too (?:big|large)|"
         # the message too large in other languages (de, fr, es, it)
         r"\b(?:nachricht|mail|message|mensaje|messaggio)\b[^.;:]{0,20}?\b(?:zu gro(?:ß|ss)|"
@@ -375,6 +377,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"not allowed|prohibited|refused|disallowed)|not (?:permitted|allowed|authori[sz]ed) "
         r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
+        r"(?:isn't|is not|not) allowed to be relayed|"
         r"(?:not|isn't) (?:a )?local (?:domain|recipient)|configured to relay|"
         r"not permitted to relay|\buser not local\b|"
         r"\b(?:domain|recipient)s? (?:is |are )?not hosted (?:here|on this server)\b|"
@@ -399,6 +402,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server does not know the recipient",
         "The test recipient is unknown to the server: fix the 'to' address.",
         text=r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|account)|"
+        r"\bnot our user\b|\bis not a registered (?:gateway )?user\b|"
         r"recipient verif\w* failed|"
         r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
         r"does not exist|RecipientNotFound|"

@@ -338,6 +338,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"postmaster\.(?:gmx|web)\.\w+/\S*[?&]c=(?:sp|bl|bs|bsp)\b|"
         r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
         r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
+        r"\bnot allowed from this (?:ip |address |network )?range\b|"
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"

@@ -63,6 +63,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
         rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,20}}?"
         r"\b(?:exceeded|reached)\b|"
+        r"\bmax(?:imum|\.)? (?:concurrent|simultaneous|parallel) (?:sessions|connections)\b|"
+        r"\btoo many (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
         r"\btrop de (?:connexions|messages|mails|destinataires)|\bzu viele (?:verbindungen|"
         r"sitzungen|nachrichten|e-?mails|empf(?:ä|ae)nger)|\bdemasiad[oa]s (?:conexiones|mensajes|"
         r"correos|destinatarios)",
@@ -71,7 +73,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b|"
         # a limit imposed for a cause names the cause to fix (Gmail's 4.7.40 "rate limited
         # because the sending domain doesn't have a DMARC record")
-        r"reputation|unsolicited|DMARC|\bSPF\b|DKIM|\bTLS\b|\bPTR\b|reverse DNS",
+        r"reputation|unsolicited|DMARC|\bSPF\b|DKIM|\bTLS\b|\bPTR\b|reverse DNS|"
+        # the IP blocked for what it did (GoDaddy IB112): its standing, not a limit to wait out
+        r"\bIP (?:address )?(?:has been |is |was )?(?:temporarily |permanently )?(?:blocked|banned)\b",
     ),
     # -- a spam verdict on the message (at DATA; a listing of the IP is not one) ------------
     Rule(
@@ -115,7 +119,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "The receiver bans a domain of this conversation (the sender {sender} or the EHLO name "
         "{ehlo_name}): find why (spam sent in its name, a listed domain), fix it, then ask the "
         "administrator of {host} to lift the ban.",
-        text=rf"\b(?:sender |sending |from )?domain\b:? (?:<?[\w.-]{{1,253}}>? )?{_BANNED}",
+        text=rf"\b(?:sender |sending |from )?domain\b:? (?:<?[\w.-]{{1,253}}>? )?{_BANNED}|"
+        # MailEnable: "rejected due to poor reputation of a domain used in message transfer"
+        r"\b(?:poor|bad|low) reputation of (?:an?|the|your) (?:sender'?s? )?domain\b",
         unless=_NAMES_A_LIST,
     ),
     # -- the sender's identity: the From address, the domain's sending, the account's right --

@@ -304,10 +304,24 @@ SESSION: tuple[Rule, ...] = (
         r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
         r"authenticate)|issue an? AUTH command|(?:log ?in|authentication) (?:is )?(?:needed|"
         r"necessary)|"
-        r"authentification (?:requise|obligatoire)|"
+        r"authentification (?:requise|obligatoire)|\bauthori[sz]ation required\b|"
+        r"\bnot allowed to send (?:e-?mail |mail )?without authori[sz]ation\b|"
         r"anonymous (?:relay|mail|senders?) "
         r"(?:is |are )?not (?:allowed|permitted|accepted)",
         unless=r"invalid credentials",
+    ),
+    Rule(
+        # Exim "AUTH command used when not advertised": a command out of place (the server
+        # offered no AUTH on this connection), like its STARTTLS one, not AUTH switched off.
+        RuleId.smtp_auth_not_advertised,
+        Category.protocol_error,
+        "the server did not offer AUTH on this connection, so it refused the command",
+        "{endpoint} did not offer a login on this connection (fleet sent AUTH anyway): if it "
+        "offers AUTH only after STARTTLS, set the copier's security to STARTTLS; otherwise "
+        "use the provider's submission host ({submission}) for authenticated mail, or remove "
+        "the login from the copier.",
+        text=r"\bAUTH command used when not advertised\b",
+        stages=(Stage.auth,),
     ),
     Rule(
         RuleId.smtp_auth_not_enabled,
