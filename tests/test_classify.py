@@ -3158,3 +3158,55 @@ def test_auth_sent_though_not_offered_is_out_of_place_not_switched_off() -> None
     assert decision.category is Category.protocol_error
     assert not PLACEHOLDER.search(decision.remediation), decision.remediation
     assert "STARTTLS" in decision.remediation
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category", "rule"),
+    [
+        # IceWarp's 5xx table: "Sender has no domain specified (usually in MAIL FROM)"; the
+        # words beat 5.5.2's syntax error
+        (
+            "mail",
+            501,
+            "5.5.2 Domain name required",
+            "sender_rejected",
+            RuleId.smtp_sender_domain_required,
+        ),
+        # Network Solutions (pastebin.com/TuQgvjzq), answered to MAIL FROM: no content yet,
+        # the IP named and its provider sent to a delisting page
+        (
+            "mail",
+            553,
+            "5.3.0 192.64.117.97 Your message was rejected for possible spam/virus content."
+            "Please ask your email provider to visit http://emailadmin.registeredsite.com for "
+            "resolution.",
+            "ip_reputation",
+            RuleId.ip_spam_before_content,
+        ),
+        # Exim bounce (pastebin.com/mab2zkNE): "for policy reasons" names no cause
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@example.com>: Recipient address rejected: Recipient address rejected "
+            "for policy reasons",
+            "unrecognised_refusal",
+            None,
+        ),
+    ],
+)
+def test_the_words_beat_the_code_and_the_word_content_before_any_content(
+    stage: str, code: int, text: str, category: str, rule: RuleId | None
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert (decision.category, decision.rule) == (Category(category), rule)
+    assert not PLACEHOLDER.search(decision.remediation), decision.remediation
+
+
+def test_a_spam_verdict_after_the_data_is_still_the_messages() -> None:
+    # the same words at DATA are about what was sent (constructed control)
+    text = "Your message was rejected for possible spam/virus content. Please visit http://x.test"
+
+    decision = classify_reply(Stage.data, make_reply(550, text), ISSUE_16)
+
+    assert decision.category is Category.message_rejected, decision.rule

@@ -123,6 +123,18 @@ ENVELOPE: tuple[Rule, ...] = (
         enhanced=("5.1.0-5.1.99", "4.1.0-4.1.99"),
     ),
     Rule(
+        # IceWarp "5.5.2 Domain name required" at MAIL FROM: the sender has no domain (its
+        # table), which beats 5.5.2's "syntax error".
+        RuleId.smtp_sender_domain_required,
+        Category.sender_rejected,
+        "the server wants a domain in the sender address {sender}",
+        "The server refuses a sender address without a domain: set the copier's sender (From) "
+        "address to a full address in your domain (name@domain).",
+        text=r"\bdomain (?:name )?(?:is )?required\b",
+        stages=(Stage.mail,),
+        unless=r"\b(?:e?helo|ehlo)\b",  # a HELO name demanded late is the HELO's
+    ),
+    Rule(
         RuleId.smtp_sender_rejected,
         Category.sender_rejected,
         "the server rejects the sender address {sender}",
@@ -580,7 +592,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:the )?(?:recipient )?address(?:es)? (?:is |was )?(?:rejected|refused|not accepted|"
         r"invalid)|(?:restricted|invalid|illegal) characters? in (?:the )?(?:local part|address)",
         stages=(Stage.rcpt,),
-        unless=r"\bsender\b|mail ?from",  # the words after it name the sender: theirs
+        # the words after it name the sender: theirs; "for policy reasons" names no cause
+        unless=r"\bsender\b|mail ?from|rejected for policy reasons",
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

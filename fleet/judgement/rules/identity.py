@@ -430,6 +430,20 @@ IDENTITY: tuple[Rule, ...] = (
         unless=r"spamhaus|\bdbl\b|uribl|surbl|\bIP\b|\bRBL|DNSBL|\bdomain\b",
     ),
     Rule(
+        # "192.64.117.97 Your message was rejected for possible spam ... visit <page> for
+        # resolution" at MAIL FROM: no content was sent yet, the IP is named and its provider
+        # sent to a delisting page, so the verdict is on the IP.
+        RuleId.ip_spam_before_content,
+        Category.ip_reputation,
+        "the server refuses {ip} as a source of spam before any content was sent",
+        remedies.IP_REPUTATION_FIX,
+        text=r"\b(?:rejected|refused|blocked)\b[^.;]{0,40}?\bspam\b[^\n]{0,200}?"
+        r"\b(?:visit|see|go to)\s+(?:https?://|www\.)",
+        stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt),
+        ip_evidence=True,
+        unless=r"\bdomain\b|\burl\b|\buri\b",
+    ),
+    Rule(
         RuleId.dnsbl_blocked_using,
         Category.ip_reputation,
         "the server rejects {ip} because it is listed on {list}",

@@ -28,7 +28,8 @@ SUBJECTS: tuple[Rule, ...] = (
         "disabled or refuse this sender), and that {host} receives mail for its domain.",
         text=r"recipient address(?:es)? rejected",
         stages=(Stage.rcpt, Stage.data),
-        unless=r"\bsender\b|mail ?from",
+        # "... rejected for policy reasons" names no cause (#16: unrecognised)
+        unless=r"\bsender\b|mail ?from|rejected for policy reasons",
     ),
     Rule(
         # The same for "Sender address rejected: <cause>".
