@@ -7,6 +7,15 @@ from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
 
+# Microsoft's 5.7.139 "did not meet the criteria" sentence, with its code or quoted without it
+_POLICY_BLOCKS_LOGIN = (
+    "a Conditional Access or legacy-authentication policy blocks this login",
+    "A policy blocks password (legacy) authentication for {mailbox}: exclude the account "
+    "from the legacy-auth block or enable SMTP AUTH for it, or move to "
+    + remedies.AUTH_ALTERNATIVES
+    + ".",
+)
+
 SESSION: tuple[Rule, ...] = (
     # -- TLS ------------------------------------------------------------------------------
     Rule(
@@ -151,11 +160,7 @@ SESSION: tuple[Rule, ...] = (
     Rule(
         RuleId.m365_conditional_access,
         Category.auth_disabled,
-        "a Conditional Access or legacy-authentication policy blocks this login",
-        "A policy blocks password (legacy) authentication for {mailbox}: exclude the account "
-        "from the legacy-auth block or enable SMTP AUTH for it, or move to "
-        + remedies.AUTH_ALTERNATIVES
-        + ".",
+        *_POLICY_BLOCKS_LOGIN,
         enhanced=("5.7.139",),
         text=r"did not meet the criteria",
     ),
@@ -163,11 +168,7 @@ SESSION: tuple[Rule, ...] = (
         # Microsoft's 5.7.139 sentence quoted without its code (a client's log, a wrapper)
         RuleId.m365_conditional_access_text,
         Category.auth_disabled,
-        "a Conditional Access or legacy-authentication policy blocks this login",
-        "A policy blocks password (legacy) authentication for {mailbox}: exclude the account "
-        "from the legacy-auth block or enable SMTP AUTH for it, or move to "
-        + remedies.AUTH_ALTERNATIVES
-        + ".",
+        *_POLICY_BLOCKS_LOGIN,
         text=r"did not meet the criteria to be authenticated",
         stages=(Stage.auth,),
     ),
