@@ -17,6 +17,8 @@ corpora and mail-log test data.
 `holdout5.yaml` was gathered and labelled outside the repository while the rules were being
 finished and committed only after the rule writer's last rule commit: measured once, blind
 (100 of 120), and seen since.
+`holdout6.yaml` was gathered and labelled outside the repository after the last rule commit and
+committed only before its one measurement: blind.
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -85,16 +87,25 @@ FLOOR = {
     # rule writer (judge6) and the families behind them fixed: seen now, guards at the goal
     # like every seen set.
     "holdout5": GOAL,
+    # The sixth held-back set (tests/corpus/README.md): sealed outside the repository until the
+    # last rule commit, measured once, blind, on main at c4a6bdc (65 of 81); below the
+    # goal is reported, not failed.
+    "holdout6": 65 / 81,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
 # Both (GoDaddy's IP written as a From address, ORBZ's defunct list) are fixed now.
 # holdout5's three (a HELO/MX verdict from domain lists, a rate limit and a TLS demand worded
 # "Sender ip address rejected") are fixed too: none is expected any more.
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
+    # holdout6's blind run (README): recorded as measured, reported, not failed
+    "holdout6": {
+        "h6-zmta-rcpt-grey-rbl-greylisting-in-action",
+    },
+}
 # sets whose every entry is unseen by the rule writer
-# (holdout4 and holdout5 were read after their blind runs: none is blind any more)
-BLIND: set[str] = set()
+# (holdout4 and holdout5 were read after their blind runs; holdout6 was sealed until its run)
+BLIND: set[str] = {"holdout6"}
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -190,6 +201,7 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "dev_threads",
         "holdout4_threads",
         "holdout5",
+        "holdout6",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
