@@ -7,16 +7,15 @@ from __future__ import annotations
 import ssl
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from fleet.lab.certs import LabCertificates
+from fleet.lab.certs import LabCertificates, self_signed
 from fleet.probes.smtp import TlsContexts, _from_decoded, _parse_certificate
 
 
@@ -85,18 +84,7 @@ def test_scan_path_does_not_import_cryptography() -> None:
 
 
 def _certificate_file(folder: Path, subject: x509.Name) -> tuple[Path, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    _, cert = self_signed(subject)
     path = folder / "cert.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path, cert.public_bytes(serialization.Encoding.DER)

@@ -15,6 +15,26 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
+def self_signed(
+    subject: x509.Name, san: x509.SubjectAlternativeName | None = None
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A key and a certificate that is its own issuer, valid from yesterday for 30 days."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+    )
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return key, builder.sign(key, hashes.SHA256())
+
+
 class LabCertificates:
     """A lab CA, its PEM file on disk, and server TLS contexts signed by it."""
 
@@ -55,20 +75,8 @@ class LabCertificates:
 
     def self_signed_context(self, name: str = "localhost") -> ssl.SSLContext:
         """A truly self-signed certificate: its own issuer, trusted by nobody."""
-        key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256())
-        )
+        key, cert = self_signed(subject, x509.SubjectAlternativeName([x509.DNSName(name)]))
         cert_file = self.folder / f"self-signed-{name}.pem"
         key_file = self.folder / f"self-signed-{name}.key"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
