@@ -18,7 +18,7 @@ corpora and mail-log test data.
 finished and committed only after the rule writer's last rule commit: measured once, blind
 (100 of 120), and seen since.
 `holdout6.yaml` was gathered and labelled outside the repository after the last rule commit and
-committed only before its one measurement: blind.
+committed only before its one measurement: measured once, blind (65 of 81), and seen since.
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -88,24 +88,22 @@ FLOOR = {
     # like every seen set.
     "holdout5": GOAL,
     # The sixth held-back set (tests/corpus/README.md): sealed outside the repository until the
-    # last rule commit, measured once, blind, on main at c4a6bdc (65 of 81); below the
-    # goal is reported, not failed.
-    "holdout6": 65 / 81,
+    # last rule commit, measured once, blind, on main at c4a6bdc (65 of 81, 1 false
+    # DIRECT_SEND_DIRTY_IP: the honest figure, in the README). Its misses were then read by
+    # the rule writer (judge7) and the families behind them fixed: seen now, guards at the
+    # goal like every seen set.
+    "holdout6": GOAL,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
 # Both (GoDaddy's IP written as a From address, ORBZ's defunct list) are fixed now.
 # holdout5's three (a HELO/MX verdict from domain lists, a rate limit and a TLS demand worded
 # "Sender ip address rejected") are fixed too: none is expected any more.
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
-    # holdout6's blind run (README): recorded as measured, reported, not failed
-    "holdout6": {
-        "h6-zmta-rcpt-grey-rbl-greylisting-in-action",
-    },
-}
+# holdout6's one (a greylisting reply "blocked using grey.rbl") is fixed too.
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-# (holdout4 and holdout5 were read after their blind runs; holdout6 was sealed until its run)
-BLIND: set[str] = {"holdout6"}
+# (holdout4, holdout5 and holdout6 were read after their blind runs)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()

@@ -33,7 +33,7 @@ DOMAIN_UNKNOWN = (
 )
 SENDER_NOUN = (
     r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
-    r"from[- ]address|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
+    r"from[- ](?:address|domain)|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
     r"bounce address|your (?:e-?mail )?domain)\b"
 )
 SENDER_SUBJECT = (

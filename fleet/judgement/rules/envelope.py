@@ -181,16 +181,6 @@ ENVELOPE: tuple[Rule, ...] = (
     ),
     # -- relay and recipient ------------------------------------------------------------
     Rule(
-        RuleId.smtp_greylisted,
-        Category.temporary_failure,
-        "the server greylists: it defers a first attempt from an unknown source",
-        "The server greylists ({host} defers mail from a source it has not seen before): a "
-        "copier that retries after a few minutes gets through; fleet tries once, so run the "
-        "site again later. Nothing is wrong with the site.",
-        text=r"grey ?list|gray ?list",
-        code_class="4",
-    ),
-    Rule(
         RuleId.m365_message_format,
         Category.message_rejected,
         "the message's From header is not RFC 5322 compliant",
@@ -220,7 +210,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"exceeded (?:its |the |their |his |her )?storage|storage allocation|"
         r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
         # the recipient's storage in other words (a receiver's own disk is its own fault)
-        r"\b(?:mail ?box|mail ?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
+        r"\b(?:mail ?box|(?:mail ?)?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
         r"\bfull mail ?box|\b(?:postfach|buz[oó]n|casella|caixa)\b[^.;:]{0,20}?\b(?:voll|"
         r"lleno|piena|cheia)\b|\b(?:user|account|recipient|mailbox)\b[^.;:]{0,20}?\b(?:is |are )?"
         r"(?:over|exceed\w*) (?:the |their |its |his |her |allowed |storage )*quota|"
@@ -396,7 +386,15 @@ ENVELOPE: tuple[Rule, ...] = (
         # the recipient's domain is not one this host serves
         r"allowed rcpthosts?\b|\b(?:do not|don't|does not|doesn't|not) (?:handle|accept|"
         r"receive) mail for\b|\bnot (?:a |an )?(?:gateway|local host|open relay)\b|"
-        r"\b(?:insecure|open) (?:mail )?relay\b|\bas a relay\b|\brelaying mail to\b",
+        r"\b(?:insecure|open) (?:mail )?relay\b|\bas a relay\b|\brelaying mail to\b|"
+        # only local recipients, in other words ("Local user only", Coremail; "domain of
+        # forward path is not allowed", Trend Micro: RFC 5321's forward-path is the recipient;
+        # sisimai's NoRelaying "specified domain is not allowed")
+        r"\blocal (?:users?|recipients?|domains?|delivery|mail(?:boxes)?) only\b|\bonly (?:for )?"
+        r"(?:local|our own|hosted) (?:users|recipients|domains|mailboxes|delivery)\b|"
+        r"\bforward[- ]path\b[^.;]{0,30}?\bnot (?:allowed|permitted|accepted|local)\b|"
+        r"\b(?:recipient'?s?|destination|specified|target|rcpt|recipient) domain\b[^.;]{0,20}?"
+        r"\b(?:is )?not (?:allowed|permitted|accepted|served|local|handled)\b",
     ),
     Rule(
         RuleId.m365_mailbox_full,
@@ -415,6 +413,9 @@ ENVELOPE: tuple[Rule, ...] = (
         "The test recipient is unknown to the server: fix the 'to' address.",
         text=r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|account)|"
         r"\bnot our user\b|\bis not a registered (?:gateway )?user\b|"
+        # the recipient missing from the server's own table ("Recipient not in route list",
+        # hMailServer; "this recipient is not in my validrcptto list", qmail)
+        r"\brecipient\b[^.;]{0,20}?\bnot in (?:the |my |our |its )?(?:[\w-]{1,20} )?list\b|"
         r"recipient verif\w* failed|"
         r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
         r"does not exist|RecipientNotFound|"

@@ -48,7 +48,11 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         r"excessive number of queries|blocklist quer(?:y|ies) (?:was |were )?refused|"
         # its resolver or its Spamhaus DQS key refused by the list: still its own setup
         r"\b(?:dns )?resolver (?:is |was |has been )?(?:blocked|refused|banned|rate[- ]limited)|"
-        r"\bDQS key\b|\b(?:invalid|expired|unregistered) (?:dqs|datafeed|data feed) key\b",
+        r"\bDQS key\b|\b(?:invalid|expired|unregistered) (?:dqs|datafeed|data feed) key\b|"
+        # URIBL refuses queries from big public resolvers and answers 127.0.0.1 ("Query
+        # Refused", uribl.com/refused.shtml): the receiver's resolver, not a listing
+        r"\bquery refused\b|/refused\.s?html?\b|\bquer(?:y|ies) (?:was |were |is )?(?:refused|"
+        r"blocked|denied) by\b",
     ),
     Rule(
         # A receiver that still queries a blocklist that has shut down: some answered "listed"
@@ -465,6 +469,45 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
         unless=r"domain",
+    ),
+    Rule(
+        # A listing that names a list of IP addresses (Spamhaus SBL/XBL/PBL, SpamCop,
+        # Barracuda, SORBS, UCEPROTECT, CBL, Mailspike, PSBL) or a black list, with no word of
+        # a domain, a sender, a link or the EHLO name: a DNS blocklist queried at RCPT or DATA
+        # is about the connecting IP unless it says otherwise ("Email blocked by SPAMHAUS",
+        # sisimai's Blocked: "blacklisted by", "is in a black list", "rejected -
+        # multi-blacklist"). A hedge ("may be blacklisted") is no listing.
+        RuleId.dnsbl_ip_list_named,
+        Category.ip_reputation,
+        "the server rejects {ip}: it names a blocklist ({list})",
+        remedies.IP_REPUTATION_FIX,
+        # (only words that say the list blocked this client: "Rejected due to Spamhaus listing"
+        # names no subject and stays an unspecified listing, below)
+        text=r"\b(?:blocked|rejected|refused|denied|black ?listed|block ?listed|banned|listed) "
+        r"(?:by|at|on|in) (?:the )?(?:spamhaus|spamcop|barracuda(?:central)?|sorbs|uceprotect|"
+        r"abuseat|mailspike|psbl|cbl|rbls?|dnsbls?)\b|\bblack ?listed by\b|\b(?:is|are) (?:in|on) "
+        r"(?:a|our|the) (?:black|block) ?list\b|\bmulti-?black ?list\b",
+        stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt, Stage.data),
+        unless=r"\bdomains?\b|\bdbl\b|\buri|\burl|\bsurbl\b|\brhsbl\b|\b(?:e?helo|ehlo)\b|"
+        r"\bsender\b|\bfrom\b|\bdkim\b|\blinks?\b|\b(?:may|might|could) be\b|\brecipient|"
+        r"\b(?:e-?mail )?address(?:es)?\b(?<!ip address)|\bwords?\b|\bphrases?\b|\bcontent|\bspam (?:pattern|contents?)",
+    ),
+    Rule(
+        # The site's IP, host or network named as a spammer or listed, in any words: its
+        # reputation, even where the refusal is worded as a relay or a policy ("Relaying
+        # denied - Your IP identified as spammer"). Reputation words beat the subject.
+        RuleId.ip_named_as_spammer,
+        Category.ip_reputation,
+        "the server refuses mail from {ip}: it names the site's IP or host as a spam source",
+        remedies.IP_REPUTATION_FIX,
+        text=r"\b(?:IP(?:v[46])?(?: address)?|ip-?address|(?:your|sending|sender|client|"
+        r"connecting|source|originating|remote) ?(?:host|server|mail ?server|mta|network|"
+        r"machine|system))\b[^.;]{0,50}?\b(?:(?:identified|known|listed|flagged|reported|"
+        r"detected|classified|recogni[sz]ed|marked) as (?:an? )?(?:spammer|spam ?(?:source|sender|"
+        r"bot)|source of spam|spam)|(?:is |are |was )?(?:an? )?(?:known )?(?:spammer|spam ?"
+        r"(?:source|bot))s?)\b",
+        unless=r"\bdomain\b|\b(?:e?helo|ehlo)\b|\bptr\b|reverse|\bsender address\b|"
+        r"\bfrom[- ](?:address|header|domain)\b",
     ),
     Rule(
         # The site's IP, host or network named as what is refused ("access from IP address

@@ -34,6 +34,63 @@ _NAMES_A_LIST = (
 )
 
 NAMED_FAMILIES: tuple[Rule, ...] = (
+    # -- greylisting: a 4xx that says it greylists is a deferral, whatever list it names ----
+    Rule(
+        RuleId.smtp_greylisted,
+        Category.temporary_failure,
+        "the server greylists: it defers a first attempt from an unknown source",
+        "The server greylists ({host} defers mail from a source it has not seen before): a "
+        "copier that retries after a few minutes gets through; fleet tries once, so run the "
+        "site again later. Nothing is wrong with the site.",
+        # (read before every listing: "blocked using grey.rbl ... Greylisting in action" is a
+        # deferral, never the IP's reputation)
+        text=r"gr[ae]y ?list",
+        code_class="4",
+    ),
+    # -- a mailbox busy or locked for now (4xx): the receiver's temporary state, not the
+    # recipient's address (RFC 3463 X.2.1 "mailbox disabled, not accepting messages" as 4.2.1)
+    Rule(
+        RuleId.mailbox_busy_deferral,
+        Category.temporary_failure,
+        "the recipient's mailbox is busy or locked for now (a deferral)",
+        "{host} deferred because the recipient's mailbox is busy or locked for the moment: run "
+        "the site again later; if it persists, ask the administrator of {host}.",
+        text=r"\b(?:mail ?box|recipient|user|account|folder)\b[^.;:]{0,20}?\b(?:is )?"
+        r"(?:temporarily |currently )?(?:busy|locked|in use)\b",
+        code_class="4",
+        unless=r"permanent|MaxObjs|quota|\bfull\b|storage|too many|limit|\brate\b|too (?:quickly|fast)",
+    ),
+    # -- sender verification (a callout to the sender's domain) failed: the sender's -------
+    # (Exim "Verification failed for <a> ... Sender verify failed", Postal "<a> unable to
+    # verify address", sisimai's Rejected: "sender verify failed", "unverifiable sender")
+    Rule(
+        RuleId.sender_verification_failed,
+        Category.sender_rejected,
+        "the server could not verify the sender address {sender}",
+        "The receiver checks that the sender address exists (a callout to its domain) and "
+        "{sender} failed: use a sender address that really receives mail, in a domain whose "
+        "MX accepts it.",
+        text=r"\bsender (?:address )?verif\w* (?:failed|failure|error)|\bverification failed "
+        r"for\b|\bcould not (?:complete )?sender verif\w*|\bunverifiable (?:sender|address)|"
+        r"\b(?:unable|could not|cannot|can ?not|failed) to verify (?:the |your )?(?:sender|"
+        r"(?:e-?mail )?address|from)\b|\bsender (?:address )?(?:could not|cannot|can ?not) be "
+        r"verified\b",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+        unless=r"\brecipients?\b|\brcpt\b",
+    ),
+    # -- a command at the wrong point of the session: a protocol matter, even when the
+    # command is HELO ("wrong state for HELO command")
+    Rule(
+        RuleId.smtp_wrong_state,
+        Category.protocol_error,
+        "the server refuses a command at this point of the session",
+        "{endpoint} refused a command as out of place in the session: an SMTP-inspecting "
+        "firewall between the site and {host} can cause this; turn off its SMTP inspection, "
+        "else tell the server's administrator, with the reply text.",
+        text=r"\b(?:wrong|bad|invalid|improper|incorrect|illegal) (?:session )?state\b|"
+        r"\bnot (?:allowed|valid|permitted|possible) (?:in|at) this (?:state|point|stage)\b|"
+        r"\bout of (?:sequence|order)\b",
+    ),
     # -- limits: whatever is counted, "limit reached", "exceeds the maximum", "too frequent" --
     Rule(
         RuleId.limit_named,

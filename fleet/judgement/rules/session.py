@@ -42,7 +42,16 @@ SESSION: tuple[Rule, ...] = (
         r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)|"
         # Dovecot's "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
         r"\b(?:disallowed|not (?:allowed|permitted|accepted)) (?:on|over) (?:non-?secure|"
-        r"insecure|unencrypted|plain ?text) (?:\(SSL/TLS\) )?(?:connections?|sessions?|channels?)",
+        r"insecure|unencrypted|plain ?text) (?:\(SSL/TLS\) )?(?:connections?|sessions?|channels?)|"
+        # the same demand in other words: the thing (TLS, SSL, encryption, a secure
+        # connection) and the need ("requiered" as QQ spells it), or sending without it
+        # refused ("Email sending without SSL/TLS encryption is not allowed", Yandex)
+        r"\b(?:TLS|SSL|STARTTLS|encryption|secure (?:connection|channel|session|transport))\b"
+        r"[^.;]{0,12}?\b(?:is |are )?(?:requie?red|requiered|needed|mandatory|necessary|"
+        r"obligatory)\b|\bwithout (?:an? )?(?:SSL/TLS|TLS|SSL|STARTTLS|encryption|secure "
+        r"connection|encrypted connection)\b[^.;]{0,30}?\b(?:is |are )?(?:not (?:allowed|"
+        r"permitted|accepted|possible|supported)|forbidden|prohibited|refused|disabled)\b|"
+        r"\bonly (?:over|via|with|through) (?:an? )?(?:TLS|SSL|STARTTLS|encrypted|secure)\b",
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
     Rule(
@@ -303,7 +312,12 @@ SESSION: tuple[Rule, ...] = (
         r"(?:turn(?:ed)? on|enabled?) (?:smtp )?authentication|"
         r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
         r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
-        r"authenticate)|issue an? AUTH command|(?:log ?in|authentication) (?:is )?(?:needed|"
+        r"authenticate)|issue an? AUTH command|"
+        # "send AUTH command first" (Postfix/Yandex 5.5.4 at MAIL): the login is wanted, not a
+        # syntax error
+        r"\b(?:send|issue|use|give) (?:an? |the )?AUTH\b(?: command)?(?: first| before)|"
+        r"\bAUTH (?:command )?(?:first|required|needed)\b|"
+        r"\bauthentication (?:turned on|enabled) in your\b|(?:log ?in|authentication) (?:is )?(?:needed|"
         r"necessary)|"
         r"authentification (?:requise|obligatoire)|\bauthori[sz]ation required\b|"
         r"\bnot allowed to send (?:e-?mail |mail )?without authori[sz]ation\b|"
