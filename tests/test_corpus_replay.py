@@ -93,6 +93,10 @@ FLOOR = {
     # the rule writer (judge7) and the families behind them fixed: seen now, guards at the
     # goal like every seen set.
     "holdout6": GOAL,
+    # corpusG's mined development set (tests/corpus/README.md, "dev_mined.yaml"): seen by the
+    # rule writer; held at fleet's figure before the rules were tuned on it, 63 of 77 (0.818:
+    # 63 / 77 * 77 rounds to a hair above 63)
+    "dev_mined": 0.818,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -200,6 +204,7 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "holdout4_threads",
         "holdout5",
         "holdout6",
+        "dev_mined",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
