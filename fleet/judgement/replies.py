@@ -11,6 +11,8 @@ from fleet.judgement.context import Context
 from fleet.judgement.evidence import unwrapped
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
+from fleet.judgement.rules.word_families import SUBJECT_FAMILIES, VETO, WORD_FAMILIES
+from fleet.judgement.vocabulary import REFUSED
 from fleet.results import Category, Reply, Stage
 
 # A reply no rule knows. A 4xx is a deferral, whatever it says; a 5xx claims only what its
@@ -121,12 +123,53 @@ def _by_rules(stage: Stage, reply: Reply, context: Context) -> Classification | 
     return None
 
 
+_VETO_RE = re.compile(VETO, re.IGNORECASE)
+_REFUSED_RE = re.compile(r"\b" + REFUSED + r"|\breject\b|\bfail(?:ed|ure)?\b", re.IGNORECASE)
+_ADDRESS_OR_LINK_RE = re.compile(
+    r"[^\s<>()\[\]]{0,256}@[^\s<>()\[\]]{1,256}|\b(?:https?://|www\.)\S{1,2000}"
+)
+
+
+def _by_one_family(stage: Stage, reply: Reply, context: Context) -> Classification | None:
+    """A refusal no rule knows, read by its word families (rules/word_families.py): the
+    category of the one family its words belong to; none, or several, decide nothing."""
+    said = reply.text[:CLASSIFY_CHARS]
+    # an address or a link is not a word of the reply ("user@example.com" names no user)
+    text = _ADDRESS_OR_LINK_RE.sub(" ", unwrapped(said))
+    if _VETO_RE.search(text):
+        return None
+    matched = [r for r in WORD_FAMILIES if r.matches(stage, reply, context.provider, text)]
+    # a cause (TLS, a list, a limit, relaying...) beats the subject it is about (the login,
+    # the recipient, the sender, the message): "Local user only" is relaying
+    causes = [r for r in matched if r.id not in SUBJECT_FAMILIES]
+    # a subject with a bare word of refusal and no cause ("Recipient rejected, reason
+    # unknown", "Delivery not authorized, message refused") is a subject without evidence
+    # (#16): the subject rules above would have read a state ("unknown user", "full")
+    if not causes and _REFUSED_RE.search(text):
+        return None
+    matched = causes or matched
+    if not matched or len({r.category for r in matched}) > 1:
+        return None
+    rule = matched[0]
+    fields = {**context.fields(said), "stage": stage.value}
+    return Classification(
+        rule.category,
+        _render(rule.finding, context, fields),
+        _render(rule.remediation, context, fields),
+        rule.id,
+    )
+
+
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
     """Category, finding and remediation for a negative reply at a stage."""
     found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context)
     if found is not None:
         return found
     category = _fallback_category(stage, reply)
+    if category is Category.unrecognised_refusal:
+        found = _by_one_family(stage, reply, context)
+        if found is not None:
+            return found
     said = " ".join(reply.text.split())
     fields = {
         **context.fields(reply.text[:CLASSIFY_CHARS]),

@@ -87,6 +87,11 @@ RECIPIENT_SUBJECT = (
     r"(?:could not|cannot|can't) be found|"
     r"(?:does not|doesn't|do not|don't) (?:exist|have)|non-?existent|unavailable|inactive|"
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
+    # the recipient refused as such, or refusing (sisimai's UserUnknown and Filtered lexicon:
+    # "recipient is not accepted", "recipient not ok", "can't accept user", "recipient refuses
+    # to accept your mail", "user refuses to receive this mail")
+    r"not (?:accepted|ok)|refuses? (?:to )?(?:accept|receive)|undeliverable|unavaiable|"
+    r"archiv\w*|has been replaced by|"
     r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full|"
     r"unbekannt|existiert nicht|nicht gefunden|gesperrt|deaktiviert|voll|desconocido|no existe|lleno|"
     r"sconosciuto|inesistente|piena|desconhecido|n[aã]o existe|cheia|inexistante?|pleine|"
@@ -94,6 +99,10 @@ RECIPIENT_SUBJECT = (
     r"\b(?:no such|unknown|invalid|non-?existent|inexistent|illegal|disabled|inactive|"
     r"suspended|archived|banned|blocked) (?:\w{1,20} )?" + RECIPIENT_NOUN + r"|\bthere is no one\b|"
     r"\bno existe (?:\w{1,10} )?(?:usuario|persona|destinatario|buz[oó]n)\b|"
+    r"\b(?:can't|cannot|can not) accept (?:this )?(?:user|recipient|address)\b|"
+    r"\bnot (?:currently )?(?:being )?accept(?:ed|ing) (?:for|by) (?:this|the) (?:mail ?box|"
+    r"recipient|user|account|address)\b|"
+    r"\bblocked by (?:the )?recipient\b|\brecipients? (?:is |are )?only accepting mail from\b|"
     r"\bnessun (?:utente|destinatario)\b|\badresse\b[^.;:]{0,30}?\bnicht gefunden\b|"
     r"\bnot an? (?:known|valid|active|local|registered) (?:user|address|recipient|mailbox|"
     r"account)\b|\bno (?:account|mail ?box|user|recipient)s? (?:by that name|available|here)\b|"

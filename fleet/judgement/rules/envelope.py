@@ -142,6 +142,11 @@ ENVELOPE: tuple[Rule, ...] = (
         "accepts mail from (usually the login mailbox or an accepted domain).",
         text=r"sender address rejected|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
         r"(?:sender|mail ?from) address syntax|bad sender address|"
+        # a list that takes posts only from its members refuses the sender (sisimai's
+        # PolicyViolation: "by non-member to a members-only list", "closed mailing list")
+        r"\bmembers[- ]only\b|\bnon-?member\b|\bnot (?:a )?(?:member|subscriber) of\b|"
+        r"\bnot (?:allowed|permitted|authori[sz]ed) to post\b|\bpermission to post\b|"
+        r"\bclosed mailing list\b|"
         r"sender verif\w+ failed|verification failed for|envelope blocked|"
         r"envelope sender|badmailfrom|sender (?:domain )?(?:must exist|not found|unknown|"
         r"rejected|denied|blocked)|(?:mail ?from|sender) (?:address )?(?:is )?(?:invalid|"
@@ -242,7 +247,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server refuses the message itself (content, size or headers)",
         "The receiver refused the test message itself (its content, size or headers): read "
         "the reply; scans are usually refused for their size or attachment type.",
-        text=r"\bspam\b(?! ?(?:abuse|haus|from your))|\bUBE\b|virus|malware|content (?:rejected|"
+        text=r"\btaille (?:limite|maximale)\b|\bmessage trop (?:gros|volumineux)\b|\bspam\b(?! ?(?:abuse|haus|from your))|\bUBE\b|virus|malware|content (?:rejected|"
         r"presents|filter|policy|denied|blocked|not allowed)|message content|spam ?signature|"
         r"(?:rejected|blocked) due to security polic|(?:message|size) (?:size )?(?:limit|exceed|too "
         r"(?:big|large))|exceeded .{0,30}size|From: header|(?:missing|invalid|malformed) "

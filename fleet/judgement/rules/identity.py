@@ -485,7 +485,11 @@ IDENTITY: tuple[Rule, ...] = (
         # names no subject and stays an unspecified listing, below)
         text=r"\b(?:blocked|rejected|refused|denied|black ?listed|block ?listed|banned|listed) "
         r"(?:by|at|on|in) (?:the )?(?:spamhaus|spamcop|barracuda(?:central)?|sorbs|uceprotect|"
-        r"abuseat|mailspike|psbl|cbl|rbls?|dnsbls?)\b|\bblack ?listed by\b|\b(?:is|are) (?:in|on) "
+        r"abuseat|mailspike|psbl|cbl|rbls?|dnsbls?)\b|\bblack ?listed by\b|"
+        # "listed in work.drbl.imedia.ru": a DNS list's zone, named as one (an IP list's
+        # name ends in bl; DBL, URIBL and SURBL are excluded below)
+        r"\blisted (?:in|on|at|by) (?:[\w-]{1,63}\.){0,4}[\w-]{0,40}(?:bl|blacklist|blocklist)"
+        r"(?:\.[\w-]{1,63}){1,4}\b|\b(?:is|are) (?:in|on) "
         r"(?:a|our|the) (?:black|block) ?list\b|\bmulti-?black ?list\b",
         stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt, Stage.data),
         unless=r"\bdomains?\b|\bdbl\b|\buri|\burl|\bsurbl\b|\brhsbl\b|\b(?:e?helo|ehlo)\b|"
@@ -505,9 +509,15 @@ IDENTITY: tuple[Rule, ...] = (
         r"machine|system))\b[^.;]{0,50}?\b(?:(?:identified|known|listed|flagged|reported|"
         r"detected|classified|recogni[sz]ed|marked) as (?:an? )?(?:spammer|spam ?(?:source|sender|"
         r"bot)|source of spam|spam)|(?:is |are |was )?(?:an? )?(?:known )?(?:spammer|spam ?"
-        r"(?:source|bot))s?)\b",
+        r"(?:source|bot))s?)\b|"
+        # Postfix's "Client host rejected: <cause>" with a cause of abuse or spam (SFR's
+        # "Client host rejected: Abus detecte GU_EIB_02", in sisimai's Blocked.pm), and a
+        # block for abuse (AT&T "blocked for abuse. see http://att.net/blocks")
+        r"\bclient host rejected:?[^.;]{0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
+        r"block ?list\w*|(?:bad|poor|low) reputation)\b(?!@)|"
+        r"\b(?:blocked|banned|rejected|refused) (?:for|due to|because of) (?:\w+ )?abus(?:e|ive)\b(?!@)",
         unless=r"\bdomain\b|\b(?:e?helo|ehlo)\b|\bptr\b|reverse|\bsender address\b|"
-        r"\bfrom[- ](?:address|header|domain)\b",
+        r"\bfrom[- ](?:address|header|domain)\b|\b(?:message|content|attachment|url|link)s?\b",
     ),
     Rule(
         # The site's IP, host or network named as what is refused ("access from IP address

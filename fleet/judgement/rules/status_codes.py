@@ -114,6 +114,35 @@ STATUS_CODES: tuple[Rule, ...] = (
         "site again later; if it persists, ask the administrator of {host}.",
         enhanced=("5.3.1-5.3.2",),  # a 4xx is a deferral already
     ),
+    # The rest of RFC 3463's registry where its meaning names one party (judge7, #16): the
+    # receiving system's features (X.3.3), a disabled recipient account
+    # (X.7.13 outside AUTH), a message's priority (X.7.15/X.7.16).
+    Rule(
+        RuleId.status_system,
+        Category.message_rejected,
+        "the receiving system cannot handle a feature of this message (its status code says so)",
+        "{host} cannot handle a feature of the test message (X.3.3, e.g. 8-bit or a MIME "
+        "feature): check the copier's encoding and attachment settings, or update its firmware.",
+        enhanced=("5.3.3",),
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        RuleId.status_recipient_disabled,
+        Category.recipient_rejected,
+        "the recipient's account is disabled (its status code says so)",
+        "The test recipient's account is disabled (X.7.13): send the test to a live mailbox.",
+        enhanced=("5.7.13",),
+        stages=(Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        RuleId.status_message_priority,
+        Category.message_rejected,
+        "the server refuses the message for its priority (its status code says so)",
+        "The receiver refuses the test message's priority or its size at that priority "
+        "(X.7.15/X.7.16): send it without a priority header, or smaller.",
+        enhanced=("5.7.15-5.7.16",),
+        stages=(Stage.data,),
+    ),
     Rule(
         # RFC 5321 500-504: syntax error, bad parameters, not implemented, bad sequence.
         # Not at EHLO (the name, see helo.syntax_code), STARTTLS (no TLS) or AUTH (mechanism).
