@@ -25,7 +25,7 @@ DOMAIN_UNKNOWN = (
     r"(?:does not|doesn't) (?:currently )?resolve|(?:does not|doesn't) have an? (?:valid )?"
     r"(?:MX|DNS|A) record|"
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
-    r"\bunknown (?:host|domain)\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
+    r"\bunknown (?:host|domain)\b|\bunresolv\w* (?:[\w.-]{1,20} )?(?:host|domain)\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
     r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
     r"\bno mail hosts? for\b|"
     # RFC 1846's 521: "example.com does not accept mail"
@@ -63,7 +63,8 @@ ADDRESS_STATE = (
     r"(?<!IP )(?<!IP-)\b(?:e-?mail )?address(?:es)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:"
     r"invalid|unknown|not (?:found|known|valid|local|present)|(?:does not|doesn't) exist|"
     r"(?:could not|cannot|can't) be found|no longer (?:valid|in use|active|accepts?)|wrong)\b|"
-    r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong) (?:e-?mail )?address|"
+    r"\b(?:invalid|unknown|bad|illegal|non-?existent|wrong|inactive|disabled|deactivated|"
+    r"closed|expired|suspended) (?:e-?mail )?address|"
     # RFC 5321's own 553 text
     r"\bmailbox name (?:is )?(?:not allowed|invalid)"
 )
@@ -85,7 +86,7 @@ RECIPIENT_SUBJECT = (
     RECIPIENT_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
     r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed|present)|"
     r"(?:could not|cannot|can't) be found|"
-    r"(?:does not|doesn't|do not|don't) (?:exist|have)|non-?existent|unavailable|inactive|"
+    r"(?:does not|doesn't|do not|don't|no) (?:exist|have)|non-?existent|unavailable|inactive|"
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
     # the recipient refused as such, or refusing (sisimai's UserUnknown and Filtered lexicon:
     # "recipient is not accepted", "recipient not ok", "can't accept user", "recipient refuses
@@ -129,7 +130,10 @@ MESSAGE_SUBJECT = (
     r"\bline (?:limit|length)\b|\blines? (?:is |are )?too long\b|(?:length|size) exceeds?\b|"
     r"\bexceeds? (?:the )?(?:administrative |maximum |max |policy |allowed )?(?:size|length|"
     r"limit)\b|\btoo (?:large|big|long)\b|\breject, id=|\bour (?:spam )?filters?\b|"
-    r"\bfilter(?:ed|ing)\b"
+    r"\bfilter(?:ed|ing)\b|"
+    # "5.5.2 Invalid data in message" (BMH): the message's data, not a command's syntax
+    r"\b(?:invalid|malformed|corrupt\w*|bad|illegal) (?:data|content|body|characters?) in "
+    r"(?:the |this |your )?(?:message|mail|e-?mail)\b"
 )
 # The site's IP, host or network named as refused, or the client itself told it sends spam.
 CLIENT_REFUSED = (

@@ -177,6 +177,11 @@ ENVELOPE: tuple[Rule, ...] = (
         "{ip}: add ip4:{ip} to that domain's SPF record, or send from a domain (or through a "
         "relay) that authorises this IP.",
         text=r"mismatch\w* (?:the |with )?(?:client|connecting|sending|your|source) ip|"
+        # the envelope sender against the header From ("MAIL FROM is mismatched with message
+        # header from address", BMH), and IPs the domain does not vouch for ("permits 2
+        # unverifyable sending IPs - example.com is not 203.0.113.222", sisimai)
+        r"\b(?:mail ?from|envelope(?:[- ]from| sender)?)\b[^.;]{0,30}?\b(?:mis-?match\w*|"
+        r"(?:does not|doesn't) match)\b[^.;]{0,30}?\bfrom\b|\bunverif\w* sending ips?\b|"
         r"(?:sender|from) domain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:mismatch|does not match|"
         r"doesn't match)|\bdomain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:does not|doesn't) match (?:the |your )?(?:client|connecting|"
         r"sending|source) ip|"
@@ -392,6 +397,10 @@ ENVELOPE: tuple[Rule, ...] = (
         r"allowed rcpthosts?\b|\b(?:do not|don't|does not|doesn't|not) (?:handle|accept|"
         r"receive) mail for\b|\bnot (?:a |an )?(?:gateway|local host|open relay)\b|"
         r"\b(?:insecure|open) (?:mail )?relay\b|\bas a relay\b|\brelaying mail to\b|"
+        # relaying refused after its object ("relaying to <a> prohibited by administrator",
+        # "Unauthorized relay msg rejected", BMH)
+        r"\brelay(?:ing)?\b[^.;]{0,100}?\b(?:prohibited|forbidden|not authori[sz]ed)\b|"
+        r"\bunauthori[sz]ed relay\w*|"
         # only local recipients, in other words ("Local user only", Coremail; "domain of
         # forward path is not allowed", Trend Micro: RFC 5321's forward-path is the recipient;
         # sisimai's NoRelaying "specified domain is not allowed")
@@ -417,7 +426,8 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server does not know the recipient",
         "The test recipient is unknown to the server: fix the 'to' address.",
         text=r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|account)|"
-        r"\bnot our user\b|\bis not a registered (?:gateway )?user\b|"
+        r"\bnot (?:one of )?our (?:users?|customers?|clients?|members?|subscribers?|"
+        r"recipients?)\b|\bis not a registered (?:gateway )?user\b|"
         # the recipient missing from the server's own table ("Recipient not in route list",
         # hMailServer; "this recipient is not in my validrcptto list", qmail)
         r"\brecipient\b[^.;]{0,20}?\bnot in (?:the |my |our |its )?(?:[\w-]{1,20} )?list\b|"
@@ -530,7 +540,8 @@ ENVELOPE: tuple[Rule, ...] = (
         # a limit named, then said to be exceeded ("per hour message receive limit ... exceeded")
         r"\bcredits? (?:exceeded|exhausted)|\blimit\b[^.;:]{0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
         code_class="5",
-        unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage|\bsize\b|\blength\b|header",
+        unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage|\bsize\b|\blength\b|header|"
+        r"\blines?\b",
     ),
     Rule(
         RuleId.smtp_rate_limited,

@@ -89,6 +89,8 @@ IDENTITY: tuple[Rule, ...] = (
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed|on (?:our|a|the|my) "
         r"(?:local )?(?:block|black) ?list)|"
         r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
+        # Apple: "rejected due to having a domain present in the spamhaus" (sisimai Rhost)
+        r"\bdomain\b[^.;]{0,40}?\bpresent (?:in|on)\b|"
         r"(?:url|uri|link|web ?site)s?\b(?:[^.;]|\.(?!\s+(?-i:[A-Z]))){0,80}?\b(?:listed|black ?listed|"
         r"block ?listed)|"
         r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
@@ -346,7 +348,12 @@ IDENTITY: tuple[Rule, ...] = (
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
-        r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b",
+        r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
+        # a client that should send through its provider's relay (BMH: "Client host bypassing
+        # service provider's mail relay"), a delisting link that names the IP ("antispam
+        # .../denyip.php?IP=...")
+        r"\bbypass\w* (?:the |your )?(?:[\w'-]{1,30} ){0,3}(?:mail ?)?(?:relay|smarthost|smtp "
+        r"server)|\b(?:deny|block|black|spam|rbl)\w{0,20}\.\w{2,5}\?ip=",
     ),
     Rule(
         RuleId.ip_complaints,

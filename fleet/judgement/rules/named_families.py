@@ -104,6 +104,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"(?:reached|exceeded|hit)\b|"
         # a quota is the sender's only when sending is counted ("Mail quota exceeded" at RCPT is
         # the recipient's mailbox)
+        # ... the other way round: "You've reached your daily relay quota" (sisimai)
+        r"\b(?:reached|exceeded|hit|over) (?:your |the |its |our )?(?:daily|hourly|sending|send|"
+        r"relay|message|rate|outgoing|outbound)\b(?: [\w-]+){0,2} (?:quota|limit)\b|"
         r"\b(?:daily|hourly|sending|send|outgoing|outbound|submission|messages?|rate) "
         r"(?:[\w-]+ ){0,2}quota (?:has been |was |is )?(?:reached|exceeded|hit)\b|"
         rf"\bexceed\w* (?:the |your |its |an? )?(?:[\w-]+ ){{0,2}}{_COUNTED} limit\b|"

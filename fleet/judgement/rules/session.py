@@ -364,6 +364,20 @@ SESSION: tuple[Rule, ...] = (
         stages=(Stage.auth,),
     ),
     Rule(
+        # A login refused, named after the login at a later command ("AUTH FAILED -
+        # user@example.com" at MAIL FROM, BMH's rules): the login's, not the sender's. Only
+        # the words of a login ("AUTH", "login", "password"): "failed authentication" alone
+        # is SPF/DKIM's (sender.authentication_checks).
+        RuleId.auth_failed_named,
+        Category.auth_failed,
+        "the server says the login for {mailbox} failed",
+        "The server refused the login of {mailbox}: check the username and password on the "
+        "copier (and that it logs in at all before sending).",
+        text=r"\bAUTH failed\b|\blog ?in (?:has )?failed\b|\binvalid (?:login|password)\b|"
+        r"\b(?:wrong|incorrect|bad) (?:login|password|user ?name or password)\b",
+        stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
         RuleId.smtp_auth_failed,
         Category.auth_failed,
         "the server rejected the login for {mailbox}",
