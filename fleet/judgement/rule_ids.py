@@ -168,6 +168,7 @@ class RuleId(StrEnum):
     status_recipient_disabled = "status.recipient_disabled"
     status_message_priority = "status.message_priority"
     auth_failed_named = "auth.failed_named"
+    delivery_expired = "smtp.delivery_expired"
     # the word families of a reply no rule knows (rules/word_families.py)
     words_tls = "words.tls"
     words_login = "words.login"

@@ -162,6 +162,9 @@ CLIENT_REFUSED = (
     # "Mail from 192.0.2.1 refused": the IP itself named as the source refused
     r"\b(?:mail|messages?|connections?) from \[?(?:\d{1,3}\.){3}\d{1,3}\]?,? (?:is |are |was |were )?"
     r"(?:refused|rejected|blocked|denied|not accepted)\b|"
+    # "connection refused from [192.0.2.1]": the client's IP named as refused
+    r"\bconnections? (?:refused|rejected|denied|blocked|not accepted) (?:from|for) \[?(?:\d{1,3}\.){3}"
+    r"\d{1,3}\b|"
     r"\b(?:access|connections?) from (?:ip|your)\b(?:[^.;:!]|\.(?=\w)){0,40}?(?:blocked|refused|denied|"
     r"not accepted)"
 )

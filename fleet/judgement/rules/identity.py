@@ -20,7 +20,8 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         "the receiving server reports an error in its own setup, not a verdict on this site",
         "{host} reports a fault of its own (configuration, lookup table or signer): run the "
         "site again later; if it persists, tell the administrator of {host}, with the reply text.",
-        text=r"server configuration (?:error|problem)|temporary lookup failure|"
+        text=r"(?:server|system|mail ?server|host) config(?:uration)? (?:error|problem|issue)|"
+        r"temporary lookup failure|"
         r"insufficient system (?:storage|resources)|"
         # its own resources used up ("4.3.4 allocated resources exceeded")
         r"\b(?:allocated|system|server|internal) resources? (?:are |is |have been )?"
@@ -244,7 +245,10 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:long|large)|header\b[^.;]{0,20}not CRLF terminated|(?:header|message) syntax|"
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
         # header", "a unicode character in a disallowed header", "encoded-word syntax")
-        r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|\bheaders?\b[^.;:]{0,30}?\b(?:missing|"
+        r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|"
+        # a header named as missing ("No Resent-From field given", btconnect)
+        r"\b(?:no|missing) [\w-]{1,30}:? (?:header|field)s?\b(?: (?:given|found|present|supplied))?|"
+        r"\bheaders?\b[^.;:]{0,30}?\b(?:missing|"
         r"malformed|not permitted|not allowed|disallowed)\b|\bheaders? error\b|"
         r"\berror in (?:the )?(?:message )?headers?\b",
     ),
@@ -338,7 +342,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
         r"deferred|refused|rejected|"
         r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
-        r"host network not allowed|network (?:is )?not allowed|\((?:BL|RBL|DYN)\)|"
+        r"host network not allowed|network (?:is )?not allowed|\((?:\w{1,4}:)?(?:BL|RBL|DYN)\)|"
         r"client host \[[^\]]*\] (?:is )?(?:blocked|banned)(?! (?:using|by))|"
         # GMX / WEB.DE explain a refusal by a code in their link: sp, bl = the IP's reputation
         r"postmaster\.(?:gmx|web)\.\w+/\S*[?&]c=(?:sp|bl|bs|bsp)\b|"

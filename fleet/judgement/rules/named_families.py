@@ -78,6 +78,18 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         stages=(Stage.mail, Stage.rcpt, Stage.data),
         unless=r"\brecipients?\b|\brcpt\b",
     ),
+    # -- the message waited too long somewhere (RFC 3463 X.4.7 "delivery time expired",
+    # Microsoft's 4.4.7 / 5.4.300 "Message expired"): time, not a verdict on the message
+    Rule(
+        RuleId.delivery_expired,
+        Category.temporary_failure,
+        "the message expired on its way (delivery time exceeded)",
+        "The message waited too long on the way to {host} and expired: run the site again; "
+        "if it recurs, look for a relay or queue between the copier and {host} that holds mail.",
+        text=r"\b(?:message|delivery|mail)\b[^.;]{0,20}?\b(?:has )?(?:expired|timed? ?out)\b|"
+        r"\bdelivery time expired\b|^\s*[45]\.4\.7\b",
+        unless=r"\bpassword|\bcertificate|\baccount|\bsession",
+    ),
     # -- a command at the wrong point of the session: a protocol matter, even when the
     # command is HELO ("wrong state for HELO command")
     Rule(

@@ -112,7 +112,8 @@ STATUS_CODES: tuple[Rule, ...] = (
         "the receiving system is not accepting mail now (its status code says so)",
         "{host} says its mail system is full or not accepting mail (X.3.1/X.3.2): run the "
         "site again later; if it persists, ask the administrator of {host}.",
-        enhanced=("5.3.1-5.3.2",),  # a 4xx is a deferral already
+        # (X.3.5 "system incorrectly configured": its own setup too)
+        enhanced=("5.3.1-5.3.2", "5.3.5"),  # a 4xx is a deferral already
     ),
     # The rest of RFC 3463's registry where its meaning names one party (judge7, #16): the
     # receiving system's features (X.3.3), a disabled recipient account
