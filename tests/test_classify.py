@@ -3406,3 +3406,84 @@ def test_a_reply_of_no_family_or_of_a_policy_stays_unrecognised(
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category.unrecognised_refusal, decision.rule
+
+
+# dev_mined's families (tests/corpus/dev_mined.yaml, corpusG): one text per family, as cited
+# there (SOE: github.com/sisimai/set-of-emails maildir/bsd at 18e585c2; BMH:
+# github.com/voku/PHPMailer-BMH phpmailer-bmh_rules.php at 679dbf7c).
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # "not our <kind of user>" (SOE lhost-sendmail-22.eml)
+        ("rcpt", 551, "not our customer", "recipient_rejected"),
+        # IPs the sender's domain does not vouch for (SOE lhost-exim-38.eml)
+        (
+            "mail",
+            450,
+            "service permits 2 unverifyable sending IPs - neko.example.com is not 203.0.113.222",
+            "sender_rejected",
+        ),
+        # a quota reached, the words the other way round (SOE lhost-exim-56.eml)
+        (
+            "banner",
+            554,
+            "neko-22.nyaan.r.example.net : CAT : neko22 : CAT : You've reached your daily relay "
+            "quota - 203.0.113.0",
+            "throttled",
+        ),
+        # a line limit is the message's (SOE lhost-exim-58.eml)
+        ("data", 500, "Line limit exceeded", "message_rejected"),
+        # relaying refused after its object (BMH L753, L1107)
+        (
+            "rcpt",
+            550,
+            "relaying to <xxxxx@yourdomain.com> prohibited by administrator",
+            "relay_denied",
+        ),
+        ("rcpt", 500, "Unauthorized relay msg rejected", "relay_denied"),
+        # a login failure named at MAIL FROM (BMH L1084)
+        ("mail", 553, "AUTH FAILED - xxxxx@yourdomain.com", "auth_failed"),
+        # a delisting link that names the IP (BMH L1252)
+        (
+            "rcpt",
+            554,
+            "Please visit http:// antispam.domain.com/denyip.php?IP=111.111.111.000 (#5.7.1)",
+            "ip_reputation",
+        ),
+        # the envelope sender against the header From (BMH L1301)
+        (
+            "data",
+            550,
+            "Error: MAIL FROM is mismatched with message header from address!",
+            "sender_rejected",
+        ),
+        # a client that should use its provider's relay (BMH L1315)
+        (
+            "rcpt",
+            554,
+            "5.7.1 reject: Client host bypassing service provider's mail relay: ds176.domain.com",
+            "ip_reputation",
+        ),
+        # the message's data, not a command's syntax, whatever 5.5.2 says (BMH L1121)
+        ("data", 554, "5.5.2 Invalid data in message", "message_rejected"),
+        # "no exist" (BMH L742), and a member of a domain is a user, not a list's member (L933)
+        ("rcpt", 450, "user path no exist", "recipient_rejected"),
+        ("rcpt", 550, "User not a member of domain: <xxxxx@yourdomain.com>", "recipient_rejected"),
+        # X.3.5 and its words: the receiver's own setup (BMH L1350)
+        ("rcpt", 553, "5.3.5 system config error", "temporary_failure"),
+        # AOL's "(RTR:BL)" (github.com/twisted1919/bounce-handler rules.php L897)
+        (
+            "banner",
+            554,
+            "(RTR:BL) http://postmaster.info.aol.com/errors/554rtrbl.html Connecting IP: "
+            "111.111.111.111",
+            "ip_reputation",
+        ),
+        # a header named as missing (github.com/wRAR/flufl.bounce tests/data/postfix_05.txt)
+        ("data", 554, "No Resent-From field given", "message_rejected"),
+    ],
+)
+def test_dev_mineds_families(stage: str, code: int, text: str, category: str) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
