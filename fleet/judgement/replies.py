@@ -124,7 +124,12 @@ def _by_rules(stage: Stage, reply: Reply, context: Context) -> Classification | 
 
 
 _VETO_RE = re.compile(VETO, re.IGNORECASE)
-_REFUSED_RE = re.compile(r"\b" + REFUSED + r"|\breject\b|\bfail(?:ed|ure)?\b", re.IGNORECASE)
+# (a bare refusal, or a bare "could not be delivered": neither says why)
+_REFUSED_RE = re.compile(
+    r"\b" + REFUSED + r"|\breject\b|\bfail(?:ed|ure)?\b|\b(?:not|un) ?(?:be )?deliver\w*|"
+    r"\bdelivery (?:failed|failure|error|problem)",
+    re.IGNORECASE,
+)
 _ADDRESS_OR_LINK_RE = re.compile(
     r"[^\s<>()\[\]]{0,256}@[^\s<>()\[\]]{1,256}|\b(?:https?://|www\.)\S{1,2000}"
 )

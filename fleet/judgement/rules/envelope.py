@@ -166,7 +166,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"because of|by) (?:the )?sender(?:'s)? (?:policy|policies|restrictions?)",
         # "Sender address rejected: Greylisted" / ": rate limit exceeded": the cause after the
         # subject has its own rule below (the subject.sender_prefix rule catches the rest)
-        unless=r"gr[ea]y ?list|rate ?limit|too? many|exceeded|throttl|in the last \d{1,4} (?:minutes|hours)",
+        # ("The recipient address <a> is not a valid RFC 5321 address" is the recipient's)
+        unless=r"gr[ea]y ?list|rate ?limit|too? many|exceeded|throttl|in the last \d{1,4} (?:minutes|hours)|"
+        r"\brecipient address\b",
     ),
     Rule(
         # Outlook.com: "domain [example.com] mismatches client ip": the sender's domain does
