@@ -95,8 +95,8 @@ FLOOR = {
     "holdout6": GOAL,
     # corpusG's mined development set (tests/corpus/README.md, "dev_mined.yaml"): seen by the
     # rule writer; held at fleet's figure when its last batch landed (before the rules were
-    # tuned on that batch), 141 of 151 after batch 3 (0.933: just below 141 / 151)
-    "dev_mined": 0.933,
+    # tuned on that batch), 157 of 167 after batch 4 (0.94: just below 157 / 167)
+    "dev_mined": 0.94,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
