@@ -25,7 +25,8 @@ DOMAIN_UNKNOWN = (
     r"(?:does not|doesn't) (?:currently )?resolve|(?:does not|doesn't) have an? (?:valid )?"
     r"(?:MX|DNS|A) record|"
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
-    r"\bunknown (?:host|domain)\b|\bunresolv\w* (?:[\w.-]{1,20} )?(?:host|domain)\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
+    r"\bunknown (?:host|domain)\b|\bunresolv\w* (?:[\w.-]{1,20} )?(?:host|domain)\b|"
+    r"\b(?:invalid|bogus|non-?existent) (?:host|domain)(?: ?name)?\b|\bhost unknown\b|\bno such domain\b|name or service not known|\bunroutable\b|"
     r"\bno route (?:to|for)\b|\bno (?:valid )?MX\b|\bMX records? (?:for|not)\b|"
     r"\bno mail hosts? for\b|"
     # RFC 1846's 521: "example.com does not accept mail"
@@ -86,7 +87,7 @@ RECIPIENT_SUBJECT = (
     RECIPIENT_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
     r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed|present)|"
     r"(?:could not|cannot|can't) be found|"
-    r"(?:does not|doesn't|do not|don't|no) (?:exist|have)|non-?existent|unavailable|inactive|"
+    r"(?:does not|doesn't|do not|don't|no|may not|might not) (?:exist|have)|non-?existent|unavailable|inactive|"
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
     # the recipient refused as such, or refusing (sisimai's UserUnknown and Filtered lexicon:
     # "recipient is not accepted", "recipient not ok", "can't accept user", "recipient refuses

@@ -208,6 +208,8 @@ ENVELOPE: tuple[Rule, ...] = (
         "The server refuses messages this large: lower the copier's scan resolution or "
         "attachment size limit (or split large scans), or ask for a larger limit.",
         enhanced=("5.2.3", "5.3.4", "4.2.3", "4.3.4"),
+        # "5.2.3 MailPolicy violation" (Zoho) names a policy, not a size
+        unless=r"^(?![^\n]{0,4096}\b(?:size|large|big)\b)[^\n]{0,4096}polic(?:y|ies)",
         # only where there is a message (or its SIZE): at the greeting "4.3.4 allocated
         # resources exceeded" is the server's own state
         stages=(Stage.mail, Stage.rcpt, Stage.data),
@@ -560,7 +562,8 @@ ENVELOPE: tuple[Rule, ...] = (
         r"messages? per (?:connection|session)|\bto many (?:mails|messages|e-?mails)\b|"
         r"in the last \d{1,4} (?:seconds|minutes|hours)\b",
         code_class="4",
-        unless=r"time ?out|time limit",  # "Error: timeout exceeded" is the session's clock
+        # "Error: timeout exceeded" is the session's clock; an untrusted IP is its reputation
+        unless=r"time ?out|time limit|untrusted",
     ),
     Rule(
         # RFC 3463: X.1.x are address statuses; X.2.1/X.2.2 the mailbox is disabled or full.

@@ -21,6 +21,8 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         "{host} reports a fault of its own (configuration, lookup table or signer): run the "
         "site again later; if it persists, tell the administrator of {host}, with the reply text.",
         text=r"(?:server|system|mail ?server|host) config(?:uration)? (?:error|problem|issue)|"
+        # its own mail system full (X.3.1: "5.0.0 Mail system full")
+        r"\bmail ?system (?:is )?full\b|"
         r"temporary lookup failure|"
         r"insufficient system (?:storage|resources)|"
         # its own resources used up ("4.3.4 allocated resources exceeded")
@@ -353,6 +355,9 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
+        # an IP the receiver does not trust yet: its reputation, even worded as a limit
+        # ("Received too many messages from a new or untrusted IP", Rackspace)
+        r"\buntrusted (?:sending )?(?:IP|source|host|network|sender)\b|"
         # a client that should send through its provider's relay (BMH: "Client host bypassing
         # service provider's mail relay"), a delisting link that names the IP ("antispam
         # .../denyip.php?IP=...")
@@ -477,7 +482,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"talosintelligence|trend ?micro|\bERS\b|mail-abuse\.com|\bQIL\b|\bRBL\+|"
         r"spamcop\.net/w3m|action=checkblock|\bdns_?rbl\b|"
         r"(?:ip|sending|sender|mta|network)(?:'s)? (?:address )?reputation|"
-        r"(?:poor|bad|low) (?:ip |sender |sending )?reputation|reputation (?:is )?too low|"
+        r"(?:poor|bad|low) (?:ip |sender |sending |e-?mail |mail )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
         unless=r"domain",
     ),
@@ -573,5 +578,8 @@ IDENTITY: tuple[Rule, ...] = (
         "{ip} or a domain (the sender {sender}, the EHLO name {ehlo_name}) is listed: look each "
         "of them up at the list, and delist whichever is listed after fixing the cause.",
         text=vocabulary.LISTING_TEXT,
+        # a hedge is no listing ("The account or domain may not exist, they may be
+        # blacklisted, or missing the proper dns entries": Exim's callout message)
+        unless=r"\b(?:may|might|could) be (?:black|block) ?listed",
     ),
 )

@@ -145,7 +145,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b|"
         # a limit imposed for a cause names the cause to fix (Gmail's 4.7.40 "rate limited
         # because the sending domain doesn't have a DMARC record")
-        r"reputation|unsolicited|DMARC|\bSPF\b|DKIM|\bTLS\b|\bPTR\b|reverse DNS|"
+        r"reputation|unsolicited|untrusted|DMARC|\bSPF\b|DKIM|\bTLS\b|\bPTR\b|reverse DNS|"
         # the IP blocked for what it did (GoDaddy IB112): its standing, not a limit to wait out
         r"\bIP (?:address )?(?:has been |is |was )?(?:temporarily |permanently )?(?:blocked|banned)\b",
     ),
@@ -161,7 +161,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"verdict|rules?|check)|\bblocked as spam\b|\b(?:detected|identified|classified|marked|"
         r"flagged|considered|recogni[sz]ed) as (?:spam|junk|bulk)\b|\banti-?spam (?:checks?|"
         r"filters?|engine|system|polic\w*)|(?-i:\b[A-Z]{2}:SPM\b)|\bpolicy violation detected\b|"
-        r"\b(?:spam|content) ?score\b|\bjunk (?:mail|e-?mail|message)|(?-i:\bU[BC]E\b)|"
+        r"\b(?:spam|content|mail|message) ?scor(?:e|ing)\b|\bjunk (?:mail|e-?mail|message)|(?-i:\bU[BC]E\b)|"
         r"\b(?:black ?listed|banned|prohibited|forbidden) (?:words?|phrases?|terms?|expressions?)\b",
         stages=(Stage.data,),
         unless=r"\blisted\b|block ?list|black ?list(?!ed (?:words?|phrases?|terms?|expressions?)\b)|"

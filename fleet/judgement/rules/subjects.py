@@ -79,7 +79,12 @@ SUBJECTS: tuple[Rule, ...] = (
         "domain the server accepts mail from (usually the login mailbox or an accepted "
         "domain), and check that domain's DNS and SPF.",
         # (an address, user or mailbox refused at MAIL FROM: "User unknown" is the sender's)
-        text=vocabulary.ADDRESS_REFUSED + "|" + vocabulary.RECIPIENT_SUBJECT,
+        # ... and an address said not to exist, the noun left out ("does not exist E2110",
+        # sisimai's Rejected.pm)
+        text=vocabulary.ADDRESS_REFUSED
+        + "|"
+        + vocabulary.RECIPIENT_SUBJECT
+        + r"|\b(?:does not|doesn't|do not|no) exist\b|\bnon-?existent\b",
         stages=(Stage.mail,),
         unless=r"\bIP\b|client|host|server|connection",
     ),
