@@ -137,6 +137,8 @@ _IP_EVIDENCE_RE = re.compile(
     r"(?<![\d.])(?!127\.)(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)|\[[0-9a-f]*:[0-9a-f:]+\]|"
     r"\b(?:client|sending|connecting|remote|source) (?:host|IP|address)\b|"
     r"\b(?:your|sender) (?:host|IP)\b|"
+    # the client as a server ("because your server is listed in a blocklist")
+    r"\b(?:your|sending|sender|client|connecting) (?:mail ?)?(?:server|mta|relay|machine)\b|"
     r"\bIP(?:v[46])?(?: address)?\b|"
     r"\b(?:zen|sbl|xbl|pbl|sbl-xbl|cbl|bl\.spamcop|b\.barracudacentral|dnsbl\.sorbs|"
     r"bl\.mailspike|psbl\.surriel)\b|\bRBL|\bDNSBL|query/ip|query/bl|\bBRBL\b",

@@ -352,6 +352,10 @@ IDENTITY: tuple[Rule, ...] = (
         r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
         r"\bnot allowed from this (?:ip |address |network )?range\b|"
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
+        # the IP's country or region refused (a geographic block is about where the IP is)
+        r"\b(?:your|this|that|the sender'?s?|sending) (?:country|region|geo-?location|location)\b"
+        r"(?:[^.;]|\.(?=\w)){0,30}?\b(?:not (?:allowed|accepted|permitted)|blocked|banned|refused|"
+        r"denied)\b|\bgeo-?(?:ip|block\w*|fenc\w*)\b|"
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"

@@ -211,6 +211,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bvalid From\b|"
         r"\bsending (?:from|for|by|as) (?:this|your|the) (?:domain|address|account|sender|"
         r"identity)\b[^.;]{0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
+        r"\bsending (?:is |has been )?(?:paused|suspended|disabled) for (?:this|your|the) "
+        r"(?:account|domain|address|identity)\b|"
         r"\b(?:sender|sending) (?:domain|address|identity) (?:is |has been )?(?:paused|"
         r"suspended|disabled)|"
         r"\b(?:domain|address|sender|account)\b[^.;]{0,30}?\b(?:suspended|paused|blocked|"

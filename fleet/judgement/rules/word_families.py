@@ -29,6 +29,9 @@ _ONE_RECIPIENT = (
     r"utilisateur|usuario|benutzer|empf[aä]e?nger|postfach|casella|buz[oó]n)\b"
 )
 
+# a short window within a sentence (a dot inside a host name or an IP does not end it)
+_WINDOW = r"(?:[^.;]|\.(?=\w)){0,60}?"
+
 # A refusal that names a policy, a permission or a confirmation names a rule it does not
 # explain: "Recipient address rejected for policy reasons", "Client host rejected: Access
 # denied" stay unrecognised whatever nouns they carry.
@@ -108,8 +111,15 @@ WORD_FAMILIES: tuple[Rule, ...] = (
         "the server refuses {ip}: its words put the site's IP or host with spam or a list",
         remedies.IP_REPUTATION_FIX,
         text=r"\b(?:IP(?:v[46])?|client|connect\w*|(?:your|sending|sender) (?:host|server|"
-        r"network)|network)\b[^.;]{0,60}?\b" + _REPUTATION + r"|\b" + _REPUTATION + r"\b"
-        r"[^.;]{0,60}?\b(?:IP(?:v[46])?|client|your (?:host|server|network))\b",
+        r"network)|network)\b"
+        + _WINDOW
+        + r"\b"
+        + _REPUTATION
+        + r"|\b"
+        + _REPUTATION
+        + r"\b"
+        + _WINDOW
+        + r"\b(?:IP(?:v[46])?|client|your (?:host|server|network))\b",
         unless=r"\bdomains?\b|\burl|\buri\b|\bsender\b|\bmessage|\bcontent",
     ),
     Rule(
@@ -118,8 +128,15 @@ WORD_FAMILIES: tuple[Rule, ...] = (
         "{listed_domain} is refused for its reputation (its words put a domain with spam or "
         "a list)",
         remedies.DOMAIN_LISTED_FIX,
-        text=r"\bdomains?\b[^.;]{0,60}?\b" + _REPUTATION + r"|\b" + _REPUTATION + r"\b[^.;]{0,60}?"
-        r"\bdomains?\b",
+        text=r"\bdomains?\b"
+        + _WINDOW
+        + r"\b"
+        + _REPUTATION
+        + r"|\b"
+        + _REPUTATION
+        + r"\b"
+        + _WINDOW
+        + r"\bdomains?\b",
         unless=r"\bIP\b|\bclient\b",
     ),
     Rule(
