@@ -504,7 +504,8 @@ IDENTITY: tuple[Rule, ...] = (
         # (only words that say the list blocked this client: "Rejected due to Spamhaus listing"
         # names no subject and stays an unspecified listing, below)
         text=r"\b(?:blocked|rejected|refused|denied|black ?listed|block ?listed|banned|listed) "
-        r"(?:by|at|on|in) (?:the )?(?:spamhaus|spamcop|barracuda(?:central)?|sorbs|uceprotect|"
+        # (Barracuda only as its list: "Rejected by Barracuda Spam Firewall" is its filter)
+        r"(?:by|at|on|in) (?:the )?(?:spamhaus|spamcop|barracudacentral|sorbs|uceprotect|"
         r"abuseat|mailspike|psbl|cbl|rbls?|dnsbls?)\b|\bblack ?listed by\b|"
         # "listed in work.drbl.imedia.ru": a DNS list's zone, named as one (an IP list's
         # name ends in bl; DBL, URIBL and SURBL are excluded below)
@@ -514,7 +515,8 @@ IDENTITY: tuple[Rule, ...] = (
         stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt, Stage.data),
         unless=r"\bdomains?\b|\bdbl\b|\buri|\burl|\bsurbl\b|\brhsbl\b|\b(?:e?helo|ehlo)\b|"
         r"\bsender\b|\bfrom\b|\bdkim\b|\blinks?\b|\b(?:may|might|could) be\b|\brecipient|"
-        r"\b(?:e-?mail )?address(?:es)?\b(?<!ip address)|\bwords?\b|\bphrases?\b|\bcontent|\bspam (?:pattern|contents?)",
+        r"\b(?:e-?mail )?address(?:es)?\b(?<!ip address)|\bwords?\b|\bphrases?\b|\bcontent|\bspam (?:pattern|contents?)|"
+        r"\bfirewall|\bscore\b|\bfilter|\bappliance|\bgateway",
     ),
     Rule(
         # The site's IP, host or network named as a spammer or listed, in any words: its
