@@ -6,7 +6,6 @@ Secrets are never values in the YAML: only `*_env` (an environment variable) or 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import ipaddress
 import json
@@ -14,7 +13,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -31,12 +30,11 @@ from fleet.credentials import SecretSource
 from fleet.errors import InventoryError, SourceError, YamlLoadError
 from fleet.net import join_host_port, split_host_port
 from fleet.results import EgressTransport, ListingSeverity, Mode, Security
-from fleet.yaml_source import (
-    Path,
-    SourceMap,
-    format_path,
-    load_yaml,
-)
+
+if TYPE_CHECKING:
+    # The YAML reader (PyYAML) loads when a file is parsed: an inventory from the cache
+    # (fleet.inventory_cache) needs none of it.
+    from fleet.yaml_source import Path, SourceMap
 
 DEFAULT_INVENTORY = "inventory.yaml"
 INVENTORY_ENV = "FLEET_INVENTORY"
@@ -738,17 +736,47 @@ def resolve_inventory_path(path: str | None) -> str:
 
 
 def load_inventory(path: str) -> Inventory:
-    """Read and validate an inventory file; raise InventoryError naming every problem."""
+    """Read and validate an inventory file; raise InventoryError naming every problem. A file
+    validated before, unchanged, comes from the cache instead (fleet.inventory_cache)."""
+    from fleet.inventory_cache import Entry
+
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
+        content = FsPath(path).read_bytes()
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            _read_text(path)  # the error read_text() gives, word for word, as before
+            raise
     except FileNotFoundError:
         raise InventoryError([SourceError(path, None, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError([SourceError(path, None, "", f"cannot read: {exc}")]) from None
-    return parse_inventory(text, path)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
+    entry = Entry.open(path, content)
+    if entry is not None:
+        base = FsPath(path).resolve().parent
+        cached = entry.load(
+            Inventory,
+            lambda files: all(_resolve_file(raw, base) == to for raw, to in files.items()),
+        )
+        if cached is not None:
+            return cached
+    files: dict[str, str] = {}
+    inventory = parse_inventory(text, path, files)
+    if entry is not None:
+        entry.save(inventory, files)
+    return inventory
 
 
-def parse_inventory(text: str, file: str) -> Inventory:
+def _read_text(path: str) -> str:
+    return FsPath(path).read_text(encoding="utf-8")
+
+
+def parse_inventory(text: str, file: str, files: dict[str, str] | None = None) -> Inventory:
+    """Validate an inventory's text; `files`, when given, receives how each `*_file` path
+    written in it was resolved (against the file's folder)."""
+    from fleet.yaml_source import load_yaml
+
     try:
         data, smap = load_yaml(text, file, positions=False)
     except YamlLoadError as exc:
@@ -771,7 +799,7 @@ def parse_inventory(text: str, file: str) -> Inventory:
     errors = _secret_key_errors(data, (), smap, file, quiet)
     errors.extend(_cross_checks(data, smap, file))
     data, origins = _merge_profiles(data, smap, file, errors, quiet)
-    _resolve_files(data, base)
+    _resolve_files(data, base, files)
     inventory = _validate(data, smap, origins, quiet, file, errors)
     if errors or inventory is None:
         errors.sort(key=lambda e: (e.position.line, e.position.column) if e.position else (0, 0))
@@ -863,6 +891,8 @@ def _secret_key_errors(
     data: Any, path: Path, smap: SourceMap, file: str, quiet: set[Path]
 ) -> list[SourceError]:
     """Every key that would hold a secret (removed, so it is not reported twice as unknown)."""
+    from fleet.yaml_source import format_path
+
     errors: list[SourceError] = []
     stack: list[tuple[Any, Path]] = [(data, path)]
     while stack:
@@ -901,6 +931,10 @@ def _merge_profiles(
     Returns the merged data and, for keys that came from a profile, the profile path they
     came from (so an error in a profile value points at the profile's line).
     """
+    from difflib import get_close_matches
+
+    from fleet.yaml_source import format_path
+
     origins: dict[Path, Path] = {}
     profiles = data.get("profiles")
     if not isinstance(profiles, dict):
@@ -920,7 +954,7 @@ def _merge_profiles(
             path: Path = ("sites", s, "devices", d, "smtp")
             if not isinstance(name, str) or name not in profiles:
                 known = ", ".join(sorted(profiles)) or "none defined"
-                hint = difflib.get_close_matches(str(name), list(profiles), n=1)
+                hint = get_close_matches(str(name), list(profiles), n=1)
                 suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
                 errors.append(
                     SourceError(
@@ -957,7 +991,7 @@ def _resolve_files(data: Any, base: FsPath, seen: dict[str, str] | None = None) 
         for key, value in data.items():
             if key in _FILE_KEYS and isinstance(value, str) and value and "\x00" not in value:
                 if value not in seen:
-                    seen[value] = str((base / os.path.expanduser(value)).resolve())
+                    seen[value] = _resolve_file(value, base)
                 data[key] = seen[value]
             elif isinstance(value, dict | list):
                 _resolve_files(value, base, seen)
@@ -965,6 +999,10 @@ def _resolve_files(data: Any, base: FsPath, seen: dict[str, str] | None = None) 
         for item in data:
             if isinstance(item, dict | list):
                 _resolve_files(item, base, seen)
+
+
+def _resolve_file(value: str, base: FsPath) -> str:
+    return str((base / os.path.expanduser(value)).resolve())
 
 
 # Pydantic error types, re-worded for people who edit YAML rather than Python.
@@ -1030,6 +1068,10 @@ def _translate(
     prefix: Path,
     reported: list[SourceError],
 ) -> list[SourceError]:
+    from difflib import get_close_matches
+
+    from fleet.yaml_source import format_path
+
     errors: list[SourceError] = []
     for err in exc.errors():
         inner = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
@@ -1045,7 +1087,7 @@ def _translate(
         source_loc = origins.get(loc, loc)
         if kind == "extra_forbidden":
             allowed = _model_keys(loc[:-1])
-            hint = difflib.get_close_matches(str(last), allowed, n=1)
+            hint = get_close_matches(str(last), allowed, n=1)
             message = f"unknown key '{last}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
             if allowed:
                 message += f"; allowed: {', '.join(allowed)}"
@@ -1086,6 +1128,8 @@ def _show(value: Any) -> str:
 def _cross_checks(data: Any, smap: SourceMap, file: str) -> list[SourceError]:
     """Rules that span several values (unique ids, zones), checked on the raw data so they
     are reported even when other values are wrong."""
+    from fleet.yaml_source import format_path
+
     errors: list[SourceError] = []
 
     def duplicates(items: Any, path: Path, key: str, what: str) -> None:

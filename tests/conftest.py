@@ -121,11 +121,22 @@ class Run:
 
 # A sweep without --db must never write the user's own history: tests default to this one.
 _TEST_DB = os.path.join(tempfile.gettempdir(), f"fleet-tests-{os.getpid()}", "fleet.db")
+# ... nor the user's cache of validated inventories (fleet.inventory_cache): the tests keep
+# theirs here, in process and in the command lines they run, so both its paths are taken.
+_TEST_CACHE = os.path.join(tempfile.gettempdir(), f"fleet-tests-{os.getpid()}", "inventories")
+os.environ["FLEET_INVENTORY_CACHE"] = _TEST_CACHE
 
 
 def fleet_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "FLEET_DB": _TEST_DB})
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+            "FLEET_DB": _TEST_DB,
+            "FLEET_INVENTORY_CACHE": _TEST_CACHE,
+        }
+    )
     env.update(extra)
     return env
 

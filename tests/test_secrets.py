@@ -129,7 +129,10 @@ async def test_canary_secrets_appear_in_no_output_log_or_store(
     inventory = write_inventory(built.yaml())
     db = tmp_path / "store" / "fleet.db"
     log_file = tmp_path / "fleet.log"
-    env = fleet_env(**{PASSWORD_ENV: password, DQS_ENV: dqs_key})
+    inventory_cache = tmp_path / "inventory-cache"  # the validated inventory, kept (checked below)
+    env = fleet_env(
+        **{PASSWORD_ENV: password, DQS_ENV: dqs_key, "FLEET_INVENTORY_CACHE": str(inventory_cache)}
+    )
 
     async def fleet(*args: str) -> Run:
         return await run_fleet_async(
@@ -182,6 +185,9 @@ async def test_canary_secrets_appear_in_no_output_log_or_store(
         texts[f"stderr of run {i}"] = run.stderr
     store_files = sorted(db.parent.glob(db.name + "*"))
     assert db in store_files
+    cached = sorted(p for p in inventory_cache.rglob("*") if p.is_file())
+    assert cached  # the sweeps after the first read the inventory from it
+    store_files += cached
     leaks = [
         (where, form)
         for where, text in texts.items()

@@ -1,0 +1,401 @@
+"""The cache of validated inventories (fleet.inventory_cache): an unchanged file comes back
+as the same models it validated to, a changed one is parsed and reported as before, a cache
+that cannot be used is a miss, and no secret is ever in it."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from fleet import inventory as inventory_module
+from fleet import inventory_cache
+from fleet.inventory import Inventory, load_inventory
+from fleet.lab.dns import LabDns
+
+from .conftest import ROOT, M365Lab, fleet_env, run_fleet, run_fleet_async
+from .inventory_builder import InventoryBuilder, device, lab_defaults
+
+# Every kind of value an inventory validates to: profiles (one with a `verify` mailbox),
+# shared SMTP settings, enums, a blocklist's code map, a DQS key file, OAuth2 of each
+# provider, IMAP and Graph mailboxes, alerts, a SOCKS5 egress, per-site settings.
+RICH = """\
+defaults:
+  dns: {nameservers: ["127.0.0.1:5353", "[::1]:53"], timeout_s: 2, tries: 3}
+  public_ip_lookup: {}
+  timeouts: {connect_s: 5.5, command_s: 30, site_s: 90}
+  concurrency: {global: 50, per_site: 1}
+  ehlo_name: Scanner.MSP.example.
+blocklists:
+  - {zone: zen.spamhaus.org, kind: spamhaus-zen}
+  - zone: bl.example.test
+    name: Example BL
+    codes:
+      127.0.0.2: {list: EXAMPLE, meaning: spam source}
+      127.0.0.10: {list: EXAMPLE-DYN, meaning: dynamic range, severity: policy}
+    delist: https://bl.example.test/remove
+  - {kind: spamhaus-dqs, key_file: keys/dqs.key}
+notifications:
+  when: critical
+  email:
+    host: relay.msp.example
+    auth: {username: alerts@msp.example, password_env: ALERT_PW}
+    from: alerts@msp.example
+    to: [noc@msp.example, oncall@msp.example]
+    attach_csv: true
+  webhook: {url_env: TEAMS_HOOK, format: teams}
+profiles:
+  direct: {host: contoso-com.mail.protection.outlook.com, port: 25}
+  submission:
+    host: smtp.office365.com
+    port: 587
+    verify:
+      graph:
+        mailbox: scans@contoso.example
+        oauth2: {provider: microsoft, tenant_id: t1, client_id: c1, client_secret_file: app.secret}
+sites:
+  - id: hq
+    client: Contoso
+    name: Contoso HQ
+    tags: [nightly, dental]
+    egress: {via: "socks5://127.0.0.1:1080"}
+    concurrency: {per_site: 1}
+    timeouts: {site_s: 60}
+    devices:
+      - {id: mfp-1, model: Canon C3530, smtp: {profile: direct, from: a@contoso.example, to: b@contoso.example}}
+      - {id: mfp-2, smtp: {profile: direct, from: a@contoso.example, to: b@contoso.example}}
+      - id: mfp-3
+        smtp:
+          profile: submission
+          auth: {username: scan@contoso.example, password_env: CONTOSO_PW, mechanism: login}
+          from: scan@contoso.example
+          to: scans@contoso.example
+          tls_max: 1.2
+          ca_file: ca.pem
+  - id: branch
+    client: Contoso
+    egress: {bind: 127.0.0.21, ip: 203.0.113.9}
+    devices:
+      - {id: mfp-1, smtp: {profile: direct, from: a@contoso.example, to: b@contoso.example}}
+      - id: mfp-2
+        smtp:
+          host: smtp.gmail.com
+          port: 465
+          security: tls
+          auth: {username: scan@fabrikam.example, oauth2: {provider: google, service_account_file: sa.json}}
+          from: scan@fabrikam.example
+          to: scans@fabrikam.example
+          mode: relay
+      - id: mfp-3
+        smtp:
+          host: 127.0.0.1
+          port: 2525
+          security: none
+          auth: {username: u@fabrikam.example, oauth2: {token_env: TOKEN}}
+          from: u@fabrikam.example
+          to: v@fabrikam.example
+          tls_verify: false
+        verify:
+          imap: {host: imap.fabrikam.example, username: v@fabrikam.example, password_file: imap.pw}
+          within_s: 30
+"""
+
+
+@pytest.fixture
+def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(inventory_cache.CACHE_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files parse_inventory is called for (a cache hit calls it for none)."""
+    called: list[str] = []
+    parse = inventory_module.parse_inventory
+
+    def counted(text: str, file: str, files: dict[str, str] | None = None) -> Inventory:
+        called.append(file)
+        return parse(text, file, files)
+
+    monkeypatch.setattr(inventory_module, "parse_inventory", counted)
+    return called
+
+
+def rich_inventory(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ca.pem").write_text("x")
+    path = folder / "inventory.yaml"
+    path.write_text(RICH, encoding="utf-8")
+    return path
+
+
+def models_of(value: Any) -> Iterator[BaseModel]:
+    """Every model in a tree, depth first."""
+    if isinstance(value, BaseModel):
+        yield value
+        for name in type(value).model_fields:
+            yield from models_of(getattr(value, name))
+    elif isinstance(value, list | dict):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from models_of(item)
+
+
+def shape(model: BaseModel) -> list[tuple[str, list[str], dict[str, Any]]]:
+    """What a model tree is, beyond ==: each model's class, the fields that were set, and
+    each field's value and type (an enum member is not its text)."""
+    return [
+        (
+            type(m).__qualname__,
+            sorted(m.model_fields_set),
+            {
+                name: (type(value).__name__, value)
+                for name, value in m.__dict__.items()
+                if not isinstance(value, BaseModel | list | dict)
+            },
+        )
+        for m in models_of(model)
+    ]
+
+
+def test_a_hit_is_the_same_inventory_the_file_validated_to(
+    tmp_path: Path, cache_folder: Path, parses: list[str]
+) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    parsed = load_inventory(str(path))  # a miss: parsed, validated, kept
+    assert parses == [str(path)]
+    assert len(list(cache_folder.glob("*.json"))) == 1
+    cached = load_inventory(str(path))  # a hit
+    assert parses == [str(path)]  # not parsed again
+    assert cached == parsed
+    assert shape(cached) == shape(parsed)
+    assert cached.model_dump(mode="json") == parsed.model_dump(mode="json")
+    assert cached.summary() == parsed.summary()
+    assert list(cached.secret_sources()) == list(parsed.secret_sources())
+    # Devices with equal SMTP settings share one validated object, as after a parse
+    hq = cached.sites[0].devices
+    assert hq[0].smtp is hq[1].smtp is cached.sites[1].devices[0].smtp
+    assert parsed.sites[0].devices[0].smtp is parsed.sites[1].devices[0].smtp
+    # Files resolved against the inventory's folder, as a parse resolves them
+    assert hq[2].smtp.ca_file == str(tmp_path / "inv" / "ca.pem")
+
+
+def test_the_example_inventory_comes_back_the_same(cache_folder: Path, parses: list[str]) -> None:
+    example = str(ROOT / "inventory.example.yaml")
+    parsed = load_inventory(example)
+    cached = load_inventory(example)
+    assert parses == [example]
+    assert shape(cached) == shape(parsed)
+
+
+def test_a_one_byte_edit_that_breaks_the_file_is_reported_as_before(
+    tmp_path: Path, cache_folder: Path
+) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    assert run_fleet("validate", str(path), env=cache_env(cache_folder)).code == 0
+    assert run_fleet("validate", str(path), env=cache_env(cache_folder)).code == 0  # a hit
+    broken = path.read_bytes().replace(b"bind: 127.0.0.21", b"bind: 127.0.0.2x")
+    assert len(broken) == len(path.read_bytes())
+    path.write_bytes(broken)
+    with_cache = run_fleet("validate", str(path), env=cache_env(cache_folder))
+    without = run_fleet("validate", str(path), env=cache_env("off"))
+    assert with_cache.code == without.code == 3
+    assert with_cache.stderr == without.stderr
+    assert f"{path}:55:14: sites[1].egress.bind: must be an IP address, got '127.0.0.2x'" in (
+        with_cache.stderr
+    )
+    assert "1 problem; nothing was probed" in with_cache.stderr
+
+
+def test_the_commands_say_the_same_from_the_cache(tmp_path: Path, cache_folder: Path) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    env = cache_env(cache_folder, CONTOSO_PW="x", ALERT_PW="x", TEAMS_HOOK="x", TOKEN="x")
+    for argv in (["validate", str(path)], ["sweep", "-i", str(path), "--dry-run"]):
+        off = run_fleet(*argv, env={**env, inventory_cache.CACHE_ENV: "off"})
+        miss = run_fleet(*argv, env=env)
+        hit = run_fleet(*argv, env=env)
+        assert off.code == 0, off.stderr
+        assert (off.code, off.stdout, off.stderr) == (miss.code, miss.stdout, miss.stderr)
+        assert (off.code, off.stdout, off.stderr) == (hit.code, hit.stdout, hit.stderr)
+    assert not list(tmp_path.glob("inv/*.db"))
+
+
+def readable(run_stdout: str) -> str:
+    """A scan's transcript without what differs from run to run: times, ids, clocks."""
+    text = re.sub(r"\d+ ms\b", "N ms", run_stdout)
+    text = re.sub(r"fleet sweep \S+ at [^:]+:\d\d UTC", "fleet sweep ID at TIME", text)
+    return re.sub(r" +", " ", text)
+
+
+async def test_a_scan_from_the_cache_says_what_a_scan_from_the_file_says(
+    m365: M365Lab,
+    lab_dns: LabDns,
+    tmp_path: Path,
+    write_inventory: Callable[..., Path],
+) -> None:
+    copier = device(m365.mx.port, m365.ca_file, host="localhost", to="alice@contoso.test")
+    built = InventoryBuilder(defaults=lab_defaults(lab_dns, connect_s=5, command_s=5, site_s=20))
+    path = write_inventory(built.site("hq", copier, client="Contoso"))
+    env = cache_env(tmp_path / "cache")
+    runs = {
+        name: await run_fleet_async("scan", "hq", "-i", str(path), "--no-store", env=environment)
+        for name, environment in (
+            ("off", {**env, inventory_cache.CACHE_ENV: "off"}),
+            ("miss", env),
+            ("hit", env),
+        )
+    }
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert {run.code for run in runs.values()} == {runs["off"].code}
+    assert "hq: mfp -> localhost" in runs["off"].stdout, runs["off"].stderr
+    expected = readable(runs["off"].stdout)
+    assert readable(runs["miss"].stdout) == expected
+    assert readable(runs["hit"].stdout) == expected
+    assert runs["hit"].stderr == runs["off"].stderr
+
+
+def cache_env(folder: Path | str, **extra: str) -> dict[str, str]:
+    return fleet_env(**{inventory_cache.CACHE_ENV: str(folder)}, **extra)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: "",
+        lambda text: text[: len(text) // 2],
+        lambda text: "not json\n" + text,
+        lambda text: text.replace('"m":"Site"', '"m":"Nothing"'),
+        lambda text: text.replace('"m":"Device","v":[', '"m":"Device","v":[1,'),
+        lambda text: text.replace('"e":"Security"', '"e":"Mode"'),
+        lambda text: '"another key"\n' + text.split("\n", 1)[1],
+    ],
+    ids=["empty", "cut", "garbage", "unknown-model", "extra-value", "wrong-enum", "foreign-key"],
+)
+def test_a_damaged_or_foreign_entry_is_a_miss_and_is_written_again(
+    tmp_path: Path, cache_folder: Path, parses: list[str], damage: Callable[[str], str]
+) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    parsed = load_inventory(str(path))
+    (entry,) = cache_folder.glob("*.json")
+    entry.write_text(damage(entry.read_text(encoding="utf-8")), encoding="utf-8")
+    again = load_inventory(str(path))
+    assert parses == [str(path), str(path)]  # parsed again
+    assert shape(again) == shape(parsed)
+    assert shape(load_inventory(str(path))) == shape(parsed)  # ... and kept again
+    assert len(parses) == 2
+
+
+def test_another_fleet_or_pydantic_is_a_miss(
+    tmp_path: Path, cache_folder: Path, parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    load_inventory(str(path))
+    monkeypatch.setattr(inventory_cache, "FORMAT", inventory_cache.FORMAT + 1)
+    load_inventory(str(path))
+    assert len(parses) == 2
+
+
+def test_a_file_path_that_now_resolves_elsewhere_is_a_miss(
+    tmp_path: Path, cache_folder: Path, parses: list[str]
+) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    (tmp_path / "inv" / "ca.pem").unlink()
+    (tmp_path / "inv" / "first.pem").write_text("x")
+    (tmp_path / "inv" / "second.pem").write_text("x")
+    (tmp_path / "inv" / "ca.pem").symlink_to("first.pem")
+    first = load_inventory(str(path))
+    assert first.sites[0].devices[2].smtp.ca_file == str(tmp_path / "inv" / "first.pem")
+    (tmp_path / "inv" / "ca.pem").unlink()
+    (tmp_path / "inv" / "ca.pem").symlink_to("second.pem")
+    second = load_inventory(str(path))
+    assert second.sites[0].devices[2].smtp.ca_file == str(tmp_path / "inv" / "second.pem")
+    assert len(parses) == 2
+
+
+def test_the_cache_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parses: list[str]
+) -> None:
+    monkeypatch.setenv(inventory_cache.CACHE_ENV, "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    path = rich_inventory(tmp_path / "inv")
+    load_inventory(str(path))
+    load_inventory(str(path))
+    assert len(parses) == 2
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_by_default_it_is_in_the_users_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(inventory_cache.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    load_inventory(str(rich_inventory(tmp_path / "inv")))
+    (entry,) = (tmp_path / "xdg" / "fleet" / "inventories").glob("*.json")
+    assert entry.stat().st_mode & 0o077 == 0  # the user's own
+
+
+def test_a_cache_folder_that_cannot_be_written_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parses: list[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(inventory_cache.CACHE_ENV, str(tmp_path / "a-file" / "cache"))
+    path = rich_inventory(tmp_path / "inv")
+    assert load_inventory(str(path)).summary() == load_inventory(str(path)).summary()
+    assert len(parses) == 2
+
+
+def test_no_secret_enters_the_cache(tmp_path: Path, cache_folder: Path) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    canaries = {
+        "CONTOSO_PW": "canary-password-5f1e",
+        "ALERT_PW": "canary-alert-9a7c",
+        "TEAMS_HOOK": "https://example.webhook.office.com/canary-hook-77d2",
+        "TOKEN": "canary-token-c0ffee",
+    }
+    files = {"keys/dqs.key": "canary-dqs-3b8e", "app.secret": "canary-app-1d4f"}
+    files |= {"sa.json": '{"private_key": "canary-key-e6a0"}', "imap.pw": "canary-imap-8c21"}
+    for name, secret in files.items():
+        (tmp_path / "inv" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "inv" / name).write_text(secret)
+    env = cache_env(cache_folder, **canaries)
+    for _ in range(2):  # written, then read
+        assert run_fleet("validate", str(path), env=env).code == 0
+        assert run_fleet("sweep", "-i", str(path), "--dry-run", env=env).code == 0
+    stored = b"".join(entry.read_bytes() for entry in cache_folder.rglob("*"))
+    assert stored  # the entry was written
+    assert [s for s in [*canaries.values(), *files.values()] if s.encode() in stored] == []
+    assert [s for s in ("canary", "private_key") if s.encode() in stored] == []
+
+
+def test_the_fingerprint_covers_every_module_the_inventory_is_built_from() -> None:
+    source = (ROOT / "fleet" / "inventory.py").read_text(encoding="utf-8")
+    imported = {
+        node.module.removeprefix("fleet.").replace(".", "/") + ".py"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fleet.")
+    }
+    assert imported - set(inventory_cache.RULE_MODULES) == set()
+    assert "inventory.py" in inventory_cache.RULE_MODULES
+
+
+def test_the_entry_is_json_that_names_its_models() -> None:
+    text = textwrap.dedent(
+        """\
+        sites:
+          - id: hq
+            client: C
+            devices: [{id: mfp, smtp: {host: 127.0.0.1, port: 25, from: a@b.test, to: c@d.test}}]
+        """
+    )
+    inventory = inventory_module.parse_inventory(text, "inline.yaml")
+    encoded = json.loads(inventory_cache._encode(inventory))
+    assert encoded["m"] == "Inventory"
+    rebuilt = inventory_cache._decode(json.dumps(encoded).encode(), Inventory)
+    assert shape(rebuilt) == shape(inventory)
