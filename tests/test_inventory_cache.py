@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -399,3 +401,31 @@ def test_the_entry_is_json_that_names_its_models() -> None:
     assert encoded["m"] == "Inventory"
     rebuilt = inventory_cache._decode(json.dumps(encoded).encode(), Inventory)
     assert shape(rebuilt) == shape(inventory)
+
+
+def test_a_hit_loads_no_yaml_and_builds_no_validator(tmp_path: Path, cache_folder: Path) -> None:
+    path = rich_inventory(tmp_path / "inv")
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from fleet import inventory
+        inventory.load_inventory({str(path)!r})
+        built = [m.__name__ for m in (inventory.InventoryHead, inventory.Site,
+                 inventory.SmtpSettings) if m.__pydantic_complete__]
+        print(json.dumps({{"yaml": "yaml" in sys.modules, "built": built}}))
+        """
+    )
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env=cache_env(cache_folder),
+        )
+        return dict(json.loads(done.stdout))
+
+    assert run() == {"yaml": True, "built": ["InventoryHead", "Site", "SmtpSettings"]}  # a miss
+    assert run() == {"yaml": False, "built": []}  # a hit
