@@ -35,13 +35,17 @@ DOMAIN_UNKNOWN = (
 SENDER_NOUN = (
     r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
     r"from[- ](?:address|domain)|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
-    r"bounce address|your (?:e-?mail )?domain)\b"
+    r"bounce address|your (?:e-?mail )?domain|"
+    # the sender in the languages providers answer in (de, es, it, pt, ru)
+    r"absender|remitente|mittente|remetente|отправител\w*)\b"
 )
 SENDER_SUBJECT = (
     SENDER_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:" + REFUSED + r"|invalid[ea]?|unknown|inconnu|"
     r"not (?:found|known|valid|verified|approved|pre-?approved|registered|on|in)\b|unverif\w*|"
     r"(?:fail\w*|cannot|could not|unable) (?:to )?(?:be )?verif\w*|isn't on|bogus|forged|fake|"
     r"spammer|must (?:be|exist|have|use|match|belong)|required|restricted|"
+    r"ung[üu]e?ltig|unbekannt|no v[aá]lido|non valido|inv[aá]lido|desconocido|sconosciuto|"
+    r"отклон\w*|не найден|неизвест\w*|недопуст\w*|запрещ\w*|"
     r"(?:has|have) no (?:valid )?(?:A|AAAA|MX|DNS)\b)|"
     # the adjective before the noun: "unresolvable RFC.5321 from domain"
     r"\b(?:invalid|bad|bogus|illegal|unknown|forged|fake|unverified|unresolvable|unresolved|"
@@ -80,7 +84,8 @@ RECIPIENT_NOUN = (
     r"users?|mail ?box(?:es)?|mail ?folder|accounts?|local[- ]part|rcpt|person|alias|"
     # the same nouns in the languages European providers answer in (fr, de, es, it, pt)
     r"utilisateur|usuario|usu[aá]rio|utente|benutzer|nutzer|empf[aä]e?nger|postfach|konto|"
-    r"bo[iî]te|buz[oó]n|casella|caixa|destinat[aá]rio)\b"
+    r"bo[iî]te|buz[oó]n|casella|caixa|destinat[aá]rio|"
+    r"получател\w*|пользовател\w*|ящик\w*|адресат\w*)\b"
 )
 RECIPIENT_SUBJECT = (
     # ("reason unknown" and "an unknown reason" are about the reason, not the recipient)
@@ -97,6 +102,7 @@ RECIPIENT_SUBJECT = (
     r"wrong|illegal|unrout\w*|no longer|(?:has )?moved|over ?quota|full|"
     r"unbekannt|existiert nicht|nicht gefunden|gesperrt|deaktiviert|voll|desconocido|no existe|lleno|"
     r"sconosciuto|inesistente|piena|desconhecido|n[aã]o existe|cheia|inexistante?|pleine|"
+    r"не найден\w*|не существует|неизвест\w*|переполнен\w*|заблокирован\w*|отключ\w*|"
     r"d[eé]sactiv[eé]e?)\b|"
     r"\b(?:no such|unknown|invalid|non-?existent|inexistent|illegal|disabled|inactive|"
     r"suspended|archived|banned|blocked) (?:\w{1,20} )?" + RECIPIENT_NOUN + r"|\bthere is no one\b|"
@@ -111,6 +117,7 @@ RECIPIENT_SUBJECT = (
     r"\bno valid recipients?\b|\brecipient ?notfound\b|"
     r"\brecipient'?s? (?:preferences|privacy settings)\b|"
     r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b|"
+    r"\bнет (?:такого|такой) (?:пользовател\w*|адресат\w*|ящик\w*|получател\w*)|"
     r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
 )
 NOT_THE_RECIPIENT = (

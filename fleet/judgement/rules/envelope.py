@@ -406,6 +406,9 @@ ENVELOPE: tuple[Rule, ...] = (
         # "Unauthorized relay msg rejected", BMH)
         r"\brelay(?:ing)?\b[^.;]{0,100}?\b(?:prohibited|forbidden|not authori[sz]ed)\b|"
         r"\bunauthori[sz]ed relay\w*|"
+        # relaying refused in French and German ("Relais interdit", "Relaying nicht erlaubt")
+        r"\brelais (?:interdit|refus[ée]|non autoris[ée])|\brelay(?:ing)? (?:ist )?nicht "
+        r"(?:erlaubt|gestattet)|"
         # only local recipients, in other words ("Local user only", Coremail; "domain of
         # forward path is not allowed", Trend Micro: RFC 5321's forward-path is the recipient;
         # sisimai's NoRelaying "specified domain is not allowed")

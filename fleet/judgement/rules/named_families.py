@@ -25,6 +25,7 @@ _IP = (
 _BANNED = (
     r"(?:is |has been |was |got |ist |wurde |est |a été |está |ha sido )?(?:temporarily |"
     r"permanently )?(?:banned|black ?listed|block ?listed|gesperrt|bann(?:ie|ed)|bloqu[ée]e?|"
+    r"заблокирован\w*|"
     r"bloquead[oa])\b"
 )
 # a ban that names a public list is that list's listing: its own rules name the list to delist from
