@@ -117,7 +117,7 @@ RECIPIENT_SUBJECT = (
     r"\bno valid recipients?\b|\brecipient ?notfound\b|"
     r"\brecipient'?s? (?:preferences|privacy settings)\b|"
     r"\bbad ?(?:rcpt|recipient) ?to\b|\bvalid ?rcpt ?to\b|\bbadrecipientto\b|"
-    r"\bнет (?:такого|такой) (?:пользовател\w*|адресат\w*|ящик\w*|получател\w*)|"
+    r"\bнет (?:такого|такой) (?:пользовател\w*|адресат\w*|ящик\w*|получател\w*)|"  # noqa: RUF001 (Russian)
     r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
 )
 NOT_THE_RECIPIENT = (
