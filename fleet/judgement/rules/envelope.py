@@ -406,6 +406,8 @@ ENVELOPE: tuple[Rule, ...] = (
         # "Unauthorized relay msg rejected", BMH)
         r"\brelay(?:ing)?\b[^.;]{0,100}?\b(?:prohibited|forbidden|not authori[sz]ed)\b|"
         r"\bunauthori[sz]ed relay\w*|"
+        # a relay that knows its clients by IP: "your IP is not in our whitelist"
+        r"\bIP(?: address)? (?:is )?not (?:in|on) (?:our|the|my|a) (?:white|allow) ?list|"
         # relaying refused in French and German ("Relais interdit", "Relaying nicht erlaubt")
         r"\brelais (?:interdit|refus[ée]|non autoris[ée])|\brelay(?:ing)? (?:ist )?nicht "
         r"(?:erlaubt|gestattet)|"

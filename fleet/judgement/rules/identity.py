@@ -353,6 +353,8 @@ IDENTITY: tuple[Rule, ...] = (
         r"\bnot allowed from this (?:ip |address |network )?range\b|"
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
         # the IP's country or region refused (a geographic block is about where the IP is)
+        r"\b(?:mail|connections?|messages?|e-?mails?) from (?:your|this|that) (?:country|region|"
+        r"location)\b|"
         r"\b(?:your|this|that|the sender'?s?|sending) (?:country|region|geo-?location|location)\b"
         r"(?:[^.;]|\.(?=\w)){0,30}?\b(?:not (?:allowed|accepted|permitted)|blocked|banned|refused|"
         r"denied)\b|\bgeo-?(?:ip|block\w*|fenc\w*)\b|"
