@@ -271,3 +271,26 @@ def test_a_command_that_runs_the_loop_ends_start_up_there() -> None:
     from fleet.cli.app import STARTUP_GC_OBJECTS
 
     assert done.stderr.split() == [str(STARTUP_GC_OBJECTS), "700", "True"]
+
+
+@pytest.mark.parametrize(("sites", "pace"), [(1, "startup"), (10, "startup"), (11, "usual")])
+def test_a_sweep_of_a_few_sites_keeps_the_start_up_pace(sites: int, pace: str) -> None:
+    # A technician's scan ends before its garbage matters; a sweep of many sites must not
+    # hold its garbage until it ends.
+    code = textwrap.dedent(
+        f"""
+        import gc, sys
+        from fleet.cli import app
+        app._quiet_startup()
+        import asyncio
+        app.run_async(asyncio.sleep(0), sites={sites})
+        print(gc.get_threshold()[0], file=sys.stderr)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    from fleet.cli.app import STARTUP_GC_OBJECTS
+
+    expected = STARTUP_GC_OBJECTS if pace == "startup" else 700
+    assert done.stderr.split() == [str(expected)]

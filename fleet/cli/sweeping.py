@@ -356,7 +356,8 @@ def _probe(
                 inventory_path=path,
                 execute=sweep_with_signals,
                 delivery=delivery,
-            )
+            ),
+            sites=len(plan.sites),
         )
     except PreflightError as exc:  # the pipeline checks every secret before it probes
         close()
