@@ -275,14 +275,22 @@ class Sweeper:
                         secrets=self.secrets,
                     )
 
-        try:
-            # A task group, so that a bug in one conversation stops its siblings instead of
-            # leaving them running after the site has been given up.
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(i)) for i in range(len(site_plan.conversations))]
-        except ExceptionGroup as failures:
-            raise failures.exceptions[0] from None  # the first bug is the one to report
-        conversations = [task.result() for task in tasks]
+        if len(site_plan.conversations) == 1:
+            # The common case (issue 20): one conversation has no siblings to stop, so no
+            # task group and no task of its own (a bug raises here as it would from one).
+            conversations = [await one(0)]
+        else:
+            try:
+                # A task group, so that a bug in one conversation stops its siblings instead
+                # of leaving them running after the site has been given up.
+                async with asyncio.TaskGroup() as group:
+                    count = len(site_plan.conversations)
+                    tasks = [group.create_task(one(i)) for i in range(count)]
+            except ExceptionGroup as failures:
+                raise failures.exceptions[0] from None  # the first bug is the one to report
+            conversations = [task.result() for task in tasks]
+        if self.delivery is None:  # no mailbox to watch: no task for it
+            return await self._assess(site_plan, started_at, conversations, None)
         # The mailboxes are watched while the blocklists are looked up.
         watching = asyncio.ensure_future(self._deliveries(site_plan, conversations, ended))
         try:
@@ -337,7 +345,7 @@ class Sweeper:
         site_plan: SitePlan,
         started_at: datetime,
         conversations: list[Conversation],
-        watching: asyncio.Future[dict[str, Delivery]],
+        watching: asyncio.Future[dict[str, Delivery]] | None,
     ) -> SiteResult:
         site = site_plan.site
         echoed: list[str | None] = [c.observed_ip for c in conversations]
@@ -371,7 +379,7 @@ class Sweeper:
                         else "oauth2",
                     )
                 )
-        deliveries = await watching
+        deliveries = await watching if watching is not None else {}
         devices = [
             dataclasses.replace(d, delivery=deliveries[d.device]) if d.device in deliveries else d
             for d in devices
