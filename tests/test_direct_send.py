@@ -25,7 +25,7 @@ from fleet.matrix import assess
 from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
-from fleet.probes.spf import MAX_LOOKUPS, evaluate, parse_record
+from fleet.probes.spf import MAX_LOOKUPS, evaluate, evaluate_known, parse_record
 from fleet.report import render
 from fleet.results import (
     DirectSendCheck,
@@ -358,6 +358,47 @@ def test_records_are_parsed_completely() -> None:
     assert record.mechanisms[1].cidr6 == 64
     assert record.redirect is not None
     assert record.redirect.spec == "y.test"
+
+
+async def test_an_evaluation_from_known_answers_is_the_evaluation(
+    lab_dns: LabDns, dns: Dns
+) -> None:
+    # Given records of every kind: the ones a sweep meets most (ip4, an include chain, a
+    # redirect) and the limits, macros, a, mx, ptr and none
+    lab_dns.add("ip4.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+    lab_dns.add("chain.test", "TXT", "v=spf1 include:spf.outlook.test ~all")
+    lab_dns.add("spf.outlook.test", "TXT", "v=spf1 ip4:192.0.2.0/25 ip6:2001:db8::/32 -all")
+    lab_dns.add("brand.test", "TXT", "v=spf1 redirect=ip4.test")
+    for i in range(11):
+        lab_dns.add(f"n{i}.many.test", "TXT", "v=spf1 -all")
+    many = " ".join(f"include:n{i}.many.test" for i in range(11))
+    lab_dns.add("eleven.test", "TXT", f"v=spf1 ip4:{IP} {many} -all")
+    lab_dns.add("voids.test", "TXT", "v=spf1 a:gone1.test a:gone2.test mx:gone3.test -all")
+    lab_dns.add("mechs.test", "TXT", "v=spf1 a mx:mail.mechs.test ptr -all")
+    lab_dns.add("mechs.test", "A", "198.51.100.99")
+    lab_dns.add("mail.mechs.test", "MX", "10 mx1.mechs.test")
+    lab_dns.add("mx1.mechs.test", "A", "192.0.2.10")
+    lab_dns.add("macros.test", "TXT", "v=spf1 exists:%{ir}.%{l}.x.test -all")
+    lab_dns.add("10.2.0.192.scanner.x.test", "A", "127.0.0.2")
+    lab_dns.add("broken.test", "TXT", "v=spf1 ip4:192.0.2.0/24 bogus -all")
+    domains = ["ip4.test", "chain.test", "brand.test", "eleven.test", "voids.test"]
+    domains += ["mechs.test", "macros.test", "broken.test", "missing.test"]
+    ips = [IP, OTHER_IP, "2001:db8::25"]
+    for domain in domains:
+        for ip in ips:
+            # When it is evaluated once (which asks the resolver), then again from the answers
+            # the sweep now has
+            asked = await evaluate(dns, domain, ip, f"scanner@{domain}", "h.test")
+            queries = lab_dns.log.total
+            known = evaluate_known(dns, domain, ip, f"scanner@{domain}", "h.test")
+            # Then it is the same evaluation, and nothing more was asked
+            assert known == asked, (domain, ip)
+            assert lab_dns.log.total == queries
+    # An evaluation that would need an answer not asked yet is left to evaluate()
+    lab_dns.add("fresh.test", "TXT", f"v=spf1 ip4:{IP} -all")
+    assert evaluate_known(dns, "fresh.test", IP, "s@fresh.test", "h.test") is None
+    assert evaluate_known(dns, "chain.test", "203.0.113.7", "s@chain.test", "h.test") is not None
+    assert "fresh.test" not in lab_dns.log.names()
 
 
 # ---- de-duplication ------------------------------------------------------------------------

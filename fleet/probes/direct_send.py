@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fleet.dns import Dns, Outcome
 from fleet.net import is_ip, unmapped
 from fleet.once import Once
-from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
+from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate, evaluate_known
 from fleet.results import DirectSendCheck, Mode, MxCheck, MxResult, SpfCheck, SpfResult
 
 
@@ -59,6 +59,7 @@ class SpfEvaluations:
         self.budget_s = budget_s
         self.evaluations = 0  # how many check_host() runs the sweep needed
         self._evaluations: Once[tuple[str, ...], SpfEvaluation] = Once()
+        self._known: dict[tuple[str, ...], SpfEvaluation] = {}  # evaluated without waiting
 
     async def get(self, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation:
         domain = domain.lower().rstrip(".")
@@ -71,8 +72,17 @@ class SpfEvaluations:
     async def _run(
         self, key: tuple[str, ...], domain: str, ip: str, sender: str, helo: str
     ) -> SpfEvaluation:
+        known = self._known.get(key)
+        if known is not None:
+            return known
         if key not in self._evaluations:
             self.evaluations += 1
+            # Most evaluations need only answers the sweep already has (the domain's record,
+            # read for an earlier site): done at once, with no task or timer (issue 20).
+            known = evaluate_known(self.dns, domain, ip, sender, helo)
+            if known is not None:
+                self._known[key] = known
+                return known
         return await self._evaluations.get(
             key, lambda: evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
         )

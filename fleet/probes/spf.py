@@ -291,11 +291,19 @@ class _Outcome:
     reason: str
 
 
-class _CheckHost:
-    """One evaluation: its lookup counters and the sender it speaks for."""
+class _Unanswered(Exception):
+    """The evaluation needs an answer the sweep does not have yet (see `evaluate_known`)."""
 
-    def __init__(self, dns: Dns, ip: IpAddress, sender: str, helo: str) -> None:
+
+class _CheckHost:
+    """One evaluation: its lookup counters and the sender it speaks for. `known_only`: read
+    only the answers the sweep already has, and raise _Unanswered for any other."""
+
+    def __init__(
+        self, dns: Dns, ip: IpAddress, sender: str, helo: str, *, known_only: bool = False
+    ) -> None:
         self.dns = dns
+        self.known_only = known_only
         self.ip = ip
         local, at, sender_domain = sender.rpartition("@")
         self.sender = sender if at else f"postmaster@{sender}"
@@ -349,7 +357,13 @@ class _CheckHost:
         """An answer or "no such name/data"; any resolver failure ends it as temperror."""
         if not _valid_name(name):
             return Answer(Outcome.nxdomain, detail="not a valid domain name")
-        answer = await self.dns.query(name, rtype)
+        if self.known_only:
+            known = self.dns.answered(name, rtype)
+            if known is None:
+                raise _Unanswered
+            answer = known
+        else:
+            answer = await self.dns.query(name, rtype)
         if answer.outcome in _DNS_FAILURES:
             raise _Stop(SpfResult.temperror, f"{rtype} lookup of {name}: {answer.detail}")
         return answer
@@ -487,6 +501,36 @@ async def evaluate(
         outcome = _Outcome(
             SpfResult.temperror, None, f"the evaluation did not finish within {budget_s:g} s"
         )
+    return _evaluation(checker, domain, outcome, sender, helo)
+
+
+def evaluate_known(dns: Dns, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation | None:
+    """`evaluate`, when every DNS answer it needs is already in the sweep's memo (the common
+    case: a client's record read once, then evaluated for each of its sites' IPs): done at
+    once, without waiting, so without a timer or a task; the same result `evaluate` gives
+    from those answers. None when it would have to wait for an answer."""
+    address = unmapped(ip)
+    checker = _CheckHost(dns, address, sender, helo, known_only=True)
+    domain = domain.lower().rstrip(".")
+    running = checker.check_host(domain)
+    try:
+        running.send(None)  # with known answers only, nothing in it ever waits
+    except StopIteration as done:
+        outcome: _Outcome = done.value
+    except _Stop as stop:
+        outcome = _Outcome(stop.result, None, stop.reason)
+    except _Unanswered:
+        return None
+    else:  # it waited for something after all: leave it to `evaluate`
+        running.close()
+        return None
+    return _evaluation(checker, domain, outcome, sender, helo)
+
+
+def _evaluation(
+    checker: _CheckHost, domain: str, outcome: _Outcome, sender: str, helo: str
+) -> SpfEvaluation:
+    address = checker.ip
     return SpfEvaluation(
         domain=domain,
         ip=str(address),
