@@ -40,6 +40,8 @@ def make_reply(code: int | None, text: str, secrets: Iterable[str] = ()) -> Repl
 
 def clean_text(text: str) -> str:
     """Text from a server as valid Unicode (aiosmtplib keeps undecodable bytes as surrogates)."""
+    if text.isascii():  # most replies: nothing to check (isascii reads a flag)
+        return text.replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -66,8 +68,15 @@ _IP_PATTERNS = [
 ]
 
 
+# Each pattern reads the address in brackets: a text without one (most greetings) needs no
+# search at all (issue 20: every conversation's banner is read here).
+_BRACKETED = all(r"\[" in pattern.pattern for pattern in _IP_PATTERNS)
+
+
 def echoed_client_ip(text: str) -> str | None:
     """The client IP a server echoed back (greeting or rejection), if it did."""
+    if _BRACKETED and "[" not in text:
+        return None
     for pattern in _IP_PATTERNS:
         for match in pattern.finditer(text):
             try:
