@@ -280,8 +280,9 @@ class Store:
             "WHERE r.site = ? AND s.complete = 1 AND s.started_at < ? AND s.id != ? "
             "ORDER BY s.started_at DESC LIMIT 1"
         )
+        until = _ts(before)
         for site in sites:
-            row = self.db.execute(query, (site, _ts(before), exclude)).fetchone()
+            row = self.db.execute(query, (site, until, exclude)).fetchone()
             if row is None:
                 continue
             found[site] = SiteDigest.from_json(json.loads(row[0]))
@@ -472,8 +473,10 @@ class Store:
 
 
 def _ts(moment: datetime) -> str:
-    """Sortable UTC timestamps with microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Sortable UTC timestamps with microseconds, e.g. "1999-12-31T23:59:59.000001Z"."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # isoformat, not strftime (twice a site): "+00:00" swapped for the "Z" the store keeps
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class SweepRecorder:

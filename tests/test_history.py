@@ -621,3 +621,20 @@ async def test_a_site_added_to_the_inventory_has_its_findings_as_new(
         ("site-2", "new_flag", "LISTED"),
         ("site-2", "listed", f"127.0.0.42 {ZONE}"),
     }
+
+
+def test_store_timestamps_sort_as_written_before() -> None:
+    # The store's timestamps (written with isoformat since issue 20, strftime before) keep
+    # one form whatever the zone they are given in, so old and new rows still sort together
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from fleet.store import _ts
+
+    moments = [
+        datetime(2026, 11, 29, 16, 45, 4, 736839, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 29, 18, 45, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+        datetime.fromisoformat("2026-06-01T00:00:00.5Z"),  # pydantic-like, a UTC of its own
+    ]
+    for moment in moments:
+        assert _ts(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
