@@ -283,13 +283,15 @@ class Dns:
 
     async def addresses(self, host: str) -> Answer:
         """IPv4 then IPv6 addresses of a host name (an IP literal answers itself)."""
-        try:
+        if is_ip(host):  # cached: a name is not parsed (and rejected) again per conversation
             return Answer(Outcome.answer, (str(ipaddress.ip_address(host)),))
-        except ValueError:
-            pass
         if host.lower() == "localhost":
             return Answer(Outcome.answer, ("127.0.0.1",))
-        v4, v6 = await asyncio.gather(self.query(host, "A"), self.query(host, "AAAA"))
+        known_v4, known_v6 = self.answered(host, "A"), self.answered(host, "AAAA")
+        if known_v4 is not None and known_v6 is not None:
+            v4, v6 = known_v4, known_v6  # a mail host another conversation already asked
+        else:
+            v4, v6 = await asyncio.gather(self.query(host, "A"), self.query(host, "AAAA"))
         records = v4.records + v6.records
         if records:
             return Answer(Outcome.answer, records)

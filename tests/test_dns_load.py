@@ -318,3 +318,30 @@ async def test_a_lost_question_is_asked_again_while_first_questions_keep_the_res
     assert answered < stream_ends
     assert lab_dns.log.count("contoso.load.test", "TXT") == 2
     assert dns.stats.retries == dns.stats.retries_answered == 1
+
+
+async def test_a_mail_host_s_addresses_are_asked_once_and_read_from_the_memo_after(
+    lab_dns: LabDns,
+) -> None:
+    # Given a mail host with IPv4 and IPv6 addresses, and one with neither
+    lab_dns.add("mx.addresses.test", "A", "192.0.2.25")
+    lab_dns.add("mx.addresses.test", "AAAA", "2001:db8::25")
+    dns = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=2)
+    try:
+        # When every conversation of a sweep asks for them (issue 20: after the first, from
+        # the answers the sweep has, without asking or waiting)
+        first = await dns.addresses("mx.addresses.test")
+        again = [await dns.addresses("MX.addresses.test") for _ in range(3)]
+        missing = [await dns.addresses("gone.addresses.test") for _ in range(2)]
+        literal = await dns.addresses("192.0.2.7")
+        local = await dns.addresses("localhost")
+    finally:
+        await dns.close()
+    # Then each answer is the first one, and each question was asked once
+    assert first.records == ("192.0.2.25", "2001:db8::25")
+    assert all(a == first for a in again)
+    assert missing[0] == missing[1]
+    assert missing[0].outcome in (Outcome.nxdomain, Outcome.nodata)
+    assert (literal.records, local.records) == (("192.0.2.7",), ("127.0.0.1",))
+    for name in ("mx.addresses.test", "gone.addresses.test"):
+        assert lab_dns.log.count(name, "A") == lab_dns.log.count(name, "AAAA") == 1
