@@ -29,7 +29,7 @@ from fleet.errors import NameserverError
 from fleet.judgement.flag_texts import flag_text
 from fleet.oauth import TokenBroker
 from fleet.once import Once
-from fleet.plan import SitePlan, SweepPlan
+from fleet.plan import PlannedConversation, SitePlan, SweepPlan
 from fleet.probes.direct_send import DirectSendProbe, DirectSendTarget
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.smtp import AuthGate, ProbeSettings, TlsContexts, converse, use_small_tls_buffers
@@ -245,7 +245,10 @@ class Sweeper:
         clock = _SiteClock(site_plan.site_s)
         opener = make_opener(site.egress, self.dns)
         settings = ProbeSettings(site_plan.connect_s, site_plan.command_s, self.send_test)
-        site_caps = _Caps(site_plan.per_site, site_plan.per_host)
+        # A lone conversation (issue 20: the common site) is never held by its site's own
+        # caps (at least one each): it waits only for the sweep's.
+        lone = len(site_plan.conversations) == 1
+        site_caps = None if lone else _Caps(site_plan.per_site, site_plan.per_host)
 
         ended: dict[int, float] = {}  # when each conversation ended (monotonic): after DATA
 
@@ -257,25 +260,30 @@ class Sweeper:
 
         async def converse_one(index: int) -> Conversation:
             planned = site_plan.conversations[index]
+            if site_caps is None:
+                return await capped(planned)
             async with site_caps.slots, site_caps.host(planned.spec.host):
-                waited = time.monotonic()
-                async with self.caps.host(planned.spec.host), self.caps.slots:
-                    clock.paused_s += time.monotonic() - waited
-                    self.stats.conversations += 1
-                    return await self.converse(
-                        planned.spec,
-                        opener,
-                        settings,
-                        self.tls,
-                        self.gate,
-                        deadline=clock.deadline(),
-                        site_ip=site.egress.ip,
-                        label=f"{site.id}/{'+'.join(d.id for d in planned.devices)}",
-                        tokens=self.tokens,
-                        secrets=self.secrets,
-                    )
+                return await capped(planned)
 
-        if len(site_plan.conversations) == 1:
+        async def capped(planned: PlannedConversation) -> Conversation:
+            waited = time.monotonic()
+            async with self.caps.host(planned.spec.host), self.caps.slots:
+                clock.paused_s += time.monotonic() - waited
+                self.stats.conversations += 1
+                return await self.converse(
+                    planned.spec,
+                    opener,
+                    settings,
+                    self.tls,
+                    self.gate,
+                    deadline=clock.deadline(),
+                    site_ip=site.egress.ip,
+                    label=f"{site.id}/{'+'.join(d.id for d in planned.devices)}",
+                    tokens=self.tokens,
+                    secrets=self.secrets,
+                )
+
+        if lone:
             # The common case (issue 20): one conversation has no siblings to stop, so no
             # task group and no task of its own (a bug raises here as it would from one).
             conversations = [await one(0)]
