@@ -169,6 +169,7 @@ class RuleId(StrEnum):
     status_message_priority = "status.message_priority"
     auth_failed_named = "auth.failed_named"
     delivery_expired = "smtp.delivery_expired"
+    recipient_deferred = "recipient.deferred"
     # the word families of a reply no rule knows (rules/word_families.py)
     words_tls = "words.tls"
     words_login = "words.login"

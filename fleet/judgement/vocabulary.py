@@ -32,8 +32,17 @@ DOMAIN_UNKNOWN = (
     # RFC 1846's 521: "example.com does not accept mail"
     r"mail receiving disabled|" + DOMAIN + r" (?:does not|doesn't) accept (?:e-?)?mail\b"
 )
+# The envelope's MAIL FROM as a noun: the command in capitals, or "mail from" followed by what
+# only the envelope sender has (an address, a colon, "address", "domain"). "receive mail from
+# external senders", "Mail from this country" are ordinary words, not the sender.
+MAIL_FROM = (
+    r"(?:(?-i:\bMAIL ?FROM\b)|\bmailfrom\b|\bmail ?from(?=:|\s{0,3}(?:<|\[|address|domain|command|"
+    r"[^\s@]{1,64}@)))"
+)
 SENDER_NOUN = (
-    r"\b(?:sender|mail ?from|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
+    r"\b(?:sender|"
+    + MAIL_FROM
+    + r"|envelope[- ]from|envelope sender|return[- ]path|reverse[- ]path|"
     r"from[- ](?:address|domain)|from: ?(?:domain|address)|exp[eé]diteur|[eé]metteur|originator|"
     r"bounce address|your (?:e-?mail )?domain|"
     # the sender in the languages providers answer in (de, es, it, pt, ru)
@@ -108,6 +117,7 @@ RECIPIENT_SUBJECT = (
     r"suspended|archived|banned|blocked) (?:\w{1,20} )?" + RECIPIENT_NOUN + r"|\bthere is no one\b|"
     r"\bno existe (?:\w{1,10} )?(?:usuario|persona|destinatario|buz[oó]n)\b|"
     r"\b(?:can't|cannot|can not) accept (?:this )?(?:user|recipient|address)\b|"
+    r"\bnot (?:allowed|permitted|authori[sz]ed) to receive (?:e-?)?mail\b|"
     r"\bnot (?:currently )?(?:being )?accept(?:ed|ing) (?:for|by) (?:this|the) (?:mail ?box|"
     r"recipient|user|account|address)\b|"
     r"\bblocked by (?:the )?recipient\b|\brecipients? (?:is |are )?only accepting mail from\b|"
@@ -121,7 +131,7 @@ RECIPIENT_SUBJECT = (
     r"\benvelope recipient (?:has been |is |was )?(?:denied|rejected|refused)"
 )
 NOT_THE_RECIPIENT = (
-    r"\bsender\b|mail ?from|envelope[- ]from|return[- ]path|your (?:account|ip|host|server|"
+    r"\bsender\b|" + MAIL_FROM + r"|envelope[- ]from|return[- ]path|your (?:account|ip|host|server|"
     r"network)|authenticat|log ?in|password|\brelay|\bspam|\bIP\b"
 )
 MESSAGE_SUBJECT = (

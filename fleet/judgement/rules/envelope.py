@@ -3,6 +3,7 @@ protocol errors, and words that say what was refused with no cause fleet knows."
 
 from __future__ import annotations
 
+from fleet.judgement import vocabulary
 from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
@@ -609,6 +610,20 @@ ENVELOPE: tuple[Rule, ...] = (
         unless=r"destination domain|delivery not authori[sz]ed",
     ),
     Rule(
+        # A 4xx that refuses the recipient and says to come back ("Recipient address
+        # rejected: Policy Rejection- Please try later", "unverified address: Address
+        # verification in progress"): a deferral with no reason fleet can name.
+        RuleId.recipient_deferred,
+        Category.temporary_failure,
+        "the server deferred the recipient for now (it gives no reason)",
+        "{host} deferred the test recipient and asks to try later: run the site again later; "
+        "if it persists, read the reply text.",
+        text=r"\brecipient\b[^\n]{0,200}?\b(?:try (?:again )?later|please retry|in progress|"
+        r"temporar\w*)",
+        code_class="4",
+        stages=(Stage.rcpt,),
+    ),
+    Rule(
         # At RCPT the address refused is the recipient's (the sender's is refused at MAIL,
         # or named as such: see smtp.sender_rejected).
         RuleId.smtp_rcpt_address_refused,
@@ -621,7 +636,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"invalid)|(?:restricted|invalid|illegal) characters? in (?:the )?(?:local part|address)",
         stages=(Stage.rcpt,),
         # the words after it name the sender: theirs; "for policy reasons" names no cause
-        unless=r"\bsender\b|mail ?from|rejected for policy reasons",
+        unless=r"\bsender\b|" + vocabulary.MAIL_FROM + r"|rejected for policy reasons",
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

@@ -75,7 +75,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"for\b|\bcould not (?:complete )?sender verif\w*|\bunverifiable (?:sender|address)|"
         r"\b(?:unable|could not|cannot|can ?not|failed) to verify (?:the |your )?(?:sender|"
         r"(?:e-?mail )?address|from)\b|\bsender (?:address )?(?:could not|cannot|can ?not) be "
-        r"verified\b",
+        r"verified\b|\bverif\w* (?:of )?(?:the )?(?:sender|mail ?from|envelope)\w*(?: address)? "
+        r"(?:failed|failure)",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
         unless=r"\brecipients?\b|\brcpt\b",
     ),

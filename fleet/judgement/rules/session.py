@@ -317,6 +317,8 @@ SESSION: tuple[Rule, ...] = (
         # syntax error
         r"\b(?:send|issue|use|give) (?:an? |the )?AUTH\b(?: command)?(?: first| before)|"
         r"\bAUTH (?:command )?(?:first|required|needed)\b|"
+        # a recipient that takes mail only from authenticated senders (Microsoft's 5.7.133-136)
+        r"\bonly (?:accepts?|receives?) (?:e-?mail |mail |messages? )?from authenticated\b|"
         r"\bauthentication (?:turned on|enabled) in your\b|(?:log ?in|authentication) (?:is )?(?:needed|"
         r"necessary)|"
         r"authentification (?:requise|obligatoire)|\bauthori[sz]ation required\b|"

@@ -29,7 +29,7 @@ SUBJECTS: tuple[Rule, ...] = (
         text=r"recipient address(?:es)? rejected",
         stages=(Stage.rcpt, Stage.data),
         # "... rejected for policy reasons" names no cause (#16: unrecognised)
-        unless=r"\bsender\b|mail ?from|rejected for policy reasons",
+        unless=r"\bsender\b|" + vocabulary.MAIL_FROM + r"|rejected for policy reasons",
     ),
     Rule(
         # The same for "Sender address rejected: <cause>".
