@@ -121,7 +121,7 @@ RECIPIENT_SUBJECT = (
     r"\bnot (?:currently )?(?:being )?accept(?:ed|ing) (?:for|by) (?:this|the) (?:mail ?box|"
     r"recipient|user|account|address)\b|"
     r"\bblocked by (?:the )?recipient\b|\brecipients? (?:is |are )?only accepting mail from\b|"
-    r"\bnessun (?:utente|destinatario)\b|\badresse\b[^.;:]{0,30}?\bnicht gefunden\b|"
+    r"\bnessun (?:utente|destinatario)\b|\badresse\b(?:[^.;:]|\.(?=\w)){0,30}?\bnicht gefunden\b|"
     r"\bnot an? (?:known|valid|active|local|registered) (?:user|address|recipient|mailbox|"
     r"account)\b|\bno (?:account|mail ?box|user|recipient)s? (?:by that name|available|here)\b|"
     r"\bno valid recipients?\b|\brecipient ?notfound\b|"

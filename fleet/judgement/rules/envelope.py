@@ -184,8 +184,8 @@ ENVELOPE: tuple[Rule, ...] = (
         # the envelope sender against the header From ("MAIL FROM is mismatched with message
         # header from address", BMH), and IPs the domain does not vouch for ("permits 2
         # unverifyable sending IPs - example.com is not 203.0.113.222", sisimai)
-        r"\b(?:mail ?from|envelope(?:[- ]from| sender)?)\b[^.;]{0,30}?\b(?:mis-?match\w*|"
-        r"(?:does not|doesn't) match)\b[^.;]{0,30}?\bfrom\b|\bunverif\w* sending ips?\b|"
+        r"\b(?:mail ?from|envelope(?:[- ]from| sender)?)\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:mis-?match\w*|"
+        r"(?:does not|doesn't) match)\b(?:[^.;]|\.(?=\w)){0,30}?\bfrom\b|\bunverif\w* sending ips?\b|"
         r"(?:sender|from) domain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:mismatch|does not match|"
         r"doesn't match)|\bdomain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:does not|doesn't) match (?:the |your )?(?:client|connecting|"
         r"sending|source) ip|"
@@ -227,13 +227,13 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
         # the recipient's storage in other words (a receiver's own disk is its own fault)
         r"\b(?:mail ?box|(?:mail ?)?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
-        r"\bfull mail ?box|\b(?:postfach|buz[oó]n|casella|caixa)\b[^.;:]{0,20}?\b(?:voll|"
-        r"lleno|piena|cheia)\b|\b(?:user|account|recipient|mailbox)\b[^.;:]{0,20}?\b(?:is |are )?"
+        r"\bfull mail ?box|\b(?:postfach|buz[oó]n|casella|caixa)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:voll|"
+        r"lleno|piena|cheia)\b|\b(?:user|account|recipient|mailbox)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:is |are )?"
         r"(?:over|exceed\w*) (?:the |their |its |his |her |allowed |storage )*quota|"
         r"\bquota (?:violation|exceeded|full)|\bover (?:the |their |its )?(?:allowed |storage |"
         r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have|doesn't have) (?:enough|"
         r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
-        r"would exceed\b[^.;:]{0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
+        r"would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
         r"(?:the server|(?:the |this )?mailbox)",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
@@ -274,7 +274,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"\bsubject (?:is |field )?(?:mandatory|required|missing)\b|"
         r"spam ?filter|(?:message|mail|file) (?:\w+ )?too (?:big|large)|"
         # the message too large in other languages (de, fr, es, it)
-        r"\b(?:nachricht|mail|message|mensaje|messaggio)\b[^.;:]{0,20}?\b(?:zu gro(?:ß|ss)|"
+        r"\b(?:nachricht|mail|message|mensaje|messaggio)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:zu gro(?:ß|ss)|"
         r"trop (?:gros|volumineux|grand)|demasiado grande|troppo grande)",
         # "Your account has been suspended for sending spam": the account, not the content
         unless=r"rate limited|\baccount (?:has been |is |was )?(?:suspended|disabled|blocked)",
@@ -405,7 +405,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"\b(?:insecure|open) (?:mail )?relay\b|\bas a relay\b|\brelaying mail to\b|"
         # relaying refused after its object ("relaying to <a> prohibited by administrator",
         # "Unauthorized relay msg rejected", BMH)
-        r"\brelay(?:ing)?\b[^.;]{0,100}?\b(?:prohibited|forbidden|not authori[sz]ed)\b|"
+        r"\brelay(?:ing)?\b(?:[^.;]|\.(?=\w)){0,100}?\b(?:prohibited|forbidden|not authori[sz]ed)\b|"
         r"\bunauthori[sz]ed relay\w*|"
         # a relay that knows its clients by IP: "your IP is not in our whitelist"
         r"\bIP(?: address)? (?:is )?not (?:in|on) (?:our|the|my|a) (?:white|allow) ?list|"
@@ -417,8 +417,8 @@ ENVELOPE: tuple[Rule, ...] = (
         # sisimai's NoRelaying "specified domain is not allowed")
         r"\blocal (?:users?|recipients?|domains?|delivery|mail(?:boxes)?) only\b|\bonly (?:for )?"
         r"(?:local|our own|hosted) (?:users|recipients|domains|mailboxes|delivery)\b|"
-        r"\bforward[- ]path\b[^.;]{0,30}?\bnot (?:allowed|permitted|accepted|local)\b|"
-        r"\b(?:recipient'?s?|destination|specified|target|rcpt|recipient) domain\b[^.;]{0,20}?"
+        r"\bforward[- ]path\b(?:[^.;]|\.(?=\w)){0,30}?\bnot (?:allowed|permitted|accepted|local)\b|"
+        r"\b(?:recipient'?s?|destination|specified|target|rcpt|recipient) domain\b(?:[^.;]|\.(?=\w)){0,20}?"
         r"\b(?:is )?not (?:allowed|permitted|accepted|served|local|handled)\b",
     ),
     Rule(
@@ -441,7 +441,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"recipients?)\b|\bis not a registered (?:gateway )?user\b|"
         # the recipient missing from the server's own table ("Recipient not in route list",
         # hMailServer; "this recipient is not in my validrcptto list", qmail)
-        r"\brecipient\b[^.;]{0,20}?\bnot in (?:the |my |our |its )?(?:[\w-]{1,20} )?list\b|"
+        r"\brecipient\b(?:[^.;]|\.(?=\w)){0,20}?\bnot in (?:the |my |our |its )?(?:[\w-]{1,20} )?list\b|"
         r"recipient verif\w* failed|"
         r"mailbox (?:unavailable|not found|does not exist|unknown|disabled|inactive)|"
         r"does not exist|RecipientNotFound|"
@@ -549,7 +549,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"too many (?:messages|mails|emails|connections|recipients)|rate ?limit|"
         r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)|"
         # a limit named, then said to be exceeded ("per hour message receive limit ... exceeded")
-        r"\bcredits? (?:exceeded|exhausted)|\blimit\b[^.;:]{0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
+        r"\bcredits? (?:exceeded|exhausted)|\blimit\b(?:[^.;:]|\.(?=\w)){0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
         code_class="5",
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage|\bsize\b|\blength\b|header|"
         r"\blines?\b",

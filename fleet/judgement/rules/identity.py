@@ -69,7 +69,7 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         text=r"(?:server|mail server|system|host) you are sending to is misconfigured|"
         r"(?:block|black) ?list (?:has been |is |was )?(?:shut ?down|closed|defunct|discontinued|"
         r"no longer (?:active|operat\w+|exists?|maintained))|"
-        r"(?:block|black) ?list\b[^.;]{0,40}\b(?:ceased|stopped|ended) operati\w+",
+        r"(?:block|black) ?list\b(?:[^.;]|\.(?=\w)){0,40}\b(?:ceased|stopped|ended) operati\w+",
         # a live list named as well may have listed the IP for real
         unless=r"spamhaus|spamcop|barracuda|abuseat|mailspike|uceprotect|psbl",
     ),
@@ -88,19 +88,20 @@ IDENTITY: tuple[Rule, ...] = (
         # Postfix's reject_rhsbl_sender/_helo: a domain list, whichever list it names
         r"\b(?:sender address|helo command) \[[^\]]{1,255}\] blocked using\b|"
         r"\b(?:black ?listed|block ?listed|listed) (?:url|uri|link|domain)s?\b|"
-        r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b[^.;]{0,80}?"
+        r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b(?:[^.;]|\.(?=\w)){0,80}?"
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed|on (?:our|a|the|my) "
         r"(?:local )?(?:block|black) ?list)|"
-        r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed)|"
+        r"domain (?:\S+ )?(?:is |was |has been )?(?:listed|black ?listed|block ?listed|on (?:our|a|"
+        r"the|my) (?:local )?(?:spam|block|black|deny|ban) ?list)|"
         # Apple: "rejected due to having a domain present in the spamhaus" (sisimai Rhost)
-        r"\bdomain\b[^.;]{0,40}?\bpresent (?:in|on)\b|"
+        r"\bdomain\b(?:[^.;]|\.(?=\w)){0,40}?\bpresent (?:in|on)\b|"
         r"(?:url|uri|link|web ?site)s?\b(?:[^.;]|\.(?!\s+(?-i:[A-Z]))){0,80}?\b(?:listed|black ?listed|"
         r"block ?listed)|"
         r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
         r"(?:helo|ehlo) (?:name|host) "
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
         r"unsolicited (?:e-?)?mail (?:originating from your DKIM domain|containing one of your "
-        r"URL domains)|(?:DKIM|URL|sending|sender|your|from|mail ?from) domain\b[^.;]{0,60}"
+        r"URL domains)|(?:DKIM|URL|sending|sender|your|from|mail ?from) domain\b(?:[^.;]|\.(?=\w)){0,60}"
         r"(?:poor|low|bad) reputation",
     ),
     # -- reverse DNS, at any stage --------------------------------------------------------
@@ -134,15 +135,18 @@ IDENTITY: tuple[Rule, ...] = (
         r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
         r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
+        # the client's address that does not resolve to a name ("Cannot resolve your address")
+        r"(?:can ?not|can't|unable to|could not|failed to) (?:resolve|reverse[- ]resolve) "
+        r"(?:your|the client'?s?|the sending) (?:ip )?address\b|"
         r"client host rejected: (?:cannot|can't) find|"
         r"\byour host ?name (?:does not|doesn't|did not|could not|cannot|can't) (?:be )?resolve|"
         r"(?<!helo )(?<!ehlo )\bhost ?name lookup failed|"
         # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
-        r"forward (?:dns|lookup|entry|record)\b[^.;]{0,30}(?:does not|doesn't) (?:point|match|"
+        r"forward (?:dns|lookup|entry|record)\b(?:[^.;]|\.(?=\w)){0,30}(?:does not|doesn't) (?:point|match|"
         r"resolve)",
         # Haraka "HELO host does not match rDNS": the name is what is refused
         # (the sender address's domain that does not resolve is the sender's, not the PTR)
-        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b[^.;]{0,20}(?:does not|doesn't) match|"
+        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b(?:[^.;]|\.(?=\w)){0,20}(?:does not|doesn't) match|"
         r"domain of sender|sender (?:e-?mail )?(?:address|domain) (?:does not|doesn't)",
     ),
     # -- the EHLO name ------------------------------------------------------------------
@@ -161,7 +165,7 @@ IDENTITY: tuple[Rule, ...] = (
         Category.reverse_dns,
         "the receiver refuses {ip}: it has no reverse DNS (PTR) name, or one that does not match",
         remedies.REVERSE_DNS_FIX,
-        text=r"\bDNS\b[^.;]{0,20}(?:look-?up|lookup|resolution)|(?:look-?up|lookup) (?:of your "
+        text=r"\bDNS\b(?:[^.;]|\.(?=\w)){0,20}(?:look-?up|lookup|resolution)|(?:look-?up|lookup) (?:of your "
         r"(?:ip|address) )?failed",
         stages=(Stage.banner,),
     ),
@@ -173,7 +177,7 @@ IDENTITY: tuple[Rule, ...] = (
         text=r"helo command rejected|(?:invalid|bad|illegal|forged|malformed|bogus) "
         r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|host|"
         r"argument|domain|string|greeting|ip literal|address literal|literal)s?\b"
-        r"(?![^.;]{0,40}\blisted)|"
+        r"(?!(?:[^.;]|\.(?=\w)){0,40}\blisted)|"
         # Haraka helo.checks: "Invalid address format in HELO", "HELO is dynamic"
         r"(?:invalid|bad|illegal|malformed|bogus|wrong)\b[\w ]{0,30}\b(?:in|for) (?:the |your )?"
         r"(?:e?helo|ehlo)\b|\b(?:e?helo|ehlo) (?:is|looks|appears) (?:to be )?(?:dynamic|forged|"
@@ -244,13 +248,13 @@ IDENTITY: tuple[Rule, ...] = (
         r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
         r"many)|too many headers|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
         r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
-        r"(?:long|large)|header\b[^.;]{0,20}not CRLF terminated|(?:header|message) syntax|"
+        r"(?:long|large)|header\b(?:[^.;]|\.(?=\w)){0,20}not CRLF terminated|(?:header|message) syntax|"
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
         # header", "a unicode character in a disallowed header", "encoded-word syntax")
         r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|"
         # a header named as missing ("No Resent-From field given", btconnect)
         r"\b(?:no|missing) [\w-]{1,30}:? (?:header|field)s?\b(?: (?:given|found|present|supplied))?|"
-        r"\bheaders?\b[^.;:]{0,30}?\b(?:missing|"
+        r"\bheaders?\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:missing|"
         r"malformed|not permitted|not allowed|disallowed)\b|\bheaders? error\b|"
         r"\berror in (?:the )?(?:message )?headers?\b",
     ),
@@ -296,7 +300,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"\bdomain authentication\b|\bauthentication requirements\b|"
         # Gmail: "Unauthenticated email is not accepted from this domain": the domain's
         # SPF/DKIM, not a login
-        r"unauthenticated (?:e-?)?mail\b[^.;]{0,40}\bfrom (?:this|the|your|that) domain",
+        r"unauthenticated (?:e-?)?mail\b(?:[^.;]|\.(?=\w)){0,40}\bfrom (?:this|the|your|that) domain",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     # -- limits that name the IP are still limits -----------------------------------------
@@ -341,7 +345,7 @@ IDENTITY: tuple[Rule, ...] = (
         "the server refuses mail from {ip} for its reputation or its network",
         remedies.IP_REPUTATION_FIX,
         text=r"blocked IP|IP (?:address )?(?:is |has been |was )?(?:temporarily |permanently |"
-        r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b[^.;]{0,80}(?:blocked|"
+        r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b(?:[^.;]|\.(?=\w)){0,80}(?:blocked|"
         r"deferred|refused|rejected|"
         r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
         r"host network not allowed|network (?:is )?not allowed|\((?:\w{1,4}:)?(?:BL|RBL|DYN)\)|"
@@ -359,7 +363,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:[^.;]|\.(?=\w)){0,30}?\b(?:not (?:allowed|accepted|permitted)|blocked|banned|refused|"
         r"denied)\b|\bgeo-?(?:ip|block\w*|fenc\w*)\b|"
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
-        r"messages from \[?[0-9a-f.:]+\]?[^.;]{0,40}(?:permanently deferred|blocked|refused)|"
+        r"messages from \[?[0-9a-f.:]+\]?(?:[^.;]|\.(?=\w)){0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
         # an IP the receiver does not trust yet: its reputation, even worded as a limit
         # ("Received too many messages from a new or untrusted IP", Rackspace)
@@ -463,7 +467,7 @@ IDENTITY: tuple[Rule, ...] = (
         Category.ip_reputation,
         "the server refuses {ip} as a source of spam before any content was sent",
         remedies.IP_REPUTATION_FIX,
-        text=r"\b(?:rejected|refused|blocked)\b[^.;]{0,40}?\bspam\b[^\n]{0,200}?"
+        text=r"\b(?:rejected|refused|blocked)\b(?:[^.;]|\.(?=\w)){0,40}?\bspam\b[^\n]{0,200}?"
         r"\b(?:visit|see|go to)\s+(?:https?://|www\.)",
         stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt),
         ip_evidence=True,
@@ -486,7 +490,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"blocked for spamming|spamming issues|cloudmark|\bCSI\b|"
         r"\bBRBL\b|barracudacentral|barracuda ?(?:networks )?reputation|\bSBRS\b|senderbase|"
         r"talosintelligence|trend ?micro|\bERS\b|mail-abuse\.com|\bQIL\b|\bRBL\+|"
-        r"spamcop\.net/w3m|action=checkblock|\bdns_?rbl\b|"
+        r"spamcop\.net/(?:w3m|bl\b)|action=checkblock|\bdns_?rbl\b|"
         r"(?:ip|sending|sender|mta|network)(?:'s)? (?:address )?reputation|"
         r"(?:poor|bad|low) (?:ip |sender |sending |e-?mail |mail )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
@@ -530,14 +534,14 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.IP_REPUTATION_FIX,
         text=r"\b(?:IP(?:v[46])?(?: address)?|ip-?address|(?:your|sending|sender|client|"
         r"connecting|source|originating|remote) ?(?:host|server|mail ?server|mta|network|"
-        r"machine|system))\b[^.;]{0,50}?\b(?:(?:identified|known|listed|flagged|reported|"
+        r"machine|system))\b(?:[^.;]|\.(?=\w)){0,50}?\b(?:(?:identified|known|listed|flagged|reported|"
         r"detected|classified|recogni[sz]ed|marked) as (?:an? )?(?:spammer|spam ?(?:source|sender|"
         r"bot)|source of spam|spam)|(?:is |are |was )?(?:an? )?(?:known )?(?:spammer|spam ?"
         r"(?:source|bot))s?)\b|"
         # Postfix's "Client host rejected: <cause>" with a cause of abuse or spam (SFR's
         # "Client host rejected: Abus detecte GU_EIB_02", in sisimai's Blocked.pm), and a
         # block for abuse (AT&T "blocked for abuse. see http://att.net/blocks")
-        r"\bclient host rejected:?[^.;]{0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
+        r"\bclient host rejected:?(?:[^.;]|\.(?=\w)){0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
         r"block ?list\w*|(?:bad|poor|low) reputation)\b(?!@)|"
         r"\b(?:blocked|banned|rejected|refused) (?:for|due to|because of) (?:\w+ )?abus(?:e|ive)\b(?!@)",
         unless=r"\bdomain\b|\b(?:e?helo|ehlo)\b|\bptr\b|reverse|\bsender address\b|"

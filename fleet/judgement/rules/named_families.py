@@ -56,7 +56,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "the recipient's mailbox is busy or locked for now (a deferral)",
         "{host} deferred because the recipient's mailbox is busy or locked for the moment: run "
         "the site again later; if it persists, ask the administrator of {host}.",
-        text=r"\b(?:mail ?box|recipient|user|account|folder)\b[^.;:]{0,20}?\b(?:is )?"
+        text=r"\b(?:mail ?box|recipient|user|account|folder)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:is )?"
         r"(?:temporarily |currently )?(?:busy|locked|in use)\b",
         code_class="4",
         unless=r"permanent|MaxObjs|quota|\bfull\b|storage|too many|limit|\brate\b|too (?:quickly|fast)",
@@ -88,7 +88,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "the message expired on its way (delivery time exceeded)",
         "The message waited too long on the way to {host} and expired: run the site again; "
         "if it recurs, look for a relay or queue between the copier and {host} that holds mail.",
-        text=r"\b(?:message|delivery|mail)\b[^.;]{0,20}?\b(?:has )?(?:expired|timed? ?out)\b|"
+        text=r"\b(?:message|delivery|mail)\b(?:[^.;]|\.(?=\w)){0,20}?\b(?:has )?(?:expired|timed? ?out)\b|"
         r"\bdelivery time expired\b|^\s*[45]\.4\.7\b",
         unless=r"\bpassword|\bcertificate|\baccount|\bsession",
     ),
@@ -212,12 +212,12 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bFrom:? (?:header )?address(?:es)? (?:is |are )?(?:not allowed|invalid|required|missing|not valid)|"
         r"\bvalid From\b|"
         r"\bsending (?:from|for|by|as) (?:this|your|the) (?:domain|address|account|sender|"
-        r"identity)\b[^.;]{0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
+        r"identity)\b(?:[^.;]|\.(?=\w)){0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
         r"\bsending (?:is |has been )?(?:paused|suspended|disabled) for (?:this|your|the) "
         r"(?:account|domain|address|identity)\b|"
         r"\b(?:sender|sending) (?:domain|address|identity) (?:is |has been )?(?:paused|"
         r"suspended|disabled)|"
-        r"\b(?:domain|address|sender|account)\b[^.;]{0,30}?\b(?:suspended|paused|blocked|"
+        r"\b(?:domain|address|sender|account)\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:suspended|paused|blocked|"
         r"disabled|banned) from sending\b|"
         r"\bnot (?:authori[sz]ed|allowed|permitted) to send (?:e-?mail |mail )?(?:from|on behalf of) "
         r"(?!(?:this |your |the |that |an? )?(?:[\w-]{1,20} )?(?:IP|host|server|network|country|"
@@ -246,15 +246,15 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "the server refuses the recipient (it cannot verify it, or its mailbox is full or busy)",
         "The server refuses the test recipient: check the 'to' address, that the mailbox "
         "exists, is not full and accepts mail, or send the test to another recipient.",
-        text=r"\brecipient\b[^.;]{0,40}?\b(?:cannot|can ?not|could not|couldn'?t|can'?t) be "
+        text=r"\brecipient\b(?:[^.;]|\.(?=\w)){0,40}?\b(?:cannot|can ?not|could not|couldn'?t|can'?t) be "
         r"(?:verified|validated|confirmed)|\bunable to (?:verify|validate) (?:the )?recipient|"
-        r"\brecipient\b[^.;]{0,30}?\b(?:cannot|can ?not|can'?t|does not|doesn'?t) (?:receive|"
+        r"\brecipient\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:cannot|can ?not|can'?t|does not|doesn'?t) (?:receive|"
         r"accept) (?:e-?)?mails?\b|\bBAD_?RECIPIENT\b|\bbad recipient\b|"
-        r"\bexhausted\b[^.;:]{0,30}?\b(?:storage|space|quota)|"
-        r"\b(?:storage|space|quota)\b[^.;:]{0,20}?\b(?:exhausted|used up)|"
-        r"\bspeicher(?:volumen|platz|kapazit\w+)?\b[^.;:]{0,30}?\b(?:[üu]e?berschritten|voll|"
+        r"\bexhausted\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|space|quota)|"
+        r"\b(?:storage|space|quota)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:exhausted|used up)|"
+        r"\bspeicher(?:volumen|platz|kapazit\w+)?\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:[üu]e?berschritten|voll|"
         r"ersch[öo]pft)|"
-        r"\b(?:recipient|mailbox|user|account)\b[^.;]{0,30}?\binsufficient (?:storage|space)|"
+        r"\b(?:recipient|mailbox|user|account)\b(?:[^.;]|\.(?=\w)){0,30}?\binsufficient (?:storage|space)|"
         r"\bover (?:its |the |their |her |his )?(?:allowed )?storage limit|"
         r"\bstorage limit\b|"
         r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|\btoo many (?:items|objects|folders) in "

@@ -47,11 +47,14 @@ SESSION: tuple[Rule, ...] = (
         # connection) and the need ("requiered" as QQ spells it), or sending without it
         # refused ("Email sending without SSL/TLS encryption is not allowed", Yandex)
         r"\b(?:TLS|SSL|STARTTLS|encryption|secure (?:connection|channel|session|transport))\b"
-        r"[^.;]{0,12}?\b(?:is |are )?(?:requie?red|requiered|needed|mandatory|necessary|"
+        r"(?:[^.;]|\.(?=\w)){0,12}?\b(?:is |are )?(?:requie?red|requiered|needed|mandatory|necessary|"
         r"obligatory)\b|\bwithout (?:an? )?(?:SSL/TLS|TLS|SSL|STARTTLS|encryption|secure "
-        r"connection|encrypted connection)\b[^.;]{0,30}?\b(?:is |are )?(?:not (?:allowed|"
+        r"connection|encrypted connection)\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:is |are )?(?:not (?:allowed|"
         r"permitted|accepted|possible|supported)|forbidden|prohibited|refused|disabled)\b|"
-        r"\bonly (?:over|via|with|through) (?:an? )?(?:TLS|SSL|STARTTLS|encrypted|secure)\b",
+        r"\bonly (?:over|via|with|through) (?:an? )?(?:TLS|SSL|STARTTLS|encrypted|secure)\b|"
+        # the login itself only over TLS ("Must authenticate over TLS")
+        r"\b(?:authenticate|log ?in|auth\w*) (?:only )?(?:over|via|with|using|through) (?:an? )?"
+        r"(?:TLS|SSL|STARTTLS|encrypted|secure)\b",
         unless=r"TLS 1\.[0-2]|TLS ?v?1\.[0-2]|version",
     ),
     Rule(
@@ -65,8 +68,8 @@ SESSION: tuple[Rule, ...] = (
         "local relay that speaks modern TLS.",
         text=r"\b(?:TLS|SSL)(?:/TLS)? (?:handshake|negotiation) (?:failed|failure|error)|"
         r"\bTLS ?v?1\.[2-3] or (?:greater|higher|newer|later|above)|"
-        r"\brequires? TLS (?:version )?1\.[2-3]|\bTLS version\b[^.;]{0,30}(?:not supported|too old|"
-        r"required|insecure)|(?:high|strong)-?(?:strength)? ciphers?\b[^.;]{0,20}required|"
+        r"\brequires? TLS (?:version )?1\.[2-3]|\bTLS version\b(?:[^.;]|\.(?=\w)){0,30}(?:not supported|too old|"
+        r"required|insecure)|(?:high|strong)-?(?:strength)? ciphers?\b(?:[^.;]|\.(?=\w)){0,20}required|"
         r"requires? (?:high|strong)-?(?:strength)? ciphers",
     ),
     Rule(
@@ -210,7 +213,7 @@ SESSION: tuple[Rule, ...] = (
         enhanced=("5.7.139",),
         # an account locked after failed logins is the login's (auth.account_refused), not a
         # policy that blocks password logins
-        unless=r"credentials were incorrect|federated STS|\baccount\b[^.;]{0,40}\blocked\b|"
+        unless=r"credentials were incorrect|federated STS|\baccount\b(?:[^.;]|\.(?=\w)){0,40}\blocked\b|"
         r"too many failed",
     ),
     Rule(
@@ -359,7 +362,7 @@ SESSION: tuple[Rule, ...] = (
         "the server refused the login for {mailbox}: the account is disabled or not allowed",
         "The server refuses the account {mailbox} itself (disabled, locked, suspended or not "
         "allowed to send): ask its administrator to enable it for SMTP, or use another mailbox.",
-        text=r"account\b[^.;]{0,40}\b(?:not (?:authori[sz]ed|allowed|permitted|enabled)|"
+        text=r"account\b(?:[^.;]|\.(?=\w)){0,40}\b(?:not (?:authori[sz]ed|allowed|permitted|enabled)|"
         r"disabled|locked|suspended|blocked|inactive|expired|deactivated)|"
         r"(?:disabled|locked|suspended|blocked|inactive) (?:user|account)|"
         r"(?:user|mailbox) (?:is |has been )?(?:disabled|locked|suspended)",
