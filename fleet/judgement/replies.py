@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fleet.judgement.catalogue import RULES
 from fleet.judgement.context import Context
-from fleet.judgement.evidence import unwrapped
+from fleet.judgement.evidence import parse_enhanced, unwrapped
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
 from fleet.judgement.rules.word_families import SUBJECT_FAMILIES, VETO, WORD_FAMILIES
@@ -166,8 +166,33 @@ def _by_one_family(stage: Stage, reply: Reply, context: Context) -> Classificati
     )
 
 
+# A client library's words around the server's ("The SMTP server requires a secure connection
+# or the client was not authenticated. The server response was: 5.7.0 Authentication
+# Required", System.Net.Mail): the server's words after the marker are the reply to read. (A
+# server's own "host x said: ..." is not a wrapper: Postfix's sender callout quotes the other
+# server inside its own refusal.)
+_WRAPPER_RE = re.compile(
+    r"(?:the server response was|the server replied):[ \t]{0,10}(?:[245][0-9]{2}[ -])?",
+    re.IGNORECASE,
+)
+
+
+def _unwrapped_reply(reply: Reply) -> Reply | None:
+    said = reply.text[:CLASSIFY_CHARS]
+    markers = list(_WRAPPER_RE.finditer(said))
+    if not markers:
+        return None
+    rest = said[markers[-1].end() :].strip()
+    if not rest:
+        return None
+    return Reply.model_construct(code=reply.code, enhanced=parse_enhanced(rest), text=rest)
+
+
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
     """Category, finding and remediation for a negative reply at a stage."""
+    inner = _unwrapped_reply(reply)
+    if inner is not None:
+        reply = inner
     found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context)
     if found is not None:
         return found
