@@ -277,7 +277,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"\b(?:nachricht|mail|message|mensaje|messaggio)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:zu gro(?:ß|ss)|"
         r"trop (?:gros|volumineux|grand)|demasiado grande|troppo grande)",
         # "Your account has been suspended for sending spam": the account, not the content
-        unless=r"rate limited|\baccount (?:has been |is |was )?(?:suspended|disabled|blocked)",
+        # ... and spam "from your IP" is the IP's reputation, not the message's
+        unless=r"rate limited|\baccount (?:has been |is |was )?(?:suspended|disabled|blocked)|"
+        r"\b(?:from|of) your (?:IP|host|server|network|mail ?server)\b",
     ),
     Rule(
         RuleId.m365_reject_direct_send,

@@ -10,6 +10,10 @@ from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
 
+# A command the server does not know or implement ("5.5.2 Error: command not recognized" to
+# EHLO): a protocol matter, whatever the command's argument.
+_COMMAND_UNKNOWN = r"not (?:recogni[sz]ed|implemented|supported)|unrecogni[sz]ed|unknown command"
+
 RECEIVER_FAULTS: tuple[Rule, ...] = (
     # -- the receiver's own temporary fault: before the words it is wrapped in ("Helo command
     # rejected: Server configuration error" is Postfix's 4.3.5 for its own broken lookup table;
@@ -195,6 +199,8 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.HELO_FIX,
         stages=(Stage.ehlo, Stage.ehlo_tls),
         enhanced=("5.5.2", "5.5.4", "5.1.0-5.1.9"),
+        # the command itself unknown to the server is a protocol matter, not the name
+        unless=_COMMAND_UNKNOWN,
     ),
     Rule(
         RuleId.helo_syntax_code,
@@ -203,6 +209,7 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.HELO_FIX,
         stages=(Stage.ehlo, Stage.ehlo_tls),
         code_class="501",
+        unless=_COMMAND_UNKNOWN,
     ),
     Rule(
         # At EHLO a refusal that names HELO/EHLO is about the one thing EHLO sends: the name
@@ -490,7 +497,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"blocked for spamming|spamming issues|cloudmark|\bCSI\b|"
         r"\bBRBL\b|barracudacentral|barracuda ?(?:networks )?reputation|\bSBRS\b|senderbase|"
         r"talosintelligence|trend ?micro|\bERS\b|mail-abuse\.com|\bQIL\b|\bRBL\+|"
-        r"spamcop\.net/(?:w3m|bl\b)|action=checkblock|\bdns_?rbl\b|"
+        r"spamcop\.net/(?:w3m|bl\b)|action=checkblock|\bdns_?rbl\b|\bsender ?score\b|"
         r"(?:ip|sending|sender|mta|network)(?:'s)? (?:address )?reputation|"
         r"(?:poor|bad|low) (?:ip |sender |sending |e-?mail |mail )?reputation|reputation (?:is )?too low|"
         r"ip reputation",
