@@ -141,8 +141,8 @@ class Entry:
             log.debug("inventory cache: %s not written: %r", self.path, exc)
             return
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(self.key) + "\n" + head + "\n" + body)
+            with os.fdopen(fd, "wb") as handle:  # the same bytes on Windows
+                handle.write(f"{json.dumps(self.key)}\n{head}\n{body}".encode())
             os.replace(temp, self.path)  # another process reads the old entry or the new one
         except OSError as exc:
             log.debug("inventory cache: %s not written: %r", self.path, exc)
