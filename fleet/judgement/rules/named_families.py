@@ -303,7 +303,13 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"ports?)\b|"
         r"\bauth(?:entication)? (?:is |has been )?(?:disabled|turned off|switched off)\b|"
         r"\b(?:password|smtp|basic|legacy) auth\w* (?:is |has been )?(?:disabled|not (?:allowed|"
-        r"permitted|enabled|available)|turned off|switched off)\b",
+        r"permitted|enabled|available)|turned off|switched off)\b|"
+        # SMTP itself switched off for the account ("SMTP access is disabled for this account",
+        # "This account has SMTP disabled", "not allowed to send mail via SMTP")
+        r"\bsmtp(?: access| service| sending| relay)? (?:is |has been )?(?:disabled|not (?:enabled|"
+        r"allowed|permitted|activated)|turned off|switched off)\b|\b(?:has|with) smtp (?:access )?"
+        r"(?:disabled|turned off)\b|\bnot (?:allowed|permitted|authori[sz]ed|enabled) to (?:send "
+        r"(?:e-?mail |mail )?)?(?:via|using|over|through|with) smtp\b",
         stages=(Stage.auth,),
         unless=r"encrypt|\bTLS\b|\bSSL\b|secure|plain ?text|clear ?text|\bfirst\b",
     ),

@@ -264,7 +264,9 @@ SESSION: tuple[Rule, ...] = (
         "The provider refuses the account's own password for SMTP: create an app-specific "
         "password for {mailbox} (it usually needs two-step verification) and give it to the "
         "copier, or move to OAuth.",
-        text=r"\b(?:application|app)[- ]specific password|\bapp password (?:is )?required",
+        text=r"\b(?:application|app)[- ]specific password|\b(?:application|app) passwords? (?:is |are )?"
+        r"(?:required|needed|mandatory)|\b(?:use|create|generate) an? (?:application|app)"
+        r"(?:[- ]specific)? password",
         stages=(Stage.auth,),
     ),
     Rule(
