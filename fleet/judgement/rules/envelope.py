@@ -146,7 +146,8 @@ ENVELOPE: tuple[Rule, ...] = (
         # a list that takes posts only from its members refuses the sender (sisimai's
         # PolicyViolation: "by non-member to a members-only list", "closed mailing list")
         r"\bmembers[- ]only\b|\bnon-?member\b|\bnot (?:a )?(?:member|subscriber) of (?:the |this |"
-        r"that )?(?:[\w-]{1,30} )?(?:list|group|mailing)|"
+        r"that )?(?:[\w-]{1,30} )?(?:list|group|mailing)|\b(?:isn't|is not|not) a (?:group|list) "
+        r"member\b|"
         r"\bnot (?:allowed|permitted|authori[sz]ed) to post\b|\bpermission to post\b|"
         r"\bclosed mailing list\b|"
         r"sender verif\w+ failed|verification failed for|envelope blocked|"
