@@ -27,6 +27,10 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         text=r"(?:server|system|mail ?server|host) config(?:uration)? (?:error|problem|issue)|"
         # its own mail system full (X.3.1: "5.0.0 Mail system full")
         r"\bmail ?system (?:is )?full\b|"
+        # its own blocklist lookup failing ("blocked using bl.spamcop.net; DNS error; try again
+        # later"): no listing, nothing to delist
+        r"\b(?:blocked using|listed (?:at|in|on|by)|rbl|dnsbl)\b[^\n]{0,80}?\b(?:dns|lookup|query) "
+        r"(?:error|failure|failed|timeout|timed out)\b|"
         r"temporary lookup failure|"
         r"insufficient system (?:storage|resources)|"
         # its own resources used up ("4.3.4 allocated resources exceeded")
