@@ -376,6 +376,8 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?(?:[^.;]|\.(?=\w)){0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
+        # a client that may not send direct to MX (a dynamic or end-user source, in other words)
+        r"\bnot (?:authori[sz]ed|allowed|permitted) to send (?:e-?mail |mail )?directly\b|"
         # an IP the receiver does not trust yet: its reputation, even worded as a limit
         # ("Received too many messages from a new or untrusted IP", Rackspace)
         r"\buntrusted (?:sending )?(?:IP|source|host|network|sender)\b|"
@@ -549,6 +551,9 @@ IDENTITY: tuple[Rule, ...] = (
         r"detected|classified|recogni[sz]ed|marked) as (?:an? )?(?:spammer|spam ?(?:source|sender|"
         r"bot)|source of spam|spam)|(?:is |are |was )?(?:an? )?(?:known )?(?:spammer|spam ?"
         r"(?:source|bot))s?)\b|"
+        # the client as a spam source, the noun alone ("Spam source blocked")
+        r"\bspam (?:source|sender|host|ip|server)s? (?:is |was |has been )?(?:blocked|banned|rejected|"
+        r"refused|listed|detected)\b|\bknown spam (?:source|sender|host)\b|"
         # Postfix's "Client host rejected: <cause>" with a cause of abuse or spam (SFR's
         # "Client host rejected: Abus detecte GU_EIB_02", in sisimai's Blocked.pm), and a
         # block for abuse (AT&T "blocked for abuse. see http://att.net/blocks")
