@@ -1974,21 +1974,85 @@ def test_wordings_of_other_systems(stage: str, code: int, text: str, category: s
     assert decision.category is Category(category), decision.rule
 
 
-@pytest.mark.parametrize(
-    "text",
-    ["a." * 200_000, ("x" * 60 + ".") * 6_600 + " is listed", "domain " + "a." * 200_000],
-    ids=["dots", "long-labels", "domain-dots"],
-)
-def test_a_huge_hostile_reply_is_classified_in_linear_time(text: str) -> None:
-    # Nested repetitions over domain-like text once took minutes on 40,000 characters: a
-    # hostile server could stall the sweep's event loop. (Minutes before; a bound with room
-    # for a loaded machine now.)
+_EVERY_STAGE = (Stage.banner, Stage.ehlo, Stage.auth, Stage.mail, Stage.rcpt, Stage.data)
+_ENVELOPE = (Stage.mail, Stage.rcpt, Stage.data)
+
+# Replies a hostile server could send to stall the sweep's event loop, one per family of
+# patterns that once needed care (nested repetitions over domain-like text once took minutes
+# on 40,000 characters). Each case keeps the stages and the bound it was written with.
+_HOSTILE = [
+    pytest.param((Stage.rcpt,), "a." * 200_000, 2.0, id="dots"),
+    pytest.param((Stage.rcpt,), ("x" * 60 + ".") * 6_600 + " is listed", 2.0, id="long-labels"),
+    pytest.param((Stage.rcpt,), "domain " + "a." * 200_000, 2.0, id="domain-dots"),
+    # the new vocabularies (judge3)
+    pytest.param(
+        _ENVELOPE, ("mail from " + "a" * 5_000 + "@" + "b" * 5_000) * 4, 2.0, id="mail-from"
+    ),
+    pytest.param(_ENVELOPE, ("<" + "x" * 3_000 + "@" + "y" * 3_000) * 4, 2.0, id="rcpt-address"),
+    pytest.param(_ENVELOPE, ("a URL " + ". " * 20_000 + " is listed") * 4, 2.0, id="url-dots"),
+    pytest.param(
+        _ENVELOPE, ("domain " + "d" * 4_000 + " does not match sending IP") * 4, 2.0, id="mismatch"
+    ),
+    # holdout3's families
+    pytest.param((Stage.ehlo,), "invalid " + "w " * 20_000 + "in HELO", 2.0, id="helo-format"),
+    pytest.param((Stage.auth,), "account " + "a" * 20_000 + " disabled", 2.0, id="account"),
+    pytest.param((Stage.data,), "header " + "h " * 20_000 + "not CRLF terminated", 2.0, id="crlf"),
+    pytest.param(
+        (Stage.mail,),
+        "authentication for " + "the " * 20_000 + "email address",
+        2.0,
+        id="sender-auth",
+    ),
+    # the subject rules
+    pytest.param(
+        (Stage.rcpt,), ("recipient " + "r " * 20_000 + "unknown") * 4, 2.0, id="recipient"
+    ),
+    pytest.param((Stage.mail,), ("sender " + "s " * 20_000 + "rejected") * 4, 2.0, id="sender"),
+    pytest.param((Stage.data,), ("message " + "m " * 20_000 + "rejected") * 4, 2.0, id="message"),
+    pytest.param((Stage.rcpt,), ("your ip " + "i " * 20_000 + "blocked") * 4, 2.0, id="client-ip"),
+    pytest.param((Stage.rcpt,), ("host " + "h " * 20_000 + "not found") * 4, 2.0, id="domain"),
+    # holdout4's families
+    pytest.param(_EVERY_STAGE, "recipient " * 40_000, 5.0, id="recipient-words"),
+    pytest.param(_EVERY_STAGE, "user " * 40_000 + "and sender", 5.0, id="user"),
+    pytest.param(_EVERY_STAGE, "daily message " * 30_000, 5.0, id="daily"),
+    pytest.param(_EVERY_STAGE, "number of sessions " * 20_000, 5.0, id="sessions"),
+    pytest.param(_EVERY_STAGE, "sender 1.2.3.4 " * 20_000, 5.0, id="sender-ip"),
+    pytest.param(_EVERY_STAGE, "domain " * 40_000, 5.0, id="domain-words"),
+    pytest.param(_EVERY_STAGE, "exhausted " * 40_000, 5.0, id="exhausted"),
+    pytest.param(_EVERY_STAGE, "a:" * 100_000, 5.0, id="colons"),
+    # holdout5's families
+    pytest.param(_EVERY_STAGE, "max concurrent " * 30_000, 5.0, id="concurrent"),
+    pytest.param(_EVERY_STAGE, "too many invalid " * 30_000, 5.0, id="invalid"),
+    pytest.param(_EVERY_STAGE, "poor reputation of a " * 20_000, 5.0, id="poor-reputation"),
+    pytest.param(_EVERY_STAGE, "not allowed from this " * 20_000, 5.0, id="range"),
+    pytest.param(
+        _EVERY_STAGE, "Sender ip address rejected: in the last " * 10_000, 5.0, id="sender-ip-limit"
+    ),
+    # judge7's families: the word families, MAIL FROM as a noun, windows across dots, a
+    # library's wrapper, addresses and links masked, other languages
+    pytest.param(_EVERY_STAGE, "recipient user mailbox sender " * 10_000, 5.0, id="word-families"),
+    pytest.param(_EVERY_STAGE, "mail from " * 20_000, 5.0, id="mail-from-noun"),
+    pytest.param(_EVERY_STAGE, "IP " + "a." * 100_000 + " listed", 5.0, id="ip-window-dots"),
+    pytest.param(_EVERY_STAGE, "The server response was: " * 10_000, 5.0, id="wrapper"),
+    pytest.param(_EVERY_STAGE, "a@" * 100_000, 5.0, id="addresses"),
+    pytest.param(_EVERY_STAGE, "http://" + "a" * 200_000, 5.0, id="link"),
+    pytest.param(_EVERY_STAGE, "пользователь не " * 20_000, 5.0, id="russian"),
+    pytest.param(_EVERY_STAGE, "client host rejected: " * 10_000 + "abuse", 5.0, id="client-host"),
+]
+
+
+@pytest.mark.parametrize(("stages", "text", "limit"), _HOSTILE)
+def test_the_rules_stay_linear_on_hostile_replies(
+    stages: tuple[Stage, ...], text: str, limit: float
+) -> None:
+    # (Minutes once; a bound with room for a loaded machine now.)
     began = time.perf_counter()
 
-    decision = classify_reply(Stage.rcpt, make_reply(550, text), ISSUE_16)
+    for stage in stages:
+        decision = classify_reply(stage, make_reply(550, text), ISSUE_16)
+        assert decision.category is not None
 
-    assert time.perf_counter() - began < 2.0
-    assert decision.category is not None
+    assert time.perf_counter() - began < limit
 
 
 # A reply whose words say nothing: only its status code can speak.
@@ -2178,25 +2242,6 @@ def test_broader_vocabularies_by_what_was_refused(
     assert decision.category is Category(category), decision.rule
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "mail from " + "a" * 5_000 + "@" + "b" * 5_000,
-        "<" + "x" * 3_000 + "@" + "y" * 3_000,
-        "a URL " + ". " * 20_000 + " is listed",
-        "domain " + "d" * 4_000 + " does not match sending IP",
-    ],
-    ids=["mail-from", "rcpt-address", "url-dots", "mismatch"],
-)
-def test_the_new_vocabularies_stay_linear_on_hostile_replies(text: str) -> None:
-    began = time.perf_counter()
-
-    for stage in (Stage.mail, Stage.rcpt, Stage.data):
-        classify_reply(stage, make_reply(550, text * 4), ISSUE_16)
-
-    assert time.perf_counter() - began < 2.0
-
-
 # The families #16's third blind set (tests/corpus/holdout3.yaml) showed missing, with the
 # other messages of the same families in the MTAs' own source (cited per group), so that an
 # unseen text of a known family lands right, not only the texts that were measured.
@@ -2300,24 +2345,6 @@ def test_a_554_greeting_without_a_reason_is_a_refusal_not_a_deferral() -> None:
 
     assert greeting.category is Category.unrecognised_refusal
     assert later.category is Category.temporary_failure
-
-
-@pytest.mark.parametrize(
-    ("stage", "text"),
-    [
-        (Stage.ehlo, "invalid " + "w " * 20_000 + "in HELO"),
-        (Stage.auth, "account " + "a" * 20_000 + " disabled"),
-        (Stage.data, "header " + "h " * 20_000 + "not CRLF terminated"),
-        (Stage.mail, "authentication for " + "the " * 20_000 + "email address"),
-    ],
-    ids=["helo-format", "account", "crlf", "sender-auth"],
-)
-def test_the_holdout3_families_stay_linear_on_hostile_replies(stage: Stage, text: str) -> None:
-    began = time.perf_counter()
-
-    classify_reply(stage, make_reply(550, text), ISSUE_16)
-
-    assert time.perf_counter() - began < 2.0
 
 
 # The subject of a refusal (#16, judge4): when the words name no cause fleet knows, the thing
@@ -2457,25 +2484,6 @@ def test_a_subject_without_evidence_claims_nothing_more(
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
-
-
-@pytest.mark.parametrize(
-    ("stage", "text"),
-    [
-        (Stage.rcpt, "recipient " + "r " * 20_000 + "unknown"),
-        (Stage.mail, "sender " + "s " * 20_000 + "rejected"),
-        (Stage.data, "message " + "m " * 20_000 + "rejected"),
-        (Stage.rcpt, "your ip " + "i " * 20_000 + "blocked"),
-        (Stage.rcpt, "host " + "h " * 20_000 + "not found"),
-    ],
-    ids=["recipient", "sender", "message", "client-ip", "domain"],
-)
-def test_the_subject_rules_stay_linear_on_hostile_replies(stage: Stage, text: str) -> None:
-    began = time.perf_counter()
-
-    classify_reply(stage, make_reply(550, text * 4), ISSUE_16)
-
-    assert time.perf_counter() - began < 2.0
 
 
 # Families the vendor development set (tests/corpus/dev_vendor.yaml) showed missing, tested
@@ -2841,28 +2849,6 @@ def test_an_ip_written_as_the_from_address_is_not_about_the_sites_ip() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        "recipient " * 40_000,
-        "user " * 40_000 + "and sender",
-        "daily message " * 30_000,
-        "number of sessions " * 20_000,
-        "sender 1.2.3.4 " * 20_000,
-        "domain " * 40_000,
-        "exhausted " * 40_000,
-        "a:" * 100_000,
-    ],
-    ids=["recipient", "user", "daily", "sessions", "sender-ip", "domain", "exhausted", "colons"],
-)
-def test_the_holdout4_families_stay_linear_on_hostile_replies(text: str) -> None:
-    started = time.perf_counter()
-    for stage in (Stage.banner, Stage.auth, Stage.mail, Stage.rcpt, Stage.data):
-        classify_reply(stage, make_reply(550, text), ISSUE_16)
-
-    assert time.perf_counter() - started < 5
-
-
-@pytest.mark.parametrize(
     ("stage", "code", "text", "category"),
     [
         # github.com/nextcloud/server issue 5566: a 501 with 5.7.1 is a policy's refusal whose
@@ -3130,25 +3116,6 @@ def test_the_families_of_holdout5s_misses(stage: str, code: int, text: str, cate
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "max concurrent " * 30_000,
-        "too many invalid " * 30_000,
-        "poor reputation of a " * 20_000,
-        "not allowed from this " * 20_000,
-        "Sender ip address rejected: in the last " * 10_000,
-    ],
-    ids=["concurrent", "invalid", "poor-reputation", "range", "sender-ip"],
-)
-def test_the_holdout5_families_stay_linear_on_hostile_replies(text: str) -> None:
-    started = time.perf_counter()
-    for stage in (Stage.banner, Stage.auth, Stage.mail, Stage.rcpt, Stage.data):
-        classify_reply(stage, make_reply(550, text), ISSUE_16)
-
-    assert time.perf_counter() - started < 5
 
 
 def test_auth_sent_though_not_offered_is_out_of_place_not_switched_off() -> None:
