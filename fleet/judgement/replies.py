@@ -177,15 +177,38 @@ _WRAPPER_RE = re.compile(
 )
 
 
+# A bounce's note of the command it answered ("(in reply to RCPT TO command)", Postfix) is the
+# stage, which fleet knows already, not the server's words.
+_IN_REPLY_TO_RE = re.compile(
+    r"\s{0,3}\(in reply to (?:end of )?[A-Za-z ]{2,20} command\)", re.IGNORECASE
+)
+
+
 def _unwrapped_reply(reply: Reply) -> Reply | None:
     said = reply.text[:CLASSIFY_CHARS]
     markers = list(_WRAPPER_RE.finditer(said))
-    if not markers:
-        return None
-    rest = said[markers[-1].end() :].strip()
-    if not rest:
+    rest = said[markers[-1].end() :].strip() if markers else said
+    rest = _IN_REPLY_TO_RE.sub("", rest)
+    if not rest.strip() or rest == said:
         return None
     return Reply.model_construct(code=reply.code, enhanced=parse_enhanced(rest), text=rest)
+
+
+# An enhanced code after a short prefix the server put first ("<user@example.com>: 5.1.1 ...",
+# "mx1.example.net 5.7.1 ...", "(#5.7.1)"): the reply's code all the same, for the rules (the
+# reply as stored keeps the code parsed only at a line's start).
+_PREFIXED_CODE_RE = re.compile(
+    r"^[^\n]{0,160}?(?:^|(?<=[\s:<>(\[#]))([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))"
+)
+
+
+def _with_prefixed_code(reply: Reply) -> Reply:
+    if reply.enhanced is not None:
+        return reply
+    match = _PREFIXED_CODE_RE.search(reply.text[:CLASSIFY_CHARS])
+    if match is None:
+        return reply
+    return Reply.model_construct(code=reply.code, enhanced=match.group(1), text=reply.text)
 
 
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
@@ -193,6 +216,7 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     inner = _unwrapped_reply(reply)
     if inner is not None:
         reply = inner
+    reply = _with_prefixed_code(reply)
     found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context)
     if found is not None:
         return found

@@ -150,7 +150,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"member\b|"
         r"\bnot (?:allowed|permitted|authori[sz]ed) to post\b|\bpermission to post\b|"
         r"\bclosed mailing list\b|"
-        r"sender verif\w+ failed|verification failed for|envelope blocked|"
+        r"sender verif\w+ failed|verification failed for <?[^\s@<>]{1,64}@|envelope blocked|"
         r"envelope sender|badmailfrom|sender (?:domain )?(?:must exist|not found|unknown|"
         r"rejected|denied|blocked)|(?:mail ?from|sender) (?:address )?(?:is )?(?:invalid|"
         r"rejected|refused|blocked|not accepted)|domain of sender address|"

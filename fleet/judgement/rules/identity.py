@@ -493,6 +493,8 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.IP_REPUTATION_FIX,
         text=vocabulary.LISTING_TEXT,
         ip_evidence=True,
+        # a hedge is no listing ("they may be blacklisted")
+        unless=r"\b(?:may|might|could) be (?:black|block) ?listed",
     ),
     Rule(
         RuleId.vendor_ip_reputation,

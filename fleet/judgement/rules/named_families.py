@@ -72,7 +72,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "{sender} failed: use a sender address that really receives mail, in a domain whose "
         "MX accepts it.",
         text=r"\bsender (?:address )?verif\w* (?:failed|failure|error)|\bverification failed "
-        r"for\b|\bcould not (?:complete )?sender verif\w*|\bunverifiable (?:sender|address)|"
+        r"for <?[^\s@<>]{1,64}@|\bcould not (?:complete )?sender verif\w*|\bunverifiable (?:sender|address)|"
         r"\b(?:unable|could not|cannot|can ?not|failed) to verify (?:the |your )?(?:sender|"
         r"(?:e-?mail )?address|from)\b|\bsender (?:address )?(?:could not|cannot|can ?not) be "
         r"verified\b|\bverif\w* (?:of )?(?:the )?(?:sender|mail ?from|envelope)\w*(?: address)? "

@@ -157,6 +157,7 @@ STATUS_CODES: tuple[Rule, ...] = (
         stages=(Stage.banner, Stage.mail, Stage.rcpt, Stage.data),
         # an X.7.x enhanced code says the refusal is a policy's (RFC 3463 security or policy
         # status), which a 50x basic code does not turn into a syntax error
-        unless=r"^\s*[45]\.7\.\d{1,3}\b",
+        # (after a short prefix too: "<username>... 5.7.1 Permission denied")
+        unless=r"^[^\n]{0,160}?(?:^|(?<=[\s:<>(\[#]))[45]\.7\.\d{1,3}\b",
     ),
 )
