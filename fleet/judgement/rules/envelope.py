@@ -141,7 +141,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server rejects the sender address {sender}",
         "The server refuses {sender} as a sender: use an address in a domain the server "
         "accepts mail from (usually the login mailbox or an accepted domain).",
-        text=r"sender address rejected|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
+        text=r"sender address (?:rejected|refused|denied)|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
         r"(?:sender|mail ?from) address syntax|bad sender address|"
         # a list that takes posts only from its members refuses the sender (sisimai's
         # PolicyViolation: "by non-member to a members-only list", "closed mailing list")
@@ -332,7 +332,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "The test recipient is not a known address in Microsoft 365 (Directory-Based Edge "
         "Blocking): fix the recipient address, or check the accepted domain type.",
         enhanced=("5.4.1", "5.7.504"),
-        text=r"Recipient address(?:es)? rejected",
+        text=r"Recipient address(?:es)? (?:rejected|refused|denied)",
     ),
     Rule(
         RuleId.m365_relay_access_denied,
@@ -394,7 +394,7 @@ ENVELOPE: tuple[Rule, ...] = (
                 "server, or use the provider's submission host ({submission})."
             ),
         },
-        text=r"unable to relay|relay(?:ing)? (?:access )?(?:is )?(?:denied|not permitted|"
+        text=r"unable to relay|relay(?:ing)? (?:access )?(?:is )?(?:denied|rejected|not permitted|"
         r"not allowed|prohibited|refused|disallowed)|not (?:permitted|allowed|authori[sz]ed) "
         r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
@@ -639,7 +639,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"invalid)|(?:restricted|invalid|illegal) characters? in (?:the )?(?:local part|address)",
         stages=(Stage.rcpt,),
         # the words after it name the sender: theirs; "for policy reasons" names no cause
-        unless=r"\bsender\b|" + vocabulary.MAIL_FROM + r"|rejected for policy reasons",
+        unless=r"\bsender\b|"
+        + vocabulary.MAIL_FROM
+        + r"|(?:rejected|refused|denied) for policy reasons",
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

@@ -62,7 +62,7 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         r"\bDQS key\b|\b(?:invalid|expired|unregistered) (?:dqs|datafeed|data feed) key\b|"
         # URIBL refuses queries from big public resolvers and answers 127.0.0.1 ("Query
         # Refused", uribl.com/refused.shtml): the receiver's resolver, not a listing
-        r"\bquery refused\b|/refused\.s?html?\b|\bquer(?:y|ies) (?:was |were |is )?(?:refused|"
+        r"\bquery refused\b|uribl\.com/refused|\bquer(?:y|ies) (?:was |were |is )?(?:refused|"
         r"blocked|denied) by\b",
     ),
     Rule(
@@ -146,7 +146,7 @@ IDENTITY: tuple[Rule, ...] = (
         # the client's address that does not resolve to a name ("Cannot resolve your address")
         r"(?:can ?not|can't|unable to|could not|failed to) (?:resolve|reverse[- ]resolve) "
         r"(?:your|the client'?s?|the sending) (?:ip )?address\b|"
-        r"client host rejected: (?:cannot|can't) find|"
+        r"client host (?:rejected|refused|denied): (?:cannot|can't) find|"
         r"\byour host ?name (?:does not|doesn't|did not|could not|cannot|can't) (?:be )?resolve|"
         r"(?<!helo )(?<!ehlo )\bhost ?name lookup failed|"
         # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
@@ -182,7 +182,7 @@ IDENTITY: tuple[Rule, ...] = (
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         remedies.HELO_FIX,
-        text=r"helo command rejected|(?:invalid|bad|illegal|forged|malformed|bogus) "
+        text=r"helo command (?:rejected|refused|denied)|(?:invalid|bad|illegal|forged|malformed|bogus) "
         r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|host|"
         r"argument|domain|string|greeting|ip literal|address literal|literal)s?\b"
         r"(?!(?:[^.;]|\.(?=\w)){0,40}\blisted)|"
@@ -359,13 +359,13 @@ IDENTITY: tuple[Rule, ...] = (
         r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b(?:[^.;]|\.(?=\w)){0,80}(?:blocked|"
         r"deferred|refused|rejected|"
         r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
-        r"host network not allowed|network (?:is )?not allowed|\((?:\w{1,4}:)?(?:BL|RBL|DYN)\)|"
+        r"host network,? not (?:allowed|permitted)|network (?:is )?not (?:allowed|permitted)|\((?:\w{1,4}:)?(?:BL|RBL|DYN)\)|"
         r"client host \[[^\]]*\] (?:is )?(?:blocked|banned)(?! (?:using|by))|"
         # GMX / WEB.DE explain a refusal by a code in their link: sp, bl = the IP's reputation
         r"postmaster\.(?:gmx|web)\.\w+/\S*[?&]c=(?:sp|bl|bs|bsp)\b|"
         r"smtp server of your (?:ISP|provider)|dynamic (?:ip|address|range|pool)|"
         r"residential|dial-?up|end[- ]user (?:ip|range|address)|dynamically[- ]assigned|"
-        r"\bnot allowed from this (?:ip |address |network )?range\b|"
+        r"\bnot (?:allowed|permitted) from this (?:ip |address |network )?range\b|"
         r"mail from your location|your IP is (?:on|in|sending)|block for spam|"
         # the IP's country or region refused (a geographic block is about where the IP is)
         r"\b(?:mail|connections?|messages?|e-?mails?) from (?:your|this|that) (?:country|region|"
@@ -386,6 +386,12 @@ IDENTITY: tuple[Rule, ...] = (
         # .../denyip.php?IP=...")
         r"\bbypass\w* (?:the |your )?(?:[\w'-]{1,30} ){0,3}(?:mail ?)?(?:relay|smarthost|smtp "
         r"server)|\b(?:deny|block|black|spam|rbl)\w{0,20}\.\w{2,5}\?ip=",
+        # a sending limit that names the IP is a limit ("Sender ip address denied: You sent to
+        # many mails ... in the last 10 minutes")
+        # (unless it says the IP is untrusted: its standing, worded as a limit)
+        unless=r"^(?![^\n]{0,4096}\buntrusted\b)[^\n]{0,4096}?(?:\bin the last \d{1,4} (?:seconds|"
+        r"minutes|hours)\b|\bto{1,2} many (?:mails|messages|e-?mails|connections|sessions|"
+        r"recipients)\b)",
     ),
     Rule(
         RuleId.ip_complaints,
@@ -480,7 +486,7 @@ IDENTITY: tuple[Rule, ...] = (
         Category.ip_reputation,
         "the server refuses {ip} as a source of spam before any content was sent",
         remedies.IP_REPUTATION_FIX,
-        text=r"\b(?:rejected|refused|blocked)\b(?:[^.;]|\.(?=\w)){0,40}?\bspam\b[^\n]{0,200}?"
+        text=r"\b(?:rejected|refused|denied|blocked)\b(?:[^.;]|\.(?=\w)){0,40}?\bspam\b[^\n]{0,200}?"
         r"\b(?:visit|see|go to)\s+(?:https?://|www\.)",
         stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt),
         ip_evidence=True,
@@ -559,7 +565,7 @@ IDENTITY: tuple[Rule, ...] = (
         # Postfix's "Client host rejected: <cause>" with a cause of abuse or spam (SFR's
         # "Client host rejected: Abus detecte GU_EIB_02", in sisimai's Blocked.pm), and a
         # block for abuse (AT&T "blocked for abuse. see http://att.net/blocks")
-        r"\bclient host rejected:?(?:[^.;]|\.(?=\w)){0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
+        r"\bclient host (?:rejected|refused|denied):?(?:[^.;]|\.(?=\w)){0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
         r"block ?list\w*|(?:bad|poor|low) reputation)\b(?!@)|"
         r"\b(?:blocked|banned|rejected|refused) (?:for|due to|because of) (?:\w+ )?abus(?:e|ive)\b(?!@)",
         unless=r"\bdomain\b|\b(?:e?helo|ehlo)\b|\bptr\b|reverse|\bsender address\b|"
@@ -575,7 +581,7 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.IP_REPUTATION_FIX,
         text=vocabulary.CLIENT_REFUSED,
         # Postfix's "Client host rejected" names the subject, not the cause (#16: unrecognised)
-        unless=r"client host rejected\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
+        unless=r"client host (?:rejected|refused|denied)\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
         r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat|"
         # the sender's address is the subject (an IP written as the From is an address)
         r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:|"
