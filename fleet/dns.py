@@ -214,6 +214,11 @@ class Dns:
         key = (name.lower().rstrip("."), rtype)
         return await self._answers.get(key, lambda: self._ask(key[0], rtype, shown or key[0]))
 
+    def ask_ahead(self, name: str, rtype: str) -> None:
+        """Ask (name, rtype) now, if nobody has, for a `query` that will want it soon."""
+        key = (name.lower().rstrip("."), rtype)
+        self._answers.start(key, lambda: self._ask(key[0], rtype, key[0]))
+
     def answered(self, name: str, rtype: str) -> Answer | None:
         """(name, rtype)'s answer when the sweep already has it, else None (not asked yet,
         or still in flight): a caller can then skip the tasks that would wait for it."""

@@ -27,6 +27,11 @@ class Once(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def start(self, key: K, start: Callable[[], Coroutine[Any, Any, V]]) -> None:
+        """Start `key`'s work if nobody asked yet, without waiting for it."""
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(start())
+
     def future(self, key: K, start: Callable[[], Coroutine[Any, Any, V]]) -> asyncio.Future[V]:
         """The shielded result of `key`'s work, started by `start()` if nobody asked yet."""
         task = self._tasks.get(key)

@@ -79,3 +79,22 @@ async def test_forget_starts_the_work_again_and_cancel_stops_what_runs() -> None
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert once.finished("stuck") is None
+
+
+async def test_work_started_ahead_runs_once_and_is_what_askers_get() -> None:
+    once: Once[str, int] = Once()
+    started = 0
+
+    async def work() -> int:
+        nonlocal started
+        started += 1
+        await asyncio.sleep(0)
+        return 7
+
+    once.start("k", work)  # no wait: the work runs while the caller does something else
+    once.start("k", work)
+    assert "k" in once
+    await asyncio.sleep(0.01)
+    assert once.finished("k") == 7
+    assert await once.get("k", work) == 7
+    assert started == 1

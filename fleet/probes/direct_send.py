@@ -10,8 +10,9 @@ reaches the tenant's own mailboxes); a connector relay to the MX of its sender's
 tenant it relays through). A copier set to an IP address is a mismatch even when the address
 is right today: Microsoft moves its MX addresses without notice.
 
-SPF: one evaluation per (sender domain, egress IP) per sweep, shared by every site and
-device that needs it (a second one only when the record's macros read the sender or HELO).
+SPF: one result per (sender domain, egress IP) per sweep, kept for every site and device
+that needs it (a second one only when the record's macros read the sender or HELO), each
+DNS question asked once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from dataclasses import dataclass
 
 from fleet.dns import Dns, Outcome
 from fleet.net import is_ip, unmapped
-from fleet.once import Once
-from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate, evaluate_known
+from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
 from fleet.results import DirectSendCheck, Mode, MxCheck, MxResult, SpfCheck, SpfResult
 
 
@@ -52,14 +52,19 @@ def domain_of(address: str) -> str:
 
 
 class SpfEvaluations:
-    """SPF results of one sweep, each (domain, ip) evaluated once, whoever asks."""
+    """SPF results of one sweep, each (domain, ip) kept once evaluated, whoever asks.
+
+    No task is shared per evaluation: an evaluation is a replay of check_host() over the
+    answers the sweep has (the resolver shares each question), so an asker that comes while
+    another evaluates the same (domain, ip) evaluates it too, from the same answers, to the
+    same result (issue 20: the shared task cost more than the evaluation)."""
 
     def __init__(self, dns: Dns, budget_s: float = DEFAULT_BUDGET_S) -> None:
         self.dns = dns
         self.budget_s = budget_s
-        self.evaluations = 0  # how many check_host() runs the sweep needed
-        self._evaluations: Once[tuple[str, ...], SpfEvaluation] = Once()
-        self._known: dict[tuple[str, ...], SpfEvaluation] = {}  # evaluated without waiting
+        self.evaluations = 0  # how many (domain, ip[, sender, helo]) the sweep evaluated
+        self._asked: set[tuple[str, ...]] = set()
+        self._done: dict[tuple[str, ...], SpfEvaluation] = {}
 
     async def get(self, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation:
         domain = domain.lower().rstrip(".")
@@ -72,20 +77,14 @@ class SpfEvaluations:
     async def _run(
         self, key: tuple[str, ...], domain: str, ip: str, sender: str, helo: str
     ) -> SpfEvaluation:
-        known = self._known.get(key)
-        if known is not None:
-            return known
-        if key not in self._evaluations:
+        done = self._done.get(key)
+        if done is not None:
+            return done
+        if key not in self._asked:
+            self._asked.add(key)
             self.evaluations += 1
-            # Most evaluations need only answers the sweep already has (the domain's record,
-            # read for an earlier site): done at once, with no task or timer (issue 20).
-            known = evaluate_known(self.dns, domain, ip, sender, helo)
-            if known is not None:
-                self._known[key] = known
-                return known
-        return await self._evaluations.get(
-            key, lambda: evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
-        )
+        evaluation = await evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
+        return self._done.setdefault(key, evaluation)
 
 
 class DirectSendProbe:
@@ -97,12 +96,14 @@ class DirectSendProbe:
 
     async def check(self, targets: list[DirectSendTarget], ips: list[str]) -> list[DirectSendCheck]:
         """Per device: its MX check, then its SPF check for each egress IP (in that order)."""
-        if len(targets) == 1 and self.dns.answered(targets[0].mx_domain, "MX") is not None:
-            # The common case (issue 20): one copier, its domain's MX already answered for
-            # another site. The MX check then needs no wait, so nothing runs beside the SPF
-            # check: no tasks for it.
+        if len(targets) == 1:
+            # The common case (issue 20): one copier. Its domain's MX is asked ahead (when
+            # no site has asked it yet) and its SPF checked meanwhile: the two questions are
+            # in flight together as in the task group below, without one.
             target = targets[0]
-            return [await self.mx(target), *await self.spf_check(target, ips)]
+            self.dns.ask_ahead(target.mx_domain, "MX")
+            spf_checks = await self.spf_check(target, ips)
+            return [await self.mx(target), *spf_checks]
         async with asyncio.TaskGroup() as group:
             mx = [group.create_task(self.mx(t)) for t in targets]
             spf = [group.create_task(self.spf_check(t, ips)) for t in targets]

@@ -292,18 +292,26 @@ class _Outcome:
 
 
 class _Unanswered(Exception):
-    """The evaluation needs an answer the sweep does not have yet (see `evaluate_known`)."""
+    """The evaluation needs an answer the sweep does not have yet: (name, rtype)."""
+
+    def __init__(self, name: str, rtype: str) -> None:
+        super().__init__(name, rtype)
+        self.question = (name, rtype)
+
+
+Answers = dict[tuple[str, str], Answer]
 
 
 class _CheckHost:
-    """One evaluation: its lookup counters and the sender it speaks for. `known_only`: read
-    only the answers the sweep already has, and raise _Unanswered for any other."""
+    """One evaluation: its lookup counters and the sender it speaks for. With `answers`, it
+    reads only those and the ones the sweep already has, and raises _Unanswered for any
+    other (see `evaluate`); without, it asks the resolver and waits."""
 
     def __init__(
-        self, dns: Dns, ip: IpAddress, sender: str, helo: str, *, known_only: bool = False
+        self, dns: Dns, ip: IpAddress, sender: str, helo: str, answers: Answers | None = None
     ) -> None:
         self.dns = dns
-        self.known_only = known_only
+        self.answers = answers
         self.ip = ip
         local, at, sender_domain = sender.rpartition("@")
         self.sender = sender if at else f"postmaster@{sender}"
@@ -314,6 +322,7 @@ class _CheckHost:
         self.voids = 0
         self.uses_sender = False
         self.record: str | None = None  # the top domain's record
+        self.missing: tuple[str, str] = ("", "")  # the answer an evaluation stopped for
 
     # -- macros --------------------------------------------------------------------------
 
@@ -357,10 +366,10 @@ class _CheckHost:
         """An answer or "no such name/data"; any resolver failure ends it as temperror."""
         if not _valid_name(name):
             return Answer(Outcome.nxdomain, detail="not a valid domain name")
-        if self.known_only:
-            known = self.dns.answered(name, rtype)
+        if self.answers is not None:
+            known = self.answers.get((name, rtype)) or self.dns.answered(name, rtype)
             if known is None:
-                raise _Unanswered
+                raise _Unanswered(name, rtype)
             answer = known
         else:
             answer = await self.dns.query(name, rtype)
@@ -488,43 +497,57 @@ async def evaluate(
     helo: str,
     budget_s: float = DEFAULT_BUDGET_S,
 ) -> SpfEvaluation:
-    """check_host(ip, domain, sender) with HELO `helo`; never raises for DNS trouble."""
+    """check_host(ip, domain, sender) with HELO `helo`; never raises for DNS trouble.
+
+    Evaluated from the answers the sweep has: when one is missing, it is asked (once per
+    sweep, by the resolver's memo) and the evaluation starts over with it, so that the common
+    case, a client's record already read for an earlier site, costs no task and no timer
+    (issue 20). Terms are evaluated in order from the same answers each time, so the result,
+    the questions asked and their order are those of one evaluation that waits as it goes."""
     address = unmapped(ip)
-    checker = _CheckHost(dns, address, sender, helo)
     domain = domain.lower().rstrip(".")
-    try:
-        async with asyncio.timeout(budget_s):
-            outcome = await checker.check_host(domain)
-    except _Stop as stop:
-        outcome = _Outcome(stop.result, None, stop.reason)
-    except TimeoutError:
-        outcome = _Outcome(
-            SpfResult.temperror, None, f"the evaluation did not finish within {budget_s:g} s"
-        )
+    answers: Answers = {}
+    checker, outcome = _attempt(dns, domain, address, sender, helo, answers)
+    if outcome is None:
+        try:
+            async with asyncio.timeout(budget_s):
+                while outcome is None:
+                    name, rtype = checker.missing
+                    answers[(name, rtype)] = await dns.query(name, rtype)
+                    checker, outcome = _attempt(dns, domain, address, sender, helo, answers)
+        except TimeoutError:
+            outcome = _Outcome(
+                SpfResult.temperror, None, f"the evaluation did not finish within {budget_s:g} s"
+            )
     return _evaluation(checker, domain, outcome, sender, helo)
 
 
 def evaluate_known(dns: Dns, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation | None:
-    """`evaluate`, when every DNS answer it needs is already in the sweep's memo (the common
-    case: a client's record read once, then evaluated for each of its sites' IPs): done at
-    once, without waiting, so without a timer or a task; the same result `evaluate` gives
-    from those answers. None when it would have to wait for an answer."""
-    address = unmapped(ip)
-    checker = _CheckHost(dns, address, sender, helo, known_only=True)
+    """`evaluate`, when every DNS answer it needs is already in the sweep's memo: done at
+    once, without waiting; None when it would have to wait for an answer."""
     domain = domain.lower().rstrip(".")
+    checker, outcome = _attempt(dns, domain, unmapped(ip), sender, helo, {})
+    return None if outcome is None else _evaluation(checker, domain, outcome, sender, helo)
+
+
+def _attempt(
+    dns: Dns, domain: str, address: IpAddress, sender: str, helo: str, answers: Answers
+) -> tuple[_CheckHost, _Outcome | None]:
+    """check_host() from the answers known; the outcome is None when one is missing (the
+    checker's `missing` says which)."""
+    checker = _CheckHost(dns, address, sender, helo, answers)
     running = checker.check_host(domain)
     try:
-        running.send(None)  # with known answers only, nothing in it ever waits
+        running.send(None)  # reading known answers only, nothing in it ever waits
     except StopIteration as done:
-        outcome: _Outcome = done.value
+        return checker, done.value
     except _Stop as stop:
-        outcome = _Outcome(stop.result, None, stop.reason)
-    except _Unanswered:
-        return None
-    else:  # it waited for something after all: leave it to `evaluate`
-        running.close()
-        return None
-    return _evaluation(checker, domain, outcome, sender, helo)
+        return checker, _Outcome(stop.result, None, stop.reason)
+    except _Unanswered as unanswered:
+        checker.missing = unanswered.question
+        return checker, None
+    running.close()
+    raise RuntimeError("an SPF evaluation from known answers waited for something")
 
 
 def _evaluation(
