@@ -4,9 +4,12 @@ bare aiosmtplib on the same conversations, so that the machine's load falls on a
 CPU time comes from wait4(); the first round is a warm-up (it byte-compiles), not counted.
 
     python -m bench.sweep_ab --before main --after HEAD [--sites 1000] [--runs 5]
+        [--phase all|sweep]
 
 The lab is the bench's own (25 ms before every reply), the inventory the default shape:
-one Direct Send copier per site.
+one Direct Send copier per site. `--phase sweep` times only the sweep and its CSV, in
+process (bench.sweep_cpu: start-up and inventory loading left out, which takes their noise
+out of a comparison of the sweep's own work); the bare floor is still the whole process.
 """
 
 from __future__ import annotations
@@ -36,12 +39,26 @@ def cpu_of(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def sweep_cpu_of(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    """The CPU seconds bench.sweep_cpu prints for its sweep."""
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
+    return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="a commit")
     parser.add_argument("--after", default="HEAD", help="a commit")
     parser.add_argument("--sites", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--phase",
+        choices=("all", "sweep"),
+        default="all",
+        help="all: the whole `fleet sweep` process; sweep: the sweep and its CSV alone",
+    )
     args = parser.parse_args()
     lab_args = argparse.Namespace(dns_loss=0.0, dns_delay=0.0, global_cap=200, shape="direct")
     mix = Mix(args.sites, 1, "direct")
@@ -62,15 +79,25 @@ def main() -> None:
             bare_file.write_text(json.dumps(bare_conversations(path, args.sites)))
             cpu: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
             started = time.strftime("%H:%M UTC", time.gmtime())
-            print(f"before {args.before}, after {args.after}, {args.sites} sites, {started}")
+            print(
+                f"before {args.before}, after {args.after}, {args.sites} sites, {started}, "
+                f"phase {args.phase}"
+            )
             print(f"load average {os.getloadavg()[0]:.1f}")
             bare = [sys.executable, "-m", "bench.bare", str(bare_file), "200"]
             for turn in range(args.runs + 1):
                 for name, tree in trees.items():
                     db = folder / f"{name}-{turn}.db"
-                    argv = [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db",
-                            str(db), "--format", "csv", "--output", str(folder / "out.csv"), "-q"]  # fmt: skip
-                    seconds = cpu_of(argv, {**env, "PYTHONPATH": str(tree)}, tree.parent)
+                    out = str(folder / "out.csv")
+                    if args.phase == "sweep":
+                        # fleet from the tree (the working directory), bench from here
+                        argv = [sys.executable, "-m", "bench.sweep_cpu", str(path), str(db), out]
+                        child_env = {**env, "PYTHONPATH": str(Path.cwd())}
+                        seconds = sweep_cpu_of(argv, child_env, tree)
+                    else:
+                        argv = [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db",
+                                str(db), "--format", "csv", "--output", out, "-q"]  # fmt: skip
+                        seconds = cpu_of(argv, {**env, "PYTHONPATH": str(tree)}, tree.parent)
                     if turn:
                         cpu[name].append(seconds)
                 seconds = cpu_of(bare, {**env, "PYTHONPATH": str(Path.cwd())}, Path.cwd())
