@@ -11,10 +11,9 @@ those resolutions are checked again on every use.
 
 The entry is JSON (never pickle): the validated models' fields, rebuilt as pydantic's
 `model_construct` builds a model (no validation: the values were validated when the entry
-was written).
-It holds what the inventory holds, and the inventory never holds a secret (only where one
-is read from). An entry that cannot be read, is damaged or was written by another version
-is a miss, never an error; one that cannot be written is skipped.
+was written). It holds what the inventory holds, and the inventory never holds a secret
+(only where one is read from). An entry that cannot be read, is damaged or was written by
+another version is a miss, never an error; one that cannot be written is skipped.
 
 FLEET_INVENTORY_CACHE=off turns the cache off; another value is the folder to keep it in
 (default: the user's cache folder, e.g. ~/.cache/fleet/inventories).
