@@ -127,6 +127,13 @@ _TEST_CACHE = os.path.join(tempfile.gettempdir(), f"fleet-tests-{os.getpid()}", 
 os.environ["FLEET_INVENTORY_CACHE"] = _TEST_CACHE
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tests_inventory_cache() -> Iterator[None]:
+    """The tests' cache of validated inventories goes with their session."""
+    yield
+    shutil.rmtree(_TEST_CACHE, ignore_errors=True)
+
+
 def fleet_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
     env.update(
