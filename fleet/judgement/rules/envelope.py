@@ -222,7 +222,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the recipient's mailbox is full",
         "The test recipient's mailbox is full (over its quota): empty it or raise its quota, "
         "or send the test to another recipient.",
-        text=r"mailbox (?:size limit|quota|is full|full|over ?quota|storage)|over ?quota|"
+        text=r"mail ?box (?:size limit|quota|is full|full|over ?quota|storage)|over ?quota|"
         r"(?:mailbox|storage|disk|user|account)(?:'s)? quota|quota (?:exceeded|full)|"
         r"exceeded (?:its |the |their |his |her )?storage|storage allocation|"
         r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
@@ -625,6 +625,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"temporar\w*)",
         code_class="4",
         stages=(Stage.rcpt,),
+        # a cause named beats "try later" ("Recipient address rejected: Domain not found")
+        unless=r"not found|unknown|(?:does not|doesn't) exist|no such|invalid|\bfull\b|quota|"
+        r"disabled|inactive|suspended|gr[ae]y ?list",
     ),
     Rule(
         # At RCPT the address refused is the recipient's (the sender's is refused at MAIL,
