@@ -170,6 +170,7 @@ class RuleId(StrEnum):
     auth_failed_named = "auth.failed_named"
     delivery_expired = "smtp.delivery_expired"
     recipient_deferred = "recipient.deferred"
+    auth_password_change = "auth.password_change"  # noqa: S105 (a rule id)
     # the word families of a reply no rule knows (rules/word_families.py)
     words_tls = "words.tls"
     words_login = "words.login"

@@ -22,7 +22,7 @@ REFUSED = (
 DOMAIN_UNKNOWN = (
     r"\b(?:host|domain)(?: ?name)?\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:not found|unknown|unreachable|"
     r"not reachable|(?:does not|doesn't|do not) exist|must exist|not resolv\w*|unresolv\w*|"
-    r"(?:does not|doesn't) (?:currently )?resolve|(?:does not|doesn't) have an? (?:valid )?"
+    r"(?:does not|doesn't) (?:currently )?resolve|(?:does not|doesn't) have (?:an?|any) (?:valid )?"
     r"(?:MX|DNS|A) record|"
     r"(?:is )?(?:a )?dead\b|(?:does not|doesn't|will not|won't) (?:accept|receive) (?:e-?)?mail)|"
     r"\bunknown (?:host|domain)\b|\bunresolv\w* (?:[\w.-]{1,20} )?(?:host|domain)\b|"
@@ -101,7 +101,7 @@ RECIPIENT_SUBJECT = (
     RECIPIENT_NOUN + r"(?:[^.;:!]|\.(?=\w)){0,40}?\b(?:invalid|(?<!reason )(?<!an )unknown|inconnu|"
     r"not (?:found|known|valid|active|available|local|exist\w*|registered|subscribed|present)|"
     r"(?:could not|cannot|can't) be found|"
-    r"(?:does not|doesn't|do not|don't|no|may not|might not) (?:exist|have)|non-?existent|unavailable|inactive|"
+    r"(?:does not|doesn't|do not|don't|no|may not|might not) (?:exist|have)|non-?existent|unavailable|inactiv\w*|"
     r"disabled|suspended|terminated|locked|archived|expired|deactivated|closed|frozen|missing|"
     # the recipient refused as such, or refusing (sisimai's UserUnknown and Filtered lexicon:
     # "recipient is not accepted", "recipient not ok", "can't accept user", "recipient refuses

@@ -234,7 +234,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"\bquota (?:violation|exceeded|full)|\bover (?:the |their |its )?(?:allowed |storage |"
         r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have|doesn't have) (?:enough|"
         r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
-        r"would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
+        r"\bout of (?:storage )?space\b|would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
         r"(?:the server|(?:the |this )?mailbox)",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
@@ -594,7 +594,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server, loses the session state; turn off the firewall's SMTP inspection, else "
         "tell the server's administrator.",
         text=r"send (hello|(?:e?helo|ehlo))( command)? first|"
-        r"(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:command )?(?:is )?required",
+        r"(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:command )?(?:is )?(?:required|needed)",
     ),
     # -- words that say what was refused, with no cause fleet knows ------------------------
     Rule(

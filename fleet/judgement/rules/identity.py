@@ -257,14 +257,15 @@ IDENTITY: tuple[Rule, ...] = (
         "one sender) and its firmware; a relay that adds its own signature twice can cause it.",
         text=r"duplicate (?:header|['\"]?[\w-]{1,40}['\"]? header)|(?:duplicate|multiple|too "
         r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
-        r"many)|too many headers|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
+        r"many)|too many headers|too many (?:[\w-]{1,40} ){0,2}[\w-]{0,40}headers?\b|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
         r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
         r"(?:long|large)|header\b(?:[^.;]|\.(?=\w)){0,20}not CRLF terminated|(?:header|message) syntax|"
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
         # header", "a unicode character in a disallowed header", "encoded-word syntax")
         r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|"
         # a header named as missing ("No Resent-From field given", btconnect)
-        r"\b(?:no|missing) [\w-]{1,30}:? (?:header|field)s?\b(?: (?:given|found|present|supplied))?|"
+        r"\b(?:no|missing) (?:[\w-]{1,30} ){0,2}[\w-]{1,30}:? (?:header|field)s?\b(?: (?:given|found|"
+        r"present|supplied))?|\brequired headers? (?:not found|missing)\b|"
         r"\bheaders?\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:missing|"
         r"malformed|not permitted|not allowed|disallowed)\b|\bheaders? error\b|"
         r"\berror in (?:the )?(?:message )?headers?\b",

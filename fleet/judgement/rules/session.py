@@ -68,6 +68,10 @@ SESSION: tuple[Rule, ...] = (
         "local relay that speaks modern TLS.",
         text=r"\b(?:TLS|SSL)(?:/TLS)? (?:handshake|negotiation) (?:failed|failure|error)|"
         r"\bTLS ?v?1\.[2-3] or (?:greater|higher|newer|later|above)|"
+        # old versions named as refused ("TLS 1.0 and 1.1 are not supported", Microsoft's
+        # 4.7.66 in words)
+        r"\bTLS ?v?1\.[01](?: (?:and|or|/) (?:TLS ?v?)?1\.[01])? (?:is |are )?(?:not supported|"
+        r"no longer supported|deprecated|disabled|not allowed)\b|"
         r"\brequires? TLS (?:version )?1\.[2-3]|\bTLS version\b(?:[^.;]|\.(?=\w)){0,30}(?:not supported|too old|"
         r"required|insecure)|(?:high|strong)-?(?:strength)? ciphers?\b(?:[^.;]|\.(?=\w)){0,20}required|"
         r"requires? (?:high|strong)-?(?:strength)? ciphers",
@@ -383,6 +387,18 @@ SESSION: tuple[Rule, ...] = (
         text=r"\bAUTH failed\b|\blog ?in (?:has )?failed\b|\binvalid (?:login|password)\b|"
         r"\b(?:wrong|incorrect|bad) (?:login|password|user ?name or password)\b",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
+    ),
+    Rule(
+        # a password to change first (RFC 4954 X.7.12 "A password transition is needed", in
+        # words without the code): the login's
+        RuleId.auth_password_change,
+        Category.auth_failed,
+        "the server refused the login for {mailbox}: its password must be changed first",
+        "The server wants the password of {mailbox} changed (expired, or a transition needed): "
+        "change it, then update the copier.",
+        text=r"\bpassword (?:transition|change|reset) (?:is )?(?:needed|required)|\bpassword (?:has )?"
+        r"expired|\bmust change (?:your |the )?password",
+        stages=(Stage.auth,),
     ),
     Rule(
         RuleId.smtp_auth_failed,
