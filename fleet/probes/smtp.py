@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosmtplib
 
+from fleet.cert_time import cert_time
 from fleet.classify import (
     Classification,
     Context,
@@ -180,7 +181,7 @@ def _from_decoded(decoded: dict[str, Any]) -> TlsInfo | None:
     names = decoded.get("subjectAltName", ())
     try:
         addresses = [str(ipaddress.ip_address(v)) for k, v in names if k == "IP Address"]
-        expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+        expires = cert_time(not_after)
     except ValueError:
         return None
     return TlsInfo(
