@@ -326,6 +326,7 @@ _SAME_READING: dict[str, Callable[[str], str]] = {
     "allowed-permitted": lambda t: re.sub(r"\bnot allowed\b", "not permitted", t),
     "ip-address-ip": lambda t: re.sub(r"\bIP address\b", "IP", t, flags=re.IGNORECASE),
     "blacklist-blocklist": lambda t: re.sub(r"black ?list", "blocklist", t, flags=re.IGNORECASE),
+    "too-many-excessive": lambda t: re.sub(r"\b[Tt]oo many\b", "excessive", t),
 }
 _SEEN_SETS = [name for name in FLOOR if (CORPUS / f"{name}.yaml").exists()]
 

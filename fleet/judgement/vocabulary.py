@@ -170,7 +170,7 @@ CLIENT_REFUSED = (
     r"spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
     r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
     r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
-    r"junk)|\bcurrently sending spam\b|\bspams? from your\b|\btoo many (?:spams|spam messages|unwanted messages)\b|"
+    r"junk)|\bcurrently sending spam\b|\bspams? from your\b|\b(?:too many|excessive) (?:spams|spam messages|unwanted messages)\b|"
     r"\b(?:not|no longer) (?:currently )?accept(?:ing)? (?:e-?mail |mail |connections? |messages? )?"
     r"from your (?:mail server's |server's )?(?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
     r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"

@@ -169,7 +169,7 @@ ENVELOPE: tuple[Rule, ...] = (
         # "Sender address rejected: Greylisted" / ": rate limit exceeded": the cause after the
         # subject has its own rule below (the subject.sender_prefix rule catches the rest)
         # ("The recipient address <a> is not a valid RFC 5321 address" is the recipient's)
-        unless=r"gr[ea]y ?list|rate ?limit|too? many|exceeded|throttl|in the last \d{1,4} (?:minutes|hours)|"
+        unless=r"gr[ea]y ?list|rate ?limit|too? many|exceeded|reached|throttl|in the last \d{1,4} (?:minutes|hours)|"
         r"\brecipient address\b",
     ),
     Rule(
@@ -223,18 +223,18 @@ ENVELOPE: tuple[Rule, ...] = (
         "The test recipient's mailbox is full (over its quota): empty it or raise its quota, "
         "or send the test to another recipient.",
         text=r"mail ?box (?:size limit|quota|is full|full|over ?quota|storage)|over ?quota|"
-        r"(?:mailbox|storage|disk|user|account)(?:'s)? quota|quota (?:exceeded|full)|"
-        r"exceeded (?:its |the |their |his |her )?storage|storage allocation|"
+        r"(?:mailbox|storage|disk|user|account)(?:'s)? quota|quota (?:exceeded|reached|full)|"
+        r"(?:exceeded|reached) (?:its |the |their |his |her )?storage|storage allocation|"
         r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
         # the recipient's storage in other words (a receiver's own disk is its own fault)
         r"\b(?:mail ?box|(?:mail ?)?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
         r"\bfull mail ?box|\b(?:postfach|buz[oó]n|casella|caixa)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:voll|"
         r"lleno|piena|cheia)\b|\b(?:user|account|recipient|mailbox)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:is |are )?"
-        r"(?:over|exceed\w*) (?:the |their |its |his |her |allowed |storage )*quota|"
-        r"\bquota (?:violation|exceeded|full)|\bover (?:the |their |its )?(?:allowed |storage |"
+        r"(?:over|(?:exceed\w*|reached)) (?:the |their |its |his |her |allowed |storage )*quota|"
+        r"\bquota (?:violation|exceeded|reached|full)|\bover (?:the |their |its )?(?:allowed |storage |"
         r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have|doesn't have) (?:enough|"
         r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
-        r"\bout of (?:storage )?space\b|would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|too many messages (?:on|in) "
+        r"\bout of (?:storage )?space\b|would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|(?:too many|excessive) messages (?:on|in) "
         r"(?:the server|(?:the |this )?mailbox)",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
@@ -496,7 +496,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "Microsoft 365 limits how much mail the site's IPv6 range may send",
         "The site's IPv6 range sent more than Microsoft permits (5.7.508): slow down (fewer "
         "devices or messages at once) and try again later, or send over IPv4.",
-        text=r"exceeded permitted limits",
+        text=r"(?:exceeded|reached) permitted limits",
     ),
     Rule(
         RuleId.google_relay_peak_limit,
@@ -547,12 +547,12 @@ ENVELOPE: tuple[Rule, ...] = (
         "or over more mailboxes, or use a relay service sized for the volume.",
         text=r"sending (?:limit|quota)|(?:daily|hourly|message|rate|recipient) (?:user )?"
         r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
-        r"exceeded (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
+        r"(?:exceeded|reached) (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
         r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
-        r"too many (?:messages|mails|emails|connections|recipients)|rate ?limit|"
+        r"(?:too many|excessive) (?:messages|mails|emails|connections|recipients)|rate ?limit|"
         r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)|"
         # a limit named, then said to be exceeded ("per hour message receive limit ... exceeded")
-        r"\bcredits? (?:exceeded|exhausted)|\blimit\b(?:[^.;:]|\.(?=\w)){0,40}?\bexceeded\b|\bexceed\w* (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
+        r"\bcredits? (?:exceeded|reached|exhausted)|\blimit\b(?:[^.;:]|\.(?=\w)){0,40}?\bexceeded\b|\b(?:exceed\w*|reached) (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
         code_class="5",
         unless=r"mailbox (?:is )?full|over quota|mailbox quota|storage|\bsize\b|\blength\b|header|"
         r"\blines?\b",
@@ -563,7 +563,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
         "wait and try again later.",
-        text=r"too many|rate ?limit|throttl|exceeded|slow down|\bslower\b|too much mail|"
+        text=r"(?:too many|excessive)|rate ?limit|throttl|exceeded|(?:limit|quota|max\w*)\b(?:[^.;]|\.(?=\w)){0,20}?\breached|slow down|\bslower\b|too much mail|"
         r"zu viele|trop de (?:connexions|messages|mails|destinataires)|demasiad[oa]s|troppe|"
         r"excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"

@@ -35,7 +35,7 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         r"insufficient system (?:storage|resources)|"
         # its own resources used up ("4.3.4 allocated resources exceeded")
         r"\b(?:allocated|system|server|internal) resources? (?:are |is |have been )?"
-        r"(?:\w+ )?(?:exceeded|exhausted|unavailable)|"
+        r"(?:\w+ )?(?:exceeded|reached|exhausted|unavailable)|"
         r"(?:DKIM|ARC) (?:signing|signer|signature creation) (?:failed|error)|"
         r"(?:failed|unable) to DKIM[- ]sign|"
         # its own login backend ("authentication failed: Connection lost to authentication
@@ -108,7 +108,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
         r"(?:helo|ehlo) (?:name|host) "
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
-        r"unsolicited (?:e-?)?mail (?:originating from your DKIM domain|containing one of your "
+        r"unsolicited (?:e-?mails?|mails?|messages?) (?:originating from your DKIM domain|containing one of your "
         r"URL domains)|(?:DKIM|URL|sending|sender|your|from|mail ?from) domain\b(?:[^.;]|\.(?=\w)){0,60}"
         r"(?:poor|low|bad) reputation",
     ),
@@ -245,8 +245,8 @@ IDENTITY: tuple[Rule, ...] = (
         "The receiver sees the test message looping (too many Received headers or hops): "
         "look for a forwarding rule or relay that sends mail for the recipient back to where "
         "it came from, and check the copier's relay settings.",
-        text=r"too many hops|hop count|\blooping\b|(?:mail|routing|forwarding|message) loop|"
-        r"loop detected|too many ['\"]?(?:received|delivered-to)['\"]? headers",
+        text=r"(?:too many|excessive) hops|hop count|\blooping\b|(?:mail|routing|forwarding|message) loop|"
+        r"loop detected|(?:too many|excessive) ['\"]?(?:received|delivered-to)['\"]? headers",
     ),
     Rule(
         RuleId.smtp_message_header,
@@ -257,7 +257,7 @@ IDENTITY: tuple[Rule, ...] = (
         "one sender) and its firmware; a relay that adds its own signature twice can cause it.",
         text=r"duplicate (?:header|['\"]?[\w-]{1,40}['\"]? header)|(?:duplicate|multiple|too "
         r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
-        r"many)|too many headers|too many (?:[\w-]{1,40} ){0,2}[\w-]{0,40}headers?\b|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
+        r"many)|(?:too many|excessive) headers|(?:too many|excessive) (?:[\w-]{1,40} ){0,2}[\w-]{0,40}headers?\b|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
         r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
         r"(?:long|large)|header\b(?:[^.;]|\.(?=\w)){0,20}not CRLF terminated|(?:header|message) syntax|"
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
@@ -323,7 +323,7 @@ IDENTITY: tuple[Rule, ...] = (
         "The server limits how often {ip} may connect or send: reduce how many devices send "
         "at once and how often, or wait and try again later.",
         text=r"frequency limit|receiving (?:e-?mail|mail|messages)? ?(?:at a rate|too quickly)|"
-        r"ReceivingRate|too many (?:connections|sessions|concurrent)|connection (?:rate|limit)",
+        r"ReceivingRate|(?:too many|excessive) (?:connections|sessions|concurrent)|connection (?:rate|limit)",
     ),
     # -- IP reputation ----------------------------------------------------------------------
     Rule(
@@ -342,14 +342,14 @@ IDENTITY: tuple[Rule, ...] = (
         "Google refuses mail from {ip} for its reputation (unsolicited mail): find the machine "
         "sending spam behind that IP and stop it; meanwhile send through authenticated "
         "submission on {submission} or a relay with a clean IP.",
-        text=r"unusual rate of unsolicited mail|UnsolicitedRateLimitError",
+        text=r"unusual rate of unsolicited (?:e-?mails?|mails?|messages?)|UnsolicitedRateLimitError",
     ),
     Rule(
         RuleId.google_not_authorized_direct,
         Category.ip_reputation,
         "Google does not accept mail sent directly from {ip} (a dynamic or residential range)",
         remedies.IP_REPUTATION_FIX,
-        text=r"not authorized to send email directly|NotAuthorizedError",
+        text=r"not authorized to send (?:e-?mails?|mails?|messages?) directly|NotAuthorizedError",
     ),
     Rule(
         RuleId.ip_named_block,
@@ -359,7 +359,7 @@ IDENTITY: tuple[Rule, ...] = (
         text=r"blocked IP|IP (?:address )?(?:is |has been |was )?(?:temporarily |permanently |"
         r"currently )?(?:blocked|banned|blacklisted|denied)|(?:from|originating from) your IP(?: address)?\b(?:[^.;]|\.(?=\w)){0,80}(?:blocked|"
         r"deferred|refused|rejected|"
-        r"unsolicited|spam)|unsolicited (?:e-?)?mail originating from your IP|"
+        r"unsolicited|spam)|unsolicited (?:e-?mails?|mails?|messages?) originating from your IP|"
         r"host network,? not (?:allowed|permitted)|network (?:is )?not (?:allowed|permitted)|\((?:\w{1,4}:)?(?:BL|RBL|DYN)\)|"
         r"client host \[[^\]]*\] (?:is )?(?:blocked|banned)(?! (?:using|by))|"
         # GMX / WEB.DE explain a refusal by a code in their link: sp, bl = the IP's reputation

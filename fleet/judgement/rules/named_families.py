@@ -59,7 +59,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         text=r"\b(?:mail ?box|recipient|user|account|folder)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:is )?"
         r"(?:temporarily |currently )?(?:busy|locked|in use)\b",
         code_class="4",
-        unless=r"permanent|MaxObjs|quota|\bfull\b|storage|too many|limit|\brate\b|too (?:quickly|fast)",
+        unless=r"permanent|MaxObjs|quota|\bfull\b|storage|(?:too many|excessive)|limit|\brate\b|too (?:quickly|fast)",
     ),
     # -- sender verification (a callout to the sender's domain) failed: the sender's -------
     # (Exim "Verification failed for <a> ... Sender verify failed", Postal "<a> unable to
@@ -123,9 +123,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"relay|message|rate|outgoing|outbound)\b(?: [\w-]+){0,2} (?:quota|limit)\b|"
         r"\b(?:daily|hourly|sending|send|outgoing|outbound|submission|messages?|rate) "
         r"(?:[\w-]+ ){0,2}quota (?:has been |was |is )?(?:reached|exceeded|hit)\b|"
-        rf"\bexceed\w* (?:the |your |its |an? )?(?:[\w-]+ ){{0,2}}{_COUNTED} limit\b|"
+        rf"\b(?:exceed\w*|reached) (?:the |your |its |an? )?(?:[\w-]+ ){{0,2}}{_COUNTED} limit\b|"
         r"\bat (?:the |its )?max(?:imum)? (?:[\w-]+ ){0,2}limit\b|"
-        rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\bexceed\w* (?:the )?(?:allowed |permitted |configured )?max|"
+        rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\b(?:exceed\w*|reached) (?:the )?(?:allowed |permitted |configured )?max|"
         rf"\b(?:exceed\w*|over|above|reached) (?:the |your )?max(?:imum|\.)? "
         rf"(?:(?:number|count|amount) of )?{_COUNTED_PLURAL}|"
         r"\btoo (?:frequent|many) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
@@ -138,7 +138,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,20}}?"
         r"\b(?:exceeded|reached)\b|"
         r"\bmax(?:imum|\.)? (?:concurrent|simultaneous|parallel) (?:sessions|connections)\b|"
-        r"\btoo many (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
+        r"\b(?:too many|excessive) (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
         r"\btrop de (?:connexions|messages|mails|destinataires)|\bzu viele (?:verbindungen|"
         r"sitzungen|nachrichten|e-?mails|empf(?:ä|ae)nger)|\bdemasiad[oa]s (?:conexiones|mensajes|"
         r"correos|destinatarios)",
@@ -257,7 +257,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\b(?:recipient|mailbox|user|account)\b(?:[^.;]|\.(?=\w)){0,30}?\binsufficient (?:storage|space)|"
         r"\bover (?:its |the |their |her |his )?(?:allowed )?storage limit|"
         r"\bstorage limit\b|"
-        r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|\btoo many (?:items|objects|folders) in "
+        r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|\b(?:too many|excessive) (?:items|objects|folders) in "
         r"(?:the |this )?mailbox",
         stages=(Stage.rcpt, Stage.data),
         unless=r"\bsending\b|\bqueue\b|system storage|\bdisk\b",
@@ -272,7 +272,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "too much data before its answer): an SMTP-inspecting firewall or proxy between the "
         "site and {host} may alter the conversation; turn off its SMTP inspection, else tell "
         "the server's administrator.",
-        text=r"\b(?:command )?line (?:is )?too long\b|\bline length (?:exceeded|limit)|"
+        text=r"\b(?:command )?line (?:is )?too long\b|\bline length (?:exceeded|reached|limit)|"
         r"\bcommand too long\b|\bbare <?(?:LF|CR|line ?feed|newline)>?s?\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
         unless=r"header|\bbody\b|\bmessage\b|\bsize\b",
     ),

@@ -218,7 +218,7 @@ SESSION: tuple[Rule, ...] = (
         # an account locked after failed logins is the login's (auth.account_refused), not a
         # policy that blocks password logins
         unless=r"credentials were incorrect|federated STS|\baccount\b(?:[^.;]|\.(?=\w)){0,40}\blocked\b|"
-        r"too many failed",
+        r"(?:too many|excessive) failed",
     ),
     Rule(
         RuleId.m365_basic_auth_retired,
@@ -412,6 +412,6 @@ SESSION: tuple[Rule, ...] = (
         stages=(Stage.auth,),
         # "Temporary authentication failure": the server's, try again; "Authentication failed:
         # Maximum credits exceeded": the cause after the subject is a limit
-        unless=r"temporar|exceeded|\blimit\b|quota|credits|too many",
+        unless=r"temporar|exceeded|reached|\blimit\b|quota|credits|(?:too many|excessive)",
     ),
 )
