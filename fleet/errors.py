@@ -9,18 +9,18 @@ classifier, which turns them into a stage result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Position:
+# NamedTuples, not frozen dataclasses: Python 3.11 compiles six methods for each frozen
+# dataclass at import (about 0.5 ms a class of every command's start-up), a NamedTuple one.
+class Position(NamedTuple):
     line: int  # 1-based
     column: int  # 1-based
 
 
-@dataclass(frozen=True)
-class SourceError:
+class SourceError(NamedTuple):
     """One problem found in a source file, already in words a technician understands."""
 
     file: str
