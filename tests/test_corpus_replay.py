@@ -327,6 +327,8 @@ _SAME_READING: dict[str, Callable[[str], str]] = {
     "ip-address-ip": lambda t: re.sub(r"\bIP address\b", "IP", t, flags=re.IGNORECASE),
     "blacklist-blocklist": lambda t: re.sub(r"black ?list", "blocklist", t, flags=re.IGNORECASE),
     "too-many-excessive": lambda t: re.sub(r"\b[Tt]oo many\b", "excessive", t),
+    "is-not-isnt": lambda t: re.sub(r"\bis not\b", "isn't", t),
+    "does-not-doesnt": lambda t: re.sub(r"\bdoes not\b", "doesn't", t),
 }
 _SEEN_SETS = [name for name in FLOOR if (CORPUS / f"{name}.yaml").exists()]
 

@@ -169,3 +169,33 @@ _CONTINUATION_RE = re.compile(r"[ \t]*\r?\n(?:[245]\.\d{1,3}\.\d{1,3}(?=\s|$))?[
 def unwrapped(text: str) -> str:
     """A reply's lines joined with single spaces, the repeated enhanced codes left out."""
     return _CONTINUATION_RE.sub(" ", text)
+
+
+# Contractions spelt out ("isn't" -> "is not", a typographic apostrophe as a plain one), so
+# that a rule written with one spelling reads the other: servers and the people quoting them
+# use both.
+_CONTRACTIONS = {
+    "isn't": "is not",
+    "aren't": "are not",
+    "wasn't": "was not",
+    "weren't": "were not",
+    "doesn't": "does not",
+    "don't": "do not",
+    "didn't": "did not",
+    "can't": "cannot",
+    "couldn't": "could not",
+    "won't": "will not",
+    "hasn't": "has not",
+    "haven't": "have not",
+}
+_CONTRACTION_RE = re.compile(
+    r"\b(" + "|".join(word.replace("'", "['\u2019]") for word in _CONTRACTIONS) + r")(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def spelt_out(text: str) -> str:
+    """The text with its contractions spelt out (see `_CONTRACTIONS`)."""
+    return _CONTRACTION_RE.sub(
+        lambda m: _CONTRACTIONS[m.group(1).lower().replace("\u2019", "'")], text
+    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fleet.judgement.catalogue import RULES
 from fleet.judgement.context import Context
-from fleet.judgement.evidence import parse_enhanced, unwrapped
+from fleet.judgement.evidence import parse_enhanced, spelt_out, unwrapped
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
 from fleet.judgement.rules.word_families import SUBJECT_FAMILIES, VETO, WORD_FAMILIES
@@ -110,7 +110,7 @@ def _inner_cause(stage: Stage, reply: Reply, context: Context) -> Classification
 
 def _by_rules(stage: Stage, reply: Reply, context: Context) -> Classification | None:
     said = reply.text[:CLASSIFY_CHARS]
-    text = unwrapped(said)
+    text = spelt_out(unwrapped(said))
     for rule in RULES:
         if rule.matches(stage, reply, context.provider, text):
             fields = context.fields(said)
@@ -141,7 +141,7 @@ def _by_one_family(stage: Stage, reply: Reply, context: Context) -> Classificati
     category of the one family its words belong to; none, or several, decide nothing."""
     said = reply.text[:CLASSIFY_CHARS]
     # an address or a link is not a word of the reply ("user@example.com" names no user)
-    text = _ADDRESS_OR_LINK_RE.sub(" ", unwrapped(said))
+    text = _ADDRESS_OR_LINK_RE.sub(" ", spelt_out(unwrapped(said)))
     if _VETO_RE.search(text):
         return None
     matched = [r for r in WORD_FAMILIES if r.matches(stage, reply, context.provider, text)]
