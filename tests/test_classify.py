@@ -3454,3 +3454,52 @@ def test_dev_mineds_families(stage: str, code: int, text: str, category: str) ->
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
+
+
+# Other members of judge7's families, as sisimai matches them in real bounces (lexicon phrases,
+# github.com/sisimai/p5-sisimai at 21cfb932: lib/Sisimai/Reason/<file>.pm and
+# lib/Sisimai/Rhost/<file>.pm, named per line). sisimai's lists were a lexicon source for these
+# families (the rules were checked against them while being written), so these hold the
+# families, they do not measure how the rules generalise.
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # Reason/Blocked.pm: a client host refused for abuse (SFR)
+        ("rcpt", 550, "client host rejected: abus detecte gu_eib_02", "ip_reputation"),
+        # Reason/BadReputation.pm
+        ("rcpt", 550, "a poor email reputation score", "ip_reputation"),
+        # Reason/Filtered.pm: the recipient refusing
+        ("rcpt", 550, "user refuses to receive this mail", "recipient_rejected"),
+        ("rcpt", 550, "you have been blocked by the recipient", "recipient_rejected"),
+        # Reason/UserUnknown.pm: the recipient refused as such
+        ("rcpt", 550, "recipient is not accepted", "recipient_rejected"),
+        ("rcpt", 550, "recipient not ok", "recipient_rejected"),
+        ("rcpt", 550, "can't accept user", "recipient_rejected"),
+        # Reason/Suspend.pm (French) and Reason/MesgTooBig.pm (French)
+        ("rcpt", 550, "boite du destinataire archivee", "recipient_rejected"),
+        ("data", 552, "taille limite du message atteinte", "message_rejected"),
+        # Reason/PolicyViolation.pm: a list that takes posts from its members only
+        ("data", 550, "by non-member to a members-only list", "sender_rejected"),
+        ("data", 550, "closed mailing list", "sender_rejected"),
+        # Rhost/Apple.pm: a domain present in a list is the domain's
+        (
+            "rcpt",
+            550,
+            "rejected due to having a domain present in the spamhaus",
+            "domain_reputation",
+        ),
+        # Rhost/Google.pm (its comment quotes Google's table): the recipient's address
+        (
+            "rcpt",
+            553,
+            "5.1.3 The recipient address <address> is not a valid RFC 5321 address.",
+            "recipient_rejected",
+        ),
+    ],
+)
+def test_sisimai_wordings_of_judge7s_families(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule
