@@ -3183,9 +3183,9 @@ def test_a_spam_verdict_after_the_data_is_still_the_messages() -> None:
 
 
 # holdout6's misses, by family (judge7): each family's rule is written from the structure of the
-# reply (a subject, a cause, the code class), and checked on texts of the same family that
-# the rule was not written from (sisimai's reason lexicon: github.com/sisimai/p5-sisimai,
-# lib/Sisimai/Reason/*.pm at 21cfb932; those are phrases sisimai matches in real bounces).
+# reply (a subject, a cause, the code class), with other members of the family from sisimai's
+# reason lexicon (github.com/sisimai/p5-sisimai, lib/Sisimai/Reason/*.pm at 21cfb932: phrases
+# sisimai matches in real bounces), which the rules were checked against while written.
 # H6_ZONEMTA: github.com/zone-eu/zone-mta/blob/0009aafa/config/bounces.txt (holdout6's source)
 
 
@@ -3212,7 +3212,7 @@ def test_a_spam_verdict_after_the_data_is_still_the_messages() -> None:
         ),
         # a list of IP addresses that blocked the client, no domain word (H6_ZONEMTA) ...
         ("rcpt", 550, "Email blocked by SPAMHAUS", "ip_reputation"),
-        # ... and the same family in sisimai's Blocked.pm (not read to write the rule)
+        # ... and the same family in sisimai's Blocked.pm
         ("rcpt", 550, "blacklisted by", "ip_reputation"),
         ("rcpt", 550, "is in a black list", "ip_reputation"),
         ("rcpt", 550, "rejected - multi-blacklist", "ip_reputation"),
