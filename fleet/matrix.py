@@ -9,8 +9,8 @@ from an IP that is listed on a blocklist, or that a server rejected for reputati
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from fleet import m365
 from fleet.classify import OAUTH_TOKEN_RULES, RuleId
@@ -154,8 +154,7 @@ class _Flags:
         return sorted(self.flags, key=lambda f: (SEVERITY_ORDER[f.severity], f.code))
 
 
-@dataclass(frozen=True)
-class _Facts:
+class _Facts(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """What the flag functions share about one site."""
 
     site: SiteObservation

@@ -16,10 +16,9 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import platformdirs
 
@@ -105,8 +104,7 @@ def default_db_path() -> str:
     return os.environ.get(DB_ENV) or str(Path(platformdirs.user_data_dir("fleet")) / "fleet.db")
 
 
-@dataclass(frozen=True)
-class SweepRow:
+class SweepRow(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     id: str
     started_at: str
     finished_at: str | None
@@ -117,8 +115,7 @@ class SweepRow:
     interrupted: str | None
 
 
-@dataclass(frozen=True)
-class SiteHistoryRow:
+class SiteHistoryRow(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     sweep_id: str
     started_at: str
     complete: bool

@@ -18,7 +18,7 @@ DNS question asked once.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fleet.dns import Dns, Outcome
 from fleet.net import is_ip, unmapped
@@ -26,8 +26,7 @@ from fleet.probes.spf import DEFAULT_BUDGET_S, SpfEvaluation, evaluate
 from fleet.results import DirectSendCheck, Mode, MxCheck, MxResult, SpfCheck, SpfResult
 
 
-@dataclass(frozen=True)
-class DirectSendTarget:
+class DirectSendTarget(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """One copier that sends unauthenticated on port 25, as configured."""
 
     device: str

@@ -27,7 +27,7 @@ import functools
 import ipaddress
 import re
 import urllib.parse
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fleet.dns import Answer, Dns, Outcome
 from fleet.net import unmapped
@@ -50,8 +50,7 @@ _QUALIFIERS = {
 _DNS_FAILURES = (Outcome.timeout, Outcome.servfail, Outcome.refused, Outcome.error)
 
 
-@dataclass(frozen=True)
-class SpfEvaluation:
+class SpfEvaluation(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """One check_host() of a domain for an IP, and how it came to its result."""
 
     domain: str
@@ -83,8 +82,7 @@ def _permerror(reason: str) -> _Stop:
 # ---- syntax -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Macro:
+class _Macro(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     letter: str  # as written: upper case means URL-escape the value
     digits: int | None
     reverse: bool
@@ -147,8 +145,7 @@ def _check_domain_spec(spec: str, where: str) -> None:
         raise _permerror(f"{where!r} does not end in a domain name")
 
 
-@dataclass(frozen=True)
-class _Term:
+class _Term(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     text: str
     name: str  # mechanism or modifier name, lower case
     qualifier: str = "+"
@@ -158,8 +155,7 @@ class _Term:
     cidr6: int = 128
 
 
-@dataclass(frozen=True)
-class _Record:
+class _Record(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     mechanisms: list[_Term]
     redirect: _Term | None
 
@@ -284,8 +280,7 @@ def _nibbles(ip: IpAddress) -> str:
     return ".".join(ip.exploded.replace(":", ""))
 
 
-@dataclass(frozen=True)
-class _Outcome:
+class _Outcome(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     result: SpfResult
     mechanism: str | None
     reason: str
