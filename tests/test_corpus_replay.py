@@ -329,6 +329,9 @@ _SAME_READING: dict[str, Callable[[str], str]] = {
     "too-many-excessive": lambda t: re.sub(r"\b[Tt]oo many\b", "excessive", t),
     "is-not-isnt": lambda t: re.sub(r"\bis not\b", "isn't", t),
     "does-not-doesnt": lambda t: re.sub(r"\bdoes not\b", "doesn't", t),
+    "hyphened": lambda t: re.sub(
+        r"\b(mail)(box)|\b([Bb]lack|[Bb]lock)( ?)(list)", "\\1\\3-\\2\\5", t
+    ),
 }
 _SEEN_SETS = [name for name in FLOOR if (CORPUS / f"{name}.yaml").exists()]
 

@@ -194,8 +194,17 @@ _CONTRACTION_RE = re.compile(
 )
 
 
+# ... and the compounds written with a hyphen as one word ("mail-box", "black-listed")
+_HYPHENED_RE = re.compile(
+    r"\b(mail|black|block|white|allow|spam|user|host)-(box(?:es)?|list(?:ed|s|ing)?|names?)\b",
+    re.IGNORECASE,
+)
+
+
 def spelt_out(text: str) -> str:
-    """The text with its contractions spelt out (see `_CONTRACTIONS`)."""
-    return _CONTRACTION_RE.sub(
+    """The text with its contractions spelt out (see `_CONTRACTIONS`) and its hyphened
+    compounds joined (see `_HYPHENED_RE`)."""
+    text = _CONTRACTION_RE.sub(
         lambda m: _CONTRACTIONS[m.group(1).lower().replace("\u2019", "'")], text
     )
+    return _HYPHENED_RE.sub(r"\1\2", text)
