@@ -201,10 +201,34 @@ _HYPHENED_RE = re.compile(
 )
 
 
+# ... and the misspellings servers ship ("ip adress", QQ's "requiered", "unavaiable"): the
+# word a rule knows. (A typo's stem stays; the rest of the word is kept.)
+_MISSPELT = {
+    "adress": "address",
+    "recieve": "receive",
+    "recieved": "received",
+    "recipent": "recipient",
+    "reciepient": "recipient",
+    "reciever": "receiver",
+    "requiered": "required",
+    "requierd": "required",
+    "requied": "required",
+    "unavaiable": "unavailable",
+    "unavailible": "unavailable",
+    "permited": "permitted",
+    "mesage": "message",
+    "authentification": "authentication",
+    "authenication": "authentication",
+    "authorised": "authorized",
+}
+_MISSPELT_RE = re.compile(r"\b(" + "|".join(_MISSPELT) + r")\b", re.IGNORECASE)
+
+
 def spelt_out(text: str) -> str:
-    """The text with its contractions spelt out (see `_CONTRACTIONS`) and its hyphened
-    compounds joined (see `_HYPHENED_RE`)."""
+    """The text with its contractions spelt out (see `_CONTRACTIONS`), its hyphened
+    compounds joined (see `_HYPHENED_RE`) and common misspellings corrected (`_MISSPELT`)."""
     text = _CONTRACTION_RE.sub(
         lambda m: _CONTRACTIONS[m.group(1).lower().replace("\u2019", "'")], text
     )
-    return _HYPHENED_RE.sub(r"\1\2", text)
+    text = _HYPHENED_RE.sub(r"\1\2", text)
+    return _MISSPELT_RE.sub(lambda m: _MISSPELT[m.group(1).lower()], text)

@@ -392,7 +392,9 @@ IDENTITY: tuple[Rule, ...] = (
         # (unless it says the IP is untrusted: its standing, worded as a limit)
         unless=r"^(?![^\n]{0,4096}\buntrusted\b)[^\n]{0,4096}?(?:\bin the last \d{1,4} (?:seconds|"
         r"minutes|hours)\b|\bto{1,2} many (?:mails|messages|e-?mails|connections|sessions|"
-        r"recipients)\b)",
+        r"recipients)\b)"
+        # ... and TLS demanded of the IP is not its reputation
+        r"|encrypt|\b(?:tls|starttls|ssl)\b",
     ),
     Rule(
         RuleId.ip_complaints,
