@@ -20,8 +20,7 @@ import re
 import stat
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -59,8 +58,7 @@ _SPACE = re.compile(r"\s")
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class SecretSource:
+class SecretSource(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """Where a secret lives: an environment variable or a file. Holds no secret itself."""
 
     env: str | None = None

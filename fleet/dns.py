@@ -32,7 +32,7 @@ import sys
 import weakref
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiodns
 import pycares
@@ -55,14 +55,14 @@ class Outcome(StrEnum):
     error = "error"
 
 
-@dataclass(frozen=True, order=True)
-class MxRecord:
+class MxRecord(
+    NamedTuple
+):  # not a dataclass (see fleet/plan.py); ordered as a tuple, as order=True did
     preference: int
     exchange: str  # lower case, without the final dot; "" for a null MX (RFC 7505)
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """What one question got. An `answer` carries at least one record: in `records` (A/AAAA:
     addresses; TXT: the joined strings) or, for MX, in `mx`."""
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from fleet.credentials import SecretSource
 from fleet.errors import SecretError
@@ -44,8 +44,7 @@ for _name in ("msal", "google.auth", "google.oauth2", "urllib3"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-@dataclass(frozen=True)
-class TokenRequest:
+class TokenRequest(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """How to get one token; holds no secret itself (only where the app's credential lives)."""
 
     provider: str  # microsoft | google
@@ -129,8 +128,7 @@ class TokenFailureReason(StrEnum):
     bad_key = "bad_key"
 
 
-@dataclass(frozen=True)
-class TokenFailure:
+class TokenFailure(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     """Why no token could be had, in the provider's words, and what to do about it."""
 
     reason: TokenFailureReason

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 from pydantic import (
     BaseModel,
@@ -772,8 +772,7 @@ class DeviceObservation:
         return not self.authenticated and self.mode in (Mode.direct_send, Mode.relay)
 
 
-@dataclass(frozen=True)
-class SiteObservation:
+class SiteObservation(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     site: str
     client: str
     name: str | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fleet.credentials import SecretSource
 from fleet.results import ListingSeverity
@@ -12,8 +13,7 @@ from fleet.results import ListingSeverity
 ABUSE, POLICY = ListingSeverity.abuse, ListingSeverity.policy
 
 
-@dataclass(frozen=True)
-class CodeMeaning:
+class CodeMeaning(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     list: str
     meaning: str
     severity: ListingSeverity
@@ -58,8 +58,7 @@ SPAMHAUS_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
-class KindDefaults:
+class KindDefaults(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     name: str
     codes: dict[str, CodeMeaning]
     delist: str
