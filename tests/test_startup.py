@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -294,3 +295,36 @@ def test_a_sweep_of_a_few_sites_keeps_the_start_up_pace(sites: int, pace: str) -
 
     expected = STARTUP_GC_OBJECTS if pace == "startup" else 700
     assert done.stderr.split() == [str(expected)]
+
+
+@pytest.mark.parametrize(("setting", "looked"), [(None, False), ("", True)])
+def test_the_process_does_not_look_for_pydantic_plugins_unless_told_to(
+    tmp_path: Path, setting: str | None, looked: bool
+) -> None:
+    # pydantic reads every installed distribution's entry points for its plugins when it
+    # builds its first validator (about 5 ms of a one-site scan); fleet uses none. A
+    # PYDANTIC_DISABLE_PLUGINS of the user's own (here empty: look for all) is kept.
+    inventory = tmp_path / "inventory.yaml"
+    one_copier().write(inventory)
+    code = textwrap.dedent(
+        f"""
+        import atexit, importlib.metadata, sys
+        asked = []
+        real = importlib.metadata.entry_points
+        importlib.metadata.entry_points = lambda **kw: (asked.append(kw), real(**kw))[1]
+        atexit.register(lambda: print(f"plugins looked for: {{bool(asked)}}", file=sys.stderr))
+        sys.argv = ["fleet", "validate", {str(inventory)!r}]
+        from fleet.cli import main
+        main()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env["FLEET_INVENTORY_CACHE"] = "off"  # validators are built: the inventory is parsed
+    if setting is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid: 1 client" in done.stdout
+    assert done.stderr.strip() == f"plugins looked for: {looked}"
