@@ -108,7 +108,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"reputation of the sending domain|domain reputation|\(domain[- ]based\)|"
         r"(?:helo|ehlo) (?:name|host) "
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
-        r"unsolicited (?:e-?mails?|mails?|messages?) (?:originating from your DKIM domain|containing one of your "
+        r"unsolicited (?:e-?mails?|mails?|messages?) (?:originating from (?:your|the) DKIM domain|containing one of (?:your|the) "
         r"URL domains)|(?:DKIM|URL|sending|sender|your|from|mail ?from) domain\b(?:[^.;]|\.(?=\w)){0,60}"
         r"(?:poor|low|bad) reputation",
     ),
