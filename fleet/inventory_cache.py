@@ -12,8 +12,9 @@ those resolutions are checked again on every use.
 The entry is JSON (never pickle): the validated models' fields, rebuilt as pydantic's
 `model_construct` builds a model (no validation: the values were validated when the entry
 was written). It holds what the inventory holds, and the inventory never holds a secret
-(only where one is read from). An entry that cannot be read, is damaged or was written by
-another version is a miss, never an error; one that cannot be written is skipped.
+(only where one is read from). An entry that cannot be read, is damaged, was written by
+another version, or could have been written by another user (a shared or world-writable
+folder) is a miss, never an error; one that cannot be written is skipped.
 
 FLEET_INVENTORY_CACHE=off turns the cache off; another value is the folder to keep it in
 (default: the user's cache folder, e.g. ~/.cache/fleet/inventories).
@@ -112,7 +113,13 @@ class Entry:
         """The validated inventory kept for this key, or None (a miss): nothing kept, another
         key, a damaged entry, or a `*_file` path that resolves elsewhere now."""
         try:
-            with self.path.open("rb") as handle:
+            # Not through a symbolic link, and only a file no other user could have written:
+            # an entry is rebuilt without validation.
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as handle:
+                if not _written_by_us(os.fstat(fd)):
+                    log.debug("inventory cache: %s not used: others could write it", self.path)
+                    return None
                 first = handle.readline()
                 if json.loads(first) != self.key:
                     return None
@@ -147,6 +154,14 @@ class Entry:
             log.debug("inventory cache: %s not written: %r", self.path, exc)
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _written_by_us(status: os.stat_result) -> bool:
+    """The file is ours and neither its group nor others may write it (POSIX; Windows has no
+    owner id here: the user's own cache folder there is private to the user already)."""
+    if not hasattr(os, "geteuid"):
+        return True
+    return status.st_uid == os.geteuid() and not status.st_mode & 0o022
 
 
 # ---- the models as JSON ------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -292,6 +293,40 @@ def test_a_damaged_or_foreign_entry_is_a_miss_and_is_written_again(
     assert shape(again) == shape(parsed)
     assert shape(load_inventory(str(path))) == shape(parsed)  # ... and kept again
     assert len(parses) == 2
+
+
+@pytest.mark.parametrize(
+    "foreign", ["another-owner", "group-writable", "world-writable", "symbolic-link"]
+)
+def test_an_entry_another_user_could_have_written_is_a_miss(
+    tmp_path: Path,
+    cache_folder: Path,
+    parses: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    foreign: str,
+) -> None:
+    """An entry is rebuilt without validation: in a cache folder others can write (a shared
+    FLEET_INVENTORY_CACHE, /tmp), one planted with the right key (the inventory's bytes and
+    fleet's source are readable) would send a device's `password_file` to any host."""
+    path = rich_inventory(tmp_path / "inv")
+    load_inventory(str(path))
+    (entry,) = cache_folder.glob("*.json")
+    planted = entry.read_text(encoding="utf-8").replace(
+        '"contoso-com.mail.protection.outlook.com"', '"attacker.example"'
+    )
+    assert "attacker.example" in planted
+    entry.write_text(planted, encoding="utf-8")
+    if foreign == "another-owner":
+        owner = entry.stat().st_uid
+        monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    elif foreign == "symbolic-link":  # planted where it points (sticky /tmp: not replaceable)
+        entry.rename(tmp_path / "planted.json")
+        entry.symlink_to(tmp_path / "planted.json")
+    else:
+        entry.chmod(0o620 if foreign == "group-writable" else 0o602)
+    again = load_inventory(str(path))
+    assert len(parses) == 2  # parsed again, not taken from the planted entry
+    assert again.sites[0].devices[0].smtp.host == "contoso-com.mail.protection.outlook.com"
 
 
 def test_another_fleet_or_pydantic_is_a_miss(
