@@ -96,9 +96,10 @@ FLOOR = {
     # goal like every seen set.
     "holdout6": GOAL,
     # corpusG's mined development set (tests/corpus/README.md, "dev_mined.yaml"): seen by the
-    # rule writer; held at fleet's figure when its last batch landed (before the rules were
-    # tuned on that batch), 157 of 167 after batch 4 (0.94: just below 157 / 167)
-    "dev_mined": 0.94,
+    # rule writer (judge7), who tuned the rules on its four batches (each batch measured on the
+    # rules of the moment before it was read: README, "Leave one set out"); 163 of 167 on the
+    # final rules (RULES_FINAL): guards at the goal like every seen set.
+    "dev_mined": GOAL,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
