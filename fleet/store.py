@@ -191,7 +191,16 @@ class Store:
                 "two sweeps on one store never overlap: try again when it has finished"
             ) from None
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot lock the store {self.path}: {exc}") from None
+            said = str(exc)
+            if isinstance(exc, sqlite3.Error) and any(word in said for word in _DAMAGED):
+                # The lock's database is never flushed (fleet.store_lock): an operating
+                # system crash while it was held can leave it so. It holds only a note.
+                raise StoreError(
+                    f"the store's lock file {self._lock.path} is damaged ({said}): delete it "
+                    "and its -wal and -shm files (they only record who holds the lock; the "
+                    "store is not in them) and try again"
+                ) from None
+            raise StoreError(f"cannot lock the store {self.path}: {said}") from None
 
     def unlock(self) -> None:
         self._lock.release()

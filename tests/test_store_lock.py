@@ -115,3 +115,21 @@ def test_the_lock_note_is_never_flushed_to_the_disk(tmp_path: Path) -> None:
     refused = StoreLock(str(tmp_path / "fleet.db"))
     refused.acquire("again")  # released: free to take
     refused.release()
+
+
+def test_a_damaged_lock_file_is_reported_with_its_remedy(tmp_path: Path) -> None:
+    # The lock's database is never flushed (synchronous=OFF): an operating-system crash or
+    # a power cut while a sweep holds it can leave it damaged, and then no sweep can take
+    # the lock until the file is deleted. The error says which file and that it may go.
+    path = tmp_path / "fleet.db"
+    (tmp_path / "fleet.db-lock").write_bytes(b"SQLite format 3\0" + b"\xff" * 4080)
+    store = Store(str(path))
+    try:
+        with pytest.raises(StoreError) as raised:
+            store.lock("fleet sweep")
+    finally:
+        store.close()
+    said = str(raised.value)
+    assert f"{path}-lock" in said
+    assert "damaged" in said
+    assert "delete it" in said
