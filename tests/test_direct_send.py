@@ -401,6 +401,80 @@ async def test_an_evaluation_from_known_answers_is_the_evaluation(
     assert "fresh.test" not in lab_dns.log.names()
 
 
+async def _waiting_evaluation(dns: Dns, domain: str, ip: str) -> Any:
+    """check_host() as it ran before issue 20: one walk that awaits each answer in turn."""
+    import asyncio
+
+    from fleet.net import unmapped
+    from fleet.probes.spf import _CheckHost, _evaluation, _Outcome, _Stop
+
+    sender = f"scanner@{domain}"
+    domain = domain.lower().rstrip(".")
+    checker = _CheckHost(dns, unmapped(ip), sender, "h.test")
+    try:
+        async with asyncio.timeout(5):
+            outcome = await checker.check_host(domain)
+    except _Stop as stop:
+        outcome = _Outcome(stop.result, None, stop.reason)
+    return _evaluation(checker, domain, outcome, sender, "h.test")
+
+
+async def test_the_replayed_evaluation_is_the_waiting_one_for_errors_and_limits(
+    lab_dns: LabDns,
+) -> None:
+    # Given records that end in each error and at each limit: a resolver failure deep in an
+    # include, an exists or an MX host; two and three void lookups; ten and eleven lookups;
+    # too many MX names; an include or redirect to nothing; nesting without end
+    add = lab_dns.add
+    for i in range(11):
+        add(f"n{i}.many.test", "TXT", "v=spf1 -all")
+    ten = " ".join(f"include:n{i}.many.test" for i in range(10))
+    add("ten.test", "TXT", f"v=spf1 {ten} ip4:{IP} -all")
+    add("eleven.test", "TXT", f"v=spf1 {ten} include:n10.many.test ip4:{IP} -all")
+    add("twovoids.test", "TXT", f"v=spf1 a:gone1.test a:gone2.test ip4:{IP} -all")
+    add("voids.test", "TXT", "v=spf1 a:gone1.test a:gone2.test mx:gone3.test -all")
+    add("failinc.test", "TXT", "v=spf1 include:sf.test -all")
+    add("refinc.test", "TXT", "v=spf1 include:ref.test -all")
+    add("exsf.test", "TXT", "v=spf1 exists:sf.test -all")
+    add("mxsf.test", "TXT", "v=spf1 mx:sfmx.test -all")
+    add("sfmx.test", "MX", "10 sfhost.test")
+    lab_dns.fault("sf.test", "servfail")
+    lab_dns.fault("sfhost.test", "servfail")
+    lab_dns.fault("ref.test", "refused")
+    add("bigmx.test", "TXT", "v=spf1 mx -all")
+    add("bigmx.test", "MX", *[f"{i} m{i}.bigmx.test" for i in range(11)])
+    add("mxhit.test", "TXT", "v=spf1 mx:mail.mxhit.test -all")
+    add("mail.mxhit.test", "MX", "10 mx1.mxhit.test", "20 mx2.mxhit.test")
+    add("mx1.mxhit.test", "A", "192.0.2.11")
+    add("mx2.mxhit.test", "A", IP)
+    add("noneinc.test", "TXT", "v=spf1 include:nothing.test -all")
+    add("noneredir.test", "TXT", "v=spf1 redirect=nothing.test")
+    add("loop.test", "TXT", "v=spf1 include:loop.test -all")
+    add("two.test", "TXT", "v=spf1 -all", "v=spf1 +all")
+    domains = ["ten.test", "eleven.test", "twovoids.test", "voids.test", "failinc.test"]
+    domains += ["refinc.test", "exsf.test", "mxsf.test", "bigmx.test", "mxhit.test"]
+    domains += ["noneinc.test", "noneredir.test", "loop.test", "two.test", "Missing.Test."]
+    for domain in domains:
+        for ip in (IP, OTHER_IP, "2001:db8::25"):
+            seen = []
+            for evaluation in (_waiting_evaluation, None):
+                resolver = Dns([lab_dns.nameserver], timeout_s=TIMEOUT_S, tries=1)  # a new sweep
+                before = dict(lab_dns.log.counts)
+                try:
+                    if evaluation is None:
+                        got = await evaluate(resolver, domain, ip, f"scanner@{domain}", "h.test")
+                    else:
+                        got = await evaluation(resolver, domain, ip)
+                finally:
+                    await resolver.close()
+                asked = {k: n - before.get(k, 0) for k, n in lab_dns.log.counts.items()}
+                seen.append((got, {k: n for k, n in asked.items() if n}))
+            # Then the replay over the sweep's answers comes to the same evaluation (result,
+            # reason, counters) after the same questions, each asked once
+            assert seen[0] == seen[1], (domain, ip)
+            assert type(seen[1][0]) is type(seen[0][0])
+
+
 # ---- de-duplication ------------------------------------------------------------------------
 
 
