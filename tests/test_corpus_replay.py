@@ -19,6 +19,9 @@ finished and committed only after the rule writer's last rule commit: measured o
 (100 of 120), and seen since.
 `holdout6.yaml` was gathered and labelled outside the repository after the last rule commit and
 committed only before its one measurement: measured once, blind (65 of 81), and seen since.
+`holdout7.yaml` (GitHub issue and pull-request threads) and `holdout8.yaml` (vendor documentation)
+were gathered and labelled outside the repository while the rules were being finished and
+committed only after they were frozen: each measured once, blind (56 of 68; 88 of 119).
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -100,6 +103,13 @@ FLOOR = {
     # rules of the moment before it was read: README, "Leave one set out"); 163 of 167 on the
     # final rules (RULES_FINAL): guards at the goal like every seen set.
     "dev_mined": GOAL,
+    # The seventh and eighth held-back sets (tests/corpus/README.md): sealed outside the
+    # repository until the rules were frozen, measured once, blind, on main at b230f25
+    # (holdout7 56 of 68, issue and pull-request threads; holdout8 88 of 119, vendor
+    # documentation); held at the measured figure (rounded down); below the goal is
+    # reported, not failed.
+    "holdout7": 0.8235,
+    "holdout8": 0.7394,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -107,10 +117,18 @@ FLOOR = {
 # holdout5's three (a HELO/MX verdict from domain lists, a rate limit and a TLS demand worded
 # "Sender ip address rejected") are fixed too: none is expected any more.
 # holdout6's one (a greylisting reply "blocked using grey.rbl") is fixed too.
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
+    # holdout7/holdout8 blind runs (tests/corpus/README.md): as measured, reported, not failed
+    "holdout7": {
+        "h7-unknown-rcpt-client-host-rejected-blacklisted-user",
+    },
+    "holdout8": {
+        "h8-spamdyke-rcpt-rdns-contains-ip-and-banned-keyword",
+    },
+}
 # sets whose every entry is unseen by the rule writer
 # (holdout4, holdout5 and holdout6 were read after their blind runs)
-BLIND: set[str] = set()
+BLIND: set[str] = {"holdout7", "holdout8"}
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -208,6 +226,8 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "holdout5",
         "holdout6",
         "dev_mined",
+        "holdout7",
+        "holdout8",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
@@ -334,7 +354,8 @@ _SAME_READING: dict[str, Callable[[str], str]] = {
         r"\b(mail)(box)|\b([Bb]lack|[Bb]lock)( ?)(list)", "\\1\\3-\\2\\5", t
     ),
 }
-_SEEN_SETS = [name for name in FLOOR if (CORPUS / f"{name}.yaml").exists()]
+# the blind sets (BLIND) are measured by the replay above, not held to this: no rule has read them
+_SEEN_SETS = [name for name in FLOOR if name not in BLIND and (CORPUS / f"{name}.yaml").exists()]
 
 
 def _reading(entry: Entry, text: str) -> Category:
