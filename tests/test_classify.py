@@ -3503,3 +3503,52 @@ def test_sisimai_wordings_of_judge7s_families(
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
+
+
+# holdout7/holdout8's two false DIRECT_SEND_DIRTY_IP (tests/corpus/README.md, their blind runs),
+# fixed by family: a listed user, sender or address is not the IP, and a verdict on the PTR name
+# is reverse DNS, even when it says "IP address" and "banned".
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # holdout7 h7-unknown-rcpt-client-host-rejected-blacklisted-user
+        # (github.com/roundcube/roundcubemail/issues/8103)
+        (
+            "rcpt",
+            550,
+            "5.7.1 <webmail18.sd4.0x35.net[10.200.201.18]>: Client host rejected: "
+            "Blacklisted user: user@example.com",
+            "sender_rejected",
+        ),
+        # other members of the family
+        ("mail", 550, "5.7.1 Blacklisted sender: user@example.com", "sender_rejected"),
+        (
+            "rcpt",
+            550,
+            "Client host rejected: blocklisted address <a@example.com>",
+            "sender_rejected",
+        ),
+        # holdout8 h8-spamdyke-rcpt-rdns-contains-ip-and-banned-keyword (github.com/chrisboulton/
+        # spamdyke spamdyke/spamdyke.h)
+        (
+            "rcpt",
+            554,
+            "Refused. Your reverse DNS entry contains your IP address and a banned keyword.",
+            "reverse_dns",
+        ),
+        (
+            "rcpt",
+            550,
+            "Your PTR record is banned: it looks dynamic (contains your IP)",
+            "reverse_dns",
+        ),
+        # and an IP ban itself still is the IP's
+        ("rcpt", 550, "Your IP address 192.0.2.1 has been banned", "ip_reputation"),
+    ],
+)
+def test_a_listed_user_or_a_ptr_verdict_is_not_the_ips_standing(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule

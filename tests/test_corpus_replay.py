@@ -117,15 +117,9 @@ FLOOR = {
 # holdout5's three (a HELO/MX verdict from domain lists, a rate limit and a TLS demand worded
 # "Sender ip address rejected") are fixed too: none is expected any more.
 # holdout6's one (a greylisting reply "blocked using grey.rbl") is fixed too.
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
-    # holdout7/holdout8 blind runs (tests/corpus/README.md): as measured, reported, not failed
-    "holdout7": {
-        "h7-unknown-rcpt-client-host-rejected-blacklisted-user",
-    },
-    "holdout8": {
-        "h8-spamdyke-rcpt-rdns-contains-ip-and-banned-keyword",
-    },
-}
+# holdout7's and holdout8's (a blacklisted user; a PTR name "containing your IP address and a
+# banned keyword") are fixed too (judge8).
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
 # (holdout4, holdout5 and holdout6 were read after their blind runs)
 BLIND: set[str] = {"holdout7", "holdout8"}

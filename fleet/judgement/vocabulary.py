@@ -69,7 +69,10 @@ SENDER_SUBJECT = (
 # A sender (address) on the receiver's own list: not a DNS blocklist, not the IP.
 SENDER_LISTED = (
     r"(?:" + SENDER_NOUN + r"|\be-?mail address\b)(?:[^.;:!]|\.(?=\w)){0,30}?(?:\bblack ?listed|"
-    r"\bblock ?listed|\b(?:in|on) (?:my|our|the|a) (?:local )?(?:black|block) ?list)"
+    r"\bblock ?listed|\b(?:in|on) (?:my|our|the|a) (?:local )?(?:black|block) ?list)|"
+    # a listed user, sender or address is that account's block, not the IP's ("Client host
+    # rejected: Blacklisted user: user@example.com", a Postfix access map keyed by address)
+    r"\b(?:black|block) ?listed (?:user|sender|e-?mail address|address|account|from)\b"
 )
 # An address in a state that only an address has (unknown, invalid, gone). A bare "rejected"
 # is not evidence at RCPT, where servers enforce client and sender policy too (#16).

@@ -184,7 +184,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bbanned (?:IP|host|client|sender IP)\b|"
         # an address alone said to be blocked ("HL:IHU 192.0.2.1 has been blocked")
         rf"(?<![\w.@-]){_IP}:? (?:has been |is |was )?(?:temporarily |permanently )?blocked\b(?! (?:using|by)\b)",
-        unless=_NAMES_A_LIST,
+        # (a verdict on the PTR name, "your reverse DNS entry contains your IP address and a
+        # banned keyword", is fixed by the name, not by the IP's standing: reverse DNS's rules)
+        unless=_NAMES_A_LIST
+        + r"|reverse[- ]?(?:dns|lookup|name|record|host ?name)|\brdns\b|\bptr\b",
     ),
     Rule(
         RuleId.domain_banned,
