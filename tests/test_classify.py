@@ -3552,3 +3552,149 @@ def test_a_listed_user_or_a_ptr_verdict_is_not_the_ips_standing(
     decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
 
     assert decision.category is Category(category), decision.rule
+
+
+# holdout7/holdout8's misses, read after their blind runs (tests/corpus/README.md) and fixed
+# by family (judge8): each corpus text (its source on the line above) and other wordings of
+# the same family. These hold the families; they no longer measure how the rules generalise.
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # -- a limit in other words ---------------------------------------------------------
+        # telserco.com/hosting-notices/throttling-sending/
+        ("mail", 550, "Your IP address has been restricted due to heavy usage.", "throttled"),
+        ("mail", 451, "Account limited because of high volume", "throttled"),
+        # blog.sina.com.cn/s/blog_8dc13ec50101fxxr.html
+        ("rcpt", 451, "out of allow RCPT numbers.", "throttled"),
+        ("rcpt", 451, "out of allowed message count", "throttled"),
+        # smtp.codes/rackspace (G30)
+        (
+            "rcpt",
+            450,
+            "4.2.1 <email@example.com>: Mailbox received too much email in a short period of "
+            "time (G30)",
+            "throttled",
+        ),
+        # github.com/mjl-/mox smtpserver/server.go
+        (
+            "data",
+            451,
+            "4.7.1 max number of messages (1000) over past 24h reached, try increasing "
+            "per-account setting MaxOutgoingMessagesPerDay",
+            "throttled",
+        ),
+        # github.com/deltachat/deltachat-core/issues/647
+        (
+            "data",
+            554,
+            "5.7.1 <DATA>: Data command rejected: limit of 400 rcpts per 24 hours for client "
+            "deltachat@***.me reached",
+            "throttled",
+        ),
+        ("rcpt", 550, "limit of 100 messages per hour for this account", "throttled"),
+        # Google's SMTP error table (support.google.com/a/answer/3726730, as archived)
+        (
+            "data",
+            421,
+            "4.7.28 Gmail has detected this sender exceeded the quota for sending messages that "
+            "have the same Message-ID:. To best protect our users, the message has been "
+            "temporarily rejected.",
+            "throttled",
+        ),
+        # ... and a full mailbox is still the recipient's
+        ("rcpt", 552, "Mailbox quota exceeded", "recipient_rejected"),
+        # -- the client's mistakes counted: the mistakes' family ----------------------------
+        # Cisco ESA's documentation (214630-esmtp-commands-supported-by-the-esa-ces)
+        ("mail", 421, "Exceeded bad SMTP command limit, disconnecting.", "protocol_error"),
+        ("rcpt", 421, "Too many invalid commands, closing connection", "protocol_error"),
+        # mox smtpserver/server.go
+        ("banner", 421, "4.7.0 too many auth failures", "auth_failed"),
+        ("ehlo", 421, "Too many failed login attempts, try later", "auth_failed"),
+        # ... but an IP listed for them is the IP's (holdout7's Exim entry)
+        (
+            "mail",
+            550,
+            "Message rejected because [69.89.31.218]:10503 is blacklisted see Blocked - Too "
+            "many failed logins",
+            "ip_reputation",
+        ),
+        # -- a DNS lookup deferred is temporary --------------------------------------------
+        # smtp.codes/rackspace (G1E)
+        (
+            "data",
+            450,
+            "4.4.0 <email@example.com> Temporary DMARC DNS lookup failure (G1E)",
+            "temporary_failure",
+        ),
+        # mox smtpserver/server.go
+        ("mail", 451, "4.4.0 cannot verify mx records for mailfrom domain", "temporary_failure"),
+        # ... but the client IP's PTR is reverse DNS, and a 5xx SPF verdict is the sender's
+        (
+            "rcpt",
+            450,
+            "4.4.0 <user@example.com>... Relaying temporarily denied. Cannot resolve PTR record "
+            "for 45.125.66.67",
+            "reverse_dns",
+        ),
+        ("mail", 550, "5.7.23 SPF validation failed", "sender_rejected"),
+        # -- the sender's -----------------------------------------------------------------
+        # mox smtpserver/server.go
+        ("mail", 550, "5.7.1 must match authenticated user", "sender_rejected"),
+        # github.com/iredmail/iRedAPD libs/__init__.py
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@example.com>: Recipient address rejected: Sender is not same as SMTP "
+            "authenticate username",
+            "sender_rejected",
+        ),
+        # github.com/iredmail/docs en_US/faq/1-errors.md
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@domain.com>: Recipient address rejected: Policy rejection due to null "
+            "sender",
+            "sender_rejected",
+        ),
+        ("mail", 550, "Empty sender not allowed", "sender_rejected"),
+        # Microsoft's troubleshooting page (as archived by azumakuniyuki/feb-2024-no-auth-no-entry)
+        ("mail", 550, "command rejected due to Sender ID validation failure.", "sender_rejected"),
+        # spamdyke spamdyke/spamdyke.h
+        (
+            "rcpt",
+            421,
+            "Refused. The domain of your sender address has no mail exchanger (MX).",
+            "sender_rejected",
+        ),
+        ("mail", 550, "Sender domain has no MX record", "sender_rejected"),
+        # -- the login account ------------------------------------------------------------
+        # mailout.ru/2015/09 (Mail.ru)
+        ("mail", 550, "message sending for this account is disabled", "auth_failed"),
+        # github.com/iredmail/docs en_US/howto/force.user.to.change.password.md
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@example.com>: Recipient address rejected: Password expired or never "
+            "changed, please change your password in webmail before sending email",
+            "auth_failed",
+        ),
+        # -- AUTH not here ----------------------------------------------------------------
+        # mox smtpserver/server.go
+        ("auth", 503, "5.5.1 authentication only allowed on submission ports", "auth_disabled"),
+        ("auth", 503, "AUTH is only available on port 587", "auth_disabled"),
+        # spamdyke spamdyke/spamdyke.h
+        ("auth", 504, "Refused. Unknown authentication method.", "auth_disabled"),
+        ("auth", 504, "Unsupported authentication mechanism", "auth_disabled"),
+        # -- protocol ---------------------------------------------------------------------
+        # spamdyke spamdyke/spamdyke.h
+        ("ehlo", 554, "Refused. You are not following the SMTP protocol.", "protocol_error"),
+        # qmail's bare-LF answer (spamdyke documentation/README.html)
+        ("data", 451, "See http://pobox.com/~djb/docs/smtplf.html.", "protocol_error"),
+    ],
+)
+def test_holdout7_and_8s_families_and_their_other_wordings(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    decision = classify_reply(Stage(stage), make_reply(code, text), ISSUE_16)
+
+    assert decision.category is Category(category), decision.rule

@@ -105,6 +105,49 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bnot (?:allowed|valid|permitted|possible) (?:in|at) this (?:state|point|stage)\b|"
         r"\bout of (?:sequence|order)\b",
     ),
+    # -- a count of the client's mistakes is the mistakes' family, not a rate to wait out:
+    # bad commands are the protocol's (Cisco "Exceeded bad SMTP command limit"), failed logins
+    # the login's (mox "too many auth failures")
+    Rule(
+        RuleId.smtp_bad_commands_counted,
+        Category.protocol_error,
+        "the server counts this client's bad commands and stopped the session",
+        "{endpoint} ended the session after too many commands it did not accept: an "
+        "SMTP-inspecting firewall between the site and {host} can cause this; turn off its SMTP "
+        "inspection, else tell the server's administrator, with the reply text.",
+        text=r"\b(?:bad|invalid|unknown|unrecogni[sz]ed|illegal) (?:smtp )?commands? "
+        r"(?:limit|count|threshold)\b|\b(?:too many|excessive) (?:bad|invalid|unknown|"
+        r"unrecogni[sz]ed|illegal) (?:smtp )?commands\b",
+    ),
+    Rule(
+        RuleId.auth_failures_counted,
+        Category.auth_failed,
+        "the server refuses this client after too many failed logins",
+        "The server counts failed logins from this site and now refuses it: correct the "
+        "username and password of {mailbox} on every copier of the site (one wrong copier "
+        "locks out the others), then wait for the block to expire.",
+        text=r"\b(?:too many|excessive) (?:failed )?(?:auth\w*|login|sign-?in) (?:failures|"
+        r"failed attempts|errors|attempts failed)\b|\b(?:too many|excessive) failed "
+        r"(?:auth\w*|logins?|login attempts|sign-?ins?)\b",
+        # (an IP listed or banned for them is the IP's standing: its rules decide)
+        unless=r"black ?list|block ?list|\blisted\b|\bbanned\b|\bIP\b",
+    ),
+    # -- a deferral because a DNS lookup (DMARC, MX, SPF) did not answer in time: RFC 3463
+    # X.4.x is the network's or routing's state, and a 4xx says to try again (Rackspace
+    # "4.4.0 Temporary DMARC DNS lookup failure", mox "4.4.0 cannot verify mx records")
+    Rule(
+        RuleId.dns_lookup_deferred,
+        Category.temporary_failure,
+        "the receiver deferred: a DNS lookup it needed did not answer in time",
+        "{host} could not complete a DNS lookup (the sender domain's MX, SPF or DMARC) and "
+        "deferred: run the site again later; if it persists, check that the sender's domain "
+        "answers DNS queries from the internet.",
+        enhanced=("4.4.0-4.4.7",),
+        text=r"\bDNS\b|\bMX\b|look ?up|\bresolv\w*",
+        code_class="4",
+        # (the client IP's own name is reverse DNS, which the site fixes: its rules decide)
+        unless=r"\bPTR\b|reverse|\brdns\b|\bIP\b|client|host ?name",
+    ),
     # -- limits: whatever is counted, "limit reached", "exceeds the maximum", "too frequent" --
     Rule(
         RuleId.limit_named,
@@ -135,15 +178,26 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"frequently)\b|\b(?:sending |send |message |connection )?rate (?:is )?too high\b|"
         r"\brate[- ]?limit(?:ed|ing)\b|"
         rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
-        rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,20}}?"
+        rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,40}}?"
         r"\b(?:exceeded|reached)\b|"
         r"\bmax(?:imum|\.)? (?:concurrent|simultaneous|parallel) (?:sessions|connections)\b|"
         r"\b(?:too many|excessive) (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
+        # a limit in other words: "restricted due to heavy usage", "out of allow RCPT numbers",
+        # "received too much email in a short period", "limit of 400 rcpts per 24 hours",
+        # "exceeded the quota for sending messages"
+        r"\b(?:restricted|limited|blocked|suspended) (?:due to|for|because of) (?:heavy|high|"
+        r"excessive|unusual) (?:usage|use|volume|traffic|load)\b|"
+        rf"\bout of (?:the )?allow(?:ed)? (?:[\w-]+ )?{_COUNTED} ?(?:numbers?|count|quota)\b|"
+        r"\breceived too (?:much|many) (?:e-?mails?|mails?|messages?) in a short (?:period|time)\b|"
+        rf"\blimit of \d+ {_COUNTED}\b|"
+        r"\b(?:exceed\w*|reached|over) (?:the |your |its )?quota (?:for|on) (?:sending|send\w*|"
+        r"outgoing|outbound)\b|"
         r"\btrop de (?:connexions|messages|mails|destinataires)|\bzu viele (?:verbindungen|"
         r"sitzungen|nachrichten|e-?mails|empf(?:ä|ae)nger)|\bdemasiad[oa]s (?:conexiones|mensajes|"
         r"correos|destinatarios)",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
-        unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box|inbox|"
+        # (a mailbox that "received too much email in a short period" is flooded, not full)
+        unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box(?! received too)|inbox|"
         r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b|"
         # a limit imposed for a cause names the cause to fix (Gmail's 4.7.40 "rate limited
         # because the sending domain doesn't have a DMARC record")
@@ -201,6 +255,20 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\b(?:poor|bad|low) reputation of (?:an?|the|your) (?:sender'?s? )?domain\b",
         unless=_NAMES_A_LIST,
     ),
+    # -- the login account itself may not send: its password expired, its sending switched
+    # off (Mail.ru "message sending for this account is disabled", iRedMail "Password expired
+    # or never changed, please change your password in webmail"): the account's, at any stage
+    Rule(
+        RuleId.account_sending_disabled,
+        Category.auth_failed,
+        "the account {mailbox} may not send (its sending is disabled or its password expired)",
+        "The provider refuses to send for the login account {mailbox} itself: sign in to its "
+        "webmail to change an expired password or to lift the block, or use another mailbox.",
+        text=r"\b(?:message |mail |e-?mail )?sending (?:for|from|by) (?:this|your|the) account\b"
+        r"(?:[^.;]|\.(?=\w)){0,20}?\b(?:is |has been )?(?:disabled|suspended|blocked|paused)\b|"
+        r"\bpassword (?:has )?(?:expired|never (?:been )?changed)\b|\bchange your password\b",
+        unless=r"\bsender\b|\bdomain\b",
+    ),
     # -- the sender's identity: the From address, the domain's sending, the account's right --
     Rule(
         RuleId.sender_identity_refused,
@@ -238,7 +306,22 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"denied|not allowed)\b(?!:)|"
         r"\bdomain (?:name )?(?:is )?required (?:for|in) (?:the )?(?:sender|from|mail from)|"
         r"\bsender (?:address )?(?:must|needs to) (?:contain|include|have) a (?:fully[- ]"
-        r"qualified )?domain",
+        r"qualified )?domain|"
+        # the sender bound to the login in other words (mox "must match authenticated user",
+        # iRedMail "Sender is not same as SMTP authenticate username")
+        r"\bmust match (?:the )?(?:authenticat\w*|login|logged[- ]in|sasl) (?:user ?name|user|"
+        r"account|identity|login)\b|\bsender\b(?:[^.;]|\.(?=\w)){0,20}?\bnot (?:the )?same as "
+        r"(?:the )?(?:smtp |sasl )?(?:authenticat\w*|auth|login)(?: user ?name| user| account| "
+        r"login| identity)?\b|"
+        # the empty sender, refused as such ("Policy rejection due to null sender")
+        r"\b(?:due to|for|because of) (?:an? |the )?(?:null|empty|blank) sender\b|\b(?:null|empty|"
+        r"blank) sender (?:address )?(?:is )?(?:not (?:allowed|accepted|permitted)|rejected|refused)|"
+        # Microsoft's Sender ID (an SPF variant on the From address)
+        r"\bsender ?id (?:validation |verification |check )?fail\w*|"
+        # the sender's domain that cannot receive mail (spamdyke "The domain of your sender
+        # address has no mail exchanger (MX)")
+        r"\b(?:sender|from|mail ?from)\b(?:[^.;]|\.(?=\w)){0,40}?\b(?:has no|have no|without"
+        r"(?: an?)?|lacks(?: an?)?) (?:valid )?(?:mail exchanger|MX)\b",
         # several From addresses is the header's syntax (RFC 5322), not the sender's identity
         unless=r"\busing\b|\blisted\b|spamhaus|\bRBL|greylist|\bmultiple From\b",
     ),
@@ -276,7 +359,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "site and {host} may alter the conversation; turn off its SMTP inspection, else tell "
         "the server's administrator.",
         text=r"\b(?:command )?line (?:is )?too long\b|\bline length (?:exceeded|reached|limit)|"
-        r"\bcommand too long\b|\bbare <?(?:LF|CR|line ?feed|newline)>?s?\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
+        r"\bcommand too long\b|\bbare <?(?:LF|CR|line ?feed|newline)>?s?\b|"
+        # qmail answers a bare LF with the address of the page that explains it
+        r"\bsmtplf\b|\bnot (?:following|obeying|respecting|complying with) (?:the )?(?:smtp )?"
+        r"protocol\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
         unless=r"header|\bbody\b|\bmessage\b|\bsize\b",
     ),
     Rule(
@@ -312,7 +398,13 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bsmtp(?: access| service| sending| relay)? (?:is |has been )?(?:disabled|not (?:enabled|"
         r"allowed|permitted|activated)|turned off|switched off)\b|\b(?:has|with) smtp (?:access )?"
         r"(?:disabled|turned off)\b|\bnot (?:allowed|permitted|authori[sz]ed|enabled) to (?:send "
-        r"(?:e-?mail |mail )?)?(?:via|using|over|through|with) smtp\b",
+        r"(?:e-?mail |mail )?)?(?:via|using|over|through|with) smtp\b|"
+        # AUTH kept for other ports (mox "authentication only allowed on submission ports")
+        r"\bauth\w* (?:is )?only (?:allowed|permitted|available|enabled|supported) (?:on|via|"
+        r"over|through|for) |"
+        # the mechanism offered is not one the server takes (RFC 4954's 504)
+        r"\b(?:unknown|unsupported|unrecogni[sz]ed|invalid) (?:authentication|auth|sasl) "
+        r"(?:method|mechanism|type)s?\b",
         stages=(Stage.auth,),
         unless=r"encrypt|\bTLS\b|\bSSL\b|secure|plain ?text|clear ?text|\bfirst\b",
     ),
