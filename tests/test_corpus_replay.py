@@ -21,7 +21,8 @@ finished and committed only after the rule writer's last rule commit: measured o
 committed only before its one measurement: measured once, blind (65 of 81), and seen since.
 `holdout7.yaml` (GitHub issue and pull-request threads) and `holdout8.yaml` (vendor documentation)
 were gathered and labelled outside the repository while the rules were being finished and
-committed only after they were frozen: each measured once, blind (56 of 68; 88 of 119).
+committed only after they were frozen: each measured once, blind (56 of 68; 88 of 119), and
+seen since.
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -106,10 +107,12 @@ FLOOR = {
     # The seventh and eighth held-back sets (tests/corpus/README.md): sealed outside the
     # repository until the rules were frozen, measured once, blind, on main at b230f25
     # (holdout7 56 of 68, issue and pull-request threads; holdout8 88 of 119, vendor
-    # documentation); held at the measured figure (rounded down); below the goal is
-    # reported, not failed.
-    "holdout7": 0.8235,
-    "holdout8": 0.7394,
+    # documentation, and one false DIRECT_SEND_DIRTY_IP each: the honest figures, in the
+    # README). Their misses were then read by the rule writer (judge8) and the families behind
+    # them fixed: seen now; the goal is not reached on either (holdout7 65 of 68, holdout8 113
+    # of 119), so each is held at the figure reached (rounded down), said plainly.
+    "holdout7": 0.9558,
+    "holdout8": 0.9495,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -121,8 +124,8 @@ FLOOR = {
 # banned keyword") are fixed too (judge8).
 MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-# (holdout4, holdout5 and holdout6 were read after their blind runs)
-BLIND: set[str] = {"holdout7", "holdout8"}
+# (holdout4 to holdout8 were read after their blind runs)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()

@@ -103,7 +103,14 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "else tell the server's administrator, with the reply text.",
         text=r"\b(?:wrong|bad|invalid|improper|incorrect|illegal) (?:session )?state\b|"
         r"\bnot (?:allowed|valid|permitted|possible) (?:in|at) this (?:state|point|stage)\b|"
-        r"\bout of (?:sequence|order)\b",
+        r"\bout of (?:sequence|order)\b|"
+        # a command sent before the server greeted ("Command received before SMTP greeting")
+        r"\b(?:commands?|data|input) (?:received |sent )?before (?:the )?(?:smtp )?(?:greeting|"
+        r"banner)\b|"
+        # a command masked by a firewall's SMTP inspection (Cisco PIX/ASA: "'XXXXXXXX': command
+        # not understood")
+        r"(?-i:\bX{4,}\b)'?:? (?:command )?(?:not understood|unrecogni[sz]ed|not recogni[sz]ed|"
+        r"unknown)",
     ),
     # -- a count of the client's mistakes is the mistakes' family, not a rate to wait out:
     # bad commands are the protocol's (Cisco "Exceeded bad SMTP command limit"), failed logins
@@ -148,6 +155,22 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # (the client IP's own name is reverse DNS, which the site fixes: its rules decide)
         unless=r"\bPTR\b|reverse|\brdns\b|\bIP\b|client|host ?name",
     ),
+    # -- an attachment refused for its file type: the message's, whatever list word it uses
+    # (iridis "MSG-EXT: Blacklisted high risk file extension detected", Rspamd's
+    # "Matched map: FORBIDDEN_FILE_EXTENSION")
+    Rule(
+        RuleId.message_file_type,
+        Category.message_rejected,
+        "the receiver refuses an attachment of the message for its file type",
+        "The receiver refuses the type of a file attached to the test message: scan to PDF "
+        "(not an archive or an executable type), and ask the administrator of {host} which "
+        "file types it accepts.",
+        text=r"(?<![a-z])(?:high[ _-]risk|forbidden|banned|prohibited|blocked|dangerous|"
+        r"disallowed|unsafe|executable|black ?listed)[ _-](?:file|attachment)[ _-]?(?:extension|"
+        r"type|name)?s?(?![a-z])|(?<![a-z])(?:file|attachment)[ _-](?:extension|type)s?[ _-](?:is |are )?"
+        r"(?:not allowed|forbidden|blocked|prohibited|banned|not permitted)",
+        stages=(Stage.data,),
+    ),
     # -- limits: whatever is counted, "limit reached", "exceeds the maximum", "too frequent" --
     Rule(
         RuleId.limit_named,
@@ -171,7 +194,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"\b(?:number|count) of {_COUNTED_PLURAL}\b[^.;]{{0,40}}?\b(?:exceed\w*|reached) (?:the )?(?:allowed |permitted |configured )?max|"
         rf"\b(?:exceed\w*|over|above|reached) (?:the |your )?max(?:imum|\.)? "
         rf"(?:(?:number|count|amount) of )?{_COUNTED_PLURAL}|"
-        r"\btoo (?:frequent|many) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
+        r"\b(?:too (?:frequent|many)|excessive) (?:smtp |simultaneous |concurrent |parallel )?(?:connects|"
         r"connections|sessions|logins|concurrent\w*|simultaneous\w*|parallel|errors\b|"
         r"(?:recipient|rcpt|connection|delivery) attempts|(?:RCPT|MAIL) commands)|"
         r"\b(?:sending|send\w*|connect\w*|messages?|mails?) too (?:fast|quickly|often|"
@@ -236,6 +259,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"adresse IP|direcci[óo]n IP)\b:? "
         rf"{_IP}:? {_BANNED}|\bIP(?: address)?\b[^.;]{{0,40}}?\b{_BANNED}|"
         r"\bbanned (?:IP|host|client|sender IP)\b|"
+        # an intrusion prevention system holding the address ("Intrusion prevention active for
+        # [192.0.2.1]")
+        r"\bintrusion (?:prevention|detection)(?: system)? (?:is )?(?:active|triggered|engaged) "
+        r"(?:for|against) |"
         # an address alone said to be blocked ("HL:IHU 192.0.2.1 has been blocked")
         rf"(?<![\w.@-]){_IP}:? (?:has been |is |was )?(?:temporarily |permanently )?blocked\b(?! (?:using|by)\b)",
         # (a verdict on the PTR name, "your reverse DNS entry contains your IP address and a
@@ -316,6 +343,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # the empty sender, refused as such ("Policy rejection due to null sender")
         r"\b(?:due to|for|because of) (?:an? |the )?(?:null|empty|blank) sender\b|\b(?:null|empty|"
         r"blank) sender (?:address )?(?:is )?(?:not (?:allowed|accepted|permitted)|rejected|refused)|"
+        # unsolicited mail counted against the sender's address, not an IP (ThisWebHost "[CSR]
+        # ... unusual amount of unsolicited email originating from your address")
+        r"\bunsolicited (?:e-?mails?|mails?|messages?) (?:originating |sent )?from (?:your|the|this) "
+        r"(?:e-?mail |sender )?address\b|"
         # Microsoft's Sender ID (an SPF variant on the From address)
         r"\bsender ?id (?:validation |verification |check )?fail\w*|"
         # the sender's domain that cannot receive mail (spamdyke "The domain of your sender
@@ -343,7 +374,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\b(?:recipient|mailbox|user|account)\b(?:[^.;]|\.(?=\w)){0,30}?\binsufficient (?:storage|space)|"
         r"\bover (?:its |the |their |her |his )?(?:allowed )?storage limit|"
         r"\bstorage limit\b|"
-        r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|\b(?:too many|excessive) (?:items|objects|folders) in "
+        r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|"
+        # spamdyke "Refused. Mail is not being accepted at this address."
+        r"\b(?:e-?mail|mail|messages?) (?:is |are )?not (?:being )?accepted (?:at|for|by) (?:this|"
+        r"that|the) (?:address|recipient|mailbox)\b|\b(?:too many|excessive) (?:items|objects|folders) in "
         r"(?:the |this )?mailbox",
         stages=(Stage.rcpt, Stage.data),
         unless=r"\bsending\b|\bqueue\b|system storage|\bdisk\b",
@@ -375,7 +409,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         text=r"\bdelivery (?:is )?not (?:allowed|permitted) (?:to|for) (?:this|that|the) "
         r"(?:address|recipient|domain)|\bdelivery to (?:this|that|the) (?:address|recipient|domain) "
         r"(?:is )?not (?:allowed|permitted)|\b(?:does not|doesn'?t|do not|don'?t|will not|won'?t) "
-        r"(?:accept |allow |permit )?relay(?:ing)?\b|\bnot accept(?:ing)? relay",
+        r"(?:accept |allow |permit )?relay(?:ing)?\b|\bnot accept(?:ing)? relay|"
+        # Haraka's rcpt_to.in_host_list: "I cannot deliver mail for <user@example.com>"
+        r"\b(?:cannot|can ?not|will not|do not) deliver (?:e-?mail |mail |messages? )?(?:for|to) "
+        r"(?:<|this domain|that domain)",
         stages=(Stage.mail, Stage.rcpt),
         # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
         unless=r"dynamic|\bIPs?\b|\blisted\b",

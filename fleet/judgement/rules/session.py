@@ -67,7 +67,9 @@ SESSION: tuple[Rule, ...] = (
         "the TLS handshake failed: update the copier's firmware; until then relay through a "
         "local relay that speaks modern TLS.",
         text=r"\b(?:TLS|SSL)(?:/TLS)? (?:handshake|negotiation) (?:failed|failure|error)|"
-        r"\bTLS ?v?1\.[2-3] or (?:greater|higher|newer|later|above)|"
+        r"\bTLS ?(?:version )?v?1\.[2-3] or (?:greater|higher|newer|later|above)|"
+        # ... or as no longer supported by the server ("Amazon SES no longer supports TLS 1.0")
+        r"\b(?:no longer|does not|do not) supports? TLS ?v?1\.[01]\b|"
         # old versions named as refused ("TLS 1.0 and 1.1 are not supported", Microsoft's
         # 4.7.66 in words)
         r"\bTLS ?v?1\.[01](?: (?:and|or|/) (?:TLS ?v?)?1\.[01])? (?:is |are )?(?:not supported|"

@@ -21,7 +21,7 @@ _ENVELOPE = (Stage.mail, Stage.rcpt, Stage.data)
 _NOT_AT_START = (Stage.ehlo, Stage.auth, Stage.ehlo_tls, Stage.mail, Stage.rcpt, Stage.data)
 _REPUTATION = (
     r"(?:spam\w*|black ?list\w*|block ?list\w*|listed|reputation|abus(?:e|ive)\b(?!@)|banned|"
-    r"rbl|dnsbl)"
+    r"rbl|dnsbl|prison|jail(?:ed)?|penalty ?box|black(?= (?:IP|host|client)\b))"
 )
 
 _ONE_RECIPIENT = (
@@ -81,7 +81,8 @@ WORD_FAMILIES: tuple[Rule, ...] = (
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name} (its words are about HELO)",
         remedies.HELO_FIX,
-        text=r"\b(?:e?helo|ehlo)\b",
+        # ("helohost error": the name written as one word with what it names)
+        text=r"\b(?:e?helo|ehlo)(?:host|name)?\b",
     ),
     Rule(
         RuleId.words_relay,
