@@ -3754,6 +3754,28 @@ def test_a_listed_user_or_a_ptr_verdict_is_not_the_ips_standing(
             "unusual amount of unsolicited email originating from your address",
             "sender_rejected",
         ),
+        # Yahoo's help page SLN3436 ([TS03])
+        (
+            "banner",
+            421,
+            "4.7.1 [TS03] All messages from x.x.x.x permanently deferred",
+            "ip_reputation",
+        ),
+        ("banner", 554, "Connections from 192.0.2.1 permanently refused", "ip_reputation"),
+        # github.com/QuantumNous/new-api/issues/1347 (Tencent Cloud SES)
+        (
+            "data",
+            554,
+            "5.0.0 Error: transaction failed, blame it on the weather: ##SES-response-json:"
+            '{"Response":{"QcloudError":{"Error":{"Code":"FailedOperation.NotAuthenticatedSender"}}}}',
+            "sender_rejected",
+        ),
+        ("mail", 550, "Sender address is not verified in the console", "sender_rejected"),
+        # github.com/postalserver/postal/issues/1245 (a base64 line taken for a command)
+        ("auth", 502, "Invalid/unsupported command", "protocol_error"),
+        ("auth", 500, "5.5.1 Command unrecognized", "protocol_error"),
+        # ... but a mechanism the server does not know is AUTH switched off
+        ("auth", 504, "5.7.4 Unrecognized authentication type", "auth_disabled"),
         # ... and unsolicited mail from the IP is still the IP's
         (
             "mail",

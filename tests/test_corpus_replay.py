@@ -109,10 +109,10 @@ FLOOR = {
     # (holdout7 56 of 68, issue and pull-request threads; holdout8 88 of 119, vendor
     # documentation, and one false DIRECT_SEND_DIRTY_IP each: the honest figures, in the
     # README). Their misses were then read by the rule writer (judge8) and the families behind
-    # them fixed: seen now; the goal is not reached on either (holdout7 65 of 68, holdout8 113
-    # of 119), so each is held at the figure reached (rounded down), said plainly.
-    "holdout7": 0.9558,
-    "holdout8": 0.9495,
+    # them fixed: seen now. holdout7 reaches the goal (67 of 68) and guards at it; holdout8
+    # does not (114 of 119), so it is held at the figure reached (rounded down), said plainly.
+    "holdout7": GOAL,
+    "holdout8": 0.9579,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.

@@ -165,6 +165,7 @@ class RuleId(StrEnum):
     dns_lookup_deferred = "dns.lookup_deferred"
     account_sending_disabled = "account.sending_disabled"
     message_file_type = "message.file_type"
+    auth_exchange_not_understood = "auth.exchange_not_understood"
     ip_named_as_spammer = "ip.named_as_spammer"
     dnsbl_ip_list_named = "dnsbl.ip_list_named"
     relay_local_only = "relay.local_only"

@@ -259,6 +259,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"adresse IP|direcci[óo]n IP)\b:? "
         rf"{_IP}:? {_BANNED}|\bIP(?: address)?\b[^.;]{{0,40}}?\b{_BANNED}|"
         r"\bbanned (?:IP|host|client|sender IP)\b|"
+        # every message from the address refused for good ("[TS03] All messages from
+        # 192.0.2.1 permanently deferred"): a verdict on the address, whatever the code
+        rf"\b(?:messages|mails?|e-?mails?|connections) from {_IP} (?:are |have been )?"
+        r"permanently (?:deferred|rejected|refused|blocked)\b|"
         # an intrusion prevention system holding the address ("Intrusion prevention active for
         # [192.0.2.1]")
         r"\bintrusion (?:prevention|detection)(?: system)? (?:is )?(?:active|triggered|engaged) "
@@ -347,6 +351,11 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # ... unusual amount of unsolicited email originating from your address")
         r"\bunsolicited (?:e-?mails?|mails?|messages?) (?:originating |sent )?from (?:your|the|this) "
         r"(?:e-?mail |sender )?address\b|"
+        # a sender identity the provider has not verified (Tencent Cloud SES's error code
+        # "FailedOperation.NotAuthenticatedSender")
+        r"(?-i:\bNotAuthenticatedSender\b)|\bsender (?:address |identity )?(?:is )?not "
+        r"(?:authenticated|verified) (?:in|with|by|on) (?:the |your )?(?:console|account|"
+        r"provider)\b|"
         # Microsoft's Sender ID (an SPF variant on the From address)
         r"\bsender ?id (?:validation |verification |check )?fail\w*|"
         # the sender's domain that cannot receive mail (spamdyke "The domain of your sender
@@ -416,6 +425,22 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         stages=(Stage.mail, Stage.rcpt),
         # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
         unless=r"dynamic|\bIPs?\b|\blisted\b",
+    ),
+    # -- during the login exchange, a reply that calls the client's line an unknown command:
+    # the server took a base64 answer for a command (Postal "Invalid/unsupported command" to
+    # an HP printer's login); AUTH was advertised, so it is the exchange, not AUTH switched off
+    Rule(
+        RuleId.auth_exchange_not_understood,
+        Category.protocol_error,
+        "the server did not follow the login exchange (it took a line of it for a command)",
+        "{endpoint} answered a line of the login exchange as an unknown command: choose another "
+        "login method on the copier (LOGIN or PLAIN), update its firmware, and turn off SMTP "
+        "inspection on a firewall between the site and {host}.",
+        text=r"\b(?:invalid|unsupported|unknown|unrecogni[sz]ed|bad)(?:/(?:invalid|unsupported|"
+        r"unknown|unrecogni[sz]ed))? command\b|\bcommand (?:not (?:recogni[sz]ed|understood|"
+        r"supported)|unrecogni[sz]ed)\b",
+        stages=(Stage.auth,),
+        unless=r"\bauth\w*|\blogin\b|mechanism|method",
     ),
     # -- AUTH switched off for these servers or by the provider's policy ------------------
     Rule(
