@@ -3774,6 +3774,16 @@ def test_a_listed_user_or_a_ptr_verdict_is_not_the_ips_standing(
         # github.com/postalserver/postal/issues/1245 (a base64 line taken for a command)
         ("auth", 502, "Invalid/unsupported command", "protocol_error"),
         ("auth", 500, "5.5.1 Command unrecognized", "protocol_error"),
+        # spamdyke's "Refused. " stamp is not a reason: the words after it are read
+        ("banner", 421, "Refused. Service not available, closing channel", "temporary_failure"),
+        ("rcpt", 550, "Refused. User account not activated", "recipient_rejected"),
+        # (every stamp at once, however many: one more reading, no recursion)
+        (
+            "rcpt",
+            550,
+            "Refused. Rejected. " * 2000 + "User not a member of domain",
+            "recipient_rejected",
+        ),
         # ... but a mechanism the server does not know is AUTH switched off
         ("auth", 504, "5.7.4 Unrecognized authentication type", "auth_disabled"),
         # ... and unsolicited mail from the IP is still the IP's

@@ -338,6 +338,8 @@ _SAME_READING: dict[str, Callable[[str], str]] = {
     "in-reply-to": lambda t: t + " (in reply to RCPT TO command)",
     "queue-tag": lambda t: t + " [AM0PR04MB1234.eurprd04.prod.outlook.com 2024-01-01T00:00:00Z]",
     "error-prefix": lambda t: "Error: " + t,
+    # spamdyke's stamp on every answer (judge8)
+    "refused-stamp": lambda t: "Refused. " + t,
     "rejected-refused": lambda t: re.sub(r"\brejected\b", "refused", t),
     "rejected-denied": lambda t: re.sub(r"\brejected\b", "denied", t),
     "denied-rejected": lambda t: re.sub(r"\bdenied\b", "rejected", t),

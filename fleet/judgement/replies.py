@@ -194,6 +194,22 @@ def _unwrapped_reply(reply: Reply) -> Reply | None:
     return Reply.model_construct(code=reply.code, enhanced=parse_enhanced(rest), text=rest)
 
 
+# A refusal word as a sentence of its own before the server's words (spamdyke, the qmail filter
+# Plesk ships, starts every answer with "Refused. "): a stamp, not a reason. When no rule reads
+# the whole reply, the words after it are read as the reply, so that "421 Refused. Service not
+# available" stays the receiver's transient state and a word family still hears its words.
+# (every stamp at once: the words after them never start with one, so one more reading at most)
+_STAMP_RE = re.compile(r"^\s*(?:(?:refused|rejected|denied|blocked)[.!]\s+)+(?=\S)", re.IGNORECASE)
+
+
+def _without_stamp(reply: Reply) -> Reply | None:
+    match = _STAMP_RE.match(reply.text)
+    if match is None:
+        return None
+    rest = reply.text[match.end() :]
+    return Reply.model_construct(code=reply.code, enhanced=reply.enhanced, text=rest)
+
+
 # An enhanced code after a short prefix the server put first ("<user@example.com>: 5.1.1 ...",
 # "mx1.example.net 5.7.1 ...", "(#5.7.1)"): the reply's code all the same, for the rules (the
 # reply as stored keeps the code parsed only at a line's start).
@@ -220,6 +236,9 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context)
     if found is not None:
         return found
+    unstamped = _without_stamp(reply)
+    if unstamped is not None:
+        return classify_reply(stage, unstamped, context)
     category = _fallback_category(stage, reply)
     if category is Category.unrecognised_refusal:
         found = _by_one_family(stage, reply, context)
