@@ -32,6 +32,12 @@ _ONE_RECIPIENT = (
 # a short window within a sentence (a dot inside a host name or an IP does not end it)
 _WINDOW = r"(?:[^.;]|\.(?=\w)){0,60}?"
 
+
+def _near(before: str, after: str) -> str:
+    """A subject before words of reputation, or after them, within one short window."""
+    return before + _WINDOW + r"\b" + _REPUTATION + r"|\b" + _REPUTATION + r"\b" + _WINDOW + after
+
+
 # A refusal that names a policy, a permission or a confirmation names a rule it does not
 # explain: "Recipient address rejected for policy reasons", "Client host rejected: Access
 # denied" stay unrecognised whatever nouns they carry.
@@ -111,16 +117,11 @@ WORD_FAMILIES: tuple[Rule, ...] = (
         Category.ip_reputation,
         "the server refuses {ip}: its words put the site's IP or host with spam or a list",
         remedies.IP_REPUTATION_FIX,
-        text=r"\b(?:IP(?:v[46])?|client|connect\w*|(?:your|sending|sender) (?:host|server|"
-        r"network)|network)\b"
-        + _WINDOW
-        + r"\b"
-        + _REPUTATION
-        + r"|\b"
-        + _REPUTATION
-        + r"\b"
-        + _WINDOW
-        + r"\b(?:IP(?:v[46])?|client|your (?:host|server|network))\b",
+        text=_near(
+            r"\b(?:IP(?:v[46])?|client|connect\w*|(?:your|sending|sender) (?:host|server|"
+            r"network)|network)\b",
+            r"\b(?:IP(?:v[46])?|client|your (?:host|server|network))\b",
+        ),
         unless=r"\bdomains?\b|\burl|\buri\b|\bsender\b|\bmessage|\bcontent",
     ),
     Rule(
@@ -129,15 +130,7 @@ WORD_FAMILIES: tuple[Rule, ...] = (
         "{listed_domain} is refused for its reputation (its words put a domain with spam or "
         "a list)",
         remedies.DOMAIN_LISTED_FIX,
-        text=r"\bdomains?\b"
-        + _WINDOW
-        + r"\b"
-        + _REPUTATION
-        + r"|\b"
-        + _REPUTATION
-        + r"\b"
-        + _WINDOW
-        + r"\bdomains?\b",
+        text=_near(r"\bdomains?\b", r"\bdomains?\b"),
         unless=r"\bIP\b|\bclient\b",
     ),
     Rule(
