@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosmtplib
 
-from fleet.cert_time import cert_time
 from fleet.classify import (
     Classification,
     Context,
@@ -181,7 +180,7 @@ def _from_decoded(decoded: dict[str, Any]) -> TlsInfo | None:
     names = decoded.get("subjectAltName", ())
     try:
         addresses = [str(ipaddress.ip_address(v)) for k, v in names if k == "IP Address"]
-        expires = cert_time(not_after)
+        expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
     except ValueError:
         return None
     return TlsInfo(
