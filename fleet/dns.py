@@ -292,11 +292,10 @@ class Dns:
             return Answer(Outcome.answer, (str(ipaddress.ip_address(host)),))
         if host.lower() == "localhost":
             return Answer(Outcome.answer, ("127.0.0.1",))
-        known_v4, known_v6 = self.answered(host, "A"), self.answered(host, "AAAA")
-        if known_v4 is not None and known_v6 is not None:
-            v4, v6 = known_v4, known_v6  # a mail host another conversation already asked
-        else:
-            v4, v6 = await asyncio.gather(self.query(host, "A"), self.query(host, "AAAA"))
+        # both in flight together; a host another conversation asked is answered at once
+        self.ask_ahead(host, "A")
+        self.ask_ahead(host, "AAAA")
+        v4, v6 = await self.query(host, "A"), await self.query(host, "AAAA")
         records = v4.records + v6.records
         if records:
             return Answer(Outcome.answer, records)

@@ -34,11 +34,8 @@ class Once(Generic[K, V]):
 
     def future(self, key: K, start: Callable[[], Coroutine[Any, Any, V]]) -> asyncio.Future[V]:
         """The shielded result of `key`'s work, started by `start()` if nobody asked yet."""
-        task = self._tasks.get(key)
-        if task is None:
-            task = asyncio.ensure_future(start())
-            self._tasks[key] = task
-        return asyncio.shield(task)
+        self.start(key, start)
+        return asyncio.shield(self._tasks[key])
 
     async def get(self, key: K, start: Callable[[], Coroutine[Any, Any, V]]) -> V:
         """`key`'s result, started by `start()` if nobody asked yet."""

@@ -131,7 +131,7 @@ async def sweep(
         result = await run(plan, options)
     if recorder is None:
         return Swept(result)
-    return Swept(recorder.finish(result, light=light), recorder.failure)
+    return Swept(recorder.finish(result), recorder.failure)
 
 
 def _ignore(site: SiteResult) -> None:

@@ -75,10 +75,15 @@ R = TypeVar("R")
 _DAMAGED = ("malformed", "not a database", "corrupt")
 
 
+def _damaged(exc: BaseException) -> bool:
+    """Whether SQLite said its file is not a sound database."""
+    return isinstance(exc, sqlite3.Error) and any(word in str(exc) for word in _DAMAGED)
+
+
 def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
     """What a failed SQLite call means for the user of the store."""
     said = str(exc)
-    if any(word in said for word in _DAMAGED):
+    if _damaged(exc):
         return StoreError(
             f"the store {path} is damaged ({said}): move it aside (keep it for a backup or "
             "`sqlite3 .recover`), and fleet starts a new one"
@@ -192,7 +197,7 @@ class Store:
             ) from None
         except (sqlite3.Error, OSError) as exc:
             said = str(exc)
-            if isinstance(exc, sqlite3.Error) and any(word in said for word in _DAMAGED):
+            if _damaged(exc):
                 # The lock's database is never flushed (fleet.store_lock): an operating
                 # system crash while it was held can leave it so. It holds only a note.
                 raise StoreError(
@@ -534,7 +539,7 @@ class SweepRecorder:
             self.kept[position] = site.without_transcripts()
         return None if stored else site
 
-    def finish(self, result: SweepResult, *, light: bool) -> SweepReading:
+    def finish(self, result: SweepResult) -> SweepReading:
         """Mark the sweep finished and give it for the reports: as stored, or, when the store
         failed, its stored sites read back with the ones kept in memory."""
         if self.failure is None and self.begun:
@@ -543,8 +548,8 @@ class SweepRecorder:
                     result.sweep.id, result.sweep.started_at
                 )
                 self.store.finish_sweep(result.sweep, changes, previous)
-                view = self.store.view(result.sweep.id, light=light)
-                if light and self.light:
+                view = self.store.view(result.sweep.id, light=self.light)
+                if self.light:
                     return dataclasses.replace(view, site_source=self._kept_sites)
                 return view
             except StoreError as exc:

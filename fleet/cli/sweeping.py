@@ -189,7 +189,7 @@ def sweep(
                 "see what changed; keep the store, or set `when: always`"
             )
     from fleet.errors import PushError
-    from fleet.pipeline import publish
+    from fleet.pipeline import Published, publish
 
     if agent is not None and agent.spool.pending():
         agent.deliver()  # what earlier runs could not deliver goes first, oldest first
@@ -209,17 +209,19 @@ def sweep(
             readiness_view=readiness_view,
         )
         alerts = inv.notifications if notify else None
-        try:
-            published = run_async(
-                publish(
-                    result,
-                    outbox=agent.outbox if agent is not None else None,
-                    notifications=alerts,
-                    secrets=command_secrets() if alerts is not None else None,
+        published = Published(None, None)
+        if agent is not None or alerts is not None:  # else no loop is worth starting
+            try:
+                published = run_async(
+                    publish(
+                        result,
+                        outbox=agent.outbox if agent is not None else None,
+                        notifications=alerts,
+                        secrets=command_secrets() if alerts is not None else None,
+                    )
                 )
-            )
-        except PushError as exc:
-            raise Failure(str(exc)) from None
+            except PushError as exc:
+                raise Failure(str(exc)) from None
         if agent is not None and published.pushed is not None:
             agent.say(published.pushed)
             if agent.refused and code < 2:

@@ -168,8 +168,6 @@ class RuleId(StrEnum):
     auth_exchange_not_understood = "auth.exchange_not_understood"
     ip_named_as_spammer = "ip.named_as_spammer"
     dnsbl_ip_list_named = "dnsbl.ip_list_named"
-    relay_local_only = "relay.local_only"
-    recipient_refuses = "recipient.refuses"
     status_system = "status.system"
     status_recipient_disabled = "status.recipient_disabled"
     status_message_priority = "status.message_priority"

@@ -61,9 +61,13 @@ class SpfEvaluations:
     def __init__(self, dns: Dns, budget_s: float = DEFAULT_BUDGET_S) -> None:
         self.dns = dns
         self.budget_s = budget_s
-        self.evaluations = 0  # how many (domain, ip[, sender, helo]) the sweep evaluated
         self._asked: set[tuple[str, ...]] = set()
         self._done: dict[tuple[str, ...], SpfEvaluation] = {}
+
+    @property
+    def evaluations(self) -> int:
+        """How many (domain, ip[, sender, helo]) the sweep evaluated."""
+        return len(self._asked)
 
     async def get(self, domain: str, ip: str, sender: str, helo: str) -> SpfEvaluation:
         domain = domain.lower().rstrip(".")
@@ -79,9 +83,7 @@ class SpfEvaluations:
         done = self._done.get(key)
         if done is not None:
             return done
-        if key not in self._asked:
-            self._asked.add(key)
-            self.evaluations += 1
+        self._asked.add(key)
         evaluation = await evaluate(self.dns, domain, ip, sender, helo, budget_s=self.budget_s)
         return self._done.setdefault(key, evaluation)
 

@@ -287,26 +287,19 @@ class _Outcome(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
 
 
 class _Unanswered(Exception):
-    """The evaluation needs an answer the sweep does not have yet: (name, rtype)."""
-
-    def __init__(self, name: str, rtype: str) -> None:
-        super().__init__(name, rtype)
-        self.question = (name, rtype)
-
-
-Answers = dict[tuple[str, str], Answer]
+    """An evaluation from known answers needs one the sweep does not have yet."""
 
 
 class _CheckHost:
-    """One evaluation: its lookup counters and the sender it speaks for. With `answers`, it
-    reads only those and the ones the sweep already has, and raises _Unanswered for any
-    other (see `evaluate`); without, it asks the resolver and waits."""
+    """One evaluation: its lookup counters and the sender it speaks for. `known_only`, it
+    reads only the answers the sweep already has and raises _Unanswered for any other (see
+    `evaluate`); else it asks the resolver and waits."""
 
     def __init__(
-        self, dns: Dns, ip: IpAddress, sender: str, helo: str, answers: Answers | None = None
+        self, dns: Dns, ip: IpAddress, sender: str, helo: str, *, known_only: bool = False
     ) -> None:
         self.dns = dns
-        self.answers = answers
+        self.known_only = known_only
         self.ip = ip
         local, at, sender_domain = sender.rpartition("@")
         self.sender = sender if at else f"postmaster@{sender}"
@@ -317,7 +310,6 @@ class _CheckHost:
         self.voids = 0
         self.uses_sender = False
         self.record: str | None = None  # the top domain's record
-        self.missing: tuple[str, str] = ("", "")  # the answer an evaluation stopped for
 
     # -- macros --------------------------------------------------------------------------
 
@@ -361,10 +353,10 @@ class _CheckHost:
         """An answer or "no such name/data"; any resolver failure ends it as temperror."""
         if not _valid_name(name):
             return Answer(Outcome.nxdomain, detail="not a valid domain name")
-        if self.answers is not None:
-            known = self.answers.get((name, rtype)) or self.dns.answered(name, rtype)
+        if self.known_only:
+            known = self.dns.answered(name, rtype)
             if known is None:
-                raise _Unanswered(name, rtype)
+                raise _Unanswered
             answer = known
         else:
             answer = await self.dns.query(name, rtype)
@@ -494,26 +486,24 @@ async def evaluate(
 ) -> SpfEvaluation:
     """check_host(ip, domain, sender) with HELO `helo`; never raises for DNS trouble.
 
-    Evaluated from the answers the sweep has: when one is missing, it is asked (once per
-    sweep, by the resolver's memo) and the evaluation starts over with it, so that the common
-    case, a client's record already read for an earlier site, costs no task and no timer
-    (issue 20). Terms are evaluated in order from the same answers each time, so the result,
-    the questions asked and their order are those of one evaluation that waits as it goes."""
-    address = unmapped(ip)
+    First from the answers the sweep has, which costs no task and no timer in the common
+    case, a client's record already read for an earlier site (issue 20); when one is missing,
+    once more, asking and waiting as it goes. Nothing is asked by the first reading, so the
+    questions and their order are those of the second."""
+    known = evaluate_known(dns, domain, ip, sender, helo)
+    if known is not None:
+        return known
     domain = domain.lower().rstrip(".")
-    answers: Answers = {}
-    checker, outcome = _attempt(dns, domain, address, sender, helo, answers)
-    if outcome is None:
-        try:
-            async with asyncio.timeout(budget_s):
-                while outcome is None:
-                    name, rtype = checker.missing
-                    answers[(name, rtype)] = await dns.query(name, rtype)
-                    checker, outcome = _attempt(dns, domain, address, sender, helo, answers)
-        except TimeoutError:
-            outcome = _Outcome(
-                SpfResult.temperror, None, f"the evaluation did not finish within {budget_s:g} s"
-            )
+    checker = _CheckHost(dns, unmapped(ip), sender, helo)
+    try:
+        async with asyncio.timeout(budget_s):
+            outcome = await checker.check_host(domain)
+    except _Stop as stop:
+        outcome = _Outcome(stop.result, None, stop.reason)
+    except TimeoutError:
+        outcome = _Outcome(
+            SpfResult.temperror, None, f"the evaluation did not finish within {budget_s:g} s"
+        )
     return _evaluation(checker, domain, outcome, sender, helo)
 
 
@@ -521,26 +511,16 @@ def evaluate_known(dns: Dns, domain: str, ip: str, sender: str, helo: str) -> Sp
     """`evaluate`, when every DNS answer it needs is already in the sweep's memo: done at
     once, without waiting; None when it would have to wait for an answer."""
     domain = domain.lower().rstrip(".")
-    checker, outcome = _attempt(dns, domain, unmapped(ip), sender, helo, {})
-    return None if outcome is None else _evaluation(checker, domain, outcome, sender, helo)
-
-
-def _attempt(
-    dns: Dns, domain: str, address: IpAddress, sender: str, helo: str, answers: Answers
-) -> tuple[_CheckHost, _Outcome | None]:
-    """check_host() from the answers known; the outcome is None when one is missing (the
-    checker's `missing` says which)."""
-    checker = _CheckHost(dns, address, sender, helo, answers)
+    checker = _CheckHost(dns, unmapped(ip), sender, helo, known_only=True)
     running = checker.check_host(domain)
     try:
         running.send(None)  # reading known answers only, nothing in it ever waits
     except StopIteration as done:
-        return checker, done.value
+        return _evaluation(checker, domain, done.value, sender, helo)
     except _Stop as stop:
-        return checker, _Outcome(stop.result, None, stop.reason)
-    except _Unanswered as unanswered:
-        checker.missing = unanswered.question
-        return checker, None
+        return _evaluation(checker, domain, _Outcome(stop.result, None, stop.reason), sender, helo)
+    except _Unanswered:
+        return None
     running.close()
     raise RuntimeError("an SPF evaluation from known answers waited for something")
 
