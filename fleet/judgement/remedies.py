@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fleet import m365
 from fleet.judgement.rule import Remedy
+from fleet.results import Category
 
 IP_REPUTATION_FIX: Remedy = {
     "unauthenticated": (
@@ -64,4 +65,49 @@ HELO_FIX = (
     "setting, to a fully-qualified name that resolves in DNS (for example "
     "scanner1.yourdomain), never the server's own name; then set the same ehlo_name in the "
     "inventory so fleet tests what the copier sends."
+)
+
+# What the learned reader (learned.py) suggests after "Likely: ", by the category its words
+# resemble: the usual first step, worded as a guess (nothing here claims a listing or an IP's
+# reputation; the reader never says ip_reputation). Fields as in context.fields.
+LIKELY_REMEDY: dict[Category, str] = {
+    Category.auth_required: "the server wants a login before it takes this mail: set the "
+    "copier to authenticate (SMTP AUTH) with a mailbox, on {submission} with STARTTLS.",
+    Category.auth_failed: "the server refused the login: check the copier's username and "
+    "password for {endpoint} (and whether the mailbox is locked or needs an app password).",
+    Category.auth_disabled: "the server has switched this kind of login off (Basic AUTH or "
+    "SMTP AUTH for the mailbox): enable it for the mailbox or move the copier to another "
+    "way of sending.",
+    Category.tls_required: "the server wants an encrypted session: set the copier's security "
+    "to STARTTLS (port {port}) or implicit TLS.",
+    Category.tls_failure: "TLS could not be set up with {endpoint}: check the copier's TLS "
+    "version and certificate settings, and tell the server's administrator.",
+    Category.relay_denied: "the server will not relay for this copier: send with a login on "
+    "{submission}, or have the server's administrator allow the site's relay.",
+    Category.sender_rejected: "the server refuses the sender {sender}: use a sender address in "
+    "a domain you control, with SPF/DKIM that allow this site, or one the login may send as.",
+    Category.recipient_rejected: "the server refuses the recipient: check the address (it may "
+    "not exist, be disabled or full) and try another.",
+    Category.message_rejected: "the server refuses the message itself (its content, headers, "
+    "size or a filter's verdict): try a plain, small test message and read the reply.",
+    Category.throttled: "the server is limiting this sender (rate, count or size of sending): "
+    "send less often or in smaller batches, then retry later.",
+    Category.temporary_failure: "the server has a passing problem: run the site again later; "
+    "if it persists, tell the server's administrator.",
+    Category.protocol_error: "the server did not accept the conversation as sent: read the "
+    "reply; if it persists, check the copier's SMTP settings and tell the administrator.",
+    Category.domain_reputation: "a domain of this mail may be listed ({listed_domain}): look "
+    "the sender's and the EHLO name's domains up at the list the server uses; there is no IP "
+    "to delist.",
+    Category.reverse_dns: "the receiver may want a reverse DNS (PTR) name for the site's IP "
+    "{ip} that points back to it: check it, and ask the ISP for one if it is missing.",
+    Category.helo_rejected: "the server may refuse the name the copier gives in EHLO "
+    "({ehlo_name}): set the copier's SMTP host name to a fully-qualified name that resolves.",
+    Category.receiver_fault: "the receiving server seems to have a problem of its own: tell "
+    "the receiving organisation's mail administrator; nothing on your side is proven wrong.",
+}
+
+LEARNED_CAVEAT = (
+    "fleet inferred this from the words' resemblance to real replies it knows, not from a "
+    "rule: read the server's reply above before acting on it."
 )

@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from fleet.judgement import learned
 from fleet.judgement.catalogue import RULES
 from fleet.judgement.context import Context
 from fleet.judgement.evidence import parse_enhanced, spelt_out, unwrapped
+from fleet.judgement.remedies import LEARNED_CAVEAT, LIKELY_REMEDY
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
 from fleet.judgement.rules.word_families import SUBJECT_FAMILIES, VETO, WORD_FAMILIES
@@ -227,8 +229,75 @@ def _with_prefixed_code(reply: Reply) -> Reply:
     return Reply.model_construct(code=reply.code, enhanced=match.group(1), text=reply.text)
 
 
+# The learned reader (learned.py) speaks only where every rule fell back to "unrecognised", only
+# when at least this sure (chosen by tools/measure_reader.py's blind-round and leave-one-set-out
+# runs, tests/corpus/README.md), and never a reading that needs evidence it cannot have: the
+# IP's reputation (DIRECT_SEND_DIRTY_IP stays evidence-based) or "unrecognised" itself.
+LEARNED_THRESHOLD = 0.6
+_NEVER_LEARNED = frozenset({Category.ip_reputation.value, Category.unrecognised_refusal.value})
+
+
+def learned_reading(
+    stage: Stage,
+    reply: Reply,
+    model: learned.Model | None = None,
+    threshold: float = LEARNED_THRESHOLD,
+    veto: bool = True,
+) -> learned.Guess | None:
+    """The learned reader's category for a reply no rule recognised, when it may speak:
+    sure enough, a category it may give, and words that name no policy (a refusal "for
+    policy reasons" names a rule it does not explain: the word families' VETO, which the
+    corpus labels as unrecognised whatever else it says)."""
+    if veto and _VETO_RE.search(spelt_out(unwrapped(reply.text[:CLASSIFY_CHARS]))):
+        return None
+    found = learned.guess(stage.value, reply.code, reply.enhanced, reply.text, model)
+    if found.probability < threshold or found.category in _NEVER_LEARNED:
+        return None
+    return found
+
+
+_LEARNED_FINDING = (
+    "the server refused at {stage} ({code}); no rule recognises its words, but they most "
+    "resemble replies that mean {category} (a learned reading, {sure} % sure, not proven): "
+    '"{said}"'
+)
+
+
+def _by_resemblance(stage: Stage, reply: Reply, fields: dict[str, str]) -> Classification | None:
+    found = learned_reading(stage, reply)
+    if found is None:
+        return None
+    category = Category(found.category)
+    fields = {**fields, "category": category.value, "sure": str(int(found.probability * 100))}
+    return Classification(
+        category,
+        _LEARNED_FINDING.format_map(fields),
+        "Likely: " + LIKELY_REMEDY[category].format_map(fields) + " " + LEARNED_CAVEAT,
+        RuleId.learned_reader,
+    )
+
+
 def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classification:
-    """Category, finding and remediation for a negative reply at a stage."""
+    """Category, finding and remediation for a negative reply at a stage: by the rules, else
+    (a refusal they do not recognise) by the learned reader when it is sure enough."""
+    found = read_by_rules(stage, reply, context)
+    if found.rule is not None or found.category is not Category.unrecognised_refusal:
+        return found
+    fields = {**context.fields(reply.text[:CLASSIFY_CHARS]), **_said_fields(stage, reply)}
+    return _by_resemblance(stage, reply, fields) or found
+
+
+def _said_fields(stage: Stage, reply: Reply) -> dict[str, str]:
+    said = " ".join(reply.text.split())
+    return {
+        "stage": stage.value,
+        "code": str(reply.code or "no valid code"),
+        "said": said if len(said) <= 200 else said[:199] + "\N{HORIZONTAL ELLIPSIS}",
+    }
+
+
+def read_by_rules(stage: Stage, reply: Reply, context: Context) -> Classification:
+    """The rules' reading alone: the first rule that matches, else the fallback (rule None)."""
     inner = _unwrapped_reply(reply)
     if inner is not None:
         reply = inner
@@ -238,19 +307,13 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
         return found
     unstamped = _without_stamp(reply)
     if unstamped is not None:
-        return classify_reply(stage, unstamped, context)
+        return read_by_rules(stage, unstamped, context)
     category = _fallback_category(stage, reply)
     if category is Category.unrecognised_refusal:
         found = _by_one_family(stage, reply, context)
         if found is not None:
             return found
-    said = " ".join(reply.text.split())
-    fields = {
-        **context.fields(reply.text[:CLASSIFY_CHARS]),
-        "stage": stage.value,
-        "code": str(reply.code or "no valid code"),
-        "said": said if len(said) <= 200 else said[:199] + "\N{HORIZONTAL ELLIPSIS}",
-    }
+    fields = {**context.fields(reply.text[:CLASSIFY_CHARS]), **_said_fields(stage, reply)}
     return Classification(
         category,
         _FALLBACK_FINDING[category].format_map(fields),

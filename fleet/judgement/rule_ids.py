@@ -189,6 +189,8 @@ class RuleId(StrEnum):
     words_sender = "words.sender"
     words_sender_at_mail = "words.sender_at_mail"
     words_message = "words.message"
+    # a refusal no rule knows, read by resemblance to the labelled corpus (learned.py)
+    learned_reader = "learned.reader"
     code_command_syntax = "code.command_syntax"
     tls_certificate = "tls.certificate"
     tls_not_tls = "tls.not_tls"

@@ -1,0 +1,133 @@
+"""The learned reader (fleet/judgement/learned.py, #16): a refusal no rule knows, read by
+resemblance to the labelled corpus, only when sure enough, always said to be inferred, never
+the IP's reputation; its model is what tools/train_reader.py writes from a fixed list of files,
+and it is loaded only when a reply needs it."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from fleet.classify import Context, classify_reply, make_reply
+from fleet.judgement import learned, replies
+from fleet.judgement.learned import Guess
+from fleet.judgement.replies import read_by_rules
+from fleet.judgement.rule_ids import RuleId
+from fleet.results import Category, Mode, Stage
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONTEXT = Context(
+    mode=Mode.direct_send,
+    host="mx.fabrikam.test",
+    port=25,
+    authenticated=False,
+    ip="203.0.113.7",
+    sender="scanner@contoso.test",
+    ehlo_name="MFP-3F",
+)
+
+
+def _tool(name: str) -> ModuleType:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # (its dataclasses look their module up)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+
+
+def test_the_shipped_model_is_what_the_training_script_writes_from_its_files() -> None:
+    train = _tool("train_reader")
+    # a fixed list, not a glob: a set registered later does not change the model silently
+    assert isinstance(train.TRAINING_FILES, tuple)
+    assert len(train.TRAINING_FILES) == 13
+    for name in train.TRAINING_FILES:
+        assert (ROOT / "tests" / "corpus" / f"{name}.yaml").is_file(), name
+    written = train.dumps(train.train(e for n in train.TRAINING_FILES for e in train.load(n)))
+    shipped = (ROOT / "fleet" / "judgement" / learned.MODEL_FILE).read_text("utf-8")
+    assert shipped == written, "run: python tools/train_reader.py"
+
+
+def test_the_model_ships_with_the_package_as_data_not_code() -> None:
+    text = (ROOT / "fleet" / "judgement" / learned.MODEL_FILE).read_text("utf-8")
+    assert text.startswith('{"alpha":')  # plain JSON (never a pickle)
+    assert len(text) < 200_000
+
+
+def test_a_refusal_no_rule_knows_is_read_by_the_learner_said_to_be_inferred() -> None:
+    # "Delivery not authorized, message refused": no rule reads a cause in it
+    reply = make_reply(550, "5.7.1 Delivery not authorized, message refused")
+    assert read_by_rules(Stage.data, reply, CONTEXT).category is Category.unrecognised_refusal
+    found = classify_reply(Stage.data, reply, CONTEXT)
+    assert found.rule is RuleId.learned_reader
+    assert found.category is Category.message_rejected
+    assert found.remediation.startswith("Likely: ")
+    assert "inferred" in found.remediation
+    assert "learned reading" in found.finding
+    # the server's own words are shown, as with every fallback
+    assert '"5.7.1 Delivery not authorized, message refused"' in found.finding
+
+
+@pytest.mark.parametrize("category", ["ip_reputation", "unrecognised_refusal"])
+def test_the_learner_never_claims_what_needs_evidence(
+    monkeypatch: pytest.MonkeyPatch, category: str
+) -> None:
+    """However sure it is, a learned reading never says the IP's reputation (so it can never
+    raise DIRECT_SEND_DIRTY_IP or IP_REPUTATION): the rules' honest fallback stays."""
+    monkeypatch.setattr(learned, "guess", lambda *_args, **_kw: Guess(category, 0.999))
+    found = classify_reply(Stage.rcpt, make_reply(550, "Zorglub frobnicated"), CONTEXT)
+    assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
+
+
+def test_below_its_threshold_the_learner_stays_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    unsure = replies.LEARNED_THRESHOLD - 0.01
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("message_rejected", unsure))
+    found = classify_reply(Stage.data, make_reply(550, "Mail refused"), CONTEXT)
+    assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
+    sure = replies.LEARNED_THRESHOLD
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("message_rejected", sure))
+    found = classify_reply(Stage.data, make_reply(550, "Mail refused"), CONTEXT)
+    assert (found.category, found.rule) == (Category.message_rejected, RuleId.learned_reader)
+
+
+def test_a_refusal_that_names_a_policy_stays_unrecognised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("message_rejected", 0.99))
+    found = classify_reply(Stage.data, make_reply(550, "Rejected for policy reasons"), CONTEXT)
+    assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
+
+
+def test_the_learner_speaks_only_where_the_rules_fell_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("throttled", 0.99))
+    # a rule's reading, and a 4xx deferral, are never second-guessed
+    known = classify_reply(Stage.rcpt, make_reply(550, "5.1.1 User unknown"), CONTEXT)
+    assert known.category is Category.recipient_rejected
+    deferred = classify_reply(Stage.rcpt, make_reply(451, "Try again"), CONTEXT)
+    assert deferred.category is Category.temporary_failure
+
+
+def test_the_model_is_loaded_only_when_a_reply_needs_it() -> None:
+    code = (
+        "from fleet.classify import classify_reply, make_reply, Context\n"
+        "from fleet.judgement import learned\n"
+        "from fleet.results import Mode, Stage\n"
+        "c = Context(mode=Mode.direct_send, host='h', port=25, authenticated=False)\n"
+        "classify_reply(Stage.rcpt, make_reply(550, '5.1.1 User unknown'), c)\n"
+        "print(learned._model.cache_info().currsize)\n"
+        "classify_reply(Stage.rcpt, make_reply(550, 'Zorglub'), c)\n"
+        "print(learned._model.cache_info().currsize)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["0", "1"]
