@@ -19,13 +19,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from fleet.credentials import AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV, warn_if_exposed
 from fleet.errors import AgentKeyError, IngestError, Refusal
 from fleet.inventory import Inventory
 from fleet.report.sanitize import for_terminal
-from fleet.results import SiteResult, SweepInfo, SweepResult
+from fleet.results import ResultError, SiteResult, SweepInfo, SweepResult
 
 KEY_ENV = AGENT_KEY_ENV
 MASTER_KEY_ENV = AGENT_MASTER_KEY_ENV
@@ -230,12 +228,9 @@ def read_agent_result(text: str, name: str, inventory: Inventory, keys: SiteKeys
     the central has a master key); raise IngestError saying what is wrong."""
     try:
         result = SweepResult.model_validate_json(text)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = for_terminal(".".join(str(p) for p in first["loc"]), 200) or "the document"
+    except ResultError as exc:  # malformed JSON, or a key or value the result has not
         raise IngestError(
-            f"{name}: not a fleet sweep result ({exc.error_count()} problems; first: {where}: "
-            f"{for_terminal(first['msg'], 300)})"
+            f"{name}: not a fleet sweep result ({for_terminal(str(exc), 300)})"
         ) from None
     if result.sweep.digest is None:
         raise IngestError(

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, NamedTuple, TypeVar
 
-from pydantic import BaseModel
+from msgspec import Struct, structs
 
 from fleet.errors import SecretError
 
@@ -55,7 +55,7 @@ _STRIDE = 4
 _GAPS = re.compile(r"(?m)^[ \t]*\d{3}[ -]|\s+|(?<![^\s-])[245]\.\d{1,3}\.\d{1,3}(?!\S)")
 _SPACE = re.compile(r"\s")
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Struct)
 
 
 class SecretSource(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
@@ -304,14 +304,14 @@ class Secrets:
     def _clean(self, value: Any) -> Any:
         if type(value) is str:  # not an enum value: those are ours
             return self.scrub(value)
-        if isinstance(value, BaseModel):
+        if isinstance(value, Struct):  # a result (fleet/results.py)
             update = {}
-            for name in type(value).model_fields:
+            for name in value.__struct_fields__:
                 field = getattr(value, name)
                 clean = self._clean(field)
                 if clean is not field:
                     update[name] = clean
-            return value.model_copy(update=update) if update else value
+            return structs.replace(value, **update) if update else value
         if isinstance(value, list | tuple):
             items = [self._clean(item) for item in value]
             if all(a is b for a, b in zip(items, value, strict=True)):

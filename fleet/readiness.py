@@ -15,19 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from fleet import m365
-from fleet.results import Category, DeviceResult, FlagCode, Mode, SiteResult
+from fleet.results import Category, DeviceResult, FlagCode, Mode, Model, SiteResult
 
 RETIRING_FLAG = FlagCode.BASIC_AUTH_RETIRING
 
 
-# Built on first use (a table's headline needs no validator; the JSON view builds its
-# serializer), and filled with model_construct: every value comes from a typed result.
-class ReadinessRow(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
+# Plain structs like the results they are computed from (fleet/results.py).
+class ReadinessRow(Model, frozen=True, kw_only=True):
     client: str
     site: str
     device: str
@@ -38,13 +33,11 @@ class ReadinessRow(BaseModel):
     already_refused: bool = False  # Basic AUTH is already off for it (5.7.139)
 
 
-class Readiness(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
+class Readiness(Model, frozen=True, kw_only=True):
     at_risk: int = 0
     proven: int = 0
     already_refused: int = 0
-    copiers: list[ReadinessRow] = Field(default_factory=list)
+    copiers: list[ReadinessRow]
 
     @property
     def headline(self) -> str:
@@ -99,7 +92,7 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
         elif _domain(mailbox) in hve_proven:
             way = f"High Volume Email account {hve_proven[_domain(mailbox)]}"
         rows.append(
-            ReadinessRow.model_construct(
+            ReadinessRow(
                 client=site.client,
                 site=site.site,
                 device=device_id,
@@ -110,7 +103,7 @@ def readiness(sites: Iterable[SiteResult]) -> Readiness:
                 already_refused=refused,
             )
         )
-    return Readiness.model_construct(
+    return Readiness(
         at_risk=len(rows),
         proven=sum(r.proven for r in rows),
         already_refused=sum(r.already_refused for r in rows),

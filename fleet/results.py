@@ -1,49 +1,91 @@
 """The typed result model shared by probes, matrix, reports and store.
 
-Every result is frozen and JSON-serialisable through pydantic; this module imports
-nothing of ours so that everything else can depend on it.
+Every result is a frozen `msgspec.Struct`: plain data, built without validation (the
+probes, the runner and the matrix fill them with values of the right types), encoded to
+JSON by msgspec, and validated field by field when read back from outside (the store, an
+agent's file, a push to `fleet serve`, a report's input). This module imports nothing of
+ours so that everything else can depend on it, and no pydantic: a scan never imports it
+for its results (issue 20).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, NamedTuple, Protocol
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Protocol, Self
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    TypeAdapter,
-    ValidationError,
-    model_serializer,
-    model_validator,
-)
-from pydantic_core import SchemaSerializer
+import msgspec
+from msgspec import DecodeError as ResultError
+from msgspec import ValidationError, structs
+
+# What reading a result from outside raises (both ValueErrors): ResultError for any bad
+# input, malformed JSON included; ValidationError, one of them, for a key or value wrong.
+__all__ = ["ResultError", "ValidationError"]
 
 
-def _empty_list() -> list[Any]:
-    """A field's empty default. Not `default_factory=list`: building a schema, pydantic asks
-    each factory's signature, which inspect parses from the text of a built-in's (about
-    0.15 ms a field, 2 ms the first time, in a one-site scan's start-up)."""
-    return []
+class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base for results: immutable, and unknown keys are an error when read back.
+
+    The methods keep the names pydantic gave them (the results were pydantic models until
+    issue 20), so that callers and tests read the same."""
+
+    def model_dump(
+        self, *, mode: Literal["json", "python"] = "python", exclude: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """The result as the JSON contract has it, as Python data: strings for enums and
+        (mode="json") times; (mode="python") times stay datetimes."""
+        if mode == "json":
+            data: dict[str, Any] = msgspec.to_builtins(self)
+        else:
+            data = msgspec.to_builtins(self, builtin_types=(datetime,))
+        for key in exclude:
+            data.pop(key, None)
+        return self._contract(data)
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        """The result's JSON text, byte for byte what pydantic wrote (`indent` as its)."""
+        if type(self)._reshaped:
+            raw = _encode(self._contract(msgspec.to_builtins(self)))
+        else:
+            raw = _encode(self)
+        if indent is not None:
+            raw = msgspec.json.format(raw, indent=indent)
+        return raw.decode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with some fields replaced (not validated: the values are ours)."""
+        return structs.replace(self, **update) if update else self
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        """A result from Python data (parsed JSON): every field checked, unknown keys
+        refused (raises ValidationError)."""
+        return msgspec.convert(data, cls)
+
+    @classmethod
+    def model_validate_json(cls, text: str | bytes) -> Self:
+        """A result from its JSON text: every field checked (raises ValidationError)."""
+        decoded: Self = _decoder(cls).decode(text)
+        return decoded
+
+    # Whether the JSON contract's shape differs from the struct's own encoding.
+    _reshaped: ClassVar[bool] = False
+
+    def _contract(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The struct's builtins (`data`) reshaped into the JSON contract's."""
+        return data
 
 
-def _empty_dict() -> dict[Any, Any]:
-    """A field's empty default (see _empty_list)."""
-    return {}
+_encode = msgspec.json.Encoder().encode
 
 
-class Model(BaseModel):
-    """Base for results: immutable, and unknown keys are an error when read back."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+@functools.cache
+def _decoder(cls: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(cls)
 
 
 class Mode(StrEnum):
@@ -205,7 +247,7 @@ def worst(verdicts: list[Verdict]) -> Verdict:
     return max(verdicts, key=VERDICT_RANK.__getitem__, default=Verdict.ok)
 
 
-class Reply(Model):
+class Reply(Model, frozen=True, kw_only=True, gc=False):
     """One SMTP reply: code, enhanced status code (if any) and the full text."""
 
     code: int | None = None
@@ -213,7 +255,7 @@ class Reply(Model):
     text: str = ""
 
 
-class StageResult(Model):
+class StageResult(Model, frozen=True, kw_only=True):
     stage: Stage
     status: StageStatus
     command: str | None = None  # as sent, secrets redacted
@@ -222,19 +264,19 @@ class StageResult(Model):
     detail: str | None = None  # what went wrong when there was no reply
 
 
-class TlsInfo(Model):
+class TlsInfo(Model, frozen=True, kw_only=True):
     version: str | None = None
     cipher: str | None = None
     subject: str | None = None
     issuer: str | None = None
-    san: list[str] = Field(default_factory=_empty_list)
+    san: list[str] = []
     not_after: datetime | None = None
     verified: bool | None = None  # None: the device does not verify, so neither did we
     verify_error: str | None = None
     capped_at: str | None = None  # the device's tls_max, when the probe was capped
 
 
-class Conversation(Model):
+class Conversation(Model, frozen=True, kw_only=True):
     """One SMTP conversation as a copier would have it, stage by stage."""
 
     id: str
@@ -246,8 +288,8 @@ class Conversation(Model):
     started_at: datetime
     elapsed_s: float
     stages: list[StageResult]
-    ehlo_before_tls: list[str] = Field(default_factory=_empty_list)
-    ehlo_after_tls: list[str] = Field(default_factory=_empty_list)
+    ehlo_before_tls: list[str] = []
+    ehlo_after_tls: list[str] = []
     tls: TlsInfo | None = None
     observed_ip: str | None = None  # the client IP the server echoed
     category: Category
@@ -271,13 +313,13 @@ class ListingSeverity(StrEnum):
     policy = "policy"  # dynamic/residential range: must not send direct to MX
 
 
-class BlocklistResult(Model):
+class BlocklistResult(Model, frozen=True, kw_only=True):
     ip: str
     zone: str  # as shown to people; never contains a DQS key
     name: str
     status: BlocklistStatus
-    codes: list[str] = Field(default_factory=_empty_list)
-    lists: list[str] = Field(default_factory=_empty_list)
+    codes: list[str] = []
+    lists: list[str] = []
     meaning: str | None = None
     severity: ListingSeverity | None = None
     reason: str | None = None  # the list's TXT record
@@ -291,19 +333,19 @@ class EgressTransport(StrEnum):
     socks5 = "socks5"
 
 
-class Egress(Model):
+class Egress(Model, frozen=True, kw_only=True):
     transport: EgressTransport
     via: str = "direct"
     bind: str | None = None
     declared_ip: str | None = None
-    observed_ips: list[str] = Field(default_factory=_empty_list)
+    observed_ips: list[str] = []
     egress_ip: str | None = None  # the IP receivers see: observed if known, else declared
 
 
-class Flag(Model):
+class Flag(Model, frozen=True, kw_only=True):
     code: str
     severity: Severity
-    devices: list[str] = Field(default_factory=_empty_list)
+    devices: list[str] = []
     evidence: str
     remediation: str
 
@@ -317,7 +359,7 @@ class DeliveryStatus(StrEnum):
     unknown = "unknown"  # the mailbox could not be checked (login, TLS, network)
 
 
-class Delivery(Model):
+class Delivery(Model, frozen=True, kw_only=True):
     """What the recipient's mailbox showed of one test message."""
 
     method: str  # imap | graph
@@ -337,29 +379,29 @@ class Delivery(Model):
     detail: str | None = None  # why unknown, or what else went wrong (the delete)
 
 
-class ConversationRecord(Model):
+class ConversationRecord(Model, frozen=True, kw_only=True):
     """What a site's result keeps of one conversation: where it went, its TLS and what was
     said. Devices that share the conversation refer to it by id, so it is kept once. In the
-    JSON contract each device still carries these keys (see SiteResult._to_contract), in
+    JSON contract each device still carries these keys (see SiteResult._contract), in
     this order, after its `conversation`."""
 
     host: str
     port: int
     tls: TlsInfo | None = None
-    transcript: list[StageResult] = Field(default_factory=_empty_list)
+    transcript: list[StageResult] = []
     test_message_id: str | None = None
     queue_id: str | None = None
 
 
 # The keys a device of the JSON contract takes from its conversation.
-_RECORD_KEYS = tuple(ConversationRecord.model_fields)
+_RECORD_KEYS: tuple[str, ...] = ConversationRecord.__struct_fields__
 
 
 # How a device logs in (`DeviceResult.login`, a JSON key): with a password, or with OAuth.
 Login = Literal["password", "oauth2"]
 
 
-class DeviceResult(Model):
+class DeviceResult(Model, frozen=True, kw_only=True):
     """One copier's outcome: what its conversation (`conversation`, by id) means for it."""
 
     device: str
@@ -405,67 +447,95 @@ class MxResult(StrEnum):
 
 # The two Direct Send checks carry the same keys in the same order: the JSON of a result
 # is a contract (readers and golden files see every key, null where it does not apply), so a
-# key that means nothing for a kind is typed None (or empty) rather than left out.
+# key that means nothing for a kind is typed None (or empty) rather than left out. `kind`
+# is their tag: msgspec reads it wherever it stands but writes it first, so the contract's
+# order (`device`, then `kind`) is put back by _check_contract.
 
 
-class MxCheck(Model):
+class MxCheck(Model, frozen=True, kw_only=True, tag_field="kind", tag="mx"):
     """Does a Direct Send or relay device send to the MX of its domain (probes/direct_send)."""
 
     device: str
-    kind: Literal["mx"] = "mx"
     domain: str  # the domain whose MX the copier should use
     ip: None = None
     result: MxResult
     detail: str
     record: None = None
     host: str | None = None  # the host the copier is configured for
-    mx_hosts: list[str] = Field(default_factory=_empty_list)  # the domain's MX, preferred first
+    mx_hosts: list[str] = []  # the domain's MX, preferred first
     mechanism: None = None
     lookups: None = None
     add: None = None
 
+    _reshaped: ClassVar[bool] = True
 
-class SpfCheck(Model):
+    @property
+    def kind(self) -> Literal["mx"]:
+        return "mx"
+
+    def _contract(self, data: dict[str, Any]) -> dict[str, Any]:
+        return _check_contract(data)
+
+
+class SpfCheck(Model, frozen=True, kw_only=True, tag_field="kind", tag="spf"):
     """Does the sender domain's SPF authorise the site's egress IP (probes/direct_send)."""
 
     device: str
-    kind: Literal["spf"] = "spf"
     domain: str  # the sender's domain
     ip: str | None = None  # the egress IP evaluated (None: the site's IP is not known)
     result: SpfResult
     detail: str
     record: str | None = None  # the domain's SPF record, exactly as published
     host: None = None
-    mx_hosts: tuple[()] = ()
+    mx_hosts: Annotated[list[str], msgspec.Meta(max_length=0)] = []
     mechanism: str | None = None  # the term that decided ("-all", "include:...")
     lookups: int | None = None  # terms that cost a DNS lookup (limit: SPF_MAX_LOOKUPS)
     add: str | None = None  # the mechanism that would authorise the IP ("ip4:...")
 
+    _reshaped: ClassVar[bool] = True
+
+    @property
+    def kind(self) -> Literal["spf"]:
+        return "spf"
+
+    def _contract(self, data: dict[str, Any]) -> dict[str, Any]:
+        return _check_contract(data)
+
 
 # MX and SPF readiness of one Direct Send or relay device, told apart by `kind`.
-DirectSendCheck = Annotated[MxCheck | SpfCheck, Field(discriminator="kind")]
+DirectSendCheck = MxCheck | SpfCheck
 
 
-# The serialisation context under which a site dumps the shape the store keeps rather than
-# the JSON contract's (see SiteResult._to_contract).
-STORED: dict[str, str] = {"shape": "stored"}
+def _check_contract(data: dict[str, Any]) -> dict[str, Any]:
+    """A check's builtins in the contract's order: `device`, then `kind`, then the rest."""
+    return {"device": data["device"], **data}
 
 
-class SiteResult(Model):
+class SiteResult(Model, frozen=True, kw_only=True):
     site: str
     client: str
     name: str | None = None
-    tags: list[str] = Field(default_factory=_empty_list)
+    tags: list[str] = []
     verdict: Verdict
-    flags: list[Flag] = Field(default_factory=_empty_list)
+    flags: list[Flag] = []
     egress: Egress
-    blocklists: list[BlocklistResult] = Field(default_factory=_empty_list)
-    devices: list[DeviceResult] = Field(default_factory=_empty_list)
+    blocklists: list[BlocklistResult] = []
+    devices: list[DeviceResult] = []
     # The site's conversations by id, each kept once however many devices share it.
-    conversations: dict[str, ConversationRecord] = Field(default_factory=_empty_dict)
-    checks: list[DirectSendCheck] = Field(default_factory=_empty_list)
+    conversations: dict[str, ConversationRecord] = {}
+    checks: list[DirectSendCheck] = []
     started_at: datetime
     finished_at: datetime
+
+    _reshaped: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        for device in self.devices:
+            if device.conversation not in self.conversations:
+                raise ValidationError(
+                    f"device {device.device!r} refers to conversation {device.conversation!r}, "
+                    "which the site does not have"
+                )
 
     @property
     def egress_ip(self) -> str | None:
@@ -476,94 +546,67 @@ class SiteResult(Model):
         """The conversation a device of this site had."""
         return self.conversations[device.conversation]
 
-    @model_validator(mode="after")
-    def _every_conversation_known(self) -> SiteResult:
-        for device in self.devices:
-            if device.conversation not in self.conversations:
-                raise ValueError(
-                    f"device {device.device!r} refers to conversation {device.conversation!r}, "
-                    "which the site does not have"
-                )
-        return self
-
-    @model_serializer(mode="wrap")
-    def _to_contract(
-        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-    ) -> dict[str, Any]:
-        """The site as the JSON contract has it (what users' scripts, agents' digests and
-        the golden files read): `egress_ip` beside `egress`, and each device with the keys
-        of its conversation. The store asks for the shape it keeps instead (STORED)."""
-        data: dict[str, Any] = handler(self)
-        if info.context == STORED:
-            return data
-        # (a dump that leaves `conversations` or a device's `conversation` out gets
-        # devices without the conversation's keys)
-        conversations: dict[str, dict[str, Any]] = data.pop("conversations", {})
-        contract: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "egress":
-                contract["egress_ip"] = self.egress.egress_ip
-            if key == "devices":
-                value = [_with_conversation(d, conversations) for d in value]
-            contract[key] = value
-        return contract
+    def _contract(self, data: dict[str, Any]) -> dict[str, Any]:
+        return _site_contract(data)
 
     def stored_json(self) -> str:
-        """The site as the store keeps it: every fact once. Written by a serializer without
-        the JSON contract's reshaping (`_to_contract`), which would hand pydantic-core a
-        Python dict of the whole site to encode: the same text in about half the time."""
-        serializer = _stored_serializer()
-        if serializer is None:
-            return self.model_dump_json(context=STORED)
-        return serializer.to_json(self).decode()
+        """The site as the store keeps it: every fact once (the struct's own encoding)."""
+        return _encode(self).decode()
 
     @classmethod
-    def from_json(cls, text: str) -> SiteResult:
+    def from_json(cls, text: str | bytes) -> SiteResult:
         """A site from the store: the shape it keeps now, or the JSON contract's shape it
-        kept before the redesign. (The first is read without leaving pydantic-core: a
-        validator that looked at every site first would double the cost of reading one.)"""
+        kept before the redesign (read as Python data and reshaped)."""
         try:
-            return cls.model_validate_json(text)
+            site: SiteResult = _decoder(SiteResult).decode(text)
         except ValidationError:
-            return _contract_site().validate_json(text)
+            return cls.from_contract(msgspec.json.decode(text))
+        return site
 
     @classmethod
     def from_contract(cls, data: Any) -> SiteResult:
-        """A site from the JSON contract's shape (or the store's)."""
-        return _contract_site().validate_python(data)
+        """A site from the JSON contract's shape (or the store's), as Python data."""
+        if isinstance(data, SiteResult):
+            return data
+        try:
+            shaped = _stored_shape(data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return msgspec.convert(shaped, SiteResult)
+
+    @classmethod
+    def model_validate(cls, data: Any) -> SiteResult:
+        return cls.from_contract(data)
+
+    @classmethod
+    def model_validate_json(cls, text: str | bytes) -> SiteResult:
+        return cls.from_json(text)
 
     def without_transcripts(self) -> SiteResult:
         """The site as reports for people need it; transcripts stay in the store. A sweep of
         10,000 sites keeps these in memory, not every stage of 20,000 conversations."""
         if not any(c.transcript for c in self.conversations.values()):
             return self
-        light = {
-            cid: c.model_copy(update={"transcript": []}) for cid, c in self.conversations.items()
-        }
-        return self.model_copy(update={"conversations": light})
+        light = {cid: structs.replace(c, transcript=[]) for cid, c in self.conversations.items()}
+        return structs.replace(self, conversations=light)
 
 
-@functools.cache
-def _stored_serializer() -> SchemaSerializer | None:
-    """SiteResult's own serializer without its wrap serializer (`_to_contract`, which in
-    the STORED context returns what it was handed anyway); None if pydantic's schema is not
-    shaped as expected, and then the store writes through `_to_contract` as before."""
-    SiteResult.model_rebuild()  # a deferred build (defer_build) is done now
-    schema = _without_wrap(SiteResult.__pydantic_core_schema__)
-    return None if schema is None else SchemaSerializer(schema)
-
-
-def _without_wrap(schema: Any) -> Any:
-    kind = schema.get("type")
-    if kind in ("definitions", "function-after", "function-before"):
-        inner = _without_wrap(schema["schema"])
-        return None if inner is None else {**schema, "schema": inner}
-    if kind == "model" and schema.get("cls") is SiteResult:
-        serialization = schema.get("serialization", {})
-        if serialization.get("type") != "function-wrap":
-            return None
-        return {key: value for key, value in schema.items() if key != "serialization"}
-    return None
+def _site_contract(data: dict[str, Any]) -> dict[str, Any]:
+    """A site's builtins (the store's shape) as the JSON contract has it (what users'
+    scripts, agents' digests and the golden files read): `egress_ip` beside `egress`, each
+    device with the keys of its conversation, each check's keys in the contract's order.
+    (A dump that leaves `conversations` out gets devices without the conversation's keys.)"""
+    conversations: dict[str, dict[str, Any]] = data.pop("conversations", {})
+    contract: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "egress":
+            contract["egress_ip"] = value.get("egress_ip")
+        elif key == "devices":
+            value = [_with_conversation(d, conversations) for d in value]
+        elif key == "checks":
+            value = [_check_contract(c) for c in value]
+        contract[key] = value
+    return contract
 
 
 def _stored_shape(data: Any) -> Any:
@@ -587,16 +630,6 @@ def _stored_shape(data: Any) -> Any:
     if "conversations" not in data and isinstance(data.get("devices"), list):
         data["devices"], data["conversations"] = _shared(data["devices"])
     return data
-
-
-# A site read from a document of the JSON contract (a sweep's JSON, an agent's file).
-ContractSite = Annotated[SiteResult, BeforeValidator(_stored_shape)]
-
-
-@functools.cache
-def _contract_site() -> TypeAdapter[SiteResult]:
-    # Built when first used: a command that reads no site pays nothing for it at start-up.
-    return TypeAdapter(ContractSite)
 
 
 def _shared(devices: list[Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -634,19 +667,23 @@ def _with_conversation(
     return out
 
 
-class SweepInfo(Model):
-    # An id is printed, stored and named on the command line: a result from elsewhere
-    # (an agent's file) with anything but these characters is refused when read.
-    id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,99}$")
+# An id is printed, stored and named on the command line: a result from elsewhere (an
+# agent's file) with anything but these characters is refused when read.
+SWEEP_ID_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,99}$"
+_SWEEP_ID = re.compile(SWEEP_ID_PATTERN)
+
+
+class SweepInfo(Model, frozen=True, kw_only=True):
+    id: str
     started_at: datetime
     finished_at: datetime | None = None
     complete: bool
     interrupted: str | None = None  # why it stopped early
     tool_version: str
     inventory: str | None = None
-    filters: list[str] = Field(default_factory=_empty_list)
+    filters: list[str] = []
     sites_planned: int
-    sites_missing: list[str] = Field(default_factory=_empty_list)
+    sites_missing: list[str] = []
     send_test: bool = False
     origin: str | None = None  # "local", or "ingest:<file>" for an agent's result
     digest: str | None = None  # sha256 of the canonical content (agent mode)
@@ -655,6 +692,12 @@ class SweepInfo(Model):
     # times each), and how many of those were answered in the end (the rest stayed `unknown`).
     dns_retries: int = 0
     dns_retries_answered: int = 0
+
+    def __post_init__(self) -> None:
+        if not _SWEEP_ID.match(self.id):
+            raise ValidationError(
+                f"sweep id {self.id!r} must match {SWEEP_ID_PATTERN} - at `$.sweep.id`"
+            )
 
 
 class ChangeKind(StrEnum):
@@ -668,7 +711,7 @@ class ChangeKind(StrEnum):
     egress_ip = "egress_ip"
 
 
-class Change(Model):
+class Change(Model, frozen=True, kw_only=True):
     """One difference between a sweep and the previous complete sweep of a site."""
 
     site: str
@@ -707,13 +750,24 @@ def count_verdicts(sites: Iterable[SiteResult]) -> dict[Verdict, int]:
     return counts
 
 
-class SweepResult(Model):
+class _SweepDocument(Model, frozen=True, kw_only=True):
+    """A sweep's JSON document as read: its sites still in the contract's shape."""
+
+    sweep: SweepInfo
+    sites: list[dict[str, Any]]
+    changes: list[Change] = []
+    previous_sweep: str | None = None
+
+
+class SweepResult(Model, frozen=True, kw_only=True):
     """A whole sweep in memory (what the runner gives and an agent's file holds)."""
 
     sweep: SweepInfo
-    sites: list[ContractSite]
-    changes: list[Change] = Field(default_factory=_empty_list)
+    sites: list[SiteResult]
+    changes: list[Change] = []
     previous_sweep: str | None = None
+
+    _reshaped: ClassVar[bool] = True
 
     @property
     def counts(self) -> dict[Verdict, int]:
@@ -722,6 +776,45 @@ class SweepResult(Model):
     @property
     def site_count(self) -> int:
         return len(self.sites)
+
+    def _contract(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "sites" in data:
+            data["sites"] = [_site_contract(site) for site in data["sites"]]
+        return data
+
+    @classmethod
+    def model_validate_json(cls, text: str | bytes) -> SweepResult:
+        """A sweep from its JSON document (a sweep's `--format json`, an agent's file, a
+        push): every field of every site checked (raises ValidationError)."""
+        return cls._from_document(_decoder(_SweepDocument).decode(text))
+
+    @classmethod
+    def model_validate(cls, data: Any) -> SweepResult:
+        if isinstance(data, SweepResult):
+            return data
+        if isinstance(data, dict) and isinstance(data.get("sites"), list):
+            data = {**data, "sites": [_plain_site(site) for site in data["sites"]]}
+        return cls._from_document(msgspec.convert(data, _SweepDocument))
+
+    @classmethod
+    def _from_document(cls, document: _SweepDocument) -> SweepResult:
+        sites = []
+        for index, site in enumerate(document.sites):
+            try:
+                sites.append(SiteResult.from_contract(site))
+            except ValidationError as exc:
+                raise ValidationError(f"sites[{index}]: {exc}") from None
+        return cls(
+            sweep=document.sweep,
+            sites=sites,
+            changes=document.changes,
+            previous_sweep=document.previous_sweep,
+        )
+
+
+def _plain_site(site: Any) -> Any:
+    """A site given as a SiteResult, as the Python data of the contract's shape."""
+    return site.model_dump(mode="json") if isinstance(site, SiteResult) else site
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -107,13 +108,18 @@ def test_a_legacy_code_page_replaces_what_it_cannot_show(
 
 def test_the_progress_bar_draws_on_a_legacy_code_page(monkeypatch: pytest.MonkeyPatch) -> None:
     from fleet.cli.app import progress_bar
-    from fleet.results import SiteResult, Verdict
+    from fleet.results import Egress, EgressTransport, SiteResult, Verdict
 
     console = Cp1252Console()
     monkeypatch.setattr(sys, "stderr", console)
     tolerate_legacy_code_pages()
     update, close = progress_bar(2, quiet=False)
-    site = SiteResult.model_construct(site="Łódź", client="東京", verdict=Verdict.critical)
+    now = datetime.now(UTC)
+    egress = Egress(transport=EgressTransport.direct)
+    site = SiteResult(
+        site="Łódź", client="東京", verdict=Verdict.critical, egress=egress,
+        started_at=now, finished_at=now,
+    )  # fmt: skip
     for _ in range(2):
         time.sleep(0.15)  # past tqdm's redraw interval, so each update is drawn
         update(site)

@@ -34,7 +34,6 @@ def make_reply(code: int | None, text: str, secrets: Iterable[str] = ()) -> Repl
     for secret in secrets:
         if secret in clean:
             clean = clean.replace(secret, REDACTED)
-    # Validated: pydantic-core builds it faster than model_construct does (0.9 against 1.7 us)
     return Reply(code=code, enhanced=parse_enhanced(clean), text=clean)
 
 

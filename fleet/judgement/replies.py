@@ -101,9 +101,7 @@ def _inner_cause(stage: Stage, reply: Reply, context: Context) -> Classification
     if match is None:
         return None
     code = int(match.group(1))
-    inner = Reply.model_construct(
-        code=code, enhanced=match.group(2), text=f"{match.group(2)} {match.group(3)}"
-    )
+    inner = Reply(code=code, enhanced=match.group(2), text=f"{match.group(2)} {match.group(3)}")
     found = _by_rules(_INNER_STAGE.get(code, stage), inner, context)
     return (
         found if found is not None and found.category is not Category.unrecognised_refusal else None
@@ -193,7 +191,7 @@ def _unwrapped_reply(reply: Reply) -> Reply | None:
     rest = _IN_REPLY_TO_RE.sub("", rest)
     if not rest.strip() or rest == said:
         return None
-    return Reply.model_construct(code=reply.code, enhanced=parse_enhanced(rest), text=rest)
+    return Reply(code=reply.code, enhanced=parse_enhanced(rest), text=rest)
 
 
 # A refusal word as a sentence of its own before the server's words (spamdyke, the qmail filter
@@ -209,7 +207,7 @@ def _without_stamp(reply: Reply) -> Reply | None:
     if match is None:
         return None
     rest = reply.text[match.end() :]
-    return Reply.model_construct(code=reply.code, enhanced=reply.enhanced, text=rest)
+    return Reply(code=reply.code, enhanced=reply.enhanced, text=rest)
 
 
 # An enhanced code after a short prefix the server put first ("<user@example.com>: 5.1.1 ...",
@@ -226,7 +224,7 @@ def _with_prefixed_code(reply: Reply) -> Reply:
     match = _PREFIXED_CODE_RE.search(reply.text[:CLASSIFY_CHARS])
     if match is None:
         return reply
-    return Reply.model_construct(code=reply.code, enhanced=match.group(1), text=reply.text)
+    return Reply(code=reply.code, enhanced=match.group(1), text=reply.text)
 
 
 # The learned reader (learned.py) speaks only where every rule fell back to "unrecognised", only

@@ -878,8 +878,6 @@ class _Probe:
         reply = make_reply(response.code, response.message, self.secrets)
         if stage in _GREETINGS:  # where servers echo the client's IP; rejections are seen in _fault
             self._observe(reply.text)
-        # Validated construction: pydantic-core's is faster than model_construct's Python
-        # (1.5 against 2.4 us a stage, measured), and checks our own values for free.
         self.state.stages.append(
             StageResult(
                 stage=stage,

@@ -49,5 +49,5 @@ def write_json(
 
 
 def read_json(text: str) -> SweepResult:
-    """A sweep result back from its JSON (raises pydantic.ValidationError if malformed)."""
+    """A sweep result back from its JSON (raises fleet.results.ResultError if malformed)."""
     return SweepResult.model_validate_json(text)

@@ -43,7 +43,7 @@ async def verify_delivery(
     imap = verify.imap
     if imap is None:  # the inventory requires one of the two
         raise ValueError("verify without a mailbox")
-    base = {
+    base: dict[str, Any] = {
         "method": "imap",
         "mailbox": imap.username,
         "test_message_id": test_id,
@@ -116,7 +116,7 @@ async def _through_graph(
     tokens: TokenBroker,
     secrets: Secrets | None,
 ) -> Delivery:
-    base = {
+    base: dict[str, Any] = {
         "method": "graph",
         "mailbox": mailbox.mailbox,
         "test_message_id": test_id,
