@@ -43,7 +43,8 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("SMTP conversation (aiosmtplib, probe)", re.compile(r"aiosmtplib/|fleet/probes/smtp\.py")),
     ("egress (connect, bind, SOCKS)", re.compile(r"fleet/egress\.py")),
     ("runner (caps, site clock, results)", re.compile(r"fleet/runner\.py")),
-    ("pydantic (models built or dumped)", re.compile(r"/pydantic")),
+    ("results (fleet/results.py, msgspec)", re.compile(r"fleet/results\.py|/msgspec/")),
+    ("pydantic (inventory models)", re.compile(r"/pydantic")),
     ("command line", re.compile(r"fleet/cli/")),
 ]
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):\d+\)$")
