@@ -1,4 +1,11 @@
-"""The inventory: clients, sites and copiers, as pydantic models loaded from YAML.
+"""The inventory: clients, sites and copiers, loaded from YAML.
+
+The classes here are the one definition of the inventory's shape: frozen msgspec structs,
+which is what the rest of fleet reads (and what the cache of validated inventories decodes
+into, without pydantic). Each field's checks are markers in its `Annotated` type (`Check`,
+`MinLength`) and each class's cross-field rules are methods marked `@rule`: when a file is
+parsed, fleet.inventory_models builds pydantic models from these definitions, validates with
+them, and converts the result to these structs.
 
 Errors name the file, line, column and field path, and all of them are reported at once.
 Secrets are never values in the YAML: only `*_env` (an environment variable) or `*_file`.
@@ -11,20 +18,13 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+import msgspec
+from msgspec import field
 
 from fleet.credentials import SecretSource
 from fleet.errors import InventoryError, SourceError, YamlLoadError
@@ -32,16 +32,51 @@ from fleet.net import join_host_port, split_host_port
 from fleet.results import EgressTransport, ListingSeverity, Mode, Security
 
 if TYPE_CHECKING:
-    # The YAML reader (PyYAML) loads when a file is parsed: an inventory from the cache
-    # (fleet.inventory_cache) needs none of it.
+    # The YAML reader (PyYAML) and pydantic load when a file is parsed: an inventory from
+    # the cache (fleet.inventory_cache) needs neither.
+    from pydantic import BaseModel, ValidationError
+
     from fleet.yaml_source import Path, SourceMap
 
 DEFAULT_INVENTORY = "inventory.yaml"
 INVENTORY_ENV = "FLEET_INVENTORY"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
+class Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """An inventory class: immutable, no key but its fields (checked when parsed); a default
+    value is left out of its JSON (the cache of validated inventories). Each class says
+    `frozen=True` again: msgspec inherits it, mypy does not see that."""
+
+
+class Check:
+    """A field's check, run when a file is parsed: `before` on the value as YAML gave it,
+    else on the value of the field's type. It returns the value to keep, or raises
+    ValueError with the message a technician reads."""
+
+    __slots__ = ("before", "function")
+
+    def __init__(self, function: Callable[[Any], Any], *, before: bool = False) -> None:
+        self.function = function
+        self.before = before
+
+
+class MinLength:
+    """A text or list field's least length (checked when parsed)."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+
+RuleT = TypeVar("RuleT", bound=Callable[[Any], None])
+
+
+def rule(check: RuleT) -> RuleT:
+    """Marks a class's cross-field rule: run on the parsed object once its fields are valid
+    (its attributes and properties are those of the class), raising ValueError."""
+    check.__fleet_rule__ = True  # type: ignore[attr-defined]
+    return check
 
 
 # ---- value types with messages a technician understands -------------------------------
@@ -177,55 +212,55 @@ def _via(value: str) -> str:
 
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 
-Port = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_port)]
-Seconds = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_positive)]
-Count = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_at_least_one)]
-IpAddress = Annotated[str, AfterValidator(_ip)]
-Host = Annotated[str, AfterValidator(_host)]
-Nameserver = Annotated[str, AfterValidator(_nameserver)]
-Address = Annotated[str, AfterValidator(_address)]
-Slug = Annotated[str, AfterValidator(_slug)]
-TlsVersion = Annotated[str, BeforeValidator(_tls_version)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
-FilePath = Annotated[str, AfterValidator(_file_path)]
-Via = Annotated[str, AfterValidator(_via)]
-Text = Annotated[str, Field(min_length=1)]
+Port = Annotated[int, Check(_no_bool, before=True), Check(_port)]
+Seconds = Annotated[float, Check(_no_bool, before=True), Check(_positive)]
+Count = Annotated[int, Check(_no_bool, before=True), Check(_at_least_one)]
+IpAddress = Annotated[str, Check(_ip)]
+Host = Annotated[str, Check(_host)]
+Nameserver = Annotated[str, Check(_nameserver)]
+Address = Annotated[str, Check(_address)]
+Slug = Annotated[str, Check(_slug)]
+TlsVersion = Annotated[str, Check(_tls_version, before=True)]
+EnvName = Annotated[str, Check(_env_name)]
+FilePath = Annotated[str, Check(_file_path)]
+Via = Annotated[str, Check(_via)]
+Text = Annotated[str, MinLength(1)]
 
 
 # ---- defaults ---------------------------------------------------------------------------
 
 
-class DnsSettings(Strict):
-    nameservers: list[Nameserver] = Field(default_factory=list)
+class DnsSettings(Strict, frozen=True):
+    nameservers: list[Nameserver] = field(default_factory=list)
     timeout_s: Seconds = 3.0
     tries: Count = 2
     concurrency: Count = 100  # DNS queries in flight at once
 
 
-class Timeouts(Strict):
+class Timeouts(Strict, frozen=True):
     connect_s: Seconds = 10.0
     command_s: Seconds = 30.0
     site_s: Seconds = 120.0
 
 
-class Concurrency(Strict):
-    global_: Count = Field(200, alias="global")
+class Concurrency(Strict, frozen=True):
+    global_: Count = field(default=200, name="global")
     per_site: Count = 2
     per_host: Count = 20
 
 
-class SiteConcurrency(Strict):
+class SiteConcurrency(Strict, frozen=True):
     per_site: Count | None = None  # conversations at this site at once
     per_host: Count | None = None  # and, from this site, to one mail server at once
 
 
-class SiteTimeouts(Strict):
+class SiteTimeouts(Strict, frozen=True):
     connect_s: Seconds | None = None
     command_s: Seconds | None = None
     site_s: Seconds | None = None
 
 
-class PublicIpLookup(Strict):
+class PublicIpLookup(Strict, frozen=True):
     """Ask a resolver that answers with the asker's own address (OpenDNS's myip) what this
     machine's public IP is: the egress IP of sites swept `direct`."""
 
@@ -233,11 +268,11 @@ class PublicIpLookup(Strict):
     nameserver: Nameserver = "208.67.222.222"
 
 
-class Defaults(Strict):
-    dns: DnsSettings = Field(default_factory=DnsSettings)
+class Defaults(Strict, frozen=True):
+    dns: DnsSettings = field(default_factory=DnsSettings)
     public_ip_lookup: PublicIpLookup | None = None  # off unless configured
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    concurrency: Concurrency = Field(default_factory=lambda: Concurrency.model_validate({}))
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    concurrency: Concurrency = field(default_factory=Concurrency)
     ehlo_name: Host | None = None  # the name the probe gives in EHLO (default: this machine's)
 
 
@@ -257,26 +292,26 @@ def _code(value: Any) -> str:
     return str(address)
 
 
-ReturnCode = Annotated[str, BeforeValidator(_code)]
+ReturnCode = Annotated[str, Check(_code, before=True)]
 
 
-class CodeMeaning(Strict):
+class CodeMeaning(Strict, frozen=True):
     list: Text
     meaning: Text
     severity: ListingSeverity = ListingSeverity.abuse
 
 
-class BlocklistZone(Strict):
+class BlocklistZone(Strict, frozen=True):
     zone: Host | None = None
     kind: BlocklistKind = "generic"
     name: Text | None = None
-    codes: dict[ReturnCode, CodeMeaning] = Field(default_factory=dict)
+    codes: dict[ReturnCode, CodeMeaning] = field(default_factory=dict)
     key_env: EnvName | None = None  # Spamhaus DQS key
     key_file: FilePath | None = None
     delist: Text | None = None  # where to ask for removal
 
-    @model_validator(mode="after")
-    def _zone_or_dqs(self) -> BlocklistZone:
+    @rule
+    def _zone_or_dqs(self) -> None:
         if self.kind == "spamhaus-dqs":
             if (self.key_env is None) == (self.key_file is None):
                 raise ValueError("a spamhaus-dqs zone needs exactly one of key_env or key_file")
@@ -284,7 +319,6 @@ class BlocklistZone(Strict):
             raise ValueError("'zone' is required (the DNS zone to query, e.g. zen.spamhaus.org)")
         elif self.key_env or self.key_file:
             raise ValueError("key_env/key_file are only for kind: spamhaus-dqs")
-        return self
 
 
 # ---- SMTP settings ----------------------------------------------------------------------
@@ -299,7 +333,7 @@ def _https_url(value: str) -> str:
     return str(value).rstrip("/")
 
 
-HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+HttpsUrl = Annotated[str, Check(_https_url)]
 
 # The keys each OAuth provider takes (besides `provider`); any other key is a mistake.
 _OAUTH_KEYS = {
@@ -318,7 +352,7 @@ _OAUTH_KEYS = {
 }
 
 
-class OAuth2(Strict):
+class OAuth2(Strict, frozen=True):
     """Where the XOAUTH2 access token comes from: a token fetched elsewhere (`token`), or
     fleet's own from Microsoft Entra ID (client credentials) or a Google service account."""
 
@@ -339,8 +373,8 @@ class OAuth2(Strict):
     def kind(self) -> str:
         return self.provider or "token"
 
-    @model_validator(mode="after")
-    def _one_source(self) -> OAuth2:
+    @rule
+    def _one_source(self) -> None:
         kind = self.kind
         given = {
             k
@@ -366,7 +400,6 @@ class OAuth2(Strict):
                 raise ValueError("private_key_file goes with certificate_file")
         elif self.service_account_file is None:
             raise ValueError("oauth2 provider google needs service_account_file")
-        return self
 
     @property
     def client_secret(self) -> SecretSource | None:
@@ -376,15 +409,15 @@ class OAuth2(Strict):
         return SecretSource(env=self.client_secret_env, file=self.client_secret_file)
 
 
-class Auth(Strict):
+class Auth(Strict, frozen=True):
     username: Text
     password_env: EnvName | None = None
     password_file: FilePath | None = None
     oauth2: OAuth2 | None = None
     mechanism: Literal["plain", "login", "xoauth2"] | None = None
 
-    @model_validator(mode="after")
-    def _one_secret(self) -> Auth:
+    @rule
+    def _one_secret(self) -> None:
         sources = [self.password_env, self.password_file, self.oauth2]
         if sum(s is not None for s in sources) != 1:
             raise ValueError("auth needs exactly one of password_env, password_file or oauth2")
@@ -392,7 +425,6 @@ class Auth(Strict):
             raise ValueError("oauth2 authenticates with mechanism xoauth2")
         if self.oauth2 is None and self.mechanism == "xoauth2":
             raise ValueError("mechanism xoauth2 needs an oauth2 token source")
-        return self
 
     @property
     def uses_password(self) -> bool:
@@ -413,7 +445,7 @@ class Auth(Strict):
         return self.oauth2 is not None and self.oauth2.kind != "token"
 
 
-class SmtpSettings(Strict):
+class SmtpSettings(Strict, frozen=True, kw_only=True):
     """A device's SMTP settings after its profile has been merged in."""
 
     profile: str | None = None
@@ -421,7 +453,7 @@ class SmtpSettings(Strict):
     port: Port
     security: Security = Security.starttls
     auth: Auth | None = None
-    from_: Address = Field(alias="from")
+    from_: Address = field(name="from")
     to: Address
     tls_max: TlsVersion | None = None
     tls_verify: bool = True  # False: the copier does not check certificates
@@ -438,7 +470,7 @@ class SmtpSettings(Strict):
         return Mode.submission if self.port in (465, 587) else Mode.direct_send
 
 
-class SmtpProfile(Strict):
+class SmtpProfile(Strict, frozen=True):
     """Reusable SMTP settings: any of a device's `smtp` keys, and the `verify` mailbox that
     the devices using it send to (--verify-delivery)."""
 
@@ -446,7 +478,7 @@ class SmtpProfile(Strict):
     port: Port | None = None
     security: Security | None = None
     auth: Auth | None = None
-    from_: Address | None = Field(None, alias="from")
+    from_: Address | None = field(default=None, name="from")
     to: Address | None = None
     tls_max: TlsVersion | None = None
     tls_verify: bool | None = None
@@ -456,7 +488,7 @@ class SmtpProfile(Strict):
     verify: Verify | None = None
 
 
-class ImapMailbox(Strict):
+class ImapMailbox(Strict, frozen=True, kw_only=True):
     """The recipient's mailbox over IMAP (TLS, certificate verified): read-only use, except
     that fleet deletes its own test message."""
 
@@ -469,12 +501,11 @@ class ImapMailbox(Strict):
     oauth2: OAuth2 | None = None  # AUTHENTICATE XOAUTH2 instead of a password
     ca_file: FilePath | None = None  # CA for the IMAP server (default: the system's)
 
-    @model_validator(mode="after")
-    def _one_secret(self) -> ImapMailbox:
+    @rule
+    def _one_secret(self) -> None:
         sources = [self.password_env, self.password_file, self.oauth2]
         if sum(s is not None for s in sources) != 1:
             raise ValueError("imap needs exactly one of password_env, password_file or oauth2")
-        return self
 
     @property
     def secret(self) -> SecretSource:
@@ -484,7 +515,7 @@ class ImapMailbox(Strict):
         return SecretSource(env=self.password_env, file=self.password_file)
 
 
-class GraphMailbox(Strict):
+class GraphMailbox(Strict, frozen=True):
     """The recipient's Microsoft 365 mailbox through Microsoft Graph (no IMAP needed): an
     Entra ID app with the Mail.ReadWrite application permission, its token from `oauth2`."""
 
@@ -493,28 +524,26 @@ class GraphMailbox(Strict):
     endpoint: HttpsUrl = "https://graph.microsoft.com"  # national clouds have their own
     ca_file: FilePath | None = None  # CA for the Graph endpoint (a TLS-inspecting proxy)
 
-    @model_validator(mode="after")
-    def _microsoft(self) -> GraphMailbox:
+    @rule
+    def _microsoft(self) -> None:
         if self.oauth2.kind != "microsoft":
             raise ValueError("graph takes its token from oauth2 provider microsoft")
-        return self
 
 
-class Verify(Strict):
+class Verify(Strict, frozen=True):
     """Where to look for the test message after the server accepted it (--verify-delivery)."""
 
     imap: ImapMailbox | None = None
     graph: GraphMailbox | None = None
     within_s: Seconds = 120.0  # how long to wait for it
 
-    @model_validator(mode="after")
-    def _one_mailbox(self) -> Verify:
+    @rule
+    def _one_mailbox(self) -> None:
         if (self.imap is None) == (self.graph is None):
             raise ValueError("verify needs exactly one of imap or graph")
-        return self
 
 
-class Device(Strict):
+class Device(Strict, frozen=True, kw_only=True):
     id: Slug
     model: Text | None = None
     location: Text | None = None
@@ -522,7 +551,7 @@ class Device(Strict):
     verify: Verify | None = None  # --verify-delivery: the recipient's mailbox
 
 
-class SiteEgress(Strict):
+class SiteEgress(Strict, frozen=True):
     via: Via = "direct"
     bind: IpAddress | None = None
     ip: IpAddress | None = None
@@ -535,15 +564,15 @@ class SiteEgress(Strict):
         return EgressTransport.bind if self.bind else EgressTransport.direct
 
 
-class Site(Strict):
+class Site(Strict, frozen=True, kw_only=True):
     id: Slug
     client: Text
     name: Text | None = None
-    tags: list[Text] = Field(default_factory=list)
-    egress: SiteEgress = Field(default_factory=SiteEgress)
-    concurrency: SiteConcurrency = Field(default_factory=SiteConcurrency)
-    timeouts: SiteTimeouts = Field(default_factory=SiteTimeouts)
-    devices: list[Device] = Field(min_length=1)
+    tags: list[Text] = field(default_factory=list)
+    egress: SiteEgress = field(default_factory=SiteEgress)
+    concurrency: SiteConcurrency = field(default_factory=SiteConcurrency)
+    timeouts: SiteTimeouts = field(default_factory=SiteTimeouts)
+    devices: Annotated[list[Device], MinLength(1)]
 
 
 # ---- notifications ----------------------------------------------------------------------
@@ -558,33 +587,32 @@ def _http_url(value: str) -> str:
     return str(value)
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpUrl = Annotated[str, Check(_http_url)]
 
 
-class EmailNotification(Strict):
+class EmailNotification(Strict, frozen=True, kw_only=True):
     """Alerts by e-mail through the MSP's own relay."""
 
     host: Host
     port: Port = 587
     security: Security = Security.starttls
     auth: Auth | None = None
-    from_: Address = Field(alias="from")
-    to: list[Address] = Field(min_length=1)
+    from_: Address = field(name="from")
+    to: Annotated[list[Address], MinLength(1)]
     attach_csv: bool = False
     ca_file: FilePath | None = None
     subject_prefix: str = "[fleet]"
     timeout_s: Seconds = 30.0
 
-    @model_validator(mode="after")
-    def _login_needs_tls(self) -> EmailNotification:
+    @rule
+    def _login_needs_tls(self) -> None:
         if self.auth is not None and self.security is Security.none:
             raise ValueError("a login to the relay needs TLS: set security to starttls or tls")
         if self.auth is not None and self.auth.fetches_token:
             raise ValueError("the alert relay takes a password or an oauth2 token_env/token_file")
-        return self
 
 
-class WebhookNotification(Strict):
+class WebhookNotification(Strict, frozen=True):
     """Alerts as a JSON POST. Slack and Teams webhook URLs carry their secret in the URL:
     give those with url_env or url_file."""
 
@@ -594,8 +622,8 @@ class WebhookNotification(Strict):
     format: Literal["teams", "slack", "generic"] = "generic"
     timeout_s: Seconds = 10.0
 
-    @model_validator(mode="after")
-    def _one_url(self) -> WebhookNotification:
+    @rule
+    def _one_url(self) -> None:
         if sum(v is not None for v in (self.url, self.url_env, self.url_file)) != 1:
             raise ValueError("a webhook needs exactly one of url, url_env or url_file")
         if self.url is not None and self.format in ("teams", "slack"):
@@ -608,26 +636,25 @@ class WebhookNotification(Strict):
                 "this webhook URL carries a query string (often a token): give it with "
                 "url_env or url_file, not url"
             )
-        return self
 
 
-class Notifications(Strict):
+class Notifications(Strict, frozen=True):
     when: Literal["changes", "always", "critical"] = "changes"
     email: EmailNotification | None = None
     webhook: WebhookNotification | None = None
 
 
-class InventoryHead(Strict):
+class InventoryHead(Strict, frozen=True):
     """Everything in an inventory but its sites (validated first; sites one by one)."""
 
-    defaults: Defaults = Field(default_factory=Defaults)
-    profiles: dict[str, SmtpProfile] = Field(default_factory=dict)
-    blocklists: list[BlocklistZone] = Field(default_factory=list)
+    defaults: Defaults = field(default_factory=Defaults)
+    profiles: dict[str, SmtpProfile] = field(default_factory=dict)
+    blocklists: list[BlocklistZone] = field(default_factory=list)
     notifications: Notifications | None = None
 
 
-class Inventory(InventoryHead):
-    sites: list[Site] = Field(min_length=1)
+class Inventory(InventoryHead, frozen=True, kw_only=True, dict=True):
+    sites: Annotated[list[Site], MinLength(1)]
 
     @functools.cached_property
     def site_clients(self) -> dict[str, str]:
@@ -818,10 +845,15 @@ def _validate(
     """Validate the head, then each site on its own, freeing its raw data as it goes. Devices
     whose SMTP settings are identical after the profile merge share one validated settings
     object: a 10,000-site inventory is validated and held in a fraction of the memory."""
+    from pydantic import ValidationError
+
+    from fleet.inventory_models import models, to_struct
+
+    built = models()
     sites_raw = data.pop("sites", None)
-    head: InventoryHead | None = None
+    head: BaseModel | None = None
     try:
-        head = InventoryHead.model_validate(data)
+        head = built.of(InventoryHead).model_validate(data)
     except ValidationError as exc:
         errors.extend(_translate(exc, smap, origins, quiet, file, (), errors))
     if sites_raw is None:
@@ -836,24 +868,34 @@ def _validate(
     if not sites_raw:
         errors.append(SourceError(file, smap.find(("sites",)), "sites", "must not be empty"))
         return None
-    shared: dict[str, SmtpSettings] = {}
+    shared: dict[str, BaseModel] = {}
+    structs: dict[int, SmtpSettings] = {}  # the shared settings' structs, by validated object
+    site_model = built.of(Site)
     sites: list[Site] = []
     for index, raw in enumerate(sites_raw):
-        _share_smtp(raw, shared)
+        _share_smtp(raw, shared, structs)
         try:
-            sites.append(Site.model_validate(raw))
+            site = site_model.model_validate(raw)
         except ValidationError as exc:
             errors.extend(_translate(exc, smap, origins, quiet, file, ("sites", index), errors))
+        else:
+            if not errors:  # an inventory with errors is not built
+                sites.append(to_struct(site, built, structs))
         sites_raw[index] = None  # the raw data of a validated site is no longer needed
     if errors or head is None:
         return None
-    return Inventory.model_construct(**dict(head), sites=sites)
+    return Inventory(**{name: to_struct(value, built, {}) for name, value in head}, sites=sites)
 
 
-def _share_smtp(raw: Any, shared: dict[str, SmtpSettings]) -> None:
+def _share_smtp(raw: Any, shared: dict[str, BaseModel], structs: dict[int, SmtpSettings]) -> None:
     """Replace each device's raw `smtp` by a validated settings object, shared by every
-    device whose settings are equal. A raw mapping that does not validate is left in place,
-    so that the site's own validation reports it at its path."""
+    device whose settings are equal (and by one struct, in `structs`). A raw mapping that
+    does not validate is left in place, so that the site's own validation reports it at its
+    path."""
+    from pydantic import ValidationError
+
+    from fleet.inventory_models import models, to_struct
+
     devices = raw.get("devices") if isinstance(raw, dict) else None
     if not isinstance(devices, list):
         return
@@ -865,10 +907,11 @@ def _share_smtp(raw: Any, shared: dict[str, SmtpSettings]) -> None:
         settings = shared.get(key)
         if settings is None:
             try:
-                settings = SmtpSettings.model_validate(smtp)
+                settings = models().of(SmtpSettings).model_validate(smtp)
             except ValidationError:
                 continue
             shared[key] = settings
+            structs[id(settings)] = to_struct(settings, models(), {})
         device["smtp"] = settings
 
 
@@ -1033,7 +1076,9 @@ def _value_at(data: Any, path: Path) -> Any:
 
 def _model_keys(path: Path) -> list[str]:
     """The keys allowed at a path, for 'did you mean' hints."""
-    model: type[BaseModel] | None = Inventory
+    from fleet.inventory_models import models
+
+    model: type[BaseModel] | None = models().of(Inventory)
     for part in path:
         if model is None:
             return []
@@ -1050,6 +1095,8 @@ def _model_keys(path: Path) -> list[str]:
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    from pydantic import BaseModel
+
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
@@ -1264,6 +1311,6 @@ def _source_problems(where: str, env: str | None, file: str | None) -> list[str]
 
 def inventory_schema() -> dict[str, Any]:
     """The inventory's JSON Schema, for editors that autocomplete YAML."""
-    schema = Inventory.model_json_schema(by_alias=True, mode="validation")
-    schema["title"] = "fleet inventory"
-    return schema
+    from fleet.inventory_models import schema
+
+    return schema()

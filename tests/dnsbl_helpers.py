@@ -17,6 +17,7 @@ from typing import Any
 
 from fleet.dns import Dns
 from fleet.inventory import BlocklistZone
+from fleet.inventory_models import validate
 from fleet.plan import zones_from_inventory
 from fleet.probes.dnsbl import BlocklistProbe
 from fleet.probes.dnsbl_zones import Zone
@@ -30,7 +31,7 @@ def zone(zone_name: str | None = "zen.lab.test", kind: str = "spamhaus-zen", **e
     entry: dict[str, Any] = {"kind": kind, **extra}
     if zone_name is not None:
         entry["zone"] = zone_name
-    return zones_from_inventory([BlocklistZone.model_validate(entry)])[0]
+    return zones_from_inventory([validate(BlocklistZone, entry)])[0]
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from fleet.inventory import WebhookNotification
+from fleet.inventory_models import validate
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.smtp import LabSmtpServer
@@ -442,14 +443,15 @@ async def test_a_bad_relay_ca_file_does_not_stop_the_webhook(
     )
     settings = Notifications(
         when="always",
-        email=EmailNotification.model_validate(
+        email=validate(
+            EmailNotification,
             {
                 "host": "127.0.0.1",
                 "port": 9,
                 "from": "a@b.test",
                 "to": ["c@d.test"],
                 "ca_file": str(broken_ca),
-            }
+            },
         ),
         webhook=WebhookNotification(url=f"http://127.0.0.1:{webhook.port}/h"),
     )
