@@ -19,8 +19,10 @@ import pytest
 
 from fleet.cli import cli
 from fleet.cli.lazy import COMMANDS
+from fleet.lab.dns import LabDns
 
-from .inventory_builder import InventoryBuilder, device
+from .conftest import M365Lab, fleet_env, run_fleet_async
+from .inventory_builder import InventoryBuilder, device, lab_defaults
 
 # Heavy for a command that does not need them: pydantic's model building, the resolver,
 # HTTP clients and servers, crypto, templates, the event loop.
@@ -171,6 +173,34 @@ def test_a_sweep_loads_no_http_server_or_template_modules(tmp_path: Path) -> Non
     assert sorted(m for m in modules if m.split(".")[0] in unused or m in unused) == []
     # the SOCKS5 client loads only for a site that goes out through a proxy
     assert "python_socks" not in modules
+
+
+def imported_by(stderr: str) -> set[str]:
+    """The modules a child run with PYTHONPROFILEIMPORTTIME=1 imported (from its stderr)."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+async def test_a_scan_from_a_warm_cache_parses_nothing(
+    m365: M365Lab, lab_dns: LabDns, tmp_path: Path
+) -> None:
+    # A technician's `fleet scan SITE` of an unchanged inventory reads it from the cache of
+    # validated inventories: no YAML reader, no pydantic model of the inventory (issue 20).
+    copier = device(m365.mx.port, m365.ca_file, host="localhost", to="alice@contoso.test")
+    built = InventoryBuilder(defaults=lab_defaults(lab_dns, connect_s=5, command_s=5, site_s=20))
+    path = built.site("hq", copier, client="Contoso").write(tmp_path / "inventory.yaml")
+    env = fleet_env(FLEET_INVENTORY_CACHE=str(tmp_path / "cache"))
+    argv = ("scan", "hq", "-i", str(path), "--no-store")
+    cold = await run_fleet_async(*argv, env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    warm = await run_fleet_async(*argv, env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert "hq: mfp -> localhost" in warm.stdout, warm.stderr
+    assert {"yaml", "fleet.inventory_models", "pydantic"} <= imported_by(cold.stderr)  # parsed
+    modules = imported_by(warm.stderr)
+    assert {"fleet.inventory", "fleet.inventory_cache", "msgspec"} <= modules
+    assert sorted(modules & {"yaml", "fleet.inventory_models", "fleet.yaml_source"}) == []
 
 
 def test_the_models_are_built_on_first_use_not_at_import() -> None:
