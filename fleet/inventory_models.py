@@ -41,6 +41,8 @@ class Models:
     def __init__(self) -> None:
         self.model: dict[type[Strict], type[Model]] = {}
         self.struct: dict[type[Model], type[Strict]] = {}
+        # each model's fields, and whether a field's value can hold a model (to convert)
+        self.fields: dict[type[Model], tuple[tuple[str, bool], ...]] = {}
 
     def of(self, struct: type[Strict]) -> type[Model]:
         made = self.model.get(struct)
@@ -52,6 +54,7 @@ class Models:
     def _build(self, struct: type[Strict]) -> type[Model]:
         hints = typing.get_type_hints(struct, include_extras=True)
         fields: dict[str, Any] = {}
+        nested: list[tuple[str, bool]] = []
         for info in msgspec.structs.fields(struct):
             given: dict[str, Any] = {}
             if info.encode_name != info.name:
@@ -61,6 +64,7 @@ class Models:
             elif info.default is not msgspec.NODEFAULT:
                 given["default"] = info.default
             fields[info.name] = (self.pydantic_type(hints[info.name]), Field(**given))
+            nested.append((info.name, _holds_struct(hints[info.name])))
         namespace: dict[str, Any] = {}
         for klass in reversed(struct.__mro__):
             for name, value in vars(klass).items():
@@ -80,6 +84,7 @@ class Models:
         for name, value in namespace.items():
             if isinstance(value, property):
                 setattr(model, name, value)
+        self.fields[model] = tuple(nested)
         return typing.cast(type[Model], model)
 
     def pydantic_type(self, kind: Any) -> Any:
@@ -97,6 +102,12 @@ class Models:
         if origin in (Union, types.UnionType):
             return Union[tuple(self.pydantic_type(arg) for arg in args)]  # noqa: UP007
         return kind  # str, int, float, bool, None, an enum, a Literal
+
+
+def _holds_struct(kind: Any) -> bool:
+    if isinstance(kind, type):
+        return issubclass(kind, Strict)
+    return any(_holds_struct(arg) for arg in typing.get_args(kind))
 
 
 def _pydantic_marker(marker: Any) -> Any:
@@ -132,13 +143,19 @@ def to_struct(value: Any, models: Models, shared: dict[int, Any]) -> Any:
         found = shared.get(id(value))
         if found is not None:
             return found
-        struct = models.struct[typing.cast(type[Model], type(value))]
-        return struct(**{name: to_struct(item, models, shared) for name, item in value})
+        kind = typing.cast(type[Model], type(value))
+        held = value.__dict__
+        return models.struct[kind](
+            **{
+                name: to_struct(held[name], models, shared) if nested else held[name]
+                for name, nested in models.fields[kind]
+            }
+        )
     if type(value) is list:
         return [to_struct(item, models, shared) for item in value]
     if type(value) is dict:
         return {key: to_struct(item, models, shared) for key, item in value.items()}
-    return value  # a plain value, or a default that is a struct already
+    return value  # None, or a default that is a struct already
 
 
 def schema() -> dict[str, Any]:
