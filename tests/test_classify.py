@@ -2200,6 +2200,7 @@ def test_the_cause_beats_a_strong_generic_keyword(
         ("data", 550, "Message was filtered", "message_rejected"),
         ("data", 554, "Content policy violation", "message_rejected"),
         ("data", 550, "8-bit characters in headers are not allowed", "message_rejected"),
+        ("data", 550, "5.7.1 Delivery not authorized, message refused", "unrecognised_refusal"),
         ("ehlo", 550, "8BITMIME", "unrecognised_refusal"),  # an extension's name, not content
         # the sender's domain does not go with the IP
         ("rcpt", 550, "domain example.test does not match sending IP 192.0.2.9", "sender_rejected"),

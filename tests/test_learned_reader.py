@@ -61,22 +61,22 @@ def test_the_shipped_model_is_what_the_training_script_writes_from_its_files() -
 
 def test_the_model_ships_with_the_package_as_data_not_code() -> None:
     text = (ROOT / "fleet" / "judgement" / learned.MODEL_FILE).read_text("utf-8")
-    assert text.startswith('{"alpha":')  # plain JSON (never a pickle)
+    assert text.startswith('{"bias":')  # plain JSON (never a pickle)
     assert len(text) < 200_000
 
 
 def test_a_refusal_no_rule_knows_is_read_by_the_learner_said_to_be_inferred() -> None:
-    # "Delivery not authorized, message refused": no rule reads a cause in it
-    reply = make_reply(550, "5.7.1 Delivery not authorized, message refused")
-    assert read_by_rules(Stage.data, reply, CONTEXT).category is Category.unrecognised_refusal
-    found = classify_reply(Stage.data, reply, CONTEXT)
+    # no rule knows "overfilled"; the words resemble full mailboxes the corpus holds
+    reply = make_reply(550, "Sorry, this box is overfilled")
+    assert read_by_rules(Stage.rcpt, reply, CONTEXT).category is Category.unrecognised_refusal
+    found = classify_reply(Stage.rcpt, reply, CONTEXT)
     assert found.rule is RuleId.learned_reader
-    assert found.category is Category.message_rejected
+    assert found.category is Category.recipient_rejected
     assert found.remediation.startswith("Likely: ")
     assert "inferred" in found.remediation
     assert "learned reading" in found.finding
     # the server's own words are shown, as with every fallback
-    assert '"5.7.1 Delivery not authorized, message refused"' in found.finding
+    assert '"Sorry, this box is overfilled"' in found.finding
 
 
 @pytest.mark.parametrize("category", ["ip_reputation", "unrecognised_refusal"])
@@ -85,30 +85,47 @@ def test_the_learner_never_claims_what_needs_evidence(
 ) -> None:
     """However sure it is, a learned reading never says the IP's reputation (so it can never
     raise DIRECT_SEND_DIRTY_IP or IP_REPUTATION): the rules' honest fallback stays."""
-    monkeypatch.setattr(learned, "guess", lambda *_args, **_kw: Guess(category, 0.999))
+    monkeypatch.setattr(learned, "guess", lambda *_args, **_kw: Guess(category, 0.999, category))
     found = classify_reply(Stage.rcpt, make_reply(550, "Zorglub frobnicated"), CONTEXT)
     assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
 
 
 def test_below_its_threshold_the_learner_stays_silent(monkeypatch: pytest.MonkeyPatch) -> None:
     unsure = replies.LEARNED_THRESHOLD - 0.01
-    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("message_rejected", unsure))
+    monkeypatch.setattr(
+        learned, "guess", lambda *_a, **_k: Guess("message_rejected", unsure, "message_rejected")
+    )
     found = classify_reply(Stage.data, make_reply(550, "Mail refused"), CONTEXT)
     assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
     sure = replies.LEARNED_THRESHOLD
-    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("message_rejected", sure))
+    monkeypatch.setattr(
+        learned, "guess", lambda *_a, **_k: Guess("message_rejected", sure, "message_rejected")
+    )
     found = classify_reply(Stage.data, make_reply(550, "Mail refused"), CONTEXT)
     assert (found.category, found.rule) == (Category.message_rejected, RuleId.learned_reader)
 
 
+def test_a_reading_its_words_do_not_support_stays_unrecognised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sure, but only by the stage and the code: the words alone point elsewhere
+    monkeypatch.setattr(
+        learned, "guess", lambda *_a, **_k: Guess("helo_rejected", 0.99, "throttled")
+    )
+    found = classify_reply(Stage.ehlo, make_reply(550, "8BITMIME"), CONTEXT)
+    assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
+
+
 def test_a_refusal_that_names_a_policy_stays_unrecognised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("message_rejected", 0.99))
+    monkeypatch.setattr(
+        learned, "guess", lambda *_a, **_k: Guess("message_rejected", 0.99, "message_rejected")
+    )
     found = classify_reply(Stage.data, make_reply(550, "Rejected for policy reasons"), CONTEXT)
     assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
 
 
 def test_the_learner_speaks_only_where_the_rules_fell_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("throttled", 0.99))
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("throttled", 0.99, "throttled"))
     # a rule's reading, and a 4xx deferral, are never second-guessed
     known = classify_reply(Stage.rcpt, make_reply(550, "5.1.1 User unknown"), CONTEXT)
     assert known.category is Category.recipient_rejected

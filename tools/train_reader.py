@@ -1,8 +1,7 @@
 """Train fleet's learned reader (fleet/judgement/learned.py) on the labelled reply corpus.
 
-A multinomial naive Bayes over the features of `fleet.judgement.learned_features` (word
-unigrams and bigrams, character 3-5-grams within words, stage, code, enhanced-code class),
-each feature counted once per reply, trained on the files named in TRAINING_FILES (a fixed
+A multinomial logistic regression over the features of `fleet.judgement.learned_features`
+(words, word pairs, stage, code, enhanced-code class; each present or not), trained on the files named in TRAINING_FILES (a fixed
 list, not a glob: a set registered later does not change the model until it is added here
 and the model written again). Deterministic: the same files give the same bytes.
 
@@ -14,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -48,10 +49,15 @@ TRAINING_FILES = (
     "holdout8",
 )
 
-# Laplace smoothing of the counts, and the fewest replies a feature must occur in to be kept
-# (a feature of one reply names that reply, not a wording).
-ALPHA = 0.1
+# The fewest replies a feature must occur in to be kept (a feature of one reply names that
+# reply, not a wording); passes over the data, the first step's size, and the weights' decimals
+# (rounded so that the file does not depend on the last bit of a platform's exp()).
 MIN_REPLIES = 2
+EPOCHS = 30
+RATE = 0.5
+DECIMALS = 3
+# a weight smaller than this moves no probability that matters: left out of the file
+SMALLEST = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,31 +90,43 @@ def load(name: str) -> list[Example]:
 
 
 def train(examples: Iterable[Example]) -> dict[str, Any]:
-    """The model as plain data: per class its number of replies and of feature occurrences,
-    and per kept feature its count in each class that has it ([class, count, ...])."""
+    """A multinomial logistic regression by stochastic gradient descent (a seeded shuffle: the
+    same examples give the same weights), as plain data: the classes, a bias per class, and
+    per kept feature its weight for each class ([class, weight, ...], small weights left out)."""
     rows = [(e.category, e.features()) for e in examples]
     classes = sorted({category for category, _ in rows})
     index = {c: i for i, c in enumerate(classes)}
     seen_in = Counter(f for _, found in rows for f in found)
-    kept = {f for f, n in seen_in.items() if n >= MIN_REPLIES}
-    counts: dict[str, Counter[int]] = {}
-    replies = [0] * len(classes)
-    totals = [0] * len(classes)
-    for category, found in rows:
-        i = index[category]
-        replies[i] += 1
-        for f in found & kept:
-            counts.setdefault(f, Counter())[i] += 1
-            totals[i] += 1
+    kept = [(index[c], sorted(f for f in found if seen_in[f] >= MIN_REPLIES)) for c, found in rows]
+    weights: dict[str, list[float]] = {}
+    bias = [0.0] * len(classes)
+    order = list(range(len(kept)))
+    shuffle = random.Random(0)  # noqa: S311 (a seeded order of examples, not a secret)
+    for epoch in range(EPOCHS):
+        shuffle.shuffle(order)
+        rate = RATE / (1 + 0.2 * epoch)
+        for k in order:
+            truth, found = kept[k]
+            rows_of = [weights.setdefault(f, [0.0] * len(classes)) for f in found]
+            scores = list(bias)
+            for row in rows_of:
+                for i, w in enumerate(row):
+                    scores[i] += w
+            top = max(scores)
+            exps = [math.exp(s - top) for s in scores]
+            total = sum(exps)
+            for i, e in enumerate(exps):
+                step = rate * (e / total - (i == truth))
+                bias[i] -= step
+                for row in rows_of:
+                    row[i] -= step
     return {
-        "format": 1,
-        "alpha": ALPHA,
+        "format": 2,
         "classes": classes,
-        "replies": replies,
-        "totals": totals,
-        "features": {
-            f: [x for i in sorted(by_class) for x in (i, by_class[i])]
-            for f, by_class in sorted(counts.items())
+        "bias": [round(b, DECIMALS) for b in bias],
+        "weights": {
+            f: [x for i, w in enumerate(row) if abs(w) >= SMALLEST for x in (i, round(w, DECIMALS))]
+            for f, row in sorted(weights.items())
         },
     }
 

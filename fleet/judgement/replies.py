@@ -231,7 +231,7 @@ def _with_prefixed_code(reply: Reply) -> Reply:
 # when at least this sure (chosen by tools/measure_reader.py's blind-round and leave-one-set-out
 # runs, tests/corpus/README.md), and never a reading that needs evidence it cannot have: the
 # IP's reputation (DIRECT_SEND_DIRTY_IP stays evidence-based) or "unrecognised" itself.
-LEARNED_THRESHOLD = 0.6
+LEARNED_THRESHOLD = 0.7
 _NEVER_LEARNED = frozenset({Category.ip_reputation.value, Category.unrecognised_refusal.value})
 
 
@@ -243,15 +243,16 @@ def learned_reading(
     veto: bool = True,
 ) -> learned.Guess | None:
     """The learned reader's category for a reply no rule recognised, when it may speak:
-    sure enough, a category it may give, and words that name no policy (a refusal "for
-    policy reasons" names a rule it does not explain: the word families' VETO, which the
-    corpus labels as unrecognised whatever else it says)."""
+    sure enough, a category it may give, one its words alone point at too (not a guess from
+    the stage and the code: "5.4.6 Requested action not taken" stays unrecognised), and words
+    that name no policy (a refusal "for policy reasons" names a rule it does not explain: the
+    word families' VETO, which the corpus labels as unrecognised whatever else it says)."""
     if veto and _VETO_RE.search(spelt_out(unwrapped(reply.text[:CLASSIFY_CHARS]))):
         return None
     found = learned.guess(stage.value, reply.code, reply.enhanced, reply.text, model)
     if found.probability < threshold or found.category in _NEVER_LEARNED:
         return None
-    return found
+    return found if found.by_words == found.category else None
 
 
 _LEARNED_FINDING = (
