@@ -27,8 +27,12 @@ from msgspec import ValidationError, structs
 __all__ = ["ResultError", "ValidationError"]
 
 
-class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """Base for results: immutable, and unknown keys are an error when read back.
+
+    Not tracked by the garbage collector (gc=False): a result is a tree of values built
+    from the bottom up and never changed, so it can be in no reference cycle, and a sweep's
+    hundred thousand stages and replies are not walked by every collection.
 
     The methods keep the names pydantic gave them (the results were pydantic models until
     issue 20), so that callers and tests read the same."""
@@ -247,7 +251,7 @@ def worst(verdicts: list[Verdict]) -> Verdict:
     return max(verdicts, key=VERDICT_RANK.__getitem__, default=Verdict.ok)
 
 
-class Reply(Model, frozen=True, kw_only=True, gc=False):
+class Reply(Model, frozen=True, kw_only=True):
     """One SMTP reply: code, enhanced status code (if any) and the full text."""
 
     code: int | None = None
