@@ -17,13 +17,15 @@ import json
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleet.credentials import AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV, warn_if_exposed
 from fleet.errors import AgentKeyError, IngestError, Refusal
-from fleet.inventory import Inventory
 from fleet.report.sanitize import for_terminal
 from fleet.results import ResultError, SiteResult, SweepInfo, SweepResult
+
+if TYPE_CHECKING:  # annotations only: a scan from the inventory cache imports no pydantic
+    from fleet.inventory import Inventory
 
 KEY_ENV = AGENT_KEY_ENV
 MASTER_KEY_ENV = AGENT_MASTER_KEY_ENV

@@ -13,13 +13,16 @@ import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fleet.dns import Dns, Outcome
 from fleet.errors import EgressError, EgressFailure
-from fleet.inventory import SiteEgress
 from fleet.net import family_of
 from fleet.results import EgressTransport
+
+if TYPE_CHECKING:  # annotations only: a scan from the inventory cache imports no pydantic
+    from fleet.inventory import SiteEgress
 
 # Opens a TCP connection to (host, port) within a timeout and returns the socket.
 Opener = Callable[[str, int, float], Awaitable[socket.socket]]

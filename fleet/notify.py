@@ -19,7 +19,7 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -28,12 +28,14 @@ import httpx
 from fleet.changes import SiteDigest, compare
 from fleet.credentials import Secrets, SecretSource
 from fleet.errors import NotifyError, SecretError
-from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 from fleet.report.csv_report import render_csv
 from fleet.report.html import render_email_html
 from fleet.report.sanitize import for_terminal, strip_controls
 from fleet.report.summary import top, verdict_counts
 from fleet.results import Change, ChangeKind, Security, Severity, SweepReading, Verdict
+
+if TYPE_CHECKING:  # annotations only: a scan from the inventory cache imports no pydantic
+    from fleet.inventory import EmailNotification, Notifications, WebhookNotification
 
 log = logging.getLogger("fleet.notify")
 

@@ -699,9 +699,7 @@ class SweepInfo(Model, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if not _SWEEP_ID.match(self.id):
-            raise ValidationError(
-                f"sweep id {self.id!r} must match {SWEEP_ID_PATTERN} - at `$.sweep.id`"
-            )
+            raise ValidationError(f"sweep id {self.id!r} does not match {SWEEP_ID_PATTERN}")
 
 
 class ChangeKind(StrEnum):

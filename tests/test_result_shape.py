@@ -24,6 +24,7 @@ from fleet.report.json_report import read_json, render_json
 from fleet.report.summary import exit_code, headline, only_client, verdict_counts
 from fleet.report.table import render_table, render_transcript
 from fleet.results import (
+    ResultError,
     SiteResult,
     SweepReading,
     SweepResult,
@@ -300,3 +301,22 @@ def test_a_dump_that_leaves_the_conversations_out_still_works() -> None:
     devices = hq.model_dump(exclude={"conversations"})["devices"]
     assert [d["conversation"] for d in devices] == ["contoso-hq#1", "contoso-hq#1"]
     assert not {"host", "transcript"} & set(devices[0])
+
+
+def test_a_result_read_from_outside_is_checked_field_by_field() -> None:
+    # The results are built without validation (issue 20: msgspec structs), so whatever is
+    # read back is checked on the way in, and the error says where.
+    stored = json.loads(fixed_sweep().sites[0].stored_json())
+    stored["devices"][0]["verdict"] = "fine"
+    with pytest.raises(ValidationError, match=r"devices\[0\]\.verdict"):
+        SiteResult.from_json(json.dumps(stored))
+    document = json.loads(render_json(fixed_sweep()))
+    document["sites"][1]["checks"] = [{"kind": "dkim"}]
+    with pytest.raises(ValidationError, match=r"sites\[1\].*kind"):
+        read_json(json.dumps(document))
+    document = json.loads(render_json(fixed_sweep()))
+    document["sweep"]["id"] = "../etc"
+    with pytest.raises(ValidationError, match="sweep id"):
+        read_json(json.dumps(document))
+    with pytest.raises(ResultError):
+        read_json('{"sweep": ')
