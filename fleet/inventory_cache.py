@@ -144,7 +144,7 @@ class Entry:
             head = json.dumps({"files": sorted(files.items())})
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
-        except (OSError, TypeError, ValueError) as exc:
+        except (OSError, TypeError, ValueError, msgspec.EncodeError) as exc:
             log.debug("inventory cache: %s not written: %r", self.path, exc)
             return
         try:

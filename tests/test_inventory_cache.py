@@ -368,6 +368,18 @@ def test_a_file_path_that_now_resolves_elsewhere_is_a_miss(
     assert len(parses) == 2
 
 
+def test_a_value_json_cannot_hold_is_parsed_every_time(
+    tmp_path: Path, cache_folder: Path, parses: list[str]
+) -> None:
+    # JSON has no infinity (msgspec writes null): the entry never decodes, so it is a miss
+    path = rich_inventory(tmp_path / "inv")
+    path.write_text(RICH.replace("site_s: 90", "site_s: .inf"), encoding="utf-8")
+    first = load_inventory(str(path))
+    again = load_inventory(str(path))
+    assert first.defaults.timeouts.site_s == again.defaults.timeouts.site_s == float("inf")
+    assert len(parses) == 2
+
+
 def test_the_cache_can_be_turned_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parses: list[str]
 ) -> None:
