@@ -65,14 +65,14 @@ class Models:
                 given["default"] = info.default
             fields[info.name] = (self.pydantic_type(hints[info.name]), Field(**given))
             nested.append((info.name, _holds_struct(hints[info.name])))
-        namespace: dict[str, Any] = {}
+        properties: dict[str, property] = {}
+        validators: dict[str, Any] = {}
         for klass in reversed(struct.__mro__):
             for name, value in vars(klass).items():
-                if isinstance(value, property):
-                    namespace[name] = value  # the rules and the schema's title read them
+                if isinstance(value, property):  # the rules read them (`self.kind`, ...)
+                    properties[name] = value
                 elif getattr(value, "__fleet_rule__", False):
-                    namespace[name] = model_validator(mode="after")(_returning_self(value))
-        validators = {k: v for k, v in namespace.items() if not isinstance(v, property)}
+                    validators[name] = model_validator(mode="after")(_returning_self(value))
         model = create_model(
             struct.__name__,
             __base__=Model,
@@ -81,9 +81,8 @@ class Models:
             __validators__=validators,
             **fields,
         )
-        for name, value in namespace.items():
-            if isinstance(value, property):
-                setattr(model, name, value)
+        for name, value in properties.items():
+            setattr(model, name, value)
         self.fields[model] = tuple(nested)
         return typing.cast(type[Model], model)
 
