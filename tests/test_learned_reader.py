@@ -79,12 +79,13 @@ def test_a_refusal_no_rule_knows_is_read_by_the_learner_said_to_be_inferred() ->
     assert '"Sorry, this box is overfilled"' in found.finding
 
 
-@pytest.mark.parametrize("category", ["ip_reputation", "unrecognised_refusal"])
+@pytest.mark.parametrize("category", ["ip_reputation", "reverse_dns", "unrecognised_refusal"])
 def test_the_learner_never_claims_what_needs_evidence(
     monkeypatch: pytest.MonkeyPatch, category: str
 ) -> None:
-    """However sure it is, a learned reading never says the IP's reputation (so it can never
-    raise DIRECT_SEND_DIRTY_IP or IP_REPUTATION): the rules' honest fallback stays."""
+    """However sure it is, a learned reading never claims a fact about the site's IP, its
+    reputation (so it can never raise DIRECT_SEND_DIRTY_IP or IP_REPUTATION) or its PTR
+    (REVERSE_DNS): the rules' honest fallback stays."""
     monkeypatch.setattr(learned, "guess", lambda *_args, **_kw: Guess(category, 0.999, category))
     found = classify_reply(Stage.rcpt, make_reply(550, "Zorglub frobnicated"), CONTEXT)
     assert (found.category, found.rule) == (Category.unrecognised_refusal, None)

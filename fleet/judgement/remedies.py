@@ -69,7 +69,8 @@ HELO_FIX = (
 
 # What the learned reader (learned.py) suggests after "Likely: ", by the category its words
 # resemble: the usual first step, worded as a guess (nothing here claims a listing or an IP's
-# reputation; the reader never says ip_reputation). Fields as in context.fields.
+# reputation or PTR; the reader never says ip_reputation or reverse_dns). Fields as in
+# context.fields.
 LIKELY_REMEDY: dict[Category, str] = {
     Category.auth_required: "the server wants a login before it takes this mail: set the "
     "copier to authenticate (SMTP AUTH) with a mailbox, on {submission} with STARTTLS.",
@@ -99,8 +100,6 @@ LIKELY_REMEDY: dict[Category, str] = {
     Category.domain_reputation: "a domain of this mail may be listed ({listed_domain}): look "
     "the sender's and the EHLO name's domains up at the list the server uses; there is no IP "
     "to delist.",
-    Category.reverse_dns: "the receiver may want a reverse DNS (PTR) name for the site's IP "
-    "{ip} that points back to it: check it, and ask the ISP for one if it is missing.",
     Category.helo_rejected: "the server may refuse the name the copier gives in EHLO "
     "({ehlo_name}): set the copier's SMTP host name to a fully-qualified name that resolves.",
     Category.receiver_fault: "the receiving server seems to have a problem of its own: tell "

@@ -229,10 +229,13 @@ def _with_prefixed_code(reply: Reply) -> Reply:
 
 # The learned reader (learned.py) speaks only where every rule fell back to "unrecognised", only
 # when at least this sure (chosen by tools/measure_reader.py's blind-round and leave-one-set-out
-# runs, tests/corpus/README.md), and never a reading that needs evidence it cannot have: the
-# IP's reputation (DIRECT_SEND_DIRTY_IP stays evidence-based) or "unrecognised" itself.
+# runs, tests/corpus/README.md), and never a reading that needs evidence it cannot have: a
+# fact about the site's IP, its reputation (DIRECT_SEND_DIRTY_IP and IP_REPUTATION stay
+# evidence-based) or its PTR (REVERSE_DNS), nor "unrecognised" itself (that is abstaining).
 LEARNED_THRESHOLD = 0.7
-_NEVER_LEARNED = frozenset({Category.ip_reputation.value, Category.unrecognised_refusal.value})
+_NEVER_LEARNED = frozenset(
+    c.value for c in (Category.ip_reputation, Category.reverse_dns, Category.unrecognised_refusal)
+)
 
 
 def learned_reading(
