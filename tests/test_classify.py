@@ -29,7 +29,7 @@ from fleet.classify import (
 )
 from fleet.credentials import ScrubFilter, Secrets
 from fleet.errors import EgressError, EgressFailure, ProbeTimeout
-from fleet.judgement.replies import _by_one_family
+from fleet.judgement.replies import _by_one_family, read_text
 from fleet.results import Category, Mode, Stage, StageStatus
 
 # ---- who is asking: the contexts a remediation is written for ---------------------------
@@ -3327,7 +3327,8 @@ def test_holdout6s_families_and_their_other_wordings(
 def test_a_reply_no_rule_knows_is_read_by_its_one_word_family(
     stage: str, code: int, text: str, category: str
 ) -> None:
-    decision = _by_one_family(Stage(stage), make_reply(code, text), ISSUE_16)
+    reply = make_reply(code, text)
+    decision = _by_one_family(Stage(stage), reply, ISSUE_16, read_text(reply))
 
     assert decision is not None
     assert decision.category is Category(category), decision.rule

@@ -102,15 +102,21 @@ def _inner_cause(stage: Stage, reply: Reply, context: Context) -> Classification
         return None
     code = int(match.group(1))
     inner = Reply(code=code, enhanced=match.group(2), text=f"{match.group(2)} {match.group(3)}")
-    found = _by_rules(_INNER_STAGE.get(code, stage), inner, context)
+    found = _by_rules(_INNER_STAGE.get(code, stage), inner, context, read_text(inner))
     return (
         found if found is not None and found.category is not Category.unrecognised_refusal else None
     )
 
 
-def _by_rules(stage: Stage, reply: Reply, context: Context) -> Classification | None:
+def read_text(reply: Reply) -> str:
+    """The words the rules read: the reply's first CLASSIFY_CHARS, its lines joined
+    (`unwrapped`), contractions, hyphened compounds and common misspellings set right
+    (`spelt_out`). Computed once a reading, for the rules and the word families alike."""
+    return spelt_out(unwrapped(reply.text[:CLASSIFY_CHARS]))
+
+
+def _by_rules(stage: Stage, reply: Reply, context: Context, text: str) -> Classification | None:
     said = reply.text[:CLASSIFY_CHARS]
-    text = spelt_out(unwrapped(said))
     for rule in RULES:
         if rule.matches(stage, reply, context.provider, text):
             fields = context.fields(said)
@@ -136,12 +142,15 @@ _ADDRESS_OR_LINK_RE = re.compile(
 )
 
 
-def _by_one_family(stage: Stage, reply: Reply, context: Context) -> Classification | None:
+def _by_one_family(
+    stage: Stage, reply: Reply, context: Context, read: str
+) -> Classification | None:
     """A refusal no rule knows, read by its word families (rules/word_families.py): the
-    category of the one family its words belong to; none, or several, decide nothing."""
+    category of the one family its words belong to; none, or several, decide nothing.
+    `read` is the reply's `read_text`."""
     said = reply.text[:CLASSIFY_CHARS]
     # an address or a link is not a word of the reply ("user@example.com" names no user)
-    text = _ADDRESS_OR_LINK_RE.sub(" ", spelt_out(unwrapped(said)))
+    text = _ADDRESS_OR_LINK_RE.sub(" ", read)
     if _VETO_RE.search(text):
         return None
     matched = [r for r in WORD_FAMILIES if r.matches(stage, reply, context.provider, text)]
@@ -250,7 +259,7 @@ def learned_reading(
     the stage and the code: "5.4.6 Requested action not taken" stays unrecognised), and words
     that name no policy (a refusal "for policy reasons" names a rule it does not explain: the
     word families' VETO, which the corpus labels as unrecognised whatever else it says)."""
-    if veto and _VETO_RE.search(spelt_out(unwrapped(reply.text[:CLASSIFY_CHARS]))):
+    if veto and _VETO_RE.search(read_text(reply)):
         return None
     found = learned.guess(stage.value, reply.code, reply.enhanced, reply.text, model)
     if found.probability < threshold or found.category in _NEVER_LEARNED:
@@ -304,7 +313,8 @@ def read_by_rules(stage: Stage, reply: Reply, context: Context) -> Classificatio
     if inner is not None:
         reply = inner
     reply = _with_prefixed_code(reply)
-    found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context)
+    text = read_text(reply)
+    found = _inner_cause(stage, reply, context) or _by_rules(stage, reply, context, text)
     if found is not None:
         return found
     unstamped = _without_stamp(reply)
@@ -312,7 +322,7 @@ def read_by_rules(stage: Stage, reply: Reply, context: Context) -> Classificatio
         return read_by_rules(stage, unstamped, context)
     category = _fallback_category(stage, reply)
     if category is Category.unrecognised_refusal:
-        found = _by_one_family(stage, reply, context)
+        found = _by_one_family(stage, reply, context, text)
         if found is not None:
             return found
     fields = {**context.fields(reply.text[:CLASSIFY_CHARS]), **_said_fields(stage, reply)}
