@@ -3782,3 +3782,23 @@ def test_holdout7_and_8s_families_and_their_other_wordings(
     stage: str, code: int, text: str, category: str
 ) -> None:
     _assert_reads(stage, code, text, category)
+
+
+def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
+    """Rules read the reply after `spelt_out` ("doesn't" -> "does not"): a contraction in a
+    rule's phrase could never match, so it is dead weight (judge9 removed 42 of them)."""
+    from fleet.judgement.evidence import _CONTRACTIONS
+    from fleet.judgement.rules.word_families import WORD_FAMILIES
+
+    dead = re.compile(
+        r"\b(?:" + "|".join(w.replace("'", "['\u2019]") for w in _CONTRACTIONS) + r")",
+        re.IGNORECASE,
+    )
+    found = [
+        f"{rule.id}: {match.group(0)}"
+        for rule in (*RULES, *WORD_FAMILIES)
+        for phrase in (rule.text, rule.unless)
+        if phrase
+        for match in dead.finditer(phrase)
+    ]
+    assert not found, found

@@ -133,7 +133,7 @@ _VETO_RE = re.compile(VETO, re.IGNORECASE)
 # (a bare refusal, or a bare "could not be delivered": neither says why)
 _REFUSED_RE = re.compile(
     r"\b" + REFUSED + r"|\breject\b|\bfail(?:ed|ure)?\b|\b(?:not|un) ?(?:be )?deliver\w*|"
-    r"\b(?:unable to|could not|cannot|can't|couldn't) (?:be )?deliver\w*|"
+    r"\b(?:unable to|could not|cannot) (?:be )?deliver\w*|"
     r"\bdelivery (?:failed|failure|error|problem)",
     re.IGNORECASE,
 )

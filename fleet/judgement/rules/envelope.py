@@ -91,12 +91,12 @@ ENVELOPE: tuple[Rule, ...] = (
         text=r"not (?:allowed|permitted|authori[sz]ed) to (?:send|use|relay) (?:mail )?"
         r"(?:from|as|on behalf of|with) (?:this|that|the|your|specified)\b|"
         r"unauthori[sz]ed (?:use of )?(?:the )?(?:sender|from|mail ?from|envelope)|"
-        r"(?:authentication|login|credentials) (?:for|does not match|doesn't match) (?:the |this |"
+        r"(?:authentication|login|credentials) (?:for|does not match) (?:the |this |"
         r"that |your |specified )?(?:e-?mail|sender|from|mail ?from) address|"
         r"(?:sender|from) (?:address )?(?:is )?not owned|"
         r"not owned by (?:the )?(?:user|login|account)|"
         # the other way round: the sender does not match the login
-        r"(?:sender|from|mail ?from|envelope[- ]from)(?: address)? (?:does not|doesn't|did not) "
+        r"(?:sender|from|mail ?from|envelope[- ]from)(?: address)? (?:does not|did not) "
         r"match (?:the |your )?(?:authenticated|logged[- ]in|login|auth|sasl) (?:user|account|"
         r"identity|name|login)|\bnot one of your (?:addresses|identities)\b",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
@@ -146,7 +146,7 @@ ENVELOPE: tuple[Rule, ...] = (
         # a list that takes posts only from its members refuses the sender (sisimai's
         # PolicyViolation: "by non-member to a members-only list", "closed mailing list")
         r"\bmembers[- ]only\b|\bnon-?member\b|\bnot (?:a )?(?:member|subscriber) of (?:the |this |"
-        r"that )?(?:[\w-]{1,30} )?(?:list|group|mailing)|\b(?:isn't|is not|not) a (?:group|list) "
+        r"that )?(?:[\w-]{1,30} )?(?:list|group|mailing)|\b(?:is not|not) a (?:group|list) "
         r"member\b|"
         r"\bnot (?:allowed|permitted|authori[sz]ed) to post\b|\bpermission to post\b|"
         r"\bclosed mailing list\b|"
@@ -163,7 +163,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"mail from <?[^\s@<>]{1,64}@[^\s<>]{1,255}>? (?:was |is )?(?:rejected|refused|denied|"
         r"not accepted)|"
         # the sender's domain or policy named after the refusal
-        r"(?:do not|don't|does not|doesn't|will not|won't) accept (?:e-?mail |mail |messages? )?"
+        r"(?:do not|does not|will not) accept (?:e-?mail |mail |messages? )?"
         r"from (?:your|the sender'?s?|this) domain|(?:rejected|refused|denied|blocked) (?:due to|"
         r"because of|by) (?:the )?sender(?:'s)? (?:policy|policies|restrictions?)",
         # "Sender address rejected: Greylisted" / ": rate limit exceeded": the cause after the
@@ -186,9 +186,9 @@ ENVELOPE: tuple[Rule, ...] = (
         # header from address", BMH), and IPs the domain does not vouch for ("permits 2
         # unverifyable sending IPs - example.com is not 203.0.113.222", sisimai)
         r"\b(?:mail ?from|envelope(?:[- ]from| sender)?)\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:mis-?match\w*|"
-        r"(?:does not|doesn't) match)\b(?:[^.;]|\.(?=\w)){0,30}?\bfrom\b|\bunverif\w* sending ips?\b|"
-        r"(?:sender|from) domain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:mismatch|does not match|"
-        r"doesn't match)|\bdomain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:does not|doesn't) match (?:the |your )?(?:client|connecting|"
+        r"does not match)\b(?:[^.;]|\.(?=\w)){0,30}?\bfrom\b|\bunverif\w* sending ips?\b|"
+        r"(?:sender|from) domain\b(?:[^.;]|\.(?=\S)){0,60}\b(?:mismatch|does not match)|"
+        r"\bdomain\b(?:[^.;]|\.(?=\S)){0,60}\bdoes not match (?:the |your )?(?:client|connecting|"
         r"sending|source) ip|"
         # the IP not authorised for the sender's domain, in other words (SPF by another name)
         r"\b(?:invalid|unauthori[sz]ed|not permitted|not authori[sz]ed) ip for sending (?:mail )?"
@@ -232,7 +232,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"lleno|piena|cheia)\b|\b(?:user|account|recipient|mailbox)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:is |are )?"
         r"(?:over|(?:exceed\w*|reached)) (?:the |their |its |his |her |allowed |storage )*quota|"
         r"\bquota (?:violation|exceeded|reached|full)|\bover (?:the |their |its )?(?:allowed |storage |"
-        r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have|doesn't have) (?:enough|"
+        r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have) (?:enough|"
         r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
         r"\bout of (?:storage )?space\b|would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|(?:too many|excessive) messages (?:on|in) "
         r"(?:the server|(?:the |this )?mailbox)",
@@ -398,12 +398,12 @@ ENVELOPE: tuple[Rule, ...] = (
         r"not allowed|prohibited|refused|disallowed)|not (?:permitted|allowed|authori[sz]ed) "
         r"to relay|list of allowed rcpthosts|use me as a relay|(?:we|i) do not relay|"
         r"does not relay|no relaying|relay (?:not|denied)|cannot relay|"
-        r"(?:isn't|is not|not) allowed to be relayed|"
-        r"(?:not|isn't) (?:a )?local (?:domain|recipient)|configured to relay|"
+        r"(?:is not|not) allowed to be relayed|"
+        r"not (?:a )?local (?:domain|recipient)|configured to relay|"
         r"not permitted to relay|\buser not local\b|"
         r"\b(?:domain|recipient)s? (?:is |are )?not hosted (?:here|on this server)\b|"
         # the recipient's domain is not one this host serves
-        r"allowed rcpthosts?\b|\b(?:do not|don't|does not|doesn't|not) (?:handle|accept|"
+        r"allowed rcpthosts?\b|\b(?:do not|does not|not) (?:handle|accept|"
         r"receive) mail for\b|\bnot (?:a |an )?(?:gateway|local host|open relay)\b|"
         r"\b(?:insecure|open) (?:mail )?relay\b|\bas a relay\b|\brelaying mail to\b|"
         # relaying refused after its object ("relaying to <a> prohibited by administrator",
@@ -452,7 +452,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"invalid)|(?:user|account|address) (?:not found|disabled|unknown)|"
         r"unrouteable address|not a valid (?:mailbox|recipient)|over quota|mailbox (?:is )?full|"
         r"(?:recipient|destination)(?:'s)? account|compte du destinataire|"
-        r"(?:user|recipient) doesn't exist|undeliverable address|no mailbox",
+        r"undeliverable address|no mailbox",
         # at MAIL FROM the address that "does not exist" is the sender's (subject.sender_*)
         stages=(Stage.rcpt, Stage.data),
     ),
@@ -626,7 +626,7 @@ ENVELOPE: tuple[Rule, ...] = (
         code_class="4",
         stages=(Stage.rcpt,),
         # a cause named beats "try later" ("Recipient address rejected: Domain not found")
-        unless=r"not found|unknown|(?:does not|doesn't) exist|no such|invalid|\bfull\b|quota|"
+        unless=r"not found|unknown|does not exist|no such|invalid|\bfull\b|quota|"
         r"disabled|inactive|suspended|gr[ae]y ?list",
     ),
     Rule(

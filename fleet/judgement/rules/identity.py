@@ -138,24 +138,24 @@ IDENTITY: tuple[Rule, ...] = (
         text=r"reverse[- ](?:dns|hostname|host name|lookup|name|record|resolution|resolve)|"
         r"\brdns\b|\bptr\b|find your (?:host ?name|reverse)|reverse look ?(?:up|name)|"
         r"\bno (?:dns )?reverse (?:dns )?for\b|"
-        r"(?:can ?not|can't|unable to|could not|failed to) (?:find|resolve|lookup|look up) "
+        r"(?:can ?not|unable to|could not|failed to) (?:find|resolve|lookup|look up) "
         r"(?:your |the )?(?:host ?name|client ?host ?name|name for your (?:ip|address))|"
-        r"ip name (?:lookup|possibly forged)|host ?name (?:does not|doesn't) match|"
+        r"ip name (?:lookup|possibly forged)|host ?name does not match|"
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
-        r"(?:ip|address) (?:does not|doesn't|must) resolve|unknown client host|"
+        r"(?:ip|address) (?:does not|must) resolve|unknown client host|"
         # the client's address that does not resolve to a name ("Cannot resolve your address")
-        r"(?:can ?not|can't|unable to|could not|failed to) (?:resolve|reverse[- ]resolve) "
+        r"(?:can ?not|unable to|could not|failed to) (?:resolve|reverse[- ]resolve) "
         r"(?:your|the client'?s?|the sending) (?:ip )?address\b|"
-        r"client host (?:rejected|refused|denied): (?:cannot|can't) find|"
-        r"\byour host ?name (?:does not|doesn't|did not|could not|cannot|can't) (?:be )?resolve|"
+        r"client host (?:rejected|refused|denied): cannot find|"
+        r"\byour host ?name (?:does not|did not|could not|cannot) (?:be )?resolve|"
         r"(?<!helo )(?<!ehlo )\bhost ?name lookup failed|"
         # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
-        r"forward (?:dns|lookup|entry|record)\b(?:[^.;]|\.(?=\w)){0,30}(?:does not|doesn't) (?:point|match|"
+        r"forward (?:dns|lookup|entry|record)\b(?:[^.;]|\.(?=\w)){0,30}does not (?:point|match|"
         r"resolve)",
         # Haraka "HELO host does not match rDNS": the name is what is refused
         # (the sender address's domain that does not resolve is the sender's, not the PTR)
-        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b(?:[^.;]|\.(?=\w)){0,20}(?:does not|doesn't) match|"
-        r"domain of sender|sender (?:e-?mail )?(?:address|domain) (?:does not|doesn't)",
+        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b(?:[^.;]|\.(?=\w)){0,20}does not match|"
+        r"domain of sender|sender (?:e-?mail )?(?:address|domain) does not",
     ),
     # -- the EHLO name ------------------------------------------------------------------
     Rule(

@@ -84,7 +84,7 @@ SESSION: tuple[Rule, ...] = (
         "the receiver requires mail to arrive over TLS",
         "The receiver refuses mail that did not come over TLS: set the copier's security to "
         "STARTTLS (port {port}) or implicit TLS.",
-        text=r"(?:wasn't|was not|not) sent over (?:a )?TLS|requires? (?:all )?\w* ?(?:senders )?"
+        text=r"(?:was not|not) sent over (?:a )?TLS|requires? (?:all )?\w* ?(?:senders )?"
         r"to use TLS|TLS/SSL for SMTP",
     ),
     Rule(

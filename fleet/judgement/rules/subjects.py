@@ -86,7 +86,7 @@ SUBJECTS: tuple[Rule, ...] = (
         text=vocabulary.ADDRESS_REFUSED
         + "|"
         + vocabulary.RECIPIENT_SUBJECT
-        + r"|\b(?:does not|doesn't|do not|no) exist\b|\bnon-?existent\b",
+        + r"|\b(?:does not|do not|no) exist\b|\bnon-?existent\b",
         stages=(Stage.mail,),
         unless=r"\bIP\b|client|host|server|connection",
     ),
