@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from fleet.judgement.evidence import DOMAIN
 
+# Synonym groups the rules spell alike (one name, so that a new spelling is added once).
+HELO = r"(?:e?helo|ehlo)"  # the greeting command, as servers name it ("HELO", "EHLO", "EHELO")
+TOO_MANY = r"(?:too many|excessive)"  # a count over a limit
+
 # Words of a blocklist rejection (an IP or a domain listing: see `names_the_ip`).
 LISTING_TEXT = (
     r"blocked using|spamhaus|listed (?:at|on|in|by) |\bRBL|\bDNSBLs?\b|black ?list|"
@@ -173,7 +177,7 @@ CLIENT_REFUSED = (
     r"spam(?:ming)?|suspicious|(?:looks?|appears?) (?:\w+ )?like)\b|"
     r"\b(?:you are|you're|your (?:ip|server|host|network|mail server)(?: is| are| has been)?) "
     r"(?:currently |now )?(?:sending|a source of|known for|sent) (?:\w+ )?(?:spam|unsolicited|"
-    r"junk)|\bcurrently sending spam\b|\bspams? from your\b|\b(?:too many|excessive) (?:spams|spam messages|unwanted messages)\b|"
+    rf"junk)|\bcurrently sending spam\b|\bspams? from your\b|\b{TOO_MANY} (?:spams|spam messages|unwanted messages)\b|"
     r"\b(?:not|no longer) (?:currently )?accept(?:ing)? (?:e-?mail |mail |connections? |messages? )?"
     r"from your (?:mail server's |server's )?(?:ip|host|server|network|mail server)\b|\b(?:banned|blocked|bad|black ?listed|abusive) (?:sending |sender |"
     r"client |source |connecting )?ips?\b|forbidden (?:by|for|to) your ip\b|"

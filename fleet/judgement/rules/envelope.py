@@ -133,7 +133,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "address to a full address in your domain (name@domain).",
         text=r"\bdomain (?:name )?(?:is )?required\b",
         stages=(Stage.mail,),
-        unless=r"\b(?:e?helo|ehlo)\b",  # a HELO name demanded late is the HELO's
+        unless=rf"\b{vocabulary.HELO}\b",  # a HELO name demanded late is the HELO's
     ),
     Rule(
         RuleId.smtp_sender_rejected,
@@ -234,7 +234,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"\bquota (?:violation|exceeded|reached|full)|\bover (?:the |their |its )?(?:allowed |storage |"
         r"disk )?quota\b|\bdisk ?space quota\b|(?:not|does not have) (?:enough|"
         r"sufficient) (?:storage |mailbox )?space|space (?:has been|is) used up|"
-        r"\bout of (?:storage )?space\b|would exceed\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|quota|size)|(?:too many|excessive) messages (?:on|in) "
+        rf"\bout of (?:storage )?space\b|would exceed\b(?:[^.;:]|\.(?=\w)){{0,30}}?\b(?:storage|quota|size)|{vocabulary.TOO_MANY} messages (?:on|in) "
         r"(?:the server|(?:the |this )?mailbox)",
         stages=(Stage.rcpt, Stage.data),
         unless=r"sending|submission|\bsend\b|\brate\b|per (?:hour|day|minute)|daily|hourly|"
@@ -549,7 +549,7 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
         r"(?:exceeded|reached) (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
         r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
-        r"(?:too many|excessive) (?:messages|mails|emails|connections|recipients)|rate ?limit|"
+        rf"{vocabulary.TOO_MANY} (?:messages|mails|emails|connections|recipients)|rate ?limit|"
         r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)|"
         # a limit named, then said to be exceeded ("per hour message receive limit ... exceeded")
         r"\bcredits? (?:exceeded|reached|exhausted)|\blimit\b(?:[^.;:]|\.(?=\w)){0,40}?\bexceeded\b|\b(?:exceed\w*|reached) (?:the |your |its |an? )?(?:\w+ ){0,2}limit\b",
@@ -563,7 +563,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server is limiting the rate or number of connections",
         "The server is rate-limiting this source: reduce how many devices send at once, or "
         "wait and try again later.",
-        text=r"(?:too many|excessive)|rate ?limit|throttl|exceeded|(?:limit|quota|max\w*)\b(?:[^.;]|\.(?=\w)){0,20}?\breached|slow down|\bslower\b|too much mail|"
+        text=rf"{vocabulary.TOO_MANY}|rate ?limit|throttl|exceeded|(?:limit|quota|max\w*)\b(?:[^.;]|\.(?=\w)){{0,20}}?\breached|slow down|\bslower\b|too much mail|"
         r"zu viele|trop de (?:connexions|messages|mails|destinataires)|demasiad[oa]s|troppe|"
         r"excessive "
         r"(?:volume|mail|messages|connections)|high volume|limits? (?:for|on) how many|"
@@ -593,8 +593,8 @@ ENVELOPE: tuple[Rule, ...] = (
         "as RFC 3207 requires): an SMTP-inspecting firewall between the site and {host}, or "
         "the server, loses the session state; turn off the firewall's SMTP inspection, else "
         "tell the server's administrator.",
-        text=r"send (hello|(?:e?helo|ehlo))( command)? first|"
-        r"(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:command )?(?:is )?(?:required|needed)",
+        text=rf"send (hello|{vocabulary.HELO})( command)? first|"
+        rf"(?:{vocabulary.HELO}|hello)(?:/{vocabulary.HELO})? (?:command )?(?:is )?(?:required|needed)",
     ),
     # -- words that say what was refused, with no cause fleet knows ------------------------
     Rule(

@@ -154,7 +154,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"resolve)",
         # Haraka "HELO host does not match rDNS": the name is what is refused
         # (the sender address's domain that does not resolve is the sender's, not the PTR)
-        unless=r"\b(?:e?helo|ehlo) (?:host|name|hostname)\b(?:[^.;]|\.(?=\w)){0,20}does not match|"
+        unless=rf"\b{vocabulary.HELO} (?:host|name|hostname)\b(?:[^.;]|\.(?=\w)){{0,20}}does not match|"
         r"domain of sender|sender (?:e-?mail )?(?:address|domain) does not",
     ),
     # -- the EHLO name ------------------------------------------------------------------
@@ -183,17 +183,17 @@ IDENTITY: tuple[Rule, ...] = (
         "the server refuses the EHLO name {ehlo_name}",
         remedies.HELO_FIX,
         text=r"helo command (?:rejected|refused|denied)|(?:invalid|bad|illegal|forged|malformed|bogus) "
-        r"(?:(?:e?helo|ehlo)|hello)|(?:(?:e?helo|ehlo)|hello)(?:/(?:e?helo|ehlo))? (?:name|hostname|host name|host|"
+        rf"(?:{vocabulary.HELO}|hello)|(?:{vocabulary.HELO}|hello)(?:/{vocabulary.HELO})? (?:name|hostname|host name|host|"
         r"argument|domain|string|greeting|ip literal|address literal|literal)s?\b"
         r"(?!(?:[^.;]|\.(?=\w)){0,40}\blisted)|"
         # Haraka helo.checks: "Invalid address format in HELO", "HELO is dynamic"
         r"(?:invalid|bad|illegal|malformed|bogus|wrong)\b[\w ]{0,30}\b(?:in|for) (?:the |your )?"
-        r"(?:e?helo|ehlo)\b|\b(?:e?helo|ehlo) (?:is|looks|appears) (?:to be )?(?:dynamic|forged|"
-        r"invalid|a bare ip|an ip|not)|\b(?:e?helo|ehlo) not (?:allowed|accepted|permitted)|"
+        rf"{vocabulary.HELO}\b|\b{vocabulary.HELO} (?:is|looks|appears) (?:to be )?(?:dynamic|forged|"
+        rf"invalid|a bare ip|an ip|not)|\b{vocabulary.HELO} not (?:allowed|accepted|permitted)|"
         r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
-        r"syntactically invalid (?:e?helo|ehlo)|(?:e?helo|ehlo) (?:rejected|refused|not accepted|denied)|"
-        r"your (?:e?helo|ehlo) (?:name |host ?name )?(?:is|was|does)|(?:e?helo|ehlo) (?:should|must)",
-        unless=r"send (?:hello|(?:e?helo|ehlo))(?: command)? first",
+        rf"syntactically invalid {vocabulary.HELO}|{vocabulary.HELO} (?:rejected|refused|not accepted|denied)|"
+        rf"your {vocabulary.HELO} (?:name |host ?name )?(?:is|was|does)|{vocabulary.HELO} (?:should|must)",
+        unless=rf"send (?:hello|{vocabulary.HELO})(?: command)? first",
     ),
     Rule(
         # EHLO's only argument is the name: a syntax refusal of EHLO is about the name.
@@ -223,12 +223,12 @@ IDENTITY: tuple[Rule, ...] = (
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         remedies.HELO_FIX,
-        text=r"\b(?:e?helo|ehlo)\b",
+        text=rf"\b{vocabulary.HELO}\b",
         stages=(Stage.ehlo, Stage.ehlo_tls),
         # a 4xx that only echoes the command ("Try again later, closing connection. (EHLO)")
         # is a deferral; a 4xx that refuses the name says so (helo.refused, above)
         code_class="5",
-        unless=r"send (?:hello|(?:e?helo|ehlo))|(?:e?helo|ehlo) (?:command )?(?:is )?required|"
+        unless=rf"send (?:hello|{vocabulary.HELO})|{vocabulary.HELO} (?:command )?(?:is )?required|"
         r"already|duplicate|listed|"
         # the command itself unknown to the server is a protocol matter, not the name
         r"not implemented|not supported|unrecogni[sz]ed|unknown command",
@@ -245,8 +245,8 @@ IDENTITY: tuple[Rule, ...] = (
         "The receiver sees the test message looping (too many Received headers or hops): "
         "look for a forwarding rule or relay that sends mail for the recipient back to where "
         "it came from, and check the copier's relay settings.",
-        text=r"(?:too many|excessive) hops|hop count|\blooping\b|(?:mail|routing|forwarding|message) loop|"
-        r"loop detected|(?:too many|excessive) ['\"]?(?:received|delivered-to)['\"]? headers",
+        text=rf"{vocabulary.TOO_MANY} hops|hop count|\blooping\b|(?:mail|routing|forwarding|message) loop|"
+        rf"loop detected|{vocabulary.TOO_MANY} ['\"]?(?:received|delivered-to)['\"]? headers",
     ),
     Rule(
         RuleId.smtp_message_header,
@@ -257,7 +257,7 @@ IDENTITY: tuple[Rule, ...] = (
         "one sender) and its firmware; a relay that adds its own signature twice can cause it.",
         text=r"duplicate (?:header|['\"]?[\w-]{1,40}['\"]? header)|(?:duplicate|multiple|too "
         r"many) ['\"]?[\w-]{1,40}['\"]? headers?\b|headers? (?:are |is )?too (?:large|long|big|"
-        r"many)|(?:too many|excessive) headers|(?:too many|excessive) (?:[\w-]{1,40} ){0,2}[\w-]{0,40}headers?\b|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
+        rf"many)|{vocabulary.TOO_MANY} headers|{vocabulary.TOO_MANY} (?:[\w-]{{1,40}} ){{0,2}}[\w-]{{0,40}}headers?\b|8-?bit (?:data |characters? )?in (?:the )?(?:message )?headers?|"
         r"(?:improper|illegal|invalid) use of 8-?bit|headers? (?:line|field)s? (?:are |is )?too "
         r"(?:long|large)|header\b(?:[^.;]|\.(?=\w)){0,20}not CRLF terminated|(?:header|message) syntax|"
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
@@ -323,7 +323,7 @@ IDENTITY: tuple[Rule, ...] = (
         "The server limits how often {ip} may connect or send: reduce how many devices send "
         "at once and how often, or wait and try again later.",
         text=r"frequency limit|receiving (?:e-?mail|mail|messages)? ?(?:at a rate|too quickly)|"
-        r"ReceivingRate|(?:too many|excessive) (?:connections|sessions|concurrent)|connection (?:rate|limit)",
+        rf"ReceivingRate|{vocabulary.TOO_MANY} (?:connections|sessions|concurrent)|connection (?:rate|limit)",
     ),
     # -- IP reputation ----------------------------------------------------------------------
     Rule(
@@ -543,7 +543,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:\.[\w-]{1,63}){1,4}\b|\b(?:is|are) (?:in|on) "
         r"(?:a|our|the) (?:black|block) ?list\b|\bmulti-?black ?list\b",
         stages=(Stage.banner, Stage.ehlo, Stage.mail, Stage.rcpt, Stage.data),
-        unless=r"\bdomains?\b|\bdbl\b|\buri|\burl|\bsurbl\b|\brhsbl\b|\b(?:e?helo|ehlo)\b|"
+        unless=rf"\bdomains?\b|\bdbl\b|\buri|\burl|\bsurbl\b|\brhsbl\b|\b{vocabulary.HELO}\b|"
         r"\bsender\b|\bfrom\b|\bdkim\b|\blinks?\b|\b(?:may|might|could) be\b|\brecipient|"
         r"\b(?:e-?mail )?address(?:es)?\b(?<!ip address)|\bwords?\b|\bphrases?\b|\bcontent|\bspam (?:pattern|contents?)|"
         r"\bfirewall|\bscore\b|\bfilter|\bappliance|\bgateway",
@@ -571,7 +571,7 @@ IDENTITY: tuple[Rule, ...] = (
         r"\bclient host (?:rejected|refused|denied):?(?:[^.;]|\.(?=\w)){0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
         r"block ?list\w*|(?:bad|poor|low) reputation)\b(?!@)|"
         r"\b(?:blocked|banned|rejected|refused) (?:for|due to|because of) (?:\w+ )?abus(?:e|ive)\b(?!@)",
-        unless=r"\bdomain\b|\b(?:e?helo|ehlo)\b|\bptr\b|reverse|\bsender address\b|"
+        unless=rf"\bdomain\b|\b{vocabulary.HELO}\b|\bptr\b|reverse|\bsender address\b|"
         r"\bfrom[- ](?:address|header|domain)\b|\b(?:message|content|attachment|url|link)s?\b",
     ),
     Rule(
@@ -585,7 +585,7 @@ IDENTITY: tuple[Rule, ...] = (
         text=vocabulary.CLIENT_REFUSED,
         # Postfix's "Client host rejected" names the subject, not the cause (#16: unrecognised)
         unless=r"client host (?:rejected|refused|denied)\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
-        r"\b(?:e?helo|ehlo)\b|validation|verif|\bdns\b|authenticat|"
+        rf"\b{vocabulary.HELO}\b|validation|verif|\bdns\b|authenticat|"
         # the sender's address is the subject (an IP written as the From is an address)
         r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:|"
         # a sending limit that names the IP is a limit (smtp.rate_limited, below)

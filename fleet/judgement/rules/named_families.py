@@ -6,7 +6,7 @@ address rejected:") around it. Every window is bounded: linear on hostile replie
 
 from __future__ import annotations
 
-from fleet.judgement import remedies
+from fleet.judgement import remedies, vocabulary
 from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
@@ -59,7 +59,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         text=r"\b(?:mail ?box|recipient|user|account|folder)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:is )?"
         r"(?:temporarily |currently )?(?:busy|locked|in use)\b",
         code_class="4",
-        unless=r"permanent|MaxObjs|quota|\bfull\b|storage|(?:too many|excessive)|limit|\brate\b|too (?:quickly|fast)",
+        unless=rf"permanent|MaxObjs|quota|\bfull\b|storage|{vocabulary.TOO_MANY}|limit|\brate\b|too (?:quickly|fast)",
     ),
     # -- sender verification (a callout to the sender's domain) failed: the sender's -------
     # (Exim "Verification failed for <a> ... Sender verify failed", Postal "<a> unable to
@@ -123,7 +123,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "SMTP-inspecting firewall between the site and {host} can cause this; turn off its SMTP "
         "inspection, else tell the server's administrator, with the reply text.",
         text=r"\b(?:bad|invalid|unknown|unrecogni[sz]ed|illegal) (?:smtp )?commands? "
-        r"(?:limit|count|threshold)\b|\b(?:too many|excessive) (?:bad|invalid|unknown|"
+        rf"(?:limit|count|threshold)\b|\b{vocabulary.TOO_MANY} (?:bad|invalid|unknown|"
         r"unrecogni[sz]ed|illegal) (?:smtp )?commands\b",
     ),
     Rule(
@@ -133,8 +133,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "The server counts failed logins from this site and now refuses it: correct the "
         "username and password of {mailbox} on every copier of the site (one wrong copier "
         "locks out the others), then wait for the block to expire.",
-        text=r"\b(?:too many|excessive) (?:failed )?(?:auth\w*|login|sign-?in) (?:failures|"
-        r"failed attempts|errors|attempts failed)\b|\b(?:too many|excessive) failed "
+        text=rf"\b{vocabulary.TOO_MANY} (?:failed )?(?:auth\w*|login|sign-?in) (?:failures|"
+        rf"failed attempts|errors|attempts failed)\b|\b{vocabulary.TOO_MANY} failed "
         r"(?:auth\w*|logins?|login attempts|sign-?ins?)\b",
         # (an IP listed or banned for them is the IP's standing: its rules decide)
         unless=r"black ?list|block ?list|\blisted\b|\bbanned\b|\bIP\b",
@@ -204,7 +204,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,40}}?"
         r"\b(?:exceeded|reached)\b|"
         r"\bmax(?:imum|\.)? (?:concurrent|simultaneous|parallel) (?:sessions|connections)\b|"
-        r"\b(?:too many|excessive) (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
+        rf"\b{vocabulary.TOO_MANY} (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
         # a limit in other words: "restricted due to heavy usage", "out of allow RCPT numbers",
         # "received too much email in a short period", "limit of 400 rcpts per 24 hours",
         # "exceeded the quota for sending messages"
@@ -386,7 +386,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|"
         # spamdyke "Refused. Mail is not being accepted at this address."
         r"\b(?:e-?mail|mail|messages?) (?:is |are )?not (?:being )?accepted (?:at|for|by) (?:this|"
-        r"that|the) (?:address|recipient|mailbox)\b|\b(?:too many|excessive) (?:items|objects|folders) in "
+        rf"that|the) (?:address|recipient|mailbox)\b|\b{vocabulary.TOO_MANY} (?:items|objects|folders) in "
         r"(?:the |this )?mailbox",
         stages=(Stage.rcpt, Stage.data),
         unless=r"\bsending\b|\bqueue\b|system storage|\bdisk\b",

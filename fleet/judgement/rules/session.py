@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleet.judgement import remedies
+from fleet.judgement import remedies, vocabulary
 from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
@@ -109,7 +109,7 @@ SESSION: tuple[Rule, ...] = (
         r"sequence of commands|commands? (?:was )?sent (?:too early|before)|need (?:MAIL|RCPT|"
         r"(?:E?HELO|EHLO))(?: FROM| TO)? command|command not (?:recogni[sz]ed|implemented)|"
         r"unrecogni[sz]ed command|command unrecogni[sz]ed|"
-        r"\b(?:e?helo|ehlo) (?:command )?not (?:supported|implemented)|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
+        rf"\b{vocabulary.HELO} (?:command )?not (?:supported|implemented)|syntax error|(?:improper|wrong|invalid|incorrect) (?:command )?"
         r"sequence|sequence of commands|parameter not (?:implemented|recogni[sz]ed)|"
         # an argument the server cannot parse (an AUTH response that is not Base64)
         r"(?:invalid|bad|malformed) command (?:argument|parameter)s?\b|"
@@ -220,7 +220,7 @@ SESSION: tuple[Rule, ...] = (
         # an account locked after failed logins is the login's (auth.account_refused), not a
         # policy that blocks password logins
         unless=r"credentials were incorrect|federated STS|\baccount\b(?:[^.;]|\.(?=\w)){0,40}\blocked\b|"
-        r"(?:too many|excessive) failed",
+        rf"{vocabulary.TOO_MANY} failed",
     ),
     Rule(
         RuleId.m365_basic_auth_retired,
@@ -414,6 +414,6 @@ SESSION: tuple[Rule, ...] = (
         stages=(Stage.auth,),
         # "Temporary authentication failure": the server's, try again; "Authentication failed:
         # Maximum credits exceeded": the cause after the subject is a limit
-        unless=r"temporar|exceeded|reached|\blimit\b|quota|credits|(?:too many|excessive)",
+        unless=rf"temporar|exceeded|reached|\blimit\b|quota|credits|{vocabulary.TOO_MANY}",
     ),
 )

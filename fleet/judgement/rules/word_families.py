@@ -88,7 +88,7 @@ WORD_FAMILIES: tuple[Rule, ...] = (
         "the server refuses the EHLO name {ehlo_name} (its words are about HELO)",
         remedies.HELO_FIX,
         # ("helohost error": the name written as one word with what it names)
-        text=r"\b(?:e?helo|ehlo)(?:host|name)?\b",
+        text=rf"\b{vocabulary.HELO}(?:host|name)?\b",
     ),
     Rule(
         RuleId.words_relay,
