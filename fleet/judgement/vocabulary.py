@@ -8,6 +8,8 @@ from fleet.judgement.evidence import DOMAIN
 # Synonym groups the rules spell alike (one name, so that a new spelling is added once).
 HELO = r"(?:e?helo|ehlo)"  # the greeting command, as servers name it ("HELO", "EHLO", "EHELO")
 TOO_MANY = r"(?:too many|excessive)"  # a count over a limit
+REJECTED = r"(?:rejected|refused|denied)"  # the words of refusal servers use alike
+EXCEEDED = r"(?:exceeded|reached)"  # a limit gone over
 
 # Words of a blocklist rejection (an IP or a domain listing: see `names_the_ip`).
 LISTING_TEXT = (

@@ -141,7 +141,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "the server rejects the sender address {sender}",
         "The server refuses {sender} as a sender: use an address in a domain the server "
         "accepts mail from (usually the login mailbox or an accepted domain).",
-        text=r"sender address (?:rejected|refused|denied)|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
+        text=rf"sender address {vocabulary.REJECTED}|sender (?:is )?not (?:allowed|permitted|authori[sz]ed)|"
         r"(?:sender|mail ?from) address syntax|bad sender address|"
         # a list that takes posts only from its members refuses the sender (sisimai's
         # PolicyViolation: "by non-member to a members-only list", "closed mailing list")
@@ -224,8 +224,8 @@ ENVELOPE: tuple[Rule, ...] = (
         "or send the test to another recipient.",
         text=r"mail ?box (?:size limit|quota|is full|full|over ?quota|storage)|over ?quota|"
         r"(?:mailbox|storage|disk|user|account)(?:'s)? quota|quota (?:exceeded|reached|full)|"
-        r"(?:exceeded|reached) (?:its |the |their |his |her )?storage|storage allocation|"
-        r"(?:mailbox|inbox) (?:has )?(?:exceeded|reached)|"
+        rf"{vocabulary.EXCEEDED} (?:its |the |their |his |her )?storage|storage allocation|"
+        rf"(?:mailbox|inbox) (?:has )?{vocabulary.EXCEEDED}|"
         # the recipient's storage in other words (a receiver's own disk is its own fault)
         r"\b(?:mail ?box|(?:mail ?)?folder|inbox|boite\b[\w ]{0,20}?) (?:is |est )?(?:full|pleine)\b|"
         r"\bfull mail ?box|\b(?:postfach|buz[oó]n|casella|caixa)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:voll|"
@@ -332,7 +332,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "The test recipient is not a known address in Microsoft 365 (Directory-Based Edge "
         "Blocking): fix the recipient address, or check the accepted domain type.",
         enhanced=("5.4.1", "5.7.504"),
-        text=r"Recipient address(?:es)? (?:rejected|refused|denied)",
+        text=rf"Recipient address(?:es)? {vocabulary.REJECTED}",
     ),
     Rule(
         RuleId.m365_relay_access_denied,
@@ -496,7 +496,7 @@ ENVELOPE: tuple[Rule, ...] = (
         "Microsoft 365 limits how much mail the site's IPv6 range may send",
         "The site's IPv6 range sent more than Microsoft permits (5.7.508): slow down (fewer "
         "devices or messages at once) and try again later, or send over IPv4.",
-        text=r"(?:exceeded|reached) permitted limits",
+        text=rf"{vocabulary.EXCEEDED} permitted limits",
     ),
     Rule(
         RuleId.google_relay_peak_limit,
@@ -546,8 +546,8 @@ ENVELOPE: tuple[Rule, ...] = (
         "A sending limit was exceeded ({mailbox} or this site): spread the sending over time "
         "or over more mailboxes, or use a relay service sized for the volume.",
         text=r"sending (?:limit|quota)|(?:daily|hourly|message|rate|recipient) (?:user )?"
-        r"(?:sending )?(?:limit|quota) (?:exceeded|reached)|(?:limit|quota) (?:exceeded|reached)|"
-        r"(?:exceeded|reached) (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
+        rf"(?:sending )?(?:limit|quota) {vocabulary.EXCEEDED}|(?:limit|quota) {vocabulary.EXCEEDED}|"
+        rf"{vocabulary.EXCEEDED} (?:the |your )?(?:\w+ )?(?:sending |message |rate )?(?:limit|quota)|"
         r"(?:reached|hit) (?:the |your )?(?:daily |hourly )?(?:sending )?limit|"
         rf"{vocabulary.TOO_MANY} (?:messages|mails|emails|connections|recipients)|rate ?limit|"
         r"limits? (?:for|on) how many|(?:messages|recipients) (?:per|this) (?:hour|day)|"
@@ -644,7 +644,7 @@ ENVELOPE: tuple[Rule, ...] = (
         # the words after it name the sender: theirs; "for policy reasons" names no cause
         unless=r"\bsender\b|"
         + vocabulary.MAIL_FROM
-        + r"|(?:rejected|refused|denied) for policy reasons",
+        + rf"|{vocabulary.REJECTED} for policy reasons",
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

@@ -146,7 +146,7 @@ IDENTITY: tuple[Rule, ...] = (
         # the client's address that does not resolve to a name ("Cannot resolve your address")
         r"(?:can ?not|unable to|could not|failed to) (?:resolve|reverse[- ]resolve) "
         r"(?:your|the client'?s?|the sending) (?:ip )?address\b|"
-        r"client host (?:rejected|refused|denied): cannot find|"
+        rf"client host {vocabulary.REJECTED}: cannot find|"
         r"\byour host ?name (?:does not|did not|could not|cannot) (?:be )?resolve|"
         r"(?<!helo )(?<!ehlo )\bhost ?name lookup failed|"
         # Gmail: "the corresponding forward DNS entry does not point to the sending IP"
@@ -182,7 +182,7 @@ IDENTITY: tuple[Rule, ...] = (
         Category.helo_rejected,
         "the server refuses the EHLO name {ehlo_name}",
         remedies.HELO_FIX,
-        text=r"helo command (?:rejected|refused|denied)|(?:invalid|bad|illegal|forged|malformed|bogus) "
+        text=rf"helo command {vocabulary.REJECTED}|(?:invalid|bad|illegal|forged|malformed|bogus) "
         rf"(?:{vocabulary.HELO}|hello)|(?:{vocabulary.HELO}|hello)(?:/{vocabulary.HELO})? (?:name|hostname|host name|host|"
         r"argument|domain|string|greeting|ip literal|address literal|literal)s?\b"
         r"(?!(?:[^.;]|\.(?=\w)){0,40}\blisted)|"
@@ -568,7 +568,7 @@ IDENTITY: tuple[Rule, ...] = (
         # Postfix's "Client host rejected: <cause>" with a cause of abuse or spam (SFR's
         # "Client host rejected: Abus detecte GU_EIB_02", in sisimai's Blocked.pm), and a
         # block for abuse (AT&T "blocked for abuse. see http://att.net/blocks")
-        r"\bclient host (?:rejected|refused|denied):?(?:[^.;]|\.(?=\w)){0,40}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
+        rf"\bclient host {vocabulary.REJECTED}:?(?:[^.;]|\.(?=\w)){{0,40}}?\b(?:abus(?:e|ive)?|spam\w*|black ?list\w*|"
         r"block ?list\w*|(?:bad|poor|low) reputation)\b(?!@)|"
         r"\b(?:blocked|banned|rejected|refused) (?:for|due to|because of) (?:\w+ )?abus(?:e|ive)\b(?!@)",
         unless=rf"\bdomain\b|\b{vocabulary.HELO}\b|\bptr\b|reverse|\bsender address\b|"
@@ -584,7 +584,7 @@ IDENTITY: tuple[Rule, ...] = (
         remedies.IP_REPUTATION_FIX,
         text=vocabulary.CLIENT_REFUSED,
         # Postfix's "Client host rejected" names the subject, not the cause (#16: unrecognised)
-        unless=r"client host (?:rejected|refused|denied)\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
+        unless=rf"client host {vocabulary.REJECTED}\b|\bdomain\b|\bspf\b|on behalf|relay|\bptr\b|reverse|"
         rf"\b{vocabulary.HELO}\b|validation|verif|\bdns\b|authenticat|"
         # the sender's address is the subject (an IP written as the From is an address)
         r"\bfrom[- ](?:address|header|domain|field)\b|\bsender address\b|\bfrom:|"

@@ -202,7 +202,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\brate[- ]?limit(?:ed|ing)\b|"
         rf"\b{_COUNTED_PLURAL} (?:are |is )?too frequent|"
         rf"\bmax(?:imum|\.)? (?:(?:number|count) of )?{_COUNTED_PLURAL}\b[^.;]{{0,40}}?"
-        r"\b(?:exceeded|reached)\b|"
+        rf"\b{vocabulary.EXCEEDED}\b|"
         r"\bmax(?:imum|\.)? (?:concurrent|simultaneous|parallel) (?:sessions|connections)\b|"
         rf"\b{vocabulary.TOO_MANY} (?:invalid|unknown|bad|non-?existent) (?:recipients|rcpts|addresses|users)\b|"
         # a limit in other words: "restricted due to heavy usage", "out of allow RCPT numbers",

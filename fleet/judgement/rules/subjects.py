@@ -26,12 +26,12 @@ SUBJECTS: tuple[Rule, ...] = (
         "the server refuses the recipient (it gives no more specific reason)",
         "The server refuses the test recipient: check the 'to' address (it may not exist, be "
         "disabled or refuse this sender), and that {host} receives mail for its domain.",
-        text=r"recipient address(?:es)? (?:rejected|refused|denied)",
+        text=rf"recipient address(?:es)? {vocabulary.REJECTED}",
         stages=(Stage.rcpt, Stage.data),
         # "... rejected for policy reasons" names no cause (#16: unrecognised)
         unless=r"\bsender\b|"
         + vocabulary.MAIL_FROM
-        + r"|(?:rejected|refused|denied) for policy reasons",
+        + rf"|{vocabulary.REJECTED} for policy reasons",
     ),
     Rule(
         # The same for "Sender address rejected: <cause>".
@@ -40,7 +40,7 @@ SUBJECTS: tuple[Rule, ...] = (
         "the server refuses the sender address {sender} (it gives no more specific reason)",
         "The server refuses {sender} as a sender: use an address in a domain the server "
         "accepts mail from (usually the login mailbox or an accepted domain).",
-        text=r"sender address(?:es)? (?:rejected|refused|denied)",
+        text=rf"sender address(?:es)? {vocabulary.REJECTED}",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     Rule(
