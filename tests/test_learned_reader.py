@@ -6,8 +6,10 @@ and it is loaded only when a reply needs it."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +20,12 @@ from fleet.judgement import learned, replies
 from fleet.judgement.learned import Guess
 from fleet.judgement.replies import read_by_rules
 from fleet.judgement.rule_ids import RuleId
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
 from fleet.results import Category, Mode, Stage
+
+from .conftest import run_fleet_async
+from .corpus_replay import Entry, ReplayServer, inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,3 +156,32 @@ def test_the_model_is_loaded_only_when_a_reply_needs_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["0", "1"]
+
+
+async def test_a_learned_reading_through_the_command_line_is_hedged_and_shows_the_words(
+    lab_dns: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    """`fleet sweep` against a loopback server that refuses RCPT in words no rule knows: the
+    device's category is the learned one, its finding and remediation say it is inferred,
+    the server's words are kept, and no flag about the site's IP is raised."""
+    said = "Sorry, this box is overfilled"
+    entry = Entry("learned-e2e", "unknown", "rcpt", 550, said, "recipient_rejected")
+    server = ReplayServer([entry], certs)
+    port = await server.start()
+    try:
+        path = write_inventory(inventory([entry], lab_dns, port, str(certs.ca_file)))
+        run = await run_fleet_async(
+            "sweep", "-i", str(path), "--format", "json", "--no-store", "--send-test"
+        )
+    finally:
+        await server.stop()
+    (site,) = json.loads(run.stdout)["sites"]
+    (device,) = site["devices"]
+    assert (device["category"], device["failed_stage"]) == ("recipient_rejected", "rcpt")
+    assert "learned reading" in device["finding"]
+    assert f'"{said}"' in device["finding"]
+    assert device["remediation"].startswith("Likely: ")
+    assert device["reply"]["text"] == said
+    flags = {f["code"] for f in site["flags"]}
+    assert "RECIPIENT_REJECTED" in flags
+    assert not flags & {"DIRECT_SEND_DIRTY_IP", "IP_REPUTATION", "REVERSE_DNS"}
