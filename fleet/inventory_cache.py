@@ -141,10 +141,15 @@ class Entry:
 
         try:
             body = msgspec.json.encode(inventory)
+            # JSON has no infinity or NaN: msgspec writes null, which an optional field
+            # (a site's `site_s: .inf`) would read back as "not set". Keep only what reads
+            # back as the inventory it is (a decode: a few ms for 1,000 sites, on a miss).
+            if msgspec.json.decode(body, type=type(inventory)) != inventory:
+                raise ValueError("the entry would not read back as the inventory it holds")
             head = json.dumps({"files": sorted(files.items())})
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
-        except (OSError, TypeError, ValueError, msgspec.EncodeError) as exc:
+        except (OSError, TypeError, ValueError, msgspec.EncodeError, msgspec.DecodeError) as exc:
             log.debug("inventory cache: %s not written: %r", self.path, exc)
             return
         try:

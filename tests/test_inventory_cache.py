@@ -198,6 +198,69 @@ def test_the_example_inventory_comes_back_the_same(cache_folder: Path, parses: l
     assert shape(cached) == shape(parsed)
 
 
+def typed(value: Any) -> Any:
+    """An inventory's tree as plain data that tells apart what == does not: each object's
+    class, each value's type (3 from 3.0, an enum member from its text), None from a value,
+    and the order of a mapping's keys."""
+    if isinstance(value, msgspec.Struct):
+        fields = value.__struct_fields__
+        return (type(value).__qualname__, tuple((n, typed(getattr(value, n))) for n in fields))
+    if isinstance(value, list):
+        return ("list", tuple(typed(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((typed(key), typed(item)) for key, item in value.items()))
+    return (type(value).__qualname__, repr(value))  # repr: nan is equal to nan here
+
+
+def bench_inventory(shape: str, sites: int, folder: Path) -> str:
+    from bench.generate import Mix
+    from bench.generate import inventory as generated
+
+    ca = str(folder / "ca.pem")
+    mix = Mix(sites, 1 if shape == "direct" else 5, shape)
+    return generated(
+        mix, mx_port=2525, submission_port=2587, mx_ca=ca, submission_ca=ca, nameserver="127.0.0.1"
+    )
+
+
+INFINITE = {  # .inf is a valid timeout (greater than 0); JSON has no infinity
+    "site-timeout-inf": ("timeouts: {site_s: 60}", "timeouts: {site_s: .inf}"),
+    "default-timeout-inf": ("site_s: 90", "site_s: .inf"),
+    "verify-within-inf": ("within_s: 30", "within_s: .inf"),
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["example", "rich", *INFINITE, "bench-direct-10", "bench-direct-300", "bench-mixed-50"],
+)
+def test_whatever_the_cache_returns_is_what_a_fresh_parse_returns(
+    tmp_path: Path, cache_folder: Path, name: str
+) -> None:
+    """parse -> cache -> load equals parse, type for type, for every kind of inventory: the
+    example, the rich one (and with infinite timeouts), the bench's generated fleets."""
+    folder = tmp_path / "inv"
+    path = rich_inventory(folder)  # its folder has the files RICH names
+    if name == "example":
+        text = (ROOT / "inventory.example.yaml").read_text(encoding="utf-8")
+    elif name.startswith("bench-"):
+        _, shape, sites = name.split("-")
+        text = bench_inventory(shape, int(sites), folder)
+    else:
+        old, new = INFINITE.get(name, ("", ""))
+        assert old in RICH
+        text = RICH.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    fresh = inventory_module.parse_inventory(text, str(path), {})
+    first = load_inventory(str(path))  # a miss: parsed, and kept unless it cannot be
+    again = load_inventory(str(path))  # a hit, or parsed again
+    assert typed(first) == typed(fresh)
+    assert typed(again) == typed(fresh)
+    assert again == fresh
+    if name not in INFINITE:
+        assert len(list(cache_folder.glob("*.json"))) == 1  # it was kept
+
+
 def test_a_one_byte_edit_that_breaks_the_file_is_reported_as_before(
     tmp_path: Path, cache_folder: Path
 ) -> None:
