@@ -3,8 +3,9 @@
 The classes here are the one definition of the inventory's shape: frozen msgspec structs,
 which is what the rest of fleet reads (and what the cache of validated inventories decodes
 into, without pydantic). Each field's checks are markers in its `Annotated` type (`Check`,
-`MinLength`) and each class's cross-field rules are methods marked `@rule`: when a file is
-parsed, fleet.inventory_models builds pydantic models from these definitions, validates with
+and msgspec's `Meta(min_length=...)`, which a cache entry's decoding checks too) and each
+class's cross-field rules are methods marked `@rule`: when a file is parsed,
+fleet.inventory_models builds pydantic models from these definitions, validates with
 them, and converts the result to these structs.
 
 Errors name the file, line, column and field path, and all of them are reported at once.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
-from msgspec import field
+from msgspec import Meta, field
 
 from fleet.credentials import SecretSource
 from fleet.errors import InventoryError, SourceError, YamlLoadError
@@ -58,15 +59,6 @@ class Check:
     def __init__(self, function: Callable[[Any], Any], *, before: bool = False) -> None:
         self.function = function
         self.before = before
-
-
-class MinLength:
-    """A text or list field's least length (checked when parsed)."""
-
-    __slots__ = ("length",)
-
-    def __init__(self, length: int) -> None:
-        self.length = length
 
 
 RuleT = TypeVar("RuleT", bound=Callable[[Any], None])
@@ -224,7 +216,7 @@ TlsVersion = Annotated[str, Check(_tls_version, before=True)]
 EnvName = Annotated[str, Check(_env_name)]
 FilePath = Annotated[str, Check(_file_path)]
 Via = Annotated[str, Check(_via)]
-Text = Annotated[str, MinLength(1)]
+Text = Annotated[str, Meta(min_length=1)]
 
 
 # ---- defaults ---------------------------------------------------------------------------
@@ -572,7 +564,7 @@ class Site(Strict, frozen=True, kw_only=True):
     egress: SiteEgress = field(default_factory=SiteEgress)
     concurrency: SiteConcurrency = field(default_factory=SiteConcurrency)
     timeouts: SiteTimeouts = field(default_factory=SiteTimeouts)
-    devices: Annotated[list[Device], MinLength(1)]
+    devices: Annotated[list[Device], Meta(min_length=1)]
 
 
 # ---- notifications ----------------------------------------------------------------------
@@ -598,7 +590,7 @@ class EmailNotification(Strict, frozen=True, kw_only=True):
     security: Security = Security.starttls
     auth: Auth | None = None
     from_: Address = field(name="from")
-    to: Annotated[list[Address], MinLength(1)]
+    to: Annotated[list[Address], Meta(min_length=1)]
     attach_csv: bool = False
     ca_file: FilePath | None = None
     subject_prefix: str = "[fleet]"
@@ -654,7 +646,7 @@ class InventoryHead(Strict, frozen=True):
 
 
 class Inventory(InventoryHead, frozen=True, kw_only=True, dict=True):
-    sites: Annotated[list[Site], MinLength(1)]
+    sites: Annotated[list[Site], Meta(min_length=1)]
 
     @functools.cached_property
     def site_clients(self) -> dict[str, str]:

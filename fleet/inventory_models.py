@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from fleet import inventory
-from fleet.inventory import Check, MinLength, Strict
+from fleet.inventory import Check, Strict
 
 
 class Model(BaseModel):
@@ -112,9 +112,11 @@ def _holds_struct(kind: Any) -> bool:
 def _pydantic_marker(marker: Any) -> Any:
     if isinstance(marker, Check):
         return (BeforeValidator if marker.before else AfterValidator)(marker.function)
-    if isinstance(marker, MinLength):
-        return Field(min_length=marker.length)
-    return marker
+    # A text's or list's least length: msgspec checks it when the cache's entry is decoded
+    if isinstance(marker, msgspec.Meta) and marker == msgspec.Meta(min_length=marker.min_length):
+        return Field(min_length=marker.min_length)
+    # pydantic would ignore a marker it does not know: a check the parse would not make
+    raise TypeError(f"an inventory field's {marker!r} has no pydantic equivalent here")
 
 
 def _returning_self(check: Callable[[Any], None]) -> Callable[[Any], Any]:

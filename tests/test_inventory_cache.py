@@ -13,7 +13,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -342,6 +342,8 @@ def cache_env(folder: Path | str, **extra: str) -> dict[str, str]:
         lambda text: text.replace('"security":"tls"', '"security":"ssl"', 1),
         lambda text: text.replace('"port":465', '"port":"465"', 1),
         lambda text: '"another key"\n' + text.split("\n", 1)[1],
+        lambda text: text.replace('"client":"Contoso"', '"client":""', 1),
+        lambda text: text.replace('"to":["noc@msp.example","oncall@msp.example"]', '"to":[]', 1),
     ],
     ids=[
         "empty",
@@ -352,6 +354,8 @@ def cache_env(folder: Path | str, **extra: str) -> dict[str, str]:
         "wrong-enum",
         "wrong-type",
         "foreign-key",
+        "empty-text",
+        "empty-list",
     ],
 )
 def test_a_damaged_or_foreign_entry_is_a_miss_and_is_written_again(
@@ -557,3 +561,20 @@ def test_a_hit_loads_no_yaml_and_builds_no_validator(tmp_path: Path, cache_folde
     assert miss["yaml"] is True
     assert {"InventoryHead", "Site", "SmtpSettings"} <= set(miss["built"])
     assert run() == {"yaml": False, "built": []}  # a hit
+
+
+def test_a_field_check_the_parse_could_not_make_is_refused_when_the_models_are_built() -> None:
+    """pydantic ignores an `Annotated` marker it does not know: a constraint msgspec would
+    check on a cache hit but a parse would not is an error, not a silent difference."""
+    from fleet.inventory import Strict
+    from fleet.inventory_models import Models
+
+    class Ranged(Strict, frozen=True):
+        count: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+    class Longer(Strict, frozen=True):
+        text: Annotated[str, msgspec.Meta(min_length=1, max_length=9)] = "x"
+
+    for kind in (Ranged, Longer):
+        with pytest.raises(TypeError, match="no pydantic equivalent"):
+            Models().of(kind)
