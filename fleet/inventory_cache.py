@@ -97,8 +97,10 @@ class Entry:
     """The cache entry of one inventory file, for the file's bytes as just read."""
 
     def __init__(self, where: Path, inventory_path: str, content: bytes, rules: str) -> None:
-        absolute = os.path.abspath(inventory_path)
-        self.path = where / f"{hashlib.sha256(absolute.encode()).hexdigest()[:32]}.json"
+        # fsencode: a path's own bytes, also a name that is not UTF-8 (POSIX keeps those
+        # bytes as surrogates in the str, which .encode() refuses)
+        absolute = os.fsencode(os.path.abspath(inventory_path))
+        self.path = where / f"{hashlib.sha256(absolute).hexdigest()[:32]}.json"
         self.key = hashlib.sha256(rules.encode() + b"\0" + content).hexdigest()
 
     @classmethod

@@ -578,3 +578,24 @@ def test_a_field_check_the_parse_could_not_make_is_refused_when_the_models_are_b
     for kind in (Ranged, Longer):
         with pytest.raises(TypeError, match="no pydantic equivalent"):
             Models().of(kind)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a file name that is not UTF-8 is POSIX's")
+def test_an_inventory_whose_file_name_is_not_utf8_is_cached_too(
+    tmp_path: Path, cache_folder: Path, parses: list[str]
+) -> None:
+    """A path's bytes that do not decode reach Python as surrogates (os.fsdecode): the
+    entry's name is made from the path's bytes, not a crash ("internal error") before the
+    inventory was even read."""
+    folder = tmp_path / "inv"
+    rich_inventory(folder)
+    path = folder / os.fsdecode(b"inventory-\xff.yaml")
+    path.write_text(RICH, encoding="utf-8")
+    first = load_inventory(str(path))
+    again = load_inventory(str(path))
+    assert parses == [str(path)]  # the second came from the cache
+    assert typed(again) == typed(first)
+    command = [sys.executable, "-m", "fleet", "validate", str(path)]
+    done = subprocess.run(command, capture_output=True, env=cache_env(cache_folder), check=False)
+    assert done.returncode == 0, done.stderr  # bytes: the path in it is not UTF-8
+    assert b"internal error" not in done.stderr
