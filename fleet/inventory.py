@@ -87,7 +87,7 @@ def _port(value: int) -> int:
 
 
 def _positive(value: float) -> float:
-    if value <= 0:
+    if not value > 0:  # not `<= 0`: NaN (YAML's .nan) is neither
         raise ValueError(f"must be greater than 0, got {value}")
     return value
 
