@@ -39,6 +39,7 @@ from fleet.store_lock import StoreLock
 DB_ENV = "FLEET_DB"
 
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
 
 # Each migration takes the schema from version N to N+1; never edit a released one.
 MIGRATIONS: tuple[str, ...] = (
@@ -288,23 +289,42 @@ class Store:
         self, sites: list[str], before: datetime, exclude: str
     ) -> tuple[dict[str, SiteDigest], str | None]:
         """Each site's state in the latest complete sweep before `before` (and the newest
-        such sweep's id)."""
-        found: dict[str, SiteDigest] = {}
-        newest: tuple[str, str] | None = None
-        query = (
-            "SELECT r.digest, s.id, s.started_at FROM site_results r JOIN sweeps s ON s.id = r.sweep_id "
-            "WHERE r.site = ? AND s.complete = 1 AND s.started_at < ? AND s.id != ? "
-            "ORDER BY s.started_at DESC LIMIT 1"
-        )
+        such sweep's id). The newest complete sweep is every site's latest one that it
+        holds, so its digests are read in one query; only the sites it lacks are looked up
+        one by one (a sweep of 1,000 sites: one query instead of 1,000)."""
         until = _ts(before)
+        newest = self.db.execute(
+            "SELECT id, started_at FROM sweeps WHERE complete = 1 AND started_at < ? AND id != ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            (until, exclude),
+        ).fetchone()
+        if newest is None:  # no complete sweep before this one: nothing to compare with
+            return {}, None
+        wanted = set(sites)
+        found: dict[str, SiteDigest] = {
+            site: SiteDigest.from_json(_decode(digest))
+            for site, digest in self.db.execute(
+                "SELECT site, digest FROM site_results WHERE sweep_id = ?", (newest[0],)
+            )
+            if site in wanted
+        }
+        latest: tuple[str, str] | None = (newest[0], newest[1]) if found else None
+        query = (
+            "SELECT r.digest, s.id, s.started_at FROM site_results r JOIN sweeps s "
+            "ON s.id = r.sweep_id WHERE r.site = ? AND s.complete = 1 AND s.started_at < ? "
+            "AND s.id != ? ORDER BY s.started_at DESC LIMIT 1"
+        )
         for site in sites:
+            if site in found:
+                continue
             row = self.db.execute(query, (site, until, exclude)).fetchone()
             if row is None:
                 continue
-            found[site] = SiteDigest.from_json(json.loads(row[0]))
-            if newest is None or row[2] > newest[1]:
-                newest = (row[1], row[2])
-        return found, newest[0] if newest else None
+            found[site] = SiteDigest.from_json(_decode(row[0]))
+            if latest is None or row[2] > latest[1]:
+                latest = (row[1], row[2])
+        ordered = {site: found[site] for site in sites if site in found}
+        return ordered, latest[0] if latest else None
 
     @_guarded
     def stored_changes(
@@ -323,7 +343,7 @@ class Store:
             "SELECT site, digest FROM site_results WHERE sweep_id = ? ORDER BY position, rowid",
             (sweep_id,),
         ).fetchall()
-        return {site: SiteDigest.from_json(json.loads(digest)) for site, digest in rows}
+        return {site: SiteDigest.from_json(_decode(digest)) for site, digest in rows}
 
     def view(self, sweep_id: str, *, light: bool = True) -> SweepView:
         """A stored sweep for the reports: counts from the index, sites read one at a time
@@ -457,7 +477,7 @@ class Store:
         ).fetchall()
         out = []
         for sweep_id, started, complete, verdict, egress_ip, digest in rows:
-            parsed = SiteDigest.from_json(json.loads(digest))
+            parsed = SiteDigest.from_json(_decode(digest))
             out.append(
                 SiteHistoryRow(
                     sweep_id=sweep_id,

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -320,3 +321,40 @@ def test_a_result_read_from_outside_is_checked_field_by_field() -> None:
         read_json(json.dumps(document))
     with pytest.raises(ResultError):
         read_json('{"sweep": ')
+
+
+def test_each_site_compares_with_its_own_latest_complete_sweep(tmp_path: Path) -> None:
+    # Store.previous reads the newest complete sweep's digests in one query and looks up
+    # one by one only the sites it lacks (issue 20): the same answer as a lookup per site.
+    base = fixed_sweep()
+    hq, branch = base.sites[0], base.sites[1]
+
+    def sweep(day: int, sites: list[str], *, complete: bool = True) -> SweepResult:
+        started = base.sweep.started_at + timedelta(days=day)
+        info = msgspec.structs.replace(
+            base.sweep, id=f"sweep-{day}", started_at=started, complete=complete
+        )
+        kept = [
+            msgspec.structs.replace(hq if n % 2 else branch, site=s) for n, s in enumerate(sites)
+        ]
+        return msgspec.structs.replace(base, sweep=info, sites=kept, changes=[])
+
+    store = Store(str(tmp_path / "fleet.db"))
+    try:
+        store.save(sweep(1, ["a", "b", "c"]))
+        store.save(sweep(2, ["a", "b"]))  # c not swept: its latest stays day 1
+        store.save(sweep(3, ["a", "d"], complete=False))  # incomplete: never compared with
+        now = sweep(4, ["a", "b", "c", "d"])
+        found, previous = store.previous(["a", "b", "c", "d"], now.sweep.started_at, "sweep-4")
+        assert previous == "sweep-2"
+        assert list(found) == ["a", "b", "c"]
+        assert found["c"].site == "c"
+        # only sites the newest complete sweep lacks: the newest of theirs
+        found, previous = store.previous(["c", "d"], now.sweep.started_at, "sweep-4")
+        assert (list(found), previous) == (["c"], "sweep-1")
+        # excluding the newest complete sweep, and before the first: nothing
+        found, previous = store.previous(["a"], now.sweep.started_at, "sweep-2")
+        assert previous == "sweep-1"
+        assert store.previous(["a"], base.sweep.started_at, "x") == ({}, None)
+    finally:
+        store.close()
