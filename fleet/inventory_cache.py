@@ -11,8 +11,10 @@ The `*_file` paths an inventory names are resolved against its folder and the fi
 those resolutions are checked again on every use.
 
 The entry is JSON (never pickle): the validated inventory as msgspec encodes fleet.inventory's
-structs, decoded into them again by msgspec (which checks the types, not the rules: the
-values were validated when the entry was written), without pydantic or the YAML reader.
+structs, decoded into them again by msgspec (which checks the types and least lengths, not
+the rules: the values were validated when the entry was written), without pydantic or the
+YAML reader; an inventory that would not read back as itself (JSON has no infinity) is not
+kept.
 It holds what the inventory holds, and the inventory never holds a secret
 (only where one is read from). An entry that cannot be read, is damaged, was written by
 another version, or could have been written by another user (a shared or world-writable
