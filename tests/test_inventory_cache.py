@@ -599,3 +599,42 @@ def test_an_inventory_whose_file_name_is_not_utf8_is_cached_too(
     done = subprocess.run(command, capture_output=True, env=cache_env(cache_folder), check=False)
     assert done.returncode == 0, done.stderr  # bytes: the path in it is not UTF-8
     assert b"internal error" not in done.stderr
+
+
+def inventory_classes() -> list[type[msgspec.Struct]]:
+    """Every class an inventory is made of, found from Inventory's fields' types."""
+    import typing
+
+    found: list[type[msgspec.Struct]] = []
+    todo: list[Any] = [Inventory]
+    while todo:
+        kind = todo.pop()
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            if kind not in found:
+                found.append(kind)
+                todo.extend(typing.get_type_hints(kind).values())
+        else:
+            todo.extend(typing.get_args(kind))
+    return found
+
+
+def test_every_inventory_class_is_frozen_and_takes_no_unknown_key_parsed_or_cached(
+    cache_folder: Path,
+) -> None:
+    from fleet.inventory import Strict
+    from fleet.inventory_models import models
+
+    classes = inventory_classes()
+    assert len(classes) >= 20
+    for kind in classes:
+        assert issubclass(kind, Strict), kind
+        config = kind.__struct_config__
+        assert config.frozen, kind  # a hit's objects
+        assert config.forbid_unknown_fields, kind
+        model = models().of(kind).model_config  # a parse's validation
+        assert model["frozen"], kind
+        assert model["extra"] == "forbid", kind
+    example = str(ROOT / "inventory.example.yaml")
+    for inventory in (load_inventory(example), load_inventory(example)):  # parsed, then a hit
+        with pytest.raises(AttributeError):
+            inventory.sites[0].id = "elsewhere"  # type: ignore[misc]
