@@ -698,7 +698,7 @@ class SweepInfo(Model, frozen=True, kw_only=True):
     dns_retries_answered: int = 0
 
     def __post_init__(self) -> None:
-        if not _SWEEP_ID.match(self.id):
+        if not _SWEEP_ID.fullmatch(self.id):
             raise ValidationError(f"sweep id {self.id!r} does not match {SWEEP_ID_PATTERN}")
 
 

@@ -644,7 +644,7 @@ def test_a_result_from_elsewhere_reaches_the_terminal_without_its_escapes() -> N
 def test_a_sweep_id_with_anything_but_plain_characters_is_refused() -> None:
     document = fixed_sweep().sweep.model_dump(mode="json")
     SweepInfo.model_validate(document)
-    for bad in ("x\x1b[2J", "../../etc", "a b", ""):
+    for bad in ("x\x1b[2J", "../../etc", "a b", "", "x\n"):
         with pytest.raises(ValueError, match="id"):
             SweepInfo.model_validate({**document, "id": bad})
 
