@@ -116,7 +116,7 @@ def _host(value: str) -> str:
         return str(ipaddress.ip_address(value.strip("[]")))
     except ValueError:
         pass
-    if not _HOST_RE.match(value):
+    if not _HOST_RE.fullmatch(value):
         raise ValueError(f"must be a host name or IP address, got '{value}'")
     return value.rstrip(".").lower()
 
@@ -128,14 +128,14 @@ def _nameserver(value: str) -> str:
     try:
         host, port = split_host_port(text)
     except ValueError:
-        raise ValueError(f"must be a host or host:port, got '{value}'") from None
+        raise ValueError(f"must be a host or host:port, got {value!r}") from None
     if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):
-        raise ValueError(f"port must be 1-65535, got '{port}'")
+        raise ValueError(f"port must be 1-65535, got {port!r}")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        if text.startswith("[") or not _HOST_RE.match(host):
-            raise ValueError(f"must be a host or host:port, got '{value}'") from None
+        if text.startswith("[") or not _HOST_RE.fullmatch(host):
+            raise ValueError(f"must be a host or host:port, got {value!r}") from None
         name = host.rstrip(".").lower()
         return name if port is None else f"{name}:{port}"
     if port is None:
@@ -148,7 +148,7 @@ _ADDR_RE = re.compile(r"^[^\s<>@\"(),;:\\]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$")
 
 def _address(value: str) -> str:
     value = str(value).strip()
-    if not _ADDR_RE.match(value):
+    if not _ADDR_RE.fullmatch(value):
         raise ValueError(f"must be an e-mail address like scanner@example.com, got '{value}'")
     return value
 
