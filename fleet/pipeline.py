@@ -106,8 +106,9 @@ async def sweep(
     secrets: Secrets | None = None,
     delivery: DeliveryOptions | None = None,
 ) -> Swept:
-    """Check secrets, run the plan, store each site as soon as it is done, then the sweep's
-    changes since the previous one. With a store the result is a view of the stored sweep:
+    """Check secrets, run the plan, store each site soon after it is done (the recorder's
+    group commits, flushed on every way out), then the sweep's changes since the previous
+    one. With a store the result is a view of the stored sweep:
     `light` (without transcripts), its sites as kept in memory when stored, without them;
     otherwise read back from the store one at a time. Without a store the result is held in
     memory whole."""
@@ -127,8 +128,13 @@ async def sweep(
         secrets=secrets,
         delivery=delivery,
     )
-    with _quiet_collector(len(plan.sites)):
-        result = await run(plan, options)
+    try:
+        with _quiet_collector(len(plan.sites)):
+            result = await run(plan, options)
+    except BaseException:  # a failing callback, a cancel: the finished sites still go in
+        if recorder is not None:
+            recorder.flush()
+        raise
     if recorder is None:
         return Swept(result)
     return Swept(recorder.finish(result), recorder.failure)

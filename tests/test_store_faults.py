@@ -232,3 +232,98 @@ async def test_a_damaged_store_is_a_clear_error_not_an_internal_one(
         assert run.code == 3, (command, run.stderr)
         assert "internal error" not in run.stderr, (command, run.stderr)
         assert "damaged" in run.stderr or "malformed" in run.stderr, (command, run.stderr)
+
+
+def _stored_sites(db: Path) -> set[str]:
+    """The sites committed so far, as another connection (another process) sees them."""
+    try:
+        with sqlite3.connect(db, timeout=1) as connection:
+            return {site for (site,) in connection.execute("SELECT site FROM site_results")}
+    except sqlite3.Error:
+        return set()
+
+
+async def test_a_finished_site_is_committed_within_the_window_while_the_sweep_runs(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    slow_mx: LabSmtpServer,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    from fleet.inventory import load_inventory
+    from fleet.pipeline import opened_store, plan_for, sweep
+    from fleet.store import GROUP_WINDOW_S
+
+    # Given a sweep of three sites one at a time against a slow MX (each takes about a
+    # second), so that nothing but the window's timer can commit a site before the next ends
+    inventory = slow_inventory(lab_dns, slow_mx, certs, write_inventory, sites=3)
+    plan = plan_for(load_inventory(str(inventory)))
+    db = tmp_path / "fleet.db"
+    loop = asyncio.get_running_loop()
+    finished: dict[str, float] = {}
+    committed: dict[str, tuple[float, set[str]]] = {}  # when seen, and what had finished then
+
+    async def watch() -> None:
+        while True:
+            now = loop.time()
+            done = set(finished)
+            for site in _stored_sites(db) - set(committed):
+                committed[site] = (now, done)
+            await asyncio.sleep(0.01)
+
+    # When it runs while another connection reads the store
+    watcher = asyncio.create_task(watch())
+    try:
+        with opened_store(str(db), lock="test") as store:
+            swept = await sweep(
+                plan, store, on_site=lambda site: finished.setdefault(site.site, loop.time())
+            )
+    finally:
+        watcher.cancel()
+    # Then each of the first two sites was in the store before the next site finished,
+    # within the window of its finishing (slack for a busy 2-core machine's loop)
+    assert swept.unstored is None
+    assert swept.result.sweep.complete
+    for site, following in (("site-0", "site-1"), ("site-1", "site-2")):
+        seen_at, done_then = committed[site]
+        assert following not in done_then, (site, committed)
+        assert seen_at - finished[site] <= GROUP_WINDOW_S + 0.5, (site, seen_at, finished)
+    assert _stored_sites(db) == {"site-0", "site-1", "site-2"}
+
+
+async def test_a_failing_callback_stops_the_sweep_and_the_finished_sites_are_committed(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    m365: object,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    from fleet.inventory import load_inventory
+    from fleet.pipeline import opened_store, plan_for, sweep
+
+    from .conftest import M365Lab
+
+    assert isinstance(m365, M365Lab)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    text = history_inventory(
+        lab_dns, m365.mx.port, m365.ca_file, sites=4, concurrency=ONE_AT_A_TIME
+    )
+    plan = plan_for(load_inventory(str(write_inventory(text))))
+    db = tmp_path / "fleet.db"
+    seen: list[str] = []
+
+    def on_site(site: object) -> None:
+        seen.append(getattr(site, "site", ""))
+        if len(seen) == 3:
+            raise RuntimeError("the progress bar broke")
+
+    # Given a sweep whose callback fails at the third site, well within the window of the
+    # first two (a fast MX, one site at a time)
+    with opened_store(str(db), lock="test") as store:
+        with pytest.raises(RuntimeError, match="progress bar"):
+            await sweep(plan, store, on_site=on_site)
+    # Then the two sites it finished before are committed (the group was flushed on the
+    # way out), and the sweep stays marked incomplete
+    assert _stored_sites(db) == {"site-0", "site-1"}
+    assert count(db, "SELECT COUNT(*) FROM sweeps WHERE complete = 0") == 1
