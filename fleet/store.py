@@ -532,7 +532,7 @@ def _ts(moment: datetime) -> str:
 
 
 # A finished site waits at most this long, or for this many others, before its group is
-# committed (issue 20: one transaction per site cost about 150 us a site). A process killed
+# committed (issue 20: a transaction per site cost 50-150 us of CPU a site). A process killed
 # outright (SIGKILL, a power cut) loses at most the sites of the open window.
 GROUP_WINDOW_S = 0.1
 GROUP_MAX_SITES = 100
