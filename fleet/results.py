@@ -41,14 +41,20 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         self, *, mode: Literal["json", "python"] = "python", exclude: Collection[str] = ()
     ) -> dict[str, Any]:
         """The result as the JSON contract has it, as Python data: strings for enums and
-        (mode="json") times; (mode="python") times stay datetimes."""
+        (mode="json") times; (mode="python") times stay datetimes. mode="json" is what the
+        JSON text holds, decoded: a non-finite float is None there (JSON has no infinity),
+        as an agent's digest must hash what the central reads back from its file."""
         if mode == "json":
             data: dict[str, Any] = msgspec.to_builtins(self)
         else:
             data = msgspec.to_builtins(self, builtin_types=(datetime,))
         for key in exclude:
             data.pop(key, None)
-        return self._contract(data)
+        data = self._contract(data)
+        if mode == "json":
+            decoded: dict[str, Any] = msgspec.json.decode(_encode(data))
+            return decoded
+        return data
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
         """The result's JSON text, byte for byte what pydantic wrote (`indent` as its)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from fleet.agent import content_digest, seal
 from fleet.notify import alert_changes, compose, should_send
 from fleet.report import render
 from fleet.report.csv_report import render_csv, write_csv
@@ -396,3 +397,20 @@ def test_asking_for_one_site_reads_that_site_not_the_whole_sweep(tmp_path: Path)
 
     small, big = steps_for_one_site(20), steps_for_one_site(400)
     assert big < small * 2, (small, big)
+
+
+def test_a_non_finite_float_is_hashed_as_the_file_holds_it() -> None:
+    # JSON has no infinity: the file holds null, so the dump an agent hashes must too, or
+    # the central finds the content changed (issue 20 review: to_builtins kept inf).
+    base = fixed_sweep()
+    hq = base.sites[0]
+    key, record = next(iter(hq.conversations.items()))
+    stages = [msgspec.structs.replace(record.transcript[0], elapsed_s=float("inf"))]
+    odd = msgspec.structs.replace(
+        hq, conversations={key: msgspec.structs.replace(record, transcript=stages)}
+    )
+    assert odd.model_dump(mode="json") == json.loads(odd.model_dump_json())
+    sealed = seal(msgspec.structs.replace(base, sites=[odd, *base.sites[1:]]))
+    read = SweepResult.model_validate_json(sealed.model_dump_json())
+    assert read.sites[0].conversations[key].transcript[0].elapsed_s is None
+    assert content_digest(read.sweep, read.sites) == sealed.sweep.digest
