@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -89,6 +90,14 @@ def _port(value: int) -> int:
 def _positive(value: float) -> float:
     if not value > 0:  # not `<= 0`: NaN (YAML's .nan) is neither
         raise ValueError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _finite(value: float) -> float:
+    # A float kept in a result (verify's within_s) is written to JSON, which has no
+    # infinity: .inf would be null there, and the result would never read back.
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number of seconds, got {value}")
     return value
 
 
@@ -206,6 +215,7 @@ TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 
 Port = Annotated[int, Check(_no_bool, before=True), Check(_port)]
 Seconds = Annotated[float, Check(_no_bool, before=True), Check(_positive)]
+FiniteSeconds = Annotated[float, Check(_no_bool, before=True), Check(_positive), Check(_finite)]
 Count = Annotated[int, Check(_no_bool, before=True), Check(_at_least_one)]
 IpAddress = Annotated[str, Check(_ip)]
 Host = Annotated[str, Check(_host)]
@@ -527,7 +537,7 @@ class Verify(Strict, frozen=True):
 
     imap: ImapMailbox | None = None
     graph: GraphMailbox | None = None
-    within_s: Seconds = 120.0  # how long to wait for it
+    within_s: FiniteSeconds = 120.0  # how long to wait for it (kept in the result)
 
     @rule
     def _one_mailbox(self) -> None:

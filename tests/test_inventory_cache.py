@@ -226,7 +226,6 @@ def bench_inventory(shape: str, sites: int, folder: Path) -> str:
 INFINITE = {  # .inf is a valid timeout (greater than 0); JSON has no infinity
     "site-timeout-inf": ("timeouts: {site_s: 60}", "timeouts: {site_s: .inf}"),
     "default-timeout-inf": ("site_s: 90", "site_s: .inf"),
-    "verify-within-inf": ("within_s: 30", "within_s: .inf"),
 }
 
 
