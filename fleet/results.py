@@ -37,24 +37,16 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     The methods keep the names pydantic gave them (the results were pydantic models until
     issue 20), so that callers and tests read the same."""
 
-    def model_dump(
-        self, *, mode: Literal["json", "python"] = "python", exclude: Collection[str] = ()
-    ) -> dict[str, Any]:
-        """The result as the JSON contract has it, as Python data: strings for enums and
-        (mode="json") times; (mode="python") times stay datetimes. mode="json" is what the
-        JSON text holds, decoded: a non-finite float is None there (JSON has no infinity),
-        as an agent's digest must hash what the central reads back from its file."""
-        if mode == "json":
-            data: dict[str, Any] = msgspec.to_builtins(self)
-        else:
-            data = msgspec.to_builtins(self, builtin_types=(datetime,))
+    def model_dump(self, *, mode: Literal["json"], exclude: Collection[str] = ()) -> dict[str, Any]:
+        """The result as the JSON contract has it, as Python data: what the JSON text holds,
+        decoded (strings for enums and times; a non-finite float is None, as JSON has no
+        infinity: an agent's digest must hash what the central reads back from its file).
+        Only pydantic's json mode: nothing in fleet needs its python mode."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
         for key in exclude:
             data.pop(key, None)
-        data = self._contract(data)
-        if mode == "json":
-            decoded: dict[str, Any] = msgspec.json.decode(_encode(data))
-            return decoded
-        return data
+        decoded: dict[str, Any] = msgspec.json.decode(_encode(self._contract(data)))
+        return decoded
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
         """The result's JSON text, byte for byte what pydantic wrote (`indent` as its)."""
@@ -576,21 +568,11 @@ class SiteResult(Model, frozen=True, kw_only=True):
     @classmethod
     def from_contract(cls, data: Any) -> SiteResult:
         """A site from the JSON contract's shape (or the store's), as Python data."""
-        if isinstance(data, SiteResult):
-            return data
         try:
             shaped = _stored_shape(data)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         return msgspec.convert(shaped, SiteResult)
-
-    @classmethod
-    def model_validate(cls, data: Any) -> SiteResult:
-        return cls.from_contract(data)
-
-    @classmethod
-    def model_validate_json(cls, text: str | bytes) -> SiteResult:
-        return cls.from_json(text)
 
     def without_transcripts(self) -> SiteResult:
         """The site as reports for people need it; transcripts stay in the store. A sweep of
@@ -798,10 +780,7 @@ class SweepResult(Model, frozen=True, kw_only=True):
 
     @classmethod
     def model_validate(cls, data: Any) -> SweepResult:
-        if isinstance(data, SweepResult):
-            return data
-        if isinstance(data, dict) and isinstance(data.get("sites"), list):
-            data = {**data, "sites": [_plain_site(site) for site in data["sites"]]}
+        """A sweep from its JSON document as Python data (parsed JSON)."""
         return cls._from_document(msgspec.convert(data, _SweepDocument))
 
     @classmethod
@@ -818,11 +797,6 @@ class SweepResult(Model, frozen=True, kw_only=True):
             changes=document.changes,
             previous_sweep=document.previous_sweep,
         )
-
-
-def _plain_site(site: Any) -> Any:
-    """A site given as a SiteResult, as the Python data of the contract's shape."""
-    return site.model_dump(mode="json") if isinstance(site, SiteResult) else site
 
 
 @dataclass(frozen=True)
