@@ -133,7 +133,8 @@ async def sweep(
             result = await run(plan, options)
     except BaseException:  # a failing callback, a cancel: the finished sites still go in
         if recorder is not None:
-            recorder.flush()
+            with contextlib.suppress(Exception):  # the sweep's own error is the one to raise
+                recorder.flush()
         raise
     if recorder is None:
         return Swept(result)

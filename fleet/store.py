@@ -576,6 +576,7 @@ class SweepRecorder:
         self.waiting: list[tuple[int, SiteResult]] = []  # finished, not yet committed
         self.unstored: list[SiteResult] = []  # queued, then refused by the store
         self._timer: asyncio.TimerHandle | None = None
+        self._error: Exception | None = None  # a bug met by the timer's flush, raised later
 
     def _write(self, action: Callable[[], object]) -> bool:
         if self.failure is not None:
@@ -597,6 +598,7 @@ class SweepRecorder:
     def keep(self, site: SiteResult) -> SiteResult | None:
         """Queue a finished site for the store's next group commit; what the store cannot
         take is kept (returned, or in `unstored` when it fails later)."""
+        self._raise_error()
         if not self.begun or self.failure is not None:
             return site
         self.waiting.append((self.positions[site.site], site))
@@ -610,8 +612,20 @@ class SweepRecorder:
             except RuntimeError:  # no loop to wake us: no window either
                 self.flush()
             else:
-                self._timer = loop.call_later(self.window_s, self.flush)
+                self._timer = loop.call_later(self.window_s, self._flush_on_time)
         return None
+
+    def _flush_on_time(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except Exception as exc:  # not a StoreError: a bug, raised where the sweep sees it
+            self._error = exc
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     def flush(self) -> None:
         """Commit the sites waiting, in one transaction. When the store refuses the group,
@@ -623,7 +637,12 @@ class SweepRecorder:
         group, self.waiting = self.waiting, []
         if not group:
             return
-        if self._write(lambda: self.store.add_sites(self.sweep_id, group)):
+        try:
+            written = self._write(lambda: self.store.add_sites(self.sweep_id, group))
+        except Exception:
+            self.unstored.extend(site for _, site in group)  # a bug: the sites stay in memory
+            raise
+        if written:
             self._kept(group)
         elif len(group) == 1:
             self.unstored.extend(site for _, site in group)
@@ -647,6 +666,7 @@ class SweepRecorder:
         """Mark the sweep finished and give it for the reports: as stored, or, when the store
         failed, its stored sites read back with the ones kept in memory."""
         self.flush()
+        self._raise_error()
         if self.failure is None and self.begun:
             try:
                 changes, previous = self.store.stored_changes(

@@ -361,3 +361,34 @@ async def test_a_stopped_sweep_commits_every_site_it_reports(
     finished = {site["site"] for site in reported["sites"]}
     assert 1 <= len(finished) < sites
     assert _stored_sites(db) == finished
+
+
+async def test_a_bug_met_by_the_windows_commit_stops_the_sweep_at_its_next_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleet.results import SweepResult
+    from fleet.store import Store, SweepRecorder
+
+    golden = Path(__file__).parent / "golden" / "sweep.json"
+    sweep = SweepResult.model_validate_json(golden.read_text(encoding="utf-8"))
+    first, second = sweep.sites[0], sweep.sites[1]
+    store = Store(str(tmp_path / "fleet.db"))
+    recorder = SweepRecorder(store, [s.site for s in sweep.sites], window_s=0.01)
+    recorder.begin(sweep.sweep)
+    called = asyncio.Event()
+
+    def broken(sweep_id: str, sites: object) -> None:
+        called.set()
+        raise RuntimeError("a bug in the store's writing")
+
+    # Given a site queued, and a bug (not a StoreError) when its group is committed by the
+    # window's timer, on the loop where nothing can catch it
+    monkeypatch.setattr(store, "add_sites", broken)
+    assert recorder.keep(first) is None
+    await asyncio.wait_for(called.wait(), 10)
+    # Then the sweep meets the bug at its next site, as it met a failing add_site before,
+    # and the site the commit lost is still in memory
+    with pytest.raises(RuntimeError, match="a bug"):
+        recorder.keep(second)
+    assert recorder.unstored == [first]
+    store.close()
