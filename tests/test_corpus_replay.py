@@ -142,6 +142,8 @@ class Outcome:
     failed_stage: str | None
     dirty_ip: bool
     text: str
+    # the learned reader gave the answer (its finding says "a learned reading", README)
+    learned: bool = False
 
 
 async def replay(
@@ -186,6 +188,7 @@ async def replay(
                 device["failed_stage"],
                 any(f["code"] == "DIRECT_SEND_DIRTY_IP" for f in site["flags"]),
                 entry.text,
+                "a learned reading" in (device.get("finding") or ""),
             )
         )
     return outcomes, server
@@ -201,8 +204,14 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
     if name in BLIND:
         verdict = "meets" if right >= GOAL * len(outcomes) else "is below"
         lines.append(f"  every entry unseen by the rule writer; {verdict} the goal of {GOAL:.0%}")
+    learned = [o for o in outcomes if o.learned]
+    if learned:
+        fine = sum(o.got == o.expected for o in learned)
+        lines.append(f"  the learned reader answered {len(learned)} ({fine} right)")
     lines += [
-        f"  miss {o.id} ({o.stage}): expected {o.expected}, got {o.got}: {o.text[:120]}"
+        f"  miss {o.id} ({o.stage}): expected {o.expected}, got {o.got}"
+        + (" (learned reader)" if o.learned else "")
+        + f": {o.text[:120]}"
         for o in outcomes
         if o.got != o.expected
     ]
