@@ -23,6 +23,10 @@ committed only before its one measurement: measured once, blind (65 of 81), and 
 were gathered and labelled outside the repository while the rules were being finished and
 committed only after they were frozen: each measured once, blind (56 of 68; 88 of 119), and
 seen since.
+`holdout9.yaml` (issue threads) and `holdout10.yaml` (documentation) were gathered and
+labelled outside the repository while the rules and the learned fallback reader were being
+finished and committed only after they were frozen: each measured once, blind (40 of 51;
+94 of 117).
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -113,6 +117,13 @@ FLOOR = {
     # does not (114 of 119), so it is held at the figure reached (rounded down), said plainly.
     "holdout7": GOAL,
     "holdout8": 0.9579,
+    # The ninth and tenth held-back sets (tests/corpus/README.md): sealed outside the
+    # repository until the rules (with the learned fallback reader) were frozen, measured
+    # once, blind, on the frozen rules (RULES_FINAL, main at 3e56548; holdout9 40 of 51, issue
+    # threads; holdout10 94 of 117, documentation, one false DIRECT_SEND_DIRTY_IP); held at the
+    # measured figure (rounded down); below the goal is reported, not failed.
+    "holdout9": 0.7843,
+    "holdout10": 0.8034,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -122,10 +133,15 @@ FLOOR = {
 # holdout6's one (a greylisting reply "blocked using grey.rbl") is fixed too.
 # holdout7's and holdout8's (a blacklisted user; a PTR name "containing your IP address and a
 # banned keyword") are fixed too (judge8).
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
+    # holdout9/holdout10 blind runs (tests/corpus/README.md): as measured, reported, not failed
+    "holdout10": {
+        "h10-mailfront-mail-dns-error-doing-rbl-lookup",
+    },
+}
 # sets whose every entry is unseen by the rule writer
 # (holdout4 to holdout8 were read after their blind runs)
-BLIND: set[str] = set()
+BLIND: set[str] = {"holdout9", "holdout10"}
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -234,6 +250,8 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "dev_mined",
         "holdout7",
         "holdout8",
+        "holdout9",
+        "holdout10",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
