@@ -3802,3 +3802,65 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         for match in dead.finditer(phrase)
     ]
     assert not found, found
+
+
+# holdout9/holdout10's misses, read after their blind runs (tests/corpus/README.md) and fixed
+# by family (judge10): each corpus text (its source on the line above) and other servers'
+# wordings of the same family, cited per line. These hold the families; they no longer measure
+# how the rules generalise.
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # -- the receiver's own blocklist lookup failed: nothing is known about the IP -------
+        # mailfront (holdout10's source): the false DIRECT_SEND_DIRTY_IP of the blind run
+        ("mail", 451, "4.3.0 DNS error doing RBL lookup", "temporary_failure"),
+        # ucspi-tcp's rblsmtpd with -c (github.com/comotion/ucspi-tcp rblsmtpd.c, "451 " + text)
+        ("rcpt", 451, "temporary RBL lookup error", "temporary_failure"),
+        # sendmail's FEATURE(dnsbl) tempfail message (cf/feature/dnsbl.m4, _DNSBL_MSG_TMP_)
+        (
+            "rcpt",
+            451,
+            "4.4.3 Temporary lookup failure of 192.0.2.10 at zen.spamhaus.org",
+            "temporary_failure",
+        ),
+        # ... the list first, the failure first, in other words
+        ("rcpt", 451, "4.7.1 DNSBL lookup timed out, try again later", "temporary_failure"),
+        ("rcpt", 450, "Error checking DNSBL zen.spamhaus.org", "temporary_failure"),
+        ("rcpt", 451, "4.7.1 Temporary failure in blocklist query", "temporary_failure"),
+        ("rcpt", 554, "5.7.1 Unable to query the RBL, try again later", "temporary_failure"),
+        ("rcpt", 451, "Temporary DNSBL failure", "temporary_failure"),
+        # ... the receiver's resolver refused by the list stays the receiver's fault (holdout6's
+        # URIBL "Query Refused"; replies.yaml's "Error: open resolver")
+        (
+            "rcpt",
+            554,
+            "5.7.1 Service unavailable; Client host [192.0.2.10] blocked using zen.spamhaus.org; "
+            "Error: open resolver; https://www.spamhaus.org/returnc/pub/198.51.100.1",
+            "receiver_fault",
+        ),
+        # ... but a listing is still a listing, whatever the zone is called
+        ("rcpt", 550, "5.7.1 Rejected: 192.0.2.10 listed at errors.example.net", "ip_reputation"),
+        ("rcpt", 550, "Mail from 192.0.2.10 refused, listed in RBL errors.example", "ip_reputation"),
+    ],
+)
+def test_holdout9_and_10s_families_and_their_other_wordings(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    _assert_reads(stage, code, text, category)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4.3.0 DNS error doing RBL lookup",
+        "temporary RBL lookup error",
+        "4.4.3 Temporary lookup failure of 192.0.2.10 at zen.spamhaus.org",
+    ],
+)
+def test_a_failed_blocklist_lookup_never_says_the_ip_is_dirty(text: str) -> None:
+    decision = classify_reply(Stage.rcpt, make_reply(451, text), ISSUE_16)
+
+    assert decision.category is not Category.ip_reputation
+    assert "delist" not in decision.remediation.lower()

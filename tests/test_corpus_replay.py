@@ -123,7 +123,8 @@ FLOOR = {
     # threads; holdout10 94 of 117, documentation, one false DIRECT_SEND_DIRTY_IP); held at the
     # measured figure (rounded down); below the goal is reported, not failed.
     "holdout9": 0.7843,
-    "holdout10": 0.8034,
+    # holdout10 is seen since (judge10): held at what it reads now (tests/corpus/README.md).
+    "holdout10": 0.8119,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -133,12 +134,10 @@ FLOOR = {
 # holdout6's one (a greylisting reply "blocked using grey.rbl") is fixed too.
 # holdout7's and holdout8's (a blacklisted user; a PTR name "containing your IP address and a
 # banned keyword") are fixed too (judge8).
-MEASURED_FALSE_DIRTY: dict[str, set[str]] = {
-    # holdout9/holdout10 blind runs (tests/corpus/README.md): as measured, reported, not failed
-    "holdout10": {
-        "h10-mailfront-mail-dns-error-doing-rbl-lookup",
-    },
-}
+# holdout10's one (mailfront's "4.3.0 DNS error doing RBL lookup": the receiver's own failed
+# blocklist lookup) is fixed too (judge10): none is expected any more, so any false flag on
+# holdout9 or holdout10 fails, as on every other set.
+MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
 # (holdout4 to holdout8 were read after their blind runs)
 BLIND: set[str] = {"holdout9", "holdout10"}

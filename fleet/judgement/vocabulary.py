@@ -18,6 +18,34 @@ LISTING_TEXT = (
     r"more |a )?(?:\S+\.(?:org|net|com)|dnsbl|rbl|block|black)"
 )
 
+# The receiver's own blocklist lookup failing (an error, a timeout, a SERVFAIL): nothing is known
+# about the site's IP, nothing is listed, nothing to delist (#16, pattern 2). Either order: the
+# list first ("RBL lookup timed out", "blocked using bl.spamcop.net; DNS error", rblsmtpd's
+# "temporary RBL lookup error") or the failure first ("DNS error doing RBL lookup",
+# "Temporary failure in DNSBL query", "unable to query the RBL"); sendmail's dnsbl feature names
+# no list word, only the zone ("Temporary lookup failure of 192.0.2.10 at zen.spamhaus.org").
+_LIST_NOUN = (
+    r"(?:rbls?|dnsbls?|dns ?bls?|dnsrbl|rhsbls?|uribl|surbl|(?:dns[- ]?)?(?:block|black) ?lists?|"
+    r"spamhaus|spamcop|blackhole)"
+)
+_LOOKUP_FAILED = r"(?:errors?|failures?|failed|timeout|timed out|servfail)"
+BLOCKLIST_LOOKUP_FAILED = (
+    r"\b(?:blocked using|listed (?:at|in|on|by)|"
+    + _LIST_NOUN
+    + r")\b[^\n]{0,80}?\b(?:dns|lookups?|"
+    r"quer(?:y|ies)|checks?|checking|resolution)[:;,]? " + _LOOKUP_FAILED + r"\b|"
+    r"\b(?:dns|lookup|query|resolver|temporary)? ?"
+    + _LOOKUP_FAILED
+    + r" (?:in|doing|during|while|on|"
+    r"of|with|when|for|performing|checking|querying|looking up|resolving|contacting) (?:the |an? |its )?(?:[\w.-]{1,40} )?"
+    + _LIST_NOUN
+    + r"\b|"
+    r"\b(?:unable|failed|could not|cannot|can not) (?:to )?(?:query|check|look ?up|contact|reach|"
+    r"resolve) (?:the |an? |its )?(?:[\w.-]{1,40} )?" + _LIST_NOUN + r"\b|"
+    r"\b" + _LIST_NOUN + r"[:;,]? (?:temporary |temporarily )?" + _LOOKUP_FAILED + r"\b(?!\.\w)|"
+    r"\btemporary lookup failure of \S{1,255} at \S{1,255}"
+)
+
 
 # ---- the subject of a refusal: nouns of each family and words of refusal ------------------
 # (see the "subject" rules at the end of RULES). Every window is bounded: linear on hostile text.

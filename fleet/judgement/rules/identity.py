@@ -24,13 +24,12 @@ RECEIVER_FAULTS: tuple[Rule, ...] = (
         "the receiving server reports an error in its own setup, not a verdict on this site",
         "{host} reports a fault of its own (configuration, lookup table or signer): run the "
         "site again later; if it persists, tell the administrator of {host}, with the reply text.",
-        text=r"(?:server|system|mail ?server|host) config(?:uration)? (?:error|problem|issue)|"
+        # its own blocklist lookup failing, in any order of words ("blocked using bl.spamcop.net;
+        # DNS error; try again later", "DNS error doing RBL lookup"): no listing, nothing to delist
+        text=vocabulary.BLOCKLIST_LOOKUP_FAILED
+        + r"|(?:server|system|mail ?server|host) config(?:uration)? (?:error|problem|issue)|"
         # its own mail system full (X.3.1: "5.0.0 Mail system full")
         r"\bmail ?system (?:is )?full\b|"
-        # its own blocklist lookup failing ("blocked using bl.spamcop.net; DNS error; try again
-        # later"): no listing, nothing to delist
-        r"\b(?:blocked using|listed (?:at|in|on|by)|rbl|dnsbl)\b[^\n]{0,80}?\b(?:dns|lookup|query) "
-        r"(?:error|failure|failed|timeout|timed out)\b|"
         r"temporary lookup failure|"
         r"insufficient system (?:storage|resources)|"
         # its own resources used up ("4.3.4 allocated resources exceeded")
