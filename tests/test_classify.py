@@ -3842,7 +3842,25 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         ),
         # ... but a listing is still a listing, whatever the zone is called
         ("rcpt", 550, "5.7.1 Rejected: 192.0.2.10 listed at errors.example.net", "ip_reputation"),
-        ("rcpt", 550, "Mail from 192.0.2.10 refused, listed in RBL errors.example", "ip_reputation"),
+        (
+            "rcpt",
+            550,
+            "Mail from 192.0.2.10 refused, listed in RBL errors.example",
+            "ip_reputation",
+        ),
+        # -- AUTH of that type or mode not offered: AUTH switched off, not a protocol error ---
+        # indimail-mta qmail-smtpd smtpd.c (holdout10's source)
+        ("auth", 504, "auth type unimplemented (#5.5.1)", "auth_disabled"),
+        # a Chinese provider's reply list (holdout10's source)
+        ("auth", 504, "auth mode unsupported.", "auth_disabled"),
+        # Stalwart (holdout10's source), reworded by the replay test's "allowed-permitted"
+        ("auth", 503, "5.5.1 AUTH not permitted.", "auth_disabled"),
+        # SubEthaSMTP's tests ("504 Auth type unimplemented - weren't you listening?") and
+        # the qmail-smtpd patches' "530 auth type prohibited (#5.7.0)" (found by the `search`
+        # tool's code corpus, "auth type unimplemented")
+        ("auth", 504, "Auth type unimplemented - weren't you listening?", "auth_disabled"),
+        ("auth", 530, "auth type prohibited (#5.7.0)", "auth_disabled"),
+        ("auth", 504, "5.5.4 unknown authentication mode", "auth_disabled"),
     ],
 )
 def test_holdout9_and_10s_families_and_their_other_wordings(

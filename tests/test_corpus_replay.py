@@ -124,7 +124,7 @@ FLOOR = {
     # measured figure (rounded down); below the goal is reported, not failed.
     "holdout9": 0.7843,
     # holdout10 is seen since (judge10): held at what it reads now (tests/corpus/README.md).
-    "holdout10": 0.8119,
+    "holdout10": 0.8290,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -139,8 +139,8 @@ FLOOR = {
 # holdout9 or holdout10 fails, as on every other set.
 MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-# (holdout4 to holdout8 were read after their blind runs)
-BLIND: set[str] = {"holdout9", "holdout10"}
+# (holdout4 to holdout10 were read after their blind runs; holdout9 and holdout10 by judge10)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()

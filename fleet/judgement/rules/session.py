@@ -358,7 +358,14 @@ SESSION: tuple[Rule, ...] = (
         "{endpoint} does not offer a login: use the provider's submission host ({submission}) "
         "for authenticated mail, or remove the login from the copier.",
         text=r"authentication not enabled|not supported|unrecognized authentication|"
-        r"not advertised|AUTH (?:command )?not (?:available|allowed|offered)|"
+        r"not advertised|AUTH (?:command )?not (?:available|allowed|permitted|offered|enabled)|"
+        # the login type or mode the server does not implement (indimail's "auth type
+        # unimplemented", a Chinese provider's "auth mode unsupported.")
+        r"\bauth(?:entication)? (?:type|mode|method)s? (?:is |are )?(?:unimplemented|"
+        r"unsupported|unknown|unrecogni[sz]ed|invalid|prohibited|forbidden|disabled|"
+        r"not (?:implemented|supported|available|allowed|permitted))\b|"
+        r"\b(?:unimplemented|unsupported|unknown|unrecogni[sz]ed) auth(?:entication)? (?:type|mode|"
+        r"method)s?\b|"
         r"mechanism",
         stages=(Stage.auth,),
     ),
