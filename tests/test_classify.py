@@ -3861,6 +3861,41 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         ("auth", 504, "Auth type unimplemented - weren't you listening?", "auth_disabled"),
         ("auth", 530, "auth type prohibited (#5.7.0)", "auth_disabled"),
         ("auth", 504, "5.5.4 unknown authentication mode", "auth_disabled"),
+        # -- a sender check's temporary DNS error (RFC 7208 8.6 "temperror", 451 4.4.3): the
+        # receiver defers, not a verdict on the sender ----------------------------------------
+        # Stalwart (holdout10's source)
+        ("mail", 451, "4.7.24 Temporary SPF validation error.", "temporary_failure"),
+        # haraka-plugin-spf (holdout10's source)
+        ("mail", 451, "sender <user@example.com> SPF Temporary Error", "temporary_failure"),
+        # forwardemail.net (holdout9's source): a DNS SERVFAIL, even in a 550
+        ("rcpt", 550, "queryTxt ESERVFAIL", "temporary_failure"),
+        # easydns/chapps (its PostfixSPFActions "temperror" reply)
+        (
+            "rcpt",
+            451,
+            "4.4.3 SPF record(s) temporarily unavailable: DNS timeout",
+            "temporary_failure",
+        ),
+        # Debian's exim4-config SPF ACL ("defer message = ..."), as copied in a public
+        # repository found with the `search` tool
+        (
+            "rcpt",
+            451,
+            "Temporary DNS error while checking SPF record.  Try again later.",
+            "temporary_failure",
+        ),
+        ("mail", 451, "4.4.3 SPF temperror", "temporary_failure"),
+        ("data", 451, "4.7.5 DKIM temporary failure", "temporary_failure"),
+        # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
+        # sender domain to fix its DMARC (holdout8)
+        ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),
+        (
+            "data",
+            451,
+            "4.7.26 Unauthenticated email from domain-name is not accepted due to domain's DMARC "
+            "policy, but temporary DNS failures prevent authentication.",
+            "sender_rejected",
+        ),
     ],
 )
 def test_holdout9_and_10s_families_and_their_other_wordings(

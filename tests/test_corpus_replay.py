@@ -120,11 +120,12 @@ FLOOR = {
     # The ninth and tenth held-back sets (tests/corpus/README.md): sealed outside the
     # repository until the rules (with the learned fallback reader) were frozen, measured
     # once, blind, on the frozen rules (RULES_FINAL, main at 3e56548; holdout9 40 of 51, issue
-    # threads; holdout10 94 of 117, documentation, one false DIRECT_SEND_DIRTY_IP); held at the
-    # measured figure (rounded down); below the goal is reported, not failed.
-    "holdout9": 0.7843,
-    # holdout10 is seen since (judge10): held at what it reads now (tests/corpus/README.md).
-    "holdout10": 0.8290,
+    # threads; holdout10 94 of 117, documentation, one false DIRECT_SEND_DIRTY_IP: the honest
+    # figures, in the README). Their misses were then read by the rule writer (judge10) and the
+    # families behind them fixed: seen now, each held at the figure it reads now (rounded
+    # down), below the goal, said plainly.
+    "holdout9": 0.8039,
+    "holdout10": 0.8461,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.

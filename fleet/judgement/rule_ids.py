@@ -163,6 +163,7 @@ class RuleId(StrEnum):
     smtp_bad_commands_counted = "smtp.bad_commands_counted"
     auth_failures_counted = "auth.failures_counted"
     dns_lookup_deferred = "dns.lookup_deferred"
+    dns_check_temperror = "dns.check_temperror"
     account_sending_disabled = "account.sending_disabled"
     message_file_type = "message.file_type"
     auth_exchange_not_understood = "auth.exchange_not_understood"

@@ -155,6 +155,28 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # (the client IP's own name is reverse DNS, which the site fixes: its rules decide)
         unless=r"\bPTR\b|reverse|\brdns\b|\bIP\b|client|host ?name",
     ),
+    # -- a sender check (SPF, DKIM, DMARC, ARC, a TXT lookup) that hit a temporary DNS error:
+    # RFC 7208 8.6's "temperror" (451 4.4.3), the receiver's or the domain's DNS not answering
+    # now, not a verdict on the sender (Stalwart "4.7.24 Temporary SPF validation error.",
+    # haraka-plugin-spf "SPF Temporary Error", forwardemail "queryTxt ESERVFAIL")
+    Rule(
+        RuleId.dns_check_temperror,
+        Category.temporary_failure,
+        "the receiver deferred: a sender check it runs (SPF, DKIM, DMARC) hit a temporary DNS "
+        "error",
+        "{host} could not finish a DNS lookup for its sender checks (SPF, DKIM or DMARC of the "
+        "sender's domain) and deferred: run the site again later; if it persists, check that "
+        "the sender domain's DNS answers queries from the internet.",
+        text=r"\btemp ?error\b|\b(?:e?servfail|etimeout|eai_again)\b|"
+        r"\btemporar(?:y|ily)\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:SPF|DKIM|DMARC|ARC|DNS|TXT)\b"
+        r"(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:errors?|failures?|failed|unavailable|look ?up|check)\b|"
+        r"\b(?:SPF|DKIM|DMARC|ARC)\b(?:[^.;:!]|\.(?=\w)){0,30}?\btemporar(?:y|ily) "
+        r"(?:errors?|failures?|failed|unavailable)\b",
+        # (the client IP's own name is reverse DNS, which the site fixes: its rules decide;
+        # Gmail's 4.7.26 "Unauthenticated email ... not accepted due to domain's DMARC policy,
+        # but temporary DNS failures prevent authentication" asks the sender domain to fix it)
+        unless=r"\bPTR\b|reverse|\brdns\b|\bunauthenticated (?:e-?mail|mail|messages?)\b",
+    ),
     # -- an attachment refused for its file type: the message's, whatever list word it uses
     # (iridis "MSG-EXT: Blacklisted high risk file extension detected", Rspamd's
     # "Matched map: FORBIDDEN_FILE_EXTENSION")
