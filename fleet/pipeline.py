@@ -172,7 +172,10 @@ def _quiet_collector(site_count: int) -> Iterator[None]:
         gc.collect()
     gc.freeze()
     thresholds = gc.get_threshold()
-    gc.set_threshold(20_000, 20, 20)  # most garbage is freed by reference counting anyway
+    # Most garbage is freed by reference counting anyway: a young collection every 100,000
+    # objects (not the 700 of Python's default, nor the 20,000 before) is one or two in a
+    # sweep of 1,000 sites, walking what the running conversations hold (about 8 ms less).
+    gc.set_threshold(100_000, 20, 20)
     try:
         yield
     finally:

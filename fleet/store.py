@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 import msgspec
-import platformdirs
 
 from fleet.changes import SiteDigest, compare_digests
 from fleet.errors import LockHeld, StoreError
@@ -114,7 +113,13 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
 
 
 def default_db_path() -> str:
-    return os.environ.get(DB_ENV) or str(Path(platformdirs.user_data_dir("fleet")) / "fleet.db")
+    if os.environ.get(DB_ENV):
+        return os.environ[DB_ENV]
+    # Loaded only here: platformdirs brings tempfile, shutil and the compressors (some 5 ms
+    # of start-up), and a sweep given --db or $FLEET_DB never needs it.
+    import platformdirs
+
+    return str(Path(platformdirs.user_data_dir("fleet")) / "fleet.db")
 
 
 class SweepRow(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
