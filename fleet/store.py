@@ -243,10 +243,12 @@ class Store:
         self.add_sites(sweep_id, [(position, site)])
 
     @_guarded
-    def add_sites(self, sweep_id: str, sites: list[tuple[int, SiteResult]]) -> None:
+    def add_sites(self, sweep_id: str, sites: list[tuple[int, SiteResult]]) -> list[SiteDigest]:
         """Sites (each with its place in the plan), in one transaction: all of them are in
         the store whole, or none (a sweep's group commit: SQLite's commit costs far more
-        than a row, about 150 us a site at one transaction each)."""
+        than a row, about 150 us a site at one transaction each). Returns the digests
+        stored beside them, in the same order."""
+        digests = [SiteDigest.of(site) for _, site in sites]
         # msgspec's encoder: the same JSON as json.dumps(..., separators=(",", ":")) but for
         # non-ASCII text, written as UTF-8 rather than escaped (read back alike), 20x faster
         rows = [
@@ -258,10 +260,10 @@ class Store:
                 site.egress_ip,
                 _ts(site.finished_at),
                 position,
-                _encode(SiteDigest.of(site).to_json()).decode(),
+                _encode(digest.to_json()).decode(),
                 site.stored_json(),
             )
-            for position, site in sites
+            for (position, site), digest in zip(sites, digests, strict=True)
         ]
         with self._transaction():
             self.db.executemany(
@@ -270,6 +272,7 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        return digests
 
     @_guarded
     def finish_sweep(self, info: SweepInfo, changes: list[Change], previous: str | None) -> None:
@@ -349,11 +352,14 @@ class Store:
 
     @_guarded
     def stored_changes(
-        self, sweep_id: str, started_at: datetime
+        self, sweep_id: str, started_at: datetime, now: dict[str, SiteDigest] | None = None
     ) -> tuple[list[Change], str | None]:
         """What changed in a stored sweep since the previous complete sweep of its sites,
-        from the digests kept beside each site (no full result is read)."""
-        now = self.digests(sweep_id)
+        from the digests kept beside each site (no full result is read). `now`: the sweep's
+        own digests in plan order, as they were stored, when the caller holds them (a
+        sweep's recorder): not read back."""
+        if now is None:
+            now = self.digests(sweep_id)
         before, previous_id = self.previous(list(now), started_at, sweep_id)
         return compare_digests(before, now), previous_id
 
@@ -580,6 +586,9 @@ class SweepRecorder:
         self.max_sites = max_sites
         self.waiting: list[tuple[int, SiteResult]] = []  # finished, not yet committed
         self.unstored: list[SiteResult] = []  # queued, then refused by the store
+        # by plan position: the digests stored, for the sweep's changes without reading
+        # them back (about 5 ms at 1,000 sites)
+        self.digests: dict[int, SiteDigest] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._error: Exception | None = None  # a bug met by the timer's flush, raised later
 
@@ -643,7 +652,7 @@ class SweepRecorder:
         if not group:
             return
         try:
-            written = self._write(lambda: self.store.add_sites(self.sweep_id, group))
+            written = self._write(lambda: self._add(group))
         except Exception:
             self.unstored.extend(site for _, site in group)  # a bug: the sites stay in memory
             raise
@@ -656,8 +665,13 @@ class SweepRecorder:
             for one in group:
                 self._commit([one])
 
+    def _add(self, group: list[tuple[int, SiteResult]]) -> None:
+        digests = self.store.add_sites(self.sweep_id, group)
+        for (position, _), digest in zip(group, digests, strict=True):
+            self.digests[position] = digest
+
     def _commit(self, group: list[tuple[int, SiteResult]]) -> None:
-        if self._write(lambda: self.store.add_sites(self.sweep_id, group)):
+        if self._write(lambda: self._add(group)):
             self._kept(group)
         else:
             self.unstored.extend(site for _, site in group)
@@ -674,8 +688,9 @@ class SweepRecorder:
         self._raise_error()
         if self.failure is None and self.begun:
             try:
+                in_order = {d.site: d for _, d in sorted(self.digests.items())}
                 changes, previous = self.store.stored_changes(
-                    result.sweep.id, result.sweep.started_at
+                    result.sweep.id, result.sweep.started_at, in_order
                 )
                 self.store.finish_sweep(result.sweep, changes, previous)
                 view = self.store.view(result.sweep.id, light=self.light)

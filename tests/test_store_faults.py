@@ -392,3 +392,52 @@ async def test_a_bug_met_by_the_windows_commit_stops_the_sweep_at_its_next_site(
         recorder.keep(second)
     assert recorder.unstored == [first]
     store.close()
+
+
+def test_the_recorders_changes_are_the_ones_the_stored_digests_give(tmp_path: Path) -> None:
+    # The recorder measures a sweep's changes from the digests it stored (not read back):
+    # they must be the changes the store's own digests give, in the plan's order, whatever
+    # the order the sites finished in.
+    from datetime import timedelta
+
+    from fleet.results import SweepResult, Verdict
+    from fleet.store import Store, SweepRecorder
+
+    golden = Path(__file__).parent / "golden" / "sweep.json"
+    first = SweepResult.model_validate_json(golden.read_text(encoding="utf-8"))
+    planned = [s.site for s in first.sites]
+    changed = {"contoso-hq": Verdict.ok, "fabrikam": Verdict.critical}
+    second = first.model_copy(
+        update={
+            "sweep": first.sweep.model_copy(
+                update={
+                    "id": first.sweep.id + "-2",
+                    "started_at": first.sweep.started_at + timedelta(days=1),
+                }
+            ),
+            "sites": [
+                s.model_copy(update={"verdict": changed[s.site]}) if s.site in changed else s
+                for s in first.sites
+            ],
+        }
+    )
+    store = Store(str(tmp_path / "fleet.db"))
+    try:
+        readings = []
+        for sweep in (first, second):
+            recorder = SweepRecorder(store, planned, light=True)
+            recorder.begin(sweep.sweep)
+            for site in reversed(sweep.sites):  # finished in another order than planned
+                assert recorder.keep(site) is None
+            readings.append(recorder.finish(sweep))
+        assert readings[0].changes == []
+        read_back, previous = store.stored_changes(second.sweep.id, second.sweep.started_at)
+        assert previous == first.sweep.id
+        assert readings[1].previous_sweep == first.sweep.id
+        assert [c.site for c in read_back if c.kind.value == "verdict"] == [
+            "contoso-hq",
+            "fabrikam",
+        ]
+        assert readings[1].changes == read_back
+    finally:
+        store.close()

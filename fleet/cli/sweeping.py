@@ -343,14 +343,13 @@ def _probe(
 ) -> tuple[SweepReading, str | None]:
     """The sweep through the pipeline, with a progress bar and Ctrl-C handling; the second
     value says why the store could not take (part of) it, when it could not."""
+    # The sweep's own modules (the runner, the matrix) load now, before the loop starts:
+    # still start-up, collected rarely and then frozen with the rest of it
+    # (app.end_of_startup), not walked by some twenty collections at the usual pace as the
+    # sweep began (about 4 ms of CPU).
+    from fleet import matrix, runner  # noqa: F401
     from fleet.errors import NameserverError, PreflightError
     from fleet.pipeline import sweep
-
-    # The sweep's own modules load now, before the loop starts: still start-up, collected
-    # rarely and then frozen with the rest of it (app.end_of_startup), not walked by some
-    # twenty collections at the usual pace as the sweep began (about 4 ms of CPU).
-    import fleet.matrix  # noqa: F401
-    import fleet.runner  # noqa: F401
 
     update, close = progress_bar(len(plan.sites), quiet)
     try:
