@@ -3886,6 +3886,48 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         ),
         ("mail", 451, "4.4.3 SPF temperror", "temporary_failure"),
         ("data", 451, "4.7.5 DKIM temporary failure", "temporary_failure"),
+        # -- the login account refused: suspended, its credentials void, its failures counted -
+        # Amazon SES (holdout9's source, a Mozilla accounts thread)
+        (
+            "data",
+            554,
+            "Message rejected: Sending suspended for this account. For more information, please "
+            "check the inbox of the email address associated with your AWS account.",
+            "auth_failed",
+        ),
+        # Amazon SES's account-level pause, as pasted in public repositories (a gomail test's
+        # comment: "554 Message rejected: Sending paused for this account. ...")
+        (
+            "data",
+            554,
+            "Message rejected: Sending paused for this account. For more information, please "
+            "check the inbox of the email address associated with your AWS account.",
+            "auth_failed",
+        ),
+        # Postal (holdout10's source): Postal's "mail server" is the sending organisation's
+        ("rcpt", 550, "Mail server has been suspended", "auth_failed"),
+        # hMailServer (holdout10's source)
+        ("mail", 530, "Login credentials no longer valid. Please re-authenticate.", "auth_failed"),
+        ("auth", 535, "5.7.8 Your credentials are no longer valid", "auth_failed"),
+        ("auth", 535, "5.7.8 App password revoked", "auth_failed"),
+        # NetEase (holdout10's source) and other wordings of counted failures
+        (
+            "auth",
+            550,
+            "Requested mail action not taken: too much fail authentication",
+            "auth_failed",
+        ),
+        ("auth", 535, "Too many failed authentication attempts", "auth_failed"),
+        # ... but Gmail's relay refusal of a suspended sending account stays the sender's
+        # (replies.yaml), and a suspended mailbox at RCPT is the recipient's (holdout6)
+        (
+            "mail",
+            550,
+            "5.7.0 Email relay denied ip-address. The sending email account has been temporarily "
+            "suspended due to abuse.",
+            "sender_rejected",
+        ),
+        ("rcpt", 550, "User suspended", "recipient_rejected"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

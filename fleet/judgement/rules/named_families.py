@@ -135,7 +135,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "locks out the others), then wait for the block to expire.",
         text=rf"\b{vocabulary.TOO_MANY} (?:failed )?(?:auth\w*|login|sign-?in) (?:failures|"
         rf"failed attempts|errors|attempts failed)\b|\b{vocabulary.TOO_MANY} failed "
-        r"(?:auth\w*|logins?|login attempts|sign-?ins?)\b",
+        r"(?:auth\w*|logins?|login attempts|sign-?ins?)\b|"
+        # NetEase "too much fail authentication"; "too many authentication failures" above
+        rf"\b(?:{vocabulary.TOO_MANY}|too much) fail(?:ed|ures?)? (?:auth\w*|logins?|sign-?ins?)\b",
         # (an IP listed or banned for them is the IP's standing: its rules decide)
         unless=r"black ?list|block ?list|\blisted\b|\bbanned\b|\bIP\b",
     ),
@@ -319,6 +321,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "webmail to change an expired password or to lift the block, or use another mailbox.",
         text=r"\b(?:message |mail |e-?mail )?sending (?:for|from|by) (?:this|your|the) account\b"
         r"(?:[^.;]|\.(?=\w)){0,20}?\b(?:is |has been )?(?:disabled|suspended|blocked|paused)\b|"
+        # Amazon SES "Sending suspended for this account", Postal "Mail server has been
+        # suspended" (Postal's "mail server" is the sending organisation's account)
+        r"\bsending (?:is |has been )?(?:disabled|suspended|blocked|paused) for (?:this|your|the) "
+        r"account\b|\bmail ?server (?:has been |is |was )?(?:suspended|disabled)\b|"
         r"\bpassword (?:has )?(?:expired|never (?:been )?changed)\b|\bchange your password\b",
         unless=r"\bsender\b|\bdomain\b",
     ),

@@ -7,6 +7,12 @@ from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
 
+# Credentials the server no longer takes (revoked, expired, changed): the login's, at any stage
+_CREDENTIALS_VOID = (
+    r"\b(?:login |sign-?in |smtp |your |the )?(?:credentials|app password|password|token)s? "
+    r"(?:are |is |have been |has been )?(?:no longer valid|revoked|invalidated)\b"
+)
+
 # Microsoft's 5.7.139 "did not meet the criteria" sentence, with its code or quoted without it
 _POLICY_BLOCKS_LOGIN = (
     "a Conditional Access or legacy-authentication policy blocks this login",
@@ -394,7 +400,9 @@ SESSION: tuple[Rule, ...] = (
         "The server refused the login of {mailbox}: check the username and password on the "
         "copier (and that it logs in at all before sending).",
         text=r"\bAUTH failed\b|\blog ?in (?:has )?failed\b|\binvalid (?:login|password)\b|"
-        r"\b(?:wrong|incorrect|bad) (?:login|password|user ?name or password)\b",
+        r"\b(?:wrong|incorrect|bad) (?:login|password|user ?name or password)\b|"
+        # hMailServer "Login credentials no longer valid. Please re-authenticate."
+        + _CREDENTIALS_VOID,
         stages=(Stage.mail, Stage.rcpt, Stage.data),
     ),
     Rule(
@@ -417,7 +425,7 @@ SESSION: tuple[Rule, ...] = (
         text=r"authentication (failed|unsuccessful|credentials invalid)|incorrect authentication|"
         r"invalid credentials(?! for relay)|authenti(?:cation|fication) (?:failure|invalid\w*|"
         r"refused|rejected|error)|(?:bad|wrong|incorrect|invalid) (?:user ?name|login|password|"
-        r"credentials|user(?: name)? or password)",
+        r"credentials|user(?: name)? or password)|" + _CREDENTIALS_VOID,
         stages=(Stage.auth,),
         # "Temporary authentication failure": the server's, try again; "Authentication failed:
         # Maximum credits exceeded": the cause after the subject is a limit
