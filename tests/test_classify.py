@@ -3928,6 +3928,48 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
             "sender_rejected",
         ),
         ("rcpt", 550, "User suspended", "recipient_rejected"),
+        # -- a limit on this client in other words: throttled --------------------------------
+        # cPanel's shipped Exim connect ACL (holdout10's source)
+        (
+            "banner",
+            421,
+            "The server has reached its limit for processing requests from your host. Please "
+            "try again later.",
+            "throttled",
+        ),
+        # Stalwart (holdout10's source)
+        ("data", 421, "4.3.2 mx.example.com Session open for too long.", "throttled"),
+        # iRedAPD's throttle plugin through Postfix (holdout10's source)
+        (
+            "rcpt",
+            452,
+            "5.7.1 <user@example.com>: Recipient address rejected: Throttling quota exceeded",
+            "throttled",
+        ),
+        # Zoho (holdout9's source)
+        ("data", 550, "5.4.6 Unusual sending activity detected. Learn more.", "throttled"),
+        ("rcpt", 450, "4.7.1 Connection open too long, try again later", "throttled"),
+        # ... while a full mailbox stays the recipient's
+        ("rcpt", 552, "5.2.2 Mailbox quota exceeded", "recipient_rejected"),
+        # -- the session's own timer ran out: temporary, even in a 5xx ---------------------
+        # go-guerrilla (holdout9's source)
+        ("data", 554, "5.5.0 Error: transaction timeout", "temporary_failure"),
+        # Exim's smtp_in.c ("421 %s SMTP incoming data timeout - closing connection.") and
+        # Jane Street's async_smtp ("SMTP command timeout, closing transmission channel")
+        (
+            "data",
+            421,
+            "mx.example.com SMTP incoming data timeout - closing connection.",
+            "temporary_failure",
+        ),
+        (
+            "mail",
+            554,
+            "5.4.7 SMTP command timeout, closing transmission channel",
+            "temporary_failure",
+        ),
+        # ... but a DNS timeout on the HELO name is the HELO name's (dev sets)
+        ("ehlo", 450, "DNS timeout resolving your HELO hostname", "helo_rejected"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

@@ -164,6 +164,7 @@ class RuleId(StrEnum):
     auth_failures_counted = "auth.failures_counted"
     dns_lookup_deferred = "dns.lookup_deferred"
     dns_check_temperror = "dns.check_temperror"
+    smtp_session_timeout = "smtp.session_timeout"
     account_sending_disabled = "account.sending_disabled"
     message_file_type = "message.file_type"
     auth_exchange_not_understood = "auth.exchange_not_understood"

@@ -179,6 +179,19 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # but temporary DNS failures prevent authentication" asks the sender domain to fix it)
         unless=r"\bPTR\b|reverse|\brdns\b|\bunauthenticated (?:e-?mail|mail|messages?)\b",
     ),
+    # -- the session's own timer ran out ("5.5.0 Error: transaction timeout", go-guerrilla):
+    # time, not a verdict on the site; the 4xx ones already read as temporary by their code
+    Rule(
+        RuleId.smtp_session_timeout,
+        Category.temporary_failure,
+        "the server ended the transaction: one of its timers ran out",
+        "{host} gave up waiting during the transaction (a slow link, or an SMTP-inspecting "
+        "firewall holding the data): run the site again; if it repeats, check the site's "
+        "uplink and turn off any firewall's SMTP inspection.",
+        text=r"\b(?:transaction|session|connection|command|idle|data|read|smtp) time ?out\b|"
+        r"\btime ?out (?:exceeded|waiting|while|reading)\b|\btimed out waiting\b",
+        unless=r"\b(?:dns|helo|ehlo|ptr|lookup)\b",
+    ),
     # -- an attachment refused for its file type: the message's, whatever list word it uses
     # (iridis "MSG-EXT: Blacklisted high risk file extension detected", Rspamd's
     # "Matched map: FORBIDDEN_FILE_EXTENSION")
@@ -236,6 +249,14 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"excessive|unusual) (?:usage|use|volume|traffic|load)\b|"
         rf"\bout of (?:the )?allow(?:ed)? (?:[\w-]+ )?{_COUNTED} ?(?:numbers?|count|quota)\b|"
         r"\breceived too (?:much|many) (?:e-?mails?|mails?|messages?) in a short (?:period|time)\b|"
+        # a limit on this client in other words: cPanel's Exim "The server has reached its
+        # limit for processing requests from your host", Stalwart's "Session open for too
+        # long", iRedAPD's "Throttling quota exceeded", Zoho's 5.4.6 "Unusual sending activity"
+        r"\blimit for (?:processing |handling |accepting )?(?:requests|connections|messages|mails?|"
+        r"sessions) from (?:your|this) (?:host|ip|server|client|network|address)\b|"
+        r"\b(?:session|connection) (?:has been |was |is )?open (?:for )?too long\b|"
+        r"\bthrottl\w* (?:quota|limit) (?:has been |was |is )?(?:exceeded|reached|hit)\b|"
+        r"\bunusual (?:sending|outgoing|outbound) activity\b|"
         rf"\blimit of \d+ {_COUNTED}\b|"
         r"\b(?:exceed\w*|reached|over) (?:the |your |its )?quota (?:for|on) (?:sending|send\w*|"
         r"outgoing|outbound)\b|"
