@@ -3970,6 +3970,36 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         ),
         # ... but a DNS timeout on the HELO name is the HELO name's (dev sets)
         ("ehlo", 450, "DNS timeout resolving your HELO hostname", "helo_rejected"),
+        # -- a domain the server does not receive for: relaying, whatever its code -----------
+        # mox smtpserver/server.go (holdout10's source), despite its 5.1.1
+        ("rcpt", 550, "5.1.1 not accepting email for domain", "relay_denied"),
+        ("rcpt", 550, "5.7.1 We are not accepting mail for this domain", "relay_denied"),
+        # -- an address the server cannot parse, at MAIL or RCPT: whose address, by the stage -
+        # Exim's parse.c through its smtp_in.c (holdout9's source: a Nextcloud installer)
+        (
+            "mail",
+            501,
+            '<Nextcloud HPB Setup <noreply.nextcloud-hpb.setup>>: "@" or "." expected after '
+            '"Nextcloud"',
+            "sender_rejected",
+        ),
+        # Exim's smtp_in.c ("501 %s: recipient address must contain a domain"; holdout9's
+        # source) and its sender twin ("501 %s: sender address must contain a domain")
+        ("rcpt", 501, "<root>: recipient address must contain a domain", "recipient_rejected"),
+        ("mail", 501, "<root>: sender address must contain a domain", "sender_rejected"),
+        # chasquid's smtpsrv/conn.go ("501 5.1.7 Sender address malformed")
+        ("mail", 501, "5.1.7 Sender address malformed", "sender_rejected"),
+        ("rcpt", 501, "malformed address", "recipient_rejected"),
+        # sendmail's parseaddr.c prescan ("553 Unbalanced '<'")
+        (
+            "mail",
+            553,
+            "5.1.3 <Scanner <scanner@example.com>... Unbalanced '<'",
+            "sender_rejected",
+        ),
+        # ... while a reply that names the command's syntax stays a protocol error
+        ("mail", 501, "5.5.4 Syntax: MAIL FROM:<address>", "protocol_error"),
+        ("mail", 501, "Syntax error in parameters or arguments", "protocol_error"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

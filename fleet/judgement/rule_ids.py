@@ -165,6 +165,8 @@ class RuleId(StrEnum):
     dns_lookup_deferred = "dns.lookup_deferred"
     dns_check_temperror = "dns.check_temperror"
     smtp_session_timeout = "smtp.session_timeout"
+    address_syntax_sender = "address.syntax_sender"
+    address_syntax_recipient = "address.syntax_recipient"
     account_sending_disabled = "account.sending_disabled"
     message_file_type = "message.file_type"
     auth_exchange_not_understood = "auth.exchange_not_understood"

@@ -11,6 +11,21 @@ from fleet.judgement.rule import Rule
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Stage
 
+# Words about an address's syntax (RFC 5321 4.1.2 Mailbox): a missing "@" or domain, a
+# malformed or unqualified address. Not "Syntax: MAIL FROM:<address>", which is the command's.
+_ADDRESS_SYNTAX = (
+    r"[\"']@[\"'] or [\"']\.[\"'] expected|"
+    r"\baddress\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:must (?:contain|have|include) (?:an? )?"
+    r"(?:domain|@|at-sign)|must be fully[- ]qualified|(?:is )?missing (?:an? |the )?(?:domain|@|"
+    r"at-sign|local[- ]part))|"
+    r"\b(?:missing|no) (?:domain|@|at-sign|local[- ]part) (?:in|for) (?:the )?(?:e-?mail )?"
+    r"address\b|\b(?:malformed|unparseable|unparsable) (?:e-?mail )?address\b|"
+    r"\b(?:e-?mail )?address syntax (?:error|is invalid|invalid)\b|\bsyntax error in (?:the )?"
+    r"(?:e-?mail |sender |recipient )?address\b|\baddress (?:is )?(?:malformed|unparseable|unparsable)\b|"
+    # sendmail's parser: "553 5.1.3 <x... Unbalanced '<'"
+    r"\bunbalanced ['\"]?(?:<|>|angle)"
+)
+
 # what is counted when a server limits a sender
 _COUNTED = (
     r"(?:concurren\w*|connections?|connects?|sessions?|logins?|recipients?|rcpts?|messages?|"
@@ -470,10 +485,33 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"(?:accept |allow |permit )?relay(?:ing)?\b|\bnot accept(?:ing)? relay|"
         # Haraka's rcpt_to.in_host_list: "I cannot deliver mail for <user@example.com>"
         r"\b(?:cannot|can ?not|will not|do not) deliver (?:e-?mail |mail |messages? )?(?:for|to) "
-        r"(?:<|this domain|that domain)",
+        r"(?:<|this domain|that domain)|"
+        # mox "5.1.1 not accepting email for domain": the domain is not one it receives for
+        r"\bnot accept(?:ing)? (?:e-?mail|mail|messages?) for (?:this |that |the |your )?domain\b",
         stages=(Stage.mail, Stage.rcpt),
         # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
         unless=r"dynamic|\bIPs?\b|\blisted\b",
+    ),
+    # -- an address the server cannot parse (a 501 at MAIL or RCPT): the address's, not the
+    # command's; its stage says whose ("'@' or '.' expected after", "recipient address must
+    # contain a domain"). "Syntax: MAIL FROM:<address>" names the command and stays protocol.
+    Rule(
+        RuleId.address_syntax_sender,
+        Category.sender_rejected,
+        "the server cannot parse the sender address {sender}",
+        "The server refuses the syntax of the copier's sender address ({sender}): set a full "
+        "address (name@domain, no display name or spaces) as the copier's From address.",
+        text=_ADDRESS_SYNTAX,
+        stages=(Stage.mail,),
+    ),
+    Rule(
+        RuleId.address_syntax_recipient,
+        Category.recipient_rejected,
+        "the server cannot parse the recipient address",
+        "The server refuses the syntax of the test recipient's address: give a full address "
+        "(name@domain, no display name or spaces) as the recipient.",
+        text=_ADDRESS_SYNTAX,
+        stages=(Stage.rcpt,),
     ),
     # -- during the login exchange, a reply that calls the client's line an unknown command:
     # the server took a base64 answer for a command (Postal "Invalid/unsupported command" to
