@@ -4000,6 +4000,27 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         # ... while a reply that names the command's syntax stays a protocol error
         ("mail", 501, "5.5.4 Syntax: MAIL FROM:<address>", "protocol_error"),
         ("mail", 501, "Syntax error in parameters or arguments", "protocol_error"),
+        # -- a command at the wrong point: an early talker, pipelining after STARTTLS, STARTTLS
+        # once TLS is up -------------------------------------------------------------------
+        # qpsmtpd's check_earlytalker (holdout10's source)
+        (
+            "banner",
+            554,
+            "Connecting host started transmitting before SMTP greeting",
+            "protocol_error",
+        ),
+        # Haraka's early_talker plugin ("You talk too soon")
+        ("ehlo", 554, "You talk too soon", "protocol_error"),
+        # mailfront (holdout10's source)
+        (
+            "starttls",
+            554,
+            "5.5.1 Unexpected pipelined commands following STARTTLS",
+            "protocol_error",
+        ),
+        # NetEase (holdout9's source) and Postfix smtpd.c ("554 5.5.1 Error: TLS already active")
+        ("starttls", 454, "Command not permitted when TLS active", "protocol_error"),
+        ("starttls", 554, "5.5.1 Error: TLS already active", "protocol_error"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

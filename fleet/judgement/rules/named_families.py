@@ -122,6 +122,17 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # a command sent before the server greeted ("Command received before SMTP greeting")
         r"\b(?:commands?|data|input) (?:received |sent )?before (?:the )?(?:smtp )?(?:greeting|"
         r"banner)\b|"
+        # ... in other words (qpsmtpd's early talker "Connecting host started transmitting
+        # before SMTP greeting", Postfix postscreen's "PREGREET"; "talking too soon")
+        r"\b(?:transmitt\w*|talk\w*|sen(?:t|ding)|spoke|speaking|writing)\b(?:[^.;]|\.(?=\w)){0,20}?"
+        r"\bbefore (?:the |my |our )?(?:smtp )?(?:greeting|banner|welcome)\b|\bpregreet\b|"
+        r"\btalk(?:ed|ing)? too soon\b|"
+        # commands pipelined after STARTTLS, or STARTTLS again once TLS is up (mailfront's
+        # "Unexpected pipelined commands following STARTTLS", NetEase's "Command not
+        # permitted when TLS active", Postfix "Error: TLS already active")
+        r"\bpipelin\w* (?:commands? |input )?(?:after|following|with) (?:the )?STARTTLS\b|"
+        r"\b(?:when|while|once) TLS (?:is )?(?:already )?active\b|\bTLS (?:is |was )?already "
+        r"(?:active|started|in (?:use|effect|progress)|negotiated)\b|"
         # a command masked by a firewall's SMTP inspection (Cisco PIX/ASA: "'XXXXXXXX': command
         # not understood")
         r"(?-i:\bX{4,}\b)'?:? (?:command )?(?:not understood|unrecogni[sz]ed|not recogni[sz]ed|"
