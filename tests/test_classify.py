@@ -4021,6 +4021,14 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         # NetEase (holdout9's source) and Postfix smtpd.c ("554 5.5.1 Error: TLS already active")
         ("starttls", 454, "Command not permitted when TLS active", "protocol_error"),
         ("starttls", 554, "5.5.1 Error: TLS already active", "protocol_error"),
+        # -- the EHLO name's state or kind, in other words ------------------------------------
+        # Courier's courieresmtpd (holdout10's source), at MAIL FROM
+        ("mail", 550, "HELO mail.example.com does not exist.", "helo_rejected"),
+        # indimail-mta's qmail-smtpd (holdout10's source)
+        ("ehlo", 451, "unable to accept non-FQDN HELO (#4.3.0)", "helo_rejected"),
+        # Postfix reject_unknown_helo_hostname ("Helo command rejected: Host not found")
+        ("rcpt", 450, "4.7.1 <MFP-3F>: Helo command rejected: Host not found", "helo_rejected"),
+        ("mail", 550, "EHLO [192.0.2.1] not found", "helo_rejected"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

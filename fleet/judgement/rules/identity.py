@@ -191,7 +191,12 @@ IDENTITY: tuple[Rule, ...] = (
         rf"invalid|a bare ip|an ip|not)|\b{vocabulary.HELO} not (?:allowed|accepted|permitted)|"
         r"(?:fully[- ]qualified|fqdn) (?:host ?name|domain name)|not (?:a )?(?:fully[- ]qualified|fqdn)|"
         rf"syntactically invalid {vocabulary.HELO}|{vocabulary.HELO} (?:rejected|refused|not accepted|denied)|"
-        rf"your {vocabulary.HELO} (?:name |host ?name )?(?:is|was|does)|{vocabulary.HELO} (?:should|must)",
+        rf"your {vocabulary.HELO} (?:name |host ?name )?(?:is|was|does)|{vocabulary.HELO} (?:should|must)|"
+        # the name given, then its state (Courier "HELO mail.example.com does not exist."), or
+        # the name's kind refused (indimail "unable to accept non-FQDN HELO")
+        rf"\b{vocabulary.HELO} <?\[?[\w.:-]{{1,253}}\]?>? (?:does not exist|not found|is unknown|"
+        r"does not resolve|cannot be resolved|has no (?:A|AAAA|address|DNS|MX)\b)|"
+        rf"\bnon-?(?:fqdn|fully[- ]qualified) (?:{vocabulary.HELO}|hello|host ?names?)\b",
         unless=rf"send (?:hello|{vocabulary.HELO})(?: command)? first",
     ),
     Rule(
