@@ -4029,6 +4029,36 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         # Postfix reject_unknown_helo_hostname ("Helo command rejected: Host not found")
         ("rcpt", 450, "4.7.1 <MFP-3F>: Helo command rejected: Host not found", "helo_rejected"),
         ("mail", 550, "EHLO [192.0.2.1] not found", "helo_rejected"),
+        # -- the sender not the login's or the client's own: the sender's ---------------------
+        # Haraka's auth plugins (holdout10's source)
+        (
+            "mail",
+            550,
+            "Envelope domain 'example.org' doesn't match AUTH domain 'example.com'",
+            "sender_rejected",
+        ),
+        ("mail", 553, "5.7.1 Sender domain does not match your login domain", "sender_rejected"),
+        # indimail-mta's qmail-smtpd (holdout10's source)
+        (
+            "mail",
+            553,
+            "sorry, this MTA does not accept masquerading/forging #5.7.1",
+            "sender_rejected",
+        ),
+        # -- TLS that could not be set up, in other words ------------------------------------
+        # qpsmtpd's tls plugin (holdout10's source)
+        ("banner", 554, "Cannot establish SSL session", "tls_failure"),
+        ("starttls", 454, "4.7.0 Unable to initialize TLS session", "tls_failure"),
+        # -- the client named as an open relay: its IP's standing ---------------------------
+        # indimail-mta's qmail-smtpd (holdout10's source)
+        (
+            "ehlo",
+            553,
+            "No mail accepted from an open relay (192.0.2.10); check your server configs (#5.7.1)",
+            "ip_reputation",
+        ),
+        # ... but a server refusing to be used as one is refusing to relay
+        ("rcpt", 550, "5.7.1 You may not use this server as an open relay", "relay_denied"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

@@ -125,7 +125,7 @@ FLOOR = {
     # families behind them fixed: seen now, each held at the figure it reads now (rounded
     # down), below the goal, said plainly.
     "holdout9": 0.9215,
-    "holdout10": 0.9401,
+    "holdout10": 0.9743,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.

@@ -378,7 +378,9 @@ IDENTITY: tuple[Rule, ...] = (
         r"\b(?:your|this|that|the sender'?s?|sending) (?:country|region|geo-?location|location)\b"
         r"(?:[^.;]|\.(?=\w)){0,30}?\b(?:not (?:allowed|accepted|permitted)|blocked|banned|refused|"
         r"denied)\b|\bgeo-?(?:ip|block\w*|fenc\w*)\b|"
-        r"(?:is|which is) an open relay|spam from your (?:mail )?server|\(IP[- ]based\)|"
+        # the client named as an open relay or proxy (indimail "No mail accepted from an open
+        # relay (<ip>)"): the IP's standing, found by a relay test or list
+        r"(?:is|which is|from|are) an open (?:relay|proxy)\b|spam from your (?:mail )?server|\(IP[- ]based\)|"
         r"messages from \[?[0-9a-f.:]+\]?(?:[^.;]|\.(?=\w)){0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
         # a client that may not send direct to MX (a dynamic or end-user source, in other words)

@@ -403,6 +403,11 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"auth\w* user)\b[^;]{0,20}?(?:do(?:es)?n'?t|do(?:es)? not) match|"
         r"\bauthenticated (?:user|account|login|identity)\b[^;]{0,20}?(?:do(?:es)?n'?t|do(?:es)? "
         r"not) match (?:the )?(?:sender|from|mail from|envelope)|"
+        # the envelope's domain against the login's (Haraka "Envelope domain 'x' doesn't match
+        # AUTH domain 'y'"), and a sender not the client's own (indimail "this MTA does not
+        # accept masquerading/forging")
+        r"\b(?:envelope|sender|from|mail ?from) domain\b[^;]{0,80}?(?:do(?:es)?n'?t|do(?:es)? not) "
+        r"match (?:the |your )?(?:auth\w*|login|user) domain\b|\bmasquerad(?:e|ing)\b|"
         r"\bnot authori[sz]ed to perform (?:[\w-]{1,20}:)?Send\w*|\bses:Send\w*|"
         r"\b(?:user ?name|login|authenticated user|auth\w* (?:user|id\w*))\b[^;]{0,80}?\band "
         r"(?:the )?sender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not|not|mis)-? ?match|"

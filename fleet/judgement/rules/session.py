@@ -82,7 +82,10 @@ SESSION: tuple[Rule, ...] = (
         r"no longer supported|deprecated|disabled|not allowed)\b|"
         r"\brequires? TLS (?:version )?1\.[2-3]|\bTLS version\b(?:[^.;]|\.(?=\w)){0,30}(?:not supported|too old|"
         r"required|insecure)|(?:high|strong)-?(?:strength)? ciphers?\b(?:[^.;]|\.(?=\w)){0,20}required|"
-        r"requires? (?:high|strong)-?(?:strength)? ciphers",
+        r"requires? (?:high|strong)-?(?:strength)? ciphers|"
+        # qpsmtpd's tls plugin "Cannot establish SSL session"
+        r"\b(?:cannot|can ?not|could not|unable to|failed to) (?:establish|negotiate|start|set up|"
+        r"initiali[sz]e) (?:an? |the )?(?:SSL|TLS)(?:/TLS)?(?: session| connection| handshake| layer)?\b",
     ),
     Rule(
         RuleId.tls_message_not_over_tls,
