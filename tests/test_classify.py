@@ -4059,6 +4059,64 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
         ),
         # ... but a server refusing to be used as one is refusing to relay
         ("rcpt", 550, "5.7.1 You may not use this server as an open relay", "relay_denied"),
+        # -- "local user only": the sender at MAIL, relaying at RCPT (by the stage) ----------
+        # NetEase 163 (holdout9's source, at MAIL FROM)
+        (
+            "mail",
+            553,
+            "Local user only,163 smtp5,HdxpCgA3f+63sTNhtiNZDA--.2001S2 1630777785",
+            "sender_rejected",
+        ),
+        # Coremail (tests/corpus, at RCPT TO)
+        ("rcpt", 553, "Requested action not taken: Local user only", "relay_denied"),
+        # -- the line itself garbled: a protocol error, not the sender ------------------------
+        # QQ Mail (holdout9's source)
+        (
+            "mail",
+            502,
+            "Invalid input from xxxIPxxx to newxmesmtplogicsvrszb20-1.qq.com.",
+            "protocol_error",
+        ),
+        # -- what the message was sent with or gives away ------------------------------------
+        # holdout9's "[ACD14]" refusal of mailing-list software
+        ("data", 550, '"[ACD14] List software not permitted', "message_rejected"),
+        # Haraka's data.headers / credential-leak check (holdout10's source)
+        (
+            "data",
+            550,
+            "Credential leak detected: never give out your username/password to anyone!",
+            "message_rejected",
+        ),
+        # -- a policy server's bare verdict behind Postfix's prefix names no cause ------------
+        # iRedAPD (holdout10's source): unrecognised, with or without a queue tag after it
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@example.com>: Recipient address rejected: Not authorized",
+            "unrecognised_refusal",
+        ),
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@example.com>: Recipient address rejected: Not authorized (in reply to "
+            "RCPT TO command)",
+            "unrecognised_refusal",
+        ),
+        # ... while Postfix access(5)'s "Access denied" (a map keyed by the recipient) and a
+        # recipient's state after it stay the recipient's
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@example.com>: Recipient address rejected: Access denied",
+            "recipient_rejected",
+        ),
+        (
+            "rcpt",
+            550,
+            "5.1.1 <user@example.com>: Recipient address rejected: User unknown in local "
+            "recipient table",
+            "recipient_rejected",
+        ),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

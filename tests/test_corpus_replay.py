@@ -124,8 +124,8 @@ FLOOR = {
     # figures, in the README). Their misses were then read by the rule writer (judge10) and the
     # families behind them fixed: seen now, each held at the figure it reads now (rounded
     # down), below the goal, said plainly.
-    "holdout9": 0.9215,
-    "holdout10": 0.9743,
+    "holdout9": 0.9803,
+    "holdout10": 0.9914,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.

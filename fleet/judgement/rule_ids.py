@@ -167,6 +167,7 @@ class RuleId(StrEnum):
     smtp_session_timeout = "smtp.session_timeout"
     address_syntax_sender = "address.syntax_sender"
     address_syntax_recipient = "address.syntax_recipient"
+    sender_local_only = "sender.local_only"
     account_sending_disabled = "account.sending_disabled"
     message_file_type = "message.file_type"
     auth_exchange_not_understood = "auth.exchange_not_understood"

@@ -46,6 +46,15 @@ BLOCKLIST_LOOKUP_FAILED = (
     r"\btemporary lookup failure of \S{1,255} at \S{1,255}"
 )
 
+# A policy server's bare verdict after Postfix's "Recipient address rejected:" prefix (iRedAPD
+# "Not authorized"): no cause and no recipient evidence (#16, pattern 6: unrecognised)
+BARE_POLICY_VERDICT = (
+    # (Postfix access(5)'s own "Access denied" is a map keyed by the recipient: the recipient's)
+    r"address "
+    + REJECTED
+    + r": not authori[sz]ed\.?(?=\s*(?:$|[\[(]))"  # (a queue tag is no cause)
+)
+
 
 # ---- the subject of a refusal: nouns of each family and words of refusal ------------------
 # (see the "subject" rules at the end of RULES). Every window is bounded: linear on hostile text.
@@ -181,6 +190,10 @@ MESSAGE_SUBJECT = (
     r"\bbulk[- ]?mail\w*|\bdspam\b|\b(?:rejecting|refusing|blocking) (?:\w+ )?(?:message|"
     r"content|mail)|too much (?:mail |message )?data\b|"
     r"\bunsolicited\b|\bbulk\b|\badvertis\w*|\banti-?spam\b|\bphish\w*|\bfraud\w*|\bscam\b|"
+    # what the message was sent with or gives away: mailing-list software ("[ACD14] List
+    # software not permitted"), a password in the text (Haraka "Credential leak detected")
+    r"\b(?:mailing |bulk |mass )?list (?:software|managers?)\b|\bcredentials? leak\w*|"
+    r"\bleak(?:ed|ing)? (?:credentials?|passwords?)\b|"
     r"\bmalicious\b|\bexecutable\b|\bbase64\b|\bbinary content\b|improperly[- ]formatted|"
     r"\bline (?:limit|length)\b|\blines? (?:is |are )?too long\b|(?:length|size) exceeds?\b|"
     r"\bexceeds? (?:the )?(?:administrative |maximum |max |policy |allowed )?(?:size|length|"

@@ -641,10 +641,13 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:the )?(?:recipient )?address(?:es)? (?:is |was )?(?:rejected|refused|not accepted|"
         r"invalid)|(?:restricted|invalid|illegal) characters? in (?:the )?(?:local part|address)",
         stages=(Stage.rcpt,),
-        # the words after it name the sender: theirs; "for policy reasons" names no cause
+        # the words after it name the sender: theirs; "for policy reasons" names no cause, nor
+        # a policy server's bare verdict after Postfix's prefix (iRedAPD "Recipient address
+        # rejected: Not authorized")
         unless=r"\bsender\b|"
         + vocabulary.MAIL_FROM
-        + rf"|{vocabulary.REJECTED} for policy reasons",
+        + rf"|{vocabulary.REJECTED} for policy reasons|"
+        + vocabulary.BARE_POLICY_VERDICT,
     ),
     Rule(
         # RFC 5321's "Service not available" (421) sent as a 5xx with no reason: the server

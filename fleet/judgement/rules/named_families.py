@@ -485,7 +485,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bcommand too long\b|\bbare <?(?:LF|CR|line ?feed|newline)>?s?\b|"
         # qmail answers a bare LF with the address of the page that explains it
         r"\bsmtplf\b|\bnot (?:following|obeying|respecting|complying with) (?:the )?(?:smtp )?"
-        r"protocol\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b",
+        r"protocol\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b|"
+        # QQ's "Invalid input from <ip> to <host>": the line itself, not the sender
+        r"\b(?:invalid|bad|malformed|illegal|unexpected) input\b",
         unless=r"header|\bbody\b|\bmessage\b|\bsize\b",
     ),
     Rule(
@@ -507,6 +509,18 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         stages=(Stage.mail, Stage.rcpt),
         # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
         unless=r"dynamic|\bIPs?\b|\blisted\b",
+    ),
+    # -- at MAIL, "local user(s) only": only the server's own users may be the sender (NetEase
+    # "553 Local user only"); at RCPT the same words are relaying (words.relay)
+    Rule(
+        RuleId.sender_local_only,
+        Category.sender_rejected,
+        "the server accepts only its own users as the sender",
+        "{host} accepts as sender only addresses of its own users: set the copier's From "
+        "address to the mailbox it logs in with at this provider, and log in.",
+        text=r"\blocal (?:users?|senders?|accounts?|mailbox(?:es)?) only\b|\bonly (?:local|our own|our) "
+        r"(?:users?|senders?|accounts?) (?:may|can|are allowed to) send\b",
+        stages=(Stage.mail,),
     ),
     # -- an address the server cannot parse (a 501 at MAIL or RCPT): the address's, not the
     # command's; its stage says whose ("'@' or '.' expected after", "recipient address must

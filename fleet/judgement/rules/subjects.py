@@ -28,10 +28,12 @@ SUBJECTS: tuple[Rule, ...] = (
         "disabled or refuse this sender), and that {host} receives mail for its domain.",
         text=rf"recipient address(?:es)? {vocabulary.REJECTED}",
         stages=(Stage.rcpt, Stage.data),
-        # "... rejected for policy reasons" names no cause (#16: unrecognised)
+        # "... rejected for policy reasons" names no cause (#16: unrecognised), nor does a
+        # policy server's bare "Not authorized"
         unless=r"\bsender\b|"
         + vocabulary.MAIL_FROM
-        + rf"|{vocabulary.REJECTED} for policy reasons",
+        + rf"|{vocabulary.REJECTED} for policy reasons|"
+        + vocabulary.BARE_POLICY_VERDICT,
     ),
     Rule(
         # The same for "Sender address rejected: <cause>".
