@@ -4117,6 +4117,10 @@ def test_no_rule_spells_a_contraction_the_normalisation_spells_out() -> None:
             "recipient table",
             "recipient_rejected",
         ),
+        # -- the server's own error while handling the message names no reason ---------------
+        # Yahoo (holdout9's source): labelled unrecognised, like "unknown error"
+        ("data", 554, "6.6.0 Error sending message for delivery.", "unrecognised_refusal"),
+        ("data", 554, "Error processing message", "unrecognised_refusal"),
         # ... but a permanent SPF verdict stays the sender's, and Gmail's 4.7.26 asks the
         # sender domain to fix its DMARC (holdout8)
         ("mail", 550, "5.7.1 SPF permanent error", "sender_rejected"),

@@ -122,10 +122,10 @@ FLOOR = {
     # once, blind, on the frozen rules (RULES_FINAL, main at 3e56548; holdout9 40 of 51, issue
     # threads; holdout10 94 of 117, documentation, one false DIRECT_SEND_DIRTY_IP: the honest
     # figures, in the README). Their misses were then read by the rule writer (judge10) and the
-    # families behind them fixed: seen now, each held at the figure it reads now (rounded
-    # down), below the goal, said plainly.
-    "holdout9": 0.9803,
-    "holdout10": 0.9914,
+    # families behind them fixed: seen now (holdout9 51 of 51, holdout10 116 of 117), both
+    # above the goal, so they guard at it like every seen set.
+    "holdout9": GOAL,
+    "holdout10": GOAL,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.

@@ -43,7 +43,11 @@ def _near(before: str, after: str) -> str:
 # denied" stay unrecognised whatever nouns they carry.
 VETO = (
     r"polic(?:y|ies)|access denied|administrative|permission|\bconfirm|not welcome|"
-    r"not who you say|\bunknown error\b"
+    r"not who you say|\bunknown error\b|"
+    # an error of the server's own while handling the message names no reason (Yahoo "Error
+    # sending message for delivery.")
+    r"\berror (?:while |in |when )?(?:sending|processing|delivering|handling|transmitting) "
+    r"(?:the |this |your )?(?:message|mail|e-?mail)\b"
 )
 
 WORD_FAMILIES: tuple[Rule, ...] = (
