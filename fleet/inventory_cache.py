@@ -26,7 +26,6 @@ FLEET_INVENTORY_CACHE=off turns the cache off; another value is the folder to ke
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -141,7 +140,7 @@ class Entry:
     def save(self, inventory: msgspec.Struct, files: dict[str, str]) -> None:
         """Keep the validated inventory (and how its `*_file` paths resolved) for next time;
         a value JSON cannot hold, or a folder that cannot be written, keeps nothing."""
-        import tempfile
+        from fleet.atomic_file import replacing_bytes
 
         try:
             body = msgspec.json.encode(inventory)
@@ -152,18 +151,12 @@ class Entry:
                 raise ValueError("the entry would not read back as the inventory it holds")
             head = json.dumps({"files": sorted(files.items())})
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
+            # Replaced whole: another process reads the old entry or the new one. Bytes: the
+            # same on Windows.
+            with replacing_bytes(self.path, prefix=".") as handle:
+                handle.write(f"{json.dumps(self.key)}\n{head}\n".encode() + body)
         except (OSError, TypeError, ValueError, msgspec.EncodeError, msgspec.DecodeError) as exc:
             log.debug("inventory cache: %s not written: %r", self.path, exc)
-            return
-        try:
-            with os.fdopen(fd, "wb") as handle:  # the same bytes on Windows
-                handle.write(f"{json.dumps(self.key)}\n{head}\n".encode() + body)
-            os.replace(temp, self.path)  # another process reads the old entry or the new one
-        except OSError as exc:
-            log.debug("inventory cache: %s not written: %r", self.path, exc)
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
 
 
 def _written_by_us(status: os.stat_result) -> bool:

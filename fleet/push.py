@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ import httpx
 import platformdirs
 
 from fleet import __version__
+from fleet.atomic_file import replacing_text
 from fleet.errors import PushError
 
 RESULTS_PATH = "/api/v1/results"
@@ -92,17 +91,9 @@ class Spool:
         first."""
         target = self.folder / f"{_UNSAFE_NAME.sub('_', sweep_id)}.json"
         try:
-            fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".incoming-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                    write(handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            # `.incoming-*.tmp`: what _drop_abandoned_writes looks for
+            with replacing_text(target, prefix=".incoming-", durable=True) as handle:
+                write(handle)
         except OSError as exc:
             raise PushError(f"cannot write to the spool folder {self.folder}: {exc}") from None
         return target

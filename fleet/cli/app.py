@@ -120,20 +120,14 @@ def write_stream(
         writer(sys.stdout)
         sys.stdout.flush()
         return
-    import tempfile
+    from fleet.atomic_file import replacing_text
 
     target = Path(output)
+    encoding = "utf-8-sig" if bom else "utf-8"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
-                writer(handle)
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        with replacing_text(target, prefix=f".{target.name}.", encoding=encoding) as handle:
+            writer(handle)
     except OSError as exc:
         raise Failure(f"cannot write {output}: {exc.strerror or exc}") from None
 
