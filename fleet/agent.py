@@ -17,12 +17,12 @@ import json
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fleet.credentials import AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV, warn_if_exposed
 from fleet.errors import AgentKeyError, IngestError, Refusal
 from fleet.report.sanitize import for_terminal
-from fleet.results import ResultError, SiteResult, SweepInfo, SweepResult
+from fleet.results import ResultError, SiteResult, SweepInfo, SweepReading, SweepResult
 
 if TYPE_CHECKING:  # annotations only: a scan from the inventory cache imports no pydantic
     from fleet.inventory import Inventory
@@ -154,10 +154,35 @@ def _key() -> bytes | None:
 
 def seal_info(info: SweepInfo, sites: Iterable[SiteResult]) -> SweepInfo:
     """The sweep's info with its digest (and signature, when FLEET_AGENT_KEY is set)."""
-    digest = content_digest(info, sites)
+    return _signed(info, content_digest(info, sites))
+
+
+def _signed(info: SweepInfo, digest: str) -> SweepInfo:
     key = _key()
     signature = hmac.new(key, digest.encode(), hashlib.sha256).hexdigest() if key else None
     return info.model_copy(update={"digest": digest, "signature": signature})
+
+
+class _LastDigest(NamedTuple):
+    reading: SweepReading  # held, so that its id is never another reading's
+    info: SweepInfo
+    digest: str
+
+
+_last_digest: list[_LastDigest] = []  # at most one: the last reading sealed
+
+
+def seal_reading(reading: SweepReading) -> SweepInfo:
+    """seal_info of a sweep as the reports read it, its digest computed once per reading: an
+    agent asked for `--format json` seals the same sweep for its report and for its spool,
+    and the digest reads every site and transcript (from the store, for a stored sweep).
+    The signature follows FLEET_AGENT_KEY as it is now."""
+    last = _last_digest[0] if _last_digest else None
+    if last is not None and last.reading is reading and last.info == reading.sweep:
+        return _signed(reading.sweep, last.digest)
+    digest = content_digest(reading.sweep, reading.sites)
+    _last_digest[:] = [_LastDigest(reading, reading.sweep, digest)]
+    return _signed(reading.sweep, digest)
 
 
 def seal(result: SweepResult) -> SweepResult:

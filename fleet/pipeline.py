@@ -207,10 +207,10 @@ def push_spooled(outbox: Outbox) -> Delivery:
 def push_result(result: SweepReading, outbox: Outbox) -> Delivery:
     """Spool the sealed result (PushError when it cannot be written), then deliver the
     spool."""
-    from fleet.agent import seal_info
+    from fleet.agent import seal_reading
     from fleet.report.json_report import write_json
 
-    info = seal_info(result.sweep, result.sites)
+    info = seal_reading(result)  # computed once when the JSON report sealed it already
     outbox.spool.add(
         result.sweep.id,
         lambda out: write_json(out, info, result.sites, result.changes, result.previous_sweep),

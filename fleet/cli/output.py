@@ -69,11 +69,11 @@ def emit(
         write_output(renderer(cutoff), output, bom=result_format == "csv")
         return
     if result_format == "json":
-        from fleet.agent import seal_info
+        from fleet.agent import seal_reading
         from fleet.report.json_report import write_json
 
         with json_escapes_on_stdout():
-            info = seal_info(result.sweep, result.sites)
+            info = seal_reading(result)  # an agent's push reuses its digest
             write_stream(
                 lambda out: write_json(
                     out, info, result.sites, result.changes, result.previous_sweep
