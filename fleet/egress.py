@@ -13,8 +13,11 @@ import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from aiosmtplib.protocol import SMTPProtocol
 
 from fleet.dns import Dns, Outcome
 from fleet.errors import EgressError, EgressFailure
@@ -24,8 +27,18 @@ from fleet.results import EgressTransport
 if TYPE_CHECKING:  # annotations only: a scan from the inventory cache imports no pydantic
     from fleet.inventory import SiteEgress
 
-# Opens a TCP connection to (host, port) within a timeout and returns the socket.
-Opener = Callable[[str, int, float], Awaitable[socket.socket]]
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A connection the loop opened itself; `protocol` has buffered what the server said."""
+
+    transport: asyncio.Transport
+    protocol: SMTPProtocol
+
+
+# Opens a TCP connection to (host, port) within a timeout. With `plain` (no TLS at connect)
+# the direct way returns `Opened`; otherwise, and through a proxy, a connected socket.
+Opener = Callable[[str, int, float, bool], Awaitable[socket.socket | Opened]]
 
 # SOCKS5 reply codes (RFC 1928) that describe the destination, not the proxy.
 _DESTINATION_REPLIES = {
@@ -44,7 +57,9 @@ def make_opener(egress: SiteEgress, dns: Dns) -> Opener:
 
 
 def _direct_opener(bind: str | None, dns: Dns) -> Opener:
-    async def open_direct(host: str, port: int, timeout_s: float) -> socket.socket:
+    async def open_direct(
+        host: str, port: int, timeout_s: float, plain: bool
+    ) -> socket.socket | Opened:
         async with asyncio.timeout(timeout_s):
             answer = await dns.addresses(host)
             if answer.outcome in (Outcome.nxdomain, Outcome.nodata):
@@ -68,6 +83,8 @@ def _direct_opener(bind: str | None, dns: Dns) -> Opener:
             last: OSError | None = None
             for address in addresses:
                 try:
+                    if plain:
+                        return await _open(address, port, bind)
                     return await _connect(address, port, bind)
                 except OSError as exc:
                     if bind is not None and exc.errno == errno.EADDRNOTAVAIL:
@@ -95,6 +112,18 @@ async def _connect(address: str, port: int, bind: str | None) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+async def _open(address: str, port: int, bind: str | None) -> Opened:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(
+        lambda: SMTPProtocol(loop=loop),
+        host=address,
+        port=port,
+        family=family_of(address),
+        local_addr=(bind, 0) if bind is not None else None,
+    )
+    return Opened(transport, protocol)
 
 
 async def _answers(host: str, port: int, bind: str | None, timeout_s: float) -> bool:
@@ -126,7 +155,9 @@ def _socks5_opener(via: str, bind: str | None) -> Opener:
     parts = urlsplit(via)
     proxy_host, proxy_port = parts.hostname or "", parts.port or 1080
 
-    async def open_socks5(host: str, port: int, timeout_s: float) -> socket.socket:
+    async def open_socks5(
+        host: str, port: int, timeout_s: float, plain: bool
+    ) -> socket.socket | Opened:
         # rdns: the proxy resolves the mail host, as the site's own copier would.
         proxy = Proxy(ProxyType.SOCKS5, proxy_host, proxy_port, rdns=True)
         local = (bind, 0) if bind else None

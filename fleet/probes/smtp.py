@@ -47,7 +47,7 @@ from fleet.classify import (
     provider_of,
 )
 from fleet.credentials import Secrets, login_forms
-from fleet.egress import Opener
+from fleet.egress import Opened, Opener
 from fleet.errors import ProbeTimeout, SecretError
 from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest
 from fleet.probes.spec import ConversationSpec
@@ -314,14 +314,37 @@ class _GreetingAwareSMTP(aiosmtplib.SMTP):
 
     quit_s: float = 5.0
     greeting_quit: StageResult | None = None
+    opened: Opened | None = None
 
     async def _create_connection(self, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109 (aiosmtplib's signature)
         try:
+            if self.opened is not None:
+                return await self._adopt(self.opened, timeout)
             return await super()._create_connection(timeout)
         except aiosmtplib.SMTPConnectResponseError as exc:
             if 500 <= exc.code <= 599:  # a 421 greeting closes the channel itself
                 await self._quit_after_refusal()
             raise
+
+    async def _adopt(self, opened: Opened, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109
+        """What aiosmtplib's own `_create_connection` does once connected, for a connection
+        the way out opened (fleet.egress.Opened): same errors for the same events."""
+        self.opened = None
+        protocol = opened.protocol
+        protocol._connection_lost_callback = self._on_connection_lost
+        self.protocol, self.transport = protocol, opened.transport
+        where = f"{self.hostname} on port {self.port}"
+        try:
+            response = await protocol.read_response(timeout=timeout)
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            raise aiosmtplib.SMTPConnectError(f"Error connecting to {where}: {exc}") from exc
+        except aiosmtplib.SMTPTimeoutError as exc:
+            raise aiosmtplib.SMTPConnectTimeoutError(
+                "Timed out waiting for server ready message"
+            ) from exc
+        if response.code != aiosmtplib.SMTPStatus.ready:
+            raise aiosmtplib.SMTPConnectResponseError(response.code, response.message)
+        return response
 
     async def _quit_after_refusal(self) -> None:
         began = time.perf_counter()
@@ -470,10 +493,11 @@ class _Probe:
             raise _Stop
         connect_s = self.settings.connect_s
         target = f"connect {spec.host}:{spec.port}"
+        implicit = spec.security is Security.tls
         sock, elapsed = await self._do(
             Stage.connect,
             target,
-            lambda: self.opener(spec.host, spec.port, connect_s),
+            lambda: self.opener(spec.host, spec.port, connect_s, not implicit),
             connect_s + 4,  # room for telling a dead SOCKS5 proxy from a blocked port
         )
         self.state.stages.append(
@@ -484,7 +508,6 @@ class _Probe:
                 elapsed_s=round(elapsed, 6),
             )
         )
-        implicit = spec.security is Security.tls
         self.smtp = _GreetingAwareSMTP(
             hostname=spec.host,
             local_hostname=spec.ehlo_name,
@@ -499,7 +522,11 @@ class _Probe:
         if implicit:
             await self._implicit_tls_and_banner(sock)
         else:
-            await self._exchange(Stage.banner, None, lambda: smtp.connect(sock=sock))
+            if isinstance(sock, Opened):
+                smtp.opened = sock  # _create_connection adopts it
+                await self._exchange(Stage.banner, None, lambda: smtp.connect(port=spec.port))
+            else:
+                await self._exchange(Stage.banner, None, lambda: smtp.connect(sock=sock))
             ehlo = await self._exchange(Stage.ehlo, ehlo_command, smtp.ehlo)
             self.state.ehlo_before = _capabilities(ehlo)
             if spec.security is Security.starttls:
