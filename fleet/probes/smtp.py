@@ -326,6 +326,12 @@ class _GreetingAwareSMTP(aiosmtplib.SMTP):
                 await self._quit_after_refusal()
             raise
 
+    def close(self) -> None:
+        if self.opened is not None:  # a connection the budget ran out before adopting
+            self.opened.transport.close()
+            self.opened = None
+        super().close()
+
     async def _adopt(self, opened: Opened, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109
         """What aiosmtplib's own `_create_connection` does once connected, for a connection
         the way out opened (fleet.egress.Opened): same errors for the same events."""
