@@ -21,6 +21,14 @@ _ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$|[;,:)\]]|\.(?!
 ENHANCED_FULL_RE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 
 
+# An enhanced code after a short prefix the server put first ("<user@example.com>: 5.1.1 ...",
+# "mx1.example.net 5.7.1 ...", "(#5.7.1)"): the reply's code all the same, for the rules and the
+# learned reader (the reply as stored keeps the code parsed only at a line's start).
+PREFIXED_CODE_RE = re.compile(
+    r"^[^\n]{0,160}?(?:^|(?<=[\s:<>(\[#]))([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))"
+)
+
+
 def parse_enhanced(text: str) -> str | None:
     """The first enhanced status code (RFC 3463) at the start of a reply line, if any."""
     match = _ENHANCED_RE.search(text)

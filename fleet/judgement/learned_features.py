@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from fleet.judgement.evidence import spelt_out, unwrapped
+from fleet.judgement.evidence import PREFIXED_CODE_RE, spelt_out, unwrapped
 
 # how much of a reply is read (the rules read 4096 characters; a learned reading needs less)
 READ_CHARS = 1024
@@ -62,13 +62,6 @@ def _words(text: str) -> list[str]:
     return [w for w in _TOKEN_RE.findall(text) if w.replace("'", "").isalpha()]
 
 
-# An enhanced code after a short prefix ("<a@b.example>: 5.1.1 ...", "mx1.example.net 5.7.1"):
-# the reply's code all the same (as the rules read it: replies._PREFIXED_CODE_RE)
-_PREFIXED_CODE_RE = re.compile(
-    r"^[^\n]{0,160}?(?:^|(?<=[\s:<>(\[#]))([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))"
-)
-
-
 def is_word(feature: str) -> bool:
     """A feature of the reply's words (not of its stage or codes)."""
     return feature.startswith(("w:", "b:"))
@@ -81,7 +74,7 @@ def features(stage: str, code: int | None, enhanced: str | None, text: str) -> s
     found = {f"stage:{stage}", f"code:{code or 0}", f"class:{(code or 0) // 100}"}
     found.add(f"stagecls:{stage}:{(code or 0) // 100}")
     if enhanced is None:
-        prefixed = _PREFIXED_CODE_RE.search(text[:READ_CHARS])
+        prefixed = PREFIXED_CODE_RE.search(text[:READ_CHARS])
         enhanced = prefixed.group(1) if prefixed else None
     if enhanced:
         found.add(f"enh:{enhanced}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fleet.judgement import learned
 from fleet.judgement.catalogue import RULES
 from fleet.judgement.context import Context
-from fleet.judgement.evidence import parse_enhanced, spelt_out, unwrapped
+from fleet.judgement.evidence import PREFIXED_CODE_RE, parse_enhanced, spelt_out, unwrapped
 from fleet.judgement.remedies import LEARNED_CAVEAT, LIKELY_REMEDY
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
@@ -219,18 +219,10 @@ def _without_stamp(reply: Reply) -> Reply | None:
     return Reply(code=reply.code, enhanced=reply.enhanced, text=rest)
 
 
-# An enhanced code after a short prefix the server put first ("<user@example.com>: 5.1.1 ...",
-# "mx1.example.net 5.7.1 ...", "(#5.7.1)"): the reply's code all the same, for the rules (the
-# reply as stored keeps the code parsed only at a line's start).
-_PREFIXED_CODE_RE = re.compile(
-    r"^[^\n]{0,160}?(?:^|(?<=[\s:<>(\[#]))([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[;,:)\]]|\.(?!\d))"
-)
-
-
 def _with_prefixed_code(reply: Reply) -> Reply:
     if reply.enhanced is not None:
         return reply
-    match = _PREFIXED_CODE_RE.search(reply.text[:CLASSIFY_CHARS])
+    match = PREFIXED_CODE_RE.search(reply.text[:CLASSIFY_CHARS])
     if match is None:
         return reply
     return Reply(code=reply.code, enhanced=match.group(1), text=reply.text)
@@ -274,12 +266,17 @@ _LEARNED_FINDING = (
 )
 
 
-def _by_resemblance(stage: Stage, reply: Reply, fields: dict[str, str]) -> Classification | None:
+def _by_resemblance(stage: Stage, reply: Reply, context: Context) -> Classification | None:
     found = learned_reading(stage, reply)
     if found is None:
         return None
     category = Category(found.category)
-    fields = {**fields, "category": category.value, "sure": str(int(found.probability * 100))}
+    fields = {
+        **context.fields(reply.text[:CLASSIFY_CHARS]),
+        **_said_fields(stage, reply),
+        "category": category.value,
+        "sure": str(int(found.probability * 100)),
+    }
     return Classification(
         category,
         _LEARNED_FINDING.format_map(fields),
@@ -294,8 +291,7 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     found = read_by_rules(stage, reply, context)
     if found.rule is not None or found.category is not Category.unrecognised_refusal:
         return found
-    fields = {**context.fields(reply.text[:CLASSIFY_CHARS]), **_said_fields(stage, reply)}
-    return _by_resemblance(stage, reply, fields) or found
+    return _by_resemblance(stage, reply, context) or found
 
 
 def _said_fields(stage: Stage, reply: Reply) -> dict[str, str]:
