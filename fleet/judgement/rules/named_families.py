@@ -400,18 +400,18 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"(?!(?:this |your |the |that |an? )?(?:[\w-]{1,20} )?(?:IP|host|server|network|country|"
         r"region)\b)|"
         r"\b(?:sender|from)\b[^;]{0,40}?\band (?:the )?(?:login|user ?name|authenticated user|"
-        r"auth\w* user)\b[^;]{0,20}?(?:do(?:es)?n'?t|do(?:es)? not) match|"
-        r"\bauthenticated (?:user|account|login|identity)\b[^;]{0,20}?(?:do(?:es)?n'?t|do(?:es)? "
+        r"auth\w* user)\b[^;]{0,20}?(?:do(?:es)?nt|do(?:es)? not) match|"
+        r"\bauthenticated (?:user|account|login|identity)\b[^;]{0,20}?(?:do(?:es)?nt|do(?:es)? "
         r"not) match (?:the )?(?:sender|from|mail from|envelope)|"
         # the envelope's domain against the login's (Haraka "Envelope domain 'x' doesn't match
         # AUTH domain 'y'"), and a sender not the client's own (indimail "this MTA does not
         # accept masquerading/forging")
-        r"\b(?:envelope|sender|from|mail ?from) domain\b[^;]{0,80}?(?:do(?:es)?n'?t|do(?:es)? not) "
+        r"\b(?:envelope|sender|from|mail ?from) domain\b[^;]{0,80}?(?:do(?:es)?nt|do(?:es)? not) "
         r"match (?:the |your )?(?:auth\w*|login|user) domain\b|\bmasquerad(?:e|ing)\b|"
         r"\bnot authori[sz]ed to perform (?:[\w-]{1,20}:)?Send\w*|\bses:Send\w*|"
         r"\b(?:user ?name|login|authenticated user|auth\w* (?:user|id\w*))\b[^;]{0,80}?\band "
-        r"(?:the )?sender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not|not|mis)-? ?match|"
-        r"\bsender (?:address )?(?:do(?:es)?n'?t|do(?:es)? not) match (?:the )?(?:user ?name|"
+        r"(?:the )?sender (?:address )?(?:do(?:es)?nt|do(?:es)? not|not|mis)-? ?match|"
+        r"\bsender (?:address )?(?:do(?:es)?nt|do(?:es)? not) match (?:the )?(?:user ?name|"
         r"login|authenticated)|"
         r"\b(?:sending|sender|from|envelope) address (?:is |was )?(?:not accepted|refused|"
         r"denied|not allowed)\b(?!:)|"
@@ -452,9 +452,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "the server refuses the recipient (it cannot verify it, or its mailbox is full or busy)",
         "The server refuses the test recipient: check the 'to' address, that the mailbox "
         "exists, is not full and accepts mail, or send the test to another recipient.",
-        text=r"\brecipient\b(?:[^.;]|\.(?=\w)){0,40}?\b(?:cannot|can ?not|could not|couldn'?t|can'?t) be "
+        text=r"\brecipient\b(?:[^.;]|\.(?=\w)){0,40}?\b(?:cannot|can ?not|could not|couldnt|cant) be "
         r"(?:verified|validated|confirmed)|\bunable to (?:verify|validate) (?:the )?recipient|"
-        r"\brecipient\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:cannot|can ?not|can'?t|does not|doesn'?t) (?:receive|"
+        r"\brecipient\b(?:[^.;]|\.(?=\w)){0,30}?\b(?:cannot|can ?not|cant|does not|doesnt) (?:receive|"
         r"accept) (?:e-?)?mails?\b|\bBAD_?RECIPIENT\b|\bbad recipient\b|"
         r"\bexhausted\b(?:[^.;:]|\.(?=\w)){0,30}?\b(?:storage|space|quota)|"
         r"\b(?:storage|space|quota)\b(?:[^.;:]|\.(?=\w)){0,20}?\b(?:exhausted|used up)|"
@@ -499,7 +499,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "on {submission}).",
         text=r"\bdelivery (?:is )?not (?:allowed|permitted) (?:to|for) (?:this|that|the) "
         r"(?:address|recipient|domain)|\bdelivery to (?:this|that|the) (?:address|recipient|domain) "
-        r"(?:is )?not (?:allowed|permitted)|\b(?:does not|doesn'?t|do not|don'?t|will not|won'?t) "
+        r"(?:is )?not (?:allowed|permitted)|\b(?:does not|doesnt|do not|dont|will not|wont) "
         r"(?:accept |allow |permit )?relay(?:ing)?\b|\bnot accept(?:ing)? relay|"
         # Haraka's rcpt_to.in_host_list: "I cannot deliver mail for <user@example.com>"
         r"\b(?:cannot|can ?not|will not|do not) deliver (?:e-?mail |mail |messages? )?(?:for|to) "
