@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Protocol, Self
+from typing import Annotated, Any, Literal, NamedTuple, Protocol, Self
 
 import msgspec
 from msgspec import DecodeError as ResultError
@@ -50,7 +50,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
         """The result's JSON text, byte for byte what pydantic wrote (`indent` as its)."""
-        if type(self)._reshaped:
+        if type(self)._contract is not Model._contract:  # its contract reshapes it
             raw = _encode(self._contract(msgspec.to_builtins(self)))
         else:
             raw = _encode(self)
@@ -73,9 +73,6 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         """A result from its JSON text: every field checked (raises ValidationError)."""
         decoded: Self = _decoder(cls).decode(text)
         return decoded
-
-    # Whether the JSON contract's shape differs from the struct's own encoding.
-    _reshaped: ClassVar[bool] = False
 
     def _contract(self, data: dict[str, Any]) -> dict[str, Any]:
         """The struct's builtins (`data`) reshaped into the JSON contract's."""
@@ -469,8 +466,6 @@ class MxCheck(Model, frozen=True, kw_only=True, tag_field="kind", tag="mx"):
     lookups: None = None
     add: None = None
 
-    _reshaped: ClassVar[bool] = True
-
     @property
     def kind(self) -> Literal["mx"]:
         return "mx"
@@ -493,8 +488,6 @@ class SpfCheck(Model, frozen=True, kw_only=True, tag_field="kind", tag="spf"):
     mechanism: str | None = None  # the term that decided ("-all", "include:...")
     lookups: int | None = None  # terms that cost a DNS lookup (limit: SPF_MAX_LOOKUPS)
     add: str | None = None  # the mechanism that would authorise the IP ("ip4:...")
-
-    _reshaped: ClassVar[bool] = True
 
     @property
     def kind(self) -> Literal["spf"]:
@@ -528,8 +521,6 @@ class SiteResult(Model, frozen=True, kw_only=True):
     checks: list[DirectSendCheck] = []
     started_at: datetime
     finished_at: datetime
-
-    _reshaped: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for device in self.devices:
@@ -756,8 +747,6 @@ class SweepResult(Model, frozen=True, kw_only=True):
     sites: list[SiteResult]
     changes: list[Change] = []
     previous_sweep: str | None = None
-
-    _reshaped: ClassVar[bool] = True
 
     @property
     def counts(self) -> dict[Verdict, int]:
