@@ -164,8 +164,7 @@ def _signed(info: SweepInfo, digest: str) -> SweepInfo:
 
 
 class _LastDigest(NamedTuple):
-    reading: SweepReading  # held, so that its id is never another reading's
-    info: SweepInfo
+    reading: SweepReading  # held (and frozen), so that its id is never another reading's
     digest: str
 
 
@@ -178,10 +177,10 @@ def seal_reading(reading: SweepReading) -> SweepInfo:
     and the digest reads every site and transcript (from the store, for a stored sweep).
     The signature follows FLEET_AGENT_KEY as it is now."""
     last = _last_digest[0] if _last_digest else None
-    if last is not None and last.reading is reading and last.info == reading.sweep:
+    if last is not None and last.reading is reading:
         return _signed(reading.sweep, last.digest)
     digest = content_digest(reading.sweep, reading.sites)
-    _last_digest[:] = [_LastDigest(reading, reading.sweep, digest)]
+    _last_digest[:] = [_LastDigest(reading, digest)]
     return _signed(reading.sweep, digest)
 
 
