@@ -394,6 +394,31 @@ async def test_a_bug_met_by_the_windows_commit_stops_the_sweep_at_its_next_site(
     store.close()
 
 
+async def test_a_full_group_is_committed_at_once_without_waiting_for_the_window(
+    tmp_path: Path,
+) -> None:
+    from fleet.results import SweepResult
+    from fleet.store import Store, SweepRecorder
+
+    golden = Path(__file__).parent / "golden" / "sweep.json"
+    sweep = SweepResult.model_validate_json(golden.read_text(encoding="utf-8"))
+    first, second = sweep.sites[0], sweep.sites[1]
+    db = tmp_path / "fleet.db"
+    store = Store(str(db))
+    # Given a recorder whose groups hold two sites, with a window far longer than the test
+    recorder = SweepRecorder(store, [s.site for s in sweep.sites], window_s=60, max_sites=2)
+    recorder.begin(sweep.sweep)
+    # When one site finishes, it waits for the window; when the second does, the group is full
+    assert recorder.keep(first) is None
+    assert _stored_sites(db) == set()
+    assert recorder.keep(second) is None
+    # Then both are committed at once and no timer is left waiting
+    assert _stored_sites(db) == {first.site, second.site}
+    assert recorder.waiting == []
+    assert recorder._timer is None
+    store.close()
+
+
 def test_the_recorders_changes_are_the_ones_the_stored_digests_give(tmp_path: Path) -> None:
     # The recorder measures a sweep's changes from the digests it stored (not read back):
     # they must be the changes the store's own digests give, in the plan's order, whatever
