@@ -350,6 +350,17 @@ def cache_in(folder: Path) -> None:
     os.environ["FLEET_INVENTORY_CACHE"] = str(folder / "inventory-cache")
 
 
+def sweep_argv(inventory_path: Path, db: Path, csv: Path) -> list[str]:
+    """The measured `fleet sweep`: every turn runs the same command line."""
+    return [sys.executable, "-m", "fleet", "sweep", "-i", str(inventory_path), "--db", str(db),
+            "--format", "csv", "--output", str(csv), "-q"]  # fmt: skip
+
+
+def bare_argv(bare_file: Path, global_cap: int) -> list[str]:
+    """The bare aiosmtplib floor over the same conversations."""
+    return [sys.executable, "-m", "bench.bare", str(bare_file), str(global_cap)]
+
+
 def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[str, object]:
     mix = Mix(sites, 1 if args.shape == "direct" else 5, args.shape)
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as temp:
@@ -360,24 +371,7 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
             path = write_inventory(folder / "inventory.yaml", mix, lab, args)
             facts = plan_facts(path)
             env = {**os.environ, PASSWORD_ENV: PASSWORD, "NO_COLOR": "1"}
-            fleet = run_measured(
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet",
-                    "sweep",
-                    "-i",
-                    str(path),
-                    "--db",
-                    str(folder / "fleet.db"),
-                    "--format",
-                    "csv",
-                    "--output",
-                    str(folder / "out.csv"),
-                    "-q",
-                ],
-                env,
-            )
+            fleet = run_measured(sweep_argv(path, folder / "fleet.db", folder / "out.csv"), env)
             concluded = outcome(folder / "fleet.db")
             bare: tuple[int, Child] | None = None
             if args.bare_sample > 0:
@@ -386,10 +380,7 @@ def run_size(sites: int, args: argparse.Namespace, startup_cpu: float) -> dict[s
                 bare_file.write_text(json.dumps(bare_items))
                 bare = (
                     len(bare_items),
-                    run_measured(
-                        [sys.executable, "-m", "bench.bare", str(bare_file), str(args.global_cap)],
-                        env,
-                    ),
+                    run_measured(bare_argv(bare_file, args.global_cap), env),
                 )
             baseline = None
             skipped = (
@@ -456,12 +447,9 @@ def more_turns(mix: Mix, args: argparse.Namespace) -> tuple[list[float], list[fl
             bare_file = folder / "bare.json"
             bare_file.write_text(json.dumps(bare_conversations(path, args.bare_sample)))
             for turn in range(1, args.turns):
-                sweep = [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db",
-                         str(folder / f"fleet-{turn}.db"), "--format", "csv", "--output",
-                         str(folder / "out.csv"), "-q"]  # fmt: skip
+                sweep = sweep_argv(path, folder / f"fleet-{turn}.db", folder / "out.csv")
                 fleet_cpu.append(run_measured(sweep, env).cpu_s)
-                floor = [sys.executable, "-m", "bench.bare", str(bare_file), str(args.global_cap)]
-                bare_cpu.append(run_measured(floor, env).cpu_s)
+                bare_cpu.append(run_measured(bare_argv(bare_file, args.global_cap), env).cpu_s)
         finally:
             lab.stop()
     return fleet_cpu, bare_cpu

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench.generate import PASSWORD_ENV, Mix
-from bench.run import PASSWORD, bare_conversations, lab_for, write_inventory
+from bench.run import PASSWORD, bare_argv, bare_conversations, lab_for, sweep_argv, write_inventory
 from bench.startup_ab import export
 
 
@@ -84,7 +84,7 @@ def main() -> None:
                 f"phase {args.phase}"
             )
             print(f"load average {os.getloadavg()[0]:.1f}")
-            bare = [sys.executable, "-m", "bench.bare", str(bare_file), "200"]
+            bare = bare_argv(bare_file, 200)
             for turn in range(args.runs + 1):
                 for name, tree in trees.items():
                     db = folder / f"{name}-{turn}.db"
@@ -95,8 +95,7 @@ def main() -> None:
                         child_env = {**env, "PYTHONPATH": str(Path.cwd())}
                         seconds = sweep_cpu_of(argv, child_env, tree)
                     else:
-                        argv = [sys.executable, "-m", "fleet", "sweep", "-i", str(path), "--db",
-                                str(db), "--format", "csv", "--output", out, "-q"]  # fmt: skip
+                        argv = sweep_argv(path, db, Path(out))
                         seconds = cpu_of(argv, {**env, "PYTHONPATH": str(tree)}, tree.parent)
                     if turn:
                         cpu[name].append(seconds)
