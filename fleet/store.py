@@ -183,8 +183,8 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        # Nested use joins the outer transaction, so save() is all-or-nothing while
-        # begin_sweep/add_site/finish_sweep each stay atomic on their own.
+        # Nested use joins the outer transaction, so a group() of saves is one commit while
+        # begin_sweep/add_sites/finish_sweep each stay atomic on their own.
         if self.db.in_transaction:
             yield
             return
@@ -227,12 +227,30 @@ class Store:
 
     @_guarded
     def begin_sweep(self, info: SweepInfo) -> None:
+        with self._transaction():
+            self._insert_sweep(info)
+
+    def _insert_sweep(
+        self, info: SweepInfo, ended: tuple[list[Change], str | None] | None = None
+    ) -> None:
+        """The sweep's row: begun (incomplete, no end), or, with `ended` (its changes and
+        the sweep they were measured against), already finished as `info` says."""
+        changes, previous = ended if ended is not None else (None, None)
         try:
-            with self._transaction():
-                self.db.execute(
-                    "INSERT INTO sweeps (id, started_at, complete, origin, info) VALUES (?, ?, 0, ?, ?)",
-                    (info.id, _ts(info.started_at), info.origin or "local", info.model_dump_json()),
-                )
+            self.db.execute(
+                "INSERT INTO sweeps (id, started_at, finished_at, complete, origin, info, "
+                "changes, previous) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    info.id,
+                    _ts(info.started_at),
+                    _ts(info.finished_at) if ended is not None and info.finished_at else None,
+                    int(info.complete) if ended is not None else 0,
+                    info.origin or "local",
+                    info.model_dump_json(),
+                    _changes_json(changes) if changes is not None else None,
+                    previous,
+                ),
+            )
         except sqlite3.IntegrityError:
             raise StoreError(f"sweep {info.id} is already in the store") from None
 
@@ -249,6 +267,13 @@ class Store:
         than a row, about 150 us a site at one transaction each). Returns the digests
         stored beside them, in the same order."""
         digests = [SiteDigest.of(site) for _, site in sites]
+        with self._transaction():
+            self._insert_sites(sweep_id, sites, digests)
+        return digests
+
+    def _insert_sites(
+        self, sweep_id: str, sites: list[tuple[int, SiteResult]], digests: list[SiteDigest]
+    ) -> None:
         # msgspec's encoder: the same JSON as json.dumps(..., separators=(",", ":")) but for
         # non-ASCII text, written as UTF-8 rather than escaped (read back alike), 20x faster
         rows = [
@@ -265,18 +290,16 @@ class Store:
             )
             for (position, site), digest in zip(sites, digests, strict=True)
         ]
-        with self._transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO site_results "
-                "(sweep_id, site, client, verdict, egress_ip, finished_at, position, digest, result) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        return digests
+        self.db.executemany(
+            "INSERT OR REPLACE INTO site_results "
+            "(sweep_id, site, client, verdict, egress_ip, finished_at, position, digest, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     @_guarded
     def finish_sweep(self, info: SweepInfo, changes: list[Change], previous: str | None) -> None:
-        payload = json.dumps([c.model_dump(mode="json") for c in changes])
+        payload = _changes_json(changes)
         with self._transaction():
             self.db.execute(
                 "UPDATE sweeps SET finished_at = ?, complete = ?, info = ?, changes = ?, previous = ? "
@@ -293,16 +316,63 @@ class Store:
 
     @_guarded
     def save(self, result: SweepResult) -> tuple[list[Change], str | None]:
-        """Store a whole sweep at once (an ingested agent result), in one transaction:
-        a failure part-way leaves no half-ingested sweep behind. Its changes are measured
-        from the stored digests, as a local sweep's are; they are returned."""
-        with self._transaction():
-            self.begin_sweep(result.sweep)
-            for position, site in enumerate(result.sites):
-                self.add_site(result.sweep.id, site, position)
-            changes, previous = self.stored_changes(result.sweep.id, result.sweep.started_at)
-            self.finish_sweep(result.sweep, changes, previous)
-        return changes, previous
+        """Store a whole sweep at once (an ingested or pushed agent result): all of it or
+        nothing. Its sites go in one statement, its row already finished, its changes
+        measured from the digests it stores (as a local sweep's are, not read back); they
+        are returned. A site twice is refused (which of its results is true?), and a
+        failure part-way (a full disk) leaves nothing of the sweep behind. Inside a
+        `group()` it is one savepoint of the group's transaction: a failing save is undone
+        alone, and the group's other saves stand."""
+        seen: set[str] = set()
+        for site in result.sites:
+            if site.site in seen:
+                raise StoreError(
+                    f"sweep {result.sweep.id}: site {site.site!r} is in it twice; "
+                    "nothing of the sweep is stored"
+                )
+            seen.add(site.site)
+        sweep = result.sweep
+        digests = [SiteDigest.of(site) for site in result.sites]
+        with self._atomic():
+            ended = self.stored_changes(sweep.id, sweep.started_at, {d.site: d for d in digests})
+            self._insert_sweep(sweep, ended)  # first: the sites' rows refer to it
+            self._insert_sites(sweep.id, list(enumerate(result.sites)), digests)
+        return ended
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Several writes in one transaction, one commit (`fleet serve` stores the pushes
+        that arrived together so): all are in the store once it returns, or, when it
+        raises, none. SQLite's commit costs more than a small sweep's rows."""
+        try:
+            with self._transaction():
+                yield
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    @property
+    def in_group(self) -> bool:
+        """Whether a group()'s transaction is open. SQLite rolls a whole transaction back
+        on some failures (a full disk, an I/O error): a group whose save failed so is gone."""
+        return self.db.in_transaction
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A transaction of its own, or, inside one already open, a savepoint of it."""
+        if not self.db.in_transaction:
+            with self._transaction():
+                yield
+            return
+        self.db.execute("SAVEPOINT fleet_save")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:  # else SQLite already rolled the whole group back
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK TO fleet_save")
+                    self.db.execute("RELEASE fleet_save")
+            raise
+        self.db.execute("RELEASE fleet_save")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -533,6 +603,10 @@ class Store:
     @_guarded
     def integrity(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _changes_json(changes: list[Change]) -> str:
+    return json.dumps([c.model_dump(mode="json") for c in changes])
 
 
 def _ts(moment: datetime) -> str:

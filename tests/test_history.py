@@ -559,33 +559,46 @@ async def test_json_from_a_stored_sweep_carries_every_transcript(
     ]
 
 
-def test_save_is_all_or_nothing_and_the_store_files_stay_private(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_save_is_all_or_nothing_and_the_store_files_stay_private(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from fleet.errors import StoreError
     from fleet.store import Store
 
     from .test_reports import fixed_sweep
 
     result = fixed_sweep()
+    assert len(result.sites) >= 3
+    earlier = result.model_copy(
+        update={
+            "sweep": result.sweep.model_copy(
+                update={"id": "earlier", "started_at": result.sweep.started_at - timedelta(days=1)}
+            )
+        }
+    )
     store = Store(str(tmp_path / "fleet.db"))
     try:
-        real_add = store.add_site
-        calls = 0
-
-        def failing_add(sweep_id: str, site: object, position: int = 0) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 3:
-                raise OSError("disk full")
-            real_add(sweep_id, site, position)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(store, "add_site", failing_add)
-        with pytest.raises(OSError, match="disk full"):
+        store.save(earlier)
+        # SQLite itself refuses the third site, mid-way through the statement that writes
+        # the sweep's sites, as a full disk would (a temporary trigger: nothing patched)
+        store.db.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.site_results "
+            f"WHEN NEW.site = '{result.sites[2].site}' AND NEW.sweep_id = '{result.sweep.id}' "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        with pytest.raises(StoreError, match="disk is full"):
             store.save(result)
         assert not store.has(result.sweep.id)  # no half-ingested sweep
-        assert store.db.execute("SELECT COUNT(*) FROM site_results").fetchone()[0] == 0
+        assert (
+            store.db.execute(
+                "SELECT COUNT(*) FROM site_results WHERE sweep_id = ?", (result.sweep.id,)
+            ).fetchone()[0]
+            == 0
+        )
+        # and nothing already recorded is lost
+        assert [s.site for s in store.sites("earlier")] == [s.site for s in result.sites]
 
-        monkeypatch.setattr(store, "add_site", real_add)
+        store.db.execute("DROP TRIGGER refuse")
         store.save(result)
         assert store.has(result.sweep.id)
         assert len(list(store.sites(result.sweep.id))) == len(result.sites)
