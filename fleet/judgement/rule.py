@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fleet.judgement.evidence import ENHANCED_FULL_RE, names_the_ip
+from fleet.judgement.phrase import Phrase
 from fleet.judgement.rule_ids import RuleId
 from fleet.results import Category, Reply, Stage
 
@@ -28,15 +29,24 @@ class Rule:
     unless: str | None = None  # a phrase (regex) that keeps the rule from matching
     ip_evidence: bool = False  # only when the reply says it is about an IP (`names_the_ip`)
 
-    # Compiled when a reply first gets that far (most never do): compiling every rule's
-    # phrases at import cost a `fleet scan` more than its conversation (issue 20).
+    # Compiled when a reply first gets that far and holds a word the phrase needs (most never
+    # do): compiling every rule's phrases at import, or every phrase a refusal passes, cost a
+    # `fleet scan` more than its conversation (issue 20; phrase.py).
     @functools.cached_property
-    def _text_re(self) -> re.Pattern[str] | None:
-        return None if self.text is None else re.compile(self.text, re.IGNORECASE)
+    def _text_phrase(self) -> Phrase | None:
+        return None if self.text is None else Phrase(self.text)
 
     @functools.cached_property
+    def _unless_phrase(self) -> Phrase | None:
+        return None if self.unless is None else Phrase(self.unless)
+
+    @property
+    def _text_re(self) -> re.Pattern[str] | None:
+        return None if self._text_phrase is None else self._text_phrase.compiled
+
+    @property
     def _unless_re(self) -> re.Pattern[str] | None:
-        return None if self.unless is None else re.compile(self.unless, re.IGNORECASE)
+        return None if self._unless_phrase is None else self._unless_phrase.compiled
 
     def matches(self, stage: Stage, reply: Reply, provider: str, text: str) -> bool:
         """`text`: the reply text to search (see `unwrapped`)."""
@@ -48,9 +58,9 @@ class Rule:
             return False
         if self.enhanced and not (reply.enhanced and code_in(reply.enhanced, self.enhanced)):
             return False
-        if self._text_re is not None and not self._text_re.search(text):
+        if self._text_phrase is not None and not self._text_phrase.search(text):
             return False
-        if self._unless_re is not None and self._unless_re.search(text):
+        if self._unless_phrase is not None and self._unless_phrase.search(text):
             return False
         return not (self.ip_evidence and not names_the_ip(text))
 
