@@ -474,11 +474,20 @@ def median_wall(argv: list[str], env: dict[str, str], runs: int) -> Timing:
     )
 
 
+# A site of the lab whose copier is refused: its IP is dirty (bench/generate.py, n % 100 == 7),
+# banned at RCPT by the Microsoft-like responder.
+REFUSED_INDEX = 7
+REFUSED_SITE = f"site-{REFUSED_INDEX}"
+
+
 def startup(args: argparse.Namespace) -> None:
     """Start-up and the technician's commands, on a lab without reply delay: --version,
     --help, validate of a 1,000-site inventory, and scan of a one-copier site beside swaks
-    having the same conversation."""
+    having the same conversation: a healthy site (site-0), and a refused one (site-7, the
+    lab's Microsoft "banned sending IP" at RCPT: the rescan a technician types when a copier
+    fails, whose reply the classifier reads)."""
     big, small = Mix(1000, 1, "direct"), Mix(10, 1, "direct")
+    assert small.kind(REFUSED_INDEX) == big.kind(REFUSED_INDEX) == "dirty-direct"
     fleet = [sys.executable, "-m", "fleet"]
     runs = args.startup_runs
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as temp:
@@ -503,10 +512,18 @@ def startup(args: argparse.Namespace) -> None:
             figures["fleet scan site-0 (1,000-site inventory)"] = median_wall(
                 [*scan, "-i", str(big_path)], env, runs
             )
-            swaks = None
+            refused = [*fleet, "scan", REFUSED_SITE, "--db", str(folder / "refused.db")]
+            figures[f"fleet scan {REFUSED_SITE}, refused (10-site inventory)"] = median_wall(
+                [*refused, "-i", str(small_path)], env, runs
+            )
+            figures[f"fleet scan {REFUSED_SITE}, refused (1,000-site inventory)"] = median_wall(
+                [*refused, "-i", str(big_path)], env, runs
+            )
+            swaks = swaks_refused = None
             if shutil.which("swaks"):
-                (line,) = swaks_lines(small_path, 1)
-                swaks = median_wall(["swaks", *line.split()], env, runs)
+                lines = swaks_lines(small_path, REFUSED_INDEX + 1)
+                swaks = median_wall(["swaks", *lines[0].split()], env, runs)
+                swaks_refused = median_wall(["swaks", *lines[REFUSED_INDEX].split()], env, runs)
         finally:
             lab.stop()
     print(f"== start-up and one site (median of {runs} runs, lab without reply delay)")
@@ -526,6 +543,17 @@ def startup(args: argparse.Namespace) -> None:
         ):
             wall = figures[name].wall_s / swaks.wall_s
             cpu = figures[name].cpu_s / swaks.cpu_s
+            print(f"  {name} / swaks: {wall:.2f}x wall, {cpu:.2f}x CPU")
+    if swaks_refused is not None:
+        print(
+            f"  swaks, {REFUSED_SITE}'s conversation (refused at RCPT): "
+            f"{swaks_refused.wall_s * 1000:.0f} ms wall, {swaks_refused.cpu_s * 1000:.0f} ms CPU "
+            f"(exit {swaks_refused.code})"
+        )
+        for size in ("10-site", "1,000-site"):
+            name = f"fleet scan {REFUSED_SITE}, refused ({size} inventory)"
+            wall = figures[name].wall_s / swaks_refused.wall_s
+            cpu = figures[name].cpu_s / swaks_refused.cpu_s
             print(f"  {name} / swaks: {wall:.2f}x wall, {cpu:.2f}x CPU")
     print()
 
