@@ -1,6 +1,7 @@
-"""Write fleet/judgement/phrase_words.json: for every rule phrase (a rule's `text` and
-`unless`), the words one of which every text the phrase matches holds, so that a phrase is
-compiled only for a text that holds one (fleet/judgement/phrase.py, issue 20).
+"""Write fleet/judgement/phrase_words.tsv: for every rule phrase (a rule's `text` and
+`unless`), what every text the phrase matches holds (the words one of which it holds, and the
+whole of the words it must hold), so that a phrase is compiled only for a text that holds
+them (fleet/judgement/phrase.py, issue 20).
 
 Run it after changing a phrase (tests/test_phrase_words.py fails while the file is stale;
 a stale file costs only speed: a phrase it does not know is compiled for every text):
@@ -9,8 +10,8 @@ a stale file costs only speed: a phrase it does not know is compiled for every t
 
 The words come from Python's own parse of the phrase (re._parser, the parser re.compile runs),
 so they follow what the phrase means rather than how it is spelt: a run of literal ASCII
-characters the phrase must match, lowered; where it must match one of several branches, a
-word of each branch; nothing where a branch, or the whole phrase, needs no literal.
+characters the phrase must match, lowered; all of a sequence's; where it must match one of
+several branches, one branch's; nothing where a branch, or the whole phrase, needs no literal.
 """
 
 from __future__ import annotations
@@ -32,19 +33,27 @@ _parser: Any = importlib.import_module("re._parser")
 
 OUT = Path(phrase.__file__).with_name(phrase.WORDS_FILE)
 
-Need = frozenset[str] | None  # any one of these words; None: no word is needed
+# What a text must hold for the phrase to match: a word (lowered ASCII), all of ["&", ...],
+# or any of ["|", ...]; None: nothing is known.
+Need = str | list[Any] | None
+
+
+def required(pattern: str) -> tuple[list[str] | None, Need]:
+    """For a phrase (matched case-insensitively): the words one of which every text it
+    matches contains, and the whole of what such a text must hold (`Need`), or None, None
+    when the phrase needs no literal."""
+    need = _sequence(_parser.parse(pattern, re.IGNORECASE))
+    words = _words(need)
+    return (None, None) if words is None else (sorted(words), need)
 
 
 def required_words(pattern: str) -> list[str] | None:
-    """Lowered ASCII words one of which every text `pattern` matches (case-insensitively)
-    contains, or None when the phrase needs no literal."""
-    need = _sequence(_parser.parse(pattern, re.IGNORECASE))
-    return None if need is None else sorted(need)
+    return required(pattern)[0]
 
 
 def _sequence(items: Iterable[tuple[Any, Any]]) -> Need:
-    """Everything in a sequence is matched: the strongest need of any one part will do."""
-    needs: list[frozenset[str]] = []
+    """Everything in a sequence is matched: all of its parts' needs."""
+    needs: list[Need] = []
     run = ""
     for op, av in items:
         if op is _parser.LITERAL and av < 128:
@@ -53,27 +62,34 @@ def _sequence(items: Iterable[tuple[Any, Any]]) -> Need:
         if op is _parser.AT:
             continue  # zero width (\b, ^, $): the literals on either side are adjacent text
         if run:
-            needs.append(frozenset([run]))
+            needs.append(run)
             run = ""
         need = _node(op, av)
         if need is not None:
             needs.append(need)
     if run:
-        needs.append(frozenset([run]))
-    return max(needs, key=_strength, default=None)
+        needs.append(run)
+    return _joined("&", needs)
 
 
-def _strength(need: frozenset[str]) -> tuple[int, int]:
-    # the longer its shortest word, the rarer; then the fewer words, the fewer searches
-    return min(map(len, need)), -len(need)
+def _joined(kind: str, needs: list[Need]) -> Need:
+    flat: list[Need] = []
+    for need in needs:
+        if isinstance(need, list) and need[0] == kind:
+            flat.extend(need[1:])
+        elif need not in flat:
+            flat.append(need)
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else [kind, *flat]
 
 
 def _node(op: Any, av: Any) -> Need:
     if op is _parser.BRANCH:
         branches = [_sequence(branch) for branch in av[1]]
         if any(need is None for need in branches):
-            return None
-        return _shortest(frozenset().union(*(need for need in branches if need is not None)))
+            return None  # a branch that needs nothing: the whole needs nothing
+        return _joined("|", branches)
     if op is _parser.SUBPATTERN:  # (group, flags added, flags removed, pattern)
         return _sequence(av[3])
     if op is _parser.ATOMIC_GROUP:
@@ -85,6 +101,25 @@ def _node(op: Any, av: Any) -> Need:
         return _sequence(av[1])
     # a character class, any character, a negative assertion, a back reference: no word
     return None
+
+
+def _words(need: Need) -> frozenset[str] | None:
+    """Words one of which a text meeting `need` holds: the cheap check made every time."""
+    if need is None:
+        return None
+    if isinstance(need, str):
+        return frozenset([need])
+    parts = [_words(part) for part in need[1:]]
+    if need[0] == "|":
+        if any(part is None for part in parts):
+            return None
+        return _shortest(frozenset().union(*(part for part in parts if part is not None)))
+    return max((part for part in parts if part is not None), key=_strength, default=None)
+
+
+def _strength(words: frozenset[str]) -> tuple[int, int]:
+    # the longer its shortest word, the rarer; then the fewer words, the fewer searches
+    return min(map(len, words)), -len(words)
 
 
 def _shortest(words: frozenset[str]) -> frozenset[str]:
@@ -99,13 +134,18 @@ def phrases() -> Iterator[str]:
                 yield pattern
 
 
-def table() -> dict[str, list[str] | None]:
-    return {phrase.digest(p): required_words(p) for p in sorted(set(phrases()))}
+def table() -> dict[str, list[Any] | None]:
+    """Per phrase digest: [its words, its need] (see `required`), or None."""
+    rows: dict[str, list[Any] | None] = {}
+    for pattern in sorted(set(phrases())):
+        words, need = required(pattern)
+        rows[phrase.digest(pattern)] = None if words is None else [words, need]
+    return rows
 
 
-def render(words: dict[str, list[str] | None]) -> str:
-    lines = [f"  {json.dumps(key)}: {json.dumps(words[key])}" for key in sorted(words)]
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+def render(rows: dict[str, list[Any] | None]) -> str:
+    """One phrase a line: its digest, a tab, [words, need] in JSON (phrase.py reads it)."""
+    return "".join(f"{key}\t{json.dumps(rows[key], ensure_ascii=False)}\n" for key in sorted(rows))
 
 
 def main() -> int:
