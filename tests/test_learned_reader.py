@@ -132,13 +132,77 @@ def test_a_refusal_that_names_a_policy_stays_unrecognised(monkeypatch: pytest.Mo
     assert (found.category, found.rule) == (Category.unrecognised_refusal, None)
 
 
-def test_the_learner_speaks_only_where_the_rules_fell_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("throttled", 0.99, "throttled"))
-    # a rule's reading, and a 4xx deferral, are never second-guessed
+def test_a_strong_rule_reading_is_never_second_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: Guess("throttled", 0.999, "throttled"))
     known = classify_reply(Stage.rcpt, make_reply(550, "5.1.1 User unknown"), CONTEXT)
-    assert known.category is Category.recipient_rejected
-    deferred = classify_reply(Stage.rcpt, make_reply(451, "Try again"), CONTEXT)
-    assert deferred.category is Category.temporary_failure
+    assert (known.category, known.rule) == (
+        Category.recipient_rejected,
+        RuleId.smtp_unknown_recipient,
+    )
+    assert not replies.is_weak(known)
+
+
+@pytest.mark.parametrize(
+    ("guessed", "category"),
+    [
+        # sure enough, and its words agree: the learned reading replaces the weak one
+        (Guess("throttled", 0.99, "throttled"), Category.throttled),
+        # not sure enough to contest (it would be enough to read a refusal no rule knows)
+        (
+            Guess("throttled", replies.CONTEST_THRESHOLD - 0.01, "throttled"),
+            Category.temporary_failure,
+        ),
+        # sure, but by the stage and the code, not by the words
+        (Guess("throttled", 0.99, "recipient_rejected"), Category.temporary_failure),
+        # never a reading about the site's IP
+        (Guess("ip_reputation", 0.99, "ip_reputation"), Category.temporary_failure),
+    ],
+)
+def test_a_weak_reading_is_contested_only_by_a_sure_reading_of_the_words(
+    monkeypatch: pytest.MonkeyPatch, guessed: Guess, category: Category
+) -> None:
+    monkeypatch.setattr(learned, "guess", lambda *_a, **_k: guessed)
+    # a 4xx no rule knows is a deferral by its code alone: weak
+    reply = make_reply(451, "Try again")
+    assert replies.is_weak(read_by_rules(Stage.rcpt, reply, CONTEXT))
+    found = classify_reply(Stage.rcpt, reply, CONTEXT)
+    assert found.category is category
+    if category is not Category.temporary_failure:
+        assert found.rule is RuleId.learned_reader
+        assert "the rules read it as temporary_failure only by its status code" in found.finding
+        assert "a learned reading" in found.finding
+        assert found.remediation.startswith("Likely: ")
+
+
+def test_weak_and_strong_readings_by_the_rules_that_decide() -> None:
+    weak = [
+        (Stage.data, 550, "5.6.0 Zorglub"),  # a status code alone
+        (Stage.mail, 550, "Address zorglub does not exist"),  # a bare subject at MAIL
+        (Stage.rcpt, 451, "Zorglub"),  # the fallback's deferral
+        (Stage.starttls, 554, "Zorglub"),  # the fallback's TLS failure
+    ]
+    for stage, code, text in weak:
+        assert replies.is_weak(read_by_rules(stage, make_reply(code, text), CONTEXT)), text
+    strong = [
+        (Stage.rcpt, 550, "5.1.1 User unknown"),
+        (Stage.rcpt, 554, "Relay access denied"),
+        (Stage.rcpt, 550, "Zorglub"),  # unrecognised: no reading to contest (the fallback reader's)
+    ]
+    for stage, code, text in strong:
+        assert not replies.is_weak(read_by_rules(stage, make_reply(code, text), CONTEXT)), text
+    # never a reading about the site's IP, whatever rule gave it
+    ip = replies.Classification(Category.ip_reputation, "f", "r", None)
+    assert not replies.is_weak(ip)
+
+
+def test_a_weak_reading_the_shipped_reader_contests() -> None:
+    # Google's SMTP relay "421 4.7.0 Try again later, closing connection." at EHLO: a
+    # deferral by its code alone for the rules; Google's page says it is a rate limit
+    # (tests/corpus/replies.yaml: gmail-ehlo-try-again-later-closing)
+    reply = make_reply(421, "4.7.0 Try again later, closing connection. (command)")
+    assert read_by_rules(Stage.ehlo, reply, CONTEXT).category is Category.temporary_failure
+    found = classify_reply(Stage.ehlo, reply, CONTEXT)
+    assert (found.category, found.rule) == (Category.throttled, RuleId.learned_reader)
 
 
 def test_the_model_is_loaded_only_when_a_reply_needs_it() -> None:
