@@ -22,7 +22,9 @@ class Rule:
     finding: str
     remediation: Remedy
     enhanced: tuple[str, ...] = ()  # exact codes, or ranges "5.7.606-5.7.649"
-    text: str | None = None  # a key phrase (regex, case-insensitive)
+    # a key phrase (regex, case-insensitive); after editing one, run tools/phrase_words.py
+    # (the words it needs, phrase.py: tests/test_phrase_words.py says when they are stale)
+    text: str | None = None
     code_class: str | None = None  # "4", "5" or a whole code ("501"): only those replies
     stages: tuple[Stage, ...] = ()
     providers: tuple[str, ...] = ()  # only for these services (see `provider_of`)
