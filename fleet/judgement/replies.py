@@ -366,13 +366,32 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
     other = contested(stage, reply, found)
     if other is None:
         return found
-    basis = "status code or stage" if found.rule is None or found.rule in _BY_CODE else "wording"
     return _learned_classification(
-        stage, reply, context, other, _CONTEST_FINDING, weak=found.category.value, basis=basis
+        stage,
+        reply,
+        context,
+        other,
+        _CONTEST_FINDING,
+        weak=found.category.value,
+        basis=_basis(found),
     )
 
 
-_BY_CODE = frozenset(r.id for r in STATUS_CODES)
+_BY_CODE = frozenset(
+    [r.id for r in STATUS_CODES] + [RuleId.smtp_sender_status, RuleId.smtp_recipient_status]
+)
+_BY_ONE_WORD = frozenset(r.id for r in WORD_FAMILIES)
+
+
+def _basis(weak: Classification) -> str:
+    """What a weak reading rests on, for its finding."""
+    if weak.rule is None:
+        return "status code at this stage"
+    if weak.rule in _BY_CODE:
+        return "status code"
+    if weak.rule in _BY_ONE_WORD:
+        return "one word"
+    return "subject (what it refuses)"
 
 
 def _said_fields(stage: Stage, reply: Reply) -> dict[str, str]:
