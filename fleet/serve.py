@@ -5,9 +5,11 @@ Starlette on uvicorn. The store is used from two threads of our own, each with i
 SQLite connection: one writes (SQLite takes one writer at a time anyway, and one thread
 makes "already stored?" and "store it" a single step), one reads for the page. The event
 loop only receives bodies, and at most `max_inflight` of them are held at once: the other
-agents wait in their sockets, so a night's 300 pushes are never in memory together. A
-result is answered 201 only after its transaction committed; a push cut off mid-body or a
-central killed mid-request stores nothing, and the agent keeps its file until it sees 2xx.
+agents wait in their sockets, so a night's 300 pushes are never in memory together. The
+pushes that arrive while the writer stores others are stored next, together, in one
+transaction (one commit, not one a push); each push is all of it or nothing. A result is
+answered 201 only after its transaction committed; a push cut off mid-body or a central
+killed mid-request stores nothing, and the agent keeps its file until it sees 2xx.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from fleet.errors import IngestError, ListenError, Refusal, StoreError
 from fleet.inventory import Inventory
 from fleet.net import split_host_port
 from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
-from fleet.results import SiteResult, SweepInfo, SweepView, Verdict
+from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 from fleet.store import SiteHistoryRow, Store
 
 RESULTS_PATH = "/api/v1/results"
@@ -97,6 +99,11 @@ class Central:
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
     _page: tuple[int, str] | None = field(init=False, default=None)
+    # Pushes read whole and waiting for the writer, and the task that hands them over.
+    _waiting: list[tuple[bytes, str, asyncio.Future[Outcome]]] = field(
+        init=False, default_factory=list
+    )
+    _committer: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-writer")
@@ -160,8 +167,42 @@ class Central:
             if body is None:
                 return self._answer(request, self._too_large(), close=True)
             peer = request.client.host if request.client else "unknown"
-            outcome = await self._on(self._writer, self._accept, body, peer)
+            outcome = await self._stored(body, peer)
         return self._answer(request, outcome)
+
+    async def _stored(self, body: bytes, peer: str) -> Outcome:
+        """Hand a push to the writer. The pushes that arrive while it writes a group are its
+        next group: one transaction, one commit for all of them (at most `max_inflight`,
+        since each holds its slot until answered); one push alone waits for nothing."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((body, peer, future))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    outcomes = await self._on(
+                        self._writer, self._accept_group, [(body, peer) for body, peer, _ in group]
+                    )
+                except BaseException as exc:  # a bug: every push of the group meets it
+                    for *_, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (*_, future), outcome in zip(group, outcomes, strict=True):
+                    if not future.done():  # else its request was cancelled: stored anyway
+                        future.set_result(outcome)
+        finally:
+            self._committer = None
+            left, self._waiting = self._waiting, []  # stopped by a cancel (shutdown)
+            for *_, future in left:
+                future.cancel()  # no request waits for ever on a writer that is gone
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The whole body, or None as soon as it passes the size limit."""
@@ -178,19 +219,65 @@ class Central:
         reason = f"the result is larger than this central takes ({self.max_body_bytes} bytes)"
         return Outcome(413, {"status": "refused", "reason": reason}, "too large; nothing stored")
 
-    def _accept(self, body: bytes, peer: str) -> Outcome:
-        """Check and store one result (on the writer thread): all of it, or nothing."""
+    def _accept_group(self, pushes: list[tuple[bytes, str]]) -> list[Outcome]:
+        """Check and store pushes that arrived together (on the writer thread): each push
+        all of it or nothing, all of them in one transaction, every answer given after its
+        commit. A push the store refuses is undone alone (Store.save's savepoint). A group
+        that fails once begun (a full disk) is stored push by push, as when each push was
+        a commit of its own, so that the store keeps what it can still take; a push not
+        stored is answered 503 (its agent keeps the file and sends it again)."""
+        checked = [(self._checked(body), peer) for body, peer in pushes]  # before the lock
+        sound = sum(isinstance(item, SweepResult) for item, _ in checked)
+        try:
+            return self._store_group(checked)
+        except _GroupFailed as failed:
+            log.error("cannot store %d push(es): %s", sound, failed.error)
+            if not failed.begun or sound < 2:  # e.g. locked: one push alone would wait too
+                return [_unstored(item, failed.error) for item, _ in checked]
+        return [self._store_alone(item, peer) for item, peer in checked]
+
+    def _store_alone(self, item: SweepResult | Outcome, peer: str) -> Outcome:
+        if isinstance(item, Outcome):
+            return item
+        try:
+            return self._store_group([(item, peer)])[0]
+        except _GroupFailed as failed:
+            return _unwritable(failed.error)
+
+    def _store_group(self, checked: list[tuple[SweepResult | Outcome, str]]) -> list[Outcome]:
+        """Store the checked results in one transaction; _GroupFailed when it fails."""
         store = self._stores["writer"]
+        outcomes: list[Outcome] = []
+        begun = False
+        try:
+            with store.group():
+                begun = True
+                for item, peer in checked:
+                    if isinstance(item, Outcome):  # refused by the checks
+                        outcomes.append(item)
+                        continue
+                    outcomes.append(self._store(store, item, peer))
+                    if not store.in_group:  # SQLite rolled the whole group back
+                        raise StoreError(f"the store {store.path} undid the transaction")
+        except StoreError as exc:
+            raise _GroupFailed(exc, begun=begun) from None
+        return outcomes
+
+    def _checked(self, body: bytes) -> SweepResult | Outcome:
+        """The push's result, read and checked (signature, sites), or its refusal."""
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             reason = "push: not UTF-8 JSON"
             return Outcome(422, {"status": "refused", "reason": reason}, reason)
         try:
-            result = read_agent_result(text, "push", self.inventory, self.keys)
+            return read_agent_result(text, "push", self.inventory, self.keys)
         except IngestError as exc:
             status = STATUS_FOR_REFUSAL[exc.refusal]
             return Outcome(status, {"status": "refused", "reason": str(exc)}, str(exc))
+
+    def _store(self, store: Store, result: SweepResult, peer: str) -> Outcome:
+        """Store one checked result in the group's transaction, or say why it is not."""
         sweep_id = result.sweep.id
         sites = ",".join(site.site for site in result.sites)
         try:
@@ -205,8 +292,7 @@ class Central:
             store.save(result.model_copy(update={"sweep": sweep}))
         except StoreError as exc:
             log.error("cannot store sweep %s: %s", sweep_id, exc)
-            reason = "the store cannot be written; try again later"
-            return Outcome(503, {"status": "error", "reason": reason}, f"store error: {exc}")
+            return _unwritable(exc)
         return Outcome(
             201, {"status": "stored", "sweep": sweep_id}, f"stored sweep {sweep_id} ({sites})"
         )
@@ -266,6 +352,24 @@ class Central:
             )
             self._page = (version, page)
         return self._page[1]
+
+
+class _GroupFailed(Exception):
+    """A group of pushes not stored: why, and whether its transaction had begun."""
+
+    def __init__(self, error: StoreError, *, begun: bool) -> None:
+        super().__init__(str(error))
+        self.error, self.begun = error, begun
+
+
+def _unstored(item: SweepResult | Outcome, error: StoreError) -> Outcome:
+    """A push's answer when its group was not stored: its refusal, else 503."""
+    return item if isinstance(item, Outcome) else _unwritable(error)
+
+
+def _unwritable(exc: StoreError) -> Outcome:
+    reason = "the store cannot be written; try again later"
+    return Outcome(503, {"status": "error", "reason": reason}, f"store error: {exc}")
 
 
 def _before_latest(store: Store, site: str) -> list[SiteHistoryRow]:

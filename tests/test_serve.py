@@ -42,6 +42,7 @@ class CentralProcess:
         self.url = f"http://{self.listen}"
         self.process: asyncio.subprocess.Process | None = None
         self.command = [sys.executable, "-m", "fleet"]  # or tests/windows_like.py's shim
+        self.preexec_fn: Callable[[], None] | None = None  # e.g. a file-size limit
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
@@ -58,6 +59,7 @@ class CentralProcess:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
                 env=fleet_env(FLEET_AGENT_MASTER_KEY=MASTER),
+                preexec_fn=self.preexec_fn,
             )
         async with httpx.AsyncClient() as client:
             for _ in range(300):
