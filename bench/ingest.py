@@ -12,6 +12,9 @@ call (a multi-site file given to `fleet ingest`). CPU (process time) and wall, p
 `http`: `fleet serve` in a child process with an N-site inventory and a master key; N
 signed one-site pushes with C in flight, each on its own connection as separate agents.
 The central's CPU is read from /proc/PID/stat over the pushes only (its start-up left out).
+`--count-commits` also counts the transactions the pushes were committed in, from the
+store's write-ahead log (a reader held open keeps every commit in it: the checkpoints do
+not run, so that run's CPU is not the figure to quote).
 
 The results are real: the offline demo lab is swept once (five sites, every transcript),
 and each of the N sites gets one of them under its own id (bench/serve.py's builders).
@@ -130,7 +133,32 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def http_scenario(templates: list[SiteResult], sites: int, concurrency: int, folder: Path) -> None:
+def wal_commits(db: Path) -> int:
+    """Transactions committed in the store's write-ahead log as it stands: frames whose
+    header gives the database's size after a commit, of the log's current generation."""
+    data = db.with_name(db.name + "-wal").read_bytes()
+    if len(data) < 32:
+        return 0
+    page_size = int.from_bytes(data[8:12], "big")
+    salts = data[16:24]
+    commits, offset = 0, 32
+    while offset + 24 + page_size <= len(data):
+        frame = data[offset : offset + 24]
+        if frame[8:16] != salts:  # a frame left from an earlier generation of the log
+            break
+        commits += int.from_bytes(frame[4:8], "big") != 0
+        offset += 24 + page_size
+    return commits
+
+
+def http_scenario(
+    templates: list[SiteResult],
+    sites: int,
+    concurrency: int,
+    folder: Path,
+    *,
+    count_commits: bool = False,
+) -> None:
     payloads = bodies(templates, sites)
     inventory = folder / f"central-{sites}.yaml"
     inventory.write_text(central_inventory(sites), encoding="utf-8")
@@ -146,14 +174,23 @@ def http_scenario(templates: list[SiteResult], sites: int, concurrency: int, fol
         stdout=subprocess.DEVNULL,
         stderr=(folder / f"central-{sites}.log").open("wb"),
     )
+    reader = sqlite3.connect(db, isolation_level=None)
     try:
         _wait_healthy(url, process)
+        if count_commits:  # a read snapshot: the WAL is never reset, every commit stays in it
+            reader.execute("BEGIN")
+            reader.execute("SELECT COUNT(*) FROM sweeps").fetchone()
+            commits = wal_commits(db)
         central_cpu = _cpu_s(process.pid)
         started, own_cpu = time.perf_counter(), time.process_time()
         latencies = asyncio.run(push_all(f"{url}/api/v1/results", payloads, concurrency))
         wall, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
         central_cpu = _cpu_s(process.pid) - central_cpu
+        if count_commits:
+            commits = wal_commits(db) - commits
+            reader.execute("ROLLBACK")
     finally:
+        reader.close()
         process.terminate()
         process.wait()
     with sqlite3.connect(db) as connection:
@@ -168,6 +205,8 @@ def http_scenario(templates: list[SiteResult], sites: int, concurrency: int, fol
         f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.0f} ms"
     )
     print(f"  load generator CPU (httpx, this process) {own_cpu:.2f} s")
+    if count_commits:
+        print(f"  commits of the pushes (the WAL's commit frames): {commits:,}")
 
 
 def main() -> None:
@@ -176,6 +215,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="pushes in flight (http)")
     parser.add_argument("--no-http", action="store_true", help="skip the fleet serve scenario")
     parser.add_argument("--no-store", action="store_true", help="skip the store-alone scenario")
+    parser.add_argument(
+        "--count-commits",
+        action="store_true",
+        help="count the central's commits (holds a reader open: no checkpoint, so not for CPU)",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.sites.split(",")]
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # the demo lab's own chatter
@@ -187,7 +231,9 @@ def main() -> None:
             if not args.no_store:
                 store_scenarios(templates, sites, folder)
             if not args.no_http:
-                http_scenario(templates, sites, args.concurrency, folder)
+                http_scenario(
+                    templates, sites, args.concurrency, folder, count_commits=args.count_commits
+                )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
