@@ -204,3 +204,45 @@ async def test_a_store_that_fills_up_answers_503_and_loses_nothing_answered_201(
     finally:
         await client.aclose()
         await server.stop()
+
+
+async def test_a_push_the_store_refuses_is_answered_503_and_its_group_is_stored(
+    lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path], tmp_path: Path
+) -> None:
+    many = write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=SITES))
+    template = fixed_sweep().sites[0]
+    db = tmp_path / "central.db"
+    # Given a store that refuses site-5's row (a trigger in the file: SQLite's own failure,
+    # mid-way through that push's transaction, in whatever group it comes)
+    Store(str(db)).close()
+    with sqlite3.connect(db) as connection:
+        connection.execute(
+            "CREATE TRIGGER refuse_site_5 BEFORE INSERT ON site_results WHEN NEW.site = 'site-5' "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    server = CentralProcess(many, db, tmp_path / "central.log")
+    await server.start()
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+    try:
+        results = [one_site(template, n, 2) for n in range(SITES)]
+        bodies = [_sealed(result, f"site-{n}") for n, result in enumerate(results)]
+        # When every agent pushes at once
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=120) as client:
+            answers = await asyncio.gather(
+                *(client.post("/api/v1/results", content=body) for body in bodies)
+            )
+        # Then site-5's push is told the store cannot take it, and nothing of it is stored
+        statuses = [a.status_code for a in answers]
+        assert statuses[5] == 503, answers[5].text
+        assert answers[5].json()["reason"] == "the store cannot be written; try again later"
+        assert "disk is full" in server.log.read_text()
+        # ... and every other push is stored whole, whatever group it shared with site-5's
+        assert statuses[:5] + statuses[6:] == [201] * (SITES - 1), {a.text for a in answers}
+        with sqlite3.connect(db) as connection:
+            rows = connection.execute(
+                "SELECT s.id, COUNT(r.site) FROM sweeps s LEFT JOIN site_results r "
+                "ON r.sweep_id = s.id GROUP BY s.id"
+            ).fetchall()
+        assert sorted(rows) == sorted((r.sweep.id, 1) for n, r in enumerate(results) if n != 5)
+    finally:
+        await server.stop()
