@@ -95,14 +95,24 @@ def test_the_fold_covers_every_character_an_ascii_letter_matches_regardless_of_c
 @pytest.mark.parametrize(
     ("pattern", "need"),
     [
-        # all of a sequence's words, one branch's (the parser takes a branch's common start out)
+        # all of a sequence's words in order, one branch's (the parser takes a branch's
+        # common start out)
         (
             r"\bsending (?:to|by) (?:this|that)\b",
-            ["&", "sending ", ["|", "to", "by"], " th", ["|", "is", "at"]],
+            [">", "sending ", ["|", "to", "by"], " th", ["|", "is", "at"]],
         ),
-        (r"(?<!allow )\bblock ?list", ["&", "block", "list"]),
+        (r"(?<!allow )\bblock ?list", [">", "block", "list"]),
         (r"spam|\d+ hops", ["|", "spam", " hops"]),
         (r"spam|\d+", None),
+        # a lookahead's words may lie beyond what follows it: in any order
+        (
+            r"mail ?from(?=:| address)\S* sender",
+            ["&", "mail", "from", ["|", ":", " address"], " sender"],
+        ),
+        (
+            r"\b(?:mail ?from(?=:)|sender) rejected",  # ... and so is all around it
+            ["&", ["|", ["&", "mail", "from", ":"], "sender"], " rejected"],
+        ),
     ],
 )
 def test_all_a_phrase_needs(pattern: str, need: phrase.Need | None) -> None:
@@ -117,19 +127,34 @@ def _known(pattern: str, words: tuple[str, ...], need: phrase.Need) -> Phrase:
 
 def test_a_phrase_is_compiled_only_for_a_text_with_its_words() -> None:
     pattern = r"\b(?:sender|from) address (?:rejected|refused)"
-    need = ["&", ["|", "sender", "from"], " address ", ["|", "rejected", "refused"]]
+    need = [">", ["|", "sender", "from"], " address ", ["|", "rejected", "refused"]]
     said = _known(pattern, ("address ",), need)
     assert said.search("5.1.0 Sender address rejected") is True
     assert said.may_match("Sender ADDRESS REFUSED") is True
     assert said._compiled is not None
     # one word missing, or all: not compiled
-    for text in ("5.1.0 Sender address accepted", "550 5.7.606 Access denied, banned IP"):
+    for text in (
+        "5.1.0 Sender address accepted",
+        "550 5.7.606 Access denied, banned IP",
+        "5.1.0 Address of sender rejected",  # all the words, not in the phrase's order
+    ):
         never = _known(pattern, ("address ",), need)
         assert never.search(text) is False
         assert never._compiled is None
     # once compiled, the words alone spare the search
     assert said.search("550 5.7.606 Access denied, banned IP") is False
     assert said.search("5.1.0 Sender address accepted") is False
+    # in order: each part after the one before it, the earliest of a branch's
+    for need, text, holds in (
+        ([">", "ab", "bc"], "abc", False),
+        ([">", "ab", "bc"], "ab bc", True),
+        ([">", ["|", "x", "ab"], "b"], "ab", False),
+        ([">", ["|", "ab", "a"], "b"], "ab", True),
+        ([">", ["|", [">", "a", "b"], "c"], "d"], "c a b d", True),
+        (["&", "bc", "ab"], "ab bc", True),
+        (["|", "q", ["&", "a", "z"]], "a", False),
+    ):
+        assert phrase.holds(need, text) is holds, (need, text)
     # the four letters outside ASCII that case-insensitive ASCII matches
     assert _known("kiss", ("kiss",), "kiss").search("\u212a\u0131\u017fs") is True
     # a phrase the file does not know is always searched

@@ -33,8 +33,9 @@ _parser: Any = importlib.import_module("re._parser")
 
 OUT = Path(phrase.__file__).with_name(phrase.WORDS_FILE)
 
-# What a text must hold for the phrase to match: a word (lowered ASCII), all of ["&", ...],
-# or any of ["|", ...]; None: nothing is known.
+# What a text must hold for the phrase to match: a word (lowered ASCII); all of [">", ...]
+# in that order, each after the one before it; all of ["&", ...] in any order; any of
+# ["|", ...]. None: nothing is known.
 Need = str | list[Any] | None
 
 
@@ -42,7 +43,7 @@ def required(pattern: str) -> tuple[list[str] | None, Need]:
     """For a phrase (matched case-insensitively): the words one of which every text it
     matches contains, and the whole of what such a text must hold (`Need`), or None, None
     when the phrase needs no literal."""
-    need = _sequence(_parser.parse(pattern, re.IGNORECASE))
+    need, _ = _sequence(_parser.parse(pattern, re.IGNORECASE))
     words = _words(need)
     return (None, None) if words is None else (sorted(words), need)
 
@@ -51,10 +52,13 @@ def required_words(pattern: str) -> list[str] | None:
     return required(pattern)[0]
 
 
-def _sequence(items: Iterable[tuple[Any, Any]]) -> Need:
-    """Everything in a sequence is matched: all of its parts' needs."""
+def _sequence(items: Iterable[tuple[Any, Any]]) -> tuple[Need, bool]:
+    """Everything in a sequence is matched, each part in the text after the one before it:
+    all of its parts' needs, in order, unless a part looks around (a lookahead's words may
+    lie beyond the next part's). The bool: whether anything in it looks around."""
     needs: list[Need] = []
     run = ""
+    looks = False
     for op, av in items:
         if op is _parser.LITERAL and av < 128:
             run += chr(av).lower()
@@ -64,12 +68,13 @@ def _sequence(items: Iterable[tuple[Any, Any]]) -> Need:
         if run:
             needs.append(run)
             run = ""
-        need = _node(op, av)
+        need, around = _node(op, av)
+        looks = looks or around
         if need is not None:
             needs.append(need)
     if run:
         needs.append(run)
-    return _joined("&", needs)
+    return _joined("&" if looks else ">", needs), looks
 
 
 def _joined(kind: str, needs: list[Need]) -> Need:
@@ -77,30 +82,34 @@ def _joined(kind: str, needs: list[Need]) -> Need:
     for need in needs:
         if isinstance(need, list) and need[0] == kind:
             flat.extend(need[1:])
-        elif need not in flat:
+        elif need not in flat:  # (for ">": the first of two equal needs is needed anyway)
             flat.append(need)
     if not flat:
         return None
     return flat[0] if len(flat) == 1 else [kind, *flat]
 
 
-def _node(op: Any, av: Any) -> Need:
+def _node(op: Any, av: Any) -> tuple[Need, bool]:
     if op is _parser.BRANCH:
         branches = [_sequence(branch) for branch in av[1]]
-        if any(need is None for need in branches):
-            return None  # a branch that needs nothing: the whole needs nothing
-        return _joined("|", branches)
+        looks = any(around for _, around in branches)
+        if any(need is None for need, _ in branches):
+            return None, looks  # a branch that needs nothing: the whole needs nothing
+        return _joined("|", [need for need, _ in branches]), looks
     if op is _parser.SUBPATTERN:  # (group, flags added, flags removed, pattern)
         return _sequence(av[3])
     if op is _parser.ATOMIC_GROUP:
         return _sequence(av)
     if op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT, _parser.POSSESSIVE_REPEAT):
         low, _high, item = av
-        return _sequence(item) if low >= 1 else None
+        need, looks = _sequence(item)
+        return (need if low >= 1 else None), looks
     if op is _parser.ASSERT:  # (direction, pattern): a lookahead or lookbehind is text too
-        return _sequence(av[1])
-    # a character class, any character, a negative assertion, a back reference: no word
-    return None
+        need, _ = _sequence(av[1])
+        return need, True
+    # a character class, any character, a back reference, a negative lookaround (no width,
+    # no word: the parts around it keep their order): no word
+    return None, False
 
 
 def _words(need: Need) -> frozenset[str] | None:

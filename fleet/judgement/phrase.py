@@ -21,7 +21,8 @@ from typing import Any, TypeAlias
 
 WORDS_FILE = "phrase_words.tsv"
 
-# What a text must hold for a phrase to match: a word, all of ["&", ...], any of ["|", ...].
+# What a text must hold for a phrase to match: a word; all of [">", ...] in that order, each
+# after the one before it; all of ["&", ...] in any order; any of ["|", ...].
 Need: TypeAlias = "str | list[Any]"
 
 # The characters outside ASCII that a case-insensitive ASCII letter matches (tests/
@@ -63,11 +64,26 @@ def folded(text: str) -> str:
 
 def holds(need: Need, low: str) -> bool:
     """Whether a folded text holds what `need` asks."""
+    return _end(need, low, 0) >= 0
+
+
+def _end(need: Need, low: str, start: int) -> int:
+    """Where the earliest text from `start` that holds `need` ends; -1: none does. (The
+    earliest end of each part in turn is the best start for the next.)"""
     if isinstance(need, str):
-        return need in low
+        at = low.find(need, start)
+        return -1 if at < 0 else at + len(need)
+    parts = need[1:]
+    if need[0] == ">":
+        for part in parts:
+            start = _end(part, low, start)
+            if start < 0:
+                return -1
+        return start
+    ends = [_end(part, low, start) for part in parts]
     if need[0] == "&":
-        return all(holds(part, low) for part in need[1:])
-    return any(holds(part, low) for part in need[1:])
+        return -1 if min(ends) < 0 else max(ends)
+    return min((end for end in ends if end >= 0), default=-1)
 
 
 class Phrase:
