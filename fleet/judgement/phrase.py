@@ -1,13 +1,13 @@
 """A rule's phrase (a regex, case-insensitive), compiled only for a text that holds the words
-the phrase cannot match without.
+the phrase cannot match without, in the order it needs them.
 
 Compiling the phrases a reply is read against cost a `fleet scan` of a refused site more than
-its conversation (issue 20: ~30 ms for the ~35 phrases before the rule that reads Microsoft's
+its conversation (issue 20: ~28 ms for the 33 phrases before the rule that reads Microsoft's
 "banned sending IP"). Most phrases cannot match most replies for want of a word:
 tools/phrase_words.py derives those words from each phrase's parse and writes them to
-phrase_words.tsv, one phrase a line: a digest of the phrase, a tab, [words, need] in JSON. A phrase that file does not know (changed
-since) is compiled as before: the words only ever spare a compile and a search, never change a
-reading.
+phrase_words.tsv, one phrase a line: a digest of the phrase, a tab, [words, need] in JSON. A
+phrase that file does not know (changed since) is compiled as before: the words only ever
+spare a compile and a search, never change a reading.
 """
 
 from __future__ import annotations
