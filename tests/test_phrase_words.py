@@ -13,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fleet.classify import Context, classify_reply, make_reply, provider_of
 from fleet.judgement import phrase
@@ -251,3 +253,25 @@ def test_reading_a_refused_site_compiles_few_phrases() -> None:
     assert rule == "RuleId.m365_banned_sending_ip" or rule.endswith("banned_sending_ip"), rule
     assert int(passed) > 20
     assert int(compiled) * 5 < int(passed), done.stdout
+
+
+def _phrases() -> list[str]:
+    return sorted(set(_tool().phrases()))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(data=st.data())
+@pytest.mark.parametrize("pattern", _phrases())
+def test_the_words_never_keep_a_phrase_from_a_text_generated_to_match_it(
+    pattern: str, data: st.DataObject
+) -> None:
+    """Beyond the corpus: texts hypothesis builds from the phrase itself (any case, any
+    filler), each checked to match, must never be refused by the phrase's words."""
+    compiled = re.compile(pattern, re.IGNORECASE)
+    text = data.draw(st.from_regex(compiled).filter(lambda t: compiled.search(t) is not None))
+    assert Phrase(pattern).may_match(text), (pattern, text)
