@@ -134,3 +134,46 @@ def test_multi_valued_rdn_falls_back(tmp_path: Path) -> None:
     decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
     assert _from_decoded(decoded) is None
     assert TlsContexts().certificate(der, decoded) == _parse_certificate(der)
+
+
+class _CountingPeer:
+    """An SSLObject that counts how often its certificate is asked for."""
+
+    def __init__(self, peer: ssl.SSLObject) -> None:
+        self._peer = peer
+        self.asked = 0
+
+    def getpeercert(self, binary_form: bool = False) -> object:
+        self.asked += 1
+        return self._peer.getpeercert(binary_form)
+
+    def cipher(self) -> object:
+        return self._peer.cipher()
+
+    def version(self) -> object:
+        return self._peer.version()
+
+
+def test_details_from_the_handshakes_decoded_certificate(certs: LabCertificates) -> None:
+    """The transport's decoded certificate (its "peercert" extra) gives the same details
+    as the DER form, and a peer seen before costs no certificate call at all."""
+    client = ssl.create_default_context(cafile=str(certs.ca_file))
+    server = certs.server_context("localhost", "127.0.0.1")
+    first, again = _handshake(server, client), _handshake(server, client)
+    by_der = TlsContexts().details(first, True, None)
+    contexts = TlsContexts()
+    counting = _CountingPeer(first)
+    by_decoded = contexts.details(counting, True, None, first.getpeercert())  # type: ignore[arg-type]
+    assert by_decoded == by_der
+    assert by_decoded.san == ["localhost", "127.0.0.1"]
+    counting_again = _CountingPeer(again)
+    peercert = again.getpeercert()
+    assert contexts.details(counting_again, True, None, peercert) is by_decoded  # type: ignore[arg-type]
+    assert counting_again.asked == 0
+    # another cap (or an unverified peer, whose decoded form is empty) is other details
+    capped = contexts.details(counting_again, True, "1.2", peercert)  # type: ignore[arg-type]
+    assert capped.capped_at == "1.2"
+    assert capped.subject == by_der.subject
+    unverified = contexts.details(again, False, None, {})
+    assert unverified.verified is None
+    assert unverified.subject == by_der.subject

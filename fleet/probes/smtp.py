@@ -113,6 +113,8 @@ class TlsContexts:
         self._details: dict[
             tuple[bytes | None, str | None, str | None, bool, str | None], TlsInfo
         ] = {}
+        # The same by the decoded certificate of a verified peer (see details()).
+        self._seen: dict[tuple[Any, ...], TlsInfo] = {}
 
     def get(self, ca_file: str | None, tls_max: str | None, verify: bool) -> ssl.SSLContext:
         key = (ca_file, tls_max, verify)
@@ -146,12 +148,40 @@ class TlsContexts:
             self._certs[der] = info
         return info
 
-    def details(self, ssl_object: ssl.SSLObject, verified: bool, capped_at: str | None) -> TlsInfo:
+    def details(
+        self,
+        ssl_object: ssl.SSLObject,
+        verified: bool,
+        capped_at: str | None,
+        peercert: dict[str, Any] | None = None,
+    ) -> TlsInfo:
         """The TLS details of a connection: its certificate's (decoded only the first time
-        the sweep sees it) with the version and cipher negotiated."""
-        der = ssl_object.getpeercert(binary_form=True)
+        the sweep sees it) with the version and cipher negotiated. `peercert` is the
+        decoded certificate the transport already took at the handshake (its "peercert"
+        extra): a verified peer is then known by it, without asking OpenSSL for the DER
+        form too (one more certificate encoding per conversation)."""
         cipher = ssl_object.cipher()
         version, name = ssl_object.version(), cipher[0] if cipher else None
+        if verified and peercert:
+            # ssl's decoded form is nested tuples of str/int: hashable as it is, and it
+            # holds the issuer and serial number, which name one certificate.
+            seen: tuple[Any, ...] = (tuple(peercert.items()), version, name, capped_at)
+            info = self._seen.get(seen)
+            if info is None:
+                info = self._details_of(ssl_object, verified, capped_at, version, name)
+                self._seen[seen] = info
+            return info
+        return self._details_of(ssl_object, verified, capped_at, version, name)
+
+    def _details_of(
+        self,
+        ssl_object: ssl.SSLObject,
+        verified: bool,
+        capped_at: str | None,
+        version: str | None,
+        name: str | None,
+    ) -> TlsInfo:
+        der = ssl_object.getpeercert(binary_form=True)
         key = (der, version, name, verified, capped_at)
         info = self._details.get(key)
         if info is None:
@@ -984,7 +1014,10 @@ class _Probe:
         if ssl_object is None:
             return
         self.state.tls = self.tls_contexts.details(
-            ssl_object, self.spec.tls_verify, self.spec.tls_max
+            ssl_object,
+            self.spec.tls_verify,
+            self.spec.tls_max,
+            smtp.get_transport_info("peercert"),
         )
 
     def _context(self) -> Context:
