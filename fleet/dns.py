@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import socket
 import sys
 import weakref
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -40,7 +43,6 @@ from aiodns import error as dns_error
 
 from fleet.errors import NameserverError
 from fleet.net import is_ip, join_host_port, split_host_port
-from fleet.once import Once
 
 log = logging.getLogger("fleet.dns")
 
@@ -152,8 +154,39 @@ def _loop_watches_sockets() -> bool:
         right.close()
 
 
+class _Question:
+    """One (name, type) of the sweep: its askers waiting, then its answer."""
+
+    __slots__ = ("answer", "error", "name", "rtype", "shown", "waiters")
+
+    def __init__(self, name: str, rtype: str, shown: str) -> None:
+        self.name, self.rtype, self.shown = name, rtype, shown
+        self.answer: Answer | None = None
+        self.error: BaseException | None = None  # a fault of fleet's, for its askers
+        # Each asker awaits a future of its own: a cancelled asker (its site's time budget
+        # ran out) cancels only that future, never the question the others wait for.
+        self.waiters: list[asyncio.Future[Answer]] = []
+
+
+class _Send:
+    """One ask of a question to c-ares, with the time by which it must call back."""
+
+    __slots__ = ("deadline", "done", "question", "reply")
+
+    def __init__(
+        self, question: _Question, done: Callable[[Answer], None], deadline: float
+    ) -> None:
+        self.question, self.done, self.deadline = question, done, deadline
+        self.reply: asyncio.Future[pycares.DNSResult] | None = None
+
+
 class Dns:
-    """The sweep's resolver. Create inside the running event loop; close when done."""
+    """The sweep's resolver. Create inside the running event loop; close when done.
+
+    A first question costs no task and no timer of its own (a sweep asks a thousand):
+    it is sent from the asker's call, its reply settles its askers from c-ares's
+    callback, and one timer for all questions in flight stops waiting for those c-ares
+    never called back for. Only a question that timed out gets a task, for its retries."""
 
     def __init__(
         self,
@@ -170,6 +203,7 @@ class Dns:
         self.second_chance = second_chance
         self.retries = retries  # extra asks of one question at most (after c-ares's tries)
         self._heard = False  # has the resolver answered anything (not a timeout) yet?
+        self._loop = asyncio.get_running_loop()
         # ARES_FLAG_NOSEARCH: never append search domains; a DNSBL name is always absolute.
         # (No ARES_FLAG_NOCHECKRESP: with it c-ares would stop at the first resolver that
         # answers SERVFAIL or REFUSED instead of asking the next one, and would accept
@@ -184,9 +218,18 @@ class Dns:
             flags=pycares.ARES_FLAG_NOSEARCH,
         )
         # c-ares sends every question to the first nameserver and moves on only when it
-        # fails, so this cap on questions in flight is also the most any nameserver gets.
-        self._limit = asyncio.Semaphore(concurrency)
-        self._answers: Once[tuple[str, str], Answer] = Once()
+        # fails, so this cap on asks in flight is also the most any nameserver gets.
+        self._concurrency = concurrency
+        self._waiting: deque[_Send] = deque()  # asks waiting for a slot, first come first
+        # Asks in flight, in the order sent: with one budget for all, also the order of
+        # their deadlines. c-ares has its own timeout and retries; this outer bound only
+        # guards against a resolver that never calls back.
+        self._in_flight: dict[_Send, None] = {}
+        self._budget = timeout_s * tries * 2 + 1
+        self._expiry: asyncio.TimerHandle | None = None
+        self._questions: dict[tuple[str, str], _Question] = {}
+        self._retrying: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.stats = DnsStats()
         # First questions waiting for a slot or in flight; second chances wait for none.
         self._first_asks = 0
@@ -199,12 +242,23 @@ class Dns:
 
     async def close(self) -> None:
         """Stop questions still in flight (their askers get CancelledError) and the resolver."""
-        pending = self._answers.cancel()
+        self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        for question in self._questions.values():
+            for waiter in question.waiters:
+                waiter.cancel()
+        pending = list(self._retrying)
+        for task in pending:
+            task.cancel()
         try:
+            # The askers and the retries see their cancellation before c-ares is closed.
+            # wait() does not raise for the cancelled retries, but a cancellation of
+            # close() itself still reaches its caller (suppressing it here would eat it).
             if pending:
-                # wait() does not raise for the cancelled questions, but a cancellation of
-                # close() itself still reaches its caller (suppressing it here would eat it).
                 await asyncio.wait(pending)
+            else:
+                await asyncio.sleep(0)
         finally:  # even when cancelled: c-ares must not call back into a closed loop later
             await self._resolver.close()
 
@@ -212,77 +266,173 @@ class Dns:
         """Ask (name, rtype) once per sweep; never raises for DNS trouble. `shown` is the
         name as logged, when the name itself holds a secret (a DQS key)."""
         key = (name.lower().rstrip("."), rtype)
-        return await self._answers.get(key, lambda: self._ask(key[0], rtype, shown or key[0]))
+        question = self._questions.get(key)
+        if question is None:
+            question = self._start(key, shown or key[0])
+        if question.answer is not None:
+            return question.answer
+        if question.error is not None:
+            raise question.error
+        if self._closed:
+            raise asyncio.CancelledError  # close() stopped the question
+        waiter: asyncio.Future[Answer] = self._loop.create_future()
+        question.waiters.append(waiter)
+        return await waiter  # cancelled: only this asker stops waiting
 
     def ask_ahead(self, name: str, rtype: str) -> None:
         """Ask (name, rtype) now, if nobody has, for a `query` that will want it soon."""
         key = (name.lower().rstrip("."), rtype)
-        self._answers.start(key, lambda: self._ask(key[0], rtype, key[0]))
+        if key not in self._questions:
+            self._start(key, key[0])
 
     def answered(self, name: str, rtype: str) -> Answer | None:
         """(name, rtype)'s answer when the sweep already has it, else None (not asked yet,
         or still in flight): a caller can then skip the tasks that would wait for it."""
-        return self._answers.finished((name.lower().rstrip("."), rtype))
+        question = self._questions.get((name.lower().rstrip("."), rtype))
+        return None if question is None else question.answer
 
-    async def _ask(self, name: str, rtype: str, shown: str) -> Answer:
+    def _start(self, key: tuple[str, str], shown: str) -> _Question:
+        if self._closed:
+            raise asyncio.CancelledError  # as for a question close() stopped
+        question = self._questions[key] = _Question(key[0], key[1], shown)
         self._first_asks += 1
         self._quiet.clear()
-        try:
-            answer = await self._send(name, rtype, shown)
-        finally:
-            self._first_asks -= 1
-            if not self._first_asks:
-                self._quiet.set()
-        if answer.outcome is not Outcome.timeout or not self.second_chance or self.retries < 1:
-            return answer
-        self.stats.retries += 1
-        for ask in range(1, self.retries + 1):
-            if ask > 1 and not self._heard:
-                break  # a resolver that answers nothing at all is down, not lossy
-            # Unanswered: ask again when the resolver is no longer busy with first questions,
-            # or once one more ask's time has passed.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout_s * self.tries):
-                    while self._first_asks:
-                        await self._quiet.wait()
-            self.stats.retry_asks += 1
-            log.debug("%s %s: asked again (%d) after a timeout", rtype, shown, ask)
-            answer = await self._send(name, rtype, shown)
-            if answer.outcome is not Outcome.timeout:
-                self.stats.retry_asks_answered += 1
-                self.stats.retries_answered += 1
-                break
-        return answer
+        self._send(question, functools.partial(self._first_done, question))
+        return question
 
-    async def _send(self, name: str, rtype: str, shown: str) -> Answer:
-        async with self._limit:
-            self.stats.queries += 1
-            self.stats.by_type[rtype] = self.stats.by_type.get(rtype, 0) + 1
-            # c-ares has its own timeout and retries; this outer bound only guards
-            # against a resolver that never calls back.
-            budget = self.timeout_s * self.tries * 2 + 1
-            try:
-                async with asyncio.timeout(budget):
-                    result = await self._resolver.query_dns(name, rtype)
-            except TimeoutError:
-                log.debug("%s %s: no callback within %.1f s", rtype, shown, budget)
-                return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
-            except dns_error.DNSError as exc:
-                code = exc.args[0] if exc.args else None
-                outcome = _ERRNO_OUTCOME.get(code, Outcome.error)
-                words = (
-                    _OUTCOME_WORDS.get(outcome)
-                    or _ERRNO_WORDS.get(code)
-                    or f"DNS error: {exc.args[-1] if exc.args else exc}"
+    def _first_done(self, question: _Question, answer: Answer) -> None:
+        self._first_asks -= 1
+        if not self._first_asks:
+            self._quiet.set()
+        if answer.outcome is not Outcome.timeout or not self.second_chance or self.retries < 1:
+            self._settle(question, answer)
+            return
+        self.stats.retries += 1
+        task = self._loop.create_task(self._ask_again(question, answer))
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
+
+    def _settle(self, question: _Question, answer: Answer) -> None:
+        question.answer = answer
+        for waiter in question.waiters:
+            if not waiter.done():
+                waiter.set_result(answer)
+        question.waiters.clear()
+
+    async def _ask_again(self, question: _Question, answer: Answer) -> None:
+        try:
+            for ask in range(1, self.retries + 1):
+                if ask > 1 and not self._heard:
+                    break  # a resolver that answers nothing at all is down, not lossy
+                # Unanswered: ask again when the resolver is no longer busy with first
+                # questions, or once one more ask's time has passed.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.timeout_s * self.tries):
+                        while self._first_asks:
+                            await self._quiet.wait()
+                self.stats.retry_asks += 1
+                log.debug(
+                    "%s %s: asked again (%d) after a timeout", question.rtype, question.shown, ask
                 )
-                # `shown`: the name with a DQS key blanked, when it holds one.
-                log.debug("%s %s: %s", rtype, shown, outcome.value)
-                self._heard = self._heard or outcome in _REPLIES
-                return Answer(outcome, detail=words)  # our words: never the query name
-            except ValueError:  # a name c-ares will not send (the text may quote the name)
-                return Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME])
+                reply: asyncio.Future[Answer] = self._loop.create_future()
+                self._send(question, functools.partial(_set_unless_done, reply))
+                answer = await reply
+                if answer.outcome is not Outcome.timeout:
+                    self.stats.retry_asks_answered += 1
+                    self.stats.retries_answered += 1
+                    break
+        except asyncio.CancelledError:
+            raise  # closed: close() has cancelled the askers already
+        except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
+            self._fail(question, exc)
+            raise
+        self._settle(question, answer)
+
+    def _fail(self, question: _Question, exc: BaseException) -> None:
+        question.error = exc
+        for waiter in question.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+        question.waiters.clear()
+
+    def _send(self, question: _Question, done: Callable[[Answer], None]) -> None:
+        """Ask c-ares now if a slot is free, else when one is; `done` gets the answer."""
+        send = _Send(question, done, 0.0)
+        if len(self._in_flight) < self._concurrency:
+            self._issue(send)
+        else:
+            self._waiting.append(send)
+
+    def _issue(self, send: _Send) -> None:
+        question = send.question
+        self.stats.queries += 1
+        self.stats.by_type[question.rtype] = self.stats.by_type.get(question.rtype, 0) + 1
+        try:
+            reply = self._resolver.query_dns(question.name, question.rtype)
+        except ValueError:  # a name c-ares will not send (the text may quote the name)
+            self._deliver(send, Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME]))
+            return
+        send.reply = reply
+        send.deadline = self._loop.time() + self._budget
+        self._in_flight[send] = None
+        if self._expiry is None:
+            self._expiry = self._loop.call_at(send.deadline, self._expire)
+        reply.add_done_callback(functools.partial(self._replied, send))
+
+    def _expire(self) -> None:
+        """Stop waiting for asks c-ares has not called back for within the budget."""
+        self._expiry = None
+        now = self._loop.time()
+        for send in list(self._in_flight):
+            if send.deadline > now:
+                self._expiry = self._loop.call_at(send.deadline, self._expire)
+                break
+            assert send.reply is not None  # noqa: S101
+            send.reply.cancel()  # its callback (_replied) reads that as "no callback"
+
+    def _replied(self, send: _Send, reply: asyncio.Future[pycares.DNSResult]) -> None:
+        if self._closed:
+            return
+        del self._in_flight[send]
+        while self._waiting and len(self._in_flight) < self._concurrency:
+            self._issue(self._waiting.popleft())
+        try:
+            answer = self._answer(send.question, reply)
+        except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
+            log.exception("%s %s", send.question.rtype, send.question.shown)
+            self._fail(send.question, exc)
+            return
+        self._deliver(send, answer)
+
+    def _deliver(self, send: _Send, answer: Answer) -> None:
+        try:
+            send.done(answer)
+        except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
+            log.exception("%s %s", send.question.rtype, send.question.shown)
+            self._fail(send.question, exc)
+
+    def _answer(self, question: _Question, reply: asyncio.Future[pycares.DNSResult]) -> Answer:
+        rtype, shown = question.rtype, question.shown
+        if reply.cancelled():
+            log.debug("%s %s: no callback within %.1f s", rtype, shown, self._budget)
+            return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
+        exc = reply.exception()
+        if isinstance(exc, dns_error.DNSError):
+            code = exc.args[0] if exc.args else None
+            outcome = _ERRNO_OUTCOME.get(code, Outcome.error)
+            words = (
+                _OUTCOME_WORDS.get(outcome)
+                or _ERRNO_WORDS.get(code)
+                or f"DNS error: {exc.args[-1] if exc.args else exc}"
+            )
+            # `shown`: the name with a DQS key blanked, when it holds one.
+            log.debug("%s %s: %s", rtype, shown, outcome.value)
+            self._heard = self._heard or outcome in _REPLIES
+            return Answer(outcome, detail=words)  # our words: never the query name
+        if exc is not None:
+            raise exc
         self._heard = True
-        answer = _records(result, rtype)
+        answer = _records(reply.result(), rtype)
         log.debug("%s %s: %s %s", rtype, shown, answer.outcome.value, answer.records)
         return answer
 
@@ -304,6 +454,11 @@ class Dns:
             if candidate.outcome not in (Outcome.nodata, Outcome.nxdomain):
                 return candidate
         return v4
+
+
+def _set_unless_done(future: asyncio.Future[Answer], answer: Answer) -> None:
+    if not future.done():
+        future.set_result(answer)
 
 
 def _records(result: pycares.DNSResult, rtype: str) -> Answer:

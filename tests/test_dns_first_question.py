@@ -1,0 +1,116 @@
+"""The resolver's first question: no task, no timer and no shield of its own, yet what they
+guarded still holds. An asker cancelled by its own site's time budget stops only its own
+wait (the question, and the others waiting on it, go on); a resolver that never calls
+back still ends in a timeout, each ask at its own deadline, however many are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pycares
+
+from fleet.dns import Answer, Dns, Outcome
+from fleet.lab.dns import LabDns
+
+
+async def test_a_cancelled_asker_leaves_the_question_to_the_others(lab_dns: LabDns) -> None:
+    # Given a slow name, asked by three sites at once
+    lab_dns.add("slow.first.test", "A", "127.0.0.9")
+    lab_dns.delay("slow.first.test", 0.3)
+    dns = Dns([lab_dns.nameserver], timeout_s=2.0, tries=1)
+    try:
+        askers = [asyncio.ensure_future(dns.query("slow.first.test", "A")) for _ in range(3)]
+        await asyncio.sleep(0.05)  # all three wait on the one question in flight
+        # When the first site's time budget runs out
+        askers[0].cancel()
+        await asyncio.gather(askers[0], return_exceptions=True)
+        assert askers[0].cancelled()
+        # Then the others still get the answer, and the name was asked once
+        assert [a.records for a in await asyncio.gather(*askers[1:])] == [("127.0.0.9",)] * 2
+        assert lab_dns.log.count("slow.first.test", "A") == 1
+        # and a later asker reads it from the memo
+        assert (await dns.query("slow.first.test", "A")).records == ("127.0.0.9",)
+    finally:
+        await dns.close()
+
+
+async def test_the_only_asker_cancelled_leaves_the_answer_for_later_askers(
+    lab_dns: LabDns,
+) -> None:
+    lab_dns.add("alone.first.test", "TXT", "v=spf1 -all")
+    lab_dns.delay("alone.first.test", 0.2)
+    dns = Dns([lab_dns.nameserver], timeout_s=2.0, tries=1)
+    try:
+        asker = asyncio.ensure_future(dns.query("alone.first.test", "TXT"))
+        await asyncio.sleep(0.05)
+        asker.cancel()
+        await asyncio.gather(asker, return_exceptions=True)
+        assert dns.answered("alone.first.test", "TXT") is None  # still in flight
+        later = await dns.query("alone.first.test", "TXT")
+        assert later.records == ("v=spf1 -all",)
+        assert lab_dns.log.count("alone.first.test", "TXT") == 1
+    finally:
+        await dns.close()
+
+
+class _NeverCallsBack:
+    """A c-ares that takes every question and never calls back (a stuck channel): the
+    one fault a real resolver on loopback cannot stage, since c-ares times out itself."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def query_dns(self, name: str, rtype: str) -> asyncio.Future[pycares.DNSResult]:
+        self.asked.append(name)
+        return asyncio.get_running_loop().create_future()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_resolver_that_never_calls_back_times_out_each_ask_at_its_own_deadline() -> None:
+    # budget per ask: timeout_s x tries x 2 + 1 = 1.2 s
+    dns = Dns(timeout_s=0.1, tries=1, concurrency=100, second_chance=False)
+    stuck = _NeverCallsBack()
+    dns._resolver = stuck  # type: ignore[assignment]
+    finished: dict[str, float] = {}
+
+    async def ask(name: str) -> Answer:
+        answer = await dns.query(name, "A")
+        finished[name] = time.monotonic()
+        return answer
+
+    try:
+        started = time.monotonic()
+        early = [asyncio.ensure_future(ask(f"n{n}.early.test")) for n in range(60)]
+        await asyncio.sleep(0.5)
+        late = asyncio.ensure_future(ask("late.test"))
+        answers = await asyncio.gather(*early, late)
+    finally:
+        await dns.close()
+    assert {a.outcome for a in answers} == {Outcome.timeout}
+    assert len(stuck.asked) == 61
+    # the first 60 at 1.2 s; the late one, asked 0.5 s later, 1.2 s after it was sent
+    # (not with the first, nor only at the next whole sweep of the timer)
+    first = max(finished[f"n{n}.early.test"] for n in range(60)) - started
+    assert 1.2 <= first < 1.6, first
+    assert 1.7 <= finished["late.test"] - started < 2.1
+    assert dns.stats.queries == 61
+
+
+async def test_a_stuck_resolver_gets_its_one_extra_ask_and_still_ends() -> None:
+    dns = Dns(timeout_s=0.05, tries=1)  # budget 1.1 s an ask
+    stuck = _NeverCallsBack()
+    dns._resolver = stuck  # type: ignore[assignment]
+    try:
+        started = time.monotonic()
+        answer = await dns.query("stuck.test", "MX")
+        elapsed = time.monotonic() - started
+    finally:
+        await dns.close()
+    assert answer.outcome is Outcome.timeout
+    assert stuck.asked == ["stuck.test", "stuck.test"]  # nothing heard: one extra ask only
+    assert dns.stats.retries == 1
+    assert dns.stats.retries_answered == 0
+    assert 2.2 <= elapsed < 3.5, elapsed
