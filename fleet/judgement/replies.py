@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from fleet.judgement import learned
 from fleet.judgement.catalogue import RULES
 from fleet.judgement.context import Context
 from fleet.judgement.evidence import PREFIXED_CODE_RE, parse_enhanced, spelt_out, unwrapped
@@ -18,6 +18,9 @@ from fleet.judgement.rules.subjects import SUBJECTS
 from fleet.judgement.rules.word_families import SUBJECT_FAMILIES, VETO, WORD_FAMILIES
 from fleet.judgement.vocabulary import REFUSED
 from fleet.results import Category, Reply, Stage
+
+if TYPE_CHECKING:  # imported on the first reply no rule reads: a sweep of healthy sites never
+    from fleet.judgement import learned
 
 # A reply no rule knows. A 4xx is a deferral, whatever it says; a 5xx claims only what its
 # stage or its code proves (a refused STARTTLS cannot start TLS; 535 is RFC 4954's "credentials
@@ -255,6 +258,8 @@ def learned_reading(
     word families' VETO, which the corpus labels as unrecognised whatever else it says)."""
     if veto and _VETO_RE.search(read_text(reply)):
         return None
+    from fleet.judgement import learned
+
     found = learned.guess(stage.value, reply.code, reply.enhanced, reply.text, model)
     if found.probability < threshold or found.category in _NEVER_LEARNED:
         return None
