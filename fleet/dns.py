@@ -1,4 +1,4 @@
-"""One DNS resolver per sweep (aiodns), with de-duplication, a cap on queries in flight,
+"""One DNS resolver per sweep (c-ares, through fleet.dns_channel), with de-duplication, a cap on queries in flight,
 a second chance for questions that went unanswered, and answers normalised into "what
 happened" instead of exceptions.
 
@@ -29,18 +29,16 @@ import functools
 import ipaddress
 import logging
 import socket
-import sys
-import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import aiodns
 import pycares
-from aiodns import error as dns_error
+from pycares import errno as ares
 
+from fleet.dns_channel import open_channel
 from fleet.errors import NameserverError
 from fleet.net import is_ip, join_host_port, split_host_port
 
@@ -79,11 +77,11 @@ class Answer(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
 
 
 _ERRNO_OUTCOME = {
-    dns_error.ARES_ENOTFOUND: Outcome.nxdomain,
-    dns_error.ARES_ENODATA: Outcome.nodata,
-    dns_error.ARES_ETIMEOUT: Outcome.timeout,
-    dns_error.ARES_ESERVFAIL: Outcome.servfail,
-    dns_error.ARES_EREFUSED: Outcome.refused,
+    ares.ARES_ENOTFOUND: Outcome.nxdomain,
+    ares.ARES_ENODATA: Outcome.nodata,
+    ares.ARES_ETIMEOUT: Outcome.timeout,
+    ares.ARES_ESERVFAIL: Outcome.servfail,
+    ares.ARES_EREFUSED: Outcome.refused,
 }
 
 _OUTCOME_WORDS = {
@@ -99,13 +97,13 @@ _REPLIES = frozenset({Outcome.nxdomain, Outcome.nodata, Outcome.servfail, Outcom
 
 # c-ares errors that are not an answer at all, in words people can act on.
 _ERRNO_WORDS = {
-    dns_error.ARES_ECONNREFUSED: (
+    ares.ARES_ECONNREFUSED: (
         "could not reach the resolver (nothing answers there, or it dropped the connection)"
     ),
-    dns_error.ARES_EBADRESP: "the resolver's answer could not be read",
-    dns_error.ARES_EFORMERR: "the resolver said the query was malformed (FORMERR)",
-    dns_error.ARES_ENOTIMP: "the resolver does not implement this query (NOTIMP)",
-    dns_error.ARES_EBADNAME: "the query name is not a valid DNS name",
+    ares.ARES_EBADRESP: "the resolver's answer could not be read",
+    ares.ARES_EFORMERR: "the resolver said the query was malformed (FORMERR)",
+    ares.ARES_ENOTIMP: "the resolver does not implement this query (NOTIMP)",
+    ares.ARES_EBADNAME: "the query name is not a valid DNS name",
 }
 
 
@@ -117,41 +115,6 @@ class DnsStats:
     retries_answered: int = 0  # ... and answered in the end (by an answer or a definite "no")
     retry_asks: int = 0  # the extra asks of those questions, all rounds together
     retry_asks_answered: int = 0  # ... the ones that got an answer
-
-
-class _LoopDrivenResolver(aiodns.DNSResolver):
-    """aiodns's resolver with c-ares driven by the event loop (through its socket-state
-    callback, aiodns's own way when c-ares cannot run a thread) rather than by a thread of
-    its own: each answer then no longer crosses threads (a GIL hand-off and a wake-up of
-    the loop per answer), which a sweep of thousands of lookups pays in CPU. Not on
-    Windows, where aiodns needs a selector loop for it."""
-
-    def _make_channel(self, **kwargs: Any) -> tuple[bool, pycares.Channel]:
-        weak = weakref.ref(self)  # as aiodns does: no cycle through the channel
-
-        def state(fd: int, readable: bool, writable: bool) -> None:
-            this = weak()
-            if this is not None:
-                this._sock_state_cb(fd, readable, writable)
-
-        return False, pycares.Channel(sock_state_cb=state, timeout=self._timeout, **kwargs)
-
-
-def _loop_watches_sockets() -> bool:
-    """Can the running loop watch a socket for c-ares (`add_reader`)? Not a proactor loop
-    (Windows's default), nor one that refuses it: there aiodns's own thread drives c-ares."""
-    loop = asyncio.get_running_loop()
-    left, right = socket.socketpair()
-    try:
-        loop.add_reader(left.fileno(), lambda: None)
-    except (NotImplementedError, RuntimeError):
-        return False
-    else:
-        loop.remove_reader(left.fileno())
-        return True
-    finally:
-        left.close()
-        right.close()
 
 
 class _Question:
@@ -171,13 +134,12 @@ class _Question:
 class _Send:
     """One ask of a question to c-ares, with the time by which it must call back."""
 
-    __slots__ = ("deadline", "done", "question", "reply")
+    __slots__ = ("deadline", "done", "finished", "question")
 
-    def __init__(
-        self, question: _Question, done: Callable[[Answer], None], deadline: float
-    ) -> None:
-        self.question, self.done, self.deadline = question, done, deadline
-        self.reply: asyncio.Future[pycares.DNSResult] | None = None
+    def __init__(self, question: _Question, done: Callable[[Answer], None]) -> None:
+        self.question, self.done = question, done
+        self.deadline = 0.0
+        self.finished = False  # answered, or given up on: a late callback is ignored
 
 
 class Dns:
@@ -209,13 +171,8 @@ class Dns:
         # answers SERVFAIL or REFUSED instead of asking the next one, and would accept
         # answers to a question it did not ask. Without it, when every resolver refuses,
         # c-ares still reports SERVFAIL or REFUSED.)
-        loop_driven = sys.platform != "win32" and _loop_watches_sockets()
-        resolver = _LoopDrivenResolver if loop_driven else aiodns.DNSResolver
-        self._resolver = resolver(
-            nameservers=self.nameservers or None,
-            timeout=timeout_s,
-            tries=tries,
-            flags=pycares.ARES_FLAG_NOSEARCH,
+        self._resolver = open_channel(
+            self._loop, self.nameservers, timeout_s, tries, pycares.ARES_FLAG_NOSEARCH
         )
         # c-ares sends every question to the first nameserver and moves on only when it
         # fails, so this cap on asks in flight is also the most any nameserver gets.
@@ -357,7 +314,7 @@ class Dns:
 
     def _send(self, question: _Question, done: Callable[[Answer], None]) -> None:
         """Ask c-ares now if a slot is free, else when one is; `done` gets the answer."""
-        send = _Send(question, done, 0.0)
+        send = _Send(question, done)
         if len(self._in_flight) < self._concurrency:
             self._issue(send)
         else:
@@ -367,41 +324,54 @@ class Dns:
         question = send.question
         self.stats.queries += 1
         self.stats.by_type[question.rtype] = self.stats.by_type.get(question.rtype, 0) + 1
-        try:
-            reply = self._resolver.query_dns(question.name, question.rtype)
-        except ValueError:  # a name c-ares will not send (the text may quote the name)
-            self._deliver(send, Answer(Outcome.error, detail=_ERRNO_WORDS[dns_error.ARES_EBADNAME]))
-            return
-        send.reply = reply
         send.deadline = self._loop.time() + self._budget
         self._in_flight[send] = None
         if self._expiry is None:
             self._expiry = self._loop.call_at(send.deadline, self._expire)
-        reply.add_done_callback(functools.partial(self._replied, send))
+        try:
+            self._resolver.query(
+                question.name, question.rtype, functools.partial(self._replied, send)
+            )
+        except ValueError:  # a name c-ares will not send (the text may quote the name)
+            self._replied(send, None, ares.ARES_EBADNAME)
 
     def _expire(self) -> None:
         """Stop waiting for asks c-ares has not called back for within the budget."""
-        self._expiry = None
         now = self._loop.time()
-        for send in list(self._in_flight):
+        while self._in_flight:
+            send = next(iter(self._in_flight))
             if send.deadline > now:
-                self._expiry = self._loop.call_at(send.deadline, self._expire)
                 break
-            assert send.reply is not None  # noqa: S101
-            send.reply.cancel()  # its callback (_replied) reads that as "no callback"
+            question = send.question
+            log.debug(
+                "%s %s: no callback within %.1f s", question.rtype, question.shown, self._budget
+            )
+            self._finish(send, Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout]))
+        self._expiry = None  # (not before: asks sent meanwhile must not start a timer too)
+        if self._in_flight:
+            first = next(iter(self._in_flight))
+            self._expiry = self._loop.call_at(first.deadline, self._expire)
 
-    def _replied(self, send: _Send, reply: asyncio.Future[pycares.DNSResult]) -> None:
-        if self._closed:
+    def _replied(self, send: _Send, result: pycares.DNSResult | None, code: int | None) -> None:
+        if send.finished or self._closed:
             return
+        try:
+            answer = self._answer(send.question, result, code)
+        except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
+            log.exception("%s %s", send.question.rtype, send.question.shown)
+            self._free(send)
+            self._fail(send.question, exc)
+            return
+        self._finish(send, answer)
+
+    def _free(self, send: _Send) -> None:
+        send.finished = True
         del self._in_flight[send]
         while self._waiting and len(self._in_flight) < self._concurrency:
             self._issue(self._waiting.popleft())
-        try:
-            answer = self._answer(send.question, reply)
-        except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
-            log.exception("%s %s", send.question.rtype, send.question.shown)
-            self._fail(send.question, exc)
-            return
+
+    def _finish(self, send: _Send, answer: Answer) -> None:
+        self._free(send)
         self._deliver(send, answer)
 
     def _deliver(self, send: _Send, answer: Answer) -> None:
@@ -411,28 +381,24 @@ class Dns:
             log.exception("%s %s", send.question.rtype, send.question.shown)
             self._fail(send.question, exc)
 
-    def _answer(self, question: _Question, reply: asyncio.Future[pycares.DNSResult]) -> Answer:
+    def _answer(
+        self, question: _Question, result: pycares.DNSResult | None, code: int | None
+    ) -> Answer:
         rtype, shown = question.rtype, question.shown
-        if reply.cancelled():
-            log.debug("%s %s: no callback within %.1f s", rtype, shown, self._budget)
-            return Answer(Outcome.timeout, detail=_OUTCOME_WORDS[Outcome.timeout])
-        exc = reply.exception()
-        if isinstance(exc, dns_error.DNSError):
-            code = exc.args[0] if exc.args else None
+        if code is not None:
             outcome = _ERRNO_OUTCOME.get(code, Outcome.error)
             words = (
                 _OUTCOME_WORDS.get(outcome)
                 or _ERRNO_WORDS.get(code)
-                or f"DNS error: {exc.args[-1] if exc.args else exc}"
+                or f"DNS error: {_strerror(code)}"
             )
             # `shown`: the name with a DQS key blanked, when it holds one.
             log.debug("%s %s: %s", rtype, shown, outcome.value)
             self._heard = self._heard or outcome in _REPLIES
             return Answer(outcome, detail=words)  # our words: never the query name
-        if exc is not None:
-            raise exc
+        assert result is not None  # noqa: S101 - c-ares gives a result or an error
         self._heard = True
-        answer = _records(reply.result(), rtype)
+        answer = _records(result, rtype)
         log.debug("%s %s: %s %s", rtype, shown, answer.outcome.value, answer.records)
         return answer
 
@@ -454,6 +420,11 @@ class Dns:
             if candidate.outcome not in (Outcome.nodata, Outcome.nxdomain):
                 return candidate
         return v4
+
+
+def _strerror(code: int) -> str:
+    text = ares.strerror(code)
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
 
 
 def _set_unless_done(future: asyncio.Future[Answer], answer: Answer) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pycares
+import pytest
 
-from fleet.dns import Answer, Dns, Outcome
+from fleet.dns import Answer, Dns, MxRecord, Outcome
+from fleet.dns_channel import Callback, ThreadChannel
 from fleet.lab.dns import LabDns
 
 
@@ -60,20 +61,21 @@ class _NeverCallsBack:
 
     def __init__(self) -> None:
         self.asked: list[str] = []
+        self._closed = False
 
-    def query_dns(self, name: str, rtype: str) -> asyncio.Future[pycares.DNSResult]:
+    def query(self, name: str, rtype: str, callback: Callback) -> None:
         self.asked.append(name)
-        return asyncio.get_running_loop().create_future()
 
     async def close(self) -> None:
-        pass
+        self._closed = True
 
 
 async def test_a_resolver_that_never_calls_back_times_out_each_ask_at_its_own_deadline() -> None:
     # budget per ask: timeout_s x tries x 2 + 1 = 1.2 s
     dns = Dns(timeout_s=0.1, tries=1, concurrency=100, second_chance=False)
     stuck = _NeverCallsBack()
-    dns._resolver = stuck  # type: ignore[assignment]
+    await dns._resolver.close()
+    dns._resolver = stuck
     finished: dict[str, float] = {}
 
     async def ask(name: str) -> Answer:
@@ -102,7 +104,8 @@ async def test_a_resolver_that_never_calls_back_times_out_each_ask_at_its_own_de
 async def test_a_stuck_resolver_gets_its_one_extra_ask_and_still_ends() -> None:
     dns = Dns(timeout_s=0.05, tries=1)  # budget 1.1 s an ask
     stuck = _NeverCallsBack()
-    dns._resolver = stuck  # type: ignore[assignment]
+    await dns._resolver.close()
+    dns._resolver = stuck
     try:
         started = time.monotonic()
         answer = await dns.query("stuck.test", "MX")
@@ -114,3 +117,39 @@ async def test_a_stuck_resolver_gets_its_one_extra_ask_and_still_ends() -> None:
     assert dns.stats.retries == 1
     assert dns.stats.retries_answered == 0
     assert 2.2 <= elapsed < 3.5, elapsed
+
+
+async def test_a_loop_that_cannot_watch_sockets_gets_aiodns_s_thread(
+    lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows's proactor loop cannot watch c-ares's sockets: there aiodns's own thread
+    drives c-ares, and its answers and errors read the same."""
+
+    def not_here(*_: object) -> None:
+        raise NotImplementedError
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_reader", not_here)
+    lab_dns.add("mx.thread.test", "MX", "10 mail.thread.test.")
+    dns = Dns([lab_dns.nameserver], timeout_s=1.0, tries=1)
+    try:
+        assert isinstance(dns._resolver, ThreadChannel)
+        mx = await dns.query("mx.thread.test", "MX")
+        missing = await dns.query("missing.thread.test", "A")
+    finally:
+        await dns.close()
+    assert mx.mx == (MxRecord(10, "mail.thread.test"),)
+    assert missing.outcome is Outcome.nxdomain
+
+
+async def test_a_name_c_ares_will_not_send_is_an_error_in_fleet_s_words(lab_dns: LabDns) -> None:
+    dns = Dns([lab_dns.nameserver], timeout_s=1.0, tries=1)
+    try:
+        answer = await dns.query("a" * 64 + ".bad.test", "A")
+        other = await dns.query("fine.bad.test", "AXFR")
+    finally:
+        await dns.close()
+    assert answer.outcome is Outcome.error
+    assert answer.detail == "the query name is not a valid DNS name"
+    assert other.outcome is Outcome.error
+    assert lab_dns.log.total == 0
+    assert dns._in_flight == {}

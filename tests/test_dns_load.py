@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from fleet.dns import Dns, Outcome, _LoopDrivenResolver
+from fleet.dns import Dns, Outcome
+from fleet.dns_channel import LoopChannel
 from fleet.inventory import load_inventory
 from fleet.lab.dns import LabDns
 from fleet.pipeline import run_sweep
@@ -250,8 +251,8 @@ async def test_a_sweep_against_a_lossy_resolver_ends_no_site_unknown(
 
 
 def test_on_uvloop_c_ares_is_driven_by_the_loop_and_lost_questions_are_still_asked_again() -> None:
-    # fleet sweeps on uvloop: there c-ares runs on the loop, not on a thread of its own (on
-    # asyncio's loop, as in the tests above, and on Windows, it keeps aiodns's thread)
+    # fleet sweeps on uvloop: there c-ares runs on the loop, not on a thread of its own (as
+    # on asyncio's loop, in the tests above; on Windows's proactor loop, aiodns's thread)
     async def scenario() -> tuple[bool, tuple[str, ...], tuple[str, ...], int]:
         lab = LabDns()
         await lab.start()
@@ -265,7 +266,7 @@ def test_on_uvloop_c_ares_is_driven_by_the_loop_and_lost_questions_are_still_ask
                 lost = await dns.query("lost.load.test", "A")
             finally:
                 await dns.close()
-            loop_driven = isinstance(dns._resolver, _LoopDrivenResolver)
+            loop_driven = isinstance(dns._resolver, LoopChannel)
             return loop_driven, alive.records, lost.records, lab.log.count("lost.load.test")
         finally:
             await lab.stop()

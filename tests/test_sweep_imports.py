@@ -29,3 +29,21 @@ def test_the_learned_reader_is_imported_on_the_first_reply_no_rule_reads() -> No
     lines = done.stdout.splitlines()
     assert lines[:2] == ["False False", "False False"]
     assert lines[2].startswith("True False ")  # read, and its model read beside it
+
+
+def test_a_loop_that_drives_c_ares_itself_never_imports_aiodns() -> None:
+    code = (
+        "import asyncio, sys\n"
+        "import fleet.cli.sweeping, fleet.runner, fleet.pipeline, fleet.probes.smtp\n"
+        "from fleet.dns import Dns\n"
+        "async def main():\n"
+        "    dns = Dns(['127.0.0.1:9'], timeout_s=0.1, tries=1)\n"
+        "    print(type(dns._resolver).__name__)\n"
+        "    await dns.close()\n"
+        "asyncio.run(main())\n"
+        "print('aiodns' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["LoopChannel", "False"]
