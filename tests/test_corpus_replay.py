@@ -27,6 +27,10 @@ seen since.
 labelled outside the repository while the rules and the learned fallback reader were being
 finished and committed only after they were frozen: each measured once, blind (40 of 51;
 94 of 117).
+`holdout11.yaml` (issue threads) and `holdout12.yaml` (documentation and source) were
+gathered and labelled outside the repository while the reader was being changed and
+committed only after it was frozen (RULES_FINAL2): each measured once, blind (13 of 21;
+75 of 94).
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -126,6 +130,13 @@ FLOOR = {
     # above the goal, so they guard at it like every seen set.
     "holdout9": GOAL,
     "holdout10": GOAL,
+    # The eleventh and twelfth held-back sets (tests/corpus/README.md): sealed outside the
+    # repository until the reader was frozen (RULES_FINAL2), measured once, blind, on main
+    # at 7e93f67 (holdout11 13 of 21, issue threads; holdout12 75 of 94, documentation
+    # and source); held at the measured figure (rounded down); below the goal is reported,
+    # not failed.
+    "holdout11": 0.619,
+    "holdout12": 0.7978,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -140,8 +151,9 @@ FLOOR = {
 # holdout9 or holdout10 fails, as on every other set.
 MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-# (holdout4 to holdout10 were read after their blind runs; holdout9 and holdout10 by judge10)
-BLIND: set[str] = set()
+# (holdout4 to holdout10 were read after their blind runs; holdout9 and holdout10 by judge10;
+# holdout11 and holdout12 are unseen until the rule writer reads their misses)
+BLIND: set[str] = {"holdout11", "holdout12"}
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -252,6 +264,8 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "holdout8",
         "holdout9",
         "holdout10",
+        "holdout11",
+        "holdout12",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
