@@ -357,11 +357,9 @@ class Dns:
             return
         try:
             answer = self._answer(send.question, result, code)
-        except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
+        except Exception:  # a fault of fleet's reading an answer: logged, and no answer
             log.exception("%s %s", send.question.rtype, send.question.shown)
-            self._free(send)
-            self._fail(send.question, exc)
-            return
+            answer = Answer(Outcome.error, detail=_ERRNO_WORDS[ares.ARES_EBADRESP])
         self._finish(send, answer)
 
     def _free(self, send: _Send) -> None:

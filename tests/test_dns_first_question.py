@@ -153,3 +153,25 @@ async def test_a_name_c_ares_will_not_send_is_an_error_in_fleet_s_words(lab_dns:
     assert other.outcome is Outcome.error
     assert lab_dns.log.total == 0
     assert dns._in_flight == {}
+
+
+async def test_a_fault_reading_an_answer_is_an_error_answer_and_frees_its_slot(
+    lab_dns: LabDns, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_: object) -> Answer:
+        raise KeyError("a bug of fleet's")
+
+    monkeypatch.setattr("fleet.dns._records", broken)
+    lab_dns.add("one.fault.test", "A", "127.0.0.1")
+    lab_dns.add("two.fault.test", "A", "127.0.0.2")
+    dns = Dns([lab_dns.nameserver], timeout_s=1.0, tries=1, concurrency=1)
+    try:
+        first, second = await asyncio.gather(
+            dns.query("one.fault.test", "A"), dns.query("two.fault.test", "A")
+        )
+    finally:
+        await dns.close()
+    assert first.outcome is second.outcome is Outcome.error
+    assert first.detail == "the resolver's answer could not be read"
+    assert "a bug of fleet's" in caplog.text
+    assert dns._first_asks == 0
