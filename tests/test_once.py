@@ -1,5 +1,5 @@
-"""fleet.once.Once: the one memoiser behind the resolver, the blocklist and SPF probes, the
-public-IP lookup and the OAuth token broker."""
+"""fleet.once.Once: the memoiser behind the blocklist and SPF probes, the public-IP lookup
+and the OAuth token broker (the resolver keeps its own memo: fleet/dns.py)."""
 
 from __future__ import annotations
 
