@@ -191,11 +191,13 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            # inside: a COMMIT SQLite refuses (busy) leaves the transaction open, and what
+            # joined it next would be answered stored and never committed
+            self.db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):  # a full disk may refuse this too
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # -- the lock -----------------------------------------------------------------------
 
@@ -368,9 +370,14 @@ class Store:
             yield
         except BaseException:
             if self.db.in_transaction:  # else SQLite already rolled the whole group back
-                with contextlib.suppress(sqlite3.Error):
+                try:
                     self.db.execute("ROLLBACK TO fleet_save")
                     self.db.execute("RELEASE fleet_save")
+                except sqlite3.Error:
+                    # the save's rows could not be undone alone: undo the whole group
+                    # (`in_group` turns false, and serve stores its pushes one by one)
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
             raise
         self.db.execute("RELEASE fleet_save")
 

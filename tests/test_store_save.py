@@ -155,3 +155,61 @@ def test_a_group_that_raises_stores_none_of_its_results(store: Store) -> None:
         stopped_mid_group()
     assert not store.has("day-2")
     assert store.has("day-1")
+
+
+def test_a_commit_sqlite_refuses_is_rolled_back_and_the_next_save_is_committed(
+    store: Store, tmp_path: Path
+) -> None:
+    """A refused COMMIT (here a deferred constraint; a busy store is another) leaves SQLite's
+    transaction open: were it not rolled back, the next save would join it, be called
+    stored, and never be committed."""
+    store.db.execute("PRAGMA foreign_keys = ON")
+    store.db.execute("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
+    store.db.execute(
+        "CREATE TEMP TABLE child (id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises((StoreError, sqlite3.Error)), store.group():
+        store.save(day(1))
+        store.db.execute("INSERT INTO temp.child VALUES (7)")  # refused only at COMMIT
+    assert not store.db.in_transaction
+    store.save(day(2))
+    other = sqlite3.connect(tmp_path / "fleet.db")
+    try:
+        stored = [row[0] for row in other.execute("SELECT id FROM sweeps ORDER BY id")]
+    finally:
+        other.close()
+    assert stored == ["day-2"]
+
+
+class _SavepointStuck:
+    """The store's connection, except that undoing a savepoint fails (as SQLite may when the
+    disk is gone): a fault no real loopback store can be made to show on demand."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql.startswith("ROLLBACK TO"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def test_a_save_whose_savepoint_cannot_be_undone_undoes_the_whole_group(store: Store) -> None:
+    """Its rows must not stay in the group to be committed with the others (a sweep without
+    its sites, answered "already stored" when its agent sends it again)."""
+    refuse_site(store, "day-2", fixed_sweep().sites[1].site)
+    real = store.db
+    store.db = _SavepointStuck(real)  # type: ignore[assignment]
+    try:
+        with pytest.raises(StoreError), store.group():  # nothing left to commit: it says so
+            store.save(day(1))
+            with pytest.raises((StoreError, sqlite3.Error)):
+                store.save(day(2))
+            assert not store.in_group  # the group is gone: serve stores its pushes alone
+    finally:
+        store.db = real
+    assert not store.has("day-2")
+    assert not store.has("day-1")
