@@ -275,6 +275,9 @@ class Central:
         except IngestError as exc:
             status = STATUS_FOR_REFUSAL[exc.refusal]
             return Outcome(status, {"status": "refused", "reason": str(exc)}, str(exc))
+        except Exception:  # a bug met by this push alone: it must not sink its group
+            log.exception("cannot check a push")
+            return _internal_error()
 
     def _store(self, store: Store, result: SweepResult, peer: str) -> Outcome:
         """Store one checked result in the group's transaction, or say why it is not."""
@@ -293,6 +296,9 @@ class Central:
         except StoreError as exc:
             log.error("cannot store sweep %s: %s", sweep_id, exc)
             return _unwritable(exc)
+        except Exception:  # a bug met by this push alone (its savepoint undid its rows)
+            log.exception("cannot store sweep %s", sweep_id)
+            return _internal_error()
         return Outcome(
             201, {"status": "stored", "sweep": sweep_id}, f"stored sweep {sweep_id} ({sites})"
         )
@@ -365,6 +371,11 @@ class _GroupFailed(Exception):
 def _unstored(item: SweepResult | Outcome, error: StoreError) -> Outcome:
     """A push's answer when its group was not stored: its refusal, else 503."""
     return item if isinstance(item, Outcome) else _unwritable(error)
+
+
+def _internal_error() -> Outcome:
+    reason = "the central failed on this push; try again later"
+    return Outcome(500, {"status": "error", "reason": reason}, "internal error; nothing stored")
 
 
 def _unwritable(exc: StoreError) -> Outcome:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.ingest import wal_commits
 from fleet.lab.dns import LabDns
 from fleet.results import SiteResult, SweepResult, Verdict
 from fleet.store import Store
@@ -22,27 +23,9 @@ from fleet.store import Store
 from .conftest import M365Lab
 from .test_history import history_inventory
 from .test_reports import fixed_sweep
-from .test_serve import CentralProcess, _sealed
+from .test_serve import MASTER, CentralProcess, _sealed
 
 SITES = 60
-
-
-def wal_commits(db: Path) -> int:
-    """Transactions committed in the store's write-ahead log as it stands: frames whose
-    header gives the database's size after a commit, of the log's current generation."""
-    data = db.with_name(db.name + "-wal").read_bytes()
-    if len(data) < 32:
-        return 0
-    page_size = int.from_bytes(data[8:12], "big")
-    salts = data[16:24]
-    commits, offset = 0, 32
-    while offset + 24 + page_size <= len(data):
-        frame = data[offset : offset + 24]
-        if frame[8:16] != salts:  # a frame left from an earlier generation of the log
-            break
-        commits += int.from_bytes(frame[4:8], "big") != 0
-        offset += 24 + page_size
-    return commits
 
 
 def one_site(template: SiteResult, n: int, day: int) -> SweepResult:
@@ -246,3 +229,58 @@ async def test_a_push_the_store_refuses_is_answered_503_and_its_group_is_stored(
         assert sorted(rows) == sorted((r.sweep.id, 1) for n, r in enumerate(results) if n != 5)
     finally:
         await server.stop()
+
+
+def test_a_bug_met_by_one_push_is_its_own_500_and_its_group_is_stored(
+    lab_dns: LabDns,
+    m365: M365Lab,
+    write_inventory: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault of fleet's own (no refusal, no store error) met while checking or storing one
+    push answers that push 500 alone: it must not sink the pushes that share its group."""
+    from fleet import serve
+    from fleet.agent import SiteKeys
+    from fleet.inventory import load_inventory
+
+    inventory = write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=4))
+    template = fixed_sweep().sites[0]
+    results = [one_site(template, n, 2) for n in range(4)]
+    bodies = [_sealed(result, f"site-{n}") for n, result in enumerate(results)]
+    checking, storing = bodies[1], results[2].sweep.id
+
+    # Given a fault in fleet's reading of site-1's push and in storing site-2's
+    real_read, real_insert = serve.read_agent_result, Store._insert_sites
+
+    def read(text: str, *args: object) -> SweepResult:
+        if text == checking.decode():
+            raise RuntimeError("a bug in reading this push")
+        return real_read(text, *args)  # type: ignore[arg-type]
+
+    def insert(store: Store, sweep_id: str, *args: object) -> None:
+        real_insert(store, sweep_id, *args)  # type: ignore[arg-type]
+        if sweep_id == storing:
+            raise RuntimeError("a bug after this push's rows were written")
+
+    monkeypatch.setattr(serve, "read_agent_result", read)
+    monkeypatch.setattr(Store, "_insert_sites", insert)
+    db = tmp_path / "central.db"
+    central = serve.Central(
+        load_inventory(str(inventory)), str(db), SiteKeys(MASTER.encode()), max_body_bytes=1 << 20
+    )
+    central._open("writer")
+    try:
+        # When the four pushes arrive together (one group)
+        outcomes = central._accept_group([(body, "127.0.0.1") for body in bodies])
+    finally:
+        central._close("writer")
+        central._writer.shutdown()
+        central._reader.shutdown()
+    # Then the two faulty pushes are answered 500, nothing of them stored; the others 201
+    assert [o.status for o in outcomes] == [201, 500, 500, 201]
+    with sqlite3.connect(db) as connection:
+        stored = {row[0] for row in connection.execute("SELECT id FROM sweeps")}
+        sites = {row[0] for row in connection.execute("SELECT site FROM site_results")}
+    assert stored == {results[0].sweep.id, results[3].sweep.id}
+    assert sites == {"site-0", "site-3"}
