@@ -140,9 +140,9 @@ def test_every_classifier_rule_compiles() -> None:
     from fleet.classify import RULES
 
     for rule in RULES:
-        assert rule._text_re is None or rule._text_re.pattern == rule.text, rule.id
-        assert rule._unless_re is None or rule._unless_re.pattern == rule.unless, rule.id
-    assert sum(rule._text_re is not None for rule in RULES) > 40
+        for phrase, pattern in ((rule._text_phrase, rule.text), (rule._unless_phrase, rule.unless)):
+            assert phrase is None or phrase.compiled.pattern == pattern, rule.id
+    assert sum(rule._text_phrase is not None for rule in RULES) > 40
 
 
 def test_a_sweep_loads_no_http_server_or_template_modules(tmp_path: Path) -> None:

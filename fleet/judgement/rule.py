@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,14 +40,6 @@ class Rule:
     @functools.cached_property
     def _unless_phrase(self) -> Phrase | None:
         return None if self.unless is None else Phrase(self.unless)
-
-    @property
-    def _text_re(self) -> re.Pattern[str] | None:
-        return None if self._text_phrase is None else self._text_phrase.compiled
-
-    @property
-    def _unless_re(self) -> re.Pattern[str] | None:
-        return None if self._unless_phrase is None else self._unless_phrase.compiled
 
     def matches(self, stage: Stage, reply: Reply, provider: str, text: str) -> bool:
         """`text`: the reply text to search (see `unwrapped`)."""
