@@ -104,3 +104,18 @@ def test_the_html_report_marks_a_copier_already_refused() -> None:
     )
     page = render_html(SweepResult(sweep=info, sites=[site]))
     assert "Basic AUTH already off" in page
+
+
+def test_the_table_shows_names_as_written_even_when_they_look_like_numbers() -> None:
+    # A site named "0042" or "3.10", a device "1e5": text, not numbers to reformat
+    sites = [
+        _site(
+            name,
+            [_device(device, "smtp.office365.com", SCANNER, "password", Category.ok)],
+            [device],
+        )
+        for name, device in (("0042", "1e5"), ("3.10", "1,000"))
+    ]
+    table = render_readiness_table(readiness(iter(sites)))
+    rows = [line.split() for line in table.splitlines()[4:]]
+    assert [row[1:3] for row in rows] == [["0042", "1e5"], ["3.10", "1,000"]]

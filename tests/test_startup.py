@@ -203,6 +203,10 @@ async def test_a_scan_from_a_warm_cache_loads_no_pydantic(
     assert {"fleet.inventory", "fleet.inventory_cache", "msgspec"} <= modules
     parsing = {"yaml", "fleet.inventory_models", "fleet.yaml_source", "pydantic", "pydantic_core"}
     assert sorted(modules & parsing) == []
+    # the table's tabulate without importlib.metadata (zipfile, email, a search of
+    # site-packages for its own version): tabulate 0.10 has it, 0.9 does not (pyproject)
+    assert "tabulate" in modules
+    assert "importlib.metadata" not in modules
 
 
 def test_the_models_are_built_on_first_use_not_at_import() -> None:

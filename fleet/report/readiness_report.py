@@ -40,6 +40,8 @@ def render_readiness_table(result: Readiness) -> str:
                     "how",
                     "basic auth",
                 ],
+                # names are text: "0042" stays "0042", "1,000" keeps its place (as table.py)
+                disable_numparse=True,
             )
         )
     else:
