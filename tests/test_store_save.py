@@ -168,7 +168,7 @@ def test_a_commit_sqlite_refuses_is_rolled_back_and_the_next_save_is_committed(
     store.db.execute(
         "CREATE TEMP TABLE child (id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
     )
-    with pytest.raises((StoreError, sqlite3.Error)), store.group():
+    with pytest.raises((StoreError, sqlite3.Error)), store.group():  # noqa: PT012 - the group raises at its end
         store.save(day(1))
         store.db.execute("INSERT INTO temp.child VALUES (7)")  # refused only at COMMIT
     assert not store.db.in_transaction
@@ -204,7 +204,7 @@ def test_a_save_whose_savepoint_cannot_be_undone_undoes_the_whole_group(store: S
     real = store.db
     store.db = _SavepointStuck(real)  # type: ignore[assignment]
     try:
-        with pytest.raises(StoreError), store.group():  # nothing left to commit: it says so
+        with pytest.raises(StoreError), store.group():  # noqa: PT012 - nothing left to commit: it says so
             store.save(day(1))
             with pytest.raises((StoreError, sqlite3.Error)):
                 store.save(day(2))
