@@ -4154,3 +4154,123 @@ def test_a_failed_blocklist_lookup_never_says_the_ip_is_dirty(text: str) -> None
 
     assert decision.category is not Category.ip_reputation
     assert "delist" not in decision.remediation.lower()
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # -- the client's IP that does not resolve, or resolves to a forged name: its PTR -----
+        # sendmail's cf/m4/proto.m4, FEATURE(require_rdns) (holdout12's source)
+        ("mail", 451, "4.1.8 Client IP address 192.0.2.10 does not resolve", "reverse_dns"),
+        ("mail", 451, "4.1.8 Possibly forged hostname for 192.0.2.10", "reverse_dns"),
+        ("mail", 550, "5.7.1 Fix reverse DNS for 192.0.2.10", "reverse_dns"),
+        # ... while the sender address's domain that does not resolve stays the sender's
+        # (sendmail's "Domain of sender address ... does not resolve")
+        (
+            "mail",
+            451,
+            "4.1.8 Domain of sender address scanner@example.com does not resolve",
+            "sender_rejected",
+        ),
+        # -- a session or connection without a login: the login is wanted -------------------
+        # Apache James's SenderAuthIdentifyVerificationHook and its relay check (holdout12)
+        (
+            "mail",
+            550,
+            "5.7.1 Sender <user@example.com> is not allowed for unauthenticated connection "
+            "from 192.0.2.10",
+            "auth_required",
+        ),
+        (
+            "rcpt",
+            550,
+            "5.7.1 Rejected: unauthenticated e-mail from 192.0.2.10 is restricted.  Contact the "
+            "postmaster for details.",
+            "auth_required",
+        ),
+        # MailCleaner (holdout12's source)
+        ("rcpt", 550, "unauthenticated session on submission port", "auth_required"),
+        # -- a 4xx that says the receiver's own check could not run now: a deferral ----------
+        # amavisd-new's "Error in processing ... virus_scan FAILED" (as quoted in Postfix logs)
+        (
+            "data",
+            451,
+            "4.5.0 Error in processing, id=16348-01, virus_scan FAILED: virus_scan: ALL VIRUS "
+            "SCANNERS FAILED",
+            "temporary_failure",
+        ),
+        # Mailu's Rspamd, OpenSMTPD's filter, Stalwart (holdout12's sources)
+        (
+            "data",
+            451,
+            "4.7.1 Please retry later (anti-virus/oletools not ready)",
+            "temporary_failure",
+        ),
+        ("data", 451, "4.7.1 Virus filter failed", "temporary_failure"),
+        ("rcpt", 451, "4.4.3 Unable to verify address at this time.", "temporary_failure"),
+        # ... while a virus found, or a sender verification that failed, stays a verdict
+        ("data", 554, "5.7.1 Virus found: Eicar-Test-Signature", "message_rejected"),
+        ("mail", 550, "Verification failed for <scanner@example.com>", "sender_rejected"),
+        # -- a count of new TLS sessions is a limit -------------------------------------------
+        # Postfix smtpd_client_new_tls_session_rate_limit (its smtpd.c; holdout12's source)
+        (
+            "starttls",
+            454,
+            "4.7.0 Error: too many new TLS sessions from unknown[192.0.2.10]",
+            "throttled",
+        ),
+        ("starttls", 421, "4.7.0 Error: too many new TLS sessions from <detail>", "throttled"),
+        # ... while TLS that cannot start stays a TLS failure
+        ("starttls", 454, "4.7.0 TLS not available due to local problem", "tls_failure"),
+        # -- a wait counted in seconds or minutes is a rate; a limit in Portuguese ------------
+        ("mail", 422, "try again in 15 seconds", "throttled"),  # holdout11's source
+        ("mail", 421, "4.7.0 Try again in 10 minutes", "throttled"),
+        # ... while greylisting's wait stays a deferral (Postgrey, "Greylisted, see ...")
+        ("rcpt", 451, "4.7.1 Greylisted, please try again in 300 seconds", "temporary_failure"),
+        # Zimbra's policy daemon (holdout12's source)
+        (
+            "rcpt",
+            554,
+            "5.7.1 <user@gmail.com>: Recipient address rejected: Limite de envio para o gmail "
+            "foi excedido",
+            "throttled",
+        ),
+        # -- the provider's app password by another name (QQ Mail, NetEase: 授权码) -----------
+        (
+            "auth",
+            535,
+            "Error: 请使用授权码登录。详情请看: http://service.mail.qq.com/cgi-bin/help?subtype=1",
+            "auth_disabled",
+        ),
+        (
+            "auth",
+            535,
+            "Error: authentication failed, please use the authorization code",
+            "auth_disabled",
+        ),
+        # -- a sending domain the provider has not set up: the sender's -----------------------
+        # SparkPost and Mailgun (holdout11's sources)
+        ("data", 550, "5.7.1 Unconfigured Sending Domain <example.com>", "sender_rejected"),
+        (
+            "data",
+            554,
+            "Sandbox subdomains are for test purposes only. Please add your own domain or add "
+            "the address to authorized recipients in Account Settings.",
+            "sender_rejected",
+        ),
+        # -- a domain with no reputation yet is a domain's reputation -------------------------
+        # Spamhaus's DQS milter (holdout12's source)
+        (
+            "mail",
+            550,
+            "5.7.1 Policy rejection: sender domain has no established reputation.",
+            "domain_reputation",
+        ),
+        # -- the message refused in AOL's words -----------------------------------------------
+        ("data", 521, "5.2.1 :  AOL will not accept delivery of this message.", "message_rejected"),
+    ],
+)
+def test_holdout11_and_12s_families_and_their_other_wordings(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    _assert_reads(stage, code, text, category)

@@ -160,6 +160,10 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:verified|unverified) sender identity|sender identity|invalid sender|"
         r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|"
         r"(?:for|of) your mail ?from address|"
+        # a sending domain the provider has not set up (SparkPost "Unconfigured Sending Domain",
+        # Mailgun "Sandbox subdomains are for test purposes only")
+        r"\b(?:unconfigured|unverified|unregistered) sending domain\b|\bsending domain (?:is )?"
+        r"not (?:configured|verified|registered)\b|\bsandbox (?:sub)?domains? (?:are|is) for test|"
         r"mail from <?[^\s@<>]{1,64}@[^\s<>]{1,255}>? (?:was |is )?(?:rejected|refused|denied|"
         r"not accepted)|"
         # the sender's domain or policy named after the refusal
@@ -606,7 +610,10 @@ ENVELOPE: tuple[Rule, ...] = (
         "try a small scan with a plain subject, and ask the administrator of {host} which "
         "filter refused it.",
         text=r"\b(?:message|content)s? (?:was |has been |is )?(?:rejected|refused|"
-        r"not accepted|filtered|blocked)",
+        r"not accepted|filtered|blocked)|"
+        # AOL "5.2.1 : AOL will not accept delivery of this message."
+        r"\b(?:will not|does not|cannot|can ?not) accept (?:the )?delivery of (?:this|the|your) "
+        r"message\b",
         stages=(Stage.data,),
         code_class="5",
         # RFC 3463's own text for X.7.1 names no cause

@@ -109,7 +109,8 @@ IDENTITY: tuple[Rule, ...] = (
         r"(?:is )?(?:listed|black ?listed|block ?listed)|\bCDRBL\b|"
         r"unsolicited (?:e-?mails?|mails?|messages?) (?:originating from (?:your|the) DKIM domain|containing one of (?:your|the) "
         r"URL domains)|(?:DKIM|URL|sending|sender|your|from|mail ?from) domain\b(?:[^.;]|\.(?=\w)){0,60}"
-        r"(?:poor|low|bad) reputation",
+        # (or none yet: Spamhaus's DQS milter "sender domain has no established reputation")
+        r"(?:poor|low|bad|no|no established|insufficient) reputation",
     ),
     # -- reverse DNS, at any stage --------------------------------------------------------
     Rule(
@@ -142,6 +143,11 @@ IDENTITY: tuple[Rule, ...] = (
         r"ip name (?:lookup|possibly forged)|host ?name does not match|"
         r"no (?:dns )?(?:host ?name|name) (?:for|found for) (?:your|the) (?:ip|address)|"
         r"(?:ip|address) (?:does not|must) resolve|unknown client host|"
+        # sendmail's require_rdns ("451 4.1.8 Client IP address <ip> does not resolve", "451
+        # 4.1.8 Possibly forged hostname for <ip>"): the client's IP named, then its state
+        r"\bclient (?:ip(?: address)?|address) \[?[0-9a-f.:]{3,45}\]? (?:does not|did not|could not) "
+        r"resolve\b|"
+        r"\bpossibly forged host ?name\b|"
         # the client's address that does not resolve to a name ("Cannot resolve your address")
         r"(?:can ?not|unable to|could not|failed to) (?:resolve|reverse[- ]resolve) "
         r"(?:your|the client'?s?|the sending) (?:ip )?address\b|"

@@ -93,7 +93,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"verified\b|\bverif\w* (?:of )?(?:the )?(?:sender|mail ?from|envelope)\w*(?: address)? "
         r"(?:failed|failure)",
         stages=(Stage.mail, Stage.rcpt, Stage.data),
-        unless=r"\brecipients?\b|\brcpt\b",
+        # (and "unable to verify address at this time", Stalwart's 4.4.3: the check could not
+        # run now, smtp.own_check_deferred)
+        unless=r"\brecipients?\b|\brcpt\b|\bat this time\b",
     ),
     # -- the message waited too long somewhere (RFC 3463 X.4.7 "delivery time expired",
     # Microsoft's 4.4.7 / 5.4.300 "Message expired"): time, not a verdict on the message
@@ -205,6 +207,25 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # but temporary DNS failures prevent authentication" asks the sender domain to fix it)
         unless=r"\bPTR\b|reverse|\brdns\b|\bunauthenticated (?:e-?mail|mail|messages?)\b",
     ),
+    # -- a 4xx that says the receiver's own check could not run now: its virus scanner or
+    # filter failed or is not ready (Mailu "Please retry later (anti-virus/oletools not
+    # ready)", OpenSMTPD "Virus filter failed", amavisd-new "virus_scan FAILED"), or it could
+    # not verify an address at this time (Stalwart): a deferral, not a verdict on the message
+    Rule(
+        RuleId.smtp_own_check_deferred,
+        Category.temporary_failure,
+        "the receiver deferred: a check of its own (a virus scan, a filter, an address "
+        "verification) could not run",
+        "{host} could not run one of its own checks (a virus scanner or filter, an address "
+        "verification) and deferred: run the site again later; if it persists, tell the "
+        "administrator of {host}.",
+        text=r"\b(?:anti-?virus|virus[ _](?:filter|scan(?:ner)?|check(?:er)?)|(?:spam|content|mail) "
+        r"(?:filter|scanner))\b[^.;]{0,40}?\b(?:failed|failure|not ready|unavailable|"
+        r"not available|timed? ?out)\b|"
+        r"\b(?:unable to|could not|cannot) verify\b[^.;]{0,60}?\b(?:at this time|right now|"
+        r"at the moment|temporarily)\b",
+        code_class="4",
+    ),
     # -- the session's own timer ran out ("5.5.0 Error: transaction timeout", go-guerrilla):
     # time, not a verdict on the site; the 4xx ones already read as temporary by their code
     Rule(
@@ -282,20 +303,29 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"sessions) from (?:your|this) (?:host|ip|server|client|network|address)\b|"
         r"\b(?:session|connection) (?:has been |was |is )?open (?:for )?too long\b|"
         r"\bthrottl\w* (?:quota|limit) (?:has been |was |is )?(?:exceeded|reached|hit)\b|"
+        # a wait counted in seconds or minutes ("422 try again in 15 seconds"): a rate
+        r"\b(?:try|retry|send) again in \d{1,4} ?(?:seconds?|secs?|minutes?|mins?)\b|"
+        # Postfix's smtpd_client_new_tls_session_rate_limit ("454 4.7.0 Error: too many new
+        # TLS sessions from <client>")
+        rf"\b{vocabulary.TOO_MANY} (?:new )?TLS (?:sessions|handshakes|negotiations)\b|"
         r"\bunusual (?:sending|outgoing|outbound) activity\b|"
         rf"\blimit of \d+ {_COUNTED}\b|"
         r"\b(?:exceed\w*|reached|over) (?:the |your |its )?quota (?:for|on) (?:sending|send\w*|"
         r"outgoing|outbound)\b|"
         r"\btrop de (?:connexions|messages|mails|destinataires)|\bzu viele (?:verbindungen|"
         r"sitzungen|nachrichten|e-?mails|empf(?:ä|ae)nger)|\bdemasiad[oa]s (?:conexiones|mensajes|"
-        r"correos|destinatarios)",
+        r"correos|destinatarios)|"
+        # Portuguese (Zimbra's policy daemon: "Limite de envio para o gmail foi excedido")
+        r"\blimite de envio\b|\b(?:limite|cota) (?:[^.;]){0,40}\bexcedid[oa]\b",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
         # (a mailbox that "received too much email in a short period" is flooded, not full)
         unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box(?! received too)|inbox|"
         r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b|"
         # a limit imposed for a cause names the cause to fix (Gmail's 4.7.40 "rate limited
         # because the sending domain doesn't have a DMARC record")
-        r"reputation|unsolicited|untrusted|DMARC|\bSPF\b|DKIM|\bTLS\b|\bPTR\b|reverse DNS|"
+        # (a count of new TLS sessions is a limit like any other: Postfix's TLS session rate)
+        r"reputation|unsolicited|untrusted|DMARC|\bSPF\b|DKIM|\bTLS\b(?! (?:sessions|handshakes|"
+        r"negotiations))|\bPTR\b|reverse DNS|"
         # the IP blocked for what it did (GoDaddy IB112): its standing, not a limit to wait out
         r"\bIP (?:address )?(?:has been |is |was )?(?:temporarily |permanently )?(?:blocked|banned)\b",
     ),

@@ -281,7 +281,10 @@ SESSION: tuple[Rule, ...] = (
         "copier, or move to OAuth.",
         text=r"\b(?:application|app)[- ]specific password|\b(?:application|app) passwords? (?:is |are )?"
         r"(?:required|needed|mandatory)|\b(?:use|create|generate) an? (?:application|app)"
-        r"(?:[- ]specific)? password",
+        r"(?:[- ]specific)? password|"
+        # QQ Mail and NetEase: "请使用授权码登录" ("please log in with the authorisation code",
+        # their app password); "authorization code" in their English pages
+        r"授权码|\b(?:use|with) (?:an? |the |your )?authori[sz]ation code\b",
         stages=(Stage.auth,),
     ),
     Rule(
@@ -327,7 +330,12 @@ SESSION: tuple[Rule, ...] = (
         text=r"authentication (?:is )?required|auth(?:entication)? required|not authenticated|"
         r"must (?:first )?authenticate|must (?:first )?(?:log ?in|sign in)|WantAuthError|"
         r"unauthenticated (?:senders?|relay|mail|"
-        r"sending|users?|clients?)|smtp auth(?:entication)? (?:is )?required|"
+        r"sending|users?|clients?)|"
+        # a session or connection without a login named (Apache James "Sender ... is not
+        # allowed for unauthenticated connection", "unauthenticated e-mail from <ip> is
+        # restricted"; MailCleaner "unauthenticated session on submission port")
+        r"\bunauthenticated (?:connections?|sessions?)\b|"
+        r"\bunauthenticated e-?mail from (?:[^.;]|\.(?=\w)){0,60}\bis restricted\b|smtp auth(?:entication)? (?:is )?required|"
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
         r"(?:turn(?:ed)? on|enabled?) (?:smtp )?authentication|"
         r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
