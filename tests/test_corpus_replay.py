@@ -133,10 +133,11 @@ FLOOR = {
     # The eleventh and twelfth held-back sets (tests/corpus/README.md): sealed outside the
     # repository until the reader was frozen (RULES_FINAL2), measured once, blind, on main
     # at 7e93f67 (holdout11 13 of 21, issue threads; holdout12 75 of 94, documentation
-    # and source); held at the measured figure (rounded down); below the goal is reported,
-    # not failed.
-    "holdout11": 0.619,
-    "holdout12": 0.7978,
+    # and source). Their misses were then read by the rule writer (judge11) and the families
+    # behind them fixed: seen now (holdout11 18 of 21, holdout12 86 of 94), both still below
+    # the goal, so each is held at the figure reached (rounded down), said plainly.
+    "holdout11": 0.8571,
+    "holdout12": 0.9148,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -151,9 +152,9 @@ FLOOR = {
 # holdout9 or holdout10 fails, as on every other set.
 MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
-# (holdout4 to holdout10 were read after their blind runs; holdout9 and holdout10 by judge10;
-# holdout11 and holdout12 are unseen until the rule writer reads their misses)
-BLIND: set[str] = {"holdout11", "holdout12"}
+# (holdout4 to holdout12 were read after their blind runs; holdout9 and holdout10 by judge10,
+# holdout11 and holdout12 by judge11)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
