@@ -105,6 +105,8 @@ _ERRNO_WORDS = {
     ares.ARES_ENOTIMP: "the resolver does not implement this query (NOTIMP)",
     ares.ARES_EBADNAME: "the query name is not a valid DNS name",
 }
+# An answer fleet itself failed to read (its fault, logged): not the resolver's.
+_UNREAD = "fleet could not read the resolver's answer (a fault of fleet's; see the log)"
 
 
 @dataclass
@@ -182,6 +184,7 @@ class Dns:
         # their deadlines. c-ares has its own timeout and retries; this outer bound only
         # guards against a resolver that never calls back.
         self._in_flight: dict[_Send, None] = {}
+        self._draining = False  # in `_free`'s loop (see there)
         self._budget = timeout_s * tries * 2 + 1
         self._expiry: asyncio.TimerHandle | None = None
         self._questions: dict[tuple[str, str], _Question] = {}
@@ -302,7 +305,7 @@ class Dns:
             raise  # closed: close() has cancelled the askers already
         except Exception as exc:  # a fault of fleet's: its askers get it, as from a task
             self._fail(question, exc)
-            raise
+            return  # (handed on: re-raised, nobody would retrieve it from this task)
         self._settle(question, answer)
 
     def _fail(self, question: _Question, exc: BaseException) -> None:
@@ -359,14 +362,23 @@ class Dns:
             answer = self._answer(send.question, result, code)
         except Exception:  # a fault of fleet's reading an answer: logged, and no answer
             log.exception("%s %s", send.question.rtype, send.question.shown)
-            answer = Answer(Outcome.error, detail=_ERRNO_WORDS[ares.ARES_EBADRESP])
+            answer = Answer(Outcome.error, detail=_UNREAD)
         self._finish(send, answer)
 
     def _free(self, send: _Send) -> None:
         send.finished = True
         del self._in_flight[send]
-        while self._waiting and len(self._in_flight) < self._concurrency:
-            self._issue(self._waiting.popleft())
+        # Only the outermost call drains the queue: c-ares answers a name it will not send
+        # before `query` returns, so a queue of such names would otherwise recurse a level
+        # an ask (past Python's limit, swallowed in c-ares's callback: askers never answered).
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._waiting and len(self._in_flight) < self._concurrency:
+                self._issue(self._waiting.popleft())
+        finally:
+            self._draining = False
 
     def _finish(self, send: _Send, answer: Answer) -> None:
         self._free(send)

@@ -103,28 +103,38 @@ class LoopChannel:
         qtype = QUERY_TYPES.get(rtype)
         if qtype is None:
             raise ValueError(f"invalid query type: {rtype}")
+        called = False
+
+        def once(result: Any, errno: int | None) -> None:
+            nonlocal called
+            if not called:
+                called = True
+                callback(result, errno)
+
         try:
-            self._channel.query(name, qtype, callback=callback)
+            self._channel.query(name, qtype, callback=once)
         except pycares.AresError as exc:  # e.g. a malformed name, refused before sending
-            callback(None, exc.args[0] if exc.args else pycares.errno.ARES_EFORMERR)
+            # (c-ares may have called back already, before pycares raised: once is enough)
+            once(None, exc.args[0] if exc.args else pycares.errno.ARES_EFORMERR)
 
     def _socket_state(self, fd: int, readable: bool, writable: bool) -> None:
-        if readable or writable:
-            if readable:
-                self._loop.add_reader(fd, self._channel.process_fd, fd, pycares.ARES_SOCKET_BAD)
-                self._read_fds.add(fd)
-            if writable:
-                self._loop.add_writer(fd, self._channel.process_fd, pycares.ARES_SOCKET_BAD, fd)
-                self._write_fds.add(fd)
-            if self._timer is None:
-                self._timer = self._loop.call_later(self._tick, self._on_tick)
-            return
-        if fd in self._read_fds:  # c-ares closed the socket
+        # Each call says what c-ares now wants watched: a watch it no longer wants goes
+        # (a TCP socket is writable until it is connected, then only read: a writer left on
+        # would call c-ares on every turn of the loop), and none at all: the socket closed.
+        if readable:
+            self._loop.add_reader(fd, self._channel.process_fd, fd, pycares.ARES_SOCKET_BAD)
+            self._read_fds.add(fd)
+        elif fd in self._read_fds:
             self._read_fds.discard(fd)
             self._loop.remove_reader(fd)
-        if fd in self._write_fds:
+        if writable:
+            self._loop.add_writer(fd, self._channel.process_fd, pycares.ARES_SOCKET_BAD, fd)
+            self._write_fds.add(fd)
+        elif fd in self._write_fds:
             self._write_fds.discard(fd)
             self._loop.remove_writer(fd)
+        if (readable or writable) and self._timer is None:
+            self._timer = self._loop.call_later(self._tick, self._on_tick)
 
     def _on_tick(self) -> None:
         if self._read_fds or self._write_fds:
