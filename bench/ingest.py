@@ -32,36 +32,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.serve import MASTER, bodies, central_inventory, demo_sites, free_port, push_all
+from bench.serve import (
+    MASTER,
+    bodies,
+    central_inventory,
+    demo_sites,
+    free_port,
+    one_site_results,
+    push_all,
+)
 from bench.serve import wait_healthy as _wait_healthy
 from fleet import __version__
 from fleet.results import SiteResult, SweepInfo, SweepResult
 from fleet.store import Store
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def one_site_results(templates: list[SiteResult], sites: int) -> list[SweepResult]:
-    """N one-site results, as N agents push them (distinct sweep ids, one site each)."""
-    now = datetime.now(UTC)
-    out = []
-    for n in range(sites):
-        site = templates[n % len(templates)].model_copy(
-            update={"site": f"site-{n}", "client": f"Client {n // 10}"}
-        )
-        info = SweepInfo(
-            id=f"{now:%Y%m%dT%H%M%SZ}-{n:06x}",
-            started_at=now + timedelta(microseconds=n),
-            finished_at=now + timedelta(microseconds=n),
-            complete=True,
-            tool_version=__version__,
-            sites_planned=1,
-        )
-        out.append(SweepResult(sweep=info, sites=[site], changes=[], previous_sweep=None))
-    return out
 
 
 def many_site_result(templates: list[SiteResult], sites: int) -> SweepResult:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -68,8 +68,8 @@ def central_inventory(sites: int) -> str:
     return "sites:\n" + "".join(rows)
 
 
-def bodies(templates: list[SiteResult], sites: int) -> list[bytes]:
-    """One signed result per site, as each site's agent would push it."""
+def one_site_results(templates: list[SiteResult], sites: int) -> list[SweepResult]:
+    """N one-site results, as N agents push them (distinct sweep ids, one site each)."""
     now = datetime.now(UTC)
     out = []
     for n in range(sites):
@@ -78,23 +78,26 @@ def bodies(templates: list[SiteResult], sites: int) -> list[bytes]:
         )
         info = SweepInfo(
             id=f"{now:%Y%m%dT%H%M%SZ}-{n:06x}",
-            started_at=now,
-            finished_at=now,
+            started_at=now + timedelta(microseconds=n),
+            finished_at=now + timedelta(microseconds=n),
             complete=True,
             tool_version=__version__,
             sites_planned=1,
         )
-        info = seal_info(info, [site])
+        out.append(SweepResult(sweep=info, sites=[site], changes=[], previous_sweep=None))
+    return out
+
+
+def bodies(templates: list[SiteResult], sites: int) -> list[bytes]:
+    """One signed result per site, as each site's agent would push it."""
+    out = []
+    for n, result in enumerate(one_site_results(templates, sites)):
+        info = seal_info(result.sweep, result.sites)
         assert info.digest is not None
         key = derive_site_key(MASTER.encode(), f"site-{n}").encode()
         signature = hmac.new(key, info.digest.encode(), hashlib.sha256).hexdigest()
-        result = SweepResult(
-            sweep=info.model_copy(update={"signature": signature}),
-            sites=[site],
-            changes=[],
-            previous_sweep=None,
-        )
-        out.append(result.model_dump_json(indent=2).encode())
+        sweep = info.model_copy(update={"signature": signature})
+        out.append(result.model_copy(update={"sweep": sweep}).model_dump_json(indent=2).encode())
     return out
 
 
