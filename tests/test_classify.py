@@ -4266,6 +4266,16 @@ def test_a_failed_blocklist_lookup_never_says_the_ip_is_dirty(text: str) -> None
             "5.7.1 Policy rejection: sender domain has no established reputation.",
             "domain_reputation",
         ),
+        # -- the sender's address or domain on the receiver's own list: the domain's ---------
+        # Symbiosis (holdout12's source); the IP on that list stays the IP's
+        ("rcpt", 550, "Your email address or domain is locally blacklisted.", "domain_reputation"),
+        ("rcpt", 554, "Your IP address is locally blacklisted", "ip_reputation"),
+        # -- an address outside the server's domains: relaying (Twisted's SMTPBadRcpt) --------
+        ("rcpt", 550, "Cannot receive for specified address", "relay_denied"),
+        # -- a bounce without the receiver's BATV tag: the sender's ---------------------------
+        # MailCleaner (holdout12's source), and the BATV wording of other filters
+        ("rcpt", 550, "This domain does not accept unsigned bounces.", "sender_rejected"),
+        ("rcpt", 553, "5.7.1 Bounce address tag validation failed", "sender_rejected"),
         # -- the message refused in AOL's words -----------------------------------------------
         ("data", 521, "5.2.1 :  AOL will not accept delivery of this message.", "message_rejected"),
     ],

@@ -160,6 +160,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:verified|unverified) sender identity|sender identity|invalid sender|"
         r"(?:invalid|no|missing) (?:DNS )?MX (?:or A|record)|"
         r"(?:for|of) your mail ?from address|"
+        # a bounce without the receiver's own tag (BATV: MailCleaner "This domain does not
+        # accept unsigned bounces", "Bounce address tag validation failed")
+        r"\bunsigned bounces?\b|\bbounce address tag validation\b|\bBATV\b|"
         # a sending domain the provider has not set up (SparkPost "Unconfigured Sending Domain",
         # Mailgun "Sandbox subdomains are for test purposes only")
         r"\b(?:unconfigured|unverified|unregistered) sending domain\b|\bsending domain (?:is )?"
@@ -405,6 +408,9 @@ ENVELOPE: tuple[Rule, ...] = (
         r"(?:is not|not) allowed to be relayed|"
         r"not (?:a )?local (?:domain|recipient)|configured to relay|"
         r"not permitted to relay|\buser not local\b|"
+        # Twisted's SMTP server for an address outside its domains ("Cannot receive for
+        # specified address")
+        r"\bcannot receive (?:mail )?for (?:the |this |that )?specified (?:address|domain)\b|"
         r"\b(?:domain|recipient)s? (?:is |are )?not hosted (?:here|on this server)\b|"
         # the recipient's domain is not one this host serves
         r"allowed rcpthosts?\b|\b(?:do not|does not|not) (?:handle|accept|"

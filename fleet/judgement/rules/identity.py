@@ -95,6 +95,10 @@ IDENTITY: tuple[Rule, ...] = (
         # Postfix's reject_rhsbl_sender/_helo: a domain list, whichever list it names
         r"\b(?:sender address|helo command) \[[^\]]{1,255}\] blocked using\b|"
         r"\b(?:black ?listed|block ?listed|listed) (?:url|uri|link|domain)s?\b|"
+        # the sender's address or domain on the receiver's own list (Symbiosis "Your email
+        # address or domain is locally blacklisted")
+        r"\b(?:e-?mail )?address or domain (?:is |was |has been )?(?:locally )?(?:black ?listed|"
+        r"block ?listed|listed)\b|"
         r"(?:mail ?from|helo|ehlo|sender|envelope|from|sending|your|the) domain\b(?:[^.;]|\.(?=\w)){0,80}?"
         r"\b(?:is |was |has been )?(?:listed|black ?listed|block ?listed|on (?:our|a|the|my) "
         r"(?:local )?(?:block|black) ?list)|"
