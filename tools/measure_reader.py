@@ -101,6 +101,16 @@ ROUNDS = (
         ),
         "3e56548",
     ),
+    # the first round with the contest of weak readings (judge11; learner on all 15 files)
+    Round(
+        ("holdout11", "holdout12"),
+        TRAINING_FILES[:15],
+        (
+            "### Blind result on the frozen reader (RULES_FINAL2: main at 7e93f67): 13",
+            "### Blind result on the frozen reader (RULES_FINAL2: main at 7e93f67): 75",
+        ),
+        "7e93f67",
+    ),
 )
 
 _ROW_RE = re.compile(r"^\| `([^`]+)` \| (\w+) \| (\w+) \|")
