@@ -4248,6 +4248,9 @@ def test_a_failed_blocklist_lookup_never_says_the_ip_is_dirty(text: str) -> None
             "Error: authentication failed, please use the authorization code",
             "auth_disabled",
         ),
+        # NetEase at AUTH (holdout11's source; java mail users' "AuthenticationFailedException:
+        # 550 User has no permission ... 设置客户端授权码")
+        ("auth", 550, "User has no permission", "auth_disabled"),
         # -- a sending domain the provider has not set up: the sender's -----------------------
         # SparkPost and Mailgun (holdout11's sources)
         ("data", 550, "5.7.1 Unconfigured Sending Domain <example.com>", "sender_rejected"),

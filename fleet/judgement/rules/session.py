@@ -284,7 +284,10 @@ SESSION: tuple[Rule, ...] = (
         r"(?:[- ]specific)? password|"
         # QQ Mail and NetEase: "请使用授权码登录" ("please log in with the authorisation code",
         # their app password); "authorization code" in their English pages
-        r"授权码|\b(?:use|with) (?:an? |the |your )?authori[sz]ation code\b",
+        r"授权码|\b(?:use|with) (?:an? |the |your )?authori[sz]ation code\b|"
+        # NetEase's answer to the account password at AUTH, until an authorisation code is
+        # set ("550 User has no permission": its help and users' notes say so)
+        r"\b(?:user|account) has no permission\b",
         stages=(Stage.auth,),
     ),
     Rule(
