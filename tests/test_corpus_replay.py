@@ -134,9 +134,9 @@ FLOOR = {
     # repository until the reader was frozen (RULES_FINAL2), measured once, blind, on main
     # at 7e93f67 (holdout11 13 of 21, issue threads; holdout12 75 of 94, documentation
     # and source). Their misses were then read by the rule writer (judge11) and the families
-    # behind them fixed: seen now (holdout11 18 of 21, holdout12 89 of 94), both still below
+    # behind them fixed: seen now (holdout11 19 of 21, holdout12 89 of 94), both still below
     # the goal, so each is held at the figure reached (rounded down), said plainly.
-    "holdout11": 0.8571,
+    "holdout11": 0.9047,
     "holdout12": 0.9468,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
