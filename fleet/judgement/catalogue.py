@@ -11,11 +11,18 @@ from __future__ import annotations
 from fleet.judgement.rule import Rule
 from fleet.judgement.rules.envelope import ENVELOPE
 from fleet.judgement.rules.identity import IDENTITY, RECEIVER_FAULTS
-from fleet.judgement.rules.named_families import NAMED_FAMILIES
+from fleet.judgement.rules.named_families import COUNTED_WAITS, NAMED_FAMILIES
 from fleet.judgement.rules.session import SESSION
 from fleet.judgement.rules.status_codes import STATUS_CODES
 from fleet.judgement.rules.subjects import SUBJECTS
 
 RULES: tuple[Rule, ...] = (
-    RECEIVER_FAULTS + NAMED_FAMILIES + IDENTITY + SESSION + ENVELOPE + SUBJECTS + STATUS_CODES
+    RECEIVER_FAULTS
+    + NAMED_FAMILIES
+    + IDENTITY
+    + SESSION
+    + ENVELOPE
+    + COUNTED_WAITS
+    + SUBJECTS
+    + STATUS_CODES
 )

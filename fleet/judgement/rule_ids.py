@@ -123,6 +123,7 @@ class RuleId(StrEnum):
     smtp_message_refused = "smtp.message_refused"
     smtp_service_unavailable = "smtp.service_unavailable"
     limit_named = "limit.named"
+    limit_counted_wait = "limit.counted_wait"
     data_spam_verdict = "data.spam_verdict"
     ip_banned = "ip.banned"
     domain_banned = "domain.banned"

@@ -224,6 +224,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"not available|timed? ?out)\b|"
         r"\b(?:unable to|could not|cannot) verify\b[^.;]{0,60}?\b(?:at this time|right now|"
         r"at the moment|temporarily)\b",
+        # ... but a filter that rejected or found something gave a verdict ("Rejected by spam
+        # filter: SPF check failed", "Spam filter detected spam, delivery failed")
+        unless=r"\b(?:rejected|refused) by\b|\bdetected\b|\bfound\b|\bSPF\b|DKIM|DMARC",
         code_class="4",
     ),
     # -- the session's own timer ran out ("5.5.0 Error: transaction timeout", go-guerrilla):
@@ -303,8 +306,6 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"sessions) from (?:your|this) (?:host|ip|server|client|network|address)\b|"
         r"\b(?:session|connection) (?:has been |was |is )?open (?:for )?too long\b|"
         r"\bthrottl\w* (?:quota|limit) (?:has been |was |is )?(?:exceeded|reached|hit)\b|"
-        # a wait counted in seconds or minutes ("422 try again in 15 seconds"): a rate
-        r"\b(?:try|retry|send) again in \d{1,4} ?(?:seconds?|secs?|minutes?|mins?)\b|"
         # Postfix's smtpd_client_new_tls_session_rate_limit ("454 4.7.0 Error: too many new
         # TLS sessions from <client>")
         rf"\b{vocabulary.TOO_MANY} (?:new )?TLS (?:sessions|handshakes|negotiations)\b|"
@@ -318,8 +319,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # Portuguese (Zimbra's policy daemon: "Limite de envio para o gmail foi excedido")
         r"\blimite de envio\b|\b(?:limite|cota) (?:[^.;]){0,40}\bexcedid[oa]\b",
         # a message's size, a mailbox's storage, a line's length are not limits on the sender
-        # (a mailbox that "received too much email in a short period" is flooded, not full)
+        # (a mailbox that "received too much email in a short period" is flooded, not full;
+        # in Portuguese: "tamanho", "armazenamento", "caixa postal")
         unless=r"\bsize\b|\bbytes?\b|too (?:big|large)|storage|\bdisk\b|mail ?box(?! received too)|inbox|"
+        r"tamanho|armazenamento|caixa (?:postal|de correio|de entrada)|"
         r"over ?quota|\blength\b|header|\bline\b|time ?out|time limit|^\s*[45]\.2\.2\b|"
         # a limit imposed for a cause names the cause to fix (Gmail's 4.7.40 "rate limited
         # because the sending domain doesn't have a DMARC record")
@@ -616,5 +619,22 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"(?:method|mechanism|type)s?\b",
         stages=(Stage.auth,),
         unless=r"encrypt|\bTLS\b|\bSSL\b|secure|plain ?text|clear ?text|\bfirst\b",
+    ),
+)
+
+
+# Below the causes the words name (identity, session, envelope), above the subjects: a wait
+# counted in seconds or minutes ("422 try again in 15 seconds") is a rate, unless the reply
+# also names a cause ("your IP is listed ...; try again in 30 minutes", "Please use SMTP AUTH;
+# try again in 5 minutes", "Temporary system problem. Try again in 10 minutes"): those decide.
+COUNTED_WAITS: tuple[Rule, ...] = (
+    Rule(
+        RuleId.limit_counted_wait,
+        Category.throttled,
+        "the server asks this site to wait a counted time before sending again (a rate limit)",
+        "The server limits how often this site sends ({ip}): reduce how many devices send at "
+        "once and how often, or wait and try again later.",
+        text=r"\b(?:try|retry|send) again in \d{1,4} ?(?:seconds?|secs?|minutes?|mins?)\b",
+        unless=r"\bnot accepting\b|\bsystem problem\b|\bsystem (?:is )?(?:busy|unavailable)\b",
     ),
 )

@@ -287,7 +287,8 @@ SESSION: tuple[Rule, ...] = (
         r"授权码|\b(?:use|with) (?:an? |the |your )?authori[sz]ation code\b|"
         # NetEase's answer to the account password at AUTH, until an authorisation code is
         # set ("550 User has no permission": its help and users' notes say so)
-        r"\b(?:user|account) has no permission\b",
+        # ("Your account has no permission to use SMTP" elsewhere is a refused login)
+        r"\buser has no permission\b(?! to\b)",
         stages=(Stage.auth,),
     ),
     Rule(
@@ -337,7 +338,8 @@ SESSION: tuple[Rule, ...] = (
         # a session or connection without a login named (Apache James "Sender ... is not
         # allowed for unauthenticated connection", "unauthenticated e-mail from <ip> is
         # restricted"; MailCleaner "unauthenticated session on submission port")
-        r"\bunauthenticated (?:connections?|sessions?)\b|"
+        # ("Too many unauthenticated connections" is a limit)
+        r"(?<!many )\bunauthenticated (?:connections?|sessions?)\b|"
         r"\bunauthenticated e-?mail from (?:[^.;]|\.(?=\w)){0,60}\bis restricted\b|smtp auth(?:entication)? (?:is )?required|"
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
         r"(?:turn(?:ed)? on|enabled?) (?:smtp )?authentication|"
