@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
+from fleet.classify import Context, provider_of
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
+from fleet.results import Mode, Stage
 
 from .hostile import Conn, Handler, dialogue, publish_contoso, reply
 from .inventory_builder import InventoryBuilder, device, lab_defaults
@@ -83,6 +85,25 @@ def load(name: str) -> list[Entry]:
         )
         for e in raw
     ]
+
+
+def replay_context(entry: Entry, text: str) -> Context:
+    """The context a reply of `entry` (worded as `text`) is read in when replayed: what the
+    replay's copier sent and the greeting it got at that stage."""
+    stage = Stage(entry.stage)
+    said = [] if stage is Stage.banner else [entry.banner.decode()[4:].strip()]
+    said.append(text)
+    return Context(
+        mode=Mode.submission if stage in (Stage.auth, Stage.starttls) else Mode.direct_send,
+        host="localhost",
+        port=25,
+        authenticated=stage is Stage.auth,
+        ip="127.0.0.1",
+        username="replay@contoso.test" if stage is Stage.auth else None,
+        sender="scanner@contoso.test",
+        provider=provider_of("localhost", said),
+        ehlo_name=EHLO_NAME,
+    )
 
 
 def address(index: int) -> str:

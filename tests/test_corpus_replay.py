@@ -45,13 +45,13 @@ from pathlib import Path
 
 import pytest
 
-from fleet.classify import Context, classify_reply, make_reply, provider_of
+from fleet.classify import classify_reply, make_reply
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.pipeline import run_sweep
 from fleet.plan import plan_sweep
-from fleet.results import Category, Mode, Stage
+from fleet.results import Category, Stage
 
 from .conftest import fleet_env, run_fleet_async
 from .corpus_replay import (
@@ -62,6 +62,7 @@ from .corpus_replay import (
     ReplayServer,
     inventory,
     load,
+    replay_context,
 )
 
 # The goal of #16: at least 97 of 100 on replies the rules were not written for.
@@ -396,21 +397,8 @@ _SEEN_SETS = [name for name in FLOOR if name not in BLIND and (CORPUS / f"{name}
 
 
 def _reading(entry: Entry, text: str) -> Category:
-    stage = Stage(entry.stage)
-    said = [] if stage is Stage.banner else [entry.banner.decode()[4:].strip()]
-    said.append(text)
-    context = Context(
-        mode=Mode.submission if stage in (Stage.auth, Stage.starttls) else Mode.direct_send,
-        host="localhost",
-        port=25,
-        authenticated=stage is Stage.auth,
-        ip="127.0.0.1",
-        username="replay@contoso.test" if stage is Stage.auth else None,
-        sender="scanner@contoso.test",
-        provider=provider_of("localhost", said),
-        ehlo_name=EHLO_NAME,
-    )
-    return classify_reply(stage, make_reply(entry.code, text), context).category
+    context = replay_context(entry, text)
+    return classify_reply(Stage(entry.stage), make_reply(entry.code, text), context).category
 
 
 def test_a_reply_keeps_its_reading_whatever_surrounds_it() -> None:

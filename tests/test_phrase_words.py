@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet.classify import Context, classify_reply, make_reply, provider_of
+from fleet.classify import classify_reply, make_reply
 from fleet.judgement import phrase
 from fleet.judgement.phrase import Phrase
-from fleet.results import Mode, Stage
+from fleet.results import Stage
 
-from .corpus_replay import CORPUS, EHLO_NAME, Entry, load
+from .corpus_replay import CORPUS, Entry, load, replay_context
 from .test_corpus_replay import _SAME_READING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,24 +165,6 @@ def test_a_phrase_is_compiled_only_for_a_text_with_its_words() -> None:
     assert unknown.search("a phrase no rule has yet") is True
 
 
-def _context(entry: Entry, text: str) -> Context:
-    # the context tests/test_corpus_replay.py reads the corpus in (its _reading)
-    stage = Stage(entry.stage)
-    said = [] if stage is Stage.banner else [entry.banner.decode()[4:].strip()]
-    said.append(text)
-    return Context(
-        mode=Mode.submission if stage in (Stage.auth, Stage.starttls) else Mode.direct_send,
-        host="localhost",
-        port=25,
-        authenticated=stage is Stage.auth,
-        ip="127.0.0.1",
-        username="replay@contoso.test" if stage is Stage.auth else None,
-        sender="scanner@contoso.test",
-        provider=provider_of("localhost", said),
-        ehlo_name=EHLO_NAME,
-    )
-
-
 def _texts() -> Iterator[tuple[Entry, str]]:
     """Every corpus entry, and every rewording the replay test makes of it."""
     for path in sorted(CORPUS.glob("*.yaml")):
@@ -216,7 +198,7 @@ def test_no_phrase_is_kept_from_a_text_it_matches_in_any_corpus_reading(
     with monkeypatch.context() as patch:
         patch.setattr(Phrase, "search", search_in_full)
         readings = [
-            classify_reply(Stage(e.stage), make_reply(e.code, t), _context(e, t))
+            classify_reply(Stage(e.stage), make_reply(e.code, t), replay_context(e, t))
             for e, t in _texts()
         ]
     assert not kept_from, "\n".join(kept_from)
@@ -225,7 +207,7 @@ def test_no_phrase_is_kept_from_a_text_it_matches_in_any_corpus_reading(
         f"{e.id}: {t[:100]}"
         for (e, t), before in zip(_texts(), readings, strict=True)
         if t == e.text
-        and classify_reply(Stage(e.stage), make_reply(e.code, t), _context(e, t)) != before
+        and classify_reply(Stage(e.stage), make_reply(e.code, t), replay_context(e, t)) != before
     ]
     assert not changed, "\n".join(changed)
 

@@ -38,6 +38,7 @@ from fleet.judgement import learned
 from fleet.judgement.replies import (
     CONTEST_THRESHOLD,
     LEARNED_THRESHOLD,
+    NEVER_CONTESTED,
     WEAK_ENVELOPE_RULES,
     contested,
     learned_reading,
@@ -356,7 +357,7 @@ def _contest(e: Example, category: str, weak: bool, model: learned.Model, thresh
     if category == Category.unrecognised_refusal.value and not weak:
         found = learned_reading(stage, reply, model)
         return category if found is None else found.category
-    if not weak or category in (Category.ip_reputation.value, Category.reverse_dns.value):
+    if not weak or Category(category) in NEVER_CONTESTED:
         return category
     other = learned_reading(stage, reply, model, threshold)
     return category if other is None else other.category

@@ -319,21 +319,24 @@ def _learned_classification(
 # REVERSE_DNS and DIRECT_SEND_DIRTY_IP stay evidence-based: the learner cannot say them, and
 # a weak reading of them is not contested).
 CONTEST_THRESHOLD = 0.95
+# the envelope's weak rules: two read a status code, two a bare subject
+_ENVELOPE_BY_CODE = (RuleId.smtp_sender_status, RuleId.smtp_recipient_status)
 WEAK_ENVELOPE_RULES = (
-    RuleId.smtp_sender_status,
-    RuleId.smtp_recipient_status,
+    *_ENVELOPE_BY_CODE,
     RuleId.smtp_rcpt_address_refused,
     RuleId.smtp_message_refused,
 )
+_BY_CODE = frozenset([*(r.id for r in STATUS_CODES), *_ENVELOPE_BY_CODE])
+_BY_ONE_WORD = frozenset(r.id for r in WORD_FAMILIES)
 WEAK_RULES = frozenset(
     [r.id for r in STATUS_CODES + SUBJECTS + WORD_FAMILIES] + list(WEAK_ENVELOPE_RULES)
 )
-_NEVER_CONTESTED = frozenset((Category.ip_reputation, Category.reverse_dns))
+NEVER_CONTESTED = frozenset((Category.ip_reputation, Category.reverse_dns))
 
 
 def is_weak(found: Classification) -> bool:
     """A reading the rules reach by a code, a stage or a bare subject (see WEAK_RULES)."""
-    if found.category in _NEVER_CONTESTED:
+    if found.category in NEVER_CONTESTED:
         return False
     if found.rule is None:
         return found.category is not Category.unrecognised_refusal
@@ -380,12 +383,6 @@ def classify_reply(stage: Stage, reply: Reply, context: Context) -> Classificati
         weak=found.category.value,
         basis=_basis(found),
     )
-
-
-_BY_CODE = frozenset(
-    [r.id for r in STATUS_CODES] + [RuleId.smtp_sender_status, RuleId.smtp_recipient_status]
-)
-_BY_ONE_WORD = frozenset(r.id for r in WORD_FAMILIES)
 
 
 def _basis(weak: Classification) -> str:
