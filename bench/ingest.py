@@ -27,8 +27,6 @@ import asyncio
 import logging
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,13 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.serve import (
-    MASTER,
     bodies,
-    central_inventory,
     demo_sites,
-    free_port,
     one_site_results,
     push_all,
+    start_central,
 )
 from bench.serve import wait_healthy as _wait_healthy
 from fleet import __version__
@@ -148,20 +144,7 @@ def http_scenario(
     count_commits: bool = False,
 ) -> None:
     payloads = bodies(templates, sites)
-    inventory = folder / f"central-{sites}.yaml"
-    inventory.write_text(central_inventory(sites), encoding="utf-8")
-    db = folder / f"central-{sites}.db"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env["FLEET_AGENT_MASTER_KEY"] = MASTER
-    argv = [sys.executable, "-m", "fleet", "serve", "-i", str(inventory), "--db", str(db)]
-    process = subprocess.Popen(
-        [*argv, "--listen", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / f"central-{sites}.log").open("wb"),
-    )
+    process, url, db = start_central(folder, sites, f"central-{sites}")
     reader = sqlite3.connect(db, isolation_level=None)
     try:
         _wait_healthy(url, process)

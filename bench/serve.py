@@ -151,20 +151,7 @@ def main() -> None:
         folder = Path(temp)
         templates = asyncio.run(demo_sites(folder / "demo"))
         payloads = bodies(templates, args.results)
-        inventory = folder / "central.yaml"
-        inventory.write_text(central_inventory(args.results), encoding="utf-8")
-        db = folder / "central.db"
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-        env["FLEET_AGENT_MASTER_KEY"] = MASTER
-        argv = [sys.executable, "-m", "fleet", "serve", "-i", str(inventory), "--db", str(db)]
-        process = subprocess.Popen(
-            [*argv, "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(folder / "central.log").open("wb"),
-        )
+        process, url, db = start_central(folder, args.results, "central")
         try:
             wait_healthy(url, process)
             idle_rss = _rss_mb(process.pid)
@@ -198,6 +185,25 @@ def main() -> None:
         )
         print(f"  load generator CPU (httpx, this process): {own_cpu:.2f} s")
         print(f"  central memory: {idle_rss:.0f} MB RSS idle, peak {usage.ru_maxrss / 1024:.0f} MB")
+
+
+def start_central(folder: Path, sites: int, name: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`fleet serve` for N sites' agents on a free loopback port (its inventory, store and
+    log in `folder`, named `name`): the process, its URL and its store."""
+    inventory = folder / f"{name}.yaml"
+    inventory.write_text(central_inventory(sites), encoding="utf-8")
+    db = folder / f"{name}.db"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env["FLEET_AGENT_MASTER_KEY"] = MASTER
+    argv = [sys.executable, "-m", "fleet", "serve", "-i", str(inventory), "--db", str(db)]
+    process = subprocess.Popen(
+        [*argv, "--listen", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / f"{name}.log").open("wb"),
+    )
+    return process, f"http://127.0.0.1:{port}", db
 
 
 def _rss_mb(pid: int) -> float:
