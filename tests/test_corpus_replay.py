@@ -139,6 +139,10 @@ FLOOR = {
     # the goal, so each is held at the figure reached (rounded down), said plainly.
     "holdout11": 0.9047,
     "holdout12": 0.9468,
+    # judge12's development set of the refusals MTAs and filters send themselves, enumerated
+    # from their source (tests/corpus/README.md, "dev_source.yaml"): seen by the rule writer,
+    # who tuned the rules on it; measured before that at 49 of 61; held at what it reads now.
+    "dev_source": 49 / 61,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -268,6 +272,7 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "holdout10",
         "holdout11",
         "holdout12",
+        "dev_source",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
