@@ -4142,6 +4142,61 @@ def test_holdout9_and_10s_families_and_their_other_wordings(
 
 
 @pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # -- a verification the receiver could not complete (a 4xx) is its deferral, at any
+        # stage; a failed one (a 5xx) stays the sender's or recipient's verdict
+        # Exim src/src/acl.c and verify.c (at 13835a3): "Could not complete %s verify callout"
+        ("rcpt", 451, "Could not complete sender verify", "temporary_failure"),
+        ("rcpt", 451, "Could not complete sender verify callout", "temporary_failure"),
+        ("rcpt", 451, "Could not complete recipient verify callout", "temporary_failure"),
+        # qmail's rcptcheck patch (sagredo-dev/qmail qmail-smtpd.c)
+        ("rcpt", 421, "unable to verify recipient (#4.3.0)", "temporary_failure"),
+        ("rcpt", 550, "Sender verify failed", "sender_rejected"),
+        # -- a deferral the receiver's policy asked for (Postfix smtpd_check.c's actions)
+        (
+            "rcpt",
+            450,
+            "4.7.1 <user@example.net>: Recipient address rejected: defer_if_permit requested",
+            "temporary_failure",
+        ),
+        (
+            "rcpt",
+            450,
+            "4.7.1 <copier.example.com[192.0.2.10]>: Client host rejected: defer_if_reject "
+            "requested",
+            "temporary_failure",
+        ),
+        # -- a command without its argument, or with bytes the server does not take: protocol
+        # Exim smtp_in.c (interactive and batch SMTP wordings)
+        ("mail", 501, "MAIL must have an address operand", "protocol_error"),
+        ("mail", 501, "MAIL FROM must have an address operand", "protocol_error"),
+        ("rcpt", 501, "RCPT must have an address operand", "protocol_error"),
+        # Postfix smtpd.c
+        ("ehlo", 500, "5.5.2 Error: bad UTF-8 syntax", "protocol_error"),
+        ("mail", 553, "5.6.7 Must declare SMTPUTF8 to send unicode address", "protocol_error"),
+        # -- AUTH inside a mail transaction; postscreen's answer to a client that talked first
+        ("auth", 503, "no auth during mail transaction (#5.5.0)", "protocol_error"),
+        ("auth", 503, "5.5.1 Error: MAIL transaction in progress", "protocol_error"),
+        ("banner", 521, "5.7.0 Error: I can break rules, too. Goodbye.", "protocol_error"),
+        # -- the sender against the login, the empty sender (qmail's patches)
+        ("mail", 503, "from and auth not the same (#5.5.1)", "sender_rejected"),
+        ("mail", 421, "null senders temporarily denied (#4.3.0)", "sender_rejected"),
+        # -- Haraka's refusal of a recipient or sender by a plugin that gave no text
+        # (connection.js at 0bf10cb)
+        ("rcpt", 550, "recipient <user@example.net> denied", "recipient_rejected"),
+        ("rcpt", 450, "recipient <user@example.net> denied", "recipient_rejected"),
+        ("mail", 550, "sender <user@example.com> denied", "sender_rejected"),
+    ],
+)
+def test_dev_sources_families_and_their_other_wordings(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    # judge12: the families dev_source.yaml (the MTAs' own refusals, from their source) showed
+    _assert_reads(stage, code, text, category)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "4.3.0 DNS error doing RBL lookup",

@@ -95,7 +95,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         stages=(Stage.mail, Stage.rcpt, Stage.data),
         # (and "unable to verify address at this time", Stalwart's 4.4.3: the check could not
         # run now, smtp.own_check_deferred)
-        unless=r"\brecipients?\b|\brcpt\b|\bat this time\b",
+        unless=r"\brecipients?\b|\brcpt\b|\bat this time\b|\bcould not complete\b",
     ),
     # -- the message waited too long somewhere (RFC 3463 X.4.7 "delivery time expired",
     # Microsoft's 4.4.7 / 5.4.300 "Message expired"): time, not a verdict on the message
@@ -129,6 +129,12 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\b(?:transmitt\w*|talk\w*|sen(?:t|ding)|spoke|speaking|writing)\b(?:[^.;]|\.(?=\w)){0,20}?"
         r"\bbefore (?:the |my |our )?(?:smtp )?(?:greeting|banner|welcome)\b|\bpregreet\b|"
         r"\btalk(?:ed|ing)? too soon\b|"
+        # ... Postfix postscreen's own reply to it ("Error: I can break rules, too. Goodbye.")
+        r"\bI can break (?:the )?rules,? too\b|"
+        # AUTH inside a mail transaction (qmail-smtpd-auth "no auth during mail transaction",
+        # Postfix "Error: MAIL transaction in progress")
+        r"\bauth\w* (?:during|in|inside) (?:a |the )?mail transaction\b|"
+        r"\bmail transaction (?:is )?(?:already )?in progress\b|"
         # commands pipelined after STARTTLS, or STARTTLS again once TLS is up (mailfront's
         # "Unexpected pipelined commands following STARTTLS", NetEase's "Command not
         # permitted when TLS active", Postfix "Error: TLS already active")
@@ -223,10 +229,27 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"(?:filter|scanner))\b[^.;]{0,40}?\b(?:failed|failure|not ready|unavailable|"
         r"not available|timed? ?out)\b|"
         r"\b(?:unable to|could not|cannot) verify\b[^.;]{0,60}?\b(?:at this time|right now|"
-        r"at the moment|temporarily)\b",
+        r"at the moment|temporarily)\b"
+        # ... or could not complete, in other words (Exim's 451 "Could not complete sender
+        # verify", qmail rcptcheck's 421 "unable to verify recipient (#4.3.0)"; a 4xx only)
+        r"|\b(?:could not|cannot|can ?not|unable to|failed to) (?:complete|perform|finish|run) "
+        r"(?:the |a |an )?(?:sender |recipient |address )?(?:verif\w*|callout)\b|"
+        r"\b(?:unable to|could not|cannot|can ?not) verify (?:the )?(?:sender|recipient)\b",
         # ... but a filter that rejected or found something gave a verdict ("Rejected by spam
         # filter: SPF check failed", "Spam filter detected spam, delivery failed")
         unless=r"\b(?:rejected|refused) by\b|\bdetected\b|\bfound\b|\bSPF\b|DKIM|DMARC",
+        code_class="4",
+    ),
+    # -- a deferral the receiver's policy asked for in so many words, whatever the wrapper
+    # names (Postfix's defer_if_permit / defer_if_reject actions: "Recipient address rejected:
+    # defer_if_permit requested"): nothing about the recipient or the sender yet
+    Rule(
+        RuleId.smtp_policy_deferral,
+        Category.temporary_failure,
+        "the receiver's policy deferred this client for now (no reason given)",
+        "{host} deferred the site by a policy of its own without saying why: run the site "
+        "again later; if it persists, ask the administrator of {host}, with the reply text.",
+        text=r"\bdefer(?:_if_(?:permit|reject))? requested\b",
         code_class="4",
     ),
     # -- the session's own timer ran out ("5.5.0 Error: transaction timeout", go-guerrilla):
@@ -459,7 +482,10 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"login| identity)?\b|"
         # the empty sender, refused as such ("Policy rejection due to null sender")
         r"\b(?:due to|for|because of) (?:an? |the )?(?:null|empty|blank) sender\b|\b(?:null|empty|"
-        r"blank) sender (?:address )?(?:is )?(?:not (?:allowed|accepted|permitted)|rejected|refused)|"
+        r"blank) senders? (?:address(?:es)? )?(?:is |are )?(?:temporarily )?(?:not (?:allowed|"
+        r"accepted|permitted)|rejected|refused|denied)|"
+        # qmail's authtlsvariables patch: "from and auth not the same"
+        r"\b(?:from|sender|mail ?from) and (?:the )?auth\w*(?: user)? (?:are )?not the same\b|"
         # unsolicited mail counted against the sender's address, not an IP (ThisWebHost "[CSR]
         # ... unusual amount of unsolicited email originating from your address")
         r"\bunsolicited (?:e-?mails?|mails?|messages?) (?:originating |sent )?from (?:your|the|this) "
@@ -497,6 +523,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bover (?:its |the |their |her |his )?(?:allowed )?storage limit|"
         r"\bstorage limit\b|"
         r"\bmailbox (?:is )?(?:temporarily )?busy\b|MaxObjsExceeded|"
+        # Haraka's refusal of the recipient by a plugin that gave no text
+        r"\brecipient <[^<>\s]{1,254}> (?:denied|rejected|refused)\b|"
         # spamdyke "Refused. Mail is not being accepted at this address."
         r"\b(?:e-?mail|mail|messages?) (?:is |are )?not (?:being )?accepted (?:at|for|by) (?:this|"
         rf"that|the) (?:address|recipient|mailbox)\b|\b{vocabulary.TOO_MANY} (?:items|objects|folders) in "
@@ -520,7 +548,13 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bsmtplf\b|\bnot (?:following|obeying|respecting|complying with) (?:the )?(?:smtp )?"
         r"protocol\b|\bexcessive (?:amounts? of )?data\b|\btoo much data sent\b|"
         # QQ's "Invalid input from <ip> to <host>": the line itself, not the sender
-        r"\b(?:invalid|bad|malformed|illegal|unexpected) input\b",
+        r"\b(?:invalid|bad|malformed|illegal|unexpected) input\b|"
+        # a command without its argument (Exim "MAIL FROM must have an address operand") or
+        # with bytes the server does not take (Postfix "Error: bad UTF-8 syntax", "Must
+        # declare SMTPUTF8 to send unicode address")
+        r"\b(?:MAIL(?: FROM)?|RCPT(?: TO)?|EHLO|HELO|AUTH)\b:? (?:command )?(?:must have|requires|"
+        r"needs) an? (?:\w+ )?(?:operand|argument|parameter)\b|\bbad UTF-?8 syntax\b|"
+        r"\bmust declare SMTPUTF8\b",
         unless=r"header|\bbody\b|\bmessage\b|\bsize\b",
     ),
     Rule(
