@@ -206,10 +206,16 @@ def push_spooled(outbox: Outbox) -> Delivery:
 
 def push_result(result: SweepReading, outbox: Outbox) -> Delivery:
     """Spool the sealed result (PushError when it cannot be written), then deliver the
-    spool."""
+    spool. A sweep stopped before any site finished has nothing to push: the central
+    refuses a result without a site, and the file would wait in the spool for ever."""
     from fleet.agent import seal_reading
+    from fleet.push import Delivery
     from fleet.report.json_report import write_json
 
+    if result.site_count == 0:
+        return Delivery(
+            skipped="nothing swept, nothing pushed", waiting=len(outbox.spool.pending())
+        )
     info = seal_reading(result)  # computed once when the JSON report sealed it already
     outbox.spool.add(
         result.sweep.id,

@@ -546,10 +546,12 @@ async def test_the_central_serves_https_and_the_agent_verifies_it(
         patch.setenv("SSL_CERT_FILE", str(certs.ca_file))  # the readiness check trusts the CA
         await server.start()
     try:
-        # An agent that does not trust the central's certificate keeps its result
+        # An agent that does not trust the central's certificate keeps its result, and
+        # exits 3: a TLS-inspecting firewall or a wrong certificate does not pass by itself
         code, _, stderr = await agent_sweep(inventory, "site-0", server.url, spool)
-        assert code == 0, stderr
+        assert code == 3, stderr
         assert "CERTIFICATE_VERIFY_FAILED" in stderr
+        assert "certificate is not trusted here" in stderr
         assert server.sweeps() == 0
         # One that trusts the MSP's CA delivers
         run = await run_fleet_async(

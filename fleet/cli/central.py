@@ -24,7 +24,7 @@ from fleet.cli.app import (
 from fleet.cli.keys import central_keys, master_key_option
 from fleet.errors import PushError, StoreError
 from fleet.pipeline import Outbox, push_spooled
-from fleet.push import Delivery, Spool, default_spool_dir, results_url
+from fleet.push import STUCK_AFTER_S, Delivery, Spool, default_spool_dir, results_url
 from fleet.report.sanitize import for_terminal
 from fleet.store import default_db_path
 
@@ -124,7 +124,8 @@ def push(url: str, spool: str | None) -> int:
 @dataclass
 class AgentPush:
     """An agent's way home in one run: the central's endpoint and the spool (the pipeline
-    pushes through them), and whether the central refused anything (a person must look)."""
+    pushes through them), and whether a person must look: the central refused a result,
+    its certificate is not trusted, or results have waited for days (Delivery.needs_a_person)."""
 
     outbox: Outbox
     refused: bool = False
@@ -144,7 +145,7 @@ class AgentPush:
     def say(self, outcome: Delivery) -> None:
         """Say what became of the spool in one push."""
         _say(outcome, self.spool)
-        self.refused = self.refused or bool(outcome.refused)
+        self.refused = self.refused or outcome.needs_a_person
 
 
 def check_push(url: str | None, spool: str | None) -> AgentPush | None:
@@ -180,6 +181,8 @@ def _agent_push(url: str, spool: str | None, *, sealing: bool) -> AgentPush:
 
 
 def _say(outcome: Delivery, queue: Spool) -> None:
+    if outcome.skipped:
+        click.echo(f"fleet: {outcome.skipped}", err=True)
     for path, status in outcome.delivered:
         verb = "stored" if status == 201 else "already stored"
         click.echo(f"delivered {path.name} to the central ({status} {verb})", err=True)
@@ -193,5 +196,17 @@ def _say(outcome: Delivery, queue: Spool) -> None:
         click.echo(
             f"fleet: {for_terminal(outcome.unreachable, 500)}: {outcome.waiting} result(s) wait "
             f"in the spool {queue.folder}; the next run (or `fleet push`) delivers them",
+            err=True,
+        )
+    if outcome.lasting:
+        click.echo(
+            "fleet: the central's certificate is not trusted here: this will not pass by "
+            "itself (a TLS-inspecting firewall, or an expired or renamed certificate?)",
+            err=True,
+        )
+    if outcome.waiting and outcome.oldest_waiting_s > STUCK_AFTER_S:
+        click.echo(
+            f"fleet: the oldest has waited {outcome.oldest_waiting_s / 3600:.0f} h in the "
+            f"spool {queue.folder}: the central has not had this site's results for days",
             err=True,
         )

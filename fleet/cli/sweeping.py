@@ -225,7 +225,7 @@ def sweep(
         if agent is not None and published.pushed is not None:
             agent.say(published.pushed)
             if agent.refused and code < 2:
-                code = EXIT_UNKNOWN  # the central refused a result: a person must look
+                code = EXIT_UNKNOWN  # refused, untrusted, or waiting for days: a person must look
         if unstored is not None:
             _say_unstored(unstored)
             code = EXIT_UNKNOWN

@@ -1,0 +1,257 @@
+"""What an agent and its central may take on trust, and what not (review E): the real
+`fleet serve` and real agents on loopback, and plain servers that answer as a catch-all web
+site, a TLS-inspecting firewall or a dying link would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from fleet.lab.dns import LabDns
+from fleet.results import SweepResult
+
+from .conftest import M365Lab, fleet_env, free_port, publish_spf, run_fleet_async
+from .test_history import ZONE, history_inventory
+from .test_serve import (  # noqa: F401 - the fixtures
+    CentralProcess,
+    _sealed,
+    agent_sweep,
+    central,
+    inventory,
+    key_of,
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def plain_server(handler: Handler) -> AsyncIterator[str]:
+    """A bare TCP server on loopback answering with `handler`; yields its http:// URL."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 5)
+
+
+async def spooled_result(inventory: Path, spool: Path, site: str = "site-0") -> Path:  # noqa: F811
+    """A real sealed result waiting in `spool` (its central was down)."""
+    down = f"http://127.0.0.1:{free_port()}"
+    code, _, stderr = await agent_sweep(inventory, site, down, spool)
+    assert code == 0, stderr
+    [waiting] = waiting_in(spool)
+    return waiting
+
+
+def waiting_in(spool: Path) -> list[Path]:
+    return sorted(spool.glob("*.json"))
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    if length:
+        await reader.readexactly(int(length.group(1)))
+    return head
+
+
+# ---- 3: only the central's own receipt removes a spooled result ---------------------------
+
+
+async def test_a_2xx_that_is_not_the_centrals_receipt_keeps_the_result(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    waiting = await spooled_result(inventory, spool)
+
+    # Given a mistyped path behind a reverse proxy, landing on a catch-all web site
+    async def welcome(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        page = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(page), page)
+        )
+        await writer.drain()
+        writer.close()
+
+    async with plain_server(welcome) as url:
+        run = await run_fleet_async("push", f"{url}/html200", "--spool", str(spool))
+    # Then the result stays in the spool, and the agent says the answer was no receipt
+    assert run.code == 3, run.stderr
+    assert waiting.exists()
+    assert "delivered" not in run.stderr
+    assert "not the central's receipt" in run.stderr
+    assert f"it stays in {spool}" in run.stderr
+
+
+async def test_a_receipt_for_another_sweep_keeps_the_result(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    waiting = await spooled_result(inventory, spool)
+
+    async def other(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = b'{"status": "stored", "sweep": "20261101T000000Z-abcdef"}'
+        writer.write(
+            b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    async with plain_server(other) as url:
+        run = await run_fleet_async("push", url, "--spool", str(spool))
+    assert run.code == 3, run.stderr
+    assert waiting.exists()
+
+
+# ---- 1: the page dates each site by its own result, and says when it is old --------------
+
+
+async def test_the_page_shows_an_old_result_with_its_own_date_as_stale(
+    inventory: Path,  # noqa: F811
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # Given site-1's agent stopped pushing 23 days ago: its last result is that old
+    path = tmp_path / "site-1.json"
+    run = await run_fleet_async(
+        "sweep", "-i", str(inventory), "--site", "site-1", "--no-store",
+        "--format", "json", "--output", str(path), "-q",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    fresh = SweepResult.model_validate_json(path.read_text(encoding="utf-8"))
+    back = timedelta(days=23)
+    old_start = fresh.sweep.started_at - back
+    old_id = old_start.strftime("%Y%m%dT%H%M%SZ") + "-0ld0ld"
+    old = fresh.model_copy(
+        update={
+            "sweep": fresh.sweep.model_copy(
+                update={
+                    "id": old_id,
+                    "started_at": old_start,
+                    "finished_at": (fresh.sweep.finished_at or fresh.sweep.started_at) - back,
+                }
+            ),
+            "sites": [
+                site.model_copy(
+                    update={
+                        "started_at": site.started_at - back,
+                        "finished_at": site.finished_at - back,
+                    }
+                )
+                for site in fresh.sites
+            ],
+        }
+    )
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        answer = await client.post("/api/v1/results", content=_sealed(old, "site-1"))
+        assert answer.status_code == 201, answer.text
+        page = (await client.get("/")).text
+    # Then the page dates it by its own time, never by the moment the page was drawn,
+    # and says it is stale
+    site_start = old.sites[0].started_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert site_start in page
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert f"{now}, sweep" not in page
+    assert "no result for over 48 h from site-1" in page
+    assert "incomplete" in page
+
+
+# ---- 2: a certificate the agent cannot trust, or a spool waiting for days, is exit 3 -----
+
+
+async def test_a_spool_waiting_for_days_raises_the_exit_code(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    waiting = await spooled_result(inventory, spool)
+    # Given the result has waited three days for a central that cannot be reached
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(waiting, (three_days_ago, three_days_ago))
+    down = f"http://127.0.0.1:{free_port()}"
+    # When tonight's sweep finds the site fine and the central still down
+    code, _, stderr = await agent_sweep(inventory, "site-0", down, spool)
+    # Then it exits 3 (the RMM shows it), saying how long the oldest has waited
+    assert code == 3, stderr
+    assert "the oldest has waited 72 h" in stderr
+    assert len(list(spool.glob("*.json"))) == 2
+
+
+# ---- 4: an interrupted sweep that swept nothing pushes nothing ----------------------------
+
+
+async def test_a_sweep_stopped_before_any_site_spools_and_pushes_nothing(
+    lab_dns: LabDns,
+    m365: M365Lab,
+    write_inventory: Callable[..., Path],
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # Given an MX that accepts connections and never says a word
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    silent_mx = await asyncio.start_server(silent, "127.0.0.1", 0)
+    lab_dns.blocklist(ZONE)
+    publish_spf(lab_dns)
+    text = history_inventory(lab_dns, silent_mx.sockets[0].getsockname()[1], m365.ca_file, sites=1)
+    swept_inventory = write_inventory(text)
+    spool = tmp_path / "spool"
+    try:
+        sweep = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fleet", "sweep", "-i", str(swept_inventory), "--no-store",
+            "-q", "--push", central.url, "--spool", str(spool),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=fleet_env(FLEET_AGENT_KEY=key_of("site-0")),
+        )  # fmt: skip
+        await asyncio.sleep(1.5)  # under way, talking to the silent MX
+        # When it is stopped twice (Ctrl-C, Ctrl-C) before any site finished
+        sweep.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.3)
+        if sweep.returncode is None:
+            sweep.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(sweep.communicate(), 30)
+    finally:
+        silent_mx.close()
+    stderr = err.decode()
+    # Then nothing is spooled or pushed, and it says so
+    assert "nothing swept, nothing pushed" in stderr
+    assert list(spool.glob("*.json")) == []
+    assert "refused" not in stderr
+    assert central.sweeps() == 0
+
+
+# ---- the endpoint's own URL, as README's table names it ----------------------------------
+
+
+async def test_the_endpoint_url_is_taken_for_the_base_url(
+    inventory: Path,  # noqa: F811
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    await spooled_result(inventory, spool)
+    run = await run_fleet_async("push", f"{central.url}/api/v1/results", "--spool", str(spool))
+    assert run.code == 0, run.stderr
+    assert list(spool.glob("*.json")) == []
+    assert central.sweeps() == 1
