@@ -36,13 +36,29 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 @contextlib.asynccontextmanager
 async def plain_server(handler: Handler) -> AsyncIterator[str]:
-    """A bare TCP server on loopback answering with `handler`; yields its http:// URL."""
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    """A bare TCP server on loopback answering with `handler`; yields its http:// URL. Its
+    handlers still running at the end are cancelled and their connections closed."""
+    running: set[asyncio.Task[None]] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await handler(reader, writer)
+        finally:
+            running.discard(task)
+            writer.close()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.close()
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 5)
 
@@ -255,3 +271,95 @@ async def test_the_endpoint_url_is_taken_for_the_base_url(
     assert run.code == 0, run.stderr
     assert list(spool.glob("*.json")) == []
     assert central.sweeps() == 1
+
+
+# ---- 8, 9: the agent's side of a slow or huge answer -------------------------------------
+
+
+async def test_the_agent_gives_up_on_an_answer_that_trickles(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from fleet.push import Spool, deliver, results_url
+
+    spool = tmp_path / "spool"
+    waiting = await spooled_result(inventory, spool)
+
+    # Given a server that answers one byte at a time, never long enough apart for a read
+    # timeout
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        with contextlib.suppress(ConnectionError):
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b" " * 100000:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    async with plain_server(trickle) as url:
+        started = time.monotonic()
+        outcome = await asyncio.to_thread(
+            deliver, Spool(spool), results_url(url), timeout_s=1.0, deadline_s=2.0
+        )
+        took = time.monotonic() - started
+    # Then the push ends at its deadline, the central counted as unreachable this time
+    assert took < 10
+    assert outcome.unreachable is not None
+    assert "did not answer within 2 s" in outcome.unreachable
+    assert waiting.exists()
+
+
+async def test_the_agent_reads_only_the_start_of_a_huge_answer(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    waiting = await spooled_result(inventory, spool)
+    sent = 0
+
+    # Given a 422 whose body is 2 GB
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 422 Unprocessable\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2000000000\r\n\r\n"
+        )
+        chunk = b"x" * 65536
+        with contextlib.suppress(ConnectionError):
+            while sent < 2_000_000_000:
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+
+    async with plain_server(huge) as url:
+        run = await run_fleet_async("push", url, "--spool", str(spool))
+    # Then the agent reads the start, calls it a refusal, and hangs up
+    assert run.code == 3, run.stderr
+    assert "refused" in run.stderr
+    assert waiting.exists()
+    assert sent < 64 * 1024 * 1024
+
+
+async def test_408_is_temporary_like_429(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    await spooled_result(inventory, spool)
+
+    async def timed_out(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = b'{"status": "refused", "reason": "the body did not arrive in time"}'
+        writer.write(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    async with plain_server(timed_out) as url:
+        code, _, stderr = await agent_sweep(inventory, "site-0", url, spool)
+    # Then the next run tries again: no refusal, the site's own exit code
+    assert code == 0, stderr
+    assert "answered 408: the body did not arrive in time" in stderr
+    assert "refused" not in stderr
