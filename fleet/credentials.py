@@ -12,6 +12,7 @@ or logged. There is no process-wide registry: two sweeps never share (or hide) s
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import json
 import logging
@@ -75,16 +76,39 @@ class SecretSource(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
                 raise SecretError(f"environment variable {self.env} is not set")
         elif self.file is not None:
             try:
-                with open(self.file, encoding="utf-8") as handle:
+                with open(self.file, "rb") as handle:
                     warn_if_exposed(self.file, handle.fileno())
-                    value = handle.read().strip()
+                    value = _decode_text_file(handle.read()).strip()
             except OSError as exc:
                 raise SecretError(f"cannot read {self.file}: {exc.strerror}") from None
+            except UnicodeError:
+                raise SecretError(
+                    f"cannot read {self.file}: it is not UTF-8 text (nor UTF-16 with a byte "
+                    "order mark); save it as UTF-8"
+                ) from None
             if not value:
                 raise SecretError(f"{self.file} is empty")
         else:
             raise SecretError("no secret source configured")
         return value
+
+
+# Windows tools write text files with a byte order mark: PowerShell 5.1's `>` and Out-File
+# in UTF-16, Notepad and Set-Content -Encoding utf8 in UTF-8. The mark is no part of a secret.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16's: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _decode_text_file(data: bytes) -> str:
+    """A secret file's text: UTF-8 (a BOM dropped), or UTF-16/32 when a BOM says so."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding)
+    return data.decode("utf-8-sig")
 
 
 _warned: set[str] = set()
