@@ -40,21 +40,30 @@ log = logging.getLogger("fleet.credentials")
 MIN_SECRET = 4
 # A piece of an encoded form of a secret (base64, as AUTH sends it) this long is a leak: a
 # server that cuts an echo short, or wraps it over lines, must not give a password away.
-# A secret as written may hold ordinary words ("internal"): there a piece must be at least
-# half of it (still most of what an attacker needs), so that the words stay readable.
 FRAGMENT = 8
+# A secret as written may hold ordinary words ("internal"): there a piece must be at least
+# half of it (rounded down: either half of a password a server split in two), and never
+# shorter than this, so that the words stay readable.
+WRITTEN_FRAGMENT = 6
 # Text is probed every _STRIDE characters for a _GRAM-long piece of a known form, then the
-# match is grown both ways: every fragment of FRAGMENT characters or more holds one probed
-# piece (FRAGMENT >= _GRAM + _STRIDE - 1), at a quarter of the cost of probing everywhere.
-_GRAM = 5
-_STRIDE = 4
+# match is grown both ways: every fragment of WRITTEN_FRAGMENT characters or more holds one
+# probed piece (WRITTEN_FRAGMENT >= _GRAM + _STRIDE - 1), at a third of the cost of probing
+# everywhere.
+_GRAM = 4
+_STRIDE = 3
 # Multi-line replies repeat their code (and often an enhanced code) on every line: the text
 # between them is what a server may have split a secret over.
 # What lies between the pieces: line breaks and spaces, the reply code starting a line, and
 # an enhanced code as a word (it starts every line of such a reply, and stays between the
 # pieces when a finding or a flag's evidence quotes the reply on one line).
-_GAPS = re.compile(r"(?m)^[ \t]*\d{3}[ -]|\s+|(?<![^\s-])[245]\.\d{1,3}\.\d{1,3}(?!\S)")
-_SPACE = re.compile(r"\s")
+# Invisible characters (soft hyphen, zero-width space and joiners, word joiner, BOM) are
+# gaps too: a text shows the same with or without them.
+_INVISIBLE = "\u00ad\u200b-\u200d\u2060\ufeff"
+_GAPS = re.compile(
+    rf"(?m)^[ \t]*\d{{3}}[ -]|[\s{_INVISIBLE}]+|(?<![^\s-])[245]\.\d{{1,3}}\.\d{{1,3}}(?!\S)"
+)
+_SPACE = re.compile(rf"[\s{_INVISIBLE}]")
+_INVISIBLES = re.compile(rf"[{_INVISIBLE}]+")
 
 M = TypeVar("M", bound=Struct)
 
@@ -196,9 +205,9 @@ class Secrets:
                 self._exact = (*self._exact, form)
                 return
             self._forms.add(form)
-            minimum = FRAGMENT if encoded else max(FRAGMENT, -(-len(form) // 2))
+            minimum = FRAGMENT if encoded else max(WRITTEN_FRAGMENT, len(form) // 2)
             self._minimum[form] = min(minimum, len(form))
-            if len(form) < FRAGMENT:
+            if len(form) < WRITTEN_FRAGMENT:
                 self._short.add(form)
                 self._exact = (*self._exact, form)
                 return
@@ -284,10 +293,17 @@ class Secrets:
             for i, hit in enumerate(found):
                 if hit:
                     hidden[where[i]] = 1
+                    # invisible characters inside a secret go with it
+                    if (
+                        i
+                        and found[i - 1]
+                        and _INVISIBLES.fullmatch(text, where[i - 1] + 1, where[i])
+                    ):
+                        hidden[where[i - 1] + 1 : where[i]] = b"\1" * (where[i] - where[i - 1] - 1)
 
     def _mark(self, text: str, where: range | list[int], hidden: bytearray) -> None:
         """Mark in `hidden` (positions of the original text, through `where`) every known
-        form of `text`: whole, or a piece of FRAGMENT characters or more."""
+        form of `text`: whole, or a piece of at least its minimum (see add)."""
         for form in self._exact:
             start = text.find(form)
             while start != -1:

@@ -272,6 +272,34 @@ async def quit_echoes_auth(conn: Conn) -> None:
     await dialogue(conn, tls="valid", on={"AUTH": auth, "QUIT": quit_})
 
 
+def _password_of(said: list[bytes]) -> bytes:
+    """The password a login sent: AUTH PLAIN's blob decoded, or AUTH LOGIN's line decoded."""
+    decoded = _b64_or_raw(_credential(said))
+    return decoded.rsplit(b"\0", 1)[-1]
+
+
+async def halves_auth_echo(conn: Conn, line: bytes) -> bool:
+    """A 535 that quotes the password in two halves, one per line, each after a label."""
+    password = _password_of(await _auth_lines(conn, line))
+    half = len(password) // 2
+    await conn.send(
+        b"535-5.7.8 Authentication failed, you sent:\r\n"
+        b"535-5.7.8 h1 " + password[:half] + b"\r\n"
+        b"535 5.7.8 h2 " + password[half:] + b"\r\n"
+    )
+    return True
+
+
+async def invisible_auth_echo(conn: Conn, line: bytes) -> bool:
+    """A 535 that quotes the password split by invisible characters: a zero-width space in
+    the middle, a soft hyphen after its third character."""
+    password = _password_of(await _auth_lines(conn, line)).decode()
+    half = len(password) // 2
+    split = password[:3] + "\u00ad" + password[3:half] + "\u200b" + password[half:]
+    await conn.send(b"535 5.7.8 bad password: " + split.encode() + b"\r\n")
+    return True
+
+
 async def rcpt_quotes_another_login(conn: Conn) -> None:
     """Refuses RCPT quoting the last AUTH line any connection sent this server (a server
     that mixes up its sessions' logs)."""
@@ -568,9 +596,15 @@ BEHAVIOURS: dict[str, Behaviour] = {
     )
 }
 
-# Behaviours that end `ok` (so outside the corpus of failures), for the secret hygiene tests.
+# Behaviours outside the corpus of failures (test_hostile_smtp), for the secret hygiene
+# tests: one that ends `ok`, and echoes of a password in pieces.
 QUIET_LEAKS: dict[str, Behaviour] = {
-    "quit_echoes_auth": Behaviour("quit_echoes_auth", quit_echoes_auth, "starttls", login=True),
+    b.name: b
+    for b in (
+        Behaviour("quit_echoes_auth", quit_echoes_auth, "starttls", login=True),
+        Behaviour("halves_auth_echo", auth_with(halves_auth_echo), "starttls", login=True),
+        Behaviour("invisible_auth_echo", auth_with(invisible_auth_echo), "starttls", login=True),
+    )
 }
 
 

@@ -83,6 +83,22 @@ def test_half_of_a_password_is_blanked_in_any_case() -> None:
     assert said == f"you typed {REDACTED}"
 
 
+def test_either_half_of_a_short_password_is_blanked() -> None:
+    """Most copiers' passwords are under sixteen characters: a half of one is still half."""
+    secrets = Secrets()
+    secrets.add_login(USER, "Copier-Pass12")  # 13 characters: halves of 6 and 7
+    said = secrets.scrub("535-5.7.8 h1 Copier\n535 5.7.8 h2 -Pass12")
+    assert said == "535-5.7.8 h1 ****\n535 5.7.8 h2 ****"
+    assert secrets.scrub("a Copy of -Pass") == "a Copy of -Pass"  # under half: readable
+
+
+def test_a_password_split_by_invisible_characters_is_blanked() -> None:
+    for invisible in ("\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"):
+        split = PASSWORD[:5] + invisible + PASSWORD[5:]
+        said = book().scrub(f"bad password: {split} (bye)")
+        assert said == f"bad password: {REDACTED} (bye)", repr(invisible)
+
+
 def test_a_dns_key_in_another_letter_case_is_blanked() -> None:
     secrets = Secrets()
     secrets.add("k7C9q2mzx4fwP8r3tnb6")

@@ -402,3 +402,77 @@ async def test_credentials_echoed_in_any_shape_leak_into_no_output(
         if (found := leaked_pieces(t, password, users, dqs_key))
     }
     assert leaks == {}
+
+
+# ---- a short password echoed in halves, or split by invisible characters ------------------
+
+PIECES_SITES = {  # site -> (behaviour, mechanism, the address it sends from)
+    "halves-plain": ("halves_auth_echo", "plain", "127.0.0.51"),
+    "halves-login": ("halves_auth_echo", "login", "127.0.0.52"),
+    "invisible": ("invisible_auth_echo", "plain", "127.0.0.53"),
+}
+
+
+async def test_a_short_password_echoed_in_halves_or_split_by_invisible_characters_is_blanked(
+    lab_dns: LabDns,
+    certs: LabCertificates,
+    tmp_path: Path,
+    write_inventory: Callable[..., Path],
+) -> None:
+    """README: a secret is blanked "cut short (half of a password ...)". A password under
+    sixteen characters (most copiers' are) in two halves, one per line of a 535, and one
+    split by a zero-width space and a soft hyphen, over verified STARTTLS."""
+    from .hostile import HostileServer as Hostile
+
+    unique = uuid.uuid4().hex
+    password = f"Cp{unique[:4]}-Pw{unique[4:8]}"  # 13 characters: halves of 6 and 7
+    halves = (password[: len(password) // 2], password[len(password) // 2 :])
+    by_address = {ip: behaviour for behaviour, _, ip in PIECES_SITES.values()}
+    server = Hostile(by_address.__getitem__, certs)
+    port = await server.start()
+    built = InventoryBuilder(defaults=lab_defaults(lab_dns, connect_s=5, command_s=5, site_s=30))
+    for site_id, (_, mechanism, ip) in PIECES_SITES.items():
+        login = {
+            "username": f"{site_id}@contoso.test",
+            "password_env": ECHO_PASSWORD_ENV,
+            "mechanism": mechanism,
+        }
+        copier = device(port, str(certs.ca_file), to="alice@contoso.test", auth=login)
+        built.site(site_id, copier, client="Pieces", egress={"bind": ip, "ip": ip})
+    inventory = write_inventory(built.yaml())
+    db = tmp_path / "fleet.db"
+    env = fleet_env(**{ECHO_PASSWORD_ENV: password})
+
+    async def fleet(*args: str) -> Run:
+        return await run_fleet_async(*args, env=env, cwd=tmp_path)
+
+    # When it is swept, re-rendered in every format, and a site rescanned
+    try:
+        runs = [await fleet("sweep", "-i", str(inventory), "--db", str(db), "-q", "--detail")]
+        for report_format in ("json", "csv", "html"):
+            runs.append(await fleet("report", "--last", "--db", str(db), "--format", report_format))
+        runs.append(await fleet("scan", "halves-plain", "-i", str(inventory), "--db", str(db)))
+        runs.append(await fleet("scan", "invisible", "-i", str(inventory), "--db", str(db)))
+    finally:
+        await server.stop()
+
+    # Then the server did quote the password, and each site failed its login
+    heard = b"".join(server.lines).decode()
+    assert base64.b64encode(password.encode()).decode() in heard  # AUTH LOGIN's password
+    assert runs[0].code == 2, runs[0].stderr
+    assert "Traceback" not in "".join(r.stderr for r in runs)
+    assert "h1 ****" in runs[1].stdout
+    assert "bad password: ****" in runs[1].stdout
+    # ... and neither half, nor the password with its invisible characters taken out, is in
+    # anything fleet wrote
+    texts = {f"output of run {i}": run.stdout + run.stderr for i, run in enumerate(runs)}
+    for path in sorted(db.parent.glob(db.name + "*")):
+        texts[path.name] = path.read_bytes().decode("utf-8", "replace")
+    invisible = re.compile("[\u00ad\u200b]")
+    leaks = [
+        (where, piece)
+        for where, text in texts.items()
+        for piece in halves
+        if piece.lower() in invisible.sub("", text).lower()
+    ]
+    assert leaks == []
