@@ -4187,6 +4187,32 @@ def test_holdout9_and_10s_families_and_their_other_wordings(
         ("rcpt", 550, "recipient <user@example.net> denied", "recipient_rejected"),
         ("rcpt", 450, "recipient <user@example.net> denied", "recipient_rejected"),
         ("mail", 550, "sender <user@example.com> denied", "sender_rejected"),
+        # -- TLS or AUTH again, or an extension not declared: out of place in the session
+        # mox smtpserver/server.go (at 1c95876), chasquid internal/smtpsrv/conn.go (at ca2538b)
+        ("starttls", 503, "5.5.1 already speaking tls", "protocol_error"),
+        ("starttls", 503, "5.5.1 cannot starttls after authentication", "protocol_error"),
+        ("starttls", 503, "5.5.1 You are already wearing that!", "protocol_error"),
+        ("auth", 503, "5.5.1 You are already wearing that!", "protocol_error"),
+        ("auth", 503, "5.5.1 authentication not allowed during mail transaction", "protocol_error"),
+        (
+            "data",
+            500,
+            "5.6.0 message with non-us-ascii requires 8bitmime extension",
+            "protocol_error",
+        ),
+        ("banner", 502, "5.7.0 You hear someone cursing shoplifters", "protocol_error"),
+        # -- chasquid's TLS downgrade check is a TLS demand
+        ("mail", 550, "5.7.3 Security level check failed", "tls_required"),
+        # -- maddy: a bad From address is the sender's; a temporary DKIM error is temporary
+        # (internal/endpoint/smtp/submission.go, internal/check/dkim/dkim.go at 837b1b8)
+        ("data", 554, "5.6.0 Invalid address in From", "sender_rejected"),
+        ("data", 421, "4.7.20 Temporary error during DKIM verification", "temporary_failure"),
+        (
+            "data",
+            451,
+            "4.7.23 SPF authentication failed with a temporary error",
+            "temporary_failure",
+        ),
     ],
 )
 def test_dev_sources_families_and_their_other_wordings(

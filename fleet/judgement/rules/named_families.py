@@ -133,7 +133,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bI can break (?:the )?rules,? too\b|"
         # AUTH inside a mail transaction (qmail-smtpd-auth "no auth during mail transaction",
         # Postfix "Error: MAIL transaction in progress")
-        r"\bauth\w* (?:during|in|inside) (?:a |the )?mail transaction\b|"
+        r"\bauth\w*(?: is)?(?: not (?:allowed|permitted))? (?:during|in|inside) (?:a |the )?mail "
+        r"transaction\b|"
         r"\bmail transaction (?:is )?(?:already )?in progress\b|"
         # commands pipelined after STARTTLS, or STARTTLS again once TLS is up (mailfront's
         # "Unexpected pipelined commands following STARTTLS", NetEase's "Command not
@@ -141,6 +142,15 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bpipelin\w* (?:commands? |input )?(?:after|following|with) (?:the )?STARTTLS\b|"
         r"\b(?:when|while|once) TLS (?:is )?(?:already )?active\b|\bTLS (?:is |was )?already "
         r"(?:active|started|in (?:use|effect|progress)|negotiated)\b|"
+        # ... in other words (mox "already speaking tls", "cannot starttls after
+        # authentication"; chasquid's "You are already wearing that!")
+        r"\balready (?:speaking|using|running) (?:tls|ssl)\b|\b(?:cannot|can ?not|no) starttls "
+        r"(?:after|during|once)\b|\balready wearing that\b|"
+        # an extension the client did not declare first (mox "message with non-us-ascii
+        # requires 8bitmime extension"); an HTTP request sent to the SMTP port (chasquid's
+        # "You hear someone cursing shoplifters")
+        r"\brequires (?:the )?8-?bit-?mime\b|\b8-?bit-?mime (?:extension )?(?:is )?required\b|"
+        r"\bcursing shoplifters\b|"
         # a command masked by a firewall's SMTP inspection (Cisco PIX/ASA: "'XXXXXXXX': command
         # not understood")
         r"(?-i:\bX{4,}\b)'?:? (?:command )?(?:not understood|unrecogni[sz]ed|not recogni[sz]ed|"
@@ -205,7 +215,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         "the sender domain's DNS answers queries from the internet.",
         text=r"\btemp ?error\b|\b(?:e?servfail|etimeout|eai_again)\b|"
         r"\btemporar(?:y|ily)\b(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:SPF|DKIM|DMARC|ARC|DNS|TXT)\b"
-        r"(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:errors?|failures?|failed|unavailable|look ?up|check)\b|"
+        r"(?:[^.;:!]|\.(?=\w)){0,30}?\b(?:errors?|failures?|failed|unavailable|look ?up|check|"
+        # (maddy's "4.7.20 Temporary error during DKIM verification")
+        r"verification|validation)\b|"
         r"\b(?:SPF|DKIM|DMARC|ARC)\b(?:[^.;:!]|\.(?=\w)){0,30}?\btemporar(?:y|ily) "
         r"(?:errors?|failures?|failed|unavailable)\b",
         # (the client IP's own name is reverse DNS, which the site fixes: its rules decide;
@@ -444,6 +456,8 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bnot allowed as (?:a |the )?From\b|"
         r"\bFrom:? (?:header )?address(?:es)? (?:is |are )?(?:not allowed|invalid|required|missing|not valid)|"
         r"\bvalid From\b|"
+        # maddy's submission check "Invalid address in From"
+        r"\b(?:invalid|bad|malformed) (?:e-?mail )?address(?:es)? in (?:the )?From\b|"
         r"\bsending (?:from|for|by|as) (?:this|your|the) (?:domain|address|account|sender|"
         r"identity)\b(?:[^.;]|\.(?=\w)){0,20}?\b(?:paused|suspended|disabled|blocked|restricted|not allowed)|"
         r"\bsending (?:is |has been )?(?:paused|suspended|disabled) for (?:this|your|the) "

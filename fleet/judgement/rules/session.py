@@ -46,6 +46,9 @@ SESSION: tuple[Rule, ...] = (
         r"must (?:use|issue|start) (?:STARTTLS|TLS)|must be sen[dt] with (?:an )?encryption|not (?:over|using) (?:TLS|an encrypted)|"
         r"please use (?:TLS|STARTTLS|SSL|encryption|a secure connection)\b|"
         r"unencrypted (?:connection|session)s? (?:are )?not (?:allowed|permitted|accepted)|"
+        # a security level the receiver saw for the sender's domain before and misses now
+        # (chasquid's "5.7.3 Security level check failed")
+        r"\bsecurity level check failed\b|"
         # Dovecot's "Plaintext authentication disallowed on non-secure (SSL/TLS) connections"
         r"\b(?:disallowed|not (?:allowed|permitted|accepted)) (?:on|over) (?:non-?secure|"
         r"insecure|unencrypted|plain ?text) (?:\(SSL/TLS\) )?(?:connections?|sessions?|channels?)|"
