@@ -278,6 +278,14 @@ def _microsoft(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
             f"cannot reach {request.authority}: {_short(exc)}",
             _unreachable_remedy(request),
         )
+    except msal.exceptions.MsalError as exc:
+        # MSAL raises this for any HTTP status >= 500, whatever the body: an Entra outage,
+        # a blocking proxy's 502/503 page
+        return TokenFailure(
+            TokenFailureReason.unreachable,
+            f"{request.authority} answered {_short(exc)}",
+            _unreachable_remedy(request),
+        )
     except ValueError as exc:
         # MSAL reports an unknown tenant from its OpenID discovery as a ValueError whose
         # cause quotes the server's JSON (AADSTS90002).

@@ -910,6 +910,54 @@ async def test_no_exchange_online_in_the_tenant_and_an_unreachable_authority(
     assert m365.submission.stats.auth_attempts == 0
 
 
+async def test_a_token_endpoint_answering_5xx_is_a_finding_not_a_crash(
+    m365: M365Lab,
+    token_endpoint: LabTokenEndpoint,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given an Entra outage (500 in plain text), a blocking proxy's 502 page, both on the
+    # token request, and a 503 with Entra's JSON on the OpenID discovery (MSAL raises for
+    # any status >= 500, whatever the body)
+    ca = str(certs.ca_file)
+    outages = {
+        "t-500": ("POST", 500, "Internal Server Error"),
+        "t-502": ("POST", 502, "<html><body><h1>502 Bad Gateway</h1>proxy</body></html>"),
+        "t-503": ("GET", 503, json.dumps({"error": "temporarily_unavailable"})),
+    }
+    devices = []
+    for index, (name, outage) in enumerate(outages.items()):
+        tenant = f"00000000-0000-4000-8000-00000000050{index}"
+        token_endpoint.add_app(tenant, LabApp(APP_OK, secret="s"))
+        token_endpoint.outages[tenant] = outage
+        oauth2 = microsoft(token_endpoint, ca, APP_OK, "FLEET_OAUTH_OK", tenant=tenant)
+        devices.append(device(name, m365.submission.port, ca, SCANNER, oauth2))
+    inventory = write_inventory(
+        lab_inventory(lab_dns, connect_s=2, command_s=2, site_s=30).add(site("hq", *devices))
+    )
+
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--no-store",
+        "--format",
+        "json",
+        env=fleet_env(FLEET_OAUTH_OK="s"),
+    )
+
+    # Then each is the unreachable-token-endpoint finding, with the status it got
+    assert "Traceback" not in run.stderr
+    assert "internal error" not in run.stderr
+    found = by_device(json.loads(run.stdout))
+    for name, (_, status, _) in outages.items():
+        assert found[name]["category"] != "INTERNAL_ERROR", found[name]
+        assert f"{token_endpoint.authority} answered HTTP Error: {status}" in found[name]["finding"]
+        assert "allow HTTPS to it" in found[name]["remediation"]
+    assert m365.submission.stats.auth_attempts == 0
+
+
 @pytest.mark.parametrize(
     ("text", "reason", "words"),
     [

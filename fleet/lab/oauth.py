@@ -76,6 +76,9 @@ class LabTokenEndpoint:
         self.imap_mailboxes: dict[str, str] = {}
         self.requests: list[str] = []  # "METHOD path" of every request, for tests
         self.delay_s = 0.0  # a slow endpoint: every answer waits this long
+        # tenant -> (method, status, text) its discovery (GET) or token (POST) request gets
+        # instead of an answer: an Entra outage, a blocking proxy's error page
+        self.outages: dict[str, tuple[str, int, str]] = {}
         self.expires_in = 3599  # lifetime of the tokens it issues, in seconds
         self._signing_key = secrets.token_bytes(32)
         self._server: ThreadingHTTPServer | None = None
@@ -130,15 +133,31 @@ class LabTokenEndpoint:
 
             def do_GET(self) -> None:
                 endpoint.requests.append(f"GET {self.path}")
-                status, body = endpoint.get(self.path)
-                self._send(status, body)
+                if not self._outage("GET"):
+                    status, body = endpoint.get(self.path)
+                    self._send(status, body)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 endpoint.requests.append(f"POST {self.path} {form.get('client_id', '')}")
-                status, body = endpoint.post(self.path, form)
-                self._send(status, body)
+                if not self._outage("POST"):
+                    status, body = endpoint.post(self.path, form)
+                    self._send(status, body)
+
+            def _outage(self, method: str) -> bool:
+                tenant = urlsplit(self.path).path.strip("/").split("/")[0]
+                outage = endpoint.outages.get(tenant)
+                if outage is None or outage[0] != method:
+                    return False
+                data = outage[2].encode()
+                self.send_response(outage[1])
+                kind = "text/html" if data.lstrip().startswith(b"<") else "application/json"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return True
 
             def _send(self, status: int, body: dict[str, Any]) -> None:
                 if endpoint.delay_s:
