@@ -188,7 +188,11 @@ def _file_path(value: str) -> str:
 
 def _env_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value)):
-        raise ValueError(f"must be an environment variable name, got '{value}'")
+        # Not echoed: what was pasted where a name belongs is most often the secret itself.
+        raise ValueError(
+            "must be the NAME of an environment variable "
+            "(the value is not shown: it may be the secret itself)"
+        )
     return str(value)
 
 
