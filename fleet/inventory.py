@@ -29,7 +29,7 @@ import msgspec
 from msgspec import Meta, field
 
 from fleet.credentials import SecretSource
-from fleet.errors import InventoryError, SourceError, YamlLoadError
+from fleet.errors import InventoryError, Position, SourceError, YamlLoadError
 from fleet.net import join_host_port, split_host_port
 from fleet.results import EgressTransport, ListingSeverity, Mode, Security
 
@@ -775,16 +775,11 @@ def load_inventory(path: str) -> Inventory:
 
     try:
         content = FsPath(path).read_bytes()
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError:
-            _read_text(path)  # the error read_text() gives, word for word, as before
-            raise
     except FileNotFoundError:
         raise InventoryError([SourceError(path, None, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InventoryError([SourceError(path, None, "", f"cannot read: {exc}")]) from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
+    text = _decode(content, path).replace("\r\n", "\n").replace("\r", "\n")
     entry = Entry.open(path, content)
     if entry is not None:
         base = FsPath(path).resolve().parent
@@ -801,8 +796,32 @@ def load_inventory(path: str) -> Inventory:
     return inventory
 
 
-def _read_text(path: str) -> str:
-    return FsPath(path).read_text(encoding="utf-8")
+def _decode(content: bytes, path: str) -> str:
+    """The file's text: UTF-8, or UTF-16 as Windows tools save it (PowerShell 5.1's Out-File
+    and `>`), with or without a byte order mark. Anything else is refused at its line."""
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"  # the byte order mark says which, and is dropped
+    elif content[1:2] == b"\x00" and content[:1] != b"\x00":
+        encoding = "utf-16-le"  # an inventory starts with ASCII: 's', '#', '-'...
+    elif content[:1] == b"\x00" and content[1:2] != b"\x00":
+        encoding = "utf-16-be"
+    else:
+        encoding = "utf-8"
+    try:
+        return content.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding != "utf-8":
+            message = f"cannot read as {encoding.upper()}: {exc.reason}"
+            raise InventoryError([SourceError(path, None, "", message)]) from None
+        before = content[: exc.start]
+        line_start = before.rfind(b"\n") + 1
+        column = len(before[line_start:].decode("utf-8", errors="replace")) + 1
+        position = Position(before.count(b"\n") + 1, column)
+        message = (
+            f"not UTF-8 (byte 0x{content[exc.start]:02x}): save the file as UTF-8 "
+            "(Notepad: Save as, Encoding UTF-8; PowerShell: Out-File -Encoding utf8)"
+        )
+        raise InventoryError([SourceError(path, position, "", message)]) from None
 
 
 def parse_inventory(text: str, file: str, files: dict[str, str] | None = None) -> Inventory:

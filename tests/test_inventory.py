@@ -162,6 +162,49 @@ def test_validate_exits_3_with_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
 
 
+WINDOWS_CLIENT = MINIMAL.replace("client: Acme Dental", "client: M\u00fcller Z\u00fcrich AG")
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        # PowerShell 5.1's Out-File and `>`: UTF-16 LE with a byte order mark
+        "\ufeff".encode("utf-16-le") + WINDOWS_CLIENT.encode("utf-16-le"),
+        "\ufeff".encode("utf-16-be") + WINDOWS_CLIENT.encode("utf-16-be"),
+        WINDOWS_CLIENT.encode("utf-16-le"),  # no byte order mark
+        WINDOWS_CLIENT.encode("utf-16-be"),
+        WINDOWS_CLIENT.replace("\n", "\r\n").encode("utf-8-sig"),  # Notepad's "UTF-8 with BOM"
+    ],
+    ids=["utf-16-le-bom", "utf-16-be-bom", "utf-16-le", "utf-16-be", "utf-8-bom-crlf"],
+)
+def test_an_inventory_saved_as_utf16_by_windows_tools_is_read(
+    encoded: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_bytes(encoded)
+
+    run = run_fleet("validate", str(path))
+
+    assert run.code == 0, run.stderr
+    assert load_inventory(str(path)).sites[0].client == "M\u00fcller Z\u00fcrich AG"
+
+
+def test_an_inventory_in_a_windows_code_page_names_the_line_and_says_save_as_utf8(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_bytes(WINDOWS_CLIENT.encode("cp1252"))  # Notepad's "ANSI"
+
+    run = run_fleet("validate", str(path))
+
+    assert run.code == 3
+    assert run.stderr.splitlines()[0] == (
+        f"{path}:5:14: not UTF-8 (byte 0xfc): save the file as UTF-8 "
+        "(Notepad: Save as, Encoding UTF-8; PowerShell: Out-File -Encoding utf8)"
+    )
+    assert "Traceback" not in run.stderr
+
+
 def test_scan_of_a_sound_site_still_refuses_an_inventory_broken_elsewhere(
     tmp_path: Path,
 ) -> None:
