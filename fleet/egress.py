@@ -1,5 +1,6 @@
 """How a site's traffic leaves: from this machine, from a chosen source address, or
-through a SOCKS5 proxy at the site. Each way hands a connected socket to the SMTP probe.
+through a SOCKS5 proxy at the site. Each way hands a connected socket to the SMTP probe,
+or a connection that already speaks fleet's SMTP protocol (`InStepProtocol`).
 
 Failures of the way out are named (`EgressFailure`), not judged: the judgement catalogue
 says what each means (fleet.judgement.faults). Those of the way out itself (the proxy is
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from aiosmtplib import SMTPResponse, SMTPResponseException
 from aiosmtplib.protocol import SMTPProtocol
 
 from fleet.dns import Dns, Outcome
@@ -28,12 +30,67 @@ if TYPE_CHECKING:  # annotations only: a scan from the inventory cache imports n
     from fleet.inventory import SiteEgress
 
 
+# ---- the SMTP protocol every connection speaks -------------------------------------------
+# aiosmtplib hands a command the first complete reply in its buffer and keeps what follows
+# for the next command, and takes a multi-line reply's code from its last line. A server
+# that sends one reply too many (EHLO capabilities as separate `250 ` lines, an unsolicited
+# `250` after MAIL) would then have its 550 to RCPT read as the reply to RSET, and its 250
+# to the line before read as the recipient accepted: a false `ok`. fleet never pipelines,
+# so anything the server sends beyond one reply per command means the conversation is out
+# of step, and every reply after it is suspect: the conversation ends as a protocol error.
+
+OUT_OF_STEP = "the server sent more replies than commands: conversation out of step"
+
+
+class OutOfStep(SMTPResponseException):
+    """The server's replies no longer pair one to one with fleet's commands."""
+
+    def __init__(self, message: str = OUT_OF_STEP) -> None:
+        super().__init__(-1, message)  # a negative code: malformed, no reply to judge
+
+
+class InStepProtocol(SMTPProtocol):
+    """Fails a reply whose lines carry different codes, and a command sent after the
+    server said more than one reply to the one before (in the same packet as the reply,
+    or in a later one: aiosmtplib drops those unseen)."""
+
+    out_of_step: bool = False
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._response_waiter
+        if data and waiter is not None and (not self._response_pending or waiter.done()):
+            self.out_of_step = True  # no command is waiting for it: a reply too many
+        super().data_received(data)
+
+    def _read_response_from_buffer(self) -> SMTPResponse | None:
+        received = bytes(self._buffer)
+        response = super()._read_response_from_buffer()
+        if response is None:
+            return None
+        lines = received[: len(received) - len(self._buffer)].split(b"\n")[:-1]
+        codes = list(dict.fromkeys(int(line[:3]) for line in lines))
+        if len(codes) > 1:
+            self.out_of_step = True
+            raise OutOfStep(
+                "the lines of one reply carry different codes: " + ", ".join(map(str, codes))
+            )
+        if self._buffer:  # more after a complete reply, and no command asked for it
+            self.out_of_step = True
+            raise OutOfStep
+        return response
+
+    def write(self, data: bytes) -> None:
+        if self.out_of_step:
+            raise OutOfStep
+        super().write(data)
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     """A connection the loop opened itself; `protocol` has buffered what the server said."""
 
     transport: asyncio.Transport
-    protocol: SMTPProtocol
+    protocol: InStepProtocol
 
 
 # Opens a TCP connection to (host, port) within a timeout. With `plain` (no TLS at connect)
@@ -117,7 +174,7 @@ async def _connect(address: str, port: int, bind: str | None) -> socket.socket:
 async def _open(address: str, port: int, bind: str | None) -> Opened:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_connection(
-        lambda: SMTPProtocol(loop=loop),
+        lambda: InStepProtocol(loop=loop),
         host=address,
         port=port,
         family=family_of(address),

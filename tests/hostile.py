@@ -366,6 +366,52 @@ async def mismatched_multiline(conn: Conn) -> None:
     await dialogue(conn, on={"EHLO": reply(codes)})
 
 
+# What a server that has a site on Spamhaus ZEN says to RCPT: the refusal a reply too many
+# must never hide behind a 250 read in its place.
+BLOCKED = (
+    b"550 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org\r\n"
+)
+
+
+async def ehlo_lines_without_hyphens(conn: Conn) -> None:
+    """A known broken format: each EHLO capability its own `250 ` reply, in one write."""
+    lines = b"250 " + HOST.encode() + b" Hello\r\n250 SIZE 10240000\r\n250 8BITMIME\r\n"
+    await dialogue(conn, on={"EHLO": reply(lines), "RCPT": reply(BLOCKED)})
+
+
+async def extra_reply_after_banner(conn: Conn) -> None:
+    await dialogue(conn, banner=b"220 hi\r\n250 extra\r\n", on={"RCPT": reply(BLOCKED)})
+
+
+async def extra_reply_after_mail(conn: Conn) -> None:
+    extra = reply(b"250 2.1.0 Sender OK\r\n250 2.0.0 (unsolicited)\r\n")
+    await dialogue(conn, on={"MAIL": extra, "RCPT": reply(BLOCKED)})
+
+
+async def mixed_codes_in_rcpt(conn: Conn) -> None:
+    """A refusal whose last line says 250: read by its last line, a recipient accepted."""
+    refusal = BLOCKED.replace(b"550 ", b"550-", 1) + b"250 2.1.5 OK\r\n"
+    await dialogue(conn, on={"RCPT": reply(refusal)})
+
+
+async def replies_one_behind(conn: Conn) -> None:
+    """An unsolicited 250 after MAIL that arrives in a packet of its own, once the next
+    command is on its way: every later reply is then one behind its command, and the 550
+    meant for RCPT comes back as the answer to RSET."""
+
+    async def behind(conn: Conn, line: bytes) -> bool:
+        await conn.send(b"250 2.1.0 Sender OK\r\n")
+        if await conn.line() is None:  # RCPT
+            return False
+        await conn.send(b"250 2.0.0 (unsolicited)\r\n")
+        if await conn.line() is None:  # RSET
+            return False
+        await conn.send(BLOCKED)
+        return True
+
+    await dialogue(conn, on={"MAIL": behind})
+
+
 async def unterminated_multiline(conn: Conn) -> None:
     async def endless(conn: Conn, line: bytes) -> bool:
         await conn.send(b"250-" + HOST.encode() + b" Hello\r\n")
@@ -568,6 +614,11 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("non_utf8", non_utf8),
         Behaviour("busy_at_banner", busy_at_banner),
         Behaviour("mismatched_multiline", mismatched_multiline),
+        Behaviour("ehlo_lines_without_hyphens", ehlo_lines_without_hyphens),
+        Behaviour("extra_reply_after_banner", extra_reply_after_banner),
+        Behaviour("extra_reply_after_mail", extra_reply_after_mail),
+        Behaviour("mixed_codes_in_rcpt", mixed_codes_in_rcpt),
+        Behaviour("replies_one_behind", replies_one_behind),
         Behaviour("unterminated_multiline", unterminated_multiline),
         Behaviour("code_out_of_range", code_out_of_range),
         Behaviour("code_not_a_number", code_not_a_number),

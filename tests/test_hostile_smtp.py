@@ -9,6 +9,7 @@ against a bound computed from the timeouts, never waited for with a sleep.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from fleet.egress import InStepProtocol, OutOfStep
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
@@ -103,8 +105,15 @@ CASES = [
     Case("ten_megabyte_line", Category.protocol_error, Stage.ehlo, 0, "too long", "broke"),
     Case("non_utf8", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"),
     Case("busy_at_banner", Category.temporary_failure, Stage.banner, 0, "421", "later"),
-    # its last line says 550: a refusal in words fleet does not know, shown as it came (#16)
-    Case("mismatched_multiline", Category.unrecognised_refusal, Stage.ehlo, 0, "550"),
+    # One reply whose lines say 250, 251 and 550: no code to trust.
+    Case("mismatched_multiline", Category.protocol_error, Stage.ehlo, 0, "codes: 250, 251, 550"),
+    # A reply too many, in the same packet as a reply or in one of its own: the conversation
+    # is out of step, and the 550 to RCPT behind it is never read as (or hidden by) a 250.
+    Case("ehlo_lines_without_hyphens", Category.protocol_error, Stage.ehlo, 0, "out of step"),
+    Case("extra_reply_after_banner", Category.protocol_error, Stage.banner, 0, "out of step"),
+    Case("extra_reply_after_mail", Category.protocol_error, Stage.mail, 0, "out of step"),
+    Case("mixed_codes_in_rcpt", Category.protocol_error, Stage.rcpt, 0, "codes: 550, 250"),
+    Case("replies_one_behind", Category.protocol_error, Stage.quit, 0, "answered RSET with '550"),
     Case("unterminated_multiline", Category.timeout, Stage.ehlo, 1, "no complete reply to ehlo"),
     Case("code_out_of_range", Category.protocol_error, Stage.ehlo, 0, "999"),
     Case("code_not_a_number", Category.protocol_error, Stage.banner, 0, "malformed", "broke"),
@@ -125,8 +134,8 @@ CASES = [
         "not answer with TLS",
         "firewall",
     ),
-    # The injected plain text is discarded, never read as a reply: the handshake waits.
-    Case("starttls_pipelined_plaintext", Category.timeout, Stage.tls, 1, "TLS handshake"),
+    # The injected plain text is a reply too many, never read as a reply: no handshake.
+    Case("starttls_pipelined_plaintext", Category.protocol_error, Stage.starttls, 0, "out of step"),
     Case("tls_reset_mid_handshake", Category.tls_failure, Stage.tls, 0, "reset"),
     Case("tls_closed_mid_handshake", Category.tls_failure, Stage.tls, 0, "closed"),
     Case("expired_certificate", Category.tls_failure, Stage.tls, 0, "expired", "certificate"),
@@ -372,9 +381,59 @@ async def test_plaintext_injected_after_starttls_is_never_read_as_a_reply(
     # Given a server that pipelines a plain-text greeting and EHLO reply behind its 220
     site, server = await sweep_one("starttls_pipelined_plaintext", lab, certs, write_inventory)
 
-    # Then nothing after STARTTLS was taken from it: no EHLO after TLS, no MAIL, no AUTH
+    # Then nothing after STARTTLS was taken from it: its 220 with text behind it is a reply
+    # too many, and the conversation ends there: no handshake, no MAIL, no AUTH
     (device,) = site.devices
     had = site.conversation_of(device)
-    assert [s.stage for s in had.transcript if s.status is StageStatus.ok][-1] is Stage.starttls
+    assert [s.stage for s in had.transcript if s.status is StageStatus.ok][-1] is Stage.ehlo
+    assert (device.category, device.failed_stage) == (Category.protocol_error, Stage.starttls)
     assert "MAIL" not in verbs(server)
     assert had.tls is None or had.tls.version is None
+
+
+async def test_a_reply_too_many_in_a_packet_of_its_own_stops_the_next_command() -> None:
+    # Given a server that greets, and once the greeting was read sends a reply nobody asked
+    # for, in a packet of its own (aiosmtplib drops such bytes without a word)
+    greeted, served, heard = asyncio.Event(), asyncio.Event(), []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(b"220 hi\r\n")
+            await greeted.wait()
+            writer.write(b"250 extra\r\n")
+            await writer.drain()
+            heard.extend([line async for line in reader])
+        finally:
+            writer.close()
+            served.set()
+
+    flagged = asyncio.Event()
+
+    class Watched(InStepProtocol):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.out_of_step:
+                flagged.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_connection(
+            lambda: Watched(loop=loop), "127.0.0.1", port
+        )
+        assert (await protocol.read_response(timeout=2)).code == 220
+        greeted.set()
+        async with asyncio.timeout(2):  # until the extra reply has arrived
+            await flagged.wait()
+
+        # Then the next command is not sent, and nothing is read as its reply
+        with pytest.raises(OutOfStep, match="more replies than commands"):
+            await protocol.execute_command(b"NOOP", timeout=2)
+        transport.close()
+        async with asyncio.timeout(2):  # the server heard the hang-up, and nothing before it
+            await served.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert heard == []

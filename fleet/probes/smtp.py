@@ -47,7 +47,7 @@ from fleet.classify import (
     provider_of,
 )
 from fleet.credentials import Secrets, login_forms
-from fleet.egress import Opened, Opener
+from fleet.egress import InStepProtocol, Opened, Opener, OutOfStep
 from fleet.errors import ProbeTimeout, SecretError
 from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest
 from fleet.probes.spec import ConversationSpec
@@ -348,9 +348,9 @@ class _GreetingAwareSMTP(aiosmtplib.SMTP):
 
     async def _create_connection(self, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109 (aiosmtplib's signature)
         try:
-            if self.opened is not None:
-                return await self._adopt(self.opened, timeout)
-            return await super()._create_connection(timeout)
+            if self.opened is None:
+                self.opened = await self._open_on_socket(timeout)
+            return await self._adopt(self.opened, timeout)
         except aiosmtplib.SMTPConnectResponseError as exc:
             if 500 <= exc.code <= 599:  # a 421 greeting closes the channel itself
                 await self._quit_after_refusal()
@@ -361,6 +361,30 @@ class _GreetingAwareSMTP(aiosmtplib.SMTP):
             self.opened.transport.close()
             self.opened = None
         super().close()
+
+    async def _open_on_socket(self, timeout: float | None) -> Opened:  # noqa: ASYNC109
+        """What aiosmtplib's own `_create_connection` does with the socket the way out
+        connected (a proxy's, or one for implicit TLS), with fleet's protocol instead of
+        aiosmtplib's: the same errors for the same events."""
+        loop = asyncio.get_running_loop()
+        tls_context = await self._get_tls_context() if self.use_tls else None
+        where = f"{self.hostname} on port {self.port}"
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: InStepProtocol(loop=loop),
+                    sock=self.sock,
+                    ssl=tls_context,
+                    server_hostname=self.hostname if tls_context is not None else None,
+                    ssl_handshake_timeout=timeout if tls_context is not None else None,
+                ),
+                timeout=timeout,
+            )
+        except TimeoutError as exc:
+            raise aiosmtplib.SMTPConnectTimeoutError(f"Timed out connecting to {where}") from exc
+        except OSError as exc:
+            raise aiosmtplib.SMTPConnectError(f"Error connecting to {where}: {exc}") from exc
+        return Opened(transport, protocol)
 
     async def _adopt(self, opened: Opened, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109
         """What aiosmtplib's own `_create_connection` does once connected, for a connection
@@ -605,7 +629,9 @@ class _Probe:
             )
             raise _Stop from None
         except Exception as exc:
-            stage = Stage.banner if "ready message" in str(exc) else Stage.tls
+            # After the handshake: no greeting in time, or one that breaks the protocol.
+            after = "ready message" in str(exc) or isinstance(exc, OutOfStep)
+            stage = Stage.banner if after else Stage.tls
             fault = (
                 handshake_fault(exc, self.spec.tls_max)
                 if stage is Stage.tls
@@ -863,8 +889,11 @@ class _Probe:
         try:
             async with asyncio.timeout(min(self.settings.command_s, 5.0)):
                 if self.state.mail_sent:
-                    with contextlib.suppress(aiosmtplib.SMTPResponseException):
+                    try:
                         await smtp.rset()
+                    except aiosmtplib.SMTPResponseException as exc:
+                        if self._out_of_step_at_the_end(exc, "RSET", began):
+                            return
                 reply = await smtp.quit()
             self.state.stages.append(
                 StageResult(
@@ -876,6 +905,9 @@ class _Probe:
                 )
             )
         except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, aiosmtplib.SMTPResponseException):
+                if self._out_of_step_at_the_end(exc, "QUIT", began):
+                    return
             fault = classify_exception(Stage.quit, exc)
             self.state.stages.append(
                 StageResult(
@@ -893,6 +925,30 @@ class _Probe:
                 raise  # after the finally below has closed the connection
         finally:
             smtp.close()
+
+    def _out_of_step_at_the_end(
+        self, exc: aiosmtplib.SMTPResponseException, command: str, began: float
+    ) -> bool:
+        """After a conversation that went well, a refused RSET or QUIT (no server in step
+        refuses them), or a reply too many, means the replies were one behind the commands:
+        the 250 read as the recipient's may not have been. Decide it as a protocol error."""
+        if self.state.decision is not None:
+            return False
+        if isinstance(exc, OutOfStep):
+            detail = exc.message
+        elif exc.code >= 400:
+            said = make_reply(exc.code, exc.message, self.secrets)
+            detail = (
+                f"the server answered {command} with '{said.code} {said.text[:200]}' after "
+                "accepting the recipient: its replies are out of step with the commands, "
+                "so the acceptance cannot be trusted"
+            )
+        else:
+            return False
+        commands = "RSET; QUIT" if self.state.mail_sent else "QUIT"
+        fault = Fault(StageStatus.error, Category.protocol_error, detail)
+        self._fault(Stage.quit, commands, fault, time.perf_counter() - began)
+        return True
 
     # -- recording ------------------------------------------------------------------------
 
