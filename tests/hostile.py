@@ -388,6 +388,12 @@ async def extra_reply_after_mail(conn: Conn) -> None:
     await dialogue(conn, on={"MAIL": extra, "RCPT": reply(BLOCKED)})
 
 
+async def implicit_tls_extra_reply(conn: Conn) -> None:
+    """The same after an implicit TLS handshake (port 465): the greeting and a reply more."""
+    if await conn.starttls(conn.server.context("valid")):
+        await dialogue(conn, banner=b"220 hi\r\n250 extra\r\n", on={"RCPT": reply(BLOCKED)})
+
+
 async def mixed_codes_in_rcpt(conn: Conn) -> None:
     """A refusal whose last line says 250: read by its last line, a recipient accepted."""
     refusal = BLOCKED.replace(b"550 ", b"550-", 1) + b"250 2.1.5 OK\r\n"
@@ -601,7 +607,7 @@ def auth_with(handler: Handler) -> Serve:
 class Behaviour:
     name: str
     serve: Serve
-    security: str = "none"  # what the copier pointed at it uses: none | starttls
+    security: str = "none"  # what the copier pointed at it uses: none | starttls | tls
     login: bool = False  # the copier logs in (AUTH needs verified TLS first)
 
 
@@ -617,6 +623,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("ehlo_lines_without_hyphens", ehlo_lines_without_hyphens),
         Behaviour("extra_reply_after_banner", extra_reply_after_banner),
         Behaviour("extra_reply_after_mail", extra_reply_after_mail),
+        Behaviour("implicit_tls_extra_reply", implicit_tls_extra_reply, "tls"),
         Behaviour("mixed_codes_in_rcpt", mixed_codes_in_rcpt),
         Behaviour("replies_one_behind", replies_one_behind),
         Behaviour("unterminated_multiline", unterminated_multiline),

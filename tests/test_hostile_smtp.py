@@ -112,6 +112,7 @@ CASES = [
     Case("ehlo_lines_without_hyphens", Category.protocol_error, Stage.ehlo, 0, "out of step"),
     Case("extra_reply_after_banner", Category.protocol_error, Stage.banner, 0, "out of step"),
     Case("extra_reply_after_mail", Category.protocol_error, Stage.mail, 0, "out of step"),
+    Case("implicit_tls_extra_reply", Category.protocol_error, Stage.banner, 0, "out of step"),
     Case("mixed_codes_in_rcpt", Category.protocol_error, Stage.rcpt, 0, "codes: 550, 250"),
     Case("replies_one_behind", Category.protocol_error, Stage.quit, 0, "answered RSET with '550"),
     Case("unterminated_multiline", Category.timeout, Stage.ehlo, 1, "no complete reply to ehlo"),
@@ -437,3 +438,28 @@ async def test_a_reply_too_many_in_a_packet_of_its_own_stops_the_next_command() 
         server.close()
         await server.wait_closed()
     assert heard == []
+
+
+async def test_a_reply_too_many_through_a_socks5_proxy_stops_the_conversation_too(
+    lab: LabDns,
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+    socks_proxy: Callable[[str], str],
+) -> None:
+    # Given a site that leaves through its SOCKS5 proxy to a server whose EHLO capabilities
+    # come as separate replies (the proxy hands over a socket: aiosmtplib's own connect path)
+    proxy = socks_proxy("127.0.0.1")
+
+    def inventory(port: int) -> InventoryBuilder:
+        device = hostile_device(BEHAVIOURS["ehlo_lines_without_hyphens"], port, "")
+        return header(lab).site("hostile", device, client="Hostile", egress={"via": proxy})
+
+    result, _, server = await sweep_with(
+        "ehlo_lines_without_hyphens", inventory, certs, write_inventory
+    )
+
+    # Then it ends out of step at EHLO, as on the direct way, and RCPT is never sent
+    (device,) = result.sites[0].devices
+    assert (device.category, device.failed_stage) == (Category.protocol_error, Stage.ehlo)
+    assert "out of step" in device.finding
+    assert verbs(server) == ["EHLO"]
