@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,8 @@ DEFAULT_MAX_INFLIGHT = 16
 BODY_TIMEOUT_S = 60.0  # an agent that stops sending mid-body does not hold a slot for ever
 PAGE_REFRESH_S = 60
 HEALTH_WAIT_MS = 1000
+STALE_AFTER = timedelta(hours=48)  # a site's latest result older than this is stale
+PAGE_MAX_AGE_S = 600  # the page is drawn again this often anyway: results go stale
 
 access_log = logging.getLogger("fleet.access")
 log = logging.getLogger("fleet.serve")
@@ -98,7 +100,7 @@ class Central:
     _reader: ThreadPoolExecutor = field(init=False)
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
-    _page: tuple[int, str] | None = field(init=False, default=None)
+    _page: tuple[tuple[int, int], str] | None = field(init=False, default=None)
     # Pushes read whole and waiting for the writer, and the task that hands them over.
     _waiting: list[tuple[bytes, str, asyncio.Future[Outcome]]] = field(
         init=False, default_factory=list
@@ -349,7 +351,10 @@ class Central:
         """The page, rendered again only when the store changed since (a push, or an
         ingest or sweep writing to the same store: SQLite's data_version sees them all)."""
         store = self._stores["reader"]
-        version = int(store.db.execute("PRAGMA data_version").fetchone()[0])
+        version = (
+            int(store.db.execute("PRAGMA data_version").fetchone()[0]),
+            int(time.time() // PAGE_MAX_AGE_S),
+        )
         if self._page is None or self._page[0] != version:
             page = render_html(
                 latest_view(self.inventory, store),
@@ -396,18 +401,25 @@ def latest_view(inventory: Inventory, store: Store) -> SweepView:
     site_ids = [site.id for site in inventory.sites]
     counts: dict[Verdict, int] = {}
     missing: list[str] = []
+    stale: list[str] = []
+    now = datetime.now(UTC)
     for site_id in site_ids:
         latest = store.latest_site(site_id)
         if latest is None:
             missing.append(site_id)
-        else:
-            counts[latest.verdict] = counts.get(latest.verdict, 0) + 1
-    now = datetime.now(UTC)
+            continue
+        counts[latest.verdict] = counts.get(latest.verdict, 0) + 1
+        if now - latest.started_at.replace(tzinfo=latest.started_at.tzinfo or UTC) > STALE_AFTER:
+            stale.append(f"{site_id} (its latest: {latest.started_at:%Y-%m-%d %H:%M} UTC)")
+            missing.append(site_id)
     info = SweepInfo(
         id="latest",
         started_at=now,
         finished_at=now,
         complete=not missing,
+        # A site whose agent stopped pushing is shown with its old result, and counted as
+        # not swept: an old "ok" cannot be called fine.
+        interrupted=f"no result for over 48 h from {', '.join(stale)}" if stale else None,
         tool_version=__version__,
         sites_planned=len(site_ids),
         sites_missing=missing,

@@ -408,7 +408,10 @@ def _trend(
         for p in points
         if p.sweep_id != info.id and not _after(p.started_at, site.started_at)
     ]
-    marks.insert(0, TrendMark(info.id, _when(info.started_at), site.verdict.value, info.complete))
+    # The sweep's start; the site's own when earlier: the central's page is a view drawn
+    # now of results that came in from earlier sweeps, each dated by its own time.
+    when = min(info.started_at, site.started_at)
+    marks.insert(0, TrendMark(info.id, _when(when), site.verdict.value, info.complete))
     return tuple(reversed(marks[:TREND_LENGTH]))
 
 
