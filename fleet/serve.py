@@ -15,6 +15,7 @@ killed mid-request stores nothing, and the agent keeps its file until it sees 2x
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -168,8 +170,7 @@ class Central:
                 return self._answer(request, outcome, close=True)
             if body is None:
                 return self._answer(request, self._too_large(), close=True)
-            peer = request.client.host if request.client else "unknown"
-            outcome = await self._stored(body, peer)
+            outcome = await self._stored(body, peer_address(request.client))
         return self._answer(request, outcome)
 
     async def _stored(self, body: bytes, peer: str) -> Outcome:
@@ -435,6 +436,20 @@ def latest_view(inventory: Inventory, store: Store) -> SweepView:
     return SweepView(info, [], None, counts, sites)
 
 
+PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986's pchar: kept as it came
+
+
+def peer_address(client: tuple[str, int] | None) -> str:
+    """The peer's address, or "-" when it is not one: uvicorn takes it from X-Forwarded-For
+    when the proxy connects from 127.0.0.1, and that header is whatever the client sent."""
+    if client is None:
+        return "-"
+    try:
+        return str(ipaddress.ip_address(client[0]))
+    except ValueError:
+        return "-"
+
+
 class AccessLog:
     """One line per request: peer, method, path (never the query string), status, bytes
     received, time, and what became of a push. Never a body, a header or a key."""
@@ -466,13 +481,13 @@ class AccessLog:
         try:
             await self.app(scope, counting_receive, watching_send)
         finally:
-            peer = scope.get("client") or ("-", 0)
             note = scope.get("state", {}).get("note")
             access_log.info(
                 '%s "%s %s" %s %dB %.0fms%s',
-                peer[0],
+                peer_address(scope.get("client")),
                 scope["method"],
-                scope["path"],
+                # decoded by the server: quoted again, so a %0A cannot start a line of its own
+                quote(scope["path"], safe=PATH_SAFE),
                 status or "-",
                 received,
                 (time.monotonic() - started) * 1000,

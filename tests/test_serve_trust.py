@@ -363,3 +363,47 @@ async def test_408_is_temporary_like_429(
     assert code == 0, stderr
     assert "answered 408: the body did not arrive in time" in stderr
     assert "refused" not in stderr
+
+
+# ---- 6: nobody can write lines of their own into the access log --------------------------
+
+
+async def test_a_request_cannot_forge_lines_in_the_access_log(
+    central: CentralProcess,  # noqa: F811
+) -> None:
+    forged = "2026-11-30 00:18:00,000 INFO fleet.access: 203.0.113.9"
+    target = (
+        "/x%0A" + forged.replace(" ", "%20")
+        + '%20%22POST%20/api/v1/results%22%20201%20stored%20sweep%20forged%1B%5B2J'
+    )  # fmt: skip
+
+    async def send(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", central.port)
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return answer
+
+    # Given a path with an encoded line break and terminal escape
+    await send(f"GET {target} HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n".encode())
+    # and a peer address made up in X-Forwarded-For (uvicorn trusts it from 127.0.0.1)
+    made_up = '198.51.100.7 "GET /healthz" 200 0B 1ms'
+    await send(
+        f"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Forwarded-For: {made_up}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    await send(
+        b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Forwarded-For: 192.0.2.44\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    log = central.log.read_text(encoding="utf-8", errors="replace")
+    lines = log.splitlines()
+    # Then each request is one line of its own, the path re-quoted, no escape byte; a peer
+    # that is not an IP address is logged as "-"
+    assert not any(line.startswith(forged) for line in lines), log
+    assert "\x1b" not in log
+    assert "%0A2026-11-30" in log
+    assert made_up not in log
+    assert '- "GET /healthz" 200' in log
+    assert '192.0.2.44 "GET /healthz" 200' in log
