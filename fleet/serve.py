@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet import __version__
 from fleet.agent import SiteKeys, read_agent_result
-from fleet.errors import IngestError, ListenError, Refusal, StoreError
-from fleet.inventory import Inventory
+from fleet.errors import IngestError, InventoryError, ListenError, Refusal, StoreError
+from fleet.inventory import Inventory, load_inventory
 from fleet.net import split_host_port
 from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
 from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
@@ -98,11 +99,13 @@ class Central:
     max_body_bytes: int
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     body_timeout_s: float = BODY_TIMEOUT_S
+    inventory_file: str | None = None  # read again when it changes (None: never)
+    _watched: WatchedInventory | None = field(init=False, default=None)
     _writer: ThreadPoolExecutor = field(init=False)
     _reader: ThreadPoolExecutor = field(init=False)
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
-    _page: tuple[tuple[int, int], str] | None = field(init=False, default=None)
+    _page: tuple[tuple[int, int, int], str] | None = field(init=False, default=None)
     # Pushes read whole and waiting for the writer, and the task that hands them over.
     _waiting: list[tuple[bytes, str, asyncio.Future[Outcome]]] = field(
         init=False, default_factory=list
@@ -113,6 +116,14 @@ class Central:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-reader")
         self._slots = asyncio.Semaphore(self.max_inflight)
+        if self.inventory_file is not None:
+            self._watched = WatchedInventory(self.inventory_file, self.inventory)
+
+    def _inventory(self) -> tuple[int, Inventory]:
+        """The inventory as its file is now, and how many times it was read again."""
+        if self._watched is None:
+            return 0, self.inventory
+        return self._watched.current()
 
     # -- the ASGI application ----------------------------------------------------------
 
@@ -274,7 +285,7 @@ class Central:
             reason = "push: not UTF-8 JSON"
             return Outcome(422, {"status": "refused", "reason": reason}, reason)
         try:
-            return read_agent_result(text, "push", self.inventory, self.keys)
+            return read_agent_result(text, "push", self._inventory()[1], self.keys)
         except IngestError as exc:
             status = STATUS_FOR_REFUSAL[exc.refusal]
             return Outcome(status, {"status": "refused", "reason": str(exc)}, str(exc))
@@ -352,18 +363,65 @@ class Central:
         """The page, rendered again only when the store changed since (a push, or an
         ingest or sweep writing to the same store: SQLite's data_version sees them all)."""
         store = self._stores["reader"]
+        generation, inventory = self._inventory()
         version = (
             int(store.db.execute("PRAGMA data_version").fetchone()[0]),
             int(time.time() // PAGE_MAX_AGE_S),
+            generation,
         )
         if self._page is None or self._page[0] != version:
             page = render_html(
-                latest_view(self.inventory, store),
+                latest_view(inventory, store),
                 history=lambda site: _before_latest(store, site),
                 title="fleet: the latest result of every site",
             )
             self._page = (version, page)
         return self._page[1]
+
+
+class WatchedInventory:
+    """The central's inventory, read again when its file changes (a site added is taken
+    without a restart). A file that cannot be read or is not valid keeps the inventory the
+    central has, and the log says why. Used from the writer and reader threads."""
+
+    def __init__(self, path: str, inventory: Inventory) -> None:
+        self.path = path
+        self._inventory = inventory
+        self._stamp = self._stat()
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return found.st_mtime_ns, found.st_size, found.st_ino
+
+    def current(self) -> tuple[int, Inventory]:
+        """How many times the file was read again, and the inventory."""
+        stamp = self._stat()
+        with self._lock:
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp
+                self._read_again()
+            return self._generation, self._inventory
+
+    def _read_again(self) -> None:
+        try:
+            inventory = load_inventory(self.path)
+        except InventoryError as exc:
+            why = "; ".join(str(error) for error in exc.errors[:5]) or str(exc)
+            log.error("%s changed: the central keeps the inventory it has: %s", self.path, why)
+            return
+        except OSError as exc:
+            log.error("%s changed: the central keeps the inventory it has: %s", self.path, exc)
+            return
+        self._inventory = inventory
+        self._generation += 1
+        log.warning(
+            "%s changed: read the inventory again: %d site(s)", self.path, len(inventory.sites)
+        )
 
 
 class _GroupFailed(Exception):

@@ -407,3 +407,34 @@ async def test_a_request_cannot_forge_lines_in_the_access_log(
     assert made_up not in log
     assert '- "GET /healthz" 200' in log
     assert '192.0.2.44 "GET /healthz" 200' in log
+
+
+# ---- 5: the central reads its inventory again when the file changes ----------------------
+
+
+async def test_serve_reads_its_inventory_again_when_it_changes(
+    lab_dns: LabDns,
+    m365: M365Lab,
+    write_inventory: Callable[..., Path],
+    inventory: Path,  # noqa: F811
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    # Given the MSP adds site-3 to the inventory while the central runs
+    grown = write_inventory(history_inventory(lab_dns, m365.mx.port, m365.ca_file, sites=4))
+    assert grown == inventory
+    # When site-3's agent pushes its first result
+    code, _, stderr = await agent_sweep(inventory, "site-3", central.url, spool)
+    # Then the central knows the site: no restart needed
+    assert code == 0, stderr
+    assert "(201 stored)" in stderr
+    # And an inventory broken by the next edit keeps the one the central has, saying why
+    write_inventory("clients: [not, an, inventory\n")
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        page = (await client.get("/")).text
+    assert "site-3" in page
+    assert "not swept: site-0, site-1, site-2" in page
+    log = central.log.read_text(encoding="utf-8")
+    assert "keeps the inventory it has" in log
+    assert "read the inventory again: 4 site(s)" in log

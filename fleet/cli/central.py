@@ -67,7 +67,7 @@ def serve(
     from fleet.errors import ListenError
     from fleet.serve import Central, ensure_tls_files, parse_listen, run_central
 
-    _, inv = load_or_fail(inventory)
+    inventory_file, inv = load_or_fail(inventory)
     keys = central_keys(master_key_file, warn=False)
     if not keys.checks:
         raise Failure(
@@ -87,7 +87,9 @@ def serve(
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
     db_path = db or default_db_path()
     open_store(db_path).close()  # an unusable store is a clear error before serving
-    central = Central(inv, db_path, keys, max_body_bytes=max_body_bytes)
+    central = Central(
+        inv, db_path, keys, max_body_bytes=max_body_bytes, inventory_file=inventory_file
+    )
     scheme = "https" if tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
     click.echo(
