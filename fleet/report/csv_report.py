@@ -63,10 +63,20 @@ def render_csv(sweep: SweepReading, *, per_site: bool = False) -> str:
     return buffer.getvalue()
 
 
+def not_swept(result: SweepReading) -> str:
+    """The finding of a planned site an incomplete sweep never swept."""
+    reason = result.sweep.interrupted
+    return f"not swept: {reason}" if reason else "not swept"
+
+
 def write_csv(out: TextIO, result: SweepReading, *, per_site: bool = False) -> None:
-    """The CSV, written row by row as the sites are read."""
+    """The CSV, written row by row as the sites are read, then a row per planned site the
+    sweep never swept (`unknown`: a spreadsheet has no headline to say it was incomplete;
+    its client is not in the sweep's record)."""
     writer = csv.writer(out, lineterminator="\r\n")
     when = result.sweep.started_at.isoformat(timespec="seconds")
+    missing = [] if result.sweep.complete else result.sweep.sites_missing
+    again = "Sweep it again (fleet sweep --site {})."
     if per_site:
         writer.writerow(SITE_COLUMNS)
         for site in result.sites:
@@ -89,6 +99,10 @@ def write_csv(out: TextIO, result: SweepReading, *, per_site: bool = False) -> N
                 _or_not_checked(check_results(site, "mx")),
                 _or_not_checked(check_results(site, "spf")),
             ]
+            writer.writerow([for_spreadsheet(v) for v in row])
+        for site_id in missing:
+            row = [when, "", site_id, "", "unknown", "", not_swept(result), again.format(site_id)]
+            row += ["", "not checked", "", "", "", "not checked", "not checked"]
             writer.writerow([for_spreadsheet(v) for v in row])
         return
     writer.writerow(DEVICE_COLUMNS)
@@ -118,3 +132,8 @@ def write_csv(out: TextIO, result: SweepReading, *, per_site: bool = False) -> N
                 _or_not_checked(check_results(site, "spf", device.device)),
             ]
             writer.writerow([for_spreadsheet(v) for v in row])
+    for site_id in missing:
+        row = [when, "", site_id, "", "", "", "", "unknown", not_swept(result)]
+        row += [again.format(site_id), "", "", "", "", "", "not checked", ""]
+        row += ["not checked", "not checked"]
+        writer.writerow([for_spreadsheet(v) for v in row])
