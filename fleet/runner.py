@@ -593,7 +593,9 @@ async def run_measured(
             update={
                 "finished_at": datetime.now(UTC),
                 "complete": complete,
-                "interrupted": None
+                # A stop that came once every site had started cut nothing short (running
+                # sites finish): the sweep is complete, and still says the stop came.
+                "interrupted": (control.reason if control.stop.is_set() else None)
                 if complete
                 else (control.reason or "stopped before every site was swept"),
                 "sites_missing": missing,

@@ -48,12 +48,15 @@ def verdict_counts(sweep: SweepReading) -> str:
 def headline(result: SweepReading) -> str:
     sweep = result.sweep
     when = sweep.started_at.strftime("%Y-%m-%d %H:%M UTC")
-    state = (
-        ""
-        if sweep.complete
-        else f" INCOMPLETE ({for_terminal(sweep.interrupted)}; "
-        f"{len(sweep.sites_missing)} sites not swept)"
-    )
+    if not sweep.complete:
+        state = (
+            f" INCOMPLETE ({for_terminal(sweep.interrupted)}; "
+            f"{len(sweep.sites_missing)} sites not swept)"
+        )
+    elif sweep.interrupted:  # the stop came once every site had started: all finished
+        state = f" ({for_terminal(sweep.interrupted)} once every site had started: all finished)"
+    else:
+        state = ""
     return f"fleet sweep {for_terminal(sweep.id)} at {when}: {result.site_count} sites: {verdict_counts(result)}{state}"
 
 
