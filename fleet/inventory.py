@@ -315,6 +315,7 @@ class BlocklistZone(Strict, frozen=True):
     key_env: EnvName | None = None  # Spamhaus DQS key
     key_file: FilePath | None = None
     delist: Text | None = None  # where to ask for removal
+    ipv6: bool | None = None  # the list covers IPv6 addresses (default: by kind)
 
     @rule
     def _zone_or_dqs(self) -> None:

@@ -188,6 +188,7 @@ def zones_from_inventory(blocklists: list[BlocklistZone]) -> list[Zone]:
                 delist=entry.delist or defaults.delist,
                 key=key,
                 spamhaus=defaults.spamhaus,
+                ipv6=defaults.ipv6 if entry.ipv6 is None else entry.ipv6,
             )
         )
     return zones

@@ -824,6 +824,9 @@ async def test_a_resolver_that_never_answers_gives_unknown_in_time(
         elapsed = time.monotonic() - started
     assert len(results) == 12
     for result in results:
+        if result.ip == "2001:db8::1" and result.zone != ZEN:  # IPv4-only lists: not asked
+            assert_unknown(result, "does not cover IPv6")
+            continue
         assert_unknown(result, "self-test failed", "did not answer in time", silent_nameserver)
     # Every lookup waits on the same self-test: one timeout, not one per lookup.
     # (c-ares may lengthen the later tries; the margin allows for that and a slow machine.)
@@ -1051,3 +1054,30 @@ async def test_closing_the_resolver_stops_questions_but_not_a_cancellation_of_cl
     with pytest.raises(asyncio.CancelledError):
         await asker
     assert dns._resolver._closed  # and the resolver is closed all the same
+
+
+async def test_an_ipv6_address_on_a_list_without_ipv6_is_unknown_not_clean(
+    lab_dns: LabDns,
+) -> None:
+    # Given lists that answer NXDOMAIN for every IPv6 name: SpamCop and Barracuda, which
+    # document no IPv6 listing, and a generic list the inventory does not say covers IPv6;
+    # next to Spamhaus ZEN and a generic list declared `ipv6: true`
+    ipv6 = "2001:db8:7ca6:22::45"
+    names = {"spamcop": "sc.lab.test", "barracuda": "b.lab.test", "generic": "g.lab.test"}
+    for name in (*names.values(), "v6.lab.test", ZEN):
+        lab_dns.blocklist(name)
+    zones = [zone(name, kind) for kind, name in names.items()]
+    covered = [zone(ZEN), zone("v6.lab.test", "generic", ipv6=True)]
+    async with probe_on(lab_dns.nameserver, *zones, *covered) as probe:
+        results = await probe.check([ipv6, CLEAN])
+
+    # Then on the lists without IPv6 the address is unknown, and nothing was asked about it
+    by = {(r.ip, r.zone): r for r in results}
+    for name in names.values():
+        assert_unknown(by[ipv6, name], "does not cover IPv6")
+        assert a_count(lab_dns, ipv6, name) == 0
+        assert by[CLEAN, name].status is BlocklistStatus.clean  # IPv4 as before
+    # ... and where IPv6 is covered, its NXDOMAIN is clean
+    for name in (ZEN, "v6.lab.test"):
+        assert by[ipv6, name].status is BlocklistStatus.clean
+        assert a_count(lab_dns, ipv6, name) == 1

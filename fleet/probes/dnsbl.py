@@ -1,6 +1,7 @@
 """Blocklist (DNSBL) lookups of egress IPs, which never say "clean" when they do not know.
 
-Only NXDOMAIN means clean. A 127.0.0.x answer is a listing, read through the zone's
+Only NXDOMAIN means clean, and only on a list that covers the address's IP version (an
+IPv6 address on an IPv4-only list is `unknown`, unasked). A 127.0.0.x answer is a listing, read through the zone's
 meaning map. Everything else (timeouts, SERVFAIL, REFUSED, Spamhaus's 127.255.255.x
 refusal answers, answers outside 127.0.0.0/8) is `unknown`, with the reason. Each zone
 is self-tested once per sweep (RFC 5782: 127.0.0.2 listed, 127.0.0.1 not); a zone that
@@ -27,6 +28,11 @@ log = logging.getLogger("fleet.dnsbl")
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _ERROR_RANGE = ipaddress.IPv4Network("127.255.255.0/24")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+_NOT_IPV6 = (
+    "this list does not cover IPv6 addresses: nothing was asked (a list that does: "
+    "`ipv6: true` on it in the inventory)"
+)
 
 # One zone as the cache sees it: two DQS entries with different keys are two zones.
 ZoneKey = tuple[str, SecretSource | None]
@@ -61,6 +67,9 @@ class BlocklistProbe:
             address = unmapped(ip)  # a mapped IPv4 client is listed as IPv4
         except ValueError:
             return _unknown(ip, zone, f"{ip!r} is not an IP address")
+        if address.version == 6 and not zone.ipv6:
+            # Its NXDOMAIN would say nothing about the address: never "clean" from it.
+            return _unknown(ip, zone, _NOT_IPV6)
         # The question is asked once per sweep however many sites share the IP (the
         # resolver's memo); reading its answer is cheaper than a task to share the reading.
         result = await self._lookup(str(address), zone)

@@ -63,14 +63,33 @@ class KindDefaults(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
     codes: dict[str, CodeMeaning]
     delist: str
     spamhaus: bool = False
+    # Does the list cover IPv6 addresses (nibble-form queries, RFC 5782 2.4)? A list that
+    # does not answers NXDOMAIN for every IPv6 name, which says nothing (not "clean").
+    # Spamhaus documents IPv6 queries for its IP zones, ZEN included
+    # (https://docs.spamhaus.com/datasets/docs/source/70-access-methods/data-query-service/040-dqs-queries.html,
+    # https://www.spamhaus.org/organization/statement/012/spamhaus-ipv6-blocklists-strategy-statement).
+    # SpamCop's and Barracuda's BRBL's public descriptions speak of lookups by reversed IPv4
+    # octets only, and document no IPv6 listing (https://www.spamcop.net/bl.shtml,
+    # https://www.dnsbl.info/dnsbl-details.php?dnsbl=b.barracudacentral.org); lists without
+    # IPv6 "simply return NXDOMAIN" for it (https://github.com/hmailserver/hmailserver/pull/487).
+    # So not covered, unless the inventory says `ipv6: true`; a generic list likewise.
+    ipv6: bool = False
 
 
 KINDS: dict[str, KindDefaults] = {
     "spamhaus-zen": KindDefaults(
-        "Spamhaus ZEN", _ZEN, "https://check.spamhaus.org/ (look up {ip})", spamhaus=True
+        "Spamhaus ZEN",
+        _ZEN,
+        "https://check.spamhaus.org/ (look up {ip})",
+        spamhaus=True,
+        ipv6=True,
     ),
     "spamhaus-dqs": KindDefaults(
-        "Spamhaus DQS", _ZEN, "https://check.spamhaus.org/ (look up {ip})", spamhaus=True
+        "Spamhaus DQS",
+        _ZEN,
+        "https://check.spamhaus.org/ (look up {ip})",
+        spamhaus=True,
+        ipv6=True,
     ),
     "spamcop": KindDefaults(
         "SpamCop",
@@ -100,6 +119,7 @@ class Zone:
     delist: str = ""
     key: SecretSource | None = None
     spamhaus: bool = False
+    ipv6: bool = False  # the list covers IPv6 addresses (see KindDefaults.ipv6)
 
     def meaning(self, code: str) -> CodeMeaning | None:
         """What a 127.0.0.x answer means on this zone (None: not a listing code)."""
