@@ -73,6 +73,8 @@ def _key_near(text: str, line: int) -> str:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")  # YAML 1.1's octal integers, as its resolver reads them
 
 
 def _position(mark: Mark | None) -> Position:
@@ -339,6 +341,16 @@ class _Builder:
             return event.value
         if tag == _MERGE_TAG:
             return _MERGE_TAG
+        if tag == _INT_TAG and event.implicit[0] and _OCTAL.fullmatch(event.value):
+            # YAML 1.1 reads `port: 025` as 21: never what someone who wrote it meant
+            self.error(
+                event.start_mark,
+                path,
+                f"bad value '{event.value}': YAML reads a number written with a leading 0 as "
+                f"octal (this one as {int(event.value.replace('_', ''), 8)}): write it "
+                "without the 0, or quote it if it is text",
+            )
+            return _BAD
         start: Mark = event.start_mark
         end: Mark = event.end_mark
         node = yaml.ScalarNode(tag, event.value, start, end, event.style)
