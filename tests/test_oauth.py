@@ -756,6 +756,17 @@ def test_dry_run_says_which_app_the_token_comes_from(write_inventory: Callable[.
             None,
         ),
         ("451 4.7.0 Temporary server error", ("SMTP.SendAsApp",), None),
+        # 5.7.8 refusing an Entra app's token is not Google's refusal
+        (
+            "535 5.7.8 Error: authentication failed: authentication failure",
+            (),
+            "oauth.send_as_app_missing",
+        ),
+        (
+            "535 5.7.8 Authentication credentials invalid",
+            ("SMTP.SendAsApp",),
+            "oauth.service_principal",
+        ),
     ],
 )
 def test_an_xoauth2_refusal_is_read_with_the_token_roles(
@@ -775,6 +786,18 @@ def test_an_xoauth2_refusal_is_read_with_the_token_roles(
     found = classify_oauth_refusal(reply, context, roles=roles, client_id=APP_OK, tenant_id=TENANT)
 
     assert (found.rule if found else None) == rule
+
+
+def test_gmails_refusal_of_a_service_accounts_token_is_googles() -> None:
+    reply = make_reply(535, "5.7.8 Username and Password not accepted.")
+    context = Context(
+        mode=Mode.submission, host="127.0.0.1", port=587, authenticated=True, username=SCANNER
+    )
+
+    found = classify_oauth_refusal(reply, context, roles=None, client_id=None, tenant_id=None)
+
+    assert found is not None
+    assert found.rule == "oauth.google_refused"
 
 
 async def test_a_password_to_high_volume_email_is_not_at_risk_and_proves_its_domain(

@@ -55,7 +55,9 @@ def classify_oauth_refusal(
             ),
             RuleId.oauth_smtp_auth_disabled,
         )
-    if context.provider == "google" or reply.enhanced == "5.7.8":
+    # Gmail refuses in 5.7.8; so may other servers: an Entra app's token (it names a
+    # tenant) refused in 5.7.8 is read below, with its roles, not blamed on Google.
+    if context.provider == "google" or (reply.enhanced == "5.7.8" and tenant_id is None):
         return Classification(
             Category.auth_failed,
             f"Google refused the OAuth token for {mailbox}",
@@ -64,7 +66,7 @@ def classify_oauth_refusal(
             "https://mail.google.com/, and the username must be a mailbox of the domain.",
             RuleId.oauth_google_refused,
         )
-    if reply.code != 535 or reply.enhanced not in ("5.7.3", None):
+    if reply.code != 535 or reply.enhanced not in ("5.7.3", "5.7.8", None):
         return None  # e.g. 5.7.139 for a policy: the general rules know those words
     if roles is not None and SEND_AS_APP not in roles:
         return Classification(
