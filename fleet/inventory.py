@@ -856,8 +856,26 @@ def parse_inventory(text: str, file: str, files: dict[str, str] | None = None) -
     inventory = _validate(data, smap, origins, quiet, file, errors)
     if errors or inventory is None:
         errors.sort(key=lambda e: (e.position.line, e.position.column) if e.position else (0, 0))
-        raise InventoryError(_dedupe(errors))
+        raise InventoryError([_capped(e) for e in _dedupe(errors)])
     return inventory
+
+
+# A value quoted in an error is cut to this many characters: a 50 MB scalar pasted by mistake
+# must not come back whole on the terminal.
+SHOWN_MAX = 80
+
+
+def _shown(text: str) -> str:
+    if len(text) <= SHOWN_MAX:
+        return text
+    return f"{text[: SHOWN_MAX - 1]}… ({len(text):,} characters)"
+
+
+def _capped(error: SourceError) -> SourceError:
+    """The error with any long value it quotes cut short (validators quote values whole)."""
+    if len(error.path) + len(error.message) <= 4 * SHOWN_MAX:
+        return error
+    return error._replace(path=_shown(error.path), message=_shown(error.message))
 
 
 def _validate(
@@ -1180,6 +1198,8 @@ def _translate(
             message = "must not be empty"
         else:
             message = str(err["msg"])
+        if isinstance(got, str) and len(got) > SHOWN_MAX:
+            message = message.replace(got, _shown(got))
         if inherited is not None:
             # The profile allows it (`host: null` there means "no default"), the device not.
             message += f" (inherited from {format_path(inherited)})"

@@ -205,6 +205,21 @@ def test_an_inventory_in_a_windows_code_page_names_the_line_and_says_save_as_utf
     assert "Traceback" not in run.stderr
 
 
+def test_a_huge_value_is_not_echoed_whole(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    huge = "mail-" * 1_000_000  # 5 MB pasted where a host name belongs
+    path.write_text(MINIMAL.replace("acme-test.mail.protection.outlook.com", huge))
+
+    run = run_fleet("validate", str(path))
+
+    assert run.code == 3
+    assert len(run.stderr) < 1000
+    assert run.stderr.startswith(
+        f"{path}:9:16: sites[0].devices[0].smtp.host: must be a host name or IP address, "
+        f"got '{huge[:79]}… (5,000,000 characters)'"
+    )
+
+
 def test_scan_of_a_sound_site_still_refuses_an_inventory_broken_elsewhere(
     tmp_path: Path,
 ) -> None:
