@@ -21,6 +21,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -1190,6 +1191,8 @@ def _translate(
         elif kind in ("literal_error", "enum"):
             expected = err.get("ctx", {}).get("expected", "")
             message = f"must be one of {expected}, got '{got}'"
+        elif kind == "string_type" and isinstance(got, bool | int | float | date):
+            message = f"must be text, got {_unquoted(got)}; put the text in quotes"
         elif kind in _TYPE_WORDS:
             message = f"{_TYPE_WORDS[kind]}, got {_show(got)}"
         elif kind == "value_error":
@@ -1206,6 +1209,17 @@ def _translate(
         position = smap.find(source_loc)
         errors.append(SourceError(file, position, format_path(loc), message))
     return errors
+
+
+def _unquoted(value: bool | float | date) -> str:
+    """What YAML made of an unquoted value where text belongs (`client: NO` is false)."""
+    if isinstance(value, bool):
+        return (
+            f"{str(value).lower()}: YAML reads an unquoted yes, no, on, off, true or false "
+            "as true or false"
+        )
+    what = "a date" if isinstance(value, date) else "a number"
+    return f"{value}: YAML reads it unquoted as {what}"
 
 
 def _show(value: Any) -> str:
