@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # asyncio only for the sweep's timer: `fleet history` need no
     import asyncio
 
 DB_ENV = "FLEET_DB"
+
+log = logging.getLogger("fleet.store")
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
@@ -120,6 +123,15 @@ def default_db_path() -> str:
     import platformdirs
 
     return str(Path(platformdirs.user_data_dir("fleet")) / "fleet.db")
+
+
+def _one_site_run(origin: str, info: str) -> bool:
+    """A sweep of one site chosen by id on this machine: `fleet scan` or `sweep --site X`
+    (an agent's result, pushed or ingested, is the sweeps of its site: never passed over)."""
+    if origin != "local":
+        return False
+    filters = json.loads(info).get("filters") or []
+    return len(filters) == 1 and str(filters[0]).startswith("site=")
 
 
 class SweepRow(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
@@ -471,8 +483,25 @@ class Store:
 
     @_guarded
     def last_id(self) -> str | None:
-        row = self.db.execute("SELECT id FROM sweeps ORDER BY started_at DESC LIMIT 1").fetchone()
-        return str(row[0]) if row else None
+        """The last sweep (`--last`, the default `diff`): the most recent one, passing over
+        newer one-site runs made here (`fleet scan`, `fleet sweep --site X`) when an older
+        sweep is not one, so that a rescan does not stand for the night's sweep. A warning
+        names the runs passed over (`--sweep ID` shows one)."""
+        passed: list[str] = []
+        rows = self.db.execute("SELECT id, origin, info FROM sweeps ORDER BY started_at DESC")
+        for sweep_id, origin, info in rows:
+            if not _one_site_run(origin, info):
+                if passed:
+                    log.warning(
+                        "the last sweep is %s: passed over %d newer one-site run(s) (fleet "
+                        "scan, fleet sweep --site): %s; `--sweep ID` shows one",
+                        sweep_id,
+                        len(passed),
+                        ", ".join(passed),
+                    )
+                return str(sweep_id)
+            passed.append(str(sweep_id))
+        return passed[0] if passed else None
 
     @_guarded
     def has(self, sweep_id: str) -> bool:
