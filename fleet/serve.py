@@ -48,6 +48,7 @@ from fleet.store import SiteHistoryRow, Store
 RESULTS_PATH = "/api/v1/results"
 DEFAULT_MAX_INFLIGHT = 16
 BODY_TIMEOUT_S = 60.0  # an agent that stops sending mid-body does not hold a slot for ever
+BODY_TOTAL_S = 600.0  # nor one that sends a byte a minute
 PAGE_REFRESH_S = 60
 HEALTH_WAIT_MS = 1000
 STALE_AFTER = timedelta(hours=48)  # a site's latest result older than this is stale
@@ -99,6 +100,7 @@ class Central:
     max_body_bytes: int
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     body_timeout_s: float = BODY_TIMEOUT_S
+    body_total_s: float = BODY_TOTAL_S
     inventory_file: str | None = None  # read again when it changes (None: never)
     _watched: WatchedInventory | None = field(init=False, default=None)
     _writer: ThreadPoolExecutor = field(init=False)
@@ -167,7 +169,7 @@ class Central:
             return self._answer(request, self._too_large())
         async with self._slots:
             try:
-                async with asyncio.timeout(self.body_timeout_s):
+                async with asyncio.timeout(self.body_total_s):
                     body = await self._read_body(request)
             except ClientDisconnect:
                 request.state.note = "the agent went away mid-body; nothing stored"
@@ -219,14 +221,18 @@ class Central:
                 future.cancel()  # no request waits for ever on a writer that is gone
 
     async def _read_body(self, request: Request) -> bytes | None:
-        """The whole body, or None as soon as it passes the size limit."""
+        """The whole body, or None as soon as it passes the size limit; TimeoutError when
+        nothing of it arrives for `body_timeout_s` (a slow but steady body is read)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.body_timeout_s) as stall:
+            async for chunk in request.stream():
+                stall.reschedule(loop.time() + self.body_timeout_s)
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    return None
+                chunks.append(chunk)
         return b"".join(chunks)
 
     def _too_large(self) -> Outcome:

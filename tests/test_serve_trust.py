@@ -20,7 +20,7 @@ import httpx
 from fleet.lab.dns import LabDns
 from fleet.results import SweepResult
 
-from .conftest import M365Lab, fleet_env, free_port, publish_spf, run_fleet_async
+from .conftest import M365Lab, eventually, fleet_env, free_port, publish_spf, run_fleet_async
 from .test_history import ZONE, history_inventory
 from .test_serve import (  # noqa: F401 - the fixtures
     CentralProcess,
@@ -438,3 +438,58 @@ async def test_serve_reads_its_inventory_again_when_it_changes(
     log = central.log.read_text(encoding="utf-8")
     assert "keeps the inventory it has" in log
     assert "read the inventory again: 4 site(s)" in log
+
+
+# ---- 8: a slow but steady body is taken; only one that stalls is dropped ------------------
+
+
+@contextlib.asynccontextmanager
+async def central_in_process(inventory: Path, db: Path, **options: float) -> AsyncIterator[int]:  # noqa: F811
+    """The central in this process (to give it short timeouts) on a loopback port."""
+    import uvicorn
+
+    from fleet.agent import SiteKeys
+    from fleet.inventory import load_inventory
+    from fleet.serve import Central
+
+    from .test_serve import MASTER
+
+    app = Central(
+        load_inventory(str(inventory)),
+        str(db),
+        SiteKeys(MASTER.encode()),
+        max_body_bytes=65536,
+        **options,
+    ).app()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_a_slow_but_steady_body_is_read_to_its_end(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # Given a central that drops a body stalling for 0.5 s
+    async with central_in_process(inventory, tmp_path / "c.db", body_timeout_s=0.5) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"not": "a result"}' + b" " * 2000
+        writer.write(
+            b"POST /api/v1/results HTTP/1.1\r\nHost: central\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        # When the body arrives slowly (2 s in all) but never pauses for 0.5 s
+        for start in range(0, len(body), 200):
+            writer.write(body[start : start + 200])
+            await writer.drain()
+            await asyncio.sleep(0.2)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    # Then it is read whole and judged (not a result: 422), not dropped as timed out (408)
+    assert answer.startswith(b"HTTP/1.1 422"), answer
