@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote, unquote
 
 from fleet.credentials import AGENT_KEY_ENV, AGENT_MASTER_KEY_ENV, warn_if_exposed
 from fleet.errors import AgentKeyError, IngestError, Refusal
@@ -90,6 +91,20 @@ class SiteKeys:
         # As bytes: compare_digest raises on a str with non-ASCII letters (a forged file)
         return hmac.compare_digest(signature.encode(), expected.encode())
 
+    def vouches(self, header: str, now: float) -> bool:
+        """Whether a push's PUSH_HEADER proves a site's key, at about this time."""
+        if self.master is None or len(header) > 600:
+            return False
+        parts = header.split(" ")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return False
+        site_id, when, mac = unquote(parts[0]), int(parts[1]), parts[2]
+        if abs(now - when) > PUSH_HEADER_WINDOW_S:
+            return False
+        # Not self.key(): a stranger's made-up site ids must not fill the cache.
+        key = derive_site_key(self.master, site_id).encode("ascii")
+        return hmac.compare_digest(mac.encode(), _push_mac(key, site_id, when).encode())
+
     def check(self, result: SweepResult, name: str, inventory: Inventory) -> None:
         """Raise IngestError unless every site of `result` is signed with its own key."""
         if self.master is None:
@@ -150,6 +165,27 @@ def _key() -> bytes | None:
     if not key:
         return None
     return key.encode("utf-8")
+
+
+# A push carries, besides its signed body, a header that proves the site's key before the
+# body is read: the central reads bodies so vouched for in slots that connections without
+# a key (which may send nothing) cannot hold. "<site, %-quoted> <unix time> <HMAC>".
+PUSH_HEADER = "X-Fleet-Agent"
+PUSH_HEADER_WINDOW_S = 900  # the agent's clock may be off; an old header is not reused
+
+
+def push_headers(site_id: str, now: float) -> dict[str, str]:
+    """The header for a push of `site_id`'s result (none without FLEET_AGENT_KEY)."""
+    key = _key()
+    if key is None:
+        return {}
+    when = int(now)
+    return {PUSH_HEADER: f"{quote(site_id, safe='')} {when} {_push_mac(key, site_id, when)}"}
+
+
+def _push_mac(key: bytes, site_id: str, when: int) -> str:
+    message = f"fleet-push\n{site_id}\n{when}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def seal_info(info: SweepInfo, sites: Iterable[SiteResult]) -> SweepInfo:

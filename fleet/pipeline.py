@@ -196,10 +196,11 @@ class Outbox(NamedTuple):
 
 def push_spooled(outbox: Outbox) -> Delivery:
     """Deliver what waits in the spool, oldest first (PushError when it cannot be read)."""
+    from fleet.agent import push_headers
     from fleet.push import deliver
 
     try:
-        return deliver(outbox.spool, outbox.url)
+        return deliver(outbox.spool, outbox.url, vouch=push_headers)
     except OSError as exc:
         raise PushError(f"cannot read the spool {outbox.spool.folder}: {exc}") from None
 

@@ -143,22 +143,32 @@ class Delivery:
         return bool(self.refused) or self.lasting or self.oldest_waiting_s > STUCK_AFTER_S
 
 
+# The headers that vouch for a push of a site's result at a time (fleet.agent's proof of
+# the site's key), or none.
+Vouch = Callable[[str, float], dict[str, str]]
+
+
 def deliver(
     spool: Spool,
     url: str,
     *,
     timeout_s: float = PUSH_TIMEOUT_S,
     deadline_s: float = PUSH_DEADLINE_S,
+    vouch: Vouch | None = None,
 ) -> Delivery:
     """Push every spooled result to `url`, oldest first; remove each only once the central
     answered with its receipt for that very result."""
     # A loop of our own in a thread of its own: the same from a command or from inside
     # the sweep's loop, and asyncio.timeout gives each push a deadline httpx cannot.
     with ThreadPoolExecutor(1, thread_name_prefix="fleet-push") as thread:
-        return thread.submit(asyncio.run, _deliver(spool, url, timeout_s, deadline_s)).result()
+        return thread.submit(
+            asyncio.run, _deliver(spool, url, timeout_s, deadline_s, vouch)
+        ).result()
 
 
-async def _deliver(spool: Spool, url: str, timeout_s: float, deadline_s: float) -> Delivery:
+async def _deliver(
+    spool: Spool, url: str, timeout_s: float, deadline_s: float, vouch: Vouch | None
+) -> Delivery:
     outcome = Delivery()
     headers = {
         "Content-Type": "application/json",
@@ -173,9 +183,11 @@ async def _deliver(spool: Spool, url: str, timeout_s: float, deadline_s: float) 
                 body = path.read_bytes()
             except FileNotFoundError:
                 continue  # delivered by a push running alongside this one
+            sweep_id, site_id = _identity(body)
+            extra = vouch(site_id, time.time()) if vouch and site_id is not None else {}
             try:
                 async with asyncio.timeout(deadline_s):
-                    status, phrase, answer = await _post(client, url, body)
+                    status, phrase, answer = await _post(client, url, body, extra)
             except TimeoutError:
                 outcome.unreachable = f"{_origin(url)} did not answer within {deadline_s:.0f} s"
                 break
@@ -183,7 +195,7 @@ async def _deliver(spool: Spool, url: str, timeout_s: float, deadline_s: float) 
                 outcome.unreachable = f"cannot reach {_origin(url)}: {_describe(exc)}"
                 outcome.lasting = _untrusted_certificate(exc)
                 break
-            if 200 <= status < 300 and _is_receipt(answer, _sweep_id(body)):
+            if 200 <= status < 300 and _is_receipt(answer, sweep_id):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                 outcome.delivered.append((path, status))
@@ -200,10 +212,12 @@ async def _deliver(spool: Spool, url: str, timeout_s: float, deadline_s: float) 
     return outcome
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: bytes) -> tuple[int, str, bytes]:
-    """POST the body; the status, its phrase and at most ANSWER_LIMIT bytes of the answer
-    (a central or proxy gone wrong may send gigabytes)."""
-    async with client.stream("POST", url, content=body) as response:
+async def _post(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    """POST the body (with `headers`); the status, its phrase and at most ANSWER_LIMIT
+    bytes of the answer (a central or proxy gone wrong may send gigabytes)."""
+    async with client.stream("POST", url, content=body, headers=headers) as response:
         answer = bytearray()
         async for chunk in response.aiter_raw():
             answer += chunk
@@ -212,13 +226,18 @@ async def _post(client: httpx.AsyncClient, url: str, body: bytes) -> tuple[int, 
         return response.status_code, response.reason_phrase, bytes(answer[:ANSWER_LIMIT])
 
 
-def _sweep_id(body: bytes) -> str | None:
-    """The sweep id of a spooled result, which the central's receipt must name."""
+def _identity(body: bytes) -> tuple[str | None, str | None]:
+    """A spooled result's sweep id (the central's receipt must name it) and its first
+    site (whose key the push header proves)."""
     try:
-        sweep = json.loads(body).get("sweep")
-        return str(sweep["id"]) if isinstance(sweep, dict) else None
-    except (ValueError, AttributeError, KeyError, UnicodeDecodeError):
-        return None
+        document = json.loads(body)
+        sweep, sites = document.get("sweep"), document.get("sites")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None, None
+    sweep_id = sweep.get("id") if isinstance(sweep, dict) else None
+    site = sites[0].get("site") if isinstance(sites, list) and sites else None
+    site = site if isinstance(site, str) else None
+    return (sweep_id if isinstance(sweep_id, str) else None), site
 
 
 def _is_receipt(answer: bytes, sweep_id: str | None) -> bool:

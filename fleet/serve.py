@@ -4,7 +4,8 @@ its site's key, stores it in the history, and shows the latest result of every s
 Starlette on uvicorn. The store is used from two threads of our own, each with its own
 SQLite connection: one writes (SQLite takes one writer at a time anyway, and one thread
 makes "already stored?" and "store it" a single step), one reads for the page. The event
-loop only receives bodies, and at most `max_inflight` of them are held at once: the other
+loop only receives bodies, and at most `max_inflight` of them are held at once (and as many
+again from pushes that prove their site's key before the body, see PUSH_HEADER): the other
 agents wait in their sockets, so a night's 300 pushes are never in memory together. The
 pushes that arrive while the writer stores others are stored next, together, in one
 transaction (one commit, not one a push); each push is all of it or nothing. A result is
@@ -37,7 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleet import __version__
-from fleet.agent import SiteKeys, read_agent_result
+from fleet.agent import PUSH_HEADER, SiteKeys, read_agent_result
 from fleet.errors import IngestError, InventoryError, ListenError, Refusal, StoreError
 from fleet.inventory import Inventory, load_inventory
 from fleet.net import split_host_port
@@ -107,6 +108,7 @@ class Central:
     _reader: ThreadPoolExecutor = field(init=False)
     _stores: dict[str, Store] = field(init=False, default_factory=dict)
     _slots: asyncio.Semaphore = field(init=False)
+    _vouched: asyncio.Semaphore = field(init=False)
     _page: tuple[tuple[int, int, int], str] | None = field(init=False, default=None)
     # Pushes read whole and waiting for the writer, and the task that hands them over.
     _waiting: list[tuple[bytes, str, asyncio.Future[Outcome]]] = field(
@@ -118,6 +120,7 @@ class Central:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="fleet-store-reader")
         self._slots = asyncio.Semaphore(self.max_inflight)
+        self._vouched = asyncio.Semaphore(self.max_inflight)
         if self.inventory_file is not None:
             self._watched = WatchedInventory(self.inventory_file, self.inventory)
 
@@ -167,7 +170,11 @@ class Central:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._answer(request, self._too_large())
-        async with self._slots:
+        # A push that proves its site's key takes one of `max_inflight` slots kept for such
+        # pushes; one that does not (an agent older than the header, or a stranger who may
+        # send nothing) one of as many others: strangers never hold the agents' slots.
+        vouched = self.keys.vouches(request.headers.get(PUSH_HEADER, ""), time.time())
+        async with self._vouched if vouched else self._slots:
             try:
                 async with asyncio.timeout(self.body_total_s):
                     body = await self._read_body(request)
@@ -188,7 +195,7 @@ class Central:
 
     async def _stored(self, body: bytes, peer: str) -> Outcome:
         """Hand a push to the writer. The pushes that arrive while it writes a group are its
-        next group: one transaction, one commit for all of them (at most `max_inflight`,
+        next group: one transaction, one commit for all of them (at most 2 x `max_inflight`,
         since each holds its slot until answered); one push alone waits for nothing."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((body, peer, future))

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fleet.lab.dns import LabDns
 from fleet.results import SweepResult
@@ -493,3 +494,60 @@ async def test_a_slow_but_steady_body_is_read_to_its_end(
         writer.close()
     # Then it is read whole and judged (not a result: 422), not dropped as timed out (408)
     assert answer.startswith(b"HTTP/1.1 422"), answer
+
+
+# ---- 7: connections that send nothing cannot keep the agents out --------------------------
+
+
+async def test_stalled_anonymous_bodies_do_not_keep_an_agent_out(
+    inventory: Path,  # noqa: F811
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # Given 48 connections, none with a site's key, each sending a POST's headers and one
+    # byte of its body, then nothing (more than the central reads at once)
+    holders = []
+    for _ in range(48):
+        reader, writer = await asyncio.open_connection("127.0.0.1", central.port)
+        writer.write(
+            b"POST /api/v1/results HTTP/1.1\r\nHost: central\r\nContent-Length: 5000\r\n\r\n{"
+        )
+        await writer.drain()
+        holders.append((reader, writer))
+    try:
+        # When an agent pushes its result
+        started = time.monotonic()
+        code, _, stderr = await agent_sweep(inventory, "site-0", central.url, tmp_path / "s")
+        took = time.monotonic() - started
+    finally:
+        for _, writer in holders:
+            writer.close()
+    # Then it is stored at once: its key gets it a place the others cannot hold
+    assert code == 0, stderr
+    assert "(201 stored)" in stderr
+    assert took < 30
+    assert central.sweeps() == 1
+
+
+def test_the_push_header_proves_the_sites_key_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fleet.agent import PUSH_HEADER, SiteKeys, push_headers
+
+    from .test_serve import MASTER
+
+    keys = SiteKeys(MASTER.encode())
+    now = time.time()
+    monkeypatch.delenv("FLEET_AGENT_KEY", raising=False)
+    assert push_headers("site-0", now) == {}
+    monkeypatch.setenv("FLEET_AGENT_KEY", key_of("site-0") + "\n")
+    header = push_headers("site-0", now)[PUSH_HEADER]
+    assert key_of("site-0") not in header
+    assert keys.vouches(header, now)
+    assert keys.vouches(header, now + 600)
+    assert not keys.vouches(header, now + 3600)  # an old header is not reused
+    assert not keys.vouches(header.replace("site-0", "site-1", 1), now)
+    assert not keys.vouches(push_headers("site-1", now)[PUSH_HEADER], now)  # site-0's key
+    for junk in ("", "site-0", "site-0 x y", "a b c d", "é 1 é"):
+        assert not keys.vouches(junk, now)
+    assert not SiteKeys(None).vouches(header, now)
