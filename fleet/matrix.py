@@ -15,7 +15,7 @@ from typing import NamedTuple
 from fleet import m365
 from fleet.classify import OAUTH_TOKEN_RULES, RuleId
 from fleet.judgement.flag_texts import flag_text
-from fleet.net import is_ip
+from fleet.net import is_ip, unmapped
 from fleet.results import (
     SEVERITY_ORDER,
     SPF_MAX_LOOKUPS,
@@ -337,9 +337,18 @@ def _certificates(f: _Facts) -> list[_Found]:
     return found
 
 
+def _same_ip(seen: str, declared: str) -> bool:
+    try:
+        return unmapped(seen) == unmapped(declared)
+    except ValueError:
+        return seen == declared
+
+
 def _egress_changed(f: _Facts) -> list[_Found]:
     egress = f.site.egress
-    changed = [ip for ip in egress.observed_ips if egress.declared_ip and ip != egress.declared_ip]
+    declared = egress.declared_ip
+    # compared as addresses: `::ffff:192.0.2.1` and `2001:DB8::1` are the same as written
+    changed = [ip for ip in egress.observed_ips if declared and not _same_ip(ip, declared)]
     if not changed:
         return []
     code, seen = FlagCode.EGRESS_IP_CHANGED, ", ".join(changed)

@@ -34,6 +34,36 @@ def unmapped(ip: str) -> IPAddress:
     return address
 
 
+# Networks only the site's own side of a NAT sees (RFC 1918 private, RFC 6598 shared (CGNAT),
+# link-local, RFC 4193 unique local): an address from them, echoed by a server, is how an
+# on-site relay or the ISP's NAT saw the client, never the public IP receivers see.
+# (ipaddress's is_private/is_global would also catch the documentation ranges, 203.0.113.0/24
+# and the like, which examples and tests use as public addresses.)
+_LOCAL_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def on_local_network(ip: str) -> bool:
+    """Is the address (IPv4-mapped or not) one of a private, shared or link-local network?
+    False for what is not an IP address."""
+    try:
+        address = unmapped(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in _LOCAL_NETWORKS)
+
+
 @functools.lru_cache(maxsize=4096)
 def family_of(address: str) -> socket.AddressFamily:
     """The socket family an address literal needs."""

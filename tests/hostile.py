@@ -666,6 +666,29 @@ QUIET_LEAKS: dict[str, Behaviour] = {
 }
 
 
+def echoing(address: str) -> Serve:
+    """A healthy server whose EHLO greets the client as `address`, as Exchange and Exim do
+    ("Hello [203.0.113.5]"): an IPv4-mapped form, or the private address an on-site relay
+    sees."""
+
+    async def serve(conn: Conn) -> None:
+        hello = f"250-{HOST} Hello [{address}]\r\n250 8BITMIME\r\n".encode()
+        await dialogue(conn, on={"EHLO": reply(hello)})
+
+    return serve
+
+
+# Healthy servers that echo the client's address in forms that are not its public IP.
+ECHOES: dict[str, Behaviour] = {
+    name: Behaviour(name, echoing(address))
+    for name, address in (
+        ("echoes_mapped_client", "::ffff:127.0.0.9"),
+        ("echoes_private_client", "192.168.1.50"),
+        ("echoes_link_local_client", "fe80::1"),
+    )
+}
+
+
 # ---- the server ---------------------------------------------------------------------------
 
 
@@ -723,7 +746,7 @@ class HostileServer:
 
     def choose(self, peer: str) -> Behaviour:
         name = self.behaviour if isinstance(self.behaviour, str) else self.behaviour(peer)
-        return BEHAVIOURS[name] if name in BEHAVIOURS else QUIET_LEAKS[name]
+        return {**QUIET_LEAKS, **ECHOES, **BEHAVIOURS}[name]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()

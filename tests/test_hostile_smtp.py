@@ -35,6 +35,7 @@ from fleet.results import Category, SiteResult, Stage, StageStatus, SweepResult,
 from .conftest import M365Lab
 from .hostile import (
     BEHAVIOURS,
+    ECHOES,
     PASSWORD_ENV,
     HostileServer,
     healthy_site,
@@ -463,3 +464,40 @@ async def test_a_reply_too_many_through_a_socks5_proxy_stops_the_conversation_to
     assert (device.category, device.failed_stage) == (Category.protocol_error, Stage.ehlo)
     assert "out of step" in device.finding
     assert verbs(server) == ["EHLO"]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "declared", "seen", "changed"),
+    [
+        # the same address, as an IPv4-mapped IPv6 address: no change, however declared
+        ("echoes_mapped_client", "127.0.0.9", ["127.0.0.9"], False),
+        ("echoes_mapped_client", "::ffff:127.0.0.9", ["127.0.0.9"], False),
+        # what an on-site relay sees, not the public IP: ignored
+        ("echoes_private_client", "127.0.0.9", [], False),
+        ("echoes_link_local_client", "127.0.0.9", [], False),
+        # ... unless the site itself is declared on a private network
+        ("echoes_private_client", "192.168.1.9", ["192.168.1.50"], True),
+    ],
+)
+async def test_an_echoed_address_that_is_not_another_public_ip_is_no_egress_change(
+    behaviour: str,
+    declared: str,
+    seen: list[str],
+    changed: bool,
+    lab: LabDns,
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a site declared as `declared` whose server greets it under another form
+    def inventory(port: int) -> InventoryBuilder:
+        device = hostile_device(ECHOES[behaviour], port, "")
+        return header(lab).site("echo", device, client="Echo", egress={"ip": declared})
+
+    result, _, _ = await sweep_with(behaviour, inventory, certs, write_inventory)
+
+    # Then the servers saw what they saw, unmapped, and only a real change is flagged
+    (site,) = result.sites
+    assert site.egress.observed_ips == seen
+    assert site.egress_ip == (seen[0] if seen else site.egress.declared_ip)
+    flags = [f for f in site.flags if f.code == "EGRESS_IP_CHANGED"]
+    assert bool(flags) is changed, flags

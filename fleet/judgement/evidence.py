@@ -3,11 +3,11 @@ blocklist or listed domain it names, whether a listing is about an IP."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 
 from fleet.credentials import REDACTED
+from fleet.net import unmapped
 from fleet.results import Reply
 
 # ---- parsing ----------------------------------------------------------------------------
@@ -87,7 +87,8 @@ def echoed_client_ip(text: str) -> str | None:
     for pattern in _IP_PATTERNS:
         for match in pattern.finditer(text):
             try:
-                return str(ipaddress.ip_address(match.group(1)))
+                # an IPv4 client seen through an IPv6 socket is the IPv4 address it is
+                return str(unmapped(match.group(1)))
             except ValueError:
                 continue
     return None

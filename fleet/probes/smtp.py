@@ -49,6 +49,7 @@ from fleet.classify import (
 from fleet.credentials import Secrets, login_forms
 from fleet.egress import InStepProtocol, Opened, Opener, OutOfStep
 from fleet.errors import ProbeTimeout, SecretError
+from fleet.net import on_local_network
 from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest
 from fleet.probes.spec import ConversationSpec
 from fleet.results import (
@@ -1061,7 +1062,13 @@ class _Probe:
     def _observe(self, text: str) -> None:
         self.state.texts.append(text)
         if self.state.observed_ip is None:
-            self.state.observed_ip = echoed_client_ip(text)
+            echoed = echoed_client_ip(text)
+            if echoed is not None and on_local_network(echoed):
+                # An on-site relay's (or the ISP NAT's) view, not the public IP receivers see,
+                # unless the site is declared on such a network itself.
+                if self.site_ip is None or not on_local_network(self.site_ip):
+                    echoed = None
+            self.state.observed_ip = echoed
 
     def _record_tls(self) -> None:
         smtp = self.smtp
