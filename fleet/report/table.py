@@ -189,13 +189,11 @@ def render_transcript(result: SweepReading) -> str:
                 sent = for_terminal(stage.command or "")
                 lines.append(f"  {stage.stage.value:<9} {stage.status.value:<7} {took:>7}  {sent}")
                 if stage.reply is not None:
-                    for text in stage.reply.text.splitlines()[:12] or [""]:
-                        code = stage.reply.code if stage.reply.code is not None else ""
-                        lines.append(
-                            f"  {'':<9} {'':<7} {'':>7}  <- {code} {for_terminal(text, 120)}"
-                        )
+                    code = stage.reply.code if stage.reply.code is not None else ""
+                    for text in stage.reply.text.splitlines() or [""]:
+                        lines += _transcript_lines(f"<- {code} ", for_terminal(text))
                 elif stage.detail:
-                    lines.append(f"  {'':<9} {'':<7} {'':>7}  !! {for_terminal(stage.detail, 120)}")
+                    lines += _transcript_lines("!! ", for_terminal(stage.detail))
             if had.tls is not None and had.tls.version:
                 tls = had.tls
                 expiry = tls.not_after.date().isoformat() if tls.not_after else "?"
@@ -207,6 +205,25 @@ def render_transcript(result: SweepReading) -> str:
                 lines.append(f"  delivery: {for_terminal(describe_delivery(device.delivery), 200)}")
             lines.append("")
     return "\n".join(lines)
+
+
+# Where a reply's text starts in the scan's transcript, and how wide it runs.
+_TRANSCRIPT_INDENT = f"  {'':<9} {'':<7} {'':>7}  "
+_TRANSCRIPT_WIDTH = 120
+
+
+def _transcript_lines(marker: str, text: str) -> list[str]:
+    """A reply line (or a stage's detail) whole, wrapped between words: the scan shows the
+    full transcript (a delisting address and a server id come last in a long refusal)."""
+    return textwrap.wrap(
+        text,
+        _TRANSCRIPT_WIDTH,
+        initial_indent=_TRANSCRIPT_INDENT + marker,
+        subsequent_indent=_TRANSCRIPT_INDENT + " " * len(marker),
+        break_on_hyphens=False,
+        break_long_words=False,
+        drop_whitespace=True,
+    ) or [(_TRANSCRIPT_INDENT + marker).rstrip()]
 
 
 def describe_delivery(delivery: Delivery) -> str:
