@@ -167,6 +167,10 @@ def sweep(
             push_note = describe_push(push_url, spool) + "\n"
         else:
             agent = check_push(push_url, spool)  # a bad URL stops before anything is probed
+    if dry_run and result_format == "json":
+        document = _dry_run_document(plan, send_test, delivery is not None, push_url is not None)
+        write_output(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output)
+        return 0
     if dry_run:
         test_note = ""
         if send_test:
@@ -313,6 +317,53 @@ def _delivery_options(
     from fleet.verify.delivery import DeliveryOptions
 
     return DeliveryOptions(keep=keep)
+
+
+def _dry_run_document(
+    plan: SweepPlan, send_test: bool, verify: bool, push: bool
+) -> dict[str, object]:
+    """`--dry-run --format json`: what the text says, for scripts (nothing is sent)."""
+    concurrency = plan.inventory.defaults.concurrency
+    return {
+        "dry_run": True,
+        "filters": list(plan.filters),
+        "counts": plan.counts()._asdict(),
+        "concurrency": {
+            "global": concurrency.global_,
+            "per_site": concurrency.per_site,
+            "per_host": concurrency.per_host,
+        },
+        "blocklists": [{"zone": z.display, "name": z.name} for z in plan.zones],
+        "send_test": send_test,
+        "verify_delivery": verify,
+        "push": push,
+        "sites": [
+            {
+                "site": sp.site.id,
+                "client": sp.site.client,
+                "via": sp.site.egress.via,
+                "bind": sp.site.egress.bind,
+                "expected_ip": sp.site.egress.ip,
+                "conversations": [
+                    {
+                        "mode": c.spec.mode.value,
+                        "host": c.spec.host,
+                        "port": c.spec.port,
+                        "security": c.spec.security.value,
+                        "username": c.spec.username,
+                        "oauth2": c.spec.token_request.describe()
+                        if c.spec.token_request is not None
+                        else None,
+                        "mail_from": c.spec.mail_from,
+                        "rcpt_to": c.spec.rcpt_to,
+                        "devices": [d.id for d in c.devices],
+                    }
+                    for c in sp.conversations
+                ],
+            }
+            for sp in plan.sites
+        ],
+    }
 
 
 def _plan_or_fail(
