@@ -482,7 +482,7 @@ def latest_view(inventory: Inventory, store: Store) -> SweepView:
             continue
         counts[latest.verdict] = counts.get(latest.verdict, 0) + 1
         if now - latest.started_at.replace(tzinfo=latest.started_at.tzinfo or UTC) > STALE_AFTER:
-            stale.append(f"{site_id} (its latest: {latest.started_at:%Y-%m-%d %H:%M} UTC)")
+            stale.append(f"{site_id}, last {latest.started_at:%Y-%m-%d %H:%M} UTC")
             missing.append(site_id)
     info = SweepInfo(
         id="latest",
@@ -491,7 +491,7 @@ def latest_view(inventory: Inventory, store: Store) -> SweepView:
         complete=not missing,
         # A site whose agent stopped pushing is shown with its old result, and counted as
         # not swept: an old "ok" cannot be called fine.
-        interrupted=f"no result for over 48 h from {', '.join(stale)}" if stale else None,
+        interrupted=f"no result for over 48 h from {'; '.join(stale)}" if stale else None,
         tool_version=__version__,
         sites_planned=len(site_ids),
         sites_missing=missing,
