@@ -89,6 +89,9 @@ class Spool:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # Refused in this run: not sent again by its later push (`sweep --push` delivers
+        # before the sweep and after it), still waiting for a person.
+        self.held: set[Path] = set()
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -179,6 +182,8 @@ async def _deliver(
         timeout=timeout_s, headers=headers, follow_redirects=False
     ) as client:
         for path in spool.pending():
+            if path in spool.held:
+                continue
             try:
                 body = path.read_bytes()
             except FileNotFoundError:
@@ -201,11 +206,13 @@ async def _deliver(
                 outcome.delivered.append((path, status))
             elif 200 <= status < 300:
                 outcome.refused.append((path, status, NOT_A_RECEIPT))
+                spool.held.add(path)
             elif status >= 500 or status in TEMPORARY:
                 outcome.unreachable = f"{_origin(url)} answered {status}: {_reason(answer, phrase)}"
                 break
             else:
                 outcome.refused.append((path, status, _reason(answer, phrase)))
+                spool.held.add(path)
     left = spool.pending()
     outcome.waiting = len(left)
     outcome.oldest_waiting_s = _age(left[0]) if left else 0.0

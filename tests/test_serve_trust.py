@@ -551,3 +551,24 @@ def test_the_push_header_proves_the_sites_key_and_nothing_else(
     for junk in ("", "site-0", "site-0 x y", "a b c d", "é 1 é"):
         assert not keys.vouches(junk, now)
     assert not SiteKeys(None).vouches(header, now)
+
+
+async def test_a_refused_result_is_sent_and_reported_once_a_run(
+    inventory: Path,  # noqa: F811
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    # Given a result in the spool the central refuses (signed with another site's key)
+    refused = await spooled_result(inventory, spool, site="site-1")
+    wrong = refused.with_name("20200101T000000Z-aaaaaa.json")
+    document = SweepResult.model_validate_json(refused.read_bytes())
+    wrong.write_bytes(_sealed(document, "site-2"))
+    refused.unlink()
+    # When tonight's sweep delivers the spool before it sweeps, and its own result after
+    code, _, stderr = await agent_sweep(inventory, "site-0", central.url, spool)
+    # Then the refusal is reported once, the new result delivered, and the run exits 3
+    assert code == 3, stderr
+    assert stderr.count("the central refused 20200101T000000Z-aaaaaa.json") == 1, stderr
+    assert "(201 stored)" in stderr
+    assert waiting_in(spool) == [wrong]
