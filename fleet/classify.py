@@ -25,6 +25,7 @@ from fleet.judgement.evidence import (
 from fleet.judgement.faults import Fault, classify_exception, handshake_fault
 from fleet.judgement.oauth_refusals import (
     SEND_AS_APP,
+    classify_given_token_refusal,
     classify_oauth_refusal,
     classify_token_failure,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "RuleId",
     "blocklist_named",
     "classify_exception",
+    "classify_given_token_refusal",
     "classify_oauth_refusal",
     "classify_reply",
     "classify_token_failure",

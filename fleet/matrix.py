@@ -82,6 +82,7 @@ _OAUTH_REFUSED_RULES = {
     RuleId.oauth_send_as_app_missing,
     RuleId.oauth_service_principal,
     RuleId.oauth_google_refused,
+    RuleId.oauth_given_refused,
 }
 _TLS_VERSION_RULES = {RuleId.tls_version, RuleId.m365_tls_legacy}
 # No token at all (fleet.oauth): nothing was sent to the server.

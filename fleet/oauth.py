@@ -126,6 +126,7 @@ class TokenFailureReason(StrEnum):
     delegation_missing = "delegation_missing"
     wrong_mailbox = "wrong_mailbox"
     bad_key = "bad_key"
+    expired = "expired"  # a token given to fleet (provider: token) whose exp has passed
 
 
 class TokenFailure(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
@@ -358,6 +359,35 @@ def _roles(token: str) -> tuple[str, ...] | None:
         return None
     roles = claims.get("roles", [])
     return tuple(str(r) for r in roles) if isinstance(roles, list) else None
+
+
+def given_token_expired(token: str, source: str) -> TokenFailure | None:
+    """A token given to fleet (provider: token) whose `exp` has passed: sending it would only
+    spend the login's one attempt. Read, not verified (the server verifies it); a token that
+    is not a JWT (Google's are opaque) has no date to read."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    try:
+        expired = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None  # a date no calendar has: the server will say what it makes of it
+    if expired > datetime.now(UTC):
+        return None
+    return TokenFailure(
+        TokenFailureReason.expired,
+        f"the token there expired on {expired:%Y-%m-%d %H:%M} UTC (its exp claim), "
+        "so it was not sent",
+        f"Put a fresh token in {source} before each sweep (fleet sends a given token as it "
+        "is and cannot renew it), or let fleet fetch its own: oauth2 provider microsoft or "
+        "google.",
+    )
 
 
 _AADSTS_RE = re.compile(r"AADSTS(\d+)")

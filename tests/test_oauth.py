@@ -28,7 +28,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from fleet.classify import Context, classify_oauth_refusal, make_reply
+from fleet.classify import (
+    Context,
+    classify_given_token_refusal,
+    classify_oauth_refusal,
+    make_reply,
+)
 from fleet.credentials import SecretSource
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
@@ -788,6 +793,34 @@ def test_an_xoauth2_refusal_is_read_with_the_token_roles(
     assert (found.rule if found else None) == rule
 
 
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("535 5.7.8 Error: authentication failed: authentication failure", "oauth.given_refused"),
+        ("535 5.7.3 Authentication unsuccessful", "oauth.given_refused"),
+        (
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for "
+            "the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.",
+            "oauth.smtp_auth_disabled",
+        ),
+        ("454 4.7.0 Temporary authentication failure", None),
+    ],
+)
+def test_a_refused_given_token_is_the_tokens_refusal_not_a_passwords(
+    text: str, rule: str | None
+) -> None:
+    code, _, rest = text.partition(" ")
+    context = Context(
+        mode=Mode.submission, host="mail.example", port=587, authenticated=True, username=SCANNER
+    )
+
+    found = classify_given_token_refusal(make_reply(int(code), rest), context, "$TOKEN")
+
+    assert (found.rule if found else None) == rule
+    if found is not None and rule == "oauth.given_refused":
+        assert "password" not in found.finding + found.remediation
+
+
 def test_gmails_refusal_of_a_service_accounts_token_is_googles() -> None:
     reply = make_reply(535, "5.7.8 Username and Password not accepted.")
     context = Context(
@@ -979,6 +1012,66 @@ async def test_a_token_endpoint_answering_5xx_is_a_finding_not_a_crash(
         assert f"{token_endpoint.authority} answered HTTP Error: {status}" in found[name]["finding"]
         assert "allow HTTPS to it" in found[name]["remediation"]
     assert m365.submission.stats.auth_attempts == 0
+
+
+async def test_a_given_token_that_expired_is_not_sent_and_a_refused_one_is_not_a_password(
+    m365: M365Lab,
+    certs: LabCertificates,
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    import jwt
+
+    # Given tokens fetched elsewhere (provider: token): one whose exp passed in 2023, one
+    # still valid by its date that the server does not accept
+    ca = str(certs.ca_file)
+    expired = jwt.encode({"aud": "https://outlook.office365.com", "exp": 1700000000}, "k" * 32)
+    unknown = jwt.encode(
+        {"aud": "https://outlook.office365.com", "exp": int(time.time()) + 3600}, "k" * 32
+    )
+    m365.tenant.mailboxes[SCANNER] = Mailbox(token="the-mailboxs-own-token")
+    m365.tenant.mailboxes[FRONTDESK] = Mailbox(token="the-mailboxs-own-token")
+    port = m365.submission.port
+    given = {"provider": "token", "token_env": "FLEET_GIVEN_EXPIRED"}
+    inventory = write_inventory(
+        lab_inventory(lab_dns, connect_s=2, command_s=2, site_s=30).add(
+            site(
+                "hq",
+                device("expired", port, ca, SCANNER, given),
+                device("refused", port, ca, FRONTDESK, {**given, "token_env": "FLEET_GIVEN"}),
+            )
+        )
+    )
+
+    run = await run_fleet_async(
+        "sweep",
+        "-i",
+        str(inventory),
+        "--no-store",
+        "--format",
+        "json",
+        env=fleet_env(FLEET_GIVEN_EXPIRED=expired, FLEET_GIVEN=unknown),
+    )
+
+    # Then the expired token is a finding with its date, and is never sent
+    result = json.loads(run.stdout)
+    devices = by_device(result)
+    flags = {(f["code"], d) for s in result["sites"] for f in s["flags"] for d in f["devices"]}
+    stale = devices["expired"]
+    assert stale["finding"] == (
+        "no OAuth token from $FLEET_GIVEN_EXPIRED: the token there expired on 2023-11-14 22:13 "
+        "UTC (its exp claim), so it was not sent"
+    )
+    assert "password" not in stale["finding"] + stale["remediation"]
+    assert ("OAUTH_TOKEN_FAILED", "expired") in flags
+    assert m365.submission.stats.auth_attempts == 1  # only the other device's token
+    # and the refused one is the server refusing the token, not a password
+    refused = devices["refused"]
+    assert "refused the OAuth token from $FLEET_GIVEN" in refused["finding"]
+    assert "password" not in refused["finding"] + refused["remediation"]
+    assert ("OAUTH_REFUSED", "refused") in flags
+    assert expired not in run.stdout + run.stderr
+    assert unknown not in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(

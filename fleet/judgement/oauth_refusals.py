@@ -37,24 +37,10 @@ def classify_oauth_refusal(
     `535 5.7.3 Authentication unsuccessful` whatever is missing; what the token carries
     (its app roles) tells a missing SMTP.SendAsApp apart from an app Exchange does not know.
     None: the general rules say it better."""
-    text = unwrapped(reply.text)
+    disabled = _smtp_auth_disabled(reply, context)
+    if disabled is not None:
+        return disabled
     mailbox = context.username or "the mailbox"
-    if reply.enhanced == "5.7.139" and re.search(r"SmtpClientAuthentication is disabled", text):
-        scope = "Tenant" if re.search(r"for the Tenant", text, re.IGNORECASE) else "Mailbox"
-        return Classification(
-            Category.auth_disabled,
-            f"SMTP AUTH is disabled for the {scope.lower()}: XOAUTH2 needs it enabled too",
-            (
-                f"Enable SMTP AUTH for {mailbox} only: Set-CASMailbox -Identity {mailbox} "
-                "-SmtpClientAuthenticationDisabled $false (OAuth logins need it as well; Basic "
-                "AUTH stays off by the tenant's own policy)."
-                if scope == "Mailbox"
-                else "SMTP AUTH is off for the whole tenant: enable it for this mailbox only "
-                f"(Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false), "
-                "which overrides the tenant setting; OAuth logins need it as well."
-            ),
-            RuleId.oauth_smtp_auth_disabled,
-        )
     # Gmail refuses in 5.7.8; so may other servers: an Entra app's token (it names a
     # tenant) refused in 5.7.8 is read below, with its roles, not blamed on Google.
     if context.provider == "google" or (reply.enhanced == "5.7.8" and tenant_id is None):
@@ -87,4 +73,50 @@ def classify_oauth_refusal(
         f"-Identity {mailbox} -User <that Object ID> -AccessRights FullAccess. Changes can take "
         "up to 30 minutes to apply.",
         RuleId.oauth_service_principal,
+    )
+
+
+def classify_given_token_refusal(
+    reply: Reply, context: Context, source: str
+) -> Classification | None:
+    """A refused XOAUTH2 login with a token given to fleet (provider: token, from `source`):
+    the server refused that token, whatever its 535 says about passwords. None: the
+    general rules say it better (a temporary failure, a policy)."""
+    disabled = _smtp_auth_disabled(reply, context)
+    if disabled is not None:
+        return disabled
+    if reply.code != 535:
+        return None
+    mailbox = context.username or "the mailbox"
+    return Classification(
+        Category.auth_failed,
+        f"the server refused the OAuth token from {source} for {mailbox}",
+        f"fleet sends the token in {source} as it is: check that it was issued for {mailbox} "
+        "and for SMTP (Microsoft: audience https://outlook.office365.com with SMTP.SendAsApp "
+        "or SMTP.Send; Google: scope https://mail.google.com/), and that it has not expired "
+        "or been revoked; or let fleet fetch its own: oauth2 provider microsoft or google.",
+        RuleId.oauth_given_refused,
+    )
+
+
+def _smtp_auth_disabled(reply: Reply, context: Context) -> Classification | None:
+    """Exchange's 5.7.139: SMTP AUTH is off for the mailbox or tenant, OAuth logins too."""
+    text = unwrapped(reply.text)
+    if reply.enhanced != "5.7.139" or not re.search(r"SmtpClientAuthentication is disabled", text):
+        return None
+    mailbox = context.username or "the mailbox"
+    scope = "Tenant" if re.search(r"for the Tenant", text, re.IGNORECASE) else "Mailbox"
+    return Classification(
+        Category.auth_disabled,
+        f"SMTP AUTH is disabled for the {scope.lower()}: XOAUTH2 needs it enabled too",
+        (
+            f"Enable SMTP AUTH for {mailbox} only: Set-CASMailbox -Identity {mailbox} "
+            "-SmtpClientAuthenticationDisabled $false (OAuth logins need it as well; Basic "
+            "AUTH stays off by the tenant's own policy)."
+            if scope == "Mailbox"
+            else "SMTP AUTH is off for the whole tenant: enable it for this mailbox only "
+            f"(Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false), "
+            "which overrides the tenant setting; OAuth logins need it as well."
+        ),
+        RuleId.oauth_smtp_auth_disabled,
     )

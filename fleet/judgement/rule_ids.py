@@ -213,6 +213,7 @@ class RuleId(StrEnum):
     fleet_auth_interrupted = "fleet.auth_interrupted"
     oauth_smtp_auth_disabled = "oauth.smtp_auth_disabled"
     oauth_google_refused = "oauth.google_refused"
+    oauth_given_refused = "oauth.given_refused"  # a token given to fleet (provider: token)
     oauth_send_as_app_missing = "oauth.send_as_app_missing"
     oauth_service_principal = "oauth.service_principal"
     oauth_proven = "oauth.proven"
@@ -232,6 +233,7 @@ class RuleId(StrEnum):
     oauth_token_delegation_missing = "oauth.token.delegation_missing"  # noqa: S105
     oauth_token_wrong_mailbox = "oauth.token.wrong_mailbox"  # noqa: S105
     oauth_token_bad_key = "oauth.token.bad_key"  # noqa: S105
+    oauth_token_expired = "oauth.token.expired"  # noqa: S105
     # the way out failed (fleet.errors.EgressFailure): "egress." and the failure
     egress_host_does_not_resolve = "egress.host_does_not_resolve"
     egress_resolver_failed = "egress.resolver_failed"
@@ -262,6 +264,7 @@ OAUTH_TOKEN_RULES: Mapping[TokenFailureReason, RuleId] = {
     TokenFailureReason.delegation_missing: RuleId.oauth_token_delegation_missing,
     TokenFailureReason.wrong_mailbox: RuleId.oauth_token_wrong_mailbox,
     TokenFailureReason.bad_key: RuleId.oauth_token_bad_key,
+    TokenFailureReason.expired: RuleId.oauth_token_expired,
 }
 
 

@@ -34,6 +34,7 @@ from fleet.classify import (
     Fault,
     RuleId,
     classify_exception,
+    classify_given_token_refusal,
     classify_oauth_refusal,
     classify_reply,
     classify_token_failure,
@@ -50,7 +51,7 @@ from fleet.credentials import Secrets, login_forms
 from fleet.egress import InStepProtocol, Opened, Opener, OutOfStep
 from fleet.errors import ProbeTimeout, SecretError
 from fleet.net import on_local_network
-from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest
+from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest, given_token_expired
 from fleet.probes.spec import ConversationSpec
 from fleet.results import (
     Category,
@@ -781,6 +782,18 @@ class _Probe:
             if self.book is not None:
                 self.book.add_login(user, secret)
             self.secrets = tuple(sorted(login_forms(user, secret), key=len, reverse=True))
+            given = self._given_token_source()
+            stale = given_token_expired(secret, given) if given is not None else None
+            if stale is not None and given is not None:
+                self._decide(
+                    Stage.auth,
+                    None,
+                    StageStatus.error,
+                    classify_token_failure(stale, given),
+                    None,
+                    0.0,
+                )
+                raise _Stop
             self.gate.record_attempt(spec.identity)
             method: Callable[[], Awaitable[aiosmtplib.SMTPResponse]]
             if mechanism == "plain":
@@ -797,6 +810,11 @@ class _Probe:
                 if decision is not None and spec.token_request is not None:
                     decision.classification = _oauth_refusal(
                         decision, spec.token_request, self.token, self._context()
+                    )
+                elif decision is not None and given is not None and decision.reply is not None:
+                    decision.classification = (
+                        classify_given_token_refusal(decision.reply, self._context(), given)
+                        or decision.classification
                     )
                 if decision is not None:
                     self.gate.record_failure(
@@ -815,6 +833,13 @@ class _Probe:
                     ),
                 )
                 raise
+
+    def _given_token_source(self) -> str | None:
+        """Where a token given to fleet (oauth2 provider: token) comes from; None otherwise."""
+        spec = self.spec
+        if not spec.oauth or spec.token_request is not None or spec.secret is None:
+            return None
+        return spec.secret.describe()
 
     async def _fetch_token(self, request: TokenRequest, command: str) -> str:
         """The XOAUTH2 token from the sweep's broker; a token that cannot be had ends the
