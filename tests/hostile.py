@@ -329,6 +329,17 @@ async def silent(conn: Conn) -> None:
     await conn.hang()
 
 
+async def greets_then_silent(conn: Conn) -> None:
+    await conn.send(BANNER)
+    await conn.hang()
+
+
+async def tls_then_silent(conn: Conn) -> None:
+    """An implicit TLS server (port 465) that completes the handshake and never greets."""
+    if await conn.starttls(conn.server.context("valid")):
+        await conn.hang()
+
+
 async def endless_banner(conn: Conn) -> None:
     await conn.send(b"220 " + HOST.encode() + b" ESMTP")
     while not conn.gone:  # ... and the line never ends
@@ -615,6 +626,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     b.name: b
     for b in (
         Behaviour("silent", silent),
+        Behaviour("greets_then_silent", greets_then_silent),
+        Behaviour("tls_then_silent", tls_then_silent, "tls"),
         Behaviour("endless_banner", endless_banner),
         Behaviour("ten_megabyte_line", ten_megabyte_line),
         Behaviour("non_utf8", non_utf8),

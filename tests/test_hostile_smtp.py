@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from fleet.classify import Fault, fault_remedy
 from fleet.egress import InStepProtocol, OutOfStep
 from fleet.inventory import load_inventory
 from fleet.lab.certs import LabCertificates
@@ -101,7 +102,32 @@ class Case:
 
 
 CASES = [
-    Case("silent", Category.timeout, Stage.banner, 1, "no complete greeting", "did not answer"),
+    # Timeouts after the server accepted the connection: the port is open, so the remedy
+    # says where the server stopped answering, not to check the firewall.
+    Case(
+        "silent",
+        Category.timeout,
+        Stage.banner,
+        1,
+        "no complete greeting",
+        "accepted the connection but did not answer in time with a greeting",
+    ),
+    Case(
+        "greets_then_silent",
+        Category.timeout,
+        Stage.ehlo,
+        1,
+        "no complete reply to ehlo",
+        "accepted the connection but did not answer in time at ehlo",
+    ),
+    Case(
+        "tls_then_silent",
+        Category.timeout,
+        Stage.banner,
+        1,
+        "no complete greeting",
+        "accepted the connection but did not answer in time at banner",
+    ),
     Case("endless_banner", Category.timeout, Stage.banner, 1, "no complete greeting"),
     Case("ten_megabyte_line", Category.protocol_error, Stage.ehlo, 0, "too long", "broke"),
     Case("non_utf8", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"),
@@ -153,7 +179,7 @@ CASES = [
     Case("close_after_rcpt", Category.protocol_error, Stage.rcpt, 0, "closed the connection"),
     Case("slowloris", Category.timeout, Stage.banner, 1, "no complete greeting"),
     # Replies 0.3 s apart, each within command_s: the site's budget of 0.75 s ends it at MAIL.
-    Case("tarpit", Category.timeout, Stage.mail, 2, "site_s", "did not answer", site_s=0.75),
+    Case("tarpit", Category.timeout, Stage.mail, 2, "site_s", "try again later", site_s=0.75),
     Case("endless_4xx", Category.temporary_failure, Stage.ehlo, 0, "450", "later"),
     Case(
         "escape_in_rcpt", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"
@@ -501,3 +527,21 @@ async def test_an_echoed_address_that_is_not_another_public_ip_is_no_egress_chan
     assert site.egress_ip == (seen[0] if seen else site.egress.declared_ip)
     flags = [f for f in site.flags if f.code == "EGRESS_IP_CHANGED"]
     assert bool(flags) is changed, flags
+
+
+def test_no_greeting_on_port_465_says_to_use_implicit_tls() -> None:
+    # Given a copier set to STARTTLS (or none) on port 465, whose server waits for a TLS
+    # handshake and so never greets: the common "465 with STARTTLS" mistake
+    timeout = Fault(StageStatus.error, Category.timeout, "connected, but no greeting")
+    remedy = fault_remedy(
+        timeout, host="smtp.example", port=465, tls_max=None, implicit_tls=False, stage=Stage.banner
+    )
+    # Then the remedy says so, and not to check the firewall for a port that answered
+    assert "port 465 expects implicit TLS" in remedy
+    assert "security: tls" in remedy
+    assert "firewall" not in remedy
+    # ... while a connection that never came up still points at the firewall
+    unanswered = fault_remedy(
+        timeout, host="smtp.example", port=25, tls_max=None, implicit_tls=False, stage=Stage.connect
+    )
+    assert "firewall" in unanswered

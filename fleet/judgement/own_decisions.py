@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fleet.judgement.replies import Classification
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
-from fleet.results import Category
+from fleet.results import Category, Stage
 
 if TYPE_CHECKING:
     from fleet.judgement.faults import Fault
@@ -114,17 +114,49 @@ _FAULT_REMEDY_BY_CATEGORY: dict[Category, str] = {
 }
 
 
+# A timeout once the server accepted the connection: the port is open (no firewall advice);
+# the server stopped answering at a stage.
+_TIMEOUT_AFTER_CONNECT = {
+    "greeting_465": "{endpoint} accepted the connection but sent no greeting: port 465 expects "
+    "implicit TLS, a TLS handshake before any SMTP. Set the copier's security to SSL/TLS "
+    "(`security: tls`), not STARTTLS or none.",
+    "greeting": "{endpoint} accepted the connection but did not answer in time with a "
+    "greeting: the server is overloaded or broken, or it expects implicit TLS first (then set "
+    "the copier's security to SSL/TLS, `security: tls`). Try again later; if it persists, "
+    "tell the server's administrator.",
+    "stage": "{endpoint} accepted the connection but did not answer in time at {stage}: an "
+    "overloaded or deliberately slow (tarpitting) server. Try again later (or give the site "
+    "more time: timeouts.site_s); if it persists, tell the server's administrator.",
+}
+
+
+def _timeout_after_connect(stage: Stage, port: int, implicit_tls: bool) -> str:
+    if stage is Stage.banner and not implicit_tls:
+        return _TIMEOUT_AFTER_CONNECT["greeting_465" if port == 465 else "greeting"]
+    return _TIMEOUT_AFTER_CONNECT["stage"]
+
+
 def fault_remedy(
-    fault: Fault, *, host: str, port: int, tls_max: str | None, implicit_tls: bool
+    fault: Fault,
+    *,
+    host: str,
+    port: int,
+    tls_max: str | None,
+    implicit_tls: bool,
+    stage: Stage | None = None,
 ) -> str:
-    """What a technician does about a fault the network (not the server's words) showed."""
+    """What a technician does about a fault the network (not the server's words) showed
+    (at `stage`, when the caller knows it: a timeout after the connect is no firewall)."""
     fields = {
         "host": host,
         "port": str(port),
         "endpoint": f"{host}:{port}",
         "tls_max": tls_max or "",
         "detail": fault.detail,
+        "stage": stage.value if stage is not None else "",
     }
+    if fault.category is Category.timeout and stage not in (None, Stage.connect):
+        return _timeout_after_connect(stage, port, implicit_tls).format_map(fields)
     template: Remedy | None = (
         _FAULT_REMEDY_BY_RULE.get(fault.rule) if isinstance(fault.rule, RuleId) else None
     )

@@ -1053,6 +1053,7 @@ class _Probe:
                 port=self.spec.port,
                 tls_max=self.spec.tls_max,
                 implicit_tls=self.spec.security is Security.tls,
+                stage=stage,
             ),
             fault.rule,
         )
