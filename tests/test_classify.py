@@ -4201,6 +4201,22 @@ def test_holdout9_and_10s_families_and_their_other_wordings(
             "protocol_error",
         ),
         ("banner", 502, "5.7.0 You hear someone cursing shoplifters", "protocol_error"),
+        # Stalwart crates/smtp/src/inbound (at 55e62a6): the command it waited for, named
+        ("ehlo", 502, "5.5.1 Invalid command: EHLO expected.", "protocol_error"),
+        ("mail", 503, "RCPT command expected", "protocol_error"),
+        # spamdyke's "Refused. " stamp, also after the server's own name
+        (
+            "data",
+            554,
+            "Refused. You must specify at least one valid recipient.",
+            "recipient_rejected",
+        ),
+        (
+            "data",
+            554,
+            "mx1.example.net Refused. You must specify at least one valid recipient.",
+            "recipient_rejected",
+        ),
         # -- chasquid's TLS downgrade check is a TLS demand
         ("mail", 550, "5.7.3 Security level check failed", "tls_required"),
         # -- maddy: a bad From address is the sender's; a temporary DKIM error is temporary

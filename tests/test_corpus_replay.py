@@ -141,9 +141,9 @@ FLOOR = {
     "holdout12": 0.9468,
     # judge12's development set of the refusals MTAs and filters send themselves, enumerated
     # from their source (tests/corpus/README.md, "dev_source.yaml"): seen by the rule writer,
-    # who tuned the rules on it; measured before that at 73 of 96 (two batches); 92 of 96
+    # who tuned the rules on it; measured before that at 96 of 121 (three batches); 116 of 121
     # since: held there.
-    "dev_source": 92 / 96,
+    "dev_source": 116 / 121,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.

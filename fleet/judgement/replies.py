@@ -213,7 +213,13 @@ def _unwrapped_reply(reply: Reply) -> Reply | None:
 # the whole reply, the words after it are read as the reply, so that "421 Refused. Service not
 # available" stays the receiver's transient state and a word family still hears its words.
 # (every stamp at once: the words after them never start with one, so one more reading at most)
-_STAMP_RE = re.compile(r"^\s*(?:(?:refused|rejected|denied|blocked)[.!]\s+)+(?=\S)", re.IGNORECASE)
+# (after the server's own name, when it starts its replies with it: "mx1.example.net Refused.
+# You must specify at least one valid recipient.")
+_STAMP_RE = re.compile(
+    r"^\s*(?:[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})+\s+)?(?:(?:refused|rejected|denied|blocked)[.!]\s+)+"
+    r"(?=\S)",
+    re.IGNORECASE,
+)
 
 
 def _without_stamp(reply: Reply) -> Reply | None:

@@ -151,6 +151,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # "You hear someone cursing shoplifters")
         r"\brequires (?:the )?8-?bit-?mime\b|\b8-?bit-?mime (?:extension )?(?:is )?required\b|"
         r"\bcursing shoplifters\b|"
+        # the command the server waited for, named (Stalwart "Invalid command: EHLO expected.",
+        # "RCPT command expected")
+        r"\b(?:EHLO|HELO|LHLO|MAIL|RCPT|DATA)(?: command)? expected\b|"
         # a command masked by a firewall's SMTP inspection (Cisco PIX/ASA: "'XXXXXXXX': command
         # not understood")
         r"(?-i:\bX{4,}\b)'?:? (?:command )?(?:not understood|unrecogni[sz]ed|not recogni[sz]ed|"
