@@ -17,9 +17,9 @@ import ipaddress
 import json
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -162,11 +162,23 @@ def deliver(
     """Push every spooled result to `url`, oldest first; remove each only once the central
     answered with its receipt for that very result."""
     # A loop of our own in a thread of its own: the same from a command or from inside
-    # the sweep's loop, and asyncio.timeout gives each push a deadline httpx cannot.
-    with ThreadPoolExecutor(1, thread_name_prefix="fleet-push") as thread:
-        return thread.submit(
-            asyncio.run, _deliver(spool, url, timeout_s, deadline_s, vouch)
-        ).result()
+    # the sweep's loop, and asyncio.timeout gives each push a deadline httpx cannot. A
+    # daemon thread: Ctrl-C ends the agent at once (a file goes only on its receipt).
+    outcome: list[Delivery] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(asyncio.run(_deliver(spool, url, timeout_s, deadline_s, vouch)))
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="fleet-push", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 async def _deliver(
@@ -238,13 +250,17 @@ def _identity(body: bytes) -> tuple[str | None, str | None]:
     site (whose key the push header proves)."""
     try:
         document = json.loads(body)
-        sweep, sites = document.get("sweep"), document.get("sites")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         return None, None
+    sweep = document.get("sweep") if isinstance(document, dict) else None
+    sites = document.get("sites") if isinstance(document, dict) else None
     sweep_id = sweep.get("id") if isinstance(sweep, dict) else None
-    site = sites[0].get("site") if isinstance(sites, list) and sites else None
-    site = site if isinstance(site, str) else None
-    return (sweep_id if isinstance(sweep_id, str) else None), site
+    first = sites[0] if isinstance(sites, list) and sites else None
+    site = first.get("site") if isinstance(first, dict) else None
+    return (
+        sweep_id if isinstance(sweep_id, str) else None,
+        site if isinstance(site, str) else None,
+    )
 
 
 def _is_receipt(answer: bytes, sweep_id: str | None) -> bool:

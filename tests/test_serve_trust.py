@@ -572,3 +572,44 @@ async def test_a_refused_result_is_sent_and_reported_once_a_run(
     assert stderr.count("the central refused 20200101T000000Z-aaaaaa.json") == 1, stderr
     assert "(201 stored)" in stderr
     assert waiting_in(spool) == [wrong]
+
+
+async def test_ctrl_c_ends_a_push_at_once_and_keeps_the_result(
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    waiting = await spooled_result(inventory, spool)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(3600)  # never answers
+
+    async with plain_server(silent) as url:
+        push = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fleet", "push", url, "--spool", str(spool),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=fleet_env(),
+        )  # fmt: skip
+        await asyncio.sleep(2)
+        push.send_signal(signal.SIGINT)
+        await asyncio.wait_for(push.wait(), 10)
+    assert push.returncode != 0
+    assert waiting.exists()
+
+
+async def test_a_spooled_file_that_is_no_result_is_refused_not_fatal(
+    central: CentralProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for name, content in (
+        ("20200101T000000Z-a", b"[1]"),
+        ("20200101T000000Z-b", b'{"sites": [1]}'),
+    ):
+        (spool / f"{name}.json").write_bytes(content)
+    run = await run_fleet_async("push", central.url, "--spool", str(spool))
+    assert run.code == 3, run.stderr
+    assert run.stderr.count("the central refused") == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(waiting_in(spool)) == 2
