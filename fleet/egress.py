@@ -55,6 +55,7 @@ class InStepProtocol(SMTPProtocol):
     or in a later one: aiosmtplib drops those unseen)."""
 
     out_of_step: bool = False
+    last_reply: SMTPResponse | None = None  # kept when the exchange then fails (STARTTLS)
 
     def data_received(self, data: bytes) -> None:
         waiter = self._response_waiter
@@ -77,6 +78,7 @@ class InStepProtocol(SMTPProtocol):
         if self._buffer:  # more after a complete reply, and no command asked for it
             self.out_of_step = True
             raise OutOfStep
+        self.last_reply = response
         return response
 
     def write(self, data: bytes) -> None:

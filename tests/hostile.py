@@ -256,6 +256,21 @@ async def truncated_auth_echo(conn: Conn, line: bytes) -> bool:
     return True
 
 
+async def auth_asks_again(conn: Conn, line: bytes) -> bool:
+    """Asks for the password again after it came (a 334 loop), and so still expects an
+    AUTH line: a QUIT now would be read as one; RFC 4954 4 cancels with `*` (then 501)."""
+    await _auth_lines(conn, line)
+    await conn.send(b"334 UGFzc3dvcmQ6\r\n")
+    answer = await conn.line()
+    if answer is None:
+        return False
+    if answer.strip() == b"*":
+        await conn.send(b"501 5.7.0 Authentication cancelled\r\n")
+        return True
+    await conn.send(b"334 UGFzc3dvcmQ6\r\n")  # the line was taken for the password
+    return False
+
+
 async def quit_echoes_auth(conn: Conn) -> None:
     """Accepts the login, then answers QUIT with a malformed reply quoting it."""
     said: list[bytes] = []
@@ -663,6 +678,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("malformed_auth_echo", auth_with(malformed_auth_echo), "starttls", login=True),
         Behaviour("multiline_auth_echo", auth_with(multiline_auth_echo), "starttls", login=True),
         Behaviour("truncated_auth_echo", auth_with(truncated_auth_echo), "starttls", login=True),
+        Behaviour("auth_asks_again", auth_with(auth_asks_again), "starttls", login=True),
         Behaviour("rcpt_quotes_another_login", rcpt_quotes_another_login),
     )
 }

@@ -188,6 +188,7 @@ CASES = [
     Case("malformed_auth_echo", Category.protocol_error, Stage.auth, 0, "malformed"),
     Case("multiline_auth_echo", Category.auth_failed, Stage.auth, 0, "rejected the login"),
     Case("truncated_auth_echo", Category.auth_failed, Stage.auth, 0, "rejected the login"),
+    Case("auth_asks_again", Category.protocol_error, Stage.auth, 0, "334"),
     Case("rcpt_quotes_another_login", Category.relay_denied, Stage.rcpt, 0, "relay"),
 ]
 
@@ -545,3 +546,37 @@ def test_no_greeting_on_port_465_says_to_use_implicit_tls() -> None:
         timeout, host="smtp.example", port=25, tls_max=None, implicit_tls=False, stage=Stage.connect
     )
     assert "firewall" in unanswered
+
+
+async def test_a_login_the_server_still_waits_on_is_cancelled_before_quit(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a server that asks for the password again after it came (334), so that it still
+    # expects an AUTH line when the conversation ends
+    site, server = await sweep_one("auth_asks_again", lab, certs, write_inventory)
+
+    # Then fleet cancels the exchange with `*` (RFC 4954 4) before its QUIT, and the QUIT
+    # is answered as a QUIT, not taken for a password
+    assert verbs(server)[-2:] == ["*", "QUIT"]
+    (device,) = site.devices
+    assert device.failed_stage is Stage.auth
+    quit_ = [s for s in site.conversation_of(device).transcript if s.stage is Stage.quit][-1]
+    assert quit_.status is StageStatus.ok, quit_
+    assert quit_.reply is not None
+    assert quit_.reply.code == 221
+
+
+async def test_the_starttls_reply_is_kept_when_the_handshake_after_it_fails(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a server that says 220 to STARTTLS, then answers the handshake with garbage
+    site, _ = await sweep_one("starttls_then_garbage", lab, certs, write_inventory)
+
+    # Then the transcript shows the 220 as the server worded it, and the handshake failed
+    (device,) = site.devices
+    had = site.conversation_of(device).transcript
+    starttls = next(s for s in had if s.stage is Stage.starttls)
+    assert starttls.reply is not None
+    assert starttls.reply.code == 220
+    assert "Ready to start TLS" in starttls.reply.text
+    assert device.failed_stage is Stage.tls

@@ -669,6 +669,7 @@ class _Probe:
             raise _Stop
         began = time.perf_counter()
         self.state.current = (Stage.starttls, "STARTTLS", began)
+        protocol = smtp.protocol  # aiosmtplib drops it when the handshake fails
         try:
             async with asyncio.timeout(self.settings.command_s * 2 + 1):
                 reply = await smtp.starttls(
@@ -681,13 +682,14 @@ class _Probe:
                     Stage.starttls, "STARTTLS", classify_exception(Stage.starttls, exc), elapsed
                 )
             else:
-                # The server said 220 and the handshake itself failed.
+                # The server said 220 (in its words) and the handshake itself failed.
+                said = protocol.last_reply if isinstance(protocol, InStepProtocol) else None
                 self.state.stages.append(
                     StageResult(
                         stage=Stage.starttls,
                         status=StageStatus.ok,
                         command="STARTTLS",
-                        reply=Reply(code=220, text=""),
+                        reply=make_reply(220, said.message if said else "", self.secrets),
                         detail="the handshake that followed failed",
                     )
                 )
@@ -912,8 +914,21 @@ class _Probe:
             return
         began = time.perf_counter()
         commands = "RSET; QUIT" if self.state.mail_sent else "QUIT"
+        decision = self.state.decision
+        # A login refused with 334 leaves the server waiting for another AUTH line, which a
+        # QUIT would be taken for: cancel the exchange first (RFC 4954 4: `*`, then 501).
+        mid_auth = (
+            decision is not None
+            and decision.stage is Stage.auth
+            and decision.reply is not None
+            and decision.reply.code == 334
+        )
+        if mid_auth:
+            commands = "*; QUIT"
         try:
             async with asyncio.timeout(min(self.settings.command_s, 5.0)):
+                if mid_auth:
+                    await smtp.execute_command(b"*")
                 if self.state.mail_sent:
                     try:
                         await smtp.rset()
