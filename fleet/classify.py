@@ -22,7 +22,7 @@ from fleet.judgement.evidence import (
     parse_enhanced,
     unwrapped,
 )
-from fleet.judgement.faults import Fault, classify_exception, handshake_fault
+from fleet.judgement.faults import Fault, classify_exception, connection_cut, handshake_fault
 from fleet.judgement.oauth_refusals import (
     SEND_AS_APP,
     classify_given_token_refusal,
@@ -53,6 +53,7 @@ __all__ = [
     "classify_reply",
     "classify_token_failure",
     "clean_text",
+    "connection_cut",
     "echoed_client_ip",
     "fault_remedy",
     "handshake_fault",

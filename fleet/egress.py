@@ -206,6 +206,33 @@ async def _answers(host: str, port: int, bind: str | None, timeout_s: float) -> 
     return reply[:1] == b"\x05"
 
 
+@dataclass(frozen=True, slots=True)
+class ProxiedOpener:
+    """The way out through a SOCKS5 proxy: opens connections, and says afterwards whether
+    the proxy itself went away (a conversation cut off mid-way may be its doing)."""
+
+    open: Opener
+    via: str
+    proxy: tuple[str, int, str | None]  # its host, port, and the bind address to reach it
+
+    def __call__(
+        self, host: str, port: int, timeout_s: float, plain: bool
+    ) -> Awaitable[socket.socket | Opened]:
+        return self.open(host, port, timeout_s, plain)
+
+    async def gone(self, timeout_s: float) -> EgressError | None:
+        """The proxy's failure if it no longer answers at all (an `ssh -D` tunnel that
+        dropped, a proxy that stopped); None while it answers: then whatever closed the
+        conversation was beyond it."""
+        host, port, bind = self.proxy
+        if await _answers(host, port, bind, timeout_s):
+            return None
+        return EgressError(
+            EgressFailure.proxy_silent,
+            f"SOCKS5 proxy {self.via} went away during the conversation: it no longer answers",
+        )
+
+
 def _socks5_opener(via: str, bind: str | None) -> Opener:
     # Imported here: python_socks costs some 12 ms of start-up, and most sites have no proxy.
     from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
@@ -255,4 +282,4 @@ def _socks5_opener(via: str, bind: str | None) -> Opener:
         sock.setblocking(False)
         return sock
 
-    return open_socks5
+    return ProxiedOpener(open_socks5, via, (proxy_host, proxy_port, bind))

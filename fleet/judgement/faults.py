@@ -167,6 +167,19 @@ def classify_exception(stage: Stage, exc: BaseException) -> Fault:
     )
 
 
+def connection_cut(exc: BaseException) -> bool:
+    """Did the connection end under the conversation (closed, reset, broken), rather than a
+    reply or a timeout? Through a proxy, that may be the proxy's doing, not the server's."""
+    chain = _chain(exc)
+    if any(isinstance(e, TimeoutError | ProbeTimeout | EgressError) for e in chain):
+        return False
+    return any(
+        isinstance(e, aiosmtplib.SMTPServerDisconnected | ConnectionError | EOFError)
+        or (isinstance(e, OSError) and e.errno in (errno.ECONNRESET, errno.EPIPE))
+        for e in chain
+    )
+
+
 def _timeout_detail(stage: Stage, exc: BaseException) -> str:
     if isinstance(exc, ProbeTimeout) and str(exc):
         return str(exc)

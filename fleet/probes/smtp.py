@@ -39,6 +39,7 @@ from fleet.classify import (
     classify_reply,
     classify_token_failure,
     clean_text,
+    connection_cut,
     echoed_client_ip,
     fault_remedy,
     handshake_fault,
@@ -48,7 +49,7 @@ from fleet.classify import (
     provider_of,
 )
 from fleet.credentials import Secrets, login_forms
-from fleet.egress import InStepProtocol, Opened, Opener, OutOfStep
+from fleet.egress import InStepProtocol, Opened, Opener, OutOfStep, ProxiedOpener
 from fleet.errors import ProbeTimeout, SecretError
 from fleet.net import on_local_network
 from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest, given_token_expired
@@ -639,6 +640,7 @@ class _Probe:
                 if stage is Stage.tls
                 else classify_exception(stage, exc)
             )
+            fault = await self._unless_proxy_gone(fault, exc)
             self._fault(stage, None, fault, time.perf_counter() - began)
             raise _Stop from None
         self.state.current = None
@@ -678,9 +680,8 @@ class _Probe:
         except Exception as exc:
             elapsed = time.perf_counter() - began
             if _before_handshake(exc):
-                self._fault(
-                    Stage.starttls, "STARTTLS", classify_exception(Stage.starttls, exc), elapsed
-                )
+                fault = await self._unless_proxy_gone(classify_exception(Stage.starttls, exc), exc)
+                self._fault(Stage.starttls, "STARTTLS", fault, elapsed)
             else:
                 # The server said 220 (in its words) and the handshake itself failed.
                 said = protocol.last_reply if isinstance(protocol, InStepProtocol) else None
@@ -693,7 +694,8 @@ class _Probe:
                         detail="the handshake that followed failed",
                     )
                 )
-                self._fault(Stage.tls, None, handshake_fault(exc, self.spec.tls_max), elapsed)
+                fault = await self._unless_proxy_gone(handshake_fault(exc, self.spec.tls_max), exc)
+                self._fault(Stage.tls, None, fault, elapsed)
             raise _Stop from None
         self.state.current = None
         self._ok(Stage.starttls, "STARTTLS", reply, None)
@@ -1012,10 +1014,19 @@ class _Probe:
                 async with asyncio.timeout(limit_s):
                     result = await action()
         except Exception as exc:
-            self._fault(stage, command, classify_exception(stage, exc), time.perf_counter() - began)
+            fault = await self._unless_proxy_gone(classify_exception(stage, exc), exc)
+            self._fault(stage, command, fault, time.perf_counter() - began)
             raise _Stop from None
         self.state.current = None
         return result, time.perf_counter() - began
+
+    async def _unless_proxy_gone(self, fault: Fault, exc: BaseException) -> Fault:
+        """A conversation cut off through a SOCKS5 proxy that no longer answers is the
+        site's egress failing (a dropped `ssh -D` tunnel), not the server hanging up."""
+        if not isinstance(self.opener, ProxiedOpener) or not connection_cut(exc):
+            return fault
+        gone = await self.opener.gone(min(self.settings.connect_s, 3.0))
+        return fault if gone is None else classify_exception(Stage.connect, gone)
 
     async def _exchange(
         self,
