@@ -274,8 +274,14 @@ def _socks5_opener(via: str, bind: str | None) -> Opener:
                     EgressFailure.destination_refused,
                     f"{host}:{port}: {_DESTINATION_REPLIES[code]} (SOCKS5 reply {code})",
                 ) from None
+            login = (
+                " (it asks for a username and password: fleet offers none, so only a proxy "
+                "without authentication, or an ssh -D tunnel, can be used)"
+                if "acceptable authentication" in str(exc)
+                else ""
+            )
             raise EgressError(
-                EgressFailure.proxy_failed, f"SOCKS5 proxy {via} failed: {exc}"
+                EgressFailure.proxy_failed, f"SOCKS5 proxy {via} failed: {exc}{login}"
             ) from None
         except OSError as exc:
             raise EgressError(EgressFailure.proxy_error, f"SOCKS5 proxy {via}: {exc}") from None

@@ -64,14 +64,14 @@ class SlowRcptServer:
 
 
 @pytest.fixture
-def microsocks() -> Iterator[Callable[[], tuple[str, subprocess.Popen[bytes]]]]:
+def microsocks() -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
     binary = require_binary("microsocks")
     started: list[subprocess.Popen[bytes]] = []
 
-    def start() -> tuple[str, subprocess.Popen[bytes]]:
+    def start(*login: str) -> tuple[str, subprocess.Popen[bytes]]:
         port = free_port()
         process = subprocess.Popen(
-            [binary, "-i", "127.0.0.1", "-p", str(port)],
+            [binary, "-i", "127.0.0.1", "-p", str(port), *login],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -87,7 +87,7 @@ def microsocks() -> Iterator[Callable[[], tuple[str, subprocess.Popen[bytes]]]]:
 
 
 async def test_a_proxy_that_dies_mid_conversation_is_the_egress_not_the_server(
-    microsocks: Callable[[], tuple[str, subprocess.Popen[bytes]]],
+    microsocks: Callable[..., tuple[str, subprocess.Popen[bytes]]],
     lab_dns: LabDns,
     write_inventory: Callable[..., Path],
 ) -> None:
@@ -124,7 +124,7 @@ async def test_a_proxy_that_dies_mid_conversation_is_the_egress_not_the_server(
 
 
 async def test_a_server_that_hangs_up_through_a_live_proxy_is_still_the_servers(
-    microsocks: Callable[[], tuple[str, subprocess.Popen[bytes]]],
+    microsocks: Callable[..., tuple[str, subprocess.Popen[bytes]]],
     lab_dns: LabDns,
     write_inventory: Callable[..., Path],
 ) -> None:
@@ -150,3 +150,27 @@ async def test_a_server_that_hangs_up_through_a_live_proxy_is_still_the_servers(
     found = json.loads(run.stdout)["sites"][0]["devices"][0]
     assert found["category"] == "protocol_error", found
     assert "the server closed the connection at rcpt" in found["finding"]
+
+
+async def test_a_proxy_that_asks_for_a_login_says_so(
+    microsocks: Callable[..., tuple[str, subprocess.Popen[bytes]]],
+    lab_dns: LabDns,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a site whose proxy requires a username and password (fleet sends none)
+    server = SlowRcptServer()
+    await server.start()
+    via, _ = microsocks("-u", "fleet", "-P", "not-in-the-inventory")
+    inventory = write_inventory(
+        lab_inventory(lab_dns, connect_s=3, command_s=5, site_s=20).add(
+            site("tunnel", device(server.port, security="none", ident="mfp"), egress={"via": via})
+        )
+    )
+    try:
+        run = await run_fleet_async("sweep", "-i", str(inventory), "--no-store", "--format", "json")
+    finally:
+        await server.stop()
+
+    found = json.loads(run.stdout)["sites"][0]["devices"][0]
+    assert found["category"] == "egress_unreachable", found
+    assert "it asks for a username and password: fleet offers none" in found["finding"]
