@@ -1346,10 +1346,13 @@ def _oauth2_problems(where: str, oauth2: OAuth2) -> list[str]:
         problems += _source_problems(
             f"{where}.oauth2.client_secret", secret_source.env, secret_source.file
         )
-    for key in ("certificate_file", "private_key_file", "service_account_file", "ca_file"):
+    for key in ("certificate_file", "ca_file"):
         path = getattr(oauth2, key)
         if path is not None and not os.path.isfile(path):
             problems.append(f"{where}.oauth2.{key}: no such file: {path}")
+    for key in ("private_key_file", "service_account_file"):  # they hold keys
+        if getattr(oauth2, key) is not None and not os.path.isfile(getattr(oauth2, key)):
+            problems.append(f"{where}.oauth2.{key}: {_MISSING_PATH_HIDDEN}")
     return problems
 
 
@@ -1367,8 +1370,16 @@ def _source_problems(where: str, env: str | None, file: str | None) -> list[str]
     if env is not None and not os.environ.get(env):
         return [f"{where}_env: {env} is not set in the environment (or is empty)"]
     if file is not None and not os.path.isfile(file):
-        return [f"{where}_file: no such file: {file}"]
+        return [f"{where}_file: {_MISSING_PATH_HIDDEN}"]
     return []
+
+
+# A missing file that should hold a secret: its path is not shown, since what was written
+# there may be the secret itself (a password or a key pasted where its file belongs).
+_MISSING_PATH_HIDDEN = (
+    "no such file (the path is not shown: if the secret itself was written there, put it "
+    "in a file and write that file's path)"
+)
 
 
 def inventory_schema() -> dict[str, Any]:

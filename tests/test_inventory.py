@@ -121,6 +121,33 @@ def test_preflight_reports_unset_secrets_without_values(monkeypatch: pytest.Monk
     assert preflight(inventory) == []
 
 
+def test_a_secret_pasted_into_a_file_key_is_not_shown_as_a_missing_path(tmp_path: Path) -> None:
+    # Given a password and a private key pasted where their files' paths belong
+    password = "Winter2026"
+    key = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"
+    path = tmp_path / "inv.yaml"
+    path.write_text(
+        MINIMAL.replace("password_env: ACME_PW", f"password_file: {password}").replace(
+            "port: 25, from: s@acme.test",
+            "port: 587, security: starttls, auth: {username: s@acme.test, oauth2: {provider: "
+            "microsoft, tenant_id: 00000000-0000-4000-8000-0000000000c1, client_id: "
+            "11111111-1111-4111-8111-000000000001, certificate_file: app.pem, private_key_file: "
+            f"'{key}'}}}}, from: s@acme.test",
+        )
+    )
+
+    run = run_fleet("sweep", "-i", str(path), "--no-store")
+
+    assert run.code == 3, run.stderr
+    assert "nothing was probed" in run.stderr
+    assert password not in run.stderr
+    assert key not in run.stderr
+    assert "smtp.auth.password_file: no such file (the path is not shown" in run.stderr
+    assert "oauth2.private_key_file: no such file (the path is not shown" in run.stderr
+    # a file that holds no secret is still named
+    assert f"oauth2.certificate_file: no such file: {tmp_path / 'app.pem'}" in run.stderr
+
+
 def test_relative_files_resolve_against_the_inventory_folder(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("x")
     path = tmp_path / "inv.yaml"
