@@ -387,6 +387,12 @@ async def busy_at_banner(conn: Conn) -> None:
     await conn.send(b"421 4.3.2 Service not available, closing transmission channel\r\n")
 
 
+async def refuses_greeting_then_deaf(conn: Conn) -> None:
+    """Refuses in its greeting (554), then never answers the QUIT RFC 5321 3.1 expects."""
+    await conn.send(b"554 5.7.1 No SMTP service here\r\n")
+    await conn.hang()
+
+
 async def mismatched_multiline(conn: Conn) -> None:
     codes = b"250-" + HOST.encode() + b" Hello\r\n251-PIPELINING\r\n550 8BITMIME\r\n"
     await dialogue(conn, on={"EHLO": reply(codes)})
@@ -647,6 +653,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("ten_megabyte_line", ten_megabyte_line),
         Behaviour("non_utf8", non_utf8),
         Behaviour("busy_at_banner", busy_at_banner),
+        Behaviour("refuses_greeting_then_deaf", refuses_greeting_then_deaf),
         Behaviour("mismatched_multiline", mismatched_multiline),
         Behaviour("ehlo_lines_without_hyphens", ehlo_lines_without_hyphens),
         Behaviour("extra_reply_after_banner", extra_reply_after_banner),

@@ -131,6 +131,8 @@ CASES = [
     Case("endless_banner", Category.timeout, Stage.banner, 1, "no complete greeting"),
     Case("ten_megabyte_line", Category.protocol_error, Stage.ehlo, 0, "too long", "broke"),
     Case("non_utf8", Category.recipient_rejected, Stage.rcpt, 0, "does not know the recipient"),
+    # ... and its QUIT, which it never answers, waited out: one stall
+    Case("refuses_greeting_then_deaf", Category.unrecognised_refusal, Stage.banner, 1, "554"),
     Case("busy_at_banner", Category.temporary_failure, Stage.banner, 0, "421", "later"),
     # One reply whose lines say 250, 251 and 550: no code to trust.
     Case("mismatched_multiline", Category.protocol_error, Stage.ehlo, 0, "codes: 250, 251, 550"),
@@ -580,3 +582,42 @@ async def test_the_starttls_reply_is_kept_when_the_handshake_after_it_fails(
     assert starttls.reply.code == 220
     assert "Ready to start TLS" in starttls.reply.text
     assert device.failed_stage is Stage.tls
+
+
+async def test_a_refused_greeting_is_timed_without_the_quit_that_followed(
+    lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a server that refuses in its greeting and never answers the QUIT after it
+    site, _ = await sweep_one("refuses_greeting_then_deaf", lab, certs, write_inventory)
+
+    # Then the greeting's row has the greeting's time, and the QUIT's row the wait for it
+    (device,) = site.devices
+    had = site.conversation_of(device).transcript
+    banner = next(s for s in had if s.stage is Stage.banner)
+    quit_ = next(s for s in had if s.stage is Stage.quit)
+    assert banner.reply is not None
+    assert banner.reply.code == 554
+    assert quit_.status is StageStatus.error
+    assert quit_.elapsed_s is not None
+    assert banner.elapsed_s is not None
+    assert quit_.elapsed_s >= COMMAND_S * 0.95  # the QUIT waited out its timeout ...
+    assert banner.elapsed_s < COMMAND_S / 2  # ... and the greeting is not charged with it
+
+
+@pytest.mark.parametrize("behaviour", ["tls_then_silent", "implicit_tls_extra_reply"])
+async def test_an_implicit_tls_handshake_that_worked_is_recorded_when_the_greeting_fails(
+    behaviour: str, lab: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    # Given an implicit TLS server whose handshake works, and whose greeting then does not
+    # (it never comes, or comes with a reply too many)
+    site, _ = await sweep_one(behaviour, lab, certs, write_inventory)
+
+    # Then the transcript says the handshake worked, with what was negotiated and shown
+    (device,) = site.devices
+    had = site.conversation_of(device)
+    assert device.failed_stage is Stage.banner
+    tls = next(s for s in had.transcript if s.stage is Stage.tls)
+    assert tls.status is StageStatus.ok
+    assert had.tls is not None
+    assert had.tls.version is not None
+    assert had.tls.subject

@@ -348,6 +348,9 @@ class _GreetingAwareSMTP(aiosmtplib.SMTP):
     quit_s: float = 5.0
     greeting_quit: StageResult | None = None
     opened: Opened | None = None
+    # An implicit TLS handshake's (ssl_object, peercert), kept past a greeting that fails
+    # (aiosmtplib then drops the connection and, with it, what was negotiated).
+    handshake: tuple[Any, Any] | None = None
 
     async def _create_connection(self, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109 (aiosmtplib's signature)
         try:
@@ -387,6 +390,11 @@ class _GreetingAwareSMTP(aiosmtplib.SMTP):
             raise aiosmtplib.SMTPConnectTimeoutError(f"Timed out connecting to {where}") from exc
         except OSError as exc:
             raise aiosmtplib.SMTPConnectError(f"Error connecting to {where}: {exc}") from exc
+        if tls_context is not None:
+            self.handshake = (
+                transport.get_extra_info("ssl_object"),
+                transport.get_extra_info("peercert"),
+            )
         return Opened(transport, protocol)
 
     async def _adopt(self, opened: Opened, timeout: float | None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109
@@ -617,29 +625,22 @@ class _Probe:
         try:
             async with asyncio.timeout(self.settings.command_s * 2 + 1):
                 banner = await smtp.connect(sock=sock)
-        except aiosmtplib.SMTPConnectResponseError as exc:
-            # The handshake worked; the server then refused us in its greeting.
-            self.state.stages.append(
-                StageResult(
-                    stage=Stage.tls, status=StageStatus.ok, command="TLS handshake (implicit TLS)"
-                )
-            )
-            self._fault(
-                Stage.banner,
-                None,
-                classify_exception(Stage.banner, exc),
-                time.perf_counter() - began,
-            )
-            raise _Stop from None
         except Exception as exc:
-            # After the handshake: no greeting in time, or one that breaks the protocol.
-            after = "ready message" in str(exc) or isinstance(exc, OutOfStep)
-            stage = Stage.banner if after else Stage.tls
-            fault = (
-                handshake_fault(exc, self.spec.tls_max)
-                if stage is Stage.tls
-                else classify_exception(stage, exc)
-            )
+            # After the handshake: a refused greeting, none in time, or one that breaks the
+            # protocol. The handshake worked: say so, with what it negotiated.
+            after = isinstance(exc, aiosmtplib.SMTPConnectResponseError | OutOfStep)
+            if after or "ready message" in str(exc):
+                self._record_tls()
+                self.state.stages.append(
+                    StageResult(
+                        stage=Stage.tls,
+                        status=StageStatus.ok,
+                        command="TLS handshake (implicit TLS)",
+                    )
+                )
+                stage, fault = Stage.banner, classify_exception(Stage.banner, exc)
+            else:
+                stage, fault = Stage.tls, handshake_fault(exc, self.spec.tls_max)
             fault = await self._unless_proxy_gone(fault, exc)
             self._fault(stage, None, fault, time.perf_counter() - began)
             raise _Stop from None
@@ -896,6 +897,7 @@ class _Probe:
             if smtp is not None:
                 smtp.close()
                 if smtp.greeting_quit is not None:
+                    self._untime_greeting(smtp.greeting_quit.elapsed_s or 0.0)
                     self.state.stages.append(smtp.greeting_quit)
             return
         broken = next(
@@ -968,6 +970,16 @@ class _Probe:
                 raise  # after the finally below has closed the connection
         finally:
             smtp.close()
+
+    def _untime_greeting(self, quit_s: float) -> None:
+        """A refused greeting's QUIT is sent inside aiosmtplib's connect, so the banner's
+        clock ran through it: give the wait back to the QUIT's row."""
+        stages = self.state.stages
+        for i in range(len(stages) - 1, -1, -1):
+            if stages[i].stage is Stage.banner and stages[i].elapsed_s is not None:
+                elapsed = max(0.0, (stages[i].elapsed_s or 0.0) - quit_s)
+                stages[i] = stages[i].model_copy(update={"elapsed_s": round(elapsed, 6)})
+                return
 
     def _out_of_step_at_the_end(
         self, exc: aiosmtplib.SMTPResponseException, command: str, began: float
@@ -1125,14 +1137,19 @@ class _Probe:
     def _record_tls(self) -> None:
         smtp = self.smtp
         assert smtp is not None  # noqa: S101
-        ssl_object = smtp.get_transport_info("ssl_object")
+        if smtp.is_connected:
+            ssl_object, peercert = (
+                smtp.get_transport_info("ssl_object"),
+                smtp.get_transport_info("peercert"),
+            )
+        elif smtp.handshake is not None:  # the connection is gone; the handshake was kept
+            ssl_object, peercert = smtp.handshake
+        else:
+            return
         if ssl_object is None:
             return
         self.state.tls = self.tls_contexts.details(
-            ssl_object,
-            self.spec.tls_verify,
-            self.spec.tls_max,
-            smtp.get_transport_info("peercert"),
+            ssl_object, self.spec.tls_verify, self.spec.tls_max, peercert
         )
 
     def _context(self) -> Context:
