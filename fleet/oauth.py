@@ -575,6 +575,15 @@ def _google(request: TokenRequest, timeout_s: float) -> Token | TokenFailure:
         )
     except exceptions.RefreshError as exc:
         text = str(exc.args[0]) if exc.args else str(exc)
+        answer = exc.args[1] if len(exc.args) > 1 else None
+        if getattr(exc, "retryable", False) or not isinstance(answer, dict):
+            # An outage (google-auth retried a 5xx, then gave up) or an answer that is not
+            # Google's JSON (a proxy's error page): nothing is known about the account yet.
+            return TokenFailure(
+                TokenFailureReason.unreachable,
+                f"the token endpoint failed: {' '.join(text.split())[:120]}",
+                _unreachable_remedy(request),
+            )
         if "unauthorized_client" in text:
             return TokenFailure(
                 TokenFailureReason.delegation_missing,

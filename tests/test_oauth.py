@@ -39,7 +39,7 @@ from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.lab.oauth import LabApp, LabTokenEndpoint
 from fleet.lab.smtp import LabSmtpServer, M365SubmissionHandler, Mailbox, Tenant, google_smtp
-from fleet.oauth import Token, TokenBroker, TokenRequest, aad_failure
+from fleet.oauth import Token, TokenBroker, TokenFailure, TokenRequest, aad_failure, acquire
 from fleet.readiness import readiness
 from fleet.results import (
     Category,
@@ -1012,6 +1012,35 @@ async def test_a_token_endpoint_answering_5xx_is_a_finding_not_a_crash(
         assert f"{token_endpoint.authority} answered HTTP Error: {status}" in found[name]["finding"]
         assert "allow HTTPS to it" in found[name]["remediation"]
     assert m365.submission.stats.auth_attempts == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (502, "<html><body><h1>502 Bad Gateway</h1>proxy</body></html>"),  # not retried
+        (503, json.dumps({"error": "temporarily_unavailable"})),  # retried, then given up
+    ],
+)
+def test_googles_token_endpoint_failing_is_not_a_refused_service_account(
+    status: int, body: str, token_endpoint: LabTokenEndpoint, certs: LabCertificates, tmp_path: Path
+) -> None:
+    # Given Google's token endpoint answering a proxy's error page, or an outage
+    _, key = token_endpoint.add_service_account("fleet@lab.iam.gserviceaccount.com")
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(json.dumps(key), encoding="utf-8")
+    key_file.chmod(0o600)
+    token_endpoint.outages["google"] = ("POST", status, body)
+    request = TokenRequest(
+        "google", service_account_file=str(key_file), subject=SCANNER, ca_file=str(certs.ca_file)
+    )
+
+    outcome = acquire(request, 5)
+
+    # Then it is the endpoint failing, not Google refusing the service account
+    assert isinstance(outcome, TokenFailure)
+    assert outcome.reason == "unreachable", outcome
+    assert "the token endpoint failed" in outcome.finding
+    assert "allow HTTPS to it" in outcome.remediation
 
 
 async def test_a_given_token_that_expired_is_not_sent_and_a_refused_one_is_not_a_password(
