@@ -619,6 +619,7 @@ def _device_result(d: DeviceObservation, flags: list[Flag]) -> DeviceResult:
         mode=d.mode,
         verdict=verdict,
         category=conversation.category,
+        rule=conversation.rule,
         failed_stage=conversation.failed_stage,
         reply=conversation.reply,
         finding=finding,

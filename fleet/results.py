@@ -409,6 +409,10 @@ class DeviceResult(Model, frozen=True, kw_only=True):
     mode: Mode
     verdict: Verdict
     category: Category
+    # the id of the rule that decided the category (`Conversation.rule`: a RuleId, or
+    # "learned.reader"); None where no rule did (a fallback, an ok, a result stored before
+    # the key existed)
+    rule: str | None = None
     failed_stage: Stage | None = None
     reply: Reply | None = None
     finding: str

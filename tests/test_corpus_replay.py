@@ -47,6 +47,7 @@ import pytest
 
 from fleet.classify import classify_reply, make_reply
 from fleet.inventory import load_inventory
+from fleet.judgement.rule_ids import RuleId
 from fleet.lab.certs import LabCertificates
 from fleet.lab.dns import LabDns
 from fleet.pipeline import run_sweep
@@ -179,6 +180,8 @@ class Outcome:
     text: str
     # the learned reader gave the answer (its finding says "a learned reading", README)
     learned: bool = False
+    # the JSON's `rule`: the id of the rule that decided the category (None: none did)
+    rule: str | None = None
 
 
 async def replay(
@@ -224,6 +227,7 @@ async def replay(
                 any(f["code"] == "DIRECT_SEND_DIRTY_IP" for f in site["flags"]),
                 entry.text,
                 "a learned reading" in (device.get("finding") or ""),
+                device["rule"],
             )
         )
     return outcomes, server
@@ -299,6 +303,10 @@ async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category
     if false_dirty:
         with capsys.disabled():
             print(f"  DIRECT_SEND_DIRTY_IP without evidence about the IP: {false_dirty}")
+    # ... each device's JSON names the rule that decided its category: a rule fleet has, the
+    # learned reader exactly where its hedged finding says so, none only on a fallback
+    assert {o.rule for o in outcomes} <= {r.value for r in RuleId} | {None}
+    assert all((o.rule == RuleId.learned_reader) == o.learned for o in outcomes)
     unexpected = set(false_dirty) - MEASURED_FALSE_DIRTY.get(name, set())
     assert not unexpected, f"DIRECT_SEND_DIRTY_IP without evidence about the IP: {unexpected}"
     # ... a 5xx greeting got its polite QUIT
