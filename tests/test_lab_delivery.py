@@ -434,6 +434,32 @@ def test_a_token_the_provider_did_not_issue_is_unknown_with_the_reason(
     assert_nowhere([forged], [run.stdout, run.stderr, *texts_in(tmp_path)], login=MAILBOX)
 
 
+def test_a_given_token_that_expired_is_not_sent_to_imap(
+    lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
+) -> None:
+    # Given a token fetched elsewhere whose exp passed in 2023
+    import jwt
+
+    expired = jwt.encode({"aud": "https://outlook.office365.com", "exp": 1700000000}, "k" * 32)
+    oauth_inventory(lab, {"token_env": GIVEN_TOKEN_ENV}).write(tmp_path / "inventory.yaml")
+    asked = len(token_endpoint.requests)
+    # When the site is scanned
+    run = run_fleet(
+        "--debug", "--log-file", str(tmp_path / "fleet.log"),
+        "scan", NAMED.id, "-i", str(tmp_path / "inventory.yaml"), "--send-test",
+        "--verify-delivery", "--format", "json", "--quiet", "--db", str(tmp_path / "fleet.db"),
+        env=fleet_env(**{GIVEN_TOKEN_ENV: expired}),
+    )  # fmt: skip
+    # Then the delivery is unknown with the token's date, and the token was never sent
+    delivery = device_delivery(read_json(run.stdout), "mfp-inbox")
+    assert delivery.status is DeliveryStatus.unknown
+    assert f"${GIVEN_TOKEN_ENV}: the token there expired on 2023-11-14 22:13 UTC" in (
+        delivery.detail or ""
+    )
+    assert introspections(token_endpoint, asked) == 0
+    assert_nowhere([expired], [run.stdout, run.stderr, *texts_in(tmp_path)], login=MAILBOX)
+
+
 def test_an_app_secret_the_provider_refuses_is_unknown_with_its_reason(
     lab: Lab, token_endpoint: LabTokenEndpoint, tmp_path: Path
 ) -> None:

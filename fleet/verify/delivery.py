@@ -10,7 +10,14 @@ from typing import Any
 from fleet.credentials import Secrets
 from fleet.errors import GraphProblem, ImapProblem, SecretError
 from fleet.inventory import GraphMailbox, OAuth2, Verify
-from fleet.oauth import GRAPH_SCOPE, Token, TokenBroker, TokenRequest, token_request
+from fleet.oauth import (
+    GRAPH_SCOPE,
+    Token,
+    TokenBroker,
+    TokenRequest,
+    given_token_expired,
+    token_request,
+)
 from fleet.results import Delivery, DeliveryStatus
 from fleet.verify import graph
 from fleet.verify.imap import Mailbox, find_test_message
@@ -63,6 +70,10 @@ async def verify_delivery(
         except SecretError as exc:
             return Delivery(**base, status=DeliveryStatus.unknown, detail=str(exc))
         if imap.oauth2 is not None:
+            stale = given_token_expired(password, imap.secret.describe())
+            if stale is not None:  # sent, it would only be refused
+                detail = f"no OAuth token for IMAP from {imap.secret.describe()}: {stale.finding}"
+                return Delivery(**base, status=DeliveryStatus.unknown, detail=detail)
             oauth = f"{imap.secret.describe()} (a token given, not fetched)"
     if secrets is not None:
         # before any connection: the token in every form it travels in (the XOAUTH2 blob)
