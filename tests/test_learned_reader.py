@@ -180,6 +180,12 @@ def test_weak_and_strong_readings_by_the_rules_that_decide() -> None:
         (Stage.mail, 550, "Address zorglub does not exist"),  # a bare subject at MAIL
         (Stage.rcpt, 451, "Zorglub"),  # the fallback's deferral
         (Stage.starttls, 554, "Zorglub"),  # the fallback's TLS failure
+        # rules outside status_codes that read a code (and a stage) alone (judge12): any 4xx
+        # to STARTTLS, a bare 501 to EHLO, X.2.3/X.3.4 and 4.5.3
+        (Stage.starttls, 454, "Zorglub"),
+        (Stage.ehlo, 501, "Zorglub"),
+        (Stage.data, 552, "5.3.4 Zorglub"),
+        (Stage.rcpt, 452, "4.5.3 Zorglub"),
     ]
     for stage, code, text in weak:
         assert replies.is_weak(read_by_rules(stage, make_reply(code, text), CONTEXT)), text

@@ -332,10 +332,20 @@ WEAK_ENVELOPE_RULES = (
     RuleId.smtp_rcpt_address_refused,
     RuleId.smtp_message_refused,
 )
-_BY_CODE = frozenset([*(r.id for r in STATUS_CODES), *_ENVELOPE_BY_CODE])
+# rules outside status_codes that read a code (and a stage) alone, weak like them (judge12):
+# any 4xx to STARTTLS, a bare 501 to EHLO, the enhanced X.2.3/X.3.4 message size and 4.5.3
+_OTHER_BY_CODE = (
+    RuleId.tls_not_available,
+    RuleId.helo_syntax_code,
+    RuleId.smtp_message_size,
+    RuleId.smtp_too_many_recipients,
+)
+_BY_CODE = frozenset([*(r.id for r in STATUS_CODES), *_ENVELOPE_BY_CODE, *_OTHER_BY_CODE])
 _BY_ONE_WORD = frozenset(r.id for r in WORD_FAMILIES)
 WEAK_RULES = frozenset(
-    [r.id for r in STATUS_CODES + SUBJECTS + WORD_FAMILIES] + list(WEAK_ENVELOPE_RULES)
+    [r.id for r in STATUS_CODES + SUBJECTS + WORD_FAMILIES]
+    + list(WEAK_ENVELOPE_RULES)
+    + list(_OTHER_BY_CODE)
 )
 NEVER_CONTESTED = frozenset((Category.ip_reputation, Category.reverse_dns))
 
