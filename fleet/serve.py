@@ -43,6 +43,7 @@ from fleet.errors import IngestError, InventoryError, ListenError, Refusal, Stor
 from fleet.inventory import Inventory, load_inventory
 from fleet.net import split_host_port
 from fleet.report.html import TREND_LENGTH, content_security_policy, render_html
+from fleet.report.sanitize import for_terminal
 from fleet.results import SiteResult, SweepInfo, SweepResult, SweepView, Verdict
 from fleet.store import SiteHistoryRow, Store
 
@@ -562,7 +563,7 @@ class AccessLog:
                 status or "-",
                 received,
                 (time.monotonic() - started) * 1000,
-                f" {note}" if note else "",
+                f" {for_terminal(note, 1000)}" if note else "",  # reasons quote the body
             )
 
 

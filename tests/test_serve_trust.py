@@ -398,6 +398,15 @@ async def test_a_request_cannot_forge_lines_in_the_access_log(
         b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Forwarded-For: 192.0.2.44\r\n"
         b"Connection: close\r\n\r\n"
     )
+    # and bodies whose refusal's reason quotes what they hold
+    async with httpx.AsyncClient(base_url=central.url) as client:
+        for body in (
+            {"sweep": {"id": f"x\n{forged}\x1b[2J"}, "sites": []},
+            {"sweep": f"\n{forged}", "sites": [{"site": f"\n{forged}"}]},
+            [f"\n{forged}"],
+        ):
+            answer = await client.post("/api/v1/results", json=body)
+            assert answer.status_code == 422, answer.text
     log = central.log.read_text(encoding="utf-8", errors="replace")
     lines = log.splitlines()
     # Then each request is one line of its own, the path re-quoted, no escape byte; a peer
