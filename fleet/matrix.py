@@ -16,6 +16,7 @@ from fleet import m365
 from fleet.classify import OAUTH_TOKEN_RULES, RuleId
 from fleet.judgement.flag_texts import flag_text
 from fleet.net import is_ip, unmapped
+from fleet.probes.dnsbl_zones import NOT_IPV6
 from fleet.results import (
     SEVERITY_ORDER,
     SPF_MAX_LOOKUPS,
@@ -392,7 +393,9 @@ def _blocklists_unknown(f: _Facts) -> list[_Found]:
             Severity.unknown,
             f.everyone,
             flag_text(code, "evidence", ip=b.ip, zone=b.zone, detail=b.detail),
-            flag_text(code, "fix", detail=b.detail or flag_text(code, "lookup_failed")),
+            flag_text(code, "fix_not_ipv6", zone=b.zone, ip=b.ip)
+            if b.detail == NOT_IPV6  # not the resolver's fault: the list has no IPv6 entries
+            else flag_text(code, "fix", detail=b.detail or flag_text(code, "lookup_failed")),
         )
         for b in site.blocklists
         if b.status is BlocklistStatus.unknown

@@ -726,7 +726,12 @@ async def test_one_ip_shared_by_50_devices_is_asked_once_per_zone(lab_dns: LabDn
 
 
 def shared_ip_inventory(
-    write_inventory: Callable[..., Path], lab: LabDns, m365: M365Lab, n_sites: int, per_site: int
+    write_inventory: Callable[..., Path],
+    lab: LabDns,
+    m365: M365Lab,
+    n_sites: int,
+    per_site: int,
+    ip: str = POLICY,
 ) -> Path:
     """n_sites sites, each with per_site copiers, all behind one declared egress IP."""
     defaults = lab_defaults(lab, connect_s=5, command_s=5, site_s=30, dns_timeout_s=TIMEOUT_S)
@@ -754,7 +759,7 @@ def shared_ip_inventory(
             }
             for d in range(per_site)
         ]
-        built.site(f"site-{s}", *devices, client=f"Client {s % 5}", egress={"ip": POLICY})
+        built.site(f"site-{s}", *devices, client=f"Client {s % 5}", egress={"ip": ip})
     return write_inventory(built)
 
 
@@ -800,6 +805,27 @@ async def test_a_policy_listing_warns_the_direct_send_copiers_of_the_site(
     codes = {flag.code for flag in site.flags}
     assert "DIRECT_SEND_DYNAMIC_IP" in codes, site.flags
     assert "DIRECT_SEND_DIRTY_IP" not in codes
+
+
+async def test_an_ipv6_site_on_an_ipv4_only_list_is_told_why_not_to_check_its_resolver(
+    lab_dns: LabDns, m365: M365Lab, write_inventory: Callable[..., Path]
+) -> None:
+    # Given a site declared on an IPv6 address, swept against ZEN and a SpamCop-kind list
+    lab_dns.blocklist(ZEN)
+    lab_dns.blocklist("bl.lab.test")
+    ipv6 = "2001:db8::25"
+    path = shared_ip_inventory(write_inventory, lab_dns, m365, n_sites=1, per_site=1, ip=ipv6)
+    [site] = (await run_sweep(plan_sweep(load_inventory(str(path))))).sites
+
+    # Then ZEN (which covers IPv6) says clean, and the IPv4-only list unknown: the flag says
+    # the list has no IPv6 entries, not that the resolver failed
+    by_zone = {(b.ip, b.zone): b.status for b in site.blocklists}
+    assert by_zone[ipv6, ZEN] is BlocklistStatus.clean
+    assert by_zone[ipv6, "bl.lab.test"] is BlocklistStatus.unknown
+    [unknown] = [f for f in site.flags if f.code == "BLOCKLIST_UNKNOWN"]
+    assert unknown.evidence.startswith(f"{ipv6} on bl.lab.test: ")
+    assert "does not cover IPv6" in unknown.remediation
+    assert "defaults.dns.nameservers" not in unknown.remediation
 
 
 # ---- an unreachable resolver ---------------------------------------------------------------

@@ -77,6 +77,11 @@ FLAG_TEXTS: Mapping[FlagCode, Mapping[str, str]] = {
             "fleet could not tell whether the site's IP is listed: {detail}. Check the resolver "
             "in defaults.dns.nameservers."
         ),
+        "fix_not_ipv6": (
+            "{zone} does not cover IPv6 addresses, so it cannot say whether {ip} is listed (nor "
+            "can a receiver that uses it block {ip} by it). Rely on lists that cover IPv6 "
+            "(Spamhaus), or set `ipv6: true` on {zone} if it does cover IPv6."
+        ),
         "no_ip": "the site's public IP is not known: it is not declared and no server echoed it",
         "fix_no_ip": (
             "Declare the site's public IP in egress.ip, so fleet can look it up on the blocklists."

@@ -20,7 +20,13 @@ from fleet.dns import Answer, Dns, Outcome
 from fleet.errors import SecretError
 from fleet.net import unmapped
 from fleet.once import Once
-from fleet.probes.dnsbl_zones import LISTING_RANGE, SPAMHAUS_ERRORS, Zone, reverse_name
+from fleet.probes.dnsbl_zones import (
+    LISTING_RANGE,
+    NOT_IPV6,
+    SPAMHAUS_ERRORS,
+    Zone,
+    reverse_name,
+)
 from fleet.results import BlocklistResult, BlocklistStatus, ListingSeverity
 
 log = logging.getLogger("fleet.dnsbl")
@@ -29,10 +35,6 @@ _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _ERROR_RANGE = ipaddress.IPv4Network("127.255.255.0/24")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
-_NOT_IPV6 = (
-    "this list does not cover IPv6 addresses: nothing was asked (a list that does: "
-    "`ipv6: true` on it in the inventory)"
-)
 
 # One zone as the cache sees it: two DQS entries with different keys are two zones.
 ZoneKey = tuple[str, SecretSource | None]
@@ -69,7 +71,7 @@ class BlocklistProbe:
             return _unknown(ip, zone, f"{ip!r} is not an IP address")
         if address.version == 6 and not zone.ipv6:
             # Its NXDOMAIN would say nothing about the address: never "clean" from it.
-            return _unknown(ip, zone, _NOT_IPV6)
+            return _unknown(ip, zone, NOT_IPV6)
         # The question is asked once per sweep however many sites share the IP (the
         # resolver's memo); reading its answer is cheaper than a task to share the reading.
         result = await self._lookup(str(address), zone)

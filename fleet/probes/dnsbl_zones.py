@@ -106,6 +106,12 @@ KINDS: dict[str, KindDefaults] = {
 
 DQS_ZONE = "zen.dq.spamhaus.net"
 
+# Why an IPv6 address is unknown on a list without IPv6 (the matrix tells it by this text).
+NOT_IPV6 = (
+    "this list does not cover IPv6 addresses: nothing was asked (a list that does: "
+    "`ipv6: true` on it in the inventory)"
+)
+
 
 @dataclass(frozen=True)
 class Zone:
