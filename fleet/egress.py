@@ -49,18 +49,38 @@ class OutOfStep(SMTPResponseException):
         super().__init__(-1, message)  # a negative code: malformed, no reply to judge
 
 
+def _closing(data: bytes) -> SMTPResponse | None:
+    """`data` as a whole 421 reply, or None. RFC 5321 3.8: a server shutting down may say
+    421 unasked and close; the client reads it after its next command. Not out of step."""
+    lines = data.split(b"\n")
+    if lines[-1] or len(lines) < 2:
+        return None  # not ending with a whole line
+    lines = lines[:-1]
+    if not all(line[:3] == b"421" and line[3:4] in (b"-", b" ", b"\r") for line in lines):
+        return None
+    if lines[-1][3:4] == b"-":
+        return None
+    text = b"\n".join(line[4:].strip(b" \t\r") for line in lines)
+    return SMTPResponse(421, text.decode("utf-8", "surrogateescape"))
+
+
 class InStepProtocol(SMTPProtocol):
     """Fails a reply whose lines carry different codes, and a command sent after the
     server said more than one reply to the one before (in the same packet as the reply,
-    or in a later one: aiosmtplib drops those unseen)."""
+    or in a later one: aiosmtplib drops those unseen). An unasked 421 is the exception:
+    the next command is answered with it (`closing`)."""
 
     out_of_step: bool = False
+    closing: SMTPResponse | None = None  # an unasked 421: the server is shutting down
     last_reply: SMTPResponse | None = None  # kept when the exchange then fails (STARTTLS)
 
     def data_received(self, data: bytes) -> None:
         waiter = self._response_waiter
         if data and waiter is not None and (not self._response_pending or waiter.done()):
-            self.out_of_step = True  # no command is waiting for it: a reply too many
+            # no command is waiting for it: a 421 closing the session, or a reply too many
+            self.closing = self.closing or _closing(data)
+            if self.closing is None:
+                self.out_of_step = True
         super().data_received(data)
 
     def _read_response_from_buffer(self) -> SMTPResponse | None:
@@ -76,14 +96,19 @@ class InStepProtocol(SMTPProtocol):
                 "the lines of one reply carry different codes: " + ", ".join(map(str, codes))
             )
         if self._buffer:  # more after a complete reply, and no command asked for it
-            self.out_of_step = True
-            raise OutOfStep
+            self.closing = _closing(bytes(self._buffer))
+            if self.closing is None:
+                self.out_of_step = True
+                raise OutOfStep
+            del self._buffer[:]
         self.last_reply = response
         return response
 
     def write(self, data: bytes) -> None:
         if self.out_of_step:
             raise OutOfStep
+        if self.closing is not None:  # the server said 421 and is gone: that is the answer
+            raise SMTPResponseException(self.closing.code, self.closing.message)
         super().write(data)
 
 

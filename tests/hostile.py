@@ -420,6 +420,30 @@ async def extra_reply_after_mail(conn: Conn) -> None:
     await dialogue(conn, on={"MAIL": extra, "RCPT": reply(BLOCKED)})
 
 
+async def closing_421_after_mail(conn: Conn) -> None:
+    """RFC 5321 3.8: a server shutting down says 421 unasked and closes; the client reads
+    it after its next command. In the MAIL reply's packet."""
+
+    async def closing(conn: Conn, line: bytes) -> bool:
+        await conn.send(b"250 2.1.0 Sender OK\r\n421 4.3.2 smtp.example closing connection\r\n")
+        return False
+
+    await dialogue(conn, on={"MAIL": closing})
+
+
+async def closing_421_alone_after_mail(conn: Conn) -> None:
+    """The same 421 in a packet of its own, a moment later: RCPT is on its way by then, so
+    it is read as RCPT's answer the ordinary way."""
+
+    async def then_closing(conn: Conn, line: bytes) -> bool:
+        await conn.send(b"250 2.1.0 Sender OK\r\n")
+        await asyncio.sleep(0.05)
+        await conn.send(b"421 4.3.2 Service shutting down, closing transmission channel\r\n")
+        return False
+
+    await dialogue(conn, on={"MAIL": then_closing})
+
+
 async def implicit_tls_extra_reply(conn: Conn) -> None:
     """The same after an implicit TLS handshake (port 465): the greeting and a reply more."""
     if await conn.starttls(conn.server.context("valid")):
@@ -658,6 +682,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("ehlo_lines_without_hyphens", ehlo_lines_without_hyphens),
         Behaviour("extra_reply_after_banner", extra_reply_after_banner),
         Behaviour("extra_reply_after_mail", extra_reply_after_mail),
+        Behaviour("closing_421_after_mail", closing_421_after_mail),
+        Behaviour("closing_421_alone_after_mail", closing_421_alone_after_mail),
         Behaviour("implicit_tls_extra_reply", implicit_tls_extra_reply, "tls"),
         Behaviour("mixed_codes_in_rcpt", mixed_codes_in_rcpt),
         Behaviour("replies_one_behind", replies_one_behind),

@@ -141,6 +141,9 @@ CASES = [
     Case("ehlo_lines_without_hyphens", Category.protocol_error, Stage.ehlo, 0, "out of step"),
     Case("extra_reply_after_banner", Category.protocol_error, Stage.banner, 0, "out of step"),
     Case("extra_reply_after_mail", Category.protocol_error, Stage.mail, 0, "out of step"),
+    # RFC 5321 3.8: an unasked 421 is the answer to the next command, not a reply too many
+    Case("closing_421_after_mail", Category.temporary_failure, Stage.rcpt, 0, ""),
+    Case("closing_421_alone_after_mail", Category.temporary_failure, Stage.rcpt, 0, ""),
     Case("implicit_tls_extra_reply", Category.protocol_error, Stage.banner, 0, "out of step"),
     Case("mixed_codes_in_rcpt", Category.protocol_error, Stage.rcpt, 0, "codes: 550, 250"),
     Case("replies_one_behind", Category.protocol_error, Stage.quit, 0, "answered RSET with '550"),
@@ -621,3 +624,31 @@ async def test_an_implicit_tls_handshake_that_worked_is_recorded_when_the_greeti
     assert had.tls is not None
     assert had.tls.version is not None
     assert had.tls.subject
+
+
+@pytest.mark.parametrize("behaviour", ["closing_421_after_mail", "closing_421_alone_after_mail"])
+async def test_an_unasked_421_is_the_answer_to_the_next_command_not_out_of_step(
+    behaviour: str,
+    m365: M365Lab,
+    lab: LabDns,
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a server that, shutting down, says 421 unasked after MAIL and hangs up
+    # (RFC 5321 3.8: "the SMTP client will normally read the 421 response code after
+    # sending its next command"), with the MAIL reply or in a packet of its own
+    def inventory(port: int) -> InventoryBuilder:
+        healthy = healthy_site(header(lab), m365.mx.port, m365.ca_file)
+        return hostile_site(healthy, behaviour, port, str(certs.ca_file))
+
+    result, _, _ = await sweep_with(behaviour, inventory, certs, write_inventory)
+
+    # Then the 421 is what the server said to RCPT: a deferral in its own words
+    site = next(s for s in result.sites if s.site == "hostile")
+    (device,) = site.devices
+    assert (device.category, device.failed_stage) == (Category.temporary_failure, Stage.rcpt)
+    rcpt = [s for s in site.conversation_of(device).transcript if s.stage is Stage.rcpt][-1]
+    assert rcpt.reply is not None
+    assert rcpt.reply.code == 421
+    assert "closing" in rcpt.reply.text.lower() or "shutting down" in rcpt.reply.text.lower()
+    assert "out of step" not in device.finding
