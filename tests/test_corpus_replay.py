@@ -31,6 +31,10 @@ finished and committed only after they were frozen: each measured once, blind (4
 gathered and labelled outside the repository while the reader was being changed and
 committed only after it was frozen (RULES_FINAL2): each measured once, blind (13 of 21;
 75 of 94).
+`holdout13.yaml` (mainstream providers' published reply catalogues) and `holdout14.yaml`
+(regional providers and non-English texts) were gathered and labelled outside the repository
+while the reader was being changed and committed only after it was frozen (RULES_FINAL3):
+each measured once, blind (44 of 57; 68 of 102).
 The accuracy on each is recorded in the README ("How well the diagnosis holds on real
 servers' words") and in tests/corpus/README.md.
 """
@@ -145,6 +149,13 @@ FLOOR = {
     # who tuned the rules on it; measured before that at 96 of 121 (three batches); 116 of 121
     # since: held there.
     "dev_source": 116 / 121,
+    # The thirteenth and fourteenth held-back sets (tests/corpus/README.md): sealed outside
+    # the repository until the reader was frozen (RULES_FINAL3), measured once, blind, on
+    # main at af1362f (holdout13 44 of 57, mainstream providers' published reply
+    # catalogues; holdout14 68 of 102, regional providers and non-English texts); held
+    # at the measured figure (rounded down); below the goal is reported, not failed.
+    "holdout13": 0.7719,
+    "holdout14": 0.6666,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -160,8 +171,9 @@ FLOOR = {
 MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
 # (holdout4 to holdout12 were read after their blind runs; holdout9 and holdout10 by judge10,
-# holdout11 and holdout12 by judge11)
-BLIND: set[str] = set()
+# holdout11 and holdout12 by judge11; holdout13 and holdout14 are unseen until the rule writer
+# reads their misses)
+BLIND: set[str] = {"holdout13", "holdout14"}
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()
@@ -278,6 +290,8 @@ def summary(name: str, outcomes: list[Outcome]) -> str:
         "holdout11",
         "holdout12",
         "dev_source",
+        "holdout13",
+        "holdout14",
     ],
 )
 async def test_every_corpus_reply_replayed_through_the_cli_lands_in_its_category(
