@@ -444,6 +444,24 @@ async def closing_421_alone_after_mail(conn: Conn) -> None:
     await dialogue(conn, on={"MAIL": then_closing})
 
 
+async def closing_421_after_rcpt(conn: Conn) -> None:
+    """A good conversation, then a 421 with the recipient's 250: the session ends there."""
+
+    async def closing(conn: Conn, line: bytes) -> bool:
+        await conn.send(b"250 2.1.5 Recipient OK\r\n421 4.3.2 smtp.example closing connection\r\n")
+        return False
+
+    await dialogue(conn, on={"RCPT": closing})
+
+
+async def rset_421(conn: Conn) -> None:
+    await dialogue(conn, on={"RSET": reply(b"421 4.7.0 too many commands, closing\r\n")})
+
+
+async def rset_not_implemented(conn: Conn) -> None:
+    await dialogue(conn, on={"RSET": reply(b"502 5.5.2 command not implemented\r\n")})
+
+
 async def implicit_tls_extra_reply(conn: Conn) -> None:
     """The same after an implicit TLS handshake (port 465): the greeting and a reply more."""
     if await conn.starttls(conn.server.context("valid")):
@@ -684,6 +702,9 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("extra_reply_after_mail", extra_reply_after_mail),
         Behaviour("closing_421_after_mail", closing_421_after_mail),
         Behaviour("closing_421_alone_after_mail", closing_421_alone_after_mail),
+        Behaviour("closing_421_after_rcpt", closing_421_after_rcpt),
+        Behaviour("rset_421", rset_421),
+        Behaviour("rset_not_implemented", rset_not_implemented),
         Behaviour("implicit_tls_extra_reply", implicit_tls_extra_reply, "tls"),
         Behaviour("mixed_codes_in_rcpt", mixed_codes_in_rcpt),
         Behaviour("replies_one_behind", replies_one_behind),

@@ -652,3 +652,27 @@ async def test_an_unasked_421_is_the_answer_to_the_next_command_not_out_of_step(
     assert rcpt.reply.code == 421
     assert "closing" in rcpt.reply.text.lower() or "shutting down" in rcpt.reply.text.lower()
     assert "out of step" not in device.finding
+
+
+@pytest.mark.parametrize("behaviour", ["closing_421_after_rcpt", "rset_421", "rset_not_implemented"])
+async def test_an_accepted_recipient_stays_ok_when_rset_gets_its_own_answer(
+    behaviour: str,
+    m365: M365Lab,
+    lab: LabDns,
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+) -> None:
+    # Given a server that accepts the recipient, then answers RSET in its own right: a 421
+    # as it shuts down (with the 250 or to RSET itself), or 502 (it has no RSET)
+    def inventory(port: int) -> InventoryBuilder:
+        healthy = healthy_site(header(lab), m365.mx.port, m365.ca_file)
+        return hostile_site(healthy, behaviour, port, str(certs.ca_file))
+
+    result, _, _ = await sweep_with(behaviour, inventory, certs, write_inventory)
+
+    # Then the recipient's acceptance stands: those are no replies left over from RCPT
+    site = next(s for s in result.sites if s.site == "hostile")
+    (device,) = site.devices
+    # (the verdict is the site's SPF's, which a hostile site without an egress IP cannot know)
+    assert device.category is Category.ok, device.finding
+    assert device.failed_stage is None

@@ -71,6 +71,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# Refusals of RSET or QUIT that are their own answer, not a reply left over from RCPT.
+_ITS_OWN_ANSWER = frozenset({421, 500, 501, 502, 504})
+
 @dataclass(frozen=True)
 class ProbeSettings:
     connect_s: float = 10.0
@@ -986,12 +989,14 @@ class _Probe:
     ) -> bool:
         """After a conversation that went well, a refused RSET or QUIT (no server in step
         refuses them), or a reply too many, means the replies were one behind the commands:
-        the 250 read as the recipient's may not have been. Decide it as a protocol error."""
+        the 250 read as the recipient's may not have been. Decide it as a protocol error.
+        Not a 421 (RFC 5321 3.8: any command may be answered so by a server shutting down),
+        nor a refusal of the command itself (500-502, 504: an RSET the server lacks)."""
         if self.state.decision is not None:
             return False
         if isinstance(exc, OutOfStep):
             detail = exc.message
-        elif exc.code >= 400:
+        elif exc.code >= 400 and exc.code not in _ITS_OWN_ANSWER:
             said = make_reply(exc.code, exc.message, self.secrets)
             detail = (
                 f"the server answered {command} with '{said.code} {said.text[:200]}' after "
