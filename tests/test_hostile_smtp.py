@@ -654,7 +654,9 @@ async def test_an_unasked_421_is_the_answer_to_the_next_command_not_out_of_step(
     assert "out of step" not in device.finding
 
 
-@pytest.mark.parametrize("behaviour", ["closing_421_after_rcpt", "rset_421", "rset_not_implemented"])
+@pytest.mark.parametrize(
+    "behaviour", ["closing_421_after_rcpt", "rset_421", "rset_not_implemented"]
+)
 async def test_an_accepted_recipient_stays_ok_when_rset_gets_its_own_answer(
     behaviour: str,
     m365: M365Lab,
