@@ -74,6 +74,7 @@ T = TypeVar("T")
 # Refusals of RSET or QUIT that are their own answer, not a reply left over from RCPT.
 _ITS_OWN_ANSWER = frozenset({421, 500, 501, 502, 504})
 
+
 @dataclass(frozen=True)
 class ProbeSettings:
     connect_s: float = 10.0
