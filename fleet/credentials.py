@@ -43,7 +43,9 @@ MIN_SECRET = 4
 FRAGMENT = 8
 # A secret as written may hold ordinary words ("internal"): there a piece must be at least
 # half of it (rounded down: either half of a password a server split in two), and never
-# shorter than this, so that the words stay readable.
+# shorter than this, so that the words stay readable. A piece shorter than FRAGMENT is
+# blanked only beside another piece of the same secret in the same text (a split echo):
+# alone it is a word ("Summer" of "Summer2024" in "Summerfield", a client's name).
 WRITTEN_FRAGMENT = 6
 # Text is probed every _STRIDE characters for a _GRAM-long piece of a known form, then the
 # match is grown both ways: every fragment of WRITTEN_FRAGMENT characters or more holds one
@@ -314,6 +316,8 @@ class Secrets:
         if not pieces:
             return
         size = len(text)
+        # form -> its short pieces found: (start, end in text, start in form)
+        short: dict[str, set[tuple[int, int, int]]] = {}
         for index in range(0, size - _GRAM + 1, _STRIDE):
             piece = text[index : index + _GRAM]
             found = pieces.get(piece)
@@ -328,10 +332,19 @@ class Secrets:
                     right, at = index + _GRAM, offset + _GRAM
                     while right < size and at < len(form) and text[right] == form[at]:
                         right, at = right + 1, at + 1
-                    if right - left >= self._minimum[form]:
-                        for i in range(left, right):
-                            hidden[where[i]] = 1
+                    length = right - left
+                    if length >= self._minimum[form]:
+                        if length >= FRAGMENT or length == len(form):
+                            for i in range(left, right):
+                                hidden[where[i]] = 1
+                        else:
+                            short.setdefault(form, set()).add((left, right, at - length))
                     offset = form.find(piece, offset + 1)
+        for found_short in short.values():
+            if _split_echo(found_short):
+                for left, right, _ in found_short:
+                    for i in range(left, right):
+                        hidden[where[i]] = 1
 
     def scrub_model(self, model: M) -> M:
         """The model with every string in it scrubbed (the same object when nothing was)."""
@@ -405,3 +418,15 @@ class ScrubFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.secrets.scrub(record.stack_info)
         return True
+
+
+def _split_echo(found: set[tuple[int, int, int]]) -> bool:
+    """Whether short pieces found of one secret are two of its parts (their places in the
+    secret do not overlap, nor do they in the text): a split echo, not a word met twice."""
+    spans = sorted(found)
+    return any(
+        a_end <= b_start
+        and (a_form + (a_end - a_start) <= b_form or b_form + (b_end - b_start) <= a_form)
+        for i, (a_start, a_end, a_form) in enumerate(spans)
+        for b_start, b_end, b_form in spans[i + 1 :]
+    )

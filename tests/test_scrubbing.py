@@ -92,6 +92,26 @@ def test_either_half_of_a_short_password_is_blanked() -> None:
     assert secrets.scrub("a Copy of -Pass") == "a Copy of -Pass"  # under half: readable
 
 
+def test_a_lone_short_piece_of_a_password_is_a_word_and_stays_readable() -> None:
+    """One sweep's Secrets scrub every field of every result: a company's name at the head
+    of its password ("Contoso2024!") must not blank that client's name, its site ids, or a
+    banner's "Welcome", wherever it stands alone (review H 2)."""
+    secrets = Secrets()
+    for password in ("Contoso2024!", "Summer2024", "Welcome2024!", "Dental2024!"):
+        secrets.add_login(USER, password)
+    for text in (
+        "Contoso",
+        "contoso-hq",
+        "Summerfield Dental",
+        "220 mx.example ESMTP Welcome to our server",
+        "dental-main-office",
+    ):
+        assert secrets.scrub(text) == text
+    # ... while the same pieces beside each other's other half are the password, split
+    assert secrets.scrub("535 h1 Contos h2 o2024!") == "535 h1 **** h2 ****"
+    assert secrets.scrub("Contoso2024!") == REDACTED
+
+
 def test_a_password_split_by_invisible_characters_is_blanked() -> None:
     for invisible in ("\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"):
         split = PASSWORD[:5] + invisible + PASSWORD[5:]
