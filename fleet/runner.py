@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from msgspec import structs
+
 from fleet import __version__
 from fleet.credentials import Secrets
 from fleet.dns import Dns, nameserver_addresses
@@ -412,8 +414,28 @@ class Sweeper:
     def finish(self, result: SiteResult) -> SiteResult:
         """The boundary every site result passes before it is stored, rendered or logged:
         every string in it (replies, details, findings, evidence, transcripts) without any
-        secret of the sweep, in any form it took on the wire, whole or in pieces."""
-        return self.secrets.scrub_model(result)
+        secret of the sweep, in any form it took on the wire, whole or in pieces. Except the
+        names the operator wrote in the inventory (client, site, its name and tags, each
+        device's name, model and location), which no server wrote: a password made of the
+        client's name ("Riverside2024!") must not rename the client or its site, under
+        which the result is stored, compared and pushed."""
+        clean = self.secrets.scrub_model(result)
+        if clean is result:
+            return result
+        devices = [
+            structs.replace(
+                after, device=before.device, model=before.model, location=before.location
+            )
+            for before, after in zip(result.devices, clean.devices, strict=True)
+        ]
+        return structs.replace(
+            clean,
+            site=result.site,
+            client=result.client,
+            name=result.name,
+            tags=result.tags,
+            devices=devices,
+        )
 
 
 def direct_send_targets(site_plan: SitePlan) -> list[DirectSendTarget]:

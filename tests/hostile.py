@@ -702,9 +702,6 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Behaviour("extra_reply_after_mail", extra_reply_after_mail),
         Behaviour("closing_421_after_mail", closing_421_after_mail),
         Behaviour("closing_421_alone_after_mail", closing_421_alone_after_mail),
-        Behaviour("closing_421_after_rcpt", closing_421_after_rcpt),
-        Behaviour("rset_421", rset_421),
-        Behaviour("rset_not_implemented", rset_not_implemented),
         Behaviour("implicit_tls_extra_reply", implicit_tls_extra_reply, "tls"),
         Behaviour("mixed_codes_in_rcpt", mixed_codes_in_rcpt),
         Behaviour("replies_one_behind", replies_one_behind),
@@ -745,6 +742,17 @@ QUIET_LEAKS: dict[str, Behaviour] = {
         Behaviour("quit_echoes_auth", quit_echoes_auth, "starttls", login=True),
         Behaviour("halves_auth_echo", auth_with(halves_auth_echo), "starttls", login=True),
         Behaviour("invisible_auth_echo", auth_with(invisible_auth_echo), "starttls", login=True),
+    )
+}
+
+
+# Servers that accept the recipient, then answer RSET in their own right: no failure.
+GOOD_ENDINGS: dict[str, Behaviour] = {
+    b.name: b
+    for b in (
+        Behaviour("closing_421_after_rcpt", closing_421_after_rcpt),
+        Behaviour("rset_421", rset_421),
+        Behaviour("rset_not_implemented", rset_not_implemented),
     )
 }
 
@@ -829,7 +837,7 @@ class HostileServer:
 
     def choose(self, peer: str) -> Behaviour:
         name = self.behaviour if isinstance(self.behaviour, str) else self.behaviour(peer)
-        return {**QUIET_LEAKS, **ECHOES, **BEHAVIOURS}[name]
+        return {**QUIET_LEAKS, **GOOD_ENDINGS, **ECHOES, **BEHAVIOURS}[name]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()

@@ -37,7 +37,9 @@ from .conftest import M365Lab
 from .hostile import (
     BEHAVIOURS,
     ECHOES,
+    GOOD_ENDINGS,
     PASSWORD_ENV,
+    QUIET_LEAKS,
     HostileServer,
     healthy_site,
     hostile_device,
@@ -668,7 +670,8 @@ async def test_an_accepted_recipient_stays_ok_when_rset_gets_its_own_answer(
     # as it shuts down (with the 250 or to RSET itself), or 502 (it has no RSET)
     def inventory(port: int) -> InventoryBuilder:
         healthy = healthy_site(header(lab), m365.mx.port, m365.ca_file)
-        return hostile_site(healthy, behaviour, port, str(certs.ca_file))
+        device = hostile_device(GOOD_ENDINGS[behaviour], port, str(certs.ca_file))
+        return healthy.site("hostile", device, client="Hostile")
 
     result, _, _ = await sweep_with(behaviour, inventory, certs, write_inventory)
 
@@ -678,3 +681,34 @@ async def test_an_accepted_recipient_stays_ok_when_rset_gets_its_own_answer(
     # (the verdict is the site's SPF's, which a hostile site without an egress IP cannot know)
     assert device.category is Category.ok, device.finding
     assert device.failed_stage is None
+
+
+async def test_a_password_made_of_a_sites_name_blanks_the_echo_not_the_site(
+    m365: M365Lab,
+    lab: LabDns,
+    certs: LabCertificates,
+    write_inventory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a password made of a site's id, as MSPs' often are, that a server echoes back
+    password = "Contoso-HQ-Pass!"
+    monkeypatch.setenv(PASSWORD_ENV, password)
+
+    def inventory(port: int) -> InventoryBuilder:
+        healthy = healthy_site(header(lab), m365.mx.port, m365.ca_file, site_id="contoso-hq")
+        device = hostile_device(QUIET_LEAKS["quit_echoes_auth"], port, str(certs.ca_file))
+        return healthy.site("hostile", device, client="Hostile")
+
+    result, _, _ = await sweep_with("quit_echoes_auth", inventory, certs, write_inventory)
+
+    # Then the site keeps the id it is stored, compared and pushed under (review H 2) ...
+    assert [s.site for s in result.sites] == ["contoso-hq", "hostile"]
+    # ... and the echo of the login is blanked all the same
+    dumped = result.model_dump_json()
+    assert password.lower() not in dumped.lower()
+    assert "contoso-hq-pass" not in dumped.lower()
+    hostile = result.sites[1]
+    (quit_row,) = [
+        s for s in hostile.conversation_of(hostile.devices[0]).transcript if s.stage is Stage.quit
+    ]
+    assert "****" in str(quit_row.reply or quit_row.detail)
