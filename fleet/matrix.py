@@ -390,7 +390,10 @@ def _blocklists_unknown(f: _Facts) -> list[_Found]:
     found: list[_Found] = [
         (
             code,
-            Severity.unknown,
+            # A list without IPv6 entries cannot speak for an IPv6 site, nor can a receiver
+            # block the site by it: said, but no reason to call the site's standing unknown
+            # (it would be every night, and exit 3 with it).
+            Severity.info if b.detail == NOT_IPV6 else Severity.unknown,
             f.everyone,
             flag_text(code, "evidence", ip=b.ip, zone=b.zone, detail=b.detail),
             flag_text(code, "fix_not_ipv6", zone=b.zone, ip=b.ip)

@@ -23,7 +23,7 @@ from fleet.lab.dns import LabDns
 from fleet.pipeline import run_measured, run_sweep
 from fleet.plan import plan_sweep, zones_from_inventory
 from fleet.probes.dnsbl_zones import DQS_ZONE, SPAMHAUS_ERRORS, reverse_name
-from fleet.results import BlocklistStatus, ListingSeverity
+from fleet.results import BlocklistStatus, ListingSeverity, Verdict
 
 from .conftest import M365Lab, eventually, require_binary
 from .dnsbl_helpers import (
@@ -826,6 +826,9 @@ async def test_an_ipv6_site_on_an_ipv4_only_list_is_told_why_not_to_check_its_re
     assert unknown.evidence.startswith(f"{ipv6} on bl.lab.test: ")
     assert "does not cover IPv6" in unknown.remediation
     assert "defaults.dns.nameservers" not in unknown.remediation
+    # ... said for information: it does not make the site's standing unknown every night
+    assert unknown.severity == "info"
+    assert site.verdict is not Verdict.unknown, site.flags
 
 
 # ---- an unreachable resolver ---------------------------------------------------------------
