@@ -152,10 +152,13 @@ FLOOR = {
     # The thirteenth and fourteenth held-back sets (tests/corpus/README.md): sealed outside
     # the repository until the reader was frozen (RULES_FINAL3), measured once, blind, on
     # main at af1362f (holdout13 44 of 57, mainstream providers' published reply
-    # catalogues; holdout14 68 of 102, regional providers and non-English texts); held
-    # at the measured figure (rounded down); below the goal is reported, not failed.
-    "holdout13": 0.7719,
-    "holdout14": 0.6666,
+    # catalogues; holdout14 68 of 102, regional providers and non-English texts: the honest
+    # figures, in the README). Their misses were then read by the rule writer (judge12) and
+    # the families behind them closed: seen now (holdout13 51 of 57, holdout14 91 of 102),
+    # both still below the goal, so each is held at the figure reached (rounded down), said
+    # plainly.
+    "holdout13": 0.8947,
+    "holdout14": 0.8921,
 }
 # False DIRECT_SEND_DIRTY_IP found by those first blind runs: reported (README) until the rules
 # fix them, not failed; any other one fails.
@@ -171,9 +174,8 @@ FLOOR = {
 MEASURED_FALSE_DIRTY: dict[str, set[str]] = {}
 # sets whose every entry is unseen by the rule writer
 # (holdout4 to holdout12 were read after their blind runs; holdout9 and holdout10 by judge10,
-# holdout11 and holdout12 by judge11; holdout13 and holdout14 are unseen until the rule writer
-# reads their misses)
-BLIND: set[str] = {"holdout13", "holdout14"}
+# holdout11 and holdout12 by judge11, holdout13 and holdout14 by judge12)
+BLIND: set[str] = set()
 SEEN = {
     line.strip()
     for line in (Path(__file__).parent / "corpus_holdout_seen.txt").read_text().splitlines()

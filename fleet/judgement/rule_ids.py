@@ -168,6 +168,7 @@ class RuleId(StrEnum):
     smtp_session_timeout = "smtp.session_timeout"
     smtp_own_check_deferred = "smtp.own_check_deferred"
     smtp_policy_deferral = "smtp.policy_deferral"
+    smtp_transient_failure_named = "smtp.transient_failure_named"
     address_syntax_sender = "address.syntax_sender"
     address_syntax_recipient = "address.syntax_recipient"
     sender_local_only = "sender.local_only"

@@ -545,7 +545,9 @@ ENVELOPE: tuple[Rule, ...] = (
         text=r"temporary server error|internal server error|temporary (?:local |system )?(?:problem|"
         r"failure|error)|system problem|local error in processing|try again later.{0,20}\bPRX\d|"
         r"insufficient (?:disk|system) ?(?:space|storage)|temporar(?:y|ily) unavailable|"
-        r"service (?:is )?(?:temporarily )?unavailable",
+        r"service (?:is )?(?:temporarily )?unavailable|"
+        # Daum's "4.4.5 CCRT IP ADDRESS: Connection refused. Server is busy(RT)"
+        r"\bserver (?:is )?(?:too |very )?busy\b",
         code_class="4",
     ),
     Rule(

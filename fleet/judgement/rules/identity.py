@@ -277,6 +277,9 @@ IDENTITY: tuple[Rule, ...] = (
         # a header missing, malformed or not allowed (Gmail: "missing a valid Message-ID
         # header", "a unicode character in a disallowed header", "encoded-word syntax")
         r"\bmessage-id\b|\bdisallowed header|\bencoded-word\b|"
+        # several From addresses, which RFC 5322 allows only with a Sender (Microsoft's 5.1.20
+        # "Multiple From addresses are not allowed without Sender address")
+        r"\bmultiple From(?: addresses| headers)?\b(?:[^.;]|\.(?=\w)){0,40}?\bwithout (?:a )?Sender\b|"
         # a header named as missing ("No Resent-From field given", btconnect)
         r"\b(?:no|missing) (?:[\w-]{1,30} ){0,2}[\w-]{1,30}:? (?:header|field)s?\b(?: (?:given|found|"
         r"present|supplied))?|\brequired headers? (?:not found|missing)\b|"
@@ -391,6 +394,8 @@ IDENTITY: tuple[Rule, ...] = (
         # the client named as an open relay or proxy (indimail "No mail accepted from an open
         # relay (<ip>)"): the IP's standing, found by a relay test or list
         r"(?:is|which is|from|are) an open (?:relay|proxy)\b|spam from your (?:mail )?server|\(IP[- ]based\)|"
+        # ... the relay test itself refusing at the greeting ("openrelay check.")
+        r"\bopen ?relay check\b|"
         r"messages from \[?[0-9a-f.:]+\]?(?:[^.;]|\.(?=\w)){0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
         # a client that may not send direct to MX (a dynamic or end-user source, in other words)

@@ -347,6 +347,8 @@ SESSION: tuple[Rule, ...] = (
         r"(?:turn on|enable|use) smtp auth|without (?:prior )?authentication|"
         r"(?:turn(?:ed)? on|enabled?) (?:smtp )?authentication|"
         r"requires? (?:smtp )?auth(?:entication)?|must be authenticated|"
+        # POP-before-SMTP (Nifty "sorry, you must get POP/APOP authorization.")
+        r"\b(?:POP3?|APOP|IMAP)(?:/(?:POP3?|APOP|IMAP))? (?:before SMTP|authori[sz]ation)\b|"
         r"(?:log ?in|authenticate) (?:first|before)|not logged in|please (?:log ?in|"
         r"authenticate)|issue an? AUTH command|"
         # "send AUTH command first" (Postfix/Yandex 5.5.4 at MAIL): the login is wanted, not a
