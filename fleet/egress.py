@@ -88,13 +88,20 @@ class InStepProtocol(SMTPProtocol):
         response = super()._read_response_from_buffer()
         if response is None:
             return None
-        lines = received[: len(received) - len(self._buffer)].split(b"\n")[:-1]
-        codes = list(dict.fromkeys(int(line[:3]) for line in lines))
-        if len(codes) > 1:
-            self.out_of_step = True
-            raise OutOfStep(
-                "the lines of one reply carry different codes: " + ", ".join(map(str, codes))
-            )
+        reply = received[: len(received) - len(self._buffer)]
+        # Every reply of every conversation is read here: a one-line reply has one code, and
+        # a multi-line one's codes are parsed only when their bytes differ (as aiosmtplib
+        # reads them, "025" and "25 " are both 25).
+        if reply.count(b"\n") > 1:
+            lines = reply.split(b"\n")[:-1]
+            if len({line[:3] for line in lines}) > 1:
+                codes = list(dict.fromkeys(int(line[:3]) for line in lines))
+                if len(codes) > 1:
+                    self.out_of_step = True
+                    raise OutOfStep(
+                        "the lines of one reply carry different codes: "
+                        + ", ".join(map(str, codes))
+                    )
         if self._buffer:  # more after a complete reply, and no command asked for it
             self.closing = _closing(bytes(self._buffer))
             if self.closing is None:

@@ -712,3 +712,32 @@ async def test_a_password_made_of_a_sites_name_blanks_the_echo_not_the_site(
         s for s in hostile.conversation_of(hostile.devices[0]).transcript if s.stage is Stage.quit
     ]
     assert "****" in str(quit_row.reply or quit_row.detail)
+
+
+@pytest.mark.parametrize(
+    ("reply", "out_of_step"),
+    [
+        (b"250 2.1.0 Sender OK\r\n", False),
+        (b"250-mx.example\r\n250-SIZE 1000\r\n250 STARTTLS\r\n", False),
+        # different bytes, the same code as aiosmtplib reads it (int(b"025") == int(b"25 "))
+        (b"025-first\r\n25  second\r\n", False),
+        (b"250-mx.example\r\n550 no\r\n", True),
+        (b"250-mx.example\r\n250-SIZE 1000\r\n251 STARTTLS\r\n", True),
+    ],
+)
+async def test_one_reply_carries_one_code_read_as_aiosmtplib_reads_it(
+    reply: bytes, out_of_step: bool
+) -> None:
+    """The codes of a reply's lines are compared by value (bytes first, the cheap case of
+    every reply read; bench/RESULTS.md, perfcheck)."""
+    loop = asyncio.get_running_loop()
+    protocol = InStepProtocol(loop=loop)
+    protocol._response_waiter = waiter = loop.create_future()
+    protocol._response_pending = True
+    protocol.data_received(reply)
+    if out_of_step:
+        with pytest.raises(OutOfStep, match="different codes"):
+            waiter.result()
+    else:
+        assert waiter.result().code in (250, 25)
+    assert protocol.out_of_step is out_of_step
