@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fleet.judgement.catalogue import RULES
 from fleet.judgement.context import Context
 from fleet.judgement.evidence import PREFIXED_CODE_RE, parse_enhanced, spelt_out, unwrapped
+from fleet.judgement.hostnames import masked
 from fleet.judgement.remedies import LEARNED_CAVEAT, LIKELY_REMEDY
 from fleet.judgement.rule import Remedy
 from fleet.judgement.rule_ids import RuleId
@@ -61,7 +62,8 @@ _LATER_RE = re.compile(r"later|temporar|try again|retry", re.IGNORECASE)
 def _fallback_category(stage: Stage, reply: Reply) -> Category:
     code = reply.code or 0
     if 400 <= code <= 499:
-        refusal = _REFUSAL_WORDS_RE.search(reply.text) and not _LATER_RE.search(reply.text)
+        said = masked(reply.text)  # "blocked.example.net" is a name, not a refusal
+        refusal = _REFUSAL_WORDS_RE.search(said) and not _LATER_RE.search(said)
         return Category.unrecognised_refusal if refusal else Category.temporary_failure
     if not 500 <= code <= 599:
         return Category.protocol_error
@@ -116,8 +118,10 @@ def _inner_cause(stage: Stage, reply: Reply, context: Context) -> Classification
 def read_text(reply: Reply) -> str:
     """The words the rules read: the reply's first CLASSIFY_CHARS, its lines joined
     (`unwrapped`), contractions, hyphened compounds and common misspellings set right
-    (`spelt_out`). Computed once a reading, for the rules and the word families alike."""
-    return spelt_out(unwrapped(reply.text[:CLASSIFY_CHARS]))
+    (`spelt_out`), host names made neutral where they are not evidence (`masked`: a label of
+    one is no word of the reply). Computed once a reading, for the rules and the word families
+    alike."""
+    return spelt_out(masked(unwrapped(reply.text[:CLASSIFY_CHARS])))
 
 
 def _by_rules(stage: Stage, reply: Reply, context: Context, text: str) -> Classification | None:

@@ -1,0 +1,108 @@
+"""Host names in a reply, made neutral for the rules: a name is no word of the reply.
+
+Servers put host names everywhere (a banner's own name, Exchange's "[BN8P...prod.outlook.com]",
+"(relay.mailchannels.net)", an address's domain), and a label of one reads as a cue word to a
+rule: "rbl.example.net" as a blocklist, "mx.example.net" as a DNS lookup, "spamfilter.isp.net"
+as spam, "relay." as relaying. `masked` writes each such name as NEUTRAL, except where a name is
+itself the evidence a rule or evidence.py reads:
+- the blocklists' and reputation services' own zones and check hosts (KEPT: "blocked using
+  zen.spamhaus.org", "ipcheck.proofpoint.com", "dbl.spamhaus.org");
+- any zone named as the list that blocked ("blocked using bl.example.org", "listed in
+  work.drbl.imedia.ru", "found on dnsbl.example.net": `_AS_A_LIST_RE`);
+- links (a scheme, "www.", or a name followed by a path): rules read vendors' pages and their
+  paths ("spamcop.net/bl", "postmaster.gmx.net/...?c=bl", "att.net/blocks").
+A name is a host name only when its last label is a top-level domain written as host names are
+(lower or upper case): "rejected.Please" is two words run together, "5.7.1" a status code.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fleet.judgement.top_level_domains import TOP_LEVEL_DOMAINS
+
+# What a masked name reads as: a name no rule reads a word in (".example" is reserved, RFC 2606).
+NEUTRAL = "x.example"
+
+# The lists' and reputation vendors' names the rules and evidence.py read (their phrases,
+# `blocklist_named`, `_IP_EVIDENCE_RE`, `_LIST_ZONE_RE`): a host name that holds one is evidence.
+KEPT = (
+    "spamhaus",
+    "spamcop",
+    "barracuda",  # barracudacentral.org, BRBL
+    "uribl",
+    "surbl",
+    "sorbs",
+    "abuseat",  # cbl.abuseat.org
+    "mailspike",
+    "psbl",  # psbl.surriel.com
+    "surriel",
+    "uceprotect",
+    "proofpoint",  # ipcheck.proofpoint.com, proofpoint.com/dnsbl
+    "cloudmark",
+    "senderbase",
+    "talosintelligence",
+    "mail-abuse",  # mail-abuse.com (Trend Micro's QIL/RBL+)
+    "trendmicro",
+    "rfc-ignorant",
+    "openspf",  # openspf.net/why: an SPF verdict
+)
+_KEPT_RE = re.compile("|".join(re.escape(name) for name in KEPT), re.IGNORECASE)
+
+# A label: letters (any script, punycode too), digits and inner hyphens. Bounded throughout: a
+# hostile server's 40,000 dots must not cost more than one pass.
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_NAME_RE = re.compile(
+    # a link, kept whole: a scheme or "www.", or a name followed by a path
+    r"(?P<link>\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)[^\s<>\"'\])]{1,2000}|"
+    rf"(?<![\w.-])(?:{_LABEL}\.){{1,12}}{_LABEL}/[^\s<>\"'\])]{{0,2000}})|"
+    # a name: two labels or more, not inside a longer run of them
+    rf"(?<![\w-])(?P<name>(?:{_LABEL}\.){{1,12}}{_LABEL})(?![\w-])",
+    re.IGNORECASE,
+)
+
+# A zone named as the list that blocked: the name then is the evidence, whatever it is called.
+_AS_A_LIST_RE = re.compile(
+    r"(?:\busing|\blisted (?:at|on|in|by)|\bfound (?:in|on)(?: one or more| a)?|"
+    r"\b(?:rbl|dnsbl|rhsbl|black ?list|block ?list)s?:?)\s{1,3}[\[(<'\"]?$",
+    re.IGNORECASE,
+)
+
+
+# An IP address written with placeholders ("The sender xxx.xxx.xxx.xxx is banned"): ".xxx" is a
+# top-level domain, but this is the client's address, evidence about the IP.
+_IP_PLACEHOLDER_RE = re.compile(r"(?:[0-9x*]{1,3}\.){3}[0-9x*]{1,3}", re.IGNORECASE)
+
+
+def _is_top_level(label: str) -> bool:
+    # a capital then small letters is a sentence's next word ("rejected.Please", "denied.No")
+    if not (label.islower() or label.isupper()) or label.isdigit():
+        return False
+    return label.lower() in TOP_LEVEL_DOMAINS
+
+
+def _masked_name(match: re.Match[str]) -> str:
+    whole = match.group(0)
+    if match.group("link") is not None or _KEPT_RE.search(whole):
+        return whole
+    if _IP_PLACEHOLDER_RE.fullmatch(whole):
+        return whole
+    labels = whole.split(".")
+    # the last label that is a top-level domain ends the host name; what follows it is the
+    # next sentence run in ("mx.example.net.Please"). None: words and codes, not a name.
+    end = next((i for i in range(len(labels) - 1, 0, -1) if _is_top_level(labels[i])), 0)
+    if end == 0:
+        return whole
+    before = match.string[max(0, match.start() - 40) : match.start()]
+    if _AS_A_LIST_RE.search(before):
+        return whole
+    rest = labels[end + 1 :]
+    return NEUTRAL + "".join("." + label for label in rest)
+
+
+def masked(text: str) -> str:
+    """The text with its host names (an address's domain too) written as NEUTRAL, except
+    those that are evidence (see the module's docstring)."""
+    if "." not in text:
+        return text
+    return _NAME_RE.sub(_masked_name, text)
