@@ -421,6 +421,11 @@ _SAME_READING: dict[str, Callable[[str], str]] = {
     "hyphened": lambda t: re.sub(
         r"\b(mail)(box)|\b([Bb]lack|[Bb]lock)( ?)(list)", "\\1\\3-\\2\\5", t
     ),
+    # host names whose labels are cue words: a name is no word of the reply (hostmask, #16)
+    "cue-host-before": lambda t: "rbl.spam.relay.example.net " + t,
+    "cue-host-after": lambda t: t + " (MX01.SPAMFILTER.TLS-AUTH.EXAMPLE.NET.)",
+    "cue-host-address": lambda t: "<user@dns.blocked.limit.policy.example.com>: " + t,
+    "cue-host-bounce": lambda t: "host mx.smtp-auth.virus.example.net[192.0.2.9] said: 550 " + t,
 }
 # the blind sets (BLIND) are measured by the replay above, not held to this: no rule has read them
 _SEEN_SETS = [name for name in FLOOR if name not in BLIND and (CORPUS / f"{name}.yaml").exists()]

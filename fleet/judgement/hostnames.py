@@ -64,7 +64,7 @@ _NAME_RE = re.compile(
 # A zone named as the list that blocked: the name then is the evidence, whatever it is called.
 _AS_A_LIST_RE = re.compile(
     r"(?:\busing|\blisted (?:at|on|in|by)|\bfound (?:in|on)(?: one or more| a)?|"
-    r"\b(?:rbl|dnsbl|rhsbl|black ?list|block ?list)s?:?)\s{1,3}[\[(<'\"]?$",
+    r"\b(?:rbl|dnsbl|rhsbl|black[- ]?list|block[- ]?list)s?:?)\s{1,3}[\[(<'\"]?$",
     re.IGNORECASE,
 )
 
@@ -78,7 +78,13 @@ def _is_top_level(label: str) -> bool:
     # a capital then small letters is a sentence's next word ("rejected.Please", "denied.No")
     if not (label.islower() or label.isupper()) or label.isdigit():
         return False
-    return label.lower() in TOP_LEVEL_DOMAINS
+    label = label.lower()
+    if not label.isascii():
+        try:
+            label = "xn--" + label.encode("punycode").decode("ascii")
+        except UnicodeError:
+            return False
+    return label in TOP_LEVEL_DOMAINS
 
 
 def _masked_name(match: re.Match[str]) -> str:
