@@ -17,9 +17,8 @@ A name is a host name only when its last label is a top-level domain written as 
 
 from __future__ import annotations
 
+import functools
 import re
-
-from fleet.judgement.top_level_domains import TOP_LEVEL_DOMAINS
 
 # What a masked name reads as: a name no rule reads a word in (".example" is reserved, RFC 2606).
 NEUTRAL = "x.example"
@@ -47,26 +46,38 @@ KEPT = (
     "rfc-ignorant",
     "openspf",  # openspf.net/why: an SPF verdict
 )
-_KEPT_RE = re.compile("|".join(re.escape(name) for name in KEPT), re.IGNORECASE)
+_KEPT = "|".join(re.escape(name) for name in KEPT)
 
 # A label: letters (any script, punycode too), digits and inner hyphens. Bounded throughout: a
 # hostile server's 40,000 dots must not cost more than one pass.
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-_NAME_RE = re.compile(
+_NAME = (
     # a link, kept whole: a scheme or "www.", or a name followed by a path
     r"(?P<link>\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)[^\s<>\"'\])]{1,2000}|"
     rf"(?<![\w.-])(?:{_LABEL}\.){{1,12}}{_LABEL}/[^\s<>\"'\])]{{0,2000}})|"
     # a name: two labels or more, not inside a longer run of them
-    rf"(?<![\w-])(?P<name>(?:{_LABEL}\.){{1,12}}{_LABEL})(?![\w-])",
-    re.IGNORECASE,
+    rf"(?<![\w-])(?P<name>(?:{_LABEL}\.){{1,12}}{_LABEL})(?![\w-])"
 )
 
 # A zone named as the list that blocked: the name then is the evidence, whatever it is called.
-_AS_A_LIST_RE = re.compile(
+_AS_A_LIST = (
     r"(?:\busing|\blisted (?:at|on|in|by)|\bfound (?:in|on)(?: one or more| a)?|"
-    r"\b(?:rbl|dnsbl|rhsbl|black[- ]?list|block[- ]?list)s?:?)\s{1,3}[\[(<'\"]?$",
-    re.IGNORECASE,
+    r"\b(?:rbl|dnsbl|rhsbl|black[- ]?list|block[- ]?list)s?:?)\s{1,3}[\[(<'\"]?$"
 )
+
+
+# Compiled on the first reply read, and the top-level domains read then too: a process that
+# reads no refusal (`fleet --version`, a healthy sweep) pays neither (issue 20).
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], frozenset[str]]:
+    from fleet.judgement.top_level_domains import TOP_LEVEL_DOMAINS
+
+    return (
+        re.compile(_NAME, re.IGNORECASE),
+        re.compile(_KEPT, re.IGNORECASE),
+        re.compile(_AS_A_LIST, re.IGNORECASE),
+        TOP_LEVEL_DOMAINS,
+    )
 
 
 # An IP address written with placeholders ("The sender xxx.xxx.xxx.xxx is banned"): ".xxx" is a
@@ -84,12 +95,13 @@ def _is_top_level(label: str) -> bool:
             label = "xn--" + label.encode("punycode").decode("ascii")
         except UnicodeError:
             return False
-    return label in TOP_LEVEL_DOMAINS
+    return label in _patterns()[3]
 
 
 def _masked_name(match: re.Match[str]) -> str:
     whole = match.group(0)
-    if match.group("link") is not None or _KEPT_RE.search(whole):
+    _, kept, as_a_list, _ = _patterns()
+    if match.group("link") is not None or kept.search(whole):
         return whole
     if _IP_PLACEHOLDER_RE.fullmatch(whole):
         return whole
@@ -100,7 +112,7 @@ def _masked_name(match: re.Match[str]) -> str:
     if end == 0:
         return whole
     before = match.string[max(0, match.start() - 40) : match.start()]
-    if _AS_A_LIST_RE.search(before):
+    if as_a_list.search(before):
         return whole
     rest = labels[end + 1 :]
     return NEUTRAL + "".join("." + label for label in rest)
@@ -111,4 +123,4 @@ def masked(text: str) -> str:
     those that are evidence (see the module's docstring)."""
     if "." not in text:
         return text
-    return _NAME_RE.sub(_masked_name, text)
+    return _patterns()[0].sub(_masked_name, text)
