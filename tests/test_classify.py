@@ -4560,3 +4560,59 @@ def test_the_new_families_leave_a_named_cause_to_decide(
     stage: str, code: int, text: str, category: str
 ) -> None:
     _assert_reads(stage, code, text, category)
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "text", "category"),
+    [
+        # -- review I: a family's phrase must not hide the cause a reply goes on to name
+        # Haraka's bare "recipient <a> denied" is the recipient's; a reason after it decides
+        ("rcpt", 550, "Recipient <bob@contoso.test> denied", "recipient_rejected"),
+        (
+            "rcpt",
+            550,
+            "5.7.1 Recipient <bob@contoso.test> rejected: your IP 192.0.2.1 is listed on "
+            "zen.spamhaus.org",
+            "ip_reputation",
+        ),
+        ("rcpt", 550, "Recipient <bob@contoso.test> denied: relay access denied", "relay_denied"),
+        # a sender address that is not local is the sender's (or a login wanted), not relaying
+        ("mail", 553, "5.7.1 Sender address is not local", "sender_rejected"),
+        (
+            "mail",
+            550,
+            "5.7.1 Your sender address is not local; please authenticate",
+            "auth_required",
+        ),
+        # a spam score over its threshold is the message's, not a sending limit
+        ("data", 554, "5.7.1 Spam score 12.3 exceeded the maximum threshold", "message_rejected"),
+        # a sender check that could not run is a deferral only in a 4xx
+        ("data", 451, "#4.7.1 Unable to perform DMARC verification.", "temporary_failure"),
+        (
+            "data",
+            550,
+            "5.7.1 Unable to perform DMARC verification: message fails DMARC policy of "
+            "contoso.test",
+            "sender_rejected",
+        ),
+        # the open relay test named in a relay refusal is the relay's; alone, the IP's
+        ("rcpt", 550, "5.7.1 Relaying denied. Sender failed the open relay check", "relay_denied"),
+        ("banner", 554, "openrelay check.", "ip_reputation"),
+        # a list named after "is in", "appears in", "see" is evidence, host name or not
+        ("rcpt", 550, "5.7.1 Rejected because 192.0.2.1 is in dnsbl.njabl.org", "ip_reputation"),
+        ("rcpt", 554, "Rejected: 192.0.2.1 appears in ix.dnsbl.manitu.net", "ip_reputation"),
+        # sentences run together keep their words ("blacklisted.to" is no host in Tonga)
+        (
+            "rcpt",
+            550,
+            "5.7.1 Your IP address 192.0.2.1 is blacklisted.to remove it contact postmaster",
+            "ip_reputation",
+        ),
+        # an address verification that found its answer is that answer
+        ("rcpt", 450, "4.1.1 Unable to verify recipient: user unknown", "recipient_rejected"),
+    ],
+)
+def test_a_familys_phrase_does_not_hide_the_cause_a_reply_names(
+    stage: str, code: int, text: str, category: str
+) -> None:
+    _assert_reads(stage, code, text, category)

@@ -45,6 +45,20 @@ KEPT = (
     "trendmicro",
     "rfc-ignorant",
     "openspf",  # openspf.net/why: an SPF verdict
+    "manitu",
+    "spamrats",
+    "dronebl",
+    "blocklist.de",
+    "backscatterer",
+    "junkemailfilter",
+    "senderscore",
+    "nixspam",
+    "0spam",
+    "s5h.net",
+    "interserver",
+    "gbudb",
+    "lashback",
+    "njabl",
 )
 _KEPT = "|".join(re.escape(name) for name in KEPT)
 
@@ -61,7 +75,7 @@ _NAME = (
 
 # A zone named as the list that blocked: the name then is the evidence, whatever it is called.
 _AS_A_LIST = (
-    r"(?:\busing|\blisted (?:at|on|in|by)|\bfound (?:in|on)(?: one or more| a)?|"
+    r"(?:\busing|\blisted (?:at|on|in|by)|\b(?:is|are|appears?|was|were) (?:in|on)|\bsee|\bfound (?:in|on)(?: one or more| a)?|"
     r"\b(?:rbl|dnsbl|rhsbl|black[- ]?list|block[- ]?list)s?:?)\s{1,3}[\[(<'\"]?$"
 )
 
@@ -83,6 +97,13 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], froz
 # An IP address written with placeholders ("The sender xxx.xxx.xxx.xxx is banned"): ".xxx" is a
 # top-level domain, but this is the client's address, evidence about the IP.
 _IP_PLACEHOLDER_RE = re.compile(r"(?:[0-9x*]{1,3}\.){3}[0-9x*]{1,3}", re.IGNORECASE)
+
+
+# Top-level domains that are also short English words: "word.to" of two labels is more
+# likely two sentences run together ("is blacklisted.to remove it") than a host in Tonga.
+_SENTENCE_WORDS = frozenset(
+    "to in no is at me it do so us be by my or on we go an as am if".split()
+)
 
 
 def _is_top_level(label: str) -> bool:
@@ -109,7 +130,7 @@ def _masked_name(match: re.Match[str]) -> str:
     # the last label that is a top-level domain ends the host name; what follows it is the
     # next sentence run in ("mx.example.net.Please"). None: words and codes, not a name.
     end = next((i for i in range(len(labels) - 1, 0, -1) if _is_top_level(labels[i])), 0)
-    if end == 0:
+    if end == 0 or (len(labels) == 2 and labels[1].lower() in _SENTENCE_WORDS):
         return whole
     before = match.string[max(0, match.start() - 40) : match.start()]
     if as_a_list.search(before):

@@ -165,6 +165,7 @@ class RuleId(StrEnum):
     auth_failures_counted = "auth.failures_counted"
     dns_lookup_deferred = "dns.lookup_deferred"
     dns_check_temperror = "dns.check_temperror"
+    dns_check_not_run = "dns.check_not_run"
     smtp_session_timeout = "smtp.session_timeout"
     smtp_own_check_deferred = "smtp.own_check_deferred"
     smtp_policy_deferral = "smtp.policy_deferral"

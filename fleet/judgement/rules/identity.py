@@ -394,8 +394,10 @@ IDENTITY: tuple[Rule, ...] = (
         # the client named as an open relay or proxy (indimail "No mail accepted from an open
         # relay (<ip>)"): the IP's standing, found by a relay test or list
         r"(?:is|which is|from|are) an open (?:relay|proxy)\b|spam from your (?:mail )?server|\(IP[- ]based\)|"
-        # ... the relay test itself refusing at the greeting ("openrelay check.")
-        r"\bopen ?relay check\b|"
+        # ... the relay test itself refusing at the greeting ("openrelay check."); a relay
+        # refusal that says the client failed the test ("Relaying denied. Sender failed the
+        # open relay check") is the relay's, not the IP's
+        r"(?<!failed the )(?<!fails the )(?<!failed an )\bopen ?relay check\b|"
         r"messages from \[?[0-9a-f.:]+\]?(?:[^.;]|\.(?=\w)){0,40}(?:permanently deferred|blocked|refused)|"
         r"\bbad (?:client |sending |source )?IP\b|\bopen proxy\b|"
         # a client that may not send direct to MX (a dynamic or end-user source, in other words)

@@ -224,14 +224,27 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # (maddy's "4.7.20 Temporary error during DKIM verification")
         r"verification|validation)\b|"
         r"\b(?:SPF|DKIM|DMARC|ARC)\b(?:[^.;:!]|\.(?=\w)){0,30}?\btemporar(?:y|ily) "
-        r"(?:errors?|failures?|failed|unavailable)\b|"
-        # the check that could not run (Cisco's "#4.7.1 Unable to perform DMARC verification.")
-        r"\b(?:unable to|could not|cannot|can ?not|failed to) (?:perform|complete|run|do) (?:the |a "
-        r"|an )?(?:SPF|DKIM|DMARC|ARC) (?:verification|validation|check|evaluation|lookup)\b",
+        r"(?:errors?|failures?|failed|unavailable)\b",
         # (the client IP's own name is reverse DNS, which the site fixes: its rules decide;
         # Gmail's 4.7.26 "Unauthenticated email ... not accepted due to domain's DMARC policy,
         # but temporary DNS failures prevent authentication" asks the sender domain to fix it)
         unless=r"\bPTR\b|reverse|\brdns\b|\bunauthenticated (?:e-?mail|mail|messages?)\b",
+    ),
+    # -- ... or a sender check that could not run, in a 4xx (Cisco's "#4.7.1 Unable to perform
+    # DMARC verification."); a 5xx so worded goes on to give its verdict ("550 5.7.1 Unable to
+    # perform DMARC verification: message fails DMARC policy"): the sender's rules decide
+    Rule(
+        RuleId.dns_check_not_run,
+        Category.temporary_failure,
+        "the receiver deferred: a sender check it runs (SPF, DKIM, DMARC) could not run",
+        "{host} could not run its sender checks (SPF, DKIM or DMARC of the sender's domain) "
+        "and deferred: run the site again later; if it persists, check that the sender "
+        "domain's DNS answers queries from the internet.",
+        text=r"\b(?:unable to|could not|cannot|can ?not|failed to) (?:perform|complete|run|do) "
+        r"(?:the |a |an )?(?:SPF|DKIM|DMARC|ARC) (?:verification|validation|check|evaluation|"
+        r"lookup)\b",
+        code_class="4",
+        unless=r"\bPTR\b|reverse|\brdns\b",
     ),
     # -- a 4xx that says the receiver's own check could not run now: its virus scanner or
     # filter failed or is not ready (Mailu "Please retry later (anti-virus/oletools not
@@ -257,7 +270,9 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\b(?:unable to|could not|cannot|can ?not) verify (?:the )?(?:sender|recipient)\b",
         # ... but a filter that rejected or found something gave a verdict ("Rejected by spam
         # filter: SPF check failed", "Spam filter detected spam, delivery failed")
-        unless=r"\b(?:rejected|refused) by\b|\bdetected\b|\bfound\b|\bSPF\b|DKIM|DMARC",
+        # (... and one that says what it found: "Unable to verify recipient: user unknown")
+        unless=r"\b(?:rejected|refused) by\b|\bdetected\b|\bfound\b|\bSPF\b|DKIM|DMARC|"
+        r"\bunknown\b|\bno such\b|\bdoes not exist\b",
         code_class="4",
     ),
     # -- a deferral the receiver's policy asked for in so many words, whatever the wrapper
@@ -377,7 +392,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # attempts is achieved the maximum threshold", "too many same size mails.", "Since you
         # sent too many e-mails, you are not allowed to send more", Sophos's "5.7.28 Mail flood
         # detected" (RFC 3463's X.7.28 "mail flood detection"), "max messages per session"
-        r"\b(?:achieved|reached|hit|exceeded) (?:the |its )?max(?:imum)? threshold\b|"
+        r"\b(?:attempts|connections|messages|mails|recipients|rcpts?)\b[^.;]{0,40}?\b(?:achieved|reached|hit|exceeded) (?:the |its )?max(?:imum)? threshold\b|"
         rf"\b{vocabulary.TOO_MANY} (?:similar|identical|same[- ]size|same) (?:e-?mails?|mails?|"
         r"messages?)\b|"
         rf"\b(?:sent|sending|send) {vocabulary.TOO_MANY} (?:e-?mails?|mails?|messages?)\b|"
@@ -585,7 +600,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         # Zoho's 452 "<a> Mailbox delivery restricted by policy error"
         r"\bmail ?box delivery (?:is )?restricted\b|"
         # Haraka's refusal of the recipient by a plugin that gave no text
-        r"\brecipient <[^<>\s]{1,254}> (?:denied|rejected|refused)\b|"
+        r"\brecipient <[^<>\s]{1,254}> (?:denied|rejected|refused)\b(?!\s*[:;,-]\s*\w)|"
         # spamdyke "Refused. Mail is not being accepted at this address."
         r"\b(?:e-?mail|mail|messages?) (?:is |are )?not (?:being )?accepted (?:at|for|by) (?:this|"
         rf"that|the) (?:address|recipient|mailbox)\b|\b{vocabulary.TOO_MANY} (?:items|objects|folders) in "
@@ -639,7 +654,7 @@ NAMED_FAMILIES: tuple[Rule, ...] = (
         r"\bnot accept(?:ing)? (?:e-?mail|mail|messages?) for (?:this |that |the |your )?domain\b|"
         # the recipient not one of its own (MailEnable "mailbox unavailable or is not local",
         # AliMail "Rcptto account isn't a local account", BT "no authorised destination groups")
-        r"\b(?:mail ?box|recipient|rcpt ?to|account|address)(?: account| address)?(?: unavailable)? "
+        r"(?<!sender )(?<!from )\b(?:mail ?box|recipient|rcpt ?to|account|address)(?: account| address)?(?: unavailable)? "
         r"(?:or )?(?:is not|isnt) (?:a )?local\b|\bno authori[sz]ed destination\b",
         stages=(Stage.mail, Stage.rcpt),
         # "does not relay dynamically-assigned IP ranges" is about the IP (Outlook.com DY-001)
