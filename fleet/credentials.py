@@ -68,6 +68,7 @@ _SPACE = re.compile(rf"[\s{_INVISIBLE}]")
 _INVISIBLES = re.compile(rf"[{_INVISIBLE}]+")
 
 M = TypeVar("M", bound=Struct)
+_UNSEEN: Any = object()  # a string not scrubbed yet (Secrets._clean)
 
 
 class SecretSource(NamedTuple):  # not a frozen dataclass: see fleet/plan.py
@@ -350,23 +351,34 @@ class Secrets:
         """The model with every string in it scrubbed (the same object when nothing was)."""
         if not self:
             return model
-        cleaned = self._clean(model)
+        # A site's result holds most of its strings more than once (each device's commands,
+        # replies, findings and remediations: 116,000 strings, 48,000 distinct, in a sweep of
+        # 1,000 sites with 5 copiers each): each distinct one is scrubbed once per model.
+        # The book does not change meanwhile (secrets are added on the loop, and this runs
+        # on it without a pause), so every copy reads as the first did.
+        cleaned = self._clean(model, {})
         assert isinstance(cleaned, type(model))  # noqa: S101 - _clean keeps types
         return cleaned
 
-    def _clean(self, value: Any) -> Any:
+    def _clean(self, value: Any, seen: dict[str, str | None]) -> Any:
+        """`value` with its strings scrubbed; `seen` holds each string scrubbed so far (None
+        when it was clean: the caller's own object is then returned, never a copy's)."""
         if type(value) is str:  # not an enum value: those are ours
-            return self.scrub(value)
+            known = seen.get(value, _UNSEEN)
+            if known is _UNSEEN:
+                scrubbed = self.scrub(value)
+                known = seen[value] = None if scrubbed is value else scrubbed
+            return value if known is None else known
         if isinstance(value, Struct):  # a result (fleet/results.py)
             update = {}
             for name in value.__struct_fields__:
                 field = getattr(value, name)
-                clean = self._clean(field)
+                clean = self._clean(field, seen)
                 if clean is not field:
                     update[name] = clean
             return structs.replace(value, **update) if update else value
         if isinstance(value, list | tuple):
-            items = [self._clean(item) for item in value]
+            items = [self._clean(item, seen) for item in value]
             if all(a is b for a, b in zip(items, value, strict=True)):
                 return value
             return type(value)(items)
@@ -376,7 +388,7 @@ class Secrets:
             cleaned = {}
             changed = False
             for key, item in value.items():
-                clean_key, clean_item = self._clean(key), self._clean(item)
+                clean_key, clean_item = self._clean(key, seen), self._clean(item, seen)
                 changed = changed or clean_key is not key or clean_item is not item
                 cleaned[clean_key] = clean_item
             return cleaned if changed else value

@@ -200,3 +200,23 @@ def test_a_site_with_nothing_secret_in_it_is_returned_as_is() -> None:
     assert reply is not None
     assert reply.text == f"bad {REDACTED}"
     assert clean.devices[0] is leaking.devices[0]  # what had nothing secret is kept
+
+
+def test_a_string_held_twice_in_a_model_is_scrubbed_the_same_each_time() -> None:
+    """Each distinct string of a model is scrubbed once (a site holds most of its strings
+    more than once); every copy reads as the first, and a clean copy stays the very object
+    its holder had, so that nothing clean is rebuilt."""
+    leak, clean_text = f"535 bad {PASSWORD}", "250 2.1.5 Recipient OK"
+    # equal strings that are not the same object, as a site's devices hold them
+    twins = ["".join(list(leak)) for _ in range(2)] + ["".join(list(clean_text)) for _ in range(2)]
+    assert twins[0] is not twins[1]
+    assert twins[2] is not twins[3]
+    replies = [Reply(code=250, text=text) for text in twins]
+    stages = [StageResult(stage=Stage.rcpt, status=StageStatus.ok, reply=r) for r in replies]
+    record = ConversationRecord(host="smtp.contoso.test", port=587, transcript=stages)
+    clean = book().scrub_model(record)
+    said = [s.reply.text for s in clean.transcript if s.reply is not None]
+    assert said == [f"535 bad {REDACTED}"] * 2 + [clean_text] * 2
+    assert clean.transcript[2] is stages[2]
+    assert clean.transcript[3] is stages[3]
+    assert all(book().scrub(text) == text_said for text, text_said in zip(twins, said, strict=True))
