@@ -45,6 +45,10 @@ SUBMISSION = Context(
         ("virus.xn--mnchen-3ya.de", NEUTRAL),
         # a sentence run into the host name after it
         ("relay.example.net.Please retry", f"{NEUTRAL}.Please retry"),
+        # a link's host, its scheme, "www." and path kept
+        ("see https://spam.example.net/help", f"see https://{NEUTRAL}/help"),
+        ("visit www.rbl.example.com/delist", f"visit www.{NEUTRAL}/delist"),
+        ("blocked. see relay.example.net/blocks", f"blocked. see {NEUTRAL}/blocks"),
         # the listed domain too: the finding names it from the reply as written
         (
             "Sender address [bob@spam.example.com] blocked using dbl.spamhaus.org",
@@ -73,10 +77,11 @@ def test_a_host_name_reads_as_a_neutral_name(text: str, expected: str) -> None:
         # a zone named as the list that blocked, whatever it is called
         "blocked using rbl.example.net",
         "listed in work.drbl.imedia.ru",
-        # links, host and path: rules read vendors' pages
+        # links to the lists' pages, and a case link a rule reads by its host
+        "see https://www.spamhaus.org/query/ip/203.0.113.5",
+        "see https://www.spamcop.net/bl.shtml?203.0.113.5",
         "see https://postmaster.gmx.net/en/case?c=bl&i=ip",
-        "blocked for abuse. see att.net/blocks",
-        "visit www.example.com/delist",
+        "see https://203.0.113.5/delist",
     ],
 )
 def test_what_is_evidence_or_no_host_name_stays(text: str) -> None:
@@ -192,6 +197,7 @@ def test_a_host_name_is_never_the_only_evidence_for_a_category(
                 f"{text} ({host})",
                 f"{text} <postmaster@{host}>",
                 f"{text} [{host.upper()}.]",
+                f"{text} see https://{host}/info",
             ):
                 category = classify_reply(stage, make_reply(code, form), context).category
                 if category is not alone:

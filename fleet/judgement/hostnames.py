@@ -9,8 +9,9 @@ itself the evidence a rule or evidence.py reads:
   zen.spamhaus.org", "ipcheck.proofpoint.com", "dbl.spamhaus.org");
 - any zone named as the list that blocked ("blocked using bl.example.org", "listed in
   work.drbl.imedia.ru", "found on dnsbl.example.net": `_AS_A_LIST_RE`);
-- links (a scheme, "www.", or a name followed by a path): rules read vendors' pages and their
-  paths ("spamcop.net/bl", "postmaster.gmx.net/...?c=bl", "att.net/blocks").
+- in a link, its scheme, "www." and path: rules read them ("visit https://", "query/ip",
+  "spamcop.net/bl"); its host is masked like any other name unless it is one above (GMX's and
+  WEB.DE's "postmaster.gmx.net/...?c=bl" case links are read by a rule).
 A name is a host name only when its last label is a top-level domain written as host names are
 (lower or upper case): "rejected.Please" is two words run together, "5.7.1" a status code.
 """
@@ -59,6 +60,8 @@ KEPT = (
     "gbudb",
     "lashback",
     "njabl",
+    "postmaster.gmx.",  # GMX's and WEB.DE's case links ("postmaster.gmx.net/...?c=bl")
+    "postmaster.web.",
 )
 _KEPT = "|".join(re.escape(name) for name in KEPT)
 
@@ -66,9 +69,12 @@ _KEPT = "|".join(re.escape(name) for name in KEPT)
 # hostile server's 40,000 dots must not cost more than one pass.
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _NAME = (
-    # a link, kept whole: a scheme or "www.", or a name followed by a path
-    r"(?P<link>\b(?:[a-z][a-z0-9+.-]{1,15}://|www\.)[^\s<>\"'\])]{1,2000}|"
-    rf"(?<![\w.-])(?:{_LABEL}\.){{1,12}}{_LABEL}/[^\s<>\"'\])]{{0,2000}})|"
+    # a link: its host is a name like any other, its scheme, "www." and path are kept (rules
+    # read "visit https://", "query/ip", "spamcop.net/bl")
+    r"(?P<scheme>\b[a-z][a-z0-9+.-]{1,15}://(?:www\.)?|\bwww\.)"
+    rf"(?P<host>(?:{_LABEL}\.){{0,12}}{_LABEL})?(?P<path>[^\s<>\"'\])]{{0,2000}})|"
+    # a name followed by a path: a link without its scheme ("att.net/blocks")
+    rf"(?<![\w.-])(?P<bare>(?:{_LABEL}\.){{1,12}}{_LABEL})(?P<after>/[^\s<>\"'\])]{{0,2000}})|"
     # a name: two labels or more, not inside a longer run of them
     rf"(?<![\w-])(?P<name>(?:{_LABEL}\.){{1,12}}{_LABEL})(?![\w-])"
 )
@@ -120,11 +126,19 @@ def _is_top_level(label: str) -> bool:
 
 
 def _masked_name(match: re.Match[str]) -> str:
-    whole = match.group(0)
+    # (a link is a page, not a zone named as a list: "see https://spam.example.net/help")
+    if match.group("scheme") is not None:
+        host = match.group("host") or ""
+        return match.group("scheme") + _masked_host(host, None) + match.group("path")
+    if match.group("bare") is not None:
+        return _masked_host(match.group("bare"), None) + match.group("after")
+    return _masked_host(match.group("name"), match)
+
+
+def _masked_host(whole: str, match: re.Match[str] | None) -> str:
+    """`match`: the plain name's, to read what comes before it (a zone named as the list)."""
     _, kept, as_a_list, _ = _patterns()
-    if match.group("link") is not None or kept.search(whole):
-        return whole
-    if _IP_PLACEHOLDER_RE.fullmatch(whole):
+    if "." not in whole or kept.search(whole) or _IP_PLACEHOLDER_RE.fullmatch(whole):
         return whole
     labels = whole.split(".")
     # the last label that is a top-level domain ends the host name; what follows it is the
@@ -132,9 +146,10 @@ def _masked_name(match: re.Match[str]) -> str:
     end = next((i for i in range(len(labels) - 1, 0, -1) if _is_top_level(labels[i])), 0)
     if end == 0 or (len(labels) == 2 and labels[1].lower() in _SENTENCE_WORDS):
         return whole
-    before = match.string[max(0, match.start() - 40) : match.start()]
-    if as_a_list.search(before):
-        return whole
+    if match is not None:
+        before = match.string[max(0, match.start() - 40) : match.start()]
+        if as_a_list.search(before):
+            return whole
     rest = labels[end + 1 :]
     return NEUTRAL + "".join("." + label for label in rest)
 
