@@ -8,7 +8,7 @@ itself the evidence a rule or evidence.py reads:
 - the blocklists' and reputation services' own zones and check hosts (KEPT: "blocked using
   zen.spamhaus.org", "ipcheck.proofpoint.com", "dbl.spamhaus.org");
 - any zone named as the list that blocked ("blocked using bl.example.org", "listed in
-  work.drbl.imedia.ru", "found on dnsbl.example.net": `_AS_A_LIST_RE`);
+  work.drbl.imedia.ru", "found on dnsbl.example.net": `_AS_A_LIST`);
 - in a link, its scheme, "www." and path: rules read them ("visit https://", "query/ip",
   "spamcop.net/bl"); its host is masked like any other name unless it is one above (GMX's and
   WEB.DE's "postmaster.gmx.net/...?c=bl" case links are read by a rule).
