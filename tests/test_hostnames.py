@@ -66,6 +66,8 @@ def test_a_host_name_reads_as_a_neutral_name(text: str, expected: str) -> None:
         # words run together after a full stop: not host names
         "Message rejected.Please contact your administrator",
         "Access denied.No relaying",
+        "Your IP is blacklisted.to remove it, write to us",
+        "Relaying denied.in case of doubt call us",
         # enhanced codes, IPs, an IP written with placeholders ("xxx" is a top-level domain)
         "5.7.1 Client host [192.0.2.1] rejected",
         "The sender xxx.xxx.xxx.xxx is banned",
