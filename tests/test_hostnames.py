@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,12 @@ from fleet.classify import classify_reply, make_reply
 from fleet.judgement.context import Context
 from fleet.judgement.hostnames import NEUTRAL, masked
 from fleet.judgement.replies import read_text
+from fleet.lab.certs import LabCertificates
+from fleet.lab.dns import LabDns
 from fleet.results import Category, Mode, Stage
+
+from .conftest import fleet_env, run_fleet_async
+from .corpus_replay import PASSWORD_ENV, Entry, ReplayServer, inventory
 
 SITE_IP = "203.0.113.5"
 DIRECT_SEND = Context(
@@ -205,3 +211,70 @@ def test_a_host_name_is_never_the_only_evidence_for_a_category(
                 if category is not alone:
                     changed.append(f"{form}: {category.value}, alone {alone.value}")
         assert not changed, "\n".join(changed)
+
+
+# Through the command line against a loopback server: the flag follows the evidence, not the
+# host names around it (id, stage, code, text, category, DIRECT_SEND_DIRTY_IP expected)
+_REPLAYED = (
+    (
+        "spamfilter-host-then-zen-listing",
+        "rcpt",
+        554,
+        "mx01.spamfilter.example.net 5.7.1 Service unavailable; Client host [192.0.2.1] blocked "
+        "using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1",
+        "ip_reputation",
+        True,
+    ),
+    (
+        "rbl-host-banner-not-accepting",
+        "banner",
+        554,
+        "rbl.example.net ESMTP not accepting connections",
+        "unrecognised_refusal",
+        False,
+    ),
+    (
+        "mx-host-timeout",
+        "data",
+        421,
+        "4.4.2 mx.example.com Error: timeout exceeded",
+        "temporary_failure",
+        False,
+    ),
+    (
+        "relay-host-dbl-listing",
+        "rcpt",
+        554,
+        "5.7.1 Service unavailable; Sender address [bob@spam.example.com] blocked using "
+        "dbl.spamhaus.org (relay.example.net)",
+        "domain_reputation",
+        False,
+    ),
+)
+
+
+async def test_direct_send_dirty_ip_follows_the_evidence_not_the_host_names(
+    lab_dns: LabDns, certs: LabCertificates, write_inventory: Callable[..., Path]
+) -> None:
+    entries = [
+        Entry(i, "unknown", stage, code, text, cat) for i, stage, code, text, cat, _ in _REPLAYED
+    ]
+    server = ReplayServer(entries, certs)
+    port = await server.start()
+    try:
+        path = write_inventory(inventory(entries, lab_dns, port, str(certs.ca_file)))
+        env = fleet_env(**{PASSWORD_ENV: "replay-test-password"})
+        run = await run_fleet_async(
+            "sweep", "-i", str(path), "--format", "json", "--no-store", "--send-test", env=env
+        )
+    finally:
+        await server.stop()
+    assert run.code in (0, 1, 2), run.stderr
+    sites = {s["site"]: s for s in json.loads(run.stdout)["sites"]}
+    got = []
+    for index, (entry_id, *_) in enumerate(_REPLAYED):
+        site = sites[f"e{index:03d}"]
+        (device,) = site["devices"]
+        flagged = any(f["code"] == "DIRECT_SEND_DIRTY_IP" for f in site["flags"])
+        got.append((entry_id, device["category"], flagged))
+    assert got == [(i, category, dirty) for i, *_, category, dirty in _REPLAYED]
