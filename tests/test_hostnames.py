@@ -55,6 +55,11 @@ SUBMISSION = Context(
         ("see https://spam.example.net/help", f"see https://{NEUTRAL}/help"),
         ("visit www.rbl.example.com/delist", f"visit www.{NEUTRAL}/delist"),
         ("blocked. see relay.example.net/blocks", f"blocked. see {NEUTRAL}/blocks"),
+        # a list word in a link before it does not make the name a list's zone
+        (
+            "see https://mxtoolbox.com/lookup#blacklists (ptr.example.net)",
+            f"see https://{NEUTRAL}/lookup#blacklists ({NEUTRAL})",
+        ),
         # the listed domain too: the finding names it from the reply as written
         (
             "Sender address [bob@spam.example.com] blocked using dbl.spamhaus.org",

@@ -82,7 +82,7 @@ _NAME = (
 # A zone named as the list that blocked: the name then is the evidence, whatever it is called.
 _AS_A_LIST = (
     r"(?:\busing|\blisted (?:at|on|in|by)|\b(?:is|are|appears?|was|were) (?:in|on)|\bsee|\bfound (?:in|on)(?: one or more| a)?|"
-    r"\b(?:rbl|dnsbl|rhsbl|black[- ]?list|block[- ]?list)s?:?)\s{1,3}[\[(<'\"]?$"
+    r"(?<![/#?=&.])\b(?:rbl|dnsbl|rhsbl|black[- ]?list|block[- ]?list)s?:?)\s{1,3}[\[(<'\"]?$"
 )
 
 
