@@ -634,14 +634,7 @@ class _Probe:
             # protocol. The handshake worked: say so, with what it negotiated.
             after = isinstance(exc, aiosmtplib.SMTPConnectResponseError | OutOfStep)
             if after or "ready message" in str(exc):
-                self._record_tls()
-                self.state.stages.append(
-                    StageResult(
-                        stage=Stage.tls,
-                        status=StageStatus.ok,
-                        command="TLS handshake (implicit TLS)",
-                    )
-                )
+                self._implicit_tls_worked()
                 stage, fault = Stage.banner, classify_exception(Stage.banner, exc)
             else:
                 stage, fault = Stage.tls, handshake_fault(exc, self.spec.tls_max)
@@ -649,16 +642,7 @@ class _Probe:
             self._fault(stage, None, fault, time.perf_counter() - began)
             raise _Stop from None
         self.state.current = None
-        self._record_tls()
-        self.state.stages.append(
-            StageResult(
-                stage=Stage.tls,
-                status=StageStatus.ok,
-                command="TLS handshake (implicit TLS)",
-                elapsed_s=round(time.perf_counter() - began, 6),
-                detail="timed together with the greeting that followed",
-            )
-        )
+        self._implicit_tls_worked(began)
         self._ok(Stage.banner, None, banner, None)
 
     async def _starttls(self) -> None:
@@ -1139,6 +1123,20 @@ class _Probe:
                 if self.site_ip is None or not on_local_network(self.site_ip):
                     echoed = None
             self.state.observed_ip = echoed
+
+    def _implicit_tls_worked(self, began: float | None = None) -> None:
+        """Record the implicit TLS handshake that worked, with what it negotiated; timed
+        (from `began`) together with the greeting when that came too."""
+        self._record_tls()
+        self.state.stages.append(
+            StageResult(
+                stage=Stage.tls,
+                status=StageStatus.ok,
+                command="TLS handshake (implicit TLS)",
+                elapsed_s=None if began is None else round(time.perf_counter() - began, 6),
+                detail=None if began is None else "timed together with the greeting that followed",
+            )
+        )
 
     def _record_tls(self) -> None:
         smtp = self.smtp
